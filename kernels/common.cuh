@@ -1,0 +1,95 @@
+// common.cuh: helpers shared by every kernel in kernels/*.cu.
+//
+// Each kernels/<op>.cu is compiled by build.rs as its own PTX module (NVRTC or nvcc, virtual
+// arch compute_80, -I kernels/ and the CUDA headers of .cuda-toolchain/), so this header must
+// stay self-contained: no host headers, no <cstdint>, nothing that NVRTC lacks.
+//
+// Conventions followed by every kernel:
+// - entry points are extern "C" (unmangled, so the host side finds them by name) and are named
+//   <op>_<pass>_v<N>, e.g. softmax_nll_fwd_bwd_v1; older versions stay for parity and benches;
+// - tensors are dense fp32 unless the name says otherwise; element offsets that can exceed
+//   2^31 are computed in 64 bits (pixelrnn_index_t);
+// - blocks are 1-D with PIXELRNN_BLOCK threads unless a kernel's comment says otherwise.
+#pragma once
+
+#define PIXELRNN_WARP 32
+#define PIXELRNN_BLOCK 256
+#define PIXELRNN_FULL_MASK 0xffffffffu
+
+#define PIXELRNN_DEVICE __device__ __forceinline__
+#define PIXELRNN_KERNEL extern "C" __global__
+
+typedef long long pixelrnn_index_t;
+
+// Largest finite float; -PIXELRNN_FLT_MAX is the identity of a max reduction that is safe to
+// subtract from (unlike -inf, which gives nan for -inf - -inf).
+#define PIXELRNN_FLT_MAX 3.402823466e+38f
+
+PIXELRNN_DEVICE int pixelrnn_ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Global index of this thread in a 1-D launch, and the stride of a grid-stride loop.
+PIXELRNN_DEVICE pixelrnn_index_t pixelrnn_global_thread() {
+    return (pixelrnn_index_t)blockIdx.x * blockDim.x + threadIdx.x;
+}
+PIXELRNN_DEVICE pixelrnn_index_t pixelrnn_grid_stride() {
+    return (pixelrnn_index_t)gridDim.x * blockDim.x;
+}
+
+// Butterfly reductions over a full warp: every lane gets the result.
+PIXELRNN_DEVICE float pixelrnn_warp_sum(float v) {
+#pragma unroll
+    for (int offset = PIXELRNN_WARP / 2; offset > 0; offset >>= 1) {
+        v += __shfl_xor_sync(PIXELRNN_FULL_MASK, v, offset);
+    }
+    return v;
+}
+
+PIXELRNN_DEVICE float pixelrnn_warp_max(float v) {
+#pragma unroll
+    for (int offset = PIXELRNN_WARP / 2; offset > 0; offset >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(PIXELRNN_FULL_MASK, v, offset));
+    }
+    return v;
+}
+
+// Block-wide sum for blockDim.x a multiple of 32 (at most 1024); every thread gets the result.
+// `scratch` is __shared__ float[32]. Contains __syncthreads(): call from all threads.
+PIXELRNN_DEVICE float pixelrnn_block_sum(float v, float* scratch) {
+    const int lane = threadIdx.x % PIXELRNN_WARP;
+    const int warp = threadIdx.x / PIXELRNN_WARP;
+    const int warps = blockDim.x / PIXELRNN_WARP;
+    v = pixelrnn_warp_sum(v);
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    return pixelrnn_warp_sum(v);
+}
+
+// Block-wide max, same contract as pixelrnn_block_sum.
+PIXELRNN_DEVICE float pixelrnn_block_max(float v, float* scratch) {
+    const int lane = threadIdx.x % PIXELRNN_WARP;
+    const int warp = threadIdx.x / PIXELRNN_WARP;
+    const int warps = blockDim.x / PIXELRNN_WARP;
+    v = pixelrnn_warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : -PIXELRNN_FLT_MAX;
+    return pixelrnn_warp_max(v);
+}
+
+// Numerically stable activations, shared by the losses and the LSTM cells.
+PIXELRNN_DEVICE float pixelrnn_sigmoid(float x) {
+    // exp of a non-positive argument only: no overflow for large |x|.
+    if (x >= 0.0f) {
+        return 1.0f / (1.0f + expf(-x));
+    }
+    const float e = expf(x);
+    return e / (1.0f + e);
+}
+
+// log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)).
+PIXELRNN_DEVICE float pixelrnn_softplus(float x) {
+    return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
+}

@@ -1,0 +1,273 @@
+//! The CPU backend: the reference for every op, and multi-threaded (rayon) with GEMM-based
+//! convolutions so that it is also a usable engine.
+
+pub mod bernoulli_nll;
+pub mod elementwise;
+pub mod gemm;
+pub mod masked_conv2d;
+pub mod optim;
+pub mod softmax_nll;
+
+use super::{AdamStep, Backend, ConvGrads, ConvSpec, RmsPropStep};
+use crate::error::{Error, Result};
+use crate::tensor::{same_shape, Tensor};
+use masked_conv2d::ConvGeom;
+
+/// Host memory and the rayon thread pool.
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// The CPU backend (uses rayon's global pool; set its size with `RAYON_NUM_THREADS` or the
+    /// CLI's `--threads`).
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+fn conv_geom(
+    op: &'static str,
+    x: &Tensor<CpuBackend>,
+    w: &Tensor<CpuBackend>,
+    spec: &ConvSpec,
+) -> Result<ConvGeom> {
+    spec.validate()?;
+    let [n, h, wd, cin] = x.nhwc(op)?;
+    match w.shape.as_slice() {
+        &[cout, wcin, kh, kw] if wcin == cin && kh == spec.kh && kw == spec.kw => Ok(ConvGeom {
+            n,
+            h,
+            w: wd,
+            cin,
+            cout,
+        }),
+        s => Err(Error::shape(
+            op,
+            format!(
+                "weight {s:?} does not fit input {:?} and a {}x{} kernel",
+                x.shape, spec.kh, spec.kw
+            ),
+        )),
+    }
+}
+
+fn loss_shapes(
+    op: &'static str,
+    logits: &Tensor<CpuBackend>,
+    targets: &Tensor<CpuBackend>,
+    per_target: usize,
+) -> Result<usize> {
+    let channels = *targets.shape.last().unwrap_or(&0);
+    let lead_ok = logits.shape.len() == targets.shape.len()
+        && logits.shape[..logits.shape.len() - 1] == targets.shape[..targets.shape.len() - 1];
+    if channels == 0 || !lead_ok || logits.shape.last() != Some(&(per_target * channels)) {
+        return Err(Error::shape(
+            op,
+            format!(
+                "logits {:?} do not match targets {:?} ({} logits per target)",
+                logits.shape, targets.shape, per_target
+            ),
+        ));
+    }
+    Ok(channels)
+}
+
+impl Backend for CpuBackend {
+    type Storage = Vec<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn alloc_zeros(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<Vec<f32>> {
+        Ok(data.to_vec())
+    }
+
+    fn download(&self, data: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(data.clone())
+    }
+
+    fn masked_conv2d_forward(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: &Tensor<Self>,
+        spec: &ConvSpec,
+    ) -> Result<Tensor<Self>> {
+        let g = conv_geom("masked_conv2d_forward", x, w, spec)?;
+        if b.shape != [g.cout] {
+            return Err(Error::shape(
+                "masked_conv2d_forward",
+                format!("bias {:?} should be [{}]", b.shape, g.cout),
+            ));
+        }
+        Ok(Tensor {
+            shape: vec![g.n, g.h, g.w, g.cout],
+            data: masked_conv2d::forward(&x.data, &w.data, &b.data, g, spec),
+        })
+    }
+
+    fn masked_conv2d_backward(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        spec: &ConvSpec,
+        need_dx: bool,
+    ) -> Result<ConvGrads<Self>> {
+        let g = conv_geom("masked_conv2d_backward", x, w, spec)?;
+        if dy.shape != [g.n, g.h, g.w, g.cout] {
+            return Err(Error::shape(
+                "masked_conv2d_backward",
+                format!("output gradient {:?} does not match the output", dy.shape),
+            ));
+        }
+        let (dx, dw, db) = masked_conv2d::backward(&x.data, &w.data, &dy.data, g, spec, need_dx);
+        Ok(ConvGrads {
+            dx: dx.map(|data| Tensor {
+                shape: x.shape.clone(),
+                data,
+            }),
+            dw: Tensor {
+                shape: w.shape.clone(),
+                data: dw,
+            },
+            db: Tensor {
+                shape: vec![g.cout],
+                data: db,
+            },
+        })
+    }
+
+    fn relu_forward(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        Ok(Tensor {
+            shape: x.shape.clone(),
+            data: elementwise::relu_forward(&x.data),
+        })
+    }
+
+    fn relu_backward(&self, y: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
+        same_shape("relu_backward", y, dy)?;
+        Ok(Tensor {
+            shape: y.shape.clone(),
+            data: elementwise::relu_backward(&y.data, &dy.data),
+        })
+    }
+
+    fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>> {
+        same_shape("add", a, b)?;
+        Ok(Tensor {
+            shape: a.shape.clone(),
+            data: elementwise::add(&a.data, &b.data),
+        })
+    }
+
+    fn softmax_nll(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        grad_scale: f32,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        let channels = loss_shapes("softmax_nll", logits, targets, softmax_nll::LEVELS)?;
+        let mut nll = vec![0.0; targets.numel()];
+        let mut dlogits = vec![0.0; logits.numel()];
+        if !softmax_nll::softmax_nll(
+            &logits.data,
+            &targets.data,
+            channels,
+            grad_scale,
+            &mut nll,
+            &mut dlogits,
+        ) {
+            return Err(Error::shape(
+                "softmax_nll",
+                "targets must be integers in 0..=255",
+            ));
+        }
+        Ok((
+            Tensor {
+                shape: targets.shape.clone(),
+                data: nll,
+            },
+            Tensor {
+                shape: logits.shape.clone(),
+                data: dlogits,
+            },
+        ))
+    }
+
+    fn bernoulli_nll(
+        &self,
+        logits: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        grad_scale: f32,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        loss_shapes("bernoulli_nll", logits, targets, 1)?;
+        let mut nll = vec![0.0; targets.numel()];
+        let mut dlogits = vec![0.0; logits.numel()];
+        if !bernoulli_nll::bernoulli_nll(
+            &logits.data,
+            &targets.data,
+            grad_scale,
+            &mut nll,
+            &mut dlogits,
+        ) {
+            return Err(Error::shape("bernoulli_nll", "targets must be 0 or 1"));
+        }
+        Ok((
+            Tensor {
+                shape: targets.shape.clone(),
+                data: nll,
+            },
+            Tensor {
+                shape: logits.shape.clone(),
+                data: dlogits,
+            },
+        ))
+    }
+
+    fn sum(&self, x: &Tensor<Self>) -> Result<f64> {
+        Ok(elementwise::sum(&x.data))
+    }
+
+    fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64> {
+        Ok(elementwise::sum_squares(&x.data))
+    }
+
+    fn scale_inplace(&self, x: &mut Tensor<Self>, s: f32) -> Result<()> {
+        elementwise::scale_inplace(&mut x.data, s);
+        Ok(())
+    }
+
+    fn rmsprop_update(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        ms: &mut Tensor<Self>,
+        step: RmsPropStep,
+    ) -> Result<()> {
+        same_shape("rmsprop_update", param, grad)?;
+        same_shape("rmsprop_update", param, ms)?;
+        optim::rmsprop_update(&mut param.data, &grad.data, &mut ms.data, step);
+        Ok(())
+    }
+
+    fn adam_update(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        step: AdamStep,
+    ) -> Result<()> {
+        same_shape("adam_update", param, grad)?;
+        same_shape("adam_update", param, m)?;
+        same_shape("adam_update", param, v)?;
+        optim::adam_update(&mut param.data, &grad.data, &mut m.data, &mut v.data, step);
+        Ok(())
+    }
+}

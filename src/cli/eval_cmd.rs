@@ -1,0 +1,144 @@
+//! `pixelrnn eval`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use pixelrnn::checkpoint::{write_atomic, Checkpoint};
+use pixelrnn::data::load_dataset;
+use pixelrnn::eval::evaluate;
+use pixelrnn::models::ModelKind;
+use pixelrnn::train::TrainConfig;
+
+use super::DeviceArg;
+
+/// Which split to score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Split {
+    Test,
+    Train,
+}
+
+/// Flags of `pixelrnn eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Run folder or checkpoint.safetensors file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset [default: the one the checkpoint was trained on].
+    #[arg(long)]
+    data: Option<String>,
+    /// Threshold the data to 0/1 [default: as trained].
+    #[arg(long)]
+    binarize: bool,
+    /// Split to score.
+    #[arg(long, value_enum, default_value = "test")]
+    split: Split,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Write the per-sub-pixel NLL (nats, float32, N x H x W x C) to this .npy file.
+    #[arg(long)]
+    dump_nll: Option<PathBuf>,
+    /// Fail unless the checkpoint is of this model.
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
+    /// Score only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// CPU threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn write_nll_npy(path: &PathBuf, shape: [usize; 4], values: &[f32]) -> anyhow::Result<()> {
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::with_capacity(values.len() * 4 + 128);
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&shape.map(|d| d as u64))
+        .writer(&mut bytes)
+        .begin_nd()?;
+    w.extend(values.iter().copied())?;
+    w.finish()?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// Runs `pixelrnn eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let backend = super::cpu_backend(args.device, args.threads)?;
+    let ck = Checkpoint::open(&args.checkpoint)?;
+    if let Some(kind) = args.model {
+        if kind != ck.meta.model.kind {
+            bail!(
+                "{}: a {} checkpoint, not {}",
+                ck.path().display(),
+                ck.meta.model.kind.name(),
+                kind.name()
+            );
+        }
+    }
+    let model = ck.load_model(&backend)?;
+    let saved: TrainConfig = serde_json::from_value(ck.meta.train.clone())
+        .with_context(|| format!("{}: unreadable training config", ck.path().display()))?;
+    let spec = args.data.clone().unwrap_or(saved.data.clone());
+    let data = load_dataset(&spec, args.binarize || (args.data.is_none() && saved.binarize))?;
+    let images = match args.split {
+        Split::Test => &data.test,
+        Split::Train => &data.train,
+    };
+    let t0 = Instant::now();
+    let r = evaluate(
+        &backend,
+        &model,
+        images,
+        args.batch,
+        args.limit,
+        args.dump_nll.is_some(),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    if let (Some(path), Some(per)) = (&args.dump_nll, &r.per_subpixel) {
+        let c = &model.config;
+        write_nll_npy(path, [r.images, c.height, c.width, c.channels], per)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let split = match args.split {
+        Split::Test => "test",
+        Split::Train => "train",
+    };
+    if args.json {
+        let obj = serde_json::json!({
+            "checkpoint": ck.path().display().to_string(),
+            "model": model.config.kind.name(),
+            "data": data.name,
+            "split": split,
+            "images": r.images,
+            "step": ck.meta.step,
+            "test_nll_nats": r.nll_nats,
+            "test_bits_per_dim": r.bits_per_dim,
+            "images_per_sec": r.images as f64 / secs,
+            "seconds": secs,
+        });
+        println!("{obj}");
+    } else {
+        println!(
+            "{} step {} on {} {} ({} images): {:.4} nats/image, {:.5} bits/dim ({:.1} s)",
+            model.config.kind.name(),
+            ck.meta.step,
+            data.name,
+            split,
+            r.images,
+            r.nll_nats,
+            r.bits_per_dim,
+            secs
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! `pixelrnn train`.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use pixelrnn::checkpoint::Checkpoint;
+use pixelrnn::data::{load_dataset, Dataset};
+use pixelrnn::models::{ModelConfig, ModelKind};
+use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
+use pixelrnn::train::{train, Event, TrainConfig};
+
+use super::DeviceArg;
+
+/// Defaults of `pixelrnn train` with no flags: a small PixelCNN on embedded binarized MNIST.
+mod defaults {
+    pub const DATA: &str = "binarized-mnist";
+    pub const LAYERS: usize = 5;
+    pub const HIDDEN: usize = 16;
+    pub const HEAD: usize = 32;
+    pub const BATCH: usize = 16;
+    pub const STEPS: u64 = 2000;
+    pub const EVAL_EVERY: u64 = 250;
+}
+
+/// Flags of `pixelrnn train`. Unset flags take the defaults, or on `--resume` the saved run's
+/// values.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Model variant.
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
+    /// Dataset: binarized-mnist (default), mnist (256 grey levels), or a path to .npy, .npz,
+    /// MNIST IDX or CIFAR-10 binary data.
+    #[arg(long)]
+    data: Option<String>,
+    /// Threshold the data to 0/1 (Bernoulli output).
+    #[arg(long)]
+    binarize: bool,
+    /// Hidden layers after the 7x7 input layer (PixelCNN: residual blocks) [default: 5].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// h: maps between layers have 2h features [default: 16].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// D: width of the output head [default: 32].
+    #[arg(long)]
+    head: Option<usize>,
+    /// Images per step [default: 16].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Optimizer steps [default: 2000].
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<u64>,
+    /// Train for this many passes over the training split instead of --steps.
+    #[arg(long)]
+    epochs: Option<f64>,
+    /// Peak learning rate [default: 1e-3].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Update rule [default: adam].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Clip the global gradient norm to this value [default: off].
+    #[arg(long)]
+    clip: Option<f32>,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    schedule: Option<Schedule>,
+    /// Linear learning-rate warm-up steps [default: 0].
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Seed of the weights and the batch order [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run folder [default: runs/<model>-<unix time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// Evaluate, log and checkpoint every N steps [default: 250].
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Score only the first N test images at each evaluation [default: all].
+    #[arg(long)]
+    eval_images: Option<usize>,
+    /// CPU threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Fails if a flag was given with a value that differs from the resumed run's.
+fn same_on_resume<T: PartialEq + std::fmt::Debug>(
+    flag: &str,
+    given: Option<T>,
+    saved: T,
+) -> anyhow::Result<()> {
+    match given {
+        Some(v) if v != saved => bail!(
+            "--resume: the saved run has {flag} {saved:?}, the command line says {v:?} (drop the flag or start a new --out)"
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn steps_for(args: &TrainArgs, data: &Dataset, batch: usize) -> anyhow::Result<u64> {
+    match (args.steps, args.epochs) {
+        (Some(s), _) => Ok(s),
+        (None, Some(e)) if e > 0.0 && e.is_finite() => {
+            Ok(((e * data.train.n as f64) / batch as f64).ceil().max(1.0) as u64)
+        }
+        (None, Some(e)) => bail!("--epochs must be positive, got {e}"),
+        (None, None) => Ok(defaults::STEPS),
+    }
+}
+
+fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig> {
+    let batch = args.batch.unwrap_or(defaults::BATCH);
+    let steps = steps_for(args, data, batch)?;
+    let model = ModelConfig {
+        kind: args.model.unwrap_or(ModelKind::PixelCnn),
+        height: data.train.height,
+        width: data.train.width,
+        channels: data.train.channels,
+        binary: data.train.binary,
+        layers: args.layers.unwrap_or(defaults::LAYERS),
+        hidden: args.hidden.unwrap_or(defaults::HIDDEN),
+        head: args.head.unwrap_or(defaults::HEAD),
+    };
+    let d = OptimConfig::default();
+    Ok(TrainConfig {
+        model,
+        data: args.data.clone().unwrap_or_else(|| defaults::DATA.into()),
+        binarize: args.binarize,
+        optim: OptimConfig {
+            kind: args.optimizer.unwrap_or(d.kind),
+            lr: args.lr.unwrap_or(d.lr),
+            clip: args.clip,
+            schedule: args.schedule.unwrap_or(d.schedule),
+            warmup_steps: args.warmup.unwrap_or(0),
+            total_steps: steps,
+            ..d
+        },
+        batch,
+        steps,
+        eval_every: args.eval_every.unwrap_or(defaults::EVAL_EVERY),
+        eval_images: args.eval_images,
+        seed: args.seed.unwrap_or(0),
+    })
+}
+
+fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainConfig> {
+    same_on_resume("--model", args.model, saved.model.kind)?;
+    same_on_resume("--data", args.data.clone(), saved.data.clone())?;
+    same_on_resume("--layers", args.layers, saved.model.layers)?;
+    same_on_resume("--hidden", args.hidden, saved.model.hidden)?;
+    same_on_resume("--head", args.head, saved.model.head)?;
+    same_on_resume("--batch", args.batch, saved.batch)?;
+    same_on_resume("--lr", args.lr, saved.optim.lr)?;
+    same_on_resume("--optimizer", args.optimizer, saved.optim.kind)?;
+    same_on_resume("--schedule", args.schedule, saved.optim.schedule)?;
+    same_on_resume("--seed", args.seed, saved.seed)?;
+    if args.binarize && !saved.binarize {
+        bail!("--resume: the saved run was not trained with --binarize");
+    }
+    if args.epochs.is_some() {
+        bail!("--resume: give the new total as --steps, not --epochs");
+    }
+    let mut cfg = saved;
+    if let Some(s) = args.steps {
+        cfg.steps = s;
+        cfg.optim.total_steps = s;
+    }
+    if let Some(e) = args.eval_every {
+        cfg.eval_every = e;
+    }
+    Ok(cfg)
+}
+
+/// Runs `pixelrnn train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let backend = super::cpu_backend(args.device, args.threads)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let model = args.model.unwrap_or(ModelKind::PixelCnn).name();
+        PathBuf::from(format!("runs/{model}-{t}"))
+    });
+    let (cfg, checkpoint) = if args.resume {
+        let ck = Checkpoint::open(&out).context("--resume")?;
+        let saved: TrainConfig = serde_json::from_value(ck.meta.train.clone())
+            .with_context(|| format!("{}: unreadable training config", ck.path().display()))?;
+        (resumed_config(&args, saved)?, Some(ck))
+    } else {
+        let spec = args.data.as_deref().unwrap_or(defaults::DATA);
+        let data = load_dataset(spec, args.binarize)?;
+        (fresh_config(&args, &data)?, None)
+    };
+    let data = load_dataset(&cfg.data, cfg.binarize)?;
+    eprintln!(
+        "pixelrnn train: {} on {} ({} train / {} test, {}x{}x{}{}) on {}, run folder {}",
+        cfg.model.kind.name(),
+        data.name,
+        data.train.n,
+        data.test.n,
+        cfg.model.height,
+        cfg.model.width,
+        cfg.model.channels,
+        if cfg.model.binary { " binary" } else { "" },
+        pixelrnn::backend::Backend::name(&backend),
+        out.display()
+    );
+    let bar = ProgressBar::new(cfg.steps);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps  {msg}  (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let say = |bar: &ProgressBar, line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let mut on_event = |ev: Event<'_>| match ev {
+        Event::Start {
+            start_step,
+            total_steps,
+            params,
+        } => {
+            bar.set_position(start_step);
+            say(
+                &bar,
+                format!("{params} parameters; steps {start_step}..{total_steps}"),
+            );
+        }
+        Event::Step {
+            step,
+            loss_nats,
+            images_per_sec,
+        } => {
+            bar.set_position(step);
+            bar.set_message(format!(
+                "loss {loss_nats:.2} nats/img | {images_per_sec:.0} img/s"
+            ));
+        }
+        Event::Eval(m) => say(
+            &bar,
+            format!(
+                "step {:>6}  train {:>9}  test {:.3} nats/img  {:.4} bits/dim  {}",
+                m.step,
+                m.train_nll.map_or("-".into(), |v| format!("{v:.3}")),
+                m.test_nll_nats,
+                m.test_bits_per_dim,
+                m.images_per_sec
+                    .map_or(String::new(), |v| format!("{v:.0} img/s")),
+            ),
+        ),
+    };
+    let last = train(
+        &backend,
+        &cfg,
+        &data,
+        &out,
+        checkpoint.as_ref(),
+        &mut on_event,
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "done: step {}, test NLL {:.3} nats/image ({:.4} bits/dim); run folder {}",
+        last.step,
+        last.test_nll_nats,
+        last.test_bits_per_dim,
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The library's error type: every fallible public function returns [`Result`].
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library, each variant saying what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Tensor shapes that an op or a layer cannot combine.
+    #[error("shape error in {op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+    /// A configuration value that makes no sense (zero layers, even kernel, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A checkpoint file that is missing, corrupt or of another model.
+    #[error("{path}: {detail}")]
+    Checkpoint { path: PathBuf, detail: String },
+    /// The loss or a gradient became NaN or infinite.
+    #[error("non-finite {what} at step {step}: training stopped (try a lower --lr or --clip)")]
+    NonFinite { what: &'static str, step: u64 },
+    /// A feature that is not built (yet).
+    #[error("{0}")]
+    Unsupported(String),
+    /// File-system failures, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand used across the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Builds an [`Error::Shape`].
+    pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            detail: detail.into(),
+        }
+    }
+
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The model configuration: one struct builds every variant, and is saved with checkpoints.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which model of the paper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum ModelKind {
+    /// PixelCNN: masked convolutions with residual blocks.
+    #[serde(rename = "pixelcnn")]
+    #[value(name = "pixelcnn")]
+    PixelCnn,
+    /// Row LSTM.
+    #[serde(rename = "row-lstm")]
+    #[value(name = "row-lstm")]
+    RowLstm,
+    /// Diagonal BiLSTM.
+    #[serde(rename = "diag-bilstm")]
+    #[value(name = "diag-bilstm")]
+    DiagBiLstm,
+    /// Multi-Scale PixelRNN.
+    #[serde(rename = "multiscale")]
+    #[value(name = "multiscale")]
+    MultiScale,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::PixelCnn => "pixelcnn",
+            ModelKind::RowLstm => "row-lstm",
+            ModelKind::DiagBiLstm => "diag-bilstm",
+            ModelKind::MultiScale => "multiscale",
+        }
+    }
+}
+
+/// Architecture and data shape of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Variant.
+    pub kind: ModelKind,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Image channels C (1 or 3); also the number of channel groups.
+    pub channels: usize,
+    /// Binary data (one Bernoulli logit per sub-pixel) instead of 256-way softmax.
+    pub binary: bool,
+    /// Number of hidden layers after the 7x7 input layer (PixelCNN: residual blocks).
+    pub layers: usize,
+    /// h: the maps between layers have 2h features.
+    pub hidden: usize,
+    /// D: width of the output head's hidden 1x1 layer.
+    pub head: usize,
+}
+
+impl ModelConfig {
+    /// Checks sizes and that the variant is built.
+    pub fn validate(&self) -> Result<()> {
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::Config(format!(
+                "images must have 1 or 3 channels, got {}",
+                self.channels
+            )));
+        }
+        if self.height == 0 || self.width == 0 || self.hidden == 0 || self.head == 0 {
+            return Err(Error::Config(
+                "height, width, --hidden and --head must be positive".into(),
+            ));
+        }
+        match self.kind {
+            ModelKind::PixelCnn => Ok(()),
+            other => Err(Error::Unsupported(format!(
+                "model '{}' is not built yet (see the open issues); available: pixelcnn",
+                other.name()
+            ))),
+        }
+    }
+
+    /// Logits per position: `256 * C`, or `C` for binary data.
+    pub fn logits_per_position(&self) -> usize {
+        if self.binary {
+            self.channels
+        } else {
+            256 * self.channels
+        }
+    }
+
+    /// Sub-pixels per image, `H * W * C`.
+    pub fn dims(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+}

@@ -1,0 +1,14 @@
+//! Layers, written once against the [`crate::backend::Backend`] trait: no pixel loops, no
+//! device code. Each layer has an explicit forward that returns what its backward needs, and a
+//! backward that stores its parameter gradients and returns the input gradient.
+
+pub mod head;
+pub mod init;
+pub mod masked_conv;
+pub mod param;
+pub mod residual;
+
+pub use head::{HeadCache, OutputHead};
+pub use masked_conv::MaskedConv2d;
+pub use param::Param;
+pub use residual::{ResidualBlock, ResidualCache};

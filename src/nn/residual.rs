@@ -1,0 +1,108 @@
+//! PixelCNN's residual block: ReLU, 1x1 2h->h, ReLU, 3x3 h->h, ReLU, 1x1 h->2h, plus the input.
+//! All three convolutions are mask B.
+
+use rand_pcg::Pcg64;
+
+use super::MaskedConv2d;
+use crate::backend::{Backend, ConvSpec, Mask};
+use crate::error::Result;
+use crate::nn::Param;
+use crate::tensor::Tensor;
+
+/// One residual block of PixelCNN.
+pub struct ResidualBlock<B: Backend> {
+    /// 1x1, 2h -> h.
+    pub conv_in: MaskedConv2d<B>,
+    /// 3x3, h -> h.
+    pub conv_mid: MaskedConv2d<B>,
+    /// 1x1, h -> 2h.
+    pub conv_out: MaskedConv2d<B>,
+}
+
+/// What the block's backward needs: the ReLU outputs that feed each convolution.
+pub struct ResidualCache<B: Backend> {
+    r_in: Tensor<B>,
+    r_mid: Tensor<B>,
+    r_out: Tensor<B>,
+}
+
+impl<B: Backend> ResidualBlock<B> {
+    /// A block on a map of `2 * hidden` features with `groups` channel groups.
+    pub fn new(
+        backend: &B,
+        prefix: &str,
+        hidden: usize,
+        groups: usize,
+        rng: &mut Pcg64,
+    ) -> Result<Self> {
+        let h2 = 2 * hidden;
+        Ok(ResidualBlock {
+            conv_in: MaskedConv2d::new(
+                backend,
+                &format!("{prefix}.conv_in"),
+                h2,
+                hidden,
+                ConvSpec::new(1, 1, Mask::B, groups, h2, hidden),
+                rng,
+            )?,
+            conv_mid: MaskedConv2d::new(
+                backend,
+                &format!("{prefix}.conv_mid"),
+                hidden,
+                hidden,
+                ConvSpec::new(3, 3, Mask::B, groups, hidden, hidden),
+                rng,
+            )?,
+            conv_out: MaskedConv2d::new(
+                backend,
+                &format!("{prefix}.conv_out"),
+                hidden,
+                h2,
+                ConvSpec::new(1, 1, Mask::B, groups, hidden, h2),
+                rng,
+            )?,
+        })
+    }
+
+    /// `x + conv_out(relu(conv_mid(relu(conv_in(relu(x))))))`.
+    pub fn forward(&self, backend: &B, x: &Tensor<B>) -> Result<(Tensor<B>, ResidualCache<B>)> {
+        let r_in = backend.relu_forward(x)?;
+        let a = self.conv_in.forward(backend, &r_in)?;
+        let r_mid = backend.relu_forward(&a)?;
+        let m = self.conv_mid.forward(backend, &r_mid)?;
+        let r_out = backend.relu_forward(&m)?;
+        let c = self.conv_out.forward(backend, &r_out)?;
+        let y = backend.add(x, &c)?;
+        Ok((y, ResidualCache { r_in, r_mid, r_out }))
+    }
+
+    /// Returns the gradient w.r.t. the block's input.
+    pub fn backward(
+        &mut self,
+        backend: &B,
+        cache: ResidualCache<B>,
+        dy: &Tensor<B>,
+    ) -> Result<Tensor<B>> {
+        let dr_out = need(self.conv_out.backward(backend, &cache.r_out, dy, true)?);
+        let dm = backend.relu_backward(&cache.r_out, &dr_out)?;
+        let dr_mid = need(self.conv_mid.backward(backend, &cache.r_mid, &dm, true)?);
+        let da = backend.relu_backward(&cache.r_mid, &dr_mid)?;
+        let dr_in = need(self.conv_in.backward(backend, &cache.r_in, &da, true)?);
+        let dx_branch = backend.relu_backward(&cache.r_in, &dr_in)?;
+        backend.add(dy, &dx_branch)
+    }
+
+    /// The block's parameters.
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        let mut p: Vec<&mut Param<B>> = Vec::new();
+        p.extend(self.conv_in.params_mut());
+        p.extend(self.conv_mid.params_mut());
+        p.extend(self.conv_out.params_mut());
+        p
+    }
+}
+
+/// Unwraps an input gradient that was asked for (`need_dx = true` always returns one).
+pub(crate) fn need<B: Backend>(dx: Option<Tensor<B>>) -> Tensor<B> {
+    dx.expect("backward was asked for the input gradient")
+}

@@ -1,0 +1,325 @@
+//! The training loop: deterministic batches, optimizer steps, periodic evaluation, metrics and
+//! atomic checkpoints in a run folder.
+//!
+//! A run folder holds `config.json` (this [`TrainConfig`]), `metrics.jsonl` (one [`Metrics`]
+//! per evaluation) and `checkpoint.safetensors`. Batches depend only on `(seed, step)`, and the
+//! checkpoint holds the optimizer state, so a resumed run continues exactly.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_pcg::Pcg64;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
+use crate::data::{Dataset, Images};
+use crate::error::{Error, Result};
+use crate::eval::evaluate;
+use crate::models::{Model, ModelConfig};
+use crate::optim::{OptimConfig, Optimizer};
+
+/// Everything that defines a training run (saved as `config.json` and in the checkpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Dataset spec (`binarized-mnist`, `mnist` or a path).
+    pub data: String,
+    /// Threshold the data to 0/1.
+    pub binarize: bool,
+    /// Optimizer and schedule.
+    pub optim: OptimConfig,
+    /// Images per step.
+    pub batch: usize,
+    /// Total optimizer steps.
+    pub steps: u64,
+    /// Evaluate, log and checkpoint every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Score only the first this many test images at each evaluation (all when `None`).
+    pub eval_images: Option<usize>,
+    /// Seed of the initial weights and of the batch order.
+    pub seed: u64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Mean training NLL (nats per image) over the steps since the previous line.
+    pub train_nll: Option<f64>,
+    /// Test NLL, nats per image.
+    pub test_nll_nats: f64,
+    /// Test NLL, bits per dimension.
+    pub test_bits_per_dim: f64,
+    /// Training throughput since the previous line.
+    pub images_per_sec: Option<f64>,
+    /// Training wall time so far (evaluation excluded), seconds.
+    pub seconds: f64,
+}
+
+/// Progress reports for a front end (progress bar, logs).
+pub enum Event<'a> {
+    /// Training starts at `start_step` of `total_steps`.
+    Start {
+        /// First step to run.
+        start_step: u64,
+        /// Last step.
+        total_steps: u64,
+        /// Trainable scalars.
+        params: usize,
+    },
+    /// A step finished.
+    Step {
+        /// Steps done.
+        step: u64,
+        /// Its training NLL, nats per image.
+        loss_nats: f64,
+        /// Recent throughput.
+        images_per_sec: f64,
+    },
+    /// An evaluation finished and was logged.
+    Eval(&'a Metrics),
+}
+
+/// The order in which training images are visited: a fresh seeded permutation per epoch.
+pub struct BatchOrder {
+    n: usize,
+    batch: usize,
+    seed: u64,
+    epoch: Option<(u64, Vec<usize>)>,
+}
+
+impl BatchOrder {
+    /// An order over `n` images in batches of `batch`.
+    pub fn new(n: usize, batch: usize, seed: u64) -> Self {
+        BatchOrder {
+            n,
+            batch,
+            seed,
+            epoch: None,
+        }
+    }
+
+    /// Indices of the images of `step`'s batch.
+    pub fn indices(&mut self, step: u64) -> Vec<usize> {
+        (0..self.batch as u64)
+            .map(|j| {
+                let pos = step * self.batch as u64 + j;
+                let epoch = pos / self.n as u64;
+                if self.epoch.as_ref().map(|e| e.0) != Some(epoch) {
+                    let mut perm: Vec<usize> = (0..self.n).collect();
+                    let mut rng = Pcg64::seed_from_u64(
+                        self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xBA7C,
+                    );
+                    perm.shuffle(&mut rng);
+                    self.epoch = Some((epoch, perm));
+                }
+                self.epoch.as_ref().expect("set above").1[(pos % self.n as u64) as usize]
+            })
+            .collect()
+    }
+}
+
+/// Paths inside a run folder.
+pub struct RunDir {
+    /// The folder.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// `config.json`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+    /// `metrics.jsonl`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+    /// `checkpoint.safetensors`.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.safetensors")
+    }
+}
+
+/// Validates a configuration against the data.
+fn check_config(cfg: &TrainConfig, train: &Images) -> Result<()> {
+    cfg.model.validate()?;
+    if cfg.batch == 0 || cfg.steps == 0 || cfg.eval_every == 0 {
+        return Err(Error::Config(
+            "--batch, --steps and --eval-every must be positive".into(),
+        ));
+    }
+    if train.n == 0 {
+        return Err(Error::Config("the training split is empty".into()));
+    }
+    Ok(())
+}
+
+/// Trains `cfg` on `data` in run folder `out`; `resume` continues from its checkpoint.
+/// Returns the last metrics line.
+pub fn train<B: Backend>(
+    backend: &B,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    out: &Path,
+    resume: Option<&Checkpoint>,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Metrics> {
+    check_config(cfg, &data.train)?;
+    let run = RunDir {
+        root: out.to_path_buf(),
+    };
+    std::fs::create_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;
+    let (mut model, mut optimizer, mut seconds) = match resume {
+        Some(ck) => {
+            let mut model = ck.load_model(backend)?;
+            let mut opt = Optimizer::new(cfg.optim.clone());
+            ck.load_optimizer(backend, &mut model, &mut opt)?;
+            truncate_metrics(&run.metrics(), ck.meta.step)?;
+            (model, opt, ck.meta.seconds)
+        }
+        None => {
+            if run.checkpoint().exists() {
+                return Err(Error::Config(format!(
+                    "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
+                    run.root.display()
+                )));
+            }
+            let _ = std::fs::remove_file(run.metrics());
+            (
+                Model::new(backend, cfg.model.clone(), cfg.seed)?,
+                Optimizer::new(cfg.optim.clone()),
+                0.0,
+            )
+        }
+    };
+    checkpoint::write_atomic(
+        &run.config(),
+        serde_json::to_string_pretty(cfg)
+            .expect("config serializes")
+            .as_bytes(),
+    )?;
+    let eval_batch = (4 * cfg.batch).max(16);
+    let log = |metrics: &Metrics, model: &mut Model<B>, opt: &Optimizer<B>| -> Result<()> {
+        let meta = CheckpointMeta {
+            model: cfg.model.clone(),
+            train: serde_json::to_value(cfg).expect("config serializes"),
+            step: metrics.step,
+            seconds: metrics.seconds,
+        };
+        checkpoint::save(&run.checkpoint(), backend, model, Some(opt), &meta)?;
+        append_metrics(&run.metrics(), metrics)
+    };
+
+    let start = optimizer.step;
+    on_event(Event::Start {
+        start_step: start,
+        total_steps: cfg.steps,
+        params: model.num_params(),
+    });
+    let mut last = None;
+    if start == 0 {
+        let e = evaluate(backend, &model, &data.test, eval_batch, cfg.eval_images, false)?;
+        let m = Metrics {
+            step: 0,
+            train_nll: None,
+            test_nll_nats: e.nll_nats,
+            test_bits_per_dim: e.bits_per_dim,
+            images_per_sec: None,
+            seconds: 0.0,
+        };
+        log(&m, &mut model, &optimizer)?;
+        on_event(Event::Eval(&m));
+        last = Some(m);
+    }
+    let mut order = BatchOrder::new(data.train.n, cfg.batch, cfg.seed);
+    let grad_scale = 1.0 / (cfg.batch * cfg.model.dims()) as f32;
+    let (mut window_loss, mut window_steps, mut window_secs) = (0.0f64, 0u64, 0.0f64);
+    for step in start..cfg.steps {
+        let t0 = Instant::now();
+        let idx = order.indices(step);
+        let (x, t) = model.batch(backend, &data.train, &idx)?;
+        let (logits, cache) = model.forward(backend, &x)?;
+        let (nll, dlogits) = model.loss(backend, &logits, &t, grad_scale)?;
+        let loss = backend.sum(&nll)? / cfg.batch as f64;
+        if !loss.is_finite() {
+            return Err(Error::NonFinite { what: "loss", step });
+        }
+        model.backward(backend, cache, &dlogits, false)?;
+        optimizer.step(backend, model.params_mut())?;
+        let dt = t0.elapsed().as_secs_f64();
+        seconds += dt;
+        window_loss += loss;
+        window_steps += 1;
+        window_secs += dt;
+        let done = step + 1;
+        on_event(Event::Step {
+            step: done,
+            loss_nats: loss,
+            images_per_sec: (window_steps as usize * cfg.batch) as f64 / window_secs,
+        });
+        if done % cfg.eval_every == 0 || done == cfg.steps {
+            let e = evaluate(backend, &model, &data.test, eval_batch, cfg.eval_images, false)?;
+            let m = Metrics {
+                step: done,
+                train_nll: Some(window_loss / window_steps as f64),
+                test_nll_nats: e.nll_nats,
+                test_bits_per_dim: e.bits_per_dim,
+                images_per_sec: Some((window_steps as usize * cfg.batch) as f64 / window_secs),
+                seconds,
+            };
+            log(&m, &mut model, &optimizer)?;
+            on_event(Event::Eval(&m));
+            last = Some(m);
+            (window_loss, window_steps, window_secs) = (0.0, 0, 0.0);
+        }
+    }
+    last.ok_or_else(|| {
+        Error::Config(format!(
+            "nothing to do: the checkpoint is already at step {start} of --steps {}",
+            cfg.steps
+        ))
+    })
+}
+
+fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{}", serde_json::to_string(m).expect("metrics serialize"))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Keeps only the metrics lines up to `step` (a resumed run rewrites what came after).
+fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<Metrics>(l).is_ok_and(|m| m.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    checkpoint::write_atomic(path, kept.as_bytes())
+}
+
+/// Reads every line of a `metrics.jsonl`.
+pub fn read_metrics(path: &Path) -> Result<Vec<Metrics>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                detail: format!("bad metrics line: {e}"),
+            })
+        })
+        .collect()
+}

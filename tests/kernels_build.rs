@@ -1,0 +1,141 @@
+//! The embedded kernel registry matches what build.rs was asked to do, and CUDA detection never
+//! panics. CI sets PIXELRNN_REQUIRE_KERNELS=1, and then every kernel must have been compiled.
+
+use pixelrnn::device::cuda_devices;
+use pixelrnn::kernels::{self, KernelModule, KERNELS_COMPILED, KERNEL_COMPILER, PTX_ARCH};
+
+/// Every kernels/*.cu with the entry points it must define. A new kernel file or version is
+/// added here too, so that CI notices a kernel that silently went missing.
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("bernoulli_nll", &["bernoulli_nll_fwd_bwd_v1"]),
+    ("softmax_nll", &["softmax_nll_fwd_bwd_v1"]),
+];
+
+fn kernels_required() -> bool {
+    std::env::var("PIXELRNN_REQUIRE_KERNELS").is_ok_and(|v| v == "1")
+}
+
+fn kernel_sources() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("kernels/ exists")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "cu").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn registry_is_consistent() {
+    assert_eq!(
+        kernels::modules().is_empty(),
+        !KERNELS_COMPILED,
+        "modules() must be empty exactly when no kernels were compiled"
+    );
+    assert_eq!(
+        KERNEL_COMPILER == "none",
+        !KERNELS_COMPILED,
+        "{KERNEL_COMPILER}"
+    );
+    for m in kernels::modules() {
+        assert_eq!(kernels::module(m.name), Some(m));
+        assert!(!m.entry_points.is_empty(), "{} defines no kernel", m.name);
+    }
+}
+
+#[test]
+fn kernels_are_compiled_when_required() {
+    if !kernels_required() {
+        eprintln!(
+            "PIXELRNN_REQUIRE_KERNELS is not 1: kernels compiled = {KERNELS_COMPILED} ({KERNEL_COMPILER})"
+        );
+        return;
+    }
+    assert!(
+        KERNELS_COMPILED && !kernels::modules().is_empty(),
+        "PIXELRNN_REQUIRE_KERNELS=1 but the build embeds no kernels ({KERNEL_COMPILER})"
+    );
+}
+
+#[test]
+fn every_kernel_source_is_a_module() {
+    if !KERNELS_COMPILED {
+        return;
+    }
+    let names: Vec<&str> = kernels::modules().iter().map(|m| m.name).collect();
+    assert_eq!(names, kernel_sources(), "one PTX module per kernels/*.cu");
+}
+
+#[test]
+fn modules_have_expected_entry_points_and_arch() {
+    if !KERNELS_COMPILED {
+        return;
+    }
+    // compute_80 PTX says `.target sm_80`.
+    let target = PTX_ARCH.replace("compute_", "sm_");
+    for (name, entries) in EXPECTED {
+        let m: &KernelModule = kernels::module(name)
+            .unwrap_or_else(|| panic!("module {name} is missing from the build"));
+        for entry in *entries {
+            assert!(
+                m.has_entry_point(entry),
+                "{name}: no kernel {entry} (has {:?})",
+                m.entry_points
+            );
+            let directive = format!(".entry {entry}(");
+            assert!(
+                m.ptx.contains(&directive),
+                "{name}: PTX lacks `{directive}`"
+            );
+        }
+        assert_eq!(
+            m.ptx_target(),
+            Some(target.as_str()),
+            "{name}: wrong .target"
+        );
+        let version = m.ptx_version().expect(".version directive");
+        assert!(
+            version.starts_with(|c: char| c.is_ascii_digit()),
+            "{version}"
+        );
+        assert!(m.ptx.contains(".address_size 64"), "{name}: not 64-bit PTX");
+    }
+}
+
+#[test]
+fn resource_reports_name_every_kernel() {
+    for m in kernels::modules() {
+        let Some(report) = m.resource_report else {
+            continue;
+        };
+        for entry in m.entry_points {
+            assert!(
+                report.contains(&format!("Function properties for {entry}")),
+                "{}: ptxas report does not cover {entry}:\n{report}",
+                m.name
+            );
+        }
+        assert!(report.contains("registers"), "{report}");
+    }
+}
+
+#[test]
+fn cuda_detection_does_not_panic() {
+    match cuda_devices() {
+        Ok(devices) => {
+            assert!(!devices.is_empty(), "Ok means at least one device");
+            for (i, d) in devices.iter().enumerate() {
+                assert_eq!(d.ordinal, i);
+                assert!(!d.name.is_empty());
+                assert!(d.total_memory_bytes > 0);
+                assert!(d.compute_capability.0 >= 3, "{:?}", d.compute_capability);
+            }
+        }
+        Err(reason) => assert!(!reason.is_empty(), "Err must say why"),
+    }
+    // Cached: a second call gives the same answer.
+    assert_eq!(cuda_devices(), cuda_devices());
+}
