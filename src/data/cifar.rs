@@ -1,4 +1,4 @@
-//! CIFAR-10 binary batches (https://www.cs.toronto.edu/~kriz/cifar.html, "binary version").
+//! CIFAR-10 binary batches (<https://www.cs.toronto.edu/~kriz/cifar.html>, "binary version").
 //!
 //! A batch file is a sequence of 3073-byte records: 1 label byte (ignored here), then 3072
 //! pixel bytes, channel-planar: the 1024 red values of the 32 x 32 image (row-major), then
@@ -66,7 +66,7 @@ pub(crate) fn parse_batch(bytes: &[u8], label: &str) -> Result<Images, DataError
             path: label.to_string(),
         });
     }
-    if bytes.len() % CIFAR10_RECORD_BYTES != 0 {
+    if !bytes.len().is_multiple_of(CIFAR10_RECORD_BYTES) {
         let whole = bytes.len() / CIFAR10_RECORD_BYTES;
         return Err(DataError::format(
             label,

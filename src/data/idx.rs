@@ -1,4 +1,4 @@
-//! MNIST IDX image files (http://yann.lecun.com/exdb/mnist/ format).
+//! MNIST IDX image files (<http://yann.lecun.com/exdb/mnist/> format).
 //!
 //! An IDX file is a 4-byte big-endian magic `0x0000TTDD` (TT: element type, 0x08 = uint8;
 //! DD: number of dimensions), DD big-endian u32 sizes, then the elements in C order. MNIST

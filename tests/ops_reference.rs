@@ -1,0 +1,3 @@
+use pixelrnn::backend::cpu::CpuBackend;
+#[test]
+fn placeholder() { let _ = CpuBackend::new(); }
