@@ -51,9 +51,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         )),
         None => PathBuf::from(format!(".{}.tmp", path.display())),
     };
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    // Errors name the target: the temporary file is an implementation detail.
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
@@ -152,9 +153,7 @@ impl Checkpoint {
             .map_err(|e| bad(&path, format!("bad model_config: {e}")))?;
         let train = serde_json::from_str(get("train_config")?)
             .map_err(|e| bad(&path, format!("bad train_config: {e}")))?;
-        let step = get("step")?
-            .parse()
-            .map_err(|_| bad(&path, "bad step"))?;
+        let step = get("step")?.parse().map_err(|_| bad(&path, "bad step"))?;
         let seconds = get("seconds")?
             .parse()
             .map_err(|_| bad(&path, "bad seconds"))?;

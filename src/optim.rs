@@ -79,6 +79,34 @@ impl Default for OptimConfig {
 }
 
 impl OptimConfig {
+    /// Rejects learning rates, clipping thresholds and decays that cannot train.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{name} must be a positive number, got {v}"
+                )))
+            }
+        };
+        positive("--lr", self.lr)?;
+        positive("eps", self.eps)?;
+        if let Some(c) = self.clip {
+            positive("--clip", c)?;
+        }
+        for (name, v) in [
+            ("rmsprop decay", self.rmsprop_decay),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(Error::Config(format!("{name} must be in [0, 1), got {v}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Learning rate for 0-based `step`.
     pub fn lr_at(&self, step: u64) -> f32 {
         if step < self.warmup_steps {

@@ -69,7 +69,10 @@ impl<B: Backend> Tensor<B> {
     pub fn nhwc(&self, op: &'static str) -> Result<[usize; 4]> {
         match self.shape.as_slice() {
             &[n, h, w, c] => Ok([n, h, w, c]),
-            s => Err(Error::shape(op, format!("expected an NHWC tensor, got {s:?}"))),
+            s => Err(Error::shape(
+                op,
+                format!("expected an NHWC tensor, got {s:?}"),
+            )),
         }
     }
 

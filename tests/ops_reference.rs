@@ -1,3 +1,1310 @@
+//! Every CPU backend op against a plain reference written in this file from the spec
+//! (MODELS.md, "Channel groups and masks"; the `Backend` trait docs), never from the
+//! implementation: the masked convolution against a float64 loop over every tap of the full
+//! kernel with a mask computed here, its backward against central finite differences, the
+//! losses against naive float64 formulas, the optimizers against hand-computed updates, and the
+//! shape checks (an error, never a panic).
+//!
+//! Tolerances are stated next to each check with the reason. Run with
+//! `cargo test --release --test ops_reference` (well under a second of work in release).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::{AdamStep, Backend, ConvSpec, Mask, RmsPropStep};
+use pixelrnn::tensor::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+type T = Tensor<CpuBackend>;
+
+fn rng(seed: u64) -> Pcg64 {
+    Pcg64::seed_from_u64(seed)
+}
+
+fn uniform(rng: &mut Pcg64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// Random values with magnitude in [0.1, 1) and a random sign: never zero, so a masked tap that
+/// the op failed to skip always shows in the output.
+fn nonzero(rng: &mut Pcg64, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let m: f32 = rng.random_range(0.1..1.0);
+            if rng.random_bool(0.5) {
+                m
+            } else {
+                -m
+            }
+        })
+        .collect()
+}
+
+fn t(b: &CpuBackend, shape: &[usize], data: &[f32]) -> T {
+    Tensor::from_slice(b, shape, data).unwrap()
+}
+
+fn host(b: &CpuBackend, x: &T) -> Vec<f32> {
+    x.to_vec(b).unwrap()
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Norm-wise relative error `max |got - want| / max |want|`, with the index of the worst
+/// element. Element-wise relative error is meaningless for outputs that are sums of mixed-sign
+/// terms (an output near zero has an absolute error set by its terms, not by itself).
+fn rel_err(got: &[f32], want: &[f64]) -> (f64, usize) {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let mut worst = (0.0, 0);
+    for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let e = (g as f64 - w).abs() / scale;
+        if e > worst.0 || e.is_nan() {
+            worst = (e, k);
+        }
+    }
+    worst
+}
+
+fn assert_rel(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    let (e, k) = rel_err(got, want); eprintln!("ERR {what} {e:.2e}");
+    assert!(
+        e < tol,
+        "{what}: relative error {e:.3e} >= {tol:.0e} at element {k} (got {}, want {})",
+        got[k],
+        want[k]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// masked_conv2d: the reference
+// ---------------------------------------------------------------------------------------------
+
+/// One convolution to check: kernel, mask, groups, feature counts, gate blocks, input size.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    name: &'static str,
+    kh: usize,
+    kw: usize,
+    mask: Mask,
+    groups: usize,
+    cin: usize,
+    cout: usize,
+    in_block: usize,
+    out_block: usize,
+    n: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Case {
+    #[allow(clippy::too_many_arguments)]
+    const fn new(
+        name: &'static str,
+        (kh, kw): (usize, usize),
+        mask: Mask,
+        groups: usize,
+        (cin, cout): (usize, usize),
+        (n, h, w): (usize, usize, usize),
+    ) -> Case {
+        Case {
+            name,
+            kh,
+            kw,
+            mask,
+            groups,
+            cin,
+            cout,
+            in_block: cin,
+            out_block: cout,
+            n,
+            h,
+            w,
+        }
+    }
+
+    const fn out_block(mut self, b: usize) -> Case {
+        self.out_block = b;
+        self
+    }
+
+    const fn in_block(mut self, b: usize) -> Case {
+        self.in_block = b;
+        self
+    }
+
+    fn spec(&self) -> ConvSpec {
+        ConvSpec {
+            out_block: self.out_block,
+            in_block: self.in_block,
+            ..ConvSpec::new(
+                self.kh,
+                self.kw,
+                self.mask,
+                self.groups,
+                self.cin,
+                self.cout,
+            )
+        }
+    }
+
+    fn x_len(&self) -> usize {
+        self.n * self.h * self.w * self.cin
+    }
+    fn y_len(&self) -> usize {
+        self.n * self.h * self.w * self.cout
+    }
+    fn w_len(&self) -> usize {
+        self.cout * self.cin * self.kh * self.kw
+    }
+    fn x_shape(&self) -> [usize; 4] {
+        [self.n, self.h, self.w, self.cin]
+    }
+    fn y_shape(&self) -> [usize; 4] {
+        [self.n, self.h, self.w, self.cout]
+    }
+    fn w_shape(&self) -> [usize; 4] {
+        [self.cout, self.cin, self.kh, self.kw]
+    }
+    /// Weight `[out, in, kh, kw]` index.
+    fn wi(&self, o: usize, i: usize, ky: usize, kx: usize) -> usize {
+        ((o * self.cin + i) * self.kh + ky) * self.kw + kx
+    }
+    /// Activation NHWC index.
+    fn xi(&self, n: usize, y: usize, x: usize, c: usize, feats: usize) -> usize {
+        ((n * self.h + y) * self.w + x) * feats + c
+    }
+}
+
+/// The mask of MODELS.md, written out here (not `ConvSpec::allows`): group(f) =
+/// (f % block) % C; taps strictly before the centre in raster order are allowed, taps after it
+/// are zero, and the centre connects output group go to input group gi iff go > gi (mask A) or
+/// go >= gi (mask B). Unmasked convolutions keep every tap. 1.0 where allowed, else 0.0, in
+/// weight layout.
+fn spec_mask(c: &Case) -> Vec<f64> {
+    let (cy, cx) = (c.kh / 2, c.kw / 2);
+    let mut m = vec![0.0; c.w_len()];
+    for o in 0..c.cout {
+        for i in 0..c.cin {
+            let go = (o % c.out_block) % c.groups;
+            let gi = (i % c.in_block) % c.groups;
+            for ky in 0..c.kh {
+                for kx in 0..c.kw {
+                    let before = ky < cy || (ky == cy && kx < cx);
+                    let centre = ky == cy && kx == cx;
+                    let allowed = match c.mask {
+                        Mask::None => true,
+                        Mask::A => before || (centre && go > gi),
+                        Mask::B => before || (centre && go >= gi),
+                    };
+                    if allowed {
+                        m[c.wi(o, i, ky, kx)] = 1.0;
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+/// Plain float64 convolution, stride 1, "same" zero padding: for every output (n, y, x, o),
+/// every tap (ky, kx) of the full kernel and every input feature i, weight times mask times the
+/// input at (y + ky - kh/2, x + kx - kw/2), plus the bias.
+fn reference_conv(c: &Case, mask: &[f64], x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let (cy, cx) = ((c.kh / 2) as isize, (c.kw / 2) as isize);
+    let mut y = vec![0.0; c.y_len()];
+    for n in 0..c.n {
+        for py in 0..c.h {
+            for px in 0..c.w {
+                for o in 0..c.cout {
+                    let mut acc = b[o];
+                    for ky in 0..c.kh {
+                        let iy = py as isize + ky as isize - cy;
+                        if iy < 0 || iy >= c.h as isize {
+                            continue;
+                        }
+                        for kx in 0..c.kw {
+                            let ix = px as isize + kx as isize - cx;
+                            if ix < 0 || ix >= c.w as isize {
+                                continue;
+                            }
+                            for i in 0..c.cin {
+                                let wi = c.wi(o, i, ky, kx);
+                                acc += w[wi]
+                                    * mask[wi]
+                                    * x[c.xi(n, iy as usize, ix as usize, i, c.cin)];
+                            }
+                        }
+                    }
+                    y[c.xi(n, py, px, o, c.cout)] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// `sum(dy * y)`: the loss whose gradients the backward pass returns.
+fn dot(dy: &[f64], y: &[f64]) -> f64 {
+    dy.iter().zip(y).map(|(a, b)| a * b).sum()
+}
+
+/// Every convolution shape the models use, plus odd sizes, non-square kernels, kernels larger
+/// than the image, feature counts that are not multiples of C, and gate maps.
+const CASES: &[Case] = &[
+    // PixelCNN / every model's first layer, binary and grey images.
+    Case::new("7x7 mask A, C=1", (7, 7), Mask::A, 1, (1, 4), (2, 5, 6)),
+    // RGB first layer; the 7x7 kernel is taller than the 5-row image.
+    Case::new("7x7 mask A, C=3", (7, 7), Mask::A, 3, (3, 8), (2, 5, 6)),
+    Case::new(
+        "3x3 mask A, C=3, cin=7",
+        (3, 3),
+        Mask::A,
+        3,
+        (7, 5),
+        (2, 5, 6),
+    ),
+    // PixelCNN residual 3x3.
+    Case::new(
+        "3x3 mask B, C=3, cin=5",
+        (3, 3),
+        Mask::B,
+        3,
+        (5, 7),
+        (2, 5, 6),
+    ),
+    Case::new(
+        "3x3 mask B, C=1, cin=4",
+        (3, 3),
+        Mask::B,
+        1,
+        (4, 6),
+        (3, 4, 7),
+    ),
+    // Non-square kernels catch a swapped kh/kw or centre.
+    Case::new(
+        "5x3 mask B, C=3, cin=6",
+        (5, 3),
+        Mask::B,
+        3,
+        (6, 4),
+        (2, 5, 6),
+    ),
+    Case::new(
+        "3x5 mask A, C=3, cin=4",
+        (3, 5),
+        Mask::A,
+        3,
+        (4, 6),
+        (1, 7, 5),
+    ),
+    // Row LSTM input-to-state (1x3 mask B, 2h -> 4h gates, h = 5 not a multiple of 3).
+    Case::new(
+        "1x3 mask B, C=1, cin=4",
+        (1, 3),
+        Mask::B,
+        1,
+        (4, 5),
+        (2, 5, 6),
+    ),
+    Case::new(
+        "1x3 mask B gate map, C=3, h=5",
+        (1, 3),
+        Mask::B,
+        3,
+        (10, 20),
+        (2, 5, 6),
+    )
+    .out_block(5),
+    // 1x1 residual / output convolutions.
+    Case::new(
+        "1x1 mask B, C=3, cin=7",
+        (1, 1),
+        Mask::B,
+        3,
+        (7, 5),
+        (2, 5, 6),
+    ),
+    Case::new(
+        "1x1 mask B, C=1, cin=4",
+        (1, 1),
+        Mask::B,
+        1,
+        (4, 6),
+        (3, 4, 7),
+    ),
+    // Diagonal BiLSTM input-to-state (1x1 mask B, 2h -> 4h gates).
+    Case::new(
+        "1x1 mask B gate map, C=3, h=5",
+        (1, 1),
+        Mask::B,
+        3,
+        (10, 20),
+        (2, 5, 6),
+    )
+    .out_block(5),
+    Case::new(
+        "1x1 mask A, C=3, cin=3",
+        (1, 1),
+        Mask::A,
+        3,
+        (3, 6),
+        (2, 5, 6),
+    ),
+    // An input map with a repeating block (the ConvSpec field that the models do not use yet).
+    Case::new(
+        "1x1 mask B, in_block=4, C=3",
+        (1, 1),
+        Mask::B,
+        3,
+        (8, 6),
+        (2, 5, 6),
+    )
+    .in_block(4),
+    // Unmasked: state-to-state and conditioning convolutions.
+    Case::new(
+        "3x3 unmasked, cin=4",
+        (3, 3),
+        Mask::None,
+        3,
+        (4, 5),
+        (2, 5, 6),
+    ),
+    Case::new(
+        "1x3 unmasked, cin=5",
+        (1, 3),
+        Mask::None,
+        1,
+        (5, 20),
+        (2, 1, 6),
+    ),
+];
+
+/// Random input, weights (nonzero everywhere, masked taps included) and bias for a case.
+fn conv_inputs(c: &Case, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut r = rng(seed);
+    let x = uniform(&mut r, c.x_len(), -1.0, 1.0);
+    let w = nonzero(&mut r, c.w_len());
+    let b = nonzero(&mut r, c.cout);
+    (x, w, b)
+}
+
+fn conv_forward(be: &CpuBackend, c: &Case, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let y = be
+        .masked_conv2d_forward(
+            &t(be, &c.x_shape(), x),
+            &t(be, &c.w_shape(), w),
+            &t(be, &[c.cout], b),
+            &c.spec(),
+        )
+        .unwrap_or_else(|e| panic!("{}: forward failed: {e}", c.name));
+    assert_eq!(y.shape, c.y_shape(), "{}: output shape", c.name);
+    host(be, &y)
+}
+
 #[test]
-fn placeholder() { let _ = CpuBackend::new(); }
+fn reference_mask_is_the_spec() {
+    // The test's own mask on the examples MODELS.md spells out, so that the reference itself is
+    // checked against the text and not only against the implementation.
+    // C = 1: mask A excludes the centre tap, mask B includes it; 24 of 49 taps before the centre.
+    let a1 = Case::new("", (7, 7), Mask::A, 1, (1, 1), (1, 1, 1));
+    let m = spec_mask(&a1);
+    assert_eq!(m.iter().sum::<f64>(), 24.0);
+    assert_eq!(m[a1.wi(0, 0, 3, 3)], 0.0);
+    assert_eq!(m[a1.wi(0, 0, 3, 2)], 1.0);
+    assert_eq!(m[a1.wi(0, 0, 3, 4)], 0.0);
+    assert_eq!(m[a1.wi(0, 0, 2, 6)], 1.0);
+    let b1 = Case::new("", (7, 7), Mask::B, 1, (1, 1), (1, 1, 1));
+    assert_eq!(spec_mask(&b1).iter().sum::<f64>(), 25.0);
+    // RGB centre tap: G output (feature 4 of 6 is group 1) sees R under mask A, R and G under B.
+    let a3 = Case::new("", (3, 3), Mask::A, 3, (3, 6), (1, 1, 1));
+    let b3 = Case::new("", (3, 3), Mask::B, 3, (3, 6), (1, 1, 1));
+    let (ma, mb) = (spec_mask(&a3), spec_mask(&b3));
+    let centre = |m: &[f64], c: &Case, i| m[c.wi(4, i, 1, 1)];
+    assert_eq!([0, 1, 2].map(|i| centre(&ma, &a3, i)), [1.0, 0.0, 0.0]);
+    assert_eq!([0, 1, 2].map(|i| centre(&mb, &b3, i)), [1.0, 1.0, 0.0]);
+    // Gate map with h = 5, C = 3: output unit u of every gate block is group u mod 3, so output
+    // 5 (unit 0 of the forget gate) is group 0 and must not see input feature 1 (group 1).
+    let g = Case::new("", (1, 1), Mask::B, 3, (3, 20), (1, 1, 1)).out_block(5);
+    let mg = spec_mask(&g);
+    assert_eq!([0, 1, 2].map(|i| mg[g.wi(5, i, 0, 0)]), [1.0, 0.0, 0.0]);
+    assert_eq!([0, 1, 2].map(|i| mg[g.wi(4, i, 0, 0)]), [1.0, 1.0, 0.0]);
+}
+
+#[test]
+fn masked_conv2d_forward_matches_f64_reference() {
+    let be = CpuBackend::new();
+    for (k, c) in CASES.iter().enumerate() {
+        let (x, w, b) = conv_inputs(c, 100 + k as u64);
+        let mask = spec_mask(c);
+        let want = reference_conv(c, &mask, &f64s(&x), &f64s(&w), &f64s(&b));
+        let got = conv_forward(&be, c, &x, &w, &b);
+        // fp32 accumulation of at most 49 * 7 products of magnitude <= 1: a few 1e-7 relative
+        // to the largest output; a tap the mask should drop (|w| >= 0.1) costs >= 1e-2.
+        assert_rel(&format!("{}: forward", c.name), &got, &want, 1e-5);
+
+        // Masked taps are skipped, not multiplied: replacing them by huge values (and by NaN)
+        // must leave the output bit-identical.
+        for poison in [1.0e6f32, f32::NAN] {
+            let w2: Vec<f32> = w
+                .iter()
+                .zip(&mask)
+                .map(|(&v, &m)| if m == 0.0 { poison } else { v })
+                .collect();
+            let got2 = conv_forward(&be, c, &x, &w2, &b);
+            let same = got
+                .iter()
+                .zip(&got2)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{}: output changed when masked taps were set to {poison}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn masked_conv2d_backward_matches_finite_differences() {
+    let be = CpuBackend::new();
+    for (k, c) in CASES.iter().enumerate() {
+        let (x, w, b) = conv_inputs(c, 200 + k as u64);
+        let mut r = rng(300 + k as u64);
+        let dy = uniform(&mut r, c.y_len(), -1.0, 1.0);
+        let mask = spec_mask(c);
+        let (xd, wd, bd, dyd) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
+
+        let spec = c.spec();
+        let (tx, tw, tdy) = (
+            t(&be, &c.x_shape(), &x),
+            t(&be, &c.w_shape(), &w),
+            t(&be, &c.y_shape(), &dy),
+        );
+        let grads = be
+            .masked_conv2d_backward(&tx, &tw, &tdy, &spec, true)
+            .unwrap_or_else(|e| panic!("{}: backward failed: {e}", c.name));
+        let dx = host(&be, grads.dx.as_ref().expect("dx was asked for"));
+        let dw = host(&be, &grads.dw);
+        let db = host(&be, &grads.db);
+        assert_eq!(
+            grads.dx.as_ref().unwrap().shape,
+            c.x_shape(),
+            "{}: dx shape",
+            c.name
+        );
+        assert_eq!(grads.dw.shape, c.w_shape(), "{}: dw shape", c.name);
+        assert_eq!(grads.db.shape, [c.cout], "{}: db shape", c.name);
+
+        // Central differences of L = sum(dy * reference_conv) in f64. L is linear in each
+        // argument, so the difference quotient is exact up to f64 rounding (~1e-12 relative):
+        // the reference gradient is as good as analytic, yet derived from the forward only.
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&dyd, &reference_conv(c, &mask, x, w, b));
+        let eps = 1e-3;
+        let fd = |v: &[f64], f: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
+            let mut p = v.to_vec();
+            (0..v.len())
+                .map(|j| {
+                    p[j] = v[j] + eps;
+                    let up = f(&p);
+                    p[j] = v[j] - eps;
+                    let down = f(&p);
+                    p[j] = v[j];
+                    (up - down) / (2.0 * eps)
+                })
+                .collect()
+        };
+        let fd_x = fd(&xd, &|p| loss(p, &wd, &bd));
+        let fd_w = fd(&wd, &|p| loss(&xd, p, &bd));
+        let fd_b = fd(&bd, &|p| loss(&xd, &wd, p));
+        // fp32 sums of at most n*h*w = 84 (dw, db) or taps*cout = 49*8 (dx) products: a few
+        // 1e-7 relative to the largest gradient.
+        assert_rel(&format!("{}: dx", c.name), &dx, &fd_x, 1e-5);
+        assert_rel(&format!("{}: dw", c.name), &dw, &fd_w, 1e-5);
+        assert_rel(&format!("{}: db", c.name), &db, &fd_b, 1e-5);
+
+        // dw is exactly zero at masked taps (not merely small): optimizers must never move them.
+        let mut masked = 0;
+        for (j, (&g, &m)) in dw.iter().zip(&mask).enumerate() {
+            if m == 0.0 {
+                masked += 1;
+                assert!(g == 0.0, "{}: dw[{j}] = {g} at a masked tap", c.name);
+            }
+        }
+        if c.mask != Mask::None && (c.kh > 1 || c.kw > 1 || c.groups > 1) {
+            assert!(
+                masked > 0,
+                "{}: the case has no masked tap to check",
+                c.name
+            );
+        }
+
+        // need_dx = false: no dx, and the same dw and db bit for bit.
+        let g2 = be
+            .masked_conv2d_backward(&tx, &tw, &tdy, &spec, false)
+            .unwrap();
+        assert!(
+            g2.dx.is_none(),
+            "{}: dx returned though not asked for",
+            c.name
+        );
+        assert_eq!(host(&be, &g2.dw), dw, "{}: dw depends on need_dx", c.name);
+        assert_eq!(host(&be, &g2.db), db, "{}: db depends on need_dx", c.name);
+
+        // Spot checks against central differences of the f32 op itself (forward and backward of
+        // the implementation agree, independently of the reference). The op is linear, so a
+        // large step is exact; the only error is fp32 rounding of y (~1e-7 |y| per output)
+        // divided by 2 * eps = 0.5: 1e-3 of max(1, largest gradient) is ample.
+        let op_loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+            dot(&dyd, &f64s(&conv_forward(&be, c, x, w, b)))
+        };
+        let eps32 = 0.25f32;
+        let mut r = rng(400 + k as u64);
+        let check = |what: &str, j: usize, analytic: f32, all: &[f32], up: f64, down: f64| {
+            let num = (up - down) / (2.0 * eps32 as f64);
+            let scale = all.iter().fold(1.0f64, |m, v| m.max(v.abs() as f64));
+            assert!(
+                (num - analytic as f64).abs() < 1e-3 * scale,
+                "{}: {what}[{j}]: backward {analytic} vs f32 finite difference {num}",
+                c.name
+            );
+        };
+        for _ in 0..6 {
+            let j = r.random_range(0..c.w_len());
+            let (mut up, mut down) = (w.clone(), w.clone());
+            up[j] += eps32;
+            down[j] -= eps32;
+            check(
+                "dw",
+                j,
+                dw[j],
+                &dw,
+                op_loss(&x, &up, &b),
+                op_loss(&x, &down, &b),
+            );
+            let j = r.random_range(0..c.x_len());
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[j] += eps32;
+            down[j] -= eps32;
+            check(
+                "dx",
+                j,
+                dx[j],
+                &dx,
+                op_loss(&up, &w, &b),
+                op_loss(&down, &w, &b),
+            );
+        }
+        let j = r.random_range(0..c.cout);
+        let (mut up, mut down) = (b.clone(), b.clone());
+        up[j] += eps32;
+        down[j] -= eps32;
+        check(
+            "db",
+            j,
+            db[j],
+            &db,
+            op_loss(&x, &w, &up),
+            op_loss(&x, &w, &down),
+        );
+    }
+}
+
+#[test]
+fn masked_conv2d_1x1_mask_a_single_group_is_bias_only() {
+    // A 1x1 mask-A convolution with C = 1 has no tap at all (its only tap is the centre, which
+    // mask A removes when there is one group). ConvSpec::validate accepts it; the output must be
+    // the bias, dw and dx zero, db the sum of dy.
+    let be = CpuBackend::new();
+    let c = Case::new("1x1 mask A, C=1", (1, 1), Mask::A, 1, (3, 4), (2, 3, 5));
+    let (x, w, b) = conv_inputs(&c, 7);
+    let dy = uniform(&mut rng(8), c.y_len(), -1.0, 1.0);
+    let y = conv_forward(&be, &c, &x, &w, &b);
+    let want: Vec<f32> = (0..c.y_len()).map(|j| b[j % c.cout]).collect();
+    assert_eq!(y, want);
+    let g = be
+        .masked_conv2d_backward(
+            &t(&be, &c.x_shape(), &x),
+            &t(&be, &c.w_shape(), &w),
+            &t(&be, &c.y_shape(), &dy),
+            &c.spec(),
+            true,
+        )
+        .unwrap();
+    assert!(host(&be, g.dx.as_ref().unwrap()).iter().all(|&v| v == 0.0));
+    assert!(host(&be, &g.dw).iter().all(|&v| v == 0.0));
+    let mut db = vec![0.0f64; c.cout];
+    for (j, &v) in dy.iter().enumerate() {
+        db[j % c.cout] += v as f64;
+    }
+    assert_rel("1x1 mask A, C=1: db", &host(&be, &g.db), &db, 1e-6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise ops and reductions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn relu_and_add_are_exact() {
+    let be = CpuBackend::new();
+    let mut r = rng(11);
+    // Large enough to take the multi-threaded path (slices over 1 << 14 elements).
+    let n = 40_000;
+    let mut x = uniform(&mut r, n, -2.0, 2.0);
+    x[..6].copy_from_slice(&[0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0]);
+    let dy = uniform(&mut r, n, -1.0, 1.0);
+    let a = uniform(&mut r, n, -1.0, 1.0);
+
+    // Forward: max(x, 0), exactly.
+    let y = host(&be, &be.relu_forward(&t(&be, &[n], &x)).unwrap());
+    for (j, (&v, &o)) in x.iter().zip(&y).enumerate() {
+        let want = if v > 0.0 { v } else { 0.0 };
+        assert!(o == want, "relu({v}) = {o} at {j}");
+    }
+    // Backward: dy where the output is positive, else 0. The derivative of max(x, 0) is 1 for
+    // x > 0 and 0 for x < 0 (central differences with any step below |x|); at 0 the convention
+    // is 0.
+    let d = host(
+        &be,
+        &be.relu_backward(&t(&be, &[n], &y), &t(&be, &[n], &dy))
+            .unwrap(),
+    );
+    for j in 0..n {
+        let slope = if x[j] > 0.0 { 1.0 } else { 0.0 };
+        assert!(
+            d[j] == dy[j] * slope,
+            "relu_backward at {j}: x {} dy {} got {}",
+            x[j],
+            dy[j],
+            d[j]
+        );
+    }
+    // add: a + b, one rounding, exactly what f32 addition gives.
+    let s = host(&be, &be.add(&t(&be, &[n], &a), &t(&be, &[n], &dy)).unwrap());
+    for j in 0..n {
+        assert!(s[j] == a[j] + dy[j], "add at {j}");
+    }
+}
+
+#[test]
+fn sums_are_exact_on_small_integers() {
+    let be = CpuBackend::new();
+    let mut r = rng(12);
+    // 40 000 integers in -7..=7: every partial sum is an integer far below 2^53, so the f64
+    // accumulation must be exact whatever the order or the thread split.
+    let ints: Vec<i64> = (0..40_000).map(|_| r.random_range(-7..=7)).collect();
+    let x: Vec<f32> = ints.iter().map(|&v| v as f32).collect();
+    let tx = t(&be, &[200, 200], &x);
+    assert_eq!(be.sum(&tx).unwrap(), ints.iter().sum::<i64>() as f64);
+    assert_eq!(
+        be.sum_squares(&tx).unwrap(),
+        ints.iter().map(|v| v * v).sum::<i64>() as f64
+    );
+    let small = t(&be, &[3], &[1.0, -2.0, 3.0]);
+    assert_eq!(be.sum(&small).unwrap(), 2.0);
+    assert_eq!(be.sum_squares(&small).unwrap(), 14.0);
+    // Sums of squares of values whose squares overflow f32 stay finite (accumulated in f64).
+    let big = t(&be, &[2], &[3e20, -4e20]);
+    let ss = be.sum_squares(&big).unwrap();
+    assert!(
+        (ss - 25e40).abs() < 1e-6 * 25e40,
+        "sum_squares in f64: {ss}"
+    );
+
+    // scale_inplace: x * s, one rounding.
+    let mut tx = tx;
+    be.scale_inplace(&mut tx, 0.37).unwrap();
+    assert!(host(&be, &tx).iter().zip(&x).all(|(&a, &v)| a == v * 0.37));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses
+// ---------------------------------------------------------------------------------------------
+
+/// -log softmax(l)[target] computed naively in f64 (no max subtraction: the test's logits stay
+/// far below exp's f64 overflow at 709).
+fn naive_softmax_nll(l: &[f64], target: usize) -> f64 {
+    let z: f64 = l.iter().map(|v| v.exp()).sum();
+    -(l[target].exp() / z).ln()
+}
+
+fn check_softmax_nll(channels: usize, shift: f32, seed: u64) {
+    let be = CpuBackend::new();
+    let name = format!("softmax_nll C={channels} shift={shift}");
+    let mut r = rng(seed);
+    let lead = [2usize, 3];
+    let pos = lead[0] * lead[1];
+    let row = 256 * channels;
+    let logits: Vec<f32> = uniform(&mut r, pos * row, -4.0, 4.0)
+        .into_iter()
+        .map(|v| v + shift)
+        .collect();
+    let mut targets: Vec<f32> = (0..pos * channels)
+        .map(|_| r.random_range(0..256) as f32)
+        .collect();
+    targets[0] = 0.0;
+    *targets.last_mut().unwrap() = 255.0;
+    let grad_scale = 0.37f32;
+    let (nll, dl) = be
+        .softmax_nll(
+            &t(&be, &[lead[0], lead[1], row], &logits),
+            &t(&be, &[lead[0], lead[1], channels], &targets),
+            grad_scale,
+        )
+        .unwrap();
+    assert_eq!(nll.shape, [lead[0], lead[1], channels]);
+    assert_eq!(dl.shape, [lead[0], lead[1], row]);
+    let (nll, dl) = (host(&be, &nll), host(&be, &dl));
+
+    // The 256 logits of sub-pixel (p, c), read with the layout of the trait docs: value k of
+    // channel c at k * C + c.
+    let sub = |l: &[f64], p: usize, c: usize| -> Vec<f64> {
+        (0..256).map(|k| l[p * row + k * channels + c]).collect()
+    };
+    let ld = f64s(&logits);
+    let eps = 1e-4;
+    for p in 0..pos {
+        for c in 0..channels {
+            let tgt = targets[p * channels + c] as usize;
+            let l = sub(&ld, p, c);
+            let want = naive_softmax_nll(&l, tgt);
+            let got = nll[p * channels + c] as f64;
+            // fp32 log-sum-exp: the sum of 256 exponentials has relative error <= 256 * 2^-24
+            // = 1.5e-5 in the worst case, an absolute 1.5e-5 in its log; plus rounding of
+            // |nll| + |shift| ~ 100 at 6e-8.
+            assert!(
+                (got - want).abs() < 3e-5,
+                "{name}: nll[{p}, {c}] = {got}, naive f64 {want}"
+            );
+            // Gradient: central differences of grad_scale * nll(p, c) in f64 w.r.t. each of the
+            // sub-pixel's logits (step 1e-4: truncation ~1e-9, rounding ~1e-11). The op's
+            // softmax is fp32: ~1e-7 absolute for probabilities <= 1.
+            for k in 0..256 {
+                let mut lp = l.clone();
+                lp[k] = l[k] + eps;
+                let up = naive_softmax_nll(&lp, tgt);
+                lp[k] = l[k] - eps;
+                let down = naive_softmax_nll(&lp, tgt);
+                let num = grad_scale as f64 * (up - down) / (2.0 * eps);
+                let got = dl[p * row + k * channels + c] as f64;
+                assert!(
+                    (got - num).abs() < 2e-6,
+                    "{name}: dlogits[{p}, value {k}, channel {c}] = {got}, finite difference {num}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_nll_matches_naive_f64() {
+    check_softmax_nll(1, 0.0, 21);
+    check_softmax_nll(3, 0.0, 22);
+    // Shifted by +100: fp32 exp(104) overflows, so this checks the max subtraction.
+    check_softmax_nll(3, 100.0, 23);
+}
+
+#[test]
+fn softmax_nll_zero_logits_give_ln_256() {
+    let be = CpuBackend::new();
+    for channels in [1usize, 3] {
+        let pos = 4;
+        let logits = vec![0.0f32; pos * 256 * channels];
+        let targets: Vec<f32> = (0..pos * channels).map(|j| (j * 37 % 256) as f32).collect();
+        let (nll, dl) = be
+            .softmax_nll(
+                &t(&be, &[pos, 256 * channels], &logits),
+                &t(&be, &[pos, channels], &targets),
+                1.0,
+            )
+            .unwrap();
+        // Uniform softmax: exactly ln 256 (8 bits) per sub-pixel, to the nearest f32.
+        let ln256 = 256f64.ln() as f32;
+        for (j, &v) in host(&be, &nll).iter().enumerate() {
+            assert!(
+                v == ln256,
+                "C={channels}: nll[{j}] = {v}, want ln 256 = {ln256}"
+            );
+        }
+        // dlogits = 1/256 - onehot, both exact in f32.
+        let dl = host(&be, &dl);
+        for p in 0..pos {
+            for k in 0..256 {
+                for c in 0..channels {
+                    let onehot = if targets[p * channels + c] as usize == k {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    let got = dl[(p * 256 + k) * channels + c];
+                    assert!(
+                        got == 1.0 / 256.0 - onehot,
+                        "C={channels}: dlogits {p} {k} {c}: {got}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Bernoulli NLL in f64 from the probabilities themselves: p(1) = 1 / (1 + e^-l),
+/// p(0) = 1 / (1 + e^l); both exact enough in f64 for |l| <= 80.
+fn naive_bernoulli_nll(l: f64, t: f64) -> f64 {
+    if t == 1.0 {
+        -(1.0 / (1.0 + (-l).exp())).ln()
+    } else {
+        -(1.0 / (1.0 + l.exp())).ln()
+    }
+}
+
+#[test]
+fn bernoulli_nll_matches_naive_f64() {
+    let be = CpuBackend::new();
+    let mut r = rng(31);
+    let extremes = [30.0f32, -30.0, 80.0, -80.0, 0.0, 1e-3, -1e-3, 12.5];
+    let mut logits = Vec::new();
+    let mut targets = Vec::new();
+    for &l in &extremes {
+        for tg in [0.0f32, 1.0] {
+            logits.push(l);
+            targets.push(tg);
+        }
+    }
+    while logits.len() < 60 {
+        logits.push(r.random_range(-8.0..8.0));
+        targets.push(if r.random_bool(0.5) { 1.0 } else { 0.0 });
+    }
+    let grad_scale = 0.37f32;
+    let shape = [3, 20, 1];
+    let (nll, dl) = be
+        .bernoulli_nll(
+            &t(&be, &shape, &logits),
+            &t(&be, &shape, &targets),
+            grad_scale,
+        )
+        .unwrap();
+    let (nll, dl) = (host(&be, &nll), host(&be, &dl));
+    let eps = 1e-5;
+    for j in 0..logits.len() {
+        let (l, tg) = (logits[j] as f64, targets[j] as f64);
+        let want = naive_bernoulli_nll(l, tg);
+        // fp32 of a value up to 80: 2e-6 relative (a few roundings) plus 2e-6 absolute.
+        assert!(
+            (nll[j] as f64 - want).abs() < 2e-6 * (1.0 + want.abs()),
+            "bernoulli nll(l={l}, t={tg}) = {}, naive f64 {want}",
+            nll[j]
+        );
+        assert!(nll[j].is_finite());
+        // Central differences in f64 (step 1e-5: truncation ~1e-11, rounding ~1e-9 at |l| = 80);
+        // the op's sigmoid is fp32: ~1e-7 absolute.
+        let num = grad_scale as f64
+            * (naive_bernoulli_nll(l + eps, tg) - naive_bernoulli_nll(l - eps, tg))
+            / (2.0 * eps);
+        assert!(
+            (dl[j] as f64 - num).abs() < 1e-6,
+            "bernoulli dlogit(l={l}, t={tg}) = {}, finite difference {num}",
+            dl[j]
+        );
+    }
+
+    // Zero logits: ln 2 per target, gradient (1/2 - t), both to the nearest f32.
+    let zeros = vec![0.0f32; 4];
+    let tg = [0.0f32, 1.0, 1.0, 0.0];
+    let (nll, dl) = be
+        .bernoulli_nll(&t(&be, &[2, 2], &zeros), &t(&be, &[2, 2], &tg), 1.0)
+        .unwrap();
+    let ln2 = 2f64.ln() as f32;
+    assert!(
+        host(&be, &nll).iter().all(|&v| v == ln2),
+        "zero logits: {:?}",
+        host(&be, &nll)
+    );
+    assert_eq!(host(&be, &dl), vec![0.5, -0.5, -0.5, 0.5]);
+}
+
+#[test]
+fn loss_targets_out_of_range_are_errors() {
+    let be = CpuBackend::new();
+    let mut failures = Vec::new();
+    for bad in [300.0f32, 0.5, 256.0, -1.0, f32::NAN, f32::INFINITY] {
+        for channels in [1usize, 3] {
+            let mut tg = vec![7.0f32; 2 * channels];
+            tg[2 * channels - 1] = bad;
+            let r = be.softmax_nll(
+                &t(&be, &[2, 256 * channels], &vec![0.1; 512 * channels]),
+                &t(&be, &[2, channels], &tg),
+                1.0,
+            );
+            if r.is_ok() {
+                failures.push(format!("softmax_nll C={channels} accepted target {bad}"));
+            }
+        }
+    }
+    for bad in [0.5f32, 300.0, 2.0, -1.0, f32::NAN] {
+        let r = be.bernoulli_nll(
+            &t(&be, &[3, 1], &[0.3; 3]),
+            &t(&be, &[3, 1], &[0.0, bad, 1.0]),
+            1.0,
+        );
+        if r.is_ok() {
+            failures.push(format!("bernoulli_nll accepted target {bad}"));
+        }
+    }
+    // The extremes of the valid range are accepted.
+    let ok = be.softmax_nll(
+        &t(&be, &[2, 256], &[0.0; 512]),
+        &t(&be, &[2, 1], &[0.0, 255.0]),
+        1.0,
+    );
+    if ok.is_err() {
+        failures.push("softmax_nll rejected targets 0 and 255".into());
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimizers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rmsprop_update_matches_hand_computed() {
+    let be = CpuBackend::new();
+    // One step by hand: ms = 0.9 * 0 + 0.1 * 2^2 = 0.4; p = 1 - 0.1 * 2 / sqrt(0.4)
+    // = 1 - 0.316227766 = 0.683772234. g = 0 leaves p unchanged and ms decays.
+    let step = RmsPropStep {
+        lr: 0.1,
+        decay: 0.9,
+        eps: 0.0,
+    };
+    let mut p = t(&be, &[2], &[1.0, -0.5]);
+    let mut ms = t(&be, &[2], &[0.0, 0.25]);
+    be.rmsprop_update(&mut p, &t(&be, &[2], &[2.0, 0.0]), &mut ms, step)
+        .unwrap();
+    let (pv, mv) = (host(&be, &p), host(&be, &ms));
+    // fp32: a few roundings of values ~1.
+    assert!(
+        (pv[0] as f64 - 0.683772233983162).abs() < 2e-7,
+        "p = {}",
+        pv[0]
+    );
+    assert!((mv[0] as f64 - 0.4).abs() < 1e-7, "ms = {}", mv[0]);
+    assert_eq!(pv[1], -0.5);
+    assert!((mv[1] as f64 - 0.225).abs() < 1e-7, "ms = {}", mv[1]);
+
+    // Four steps on 20 000 elements (parallel path) against an f64 loop of the documented rule
+    // ms = decay ms + (1 - decay) g^2; p -= lr g / sqrt(ms + eps).
+    let mut r = rng(41);
+    let n = 20_000;
+    let p0 = uniform(&mut r, n, -1.0, 1.0);
+    let mut p = t(&be, &[n], &p0);
+    let mut ms = Tensor::zeros(&be, &[n]).unwrap();
+    let (mut pr, mut mr) = (f64s(&p0), vec![0.0f64; n]);
+    for k in 0..4 {
+        let step = RmsPropStep {
+            lr: 0.01 * (k + 1) as f32,
+            decay: 0.95,
+            eps: 1e-6,
+        };
+        let mut g = uniform(&mut r, n, -1.0, 1.0);
+        g[0] = 0.0;
+        be.rmsprop_update(&mut p, &t(&be, &[n], &g), &mut ms, step)
+            .unwrap();
+        let (lr, decay, eps) = (step.lr as f64, step.decay as f64, step.eps as f64);
+        for j in 0..n {
+            let gj = g[j] as f64;
+            mr[j] = decay * mr[j] + (1.0 - decay) * gj * gj;
+            pr[j] -= lr * gj / (mr[j] + eps).sqrt();
+        }
+        // fp32 arithmetic on ms (rel ~1e-7) and p (|p| <= ~1.2, ulp 1.2e-7, four steps).
+        let (pv, mv) = (host(&be, &p), host(&be, &ms));
+        for j in 0..n {
+            assert!(
+                (pv[j] as f64 - pr[j]).abs() < 1e-6,
+                "step {k} p[{j}]: {} vs {}",
+                pv[j],
+                pr[j]
+            );
+            assert!(
+                (mv[j] as f64 - mr[j]).abs() <= 1e-5 * mr[j] + 1e-12,
+                "step {k} ms[{j}]: {} vs {}",
+                mv[j],
+                mr[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn adam_update_matches_hand_computed() {
+    let be = CpuBackend::new();
+    let adam = |lr: f32, t_: i32| AdamStep {
+        lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        bias_correction1: 1.0 - 0.9f32.powi(t_),
+        bias_correction2: 1.0 - 0.999f32.powi(t_),
+    };
+    // First step by hand: m = 0.1 g, v = 0.001 g^2, m_hat = g, v_hat = g^2, so
+    // p -= lr g / (|g| + eps): a step of lr against the gradient's sign. lr = 1e-3:
+    // 1 - 1e-3 * 0.5 / (0.5 + 1e-8) = 0.99900000002 and -2 + 1e-3 * 4 / (4 + 1e-8).
+    let mut p = t(&be, &[2], &[1.0, -2.0]);
+    let mut m = Tensor::zeros(&be, &[2]).unwrap();
+    let mut v = Tensor::zeros(&be, &[2]).unwrap();
+    be.adam_update(
+        &mut p,
+        &t(&be, &[2], &[0.5, -4.0]),
+        &mut m,
+        &mut v,
+        adam(1e-3, 1),
+    )
+    .unwrap();
+    let (pv, mv, vv) = (host(&be, &p), host(&be, &m), host(&be, &v));
+    assert!((pv[0] as f64 - 0.999).abs() < 2e-7, "p = {}", pv[0]);
+    assert!((pv[1] as f64 + 1.999).abs() < 2e-7, "p = {}", pv[1]);
+    // The moments carry the f32 rounding of the betas: 1 - 0.9f32 is 2.4e-7 relative from 0.1
+    // and 1 - 0.999f32 is 1.3e-5 relative from 0.001 (it cancels in v_hat, whose bias
+    // correction has the same rounding, so p above is unaffected).
+    let close = |got: f32, want: f64, rel: f64| (got as f64 - want).abs() <= rel * want.abs();
+    assert!(
+        close(mv[0], 0.05, 1e-6) && close(mv[1], -0.4, 1e-6),
+        "m = {mv:?}"
+    );
+    assert!(
+        close(vv[0], 0.00025, 2e-5) && close(vv[1], 0.016, 2e-5),
+        "v = {vv:?}"
+    );
+
+    // Five steps on 20 000 elements against an f64 loop of Kingma & Ba with the trait's bias
+    // correction fields: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    // p -= lr (m / bc1) / (sqrt(v / bc2) + eps).
+    let mut r = rng(42);
+    let n = 20_000;
+    let p0 = uniform(&mut r, n, -1.0, 1.0);
+    let mut p = t(&be, &[n], &p0);
+    let mut m = Tensor::zeros(&be, &[n]).unwrap();
+    let mut v = Tensor::zeros(&be, &[n]).unwrap();
+    let (mut pr, mut mr, mut vr) = (f64s(&p0), vec![0.0f64; n], vec![0.0f64; n]);
+    for k in 1..=5 {
+        let s = adam(2e-3, k);
+        let g = uniform(&mut r, n, -1.0, 1.0);
+        be.adam_update(&mut p, &t(&be, &[n], &g), &mut m, &mut v, s)
+            .unwrap();
+        let (b1, b2) = (s.beta1 as f64, s.beta2 as f64);
+        let (bc1, bc2) = (1.0 - b1.powi(k), 1.0 - b2.powi(k));
+        for j in 0..n {
+            let gj = g[j] as f64;
+            mr[j] = b1 * mr[j] + (1.0 - b1) * gj;
+            vr[j] = b2 * vr[j] + (1.0 - b2) * gj * gj;
+            pr[j] -= s.lr as f64 * (mr[j] / bc1) / ((vr[j] / bc2).sqrt() + s.eps as f64);
+        }
+        // Steps are at most lr * few (m_hat / sqrt(v_hat) is bounded by ~3 for these
+        // gradients); fp32 relative error ~1e-6 of the step (bias corrections passed as f32)
+        // plus the rounding of p: 1e-6 absolute.
+        let pv = host(&be, &p);
+        for j in 0..n {
+            assert!(
+                (pv[j] as f64 - pr[j]).abs() < 1e-6,
+                "step {k} p[{j}]: {} vs {}",
+                pv[j],
+                pr[j]
+            );
+        }
+        let (mv, vv) = (host(&be, &m), host(&be, &v));
+        let (em, _) = rel_err(&mv, &mr);
+        let (ev, _) = rel_err(&vv, &vr);
+        assert!(
+            em < 1e-5 && ev < 1e-5,
+            "step {k}: moments off by {em:.2e}, {ev:.2e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape errors: an Err, never a panic
+// ---------------------------------------------------------------------------------------------
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// Runs `f`, recording in `failures` an `Ok` or a panic (a shape error must be an `Err`).
+fn expect_err<R>(failures: &mut Vec<String>, what: &str, f: impl FnOnce() -> pixelrnn::Result<R>) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Err(_)) => {}
+        Ok(Ok(_)) => failures.push(format!("{what}: returned Ok")),
+        Err(p) => failures.push(format!("{what}: panicked: {}", panic_text(p))),
+    }
+}
+
+#[test]
+fn shape_errors_are_errors() {
+    let be = CpuBackend::new();
+    let mut f = Vec::new();
+    let z = |shape: &[usize]| T::zeros(&be, shape).unwrap();
+    let spec = ConvSpec::new(3, 3, Mask::B, 3, 3, 5);
+    let (x, w, b, dy) = (
+        z(&[1, 4, 4, 3]),
+        z(&[5, 3, 3, 3]),
+        z(&[5]),
+        z(&[1, 4, 4, 5]),
+    );
+    // The well-formed call works, so every error below comes from the one bad argument.
+    be.masked_conv2d_forward(&x, &w, &b, &spec).unwrap();
+    be.masked_conv2d_backward(&x, &w, &dy, &spec, true).unwrap();
+
+    let fwd = |x: &T, w: &T, b: &T, s: &ConvSpec| be.masked_conv2d_forward(x, w, b, s);
+    let bwd = |x: &T, w: &T, dy: &T, s: &ConvSpec| be.masked_conv2d_backward(x, w, dy, s, true);
+    expect_err(&mut f, "conv fwd: weight in-features 2 vs input 3", || {
+        fwd(&x, &z(&[5, 2, 3, 3]), &b, &spec)
+    });
+    expect_err(&mut f, "conv fwd: weight 1x3 vs spec 3x3", || {
+        fwd(&x, &z(&[5, 3, 1, 3]), &b, &spec)
+    });
+    expect_err(&mut f, "conv fwd: weight 3x1 vs spec 3x3", || {
+        fwd(&x, &z(&[5, 3, 3, 1]), &b, &spec)
+    });
+    expect_err(&mut f, "conv fwd: 3-D weight", || {
+        fwd(&x, &z(&[5, 3, 9]), &b, &spec)
+    });
+    expect_err(&mut f, "conv fwd: bias [4] for 5 outputs", || {
+        fwd(&x, &w, &z(&[4]), &spec)
+    });
+    expect_err(&mut f, "conv fwd: bias [1, 5]", || {
+        fwd(&x, &w, &z(&[1, 5]), &spec)
+    });
+    expect_err(&mut f, "conv fwd: 3-D input", || {
+        fwd(&z(&[4, 4, 3]), &w, &b, &spec)
+    });
+    expect_err(&mut f, "conv fwd: input features 4 vs weight 3", || {
+        fwd(&z(&[1, 4, 4, 4]), &w, &b, &spec)
+    });
+    let even = ConvSpec::new(2, 2, Mask::B, 3, 3, 5);
+    expect_err(&mut f, "conv fwd: even 2x2 kernel", || {
+        fwd(&x, &z(&[5, 3, 2, 2]), &b, &even)
+    });
+    let no_groups = ConvSpec::new(3, 3, Mask::B, 0, 3, 5);
+    expect_err(&mut f, "conv fwd: zero groups", || {
+        fwd(&x, &w, &b, &no_groups)
+    });
+    expect_err(&mut f, "conv bwd: dy features 4 vs 5 outputs", || {
+        bwd(&x, &w, &z(&[1, 4, 4, 4]), &spec)
+    });
+    expect_err(&mut f, "conv bwd: dy width 3 vs input 4", || {
+        bwd(&x, &w, &z(&[1, 4, 3, 5]), &spec)
+    });
+    expect_err(&mut f, "conv bwd: dy batch 2 vs input 1", || {
+        bwd(&x, &w, &z(&[2, 4, 4, 5]), &spec)
+    });
+    expect_err(&mut f, "conv bwd: weight in-features 2 vs input 3", || {
+        bwd(&x, &z(&[5, 2, 3, 3]), &dy, &spec)
+    });
+    expect_err(&mut f, "conv bwd: 3-D input", || {
+        bwd(&z(&[4, 4, 3]), &w, &dy, &spec)
+    });
+
+    expect_err(&mut f, "relu_backward: [4] vs [5]", || {
+        be.relu_backward(&z(&[4]), &z(&[5]))
+    });
+    expect_err(&mut f, "relu_backward: [2, 3] vs [3, 2]", || {
+        be.relu_backward(&z(&[2, 3]), &z(&[3, 2]))
+    });
+    expect_err(&mut f, "add: [4] vs [5]", || be.add(&z(&[4]), &z(&[5])));
+    expect_err(&mut f, "add: [2, 3] vs [6]", || {
+        be.add(&z(&[2, 3]), &z(&[6]))
+    });
+
+    expect_err(&mut f, "softmax_nll: 255 logits per channel", || {
+        be.softmax_nll(&z(&[2, 255]), &z(&[2, 1]), 1.0)
+    });
+    expect_err(&mut f, "softmax_nll: 256 logits for 3 channels", || {
+        be.softmax_nll(&z(&[2, 256]), &z(&[2, 3]), 1.0)
+    });
+    expect_err(&mut f, "softmax_nll: leading [2] vs [3]", || {
+        be.softmax_nll(&z(&[2, 256]), &z(&[3, 1]), 1.0)
+    });
+    expect_err(&mut f, "softmax_nll: rank 3 vs rank 2", || {
+        be.softmax_nll(&z(&[1, 2, 256]), &z(&[2, 1]), 1.0)
+    });
+    expect_err(&mut f, "softmax_nll: zero channels", || {
+        be.softmax_nll(&z(&[2, 0]), &z(&[2, 0]), 1.0)
+    });
+    expect_err(&mut f, "bernoulli_nll: [4, 1] vs [5, 1]", || {
+        be.bernoulli_nll(&z(&[4, 1]), &z(&[5, 1]), 1.0)
+    });
+    expect_err(&mut f, "bernoulli_nll: [4, 2] vs [4, 1]", || {
+        be.bernoulli_nll(&z(&[4, 2]), &z(&[4, 1]), 1.0)
+    });
+
+    let rms = RmsPropStep {
+        lr: 0.1,
+        decay: 0.9,
+        eps: 1e-8,
+    };
+    expect_err(&mut f, "rmsprop: grad [5] vs param [4]", || {
+        be.rmsprop_update(&mut z(&[4]), &z(&[5]), &mut z(&[4]), rms)
+    });
+    expect_err(&mut f, "rmsprop: ms [5] vs param [4]", || {
+        be.rmsprop_update(&mut z(&[4]), &z(&[4]), &mut z(&[5]), rms)
+    });
+    let adam = AdamStep {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        bias_correction1: 0.1,
+        bias_correction2: 0.001,
+    };
+    expect_err(&mut f, "adam: grad [5] vs param [4]", || {
+        be.adam_update(&mut z(&[4]), &z(&[5]), &mut z(&[4]), &mut z(&[4]), adam)
+    });
+    expect_err(&mut f, "adam: m [5] vs param [4]", || {
+        be.adam_update(&mut z(&[4]), &z(&[4]), &mut z(&[5]), &mut z(&[4]), adam)
+    });
+    expect_err(&mut f, "adam: v [2, 2] vs param [4]", || {
+        be.adam_update(&mut z(&[4]), &z(&[4]), &mut z(&[4]), &mut z(&[2, 2]), adam)
+    });
+    assert!(f.is_empty(), "shape errors not reported as Err: {f:#?}");
+}
+
+#[test]
+fn loss_ops_reject_rank0_tensors() {
+    // A 0-d tensor (shape [], one element) has no channel axis: an Err, not a panic.
+    let be = CpuBackend::new();
+    let mut f = Vec::new();
+    let s = || t(&be, &[], &[0.0]);
+    expect_err(&mut f, "softmax_nll: rank-0 logits and targets", || {
+        be.softmax_nll(&s(), &s(), 1.0)
+    });
+    expect_err(&mut f, "bernoulli_nll: rank-0 logits and targets", || {
+        be.bernoulli_nll(&s(), &s(), 1.0)
+    });
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn masked_conv2d_empty_inputs_do_not_panic() {
+    // Empty batches or images are either an empty result or an Err; never a panic.
+    let be = CpuBackend::new();
+    let mut f = Vec::new();
+    let spec = ConvSpec::new(3, 3, Mask::B, 3, 3, 5);
+    let z = |shape: &[usize]| T::zeros(&be, shape).unwrap();
+    for xs in [[0usize, 4, 4, 3], [1, 0, 4, 3], [1, 4, 0, 3]] {
+        let ys = [xs[0], xs[1], xs[2], 5];
+        let what = format!("conv on input {xs:?}");
+        match catch_unwind(AssertUnwindSafe(|| {
+            let _ = be.masked_conv2d_forward(&z(&xs), &z(&[5, 3, 3, 3]), &z(&[5]), &spec);
+            let _ = be.masked_conv2d_backward(&z(&xs), &z(&[5, 3, 3, 3]), &z(&ys), &spec, true);
+        })) {
+            Ok(()) => {}
+            Err(p) => f.push(format!("{what}: panicked: {}", panic_text(p))),
+        }
+    }
+    assert!(f.is_empty(), "{f:#?}");
+}

@@ -59,7 +59,9 @@ fn logits_of(logits: &[f32], cfg: &ModelConfig, s: usize) -> Vec<f32> {
     let (pos, ch) = (s / c, s % c);
     let per = cfg.logits_per_position();
     let k_count = per / c;
-    (0..k_count).map(|k| logits[pos * per + k * c + ch]).collect()
+    (0..k_count)
+        .map(|k| logits[pos * per + k * c + ch])
+        .collect()
 }
 
 fn check_causality(cfg: ModelConfig) {
@@ -89,7 +91,8 @@ fn check_causality(cfg: ModelConfig) {
         // Within the last pixel only one or two outputs follow, and dead ReLUs there can
         // legitimately hide p, so the check starts one pixel earlier.
         if p + cfg.channels < dims {
-            let changed = (p + 1..dims).any(|q| logits_of(&base, &cfg, q) != logits_of(&out, &cfg, q));
+            let changed =
+                (p + 1..dims).any(|q| logits_of(&base, &cfg, q) != logits_of(&out, &cfg, q));
             assert!(changed, "no later output depends on input sub-pixel {p}");
         }
     }
@@ -159,7 +162,10 @@ fn blind_spot_is_where_the_math_says() {
             let reached = offsets.contains(&off);
             let g = dx[y * w + xx];
             if reached {
-                assert!(g != 0.0, "({y},{xx}) is in the receptive field but has zero gradient");
+                assert!(
+                    g != 0.0,
+                    "({y},{xx}) is in the receptive field but has zero gradient"
+                );
             } else {
                 assert_eq!(g, 0.0, "({y},{xx}) is outside the receptive field");
             }
@@ -167,7 +173,10 @@ fn blind_spot_is_where_the_math_says() {
             if earlier && !reached {
                 blind += 1;
             }
-            assert!(!reached || earlier, "({y},{xx}) is not before the output pixel");
+            assert!(
+                !reached || earlier,
+                "({y},{xx}) is not before the output pixel"
+            );
         }
     }
     // The blind spot: earlier pixels up and to the right that PixelCNN cannot see.
@@ -190,7 +199,9 @@ fn zero_output_layer(model: &mut Model<CpuBackend>) {
 fn random_images(n: usize, h: usize, w: usize, c: usize, binary: bool, seed: u64) -> Images {
     let mut rng = Pcg64::seed_from_u64(seed);
     let hi = if binary { 2 } else { 256 };
-    let px = (0..n * h * w * c).map(|_| rng.random_range(0..hi) as u8).collect();
+    let px = (0..n * h * w * c)
+        .map(|_| rng.random_range(0..hi) as u8)
+        .collect();
     Images::new(n, h, w, c, binary, px).unwrap()
 }
 
@@ -204,7 +215,11 @@ fn zero_last_layer_is_exactly_eight_bits_per_dim() {
         zero_output_layer(&mut model);
         let imgs = random_images(6, 5, 4, c, false, 9);
         let r = evaluate(&b, &model, &imgs, 4, None, true).unwrap();
-        assert!((r.bits_per_dim - 8.0).abs() < 1e-6, "C={c}: {}", r.bits_per_dim);
+        assert!(
+            (r.bits_per_dim - 8.0).abs() < 1e-6,
+            "C={c}: {}",
+            r.bits_per_dim
+        );
         let ln256 = 256f64.ln();
         for v in r.per_subpixel.unwrap() {
             assert!((v as f64 - ln256).abs() < 1e-6);
@@ -269,18 +284,23 @@ fn overfits_a_handful_of_images() {
 }
 
 #[test]
-fn default_config_learns_binarized_mnist() {
+fn default_config_learns_binarized_mnist_in_200_steps() {
     let b = CpuBackend::new();
     let data = load_dataset("binarized-mnist", false).unwrap();
-    let mut cfg = small_train_config(config(28, 28, 1, true, 5, 16), "binarized-mnist", 300, 1e-3);
-    cfg.model.head = 32;
-    cfg.batch = 16;
+    use pixelrnn::train::defaults as d;
+    let mut model = config(28, 28, 1, true, d::LAYERS, d::HIDDEN);
+    model.head = d::HEAD;
+    let mut cfg = small_train_config(model, d::DATA, 200, OptimConfig::default().lr);
+    cfg.batch = d::BATCH;
     cfg.eval_images = Some(200);
-    cfg.eval_every = 150;
+    cfg.eval_every = 100;
     let dir = tempfile::tempdir().unwrap();
     train(&b, &cfg, &data, dir.path(), None, &mut |_| {}).unwrap();
     let metrics = pixelrnn::train::read_metrics(&dir.path().join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.iter().map(|m| m.step).collect::<Vec<_>>(), vec![0, 150, 300]);
+    assert_eq!(
+        metrics.iter().map(|m| m.step).collect::<Vec<_>>(),
+        vec![0, 100, 200]
+    );
     let (start, mid, end) = (
         metrics[0].test_nll_nats,
         metrics[1].test_nll_nats,
@@ -324,8 +344,16 @@ fn checkpoint_round_trip_is_exact() {
         assert_eq!(a.name, c.name);
         assert_eq!(a.value.data, c.value.data, "{}", a.name);
     }
-    let names1: Vec<_> = opt.named_state().into_iter().map(|(n, t)| (n, t.data.clone())).collect();
-    let names2: Vec<_> = opt2.named_state().into_iter().map(|(n, t)| (n, t.data.clone())).collect();
+    let names1: Vec<_> = opt
+        .named_state()
+        .into_iter()
+        .map(|(n, t)| (n, t.data.clone()))
+        .collect();
+    let names2: Vec<_> = opt2
+        .named_state()
+        .into_iter()
+        .map(|(n, t)| (n, t.data.clone()))
+        .collect();
     assert_eq!(names1, names2);
     let l1 = model.forward(&b, &x).unwrap().0.data;
     let l2 = loaded.forward(&b, &x).unwrap().0.data;

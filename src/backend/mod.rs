@@ -4,8 +4,8 @@
 //! (`cpu/`) is the reference for every op and a fast engine in its own right; a CUDA backend
 //! implements the same trait with the kernels in `kernels/`.
 
-pub mod cpu;
 mod conv_spec;
+pub mod cpu;
 
 pub use conv_spec::{ConvSpec, Mask};
 

@@ -89,11 +89,32 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let saved: TrainConfig = serde_json::from_value(ck.meta.train.clone())
         .with_context(|| format!("{}: unreadable training config", ck.path().display()))?;
     let spec = args.data.clone().unwrap_or(saved.data.clone());
-    let data = load_dataset(&spec, args.binarize || (args.data.is_none() && saved.binarize))?;
+    let data = load_dataset(
+        &spec,
+        args.binarize || (args.data.is_none() && saved.binarize),
+    )?;
     let images = match args.split {
         Split::Test => &data.test,
         Split::Train => &data.train,
     };
+    let c = &model.config;
+    if (images.height, images.width, images.channels, images.binary)
+        != (c.height, c.width, c.channels, c.binary)
+    {
+        bail!(
+            "{}: {}x{}x{}{} images, but {} was trained on {}x{}x{}{} images",
+            data.name,
+            images.height,
+            images.width,
+            images.channels,
+            if images.binary { " binary" } else { "" },
+            ck.path().display(),
+            c.height,
+            c.width,
+            c.channels,
+            if c.binary { " binary" } else { "" },
+        );
+    }
     let t0 = Instant::now();
     let r = evaluate(
         &backend,
@@ -121,8 +142,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "split": split,
             "images": r.images,
             "step": ck.meta.step,
-            "test_nll_nats": r.nll_nats,
-            "test_bits_per_dim": r.bits_per_dim,
+            // The keys of metrics.jsonl; `--split train` reports under `train_*`.
+            "train_nll": (args.split == Split::Train).then_some(r.nll_nats),
+            "train_bits_per_dim": (args.split == Split::Train).then_some(r.bits_per_dim),
+            "test_nll_nats": (args.split == Split::Test).then_some(r.nll_nats),
+            "test_bits_per_dim": (args.split == Split::Test).then_some(r.bits_per_dim),
             "images_per_sec": r.images as f64 / secs,
             "seconds": secs,
         });

@@ -13,16 +13,7 @@ use pixelrnn::train::{train, Event, TrainConfig};
 
 use super::DeviceArg;
 
-/// Defaults of `pixelrnn train` with no flags: a small PixelCNN on embedded binarized MNIST.
-mod defaults {
-    pub const DATA: &str = "binarized-mnist";
-    pub const LAYERS: usize = 5;
-    pub const HIDDEN: usize = 16;
-    pub const HEAD: usize = 32;
-    pub const BATCH: usize = 16;
-    pub const STEPS: u64 = 2000;
-    pub const EVAL_EVERY: u64 = 250;
-}
+use pixelrnn::train::defaults;
 
 /// Flags of `pixelrnn train`. Unset flags take the defaults, or on `--resume` the saved run's
 /// values.
@@ -38,32 +29,32 @@ pub struct TrainArgs {
     /// Threshold the data to 0/1 (Bernoulli output).
     #[arg(long)]
     binarize: bool,
-    /// Hidden layers after the 7x7 input layer (PixelCNN: residual blocks) [default: 5].
+    /// Hidden layers after the 7x7 input layer (PixelCNN: residual blocks) [default: 7].
     #[arg(long)]
     layers: Option<usize>,
-    /// h: maps between layers have 2h features [default: 16].
+    /// h: maps between layers have 2h features [default: 32].
     #[arg(long)]
     hidden: Option<usize>,
-    /// D: width of the output head [default: 32].
+    /// D: width of the output head [default: 64].
     #[arg(long)]
     head: Option<usize>,
-    /// Images per step [default: 16].
+    /// Images per step [default: 32].
     #[arg(long)]
     batch: Option<usize>,
-    /// Optimizer steps [default: 2000].
+    /// Optimizer steps [default: 1500].
     #[arg(long, conflicts_with = "epochs")]
     steps: Option<u64>,
     /// Train for this many passes over the training split instead of --steps.
     #[arg(long)]
     epochs: Option<f64>,
     /// Peak learning rate [default: 1e-3].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Update rule [default: adam].
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerKind>,
     /// Clip the global gradient norm to this value [default: off].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip: Option<f32>,
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
@@ -95,17 +86,31 @@ pub struct TrainArgs {
 }
 
 /// Fails if a flag was given with a value that differs from the resumed run's.
-fn same_on_resume<T: PartialEq + std::fmt::Debug>(
+fn same_on_resume<T: PartialEq + ToString>(
     flag: &str,
     given: Option<T>,
     saved: T,
 ) -> anyhow::Result<()> {
     match given {
         Some(v) if v != saved => bail!(
-            "--resume: the saved run has {flag} {saved:?}, the command line says {v:?} (drop the flag or start a new --out)"
+            "--resume: the saved run has {flag} {}, the command line says {} (drop the flag or start a new --out)",
+            saved.to_string(),
+            v.to_string()
         ),
         _ => Ok(()),
     }
+}
+
+/// An enum flag's value as it is spelled on the command line.
+fn spelled<T: clap::ValueEnum>(v: T) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+/// A dataset spec as saved in the run: paths become absolute so that the run folder can be
+/// evaluated or resumed from any working directory.
+fn saved_data_spec(spec: &str) -> String {
+    std::fs::canonicalize(spec).map_or_else(|_| spec.to_string(), |p| p.display().to_string())
 }
 
 fn steps_for(args: &TrainArgs, data: &Dataset, batch: usize) -> anyhow::Result<u64> {
@@ -135,7 +140,7 @@ fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig>
     let d = OptimConfig::default();
     Ok(TrainConfig {
         model,
-        data: args.data.clone().unwrap_or_else(|| defaults::DATA.into()),
+        data: saved_data_spec(args.data.as_deref().unwrap_or(defaults::DATA)),
         binarize: args.binarize,
         optim: OptimConfig {
             kind: args.optimizer.unwrap_or(d.kind),
@@ -155,15 +160,31 @@ fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig>
 }
 
 fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainConfig> {
-    same_on_resume("--model", args.model, saved.model.kind)?;
-    same_on_resume("--data", args.data.clone(), saved.data.clone())?;
+    same_on_resume(
+        "--model",
+        args.model.map(spelled),
+        spelled(saved.model.kind),
+    )?;
+    same_on_resume(
+        "--data",
+        args.data.as_deref().map(saved_data_spec),
+        saved.data.clone(),
+    )?;
     same_on_resume("--layers", args.layers, saved.model.layers)?;
     same_on_resume("--hidden", args.hidden, saved.model.hidden)?;
     same_on_resume("--head", args.head, saved.model.head)?;
     same_on_resume("--batch", args.batch, saved.batch)?;
     same_on_resume("--lr", args.lr, saved.optim.lr)?;
-    same_on_resume("--optimizer", args.optimizer, saved.optim.kind)?;
-    same_on_resume("--schedule", args.schedule, saved.optim.schedule)?;
+    same_on_resume(
+        "--optimizer",
+        args.optimizer.map(spelled),
+        spelled(saved.optim.kind),
+    )?;
+    same_on_resume(
+        "--schedule",
+        args.schedule.map(spelled),
+        spelled(saved.optim.schedule),
+    )?;
     same_on_resume("--seed", args.seed, saved.seed)?;
     if args.binarize && !saved.binarize {
         bail!("--resume: the saved run was not trained with --binarize");
@@ -203,19 +224,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         (fresh_config(&args, &data)?, None)
     };
     let data = load_dataset(&cfg.data, cfg.binarize)?;
-    eprintln!(
-        "pixelrnn train: {} on {} ({} train / {} test, {}x{}x{}{}) on {}, run folder {}",
-        cfg.model.kind.name(),
-        data.name,
-        data.train.n,
-        data.test.n,
-        cfg.model.height,
-        cfg.model.width,
-        cfg.model.channels,
-        if cfg.model.binary { " binary" } else { "" },
-        pixelrnn::backend::Backend::name(&backend),
-        out.display()
-    );
     let bar = ProgressBar::new(cfg.steps);
     bar.set_style(
         ProgressStyle::with_template(
@@ -237,6 +245,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             params,
         } => {
             bar.set_position(start_step);
+            say(
+                &bar,
+                format!(
+                    "pixelrnn train: {} on {} ({} train / {} test, {}x{}x{}{}) on {}, run folder {}",
+                    cfg.model.kind.name(),
+                    data.name,
+                    data.train.n,
+                    data.test.n,
+                    cfg.model.height,
+                    cfg.model.width,
+                    cfg.model.channels,
+                    if cfg.model.binary { " binary" } else { "" },
+                    pixelrnn::backend::Backend::name(&backend),
+                    out.display()
+                ),
+            );
             say(
                 &bar,
                 format!("{params} parameters; steps {start_step}..{total_steps}"),

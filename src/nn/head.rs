@@ -69,7 +69,10 @@ impl<B: Backend> OutputHead<B> {
         cache: HeadCache<B>,
         dlogits: &Tensor<B>,
     ) -> Result<Tensor<B>> {
-        let dr_hidden = need(self.logits.backward(backend, &cache.r_hidden, dlogits, true)?);
+        let dr_hidden = need(
+            self.logits
+                .backward(backend, &cache.r_hidden, dlogits, true)?,
+        );
         let dz = backend.relu_backward(&cache.r_hidden, &dr_hidden)?;
         let dr_in = need(self.hidden.backward(backend, &cache.r_in, &dz, true)?);
         backend.relu_backward(&cache.r_in, &dr_in)

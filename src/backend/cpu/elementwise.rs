@@ -7,7 +7,10 @@ const MIN_LEN: usize = 1 << 14;
 
 /// `max(x, 0)`.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
-    x.par_iter().with_min_len(MIN_LEN).map(|&v| v.max(0.0)).collect()
+    x.par_iter()
+        .with_min_len(MIN_LEN)
+        .map(|&v| v.max(0.0))
+        .collect()
 }
 
 /// `dy * (y > 0)`.

@@ -49,7 +49,10 @@ pub fn sgemm(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(a.fits(m, k) && b.fits(k, n) && c.len() >= m * n, "sgemm operands out of bounds");
+    assert!(
+        a.fits(m, k) && b.fits(k, n) && c.len() >= m * n,
+        "sgemm operands out of bounds"
+    );
     if m == 0 || n == 0 {
         return;
     }

@@ -23,7 +23,11 @@ pub fn softmax_nll(
     logits
         .par_chunks(row)
         .zip(dlogits.par_chunks_mut(row))
-        .zip(targets.par_chunks(channels).zip(nll.par_chunks_mut(channels)))
+        .zip(
+            targets
+                .par_chunks(channels)
+                .zip(nll.par_chunks_mut(channels)),
+        )
         .with_min_len(64)
         .for_each(|((l, dl), (t, out))| {
             for c in 0..channels {

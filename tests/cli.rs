@@ -1,0 +1,875 @@
+//! The `pixelrnn` binary end to end: every kind of bad input ends with one clear line on
+//! stderr and a non-zero exit (never a panic or a backtrace), and the happy paths (train,
+//! eval --json, eval --dump-nll, --resume, info) write and print what docs promise.
+//!
+//! Models are tiny (1 layer, h = 4, head 8, batch 4, a few steps) and data files are small
+//! and generated here, so the whole file runs in seconds on two cores.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pixelrnn::data::{save_npy_u8, Images};
+use safetensors::SafeTensors;
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------- helpers
+
+/// What one run of the binary did.
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    cmd: String,
+}
+
+impl Out {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics with the whole transcript unless the command exited 0.
+    fn expect_ok(self) -> Out {
+        assert!(
+            self.ok(),
+            "`{}` failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.cmd,
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `pixelrnn args...` in `cwd`, with RUST_BACKTRACE=1 so that a panic, or an error
+/// printed with its backtrace, cannot go unnoticed.
+fn pixelrnn_in(cwd: &Path, args: &[&str]) -> Out {
+    let output = Command::new(env!("CARGO_BIN_EXE_pixelrnn"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RAYON_NUM_THREADS")
+        .output()
+        .expect("the pixelrnn binary starts");
+    Out {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        cmd: format!("pixelrnn {}", args.join(" ")),
+    }
+}
+
+fn pixelrnn(args: &[&str]) -> Out {
+    pixelrnn_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// No trace of a panic or a backtrace in `stderr`.
+fn check_no_panic(out: &Out) -> Result<(), String> {
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        if out.stderr.contains(bad) {
+            return Err(format!(
+                "`{}`: stderr mentions {bad:?}:\n{}",
+                out.cmd, out.stderr
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn assert_no_panic(out: &Out) {
+    if let Err(e) = check_no_panic(out) {
+        panic!("{e}");
+    }
+}
+
+/// A bad input: non-zero exit, exactly one non-empty line on stderr that contains every
+/// string of `mentions`, and no panic or backtrace.
+fn check_clean_error(out: &Out, mentions: &[&str]) -> Result<(), String> {
+    if out.code.is_none_or(|c| c == 0) {
+        return Err(format!(
+            "`{}` should fail, exited with {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.cmd, out.code, out.stdout, out.stderr
+        ));
+    }
+    check_no_panic(out)?;
+    let text = out.stderr.strip_suffix('\n').unwrap_or(&out.stderr);
+    let lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() != 1 || lines[0].trim().is_empty() {
+        return Err(format!(
+            "`{}`: stderr should be exactly one non-empty line, got {} line(s):\n{}",
+            out.cmd,
+            lines.len(),
+            out.stderr
+        ));
+    }
+    for m in mentions {
+        if !lines[0].contains(m) {
+            return Err(format!(
+                "`{}`: the error should mention {m:?}: {}",
+                out.cmd, lines[0]
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn assert_clean_error(out: &Out, mentions: &[&str]) {
+    if let Err(e) = check_clean_error(out, mentions) {
+        panic!("{e}");
+    }
+}
+
+/// Panics with every message of `failures`, if any.
+fn assert_none_failed(failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// A deterministic byte stream (64-bit LCG), so the generated files are the same every run.
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+/// Writes `n` random uint8 images of `h x w x c` to `dir/name` (NHWC .npy).
+fn write_images(dir: &Path, name: &str, n: usize, h: usize, w: usize, c: usize) -> PathBuf {
+    let images = Images::new(n, h, w, c, false, bytes(n * h * w * c, n as u64 + c as u64))
+        .expect("valid images");
+    let path = dir.join(name);
+    save_npy_u8(&path, &images).expect("writes the .npy");
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Flags of a tiny, fast model; `--steps` and `--out` are added by the caller.
+const TINY: [&str; 12] = [
+    "--layers",
+    "1",
+    "--hidden",
+    "4",
+    "--head",
+    "8",
+    "--batch",
+    "4",
+    "--eval-images",
+    "16",
+    "--device",
+    "cpu",
+];
+
+/// `pixelrnn train --data DATA <TINY> --steps STEPS --out OUT <extra...>`.
+fn train(data: &str, out: &Path, steps: u32, extra: &[&str]) -> Out {
+    let steps = steps.to_string();
+    let mut args = vec!["train", "--data", data];
+    args.extend(TINY);
+    args.extend(["--steps", &steps, "--out", s(out)]);
+    args.extend(extra);
+    pixelrnn(&args)
+}
+
+/// A temporary folder with a trained tiny PixelCNN run in `run/` (8 x 8 x 1, 200 images:
+/// 180 train / 20 test), trained 4 steps.
+struct Trained {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    run: PathBuf,
+}
+
+fn trained_pixelcnn() -> Trained {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 200, 8, 8, 1);
+    let run = dir.path().join("run");
+    train(s(&data), &run, 4, &[]).expect_ok();
+    Trained { dir, data, run }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+const METRIC_KEYS: [&str; 6] = [
+    "step",
+    "train_nll",
+    "test_nll_nats",
+    "test_bits_per_dim",
+    "images_per_sec",
+    "seconds",
+];
+
+/// Reads metrics.jsonl, checking that every line is a JSON object with the documented keys,
+/// that steps start at 0 and increase, and that bits/dim agrees with nats/image.
+fn read_metrics(run: &Path, dims: usize) -> Vec<Value> {
+    let path = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).expect("metrics.jsonl exists");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("metrics line {l:?}: not JSON: {e}"))
+        })
+        .collect();
+    assert!(!lines.is_empty(), "metrics.jsonl is empty");
+    let mut prev: Option<u64> = None;
+    for m in &lines {
+        let obj = m.as_object().expect("each metrics line is an object");
+        for k in METRIC_KEYS {
+            assert!(obj.contains_key(k), "metrics line lacks {k:?}: {m}");
+        }
+        let step = m["step"].as_u64().expect("step is an integer");
+        match prev {
+            None => assert_eq!(step, 0, "the first metrics line is step 0: {m}"),
+            Some(p) => assert!(step > p, "steps must increase: {p} then {step}"),
+        }
+        prev = Some(step);
+        let nats = m["test_nll_nats"]
+            .as_f64()
+            .expect("test_nll_nats is a number");
+        let bits = m["test_bits_per_dim"]
+            .as_f64()
+            .expect("test_bits_per_dim is a number");
+        assert!(nats.is_finite() && nats > 0.0, "{m}");
+        assert_close(
+            bits,
+            nats / (dims as f64 * std::f64::consts::LN_2),
+            1e-9,
+            "bits/dim",
+        );
+        assert!(m["seconds"].as_f64().is_some_and(|v| v >= 0.0), "{m}");
+        if step == 0 {
+            assert!(m["train_nll"].is_null(), "step 0 has no train_nll: {m}");
+        } else {
+            assert!(m["train_nll"].as_f64().is_some_and(f64::is_finite), "{m}");
+            assert!(m["images_per_sec"].as_f64().is_some_and(|v| v > 0.0), "{m}");
+        }
+    }
+    lines
+}
+
+fn assert_close(a: f64, b: f64, rel: f64, what: &str) {
+    let scale = a.abs().max(b.abs()).max(1e-300);
+    assert!(
+        (a - b).abs() / scale <= rel,
+        "{what}: {a} vs {b} differ by more than {rel} relative"
+    );
+}
+
+/// Checks the run folder of a finished run of `steps` steps on `h x w x c` data.
+fn check_run_folder(run: &Path, steps: u64, (h, w, c): (usize, usize, usize)) -> Vec<Value> {
+    for f in ["config.json", "metrics.jsonl", "checkpoint.safetensors"] {
+        assert!(run.join(f).is_file(), "the run folder lacks {f}");
+    }
+    let cfg = read_json(&run.join("config.json"));
+    assert_eq!(cfg["model"]["kind"], "pixelcnn", "{cfg}");
+    assert_eq!(cfg["model"]["height"], h, "{cfg}");
+    assert_eq!(cfg["model"]["width"], w, "{cfg}");
+    assert_eq!(cfg["model"]["channels"], c, "{cfg}");
+    assert_eq!(cfg["steps"], steps, "{cfg}");
+    let metrics = read_metrics(run, h * w * c);
+    assert_eq!(
+        metrics.last().unwrap()["step"],
+        steps,
+        "the last metrics line is the last step"
+    );
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).expect("the checkpoint is valid safetensors");
+    assert!(!st.is_empty());
+    metrics
+}
+
+/// The tensors of a safetensors file: name -> (dtype, shape, bytes).
+fn tensors(path: &Path) -> BTreeMap<String, (String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).expect("valid safetensors");
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            (
+                n,
+                (
+                    format!("{:?}", v.dtype()),
+                    v.shape().to_vec(),
+                    v.data().to_vec(),
+                ),
+            )
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------ bad data files
+
+#[test]
+fn data_missing_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.npy");
+    let out = train(s(&missing), &dir.path().join("run"), 4, &[]);
+    assert_clean_error(&out, &["missing.npy"]);
+}
+
+#[test]
+fn data_truncated_npy_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = write_images(dir.path(), "full.npy", 40, 8, 8, 1);
+    let mut b = std::fs::read(&full).unwrap();
+    b.truncate(b.len() - 100); // header intact, data cut
+    let path = dir.path().join("trunc.npy");
+    std::fs::write(&path, &b).unwrap();
+    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
+    assert_clean_error(&out, &["trunc.npy"]);
+}
+
+#[test]
+fn data_float64_npy_is_a_clear_error() {
+    use npyz::WriterBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Vec::new();
+    let mut w = npyz::WriteOptions::<f64>::new()
+        .default_dtype()
+        .shape(&[40, 8, 8, 1])
+        .writer(&mut b)
+        .begin_nd()
+        .unwrap();
+    w.extend((0..40 * 64).map(|i| (i % 256) as f64)).unwrap();
+    w.finish().unwrap();
+    let path = dir.path().join("f64.npy");
+    std::fs::write(&path, &b).unwrap();
+    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
+    assert_clean_error(&out, &["f64.npy"]);
+}
+
+#[test]
+fn data_uint8_rank2_npy_is_a_clear_error() {
+    use npyz::WriterBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Vec::new();
+    let mut w = npyz::WriteOptions::<u8>::new()
+        .default_dtype()
+        .shape(&[40, 64])
+        .writer(&mut b)
+        .begin_nd()
+        .unwrap();
+    w.extend(bytes(40 * 64, 7)).unwrap();
+    w.finish().unwrap();
+    let path = dir.path().join("rank2.npy");
+    std::fs::write(&path, &b).unwrap();
+    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
+    assert_clean_error(&out, &["rank2.npy"]);
+}
+
+#[test]
+fn data_text_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "these are not images\n").unwrap();
+    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
+    assert_clean_error(&out, &["notes.txt"]);
+}
+
+// ------------------------------------------------------------------------ bad checkpoints
+
+#[test]
+fn eval_missing_checkpoint_folder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-run");
+    let out = pixelrnn(&["eval", "--checkpoint", s(&missing)]);
+    assert_clean_error(&out, &["no-such-run"]);
+
+    // A folder that exists but holds no checkpoint.
+    let empty = dir.path().join("empty-run");
+    std::fs::create_dir(&empty).unwrap();
+    let out = pixelrnn(&["eval", "--checkpoint", s(&empty)]);
+    assert_clean_error(&out, &["empty-run"]);
+}
+
+#[test]
+fn eval_corrupt_checkpoint_is_a_clear_error() {
+    let t = trained_pixelcnn();
+    let good = std::fs::read(t.run.join("checkpoint.safetensors")).unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("random", bytes(5000, 99)),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for (name, content) in cases {
+        // As a file ...
+        let file = t.dir.path().join(format!("{name}.safetensors"));
+        std::fs::write(&file, &content).unwrap();
+        let out = pixelrnn(&["eval", "--checkpoint", s(&file)]);
+        assert_clean_error(&out, &[&format!("{name}.safetensors")]);
+        // ... and as the checkpoint of a run folder.
+        let run = t.dir.path().join(format!("{name}-run"));
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("checkpoint.safetensors"), &content).unwrap();
+        let out = pixelrnn(&["eval", "--checkpoint", s(&run)]);
+        assert_clean_error(&out, &[&format!("{name}-run")]);
+        let out = pixelrnn(&["train", "--resume", "--out", s(&run), "--steps", "8"]);
+        assert_clean_error(&out, &[&format!("{name}-run")]);
+    }
+}
+
+#[test]
+fn resume_with_another_model_kind_is_a_clear_error() {
+    let t = trained_pixelcnn();
+    let before = std::fs::read(t.run.join("checkpoint.safetensors")).unwrap();
+    let out = pixelrnn(&[
+        "train",
+        "--resume",
+        "--out",
+        s(&t.run),
+        "--model",
+        "row-lstm",
+        "--steps",
+        "8",
+    ]);
+    assert_clean_error(&out, &["--model"]);
+    let after = std::fs::read(t.run.join("checkpoint.safetensors")).unwrap();
+    assert!(
+        before == after,
+        "a refused --resume must leave the checkpoint alone"
+    );
+}
+
+/// The mismatch message should name the models as the command line spells them.
+#[test]
+fn resume_model_mismatch_names_the_models_as_the_cli_spells_them() {
+    let t = trained_pixelcnn();
+    let out = pixelrnn(&[
+        "train",
+        "--resume",
+        "--out",
+        s(&t.run),
+        "--model",
+        "row-lstm",
+    ]);
+    assert_clean_error(&out, &["--model", "pixelcnn", "row-lstm"]);
+}
+
+#[test]
+fn eval_with_another_model_kind_is_a_clear_error() {
+    let t = trained_pixelcnn();
+    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--model", "row-lstm"]);
+    assert_clean_error(&out, &["run", "row-lstm"]);
+}
+
+/// A checkpoint whose metadata describes another architecture than its tensors (as a
+/// checkpoint of a different model would): a clear error naming the file, not a panic.
+#[test]
+fn eval_checkpoint_whose_tensors_do_not_fit_its_config_is_a_clear_error() {
+    use std::collections::HashMap;
+    let t = trained_pixelcnn();
+    let bytes = std::fs::read(t.run.join("checkpoint.safetensors")).unwrap();
+    let (_, md) = SafeTensors::read_metadata(&bytes).unwrap();
+    let info: HashMap<String, String> = md.metadata().clone().expect("pixelrnn metadata");
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let views = st.tensors();
+    let edits: [(&str, &str, u64); 3] = [
+        ("hidden5", "hidden", 5), // every shape differs
+        ("layers2", "layers", 2), // tensors missing
+        ("layers0", "layers", 0), // tensors left over
+    ];
+    for (name, key, value) in edits {
+        let mut info = info.clone();
+        let mut model: Value = serde_json::from_str(&info["model_config"]).unwrap();
+        model[key] = value.into();
+        info.insert("model_config".into(), model.to_string());
+        let mut train: Value = serde_json::from_str(&info["train_config"]).unwrap();
+        train["model"][key] = value.into();
+        info.insert("train_config".into(), train.to_string());
+        let out_bytes = safetensors::serialize(views.clone(), Some(info)).unwrap();
+        let run = t.dir.path().join(name);
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("checkpoint.safetensors"), out_bytes).unwrap();
+        let out = pixelrnn(&["eval", "--checkpoint", s(&run)]);
+        assert_clean_error(&out, &[name]);
+    }
+}
+
+// ------------------------------------------------------------------------------ bad flags
+
+#[test]
+fn non_numeric_flags_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = pixelrnn(&["train", "--steps", "abc", "--out", s(&run)]);
+    assert_clean_error(&out, &["--steps", "abc"]);
+    let out = pixelrnn(&["train", "--lr", "x", "--out", s(&run)]);
+    assert_clean_error(&out, &["--lr"]);
+    let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--limit", "many"]);
+    assert_clean_error(&out, &["--limit"]);
+    assert!(
+        !run.exists(),
+        "a rejected command line must not create the run folder"
+    );
+}
+
+#[test]
+fn device_cuda_without_a_gpu_is_a_clear_error() {
+    if pixelrnn::device::cuda_available() {
+        eprintln!("skipped: this machine has a CUDA device");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let mut args = vec!["train", "--data", s(&data)];
+    args.extend(&TINY[..10]);
+    let run = dir.path().join("run");
+    args.extend(["--steps", "2", "--out", s(&run), "--device", "cuda"]);
+    assert_clean_error(&pixelrnn(&args), &["cuda"]);
+
+    let t = trained_pixelcnn();
+    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--device", "cuda"]);
+    assert_clean_error(&out, &["cuda"]);
+}
+
+#[test]
+fn training_into_a_folder_with_a_checkpoint_needs_resume() {
+    let t = trained_pixelcnn();
+    let ck = t.run.join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    let metrics_before = std::fs::read(t.run.join("metrics.jsonl")).unwrap();
+    let out = train(s(&t.data), &t.run, 4, &[]);
+    assert_clean_error(&out, &["--resume"]);
+    assert!(
+        std::fs::read(&ck).unwrap() == before,
+        "the old checkpoint must be untouched"
+    );
+    assert!(
+        std::fs::read(t.run.join("metrics.jsonl")).unwrap() == metrics_before,
+        "the old metrics must be untouched"
+    );
+}
+
+/// Update when the Row LSTM lands: then this must train.
+#[test]
+fn row_lstm_not_built_yet_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let out = train(
+        s(&data),
+        &dir.path().join("run"),
+        2,
+        &["--model", "row-lstm"],
+    );
+    assert_clean_error(&out, &["row-lstm"]);
+}
+
+/// A loss that blows up stops training with an error (progress lines may precede it) and
+/// leaves the last good checkpoint, which still evaluates.
+#[test]
+fn non_finite_loss_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let run = dir.path().join("run");
+    let out = train(s(&data), &run, 4, &["--lr", "1e30"]);
+    assert!(out.code.is_some_and(|c| c != 0), "{}", out.stderr);
+    assert_no_panic(&out);
+    let last = out.stderr.lines().last().unwrap_or("");
+    assert!(last.contains("non-finite"), "last line: {last}");
+    let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--json"]).expect_ok();
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["step"], 0, "the last good checkpoint is the step-0 one");
+}
+
+/// Values that parse but make no sense are bad flags too: a negative or NaN learning rate
+/// (gradient ascent), a clip that is not positive (a negative one flips the gradient, zero
+/// freezes the model) or NaN (silently ignored).
+#[test]
+fn nonsense_lr_and_clip_values_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let mut failures = Vec::new();
+    for (i, (flag, value)) in [
+        ("--lr", "-1"),
+        ("--lr", "nan"),
+        ("--clip", "-1"),
+        ("--clip", "0"),
+        ("--clip", "nan"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let arg = format!("{flag}={value}");
+        let out = train(s(&data), &dir.path().join(format!("run{i}")), 2, &[&arg]);
+        failures.extend(check_clean_error(&out, &[flag]).err());
+    }
+    assert_none_failed(failures);
+}
+
+/// Data of another shape than the checkpoint's model: the error names the data.
+#[test]
+fn eval_on_data_of_another_shape_is_a_clear_error() {
+    let t = trained_pixelcnn();
+    let rgb = write_images(t.dir.path(), "rgb.npy", 40, 8, 8, 3);
+    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--data", s(&rgb)]);
+    assert_clean_error(&out, &["rgb.npy"]);
+    let out = pixelrnn(&[
+        "eval",
+        "--checkpoint",
+        s(&t.run),
+        "--data",
+        "binarized-mnist",
+    ]);
+    assert_clean_error(&out, &["binarized-mnist"]);
+}
+
+/// `--out` naming an existing file rather than a folder.
+#[test]
+fn out_that_is_a_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let file = dir.path().join("taken.txt");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out = train(s(&data), &file, 2, &[]);
+    assert_clean_error(&out, &["taken.txt"]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder");
+}
+
+/// Io errors ("No such file or directory (os error 2)") should be said once, not twice.
+#[test]
+fn error_lines_do_not_repeat_their_cause() {
+    let t = trained_pixelcnn();
+    let gone = t.dir.path().join("gone");
+    let cases = [
+        pixelrnn(&["eval", "--checkpoint", s(&gone)]),
+        pixelrnn(&["train", "--resume", "--out", s(&gone)]),
+        pixelrnn(&[
+            "eval",
+            "--checkpoint",
+            s(&t.run),
+            "--dump-nll",
+            s(&gone.join("nll.npy")),
+        ]),
+    ];
+    let mut failures = Vec::new();
+    for out in cases {
+        assert!(!out.ok(), "`{}` should fail", out.cmd);
+        assert_no_panic(&out);
+        let line = out.stderr.trim_end().lines().last().unwrap_or("");
+        let parts: Vec<&str> = line.split(": ").collect();
+        if parts.windows(2).any(|w| w[0] == w[1]) {
+            failures.push(format!("`{}` repeats itself: {line}", out.cmd));
+        }
+    }
+    assert_none_failed(failures);
+}
+
+// -------------------------------------------------------------------------- happy paths
+
+#[test]
+fn train_on_generated_grey_npy_writes_a_run_folder() {
+    let t = trained_pixelcnn();
+    let metrics = check_run_folder(&t.run, 4, (8, 8, 1));
+    assert_eq!(metrics.len(), 2, "step 0 and step 4 (eval every 250)");
+}
+
+#[test]
+fn train_on_generated_rgb_npy_writes_a_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "rgb.npy", 40, 8, 8, 3);
+    let run = dir.path().join("run");
+    train(s(&data), &run, 4, &["--eval-every", "2"]).expect_ok();
+    let metrics = check_run_folder(&run, 4, (8, 8, 3));
+    let steps: Vec<u64> = metrics
+        .iter()
+        .map(|m| m["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [0, 2, 4]);
+    // Evaluated on all 4 test images (40 / 10), so eval without --limit agrees.
+    let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--json"]).expect_ok();
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["images"], 4);
+    assert_close(
+        v["test_nll_nats"].as_f64().unwrap(),
+        metrics[2]["test_nll_nats"].as_f64().unwrap(),
+        1e-4,
+        "eval vs last metrics line",
+    );
+}
+
+#[test]
+fn train_on_embedded_binarized_mnist_writes_a_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train("binarized-mnist", &run, 4, &[]).expect_ok();
+    let metrics = check_run_folder(&run, 4, (28, 28, 1));
+    let cfg = read_json(&run.join("config.json"));
+    assert_eq!(cfg["model"]["binary"], true, "{cfg}");
+    // Binary data: at most ln 2 nats per dimension for any sane model near initialisation.
+    let bits = metrics[0]["test_bits_per_dim"].as_f64().unwrap();
+    assert!(bits > 0.0 && bits < 2.0, "bits/dim {bits}");
+    let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--json", "--limit", "16"]).expect_ok();
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_close(
+        v["test_nll_nats"].as_f64().unwrap(),
+        metrics.last().unwrap()["test_nll_nats"].as_f64().unwrap(),
+        1e-4,
+        "eval vs last metrics line",
+    );
+}
+
+#[test]
+fn eval_json_matches_the_last_metrics_line() {
+    let t = trained_pixelcnn();
+    let metrics = read_metrics(&t.run, 64);
+    let last = metrics.last().unwrap();
+    // Same images as training's evaluation (--eval-images 16), with and without --data.
+    for extra in [vec![], vec!["--data", s(&t.data)]] {
+        let mut args = vec!["eval", "--checkpoint", s(&t.run), "--json", "--limit", "16"];
+        args.extend(extra);
+        let out = pixelrnn(&args).expect_ok();
+        let text = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "one JSON object: {}", out.stdout);
+        let v: Value = serde_json::from_str(text).expect("stdout is JSON");
+        assert!(v.is_object(), "{v}");
+        let nats = v["test_nll_nats"].as_f64().expect("test_nll_nats");
+        let bits = v["test_bits_per_dim"].as_f64().expect("test_bits_per_dim");
+        assert_close(
+            bits,
+            nats / (64.0 * std::f64::consts::LN_2),
+            1e-9,
+            "bits vs nats",
+        );
+        assert_close(nats, last["test_nll_nats"].as_f64().unwrap(), 1e-4, "nats");
+        assert_close(
+            bits,
+            last["test_bits_per_dim"].as_f64().unwrap(),
+            1e-4,
+            "bits",
+        );
+        assert_eq!(v["step"], 4, "{v}");
+        assert_eq!(v["images"], 16, "{v}");
+        for k in ["images_per_sec", "seconds"] {
+            assert!(v[k].as_f64().is_some(), "eval --json lacks {k}: {v}");
+        }
+    }
+    // Without --limit it scores all 20 test images: a different (valid) number.
+    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--json"]).expect_ok();
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["images"], 20, "{v}");
+}
+
+#[test]
+fn eval_dump_nll_sums_to_the_reported_nll() {
+    let t = trained_pixelcnn();
+    let rgb = write_images(t.dir.path(), "rgb.npy", 40, 8, 8, 3);
+    let rgb_run = t.dir.path().join("rgb-run");
+    train(s(&rgb), &rgb_run, 2, &[]).expect_ok();
+    for (run, c, limit, n) in [(&t.run, 1u64, "16", 16u64), (&rgb_run, 3, "100", 4)] {
+        let dump = t.dir.path().join(format!("nll-{c}.npy"));
+        let out = pixelrnn(&[
+            "eval",
+            "--checkpoint",
+            s(run),
+            "--json",
+            "--limit",
+            limit,
+            "--dump-nll",
+            s(&dump),
+        ])
+        .expect_ok();
+        let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let nats = v["test_nll_nats"].as_f64().unwrap();
+        let file = std::fs::read(&dump).expect("the dump exists");
+        let npy = npyz::NpyFile::new(&file[..]).expect("the dump is a .npy");
+        assert_eq!(npy.header().dtype().descr(), "'<f4'", "float32");
+        assert_eq!(npy.shape(), [n, 8, 8, c], "N x H x W x C");
+        let values: Vec<f32> = npy.into_vec().unwrap();
+        assert!(
+            values.iter().all(|x| x.is_finite() && *x >= 0.0),
+            "a discrete NLL is finite and non-negative"
+        );
+        let mean = values.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        assert_close(mean, nats, 1e-3, "dump sum / N vs test_nll_nats");
+    }
+}
+
+/// 8 steps straight == 4 steps, then --resume to 8: the same weights, bit for bit, and the
+/// same metrics (exactly: the same floats are computed in the same order).
+#[test]
+fn resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 200, 8, 8, 1);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    train(s(&data), &a, 8, &["--eval-every", "4"]).expect_ok();
+    train(s(&data), &b, 4, &["--eval-every", "4"]).expect_ok();
+    assert_eq!(read_metrics(&b, 64).len(), 2);
+    pixelrnn(&["train", "--resume", "--out", s(&b), "--steps", "8"]).expect_ok();
+
+    let (ta, tb) = (
+        tensors(&a.join("checkpoint.safetensors")),
+        tensors(&b.join("checkpoint.safetensors")),
+    );
+    assert_eq!(
+        ta.keys().collect::<Vec<_>>(),
+        tb.keys().collect::<Vec<_>>(),
+        "the same tensor names"
+    );
+    let weights = ta.keys().filter(|n| !n.starts_with("optim.")).count();
+    assert!(weights > 0);
+    for (name, x) in &ta {
+        let y = &tb[name];
+        assert_eq!((&x.0, &x.1), (&y.0, &y.1), "{name}: dtype and shape");
+        assert!(x.2 == y.2, "{name}: the resumed run's tensor differs");
+    }
+
+    let (ma, mb) = (read_metrics(&a, 64), read_metrics(&b, 64));
+    let steps = |m: &[Value]| {
+        m.iter()
+            .map(|l| l["step"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps(&ma), [0, 4, 8]);
+    assert_eq!(steps(&mb), [0, 4, 8]);
+    for (x, y) in ma.iter().zip(&mb) {
+        for k in ["step", "train_nll", "test_nll_nats", "test_bits_per_dim"] {
+            assert_eq!(
+                x[k], y[k],
+                "{k} differs between the straight and resumed runs"
+            );
+        }
+    }
+}
+
+#[test]
+fn info_mentions_kernels() {
+    let out = pixelrnn(&["info"]).expect_ok();
+    assert!(out.stdout.contains("kernels"), "{}", out.stdout);
+    assert_no_panic(&out);
+}
+
+/// A run folder names its data so that eval and --resume work from any working directory.
+#[test]
+fn run_folder_works_from_another_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    write_images(&work, "grey.npy", 40, 8, 8, 1);
+    let mut args = vec!["train", "--data", "grey.npy"];
+    args.extend(TINY);
+    args.extend(["--steps", "2", "--out", "run"]);
+    pixelrnn_in(&work, &args).expect_ok();
+    let run = work.join("run");
+    pixelrnn_in(dir.path(), &["eval", "--checkpoint", s(&run)]).expect_ok();
+    pixelrnn_in(
+        dir.path(),
+        &["train", "--resume", "--out", s(&run), "--steps", "4"],
+    )
+    .expect_ok();
+}
