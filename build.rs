@@ -601,9 +601,14 @@ fn run_ptxas(ptxas: &Path, ptx: &Path, out_dir: &Path, name: &str) -> Result<Str
     if !out.status.success() {
         return Err(log);
     }
+    // "Compile time = ..." changes on every build and says nothing about the kernel.
+    let report: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains("Compile time"))
+        .collect();
     Ok(format!(
         "ptxas {version} -arch={REPORT_ARCH} -v {name}.ptx\n{}\n",
-        log.trim_end()
+        report.join("\n").trim_end()
     ))
 }
 

@@ -70,7 +70,7 @@ fn rel_err(got: &[f32], want: &[f64]) -> (f64, usize) {
 }
 
 fn assert_rel(what: &str, got: &[f32], want: &[f64], tol: f64) {
-    let (e, k) = rel_err(got, want); eprintln!("ERR {what} {e:.2e}");
+    let (e, k) = rel_err(got, want);
     assert!(
         e < tol,
         "{what}: relative error {e:.3e} >= {tol:.0e} at element {k} (got {}, want {})",
@@ -101,7 +101,6 @@ struct Case {
 }
 
 impl Case {
-    #[allow(clippy::too_many_arguments)]
     const fn new(
         name: &'static str,
         (kh, kw): (usize, usize),

@@ -147,6 +147,10 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: ConvGeom, spec: &Conv
     for _ in 0..g.rows() {
         y.extend_from_slice(bias);
     }
+    if tk == 0 || g.rows() == 0 {
+        // No live taps (1x1 mask A with one group) or an empty map: the output is the bias.
+        return y;
+    }
     let cols_owned;
     let cols: &[f32] = if is_pointwise(spec, &taps) {
         x
@@ -177,6 +181,16 @@ pub fn backward(
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let taps = spec.taps();
     let tk = taps.len() * g.cin;
+    let mut db = vec![0.0f32; g.cout];
+    for row in dy.chunks_exact(g.cout.max(1)) {
+        for (d, v) in db.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+    if tk == 0 || g.rows() == 0 {
+        let dw = vec![0.0f32; g.cout * g.cin * spec.kh * spec.kw];
+        return (need_dx.then(|| vec![0.0f32; g.rows() * g.cin]), dw, db);
+    }
     let pointwise = is_pointwise(spec, &taps);
     let cols_owned;
     let cols: &[f32] = if pointwise {
@@ -196,12 +210,6 @@ pub fn backward(
         false,
     );
     let dw = unpack_weight_grad(&dpacked, g, spec, &taps);
-    let mut db = vec![0.0f32; g.cout];
-    for row in dy.chunks_exact(g.cout) {
-        for (d, v) in db.iter_mut().zip(row) {
-            *d += v;
-        }
-    }
     let dx = need_dx.then(|| {
         let packed = pack_weights(weight, g, spec, &taps);
         let mut dcols = vec![0.0f32; g.rows() * tk];

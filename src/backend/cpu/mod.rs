@@ -58,7 +58,8 @@ fn loss_shapes(
     per_target: usize,
 ) -> Result<usize> {
     let channels = *targets.shape.last().unwrap_or(&0);
-    let lead_ok = logits.shape.len() == targets.shape.len()
+    let lead_ok = !targets.shape.is_empty()
+        && logits.shape.len() == targets.shape.len()
         && logits.shape[..logits.shape.len() - 1] == targets.shape[..targets.shape.len() - 1];
     if channels == 0 || !lead_ok || logits.shape.last() != Some(&(per_target * channels)) {
         return Err(Error::shape(
