@@ -49,7 +49,7 @@ impl ConvSpec {
 
     /// Checks the kernel is odd and the group counts are positive.
     pub fn validate(&self) -> Result<()> {
-        if self.kh % 2 == 0 || self.kw % 2 == 0 {
+        if self.kh.is_multiple_of(2) || self.kw.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "convolution kernels must be odd, got {}x{}",
                 self.kh, self.kw

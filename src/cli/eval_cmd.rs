@@ -1,6 +1,6 @@
 //! `pixelrnn eval`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -57,7 +57,7 @@ pub struct EvalArgs {
     threads: Option<usize>,
 }
 
-fn write_nll_npy(path: &PathBuf, shape: [usize; 4], values: &[f32]) -> anyhow::Result<()> {
+fn write_nll_npy(path: &Path, shape: [usize; 4], values: &[f32]) -> anyhow::Result<()> {
     use npyz::WriterBuilder;
     let mut bytes = Vec::with_capacity(values.len() * 4 + 128);
     let mut w = npyz::WriteOptions::<f32>::new()

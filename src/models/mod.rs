@@ -136,12 +136,7 @@ impl<B: Backend> Model<B> {
         need_input_grad: bool,
     ) -> Result<Option<Tensor<B>>> {
         let mut grad = self.head.backward(backend, cache.head, dlogits)?;
-        for (layer, lc) in self
-            .layers
-            .iter_mut()
-            .zip(cache.layer_inputs.into_iter())
-            .rev()
-        {
+        for (layer, lc) in self.layers.iter_mut().zip(cache.layer_inputs).rev() {
             grad = match (layer, lc) {
                 (Layer::Residual(block), LayerCache::Residual(c)) => {
                     block.backward(backend, c, &grad)?
