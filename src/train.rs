@@ -239,15 +239,40 @@ pub fn train<B: Backend>(
             .as_bytes(),
     )?;
     let eval_batch = (4 * cfg.batch).max(16);
-    let log = |metrics: &Metrics, model: &mut Model<B>, opt: &Optimizer<B>| -> Result<()> {
+    // Evaluates, checkpoints, then appends the metrics line (in that order, so a line never
+    // refers to a checkpoint that was not written). `window`: (train NLL, images/s) since the
+    // previous line.
+    let record = |step: u64,
+                  window: Option<(f64, f64)>,
+                  seconds: f64,
+                  model: &mut Model<B>,
+                  opt: &Optimizer<B>|
+     -> Result<Metrics> {
+        let e = evaluate(
+            backend,
+            model,
+            &data.test,
+            eval_batch,
+            cfg.eval_images,
+            false,
+        )?;
+        let metrics = Metrics {
+            step,
+            train_nll: window.map(|w| w.0),
+            test_nll_nats: e.nll_nats,
+            test_bits_per_dim: e.bits_per_dim,
+            images_per_sec: window.map(|w| w.1),
+            seconds,
+        };
         let meta = CheckpointMeta {
             model: cfg.model.clone(),
             train: serde_json::to_value(cfg).expect("config serializes"),
-            step: metrics.step,
-            seconds: metrics.seconds,
+            step,
+            seconds,
         };
         checkpoint::save(&run.checkpoint(), backend, model, Some(opt), &meta)?;
-        append_metrics(&run.metrics(), metrics)
+        append_metrics(&run.metrics(), &metrics)?;
+        Ok(metrics)
     };
 
     let start = optimizer.step;
@@ -258,23 +283,7 @@ pub fn train<B: Backend>(
     });
     let mut last = None;
     if start == 0 {
-        let e = evaluate(
-            backend,
-            &model,
-            &data.test,
-            eval_batch,
-            cfg.eval_images,
-            false,
-        )?;
-        let m = Metrics {
-            step: 0,
-            train_nll: None,
-            test_nll_nats: e.nll_nats,
-            test_bits_per_dim: e.bits_per_dim,
-            images_per_sec: None,
-            seconds: 0.0,
-        };
-        log(&m, &mut model, &optimizer)?;
+        let m = record(0, None, 0.0, &mut model, &optimizer)?;
         on_event(Event::Eval(&m));
         last = Some(m);
     }
@@ -305,23 +314,11 @@ pub fn train<B: Backend>(
             images_per_sec: (window_steps as usize * cfg.batch) as f64 / window_secs,
         });
         if done % cfg.eval_every == 0 || done == cfg.steps {
-            let e = evaluate(
-                backend,
-                &model,
-                &data.test,
-                eval_batch,
-                cfg.eval_images,
-                false,
-            )?;
-            let m = Metrics {
-                step: done,
-                train_nll: Some(window_loss / window_steps as f64),
-                test_nll_nats: e.nll_nats,
-                test_bits_per_dim: e.bits_per_dim,
-                images_per_sec: Some((window_steps as usize * cfg.batch) as f64 / window_secs),
-                seconds,
-            };
-            log(&m, &mut model, &optimizer)?;
+            let window = (
+                window_loss / window_steps as f64,
+                (window_steps as usize * cfg.batch) as f64 / window_secs,
+            );
+            let m = record(done, Some(window), seconds, &mut model, &optimizer)?;
             on_event(Event::Eval(&m));
             last = Some(m);
             (window_loss, window_steps, window_secs) = (0.0, 0, 0.0);

@@ -98,21 +98,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         Split::Train => &data.train,
     };
     let c = &model.config;
-    if (images.height, images.width, images.channels, images.binary)
-        != (c.height, c.width, c.channels, c.binary)
-    {
+    if images.format_label() != c.format_label() {
         bail!(
-            "{}: {}x{}x{}{} images, but {} was trained on {}x{}x{}{} images",
+            "{}: {} images, but {} was trained on {} images",
             data.name,
-            images.height,
-            images.width,
-            images.channels,
-            if images.binary { " binary" } else { "" },
+            images.format_label(),
             ck.path().display(),
-            c.height,
-            c.width,
-            c.channels,
-            if c.binary { " binary" } else { "" },
+            c.format_label()
         );
     }
     let t0 = Instant::now();
@@ -126,7 +118,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     )?;
     let secs = t0.elapsed().as_secs_f64();
     if let (Some(path), Some(per)) = (&args.dump_nll, &r.per_subpixel) {
-        let c = &model.config;
         write_nll_npy(path, [r.images, c.height, c.width, c.channels], per)
             .with_context(|| format!("writing {}", path.display()))?;
     }

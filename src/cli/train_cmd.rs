@@ -248,15 +248,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             say(
                 &bar,
                 format!(
-                    "pixelrnn train: {} on {} ({} train / {} test, {}x{}x{}{}) on {}, run folder {}",
+                    "pixelrnn train: {} on {} ({} train / {} test, {}) on {}, run folder {}",
                     cfg.model.kind.name(),
                     data.name,
                     data.train.n,
                     data.test.n,
-                    cfg.model.height,
-                    cfg.model.width,
-                    cfg.model.channels,
-                    if cfg.model.binary { " binary" } else { "" },
+                    cfg.model.format_label(),
                     pixelrnn::backend::Backend::name(&backend),
                     out.display()
                 ),

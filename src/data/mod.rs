@@ -166,6 +166,11 @@ impl Images {
         self.pixels.iter().all(|&v| v <= 1)
     }
 
+    /// The format as people write it: `28x28x1 binary`, `32x32x3`.
+    pub fn format_label(&self) -> String {
+        format_label(self.height, self.width, self.channels, self.binary)
+    }
+
     /// Same height, width, channels and `binary` flag.
     pub fn same_format(&self, other: &Images) -> bool {
         self.height == other.height
@@ -208,6 +213,14 @@ impl Images {
     }
 }
 
+/// `HxWxC`, followed by ` binary` for 0/1 data.
+pub fn format_label(height: usize, width: usize, channels: usize, binary: bool) -> String {
+    format!(
+        "{height}x{width}x{channels}{}",
+        if binary { " binary" } else { "" }
+    )
+}
+
 /// A train split and a test split of images of one format.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
@@ -233,15 +246,9 @@ impl Dataset {
             return Err(DataError::Format {
                 path: source.to_string(),
                 message: format!(
-                    "train and test images differ in format: {} x {} x {}{} vs {} x {} x {}{}",
-                    train.height,
-                    train.width,
-                    train.channels,
-                    if train.binary { " binary" } else { "" },
-                    test.height,
-                    test.width,
-                    test.channels,
-                    if test.binary { " binary" } else { "" },
+                    "train and test images differ in format: {} vs {}",
+                    train.format_label(),
+                    test.format_label()
                 ),
             });
         }

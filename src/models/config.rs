@@ -90,6 +90,11 @@ impl ModelConfig {
         }
     }
 
+    /// The image format the model was built for (`28x28x1 binary`).
+    pub fn format_label(&self) -> String {
+        crate::data::format_label(self.height, self.width, self.channels, self.binary)
+    }
+
     /// Sub-pixels per image, `H * W * C`.
     pub fn dims(&self) -> usize {
         self.height * self.width * self.channels

@@ -193,15 +193,9 @@ impl<B: Backend> Model<B> {
             != (cfg.height, cfg.width, cfg.channels, cfg.binary)
         {
             return Err(Error::Config(format!(
-                "the data is {}x{}x{}{} but the model was built for {}x{}x{}{}",
-                images.height,
-                images.width,
-                images.channels,
-                if images.binary { " binary" } else { "" },
-                cfg.height,
-                cfg.width,
-                cfg.channels,
-                if cfg.binary { " binary" } else { "" },
+                "the data is {} but the model was built for {}",
+                images.format_label(),
+                cfg.format_label()
             )));
         }
         let dims = cfg.dims();
