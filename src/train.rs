@@ -62,6 +62,9 @@ pub struct TrainConfig {
     pub eval_images: Option<usize>,
     /// Seed of the initial weights and of the batch order.
     pub seed: u64,
+    /// How recurrent layers run their recurrence (fused or unfused: same numbers).
+    #[serde(default)]
+    pub recurrence: crate::backend::Recurrence,
 }
 
 /// One line of `metrics.jsonl`.
@@ -238,6 +241,7 @@ pub fn train<B: Backend>(
             .expect("config serializes")
             .as_bytes(),
     )?;
+    model.recurrence = cfg.recurrence;
     let eval_batch = (4 * cfg.batch).max(16);
     // Evaluates, checkpoints, then appends the metrics line (in that order, so a line never
     // refers to a checkpoint that was not written). `window`: (train NLL, images/s) since the

@@ -556,18 +556,18 @@ fn training_into_a_folder_with_a_checkpoint_needs_resume() {
     );
 }
 
-/// Update when the Row LSTM lands: then this must train.
+/// Update when the Multi-Scale PixelRNN lands: then this must train.
 #[test]
-fn row_lstm_not_built_yet_is_a_clear_error() {
+fn multiscale_not_built_yet_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
     let out = train(
         s(&data),
         &dir.path().join("run"),
         2,
-        &["--model", "row-lstm"],
+        &["--model", "multiscale"],
     );
-    assert_clean_error(&out, &["row-lstm"]);
+    assert_clean_error(&out, &["multiscale"]);
 }
 
 /// A loss that blows up stops training with an error (progress lines may precede it) and
@@ -804,11 +804,27 @@ fn eval_dump_nll_sums_to_the_reported_nll() {
 /// same metrics (exactly: the same floats are computed in the same order).
 #[test]
 fn resume_continues_exactly() {
+    check_resume_exact(&[]);
+}
+
+#[test]
+fn resume_continues_exactly_row_lstm() {
+    check_resume_exact(&["--model", "row-lstm", "--recurrence", "unfused"]);
+}
+
+#[test]
+fn resume_continues_exactly_diag_bilstm() {
+    check_resume_exact(&["--model", "diag-bilstm"]);
+}
+
+/// 8 steps straight equal 4 steps, then `--resume --steps 8`: bitwise, weights and metrics.
+fn check_resume_exact(model: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let data = write_images(dir.path(), "grey.npy", 200, 8, 8, 1);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    train(s(&data), &a, 8, &["--eval-every", "4"]).expect_ok();
-    train(s(&data), &b, 4, &["--eval-every", "4"]).expect_ok();
+    let flags: Vec<&str> = ["--eval-every", "4"].iter().chain(model).copied().collect();
+    train(s(&data), &a, 8, &flags).expect_ok();
+    train(s(&data), &b, 4, &flags).expect_ok();
     assert_eq!(read_metrics(&b, 64).len(), 2);
     pixelrnn(&["train", "--resume", "--out", s(&b), "--steps", "8"]).expect_ok();
 

@@ -24,6 +24,7 @@ fn config(h: usize, w: usize, c: usize, binary: bool, layers: usize, hidden: usi
         layers,
         hidden,
         head: 8,
+        row_kernel: 3,
     }
 }
 
@@ -255,6 +256,7 @@ fn small_train_config(cfg: ModelConfig, data: &str, steps: u64, lr: f32) -> Trai
         eval_every: steps,
         eval_images: None,
         seed: 3,
+        recurrence: Default::default(),
     }
 }
 

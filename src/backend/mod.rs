@@ -22,6 +22,42 @@ pub struct ConvGrads<B: Backend> {
     pub db: Tensor<B>,
 }
 
+/// How a backend runs an LSTM recurrence (same numbers, different memory traffic).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+pub enum Recurrence {
+    /// Per step, one pass that computes each position's state-to-state product and applies
+    /// the gates and the cell update at once: the step's 4h pre-activation is never stored.
+    #[default]
+    #[serde(rename = "fused")]
+    #[value(name = "fused")]
+    Fused,
+    /// Per step, the state-to-state convolution of the whole step into a pre-activation buffer
+    /// (one GEMM), then a separate pass for the gates and the cell update.
+    #[serde(rename = "unfused")]
+    #[value(name = "unfused")]
+    Unfused,
+}
+
+/// What an LSTM recurrence keeps for its backward pass (all NHWC).
+pub struct LstmState<B: Backend> {
+    /// Hidden states `[n, H, W, h]`.
+    pub h: Tensor<B>,
+    /// Cell states `[n, H, W, h]`.
+    pub c: Tensor<B>,
+    /// Activated gates `[n, H, W, 4h]`, blocks `[o, f, i, g]` (sigmoid, sigmoid, sigmoid, tanh).
+    pub gates: Tensor<B>,
+}
+
 /// Hyper-parameters of one RMSProp update (Tieleman & Hinton; as in the paper).
 #[derive(Clone, Copy, Debug)]
 pub struct RmsPropStep {
@@ -114,6 +150,64 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         targets: &Tensor<Self>,
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)>;
+
+    /// Row LSTM recurrence over the rows of `is` (the input-to-state pre-activations with bias,
+    /// `[n, H, W, 4h]`): for each row i, `pre = is_i + conv1xk(h_{i-1}, w_ss)` (unmasked,
+    /// zero-padded in width; `w_ss` is `[4h, h, 1, k]`), then
+    /// `[o, f, i, g] = [σ, σ, σ, tanh](pre)`, `c_i = f c_{i-1} + i g`, `h_i = o tanh(c_i)`;
+    /// row -1 has `h = c = 0`.
+    fn row_lstm_forward(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<LstmState<Self>>;
+
+    /// Backward through time of [`Backend::row_lstm_forward`] given `dh` (`[n, H, W, h]`, the
+    /// gradient reaching every hidden state from outside the recurrence). Returns
+    /// `(d_is, d_w_ss)`.
+    fn row_lstm_backward(
+        &self,
+        state: &LstmState<Self>,
+        w_ss: &Tensor<Self>,
+        dh: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)>;
+
+    /// Diagonal LSTM scan with the skew folded into indexing: the columns of the skewed map
+    /// are the anti-diagonals `r + j = t` of the image. At `(r, j)`,
+    /// `pre = is(r, j) + w_ss[:, :, 0] h(r-1, j) + w_ss[:, :, 1] h(r, j-1)` (`w_ss` is
+    /// `[4h, h, 2, 1]`: the 2x1 column convolution over rows r-1 and r of the previous skewed
+    /// column), the cell state comes from `(r, j-1)` (the previous column, same row), and
+    /// positions outside the image (the skew's padding) hold `h = c = 0`.
+    fn diag_lstm_forward(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<LstmState<Self>>;
+
+    /// Backward through time of [`Backend::diag_lstm_forward`]; returns `(d_is, d_w_ss)`.
+    fn diag_lstm_backward(
+        &self,
+        state: &LstmState<Self>,
+        w_ss: &Tensor<Self>,
+        dh: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)>;
+
+    /// Skew `[n, H, W, C]` to `[n, H, 2W-1, C]`: `S[r, r + j] = x[r, j]`, zero elsewhere.
+    fn skew(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// Unskew `[n, H, 2W-1, C]` to `[n, H, W, C]`: `out[r, j] = S[r, r + j]` (the adjoint of
+    /// [`Backend::skew`], hence also its backward).
+    fn unskew(&self, s: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// Mirror left-right: `out[r, j] = x[r, W-1-j]` (its own backward).
+    fn mirror_width(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// Shift down one row: `out[r] = x[r-1]`, row 0 zero.
+    fn shift_down(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// Shift up one row: `out[r] = x[r+1]`, last row zero (the backward of
+    /// [`Backend::shift_down`]).
+    fn shift_up(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
 
     /// Sum of all elements, accumulated in f64.
     fn sum(&self, x: &Tensor<Self>) -> Result<f64>;

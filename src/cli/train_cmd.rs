@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use pixelrnn::backend::Recurrence;
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{load_dataset, Dataset};
 use pixelrnn::models::{ModelConfig, ModelKind};
@@ -38,7 +39,13 @@ pub struct TrainArgs {
     /// D: width of the output head [default: 64].
     #[arg(long)]
     head: Option<usize>,
-    /// Images per step [default: 32].
+    /// Row LSTM: width k of its 1xk convolutions [default: 3].
+    #[arg(long)]
+    row_kernel: Option<usize>,
+    /// How recurrent layers run their recurrence (same numbers, different speed) [default: fused].
+    #[arg(long, value_enum)]
+    recurrence: Option<Recurrence>,
+    /// Images per step [default: 16].
     #[arg(long)]
     batch: Option<usize>,
     /// Optimizer steps [default: 1500].
@@ -136,6 +143,9 @@ fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig>
         layers: args.layers.unwrap_or(defaults::LAYERS),
         hidden: args.hidden.unwrap_or(defaults::HIDDEN),
         head: args.head.unwrap_or(defaults::HEAD),
+        row_kernel: args
+            .row_kernel
+            .unwrap_or(pixelrnn::models::DEFAULT_ROW_KERNEL),
     };
     let d = OptimConfig::default();
     Ok(TrainConfig {
@@ -156,6 +166,7 @@ fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig>
         eval_every: args.eval_every.unwrap_or(defaults::EVAL_EVERY),
         eval_images: args.eval_images,
         seed: args.seed.unwrap_or(0),
+        recurrence: args.recurrence.unwrap_or_default(),
     })
 }
 
@@ -173,6 +184,7 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     same_on_resume("--layers", args.layers, saved.model.layers)?;
     same_on_resume("--hidden", args.hidden, saved.model.hidden)?;
     same_on_resume("--head", args.head, saved.model.head)?;
+    same_on_resume("--row-kernel", args.row_kernel, saved.model.row_kernel)?;
     same_on_resume("--batch", args.batch, saved.batch)?;
     same_on_resume("--lr", args.lr, saved.optim.lr)?;
     same_on_resume(
@@ -199,6 +211,9 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     }
     if let Some(e) = args.eval_every {
         cfg.eval_every = e;
+    }
+    if let Some(r) = args.recurrence {
+        cfg.recurrence = r;
     }
     Ok(cfg)
 }

@@ -56,6 +56,16 @@ pub struct ModelConfig {
     pub hidden: usize,
     /// D: width of the output head's hidden 1x1 layer.
     pub head: usize,
+    /// Row LSTM: width k of the 1xk input-to-state and state-to-state convolutions.
+    #[serde(default = "default_row_kernel")]
+    pub row_kernel: usize,
+}
+
+/// The paper's Row LSTM kernel width.
+pub const DEFAULT_ROW_KERNEL: usize = 3;
+
+fn default_row_kernel() -> usize {
+    DEFAULT_ROW_KERNEL
 }
 
 impl ModelConfig {
@@ -72,10 +82,16 @@ impl ModelConfig {
                 "height, width, --hidden and --head must be positive".into(),
             ));
         }
+        if self.kind == ModelKind::RowLstm && self.row_kernel % 2 == 0 {
+            return Err(Error::Config(format!(
+                "the Row LSTM kernel width must be odd, got {}",
+                self.row_kernel
+            )));
+        }
         match self.kind {
-            ModelKind::PixelCnn => Ok(()),
+            ModelKind::PixelCnn | ModelKind::RowLstm | ModelKind::DiagBiLstm => Ok(()),
             other => Err(Error::Unsupported(format!(
-                "model '{}' is not built yet (see the open issues); available: pixelcnn",
+                "model '{}' is not built yet (see the open issues); available: pixelcnn, row-lstm, diag-bilstm",
                 other.name()
             ))),
         }

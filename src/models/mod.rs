@@ -3,25 +3,34 @@
 
 mod config;
 
-pub use config::{ModelConfig, ModelKind};
+pub use config::{ModelConfig, ModelKind, DEFAULT_ROW_KERNEL};
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::backend::{Backend, ConvSpec, Mask};
+use crate::backend::{Backend, ConvSpec, Mask, Recurrence};
 use crate::data::Images;
 use crate::error::{Error, Result};
-use crate::nn::{HeadCache, MaskedConv2d, OutputHead, Param, ResidualBlock, ResidualCache};
+use crate::nn::{
+    DiagBiLstm, DiagBiLstmCache, HeadCache, MaskedConv2d, OutputHead, Param, ResidualBlock,
+    ResidualCache, RowLstm, RowLstmCache,
+};
 use crate::tensor::Tensor;
 
 /// One hidden layer of a model.
 pub enum Layer<B: Backend> {
     /// PixelCNN residual block.
     Residual(ResidualBlock<B>),
+    /// Row LSTM layer.
+    RowLstm(RowLstm<B>),
+    /// Diagonal BiLSTM layer.
+    DiagBiLstm(DiagBiLstm<B>),
 }
 
 enum LayerCache<B: Backend> {
     Residual(ResidualCache<B>),
+    RowLstm(RowLstmCache<B>),
+    DiagBiLstm(DiagBiLstmCache<B>),
 }
 
 /// Everything a forward pass keeps for its backward.
@@ -41,6 +50,8 @@ pub struct Model<B: Backend> {
     pub layers: Vec<Layer<B>>,
     /// Output head.
     pub head: OutputHead<B>,
+    /// How the recurrent layers run their recurrence (a run-time choice: same numbers).
+    pub recurrence: Recurrence,
 }
 
 impl<B: Backend> Model<B> {
@@ -69,6 +80,21 @@ impl<B: Backend> Model<B> {
                         c,
                         &mut rng,
                     )?)),
+                    ModelKind::RowLstm => Ok(Layer::RowLstm(RowLstm::new(
+                        backend,
+                        &prefix,
+                        config.hidden,
+                        config.row_kernel,
+                        c,
+                        &mut rng,
+                    )?)),
+                    ModelKind::DiagBiLstm => Ok(Layer::DiagBiLstm(DiagBiLstm::new(
+                        backend,
+                        &prefix,
+                        config.hidden,
+                        c,
+                        &mut rng,
+                    )?)),
                     other => Err(Error::Unsupported(format!(
                         "model '{}' is not built yet",
                         other.name()
@@ -89,6 +115,7 @@ impl<B: Backend> Model<B> {
             input,
             layers,
             head,
+            recurrence: Recurrence::default(),
         })
     }
 
@@ -111,6 +138,16 @@ impl<B: Backend> Model<B> {
                 Layer::Residual(block) => {
                     let (y, cache) = block.forward(backend, &act)?;
                     caches.push(LayerCache::Residual(cache));
+                    act = y;
+                }
+                Layer::RowLstm(l) => {
+                    let (y, cache) = l.forward(backend, &act, self.recurrence)?;
+                    caches.push(LayerCache::RowLstm(cache));
+                    act = y;
+                }
+                Layer::DiagBiLstm(l) => {
+                    let (y, cache) = l.forward(backend, &act, self.recurrence)?;
+                    caches.push(LayerCache::DiagBiLstm(cache));
                     act = y;
                 }
             }
@@ -141,6 +178,13 @@ impl<B: Backend> Model<B> {
                 (Layer::Residual(block), LayerCache::Residual(c)) => {
                     block.backward(backend, c, &grad)?
                 }
+                (Layer::RowLstm(l), LayerCache::RowLstm(c)) => {
+                    l.backward(backend, c, &grad, self.recurrence)?
+                }
+                (Layer::DiagBiLstm(l), LayerCache::DiagBiLstm(c)) => {
+                    l.backward(backend, c, &grad, self.recurrence)?
+                }
+                _ => unreachable!("caches are made by the same layers"),
             };
         }
         self.input
@@ -169,6 +213,8 @@ impl<B: Backend> Model<B> {
         for layer in &mut self.layers {
             match layer {
                 Layer::Residual(block) => p.extend(block.params_mut()),
+                Layer::RowLstm(l) => p.extend(l.params_mut()),
+                Layer::DiagBiLstm(l) => p.extend(l.params_mut()),
             }
         }
         p.extend(self.head.params_mut());

@@ -33,3 +33,11 @@ pub fn conv_weight(rng: &mut Pcg64, cin: usize, cout: usize, spec: &ConvSpec) ->
     }
     w
 }
+
+/// Initial input-to-state bias of an LSTM with `hidden` units: zero, except +1 on the forget
+/// gate (block 1 of `[o, f, i, g]`) so that cells start by remembering.
+pub fn lstm_bias(hidden: usize) -> Vec<f32> {
+    let mut b = vec![0.0f32; 4 * hidden];
+    b[hidden..2 * hidden].fill(1.0);
+    b
+}

@@ -2,13 +2,17 @@
 //! device code. Each layer has an explicit forward that returns what its backward needs, and a
 //! backward that stores its parameter gradients and returns the input gradient.
 
+pub mod diag_bilstm;
 pub mod head;
 pub mod init;
 pub mod masked_conv;
 pub mod param;
 pub mod residual;
+pub mod row_lstm;
 
+pub use diag_bilstm::{DiagBiLstm, DiagBiLstmCache};
 pub use head::{HeadCache, OutputHead};
 pub use masked_conv::MaskedConv2d;
 pub use param::Param;
 pub use residual::{ResidualBlock, ResidualCache};
+pub use row_lstm::{RowLstm, RowLstmCache};

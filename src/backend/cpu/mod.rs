@@ -4,13 +4,17 @@
 pub mod bernoulli_nll;
 pub mod elementwise;
 pub mod gemm;
+pub mod lstm;
 pub mod masked_conv2d;
+pub mod mirror_shift;
 pub mod optim;
+pub mod skew;
 pub mod softmax_nll;
 
-use super::{AdamStep, Backend, ConvGrads, ConvSpec, RmsPropStep};
+use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};
 use crate::tensor::{same_shape, Tensor};
+use lstm::{Geometry, Scan};
 use masked_conv2d::ConvGeom;
 
 /// Host memory and the rayon thread pool.
@@ -71,6 +75,118 @@ fn loss_shapes(
         ));
     }
     Ok(channels)
+}
+
+/// Checks the input-to-state map and the state weight of a recurrence; returns the batch and
+/// the scan geometry. `scan` is `None` for the Row LSTM (its k is read off the weight).
+fn lstm_geometry(
+    op: &'static str,
+    is: &Tensor<CpuBackend>,
+    w_ss: &Tensor<CpuBackend>,
+    diagonal: bool,
+) -> Result<(usize, Geometry)> {
+    let [n, height, width, g] = is.nhwc(op)?;
+    if g == 0 || g % 4 != 0 {
+        return Err(Error::shape(
+            op,
+            format!("pre-activations need 4h features, got {g}"),
+        ));
+    }
+    let scan = if diagonal {
+        Scan::Diagonal
+    } else {
+        match w_ss.shape.as_slice() {
+            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
+            s => {
+                return Err(Error::shape(
+                    op,
+                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
+                ))
+            }
+        }
+    };
+    let geo = Geometry {
+        scan,
+        height,
+        width,
+        hidden: g / 4,
+    };
+    if w_ss.shape != geo.weight_shape() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "state weight {:?} should be {:?}",
+                w_ss.shape,
+                geo.weight_shape()
+            ),
+        ));
+    }
+    Ok((n, geo))
+}
+
+fn lstm_forward(
+    op: &'static str,
+    is: &Tensor<CpuBackend>,
+    w_ss: &Tensor<CpuBackend>,
+    rec: Recurrence,
+    diagonal: bool,
+) -> Result<LstmState<CpuBackend>> {
+    let (n, geo) = lstm_geometry(op, is, w_ss, diagonal)?;
+    let (h, c, gates) = lstm::forward(&is.data, &w_ss.data, n, &geo, rec == Recurrence::Fused);
+    let hs = vec![n, geo.height, geo.width, geo.hidden];
+    Ok(LstmState {
+        h: Tensor {
+            shape: hs.clone(),
+            data: h,
+        },
+        c: Tensor { shape: hs, data: c },
+        gates: Tensor {
+            shape: is.shape.clone(),
+            data: gates,
+        },
+    })
+}
+
+fn lstm_backward(
+    op: &'static str,
+    state: &LstmState<CpuBackend>,
+    w_ss: &Tensor<CpuBackend>,
+    dh: &Tensor<CpuBackend>,
+    rec: Recurrence,
+    diagonal: bool,
+) -> Result<(Tensor<CpuBackend>, Tensor<CpuBackend>)> {
+    let (n, geo) = lstm_geometry(op, &state.gates, w_ss, diagonal)?;
+    same_shape(op, &state.h, dh)?;
+    same_shape(op, &state.c, dh)?;
+    if dh.shape != [n, geo.height, geo.width, geo.hidden] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "hidden-state gradient {:?} does not match the gates",
+                dh.shape
+            ),
+        ));
+    }
+    let (d_is, d_w) = lstm::backward(
+        &state.h.data,
+        &state.c.data,
+        &state.gates.data,
+        &w_ss.data,
+        &dh.data,
+        n,
+        &geo,
+        rec == Recurrence::Fused,
+    );
+    Ok((
+        Tensor {
+            shape: state.gates.shape.clone(),
+            data: d_is,
+        },
+        Tensor {
+            shape: w_ss.shape.clone(),
+            data: d_w,
+        },
+    ))
 }
 
 impl Backend for CpuBackend {
@@ -229,6 +345,94 @@ impl Backend for CpuBackend {
                 data: dlogits,
             },
         ))
+    }
+
+    fn row_lstm_forward(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<LstmState<Self>> {
+        lstm_forward("row_lstm_forward", is, w_ss, rec, false)
+    }
+
+    fn row_lstm_backward(
+        &self,
+        state: &LstmState<Self>,
+        w_ss: &Tensor<Self>,
+        dh: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        lstm_backward("row_lstm_backward", state, w_ss, dh, rec, false)
+    }
+
+    fn diag_lstm_forward(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<LstmState<Self>> {
+        lstm_forward("diag_lstm_forward", is, w_ss, rec, true)
+    }
+
+    fn diag_lstm_backward(
+        &self,
+        state: &LstmState<Self>,
+        w_ss: &Tensor<Self>,
+        dh: &Tensor<Self>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        lstm_backward("diag_lstm_backward", state, w_ss, dh, rec, true)
+    }
+
+    fn skew(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let [n, h, w, c] = x.nhwc("skew")?;
+        if w == 0 {
+            return Err(Error::shape("skew", "width must be positive"));
+        }
+        Ok(Tensor {
+            shape: vec![n, h, 2 * w - 1, c],
+            data: skew::skew(&x.data, n, h, w, c),
+        })
+    }
+
+    fn unskew(&self, s: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let [n, h, ws, c] = s.nhwc("unskew")?;
+        if ws % 2 == 0 {
+            return Err(Error::shape(
+                "unskew",
+                format!("a skewed map has an odd width 2W-1, got {ws}"),
+            ));
+        }
+        let w = ws.div_ceil(2);
+        Ok(Tensor {
+            shape: vec![n, h, w, c],
+            data: skew::unskew(&s.data, n, h, w, c),
+        })
+    }
+
+    fn mirror_width(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let [n, h, w, c] = x.nhwc("mirror_width")?;
+        Ok(Tensor {
+            shape: x.shape.clone(),
+            data: mirror_shift::mirror_width(&x.data, n, h, w, c),
+        })
+    }
+
+    fn shift_down(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let [n, h, w, c] = x.nhwc("shift_down")?;
+        Ok(Tensor {
+            shape: x.shape.clone(),
+            data: mirror_shift::shift_rows(&x.data, n, h, w, c, true),
+        })
+    }
+
+    fn shift_up(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let [n, h, w, c] = x.nhwc("shift_up")?;
+        Ok(Tensor {
+            shape: x.shape.clone(),
+            data: mirror_shift::shift_rows(&x.data, n, h, w, c, false),
+        })
     }
 
     fn sum(&self, x: &Tensor<Self>) -> Result<f64> {

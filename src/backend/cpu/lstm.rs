@@ -1,0 +1,533 @@
+//! The LSTM recurrences on the CPU, written once for both scans (Row LSTM rows, Diagonal
+//! BiLSTM anti-diagonals) and both paths (fused, unfused). CPU twins of `kernels/lstm.cu`,
+//! `kernels/row_lstm.cu` and `kernels/diag_lstm.cu`.
+//!
+//! A scan says, for each position, which earlier positions its state-to-state taps read and
+//! which position its cell state continues. Every position's dependencies come before it in
+//! raster order, so the fused path sweeps each image in raster order (images in parallel), one
+//! position at a time: the 4h pre-activation lives in a local buffer only. The unfused path
+//! processes one step (a row, or an anti-diagonal = a column of the skewed map) of the whole
+//! batch at a time: a GEMM writes the step's pre-activations to a buffer, then a separate pass
+//! applies the gates.
+
+use rayon::prelude::*;
+
+use super::gemm::{sgemm, MatRef};
+
+/// Logistic sigmoid.
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Gates, cell and hidden state of one position from its pre-activation `pre` `[4h]`
+/// (blocks o, f, i, g).
+#[inline]
+pub fn cell_forward(
+    pre: &[f32],
+    c_prev: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+) {
+    let hd = h.len();
+    for u in 0..hd {
+        let o = sigmoid(pre[u]);
+        let f = sigmoid(pre[hd + u]);
+        let i = sigmoid(pre[2 * hd + u]);
+        let g = pre[3 * hd + u].tanh();
+        let cp = c_prev.map_or(0.0, |cp| cp[u]);
+        let cu = f * cp + i * g;
+        gates[u] = o;
+        gates[hd + u] = f;
+        gates[2 * hd + u] = i;
+        gates[3 * hd + u] = g;
+        c[u] = cu;
+        h[u] = o * cu.tanh();
+    }
+}
+
+/// Backward of [`cell_forward`]: from the total `dh` and the cell gradient `dc_in` arriving from
+/// the next step, writes `d_pre` `[4h]` and the gradient for the previous cell `dc_prev`.
+#[inline]
+pub fn cell_backward(
+    gates: &[f32],
+    c: &[f32],
+    c_prev: Option<&[f32]>,
+    dh: &[f32],
+    dc_in: &[f32],
+    d_pre: &mut [f32],
+    dc_prev: &mut [f32],
+) {
+    let hd = c.len();
+    for u in 0..hd {
+        let (o, f, i, g) = (
+            gates[u],
+            gates[hd + u],
+            gates[2 * hd + u],
+            gates[3 * hd + u],
+        );
+        let tc = c[u].tanh();
+        let dc = dc_in[u] + dh[u] * o * (1.0 - tc * tc);
+        let cp = c_prev.map_or(0.0, |cp| cp[u]);
+        d_pre[u] = dh[u] * tc * o * (1.0 - o);
+        d_pre[hd + u] = dc * cp * f * (1.0 - f);
+        d_pre[2 * hd + u] = dc * g * i * (1.0 - i);
+        d_pre[3 * hd + u] = dc * i * (1.0 - g * g);
+        dc_prev[u] = dc * f;
+    }
+}
+
+/// The dependency pattern of a recurrence over an `height x width` image.
+#[derive(Clone, Copy, Debug)]
+pub enum Scan {
+    /// Row LSTM: taps `(i-1, j + t - k/2)` for `t < k`, cell from `(i-1, j)`; steps are rows.
+    Row { k: usize },
+    /// Diagonal LSTM: taps `(r-1, j)` and `(r, j-1)`, cell from `(r, j-1)`; steps are the
+    /// anti-diagonals `r + j = t` (the columns of the skewed map).
+    Diagonal,
+}
+
+/// A scan on a concrete image size.
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    /// Pattern.
+    pub scan: Scan,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Hidden units h.
+    pub hidden: usize,
+}
+
+impl Geometry {
+    /// Number of state-to-state taps.
+    pub fn taps(&self) -> usize {
+        match self.scan {
+            Scan::Row { k } => k,
+            Scan::Diagonal => 2,
+        }
+    }
+
+    /// Expected `[4h, h, kh, kw]` shape of the state-to-state weight.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        let g = 4 * self.hidden;
+        match self.scan {
+            Scan::Row { k } => [g, self.hidden, 1, k],
+            Scan::Diagonal => [g, self.hidden, 2, 1],
+        }
+    }
+
+    /// Position (flat `r * W + j`) read by tap `t` of position `(r, j)`, if inside the image.
+    #[inline]
+    pub fn neighbour(&self, r: usize, j: usize, t: usize) -> Option<usize> {
+        match self.scan {
+            Scan::Row { k } => {
+                let jj = (j + t).checked_sub(k / 2)?;
+                (r > 0 && jj < self.width).then(|| (r - 1) * self.width + jj)
+            }
+            Scan::Diagonal => match t {
+                0 => (r > 0).then(|| (r - 1) * self.width + j),
+                _ => (j > 0).then(|| r * self.width + j - 1),
+            },
+        }
+    }
+
+    /// Position whose cell state `(r, j)` continues.
+    #[inline]
+    pub fn cell_prev(&self, r: usize, j: usize) -> Option<usize> {
+        match self.scan {
+            Scan::Row { .. } => (r > 0).then(|| (r - 1) * self.width + j),
+            Scan::Diagonal => (j > 0).then(|| r * self.width + j - 1),
+        }
+    }
+
+    /// Number of steps of the unfused path.
+    pub fn steps(&self) -> usize {
+        match self.scan {
+            Scan::Row { .. } => self.height,
+            Scan::Diagonal => self.height + self.width - 1,
+        }
+    }
+
+    /// Positions `(r, j)` of step `s`.
+    pub fn step_positions(&self, s: usize) -> Vec<(usize, usize)> {
+        match self.scan {
+            Scan::Row { .. } => (0..self.width).map(|j| (s, j)).collect(),
+            Scan::Diagonal => {
+                let lo = s.saturating_sub(self.width - 1);
+                let hi = s.min(self.height - 1);
+                (lo..=hi).map(|r| (r, s - r)).collect()
+            }
+        }
+    }
+}
+
+/// Packs `[4h, h, kh, kw]` into `[taps * h, 4h]` (tap-major rows, as the gathers produce).
+pub fn pack_state_weight(w: &[f32], geo: &Geometry) -> Vec<f32> {
+    let [g, hd, kh, kw] = geo.weight_shape();
+    let taps = kh * kw;
+    let mut p = vec![0.0f32; taps * hd * g];
+    for o in 0..g {
+        for u in 0..hd {
+            for t in 0..taps {
+                p[(t * hd + u) * g + o] = w[(o * hd + u) * taps + t];
+            }
+        }
+    }
+    p
+}
+
+/// Inverse of [`pack_state_weight`] for the gradient.
+fn unpack_state_weight(p: &[f32], geo: &Geometry) -> Vec<f32> {
+    let [g, hd, kh, kw] = geo.weight_shape();
+    let taps = kh * kw;
+    let mut w = vec![0.0f32; g * hd * taps];
+    for o in 0..g {
+        for u in 0..hd {
+            for t in 0..taps {
+                w[(o * hd + u) * taps + t] = p[(t * hd + u) * g + o];
+            }
+        }
+    }
+    w
+}
+
+/// Gathers the state-to-state input of position `(r, j)` from one image's hidden states.
+#[inline]
+fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mut [f32]) {
+    let hd = geo.hidden;
+    for t in 0..geo.taps() {
+        let dst = &mut col[t * hd..(t + 1) * hd];
+        match geo.neighbour(r, j, t) {
+            Some(p) => dst.copy_from_slice(&h_img[p * hd..(p + 1) * hd]),
+            None => dst.fill(0.0),
+        }
+    }
+}
+
+/// Outputs of a forward recurrence: `(h, c, gates)`, NHWC.
+pub type Forward = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// Forward over a batch of `n` images. `is`: `[n, H, W, 4h]`; `w`: the state weight in
+/// `[4h, h, kh, kw]` layout.
+pub fn forward(is: &[f32], w: &[f32], n: usize, geo: &Geometry, fused: bool) -> Forward {
+    let wp = pack_state_weight(w, geo);
+    if fused {
+        forward_fused(is, &wp, n, geo)
+    } else {
+        forward_unfused(is, &wp, n, geo)
+    }
+}
+
+fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
+    let (hd, plane) = (geo.hidden, geo.height * geo.width);
+    let g = 4 * hd;
+    let tk = geo.taps() * hd;
+    let mut h = vec![0.0f32; n * plane * hd];
+    let mut c = vec![0.0f32; n * plane * hd];
+    let mut gates = vec![0.0f32; n * plane * g];
+    h.par_chunks_mut(plane * hd)
+        .zip(c.par_chunks_mut(plane * hd))
+        .zip(
+            gates
+                .par_chunks_mut(plane * g)
+                .zip(is.par_chunks(plane * g)),
+        )
+        .for_each(|((h_img, c_img), (g_img, is_img))| {
+            let mut col = vec![0.0f32; tk];
+            let mut pre = vec![0.0f32; g];
+            for r in 0..geo.height {
+                for j in 0..geo.width {
+                    let p = r * geo.width + j;
+                    gather(geo, h_img, r, j, &mut col);
+                    pre.copy_from_slice(&is_img[p * g..(p + 1) * g]);
+                    for (q, &x) in col.iter().enumerate() {
+                        if x != 0.0 {
+                            for (a, &wv) in pre.iter_mut().zip(&wp[q * g..(q + 1) * g]) {
+                                *a += x * wv;
+                            }
+                        }
+                    }
+                    // The previous cell is earlier in raster order: split there to borrow it.
+                    let (c_done, c_rest) = c_img.split_at_mut(p * hd);
+                    let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
+                    cell_forward(
+                        &pre,
+                        c_prev,
+                        &mut g_img[p * g..(p + 1) * g],
+                        &mut c_rest[..hd],
+                        &mut h_img[p * hd..(p + 1) * hd],
+                    );
+                }
+            }
+        });
+    (h, c, gates)
+}
+
+fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
+    let (hd, plane) = (geo.hidden, geo.height * geo.width);
+    let g = 4 * hd;
+    let tk = geo.taps() * hd;
+    let mut h = vec![0.0f32; n * plane * hd];
+    let mut c = vec![0.0f32; n * plane * hd];
+    let mut gates = vec![0.0f32; n * plane * g];
+    for s in 0..geo.steps() {
+        let pos = geo.step_positions(s);
+        let rows: Vec<(usize, usize, usize)> = (0..n)
+            .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
+            .collect();
+        let m = rows.len();
+        // The step's pre-activations: input-to-state part, then one GEMM for state-to-state.
+        let mut pre = vec![0.0f32; m * g];
+        let mut cols = vec![0.0f32; m * tk];
+        for (q, &(b, r, j)) in rows.iter().enumerate() {
+            let p = b * plane + r * geo.width + j;
+            pre[q * g..(q + 1) * g].copy_from_slice(&is[p * g..(p + 1) * g]);
+            gather(
+                geo,
+                &h[b * plane * hd..(b + 1) * plane * hd],
+                r,
+                j,
+                &mut cols[q * tk..(q + 1) * tk],
+            );
+        }
+        sgemm(
+            m,
+            g,
+            tk,
+            MatRef::row_major(&cols, tk),
+            MatRef::row_major(wp, g),
+            &mut pre,
+            true,
+        );
+        // Separate pass: gates and cell update of the whole step.
+        let mut g_step = vec![0.0f32; m * g];
+        let mut c_step = vec![0.0f32; m * hd];
+        let mut h_step = vec![0.0f32; m * hd];
+        let c_ref = &c;
+        g_step
+            .par_chunks_mut(g)
+            .zip(c_step.par_chunks_mut(hd).zip(h_step.par_chunks_mut(hd)))
+            .zip(pre.par_chunks(g).zip(rows.par_iter()))
+            .for_each(|((gq, (cq, hq)), (pq, &(b, r, j)))| {
+                let c_prev = geo
+                    .cell_prev(r, j)
+                    .map(|p| &c_ref[(b * plane + p) * hd..(b * plane + p + 1) * hd]);
+                cell_forward(pq, c_prev, gq, cq, hq);
+            });
+        for (q, &(b, r, j)) in rows.iter().enumerate() {
+            let p = b * plane + r * geo.width + j;
+            gates[p * g..(p + 1) * g].copy_from_slice(&g_step[q * g..(q + 1) * g]);
+            c[p * hd..(p + 1) * hd].copy_from_slice(&c_step[q * hd..(q + 1) * hd]);
+            h[p * hd..(p + 1) * hd].copy_from_slice(&h_step[q * hd..(q + 1) * hd]);
+        }
+    }
+    (h, c, gates)
+}
+
+/// Backward through time. `h`, `c`, `gates` from the forward; `dh` `[n, H, W, h]` is the
+/// gradient reaching the hidden states from outside the recurrence. Returns `(d_is, d_w)` with
+/// `d_w` in `[4h, h, kh, kw]` layout.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    h: &[f32],
+    c: &[f32],
+    gates: &[f32],
+    w: &[f32],
+    dh: &[f32],
+    n: usize,
+    geo: &Geometry,
+    fused: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let wp = pack_state_weight(w, geo);
+    let (d_is, dwp) = if fused {
+        backward_fused(h, c, gates, &wp, dh, n, geo)
+    } else {
+        backward_unfused(h, c, gates, &wp, dh, n, geo)
+    };
+    (d_is, unpack_state_weight(&dwp, geo))
+}
+
+fn backward_fused(
+    h: &[f32],
+    c: &[f32],
+    gates: &[f32],
+    wp: &[f32],
+    dh: &[f32],
+    n: usize,
+    geo: &Geometry,
+) -> (Vec<f32>, Vec<f32>) {
+    let (hd, plane) = (geo.hidden, geo.height * geo.width);
+    let g = 4 * hd;
+    let tk = geo.taps() * hd;
+    let mut d_is = vec![0.0f32; n * plane * g];
+    let dwps: Vec<Vec<f32>> = d_is
+        .par_chunks_mut(plane * g)
+        .enumerate()
+        .map(|(b, d_is_img)| {
+            let (h_img, c_img) = (
+                &h[b * plane * hd..(b + 1) * plane * hd],
+                &c[b * plane * hd..(b + 1) * plane * hd],
+            );
+            let g_img = &gates[b * plane * g..(b + 1) * plane * g];
+            let dh_img = &dh[b * plane * hd..(b + 1) * plane * hd];
+            let mut dh_carry = vec![0.0f32; plane * hd];
+            let mut dc_carry = vec![0.0f32; plane * hd];
+            let mut dwp = vec![0.0f32; tk * g];
+            let (mut col, mut dh_tot, mut dc_prev) =
+                (vec![0.0f32; tk], vec![0.0f32; hd], vec![0.0f32; hd]);
+            for r in (0..geo.height).rev() {
+                for j in (0..geo.width).rev() {
+                    let p = r * geo.width + j;
+                    for u in 0..hd {
+                        dh_tot[u] = dh_img[p * hd + u] + dh_carry[p * hd + u];
+                    }
+                    let cp = geo.cell_prev(r, j);
+                    let c_prev = cp.map(|q| &c_img[q * hd..(q + 1) * hd]);
+                    let d_pre = &mut d_is_img[p * g..(p + 1) * g];
+                    cell_backward(
+                        &g_img[p * g..(p + 1) * g],
+                        &c_img[p * hd..(p + 1) * hd],
+                        c_prev,
+                        &dh_tot,
+                        &dc_carry[p * hd..(p + 1) * hd],
+                        d_pre,
+                        &mut dc_prev,
+                    );
+                    if let Some(q) = cp {
+                        dc_carry[q * hd..(q + 1) * hd].copy_from_slice(&dc_prev);
+                    }
+                    gather(geo, h_img, r, j, &mut col);
+                    for t in 0..geo.taps() {
+                        let Some(src) = geo.neighbour(r, j, t) else {
+                            continue;
+                        };
+                        for u in 0..hd {
+                            let qrow = (t * hd + u) * g;
+                            let wrow = &wp[qrow..qrow + g];
+                            let mut acc = 0.0f32;
+                            for (wv, dp) in wrow.iter().zip(d_pre.iter()) {
+                                acc += wv * dp;
+                            }
+                            dh_carry[src * hd + u] += acc;
+                            let x = col[t * hd + u];
+                            if x != 0.0 {
+                                for (dw, dp) in dwp[qrow..qrow + g].iter_mut().zip(d_pre.iter()) {
+                                    *dw += x * dp;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            dwp
+        })
+        .collect();
+    let mut dwp = vec![0.0f32; tk * g];
+    for part in dwps {
+        for (a, b) in dwp.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    (d_is, dwp)
+}
+
+fn backward_unfused(
+    h: &[f32],
+    c: &[f32],
+    gates: &[f32],
+    wp: &[f32],
+    dh: &[f32],
+    n: usize,
+    geo: &Geometry,
+) -> (Vec<f32>, Vec<f32>) {
+    let (hd, plane) = (geo.hidden, geo.height * geo.width);
+    let g = 4 * hd;
+    let tk = geo.taps() * hd;
+    let mut d_is = vec![0.0f32; n * plane * g];
+    let mut dwp = vec![0.0f32; tk * g];
+    let mut dh_carry = vec![0.0f32; n * plane * hd];
+    let mut dc_carry = vec![0.0f32; n * plane * hd];
+    for s in (0..geo.steps()).rev() {
+        let pos = geo.step_positions(s);
+        let rows: Vec<(usize, usize, usize)> = (0..n)
+            .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
+            .collect();
+        let m = rows.len();
+        // Gate pass of the whole step.
+        let mut d_pre = vec![0.0f32; m * g];
+        let mut dc_prev = vec![0.0f32; m * hd];
+        let (dh_carry_ref, dc_carry_ref) = (&dh_carry, &dc_carry);
+        d_pre
+            .par_chunks_mut(g)
+            .zip(dc_prev.par_chunks_mut(hd))
+            .zip(rows.par_iter())
+            .for_each(|((dq, dcq), &(b, r, j))| {
+                let p = b * plane + r * geo.width + j;
+                let dh_tot: Vec<f32> = (0..hd)
+                    .map(|u| dh[p * hd + u] + dh_carry_ref[p * hd + u])
+                    .collect();
+                let c_prev = geo
+                    .cell_prev(r, j)
+                    .map(|q| &c[(b * plane + q) * hd..(b * plane + q + 1) * hd]);
+                cell_backward(
+                    &gates[p * g..(p + 1) * g],
+                    &c[p * hd..(p + 1) * hd],
+                    c_prev,
+                    &dh_tot,
+                    &dc_carry_ref[p * hd..(p + 1) * hd],
+                    dq,
+                    dcq,
+                );
+            });
+        let mut cols = vec![0.0f32; m * tk];
+        for (q, &(b, r, j)) in rows.iter().enumerate() {
+            let p = b * plane + r * geo.width + j;
+            d_is[p * g..(p + 1) * g].copy_from_slice(&d_pre[q * g..(q + 1) * g]);
+            if let Some(cp) = geo.cell_prev(r, j) {
+                let dst = (b * plane + cp) * hd;
+                dc_carry[dst..dst + hd].copy_from_slice(&dc_prev[q * hd..(q + 1) * hd]);
+            }
+            gather(
+                geo,
+                &h[b * plane * hd..(b + 1) * plane * hd],
+                r,
+                j,
+                &mut cols[q * tk..(q + 1) * tk],
+            );
+        }
+        // Weight gradient and state gradient of the step: two GEMMs.
+        sgemm(
+            tk,
+            g,
+            m,
+            MatRef::transposed(&cols, tk),
+            MatRef::row_major(&d_pre, g),
+            &mut dwp,
+            true,
+        );
+        let mut dcols = vec![0.0f32; m * tk];
+        sgemm(
+            m,
+            tk,
+            g,
+            MatRef::row_major(&d_pre, g),
+            MatRef::transposed(wp, g),
+            &mut dcols,
+            false,
+        );
+        for (q, &(b, r, j)) in rows.iter().enumerate() {
+            for t in 0..geo.taps() {
+                if let Some(src) = geo.neighbour(r, j, t) {
+                    let dst = (b * plane + src) * hd;
+                    for u in 0..hd {
+                        dh_carry[dst + u] += dcols[q * tk + t * hd + u];
+                    }
+                }
+            }
+        }
+    }
+    (d_is, dwp)
+}

@@ -1,0 +1,30 @@
+//! `skew` and `unskew` on the CPU (materialised; the Diagonal LSTM folds the skew into its
+//! indexing and these ops serve comparisons and tests). CPU twins of `kernels/skew.cu`.
+
+/// `[n, H, W, C]` -> `[n, H, 2W-1, C]` with `S[r, r + j] = x[r, j]`, zero elsewhere.
+pub fn skew(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
+    let ws = 2 * w - 1;
+    let mut s = vec![0.0f32; n * h * ws * c];
+    for b in 0..n {
+        for r in 0..h {
+            let src = ((b * h + r) * w) * c;
+            let dst = ((b * h + r) * ws + r) * c;
+            s[dst..dst + w * c].copy_from_slice(&x[src..src + w * c]);
+        }
+    }
+    s
+}
+
+/// `[n, H, 2W-1, C]` -> `[n, H, W, C]` with `out[r, j] = S[r, r + j]`.
+pub fn unskew(s: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
+    let ws = 2 * w - 1;
+    let mut x = vec![0.0f32; n * h * w * c];
+    for b in 0..n {
+        for r in 0..h {
+            let dst = ((b * h + r) * w) * c;
+            let src = ((b * h + r) * ws + r) * c;
+            x[dst..dst + w * c].copy_from_slice(&s[src..src + w * c]);
+        }
+    }
+    x
+}

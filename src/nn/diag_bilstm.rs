@@ -1,0 +1,173 @@
+//! The Diagonal BiLSTM layer (MODELS.md, "Diagonal BiLSTM layer"). Per direction: a 1x1 mask-B
+//! input-to-state convolution and the diagonal scan (skew folded into the backend's indexing:
+//! state from the pixel above and the pixel to the left). The right direction runs on the
+//! mirrored map with its own weights, is mirrored back and shifted down one row (without the
+//! shift each pixel would see the rest of its own row); the two are summed and projected by a
+//! 1x1 mask-B residual convolution h -> 2h added to the input.
+
+use rand_pcg::Pcg64;
+
+use super::residual::need;
+use super::{init, MaskedConv2d, Param};
+use crate::backend::{Backend, ConvSpec, LstmState, Mask, Recurrence};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// One direction: input-to-state convolution and state-to-state weight.
+pub struct DiagDirection<B: Backend> {
+    /// 1x1 mask B, 2h -> 4h.
+    pub is_conv: MaskedConv2d<B>,
+    /// State-to-state weight `[4h, h, 2, 1]`: tap 0 reads the pixel above, tap 1 the pixel to
+    /// the left (rows r-1 and r of the previous skewed column).
+    pub ss_weight: Param<B>,
+}
+
+impl<B: Backend> DiagDirection<B> {
+    fn new(
+        backend: &B,
+        prefix: &str,
+        hidden: usize,
+        groups: usize,
+        rng: &mut Pcg64,
+    ) -> Result<Self> {
+        let (h2, g) = (2 * hidden, 4 * hidden);
+        let is_spec = ConvSpec {
+            out_block: hidden,
+            ..ConvSpec::new(1, 1, Mask::B, groups, h2, g)
+        };
+        let mut is_conv =
+            MaskedConv2d::new(backend, &format!("{prefix}.is_conv"), h2, g, is_spec, rng)?;
+        is_conv.bias.value = Tensor::from_slice(backend, &[g], &init::lstm_bias(hidden))?;
+        let ss_spec = ConvSpec {
+            kh: 2,
+            kw: 1,
+            ..ConvSpec::new(1, 1, Mask::None, groups, hidden, g)
+        };
+        let ss = init::conv_weight(rng, hidden, g, &ss_spec);
+        Ok(DiagDirection {
+            is_conv,
+            ss_weight: Param::new(
+                backend,
+                format!("{prefix}.ss_conv.weight"),
+                &[g, hidden, 2, 1],
+                &ss,
+            )?,
+        })
+    }
+}
+
+/// One Diagonal BiLSTM layer on a map of `2h` features.
+pub struct DiagBiLstm<B: Backend> {
+    /// Left-to-right direction (on the map as it is).
+    pub left: DiagDirection<B>,
+    /// Right-to-left direction (on the mirrored map).
+    pub right: DiagDirection<B>,
+    /// 1x1 mask B, h -> 2h.
+    pub res_conv: MaskedConv2d<B>,
+}
+
+/// What the layer's backward needs.
+pub struct DiagBiLstmCache<B: Backend> {
+    x: Tensor<B>,
+    x_mirror: Tensor<B>,
+    left: LstmState<B>,
+    right: LstmState<B>,
+    h_sum: Tensor<B>,
+}
+
+impl<B: Backend> DiagBiLstm<B> {
+    /// A layer with `hidden` units per direction and `groups` channel groups.
+    pub fn new(
+        backend: &B,
+        prefix: &str,
+        hidden: usize,
+        groups: usize,
+        rng: &mut Pcg64,
+    ) -> Result<Self> {
+        Ok(DiagBiLstm {
+            left: DiagDirection::new(backend, &format!("{prefix}.left"), hidden, groups, rng)?,
+            right: DiagDirection::new(backend, &format!("{prefix}.right"), hidden, groups, rng)?,
+            res_conv: MaskedConv2d::new(
+                backend,
+                &format!("{prefix}.res_conv"),
+                hidden,
+                2 * hidden,
+                ConvSpec::new(1, 1, Mask::B, groups, hidden, 2 * hidden),
+                rng,
+            )?,
+        })
+    }
+
+    /// `x + res_conv(left(x) + shift_down(mirror(right(mirror(x)))))`.
+    pub fn forward(
+        &self,
+        backend: &B,
+        x: &Tensor<B>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<B>, DiagBiLstmCache<B>)> {
+        let is_l = self.left.is_conv.forward(backend, x)?;
+        let left = backend.diag_lstm_forward(&is_l, &self.left.ss_weight.value, rec)?;
+        let x_mirror = backend.mirror_width(x)?;
+        let is_r = self.right.is_conv.forward(backend, &x_mirror)?;
+        let right = backend.diag_lstm_forward(&is_r, &self.right.ss_weight.value, rec)?;
+        let h_right = backend.shift_down(&backend.mirror_width(&right.h)?)?;
+        let h_sum = backend.add(&left.h, &h_right)?;
+        let r = self.res_conv.forward(backend, &h_sum)?;
+        let y = backend.add(x, &r)?;
+        Ok((
+            y,
+            DiagBiLstmCache {
+                x: x.clone(),
+                x_mirror,
+                left,
+                right,
+                h_sum,
+            },
+        ))
+    }
+
+    /// Stores the gradients; returns the gradient w.r.t. the input.
+    pub fn backward(
+        &mut self,
+        backend: &B,
+        cache: DiagBiLstmCache<B>,
+        dy: &Tensor<B>,
+        rec: Recurrence,
+    ) -> Result<Tensor<B>> {
+        let dh = need(self.res_conv.backward(backend, &cache.h_sum, dy, true)?);
+        let (d_is_l, d_ss_l) =
+            backend.diag_lstm_backward(&cache.left, &self.left.ss_weight.value, &dh, rec)?;
+        self.left.ss_weight.grad = d_ss_l;
+        let dh_right = backend.mirror_width(&backend.shift_up(&dh)?)?;
+        let (d_is_r, d_ss_r) = backend.diag_lstm_backward(
+            &cache.right,
+            &self.right.ss_weight.value,
+            &dh_right,
+            rec,
+        )?;
+        self.right.ss_weight.grad = d_ss_r;
+        let dx_l = need(
+            self.left
+                .is_conv
+                .backward(backend, &cache.x, &d_is_l, true)?,
+        );
+        let dxm_r = need(
+            self.right
+                .is_conv
+                .backward(backend, &cache.x_mirror, &d_is_r, true)?,
+        );
+        let dx_r = backend.mirror_width(&dxm_r)?;
+        backend.add(&backend.add(dy, &dx_l)?, &dx_r)
+    }
+
+    /// The layer's parameters.
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        let mut p: Vec<&mut Param<B>> = Vec::new();
+        for d in [&mut self.left, &mut self.right] {
+            p.extend(d.is_conv.params_mut());
+            p.push(&mut d.ss_weight);
+        }
+        p.extend(self.res_conv.params_mut());
+        p
+    }
+}
