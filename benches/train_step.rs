@@ -1,13 +1,16 @@
-//! Criterion: one PixelCNN training step (forward, loss, backward, optimizer) on the CPU.
-//! Run with `cargo bench --bench train_step`.
+//! Criterion: one training step (forward, loss, backward, RMSProp) of every model on the CPU,
+//! recurrent models with the fused and the unfused recurrence side by side.
+//! Run with `cargo bench --bench train_step` (filter: `cargo bench --bench train_step -- row_lstm`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::Recurrence;
 use pixelrnn::data::Images;
 use pixelrnn::models::{Model, ModelConfig, ModelKind};
 use pixelrnn::optim::{OptimConfig, Optimizer};
 
 struct Case {
+    kind: ModelKind,
     name: &'static str,
     size: (usize, usize, usize),
     binary: bool,
@@ -19,6 +22,7 @@ struct Case {
 const CASES: &[Case] = &[
     // The `pixelrnn train` default.
     Case {
+        kind: ModelKind::PixelCnn,
         name: "default_28x28x1_bin_L7_h32",
         size: (28, 28, 1),
         binary: true,
@@ -28,6 +32,7 @@ const CASES: &[Case] = &[
     },
     // The 28x28 configuration of the CPU-speed comparison (issue 8).
     Case {
+        kind: ModelKind::PixelCnn,
         name: "mnist_28x28x1_L7_h16",
         size: (28, 28, 1),
         binary: false,
@@ -36,6 +41,44 @@ const CASES: &[Case] = &[
         head: 32,
     },
     Case {
+        kind: ModelKind::PixelCnn,
+        name: "cifar_32x32x3_L4_h32",
+        size: (32, 32, 3),
+        binary: false,
+        layers: 4,
+        hidden: 32,
+        head: 64,
+    },
+    // The paper's binarized-MNIST Diagonal BiLSTM size, and a small RGB configuration.
+    Case {
+        kind: ModelKind::RowLstm,
+        name: "mnist_28x28x1_L7_h16",
+        size: (28, 28, 1),
+        binary: false,
+        layers: 7,
+        hidden: 16,
+        head: 32,
+    },
+    Case {
+        kind: ModelKind::RowLstm,
+        name: "cifar_32x32x3_L4_h32",
+        size: (32, 32, 3),
+        binary: false,
+        layers: 4,
+        hidden: 32,
+        head: 64,
+    },
+    Case {
+        kind: ModelKind::DiagBiLstm,
+        name: "mnist_28x28x1_L7_h16",
+        size: (28, 28, 1),
+        binary: false,
+        layers: 7,
+        hidden: 16,
+        head: 32,
+    },
+    Case {
+        kind: ModelKind::DiagBiLstm,
         name: "cifar_32x32x3_L4_h32",
         size: (32, 32, 3),
         binary: false,
@@ -48,12 +91,18 @@ const CASES: &[Case] = &[
 fn train_step(c: &mut Criterion) {
     let backend = CpuBackend::new();
     let batch = 16;
-    let mut group = c.benchmark_group("pixelcnn_train_step");
-    group.sample_size(10);
     for case in CASES {
+        let recurrences: &[Recurrence] = if case.kind == ModelKind::PixelCnn {
+            &[Recurrence::Fused]
+        } else {
+            &[Recurrence::Fused, Recurrence::Unfused]
+        };
+        let mut group =
+            c.benchmark_group(format!("{}_train_step", case.kind.name().replace('-', "_")));
+        group.sample_size(10);
         let (h, w, ch) = case.size;
         let cfg = ModelConfig {
-            kind: ModelKind::PixelCnn,
+            kind: case.kind,
             height: h,
             width: w,
             channels: ch,
@@ -76,17 +125,25 @@ fn train_step(c: &mut Criterion) {
         });
         let scale = 1.0 / (batch * cfg.dims()) as f32;
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new("cpu", case.name), |bench| {
-            bench.iter(|| {
-                let (x, t) = model.batch(&backend, &images, &idx).unwrap();
-                let (logits, cache) = model.forward(&backend, &x).unwrap();
-                let (_, dl) = model.loss(&backend, &logits, &t, scale).unwrap();
-                model.backward(&backend, cache, &dl, false).unwrap();
-                opt.step(&backend, model.params_mut()).unwrap();
-            })
-        });
+        for &rec in recurrences {
+            model.recurrence = rec;
+            let id = match (case.kind, rec) {
+                (ModelKind::PixelCnn, _) => format!("cpu/{}", case.name),
+                (_, Recurrence::Fused) => format!("cpu_fused/{}", case.name),
+                (_, Recurrence::Unfused) => format!("cpu_unfused/{}", case.name),
+            };
+            group.bench_function(BenchmarkId::from_parameter(id), |bench| {
+                bench.iter(|| {
+                    let (x, t) = model.batch(&backend, &images, &idx).unwrap();
+                    let (logits, cache) = model.forward(&backend, &x).unwrap();
+                    let (_, dl) = model.loss(&backend, &logits, &t, scale).unwrap();
+                    model.backward(&backend, cache, &dl, false).unwrap();
+                    opt.step(&backend, model.params_mut()).unwrap();
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, train_step);

@@ -82,7 +82,7 @@ impl ModelConfig {
                 "height, width, --hidden and --head must be positive".into(),
             ));
         }
-        if self.kind == ModelKind::RowLstm && self.row_kernel % 2 == 0 {
+        if self.kind == ModelKind::RowLstm && self.row_kernel.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "the Row LSTM kernel width must be odd, got {}",
                 self.row_kernel
