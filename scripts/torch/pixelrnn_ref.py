@@ -1,0 +1,388 @@
+"""An independent PyTorch reference of PixelCNN, Row LSTM and Diagonal BiLSTM.
+
+Written from the project's spec (shared/spec/MODELS.md), not from the Rust code: only the
+parameter names and shapes follow pixelrnn's checkpoint format (docs/CHECKPOINTS.md) so that a
+checkpoint loads with `load_state_dict`. Activations are NCHW; weights are `[out, in, kh, kw]`.
+Plain, eager PyTorch on purpose: it is the cross-check of pixelrnn's numbers and the "what a
+user would write instead" speed reference of issue 8.
+
+    python scripts/torch/pixelrnn_ref.py --selftest     # causality / receptive-field checks
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+KINDS = ("pixelcnn", "row-lstm", "diag-bilstm")
+
+
+# --------------------------------------------------------------------------------------------
+# Channel groups and masks (MODELS.md, "Channel groups and masks")
+# --------------------------------------------------------------------------------------------
+
+def feature_groups(n: int, block: int, groups: int) -> torch.Tensor:
+    """Group of each of `n` features: (f % block) % groups. `block` is the map's width, or h
+    for a 4h gate pre-activation (unit u of every gate block is in group u mod C)."""
+    f = torch.arange(n)
+    return (f % block) % groups
+
+
+def conv_mask(cout: int, cin: int, kh: int, kw: int, mask: str, groups: int,
+              out_block: int | None = None, in_block: int | None = None) -> torch.Tensor:
+    """The 0/1 mask `[cout, cin, kh, kw]` of a convolution. `mask` is "A", "B" or "none"."""
+    m = torch.ones(cout, cin, kh, kw)
+    if mask == "none":
+        return m
+    assert kh % 2 == 1 and kw % 2 == 1, "masked kernels are odd"
+    cy, cx = kh // 2, kw // 2
+    m[:, :, cy, cx + 1:] = 0  # same row, right of the centre
+    m[:, :, cy + 1:, :] = 0  # rows below
+    go = feature_groups(cout, out_block or cout, groups)[:, None]
+    gi = feature_groups(cin, in_block or cin, groups)[None, :]
+    centre = (go > gi) if mask == "A" else (go >= gi)
+    m[:, :, cy, cx] = centre.to(m.dtype)
+    return m
+
+
+class MaskedConv2d(nn.Module):
+    """`conv(x, weight * mask) + bias`, "same" zero padding. Parameters `weight`, `bias`."""
+
+    def __init__(self, cin, cout, kh, kw, mask, groups, out_block=None, in_block=None,
+                 bias=True):
+        super().__init__()
+        self.padding = (kh // 2, kw // 2)
+        self.weight = nn.Parameter(torch.empty(cout, cin, kh, kw))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.register_buffer(
+            "mask", conv_mask(cout, cin, kh, kw, mask, groups, out_block, in_block),
+            persistent=False)
+        fan_in = self.mask.sum(dim=(1, 2, 3)).clamp(min=1)  # live taps per output feature
+        a = torch.sqrt(3.0 / fan_in)[:, None, None, None]
+        with torch.no_grad():
+            self.weight.uniform_(-1.0, 1.0).mul_(a).mul_(self.mask)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class StateConv(nn.Module):
+    """An unmasked state-to-state weight (no bias): `[4h, h, kh, kw]`."""
+
+    def __init__(self, h, kh, kw):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(4 * h, h, kh, kw))
+        a = math.sqrt(3.0 / (h * kh * kw))
+        with torch.no_grad():
+            self.weight.uniform_(-a, a)
+
+
+def lstm_gates(pre, h):
+    """[o, f, i, g] = [sigmoid, sigmoid, sigmoid, tanh] of the 4h pre-activation (dim 1)."""
+    o, f, i, g = pre[:, :h], pre[:, h:2 * h], pre[:, 2 * h:3 * h], pre[:, 3 * h:]
+    return torch.sigmoid(o), torch.sigmoid(f), torch.sigmoid(i), torch.tanh(g)
+
+
+def input_to_state(cin, h, kw, groups):
+    """Input-to-state convolution 1 x kw, mask B, 2h -> 4h, unit u of each gate in group u mod C;
+    forget-gate bias +1 at init."""
+    conv = MaskedConv2d(cin, 4 * h, 1, kw, "B", groups, out_block=h, in_block=cin)
+    with torch.no_grad():
+        conv.bias[h:2 * h] = 1.0
+    return conv
+
+
+# --------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------
+
+class ResidualBlock(nn.Module):
+    """PixelCNN: ReLU -> 1x1 B 2h->h -> ReLU -> 3x3 B h->h -> ReLU -> 1x1 B h->2h, + input."""
+
+    def __init__(self, h, groups):
+        super().__init__()
+        self.conv_in = MaskedConv2d(2 * h, h, 1, 1, "B", groups)
+        self.conv_mid = MaskedConv2d(h, h, 3, 3, "B", groups)
+        self.conv_out = MaskedConv2d(h, 2 * h, 1, 1, "B", groups)
+
+    def forward(self, x):
+        y = self.conv_in(F.relu(x))
+        y = self.conv_mid(F.relu(y))
+        y = self.conv_out(F.relu(y))
+        return x + y
+
+
+class RowLstm(nn.Module):
+    """Row LSTM: 1xk mask-B input-to-state (bias), row recurrence with a 1xk unmasked
+    state-to-state convolution over the previous row's h, residual 1x1 B h->2h."""
+
+    def __init__(self, h, groups, k=3):
+        super().__init__()
+        self.h, self.k = h, k
+        self.is_conv = input_to_state(2 * h, h, k, groups)
+        self.ss_conv = StateConv(h, 1, k)
+        self.res_conv = MaskedConv2d(h, 2 * h, 1, 1, "B", groups)
+
+    def recurrence(self, pre):
+        """`pre`: [N, 4h, H, W] input-to-state pre-activations -> hidden states [N, h, H, W]."""
+        n, _, hh, w = pre.shape
+        h = self.h
+        h_prev = pre.new_zeros(n, h, 1, w)  # row -1: h = c = 0
+        c_prev = pre.new_zeros(n, h, 1, w)
+        out = []
+        for i in range(hh):
+            s = pre[:, :, i:i + 1, :] + F.conv2d(h_prev, self.ss_conv.weight,
+                                                 padding=(0, self.k // 2))
+            o, f, ig, g = lstm_gates(s, h)
+            c_prev = f * c_prev + ig * g
+            h_prev = o * torch.tanh(c_prev)
+            out.append(h_prev)
+        return torch.cat(out, dim=2)
+
+    def forward(self, x):
+        return x + self.res_conv(self.recurrence(self.is_conv(x)))
+
+
+def skew(x):
+    """S[r, r + j] = X[r, j]: [N, F, H, W] -> [N, F, H, 2W - 1], zero elsewhere."""
+    n, f, hh, w = x.shape
+    s = x.new_zeros(n, f, hh, 2 * w - 1)
+    for r in range(hh):
+        s[:, :, r, r:r + w] = x[:, :, r]
+    return s
+
+
+def unskew(s, w):
+    """out[r, j] = S[r, r + j]: [N, F, H, 2W - 1] -> [N, F, H, W]."""
+    return torch.stack([s[:, :, r, r:r + w] for r in range(s.shape[2])], dim=2)
+
+
+class DiagDirection(nn.Module):
+    """One direction of the Diagonal BiLSTM: 1x1 mask-B input-to-state (bias) and the column
+    scan of the skewed map with the 2x1 state-to-state convolution `[4h, h, 2, 1]` over rows
+    r-1 (tap 0, zero above row 0) and r (tap 1) of the previous column."""
+
+    def __init__(self, h, groups):
+        super().__init__()
+        self.h = h
+        self.is_conv = input_to_state(2 * h, h, 1, groups)
+        self.ss_conv = StateConv(h, 2, 1)
+
+    def forward(self, x):
+        """x: [N, 2h, H, W] -> hidden states [N, h, H, W] (image coordinates)."""
+        n, _, hh, w = x.shape
+        h = self.h
+        s = skew(self.is_conv(x))  # [N, 4h, H, 2W-1]
+        t_all = torch.arange(2 * w - 1, device=x.device)
+        r_all = torch.arange(hh, device=x.device)
+        # valid[r, t]: the skewed position holds an image pixel (0 <= t - r < W)
+        valid = ((t_all[None, :] - r_all[:, None]) >= 0) & ((t_all[None, :] - r_all[:, None]) < w)
+        valid = valid.to(x.dtype)
+        w_ss = self.ss_conv.weight[:, :, :, 0]  # [4h, h, 2]: tap 0 row r-1, tap 1 row r
+        h_prev = x.new_zeros(n, h, hh)
+        c_prev = x.new_zeros(n, h, hh)
+        cols = []
+        for t in range(2 * w - 1):
+            # out[r] = W0 h_prev[r-1] + W1 h_prev[r]  (zero row above row 0)
+            ss = F.conv1d(F.pad(h_prev, (1, 0)), w_ss)
+            pre = s[:, :, :, t] + ss
+            o, f, ig, g = lstm_gates(pre, h)
+            m = valid[:, t]
+            c_prev = (f * c_prev + ig * g) * m  # cell from the same skewed row: pixel on the left
+            h_prev = o * torch.tanh(c_prev) * m  # the skew's padding holds h = c = 0
+            cols.append(h_prev)
+        return unskew(torch.stack(cols, dim=3), w)
+
+
+class DiagBiLstm(nn.Module):
+    """Diagonal BiLSTM: left direction on x, right direction on mirror(x) (own weights),
+    mirrored back and shifted down one row, summed; residual 1x1 B h->2h added to x."""
+
+    def __init__(self, h, groups):
+        super().__init__()
+        self.left = DiagDirection(h, groups)
+        self.right = DiagDirection(h, groups)
+        self.res_conv = MaskedConv2d(h, 2 * h, 1, 1, "B", groups)
+
+    def forward(self, x):
+        hl = self.left(x)
+        hr = torch.flip(self.right(torch.flip(x, dims=[3])), dims=[3])
+        hr = F.pad(hr, (0, 0, 1, 0))[:, :, :-1]  # shift down: row 0 zero, row r <- row r-1
+        return x + self.res_conv(hl + hr)
+
+
+class OutputHead(nn.Module):
+    """ReLU -> 1x1 B 2h->D -> ReLU -> 1x1 B D->256C (or C for binary)."""
+
+    def __init__(self, cin, d, outputs, groups):
+        super().__init__()
+        self.hidden = MaskedConv2d(cin, d, 1, 1, "B", groups)
+        self.logits = MaskedConv2d(d, outputs, 1, 1, "B", groups)
+
+    def forward(self, x):
+        return self.logits(F.relu(self.hidden(F.relu(x))))
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    kind: str
+    height: int
+    width: int
+    channels: int
+    binary: bool
+    layers: int
+    hidden: int
+    head: int
+    row_kernel: int = 3
+
+    @staticmethod
+    def from_json(d: dict) -> "Config":
+        return Config(kind=d["kind"], height=d["height"], width=d["width"],
+                      channels=d["channels"], binary=d["binary"], layers=d["layers"],
+                      hidden=d["hidden"], head=d["head"], row_kernel=d.get("row_kernel", 3))
+
+
+class PixelModel(nn.Module):
+    """Input 7x7 mask A C->2h, `layers` hidden layers, output head."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        if cfg.kind not in KINDS:
+            raise ValueError(f"unknown model kind {cfg.kind!r}")
+        self.cfg = cfg
+        c, h = cfg.channels, cfg.hidden
+        self.input = MaskedConv2d(c, 2 * h, 7, 7, "A", c)
+        if cfg.kind == "pixelcnn":
+            layers = [ResidualBlock(h, c) for _ in range(cfg.layers)]
+        elif cfg.kind == "row-lstm":
+            layers = [RowLstm(h, c, cfg.row_kernel) for _ in range(cfg.layers)]
+        else:
+            layers = [DiagBiLstm(h, c) for _ in range(cfg.layers)]
+        self.layers = nn.ModuleList(layers)
+        self.head = OutputHead(2 * h, cfg.head, c if cfg.binary else 256 * c, c)
+
+    def network_input(self, x_uint8):
+        """[N, H, W, C] values (uint8 or 0/1) -> [N, C, H, W] network input."""
+        x = x_uint8.permute(0, 3, 1, 2).to(self.input.weight.dtype)
+        return x if self.cfg.binary else x / 127.5 - 1.0
+
+    def forward(self, x):
+        """Network input [N, C, H, W] -> logits [N, 256C or C, H, W] (logit k of channel c is
+        feature k*C + c)."""
+        a = self.input(x)
+        for layer in self.layers:
+            a = layer(a)
+        return self.head(a)
+
+    def nll(self, logits, targets):
+        """Per-sub-pixel NLL in nats [N, C, H, W]; `targets` [N, C, H, W] raw values."""
+        n, _, hh, w = logits.shape
+        c = self.cfg.channels
+        if self.cfg.binary:
+            return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype),
+                                                      reduction="none")
+        z = logits.view(n, 256, c, hh, w)
+        return F.cross_entropy(z, targets.long(), reduction="none")
+
+    def nll_images(self, images):
+        """Per-sub-pixel NLL in nats, NHWC like pixelrnn's `--dump-nll`, for uint8 images
+        [N, H, W, C] (binary models: 0/1 values)."""
+        x = self.network_input(images)
+        t = images.permute(0, 3, 1, 2)
+        return self.nll(self(x), t).permute(0, 2, 3, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Self-test: the spec's causality and receptive-field statements, checked on this reference
+# --------------------------------------------------------------------------------------------
+
+def _randomize(model, seed=0):
+    """Fills every weight (masked taps too: the mask must do the work) with random values."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+
+
+def selftest(verbose=True):
+    torch.manual_seed(0)
+    dt = torch.float64
+    failures = 0
+    for kind in KINDS:
+        for c in (1, 3):
+            cfg = Config(kind, 6, 7, c, False, 2, 3, 5)
+            m = PixelModel(cfg).to(dt)
+            _randomize(m)
+            hh, w = cfg.height, cfg.width
+            x = torch.randn(1, c, hh, w, dtype=dt)
+            base = m(x).view(1, 256, c, hh, w)
+            # Causality: perturb sub-pixel p; outputs of sub-pixels at or before p unchanged.
+            bad = 0
+            for p in range(hh * w * c):
+                i, j, ch = p // (w * c), (p // c) % w, p % c
+                x2 = x.clone()
+                x2[0, ch, i, j] += 1.0
+                diff = (m(x2).view(1, 256, c, hh, w) - base).abs().amax(dim=1)[0]  # [C, H, W]
+                order = (torch.arange(hh)[:, None, None] * w + torch.arange(w)[None, :, None]) * c \
+                    + torch.arange(c)[None, None, :]  # [H, W, C] raster index
+                before = order.permute(2, 0, 1) <= p
+                bad += int((diff[before] > 0).sum())
+            ok = bad == 0
+            failures += not ok
+            if verbose:
+                print(f"selftest causality {kind:12s} C={c}: {'ok' if ok else f'{bad} leaks'}")
+    # Receptive fields of one output w.r.t. the input (C = 1), 8x8 image, output pixel (4, 3).
+    hh, w, oi, oj = 8, 8, 4, 3
+    for kind in KINDS:
+        m = PixelModel(Config(kind, hh, w, 1, False, 3, 3, 5)).to(dt)
+        _randomize(m, seed=1)
+        x = torch.randn(1, 1, hh, w, dtype=dt, requires_grad=True)
+        m(x)[0, :, oi, oj].sum().backward()
+        seen = (x.grad[0, 0].abs() > 0)
+        past = torch.zeros(hh, w, dtype=torch.bool)
+        past[:oi] = True
+        past[oi, :oj] = True
+        missing = [(int(a), int(b)) for a, b in (past & ~seen).nonzero()]
+        future = int((seen & ~past).sum())
+        if kind == "diag-bilstm":
+            ok = missing == [(oi - 1, w - 1)] and future == 0
+        elif kind == "pixelcnn":
+            ok = len(missing) > 0 and future == 0  # the blind spot
+        else:
+            ok = future == 0
+        failures += not ok
+        if verbose:
+            print(f"selftest receptive field {kind:12s}: misses {missing} "
+                  f"{'ok' if ok else 'FAIL'}")
+    # A zero last layer gives exactly 8 bits/dim.
+    m = PixelModel(Config("diag-bilstm", 4, 5, 3, False, 1, 2, 4)).to(dt)
+    with torch.no_grad():
+        m.head.logits.weight.zero_()
+        m.head.logits.bias.zero_()
+    imgs = torch.randint(0, 256, (2, 4, 5, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        bpd = float(m.nll_images(imgs).mean() / math.log(2))
+    ok = abs(bpd - 8.0) < 1e-12
+    failures += not ok
+    if verbose:
+        print(f"selftest zero head: {bpd:.12f} bits/dim {'ok' if ok else 'FAIL'}")
+    return failures
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--selftest", action="store_true", help="run the spec checks on the reference")
+    args = ap.parse_args()
+    if args.selftest:
+        raise SystemExit(1 if selftest() else 0)
+    ap.print_help()
