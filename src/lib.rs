@@ -17,6 +17,7 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod sample;
 pub mod tensor;
 pub mod train;
 

@@ -20,9 +20,20 @@ fn main() -> ExitCode {
                 eprint!("{e}");
                 return ExitCode::from(2);
             }
+            // clap's message is several lines (the error, its details, a usage block); keep the
+            // error and its details on one line.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid command line");
-            eprintln!("{first} (see --help)");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let message = if message.is_empty() {
+                "invalid command line".to_string()
+            } else {
+                message.join(" ")
+            };
+            eprintln!("{message} (see --help)");
             return ExitCode::from(2);
         }
     };

@@ -166,6 +166,11 @@ impl RunDir {
     pub fn checkpoint(&self) -> PathBuf {
         self.root.join("checkpoint.safetensors")
     }
+    /// `samples.png`: [`SAMPLE_GRID_IMAGES`] images drawn (cached method, seed = the run's
+    /// seed) at the end of training.
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("samples.png")
+    }
 }
 
 /// Validates a configuration against the data.
@@ -328,8 +333,14 @@ pub fn train<B: Backend>(
             (window_loss, window_steps, window_secs) = (0.0, 0, 0.0);
         }
     }
+    let opts = crate::sample::SampleOptions::new(SAMPLE_GRID_IMAGES, cfg.seed);
+    let images = crate::sample::sample(backend, &model, &opts, &|_| {})?;
+    crate::sample::save_grid_png(&run.samples(), &images)?;
     Ok(last.expect("at least one evaluation: step 0 or the last step"))
 }
+
+/// Images in the run folder's `samples.png`.
+pub const SAMPLE_GRID_IMAGES: usize = 16;
 
 fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()

@@ -225,6 +225,64 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         step: RmsPropStep,
     ) -> Result<()>;
 
+    // ---- one position at a time (incremental sampling, src/sample.rs) ----
+
+    /// The features of map `x` `[n, H, W, F]` at position `(i, j)`: `[n, F]`.
+    fn read_position(&self, x: &Tensor<Self>, i: usize, j: usize) -> Result<Tensor<Self>>;
+
+    /// Writes `v` `[n, F]` into map `x` `[n, H, W, F]` at position `(i, j)`.
+    fn write_position(
+        &self,
+        x: &mut Tensor<Self>,
+        i: usize,
+        j: usize,
+        v: &Tensor<Self>,
+    ) -> Result<()>;
+
+    /// A masked convolution's `[cout, cin, kh, kw]` weight in the layout that
+    /// [`Backend::masked_conv2d_forward_at`] reads (packed once, used at every position).
+    fn masked_conv2d_pack(&self, w: &Tensor<Self>, spec: &ConvSpec) -> Result<Tensor<Self>>;
+
+    /// [`Backend::masked_conv2d_forward`] at one output position only: `x` `[n, H, W, cin]`,
+    /// `packed` from [`Backend::masked_conv2d_pack`], `b` `[cout]` -> `[n, cout]`, the
+    /// output at `(i, j)`. Reads only the input positions under the live taps.
+    fn masked_conv2d_forward_at(
+        &self,
+        x: &Tensor<Self>,
+        packed: &Tensor<Self>,
+        b: &Tensor<Self>,
+        spec: &ConvSpec,
+        i: usize,
+        j: usize,
+    ) -> Result<Tensor<Self>>;
+
+    /// One position `(i, j)` of [`Backend::row_lstm_forward`]: from its input-to-state
+    /// pre-activation `is` `[n, 4h]` and the states of row `i - 1` already in the maps `h`,
+    /// `c` (`[n, H, W, h]`), writes the hidden and cell states of `(i, j)` into `h` and `c`.
+    /// Same arithmetic as the fused recurrence.
+    fn row_lstm_forward_at(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        h: &mut Tensor<Self>,
+        c: &mut Tensor<Self>,
+        i: usize,
+        j: usize,
+    ) -> Result<()>;
+
+    /// One position `(i, j)` of [`Backend::diag_lstm_forward`] (state from the pixel above
+    /// and the pixel to the left, already in the maps), written into `h` and `c` like
+    /// [`Backend::row_lstm_forward_at`].
+    fn diag_lstm_forward_at(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        h: &mut Tensor<Self>,
+        c: &mut Tensor<Self>,
+        i: usize,
+        j: usize,
+    ) -> Result<()>;
+
     /// One Adam update of `param` from `grad`, with moments `m` and `v`.
     fn adam_update(
         &self,

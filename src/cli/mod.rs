@@ -2,6 +2,7 @@
 
 mod eval_cmd;
 mod info_cmd;
+mod sample_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -22,8 +23,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Devices, compiled kernels and build features.
     Info,
-    /// Draw images from a checkpoint (not built yet).
-    Sample,
+    /// Draw images from a checkpoint, sub-pixel by sub-pixel, into a PNG grid.
+    Sample(sample_cmd::SampleArgs),
     /// Time kernels and training steps (not built yet).
     Bench,
 }
@@ -34,7 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train_cmd::run(a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Info => info_cmd::run(),
-        Command::Sample => anyhow::bail!("`pixelrnn sample` is not built yet (issue 4)"),
+        Command::Sample(a) => sample_cmd::run(a),
         Command::Bench => anyhow::bail!(
             "`pixelrnn bench` is not built yet; time the CPU training step with `cargo bench`"
         ),

@@ -4,6 +4,7 @@
 
 pub mod diag_bilstm;
 pub mod head;
+pub mod incremental;
 pub mod init;
 pub mod masked_conv;
 pub mod param;

@@ -5,9 +5,12 @@ pub mod bernoulli_nll;
 pub mod elementwise;
 pub mod gemm;
 pub mod lstm;
+pub mod lstm_at;
 pub mod masked_conv2d;
+pub mod masked_conv2d_at;
 pub mod mirror_shift;
 pub mod optim;
+pub mod position;
 pub mod skew;
 pub mod softmax_nll;
 
@@ -187,6 +190,101 @@ fn lstm_backward(
             data: d_w,
         },
     ))
+}
+
+/// Checks the operands of a one-position recurrence step; returns the batch and the geometry.
+#[allow(clippy::too_many_arguments)]
+fn lstm_at_geometry(
+    op: &'static str,
+    is: &Tensor<CpuBackend>,
+    w_ss: &Tensor<CpuBackend>,
+    h: &Tensor<CpuBackend>,
+    c: &Tensor<CpuBackend>,
+    diagonal: bool,
+    i: usize,
+    j: usize,
+) -> Result<(usize, Geometry)> {
+    let [n, height, width, hidden] = h.nhwc(op)?;
+    same_shape(op, h, c)?;
+    if is.shape != [n, 4 * hidden] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "pre-activations {:?} should be [{n}, {}] for states {:?}",
+                is.shape,
+                4 * hidden,
+                h.shape
+            ),
+        ));
+    }
+    let scan = if diagonal {
+        Scan::Diagonal
+    } else {
+        match w_ss.shape.as_slice() {
+            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
+            s => {
+                return Err(Error::shape(
+                    op,
+                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
+                ))
+            }
+        }
+    };
+    let geo = Geometry {
+        scan,
+        height,
+        width,
+        hidden,
+    };
+    if w_ss.shape != geo.weight_shape() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "state weight {:?} should be {:?}",
+                w_ss.shape,
+                geo.weight_shape()
+            ),
+        ));
+    }
+    position_in(op, height, width, i, j)?;
+    Ok((n, geo))
+}
+
+/// Fails unless `(i, j)` lies in an `h x w` map.
+fn position_in(op: &'static str, h: usize, w: usize, i: usize, j: usize) -> Result<()> {
+    if i < h && j < w {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            op,
+            format!("position ({i}, {j}) outside a {h}x{w} map"),
+        ))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lstm_forward_at(
+    op: &'static str,
+    is: &Tensor<CpuBackend>,
+    w_ss: &Tensor<CpuBackend>,
+    h: &mut Tensor<CpuBackend>,
+    c: &mut Tensor<CpuBackend>,
+    diagonal: bool,
+    i: usize,
+    j: usize,
+) -> Result<()> {
+    let (n, geo) = lstm_at_geometry(op, is, w_ss, h, c, diagonal, i, j)?;
+    lstm_at::forward_at(
+        &is.data,
+        &w_ss.data,
+        &mut h.data,
+        &mut c.data,
+        n,
+        &geo,
+        i,
+        j,
+    );
+    Ok(())
 }
 
 impl Backend for CpuBackend {
@@ -446,6 +544,102 @@ impl Backend for CpuBackend {
     fn scale_inplace(&self, x: &mut Tensor<Self>, s: f32) -> Result<()> {
         elementwise::scale_inplace(&mut x.data, s);
         Ok(())
+    }
+
+    fn read_position(&self, x: &Tensor<Self>, i: usize, j: usize) -> Result<Tensor<Self>> {
+        let [n, h, w, f] = x.nhwc("read_position")?;
+        position_in("read_position", h, w, i, j)?;
+        Ok(Tensor {
+            shape: vec![n, f],
+            data: position::read_position(&x.data, n, h, w, f, i, j),
+        })
+    }
+
+    fn write_position(
+        &self,
+        x: &mut Tensor<Self>,
+        i: usize,
+        j: usize,
+        v: &Tensor<Self>,
+    ) -> Result<()> {
+        let [n, h, w, f] = x.nhwc("write_position")?;
+        position_in("write_position", h, w, i, j)?;
+        if v.shape != [n, f] {
+            return Err(Error::shape(
+                "write_position",
+                format!("values {:?} do not fit map {:?}", v.shape, x.shape),
+            ));
+        }
+        position::write_position(&mut x.data, n, h, w, f, i, j, &v.data);
+        Ok(())
+    }
+
+    fn masked_conv2d_pack(&self, w: &Tensor<Self>, spec: &ConvSpec) -> Result<Tensor<Self>> {
+        spec.validate()?;
+        match w.shape.as_slice() {
+            &[cout, cin, kh, kw] if kh == spec.kh && kw == spec.kw => Ok(Tensor {
+                shape: vec![spec.taps().len() * cin, cout],
+                data: masked_conv2d_at::pack(&w.data, cin, cout, spec),
+            }),
+            s => Err(Error::shape(
+                "masked_conv2d_pack",
+                format!("weight {s:?} is not [cout, cin, {}, {}]", spec.kh, spec.kw),
+            )),
+        }
+    }
+
+    fn masked_conv2d_forward_at(
+        &self,
+        x: &Tensor<Self>,
+        packed: &Tensor<Self>,
+        b: &Tensor<Self>,
+        spec: &ConvSpec,
+        i: usize,
+        j: usize,
+    ) -> Result<Tensor<Self>> {
+        const OP: &str = "masked_conv2d_forward_at";
+        spec.validate()?;
+        let [n, h, w, cin] = x.nhwc(OP)?;
+        position_in(OP, h, w, i, j)?;
+        let cout = b.numel();
+        if b.shape != [cout] || packed.shape != [spec.taps().len() * cin, cout] {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "packed weight {:?} and bias {:?} do not fit input {:?}",
+                    packed.shape, b.shape, x.shape
+                ),
+            ));
+        }
+        let g = ConvGeom { n, h, w, cin, cout };
+        Ok(Tensor {
+            shape: vec![n, cout],
+            data: masked_conv2d_at::forward_at(&x.data, &packed.data, &b.data, g, spec, i, j),
+        })
+    }
+
+    fn row_lstm_forward_at(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        h: &mut Tensor<Self>,
+        c: &mut Tensor<Self>,
+        i: usize,
+        j: usize,
+    ) -> Result<()> {
+        lstm_forward_at("row_lstm_forward_at", is, w_ss, h, c, false, i, j)
+    }
+
+    fn diag_lstm_forward_at(
+        &self,
+        is: &Tensor<Self>,
+        w_ss: &Tensor<Self>,
+        h: &mut Tensor<Self>,
+        c: &mut Tensor<Self>,
+        i: usize,
+        j: usize,
+    ) -> Result<()> {
+        lstm_forward_at("diag_lstm_forward_at", is, w_ss, h, c, true, i, j)
     }
 
     fn rmsprop_update(

@@ -1,0 +1,144 @@
+//! `pixelrnn sample`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use pixelrnn::checkpoint::Checkpoint;
+use pixelrnn::data::{load_npy, save_npy_u8};
+use pixelrnn::sample::{progress_total, sample, save_grid_png, Method, Prefix, SampleOptions};
+
+use super::DeviceArg;
+
+/// Flags of `pixelrnn sample`.
+#[derive(clap::Args, Debug)]
+pub struct SampleArgs {
+    /// Run folder or checkpoint.safetensors file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    /// PNG grid of the images.
+    #[arg(long)]
+    out: PathBuf,
+    /// Logits are divided by this; 0 takes the most likely value.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    temperature: f32,
+    /// Seed of the uniform draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cached (fast) or naive (a full forward pass per sub-pixel; the reference).
+    #[arg(long, value_enum, default_value = "cached")]
+    method: Method,
+    /// Also write the images as uint8 N x H x W x C .npy.
+    #[arg(long)]
+    npy: Option<PathBuf>,
+    /// Complete these images (uint8 .npy of the model's H x W x C; image b uses image b mod
+    /// their count), keeping their first --rows rows.
+    #[arg(long)]
+    prefix: Option<PathBuf>,
+    /// Rows kept from --prefix.
+    #[arg(long)]
+    rows: Option<usize>,
+    /// Images per batch [default: cached: split over the threads; naive: up to 64].
+    #[arg(long)]
+    chunk: Option<usize>,
+    /// Device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// CPU threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Fails early (before minutes of sampling) when `path` cannot be written: its folder must
+/// exist and it must not be a folder.
+fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("{flag} {}: is a folder, not a file", path.display());
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".pixelrnn-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "{flag} {}: cannot write in {}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Runs `pixelrnn sample`.
+pub fn run(args: SampleArgs) -> anyhow::Result<()> {
+    let backend = super::cpu_backend(args.device, args.threads)?;
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    check_writable("--out", &args.out)?;
+    if let Some(p) = &args.npy {
+        check_writable("--npy", p)?;
+    }
+    let ck = Checkpoint::open(&args.checkpoint)?;
+    let model = ck.load_model(&backend)?;
+    let prefix = match (&args.prefix, args.rows) {
+        (Some(path), Some(rows)) => Some(Prefix {
+            images: load_npy(path)?,
+            rows,
+        }),
+        (None, None) => None,
+        (Some(_), None) => bail!("--prefix needs --rows K (the number of rows to keep)"),
+        (None, Some(_)) => bail!("--rows needs --prefix FILE.npy (the images to complete)"),
+    };
+    let opts = SampleOptions {
+        n: args.n,
+        temperature: args.temperature,
+        seed: args.seed,
+        method: args.method,
+        prefix,
+        chunk: args.chunk,
+    };
+    opts.validate(&model.config)?;
+    let bar = ProgressBar::new(progress_total(&model.config, &opts));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} image rows (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let t0 = Instant::now();
+    let images = sample(&backend, &model, &opts, &|k| bar.inc(k))?;
+    let secs = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    save_grid_png(&args.out, &images)?;
+    if let Some(p) = &args.npy {
+        save_npy_u8(p, &images)?;
+    }
+    println!(
+        "sampled {} {} images ({}, {}) in {:.2} s: {:.2} images/s; grid {}{}",
+        images.n,
+        model.config.format_label(),
+        model.config.kind.name(),
+        args.method.name(),
+        secs,
+        images.n as f64 / secs.max(1e-9),
+        args.out.display(),
+        args.npy
+            .as_ref()
+            .map_or(String::new(), |p| format!(", array {}", p.display()))
+    );
+    Ok(())
+}
