@@ -48,6 +48,24 @@ pub enum Recurrence {
     Unfused,
 }
 
+/// Width of the skewed map of an `height x width` image: `max(2W-1, H+W-1)`.
+pub fn skewed_width(height: usize, width: usize) -> usize {
+    (2 * width - 1).max(height + width - 1)
+}
+
+/// The image width whose skewed map of height `height` is `skewed` wide, if there is one.
+pub fn unskewed_width(height: usize, skewed: usize) -> Option<usize> {
+    // 2W-1 when W >= H (odd), else H+W-1 with W < H; the two cases cannot both fit.
+    let square_or_wide = (skewed % 2 == 1)
+        .then(|| skewed.div_ceil(2))
+        .filter(|&w| w >= height);
+    square_or_wide.or_else(|| {
+        (skewed + 1)
+            .checked_sub(height)
+            .filter(|&w| w >= 1 && w < height)
+    })
+}
+
 /// What an LSTM recurrence keeps for its backward pass (all NHWC).
 pub struct LstmState<B: Backend> {
     /// Hidden states `[n, H, W, h]`.
@@ -196,10 +214,13 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         rec: Recurrence,
     ) -> Result<(Tensor<Self>, Tensor<Self>)>;
 
-    /// Skew `[n, H, W, C]` to `[n, H, 2W-1, C]`: `S[r, r + j] = x[r, j]`, zero elsewhere.
+    /// Skew `[n, H, W, C]` to `[n, H, Ws, C]`: `S[r, r + j] = x[r, j]`, zero elsewhere, with
+    /// `Ws = 2W-1` (the paper's width) or `H+W-1` for images taller than wide, where the last
+    /// row reaches further: `Ws = max(2W-1, H+W-1)` ([`skewed_width`]).
     fn skew(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
-    /// Unskew `[n, H, 2W-1, C]` to `[n, H, W, C]`: `out[r, j] = S[r, r + j]` (the adjoint of
-    /// [`Backend::skew`], hence also its backward).
+    /// Unskew `[n, H, Ws, C]` to `[n, H, W, C]`: `out[r, j] = S[r, r + j]` (the adjoint of
+    /// [`Backend::skew`], hence also its backward); `W` is the one width with
+    /// `skewed_width(H, W) = Ws` ([`unskewed_width`]).
     fn unskew(&self, s: &Tensor<Self>) -> Result<Tensor<Self>>;
     /// Mirror left-right: `out[r, j] = x[r, W-1-j]` (its own backward).
     fn mirror_width(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
@@ -292,4 +313,21 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         v: &mut Tensor<Self>,
         step: AdamStep,
     ) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{skewed_width, unskewed_width};
+
+    #[test]
+    fn skewed_width_inverts_for_every_shape() {
+        for h in 1..12 {
+            for w in 1..12 {
+                let ws = skewed_width(h, w);
+                assert_eq!(ws, if h <= w { 2 * w - 1 } else { h + w - 1 });
+                assert_eq!(unskewed_width(h, ws), Some(w), "{h}x{w}");
+            }
+        }
+        assert_eq!(unskewed_width(1, 2), None);
+    }
 }

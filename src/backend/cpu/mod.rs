@@ -489,20 +489,19 @@ impl Backend for CpuBackend {
             return Err(Error::shape("skew", "width must be positive"));
         }
         Ok(Tensor {
-            shape: vec![n, h, 2 * w - 1, c],
+            shape: vec![n, h, super::skewed_width(h, w), c],
             data: skew::skew(&x.data, n, h, w, c),
         })
     }
 
     fn unskew(&self, s: &Tensor<Self>) -> Result<Tensor<Self>> {
         let [n, h, ws, c] = s.nhwc("unskew")?;
-        if ws % 2 == 0 {
-            return Err(Error::shape(
+        let w = super::unskewed_width(h, ws).ok_or_else(|| {
+            Error::shape(
                 "unskew",
-                format!("a skewed map has an odd width 2W-1, got {ws}"),
-            ));
-        }
-        let w = ws.div_ceil(2);
+                format!("no image of height {h} has a skewed map {ws} wide"),
+            )
+        })?;
         Ok(Tensor {
             shape: vec![n, h, w, c],
             data: skew::unskew(&s.data, n, h, w, c),

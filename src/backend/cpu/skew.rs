@@ -1,9 +1,12 @@
 //! `skew` and `unskew` on the CPU (materialised; the Diagonal LSTM folds the skew into its
 //! indexing and these ops serve comparisons and tests). CPU twins of `kernels/skew.cu`.
 
-/// `[n, H, W, C]` -> `[n, H, 2W-1, C]` with `S[r, r + j] = x[r, j]`, zero elsewhere.
+use crate::backend::skewed_width;
+
+/// `[n, H, W, C]` -> `[n, H, Ws, C]` with `S[r, r + j] = x[r, j]`, zero elsewhere
+/// (`Ws = skewed_width(H, W)`).
 pub fn skew(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
-    let ws = 2 * w - 1;
+    let ws = skewed_width(h, w);
     let mut s = vec![0.0f32; n * h * ws * c];
     for b in 0..n {
         for r in 0..h {
@@ -15,9 +18,9 @@ pub fn skew(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
     s
 }
 
-/// `[n, H, 2W-1, C]` -> `[n, H, W, C]` with `out[r, j] = S[r, r + j]`.
+/// `[n, H, Ws, C]` -> `[n, H, W, C]` with `out[r, j] = S[r, r + j]`.
 pub fn unskew(s: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
-    let ws = 2 * w - 1;
+    let ws = skewed_width(h, w);
     let mut x = vec![0.0f32; n * h * w * c];
     for b in 0..n {
         for r in 0..h {
