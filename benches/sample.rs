@@ -67,6 +67,7 @@ fn main() {
                 hidden,
                 head,
                 row_kernel: 3,
+                multiscale: None,
             };
             let label = cfg.format_label();
             let model = Model::new(&be, cfg, 0).expect("model");

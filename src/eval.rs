@@ -14,8 +14,12 @@ pub struct EvalResult {
     pub nll_nats: f64,
     /// `nll_nats / (H * W * C * ln 2)`.
     pub bits_per_dim: f64,
-    /// Per-sub-pixel NLL `[images, H, W, C]` in nats, when asked for.
+    /// Per-sub-pixel NLL `[images, H, W, C]` in nats, when asked for (multi-scale: stage 1's
+    /// NLL of `x_s` at the positions of `x_s`, stage 2's elsewhere; it sums to the total).
     pub per_subpixel: Option<Vec<f32>>,
+    /// Multi-scale: mean NLL per image of `[stage 1 (x_s), stage 2 (x | x_s)]`, nats; they sum
+    /// to `nll_nats`.
+    pub stages: Option<[f64; 2]>,
 }
 
 /// Converts nats per image to bits per dimension.
@@ -37,15 +41,19 @@ pub fn evaluate<B: Backend>(
         return Err(Error::Config("no images to evaluate".into()));
     }
     let mut total = 0.0f64;
+    let mut parts: Option<[f64; 2]> = None;
     let mut per = keep_per_subpixel.then(|| Vec::with_capacity(n * model.config.dims()));
     let indices: Vec<usize> = (0..n).collect();
     for chunk in indices.chunks(batch.max(1)) {
-        let (x, t) = model.batch(backend, images, chunk)?;
-        let (logits, _) = model.forward(backend, &x)?;
-        let (nll, _) = model.loss(backend, &logits, &t, 0.0)?;
-        total += backend.sum(&nll)?;
-        if let Some(per) = per.as_mut() {
-            per.extend(nll.to_vec(backend)?);
+        let b = model.score(backend, images, chunk, per.is_some())?;
+        total += b.total;
+        if let Some(s) = b.stages {
+            let p = parts.get_or_insert([0.0; 2]);
+            p[0] += s[0];
+            p[1] += s[1];
+        }
+        if let (Some(per), Some(v)) = (per.as_mut(), b.per_subpixel) {
+            per.extend(v);
         }
     }
     let nll_nats = total / n as f64;
@@ -60,5 +68,6 @@ pub fn evaluate<B: Backend>(
         nll_nats,
         bits_per_dim: bits_per_dim(nll_nats, model.config.dims()),
         per_subpixel: per,
+        stages: parts.map(|p| [p[0] / n as f64, p[1] / n as f64]),
     })
 }

@@ -234,6 +234,8 @@ enum LayerAt<B: Backend> {
 /// A model evaluated one position at a time over cached maps (see the module docs).
 pub struct IncrementalModel<B: Backend> {
     input: ConvAt<B>,
+    /// Conditioned models: the input layer's conditioning bias map `[n, H, W, 2h]`.
+    input_cond: Option<Tensor<B>>,
     /// Network input `[n, H, W, C]`.
     x: Tensor<B>,
     layers: Vec<LayerAt<B>>,
@@ -245,20 +247,62 @@ pub struct IncrementalModel<B: Backend> {
 impl<B: Backend> Model<B> {
     /// Incremental state for `n` images: every cached map zero, nothing computed yet.
     pub fn incremental(&self, backend: &B, n: usize) -> Result<IncrementalModel<B>> {
+        self.incremental_cond(backend, n, None)
+    }
+
+    /// [`Model::incremental`] for a conditioned model (a multi-scale stage 2, or the
+    /// multi-scale model itself: its stage 2) given the small images `xs` `[n, s, s, C]`
+    /// (network input scale): every layer's conditioning bias map is computed here, once.
+    pub fn incremental_cond(
+        &self,
+        backend: &B,
+        n: usize,
+        xs: Option<&Tensor<B>>,
+    ) -> Result<IncrementalModel<B>> {
         let (h, w) = (self.config.height, self.config.width);
+        let map = match (&self.upsample, xs) {
+            (Some(up), Some(xs)) => Some(up.forward(backend, xs)?),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "a conditioned model needs its small image (and only it does)".into(),
+                ))
+            }
+        };
+        let bias = |cb: &Option<crate::nn::CondBias<B>>| -> Result<Option<Tensor<B>>> {
+            match (cb, &map) {
+                (Some(cb), Some(m)) => Ok(Some(cb.conv.forward(backend, m)?)),
+                _ => Ok(None),
+            }
+        };
         let layers = self
             .layers
             .iter()
             .map(|l| {
                 Ok(match l {
-                    Layer::Residual(b) => LayerAt::Residual(b.incremental(backend, n, h, w)?),
-                    Layer::RowLstm(r) => LayerAt::RowLstm(r.incremental(backend, n, h, w)?),
-                    Layer::DiagBiLstm(d) => LayerAt::DiagBiLstm(d.incremental(backend, n, h, w)?),
+                    Layer::Residual(b) => {
+                        let mut at = b.incremental(backend, n, h, w)?;
+                        at.cond = bias(&b.cond)?;
+                        LayerAt::Residual(at)
+                    }
+                    Layer::RowLstm(r) => {
+                        let mut at = r.incremental(backend, n, h, w)?;
+                        at.cond = bias(&r.cond)?;
+                        LayerAt::RowLstm(at)
+                    }
+                    Layer::DiagBiLstm(d) => {
+                        let mut at = d.incremental(backend, n, h, w)?;
+                        if let (Some(l), Some(r)) = (bias(&d.left.cond)?, bias(&d.right.cond)?) {
+                            at.cond = Some((l, backend.mirror_width(&r)?));
+                        }
+                        LayerAt::DiagBiLstm(at)
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(IncrementalModel {
             input: ConvAt::new(backend, &self.input)?,
+            input_cond: bias(&self.input_cond)?,
             x: Tensor::zeros(backend, &[n, h, w, self.config.channels])?,
             layers,
             head: self.head.incremental(backend)?,
@@ -280,6 +324,9 @@ impl<B: Backend> IncrementalModel<B> {
     /// layer's features there, `[n, 2h]`.
     pub fn step(&mut self, backend: &B, i: usize, j: usize) -> Result<Tensor<B>> {
         let mut a = self.input.at(backend, &self.x, i, j)?;
+        if let Some(m) = &self.input_cond {
+            a = backend.add(&a, &backend.read_position(m, i, j)?)?;
+        }
         for layer in &mut self.layers {
             a = match layer {
                 LayerAt::Residual(l) => l.step(backend, &a, i, j)?,
@@ -315,6 +362,33 @@ struct Job<'a> {
     draws: &'a [f64],
     rows_given: usize,
     temperature: f32,
+    /// Multi-scale: every image's small image (all `n_total`) and the stride r; the positions
+    /// `(i*r, j*r)` are given, not drawn.
+    small: Option<(&'a Images, usize)>,
+}
+
+impl Job<'_> {
+    /// Whether pixel `(i, j)` is given (completion rows, or a multi-scale small image's).
+    fn given(&self, i: usize, j: usize) -> bool {
+        i < self.rows_given
+            || self
+                .small
+                .is_some_and(|(_, r)| i.is_multiple_of(r) && j.is_multiple_of(r))
+    }
+
+    /// The chunk's small images `[n, s, s, C]` at network-input scale (multi-scale only).
+    fn small_input<B: Backend>(&self, backend: &B, n: usize) -> Result<Option<Tensor<B>>> {
+        let Some((small, _)) = self.small else {
+            return Ok(None);
+        };
+        let d = small.dims();
+        let x: Vec<f32> = small.pixels[self.offset * d..(self.offset + n) * d]
+            .iter()
+            .map(|&v| input_value(v, small.binary))
+            .collect();
+        let shape = [n, small.height, small.width, small.channels];
+        Ok(Some(Tensor::from_slice(backend, &shape, &x)?))
+    }
 }
 
 /// Number of sub-pixels sampled per image.
@@ -366,7 +440,8 @@ fn cached_chunk<B: Backend>(
 ) -> Result<()> {
     let cfg = &model.config;
     let n = imgs.len() / cfg.dims();
-    let mut st = model.incremental(backend, n)?;
+    let xs = job.small_input(backend, n)?;
+    let mut st = model.incremental_cond(backend, n, xs.as_ref())?;
     let mut step = 0;
     for i in 0..cfg.height {
         if i > 0 {
@@ -374,7 +449,7 @@ fn cached_chunk<B: Backend>(
         }
         for j in 0..cfg.width {
             let p = i * cfg.width + j;
-            if i < job.rows_given {
+            if job.given(i, j) {
                 st.set_input(backend, i, j, &pixel_input(cfg, imgs, p))?;
                 st.step(backend, i, j)?;
                 continue;
@@ -406,15 +481,22 @@ fn naive_chunk<B: Backend>(
     let cfg = &model.config;
     let n = imgs.len() / cfg.dims();
     let shape = [n, cfg.height, cfg.width, cfg.channels];
+    let xs = job.small_input(backend, n)?;
     let mut step = 0;
     for i in 0..cfg.height {
         if i >= job.rows_given {
             for j in 0..cfg.width {
+                if job.given(i, j) {
+                    continue;
+                }
                 let p = i * cfg.width + j;
                 for c in 0..cfg.channels {
                     let x: Vec<f32> = imgs.iter().map(|&v| input_value(v, cfg.binary)).collect();
-                    let (logits, _) =
-                        model.forward(backend, &Tensor::from_slice(backend, &shape, &x)?)?;
+                    let (logits, _) = model.forward_cond(
+                        backend,
+                        &Tensor::from_slice(backend, &shape, &x)?,
+                        xs.as_ref(),
+                    )?;
                     let at = backend.read_position(&logits, i, j)?.to_vec(backend)?;
                     draw_all(job, cfg, imgs, &at, step, p, c);
                     step += 1;
@@ -428,7 +510,57 @@ fn naive_chunk<B: Backend>(
 
 /// Total of the counts that [`sample`] reports through `on_rows`: `n * height` image rows.
 pub fn progress_total(model: &crate::models::ModelConfig, opts: &SampleOptions) -> u64 {
-    (opts.n * model.height) as u64
+    let small = model.multiscale.map_or(0, |m| m.scale);
+    (opts.n * (model.height + small)) as u64
+}
+
+/// Seed of a multi-scale model's stage-2 draws: `seed ^` this (stage 1 uses `seed`).
+pub const STAGE2_SEED_XOR: u64 = 0x5354_4147_4532;
+
+/// Draws `opts.n` images from a multi-scale model: the small images `x_s` from stage 1 (seed
+/// `opts.seed`), then the full images from stage 2 given them (seed
+/// `opts.seed ^ STAGE2_SEED_XOR`), the positions of `x_s` copied, not drawn. Returns
+/// `(small, full)`; `full[::r, ::r] == small`.
+pub fn sample_multiscale<B: Backend>(
+    backend: &B,
+    model: &Model<B>,
+    opts: &SampleOptions,
+    on_rows: &(dyn Fn(u64) + Sync),
+) -> Result<(Images, Images)> {
+    let (Some(s1), Some(r)) = (model.stage1.as_deref(), model.config.cond_stride()) else {
+        return Err(Error::Config("not a multi-scale model".into()));
+    };
+    if opts.prefix.is_some() {
+        return Err(Error::Unsupported(
+            "completion (--prefix) of a multi-scale model is not built".into(),
+        ));
+    }
+    let small = sample(backend, s1, opts, on_rows)?;
+    let stage2 = SampleOptions {
+        seed: opts.seed ^ STAGE2_SEED_XOR,
+        ..opts.clone()
+    };
+    let full = sample_with(backend, model, &stage2, Some((&small, r)), on_rows)?;
+    Ok((small, full))
+}
+
+/// The small and the full images side by side: each output image is `H x 2W`, the small image
+/// enlarged `r` times (nearest) on the left, the full image on the right.
+pub fn side_by_side(small: &Images, full: &Images) -> Result<Images> {
+    let r = full.height / small.height.max(1);
+    let (h, w, c) = (full.height, full.width, full.channels);
+    let mut px = Vec::with_capacity(full.n * h * 2 * w * c);
+    for b in 0..full.n {
+        let (s, f) = (small.image(b), full.image(b));
+        for i in 0..h {
+            for j in 0..w {
+                let p = ((i / r) * small.width + j / r) * c;
+                px.extend_from_slice(&s[p..p + c]);
+            }
+            px.extend_from_slice(&f[i * w * c..(i + 1) * w * c]);
+        }
+    }
+    Ok(Images::new(full.n, h, 2 * w, c, full.binary, px)?)
 }
 
 /// Draws `opts.n` images from `model`. `on_rows(k)` is called (from any thread) each time `k`
@@ -437,6 +569,19 @@ pub fn sample<B: Backend>(
     backend: &B,
     model: &Model<B>,
     opts: &SampleOptions,
+    on_rows: &(dyn Fn(u64) + Sync),
+) -> Result<Images> {
+    if model.stage1.is_some() {
+        return Ok(sample_multiscale(backend, model, opts, on_rows)?.1);
+    }
+    sample_with(backend, model, opts, None, on_rows)
+}
+
+fn sample_with<B: Backend>(
+    backend: &B,
+    model: &Model<B>,
+    opts: &SampleOptions,
+    small: Option<(&Images, usize)>,
     on_rows: &(dyn Fn(u64) + Sync),
 ) -> Result<Images> {
     let cfg = &model.config;
@@ -448,6 +593,18 @@ pub fn sample<B: Backend>(
         let keep = p.rows * cfg.width * cfg.channels;
         for (b, img) in pixels.chunks_exact_mut(dims).enumerate() {
             img[..keep].copy_from_slice(&p.images.image(b % p.images.n)[..keep]);
+        }
+    }
+    if let Some((sm, r)) = small {
+        let c = cfg.channels;
+        for (b, img) in pixels.chunks_exact_mut(dims).enumerate() {
+            let s = sm.image(b);
+            for i in 0..sm.height {
+                for j in 0..sm.width {
+                    let (src, dst) = ((i * sm.width + j) * c, ((i * r) * cfg.width + j * r) * c);
+                    img[dst..dst + c].copy_from_slice(&s[src..src + c]);
+                }
+            }
         }
     }
     let draws = uniform_draws(opts.seed, sampled_steps(cfg, rows_given), opts.n);
@@ -462,6 +619,7 @@ pub fn sample<B: Backend>(
         draws: &draws,
         rows_given,
         temperature: opts.temperature,
+        small,
     };
     match opts.method {
         Method::Cached => pixels

@@ -19,7 +19,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
 use crate::data::{Dataset, Images};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
-use crate::models::{Model, ModelConfig};
+use crate::models::{Model, ModelConfig, Stages};
 use crate::optim::{OptimConfig, Optimizer};
 
 /// Defaults of `pixelrnn train` with no flags: a small PixelCNN on the embedded binarized
@@ -65,6 +65,9 @@ pub struct TrainConfig {
     /// How recurrent layers run their recurrence (fused or unfused: same numbers).
     #[serde(default)]
     pub recurrence: crate::backend::Recurrence,
+    /// Multi-scale: train only stage 1 or only stage 2 (`None`: both, one loss = the sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u8>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -78,6 +81,13 @@ pub struct Metrics {
     pub test_nll_nats: f64,
     /// Test NLL, bits per dimension.
     pub test_bits_per_dim: f64,
+    /// Multi-scale: test NLL of stage 1, `NLL(x_s)`, nats per image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage1_nll_nats: Option<f64>,
+    /// Multi-scale: test NLL of stage 2, `NLL(x | x_s)`, nats per image (the two sum to
+    /// `test_nll_nats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2_nll_nats: Option<f64>,
     /// Training throughput since the previous line.
     pub images_per_sec: Option<f64>,
     /// Training wall time so far (evaluation excluded), seconds.
@@ -177,6 +187,17 @@ impl RunDir {
 pub fn check_config(cfg: &TrainConfig, train: &Images) -> Result<()> {
     cfg.model.validate()?;
     cfg.optim.validate()?;
+    if let Some(s) = cfg.stage {
+        if cfg.model.multiscale.is_none() || cfg.model.kind != crate::models::ModelKind::MultiScale
+        {
+            return Err(Error::Config(
+                "--stage is for --model multiscale only".into(),
+            ));
+        }
+        if s != 1 && s != 2 {
+            return Err(Error::Config(format!("--stage must be 1 or 2, got {s}")));
+        }
+    }
     if cfg.batch == 0 || cfg.steps == 0 || cfg.eval_every == 0 {
         return Err(Error::Config(
             "--batch, --steps and --eval-every must be positive".into(),
@@ -246,7 +267,12 @@ pub fn train<B: Backend>(
             .expect("config serializes")
             .as_bytes(),
     )?;
-    model.recurrence = cfg.recurrence;
+    model.set_recurrence(cfg.recurrence);
+    let stages = match cfg.stage {
+        Some(1) => Stages::One,
+        Some(2) => Stages::Two,
+        _ => Stages::Both,
+    };
     let eval_batch = (4 * cfg.batch).max(16);
     // Evaluates, checkpoints, then appends the metrics line (in that order, so a line never
     // refers to a checkpoint that was not written). `window`: (train NLL, images/s) since the
@@ -270,6 +296,8 @@ pub fn train<B: Backend>(
             train_nll: window.map(|w| w.0),
             test_nll_nats: e.nll_nats,
             test_bits_per_dim: e.bits_per_dim,
+            stage1_nll_nats: e.stages.map(|s| s[0]),
+            stage2_nll_nats: e.stages.map(|s| s[1]),
             images_per_sec: window.map(|w| w.1),
             seconds,
         };
@@ -302,14 +330,11 @@ pub fn train<B: Backend>(
     for step in start..cfg.steps {
         let t0 = Instant::now();
         let idx = order.indices(step);
-        let (x, t) = model.batch(backend, &data.train, &idx)?;
-        let (logits, cache) = model.forward(backend, &x)?;
-        let (nll, dlogits) = model.loss(backend, &logits, &t, grad_scale)?;
-        let loss = backend.sum(&nll)? / cfg.batch as f64;
+        let b = model.train_batch(backend, &data.train, &idx, grad_scale, stages)?;
+        let loss = b.total / cfg.batch as f64;
         if !loss.is_finite() {
             return Err(Error::NonFinite { what: "loss", step });
         }
-        model.backward(backend, cache, &dlogits, false)?;
         optimizer.step(backend, model.params_mut())?;
         let dt = t0.elapsed().as_secs_f64();
         seconds += dt;
@@ -334,7 +359,12 @@ pub fn train<B: Backend>(
         }
     }
     let opts = crate::sample::SampleOptions::new(SAMPLE_GRID_IMAGES, cfg.seed);
-    let images = crate::sample::sample(backend, &model, &opts, &|_| {})?;
+    let images = if model.stage1.is_some() {
+        let (small, full) = crate::sample::sample_multiscale(backend, &model, &opts, &|_| {})?;
+        crate::sample::side_by_side(&small, &full)?
+    } else {
+        crate::sample::sample(backend, &model, &opts, &|_| {})?
+    };
     crate::sample::save_grid_png(&run.samples(), &images)?;
     Ok(last.expect("at least one evaluation: step 0 or the last step"))
 }

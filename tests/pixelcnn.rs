@@ -25,6 +25,7 @@ fn config(h: usize, w: usize, c: usize, binary: bool, layers: usize, hidden: usi
         hidden,
         head: 8,
         row_kernel: 3,
+        multiscale: None,
     }
 }
 
@@ -257,6 +258,7 @@ fn small_train_config(cfg: ModelConfig, data: &str, steps: u64, lr: f32) -> Trai
         eval_images: None,
         seed: 3,
         recurrence: Default::default(),
+        stage: None,
     }
 }
 

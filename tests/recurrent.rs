@@ -1117,6 +1117,7 @@ fn config(
         hidden,
         head,
         row_kernel: 3,
+        multiscale: None,
     }
 }
 
@@ -1565,6 +1566,7 @@ fn learns_binarized_mnist(kind: ModelKind) {
         eval_images: Some(100),
         seed: 5,
         recurrence: Recurrence::Fused,
+        stage: None,
     };
     let dir = tempfile::tempdir().unwrap();
     train(&b, &cfg, &data, dir.path(), None, &mut |_| {}).unwrap();

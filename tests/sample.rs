@@ -39,6 +39,7 @@ fn config(kind: ModelKind, channels: usize, binary: bool) -> ModelConfig {
         hidden: 4,
         head: 8,
         row_kernel: 3,
+        multiscale: None,
     }
 }
 

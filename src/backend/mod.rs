@@ -142,6 +142,29 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         need_dx: bool,
     ) -> Result<ConvGrads<Self>>;
 
+    /// Transposed convolution, stride `r`, kernel `k x k` (`k - r` even and >= 0), padding
+    /// `p = (k - r) / 2`: `x` `[n, h, w, cin]`, `w` `[cin, cout, k, k]` (PyTorch's
+    /// `ConvTranspose2d` layout), `b` `[cout]` -> `[n, h*r, w*r, cout]` with
+    /// `out[i*r + a - p, j*r + b - p, f] += x[i, j, c] w[c, f, a, b]` (plus `b[f]`), outputs
+    /// outside the map dropped. The Multi-Scale PixelRNN's upsampling of the small image.
+    fn conv_transpose2d_forward(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: &Tensor<Self>,
+        stride: usize,
+    ) -> Result<Tensor<Self>>;
+
+    /// Backward of [`Backend::conv_transpose2d_forward`] given the output gradient `dy`.
+    fn conv_transpose2d_backward(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        stride: usize,
+        need_dx: bool,
+    ) -> Result<ConvGrads<Self>>;
+
     /// `max(x, 0)` elementwise.
     fn relu_forward(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
     /// `dy * (y > 0)`, where `y` is the ReLU's output.

@@ -138,6 +138,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             "train_bits_per_dim": (args.split == Split::Train).then_some(r.bits_per_dim),
             "test_nll_nats": (args.split == Split::Test).then_some(r.nll_nats),
             "test_bits_per_dim": (args.split == Split::Test).then_some(r.bits_per_dim),
+            // Multi-scale: the two parts (they sum to the split's NLL); null otherwise.
+            "stage1_nll_nats": r.stages.map(|s| s[0]),
+            "stage2_nll_nats": r.stages.map(|s| s[1]),
             "images_per_sec": r.images as f64 / secs,
             "seconds": secs,
         });
@@ -154,6 +157,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             r.bits_per_dim,
             secs
         );
+        if let Some([a, b]) = r.stages {
+            println!("  stage 1 NLL(x_s) {a:.4} + stage 2 NLL(x | x_s) {b:.4} nats/image");
+        }
     }
     Ok(())
 }

@@ -120,10 +120,20 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         .expect("valid template"),
     );
     let t0 = Instant::now();
-    let images = sample(&backend, &model, &opts, &|k| bar.inc(k))?;
+    // Multi-scale: the grid shows each small image (enlarged) beside its full image; the
+    // array holds the full images.
+    let (images, grid) = if model.stage1.is_some() {
+        let (small, full) =
+            pixelrnn::sample::sample_multiscale(&backend, &model, &opts, &|k| bar.inc(k))?;
+        let grid = pixelrnn::sample::side_by_side(&small, &full)?;
+        (full, grid)
+    } else {
+        let images = sample(&backend, &model, &opts, &|k| bar.inc(k))?;
+        (images.clone(), images)
+    };
     let secs = t0.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    save_grid_png(&args.out, &images)?;
+    save_grid_png(&args.out, &grid)?;
     if let Some(p) = &args.npy {
         save_npy_u8(p, &images)?;
     }

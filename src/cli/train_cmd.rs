@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::Recurrence;
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{load_dataset, Dataset};
-use pixelrnn::models::{ModelConfig, ModelKind};
+use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
 use pixelrnn::train::{train, Event, TrainConfig};
 
@@ -39,6 +39,18 @@ pub struct TrainArgs {
     /// D: width of the output head [default: 64].
     #[arg(long)]
     head: Option<usize>,
+    /// Multi-scale (--model multiscale): the variant of both stages.
+    #[arg(long, value_enum)]
+    base: Option<ModelKind>,
+    /// Multi-scale: side s of the small image x[::n/s, ::n/s] that stage 1 models.
+    #[arg(long)]
+    scale: Option<usize>,
+    /// Multi-scale: features F of the conditioning map [default: h].
+    #[arg(long)]
+    cond_features: Option<usize>,
+    /// Multi-scale: train only stage 1 or only stage 2 [default: both, one loss = the sum].
+    #[arg(long)]
+    stage: Option<u8>,
     /// Row LSTM: width k of its 1xk convolutions [default: 3].
     #[arg(long)]
     row_kernel: Option<usize>,
@@ -134,18 +146,33 @@ fn steps_for(args: &TrainArgs, data: &Dataset, batch: usize) -> anyhow::Result<u
 fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig> {
     let batch = args.batch.unwrap_or(defaults::BATCH);
     let steps = steps_for(args, data, batch)?;
+    let kind = args.model.unwrap_or(ModelKind::PixelCnn);
+    let hidden = args.hidden.unwrap_or(defaults::HIDDEN);
+    let multiscale = match (kind, args.base, args.scale) {
+        (ModelKind::MultiScale, Some(base), Some(scale)) => Some(MultiScaleConfig {
+            base,
+            scale,
+            cond_features: args.cond_features.unwrap_or(hidden),
+        }),
+        (ModelKind::MultiScale, _, _) => {
+            bail!("--model multiscale needs --base row-lstm|diag-bilstm|pixelcnn and --scale S")
+        }
+        (_, None, None) if args.cond_features.is_none() && args.stage.is_none() => None,
+        _ => bail!("--base, --scale, --cond-features and --stage are for --model multiscale"),
+    };
     let model = ModelConfig {
-        kind: args.model.unwrap_or(ModelKind::PixelCnn),
+        kind,
         height: data.train.height,
         width: data.train.width,
         channels: data.train.channels,
         binary: data.train.binary,
         layers: args.layers.unwrap_or(defaults::LAYERS),
-        hidden: args.hidden.unwrap_or(defaults::HIDDEN),
+        hidden,
         head: args.head.unwrap_or(defaults::HEAD),
         row_kernel: args
             .row_kernel
             .unwrap_or(pixelrnn::models::DEFAULT_ROW_KERNEL),
+        multiscale,
     };
     let d = OptimConfig::default();
     Ok(TrainConfig {
@@ -167,6 +194,7 @@ fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig>
         eval_images: args.eval_images,
         seed: args.seed.unwrap_or(0),
         recurrence: args.recurrence.unwrap_or_default(),
+        stage: args.stage,
     })
 }
 
@@ -186,6 +214,19 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     same_on_resume("--head", args.head, saved.model.head)?;
     same_on_resume("--row-kernel", args.row_kernel, saved.model.row_kernel)?;
     same_on_resume("--batch", args.batch, saved.batch)?;
+    let ms = saved.model.multiscale;
+    same_on_resume(
+        "--base",
+        args.base.map(spelled),
+        ms.map_or(String::new(), |m| spelled(m.base)),
+    )?;
+    same_on_resume("--scale", args.scale, ms.map_or(0, |m| m.scale))?;
+    same_on_resume(
+        "--cond-features",
+        args.cond_features,
+        ms.map_or(0, |m| m.cond_features),
+    )?;
+    same_on_resume("--stage", args.stage, saved.stage.unwrap_or(0))?;
     same_on_resume("--lr", args.lr, saved.optim.lr)?;
     same_on_resume(
         "--optimizer",
@@ -291,11 +332,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Event::Eval(m) => say(
             &bar,
             format!(
-                "step {:>6}  train {:>9}  test {:.3} nats/img  {:.4} bits/dim  {}",
+                "step {:>6}  train {:>9}  test {:.3} nats/img  {:.4} bits/dim{}  {}",
                 m.step,
                 m.train_nll.map_or("-".into(), |v| format!("{v:.3}")),
                 m.test_nll_nats,
                 m.test_bits_per_dim,
+                match (m.stage1_nll_nats, m.stage2_nll_nats) {
+                    (Some(a), Some(b)) => format!("  (stage 1 {a:.3} + stage 2 {b:.3})"),
+                    _ => String::new(),
+                },
                 m.images_per_sec
                     .map_or(String::new(), |v| format!("{v:.0} img/s")),
             ),

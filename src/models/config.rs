@@ -59,6 +59,21 @@ pub struct ModelConfig {
     /// Row LSTM: width k of the 1xk input-to-state and state-to-state convolutions.
     #[serde(default = "default_row_kernel")]
     pub row_kernel: usize,
+    /// Multi-scale: with `kind` [`ModelKind::MultiScale`], the two-stage model; with a base
+    /// `kind`, that model conditioned on an s x s image (a stage 2). `None`: unconditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiscale: Option<MultiScaleConfig>,
+}
+
+/// The multi-scale part of a [`ModelConfig`] (MODELS.md, "Multi-Scale PixelRNN").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiScaleConfig {
+    /// Variant of both stages.
+    pub base: ModelKind,
+    /// s: side of the small image `x[::n/s, ::n/s]`.
+    pub scale: usize,
+    /// F: features of the conditioning map.
+    pub cond_features: usize,
 }
 
 /// The paper's Row LSTM kernel width.
@@ -88,12 +103,75 @@ impl ModelConfig {
                 self.row_kernel
             )));
         }
-        match self.kind {
-            ModelKind::PixelCnn | ModelKind::RowLstm | ModelKind::DiagBiLstm => Ok(()),
-            other => Err(Error::Unsupported(format!(
-                "model '{}' is not built yet (see the open issues); available: pixelcnn, row-lstm, diag-bilstm",
-                other.name()
-            ))),
+        let Some(ms) = self.multiscale else {
+            return match self.kind {
+                ModelKind::MultiScale => Err(Error::Config(
+                    "--model multiscale needs --base row-lstm|diag-bilstm|pixelcnn and --scale S"
+                        .into(),
+                )),
+                _ => Ok(()),
+            };
+        };
+        if ms.base == ModelKind::MultiScale {
+            return Err(Error::Config(
+                "--base must be row-lstm, diag-bilstm or pixelcnn".into(),
+            ));
+        }
+        if self.kind != ModelKind::MultiScale && self.kind != ms.base {
+            return Err(Error::Config(format!(
+                "a conditioned {} model cannot have base {}",
+                self.kind.name(),
+                ms.base.name()
+            )));
+        }
+        let s = ms.scale;
+        if s == 0
+            || s >= self.height
+            || !self.height.is_multiple_of(s)
+            || !self.width.is_multiple_of(s)
+            || self.height / s != self.width / s
+        {
+            return Err(Error::Config(format!(
+                "--scale {s} must cut the {}x{} image into a smaller square grid (n/s an integer >= 2, the same for height and width)",
+                self.height, self.width
+            )));
+        }
+        if ms.cond_features == 0 {
+            return Err(Error::Config(
+                "the conditioning map needs a positive number of features (--cond-features)".into(),
+            ));
+        }
+        if self.kind == ModelKind::MultiScale {
+            self.stage1_config().validate()?;
+            self.stage2_config().validate()?;
+        }
+        Ok(())
+    }
+
+    /// The subsampling stride r = n/s of a multi-scale or conditioned model.
+    pub fn cond_stride(&self) -> Option<usize> {
+        self.multiscale.map(|m| self.height / m.scale.max(1))
+    }
+
+    /// Stage 1 of a multi-scale model: the unconditional base model of the s x s image.
+    pub fn stage1_config(&self) -> ModelConfig {
+        let ms = self.multiscale.expect("a multi-scale configuration");
+        ModelConfig {
+            kind: ms.base,
+            height: ms.scale,
+            width: ms.scale,
+            multiscale: None,
+            ..self.clone()
+        }
+    }
+
+    /// Stage 2 of a multi-scale model: the base model of the full image, conditioned on the
+    /// s x s image.
+    pub fn stage2_config(&self) -> ModelConfig {
+        let ms = self.multiscale.expect("a multi-scale configuration");
+        ModelConfig {
+            kind: ms.base,
+            ..self.clone()
         }
     }
 
@@ -114,5 +192,27 @@ impl ModelConfig {
     /// Sub-pixels per image, `H * W * C`.
     pub fn dims(&self) -> usize {
         self.height * self.width * self.channels
+    }
+
+    /// An unconditional configuration: `kind` for `(height, width, channels)` images, with
+    /// `(layers, hidden, head)` and the default Row LSTM kernel.
+    pub fn plain(
+        kind: ModelKind,
+        (height, width, channels): (usize, usize, usize),
+        binary: bool,
+        (layers, hidden, head): (usize, usize, usize),
+    ) -> Self {
+        ModelConfig {
+            kind,
+            height,
+            width,
+            channels,
+            binary,
+            layers,
+            hidden,
+            head,
+            row_kernel: DEFAULT_ROW_KERNEL,
+            multiscale: None,
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! and the output head, with an explicit forward and backward.
 
 mod config;
+mod objective;
 
-pub use config::{ModelConfig, ModelKind, DEFAULT_ROW_KERNEL};
+pub use config::{ModelConfig, ModelKind, MultiScaleConfig, DEFAULT_ROW_KERNEL};
+pub use objective::{subsample, BatchNll, Stages};
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -12,12 +14,14 @@ use crate::backend::{Backend, ConvSpec, Mask, Recurrence};
 use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::nn::{
-    DiagBiLstm, DiagBiLstmCache, HeadCache, MaskedConv2d, OutputHead, Param, ResidualBlock,
-    ResidualCache, RowLstm, RowLstmCache,
+    CondBias, DiagBiLstm, DiagBiLstmCache, HeadCache, MaskedConv2d, OutputHead, Param,
+    ResidualBlock, ResidualCache, RowLstm, RowLstmCache, Upsample,
 };
 use crate::tensor::Tensor;
 
 /// One hidden layer of a model.
+// A model holds a handful of layers, built once: the size spread between variants is no cost.
+#[allow(clippy::large_enum_variant)]
 pub enum Layer<B: Backend> {
     /// PixelCNN residual block.
     Residual(ResidualBlock<B>),
@@ -36,6 +40,8 @@ enum LayerCache<B: Backend> {
 /// Everything a forward pass keeps for its backward.
 pub struct ForwardCache<B: Backend> {
     x: Tensor<B>,
+    /// Conditioned models: the small image and its conditioning map.
+    cond: Option<(Tensor<B>, Tensor<B>)>,
     layer_inputs: Vec<LayerCache<B>>,
     head: HeadCache<B>,
 }
@@ -52,12 +58,39 @@ pub struct Model<B: Backend> {
     pub head: OutputHead<B>,
     /// How the recurrent layers run their recurrence (a run-time choice: same numbers).
     pub recurrence: Recurrence,
+    /// Conditioned models (a multi-scale stage 2): the transposed convolution from the small
+    /// image to the conditioning map.
+    pub upsample: Option<Upsample<B>>,
+    /// Conditioned models: the input layer's conditioning bias (C -> 2h map, added to the 7x7
+    /// convolution's output). Every hidden layer carries its own.
+    pub input_cond: Option<CondBias<B>>,
+    /// Multi-scale models: stage 1, the unconditional model of the small image (this model's
+    /// own layers are stage 2).
+    pub stage1: Option<Box<Model<B>>>,
 }
 
 impl<B: Backend> Model<B> {
     /// A freshly initialised model; the same `seed` gives the same weights on every backend.
     pub fn new(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
         config.validate()?;
+        if config.kind == ModelKind::MultiScale {
+            // Stage 1 from `seed`, stage 2 from a derived seed; names `stage1.*`, `stage2.*`.
+            let mut stage1 = Model::new(backend, config.stage1_config(), seed)?;
+            let mut stage2 = Model::new(
+                backend,
+                config.stage2_config(),
+                seed ^ 0x5354_4147_4532_0000,
+            )?;
+            for p in stage1.params_mut() {
+                p.name = format!("stage1.{}", p.name);
+            }
+            for p in stage2.params_mut() {
+                p.name = format!("stage2.{}", p.name);
+            }
+            stage2.config = config;
+            stage2.stage1 = Some(Box::new(stage1));
+            return Ok(stage2);
+        }
         let mut rng = Pcg64::seed_from_u64(seed);
         let c = config.channels;
         let h2 = 2 * config.hidden;
@@ -110,18 +143,71 @@ impl<B: Backend> Model<B> {
             c,
             &mut rng,
         )?;
-        Ok(Model {
+        let mut model = Model {
             config,
             input,
             layers,
             head,
             recurrence: Recurrence::default(),
-        })
+            upsample: None,
+            input_cond: None,
+            stage1: None,
+        };
+        // Conditioning weights come after every other weight from the same stream, so a
+        // conditioned model has the unconditioned model's weights for the same seed.
+        if let (Some(ms), Some(r)) = (model.config.multiscale, model.config.cond_stride()) {
+            let f = ms.cond_features;
+            let hid = model.config.hidden;
+            model.upsample = Some(Upsample::new(backend, "upsample", c, f, r, &mut rng)?);
+            model.input_cond = Some(CondBias::new(backend, "input", f, h2, c, &mut rng)?);
+            for (l, layer) in model.layers.iter_mut().enumerate() {
+                let p = format!("layers.{l}");
+                match layer {
+                    Layer::Residual(b) => {
+                        b.cond = Some(CondBias::new(backend, &p, f, hid, c, &mut rng)?)
+                    }
+                    Layer::RowLstm(x) => {
+                        x.cond = Some(CondBias::new(backend, &p, f, 4 * hid, c, &mut rng)?)
+                    }
+                    Layer::DiagBiLstm(x) => {
+                        let (pl, pr) = (format!("{p}.left"), format!("{p}.right"));
+                        x.left.cond = Some(CondBias::new(backend, &pl, f, 4 * hid, c, &mut rng)?);
+                        x.right.cond = Some(CondBias::new(backend, &pr, f, 4 * hid, c, &mut rng)?);
+                    }
+                }
+            }
+        }
+        Ok(model)
+    }
+
+    /// Sets how the recurrent layers (of both stages) run their recurrence.
+    pub fn set_recurrence(&mut self, rec: Recurrence) {
+        self.recurrence = rec;
+        if let Some(s1) = self.stage1.as_mut() {
+            s1.set_recurrence(rec);
+        }
+    }
+
+    /// Whether this model needs a small image ([`Model::forward_cond`]).
+    pub fn is_conditioned(&self) -> bool {
+        self.upsample.is_some()
     }
 
     /// Logits `[n, H, W, logits_per_position]` for network input `x` `[n, H, W, C]`.
     pub fn forward(&self, backend: &B, x: &Tensor<B>) -> Result<(Tensor<B>, ForwardCache<B>)> {
-        let [_, h, w, c] = x.nhwc("Model::forward")?;
+        self.forward_cond(backend, x, None)
+    }
+
+    /// Forward of a conditioned model (a multi-scale stage 2; for a multi-scale model, its
+    /// stage 2): `xs` is the small image `[n, s, s, C]`, scaled like the network input.
+    /// Unconditioned models take `None`.
+    pub fn forward_cond(
+        &self,
+        backend: &B,
+        x: &Tensor<B>,
+        xs: Option<&Tensor<B>>,
+    ) -> Result<(Tensor<B>, ForwardCache<B>)> {
+        let [n, h, w, c] = x.nhwc("Model::forward")?;
         if (h, w, c) != (self.config.height, self.config.width, self.config.channels) {
             return Err(Error::shape(
                 "Model::forward",
@@ -131,22 +217,56 @@ impl<B: Backend> Model<B> {
                 ),
             ));
         }
-        let mut act = self.input.forward(backend, x)?;
+        let cond = match (&self.upsample, xs) {
+            (None, None) => None,
+            (Some(up), Some(xs)) => {
+                let r = self.config.cond_stride().expect("conditioned");
+                if xs.shape != [n, h / r, w / r, c] {
+                    return Err(Error::shape(
+                        "Model::forward",
+                        format!(
+                            "the small image should be [{n}, {}, {}, {c}], got {:?}",
+                            h / r,
+                            w / r,
+                            xs.shape
+                        ),
+                    ));
+                }
+                Some((xs.clone(), up.forward(backend, xs)?))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "this model is not conditioned: it takes no small image".into(),
+                ))
+            }
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "this model is conditioned on a small image (multi-scale stage 2): use forward_cond".into(),
+                ))
+            }
+        };
+        let map = cond.as_ref().map(|c| &c.1);
+        let mut act = CondBias::add(
+            &self.input_cond,
+            backend,
+            self.input.forward(backend, x)?,
+            map,
+        )?;
         let mut caches = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             match layer {
                 Layer::Residual(block) => {
-                    let (y, cache) = block.forward(backend, &act)?;
+                    let (y, cache) = block.forward_cond(backend, &act, map)?;
                     caches.push(LayerCache::Residual(cache));
                     act = y;
                 }
                 Layer::RowLstm(l) => {
-                    let (y, cache) = l.forward(backend, &act, self.recurrence)?;
+                    let (y, cache) = l.forward_cond(backend, &act, map, self.recurrence)?;
                     caches.push(LayerCache::RowLstm(cache));
                     act = y;
                 }
                 Layer::DiagBiLstm(l) => {
-                    let (y, cache) = l.forward(backend, &act, self.recurrence)?;
+                    let (y, cache) = l.forward_cond(backend, &act, map, self.recurrence)?;
                     caches.push(LayerCache::DiagBiLstm(cache));
                     act = y;
                 }
@@ -157,6 +277,7 @@ impl<B: Backend> Model<B> {
             logits,
             ForwardCache {
                 x: x.clone(),
+                cond,
                 layer_inputs: caches,
                 head,
             },
@@ -173,19 +294,28 @@ impl<B: Backend> Model<B> {
         need_input_grad: bool,
     ) -> Result<Option<Tensor<B>>> {
         let mut grad = self.head.backward(backend, cache.head, dlogits)?;
+        let map = cache.cond.as_ref().map(|c| &c.1);
+        let mut dmap: Option<Tensor<B>> = None;
         for (layer, lc) in self.layers.iter_mut().zip(cache.layer_inputs).rev() {
-            grad = match (layer, lc) {
+            let (g, dm) = match (layer, lc) {
                 (Layer::Residual(block), LayerCache::Residual(c)) => {
-                    block.backward(backend, c, &grad)?
+                    block.backward_cond(backend, c, &grad, map)?
                 }
                 (Layer::RowLstm(l), LayerCache::RowLstm(c)) => {
-                    l.backward(backend, c, &grad, self.recurrence)?
+                    l.backward_cond(backend, c, &grad, map, self.recurrence)?
                 }
                 (Layer::DiagBiLstm(l), LayerCache::DiagBiLstm(c)) => {
-                    l.backward(backend, c, &grad, self.recurrence)?
+                    l.backward_cond(backend, c, &grad, map, self.recurrence)?
                 }
                 _ => unreachable!("caches are made by the same layers"),
             };
+            grad = g;
+            dmap = accumulate(backend, dmap, dm)?;
+        }
+        let dm = CondBias::backward(&mut self.input_cond, backend, &grad, map)?;
+        dmap = accumulate(backend, dmap, dm)?;
+        if let (Some(up), Some((xs, _)), Some(dmap)) = (self.upsample.as_mut(), &cache.cond, dmap) {
+            up.backward(backend, xs, &dmap)?;
         }
         self.input
             .backward(backend, &cache.x, &grad, need_input_grad)
@@ -209,7 +339,11 @@ impl<B: Backend> Model<B> {
 
     /// Every parameter, in a fixed order (input, layers, head).
     pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        let mut p: Vec<&mut Param<B>> = self.input.params_mut().into_iter().collect();
+        let mut p: Vec<&mut Param<B>> = match self.stage1.as_mut() {
+            Some(s1) => s1.params_mut(),
+            None => Vec::new(),
+        };
+        p.extend(self.input.params_mut());
         for layer in &mut self.layers {
             match layer {
                 Layer::Residual(block) => p.extend(block.params_mut()),
@@ -218,6 +352,10 @@ impl<B: Backend> Model<B> {
             }
         }
         p.extend(self.head.params_mut());
+        if let Some(up) = self.upsample.as_mut() {
+            p.extend(up.params_mut());
+        }
+        p.extend(CondBias::params_mut(&mut self.input_cond));
         p
     }
 
@@ -263,4 +401,15 @@ impl<B: Backend> Model<B> {
             Tensor::from_slice(backend, &shape, &t)?,
         ))
     }
+}
+
+fn accumulate<B: Backend>(
+    backend: &B,
+    acc: Option<Tensor<B>>,
+    add: Option<Tensor<B>>,
+) -> Result<Option<Tensor<B>>> {
+    Ok(match (acc, add) {
+        (Some(a), Some(b)) => Some(backend.add(&a, &b)?),
+        (a, b) => a.or(b),
+    })
 }

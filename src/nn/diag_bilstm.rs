@@ -8,7 +8,7 @@
 use rand_pcg::Pcg64;
 
 use super::residual::need;
-use super::{init, MaskedConv2d, Param};
+use super::{init, CondBias, MaskedConv2d, Param};
 use crate::backend::{Backend, ConvSpec, LstmState, Mask, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -20,6 +20,9 @@ pub struct DiagDirection<B: Backend> {
     /// State-to-state weight `[4h, h, 2, 1]`: tap 0 reads the pixel above, tap 1 the pixel to
     /// the left (rows r-1 and r of the previous skewed column).
     pub ss_weight: Param<B>,
+    /// Multi-scale conditioning: unmasked 1x1 F -> 4h, added to the input-to-state map (the
+    /// right direction adds it mirrored, like its input).
+    pub cond: Option<CondBias<B>>,
 }
 
 impl<B: Backend> DiagDirection<B> {
@@ -52,6 +55,7 @@ impl<B: Backend> DiagDirection<B> {
                 &[g, hidden, 2, 1],
                 &ss,
             )?,
+            cond: None,
         })
     }
 }
@@ -105,10 +109,31 @@ impl<B: Backend> DiagBiLstm<B> {
         x: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, DiagBiLstmCache<B>)> {
-        let is_l = self.left.is_conv.forward(backend, x)?;
+        self.forward_cond(backend, x, None, rec)
+    }
+
+    /// [`DiagBiLstm::forward`] with each direction's conditioning bias added to its
+    /// input-to-state map (the right direction's mirrored, as its map is).
+    pub fn forward_cond(
+        &self,
+        backend: &B,
+        x: &Tensor<B>,
+        cond: Option<&Tensor<B>>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<B>, DiagBiLstmCache<B>)> {
+        let is_l = CondBias::add(
+            &self.left.cond,
+            backend,
+            self.left.is_conv.forward(backend, x)?,
+            cond,
+        )?;
         let left = backend.diag_lstm_forward(&is_l, &self.left.ss_weight.value, rec)?;
         let x_mirror = backend.mirror_width(x)?;
-        let is_r = self.right.is_conv.forward(backend, &x_mirror)?;
+        let mut is_r = self.right.is_conv.forward(backend, &x_mirror)?;
+        if let (Some(cb), Some(m)) = (&self.right.cond, cond) {
+            let bias = backend.mirror_width(&cb.conv.forward(backend, m)?)?;
+            is_r = backend.add(&is_r, &bias)?;
+        }
         let right = backend.diag_lstm_forward(&is_r, &self.right.ss_weight.value, rec)?;
         let h_right = backend.shift_down(&backend.mirror_width(&right.h)?)?;
         let h_sum = backend.add(&left.h, &h_right)?;
@@ -134,6 +159,18 @@ impl<B: Backend> DiagBiLstm<B> {
         dy: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<Tensor<B>> {
+        Ok(self.backward_cond(backend, cache, dy, None, rec)?.0)
+    }
+
+    /// Backward of [`DiagBiLstm::forward_cond`]: input gradient and `cond` gradient.
+    pub fn backward_cond(
+        &mut self,
+        backend: &B,
+        cache: DiagBiLstmCache<B>,
+        dy: &Tensor<B>,
+        cond: Option<&Tensor<B>>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<B>, Option<Tensor<B>>)> {
         let dh = need(self.res_conv.backward(backend, &cache.h_sum, dy, true)?);
         let (d_is_l, d_ss_l) =
             backend.diag_lstm_backward(&cache.left, &self.left.ss_weight.value, &dh, rec)?;
@@ -157,17 +194,36 @@ impl<B: Backend> DiagBiLstm<B> {
                 .backward(backend, &cache.x_mirror, &d_is_r, true)?,
         );
         let dx_r = backend.mirror_width(&dxm_r)?;
-        backend.add(&backend.add(dy, &dx_l)?, &dx_r)
+        let dc_l = CondBias::backward(&mut self.left.cond, backend, &d_is_l, cond)?;
+        let dc_r = match cond {
+            Some(_) => {
+                let d = backend.mirror_width(&d_is_r)?;
+                CondBias::backward(&mut self.right.cond, backend, &d, cond)?
+            }
+            None => None,
+        };
+        let dcond = match (dc_l, dc_r) {
+            (Some(a), Some(b)) => Some(backend.add(&a, &b)?),
+            (a, b) => a.or(b),
+        };
+        Ok((backend.add(&backend.add(dy, &dx_l)?, &dx_r)?, dcond))
     }
 
     /// The layer's parameters.
     pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        let DiagBiLstm {
+            left,
+            right,
+            res_conv,
+        } = self;
         let mut p: Vec<&mut Param<B>> = Vec::new();
-        for d in [&mut self.left, &mut self.right] {
-            p.extend(d.is_conv.params_mut());
-            p.push(&mut d.ss_weight);
-        }
-        p.extend(self.res_conv.params_mut());
+        p.extend(left.is_conv.params_mut());
+        p.push(&mut left.ss_weight);
+        p.extend(right.is_conv.params_mut());
+        p.push(&mut right.ss_weight);
+        p.extend(res_conv.params_mut());
+        p.extend(CondBias::params_mut(&mut left.cond));
+        p.extend(CondBias::params_mut(&mut right.cond));
         p
     }
 }

@@ -17,11 +17,29 @@
 //!   row `r` reads the whole of row `r`, but it reaches the layer output only shifted down one
 //!   row, so it is computed once row `r` is complete ([`DiagBiLstmAt::finish_row`]) and read
 //!   from row `r + 1` on.
+//!
+//! A conditioned model (multi-scale stage 2) knows its small image before sampling starts, so
+//! each layer's conditioning bias is computed once as a whole map ([`ResidualAt::cond`] and its
+//! siblings) and read at one position per step.
 
 use super::{DiagBiLstm, MaskedConv2d, OutputHead, ResidualBlock, RowLstm};
 use crate::backend::{Backend, ConvSpec};
 use crate::error::Result;
 use crate::tensor::Tensor;
+
+/// `pre + bias[i, j]` when there is a bias map.
+fn add_at<B: Backend>(
+    backend: &B,
+    pre: Tensor<B>,
+    bias: &Option<Tensor<B>>,
+    i: usize,
+    j: usize,
+) -> Result<Tensor<B>> {
+    match bias {
+        Some(m) => backend.add(&pre, &backend.read_position(m, i, j)?),
+        None => Ok(pre),
+    }
+}
 
 /// A masked convolution ready to be evaluated at single positions (weights packed once).
 pub struct ConvAt<B: Backend> {
@@ -62,6 +80,8 @@ pub struct ResidualAt<B: Backend> {
     conv_out: ConvAt<B>,
     /// `relu(conv_in(relu(x)))`, `[n, H, W, h]`: what the 3x3 convolution reads.
     r_mid: Tensor<B>,
+    /// Conditioning bias `[n, H, W, h]` added to the 3x3 convolution's output.
+    pub cond: Option<Tensor<B>>,
 }
 
 impl<B: Backend> ResidualBlock<B> {
@@ -79,6 +99,7 @@ impl<B: Backend> ResidualBlock<B> {
             conv_mid: ConvAt::new(backend, &self.conv_mid)?,
             conv_out: ConvAt::new(backend, &self.conv_out)?,
             r_mid: Tensor::zeros(backend, &[n, height, width, hidden])?,
+            cond: None,
         })
     }
 }
@@ -88,7 +109,13 @@ impl<B: Backend> ResidualAt<B> {
     pub fn step(&mut self, backend: &B, x: &Tensor<B>, i: usize, j: usize) -> Result<Tensor<B>> {
         let a = self.conv_in.point(backend, &backend.relu_forward(x)?)?;
         backend.write_position(&mut self.r_mid, i, j, &backend.relu_forward(&a)?)?;
-        let m = self.conv_mid.at(backend, &self.r_mid, i, j)?;
+        let m = add_at(
+            backend,
+            self.conv_mid.at(backend, &self.r_mid, i, j)?,
+            &self.cond,
+            i,
+            j,
+        )?;
         let c = self.conv_out.point(backend, &backend.relu_forward(&m)?)?;
         backend.add(x, &c)
     }
@@ -105,6 +132,8 @@ pub struct RowLstmAt<B: Backend> {
     h: Tensor<B>,
     /// Cell states `[n, H, W, h]`.
     c: Tensor<B>,
+    /// Conditioning bias `[n, H, W, 4h]` added to the input-to-state map.
+    pub cond: Option<Tensor<B>>,
 }
 
 impl<B: Backend> RowLstm<B> {
@@ -124,6 +153,7 @@ impl<B: Backend> RowLstm<B> {
             x: Tensor::zeros(backend, &[n, height, width, 2 * hidden])?,
             h: Tensor::zeros(backend, &[n, height, width, hidden])?,
             c: Tensor::zeros(backend, &[n, height, width, hidden])?,
+            cond: None,
         })
     }
 }
@@ -132,7 +162,13 @@ impl<B: Backend> RowLstmAt<B> {
     /// The layer's output at `(i, j)` from its input there, `x` `[n, 2h]`.
     pub fn step(&mut self, backend: &B, x: &Tensor<B>, i: usize, j: usize) -> Result<Tensor<B>> {
         backend.write_position(&mut self.x, i, j, x)?;
-        let is = self.is_conv.at(backend, &self.x, i, j)?;
+        let is = add_at(
+            backend,
+            self.is_conv.at(backend, &self.x, i, j)?,
+            &self.cond,
+            i,
+            j,
+        )?;
         backend.row_lstm_forward_at(&is, &self.ss_weight, &mut self.h, &mut self.c, i, j)?;
         let h = backend.read_position(&self.h, i, j)?;
         backend.add(x, &self.res_conv.point(backend, &h)?)
@@ -156,6 +192,9 @@ pub struct DiagBiLstmAt<B: Backend> {
     /// image position `(r, j)`), as the full forward computes them.
     h_right: Tensor<B>,
     c_right: Tensor<B>,
+    /// Conditioning biases `[n, H, W, 4h]` of the left direction (image coordinates) and of
+    /// the right direction (mirrored coordinates, like its states).
+    pub cond: Option<(Tensor<B>, Tensor<B>)>,
 }
 
 impl<B: Backend> DiagBiLstm<B> {
@@ -181,6 +220,7 @@ impl<B: Backend> DiagBiLstm<B> {
             c_left: map(hidden)?,
             h_right: map(hidden)?,
             c_right: map(hidden)?,
+            cond: None,
         })
     }
 }
@@ -191,7 +231,10 @@ impl<B: Backend> DiagBiLstmAt<B> {
     /// [`DiagBiLstmAt::finish_row`] computed when row `i - 1` was complete.
     pub fn step(&mut self, backend: &B, x: &Tensor<B>, i: usize, j: usize) -> Result<Tensor<B>> {
         backend.write_position(&mut self.x, i, j, x)?;
-        let is = self.left_is.point(backend, x)?;
+        let mut is = self.left_is.point(backend, x)?;
+        if let Some((left, _)) = &self.cond {
+            is = backend.add(&is, &backend.read_position(left, i, j)?)?;
+        }
         backend.diag_lstm_forward_at(
             &is,
             &self.left_ss,
@@ -213,7 +256,10 @@ impl<B: Backend> DiagBiLstmAt<B> {
     pub fn finish_row(&mut self, backend: &B, r: usize) -> Result<()> {
         for jm in 0..self.width {
             let x = backend.read_position(&self.x, r, self.width - 1 - jm)?;
-            let is = self.right_is.point(backend, &x)?;
+            let mut is = self.right_is.point(backend, &x)?;
+            if let Some((_, right)) = &self.cond {
+                is = backend.add(&is, &backend.read_position(right, r, jm)?)?;
+            }
             backend.diag_lstm_forward_at(
                 &is,
                 &self.right_ss,

@@ -3,7 +3,7 @@
 
 use rand_pcg::Pcg64;
 
-use super::MaskedConv2d;
+use super::{CondBias, MaskedConv2d};
 use crate::backend::{Backend, ConvSpec, Mask};
 use crate::error::Result;
 use crate::nn::Param;
@@ -17,6 +17,8 @@ pub struct ResidualBlock<B: Backend> {
     pub conv_mid: MaskedConv2d<B>,
     /// 1x1, h -> 2h.
     pub conv_out: MaskedConv2d<B>,
+    /// Multi-scale conditioning: unmasked 1x1 F -> h, added to `conv_mid`'s output.
+    pub cond: Option<CondBias<B>>,
 }
 
 /// What the block's backward needs: the ReLU outputs that feed each convolution.
@@ -61,15 +63,32 @@ impl<B: Backend> ResidualBlock<B> {
                 ConvSpec::new(1, 1, Mask::B, groups, hidden, h2),
                 rng,
             )?,
+            cond: None,
         })
     }
 
     /// `x + conv_out(relu(conv_mid(relu(conv_in(relu(x))))))`.
     pub fn forward(&self, backend: &B, x: &Tensor<B>) -> Result<(Tensor<B>, ResidualCache<B>)> {
+        self.forward_cond(backend, x, None)
+    }
+
+    /// [`ResidualBlock::forward`] with the conditioning bias `cond_conv(cond)` added to the 3x3
+    /// convolution's output (when the block has one and `cond` is given).
+    pub fn forward_cond(
+        &self,
+        backend: &B,
+        x: &Tensor<B>,
+        cond: Option<&Tensor<B>>,
+    ) -> Result<(Tensor<B>, ResidualCache<B>)> {
         let r_in = backend.relu_forward(x)?;
         let a = self.conv_in.forward(backend, &r_in)?;
         let r_mid = backend.relu_forward(&a)?;
-        let m = self.conv_mid.forward(backend, &r_mid)?;
+        let m = CondBias::add(
+            &self.cond,
+            backend,
+            self.conv_mid.forward(backend, &r_mid)?,
+            cond,
+        )?;
         let r_out = backend.relu_forward(&m)?;
         let c = self.conv_out.forward(backend, &r_out)?;
         let y = backend.add(x, &c)?;
@@ -83,13 +102,26 @@ impl<B: Backend> ResidualBlock<B> {
         cache: ResidualCache<B>,
         dy: &Tensor<B>,
     ) -> Result<Tensor<B>> {
+        Ok(self.backward_cond(backend, cache, dy, None)?.0)
+    }
+
+    /// Backward of [`ResidualBlock::forward_cond`]: the input gradient and the gradient w.r.t.
+    /// `cond` (when conditioned).
+    pub fn backward_cond(
+        &mut self,
+        backend: &B,
+        cache: ResidualCache<B>,
+        dy: &Tensor<B>,
+        cond: Option<&Tensor<B>>,
+    ) -> Result<(Tensor<B>, Option<Tensor<B>>)> {
         let dr_out = need(self.conv_out.backward(backend, &cache.r_out, dy, true)?);
         let dm = backend.relu_backward(&cache.r_out, &dr_out)?;
+        let dcond = CondBias::backward(&mut self.cond, backend, &dm, cond)?;
         let dr_mid = need(self.conv_mid.backward(backend, &cache.r_mid, &dm, true)?);
         let da = backend.relu_backward(&cache.r_mid, &dr_mid)?;
         let dr_in = need(self.conv_in.backward(backend, &cache.r_in, &da, true)?);
         let dx_branch = backend.relu_backward(&cache.r_in, &dr_in)?;
-        backend.add(dy, &dx_branch)
+        Ok((backend.add(dy, &dx_branch)?, dcond))
     }
 
     /// The block's parameters.
@@ -98,6 +130,7 @@ impl<B: Backend> ResidualBlock<B> {
         p.extend(self.conv_in.params_mut());
         p.extend(self.conv_mid.params_mut());
         p.extend(self.conv_out.params_mut());
+        p.extend(CondBias::params_mut(&mut self.cond));
         p
     }
 }

@@ -4,7 +4,7 @@
 
 use rand_pcg::Pcg64;
 
-use super::{init, MaskedConv2d, Param};
+use super::{init, CondBias, MaskedConv2d, Param};
 use crate::backend::{Backend, ConvSpec, LstmState, Mask, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -17,6 +17,8 @@ pub struct RowLstm<B: Backend> {
     pub ss_weight: Param<B>,
     /// 1x1 mask B, h -> 2h.
     pub res_conv: MaskedConv2d<B>,
+    /// Multi-scale conditioning: unmasked 1x1 F -> 4h, added to the input-to-state map.
+    pub cond: Option<CondBias<B>>,
 }
 
 /// What the layer's backward needs: its input and the recurrence's states.
@@ -61,6 +63,7 @@ impl<B: Backend> RowLstm<B> {
                 ConvSpec::new(1, 1, Mask::B, groups, hidden, h2),
                 rng,
             )?,
+            cond: None,
         })
     }
 
@@ -71,7 +74,18 @@ impl<B: Backend> RowLstm<B> {
         x: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, RowLstmCache<B>)> {
-        let is = self.is_conv.forward(backend, x)?;
+        self.forward_cond(backend, x, None, rec)
+    }
+
+    /// [`RowLstm::forward`] with the conditioning bias added to the input-to-state map.
+    pub fn forward_cond(
+        &self,
+        backend: &B,
+        x: &Tensor<B>,
+        cond: Option<&Tensor<B>>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<B>, RowLstmCache<B>)> {
+        let is = CondBias::add(&self.cond, backend, self.is_conv.forward(backend, x)?, cond)?;
         let state = backend.row_lstm_forward(&is, &self.ss_weight.value, rec)?;
         let r = self.res_conv.forward(backend, &state.h)?;
         let y = backend.add(x, &r)?;
@@ -92,13 +106,26 @@ impl<B: Backend> RowLstm<B> {
         dy: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<Tensor<B>> {
+        Ok(self.backward_cond(backend, cache, dy, None, rec)?.0)
+    }
+
+    /// Backward of [`RowLstm::forward_cond`]: input gradient and `cond` gradient.
+    pub fn backward_cond(
+        &mut self,
+        backend: &B,
+        cache: RowLstmCache<B>,
+        dy: &Tensor<B>,
+        cond: Option<&Tensor<B>>,
+        rec: Recurrence,
+    ) -> Result<(Tensor<B>, Option<Tensor<B>>)> {
         let dh =
             super::residual::need(self.res_conv.backward(backend, &cache.state.h, dy, true)?);
         let (d_is, d_ss) =
             backend.row_lstm_backward(&cache.state, &self.ss_weight.value, &dh, rec)?;
         self.ss_weight.grad = d_ss;
+        let dcond = CondBias::backward(&mut self.cond, backend, &d_is, cond)?;
         let dx = super::residual::need(self.is_conv.backward(backend, &cache.x, &d_is, true)?);
-        backend.add(dy, &dx)
+        Ok((backend.add(dy, &dx)?, dcond))
     }
 
     /// The layer's parameters.
@@ -107,6 +134,7 @@ impl<B: Backend> RowLstm<B> {
         p.extend(self.is_conv.params_mut());
         p.push(&mut self.ss_weight);
         p.extend(self.res_conv.params_mut());
+        p.extend(CondBias::params_mut(&mut self.cond));
         p
     }
 }

@@ -1,5 +1,7 @@
 //! Safe wrapper around the `gemm` crate's f32 matrix product (strided, multi-threaded).
 
+use rayon::prelude::*;
+
 /// A read-only strided matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
@@ -40,6 +42,13 @@ impl<'a> MatRef<'a> {
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// `c[m x n] (row-major) = (accumulate ? c : 0) + a[m x k] . b[k x n]`.
+///
+/// Threading: a tall product (many rows, the activations of a convolution) is split into one
+/// contiguous band of rows per thread, each a single-threaded GEMM; a long product (a weight
+/// gradient: `k` = every pixel of the batch, `m x n` small) is split along `k` into one partial
+/// product per thread, summed at the end. Both keep every thread busy on one large block, where
+/// the `gemm` crate's own threading splits small `m x n` outputs finely and spends its time
+/// waking threads. Other shapes use the crate's threading.
 pub fn sgemm(
     m: usize,
     n: usize,
@@ -62,13 +71,91 @@ pub fn sgemm(
         }
         return;
     }
-    let parallelism = if m * n * k >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the assert above bounds every index the product touches, and `c` is borrowed
-    // mutably while `a` and `b` are shared borrows, so they cannot alias it.
+    let threads = rayon::current_num_threads();
+    if m * n * k < PARALLEL_MIN_MACS || threads == 1 {
+        return raw(m, n, k, a, b, c, accumulate, gemm::Parallelism::None);
+    }
+    if m >= 64 * threads {
+        // Row bands, one per thread.
+        let band = m.div_ceil(threads);
+        c[..m * n]
+            .par_chunks_mut(band * n)
+            .enumerate()
+            .for_each(|(i, cb)| {
+                let r0 = i * band;
+                let rows = cb.len() / n;
+                let ab = MatRef {
+                    data: &a.data[r0 * a.rs..],
+                    ..a
+                };
+                raw(rows, n, k, ab, b, cb, accumulate, gemm::Parallelism::None);
+            });
+        return;
+    }
+    if k >= 256 * threads && m * n <= 1 << 16 {
+        // Split k; sum the partial products.
+        let span = k.div_ceil(threads);
+        let parts: Vec<Vec<f32>> = (0..k.div_ceil(span))
+            .into_par_iter()
+            .map(|i| {
+                let k0 = i * span;
+                let kk = span.min(k - k0);
+                let ak = MatRef {
+                    data: &a.data[k0 * a.cs..],
+                    ..a
+                };
+                let bk = MatRef {
+                    data: &b.data[k0 * b.rs..],
+                    ..b
+                };
+                let mut part = vec![0.0f32; m * n];
+                raw(m, n, kk, ak, bk, &mut part, false, gemm::Parallelism::None);
+                part
+            })
+            .collect();
+        let out = &mut c[..m * n];
+        if !accumulate {
+            out.copy_from_slice(&parts[0]);
+        } else {
+            for (o, p) in out.iter_mut().zip(&parts[0]) {
+                *o += p;
+            }
+        }
+        for part in &parts[1..] {
+            for (o, p) in out.iter_mut().zip(part) {
+                *o += p;
+            }
+        }
+        return;
+    }
+    raw(
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        accumulate,
+        gemm::Parallelism::Rayon(threads),
+    );
+}
+
+/// The `gemm` crate's product on checked operands.
+#[allow(clippy::too_many_arguments)]
+fn raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    debug_assert!(a.fits(m, k) && b.fits(k, n) && c.len() >= m * n);
+    // SAFETY: the callers bound every index the product touches (the assert in `sgemm`, and
+    // sub-views that keep the same strides over a suffix of the checked data), and `c` is
+    // borrowed mutably while `a` and `b` are shared borrows, so they cannot alias it.
     unsafe {
         gemm::gemm(
             m,

@@ -2,6 +2,7 @@
 //! convolutions so that it is also a usable engine.
 
 pub mod bernoulli_nll;
+pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod gemm;
 pub mod lstm;
@@ -27,7 +28,26 @@ pub struct CpuBackend;
 impl CpuBackend {
     /// The CPU backend (uses rayon's global pool; set its size with `RAYON_NUM_THREADS` or the
     /// CLI's `--threads`).
+    ///
+    /// On glibc, this also asks malloc to keep freed memory instead of returning it to the
+    /// system (blocks up to 32 MiB from the heap, no trimming): every op returns fresh buffers of
+    /// several MiB, and with glibc's defaults each step paid a page fault per 4 KiB of them,
+    /// about a third of a small PixelCNN training step (docs/benchmarks.md). The process keeps
+    /// its peak heap.
     pub fn new() -> Self {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            extern "C" {
+                fn mallopt(param: i32, value: i32) -> i32;
+            }
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            // SAFETY: mallopt only sets allocator parameters (M_TRIM_THRESHOLD = -1,
+            // M_MMAP_THRESHOLD = -3; 32 MiB is glibc's largest allowed threshold on 64-bit).
+            ONCE.call_once(|| unsafe {
+                mallopt(-1, i32::MAX);
+                mallopt(-3, 32 << 20);
+            });
+        }
         CpuBackend
     }
 }
@@ -287,6 +307,37 @@ fn lstm_forward_at(
     Ok(())
 }
 
+fn transpose_geom(
+    op: &'static str,
+    x: &Tensor<CpuBackend>,
+    w: &Tensor<CpuBackend>,
+    stride: usize,
+) -> Result<conv_transpose2d::TransposeGeom> {
+    let [n, h, wd, cin] = x.nhwc(op)?;
+    match w.shape.as_slice() {
+        &[wcin, cout, k, k2]
+            if wcin == cin && k == k2 && stride > 0 && k >= stride && (k - stride).is_multiple_of(2) && cout > 0 =>
+        {
+            Ok(conv_transpose2d::TransposeGeom {
+                n,
+                h,
+                w: wd,
+                cin,
+                cout,
+                k,
+                r: stride,
+            })
+        }
+        s => Err(Error::shape(
+            op,
+            format!(
+                "weight {s:?} should be [cin, cout, k, k] with cin = {cin} and k - stride a non-negative even number (input {:?}, stride {stride})",
+                x.shape
+            ),
+        )),
+    }
+}
+
 impl Backend for CpuBackend {
     type Storage = Vec<f32>;
 
@@ -346,6 +397,61 @@ impl Backend for CpuBackend {
             dx: dx.map(|data| Tensor {
                 shape: x.shape.clone(),
                 data,
+            }),
+            dw: Tensor {
+                shape: w.shape.clone(),
+                data: dw,
+            },
+            db: Tensor {
+                shape: vec![g.cout],
+                data: db,
+            },
+        })
+    }
+
+    fn conv_transpose2d_forward(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: &Tensor<Self>,
+        stride: usize,
+    ) -> Result<Tensor<Self>> {
+        let g = transpose_geom("conv_transpose2d_forward", x, w, stride)?;
+        if b.shape != [g.cout] {
+            return Err(Error::shape(
+                "conv_transpose2d_forward",
+                format!("bias {:?} should be [{}]", b.shape, g.cout),
+            ));
+        }
+        Ok(Tensor {
+            shape: vec![g.n, g.h * g.r, g.w * g.r, g.cout],
+            data: conv_transpose2d::forward(&x.data, &w.data, &b.data, g),
+        })
+    }
+
+    fn conv_transpose2d_backward(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        stride: usize,
+        need_dx: bool,
+    ) -> Result<ConvGrads<Self>> {
+        let g = transpose_geom("conv_transpose2d_backward", x, w, stride)?;
+        if dy.shape != [g.n, g.h * g.r, g.w * g.r, g.cout] {
+            return Err(Error::shape(
+                "conv_transpose2d_backward",
+                format!(
+                    "output gradient {:?} does not fit input {:?}",
+                    dy.shape, x.shape
+                ),
+            ));
+        }
+        let (dx, dw, db) = conv_transpose2d::backward(&x.data, &w.data, &dy.data, g, need_dx);
+        Ok(ConvGrads {
+            dx: need_dx.then(|| Tensor {
+                shape: x.shape.clone(),
+                data: dx,
             }),
             dw: Tensor {
                 shape: w.shape.clone(),
