@@ -215,6 +215,32 @@ fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mut [f32]) {
     }
 }
 
+/// Positions `(image, r, j)` of unfused step `s` for every image of the batch.
+fn step_rows(geo: &Geometry, n: usize, s: usize) -> Vec<(usize, usize, usize)> {
+    let pos = geo.step_positions(s);
+    (0..n)
+        .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
+        .collect()
+}
+
+/// The state-to-state inputs `[rows, taps * h]` of a step, gathered from the hidden states `h`
+/// of the whole batch.
+fn gather_rows(geo: &Geometry, h: &[f32], rows: &[(usize, usize, usize)]) -> Vec<f32> {
+    let (hd, plane) = (geo.hidden, geo.height * geo.width);
+    let tk = geo.taps() * hd;
+    let mut cols = vec![0.0f32; rows.len() * tk];
+    for (q, &(b, r, j)) in rows.iter().enumerate() {
+        gather(
+            geo,
+            &h[b * plane * hd..(b + 1) * plane * hd],
+            r,
+            j,
+            &mut cols[q * tk..(q + 1) * tk],
+        );
+    }
+    cols
+}
+
 /// Outputs of a forward recurrence: `(h, c, gates)`, NHWC.
 pub type Forward = (Vec<f32>, Vec<f32>, Vec<f32>);
 
@@ -282,25 +308,15 @@ fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward 
     let mut c = vec![0.0f32; n * plane * hd];
     let mut gates = vec![0.0f32; n * plane * g];
     for s in 0..geo.steps() {
-        let pos = geo.step_positions(s);
-        let rows: Vec<(usize, usize, usize)> = (0..n)
-            .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
-            .collect();
+        let rows = step_rows(geo, n, s);
         let m = rows.len();
         // The step's pre-activations: input-to-state part, then one GEMM for state-to-state.
         let mut pre = vec![0.0f32; m * g];
-        let mut cols = vec![0.0f32; m * tk];
         for (q, &(b, r, j)) in rows.iter().enumerate() {
             let p = b * plane + r * geo.width + j;
             pre[q * g..(q + 1) * g].copy_from_slice(&is[p * g..(p + 1) * g]);
-            gather(
-                geo,
-                &h[b * plane * hd..(b + 1) * plane * hd],
-                r,
-                j,
-                &mut cols[q * tk..(q + 1) * tk],
-            );
         }
+        let cols = gather_rows(geo, &h, &rows);
         sgemm(
             m,
             g,
@@ -459,10 +475,7 @@ fn backward_unfused(
     let mut dh_carry = vec![0.0f32; n * plane * hd];
     let mut dc_carry = vec![0.0f32; n * plane * hd];
     for s in (0..geo.steps()).rev() {
-        let pos = geo.step_positions(s);
-        let rows: Vec<(usize, usize, usize)> = (0..n)
-            .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
-            .collect();
+        let rows = step_rows(geo, n, s);
         let m = rows.len();
         // Gate pass of the whole step.
         let mut d_pre = vec![0.0f32; m * g];
@@ -490,7 +503,6 @@ fn backward_unfused(
                     dcq,
                 );
             });
-        let mut cols = vec![0.0f32; m * tk];
         for (q, &(b, r, j)) in rows.iter().enumerate() {
             let p = b * plane + r * geo.width + j;
             d_is[p * g..(p + 1) * g].copy_from_slice(&d_pre[q * g..(q + 1) * g]);
@@ -498,15 +510,9 @@ fn backward_unfused(
                 let dst = (b * plane + cp) * hd;
                 dc_carry[dst..dst + hd].copy_from_slice(&dc_prev[q * hd..(q + 1) * hd]);
             }
-            gather(
-                geo,
-                &h[b * plane * hd..(b + 1) * plane * hd],
-                r,
-                j,
-                &mut cols[q * tk..(q + 1) * tk],
-            );
         }
         // Weight gradient and state gradient of the step: two GEMMs.
+        let cols = gather_rows(geo, h, &rows);
         sgemm(
             tk,
             g,
