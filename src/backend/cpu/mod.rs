@@ -100,21 +100,16 @@ fn loss_shapes(
     Ok(channels)
 }
 
-/// Checks the input-to-state map and the state weight of a recurrence; returns the batch and
-/// the scan geometry. `scan` is `None` for the Row LSTM (its k is read off the weight).
-fn lstm_geometry(
+/// The scan of a recurrence on an `height x width` map with `hidden` units, checking the state
+/// weight's shape (the Row LSTM's k is read off the weight).
+fn scan_geometry(
     op: &'static str,
-    is: &Tensor<CpuBackend>,
     w_ss: &Tensor<CpuBackend>,
     diagonal: bool,
-) -> Result<(usize, Geometry)> {
-    let [n, height, width, g] = is.nhwc(op)?;
-    if g == 0 || g % 4 != 0 {
-        return Err(Error::shape(
-            op,
-            format!("pre-activations need 4h features, got {g}"),
-        ));
-    }
+    height: usize,
+    width: usize,
+    hidden: usize,
+) -> Result<Geometry> {
     let scan = if diagonal {
         Scan::Diagonal
     } else {
@@ -132,7 +127,7 @@ fn lstm_geometry(
         scan,
         height,
         width,
-        hidden: g / 4,
+        hidden,
     };
     if w_ss.shape != geo.weight_shape() {
         return Err(Error::shape(
@@ -144,6 +139,25 @@ fn lstm_geometry(
             ),
         ));
     }
+    Ok(geo)
+}
+
+/// Checks the input-to-state map and the state weight of a recurrence; returns the batch and
+/// the scan geometry.
+fn lstm_geometry(
+    op: &'static str,
+    is: &Tensor<CpuBackend>,
+    w_ss: &Tensor<CpuBackend>,
+    diagonal: bool,
+) -> Result<(usize, Geometry)> {
+    let [n, height, width, g] = is.nhwc(op)?;
+    if g == 0 || g % 4 != 0 {
+        return Err(Error::shape(
+            op,
+            format!("pre-activations need 4h features, got {g}"),
+        ));
+    }
+    let geo = scan_geometry(op, w_ss, diagonal, height, width, g / 4)?;
     Ok((n, geo))
 }
 
@@ -237,35 +251,7 @@ fn lstm_at_geometry(
             ),
         ));
     }
-    let scan = if diagonal {
-        Scan::Diagonal
-    } else {
-        match w_ss.shape.as_slice() {
-            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
-            s => {
-                return Err(Error::shape(
-                    op,
-                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
-                ))
-            }
-        }
-    };
-    let geo = Geometry {
-        scan,
-        height,
-        width,
-        hidden,
-    };
-    if w_ss.shape != geo.weight_shape() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "state weight {:?} should be {:?}",
-                w_ss.shape,
-                geo.weight_shape()
-            ),
-        ));
-    }
+    let geo = scan_geometry(op, w_ss, diagonal, height, width, hidden)?;
     position_in(op, height, width, i, j)?;
     Ok((n, geo))
 }
