@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# gpu-check.sh: the one prepared device check (see the GPU spec, "With a GPU: one prepared
+# script, one call").
+#
+#   Here (has Rust, no GPU):   scripts/gpu-check.sh --prepare
+#       cargo build --release, cargo test --release --no-run --test kernels_device, copy the
+#       pixelrnn binary and the kernels_device test executable (stripped) into .gpu/ (ignored
+#       by git via /.gpu in .gitignore), and print the `run` call to make.
+#   There (GPU, no Rust):      scripts/gpu-check.sh          (the `run` call, carry [".gpu"])
+#       .gpu/pixelrnn info, then the GPU parity tests with --include-ignored --nocapture;
+#       logs under $OUT (.gpu/out/ when $OUT is unset); a short table printed last.
+#
+# Exit status of the default mode: 0 all parity tests passed; 1 a test failed; 2 .gpu/ is
+# missing or incomplete (run --prepare first); 3 no CUDA device (the tests failed cleanly
+# with 'no CUDA device', as they must on a machine without a GPU).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GPU_DIR="$ROOT/.gpu"
+TEST_NAME=kernels_device
+MAX_BYTES=$((64 * 1024 * 1024)) # what `run` carries in all
+
+prepare() {
+    set -e
+    cd "$ROOT"
+    if ! git check-ignore -q .gpu; then
+        echo "error: .gpu/ is not ignored by git; add /.gpu to .gitignore" >&2
+        exit 1
+    fi
+    echo "== cargo build --release"
+    cargo build --release
+    echo "== cargo test --release --no-run --test $TEST_NAME"
+    local json exe
+    json="$(cargo test --release --no-run --test "$TEST_NAME" --message-format=json)"
+    # The compiler-artifact line of the test target carries "executable":"<path>".
+    exe="$(printf '%s\n' "$json" | grep '"reason":"compiler-artifact"' |
+        grep "\"name\":\"$TEST_NAME\"" |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)"
+    if [[ -z "$exe" || ! -x "$exe" ]]; then
+        echo "error: could not find the $TEST_NAME test executable in cargo's output" >&2
+        exit 1
+    fi
+    rm -rf "$GPU_DIR"
+    mkdir -p "$GPU_DIR"
+    cp target/release/pixelrnn "$GPU_DIR/pixelrnn"
+    cp "$exe" "$GPU_DIR/$TEST_NAME"
+    strip "$GPU_DIR/pixelrnn" "$GPU_DIR/$TEST_NAME"
+    {
+        echo "prepared: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$([[ -z "$(git status --porcelain 2>/dev/null)" ]] || echo ' (+ uncommitted changes)')"
+        echo "rustc: $(rustc --version)"
+        echo "test executable: ${exe#"$ROOT"/}"
+        (cd "$GPU_DIR" && sha256sum pixelrnn "$TEST_NAME")
+    } >"$GPU_DIR/MANIFEST"
+    local bytes
+    bytes="$(du -sb "$GPU_DIR" | cut -f1)"
+    if ((bytes > MAX_BYTES)); then
+        echo "error: .gpu/ is $bytes bytes, over the 64 MiB that run carries" >&2
+        exit 1
+    fi
+    echo
+    cat "$GPU_DIR/MANIFEST"
+    echo ".gpu/: $((bytes / 1024)) KiB"
+    echo
+    echo "Now make one device call (the script runs in the repository root there):"
+    echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\".gpu\"], timeout_s=240)"
+    echo "and give_back afterwards unless you rerun at once."
+}
+
+check() {
+    local out="${OUT:-$GPU_DIR/out}"
+    mkdir -p "$out"
+    cd "$ROOT"
+    if [[ ! -x "$GPU_DIR/pixelrnn" || ! -x "$GPU_DIR/$TEST_NAME" ]]; then
+        echo "error: .gpu/pixelrnn or .gpu/$TEST_NAME missing: run scripts/gpu-check.sh --prepare here and carry [\".gpu\"]" >&2
+        exit 2
+    fi
+    cp "$GPU_DIR/MANIFEST" "$out/MANIFEST" 2>/dev/null || true
+    {
+        echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "host: $(hostname)"
+        if command -v nvidia-smi >/dev/null 2>&1; then
+            nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+        else
+            echo "nvidia-smi: not found"
+        fi
+    } >"$out/machine.log" 2>&1
+
+    echo "== .gpu/pixelrnn info"
+    "$GPU_DIR/pixelrnn" info >"$out/info.log" 2>&1
+    local info_rc=$?
+    cat "$out/info.log"
+
+    echo
+    echo "== .gpu/$TEST_NAME --include-ignored --nocapture --test-threads=1"
+    # One test at a time, so each test's printed errors and panic message follow its name.
+    "$GPU_DIR/$TEST_NAME" --include-ignored --nocapture --test-threads=1 \
+        >"$out/$TEST_NAME.log" 2>&1
+    local test_rc=$?
+    cat "$out/$TEST_NAME.log"
+
+    # Table: one row per test. Status from libtest's failures list; note from the test's own
+    # "rel err" line, or the first line of its panic message.
+    local tests failed
+    tests="$("$GPU_DIR/$TEST_NAME" --list --include-ignored 2>/dev/null | sed -n 's/: test$//p')"
+    failed="$(awk '/^failures:$/ {n++; next} n == 2 && /^    / {print $1} n == 2 && /^$/ {exit}' \
+        "$out/$TEST_NAME.log")"
+    local gpu_name="no nvidia-smi"
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
+    fi
+    local no_device=0
+    grep -q 'no CUDA device' "$out/$TEST_NAME.log" && no_device=1
+
+    {
+        echo "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $gpu_name, $(grep -m1 '^commit:' "$GPU_DIR/MANIFEST" 2>/dev/null || echo 'commit: unknown')"
+        printf '%-34s %-7s %s\n' "step" "status" "note"
+        printf '%-34s %-7s %s\n' "pixelrnn info" "$([[ $info_rc == 0 ]] && echo ok || echo "rc=$info_rc")" \
+            "$(grep -m1 '^cuda devices:' "$out/info.log" | cut -c1-90)"
+        local t status note
+        for t in $tests; do
+            if grep -qx "$t" <<<"$failed"; then status=FAILED; else status=ok; fi
+            [[ $test_rc != 0 && -z "$failed" ]] && status="rc=$test_rc"
+            note="$(awk -v t="$t" '
+                /^test [^ ]+ \.\.\. / { cur = $2 }
+                cur == t && /rel err/ { sub(/^.*\.\.\. /, ""); sub(/^ok$/, ""); print; exit }
+                cur == t && /panicked at/ { getline; print; exit }' "$out/$TEST_NAME.log")"
+            printf '%-34s %-7s %s\n' "$t" "$status" "$(cut -c1-110 <<<"$note")"
+        done
+        echo "$(grep -m1 '^test result:' "$out/$TEST_NAME.log" || echo "test result: none (rc=$test_rc)")"
+        if ((no_device)); then
+            echo "verdict: NO CUDA DEVICE on this machine: the parity tests failed cleanly, nothing was measured"
+        elif [[ $test_rc == 0 ]]; then
+            echo "verdict: all GPU parity tests passed"
+        else
+            echo "verdict: GPU parity tests FAILED (rc=$test_rc), see $TEST_NAME.log"
+        fi
+        echo "logs: $out/{machine,info,$TEST_NAME}.log"
+    } >"$out/summary.txt"
+    echo
+    cat "$out/summary.txt"
+
+    if ((no_device)); then exit 3; fi
+    if [[ $test_rc != 0 ]]; then exit 1; fi
+    exit 0
+}
+
+case "${1:-}" in
+    --prepare) prepare ;;
+    "") check ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *)
+        echo "usage: $0 [--prepare]" >&2
+        exit 2
+        ;;
+esac
