@@ -23,6 +23,9 @@ pub enum Error {
     /// A feature that is not built (yet).
     #[error("{0}")]
     Unsupported(String),
+    /// A CUDA (or emulated CUDA) allocation, transfer or kernel launch that failed.
+    #[error("{0}")]
+    Device(String),
     /// File-system failures, with the path involved.
     #[error("{path}: {error}")]
     Io {

@@ -6,6 +6,7 @@
 
 mod conv_spec;
 pub mod cpu;
+pub mod cuda;
 
 pub use conv_spec::{ConvSpec, Mask};
 
@@ -120,6 +121,10 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     fn upload(&self, data: &[f32]) -> Result<Self::Storage>;
     /// Copies a buffer to the host.
     fn download(&self, data: &Self::Storage) -> Result<Vec<f32>>;
+    /// Waits for all queued work (a no-op on synchronous backends; timing uses it).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Masked (or plain) 2-D convolution, stride 1, "same" zero padding.
     /// `x`: `[n, h, w, cin]`, `w`: `[cout, cin, kh, kw]`, `b`: `[cout]` -> `[n, h, w, cout]`.

@@ -1,0 +1,193 @@
+//! The real GPU as an [`Executor`]: one cudarc context and stream, the embedded PTX modules
+//! loaded on first use, launches in order on the stream.
+//!
+//! Debug builds (and any build with `PIXELRNN_SYNC_LAUNCHES=1`) synchronise after every launch
+//! so that a faulting kernel is reported by name instead of at the next transfer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::executor::{launch_error, Arg, Executor, LaunchCfg};
+use crate::error::{Error, Result};
+
+/// A CUDA device driven through cudarc.
+pub struct Device {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    name: String,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+    sync_launches: bool,
+}
+
+fn driver_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Device(format!("CUDA {what}: {e}"))
+}
+
+impl Device {
+    /// Opens device `ordinal`. Fails with a clear error (never panics) when there is no
+    /// driver, no such device, or no kernels in this build.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let devices = crate::device::cuda_devices()
+            .map_err(|why| Error::Unsupported(format!("no CUDA device: {why}")))?;
+        let info = devices.get(ordinal).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "no CUDA device {ordinal}: this machine has {} device(s)",
+                devices.len()
+            ))
+        })?;
+        if !crate::kernels::KERNELS_COMPILED {
+            return Err(Error::Unsupported(
+                "this build has no compiled CUDA kernels (no CUDA compiler at build time; run \
+                 scripts/install-cuda-toolchain.sh and rebuild)"
+                    .into(),
+            ));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| driver_error("context", e))?;
+        // One stream: cudarc's per-buffer read/write events are not needed and cost a record
+        // per argument per launch.
+        // SAFETY: no buffer of this context exists yet, and all work goes to one stream.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let sync_launches = cfg!(debug_assertions)
+            || std::env::var("PIXELRNN_SYNC_LAUNCHES").is_ok_and(|v| v == "1");
+        Ok(Device {
+            ctx,
+            stream,
+            name: format!("cuda:{ordinal} {}", info.name),
+            modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
+            sync_launches,
+        })
+    }
+
+    /// The cudarc context (events for timing).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream every launch goes to.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    fn function(&self, kernel: &str) -> Result<CudaFunction> {
+        let mut functions = self
+            .functions
+            .lock()
+            .map_err(|_| Error::Device("kernel cache poisoned".into()))?;
+        if let Some(f) = functions.get(kernel) {
+            return Ok(f.clone());
+        }
+        let module = crate::kernels::modules()
+            .iter()
+            .find(|m| m.has_entry_point(kernel))
+            .ok_or_else(|| launch_error(kernel, "no such kernel in this build's PTX"))?;
+        let loaded = {
+            let mut modules = self
+                .modules
+                .lock()
+                .map_err(|_| Error::Device("module cache poisoned".into()))?;
+            match modules.get(module.name) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let m = self
+                        .ctx
+                        .load_module(Ptx::from_src(module.ptx))
+                        .map_err(|e| launch_error(kernel, format!("loading PTX: {e}")))?;
+                    modules.insert(module.name, Arc::clone(&m));
+                    m
+                }
+            }
+        };
+        let f = loaded
+            .load_function(kernel)
+            .map_err(|e| launch_error(kernel, format!("load_function: {e}")))?;
+        functions.insert(kernel.to_string(), f.clone());
+        Ok(f)
+    }
+}
+
+impl Executor for Device {
+    type Buffer = CudaSlice<f32>;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn alloc(&self, len: usize) -> Result<CudaSlice<f32>> {
+        // SAFETY: the caching allocator hands uninitialised buffers only to kernels that write
+        // them in full, or zeroes them first.
+        unsafe { self.stream.alloc::<f32>(len.max(1)) }
+            .map_err(|e| driver_error(&format!("alloc of {len} floats"), e))
+    }
+
+    fn memset_zero(&self, buf: &mut CudaSlice<f32>, _len: usize) -> Result<()> {
+        self.stream
+            .memset_zeros(buf)
+            .map_err(|e| driver_error("memset", e))
+    }
+
+    fn upload_into(&self, buf: &mut CudaSlice<f32>, data: &[f32]) -> Result<()> {
+        let mut view = buf.slice_mut(0..data.len());
+        self.stream
+            .memcpy_htod(data, &mut view)
+            .map_err(|e| driver_error("host-to-device copy", e))
+    }
+
+    fn download(&self, buf: &CudaSlice<f32>, len: usize) -> Result<Vec<f32>> {
+        let view = buf.slice(0..len);
+        self.stream
+            .clone_dtoh(&view)
+            .map_err(|e| driver_error("device-to-host copy", e))
+    }
+
+    fn copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>, len: usize) -> Result<()> {
+        let from = src.slice(0..len);
+        let mut to = dst.slice_mut(0..len);
+        self.stream
+            .memcpy_dtod(&from, &mut to)
+            .map_err(|e| driver_error("device-to-device copy", e))
+    }
+
+    fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, Self>]) -> Result<()> {
+        super::executor::check_args(kernel, args)?;
+        let f = self.function(kernel)?;
+        let mut builder = self.stream.launch_builder(&f);
+        for a in args {
+            match a {
+                Arg::Buf(b) => builder.arg(*b),
+                Arg::I32(v) => builder.arg(v),
+                Arg::U32(v) => builder.arg(v),
+                Arg::I64(v) => builder.arg(v),
+                Arg::U64(v) => builder.arg(v),
+                Arg::F32(v) => builder.arg(v),
+            };
+        }
+        let config = LaunchConfig {
+            grid_dim: (cfg.grid[0], cfg.grid[1], cfg.grid[2]),
+            block_dim: (cfg.block[0], cfg.block[1], cfg.block[2]),
+            shared_mem_bytes: cfg.shared_bytes,
+        };
+        // SAFETY: the argument list was checked against the kernel's parameter list
+        // (`check_args`), and the host side of each op sizes the buffers for the launch.
+        unsafe { builder.launch(config) }.map_err(|e| launch_error(kernel, e))?;
+        if self.sync_launches {
+            self.stream
+                .synchronize()
+                .map_err(|e| launch_error(kernel, format!("failed while running: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| driver_error("synchronize", e))
+    }
+}
