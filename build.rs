@@ -78,6 +78,7 @@ fn main() {
     };
     let outcome = build_kernels(&ctx);
     write_registry(&out_dir, &outcome);
+    build_emulator(&ctx.manifest_dir, &ctx.kernels_dir, &out_dir);
     if outcome.compiled {
         println!("cargo::rustc-cfg=pixelrnn_kernels");
     }
@@ -898,4 +899,660 @@ fn write_registry(out_dir: &Path, outcome: &Outcome) {
     }
     rs.push_str("];\n");
     fs::write(out_dir.join("kernels_registry.rs"), rs).expect("write kernels_registry.rs");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU emulator (kernels/emu/, src/backend/cuda/emulator.rs, docs/emulator.md)
+//
+// Always built, with or without a CUDA compiler: the kernels' launch signatures are parsed from
+// every top-level kernels/*.cu (plus the emulator's self-test kernels, kernels/emu/selftest.cu)
+// and give
+// - `$OUT_DIR/kernel_signatures.rs`, the table of `src/kernels.rs` (argument checks, versions);
+// - one generated C++ unit per kernel file (PIXELRNN_EMU defined, the .cu included inside a
+//   namespace of its own so that same-named helpers of two files cannot collide, then one
+//   entry wrapper per kernel), compiled with the host C++ compiler into the static library
+//   `pixelrnn_emu` together with kernels/emu/runtime.cpp and the kernel table.
+// A kernel marked `// pixelrnn: gpu-only` on the line above `PIXELRNN_KERNEL` is left out of
+// the emulator (`emulated: false`). A parse or C++ compile error fails the build with the
+// compiler's message: a kernel that the emulator cannot run would otherwise go untested.
+
+/// The marker, alone on the line right above `PIXELRNN_KERNEL`, of a kernel the emulator skips.
+const GPU_ONLY_MARKER: &str = "// pixelrnn: gpu-only";
+
+/// Kinds of kernel parameters, named as the variants of `kernels::ParamKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EmuParamKind {
+    ConstPtr,
+    Ptr,
+    I32,
+    U32,
+    I64,
+    U64,
+    F32,
+}
+
+impl EmuParamKind {
+    fn rust_name(self) -> &'static str {
+        match self {
+            EmuParamKind::ConstPtr => "ConstPtr",
+            EmuParamKind::Ptr => "Ptr",
+            EmuParamKind::I32 => "I32",
+            EmuParamKind::U32 => "U32",
+            EmuParamKind::I64 => "I64",
+            EmuParamKind::U64 => "U64",
+            EmuParamKind::F32 => "F32",
+        }
+    }
+    /// The code of `pixelrnn_emu::param_kind` (kernels/emu/launch.h).
+    fn cpp_code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// One `PIXELRNN_KERNEL` found in a kernel source.
+#[derive(Debug)]
+struct ParsedKernel {
+    name: String,
+    params: Vec<(String, EmuParamKind)>,
+    /// The text inside `__launch_bounds__(...)`, if any.
+    launch_bounds: Option<String>,
+    gpu_only: bool,
+}
+
+/// One kernel source for the emulator.
+struct EmuModule {
+    /// File stem (`softmax_nll`), or `selftest` for kernels/emu/selftest.cu.
+    name: String,
+    path: PathBuf,
+    kernels: Vec<ParsedKernel>,
+    /// Self-test kernels: in the emulator and the signature table, never in PTX.
+    selftest: bool,
+}
+
+fn build_emulator(manifest_dir: &Path, kernels_dir: &Path, out_dir: &Path) {
+    let mut sources: Vec<(PathBuf, bool)> = kernel_sources(kernels_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p, false))
+        .collect();
+    let selftest = kernels_dir.join("emu").join("selftest.cu");
+    if selftest.is_file() {
+        sources.push((selftest, true));
+    }
+
+    let mut modules = Vec::new();
+    let mut errors = String::new();
+    for (path, is_selftest) in sources {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("kernel")
+            .to_string();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(errors, "{}: {e}", path.display());
+                continue;
+            }
+        };
+        let label = path
+            .strip_prefix(manifest_dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        match parse_kernel_signatures(&text, &label) {
+            Ok(kernels) => modules.push(EmuModule {
+                name,
+                path,
+                kernels,
+                selftest: is_selftest,
+            }),
+            Err(e) => errors.push_str(&e),
+        }
+    }
+    // Kernel names are C symbols: two files must not define the same one.
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for m in &modules {
+        for k in &m.kernels {
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == k.name) {
+                let _ = writeln!(
+                    errors,
+                    "kernel {} is defined in both {other}.cu and {}.cu",
+                    k.name, m.name
+                );
+            }
+            seen.push((&k.name, &m.name));
+        }
+    }
+    if !errors.is_empty() {
+        emu_fail("cannot parse the kernel signatures", &errors);
+    }
+
+    write_signature_table(out_dir, &modules);
+    compile_emulator(kernels_dir, out_dir, &modules);
+}
+
+/// Ends the build with `headline` and `log` (the emulator is not optional).
+fn emu_fail(headline: &str, log: &str) -> ! {
+    eprintln!("error: pixelrnn emulator: {headline}");
+    if !log.trim().is_empty() {
+        eprintln!("{}", log.trim_end());
+    }
+    std::process::exit(1);
+}
+
+/// `text` with comments and string literals blanked out (newlines kept, so lines still match).
+fn strip_comments(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                out.push(b' ');
+                i += 1;
+            }
+        } else if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            out.extend_from_slice(b"  ");
+            i += 2;
+            while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                out.push(if bytes[i] == b'\n' { b'\n' } else { b' ' });
+                i += 1;
+            }
+            if i < bytes.len() {
+                out.extend_from_slice(b"  ");
+                i += 2;
+            }
+        } else if c == b'"' || c == b'\'' {
+            out.push(c);
+            i += 1;
+            while i < bytes.len() && bytes[i] != c && bytes[i] != b'\n' {
+                if bytes[i] == b'\\' && i + 1 < bytes.len() {
+                    out.push(b' ');
+                    i += 1;
+                }
+                out.push(b' ');
+                i += 1;
+            }
+            if i < bytes.len() && bytes[i] == c {
+                out.push(c);
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// C-like tokens: identifiers/numbers, and single punctuation characters.
+fn tokenize(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c.is_alphanumeric() || c == '_' {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_alphanumeric() || c == '_' {
+                    word.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(word);
+        } else {
+            tokens.push(c.to_string());
+            chars.next();
+        }
+    }
+    tokens
+}
+
+fn is_identifier(token: &str) -> bool {
+    token
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+}
+
+/// Every `PIXELRNN_KERNEL void [__launch_bounds__(...)] name(params)` of a kernel source.
+/// Errors name the file and line (`label:line`).
+fn parse_kernel_signatures(text: &str, label: &str) -> Result<Vec<ParsedKernel>, String> {
+    let raw_lines: Vec<&str> = text.lines().collect();
+    let stripped = strip_comments(text);
+    let stripped_lines: Vec<&str> = stripped.lines().collect();
+    // Byte offset of each stripped line.
+    let mut offsets = Vec::with_capacity(stripped_lines.len());
+    let mut at = 0;
+    for line in stripped.split_inclusive('\n') {
+        offsets.push(at);
+        at += line.len();
+    }
+
+    let mut kernels = Vec::new();
+    let mut errors = String::new();
+    for (i, line) in stripped_lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = trimmed.strip_prefix("PIXELRNN_KERNEL") else {
+            continue;
+        };
+        if rest.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let gpu_only = i > 0 && raw_lines[i - 1].trim() == GPU_ONLY_MARKER;
+        let start = offsets[i] + (line.len() - trimmed.len()) + "PIXELRNN_KERNEL".len();
+        match parse_one_kernel(&stripped[start..]) {
+            Ok((name, params, launch_bounds)) => kernels.push(ParsedKernel {
+                name,
+                params,
+                launch_bounds,
+                gpu_only,
+            }),
+            Err(e) => {
+                let _ = writeln!(errors, "{label}:{}: {e}", i + 1);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(kernels)
+    } else {
+        Err(errors)
+    }
+}
+
+type KernelHead = (String, Vec<(String, EmuParamKind)>, Option<String>);
+
+/// Parses `void [__launch_bounds__(...)] name(params)` at the start of `text`.
+fn parse_one_kernel(text: &str) -> Result<KernelHead, String> {
+    // The head ends at the parameter list's closing parenthesis: tokenize a bounded prefix.
+    let head: String = text.chars().take(4000).collect();
+    let tokens = tokenize(&head);
+    let mut i = 0;
+    let mut launch_bounds = None;
+    let mut name = None;
+    let mut saw_void = false;
+    while i < tokens.len() {
+        let t = tokens[i].as_str();
+        if t == "void" {
+            saw_void = true;
+            i += 1;
+        } else if t == "__launch_bounds__" {
+            let (inner, next) = balanced(&tokens, i + 1)?;
+            launch_bounds = Some(inner.join(" "));
+            i = next;
+        } else if t == "__global__" || t == "extern" || t == "\"" || t == "C" {
+            i += 1;
+        } else if is_identifier(t) && tokens.get(i + 1).is_some_and(|n| n == "(") {
+            name = Some(t.to_string());
+            i += 1;
+            break;
+        } else {
+            return Err(format!(
+                "expected `void [__launch_bounds__(...)] name(parameters)` after PIXELRNN_KERNEL, found `{t}`"
+            ));
+        }
+    }
+    let name = name.ok_or("PIXELRNN_KERNEL without a kernel name and parameter list")?;
+    if !saw_void {
+        return Err(format!("kernel {name} must return void"));
+    }
+    let (inner, _) = balanced(&tokens, i)?;
+    let mut params = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut depth = 0;
+    for t in inner.iter().chain(std::iter::once(&",".to_string())) {
+        match t.as_str() {
+            "(" | "<" | "[" => depth += 1,
+            ")" | ">" | "]" => depth -= 1,
+            _ => {}
+        }
+        if t == "," && depth == 0 {
+            if !(current.is_empty() || (current.len() == 1 && current[0] == "void" && params.is_empty()))
+            {
+                params.push(parse_param(&name, &current)?);
+            }
+            current.clear();
+        } else {
+            current.push(t.clone());
+        }
+    }
+    Ok((name, params, launch_bounds))
+}
+
+/// The tokens between the parenthesis at `tokens[open]` and its match, and the index after it.
+fn balanced(tokens: &[String], open: usize) -> Result<(Vec<String>, usize), String> {
+    if tokens.get(open).map(String::as_str) != Some("(") {
+        return Err("expected `(`".into());
+    }
+    let mut depth = 0;
+    for (j, t) in tokens.iter().enumerate().skip(open) {
+        match t.as_str() {
+            "(" => depth += 1,
+            ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok((tokens[open + 1..j].to_vec(), j + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    Err("unbalanced parentheses (or a parameter list longer than 4000 characters)".into())
+}
+
+const ALLOWED_PARAMS: &str = "`const float* __restrict__ x`, `float* __restrict__ x` (also double, int, unsigned pointees), `int`, `unsigned`, `long long` / `pixelrnn_index_t`, `unsigned long long`, `float`";
+
+fn parse_param(kernel: &str, tokens: &[String]) -> Result<(String, EmuParamKind), String> {
+    let shown = tokens.join(" ");
+    let tokens: Vec<&str> = tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != "__restrict__" && *t != "__restrict")
+        .collect();
+    let bad = || {
+        format!("kernel {kernel}: parameter `{shown}` has a type the launch interface does not support; allowed: {ALLOWED_PARAMS}")
+    };
+    let Some((&name, ty)) = tokens.split_last() else {
+        return Err(bad());
+    };
+    if !is_identifier(name) {
+        return Err(format!("kernel {kernel}: parameter `{shown}` has no name"));
+    }
+    if let Some(star) = ty.iter().position(|t| *t == "*") {
+        let after = &ty[star + 1..];
+        if after.iter().any(|t| *t != "const") {
+            return Err(bad());
+        }
+        let before = &ty[..star];
+        let is_const = before.contains(&"const");
+        let base: Vec<&str> = before.iter().copied().filter(|t| *t != "const").collect();
+        let ok = matches!(
+            base.as_slice(),
+            ["float"] | ["double"] | ["int"] | ["unsigned"] | ["unsigned", "int"]
+        );
+        if !ok {
+            return Err(bad());
+        }
+        let kind = if is_const {
+            EmuParamKind::ConstPtr
+        } else {
+            EmuParamKind::Ptr
+        };
+        return Ok((name.to_string(), kind));
+    }
+    let base: Vec<&str> = ty.iter().copied().filter(|t| *t != "const").collect();
+    let kind = match base.as_slice() {
+        ["int"] => EmuParamKind::I32,
+        ["unsigned"] | ["unsigned", "int"] => EmuParamKind::U32,
+        ["long", "long"] | ["long", "long", "int"] | ["pixelrnn_index_t"] => EmuParamKind::I64,
+        ["unsigned", "long", "long"] | ["unsigned", "long", "long", "int"] => EmuParamKind::U64,
+        ["float"] => EmuParamKind::F32,
+        _ => return Err(bad()),
+    };
+    Ok((name.to_string(), kind))
+}
+
+fn write_signature_table(out_dir: &Path, modules: &[EmuModule]) {
+    let mut rs = String::new();
+    rs.push_str("// @generated by build.rs: the launch signature of every kernel.\n");
+    for (table, selftest) in [
+        ("GENERATED_SIGNATURES", false),
+        ("GENERATED_SELFTEST_SIGNATURES", true),
+    ] {
+        let _ = writeln!(rs, "static {table}: &[KernelSignature] = &[");
+        for m in modules.iter().filter(|m| m.selftest == selftest) {
+            for k in &m.kernels {
+                let params: Vec<String> = k
+                    .params
+                    .iter()
+                    .map(|(n, kind)| {
+                        format!(
+                            "KernelParam {{ name: {n:?}, kind: ParamKind::{} }}",
+                            kind.rust_name()
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    rs,
+                    "    KernelSignature {{ name: {:?}, module: {:?}, params: &[{}], emulated: {} }},",
+                    k.name,
+                    m.name,
+                    params.join(", "),
+                    !k.gpu_only
+                );
+            }
+        }
+        rs.push_str("];\n");
+    }
+    fs::write(out_dir.join("kernel_signatures.rs"), rs).expect("write kernel_signatures.rs");
+}
+
+/// Writes `contents` to `path` unless it already holds exactly that (keeps mtimes for the
+/// object cache).
+fn write_if_changed(path: &Path, contents: &str) {
+    if fs::read_to_string(path).is_ok_and(|old| old == contents) {
+        return;
+    }
+    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Flags of every emulator unit (the generated ones record them, so a change recompiles).
+const EMU_CXX_FLAGS: &[&str] = &[
+    "-std=c++17",
+    "-O2",
+    "-fPIC",
+    // Kernels view float buffers as float4/int/unsigned: no type-based alias analysis.
+    "-fno-strict-aliasing",
+    "-Wall",
+    "-Wno-unknown-pragmas",
+    "-Wno-sign-compare",
+    "-Wno-unused-function",
+    "-Wno-unused-variable",
+    "-Wno-unused-but-set-variable",
+    "-Werror=return-type",
+];
+
+fn compile_emulator(kernels_dir: &Path, out_dir: &Path, modules: &[EmuModule]) {
+    let emu_dir = kernels_dir.join("emu");
+    let build_dir = out_dir.join("emu");
+    fs::create_dir_all(&build_dir).expect("create OUT_DIR/emu");
+
+    // Headers every unit depends on: a change recompiles all of them.
+    let mut headers = vec![emu_dir.join("cuda_emu.h"), emu_dir.join("launch.h")];
+    for dir in [kernels_dir, emu_dir.as_path()] {
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "cuh" || x == "h") {
+                    headers.push(p);
+                }
+            }
+        }
+    }
+    let newest_header = headers.iter().filter_map(|h| modified(h)).max();
+
+    let compiler = cc::Build::new().cpp(true).get_compiler();
+    let mut units = Vec::new();
+    let mut table = String::from(
+        "// @generated by build.rs: the emulated kernels.\n#include \"emu/launch.h\"\n",
+    );
+    let mut entries = Vec::new();
+    for m in modules {
+        let tu = generated_unit(m);
+        let tu_path = build_dir.join(format!("emu_{}.cpp", m.name));
+        write_if_changed(&tu_path, &tu);
+        let obj = build_dir.join(format!("emu_{}.o", m.name));
+        let inputs_newest = [modified(&tu_path), modified(&m.path), newest_header]
+            .into_iter()
+            .flatten()
+            .max();
+        let fresh = match (modified(&obj), inputs_newest) {
+            (Some(o), Some(i)) => o > i,
+            _ => false,
+        };
+        units.push((tu_path, obj, fresh, m.path.clone()));
+        for k in m.kernels.iter().filter(|k| !k.gpu_only) {
+            let _ = writeln!(
+                table,
+                "extern \"C\" const PixelrnnEmuKernel pixelrnn_emu_kernel_{};",
+                k.name
+            );
+            entries.push(format!("&pixelrnn_emu_kernel_{}", k.name));
+        }
+    }
+    let _ = writeln!(
+        table,
+        "extern \"C\" const PixelrnnEmuKernel* const pixelrnn_emu_kernels[] = {{{}}};",
+        if entries.is_empty() {
+            "nullptr".to_string()
+        } else {
+            entries.join(", ")
+        }
+    );
+    let _ = writeln!(
+        table,
+        "extern \"C\" const size_t pixelrnn_emu_kernel_count = {};",
+        entries.len()
+    );
+    let table_path = build_dir.join("emu_table.cpp");
+    write_if_changed(&table_path, &table);
+
+    // Compile the stale units in parallel (g++ processes; cc alone would compile one at a time).
+    let stale: Vec<&(PathBuf, PathBuf, bool, PathBuf)> =
+        units.iter().filter(|u| !u.2).collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(stale.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(String::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((tu, obj, _, src)) = stale.get(i) else {
+                    break;
+                };
+                let mut cmd = compiler.to_command();
+                cmd.args(EMU_CXX_FLAGS)
+                    .arg("-I")
+                    .arg(kernels_dir)
+                    .arg("-c")
+                    .arg(tu)
+                    .arg("-o")
+                    .arg(obj);
+                let result = cmd.output();
+                let mut failures = failures.lock().unwrap_or_else(|e| e.into_inner());
+                match result {
+                    Ok(out) => {
+                        let log = format!(
+                            "{}{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                        if !out.status.success() {
+                            let _ = fs::remove_file(obj);
+                            let _ = writeln!(
+                                failures,
+                                "==> {} (emulator build of {}) <==\n{}\n",
+                                src.display(),
+                                tu.display(),
+                                log.trim_end()
+                            );
+                        } else if !log.trim().is_empty() {
+                            warn(&format!(
+                                "pixelrnn emulator: {} compiled with messages:\n{}",
+                                src.display(),
+                                log.trim_end()
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = writeln!(failures, "cannot run the C++ compiler: {e}");
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !failures.is_empty() {
+        emu_fail(
+            "a kernel does not compile for the CPU emulator (C++17, PIXELRNN_EMU; see kernels/emu/cuda_emu.h for what is supported, and mark GPU-only kernels with `// pixelrnn: gpu-only`)",
+            &failures,
+        );
+    }
+
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++17")
+        .opt_level(2)
+        .include(kernels_dir)
+        .include(&emu_dir)
+        .flag("-fno-strict-aliasing")
+        .flag_if_supported("-Wno-unknown-pragmas")
+        .warnings(true)
+        .file(emu_dir.join("runtime.cpp"))
+        .file(&table_path);
+    for (_, obj, _, _) in &units {
+        build.object(obj);
+    }
+    if let Err(e) = build.try_compile("pixelrnn_emu") {
+        emu_fail("the emulator runtime does not compile", &e.to_string());
+    }
+}
+
+/// The C++ unit that compiles kernel source `m` for the emulator.
+fn generated_unit(m: &EmuModule) -> String {
+    let ns = format!("pixelrnn_emu_module_{}", m.name);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "// @generated by build.rs: {} for the CPU emulator.\n// flags: {}",
+        m.path.display(),
+        EMU_CXX_FLAGS.join(" ")
+    );
+    s.push_str("#define PIXELRNN_EMU 1\n#include \"emu/cuda_emu.h\"\n#include \"emu/launch.h\"\n");
+    // The namespace keeps the file's helpers (inline or not) apart from other files' helpers of
+    // the same name; the kernels are extern "C" and keep their names.
+    let _ = writeln!(s, "namespace {ns} {{\n#include {:?}\n}}  // namespace {ns}", m.path.display().to_string());
+    for k in m.kernels.iter().filter(|k| !k.gpu_only) {
+        let f = format!("{ns}::{}", k.name);
+        let traits = format!("::pixelrnn_emu::kernel_traits<decltype(&{f})>");
+        let _ = writeln!(
+            s,
+            "static_assert({traits}::arity == {n}, \"build.rs parsed {n} parameters of kernel {}\");",
+            k.name,
+            n = k.params.len()
+        );
+        for (i, (pname, kind)) in k.params.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "static_assert(::pixelrnn_emu::param_kind<{traits}::param<{i}>>() == {}, \"build.rs parsed parameter {pname} of kernel {} as {}, but its C++ type differs\");",
+                kind.cpp_code(),
+                k.name,
+                kind.rust_name()
+            );
+        }
+        let bounds = match &k.launch_bounds {
+            Some(b) => format!("PIXELRNN_EMU_FIRST({b})"),
+            None => "0".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "static void pixelrnn_emu_entry_{name}(void** args) {{ ::pixelrnn_emu::invoke(&{f}, args); }}\nextern \"C\" const PixelrnnEmuKernel pixelrnn_emu_kernel_{name} = {{\"{name}\", &pixelrnn_emu_entry_{name}, {n}, {bounds}}};",
+            name = k.name,
+            n = k.params.len()
+        );
+    }
+    s
 }

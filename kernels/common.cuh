@@ -12,6 +12,21 @@
 // - blocks are 1-D with PIXELRNN_BLOCK threads unless a kernel's comment says otherwise.
 #pragma once
 
+// The CPU emulator (build.rs compiles every kernel file a second time with g++ and
+// PIXELRNN_EMU defined) gets the CUDA language from a host header instead of NVRTC.
+#ifdef PIXELRNN_EMU
+#include "emu/cuda_emu.h"
+#endif
+
+// Dynamic shared memory (LaunchCfg::shared_bytes bytes per block), declared inside a kernel:
+// `PIXELRNN_DYNAMIC_SHARED(float, smem);` then smem[i]. The emulator cannot see an
+// `extern __shared__` array, so every kernel declares it through this macro.
+#ifdef PIXELRNN_EMU
+#define PIXELRNN_DYNAMIC_SHARED(type, name) PIXELRNN_EMU_DYNAMIC_SHARED(type, name)
+#else
+#define PIXELRNN_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 #define PIXELRNN_WARP 32
 #define PIXELRNN_BLOCK 256
 #define PIXELRNN_FULL_MASK 0xffffffffu

@@ -3,22 +3,36 @@
 # script, one call").
 #
 #   Here (has Rust, no GPU):   scripts/gpu-check.sh --prepare
-#       cargo build --release, cargo test --release --no-run --test kernels_device, copy the
-#       pixelrnn binary and the kernels_device test executable (stripped) into .gpu/ (ignored
-#       by git via /.gpu in .gitignore), and print the `run` call to make.
+#       cargo build --release, cargo test --release --no-run --test cuda (the GPU parity
+#       suite, tests/cuda/main.rs), copy the pixelrnn binary and the cuda test executable
+#       (stripped) into .gpu/ (ignored by git via /.gpu in .gitignore), and print the `run`
+#       call to make.
 #   There (GPU, no Rust):      scripts/gpu-check.sh          (the `run` call, carry [".gpu"])
-#       .gpu/pixelrnn info, then the GPU parity tests with --include-ignored --nocapture;
-#       logs under $OUT (.gpu/out/ when $OUT is unset); a short table printed last.
+#       1. .gpu/pixelrnn info (devices, kernels, ptxas resources);
+#       2. the parity suite's device tests: .gpu/cuda --include-ignored ::device
+#          (every kernel against its CPU twin on the GPU; the emulated twins ran in CI);
+#       3. .gpu/pixelrnn bench --device cuda --recurrence all on the mnist and cifar sizes
+#          (every op and kernel version, a training step per model), then the training
+#          steps of the cifar-large size (L12 h128);
+#       logs and bench*.json under $OUT (.gpu/out/ when $OUT is unset); a short table last.
+#       Each phase has its own time limit (all within about 4 minutes on an H200).
+#       Without a GPU the device tests fail cleanly and the bench runs on the CPU at the tiny
+#       size instead (a dry run of the bench path).
 #
-# Exit status of the default mode: 0 all parity tests passed; 1 a test failed; 2 .gpu/ is
-# missing or incomplete (run --prepare first); 3 no CUDA device (the tests failed cleanly
-# with 'no CUDA device', as they must on a machine without a GPU).
+# Exit status of the default mode: 0 all parity tests passed and every bench row was right;
+# 1 a test failed, timed out, or a bench row was wrong; 2 .gpu/ is missing or incomplete
+# (run --prepare first); 3 no CUDA device (the device tests failed cleanly with 'no CUDA
+# device', as they must on a machine without a GPU).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GPU_DIR="$ROOT/.gpu"
-TEST_NAME=kernels_device
+TEST_NAME=cuda
 MAX_BYTES=$((64 * 1024 * 1024)) # what `run` carries in all
+# Seconds per phase on the device (the run call's timeout must exceed their sum).
+TESTS_LIMIT=${TESTS_LIMIT:-100}
+BENCH_LIMIT=${BENCH_LIMIT:-90}
+LARGE_LIMIT=${LARGE_LIMIT:-40}
 
 prepare() {
     set -e
@@ -63,8 +77,29 @@ prepare() {
     echo ".gpu/: $((bytes / 1024)) KiB"
     echo
     echo "Now make one device call (the script runs in the repository root there):"
-    echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\".gpu\"], timeout_s=240)"
+    echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\".gpu\"], timeout_s=300)"
     echo "and give_back afterwards unless you rerun at once."
+}
+
+# The bench rows of $1 (bench JSON) as short table lines; prints nothing if unreadable.
+bench_summary() {
+    python3 - "$1" <<'PY' 2>/dev/null
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["ceilings"]
+fmt = lambda v, f: "-" if v is None else f.format(v)
+print(f"bench on {r['device']} ({r['date']}): copy {fmt(c['copy_gb_per_s'], '{:.0f}')} GB/s, "
+      f"fp32 {fmt(c['fp32_gflop_per_s'], '{:.0f}')} GFLOP/s")
+bad = [x for x in r["rows"] if x["status"] != "ok"]
+ops = [x for x in r["rows"] if x["kind"] == "op"]
+print(f"  {len(ops)} op rows, {len(bad)} wrong or failed"
+      + "".join(f"\n  NOT OK: {x['name']} {x['config']} {x['shape']} {x['variant']}: {x['status']} {x['note'][:80]}" for x in bad[:8]))
+for x in r["rows"]:
+    if x["kind"] == "step":
+        print(f"  {x['name']:<24} {x['config']:<12} {x['variant']:<8} "
+              f"{fmt(x['ms'], '{:9.3f}')} ms {fmt(x['gflop_per_s'], '{:8.1f}')} GFLOP/s "
+              f"{fmt(x['speedup_vs_unfused'], '{:5.2f}x vs unfused'):>18}  {x['status']}")
+PY
 }
 
 check() {
@@ -90,19 +125,44 @@ check() {
     "$GPU_DIR/pixelrnn" info >"$out/info.log" 2>&1
     local info_rc=$?
     cat "$out/info.log"
+    local has_gpu=1
+    grep -q '^cuda devices: none' "$out/info.log" && has_gpu=0
 
     echo
-    echo "== .gpu/$TEST_NAME --include-ignored --nocapture --test-threads=1"
+    echo "== .gpu/$TEST_NAME --include-ignored ::device --test-threads=1 (limit ${TESTS_LIMIT}s)"
     # One test at a time, so each test's printed errors and panic message follow its name.
-    "$GPU_DIR/$TEST_NAME" --include-ignored --nocapture --test-threads=1 \
-        >"$out/$TEST_NAME.log" 2>&1
+    timeout "$TESTS_LIMIT" "$GPU_DIR/$TEST_NAME" --include-ignored ::device --nocapture \
+        --test-threads=1 >"$out/$TEST_NAME.log" 2>&1
     local test_rc=$?
     cat "$out/$TEST_NAME.log"
+
+    echo
+    local bench_rc large_rc=0
+    if ((has_gpu)); then
+        echo "== .gpu/pixelrnn bench --device cuda --recurrence all --config mnist,cifar (limit ${BENCH_LIMIT}s)"
+        timeout "$BENCH_LIMIT" "$GPU_DIR/pixelrnn" bench --device cuda --recurrence all \
+            --config mnist,cifar --json "$out/bench.json" >"$out/bench.log" 2>&1
+        bench_rc=$?
+        cat "$out/bench.log"
+        echo
+        echo "== .gpu/pixelrnn bench --device cuda --part steps --config cifar-large (limit ${LARGE_LIMIT}s)"
+        timeout "$LARGE_LIMIT" "$GPU_DIR/pixelrnn" bench --device cuda --part steps \
+            --recurrence all --config cifar-large --step-iters 3 \
+            --json "$out/bench-large.json" >"$out/bench-large.log" 2>&1
+        large_rc=$?
+        cat "$out/bench-large.log"
+    else
+        echo "== no CUDA device: .gpu/pixelrnn bench --device cpu --config tiny (a dry run of the bench path)"
+        "$GPU_DIR/pixelrnn" bench --device cpu --config tiny --iters 2 --step-iters 1 \
+            --warmup 1 --json "$out/bench.json" >"$out/bench.log" 2>&1
+        bench_rc=$?
+        cat "$out/bench.log"
+    fi
 
     # Table: one row per test. Status from libtest's failures list; note from the test's own
     # "rel err" line, or the first line of its panic message.
     local tests failed
-    tests="$("$GPU_DIR/$TEST_NAME" --list --include-ignored 2>/dev/null | sed -n 's/: test$//p')"
+    tests="$("$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null | sed -n 's/: test$//p')"
     failed="$(awk '/^failures:$/ {n++; next} n == 2 && /^    / {print $1} n == 2 && /^$/ {exit}' \
         "$out/$TEST_NAME.log")"
     local gpu_name="no nvidia-smi"
@@ -114,9 +174,9 @@ check() {
 
     {
         echo "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $gpu_name, $(grep -m1 '^commit:' "$GPU_DIR/MANIFEST" 2>/dev/null || echo 'commit: unknown')"
-        printf '%-34s %-7s %s\n' "step" "status" "note"
-        printf '%-34s %-7s %s\n' "pixelrnn info" "$([[ $info_rc == 0 ]] && echo ok || echo "rc=$info_rc")" \
-            "$(grep -m1 '^cuda devices:' "$out/info.log" | cut -c1-90)"
+        printf '%-40s %-7s %s\n' "step" "status" "note"
+        printf '%-40s %-7s %s\n' "pixelrnn info" "$([[ $info_rc == 0 ]] && echo ok || echo "rc=$info_rc")" \
+            "$(grep -m1 '^cuda devices\?' "$out/info.log" | cut -c1-90)"
         local t status note
         for t in $tests; do
             if grep -qx "$t" <<<"$failed"; then status=FAILED; else status=ok; fi
@@ -125,30 +185,33 @@ check() {
                 /^test [^ ]+ \.\.\. / { cur = $2 }
                 cur == t && /rel err/ { sub(/^.*\.\.\. /, ""); sub(/^ok$/, ""); print; exit }
                 cur == t && /panicked at/ { getline; print; exit }' "$out/$TEST_NAME.log")"
-            printf '%-34s %-7s %s\n' "$t" "$status" "$(cut -c1-110 <<<"$note")"
+            printf '%-40s %-7s %s\n' "$t" "$status" "$(cut -c1-110 <<<"$note")"
         done
-        echo "$(grep -m1 '^test result:' "$out/$TEST_NAME.log" || echo "test result: none (rc=$test_rc)")"
+        echo "$(grep -m1 '^test result:' "$out/$TEST_NAME.log" || echo "test result: none (rc=$test_rc${test_rc/124/, timed out})")"
+        bench_summary "$out/bench.json" || echo "bench: no JSON (rc=$bench_rc)"
+        [[ -f "$out/bench-large.json" ]] && bench_summary "$out/bench-large.json"
+        echo "bench rc=$bench_rc$( ((has_gpu)) && echo ", cifar-large rc=$large_rc")"
         if ((no_device)); then
-            echo "verdict: NO CUDA DEVICE on this machine: the parity tests failed cleanly, nothing was measured"
-        elif [[ $test_rc == 0 ]]; then
-            echo "verdict: all GPU parity tests passed"
+            echo "verdict: NO CUDA DEVICE on this machine: the parity tests failed cleanly, nothing was measured on a GPU"
+        elif [[ $test_rc == 0 && $bench_rc == 0 && $large_rc == 0 ]]; then
+            echo "verdict: all GPU parity tests passed and every bench row was right"
         else
-            echo "verdict: GPU parity tests FAILED (rc=$test_rc), see $TEST_NAME.log"
+            echo "verdict: FAILED (tests rc=$test_rc, bench rc=$bench_rc, cifar-large rc=$large_rc; 124 = timed out), see the logs"
         fi
-        echo "logs: $out/{machine,info,$TEST_NAME}.log"
+        echo "logs: $out/{machine,info,$TEST_NAME,bench,bench-large}.log, bench*.json"
     } >"$out/summary.txt"
     echo
     cat "$out/summary.txt"
 
     if ((no_device)); then exit 3; fi
-    if [[ $test_rc != 0 ]]; then exit 1; fi
+    if [[ $test_rc != 0 || $bench_rc != 0 || $large_rc != 0 ]]; then exit 1; fi
     exit 0
 }
 
 case "${1:-}" in
     --prepare) prepare ;;
     "") check ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
         echo "usage: $0 [--prepare]" >&2
         exit 2

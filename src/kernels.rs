@@ -79,6 +79,105 @@ pub fn module(name: &str) -> Option<&'static KernelModule> {
     GENERATED_MODULES.iter().find(|m| m.name == name)
 }
 
+/// How a kernel parameter is passed, as declared in its `kernels/*.cu` signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// `const float* __restrict__` (or another 4/8-byte pointee): a buffer the kernel reads.
+    ConstPtr,
+    /// `float* __restrict__` (or another pointee): a buffer the kernel writes.
+    Ptr,
+    /// `int`.
+    I32,
+    /// `unsigned` / `unsigned int`.
+    U32,
+    /// `long long` / `pixelrnn_index_t`.
+    I64,
+    /// `unsigned long long`.
+    U64,
+    /// `float`.
+    F32,
+}
+
+impl ParamKind {
+    /// Whether the parameter is a buffer (pointer).
+    pub fn is_pointer(self) -> bool {
+        matches!(self, ParamKind::ConstPtr | ParamKind::Ptr)
+    }
+
+    /// The C type as written in kernel signatures (`"const float*"`, `"int"`...).
+    pub fn c_type(self) -> &'static str {
+        match self {
+            ParamKind::ConstPtr => "const float*",
+            ParamKind::Ptr => "float*",
+            ParamKind::I32 => "int",
+            ParamKind::U32 => "unsigned",
+            ParamKind::I64 => "long long",
+            ParamKind::U64 => "unsigned long long",
+            ParamKind::F32 => "float",
+        }
+    }
+}
+
+/// One parameter of a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelParam {
+    /// Its name in the source.
+    pub name: &'static str,
+    /// How it is passed.
+    pub kind: ParamKind,
+}
+
+/// The launch signature of one kernel, parsed by build.rs from its `PIXELRNN_KERNEL`
+/// declaration (available in every build, with or without a CUDA compiler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSignature {
+    /// Entry-point name, `<op>_<pass>_v<N>`.
+    pub name: &'static str,
+    /// The file stem of the source defining it (`"softmax_nll"`).
+    pub module: &'static str,
+    /// Parameters in order.
+    pub params: &'static [KernelParam],
+    /// Whether the CPU emulator runs it (false for kernels marked `// pixelrnn: gpu-only`).
+    pub emulated: bool,
+}
+
+// Defines GENERATED_SIGNATURES and GENERATED_SELFTEST_SIGNATURES.
+include!(concat!(env!("OUT_DIR"), "/kernel_signatures.rs"));
+
+/// The signature of every kernel of `kernels/*.cu`, in file then source order.
+pub fn signatures() -> &'static [KernelSignature] {
+    GENERATED_SIGNATURES
+}
+
+/// The signature of kernel `name` in `kernels/*.cu`.
+pub fn signature(name: &str) -> Option<&'static KernelSignature> {
+    GENERATED_SIGNATURES.iter().find(|s| s.name == name)
+}
+
+/// The emulator's own test kernels (`kernels/emu/selftest.cu`, never compiled to PTX).
+#[doc(hidden)]
+pub fn selftest_signatures() -> &'static [KernelSignature] {
+    GENERATED_SELFTEST_SIGNATURES
+}
+
+/// The signature of `name` among the kernels of `kernels/*.cu` and the emulator's self-test
+/// kernels: what a launch is checked against.
+pub fn launch_signature(name: &str) -> Option<&'static KernelSignature> {
+    signature(name).or_else(|| GENERATED_SELFTEST_SIGNATURES.iter().find(|s| s.name == name))
+}
+
+/// The versions `N` of the kernels `<op>_<pass>_v<N>` that exist, ascending.
+pub fn versions(op: &str, pass: &str) -> Vec<u32> {
+    let prefix = format!("{op}_{pass}_v");
+    let mut v: Vec<u32> = GENERATED_SIGNATURES
+        .iter()
+        .filter_map(|s| s.name.strip_prefix(&prefix)?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +194,22 @@ mod tests {
             }
         }
         assert!(module("no_such_kernel").is_none());
+    }
+
+    #[test]
+    fn signatures_are_parsed() {
+        let s = signature("fill_fwd_v1").expect("fill_fwd_v1 is in the table");
+        assert_eq!(s.module, "fill");
+        assert!(s.emulated);
+        let kinds: Vec<ParamKind> = s.params.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ParamKind::Ptr, ParamKind::I64, ParamKind::F32]);
+        assert_eq!(s.params[0].name, "x");
+        let s = signature("softmax_nll_fwd_bwd_v1").expect("softmax_nll_fwd_bwd_v1");
+        assert_eq!(s.params[0].kind, ParamKind::ConstPtr);
+        assert_eq!(s.params.len(), 7);
+        assert_eq!(versions("softmax_nll", "fwd_bwd").first(), Some(&1));
+        assert!(versions("no_such_op", "fwd").is_empty());
+        assert!(signature("no_such_kernel").is_none());
     }
 
     #[test]

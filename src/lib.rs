@@ -8,7 +8,9 @@
 //! - [`kernels`] (embedded PTX) and [`device`] (CUDA detection).
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
+pub mod collective;
 pub mod data;
 pub mod device;
 pub mod error;

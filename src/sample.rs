@@ -8,8 +8,17 @@
 //! Both methods consume the same uniform draws: one `Pcg64` seeded with `seed` produces one
 //! `f64` in `[0, 1)` per sampled sub-pixel and image, sub-pixel-major and image-minor (draw
 //! `s * n + b` is image `b`'s at the `s`-th sampled sub-pixel), and a value is chosen by
-//! inverting the CDF ([`draw`]). So the two methods give the same images whenever their logits
-//! agree to within rounding that does not move a draw across a CDF boundary.
+//! inverting the CDF on the backend ([`Backend::sample_logits`], so that only the drawn
+//! values travel to the host, not the logits). So the two methods give the same images
+//! whenever their logits agree to within rounding that does not move a draw across a CDF
+//! boundary.
+//!
+//! The draw on the backend is in f32: the logits are multiplied by `1 / temperature`, each
+//! uniform is rounded to the nearest f32 (and kept below 1), and the CDF is the backend's f32
+//! running sum. [`draw`], the f64 reference on the host, can pick a neighbouring value where
+//! `u` lies within f32 rounding of a CDF boundary (about 1e-6); the choice is deterministic
+//! either way. Temperature 0 (or one so small that `1 / temperature` overflows f32) takes the
+//! most likely value on the host with [`draw`].
 //!
 //! - [`Method::Naive`], the reference: a full forward pass of the whole batch per sub-pixel,
 //!   reading the logits at the position being drawn.
@@ -169,7 +178,9 @@ pub fn input_value(v: u8, binary: bool) -> f32 {
 /// logit of value `k` of channel `c` at `k * channels + c`; binary: one logit per channel)
 /// with the uniform `u` in `[0, 1)`: the smallest value whose cumulative probability exceeds
 /// `u`. Probabilities are computed in f64 from `logit / temperature` (max subtracted);
-/// temperature 0 gives the first most likely value.
+/// temperature 0 gives the first most likely value. The host reference of
+/// [`Backend::sample_logits`] (which samples in f32 on the backend), and the sampler's draw at
+/// temperature 0.
 pub fn draw(
     logits: &[f32],
     channel: usize,
@@ -396,30 +407,53 @@ fn sampled_steps(cfg: &crate::models::ModelConfig, rows_given: usize) -> usize {
     (cfg.height - rows_given) * cfg.width * cfg.channels
 }
 
-/// Draws channel `c` at flat pixel `p` for every image of the chunk from `logits` `[n, L]`.
-fn draw_all(
+/// The largest `f32` below 1: uniforms are kept below it after rounding to f32.
+const BELOW_ONE: f32 = 1.0 - f32::EPSILON / 2.0;
+
+/// Draws channel `c` at flat pixel `p` for every image of the chunk from `logits` `[n, L]`
+/// (on the backend; see the module docs).
+#[allow(clippy::too_many_arguments)]
+fn draw_all<B: Backend>(
+    backend: &B,
     job: &Job<'_>,
     cfg: &crate::models::ModelConfig,
     imgs: &mut [u8],
-    logits: &[f32],
+    mut logits: Tensor<B>,
     step: usize,
     p: usize,
     c: usize,
-) {
-    let l = cfg.logits_per_position();
+) -> Result<()> {
     let dims = cfg.dims();
+    let channels = cfg.channels;
     let n = imgs.len() / dims;
-    for b in 0..n {
-        let u = job.draws[step * job.n_total + job.offset + b];
-        imgs[b * dims + p * cfg.channels + c] = draw(
-            &logits[b * l..(b + 1) * l],
-            c,
-            cfg.channels,
-            cfg.binary,
-            job.temperature,
-            u,
-        );
+    let draws = &job.draws[step * job.n_total + job.offset..][..n];
+    let inv_t = 1.0 / job.temperature;
+    if !inv_t.is_finite() {
+        // Temperature 0: the most likely value (the uniforms are not used).
+        let l = cfg.logits_per_position();
+        let host = logits.to_vec(backend)?;
+        for (b, &u) in draws.iter().enumerate() {
+            imgs[b * dims + p * channels + c] =
+                draw(&host[b * l..(b + 1) * l], c, channels, cfg.binary, 0.0, u);
+        }
+        return Ok(());
     }
+    if inv_t != 1.0 {
+        backend.scale_inplace(&mut logits, inv_t)?;
+    }
+    // Only column `c` is read back; the other channels draw with the same uniform unused.
+    let uniforms: Vec<f32> = draws
+        .iter()
+        .flat_map(|&u| std::iter::repeat_n((u as f32).min(BELOW_ONE), channels))
+        .collect();
+    let uniforms = Tensor::from_slice(backend, &[n, channels], &uniforms)?;
+    let values = backend
+        .sample_logits(&logits, &uniforms, cfg.binary)?
+        .to_vec(backend)?;
+    for b in 0..n {
+        imgs[b * dims + p * channels + c] = values[b * channels + c] as u8;
+    }
+    Ok(())
 }
 
 /// The network input of pixel `p` of every image of the chunk, `[n * C]`.
@@ -459,8 +493,8 @@ fn cached_chunk<B: Backend>(
                     st.set_input(backend, i, j, &pixel_input(cfg, imgs, p))?;
                 }
                 let a = st.step(backend, i, j)?;
-                let logits = st.logits(backend, &a)?.to_vec(backend)?;
-                draw_all(job, cfg, imgs, &logits, step, p, c);
+                let logits = st.logits(backend, &a)?;
+                draw_all(backend, job, cfg, imgs, logits, step, p, c)?;
                 step += 1;
             }
             // Later positions read this pixel; its last channel changes nothing here.
@@ -497,8 +531,8 @@ fn naive_chunk<B: Backend>(
                         &Tensor::from_slice(backend, &shape, &x)?,
                         xs.as_ref(),
                     )?;
-                    let at = backend.read_position(&logits, i, j)?.to_vec(backend)?;
-                    draw_all(job, cfg, imgs, &at, step, p, c);
+                    let at = backend.read_position(&logits, i, j)?;
+                    draw_all(backend, job, cfg, imgs, at, step, p, c)?;
                     step += 1;
                 }
             }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
+use crate::collective::{Collective, LocalCollective, LocalGroup};
 use crate::data::{Dataset, Images};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
@@ -219,7 +220,31 @@ pub fn train<B: Backend>(
     resume: Option<&Checkpoint>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Metrics> {
+    train_parallel(backend, cfg, data, out, resume, 1, on_event)
+}
+
+/// [`train`] data-parallel over `workers` ranks that are threads of this process: each step's
+/// batch is split into `workers` contiguous shards, each rank computes the gradients of its
+/// shard on its own replica of the model, the gradients are summed over the ranks
+/// ([`LocalGroup`]), and every rank applies the same update. The result equals one rank with
+/// the whole batch up to floating-point summation order; rank 0 alone evaluates and writes
+/// the run folder, whose checkpoint resumes with any number of workers.
+pub fn train_parallel<B: Backend>(
+    backend: &B,
+    cfg: &TrainConfig,
+    data: &Dataset,
+    out: &Path,
+    resume: Option<&Checkpoint>,
+    workers: usize,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Metrics> {
     check_config(cfg, &data.train)?;
+    if workers == 0 || workers > cfg.batch {
+        return Err(Error::Config(format!(
+            "--workers {workers}: needs 1 to --batch ({}) workers, one shard of the batch each",
+            cfg.batch
+        )));
+    }
     let run = RunDir {
         root: out.to_path_buf(),
     };
@@ -268,6 +293,36 @@ pub fn train<B: Backend>(
             .as_bytes(),
     )?;
     model.set_recurrence(cfg.recurrence);
+    // Ranks 1.. hold replicas made exactly like rank 0's model (from the checkpoint or the
+    // seed), then synchronised by a broadcast of rank 0's weights.
+    let group = LocalGroup::new(workers)?;
+    let mut replicas = Vec::with_capacity(workers - 1);
+    for _ in 1..workers {
+        let (mut m, opt) = match resume {
+            Some(ck) => {
+                let mut m = ck.load_model(backend)?;
+                let mut opt = Optimizer::new(cfg.optim.clone());
+                ck.load_optimizer(backend, &mut m, &mut opt)?;
+                (m, opt)
+            }
+            None => (
+                Model::new(backend, cfg.model.clone(), cfg.seed)?,
+                Optimizer::new(cfg.optim.clone()),
+            ),
+        };
+        m.set_recurrence(cfg.recurrence);
+        replicas.push((m, opt));
+    }
+    if workers > 1 {
+        let mut ranks = vec![&mut model];
+        ranks.extend(replicas.iter_mut().map(|(m, _)| m));
+        on_ranks(ranks, &group, |m, c| {
+            for p in m.params_mut() {
+                c.broadcast(backend, &mut p.value, 0)?;
+            }
+            Ok(0.0)
+        })?;
+    }
     let stages = match cfg.stage {
         Some(1) => Stages::One,
         Some(2) => Stages::Two,
@@ -330,12 +385,34 @@ pub fn train<B: Backend>(
     for step in start..cfg.steps {
         let t0 = Instant::now();
         let idx = order.indices(step);
-        let b = model.train_batch(backend, &data.train, &idx, grad_scale, stages)?;
-        let loss = b.total / cfg.batch as f64;
+        let total = if workers == 1 {
+            let b = model.train_batch(backend, &data.train, &idx, grad_scale, stages)?;
+            if b.total.is_finite() {
+                optimizer.step(backend, model.params_mut())?;
+            }
+            b.total
+        } else {
+            let shards = shard(&idx, workers);
+            let mut ranks = vec![(&mut model, &mut optimizer)];
+            ranks.extend(replicas.iter_mut().map(|(m, o)| (m, o)));
+            let jobs: Vec<_> = ranks.into_iter().zip(shards).collect();
+            on_ranks(jobs, &group, |((m, opt), shard), c| {
+                let b = m.train_batch(backend, &data.train, shard, grad_scale, stages)?;
+                let mut total = [b.total];
+                <LocalCollective as Collective<B>>::all_reduce_f64(c, &mut total)?;
+                if total[0].is_finite() {
+                    for p in m.params_mut() {
+                        c.all_reduce_sum(backend, &mut p.grad)?;
+                    }
+                    opt.step(backend, m.params_mut())?;
+                }
+                Ok(total[0])
+            })?
+        };
+        let loss = total / cfg.batch as f64;
         if !loss.is_finite() {
             return Err(Error::NonFinite { what: "loss", step });
         }
-        optimizer.step(backend, model.params_mut())?;
         let dt = t0.elapsed().as_secs_f64();
         seconds += dt;
         window_loss += loss;
@@ -367,6 +444,74 @@ pub fn train<B: Backend>(
     };
     crate::sample::save_grid_png(&run.samples(), &images)?;
     Ok(last.expect("at least one evaluation: step 0 or the last step"))
+}
+
+/// `idx` cut into `n` contiguous shards whose sizes differ by at most one.
+fn shard(idx: &[usize], n: usize) -> Vec<&[usize]> {
+    let (base, extra) = (idx.len() / n, idx.len() % n);
+    let mut rest = idx;
+    (0..n)
+        .map(|r| {
+            let (head, tail) = rest.split_at(base + usize::from(r < extra));
+            rest = tail;
+            head
+        })
+        .collect()
+}
+
+/// Runs `job` once per rank, each on its own thread with its rank's collective, and returns
+/// rank 0's result (or the first error). A rank that fails aborts the group, so the others
+/// leave their pending collective instead of waiting for it forever.
+fn on_ranks<T: Send, F>(jobs: Vec<T>, group: &[LocalCollective], job: F) -> Result<f64>
+where
+    F: Fn(T, &LocalCollective) -> Result<f64> + Sync,
+{
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .zip(group)
+            .map(|(j, c)| {
+                let job = &job;
+                s.spawn(move || {
+                    struct AbortOnUnwind<'a>(&'a LocalCollective, bool);
+                    impl Drop for AbortOnUnwind<'_> {
+                        fn drop(&mut self) {
+                            if !self.1 {
+                                self.0.abort();
+                            }
+                        }
+                    }
+                    let mut guard = AbortOnUnwind(c, false);
+                    let r = job(j, c);
+                    guard.1 = r.is_ok();
+                    r
+                })
+            })
+            .collect();
+        let results: Vec<Result<f64>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Config("a training worker panicked".into())))
+            })
+            .collect();
+        // Report the root cause, not the "another worker failed" of the ranks it stopped.
+        let errors: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        let root_cause = errors
+            .iter()
+            .find(|e| !e.contains("another worker"))
+            .or(errors.first());
+        match root_cause {
+            Some(why) => Err(Error::Config(format!("data-parallel step: {why}"))),
+            None => results
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(Error::Config("no workers".into()))),
+        }
+    })
 }
 
 /// Images in the run folder's `samples.png`.

@@ -955,3 +955,236 @@ fn run_folder_works_from_another_working_directory() {
     )
     .expect_ok();
 }
+
+// ------------------------------------------------------------------- devices and bench
+
+/// `--device cuda` on a machine without a GPU: one clear line for bench and sample too.
+#[test]
+fn bench_and_sample_on_cuda_without_a_gpu_are_clear_errors() {
+    if pixelrnn::device::cuda_available() {
+        eprintln!("skipped: this machine has a CUDA device");
+        return;
+    }
+    let out = pixelrnn(&["bench", "--device", "cuda", "--config", "tiny"]);
+    assert_clean_error(&out, &["--device cuda"]);
+    let t = trained_pixelcnn();
+    let png = t.dir.path().join("s.png");
+    let out = pixelrnn(&[
+        "sample",
+        "--checkpoint",
+        s(&t.run),
+        "--out",
+        s(&png),
+        "--device",
+        "cuda",
+    ]);
+    assert_clean_error(&out, &["--device cuda"]);
+}
+
+/// `--device auto` says on stderr which device it chose (once the inputs are checked).
+#[test]
+fn device_auto_names_its_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let run = dir.path().join("run");
+    let mut args = vec!["train", "--data", s(&data)];
+    args.extend(&TINY[..10]);
+    args.extend(["--steps", "1", "--out", s(&run), "--device", "auto"]);
+    let out = pixelrnn(&args).expect_ok();
+    let want = if pixelrnn::device::cuda_available() && pixelrnn::kernels::KERNELS_COMPILED {
+        "device: auto chose cuda"
+    } else {
+        "device: auto chose the cpu"
+    };
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+}
+
+/// The emulator runs the whole training loop through the CUDA backend's kernels: a tiny
+/// PixelCNN trains 2 steps and evaluates, and the numbers match the CPU run of the same model.
+#[test]
+fn device_emulator_trains_a_tiny_model() {
+    if !pixelrnn::kernels::KERNELS_COMPILED {
+        eprintln!("skipped: this build has no kernels");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let mut metrics = Vec::new();
+    for device in ["emulator", "cpu"] {
+        let run = dir.path().join(device);
+        let args = [
+            "train",
+            "--data",
+            s(&data),
+            "--layers",
+            "1",
+            "--hidden",
+            "4",
+            "--head",
+            "8",
+            "--batch",
+            "2",
+            "--eval-images",
+            "4",
+            "--steps",
+            "2",
+            "--out",
+            s(&run),
+            "--device",
+            device,
+            "--threads",
+            "2",
+        ];
+        let out = pixelrnn(&args).expect_ok();
+        assert!(
+            out.stderr.contains("emulator") || device == "cpu",
+            "{}",
+            out.stderr
+        );
+        metrics.push(read_metrics(&run, 64));
+    }
+    let (emu, cpu) = (&metrics[0], &metrics[1]);
+    assert_eq!(emu.len(), cpu.len());
+    for (a, b) in emu.iter().zip(cpu) {
+        assert_close(
+            a["test_nll_nats"].as_f64().unwrap(),
+            b["test_nll_nats"].as_f64().unwrap(),
+            1e-4,
+            "emulator vs cpu test NLL",
+        );
+    }
+}
+
+/// `pixelrnn bench --device cpu` end to end on the tiny size: every row checked and timed,
+/// ceilings measured, the JSON written with the documented keys.
+#[test]
+fn bench_on_the_cpu_times_every_row_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = pixelrnn(&[
+        "bench",
+        "--device",
+        "cpu",
+        "--config",
+        "tiny",
+        "--iters",
+        "2",
+        "--step-iters",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+        s(&json),
+    ])
+    .expect_ok();
+    assert_no_panic(&out);
+    let v = read_json(&json);
+    assert!(
+        v["ceilings"]["copy_gb_per_s"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(
+        v["ceilings"]["fp32_gflop_per_s"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    let rows = v["rows"].as_array().unwrap();
+    let ops = rows.iter().filter(|r| r["kind"] == "op").count();
+    let steps: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "step").collect();
+    assert!(ops >= 19, "{ops} op rows");
+    // pixelcnn + (row-lstm, diag-bilstm) x every recurrence variant.
+    assert!(steps.len() >= 5, "{} step rows", steps.len());
+    for r in rows {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert!(r["ms"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    for r in &steps {
+        assert!(r["gflop_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(
+        rows.iter().any(|r| r["speedup_vs_unfused"].is_number()),
+        "recurrent rows carry their speed-up over unfused"
+    );
+    assert!(out.stdout.contains("GFLOP/s"), "{}", out.stdout);
+}
+
+/// Bad bench flags: one clear line each.
+#[test]
+fn bench_bad_flags_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["bench", "--device", "cpu", "--config", "huge"],
+            "--config huge",
+        ),
+        (&["bench", "--device", "cpu", "--op", "nope"], "--op nope"),
+        (&["bench", "--device", "cpu", "--iters", "0"], "--iters"),
+        (
+            &["bench", "--device", "cpu", "--model", "multiscale"],
+            "multiscale",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (args, mention) in cases {
+        failures.extend(check_clean_error(&pixelrnn_in(dir.path(), args), &[mention]).err());
+    }
+    let gone = dir.path().join("no/such/dir/b.json");
+    let out = pixelrnn(&["bench", "--device", "cpu", "--json", s(&gone)]);
+    failures.extend(check_clean_error(&out, &["--json"]).err());
+    assert_none_failed(failures);
+}
+
+/// The emulator runs the bench path on a few small ops (results checked against the CPU) and
+/// warns that its times mean nothing.
+#[test]
+fn bench_on_the_emulator_checks_a_few_ops() {
+    if !pixelrnn::kernels::KERNELS_COMPILED {
+        eprintln!("skipped: this build has no kernels");
+        return;
+    }
+    let out = pixelrnn(&[
+        "bench",
+        "--device",
+        "emulator",
+        "--part",
+        "ops",
+        "--op",
+        "relu,add,softmax",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "2",
+    ])
+    .expect_ok();
+    assert!(out.stderr.contains("times mean nothing"), "{}", out.stderr);
+    assert!(out.stdout.contains("EMULATED"), "{}", out.stdout);
+    assert!(out.stdout.contains("relu fwd"), "{}", out.stdout);
+}
+
+/// `info --kernels-md`: one table row per compiled kernel with its ptxas registers.
+#[test]
+fn info_kernels_md_lists_every_kernel() {
+    if !pixelrnn::kernels::KERNELS_COMPILED {
+        let out = pixelrnn(&["info", "--kernels-md"]);
+        assert_clean_error(&out, &["no compiled kernels"]);
+        return;
+    }
+    let out = pixelrnn(&["info", "--kernels-md"]).expect_ok();
+    for m in pixelrnn::kernels::modules() {
+        for e in m.entry_points {
+            let row = out
+                .stdout
+                .lines()
+                .find(|l| l.contains(&format!("`{e}`")))
+                .unwrap_or_else(|| panic!("{e} missing:\n{}", out.stdout));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[1], m.name, "{row}");
+            if m.resource_report.is_some() {
+                assert!(cells[4].parse::<u32>().is_ok(), "registers of {e}: {row}");
+                assert_eq!(cells[5], "0/0", "{e} spills: {row}");
+            }
+        }
+    }
+    assert!(out.stdout.contains("`peak_fma_v1`"), "{}", out.stdout);
+}

@@ -341,6 +341,23 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         v: &mut Tensor<Self>,
         step: AdamStep,
     ) -> Result<()>;
+
+    /// Draws values from the output head's logits by inverting the CDF with `uniforms`
+    /// (`[n, c]`, each in `[0, 1)`); returns the drawn values `[n, c]` as floats.
+    ///
+    /// 256-way (`binary` false): `logits` `[n, 256 * c]`, interleaved as in
+    /// [`Backend::softmax_nll`]. With `w_k = exp(l_k - max l)` and the running sums
+    /// `W_k = w_0 + ... + w_k` in f32, the value is the smallest `k` with `u * W_255 < W_k`,
+    /// i.e. the smallest `k` with `u < cdf(k)`: a value of zero probability is never drawn.
+    /// If no `k` qualifies (NaN or infinite logits, `u >= 1`), 255.
+    ///
+    /// Binary: `logits` `[n, c]`; 1 if `u < sigmoid(l)`, else 0.
+    fn sample_logits(
+        &self,
+        logits: &Tensor<Self>,
+        uniforms: &Tensor<Self>,
+        binary: bool,
+    ) -> Result<Tensor<Self>>;
 }
 
 #[cfg(test)]

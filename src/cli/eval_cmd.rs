@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::{write_atomic, Checkpoint};
 use pixelrnn::data::load_dataset;
 use pixelrnn::eval::evaluate;
@@ -49,7 +50,8 @@ pub struct EvalArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// Device.
+    /// Device (emulator: the CUDA kernels on the CPU emulation of the CUDA execution model,
+    /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
     /// CPU threads [default: all cores].
@@ -73,7 +75,14 @@ fn write_nll_npy(path: &Path, shape: [usize; 4], values: &[f32]) -> anyhow::Resu
 
 /// Runs `pixelrnn eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let backend = super::cpu_backend(args.device, args.threads)?;
+    let selection = super::select(args.device, args.threads)?;
+    let note = selection.auto_note.clone();
+    super::on_backend!(selection.backend, backend => run_with(backend, args, note.as_deref()))
+}
+
+/// `pixelrnn eval` on `backend`; `auto_note` is the `--device auto` line, printed once the
+/// inputs are checked.
+fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> anyhow::Result<()> {
     let ck = Checkpoint::open(&args.checkpoint)?;
     if let Some(kind) = args.model {
         if kind != ck.meta.model.kind {
@@ -106,6 +115,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             ck.path().display(),
             c.format_label()
         );
+    }
+    if let Some(note) = auto_note {
+        eprintln!("{note}");
     }
     let t0 = Instant::now();
     let r = evaluate(

@@ -1,9 +1,176 @@
-//! `pixelrnn info`: what this build and this machine can run.
+//! `pixelrnn info`: what this build and this machine can run: devices, the kernel compiler,
+//! every compiled kernel with its versions and ptxas resources (registers, spills, shared
+//! memory), and `--kernels-md`, the markdown table of docs/kernels.md.
+
+use std::collections::BTreeMap;
 
 use pixelrnn::{device, kernels};
 
+/// Flags of `pixelrnn info`.
+#[derive(clap::Args, Debug)]
+pub struct InfoArgs {
+    /// Print only the markdown table of every kernel (module, kernel, version, registers,
+    /// spills, shared memory, emulated or GPU-only): the body of docs/kernels.md.
+    #[arg(long)]
+    kernels_md: bool,
+}
+
+/// What ptxas reported for one kernel (`ptxas -arch=sm_90 -v`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Registers per thread.
+    pub registers: Option<u32>,
+    /// Bytes of spill stores.
+    pub spill_stores: u32,
+    /// Bytes of spill loads.
+    pub spill_loads: u32,
+    /// Bytes of stack frame.
+    pub stack: u32,
+    /// Bytes of static shared memory.
+    pub shared: u32,
+    /// Named barriers used.
+    pub barriers: u32,
+}
+
+/// The number before `unit` in `text` (`"26 registers"` -> 26).
+fn number_before(text: &str, unit: &str) -> Option<u32> {
+    let at = text.find(unit)?;
+    text[..at].split_whitespace().last()?.parse().ok()
+}
+
+/// Parses a ptxas `-v` report into resources per kernel name.
+pub fn parse_resource_report(report: &str) -> BTreeMap<String, Resources> {
+    let mut out: BTreeMap<String, Resources> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in report.lines() {
+        let quoted = |prefix: &str| {
+            let rest = line.split(prefix).nth(1)?;
+            let rest = rest.trim_start().trim_start_matches('\'');
+            Some(rest.split('\'').next()?.trim().to_string())
+        };
+        if let Some(name) = quoted("Compiling entry function") {
+            current = Some(name.clone());
+            out.entry(name).or_default();
+        } else if let Some(name) = quoted("Function properties for") {
+            // Non-entry (device) functions also have properties: only track entries.
+            current = out.contains_key(&name).then_some(name);
+        } else if let Some(r) = current.as_ref().and_then(|n| out.get_mut(n)) {
+            if line.contains("spill stores") {
+                r.stack = number_before(line, "bytes stack frame").unwrap_or(0);
+                r.spill_stores = number_before(line, "bytes spill stores").unwrap_or(0);
+                r.spill_loads = number_before(line, "bytes spill loads").unwrap_or(0);
+            } else if line.contains("Used") && line.contains("registers") {
+                r.registers = number_before(line, "registers");
+                r.barriers = number_before(line, "barriers").unwrap_or(0);
+                r.shared = number_before(line, "bytes smem").unwrap_or(0);
+            }
+        }
+    }
+    out
+}
+
+/// `(stem, version)` of an entry point `<op>_<pass>_v<N>`.
+fn split_version(entry: &str) -> (&str, Option<u32>) {
+    match entry.rsplit_once("_v") {
+        Some((stem, v)) => match v.parse() {
+            Ok(n) => (stem, Some(n)),
+            Err(_) => (entry, None),
+        },
+        None => (entry, None),
+    }
+}
+
+/// One row of the kernel table.
+struct KernelRow {
+    module: &'static str,
+    kernel: &'static str,
+    stem: String,
+    version: Option<u32>,
+    res: Option<Resources>,
+}
+
+fn kernel_rows() -> Vec<KernelRow> {
+    let mut rows = Vec::new();
+    for m in kernels::modules() {
+        let report = m
+            .resource_report
+            .map(parse_resource_report)
+            .unwrap_or_default();
+        let mut entries: Vec<&'static str> = m.entry_points.to_vec();
+        entries.sort_unstable();
+        for e in entries {
+            let (stem, version) = split_version(e);
+            rows.push(KernelRow {
+                module: m.name,
+                kernel: e,
+                stem: stem.to_string(),
+                version,
+                res: report.get(e).cloned(),
+            });
+        }
+    }
+    rows
+}
+
+fn fmt_u32(v: Option<u32>) -> String {
+    v.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
+/// The markdown table of every compiled kernel.
+fn kernels_md() -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Compiler: {}; PTX for {}; resources from `ptxas -arch={} -v`.\n\n",
+        kernels::KERNEL_COMPILER,
+        kernels::PTX_ARCH,
+        kernels::RESOURCE_REPORT_ARCH
+    ));
+    s.push_str("| module | kernel | version | registers | spills (store/load bytes) | shared bytes | runs in |\n");
+    s.push_str("|---|---|---|---|---|---|---|\n");
+    for r in kernel_rows() {
+        let (regs, spills, shared) = match &r.res {
+            Some(x) => (
+                fmt_u32(x.registers),
+                format!("{}/{}", x.spill_stores, x.spill_loads),
+                x.shared.to_string(),
+            ),
+            None => ("?".into(), "?".into(), "?".into()),
+        };
+        s.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} | {} |\n",
+            r.module,
+            r.kernel,
+            r.version
+                .map_or_else(|| "-".to_string(), |v| format!("v{v}")),
+            regs,
+            spills,
+            shared,
+            runs_in(r.kernel)
+        ));
+    }
+    s
+}
+
+/// Where kernel `name` runs: the emulator too, or only a GPU.
+fn runs_in(name: &str) -> &'static str {
+    match kernels::signature(name) {
+        Some(sig) if sig.emulated => "emulator + GPU",
+        Some(_) => "GPU only",
+        None => "?",
+    }
+}
+
 /// Runs `pixelrnn info`.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(args: InfoArgs) -> anyhow::Result<()> {
+    if args.kernels_md {
+        if !kernels::KERNELS_COMPILED {
+            anyhow::bail!(
+                "this build has no compiled kernels (run scripts/install-cuda-toolchain.sh, then rebuild)"
+            );
+        }
+        print!("{}", kernels_md());
+        return Ok(());
+    }
     println!("pixelrnn {}", env!("CARGO_PKG_VERSION"));
     println!(
         "build: {} profile, target {}",
@@ -22,7 +189,7 @@ pub fn run() -> anyhow::Result<()> {
         Ok(devs) => {
             for d in devs {
                 println!(
-                    "cuda device {}: {} ({:.1} GiB, compute {}.{})",
+                    "cuda device {}: {} ({:.1} GiB, compute capability {}.{})",
                     d.ordinal,
                     d.name,
                     d.total_memory_bytes as f64 / (1u64 << 30) as f64,
@@ -33,28 +200,121 @@ pub fn run() -> anyhow::Result<()> {
         }
         Err(why) => println!("cuda devices: none ({why})"),
     }
-    println!("cuda backend: not built yet (issue 5); training runs on the CPU");
     println!(
-        "kernels: {} (compiler: {})",
+        "cuda backend: --device cuda on a GPU, --device emulator on the CPU emulation of the CUDA \
+         execution model (slow; for debugging kernels); --device auto picks {}",
+        if kernels::KERNELS_COMPILED && device::cuda_available() {
+            "cuda here"
+        } else {
+            "the cpu here"
+        }
+    );
+    println!(
+        "kernels: {} (compiler: {}, PTX for {}, resources for {})",
         if kernels::KERNELS_COMPILED {
             "compiled to PTX and embedded"
         } else {
             "not compiled (run scripts/install-cuda-toolchain.sh, then rebuild)"
         },
-        kernels::KERNEL_COMPILER
+        kernels::KERNEL_COMPILER,
+        kernels::PTX_ARCH,
+        kernels::RESOURCE_REPORT_ARCH
     );
+    let rows = kernel_rows();
+    let mut spilling = Vec::new();
     for m in kernels::modules() {
         println!(
-            "  {:<16} {} entry points: {}",
+            "  {} ({}, PTX ISA {}):",
             m.name,
             m.ptx_target().unwrap_or("?"),
-            m.entry_points.join(", ")
+            m.ptx_version().unwrap_or("?")
         );
-        if let Some(report) = m.resource_report {
-            for line in report.lines().filter(|l| l.contains("Used")) {
-                println!("      ptxas: {}", line.trim());
-            }
+        // One line per op and pass, its versions side by side.
+        let mut by_stem: BTreeMap<&str, Vec<&KernelRow>> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.module == m.name) {
+            by_stem.entry(r.stem.as_str()).or_default().push(r);
+        }
+        for (stem, versions) in by_stem {
+            let parts: Vec<String> = versions
+                .iter()
+                .map(|r| {
+                    let v = r
+                        .version
+                        .map_or_else(|| r.kernel.to_string(), |v| format!("v{v}"));
+                    let res = r.res.as_ref().map_or_else(
+                        || "no ptxas report".to_string(),
+                        |x| {
+                            format!(
+                                "{} regs, {} B spill, {} B smem",
+                                fmt_u32(x.registers),
+                                x.spill_stores + x.spill_loads,
+                                x.shared
+                            )
+                        },
+                    );
+                    if r.res
+                        .as_ref()
+                        .is_some_and(|x| x.spill_stores + x.spill_loads > 0)
+                    {
+                        spilling.push(r.kernel);
+                    }
+                    format!("{v} ({res}; {})", runs_in(r.kernel))
+                })
+                .collect();
+            println!("    {stem:<28} {}", parts.join(", "));
+        }
+    }
+    if kernels::KERNELS_COMPILED {
+        if spilling.is_empty() {
+            println!("register spills: none");
+        } else {
+            println!("register spills: {}", spilling.join(", "));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_ptxas_report() {
+        let report = "ptxas info    : 0 bytes gmem\n\
+            ptxas info    : Compiling entry function 'a_fwd_v1' for 'sm_90'\n\
+            ptxas info    : Function properties for a_fwd_v1\n\
+            \x20   8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads\n\
+            ptxas info    : Used 40 registers, used 1 barriers, 128 bytes smem, 368 bytes cmem[0]\n\
+            ptxas info    : Function properties for helper\n\
+            \x20   0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
+            ptxas info    : Compiling entry function 'b_bwd_v2' for 'sm_90'\n\
+            ptxas info    : Function properties for b_bwd_v2\n\
+            \x20   0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
+            ptxas info    : Used 26 registers, used 0 barriers\n";
+        let r = parse_resource_report(report);
+        assert_eq!(r.len(), 2);
+        let a = &r["a_fwd_v1"];
+        assert_eq!(
+            (
+                a.registers,
+                a.spill_stores,
+                a.spill_loads,
+                a.stack,
+                a.shared,
+                a.barriers
+            ),
+            (Some(40), 4, 4, 8, 128, 1)
+        );
+        let b = &r["b_bwd_v2"];
+        assert_eq!((b.registers, b.spill_stores, b.shared), (Some(26), 0, 0));
+    }
+
+    #[test]
+    fn splits_versions() {
+        assert_eq!(
+            split_version("masked_conv2d_fwd_v12"),
+            ("masked_conv2d_fwd", Some(12))
+        );
+        assert_eq!(split_version("odd_name"), ("odd_name", None));
+    }
 }

@@ -1,11 +1,19 @@
 //! Command-line definitions (clap) and dispatch.
+//!
+//! Every command that computes picks its backend with [`select`] (`--device`, `--threads`) and
+//! then runs one generic body, `run_with<B: Backend>`, on whichever backend it got: the
+//! library is generic over [`pixelrnn::backend::Backend`], so the CPU, the GPU and the CUDA
+//! emulator run the very same training, evaluation, sampling and bench code.
 
+mod bench_cmd;
 mod eval_cmd;
 mod info_cmd;
 mod sample_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
+use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::cuda::{CudaBackend, Device, EmuOptions, Emulator};
 
 /// Train, evaluate and inspect PixelCNN / PixelRNN models.
 #[derive(Parser, Debug)]
@@ -21,12 +29,13 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Score a checkpoint on a dataset split: NLL in nats per image and bits per dimension.
     Eval(eval_cmd::EvalArgs),
-    /// Devices, compiled kernels and build features.
-    Info,
+    /// Devices, compiled kernels (versions, registers, spills, shared memory), build features.
+    Info(info_cmd::InfoArgs),
     /// Draw images from a checkpoint, sub-pixel by sub-pixel, into a PNG grid.
     Sample(sample_cmd::SampleArgs),
-    /// Time kernels and training steps (not built yet).
-    Bench,
+    /// Time every op (every kernel version on CUDA) and a training step per model, after
+    /// checking each result against the CPU backend.
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Runs the parsed command.
@@ -34,36 +43,50 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train_cmd::run(a),
         Command::Eval(a) => eval_cmd::run(a),
-        Command::Info => info_cmd::run(),
+        Command::Info(a) => info_cmd::run(a),
         Command::Sample(a) => sample_cmd::run(a),
-        Command::Bench => anyhow::bail!(
-            "`pixelrnn bench` is not built yet; time the CPU training step with `cargo bench`"
-        ),
+        Command::Bench(a) => bench_cmd::run(a),
     }
 }
 
 /// Device choice shared by the subcommands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {
-    /// CUDA when a device is present, else the CPU.
+    /// CUDA when a device is present and this build has kernels, else the CPU.
     Auto,
     /// The CPU backend.
     Cpu,
-    /// The CUDA backend.
+    /// The CUDA backend on GPU 0 (fails when there is none).
     Cuda,
+    /// The CUDA backend on the CPU emulation of the CUDA execution model: runs the very same
+    /// kernels, for debugging them without a GPU. Very slow.
+    Emulator,
 }
 
-/// Resolves `--device` to the CPU backend (the only one built so far), with a clear error for
-/// CUDA, and sizes the thread pool.
-pub fn cpu_backend(
-    device: DeviceArg,
-    threads: Option<usize>,
-) -> anyhow::Result<pixelrnn::backend::cpu::CpuBackend> {
-    if device == DeviceArg::Cuda {
-        anyhow::bail!(
-            "--device cuda: the CUDA backend is not built yet (issue 5); use --device cpu"
-        );
-    }
+/// The backend a command runs on.
+pub enum Chosen {
+    /// The CPU backend.
+    Cpu(CpuBackend),
+    /// A real GPU.
+    Cuda(CudaBackend<Device>),
+    /// The CUDA emulator.
+    Emulator(CudaBackend<Emulator>),
+}
+
+/// What [`select`] chose, and for `--device auto` the line that says so.
+pub struct Selection {
+    /// The backend.
+    pub backend: Chosen,
+    /// `--device auto` only: one line naming the choice (and why not CUDA), printed by the
+    /// command on stderr once its inputs are checked, so that a bad input still gives exactly
+    /// one line.
+    pub auto_note: Option<String>,
+}
+
+/// Sizes the CPU thread pool (`--threads`) and opens the backend that `--device` asks for.
+/// `--device cuda` without a usable GPU, or in a build without kernels, is an error that says
+/// why in one line.
+pub fn select(device: DeviceArg, threads: Option<usize>) -> anyhow::Result<Selection> {
     if let Some(t) = threads {
         if t == 0 {
             anyhow::bail!("--threads must be positive");
@@ -73,5 +96,69 @@ pub fn cpu_backend(
             .build_global()
             .map_err(|e| anyhow::anyhow!("cannot size the thread pool: {e}"))?;
     }
-    Ok(pixelrnn::backend::cpu::CpuBackend::new())
+    let cuda = || -> anyhow::Result<CudaBackend<Device>> {
+        let exec = Device::new(0).map_err(|e| anyhow::anyhow!("--device cuda: {e}"))?;
+        Ok(CudaBackend::new(exec))
+    };
+    Ok(match device {
+        DeviceArg::Cpu => Selection {
+            backend: Chosen::Cpu(CpuBackend::new()),
+            auto_note: None,
+        },
+        DeviceArg::Cuda => Selection {
+            backend: Chosen::Cuda(cuda()?),
+            auto_note: None,
+        },
+        DeviceArg::Emulator => {
+            let options = EmuOptions {
+                workers: rayon::current_num_threads().max(1),
+                ..EmuOptions::default()
+            };
+            let exec =
+                Emulator::new(options).map_err(|e| anyhow::anyhow!("--device emulator: {e}"))?;
+            Selection {
+                backend: Chosen::Emulator(CudaBackend::new(exec)),
+                auto_note: None,
+            }
+        }
+        DeviceArg::Auto => {
+            let why_not = if !pixelrnn::kernels::KERNELS_COMPILED {
+                Some("this build has no CUDA kernels".to_string())
+            } else {
+                pixelrnn::device::cuda_devices().err()
+            };
+            let opened = match why_not {
+                Some(why) => Err(why),
+                None => cuda().map_err(|e| format!("{e:#}")),
+            };
+            match opened {
+                Ok(b) => {
+                    use pixelrnn::backend::Backend;
+                    let note =
+                        format!("device: auto chose {} (--device cpu for the CPU)", b.name());
+                    Selection {
+                        backend: Chosen::Cuda(b),
+                        auto_note: Some(note),
+                    }
+                }
+                Err(why) => Selection {
+                    backend: Chosen::Cpu(CpuBackend::new()),
+                    auto_note: Some(format!("device: auto chose the cpu ({why})")),
+                },
+            }
+        }
+    })
 }
+
+/// Runs `$body` (an expression using the backend bound to `$be`, generic code) on whichever
+/// backend `$chosen` holds.
+macro_rules! on_backend {
+    ($chosen:expr, $be:ident => $body:expr) => {
+        match $chosen {
+            $crate::cli::Chosen::Cpu($be) => $body,
+            $crate::cli::Chosen::Cuda($be) => $body,
+            $crate::cli::Chosen::Emulator($be) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;

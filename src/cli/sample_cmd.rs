@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{load_npy, save_npy_u8};
 use pixelrnn::sample::{progress_total, sample, save_grid_png, Method, Prefix, SampleOptions};
@@ -45,7 +46,8 @@ pub struct SampleArgs {
     /// Images per batch [default: cached: split over the threads; naive: up to 64].
     #[arg(long)]
     chunk: Option<usize>,
-    /// Device.
+    /// Device (emulator: the CUDA kernels on the CPU emulation of the CUDA execution model,
+    /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
     /// CPU threads [default: all cores].
@@ -84,7 +86,18 @@ fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
 
 /// Runs `pixelrnn sample`.
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
-    let backend = super::cpu_backend(args.device, args.threads)?;
+    let selection = super::select(args.device, args.threads)?;
+    let note = selection.auto_note.clone();
+    super::on_backend!(selection.backend, backend => run_with(backend, args, note.as_deref()))
+}
+
+/// `pixelrnn sample` on `backend`; `auto_note` is the `--device auto` line, printed once the
+/// inputs are checked.
+fn run_with<B: Backend>(
+    backend: B,
+    args: SampleArgs,
+    auto_note: Option<&str>,
+) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
@@ -119,6 +132,9 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         )
         .expect("valid template"),
     );
+    if let Some(note) = auto_note {
+        eprintln!("{note}");
+    }
     let t0 = Instant::now();
     // Multi-scale: the grid shows each small image (enlarged) beside its full image; the
     // array holds the full images.

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixelrnn::backend::Recurrence;
+use pixelrnn::backend::{Backend, Recurrence};
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{load_dataset, Dataset};
 use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
@@ -81,7 +81,8 @@ pub struct TrainArgs {
     /// Linear learning-rate warm-up steps [default: 0].
     #[arg(long)]
     warmup: Option<u64>,
-    /// Device.
+    /// Device (emulator: the CUDA kernels on the CPU emulation of the CUDA execution model,
+    /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
     /// Seed of the weights and the batch order [default: 0].
@@ -261,7 +262,18 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
 
 /// Runs `pixelrnn train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let backend = super::cpu_backend(args.device, args.threads)?;
+    let selection = super::select(args.device, args.threads)?;
+    let note = selection.auto_note.clone();
+    super::on_backend!(selection.backend, backend => run_with(backend, args, note.as_deref()))
+}
+
+/// `pixelrnn train` on `backend`; `auto_note` is the `--device auto` line, printed when
+/// training starts.
+fn run_with<B: Backend>(
+    backend: B,
+    args: TrainArgs,
+    auto_note: Option<&str>,
+) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -301,6 +313,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             params,
         } => {
             bar.set_position(start_step);
+            if let Some(note) = auto_note {
+                say(&bar, note.to_string());
+            }
             say(
                 &bar,
                 format!(
@@ -310,7 +325,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                     data.train.n,
                     data.test.n,
                     cfg.model.format_label(),
-                    pixelrnn::backend::Backend::name(&backend),
+                    backend.name(),
                     out.display()
                 ),
             );

@@ -12,6 +12,7 @@ pub mod masked_conv2d_at;
 pub mod mirror_shift;
 pub mod optim;
 pub mod position;
+pub mod sample_logits;
 pub mod skew;
 pub mod softmax_nll;
 
@@ -759,5 +760,24 @@ impl Backend for CpuBackend {
         same_shape("adam_update", param, v)?;
         optim::adam_update(&mut param.data, &grad.data, &mut m.data, &mut v.data, step);
         Ok(())
+    }
+
+    fn sample_logits(
+        &self,
+        logits: &Tensor<Self>,
+        uniforms: &Tensor<Self>,
+        binary: bool,
+    ) -> Result<Tensor<Self>> {
+        let per_value = if binary { 1 } else { softmax_nll::LEVELS };
+        let channels = loss_shapes("sample_logits", logits, uniforms, per_value)?;
+        let data = if binary {
+            sample_logits::sample_binary(&logits.data, &uniforms.data)
+        } else {
+            sample_logits::sample_softmax(&logits.data, &uniforms.data, channels)
+        };
+        Ok(Tensor {
+            shape: uniforms.shape.clone(),
+            data,
+        })
     }
 }

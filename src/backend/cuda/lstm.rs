@@ -1,25 +1,375 @@
-//! `lstm` on CUDA: host side (shapes, launch configuration, version, launch).
-//! INTERIM: not written yet; every function fails with a clear error.
-#![allow(unused_variables)]
+//! The Row LSTM and Diagonal LSTM recurrences on CUDA: host side of `kernels/lstm.cu` (the
+//! pointwise gate/cell update shared by both scans), `kernels/row_lstm.cu` and
+//! `kernels/diag_lstm.cu`. CPU twin: `cpu/lstm.rs` (same [`Geometry`], same steps).
+//!
+//! The scan runs on the host, one step (an image row, or an anti-diagonal `r + j = s` of the
+//! image, which is a column of the skewed map: the skew is folded into the kernels' indexing)
+//! of the whole batch per launch, in stream order, so each step sees the previous step's
+//! states. The state maps are allocated once per call.
+//!
+//! - [`Recurrence::Unfused`], two launches per step: the state-to-state product of the step
+//!   written into the gates map as the pre-activation (`<scan>_ss_fwd`), then the gates and
+//!   the cell update in place (`lstm_gates_fwd`). Backward, in reverse: `lstm_gates_bwd` (dpre
+//!   of the step, the cell gradient handed to the previous step), then `<scan>_ss_bwd_data`
+//!   (the previous step's recurrent dh, gathered from the dpre of its consumers).
+//! - [`Recurrence::Fused`], one launch per step: `<scan>_step_fwd` computes the state-to-state
+//!   product of each (position, unit) and applies the gates and the cell update in registers;
+//!   no pre-activation is stored. Backward: `<scan>_step_bwd` computes each unit's recurrent
+//!   dh from the next step's dpre and applies the cell backward in registers; no dh buffer.
+//!
+//! Both backward paths end with one `<scan>_ss_bwd_weight` launch: `d_w_ss` is reduced once
+//! over every position after the scan, one thread per weight element. Every dpre is final by
+//! then and `h` is kept, so there is no per-step partial buffer and no floating-point atomic:
+//! the result is deterministic and independent of the launch configuration.
+//!
+//! Kernel versions: op `lstm` for the gate kernels, `row_lstm` / `diag_lstm` for the scans'
+//! kernels ([`CudaBackend::set_version`]).
 
-use super::{CudaBackend, Executor};
-#[allow(unused_imports)]
-use crate::backend::{AdamStep, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
+use super::elementwise::{grid_stride, int};
+use super::{arg, Arg, CudaBackend, Executor};
+use crate::backend::cpu::lstm::{Geometry, Scan};
+use crate::backend::{LstmState, Recurrence};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{same_shape, Tensor};
 
-pub fn row_forward<E: Executor>(be: &CudaBackend<E>, is: &Tensor<CudaBackend<E>>, w_ss: &Tensor<CudaBackend<E>>, rec: Recurrence) -> Result<LstmState<CudaBackend<E>>> {
-    Err(Error::Unsupported("CUDA backend: lstm::row_forward is not written yet".into()))
+type T<E> = Tensor<CudaBackend<E>>;
+
+/// The op name of a scan's kernels (`row_lstm_*` or `diag_lstm_*`).
+pub(super) fn scan_op(geo: &Geometry) -> &'static str {
+    match geo.scan {
+        Scan::Row { .. } => "row_lstm",
+        Scan::Diagonal => "diag_lstm",
+    }
 }
 
-pub fn row_backward<E: Executor>(be: &CudaBackend<E>, state: &LstmState<CudaBackend<E>>, w_ss: &Tensor<CudaBackend<E>>, dh: &Tensor<CudaBackend<E>>, rec: Recurrence) -> Result<(Tensor<CudaBackend<E>>, Tensor<CudaBackend<E>>)> {
-    Err(Error::Unsupported("CUDA backend: lstm::row_backward is not written yet".into()))
+/// The scan of a recurrence on an `height x width` map with `hidden` units, checking the state
+/// weight (the Row LSTM's odd `k` is read off `[4h, h, 1, k]`; the Diagonal LSTM's weight is
+/// `[4h, h, 2, 1]`). Same rules as the CPU backend.
+pub(super) fn scan_geometry<E: Executor>(
+    op: &'static str,
+    w_ss: &T<E>,
+    diagonal: bool,
+    height: usize,
+    width: usize,
+    hidden: usize,
+) -> Result<Geometry> {
+    let scan = if diagonal {
+        Scan::Diagonal
+    } else {
+        match w_ss.shape.as_slice() {
+            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
+            s => {
+                return Err(Error::shape(
+                    op,
+                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
+                ))
+            }
+        }
+    };
+    let geo = Geometry {
+        scan,
+        height,
+        width,
+        hidden,
+    };
+    if w_ss.shape != geo.weight_shape() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "state weight {:?} should be {:?}",
+                w_ss.shape,
+                geo.weight_shape()
+            ),
+        ));
+    }
+    Ok(geo)
 }
 
-pub fn diag_forward<E: Executor>(be: &CudaBackend<E>, is: &Tensor<CudaBackend<E>>, w_ss: &Tensor<CudaBackend<E>>, rec: Recurrence) -> Result<LstmState<CudaBackend<E>>> {
-    Err(Error::Unsupported("CUDA backend: lstm::diag_forward is not written yet".into()))
+/// Checks a `[n, H, W, 4h]` pre-activation (or gates) map against the state weight; returns
+/// the batch and the geometry.
+fn lstm_geometry<E: Executor>(
+    op: &'static str,
+    maps: &T<E>,
+    w_ss: &T<E>,
+    diagonal: bool,
+) -> Result<(usize, Geometry)> {
+    let [n, height, width, g] = maps.nhwc(op)?;
+    if g == 0 || g % 4 != 0 {
+        return Err(Error::shape(
+            op,
+            format!("pre-activations need 4h features, got {g}"),
+        ));
+    }
+    let geo = scan_geometry(op, w_ss, diagonal, height, width, g / 4)?;
+    Ok((n, geo))
 }
 
-pub fn diag_backward<E: Executor>(be: &CudaBackend<E>, state: &LstmState<CudaBackend<E>>, w_ss: &Tensor<CudaBackend<E>>, dh: &Tensor<CudaBackend<E>>, rec: Recurrence) -> Result<(Tensor<CudaBackend<E>>, Tensor<CudaBackend<E>>)> {
-    Err(Error::Unsupported("CUDA backend: lstm::diag_backward is not written yet".into()))
+/// A recurrence's sizes as the kernels' `int` parameters, checked once per call.
+#[derive(Clone, Copy)]
+pub(super) struct Dims {
+    n: i32,
+    height: i32,
+    width: i32,
+    hidden: i32,
+    /// The Row LSTM's kernel width (the diagonal kernels have no `k` parameter).
+    k: Option<i32>,
+}
+
+impl Dims {
+    /// Checks that `n`, the map and the products the kernels form in `int` (`n * H * W`,
+    /// the weight's `4h * h * taps`) fit.
+    pub(super) fn new(op: &'static str, n: usize, geo: &Geometry) -> Result<Self> {
+        int(op, "n * H * W", n * geo.height * geo.width)?;
+        int(
+            op,
+            "4h * h * taps",
+            4 * geo.hidden * geo.hidden * geo.taps(),
+        )?;
+        Ok(Dims {
+            n: int(op, "n", n)?,
+            height: int(op, "H", geo.height)?,
+            width: int(op, "W", geo.width)?,
+            hidden: int(op, "h", geo.hidden)?,
+            k: match geo.scan {
+                Scan::Row { k } => Some(int(op, "k", k)?),
+                Scan::Diagonal => None,
+            },
+        })
+    }
+
+    /// Appends a scan kernel's trailing parameters `n, H, W, h[, k]` and then `extra`.
+    pub(super) fn push<'a, E: Executor>(&self, args: &mut Vec<Arg<'a, E>>, extra: &[i32]) {
+        args.extend(
+            [self.n, self.height, self.width, self.hidden]
+                .into_iter()
+                .chain(self.k)
+                .chain(extra.iter().copied())
+                .map(Arg::I32),
+        );
+    }
+
+    /// Appends the gate kernels' trailing parameters `n, H, W, h, step, diagonal` (no `k`:
+    /// the pointwise update does not depend on the taps).
+    fn push_gates<'a, E: Executor>(&self, args: &mut Vec<Arg<'a, E>>, step: i32) {
+        let diagonal = i32::from(self.k.is_none());
+        args.extend(
+            [self.n, self.height, self.width, self.hidden, step, diagonal]
+                .into_iter()
+                .map(Arg::I32),
+        );
+    }
+}
+
+/// Positions of step `s` in one image (the CPU's `Geometry::step_positions(s).len()`).
+fn step_count(geo: &Geometry, s: usize) -> usize {
+    match geo.scan {
+        Scan::Row { .. } => geo.width,
+        Scan::Diagonal => {
+            let lo = (s + 1).saturating_sub(geo.width);
+            s.min(geo.height - 1) + 1 - lo
+        }
+    }
+}
+
+/// The forward recurrence of either scan (`diagonal`) by either path.
+fn forward<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    is: &T<E>,
+    w_ss: &T<E>,
+    rec: Recurrence,
+    diagonal: bool,
+) -> Result<LstmState<CudaBackend<E>>> {
+    let (n, geo) = lstm_geometry(op, is, w_ss, diagonal)?;
+    let hd = geo.hidden;
+    let hs = [n, geo.height, geo.width, hd];
+    // Every position is written by its step, so none of the maps needs clearing.
+    let state = LstmState {
+        h: be.tensor_uninit(&hs)?,
+        c: be.tensor_uninit(&hs)?,
+        gates: be.tensor_uninit(&is.shape)?,
+    };
+    if n * geo.height * geo.width == 0 {
+        return Ok(state);
+    }
+    let dims = Dims::new(op, n, &geo)?;
+    let scan = scan_op(&geo);
+    for s in 0..geo.steps() {
+        let m = n * step_count(&geo, s);
+        let step = int(op, "step", s)?;
+        match rec {
+            Recurrence::Fused => {
+                let mut args = vec![
+                    arg(is),
+                    arg(w_ss),
+                    arg(&state.h),
+                    arg(&state.c),
+                    arg(&state.gates),
+                ];
+                dims.push(&mut args, &[step]);
+                be.launch(
+                    &be.kernel_name(scan, "step_fwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+            }
+            Recurrence::Unfused => {
+                let mut args = vec![arg(is), arg(w_ss), arg(&state.h), arg(&state.gates)];
+                dims.push(&mut args, &[step]);
+                be.launch(
+                    &be.kernel_name(scan, "ss_fwd"),
+                    &grid_stride(m * 4 * hd),
+                    &args,
+                )?;
+                let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
+                dims.push_gates(&mut args, step);
+                be.launch(
+                    &be.kernel_name("lstm", "gates_fwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Backward through time of either scan by either path; returns `(d_is, d_w_ss)`.
+fn backward<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    state: &LstmState<CudaBackend<E>>,
+    w_ss: &T<E>,
+    dh: &T<E>,
+    rec: Recurrence,
+    diagonal: bool,
+) -> Result<(T<E>, T<E>)> {
+    let (n, geo) = lstm_geometry(op, &state.gates, w_ss, diagonal)?;
+    same_shape(op, &state.h, dh)?;
+    same_shape(op, &state.c, dh)?;
+    let hd = geo.hidden;
+    let hs = [n, geo.height, geo.width, hd];
+    if dh.shape != hs {
+        return Err(Error::shape(
+            op,
+            format!(
+                "hidden-state gradient {:?} does not match the gates",
+                dh.shape
+            ),
+        ));
+    }
+    // Every position's dpre is written by its step; d_w_ss by one thread per element.
+    let d_is = be.tensor_uninit(&state.gates.shape)?;
+    if n * geo.height * geo.width == 0 {
+        return Ok((d_is, be.tensor_zeroed(&w_ss.shape)?));
+    }
+    let dw = be.tensor_uninit(&w_ss.shape)?;
+    let dims = Dims::new(op, n, &geo)?;
+    let scan = scan_op(&geo);
+    // The cell gradient handed from each step to the one before; zero where a cell has no
+    // successor (the last row / the last column).
+    let dc_carry = be.tensor_zeroed(&hs)?;
+    match rec {
+        Recurrence::Fused => {
+            for s in (0..geo.steps()).rev() {
+                let m = n * step_count(&geo, s);
+                let mut args = vec![
+                    arg(w_ss),
+                    arg(&state.gates),
+                    arg(&state.c),
+                    arg(dh),
+                    arg(&dc_carry),
+                    arg(&d_is),
+                ];
+                dims.push(&mut args, &[int(op, "step", s)?]);
+                be.launch(
+                    &be.kernel_name(scan, "step_bwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+            }
+        }
+        Recurrence::Unfused => {
+            // The recurrent part of dh: zero on the last step, which has no consumer.
+            let dh_carry = be.tensor_zeroed(&hs)?;
+            for s in (0..geo.steps()).rev() {
+                let m = n * step_count(&geo, s);
+                let mut args = vec![
+                    arg(&state.gates),
+                    arg(&state.c),
+                    arg(dh),
+                    arg(&dh_carry),
+                    arg(&dc_carry),
+                    arg(&d_is),
+                ];
+                dims.push_gates(&mut args, int(op, "step", s)?);
+                be.launch(
+                    &be.kernel_name("lstm", "gates_bwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+                if s > 0 {
+                    // The previous step's recurrent dh, from this step's dpre.
+                    let prev = n * step_count(&geo, s - 1);
+                    let mut args = vec![arg(w_ss), arg(&d_is), arg(&dh_carry)];
+                    dims.push(&mut args, &[int(op, "step", s - 1)?]);
+                    be.launch(
+                        &be.kernel_name(scan, "ss_bwd_data"),
+                        &grid_stride(prev * hd),
+                        &args,
+                    )?;
+                }
+            }
+        }
+    }
+    let mut args = vec![arg(&state.h), arg(&d_is), arg(&dw)];
+    dims.push(&mut args, &[]);
+    be.launch(
+        &be.kernel_name(scan, "ss_bwd_weight"),
+        &grid_stride(dw.numel()),
+        &args,
+    )?;
+    Ok((d_is, dw))
+}
+
+/// [`crate::backend::Backend::row_lstm_forward`] on CUDA.
+pub fn row_forward<E: Executor>(
+    be: &CudaBackend<E>,
+    is: &T<E>,
+    w_ss: &T<E>,
+    rec: Recurrence,
+) -> Result<LstmState<CudaBackend<E>>> {
+    forward(be, "row_lstm_forward", is, w_ss, rec, false)
+}
+
+/// [`crate::backend::Backend::row_lstm_backward`] on CUDA.
+pub fn row_backward<E: Executor>(
+    be: &CudaBackend<E>,
+    state: &LstmState<CudaBackend<E>>,
+    w_ss: &T<E>,
+    dh: &T<E>,
+    rec: Recurrence,
+) -> Result<(T<E>, T<E>)> {
+    backward(be, "row_lstm_backward", state, w_ss, dh, rec, false)
+}
+
+/// [`crate::backend::Backend::diag_lstm_forward`] on CUDA.
+pub fn diag_forward<E: Executor>(
+    be: &CudaBackend<E>,
+    is: &T<E>,
+    w_ss: &T<E>,
+    rec: Recurrence,
+) -> Result<LstmState<CudaBackend<E>>> {
+    forward(be, "diag_lstm_forward", is, w_ss, rec, true)
+}
+
+/// [`crate::backend::Backend::diag_lstm_backward`] on CUDA.
+pub fn diag_backward<E: Executor>(
+    be: &CudaBackend<E>,
+    state: &LstmState<CudaBackend<E>>,
+    w_ss: &T<E>,
+    dh: &T<E>,
+    rec: Recurrence,
+) -> Result<(T<E>, T<E>)> {
+    backward(be, "diag_lstm_backward", state, w_ss, dh, rec, true)
 }

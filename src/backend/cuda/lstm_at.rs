@@ -1,17 +1,105 @@
-//! `lstm_at` on CUDA: host side (shapes, launch configuration, version, launch).
-//! INTERIM: not written yet; every function fails with a clear error.
-#![allow(unused_variables)]
+//! `row_lstm_forward_at` and `diag_lstm_forward_at` on CUDA (incremental sampling): host side
+//! of `row_lstm_fwd_at_v<N>` (`kernels/row_lstm.cu`) and `diag_lstm_fwd_at_v<N>`
+//! (`kernels/diag_lstm.cu`). CPU twin: `cpu/lstm_at.rs`. One launch per position, one thread
+//! per (image, hidden unit), with the fused step's arithmetic (the kernels share its device
+//! function), so sweeping every position in raster order reproduces the full forward.
 
-use super::{CudaBackend, Executor};
-#[allow(unused_imports)]
-use crate::backend::{AdamStep, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
+use super::elementwise::grid_stride;
+use super::lstm::{scan_geometry, scan_op, Dims};
+use super::{arg, CudaBackend, Executor};
+use crate::backend::cpu::lstm::Geometry;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{same_shape, Tensor};
 
-pub fn row_forward_at<E: Executor>(be: &CudaBackend<E>, is: &Tensor<CudaBackend<E>>, w_ss: &Tensor<CudaBackend<E>>, h: &mut Tensor<CudaBackend<E>>, c: &mut Tensor<CudaBackend<E>>, i: usize, j: usize) -> Result<()> {
-    Err(Error::Unsupported("CUDA backend: lstm_at::row_forward_at is not written yet".into()))
+type T<E> = Tensor<CudaBackend<E>>;
+
+/// Checks the operands of a one-position step; returns the batch and the geometry.
+#[allow(clippy::too_many_arguments)]
+fn at_geometry<E: Executor>(
+    op: &'static str,
+    is: &T<E>,
+    w_ss: &T<E>,
+    h: &T<E>,
+    c: &T<E>,
+    diagonal: bool,
+    i: usize,
+    j: usize,
+) -> Result<(usize, Geometry)> {
+    let [n, height, width, hidden] = h.nhwc(op)?;
+    same_shape(op, h, c)?;
+    if is.shape != [n, 4 * hidden] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "pre-activations {:?} should be [{n}, {}] for states {:?}",
+                is.shape,
+                4 * hidden,
+                h.shape
+            ),
+        ));
+    }
+    let geo = scan_geometry(op, w_ss, diagonal, height, width, hidden)?;
+    if i >= height || j >= width {
+        return Err(Error::shape(
+            op,
+            format!("position ({i}, {j}) outside a {height}x{width} map"),
+        ));
+    }
+    Ok((n, geo))
 }
 
-pub fn diag_forward_at<E: Executor>(be: &CudaBackend<E>, is: &Tensor<CudaBackend<E>>, w_ss: &Tensor<CudaBackend<E>>, h: &mut Tensor<CudaBackend<E>>, c: &mut Tensor<CudaBackend<E>>, i: usize, j: usize) -> Result<()> {
-    Err(Error::Unsupported("CUDA backend: lstm_at::diag_forward_at is not written yet".into()))
+#[allow(clippy::too_many_arguments)]
+fn forward_at<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    is: &T<E>,
+    w_ss: &T<E>,
+    h: &mut T<E>,
+    c: &mut T<E>,
+    diagonal: bool,
+    i: usize,
+    j: usize,
+) -> Result<()> {
+    let (n, geo) = at_geometry(op, is, w_ss, h, c, diagonal, i, j)?;
+    if n * geo.hidden == 0 {
+        return Ok(());
+    }
+    let dims = Dims::new(op, n, &geo)?;
+    // The maps are updated in place: copy them first if a clone shares them.
+    be.make_unique(h)?;
+    be.make_unique(c)?;
+    let mut args = vec![arg(is), arg(w_ss), arg(h), arg(c)];
+    // i < H and j < W, which Dims::new checked to fit in int.
+    dims.push(&mut args, &[i as i32, j as i32]);
+    be.launch(
+        &be.kernel_name(scan_op(&geo), "fwd_at"),
+        &grid_stride(n * geo.hidden),
+        &args,
+    )
+}
+
+/// [`crate::backend::Backend::row_lstm_forward_at`] on CUDA.
+pub fn row_forward_at<E: Executor>(
+    be: &CudaBackend<E>,
+    is: &T<E>,
+    w_ss: &T<E>,
+    h: &mut T<E>,
+    c: &mut T<E>,
+    i: usize,
+    j: usize,
+) -> Result<()> {
+    forward_at(be, "row_lstm_forward_at", is, w_ss, h, c, false, i, j)
+}
+
+/// [`crate::backend::Backend::diag_lstm_forward_at`] on CUDA.
+pub fn diag_forward_at<E: Executor>(
+    be: &CudaBackend<E>,
+    is: &T<E>,
+    w_ss: &T<E>,
+    h: &mut T<E>,
+    c: &mut T<E>,
+    i: usize,
+    j: usize,
+) -> Result<()> {
+    forward_at(be, "diag_lstm_forward_at", is, w_ss, h, c, true, i, j)
 }

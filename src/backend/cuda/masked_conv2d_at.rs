@@ -1,17 +1,126 @@
-//! `masked_conv2d_at` on CUDA: host side (shapes, launch configuration, version, launch).
-//! INTERIM: not written yet; every function fails with a clear error.
-#![allow(unused_variables)]
+//! `masked_conv2d_pack` and `masked_conv2d_forward_at` on CUDA (incremental sampling): host
+//! side of the `pack` and `fwd_at` kernels of `kernels/masked_conv2d.cu`.
+//!
+//! Packed layout: `[taps * cin, cout]`, row `t * cin + i` holding `w[:, i, tap t]` over the
+//! live raster taps with the centre tap's group mask applied (masked entries 0), the CPU
+//! twin's layout: `fwd_at` runs one thread per (image, output feature), so neighbouring
+//! threads read neighbouring words of each packed row. One version each (`_v1`), selected by
+//! `be.set_version("masked_conv2d_at", n)`.
 
-use super::{CudaBackend, Executor};
-#[allow(unused_imports)]
-use crate::backend::{AdamStep, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
+use super::masked_conv2d::{int, spec_args};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use crate::backend::ConvSpec;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-pub fn pack<E: Executor>(be: &CudaBackend<E>, w: &Tensor<CudaBackend<E>>, spec: &ConvSpec) -> Result<Tensor<CudaBackend<E>>> {
-    Err(Error::Unsupported("CUDA backend: masked_conv2d_at::pack is not written yet".into()))
+/// The key of these kernels' version (`masked_conv2d_{pack,fwd_at}_v<N>`).
+const OP: &str = "masked_conv2d_at";
+/// Versions of the `pack` and `fwd_at` kernels.
+const VERSIONS: u32 = 1;
+
+/// The selected version, or an error naming the ones there are.
+fn selected_version<E: Executor>(be: &CudaBackend<E>) -> Result<u32> {
+    match be.version(OP) {
+        v @ 1..=VERSIONS => Ok(v),
+        v => Err(Error::Config(format!(
+            "{OP} has kernel version 1 only, version {v} selected"
+        ))),
+    }
 }
 
-pub fn forward_at<E: Executor>(be: &CudaBackend<E>, x: &Tensor<CudaBackend<E>>, packed: &Tensor<CudaBackend<E>>, b: &Tensor<CudaBackend<E>>, spec: &ConvSpec, i: usize, j: usize) -> Result<Tensor<CudaBackend<E>>> {
-    Err(Error::Unsupported("CUDA backend: masked_conv2d_at::forward_at is not written yet".into()))
+/// Packs `w` `[cout, cin, kh, kw]` into `[taps * cin, cout]` for [`forward_at`].
+pub fn pack<E: Executor>(
+    be: &CudaBackend<E>,
+    w: &Tensor<CudaBackend<E>>,
+    spec: &ConvSpec,
+) -> Result<Tensor<CudaBackend<E>>> {
+    const NAME: &str = "masked_conv2d_pack";
+    spec.validate()?;
+    let (cout, cin) = match w.shape.as_slice() {
+        &[cout, cin, kh, kw] if kh == spec.kh && kw == spec.kw => (cout, cin),
+        s => {
+            return Err(Error::shape(
+                NAME,
+                format!("weight {s:?} is not [cout, cin, {}, {}]", spec.kh, spec.kw),
+            ))
+        }
+    };
+    int(NAME, "weight elements", w.numel())?;
+    let version = selected_version(be)?;
+    let packed = be.tensor_uninit(&[spec.taps().len() * cin, cout])?;
+    if packed.numel() == 0 {
+        return Ok(packed);
+    }
+    let mut args = vec![
+        arg(w),
+        arg(&packed),
+        Arg::I32(int(NAME, "input features", cin)?),
+        Arg::I32(int(NAME, "output features", cout)?),
+    ];
+    args.extend(spec_args(NAME, spec)?);
+    be.launch(
+        &format!("masked_conv2d_pack_v{version}"),
+        &LaunchCfg::for_elements(packed.numel(), BLOCK, MAX_BLOCKS),
+        &args,
+    )?;
+    Ok(packed)
+}
+
+/// The output of the convolution at position `(i, j)` only: `[n, cout]`.
+pub fn forward_at<E: Executor>(
+    be: &CudaBackend<E>,
+    x: &Tensor<CudaBackend<E>>,
+    packed: &Tensor<CudaBackend<E>>,
+    b: &Tensor<CudaBackend<E>>,
+    spec: &ConvSpec,
+    i: usize,
+    j: usize,
+) -> Result<Tensor<CudaBackend<E>>> {
+    const NAME: &str = "masked_conv2d_forward_at";
+    spec.validate()?;
+    let [n, h, w, cin] = x.nhwc(NAME)?;
+    if i >= h || j >= w {
+        return Err(Error::shape(
+            NAME,
+            format!("position ({i}, {j}) outside a {h}x{w} map"),
+        ));
+    }
+    let cout = b.numel();
+    let taps = spec.taps().len();
+    if b.shape != [cout] || packed.shape != [taps * cin, cout] {
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "packed weight {:?} and bias {:?} do not fit input {:?}",
+                packed.shape, b.shape, x.shape
+            ),
+        ));
+    }
+    let version = selected_version(be)?;
+    let y = be.tensor_uninit(&[n, cout])?;
+    if y.numel() == 0 {
+        return Ok(y);
+    }
+    let args = [
+        arg(x),
+        arg(packed),
+        arg(b),
+        arg(&y),
+        Arg::I32(int(NAME, "batch", n)?),
+        Arg::I32(int(NAME, "height", h)?),
+        Arg::I32(int(NAME, "width", w)?),
+        Arg::I32(int(NAME, "input features", cin)?),
+        Arg::I32(int(NAME, "output features", cout)?),
+        Arg::I32(int(NAME, "kernel height", spec.kh)?),
+        Arg::I32(int(NAME, "kernel width", spec.kw)?),
+        Arg::I32(int(NAME, "live taps", taps)?),
+        Arg::I32(int(NAME, "row", i)?),
+        Arg::I32(int(NAME, "column", j)?),
+    ];
+    be.launch(
+        &format!("masked_conv2d_fwd_at_v{version}"),
+        &LaunchCfg::for_elements(y.numel(), BLOCK, MAX_BLOCKS),
+        &args,
+    )?;
+    Ok(y)
 }

@@ -26,6 +26,7 @@ mod mirror_shift;
 mod optim;
 mod position;
 mod reduce;
+mod sample_logits;
 mod skew;
 mod softmax_nll;
 
@@ -33,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use device::Device;
-pub use emulator::Emulator;
+pub use emulator::{EmuOptions, Emulator};
 pub use executor::{Arg, Executor, LaunchCfg};
 
 use crate::backend::{
@@ -544,5 +545,14 @@ impl<E: Executor> Backend for CudaBackend<E> {
         step: AdamStep,
     ) -> Result<()> {
         optim::adam_update(self, param, grad, m, v, step)
+    }
+
+    fn sample_logits(
+        &self,
+        logits: &Tensor<Self>,
+        uniforms: &Tensor<Self>,
+        binary: bool,
+    ) -> Result<Tensor<Self>> {
+        sample_logits::sample_logits(self, logits, uniforms, binary)
     }
 }

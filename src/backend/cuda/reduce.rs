@@ -1,17 +1,66 @@
-//! `reduce` on CUDA: host side (shapes, launch configuration, version, launch).
-//! INTERIM: not written yet; every function fails with a clear error.
-#![allow(unused_variables)]
+//! `sum` and `sum_squares` on CUDA: host side of `kernels/reduce.cu` (CPU twins: `sum` and
+//! `sum_squares` in `cpu/elementwise.rs`). Two launches: block partials in f64, then one block
+//! sums them; the f64 result comes back as two floats.
 
-use super::{CudaBackend, Executor};
-#[allow(unused_imports)]
-use crate::backend::{AdamStep, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
+use super::elementwise::{index, int};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// Cap on the first pass's grid: about one resident wave of 256-thread blocks on an H100/H200
+/// (132 SMs x 8), enough to saturate memory bandwidth, and few enough partials for one block
+/// to finish.
+const MAX_PARTIALS: usize = 1024;
+
+/// Sum of all elements of `x`, accumulated in f64.
 pub fn sum<E: Executor>(be: &CudaBackend<E>, x: &Tensor<CudaBackend<E>>) -> Result<f64> {
-    Err(Error::Unsupported("CUDA backend: reduce::sum is not written yet".into()))
+    reduce(be, x, "sum", "sum_fwd")
 }
 
+/// Sum of squares of all elements of `x`, accumulated in f64.
 pub fn sum_squares<E: Executor>(be: &CudaBackend<E>, x: &Tensor<CudaBackend<E>>) -> Result<f64> {
-    Err(Error::Unsupported("CUDA backend: reduce::sum_squares is not written yet".into()))
+    reduce(be, x, "sum_squares", "sum_squares_fwd")
+}
+
+/// Runs `reduce_<pass>` (per-block partials) and `reduce_finish` (their total), downloads
+/// the double.
+fn reduce<E: Executor>(
+    be: &CudaBackend<E>,
+    x: &Tensor<CudaBackend<E>>,
+    op: &'static str,
+    pass: &str,
+) -> Result<f64> {
+    let n = x.numel();
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let blocks = n.div_ceil(BLOCK as usize).min(MAX_PARTIALS);
+    // Doubles live in float buffers of twice the length (kernels view them as double*).
+    let partials = be.tensor_uninit(&[2 * blocks])?;
+    let total = be.tensor_uninit(&[2])?;
+    be.launch(
+        &be.kernel_name("reduce", pass),
+        &LaunchCfg::linear(blocks as u32, BLOCK),
+        &[arg(x), arg(&partials), Arg::I64(index(op, n)?)],
+    )?;
+    be.launch(
+        &be.kernel_name("reduce", "finish"),
+        &LaunchCfg::linear(1, BLOCK),
+        &[
+            arg(&partials),
+            arg(&total),
+            Arg::I32(int(op, "blocks", blocks)?),
+        ],
+    )?;
+    let words = total.to_vec(be)?;
+    match words.as_slice() {
+        // Little-endian on both sides: the low word of the double comes first.
+        &[lo, hi] => Ok(f64::from_bits(
+            u64::from(lo.to_bits()) | (u64::from(hi.to_bits()) << 32),
+        )),
+        w => Err(Error::Device(format!(
+            "{op}: expected 2 words for the f64 result, got {}",
+            w.len()
+        ))),
+    }
 }

@@ -1,0 +1,177 @@
+// selftest.cu: kernels that test the CPU emulator itself (tests/emulator.rs). Compiled only into
+// the emulator (build.rs: kernels/emu/ is not a PTX module), but written as ordinary CUDA.
+//
+// Versions: every kernel here is v1.
+#include "../common.cuh"
+
+// Block-wide tree sum in static shared memory with a barrier per level; out[blockIdx.x] is the
+// sum of x[blockIdx.x * blockDim.x ...][0..blockDim.x). blockDim.x a power of 2, at most 1024.
+// Launch: gridDim.x = n / blockDim.x.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_block_sum_v1(const float* __restrict__ x, float* __restrict__ out) {
+    __shared__ float s[1024];
+    const int t = threadIdx.x;
+    s[t] = x[(pixelrnn_index_t)blockIdx.x * blockDim.x + t];
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+        if (t < stride) s[t] += s[t + stride];
+        __syncthreads();
+    }
+    if (t == 0) out[blockIdx.x] = s[0];
+}
+
+// The same reduction with the barrier inside the loop removed: a data race that the emulator's
+// seeded thread order must expose.
+// Launch: as selftest_block_sum_v1.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_block_sum_racy_v1(const float* __restrict__ x, float* __restrict__ out) {
+    __shared__ float s[1024];
+    const int t = threadIdx.x;
+    s[t] = x[(pixelrnn_index_t)blockIdx.x * blockDim.x + t];
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+        if (t < stride) s[t] += s[t + stride];
+    }
+    __syncthreads();
+    if (t == 0) out[blockIdx.x] = s[0];
+}
+
+// Warp intrinsics, per thread i (lane l of warp w) with v = x[i]:
+//   out[8i+0] butterfly sum (__shfl_xor_sync)        out[8i+1] tree sum (__shfl_down_sync)
+//   out[8i+2] inclusive prefix sum (__shfl_up_sync)   out[8i+3] __shfl_sync from lane 5
+//   out[8i+4] __shfl_sync(lane 3, width 8)            out[8i+5] __shfl_xor_sync(1, width 2)
+//   out[8i+6] __shfl_down_sync(4, width 8)            out[8i+7] __shfl_up_sync(2, width 16)
+//   flags[4w+0] __ballot_sync(v > 0), [4w+1] __any_sync(v > 0), [4w+2] __all_sync(v > 0),
+//   [4w+3] __reduce_add_sync of (unsigned)v.
+// Launch: blockDim.x a multiple of 32; one thread per element of x.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_warp_v1(const float* __restrict__ x, float* __restrict__ out,
+                 unsigned* __restrict__ flags) {
+    const pixelrnn_index_t i = pixelrnn_global_thread();
+    const int lane = threadIdx.x % PIXELRNN_WARP;
+    const float v = x[i];
+    float* o = out + 8 * i;
+    o[0] = pixelrnn_warp_sum(v);
+    float down = v;
+    for (int offset = PIXELRNN_WARP / 2; offset > 0; offset >>= 1) {
+        down += __shfl_down_sync(PIXELRNN_FULL_MASK, down, offset);
+    }
+    o[1] = down;
+    float scan = v;
+    for (int offset = 1; offset < PIXELRNN_WARP; offset <<= 1) {
+        const float up = __shfl_up_sync(PIXELRNN_FULL_MASK, scan, offset);
+        if (lane >= offset) scan += up;
+    }
+    o[2] = scan;
+    o[3] = __shfl_sync(PIXELRNN_FULL_MASK, v, 5);
+    o[4] = __shfl_sync(PIXELRNN_FULL_MASK, v, 3, 8);
+    o[5] = __shfl_xor_sync(PIXELRNN_FULL_MASK, v, 1, 2);
+    o[6] = __shfl_down_sync(PIXELRNN_FULL_MASK, v, 4, 8);
+    o[7] = __shfl_up_sync(PIXELRNN_FULL_MASK, v, 2, 16);
+    const unsigned ballot = __ballot_sync(PIXELRNN_FULL_MASK, v > 0.0f);
+    const int any = __any_sync(PIXELRNN_FULL_MASK, v > 0.0f);
+    const int all = __all_sync(PIXELRNN_FULL_MASK, v > 0.0f);
+    const unsigned total = __reduce_add_sync(PIXELRNN_FULL_MASK, (unsigned)v);
+    if (lane == 0) {
+        const pixelrnn_index_t w = i / PIXELRNN_WARP;
+        flags[4 * w + 0] = ballot;
+        flags[4 * w + 1] = (unsigned)any;
+        flags[4 * w + 2] = (unsigned)all;
+        flags[4 * w + 3] = total;
+    }
+}
+
+// Grid-wide sum and count by atomics from every thread of every block.
+// Launch: any grid, blockDim.x <= PIXELRNN_BLOCK; sum and count zeroed.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_atomic_v1(const float* __restrict__ x, float* __restrict__ sum,
+                   unsigned* __restrict__ count, int n) {
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
+        atomicAdd(sum, x[i]);
+        atomicAdd(count, 1u);
+    }
+}
+
+// Reverses each block's slice of x through dynamic shared memory.
+// Launch: shared_bytes = 4 * blockDim.x; one thread per element.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_dynamic_shared_v1(const float* __restrict__ x, float* __restrict__ out) {
+    PIXELRNN_DYNAMIC_SHARED(float, smem);
+    const int t = threadIdx.x;
+    const pixelrnn_index_t base = (pixelrnn_index_t)blockIdx.x * blockDim.x;
+    smem[t] = x[base + t];
+    __syncthreads();
+    out[base + t] = smem[blockDim.x - 1 - t];
+}
+
+// Every thread of a 3-D grid of 3-D blocks writes its coordinates: out[8g + 0..8] =
+// blockIdx.xyz, threadIdx.xyz, blockDim as x*10000+y*100+z, gridDim likewise, where g is the
+// thread's global linear index (x fastest, blocks then threads).
+// Launch: any 3-D configuration.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_indices_v1(float* __restrict__ out) {
+    const pixelrnn_index_t block =
+        ((pixelrnn_index_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    const int threads = blockDim.x * blockDim.y * blockDim.z;
+    const int thread = (threadIdx.z * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+    float* o = out + 8 * (block * threads + thread);
+    o[0] = blockIdx.x;
+    o[1] = blockIdx.y;
+    o[2] = blockIdx.z;
+    o[3] = threadIdx.x;
+    o[4] = threadIdx.y;
+    o[5] = threadIdx.z;
+    o[6] = blockDim.x * 10000.0f + blockDim.y * 100.0f + blockDim.z;
+    o[7] = gridDim.x * 10000.0f + gridDim.y * 100.0f + gridDim.z;
+}
+
+// Thread n writes x[n], one past the end of a buffer of n elements.
+// Launch: one block of more than n threads.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_oob_write_v1(float* __restrict__ x, int n) {
+    const int i = threadIdx.x;
+    if (i <= n) x[i] = 1.0f;
+}
+
+// Thread n - 1 reads x[n], one past the end of x (n elements).
+// Launch: one block of n threads or more.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_oob_read_v1(const float* __restrict__ x, float* __restrict__ y, int n) {
+    const int i = threadIdx.x;
+    if (i < n) y[i] = x[i + 1];
+}
+
+// The upper half of the block returns before a barrier that the lower half waits at.
+// Launch: one block of any size >= 2.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_deadlock_v1(float* __restrict__ x) {
+    const int t = threadIdx.x;
+    if (t >= (int)blockDim.x / 2) return;
+    __syncthreads();
+    x[t] = 1.0f;
+}
+
+// Odd lanes return; even lanes then shuffle with the full mask, naming exited lanes.
+// Launch: one warp.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_warp_exit_v1(float* __restrict__ x) {
+    const int t = threadIdx.x;
+    if (t % 2 == 1) return;
+    x[t] = pixelrnn_warp_sum(1.0f);
+}
+
+// A small launch bound, to check that larger blocks are refused as on the device.
+// Launch: at most 64 threads.
+PIXELRNN_KERNEL void __launch_bounds__(64)
+selftest_bounded_v1(float* __restrict__ x) {
+    x[threadIdx.x] = 2.0f;
+}
+
+// Every thread calls __trap() when flag is nonzero.
+// Launch: any.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_trap_v1(float* __restrict__ x, int flag) {
+    if (flag) __trap();
+    x[threadIdx.x] = 3.0f;
+}

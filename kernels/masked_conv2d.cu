@@ -1,0 +1,432 @@
+// masked_conv2d.cu: masked (or plain) 2-D convolution, stride 1, "same" zero padding, NHWC
+// activations, weights [cout, cin, kh, kw]; forward, backward (input, weight, bias) and the
+// one-position forward of incremental sampling. CPU twins: src/backend/cpu/masked_conv2d.rs
+// and src/backend/cpu/masked_conv2d_at.rs; host side: src/backend/cuda/masked_conv2d.rs and
+// src/backend/cuda/masked_conv2d_at.rs.
+//
+// Versions:
+//   fwd v1:        one thread per output element (position, feature), direct loops over the
+//                  live taps only; the reference version.
+//   fwd v2:        implicit GEMM: 64 positions x 64 output features per block of 256 threads
+//                  (4x4 outputs per thread), K loop over live taps x cin in chunks of 16 staged
+//                  in shared memory; plain fp32 FMA. The fast version.
+//   bwd_data v1:   one thread per input element, gathering over the taps and output features
+//                  it feeds.
+//   bwd_data v2:   implicit GEMM like fwd v2 with the roles swapped: 64 input positions x 64
+//                  input features per block, K over live taps x cout.
+//   bwd_weight v1: one block per weight element reducing x * dy over all n*H*W positions
+//                  (block reduction, no atomics); masked weights get exactly 0.
+//   bwd_bias v1:   one block per output feature reducing dy over all positions.
+//   pack v1:       [cout, cin, kh, kw] -> [taps * cin, cout] with the centre tap's group mask
+//                  applied (masked entries 0), one thread per packed element.
+//   fwd_at v1:     one output position for the whole batch from the packed weight, one thread
+//                  per (image, output feature): coalesced reads of the packed rows.
+// bwd_weight, bwd_bias, pack and fwd_at have one version each; the host uses v1 of them
+// whichever version of the op is selected.
+//
+// Live taps (src/backend/conv_spec.rs): the raster taps 0..taps-1 (the host passes `taps`:
+// kh*kw unmasked, the centre included for masks A/B unless mask A with one group, which stops
+// before it). Every tap before the centre connects all feature pairs; the centre connects
+// output o and input i by the channel-group rule of `masked_conv2d_centre_allows`. Taps after
+// the centre (masks A/B) and rows below it are never visited.
+#include "common.cuh"
+
+// Mask kinds as the host passes them (src/backend/cuda/masked_conv2d.rs, `mask_code`).
+#define MASKED_CONV2D_NONE 0
+#define MASKED_CONV2D_A 1
+#define MASKED_CONV2D_B 2
+
+// Tile of the implicit-GEMM kernels: TILE_M positions x TILE_N features per block, K in chunks
+// of TILE_K; each of the 256 threads owns a 4x4 micro-tile (rows ty + 16r, columns tx + 16c,
+// so that shared reads and global writes of neighbouring lanes are neighbouring words).
+#define MASKED_CONV2D_TILE_M 64
+#define MASKED_CONV2D_TILE_N 64
+#define MASKED_CONV2D_TILE_K 16
+// +1 column of padding: the tile stores of a warp (16 k values x 2 rows) hit distinct banks.
+#define MASKED_CONV2D_TILE_PAD (MASKED_CONV2D_TILE_M + 1)
+// Row index of the tile rows past the last position: outside the map under every tap (the
+// host limits kernel sizes and maps to far less than this), and no int overflow when a tap
+// offset is added.
+#define MASKED_CONV2D_FAR (1 << 29)
+
+// Whether the centre tap connects output feature o to input feature i (ConvSpec::centre_allows):
+// feature f is in channel group (f % block) % groups.
+PIXELRNN_DEVICE bool masked_conv2d_centre_allows(int o, int i, int mask, int groups,
+                                                 int out_block, int in_block) {
+    if (mask == MASKED_CONV2D_NONE) return true;
+    const int og = (o % out_block) % groups;
+    const int ig = (i % in_block) % groups;
+    return mask == MASKED_CONV2D_A ? og > ig : og >= ig;
+}
+
+// Whether weight [o, i, tap t] is live, for a tap t < taps (ConvSpec::allows).
+PIXELRNN_DEVICE bool masked_conv2d_live(int t, int centre, int o, int i, int mask, int groups,
+                                        int out_block, int in_block) {
+    return t != centre ||
+           masked_conv2d_centre_allows(o, i, mask, groups, out_block, in_block);
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(n*H*W*cout / 256), 65535)
+// (grid-stride loop over the outputs).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_fwd_v1(const float* __restrict__ x, const float* __restrict__ w,
+                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                     int width, int cin, int cout, int kh, int kw, int taps, int mask, int groups,
+                     int out_block, int in_block) {
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * height * width * cout;
+    const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx, khw = kh * kw;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
+        const int o = (int)(e % cout);
+        const pixelrnn_index_t pos = e / cout;
+        const int xx = (int)(pos % width);
+        const int yy = (int)((pos / width) % height);
+        const pixelrnn_index_t img = pos / ((pixelrnn_index_t)width * height);
+        float acc = b[o];
+        for (int t = 0; t < taps; ++t) {
+            const int ky = t / kw, kx = t - ky * kw;
+            const int iy = yy + ky - cy, ix = xx + kx - cx;
+            if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+            const float* xp = x + ((img * height + iy) * width + ix) * cin;
+            const float* wp = w + (pixelrnn_index_t)o * cin * khw + t;  // w[o, 0, ky, kx]
+            if (t == centre && mask != MASKED_CONV2D_NONE) {
+                for (int i = 0; i < cin; ++i) {
+                    if (masked_conv2d_centre_allows(o, i, mask, groups, out_block, in_block)) {
+                        acc += xp[i] * wp[(pixelrnn_index_t)i * khw];
+                    }
+                }
+            } else {
+                for (int i = 0; i < cin; ++i) {
+                    acc += xp[i] * wp[(pixelrnn_index_t)i * khw];
+                }
+            }
+        }
+        y[e] = acc;
+    }
+}
+
+// One K chunk of the implicit GEMM: acc[r][c] += sum_k a[k][ty + 16r] * bt[k][tx + 16c].
+PIXELRNN_DEVICE void masked_conv2d_tile_fma(
+    float acc[4][4], const float (*a)[MASKED_CONV2D_TILE_PAD],
+    const float (*bt)[MASKED_CONV2D_TILE_PAD], int tx, int ty) {
+#pragma unroll
+    for (int k = 0; k < MASKED_CONV2D_TILE_K; ++k) {
+        float av[4], bv[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) av[r] = a[k][ty + 16 * r];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) bv[c] = bt[k][tx + 16 * c];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[r][c] += av[r] * bv[c];
+        }
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 64), ceil(cout / 64)).
+// Output tile: positions m0..m0+63 (flattened n*H*W) x features n0..n0+63. The K dimension is
+// kk = t * cin + i over the live taps t and input features i: the x tile holds
+// x[position shifted by tap t, i] (0 in the padding), the w tile w[o, i, t] (0 where the centre
+// tap's group rule masks it). Each thread loads 4 elements of each tile per chunk, all at the
+// same kk = tid % 16, so its 4 positions are decoded once, outside the K loop.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_fwd_v2(const float* __restrict__ x, const float* __restrict__ w,
+                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                     int width, int cin, int cout, int kh, int kw, int taps, int mask, int groups,
+                     int out_block, int in_block) {
+    __shared__ float xs[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
+    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_TILE_M;
+    const int n0 = blockIdx.y * MASKED_CONV2D_TILE_N;
+    const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx, khw = kh * kw;
+    const int k_total = taps * cin;
+
+    // The positions this thread loads: m0 + ty + 16r. A row past the end gets a row index so
+    // far outside the map that every tap misses it and loads 0.
+    pixelrnn_index_t img_r[4];
+    int yy_r[4], xx_r[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const pixelrnn_index_t m = m0 + ty + 16 * r;
+        const bool valid = m < positions;
+        xx_r[r] = valid ? (int)(m % width) : 0;
+        yy_r[r] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
+        img_r[r] = valid ? m / ((pixelrnn_index_t)width * height) : 0;
+    }
+
+    float acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
+    }
+
+    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_TILE_K) {
+        const int kk = k0 + tx;
+        const bool k_valid = kk < k_total;
+        const int t = k_valid ? kk / cin : 0;
+        const int i = k_valid ? kk - t * cin : 0;
+        const int ky = t / kw, kx = t - ky * kw;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int iy = yy_r[r] + ky - cy, ix = xx_r[r] + kx - cx;
+            float v = 0.0f;
+            if (k_valid && iy >= 0 && iy < height && ix >= 0 && ix < width) {
+                v = x[((img_r[r] * height + iy) * width + ix) * cin + i];
+            }
+            xs[tx][ty + 16 * r] = v;
+        }
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int o = n0 + ty + 16 * r;
+            float v = 0.0f;
+            if (k_valid && o < cout &&
+                masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)) {
+                v = w[((pixelrnn_index_t)o * cin + i) * khw + t];
+            }
+            ws[tx][ty + 16 * r] = v;
+        }
+        __syncthreads();
+        masked_conv2d_tile_fma(acc, xs, ws, tx, ty);
+        __syncthreads();  // the next chunk overwrites the tiles
+    }
+
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const pixelrnn_index_t m = m0 + ty + 16 * r;
+        if (m >= positions) continue;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int o = n0 + tx + 16 * c;
+            if (o < cout) y[m * cout + o] = acc[r][c] + b[o];
+        }
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(n*H*W*cin / 256), 65535)
+// (grid-stride loop over the input elements). dx[p, i] = sum over live taps t and outputs o of
+// dy[p - (tap t's offset), o] * w[o, i, t]: the outputs that read input p through tap t.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_bwd_data_v1(const float* __restrict__ dy, const float* __restrict__ w,
+                          float* __restrict__ dx, int n, int height, int width, int cin,
+                          int cout, int kh, int kw, int taps, int mask, int groups,
+                          int out_block, int in_block) {
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * height * width * cin;
+    const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx, khw = kh * kw;
+    const pixelrnn_index_t o_stride = (pixelrnn_index_t)cin * khw;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
+        const int i = (int)(e % cin);
+        const pixelrnn_index_t pos = e / cin;
+        const int ix = (int)(pos % width);
+        const int iy = (int)((pos / width) % height);
+        const pixelrnn_index_t img = pos / ((pixelrnn_index_t)width * height);
+        float acc = 0.0f;
+        for (int t = 0; t < taps; ++t) {
+            const int ky = t / kw, kx = t - ky * kw;
+            const int yy = iy - ky + cy, xx = ix - kx + cx;
+            if (yy < 0 || yy >= height || xx < 0 || xx >= width) continue;
+            const float* dyp = dy + ((img * height + yy) * width + xx) * cout;
+            const float* wp = w + (pixelrnn_index_t)i * khw + t;  // w[0, i, ky, kx]
+            if (t == centre && mask != MASKED_CONV2D_NONE) {
+                for (int o = 0; o < cout; ++o) {
+                    if (masked_conv2d_centre_allows(o, i, mask, groups, out_block, in_block)) {
+                        acc += dyp[o] * wp[o * o_stride];
+                    }
+                }
+            } else {
+                for (int o = 0; o < cout; ++o) {
+                    acc += dyp[o] * wp[o * o_stride];
+                }
+            }
+        }
+        dx[e] = acc;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 64), ceil(cin / 64)).
+// The transpose of fwd v2: tile of input positions m0.. x input features n0.., K dimension
+// kk = t * cout + o; the dy tile holds dy[position - (tap t's offset), o] (0 outside the map),
+// the w tile w[o, i, t] (0 where masked).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_bwd_data_v2(const float* __restrict__ dy, const float* __restrict__ w,
+                          float* __restrict__ dx, int n, int height, int width, int cin,
+                          int cout, int kh, int kw, int taps, int mask, int groups,
+                          int out_block, int in_block) {
+    __shared__ float ds[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
+    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_TILE_M;
+    const int n0 = blockIdx.y * MASKED_CONV2D_TILE_N;
+    const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx, khw = kh * kw;
+    const int k_total = taps * cout;
+
+    pixelrnn_index_t img_r[4];
+    int iy_r[4], ix_r[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const pixelrnn_index_t m = m0 + ty + 16 * r;
+        const bool valid = m < positions;
+        ix_r[r] = valid ? (int)(m % width) : 0;
+        iy_r[r] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
+        img_r[r] = valid ? m / ((pixelrnn_index_t)width * height) : 0;
+    }
+
+    float acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
+    }
+
+    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_TILE_K) {
+        const int kk = k0 + tx;
+        const bool k_valid = kk < k_total;
+        const int t = k_valid ? kk / cout : 0;
+        const int o = k_valid ? kk - t * cout : 0;
+        const int ky = t / kw, kx = t - ky * kw;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int yy = iy_r[r] - ky + cy, xx = ix_r[r] - kx + cx;
+            float v = 0.0f;
+            if (k_valid && yy >= 0 && yy < height && xx >= 0 && xx < width) {
+                v = dy[((img_r[r] * height + yy) * width + xx) * cout + o];
+            }
+            ds[tx][ty + 16 * r] = v;
+        }
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int i = n0 + ty + 16 * r;
+            float v = 0.0f;
+            if (k_valid && i < cin &&
+                true) {
+                v = w[((pixelrnn_index_t)o * cin + i) * khw + t];
+            }
+            ws[tx][ty + 16 * r] = v;
+        }
+        __syncthreads();
+        masked_conv2d_tile_fma(acc, ds, ws, tx, ty);
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const pixelrnn_index_t m = m0 + ty + 16 * r;
+        if (m >= positions) continue;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int i = n0 + tx + 16 * c;
+            if (i < cin) dx[m * cin + i] = acc[r][c];
+        }
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = cout * cin * kh * kw (one block per weight
+// element). dw[o, i, ky, kx] = sum over positions p of x[p + tap offset, i] * dy[p, o]; a
+// masked weight (or a tap outside the live prefix) is written as exactly 0 by the whole block,
+// which leaves before the reduction's barriers.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_bwd_weight_v1(const float* __restrict__ x, const float* __restrict__ dy,
+                            float* __restrict__ dw, int n, int height, int width, int cin,
+                            int cout, int kh, int kw, int taps, int mask, int groups,
+                            int out_block, int in_block) {
+    __shared__ float scratch[PIXELRNN_WARP];
+    const int khw = kh * kw;
+    const pixelrnn_index_t e = blockIdx.x;
+    const int t = (int)(e % khw);
+    const int i = (int)((e / khw) % cin);
+    const int o = (int)(e / ((pixelrnn_index_t)khw * cin));
+    const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx;
+    if (t >= taps || !masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)) {
+        if (threadIdx.x == 0) dw[e] = 0.0f;
+        return;
+    }
+    const int ky = t / kw, kx = t - ky * kw;
+    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
+    float acc = 0.0f;
+    for (pixelrnn_index_t p = threadIdx.x; p < positions; p += blockDim.x) {
+        const int xx = (int)(p % width);
+        const int yy = (int)((p / width) % height);
+        const int iy = yy + ky - cy, ix = xx + kx - cx;
+        if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+        // Same image: the input position is p shifted by the tap's offset.
+        const pixelrnn_index_t q = p + (pixelrnn_index_t)(ky - cy) * width + (kx - cx);
+        acc += x[q * cin + i] * dy[p * cout + o];
+    }
+    acc = pixelrnn_block_sum(acc, scratch);
+    if (threadIdx.x == 0) dw[e] = acc;
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = cout (one block per output feature).
+// db[o] = sum over all positions of dy[p, o].
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_bwd_bias_v1(const float* __restrict__ dy, float* __restrict__ db,
+                          pixelrnn_index_t positions, int cout) {
+    __shared__ float scratch[PIXELRNN_WARP];
+    const int o = blockIdx.x;
+    float acc = 0.0f;
+    for (pixelrnn_index_t p = threadIdx.x; p < positions; p += blockDim.x) {
+        acc += dy[p * cout + o];
+    }
+    acc = pixelrnn_block_sum(acc, scratch);
+    if (threadIdx.x == 0) db[o] = acc;
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(taps*cin*cout / 256), 65535)
+// (grid-stride). packed[(t * cin + i) * cout + o] = w[o, i, t], or 0 where masked: the layout
+// of the CPU twin, so that fwd_at reads the weights of one (tap, input) row for neighbouring
+// output features from neighbouring words.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_pack_v1(const float* __restrict__ w, float* __restrict__ packed, int cin,
+                      int cout, int kh, int kw, int taps, int mask, int groups, int out_block,
+                      int in_block) {
+    const int khw = kh * kw;
+    const int centre = (kh / 2) * kw + kw / 2;
+    const pixelrnn_index_t total = (pixelrnn_index_t)taps * cin * cout;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
+        const int o = (int)(e % cout);
+        const pixelrnn_index_t row = e / cout;
+        const int i = (int)(row % cin);
+        const int t = (int)(row / cin);
+        packed[e] = masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)
+                        ? w[((pixelrnn_index_t)o * cin + i) * khw + t]
+                        : 0.0f;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(n*cout / 256), 65535)
+// (grid-stride). y[img, o] = b[o] + sum over live taps t inside the map and inputs i of
+// x[img, pi + ky - kh/2, pj + kx - kw/2, i] * packed[(t * cin + i) * cout + o]: the output of
+// fwd at position (pi, pj) only.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_fwd_at_v1(const float* __restrict__ x, const float* __restrict__ packed,
+                        const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                        int width, int cin, int cout, int kh, int kw, int taps, int pi,
+                        int pj) {
+    const int cy = kh / 2, cx = kw / 2;
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * cout;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
+        const int o = (int)(e % cout);
+        const pixelrnn_index_t img = e / cout;
+        float acc = b[o];
+        for (int t = 0; t < taps; ++t) {
+            const int ky = t / kw, kx = t - ky * kw;
+            const int iy = pi + ky - cy, ix = pj + kx - cx;
+            if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+            const float* xp = x + ((img * height + iy) * width + ix) * cin;
+            const float* wp = packed + (pixelrnn_index_t)t * cin * cout + o;
+            for (int i = 0; i < cin; ++i) {
+                acc += xp[i] * wp[(pixelrnn_index_t)i * cout];
+            }
+        }
+        y[e] = acc;
+    }
+}

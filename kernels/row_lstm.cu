@@ -1,0 +1,258 @@
+// row_lstm.cu: the Row LSTM recurrence, one launch per image row (the rows of the whole batch
+// at once). For row i: pre = is_i + conv1xk(h_{i-1}, w_ss) (zero-padded in width), then
+// [o, f, i, g] = [σ, σ, σ, tanh](pre), c_i = f c_{i-1} + i g, h_i = o tanh(c_i); row -1 has
+// h = c = 0. CPU twin: src/backend/cpu/lstm.rs (Scan::Row) and lstm_at.rs.
+//
+// Versions (all entry points of this file share one version number, selected as op "row_lstm"):
+//   v1: unfused: row_lstm_ss_fwd_v1 (state-to-state product of the row into the gates map as the
+//       pre-activation, one thread per (b, j, gate row o)) followed by lstm_gates_fwd_v1
+//       (lstm.cu); backward per row in reverse: lstm_gates_bwd_v1, then row_lstm_ss_bwd_data_v1
+//       (dh of row i-1 = conv^T of dpre of row i, a gather: one thread per (b, j, u), no
+//       atomics). Fused: row_lstm_step_fwd_v1, one thread per (b, j, u) computing the unit's
+//       four gate pre-activations (4 dot products of length k*h) and the cell update in
+//       registers, no pre-activation stored; row_lstm_step_bwd_v1, one thread per (b, j, u)
+//       computing the recurrent dh of its unit from the next row's dpre (k dot products of
+//       length 4h) and the cell backward in registers, no dh buffer. Both paths finish with
+//       row_lstm_ss_bwd_weight_v1: dw_ss once after the scan, one thread per weight element
+//       summing over every position (every dpre is final by then and h is kept): deterministic,
+//       no atomics and no per-row partial buffers. row_lstm_fwd_at_v1: one position (sampling),
+//       the fused step's arithmetic.
+//
+// Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
+// w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,
+// tap t of (i, j) reads h(i-1, j + t - k/2).
+#include "common.cuh"
+
+// Gates, cell and hidden state of unit u of position (r, j) of one image: `pre_in` points at
+// the position's 4h input-to-state pre-activations, `h_img`/`c_img` at the image's maps (row
+// r-1 complete). Writes the activated gates to `gates_out` (4 entries h apart) when not null.
+// Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the state-to-state product.
+PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, float* h_img,
+                                       float* c_img, float* gates_out, int width, int hidden,
+                                       int k, int r, int j, int u) {
+    float pre[4];
+#pragma unroll
+    for (int x = 0; x < 4; ++x) pre[x] = pre_in[x * hidden + u];
+    if (r > 0) {
+        const int taps = k;
+        for (int t = 0; t < taps; ++t) {
+            const int jj = j + t - k / 2;
+            if (jj < 0 || jj >= width) continue;
+            const float* hp = h_img + ((pixelrnn_index_t)(r - 1) * width + jj) * hidden;
+            for (int v = 0; v < hidden; ++v) {
+                const float hv = hp[v];
+#pragma unroll
+                for (int x = 0; x < 4; ++x) {
+                    pre[x] += w[((pixelrnn_index_t)(x * hidden + u) * hidden + v) * taps + t] * hv;
+                }
+            }
+        }
+    }
+    const float og = pixelrnn_sigmoid(pre[0]);
+    const float fg = pixelrnn_sigmoid(pre[1]);
+    const float ig = pixelrnn_sigmoid(pre[2]);
+    const float gg = tanhf(pre[3]);
+    const pixelrnn_index_t e = ((pixelrnn_index_t)r * width + j) * hidden + u;
+    const float cp = r > 0 ? c_img[e - (pixelrnn_index_t)width * hidden] : 0.0f;
+    const float cu = fg * cp + ig * gg;
+    if (gates_out != 0) {
+        gates_out[u] = og;
+        gates_out[hidden + u] = fg;
+        gates_out[2 * hidden + u] = ig;
+        gates_out[3 * hidden + u] = gg;
+    }
+    c_img[e] = cu;
+    h_img[e] = og * tanhf(cu);
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, j, o) of row `row` (o < 4h):
+// any gridDim.x (grid-stride), e.g. ceil(n * W * 4h / PIXELRNN_BLOCK).
+// Unfused forward, first half: gates(row) = is(row) + conv1xk(h(row-1), w_ss), the
+// pre-activation, which lstm_gates_fwd_v1 then activates in place.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_ss_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
+                   const float* __restrict__ h, float* __restrict__ gates, int n, int height,
+                   int width, int hidden, int k, int row) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * width * g4;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        const int o = (int)(idx % g4);
+        const pixelrnn_index_t q = idx / g4;
+        const int b = (int)(q / width);
+        const int j = (int)(q % width);
+        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + row) * width + j;
+        float acc = is[p * g4 + o];
+        if (row > 0) {
+            for (int t = 0; t < k; ++t) {
+                const int jj = j + t - k / 2;
+                if (jj < 0 || jj >= width) continue;
+                const float* hp =
+                    h + (((pixelrnn_index_t)b * height + row - 1) * width + jj) * hidden;
+                const float* wp = w + (pixelrnn_index_t)o * hidden * k + t;
+                for (int v = 0; v < hidden; ++v) acc += wp[(pixelrnn_index_t)v * k] * hp[v];
+            }
+        }
+        gates[p * g4 + o] = acc;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, j, u) of row `row` (u < h): any
+// gridDim.x (grid-stride), e.g. ceil(n * W * h / PIXELRNN_BLOCK). Called for row = i-1 after
+// lstm_gates_bwd_v1 of row i.
+// Unfused backward, second half: dh_carry(row) = conv1xk^T(d_is(row+1), w_ss), gathered per
+// receiving position (row+1 is its only consumer, so this is the whole recurrent gradient).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_ss_bwd_data_v1(const float* __restrict__ w, const float* __restrict__ d_is,
+                        float* __restrict__ dh_carry, int n, int height, int width, int hidden,
+                        int k, int row) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * width * hidden;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        const int u = (int)(idx % hidden);
+        const pixelrnn_index_t q = idx / hidden;
+        const int b = (int)(q / width);
+        const int jj = (int)(q % width);
+        float acc = 0.0f;
+        if (row + 1 < height) {
+            for (int t = 0; t < k; ++t) {
+                const int j = jj - t + k / 2;
+                if (j < 0 || j >= width) continue;
+                const float* dp =
+                    d_is + (((pixelrnn_index_t)b * height + row + 1) * width + j) * g4;
+                const float* wp = w + (pixelrnn_index_t)u * k + t;
+                for (int o = 0; o < g4; ++o) acc += wp[(pixelrnn_index_t)o * hidden * k] * dp[o];
+            }
+        }
+        dh_carry[(((pixelrnn_index_t)b * height + row) * width + jj) * hidden + u] = acc;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per weight element (4h * h * k): any
+// gridDim.x (grid-stride), e.g. ceil(4h * h * k / PIXELRNN_BLOCK).
+// dw(o, v, 0, t) = sum over images b and positions (i >= 1, j) of h(b, i-1, j+t-k/2, v) *
+// d_is(b, i, j, o), out-of-width taps skipped. Writes every element of dw.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_ss_bwd_weight_v1(const float* __restrict__ h, const float* __restrict__ d_is,
+                          float* __restrict__ dw, int n, int height, int width, int hidden,
+                          int k) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t total = (pixelrnn_index_t)g4 * hidden * k;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        const int t = (int)(idx % k);
+        const int v = (int)((idx / k) % hidden);
+        const int o = (int)(idx / ((pixelrnn_index_t)k * hidden));
+        const int shift = t - k / 2;  // tap t of (i, j) reads (i-1, j + shift)
+        const int j_lo = shift < 0 ? -shift : 0;
+        const int j_hi = shift > 0 ? width - shift : width;  // exclusive
+        const int rows = n * height;
+        float acc = 0.0f;
+        for (int row = 0; row < rows; ++row) {
+            if (row % height == 0) continue;  // image row 0 has no row above
+            const float* hp = h + (pixelrnn_index_t)(row - 1) * width * hidden + v;
+            const float* dp = d_is + (pixelrnn_index_t)row * width * g4 + o;
+            // A partial sum per row keeps the float accumulation error from growing with the
+            // number of positions.
+            float part = 0.0f;
+            for (int j = j_lo; j < j_hi; ++j) {
+                part += hp[(pixelrnn_index_t)(j + shift) * hidden] * dp[(pixelrnn_index_t)j * g4];
+            }
+            acc += part;
+        }
+        dw[idx] = acc;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, j, u) of row `row`: any gridDim.x
+// (grid-stride), e.g. ceil(n * W * h / PIXELRNN_BLOCK).
+// Fused forward of one row: state-to-state product, gates and cell update in registers.
+// `h` and `c` are read at row-1 and written at `row`: one pointer each.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
+                     float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates,
+                     int n, int height, int width, int hidden, int k, int row) {
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * width * hidden;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        const int u = (int)(idx % hidden);
+        const pixelrnn_index_t q = idx / hidden;
+        const int b = (int)(q / width);
+        const int j = (int)(q % width);
+        const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)row * width + j;
+        row_lstm_unit_fwd(is + p * 4 * hidden, w, h + b * plane * hidden,
+                          c + b * plane * hidden, gates + p * 4 * hidden, width, hidden, k, row,
+                          j, u);
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, j, u) of row `row`: any gridDim.x
+// (grid-stride), e.g. ceil(n * W * h / PIXELRNN_BLOCK). Rows in reverse order.
+// Fused backward of one row: dh_tot = dh + conv1xk^T(d_is(row+1), w_ss) for unit u (k dot
+// products of length 4h, in registers), then the cell backward of lstm_gates_bwd_v1. `d_is` is
+// read at row+1 and written at `row`, `dc_carry` read at `row` and written at row-1: one
+// pointer each. The weight gradient follows with row_lstm_ss_bwd_weight_v1.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,
+                     const float* __restrict__ c, const float* __restrict__ dh,
+                     float* __restrict__ dc_carry, float* __restrict__ d_is, int n, int height,
+                     int width, int hidden, int k, int row) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * width * hidden;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        const int u = (int)(idx % hidden);
+        const pixelrnn_index_t q = idx / hidden;
+        const int b = (int)(q / width);
+        const int j = (int)(q % width);
+        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + row) * width + j;
+        const pixelrnn_index_t e = p * hidden + u;
+
+        float dh_tot = dh[e];
+        if (row + 1 < height) {
+            for (int t = 0; t < k; ++t) {
+                const int jc = j - t + k / 2;  // the consumer in row+1 reading (row, j) by tap t
+                if (jc < 0 || jc >= width) continue;
+                const float* dp = d_is + (p + width + (jc - j)) * g4;
+                const float* wp = w + (pixelrnn_index_t)u * k + t;
+                for (int o = 0; o < g4; ++o) dh_tot += wp[(pixelrnn_index_t)o * hidden * k] * dp[o];
+            }
+        }
+
+        const float* g = gates + p * g4;
+        const float og = g[u];
+        const float fg = g[hidden + u];
+        const float ig = g[2 * hidden + u];
+        const float gg = g[3 * hidden + u];
+        const float tc = tanhf(c[e]);
+        const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
+        const float cp = row > 0 ? c[e - (pixelrnn_index_t)width * hidden] : 0.0f;
+        float* d = d_is + p * g4;
+        d[u] = dh_tot * tc * og * (1.0f - og);
+        d[hidden + u] = dc * cp * fg * (1.0f - fg);
+        d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
+        d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
+        if (row > 0) dc_carry[e - (pixelrnn_index_t)width * hidden] = dc * fg;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, u): any gridDim.x (grid-stride),
+// e.g. ceil(n * h / PIXELRNN_BLOCK).
+// One position (i, j) of the fused forward for every image (incremental sampling): `is` is
+// [n, 4h], the maps h, c hold row i-1; writes h(i, j), c(i, j).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
+                   float* __restrict__ h, float* __restrict__ c, int n, int height, int width,
+                   int hidden, int k, int i, int j) {
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * hidden;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width * hidden;
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        const int u = (int)(idx % hidden);
+        const pixelrnn_index_t b = idx / hidden;
+        row_lstm_unit_fwd(is + b * 4 * hidden, w, h + b * plane, c + b * plane, 0, width,
+                          hidden, k, i, j, u);
+    }
+}

@@ -1,0 +1,374 @@
+//! Parity of the convolution kernels (`kernels/masked_conv2d.cu`, `kernels/conv_transpose2d.cu`)
+//! with their CPU twins: `masked_conv2d` forward and backward (every kernel version, every
+//! kernel shape and mask the models use, channel-group and gate-block specs, odd map sizes),
+//! the one-position `masked_conv2d_forward_at` against the full forward, and
+//! `conv_transpose2d` with strides 2 and 3. Shapes are small: the emulated runs execute every
+//! GPU thread on two CPU cores.
+
+use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::cuda::{CudaBackend, Executor};
+use pixelrnn::backend::{Backend, ConvSpec, Mask};
+use pixelrnn::tensor::Tensor;
+
+use crate::{assert_close, pair, FP32_REL_TOL};
+
+crate::parity_tests! {
+    masked_conv2d_forward_backward => super::check_masked_conv2d,
+    masked_conv2d_forward_at => super::check_masked_conv2d_forward_at,
+    masked_conv2d_errors => super::check_masked_conv2d_errors,
+    conv_transpose2d_forward_backward => super::check_conv_transpose2d,
+}
+
+/// Kernel versions of `masked_conv2d` (`fwd` and `bwd_data`; the reductions have v1 only).
+const MASKED_CONV2D_VERSIONS: [u32; 2] = [1, 2];
+
+/// One convolution to check: map `n x h x w x cin` -> `cout` features under `spec`.
+struct Case {
+    what: &'static str,
+    n: usize,
+    h: usize,
+    w: usize,
+    cin: usize,
+    cout: usize,
+    spec: ConvSpec,
+}
+
+fn case(
+    what: &'static str,
+    [n, h, w]: [usize; 3],
+    cin: usize,
+    cout: usize,
+    spec: ConvSpec,
+) -> Case {
+    Case {
+        what,
+        n,
+        h,
+        w,
+        cin,
+        cout,
+        spec,
+    }
+}
+
+/// The shapes the models use (MODELS.md), on small odd maps.
+fn cases() -> Vec<Case> {
+    let plain = |kh, kw, mask, groups, cin, cout| ConvSpec::new(kh, kw, mask, groups, cin, cout);
+    vec![
+        // PixelCNN / PixelRNN first layer, grey and RGB; the kernel is larger than the map.
+        case(
+            "7x7 mask A, C=1",
+            [2, 5, 7],
+            1,
+            12,
+            plain(7, 7, Mask::A, 1, 1, 12),
+        ),
+        case(
+            "7x7 mask A, C=3",
+            [1, 5, 6],
+            3,
+            16,
+            plain(7, 7, Mask::A, 3, 3, 16),
+        ),
+        // PixelCNN body; > 64 positions and > 64 features: several v2 tiles both ways, and a
+        // K (5 taps x 7 inputs = 35) that is not a multiple of the 16-wide K chunk.
+        case(
+            "3x3 mask B, C=3",
+            [2, 6, 7],
+            7,
+            67,
+            plain(3, 3, Mask::B, 3, 7, 67),
+        ),
+        // Row LSTM input-to-state: 1xk mask B, 2h -> 4h with out_block = h (gate blocks).
+        case(
+            "1x3 mask B gate blocks, h=5, C=3",
+            [2, 3, 5],
+            10,
+            20,
+            ConvSpec {
+                out_block: 5,
+                ..plain(1, 3, Mask::B, 3, 10, 20)
+            },
+        ),
+        case(
+            "1x5 mask B, C=1",
+            [1, 4, 7],
+            4,
+            6,
+            plain(1, 5, Mask::B, 1, 4, 6),
+        ),
+        // Output head and residual 1x1 layers.
+        case(
+            "1x1 mask B, C=3",
+            [2, 3, 5],
+            6,
+            9,
+            plain(1, 1, Mask::B, 3, 6, 9),
+        ),
+        case(
+            "1x1 unmasked",
+            [2, 5, 3],
+            5,
+            7,
+            plain(1, 1, Mask::None, 3, 5, 7),
+        ),
+        // Unmasked taps after the centre (conditioning convolutions), tall kernel.
+        case(
+            "3x1 unmasked",
+            [2, 5, 7],
+            3,
+            4,
+            plain(3, 1, Mask::None, 1, 3, 4),
+        ),
+        case(
+            "3x3 unmasked",
+            [1, 4, 5],
+            4,
+            5,
+            plain(3, 3, Mask::None, 3, 4, 5),
+        ),
+        // No live tap at all: the output is the bias, every gradient but db is 0.
+        case(
+            "1x1 mask A, C=1",
+            [2, 3, 3],
+            3,
+            4,
+            plain(1, 1, Mask::A, 1, 3, 4),
+        ),
+    ]
+}
+
+fn cpu() -> CpuBackend {
+    CpuBackend::new()
+}
+
+fn download<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
+    t.to_vec(gpu)
+        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
+}
+
+/// Forward and backward of every case under every version against the CPU twin; the weight
+/// gradient must be exactly 0 on masked weights, and `need_dx = false` must give no `dx` and
+/// the same `dw`, `db`.
+pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
+    for (k, c) in cases().iter().enumerate() {
+        let seed = 100 * k as u64;
+        let spec = &c.spec;
+        let (x_c, x_g) = pair(gpu, &[c.n, c.h, c.w, c.cin], seed, 1.0);
+        let (w_c, w_g) = pair(gpu, &[c.cout, c.cin, spec.kh, spec.kw], seed + 1, 0.5);
+        let (b_c, b_g) = pair(gpu, &[c.cout], seed + 2, 0.5);
+        let (dy_c, dy_g) = pair(gpu, &[c.n, c.h, c.w, c.cout], seed + 3, 1.0);
+
+        let y_want = cpu().masked_conv2d_forward(&x_c, &w_c, &b_c, spec).unwrap();
+        let grads_want = cpu()
+            .masked_conv2d_backward(&x_c, &w_c, &dy_c, spec, true)
+            .unwrap();
+        let dx_want = grads_want.dx.as_ref().expect("cpu dx");
+
+        for version in MASKED_CONV2D_VERSIONS {
+            gpu.set_version("masked_conv2d", version);
+            let what = |part: &str| format!("masked_conv2d v{version} {part}, {}", c.what);
+
+            let y = gpu
+                .masked_conv2d_forward(&x_g, &w_g, &b_g, spec)
+                .unwrap_or_else(|e| panic!("{}: {e}", what("forward")));
+            assert_close(&what("forward"), gpu, &y, &y_want, FP32_REL_TOL);
+
+            let grads = gpu
+                .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, true)
+                .unwrap_or_else(|e| panic!("{}: {e}", what("backward")));
+            let dx = grads.dx.as_ref().expect("need_dx = true gives dx");
+            assert_close(&what("dx"), gpu, dx, dx_want, FP32_REL_TOL);
+            assert_close(&what("dw"), gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
+            assert_close(&what("db"), gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
+
+            let dw = download(gpu, &grads.dw, &what("dw"));
+            for (e, v) in dw.iter().enumerate() {
+                let (kx, ky) = (e % spec.kw, (e / spec.kw) % spec.kh);
+                let (i, o) = (
+                    (e / (spec.kw * spec.kh)) % c.cin,
+                    e / (spec.kw * spec.kh * c.cin),
+                );
+                if !spec.allows(o, i, ky, kx) {
+                    assert_eq!(
+                        *v,
+                        0.0,
+                        "{}: masked weight [{o}, {i}, {ky}, {kx}]",
+                        what("dw")
+                    );
+                }
+            }
+        }
+        // The reductions do not depend on the version: need_dx = false once.
+        let grads = gpu
+            .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, false)
+            .unwrap_or_else(|e| panic!("{}: backward without dx: {e}", c.what));
+        assert!(grads.dx.is_none(), "{}: need_dx = false gave dx", c.what);
+        assert_close(c.what, gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
+        assert_close(c.what, gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
+    }
+    gpu.set_version("masked_conv2d", 1);
+}
+
+/// `masked_conv2d_forward_at` at corners, edges and the interior equals the full forward at
+/// that position (the CPU's and the GPU's), for the specs of incremental sampling.
+pub fn check_masked_conv2d_forward_at<E: Executor>(gpu: &CudaBackend<E>) {
+    let specs = [
+        (
+            "7x7 mask A, C=3",
+            3,
+            6,
+            ConvSpec::new(7, 7, Mask::A, 3, 3, 6),
+        ),
+        (
+            "7x7 mask A, C=1",
+            1,
+            4,
+            ConvSpec::new(7, 7, Mask::A, 1, 1, 4),
+        ),
+        (
+            "3x3 mask B, C=3",
+            5,
+            5,
+            ConvSpec::new(3, 3, Mask::B, 3, 5, 5),
+        ),
+        (
+            "1x3 mask B gate blocks",
+            4,
+            8,
+            ConvSpec {
+                out_block: 2,
+                ..ConvSpec::new(1, 3, Mask::B, 3, 4, 8)
+            },
+        ),
+        ("1x1 mask B", 4, 7, ConvSpec::new(1, 1, Mask::B, 3, 4, 7)),
+        (
+            "3x3 unmasked",
+            3,
+            5,
+            ConvSpec::new(3, 3, Mask::None, 1, 3, 5),
+        ),
+    ];
+    let (n, h, w) = (2, 5, 6);
+    for (k, (what, cin, cout, spec)) in specs.into_iter().enumerate() {
+        let seed = 7000 + 10 * k as u64;
+        let (x_c, x_g) = pair(gpu, &[n, h, w, cin], seed, 1.0);
+        let (w_c, w_g) = pair(gpu, &[cout, cin, spec.kh, spec.kw], seed + 1, 0.5);
+        let (b_c, b_g) = pair(gpu, &[cout], seed + 2, 0.5);
+        let full_c = cpu()
+            .masked_conv2d_forward(&x_c, &w_c, &b_c, &spec)
+            .unwrap();
+        let full_g = gpu
+            .masked_conv2d_forward(&x_g, &w_g, &b_g, &spec)
+            .unwrap_or_else(|e| panic!("{what}: forward: {e}"));
+        let packed = gpu
+            .masked_conv2d_pack(&w_g, &spec)
+            .unwrap_or_else(|e| panic!("{what}: pack: {e}"));
+        for (i, j) in [(0, 0), (0, w - 1), (2, 3), (h - 1, 0), (h - 1, w - 1)] {
+            let at = gpu
+                .masked_conv2d_forward_at(&x_g, &packed, &b_g, &spec, i, j)
+                .unwrap_or_else(|e| panic!("{what} at ({i}, {j}): {e}"));
+            let want = cpu().read_position(&full_c, i, j).unwrap();
+            assert_close(
+                &format!("{what} at ({i}, {j}) vs cpu"),
+                gpu,
+                &at,
+                &want,
+                FP32_REL_TOL,
+            );
+            let full_at = gpu.read_position(&full_g, i, j).unwrap();
+            let full_at = crate::cpu_tensor(&full_at.shape, &download(gpu, &full_at, what));
+            assert_close(
+                &format!("{what} at ({i}, {j}) vs gpu forward"),
+                gpu,
+                &at,
+                &full_at,
+                FP32_REL_TOL,
+            );
+        }
+    }
+}
+
+/// Bad shapes and unknown versions are errors, not panics or launches.
+pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
+    let spec = ConvSpec::new(3, 3, Mask::B, 1, 2, 4);
+    let (_, x) = pair(gpu, &[1, 4, 4, 2], 1, 1.0);
+    let (_, w) = pair(gpu, &[4, 2, 3, 3], 2, 1.0);
+    let (_, b) = pair(gpu, &[4], 3, 1.0);
+    let (_, bad_b) = pair(gpu, &[5], 4, 1.0);
+    let (_, bad_w) = pair(gpu, &[4, 3, 3, 3], 5, 1.0);
+    let (_, dy) = pair(gpu, &[1, 4, 4, 4], 6, 1.0);
+    let (_, bad_dy) = pair(gpu, &[1, 4, 4, 3], 7, 1.0);
+    assert!(gpu.masked_conv2d_forward(&x, &w, &bad_b, &spec).is_err());
+    assert!(gpu.masked_conv2d_forward(&x, &bad_w, &b, &spec).is_err());
+    let even = ConvSpec::new(2, 1, Mask::None, 1, 2, 4);
+    assert!(gpu.masked_conv2d_forward(&x, &w, &b, &even).is_err());
+    assert!(gpu
+        .masked_conv2d_backward(&x, &w, &bad_dy, &spec, true)
+        .is_err());
+    let packed = gpu.masked_conv2d_pack(&w, &spec).expect("pack");
+    assert!(gpu
+        .masked_conv2d_forward_at(&x, &packed, &b, &spec, 4, 0)
+        .is_err());
+    assert!(gpu
+        .masked_conv2d_forward_at(&x, &packed, &bad_b, &spec, 0, 0)
+        .is_err());
+    gpu.set_version("masked_conv2d", 3);
+    let err = gpu.masked_conv2d_forward(&x, &w, &b, &spec);
+    gpu.set_version("masked_conv2d", 1);
+    assert!(err.is_err(), "version 3 does not exist");
+    assert!(gpu
+        .masked_conv2d_backward(&x, &w, &dy, &spec, false)
+        .is_ok());
+    // conv_transpose2d: k - r odd, and a bias of the wrong length.
+    let (_, tw) = pair(gpu, &[2, 3, 3, 3], 8, 1.0);
+    let (_, tb) = pair(gpu, &[3], 9, 1.0);
+    assert!(gpu.conv_transpose2d_forward(&x, &tw, &tb, 2).is_err());
+    assert!(gpu.conv_transpose2d_forward(&x, &tw, &b, 3).is_err());
+    assert!(gpu.conv_transpose2d_forward(&x, &tw, &tb, 3).is_ok());
+}
+
+/// `conv_transpose2d` forward and backward with strides 2 and 3, kernels `k = r` (no overlap)
+/// and `k = r + 2` (overlapping taps, padding 1), against the CPU twin.
+pub fn check_conv_transpose2d<E: Executor>(gpu: &CudaBackend<E>) {
+    let (n, h, w, cin, cout) = (2, 3, 4, 3, 5);
+    for (k_case, (r, k)) in [(2, 2), (2, 4), (3, 3), (3, 5)].into_iter().enumerate() {
+        let what = format!("conv_transpose2d stride {r}, kernel {k}");
+        let seed = 9000 + 10 * k_case as u64;
+        let (x_c, x_g) = pair(gpu, &[n, h, w, cin], seed, 1.0);
+        let (w_c, w_g) = pair(gpu, &[cin, cout, k, k], seed + 1, 0.5);
+        let (b_c, b_g) = pair(gpu, &[cout], seed + 2, 0.5);
+        let (dy_c, dy_g) = pair(gpu, &[n, h * r, w * r, cout], seed + 3, 1.0);
+
+        let y_want = cpu().conv_transpose2d_forward(&x_c, &w_c, &b_c, r).unwrap();
+        let y = gpu
+            .conv_transpose2d_forward(&x_g, &w_g, &b_g, r)
+            .unwrap_or_else(|e| panic!("{what}: forward: {e}"));
+        assert_close(&format!("{what} forward"), gpu, &y, &y_want, FP32_REL_TOL);
+
+        let want = cpu()
+            .conv_transpose2d_backward(&x_c, &w_c, &dy_c, r, true)
+            .unwrap();
+        for need_dx in [true, false] {
+            let got = gpu
+                .conv_transpose2d_backward(&x_g, &w_g, &dy_g, r, need_dx)
+                .unwrap_or_else(|e| panic!("{what}: backward: {e}"));
+            match (&got.dx, need_dx) {
+                (Some(dx), true) => assert_close(
+                    &format!("{what} dx"),
+                    gpu,
+                    dx,
+                    want.dx.as_ref().expect("cpu dx"),
+                    FP32_REL_TOL,
+                ),
+                (None, false) => {}
+                _ => panic!(
+                    "{what}: need_dx = {need_dx} but dx is {:?}",
+                    got.dx.is_some()
+                ),
+            }
+            assert_close(&format!("{what} dw"), gpu, &got.dw, &want.dw, FP32_REL_TOL);
+            assert_close(&format!("{what} db"), gpu, &got.db, &want.db, FP32_REL_TOL);
+        }
+    }
+}

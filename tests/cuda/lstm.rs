@@ -1,0 +1,351 @@
+//! Parity of the recurrences and the skew family (kernels/{lstm,row_lstm,diag_lstm,skew,
+//! mirror_shift}.cu) against their CPU twins: Row LSTM and Diagonal LSTM forward (h, c, gates)
+//! and backward (d_is, d_w_ss) by both recurrence paths, fused against unfused on CUDA, the
+//! one-position steps of sampling against the full forward, and skew / unskew / mirror / shifts.
+//!
+//! Tolerances: the recurrences use `FP32_REL_TOL` (different summation orders and exp/tanh
+//! implementations, a few ulp per element, carried through the scan); the moves are copies
+//! and must match bit for bit.
+//!
+//! Shapes are small (the emulator runs one fiber per GPU thread on two cores) but cover odd
+//! sizes, a batch of two, H < W and H > W, one hidden unit and several, k = 1, 3 and 5.
+
+use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::cuda::{CudaBackend, Executor};
+use pixelrnn::backend::{Backend, LstmState, Recurrence};
+use pixelrnn::tensor::Tensor;
+
+use crate::{assert_close, cpu_tensor, pair, random, rel_err, to_gpu, FP32_REL_TOL};
+
+crate::parity_tests! {
+    row_lstm => super::check_row_lstm,
+    diag_lstm => super::check_diag_lstm,
+    lstm_forward_at => super::check_forward_at,
+    skew_unskew => super::check_skew,
+    mirror_shift => super::check_mirror_shift,
+    lstm_shape_errors => super::check_shape_errors,
+}
+
+/// Copies must be exact.
+const EXACT: f64 = 0.0;
+
+/// Which recurrence: the Row LSTM with its kernel width, or the Diagonal LSTM.
+#[derive(Clone, Copy, Debug)]
+enum Scan {
+    Row(usize),
+    Diagonal,
+}
+
+impl Scan {
+    fn weight_shape(self, hd: usize) -> Vec<usize> {
+        match self {
+            Scan::Row(k) => vec![4 * hd, hd, 1, k],
+            Scan::Diagonal => vec![4 * hd, hd, 2, 1],
+        }
+    }
+
+    fn forward<B: Backend>(
+        self,
+        be: &B,
+        is: &Tensor<B>,
+        w: &Tensor<B>,
+        rec: Recurrence,
+    ) -> LstmState<B> {
+        let out = match self {
+            Scan::Row(_) => be.row_lstm_forward(is, w, rec),
+            Scan::Diagonal => be.diag_lstm_forward(is, w, rec),
+        };
+        out.unwrap_or_else(|e| panic!("{self:?} forward ({rec:?}) on {}: {e}", be.name()))
+    }
+
+    fn backward<B: Backend>(
+        self,
+        be: &B,
+        state: &LstmState<B>,
+        w: &Tensor<B>,
+        dh: &Tensor<B>,
+        rec: Recurrence,
+    ) -> (Tensor<B>, Tensor<B>) {
+        let out = match self {
+            Scan::Row(_) => be.row_lstm_backward(state, w, dh, rec),
+            Scan::Diagonal => be.diag_lstm_backward(state, w, dh, rec),
+        };
+        out.unwrap_or_else(|e| panic!("{self:?} backward ({rec:?}) on {}: {e}", be.name()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_at<B: Backend>(
+        self,
+        be: &B,
+        is: &Tensor<B>,
+        w: &Tensor<B>,
+        h: &mut Tensor<B>,
+        c: &mut Tensor<B>,
+        i: usize,
+        j: usize,
+    ) -> pixelrnn::error::Result<()> {
+        match self {
+            Scan::Row(_) => be.row_lstm_forward_at(is, w, h, c, i, j),
+            Scan::Diagonal => be.diag_lstm_forward_at(is, w, h, c, i, j),
+        }
+    }
+}
+
+const RECURRENCES: [Recurrence; 2] = [Recurrence::Fused, Recurrence::Unfused];
+
+/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, both paths, against
+/// the CPU (same path), and the two CUDA paths against each other.
+fn check_scan<E: Executor>(gpu: &CudaBackend<E>, scan: Scan, dims: [usize; 4], seed: u64) {
+    let cpu = CpuBackend::new();
+    let [n, height, width, hd] = dims;
+    let what = format!("{scan:?} n={n} {height}x{width} h={hd}");
+    // Pre-activations of order 1 and weights of order 1/sqrt(taps * h) keep the gates away
+    // from saturation, so the gradients are not all tiny.
+    let (is_c, is_g) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
+    let w_shape = scan.weight_shape(hd);
+    let taps = w_shape[2] * w_shape[3];
+    let w_scale = 1.5 / ((taps * hd) as f32).sqrt();
+    let (w_c, w_g) = pair(gpu, &w_shape, seed + 1, w_scale);
+    let (dh_c, dh_g) = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
+
+    let mut results = Vec::new();
+    for rec in RECURRENCES {
+        let tag = format!("{what} {rec:?}");
+        let s_c = scan.forward(&cpu, &is_c, &w_c, rec);
+        let s_g = scan.forward(gpu, &is_g, &w_g, rec);
+        assert_close(&format!("{tag}: h"), gpu, &s_g.h, &s_c.h, FP32_REL_TOL);
+        assert_close(&format!("{tag}: c"), gpu, &s_g.c, &s_c.c, FP32_REL_TOL);
+        assert_close(
+            &format!("{tag}: gates"),
+            gpu,
+            &s_g.gates,
+            &s_c.gates,
+            FP32_REL_TOL,
+        );
+
+        // Backward from the CPU's states on both sides: this checks the backward kernels
+        // alone (the forward was checked above).
+        let state_g = LstmState {
+            h: to_gpu(gpu, &s_c.h),
+            c: to_gpu(gpu, &s_c.c),
+            gates: to_gpu(gpu, &s_c.gates),
+        };
+        let (d_is_c, dw_c) = scan.backward(&cpu, &s_c, &w_c, &dh_c, rec);
+        let (d_is_g, dw_g) = scan.backward(gpu, &state_g, &w_g, &dh_g, rec);
+        assert_close(&format!("{tag}: d_is"), gpu, &d_is_g, &d_is_c, FP32_REL_TOL);
+        assert_close(&format!("{tag}: d_w_ss"), gpu, &dw_g, &dw_c, FP32_REL_TOL);
+
+        // And backward from the GPU's own forward states (the chain as a layer runs it).
+        let (d_is_g2, dw_g2) = scan.backward(gpu, &s_g, &w_g, &dh_g, rec);
+        assert_close(
+            &format!("{tag}: d_is (own states)"),
+            gpu,
+            &d_is_g2,
+            &d_is_c,
+            FP32_REL_TOL,
+        );
+        assert_close(
+            &format!("{tag}: d_w_ss (own states)"),
+            gpu,
+            &dw_g2,
+            &dw_c,
+            FP32_REL_TOL,
+        );
+        results.push([s_g.h, s_g.c, s_g.gates, d_is_g2, dw_g2]);
+    }
+
+    // Fused against unfused, both on CUDA.
+    let names = ["h", "c", "gates", "d_is", "d_w_ss"];
+    for (name, (f, u)) in names.iter().zip(results[0].iter().zip(&results[1])) {
+        let f = f.to_vec(gpu).expect("download");
+        let u = u.to_vec(gpu).expect("download");
+        let err = rel_err(&format!("{what}: {name} fused vs unfused"), &f, &u);
+        assert!(
+            err <= FP32_REL_TOL,
+            "{what}: {name} fused vs unfused on CUDA: relative error {err:.3e}"
+        );
+    }
+}
+
+pub fn check_row_lstm<E: Executor>(gpu: &CudaBackend<E>) {
+    // One hidden unit (the C = 1 layers' smallest block), odd sizes, a batch of two, wide and
+    // tall maps, k = 3 (the paper's), k = 1 (no horizontal taps) and k = 5.
+    check_scan(gpu, Scan::Row(3), [1, 4, 5, 1], 10);
+    check_scan(gpu, Scan::Row(3), [2, 5, 7, 3], 20);
+    check_scan(gpu, Scan::Row(1), [2, 7, 5, 8], 30);
+    check_scan(gpu, Scan::Row(5), [1, 3, 4, 2], 40);
+}
+
+pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
+    check_scan(gpu, Scan::Diagonal, [1, 4, 5, 1], 50);
+    check_scan(gpu, Scan::Diagonal, [2, 5, 7, 3], 60);
+    check_scan(gpu, Scan::Diagonal, [2, 7, 5, 8], 70);
+    // A single row and a single column: anti-diagonals of one position.
+    check_scan(gpu, Scan::Diagonal, [1, 1, 4, 2], 80);
+    check_scan(gpu, Scan::Diagonal, [1, 4, 1, 2], 90);
+}
+
+/// The one-position steps, swept over every position in raster order from maps full of NaN,
+/// reproduce the full (fused) forward's h and c: every position is written and nothing but
+/// the earlier positions is read.
+pub fn check_forward_at<E: Executor>(gpu: &CudaBackend<E>) {
+    let cases = [
+        (Scan::Row(3), [2, 5, 7, 3]),
+        (Scan::Row(1), [1, 3, 4, 2]),
+        (Scan::Diagonal, [2, 5, 7, 3]),
+        (Scan::Diagonal, [1, 6, 3, 2]),
+    ];
+    let cpu = CpuBackend::new();
+    for (case, (scan, [n, height, width, hd])) in cases.into_iter().enumerate() {
+        let what = format!("{scan:?} forward_at n={n} {height}x{width} h={hd}");
+        let seed = 100 + 10 * case as u64;
+        let g = 4 * hd;
+        let is_data = random(seed, n * height * width * g, 1.5);
+        let is_c = cpu_tensor(&[n, height, width, g], &is_data);
+        let w_shape = scan.weight_shape(hd);
+        let (w_c, w_g) = pair(gpu, &w_shape, seed + 1, 0.6);
+        let want = scan.forward(&cpu, &is_c, &w_c, Recurrence::Fused);
+
+        let hs = [n, height, width, hd];
+        let nan = vec![f32::NAN; n * height * width * hd];
+        let mut h = Tensor::from_slice(gpu, &hs, &nan).expect("upload");
+        let mut c = Tensor::from_slice(gpu, &hs, &nan).expect("upload");
+        for i in 0..height {
+            for j in 0..width {
+                let at: Vec<f32> = (0..n)
+                    .flat_map(|b| {
+                        let p = ((b * height + i) * width + j) * g;
+                        is_data[p..p + g].iter().copied()
+                    })
+                    .collect();
+                let is_at = Tensor::from_slice(gpu, &[n, g], &at).expect("upload");
+                scan.forward_at(gpu, &is_at, &w_g, &mut h, &mut c, i, j)
+                    .unwrap_or_else(|e| panic!("{what} at ({i}, {j}): {e}"));
+            }
+        }
+        assert_close(&format!("{what}: h"), gpu, &h, &want.h, FP32_REL_TOL);
+        assert_close(&format!("{what}: c"), gpu, &c, &want.c, FP32_REL_TOL);
+
+        // Copy on write: a clone taken before a step keeps its contents.
+        let before = h.clone();
+        let snapshot = before.to_vec(gpu).expect("download");
+        let is_at = Tensor::from_slice(gpu, &[n, g], &vec![0.25; n * g]).expect("upload");
+        scan.forward_at(gpu, &is_at, &w_g, &mut h, &mut c, height - 1, width - 1)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            before.to_vec(gpu).expect("download"),
+            snapshot,
+            "{what}: the step wrote into a shared buffer"
+        );
+    }
+}
+
+/// Skew and unskew, wide, square and tall maps, against the CPU.
+pub fn check_skew<E: Executor>(gpu: &CudaBackend<E>) {
+    let cpu = CpuBackend::new();
+    let shapes: [[usize; 4]; 5] = [
+        [2, 3, 5, 4],
+        [1, 4, 4, 1],
+        [1, 6, 3, 2],
+        [2, 1, 1, 3],
+        [1, 7, 2, 5],
+    ];
+    for (k, shape) in shapes.into_iter().enumerate() {
+        let (x_c, x_g) = pair(gpu, &shape, 200 + k as u64, 1.0);
+        let want = cpu.skew(&x_c).expect("cpu skew");
+        let got = gpu.skew(&x_g).expect("gpu skew");
+        assert_close(&format!("skew {shape:?}"), gpu, &got, &want, EXACT);
+
+        // unskew of a skewed map full of values (padding too), and round trip.
+        let (s_c, s_g) = pair(gpu, &want.shape, 300 + k as u64, 1.0);
+        let want = cpu.unskew(&s_c).expect("cpu unskew");
+        let got = gpu.unskew(&s_g).expect("gpu unskew");
+        assert_close(&format!("unskew {:?}", s_c.shape), gpu, &got, &want, EXACT);
+        let back = gpu.unskew(&gpu.skew(&x_g).expect("skew")).expect("unskew");
+        assert_close(&format!("unskew(skew) {shape:?}"), gpu, &back, &x_c, EXACT);
+    }
+}
+
+/// Mirror, shift down and shift up against the CPU, including H > W and one-row maps.
+pub fn check_mirror_shift<E: Executor>(gpu: &CudaBackend<E>) {
+    let cpu = CpuBackend::new();
+    let shapes: [[usize; 4]; 4] = [[2, 3, 5, 4], [1, 6, 3, 2], [1, 1, 7, 3], [3, 4, 1, 1]];
+    for (k, shape) in shapes.into_iter().enumerate() {
+        let (x_c, x_g) = pair(gpu, &shape, 400 + k as u64, 1.0);
+        for name in ["mirror_width", "shift_down", "shift_up"] {
+            let (want, got) = match name {
+                "mirror_width" => (cpu.mirror_width(&x_c), gpu.mirror_width(&x_g)),
+                "shift_down" => (cpu.shift_down(&x_c), gpu.shift_down(&x_g)),
+                _ => (cpu.shift_up(&x_c), gpu.shift_up(&x_g)),
+            };
+            let want = want.expect("cpu");
+            let got = got.unwrap_or_else(|e| panic!("{name} {shape:?}: {e}"));
+            assert_close(&format!("{name} {shape:?}"), gpu, &got, &want, EXACT);
+        }
+    }
+}
+
+/// Bad operands are shape errors, never launches.
+pub fn check_shape_errors<E: Executor>(gpu: &CudaBackend<E>) {
+    let zeros = |shape: &[usize]| Tensor::zeros(gpu, shape).expect("zeros");
+    let is = zeros(&[1, 3, 4, 8]);
+    let rec = Recurrence::Fused;
+    let is_shape = |r: pixelrnn::error::Result<_>, what: &str| match r {
+        Err(pixelrnn::error::Error::Shape { .. }) => {}
+        Err(e) => panic!("{what}: expected a shape error, got {e}"),
+        Ok(_) => panic!("{what}: expected a shape error, got a result"),
+    };
+    is_shape(
+        gpu.row_lstm_forward(&is, &zeros(&[8, 2, 1, 2]), rec)
+            .map(|_| ()),
+        "even k",
+    );
+    is_shape(
+        gpu.row_lstm_forward(&is, &zeros(&[8, 3, 1, 3]), rec)
+            .map(|_| ()),
+        "weight of another h",
+    );
+    is_shape(
+        gpu.diag_lstm_forward(&is, &zeros(&[8, 2, 1, 3]), rec)
+            .map(|_| ()),
+        "row weight for the diagonal scan",
+    );
+    is_shape(
+        gpu.diag_lstm_forward(&zeros(&[1, 3, 4, 6]), &zeros(&[8, 2, 2, 1]), rec)
+            .map(|_| ()),
+        "features not 4h",
+    );
+    let state = gpu
+        .diag_lstm_forward(&is, &zeros(&[8, 2, 2, 1]), rec)
+        .expect("forward");
+    is_shape(
+        gpu.diag_lstm_backward(&state, &zeros(&[8, 2, 2, 1]), &zeros(&[1, 3, 4, 3]), rec)
+            .map(|_| ()),
+        "dh of another shape",
+    );
+    let (mut h, mut c) = (zeros(&[1, 3, 4, 2]), zeros(&[1, 3, 4, 2]));
+    is_shape(
+        gpu.row_lstm_forward_at(&zeros(&[1, 8]), &zeros(&[8, 2, 1, 3]), &mut h, &mut c, 3, 0),
+        "position outside",
+    );
+    is_shape(
+        gpu.diag_lstm_forward_at(&zeros(&[1, 4]), &zeros(&[8, 2, 2, 1]), &mut h, &mut c, 0, 0),
+        "pre-activations of another h",
+    );
+    is_shape(
+        gpu.skew(&zeros(&[1, 3, 0, 2])).map(|_| ()),
+        "skew of width 0",
+    );
+    is_shape(
+        gpu.unskew(&zeros(&[1, 3, 6, 2])).map(|_| ()),
+        "unskew of no image's width",
+    );
+    is_shape(
+        gpu.mirror_width(&zeros(&[3, 4])).map(|_| ()),
+        "mirror of a matrix",
+    );
+    is_shape(
+        gpu.shift_down(&zeros(&[3, 4, 5])).map(|_| ()),
+        "shift of a 3-d tensor",
+    );
+}

@@ -1,0 +1,150 @@
+//! The GPU parity suite: every CUDA kernel (through the CUDA backend's ops) against its CPU
+//! twin, forward and backward, on fresh random inputs of several shapes.
+//!
+//! Each check is written once, generic over the [`Executor`], and runs twice:
+//! - `<check>::emulated`: on the CPU emulation of the CUDA execution model, with several
+//!   thread-scheduling seeds and bounds checking on (runs in every `cargo test`, hence in CI);
+//! - `<check>::device`: on a real GPU; `#[ignore = "needs a CUDA device"]`, run with
+//!   `--include-ignored` on a device machine (scripts/gpu-check.sh).
+//!
+//! Fresh output buffers are poisoned with NaN, so an output element that a kernel forgets to
+//! write fails the check. Error measure: relative error `||gpu - cpu|| / ||cpu||` over the
+//! whole output (fp32 on both sides: well under 1e-4; see each check for its tolerance).
+
+mod conv;
+mod lstm;
+mod model;
+mod pointwise;
+
+use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::cuda::{CudaBackend, Device, EmuOptions, Emulator, Executor};
+use pixelrnn::tensor::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+/// Thread-scheduling seeds of the emulated runs: a missing barrier changes results between
+/// seeds.
+pub const SCHEDULE_SEEDS: [u64; 2] = [1, 0x5eed];
+
+/// fp32 kernels against the fp32 CPU twin (different summation orders, a few ulp per
+/// element; indexing and reduction bugs give errors of order 1).
+pub const FP32_REL_TOL: f64 = 1e-5;
+
+/// The emulated backend for scheduling seed `seed`, with bounds checking and poisoning on.
+pub fn emulator(seed: u64) -> CudaBackend<Emulator> {
+    let options = EmuOptions {
+        seed,
+        workers: 2,
+        bounds_check: true,
+    };
+    let exec = Emulator::new(options).unwrap_or_else(|e| panic!("emulator: {e}"));
+    CudaBackend::with_options(exec, true)
+}
+
+/// The device backend (poisoning on), or a panic saying why there is none.
+pub fn device() -> CudaBackend<Device> {
+    let exec = Device::new(0)
+        .unwrap_or_else(|e| panic!("{e} (this test needs a GPU; run it on a device machine)"));
+    CudaBackend::with_options(exec, true)
+}
+
+/// Defines, for each `name => check`, a module `name` with the tests `emulated` (every
+/// scheduling seed) and `device` (ignored without a GPU). `check` is a generic
+/// `fn<E: Executor>(&CudaBackend<E>)` that panics on a mismatch.
+#[macro_export]
+macro_rules! parity_tests {
+    ($($name:ident => $check:path),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn emulated() {
+                    for seed in $crate::SCHEDULE_SEEDS {
+                        $check(&$crate::emulator(seed));
+                    }
+                }
+
+                #[test]
+                #[ignore = "needs a CUDA device"]
+                fn device() {
+                    $check(&$crate::device());
+                }
+            }
+        )*
+    };
+}
+
+/// Deterministic random values in `[-scale, scale)`.
+pub fn random(seed: u64, len: usize, scale: f32) -> Vec<f32> {
+    let mut rng = Pcg64::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+/// The CPU tensor of `shape` holding `data`.
+pub fn cpu_tensor(shape: &[usize], data: &[f32]) -> Tensor<CpuBackend> {
+    Tensor::from_slice(&CpuBackend::new(), shape, data).expect("cpu tensor")
+}
+
+/// A GPU copy of a CPU tensor.
+pub fn to_gpu<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CpuBackend>) -> Tensor<CudaBackend<E>> {
+    Tensor::from_slice(gpu, &t.shape, &t.data).expect("upload")
+}
+
+/// Both sides' copies of random data of `shape`.
+pub fn pair<E: Executor>(
+    gpu: &CudaBackend<E>,
+    shape: &[usize],
+    seed: u64,
+    scale: f32,
+) -> (Tensor<CpuBackend>, Tensor<CudaBackend<E>>) {
+    let data = random(seed, shape.iter().product(), scale);
+    let cpu = cpu_tensor(shape, &data);
+    let dev = to_gpu(gpu, &cpu);
+    (cpu, dev)
+}
+
+/// `||got - want|| / ||want||` in f64 (absolute error when `want` is all zeros), after
+/// checking lengths and that `got` is finite (NaN: an unwritten, poisoned output).
+pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
+        if want[i].is_finite() {
+            panic!("{what}: element {i} is {} (want {}): unwritten or wrong", got[i], want[i]);
+        }
+    }
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        if g.is_nan() && w.is_nan() {
+            continue;
+        }
+        num += (g as f64 - w as f64).powi(2);
+        den += (w as f64).powi(2);
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
+/// Downloads `got` and asserts it matches the CPU tensor `want` within `tol`.
+pub fn assert_close<E: Executor>(
+    what: &str,
+    gpu: &CudaBackend<E>,
+    got: &Tensor<CudaBackend<E>>,
+    want: &Tensor<CpuBackend>,
+    tol: f64,
+) {
+    assert_eq!(got.shape, want.shape, "{what}: shapes differ");
+    let host = got.to_vec(gpu).unwrap_or_else(|e| panic!("{what}: download: {e}"));
+    let err = rel_err(what, &host, &want.data);
+    assert!(
+        err <= tol,
+        "{what} on {}: relative error {err:.3e} > {tol:.0e}",
+        gpu_name(gpu)
+    );
+}
+
+fn gpu_name<E: Executor>(gpu: &CudaBackend<E>) -> String {
+    use pixelrnn::backend::Backend;
+    gpu.name()
+}
