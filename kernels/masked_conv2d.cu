@@ -305,7 +305,7 @@ masked_conv2d_bwd_data_v2(const float* __restrict__ dy, const float* __restrict_
             const int i = n0 + ty + 16 * r;
             float v = 0.0f;
             if (k_valid && i < cin &&
-                true) {
+                masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)) {
                 v = w[((pixelrnn_index_t)o * cin + i) * khw + t];
             }
             ws[tx][ty + 16 * r] = v;

@@ -35,9 +35,11 @@ pub struct LocalGroup;
 
 impl LocalGroup {
     /// The `n` ranks of a new group; hand one to each worker thread.
-    pub fn new(n: usize) -> Result<Vec<LocalCollective>> {
+    pub fn ranks(n: usize) -> Result<Vec<LocalCollective>> {
         if n == 0 {
-            return Err(Error::Config("a collective group needs at least one rank".into()));
+            return Err(Error::Config(
+                "a collective group needs at least one rank".into(),
+            ));
         }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {

@@ -295,7 +295,7 @@ pub fn train_parallel<B: Backend>(
     model.set_recurrence(cfg.recurrence);
     // Ranks 1.. hold replicas made exactly like rank 0's model (from the checkpoint or the
     // seed), then synchronised by a broadcast of rank 0's weights.
-    let group = LocalGroup::new(workers)?;
+    let group = LocalGroup::ranks(workers)?;
     let mut replicas = Vec::with_capacity(workers - 1);
     for _ in 1..workers {
         let (mut m, opt) = match resume {

@@ -1188,3 +1188,22 @@ fn info_kernels_md_lists_every_kernel() {
     }
     assert!(out.stdout.contains("`peak_fma_v1`"), "{}", out.stdout);
 }
+
+/// `train --workers 2` (data-parallel ranks in this process) reaches the same test NLL as one
+/// worker, and more workers than images per batch is a clear error.
+#[test]
+fn train_with_two_workers_matches_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let mut finals = Vec::new();
+    for workers in ["1", "2"] {
+        let run = dir.path().join(format!("w{workers}"));
+        train(s(&data), &run, 3, &["--workers", workers]).expect_ok();
+        let m = read_metrics(&run, 64);
+        finals.push(m.last().unwrap()["test_nll_nats"].as_f64().unwrap());
+    }
+    assert_close(finals[0], finals[1], 1e-5, "1 vs 2 workers");
+    let run = dir.path().join("too-many");
+    let out = train(s(&data), &run, 1, &["--workers", "999"]);
+    assert_clean_error(&out, &["--workers 999"]);
+}

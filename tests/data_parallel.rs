@@ -23,7 +23,7 @@ fn on_threads<T: Send>(
     n: usize,
     f: impl Fn(usize, &dyn Collective<CpuBackend>) -> T + Sync,
 ) -> Vec<T> {
-    let group = LocalGroup::new(n).unwrap();
+    let group = LocalGroup::ranks(n).unwrap();
     std::thread::scope(|s| {
         let handles: Vec<_> = group
             .iter()
@@ -42,7 +42,9 @@ fn all_reduce_and_broadcast_are_exact_for_one_to_four_ranks() {
     let b = CpuBackend::new();
     for n in 1..=4 {
         for len in [1usize, 7, 1000] {
-            let inputs: Vec<Vec<f32>> = (0..n).map(|r| random(100 * n as u64 + r as u64, len)).collect();
+            let inputs: Vec<Vec<f32>> = (0..n)
+                .map(|r| random(100 * n as u64 + r as u64, len))
+                .collect();
             // Reference: the f64 sum in rank order, rounded once.
             let want: Vec<f32> = (0..len)
                 .map(|i| inputs.iter().map(|v| v[i] as f64).sum::<f64>() as f32)
@@ -91,7 +93,9 @@ fn mismatched_contributions_fail_on_every_rank_instead_of_hanging() {
 
 fn dataset() -> Dataset {
     let mut rng = Pcg64::seed_from_u64(4);
-    let px: Vec<u8> = (0..12 * 6 * 5 * 3).map(|_| rng.random_range(0..=255)).collect();
+    let px: Vec<u8> = (0..12 * 6 * 5 * 3)
+        .map(|_| rng.random_range(0..=255))
+        .collect();
     let imgs = Images::new(12, 6, 5, 3, false, px).unwrap();
     Dataset::new("random", imgs.clone(), imgs).unwrap()
 }
@@ -147,7 +151,11 @@ fn max_rel_diff(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f64 {
         .zip(b)
         .map(|((na, va), (nb, vb))| {
             assert_eq!(na, nb);
-            let num: f64 = va.iter().zip(vb).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+            let num: f64 = va
+                .iter()
+                .zip(vb)
+                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                .sum();
             let den: f64 = va.iter().map(|x| (*x as f64).powi(2)).sum();
             (num / den.max(1e-30)).sqrt()
         })
@@ -174,7 +182,10 @@ fn two_and_four_workers_match_one_worker() {
         for workers in [2, 4] {
             let (many, _d) = run(workers);
             let diff = max_rel_diff(&one, &many);
-            assert!(diff < DP_REL_TOL, "{kind:?} {workers} workers: rel diff {diff:.2e}");
+            assert!(
+                diff < DP_REL_TOL,
+                "{kind:?} {workers} workers: rel diff {diff:.2e}"
+            );
         }
         // The comparison can fail: a different batch order moves the weights far.
         let mut other = cfg.clone();
@@ -211,9 +222,17 @@ fn more_workers_than_images_per_batch_is_a_clear_error() {
     let data = dataset();
     let cfg = train_config(ModelKind::PixelCnn, 1);
     let dir = tempfile::tempdir().unwrap();
-    let err = train_parallel(&CpuBackend::new(), &cfg, &data, dir.path(), None, 9, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = train_parallel(
+        &CpuBackend::new(),
+        &cfg,
+        &data,
+        dir.path(),
+        None,
+        9,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("--workers 9"), "{err}");
     let _ = CpuBackend::new().name();
 }

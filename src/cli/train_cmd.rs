@@ -10,7 +10,7 @@ use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{load_dataset, Dataset};
 use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
-use pixelrnn::train::{train, Event, TrainConfig};
+use pixelrnn::train::{train_parallel, Event, TrainConfig};
 
 use super::DeviceArg;
 
@@ -103,6 +103,10 @@ pub struct TrainArgs {
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Data-parallel ranks in this process: each step's batch is split into N shards whose
+    /// gradients are summed (same result as 1 up to summation order; resumes with any N).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    workers: u64,
 }
 
 /// Fails if a flag was given with a value that differs from the resumed run's.
@@ -361,12 +365,13 @@ fn run_with<B: Backend>(
             ),
         ),
     };
-    let last = train(
+    let last = train_parallel(
         &backend,
         &cfg,
         &data,
         &out,
         checkpoint.as_ref(),
+        args.workers as usize,
         &mut on_event,
     )?;
     bar.finish_and_clear();

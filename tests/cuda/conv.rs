@@ -105,9 +105,11 @@ fn cases() -> Vec<Case> {
             9,
             plain(1, 1, Mask::B, 3, 6, 9),
         ),
+        // More positions (270) than threads in a reduction block: the strided loops of the
+        // weight and bias reductions run more than once.
         case(
             "1x1 unmasked",
-            [2, 5, 3],
+            [2, 9, 15],
             5,
             7,
             plain(1, 1, Mask::None, 3, 5, 7),
@@ -331,9 +333,19 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
 /// `conv_transpose2d` forward and backward with strides 2 and 3, kernels `k = r` (no overlap)
 /// and `k = r + 2` (overlapping taps, padding 1), against the CPU twin.
 pub fn check_conv_transpose2d<E: Executor>(gpu: &CudaBackend<E>) {
-    let (n, h, w, cin, cout) = (2, 3, 4, 3, 5);
-    for (k_case, (r, k)) in [(2, 2), (2, 4), (3, 3), (3, 5)].into_iter().enumerate() {
-        let what = format!("conv_transpose2d stride {r}, kernel {k}");
+    let (cin, cout) = (3, 5);
+    // (stride, kernel, input [n, h, w]); the last input has 264 positions, more than the 256
+    // threads of a reduction block (the weight gradient reduces over input positions, the bias
+    // gradient over the 320 or more output positions of every case).
+    let configs = [
+        (2, 2, [2, 4, 5]),
+        (2, 4, [2, 4, 5]),
+        (3, 3, [2, 4, 5]),
+        (3, 5, [2, 4, 5]),
+        (2, 4, [2, 12, 11]),
+    ];
+    for (k_case, (r, k, [n, h, w])) in configs.into_iter().enumerate() {
+        let what = format!("conv_transpose2d stride {r}, kernel {k}, input {n}x{h}x{w}");
         let seed = 9000 + 10 * k_case as u64;
         let (x_c, x_g) = pair(gpu, &[n, h, w, cin], seed, 1.0);
         let (w_c, w_g) = pair(gpu, &[cin, cout, k, k], seed + 1, 0.5);

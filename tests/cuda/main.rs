@@ -108,7 +108,10 @@ pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     if let Some(i) = got.iter().position(|v| !v.is_finite()) {
         if want[i].is_finite() {
-            panic!("{what}: element {i} is {} (want {}): unwritten or wrong", got[i], want[i]);
+            panic!(
+                "{what}: element {i} is {} (want {}): unwritten or wrong",
+                got[i], want[i]
+            );
         }
     }
     let (mut num, mut den) = (0.0f64, 0.0f64);
@@ -135,7 +138,9 @@ pub fn assert_close<E: Executor>(
     tol: f64,
 ) {
     assert_eq!(got.shape, want.shape, "{what}: shapes differ");
-    let host = got.to_vec(gpu).unwrap_or_else(|e| panic!("{what}: download: {e}"));
+    let host = got
+        .to_vec(gpu)
+        .unwrap_or_else(|e| panic!("{what}: download: {e}"));
     let err = rel_err(what, &host, &want.data);
     assert!(
         err <= tol,

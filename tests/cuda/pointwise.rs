@@ -221,34 +221,25 @@ pub fn check_softmax_nll_invalid_targets<E: Executor>(gpu: &CudaBackend<E>) {
         )
         .unwrap();
     let (nll, dl) = (download(gpu, &nll_gpu), download(gpu, &dl_gpu));
-    for row in 0..positions * c {
+    for (row, (&got, &want)) in nll.iter().zip(&nll_cpu.data).enumerate() {
         let (p, ch) = (row / c, row % c);
         let is_bad = bad.iter().any(|&(i, _)| i == row);
         let grads = (0..256).map(|k| dl[p * 768 + k * c + ch]);
         if is_bad {
-            assert!(
-                nll[row].is_nan(),
-                "nll[{row}] = {} for an invalid target",
-                nll[row]
-            );
+            assert!(got.is_nan(), "nll[{row}] = {got} for an invalid target");
             assert!(
                 grads.into_iter().all(f32::is_nan),
                 "dlogits of row {row} not NaN"
             );
         } else {
-            let rel = ((nll[row] - nll_cpu.data[row]) / nll_cpu.data[row]).abs();
-            assert!(
-                rel < 1e-5,
-                "nll[{row}]: {} vs {}",
-                nll[row],
-                nll_cpu.data[row]
-            );
+            let rel = ((got - want) / want).abs();
+            assert!(rel < 1e-5, "nll[{row}]: {got} vs {want}");
             for (k, g) in grads.enumerate() {
-                let want = dl_cpu.data[p * 768 + k * c + ch];
+                let want_g = dl_cpu.data[p * 768 + k * c + ch];
                 // Probabilities are at most 1 (grad_scale 1): a few ulp of 1 is ~1e-6.
                 assert!(
-                    (g - want).abs() <= 1e-5,
-                    "dlogits row {row} value {k}: {g} vs {want}"
+                    (g - want_g).abs() <= 1e-5,
+                    "dlogits row {row} value {k}: {g} vs {want_g}"
                 );
             }
         }
@@ -515,12 +506,8 @@ pub fn check_sample_logits<E: Executor>(gpu: &CudaBackend<E>) {
         assert_close(&what, gpu, &got, &want, EXACT);
         if rows > 1 {
             let drawn = download(gpu, &got);
-            for ch in 0..c {
-                assert_eq!(
-                    drawn[ch],
-                    (77 + ch) as f32,
-                    "{what}: one-hot-ish channel {ch}"
-                );
+            for (ch, &v) in drawn.iter().take(c).enumerate() {
+                assert_eq!(v, (77 + ch) as f32, "{what}: one-hot-ish channel {ch}");
             }
         }
         // Every draw against the f64 inverse CDF as well (the margin makes it unambiguous).

@@ -5,7 +5,7 @@
 //! download every step): the kernel computes `softplus(l) - t l` for any `t`.
 
 use super::elementwise::{grid_stride, int};
-use super::softmax_nll::head_shapes;
+use super::softmax_nll::{head_shapes, LossAndGrad};
 use super::{arg, Arg, CudaBackend, Executor};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -16,7 +16,7 @@ pub fn bernoulli_nll<E: Executor>(
     logits: &Tensor<CudaBackend<E>>,
     targets: &Tensor<CudaBackend<E>>,
     grad_scale: f32,
-) -> Result<(Tensor<CudaBackend<E>>, Tensor<CudaBackend<E>>)> {
+) -> Result<LossAndGrad<E>> {
     const OP: &str = "bernoulli_nll";
     head_shapes(OP, logits, targets, 1, "targets")?;
     let n = targets.numel();

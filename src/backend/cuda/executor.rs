@@ -41,12 +41,16 @@ impl LaunchCfg {
 
     /// Total threads in the grid.
     pub fn threads(&self) -> u64 {
-        self.grid.iter().chain(&self.block).map(|&d| d as u64).product()
+        self.grid
+            .iter()
+            .chain(&self.block)
+            .map(|&d| d as u64)
+            .product()
     }
 }
 
 /// One kernel argument, in the order of the kernel's parameter list.
-pub enum Arg<'a, E: Executor + ?Sized> {
+pub enum Arg<'a, E: Executor> {
     /// A device buffer, passed as a pointer (`const float*`, `float*`, `double*`...).
     Buf(&'a E::Buffer),
     /// An `int` parameter.
@@ -108,7 +112,10 @@ pub fn launch_error(kernel: &str, detail: impl std::fmt::Display) -> Error {
 /// error naming the kernel and the parameter, not undefined behaviour.
 pub fn check_args<E: Executor>(kernel: &str, args: &[Arg<'_, E>]) -> Result<()> {
     let sig = crate::kernels::launch_signature(kernel).ok_or_else(|| {
-        launch_error(kernel, "no such kernel in kernels/*.cu (see kernels::signatures())")
+        launch_error(
+            kernel,
+            "no such kernel in kernels/*.cu (see kernels::signatures())",
+        )
     })?;
     if sig.params.len() != args.len() {
         return Err(launch_error(

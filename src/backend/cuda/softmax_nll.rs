@@ -55,13 +55,16 @@ pub(super) fn warp_per_row(op: &'static str, rows: usize) -> Result<LaunchCfg> {
     Ok(LaunchCfg::linear(blocks, BLOCK))
 }
 
+/// A loss's output: the per-value NLL and the logits' gradient.
+pub(super) type LossAndGrad<E> = (Tensor<CudaBackend<E>>, Tensor<CudaBackend<E>>);
+
 /// Fused 256-way softmax NLL and its gradient (`softmax_nll_fwd_bwd_v<N>`).
 pub fn softmax_nll<E: Executor>(
     be: &CudaBackend<E>,
     logits: &Tensor<CudaBackend<E>>,
     targets: &Tensor<CudaBackend<E>>,
     grad_scale: f32,
-) -> Result<(Tensor<CudaBackend<E>>, Tensor<CudaBackend<E>>)> {
+) -> Result<LossAndGrad<E>> {
     const OP: &str = "softmax_nll";
     let (positions, channels) = head_shapes(OP, logits, targets, LEVELS, "targets")?;
     let nll = be.tensor_uninit(&targets.shape)?;
