@@ -149,16 +149,17 @@ class RowLstm(nn.Module):
 
 
 def skew(x):
-    """S[r, r + j] = X[r, j]: [N, F, H, W] -> [N, F, H, 2W - 1], zero elsewhere."""
+    """S[r, r + j] = X[r, j]: [N, F, H, W] -> [N, F, H, max(2W - 1, H + W - 1)], zero
+    elsewhere (an image taller than wide reaches column H + W - 2 in its last row)."""
     n, f, hh, w = x.shape
-    s = x.new_zeros(n, f, hh, 2 * w - 1)
+    s = x.new_zeros(n, f, hh, max(2 * w - 1, hh + w - 1))
     for r in range(hh):
         s[:, :, r, r:r + w] = x[:, :, r]
     return s
 
 
 def unskew(s, w):
-    """out[r, j] = S[r, r + j]: [N, F, H, 2W - 1] -> [N, F, H, W]."""
+    """out[r, j] = S[r, r + j]: [N, F, H, Ws] -> [N, F, H, W]."""
     return torch.stack([s[:, :, r, r:r + w] for r in range(s.shape[2])], dim=2)
 
 
@@ -271,8 +272,10 @@ class PixelModel(nn.Module):
         self.head = OutputHead(2 * h, cfg.head, c if cfg.binary else 256 * c, c)
 
     def network_input(self, x_uint8):
-        """[N, H, W, C] values (uint8 or 0/1) -> [N, C, H, W] network input."""
-        x = x_uint8.permute(0, 3, 1, 2).to(self.input.weight.dtype)
+        """[N, H, W, C] values (uint8 or 0/1) -> [N, C, H, W] network input, on the model's
+        device (the images may be on the host)."""
+        w = self.input.weight
+        x = x_uint8.to(w.device).permute(0, 3, 1, 2).to(w.dtype)
         return x if self.cfg.binary else x / 127.5 - 1.0
 
     def forward(self, x):
@@ -287,6 +290,7 @@ class PixelModel(nn.Module):
         """Per-sub-pixel NLL in nats [N, C, H, W]; `targets` [N, C, H, W] raw values."""
         n, _, hh, w = logits.shape
         c = self.cfg.channels
+        targets = targets.to(logits.device)
         if self.cfg.binary:
             return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype),
                                                       reduction="none")
