@@ -1212,7 +1212,8 @@ fn parse_one_kernel(text: &str) -> Result<KernelHead, String> {
             _ => {}
         }
         if t == "," && depth == 0 {
-            if !(current.is_empty() || (current.len() == 1 && current[0] == "void" && params.is_empty()))
+            if !(current.is_empty()
+                || (current.len() == 1 && current[0] == "void" && params.is_empty()))
             {
                 params.push(parse_param(&name, &current)?);
             }
@@ -1368,7 +1369,8 @@ fn compile_emulator(kernels_dir: &Path, out_dir: &Path, modules: &[EmuModule]) {
 
     // Headers every unit depends on: a change recompiles all of them.
     let mut headers = vec![emu_dir.join("cuda_emu.h"), emu_dir.join("launch.h")];
-    for dir in [kernels_dir, emu_dir.as_path()] {
+    let emu_include = emu_dir.join("include");
+    for dir in [kernels_dir, emu_dir.as_path(), emu_include.as_path()] {
         if let Ok(entries) = fs::read_dir(dir) {
             for e in entries.flatten() {
                 let p = e.path();
@@ -1427,8 +1429,7 @@ fn compile_emulator(kernels_dir: &Path, out_dir: &Path, modules: &[EmuModule]) {
     write_if_changed(&table_path, &table);
 
     // Compile the stale units in parallel (g++ processes; cc alone would compile one at a time).
-    let stale: Vec<&(PathBuf, PathBuf, bool, PathBuf)> =
-        units.iter().filter(|u| !u.2).collect();
+    let stale: Vec<&(PathBuf, PathBuf, bool, PathBuf)> = units.iter().filter(|u| !u.2).collect();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -1444,6 +1445,8 @@ fn compile_emulator(kernels_dir: &Path, out_dir: &Path, modules: &[EmuModule]) {
                 };
                 let mut cmd = compiler.to_command();
                 cmd.args(EMU_CXX_FLAGS)
+                    .arg("-I")
+                    .arg(kernels_dir.join("emu").join("include"))
                     .arg("-I")
                     .arg(kernels_dir)
                     .arg("-c")
@@ -1524,7 +1527,11 @@ fn generated_unit(m: &EmuModule) -> String {
     s.push_str("#define PIXELRNN_EMU 1\n#include \"emu/cuda_emu.h\"\n#include \"emu/launch.h\"\n");
     // The namespace keeps the file's helpers (inline or not) apart from other files' helpers of
     // the same name; the kernels are extern "C" and keep their names.
-    let _ = writeln!(s, "namespace {ns} {{\n#include {:?}\n}}  // namespace {ns}", m.path.display().to_string());
+    let _ = writeln!(
+        s,
+        "namespace {ns} {{\n#include {:?}\n}}  // namespace {ns}",
+        m.path.display().to_string()
+    );
     for k in m.kernels.iter().filter(|k| !k.gpu_only) {
         let f = format!("{ns}::{}", k.name);
         let traits = format!("::pixelrnn_emu::kernel_traits<decltype(&{f})>");

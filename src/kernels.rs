@@ -163,7 +163,11 @@ pub fn selftest_signatures() -> &'static [KernelSignature] {
 /// The signature of `name` among the kernels of `kernels/*.cu` and the emulator's self-test
 /// kernels: what a launch is checked against.
 pub fn launch_signature(name: &str) -> Option<&'static KernelSignature> {
-    signature(name).or_else(|| GENERATED_SELFTEST_SIGNATURES.iter().find(|s| s.name == name))
+    signature(name).or_else(|| {
+        GENERATED_SELFTEST_SIGNATURES
+            .iter()
+            .find(|s| s.name == name)
+    })
 }
 
 /// The versions `N` of the kernels `<op>_<pass>_v<N>` that exist, ascending.

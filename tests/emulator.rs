@@ -51,7 +51,11 @@ fn device_message(r: pixelrnn::error::Result<()>) -> String {
 #[test]
 fn the_table_lists_every_kernel() {
     let names = Emulator::kernels();
-    for k in ["fill_fwd_v1", "softmax_nll_fwd_bwd_v1", "selftest_block_sum_v1"] {
+    for k in [
+        "fill_fwd_v1",
+        "softmax_nll_fwd_bwd_v1",
+        "selftest_block_sum_v1",
+    ] {
         assert!(names.iter().any(|n| n == k), "{k} missing from {names:?}");
     }
     for s in pixelrnn::kernels::signatures() {
@@ -79,7 +83,11 @@ fn block_reduction_with_barriers_is_exact() {
                 &[Arg::Buf(&xb), Arg::Buf(&out)],
             )
             .expect("launch");
-            assert_eq!(e.download(&out, blocks).unwrap(), want, "block {block}, seed {seed}");
+            assert_eq!(
+                e.download(&out, blocks).unwrap(),
+                want,
+                "block {block}, seed {seed}"
+            );
         }
     }
 }
@@ -151,7 +159,11 @@ fn warp_intrinsics_are_exact() {
             if l == 0 {
                 assert_eq!(o[1], sum, "down sum, warp {w}");
             }
-            assert_eq!(o[2], v[..=l as usize].iter().sum::<f32>(), "scan, warp {w} lane {l}");
+            assert_eq!(
+                o[2],
+                v[..=l as usize].iter().sum::<f32>(),
+                "scan, warp {w} lane {l}"
+            );
             assert_eq!(o[3], at(5), "broadcast, warp {w} lane {l}");
             assert_eq!(o[4], at(l / 8 * 8 + 3), "width-8 broadcast, lane {l}");
             assert_eq!(o[5], at(l ^ 1), "width-2 xor, lane {l}");
@@ -167,7 +179,11 @@ fn warp_intrinsics_are_exact() {
             .fold(0u32, |m, (l, _)| m | 1 << l);
         assert_eq!(flags[4 * w], ballot, "ballot, warp {w}");
         assert_eq!(flags[4 * w + 1], u32::from(ballot != 0), "any, warp {w}");
-        assert_eq!(flags[4 * w + 2], u32::from(ballot == u32::MAX), "all, warp {w}");
+        assert_eq!(
+            flags[4 * w + 2],
+            u32::from(ballot == u32::MAX),
+            "all, warp {w}"
+        );
         let total = v.iter().fold(0u32, |a, &x| a.wrapping_add(x as i32 as u32));
         assert_eq!(flags[4 * w + 3], total, "reduce_add, warp {w}");
     }
@@ -273,10 +289,30 @@ fn out_of_bounds_write_is_reported_with_thread_and_index() {
         &[Arg::Buf(&x), Arg::I32(40)],
     ));
     assert!(msg.contains("selftest_oob_write_v1"), "{msg}");
-    assert!(msg.contains("out-of-bounds write to buffer #0 (`x`, 40 floats)"), "{msg}");
+    assert!(
+        msg.contains("out-of-bounds write to buffer #0 (`x`, 40 floats)"),
+        "{msg}"
+    );
     assert!(msg.contains("at index 40"), "{msg}");
     assert!(msg.contains("thread (40, 0, 0)"), "{msg}");
     assert!(msg.contains("block (0, 0, 0)"), "{msg}");
+    // Many blocks on several host threads: the fault may happen on a helper thread.
+    let many = Emulator::new(EmuOptions {
+        seed: 5,
+        workers: 4,
+        bounds_check: true,
+    })
+    .unwrap();
+    let y = zeros(&many, 40);
+    for _ in 0..3 {
+        let msg = device_message(many.launch(
+            "selftest_oob_write_v1",
+            &LaunchCfg::linear(16, 64),
+            &[Arg::Buf(&y), Arg::I32(40)],
+        ));
+        assert!(msg.contains("at index 40 by block ("), "{msg}");
+        assert!(msg.contains("thread (40, 0, 0)"), "{msg}");
+    }
     // The emulator stays usable after a fault.
     let ok = zeros(&e, 41);
     e.launch(
@@ -298,7 +334,10 @@ fn out_of_bounds_read_is_reported_with_thread_and_index() {
         &LaunchCfg::linear(1, 128),
         &[Arg::Buf(&x), Arg::Buf(&y), Arg::I32(100)],
     ));
-    assert!(msg.contains("out-of-bounds read of buffer #0 (`x`, 100 floats)"), "{msg}");
+    assert!(
+        msg.contains("out-of-bounds read of buffer #0 (`x`, 100 floats)"),
+        "{msg}"
+    );
     assert!(msg.contains("at index 100"), "{msg}");
     assert!(msg.contains("thread (99, 0, 0)"), "{msg}");
 }
@@ -320,7 +359,10 @@ fn a_deadlocked_barrier_is_an_error_not_a_hang() {
         &LaunchCfg::linear(1, 32),
         &[Arg::Buf(&x)],
     ));
-    assert!(msg.contains("deadlock") && msg.contains("__shfl_xor_sync"), "{msg}");
+    assert!(
+        msg.contains("deadlock") && msg.contains("__shfl_xor_sync"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -333,8 +375,12 @@ fn launch_limits_and_traps_are_errors() {
         &[Arg::Buf(&x)],
     ));
     assert!(msg.contains("__launch_bounds__(64)"), "{msg}");
-    e.launch("selftest_bounded_v1", &LaunchCfg::linear(1, 64), &[Arg::Buf(&x)])
-        .expect("64 threads are within the bounds");
+    e.launch(
+        "selftest_bounded_v1",
+        &LaunchCfg::linear(1, 64),
+        &[Arg::Buf(&x)],
+    )
+    .expect("64 threads are within the bounds");
 
     let msg = device_message(e.launch(
         "selftest_trap_v1",
@@ -342,6 +388,19 @@ fn launch_limits_and_traps_are_errors() {
         &[Arg::Buf(&x), Arg::I32(1)],
     ));
     assert!(msg.contains("__trap()"), "{msg}");
+    let msg = device_message(e.launch(
+        "selftest_trap_v1",
+        &LaunchCfg::linear(2, 32),
+        &[Arg::Buf(&x), Arg::I32(2)],
+    ));
+    assert!(msg.contains("assert(flag != 2) failed"), "{msg}");
+    assert!(msg.contains("thread ("), "{msg}");
+    e.launch(
+        "selftest_trap_v1",
+        &LaunchCfg::linear(2, 32),
+        &[Arg::Buf(&x), Arg::I32(0)],
+    )
+    .expect("no trap");
 
     let msg = device_message(e.launch(
         "selftest_block_sum_v1",
@@ -361,7 +420,10 @@ fn argument_mismatches_are_rejected() {
         &LaunchCfg::linear(1, 32),
         &[Arg::Buf(&x), Arg::I32(16), Arg::F32(1.0)],
     ));
-    assert!(msg.contains("fill_fwd_v1") && msg.contains("`long long n`"), "{msg}");
+    assert!(
+        msg.contains("fill_fwd_v1") && msg.contains("`long long n`"),
+        "{msg}"
+    );
     let msg = device_message(e.launch(
         "fill_fwd_v1",
         &LaunchCfg::linear(1, 32),
@@ -388,7 +450,11 @@ fn fill_and_softmax_nll_match_the_cpu_twin() {
         gpu.launch(
             "fill_fwd_v1",
             &LaunchCfg::for_elements(1000, 256, 65_535),
-            &[pixelrnn::backend::cuda::arg(&t), Arg::I64(1000), Arg::F32(2.5)],
+            &[
+                pixelrnn::backend::cuda::arg(&t),
+                Arg::I64(1000),
+                Arg::F32(2.5),
+            ],
         )
         .unwrap();
         assert_eq!(t.to_vec(&gpu).unwrap(), vec![2.5; 1000]);
@@ -447,4 +513,112 @@ fn a_block_of_256_threads_with_barriers_is_fast() {
     eprintln!("256-thread block, 9 barriers: {:.1} us", per_block * 1e6);
     // Generous (CI machines are slow and shared); the design target is well under 1 ms.
     assert!(per_block < 5e-3, "{per_block} s per block");
+
+    // Launch overhead: a tiny two-block launch (the parity suite makes thousands).
+    let small = zeros(&e, 512);
+    let fill = |e: &Emulator| {
+        e.launch(
+            "fill_fwd_v1",
+            &LaunchCfg::linear(2, 256),
+            &[Arg::Buf(&small), Arg::I64(512), Arg::F32(1.0)],
+        )
+        .unwrap()
+    };
+    fill(&e);
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        fill(&e);
+    }
+    let per_launch = start.elapsed().as_secs_f64() / 200.0;
+    eprintln!("two-block fill launch: {:.1} us", per_launch * 1e6);
+    assert!(per_launch < 5e-2, "{per_launch} s per launch");
+}
+
+#[test]
+fn half_and_bfloat16_conversions_round_to_nearest_even() {
+    let mut x: Vec<f32> = (0..4000)
+        .map(|i| ((i as f32) * 0.731 - 1400.0) * 1.37f32.powi(i % 40 - 20))
+        .collect();
+    x.extend([
+        0.0,
+        -0.0,
+        65504.0,
+        65520.0,
+        1e-8,
+        5.96e-8,
+        2.98e-8,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1.0 + 1.0 / 2048.0,
+        1.0 + 3.0 / 2048.0,
+        3.0e38,
+    ]);
+    let n = x.len();
+    let e = emu(0, true);
+    let xb = upload(&e, &x);
+    let out = zeros(&e, 2 * n);
+    e.launch(
+        "selftest_half_v1",
+        &LaunchCfg::for_elements(n, 256, 8),
+        &[Arg::Buf(&xb), Arg::Buf(&out), Arg::I32(n as i32)],
+    )
+    .expect("launch");
+    let out = e.download(&out, 2 * n).unwrap();
+    for (i, &v) in x.iter().enumerate() {
+        let h = half::f16::from_f32(v).to_f32();
+        let b = half::bf16::from_f32(v).to_f32();
+        assert_eq!(out[2 * i].to_bits(), h.to_bits(), "half({v:e})");
+        assert_eq!(out[2 * i + 1].to_bits(), b.to_bits(), "bfloat16({v:e})");
+    }
+}
+
+#[test]
+fn gpu_only_kernels_are_listed_but_not_emulated() {
+    let sig = pixelrnn::kernels::launch_signature("selftest_gpu_only_v1").expect("listed");
+    assert!(!sig.emulated);
+    assert!(!Emulator::kernels()
+        .iter()
+        .any(|k| k == "selftest_gpu_only_v1"));
+    let e = emu(0, false);
+    let x = zeros(&e, 32);
+    match e.launch(
+        "selftest_gpu_only_v1",
+        &LaunchCfg::linear(1, 32),
+        &[Arg::Buf(&x)],
+    ) {
+        Err(Error::Unsupported(m)) => assert!(m.contains("GPU-only"), "{m}"),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    for s in pixelrnn::kernels::selftest_signatures() {
+        assert_eq!(
+            Emulator::kernels().iter().any(|n| n == s.name),
+            s.emulated,
+            "{}",
+            s.name
+        );
+    }
+}
+
+/// The snippet of docs/emulator.md ("Emulating one kernel by hand").
+#[test]
+fn the_documented_example_runs() -> pixelrnn::error::Result<()> {
+    let options = EmuOptions {
+        seed: 7,
+        workers: 1,
+        bounds_check: true,
+    };
+    let gpu = CudaBackend::with_options(Emulator::new(options)?, true);
+    let x = Tensor::from_slice(&gpu, &[1000], &vec![1.0; 1000])?;
+    let y = gpu.tensor_uninit(&[1000])?;
+    gpu.launch(
+        "elementwise_relu_fwd_v1",
+        &LaunchCfg::for_elements(1000, 256, 65_535),
+        &[
+            pixelrnn::backend::cuda::arg(&x),
+            pixelrnn::backend::cuda::arg(&y),
+            Arg::I64(1000),
+        ],
+    )?;
+    assert_eq!(y.to_vec(&gpu)?, vec![1.0; 1000]);
+    Ok(())
 }

@@ -13,10 +13,19 @@
 //   fibers when the barrier or the warp-wide operation is complete (warp lockstep).
 #pragma once
 
+// Host headers a kernel might include are included here, at global scope: the generated unit
+// includes the kernel file inside a namespace (see build.rs), where a first inclusion of a
+// system header would declare its contents in the wrong scope.
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cstddef>
+#include <cstdint>
 
 #include <type_traits>
 
@@ -116,6 +125,7 @@ uint64_t warp_op(int kind, unsigned mask, uint64_t value, int a, int b);
 unsigned active_mask();
 // Ends the launch with an error naming the thread (a kernel's __trap or failed assert).
 [[noreturn]] void trap(const char* why);
+#define PIXELRNN_EMU_TRAP_DECLARED
 
 template <class T>
 static inline uint64_t to_bits(T v) {
@@ -383,3 +393,103 @@ static inline long long min(int a, long long b) { return min((long long)a, b); }
 static inline long long min(long long a, int b) { return min(a, (long long)b); }
 static inline long long max(int a, long long b) { return max((long long)a, b); }
 static inline long long max(long long a, int b) { return max(a, (long long)b); }
+
+// ---------------------------------------------------------------------------------------------
+// Half and bfloat16 storage types with their conversions (round to nearest even, as the GPU's
+// __float2half_rn / __float2bfloat16_rn), arithmetic through float.
+
+struct __half {
+    unsigned short x;
+};
+struct __nv_bfloat16 {
+    unsigned short x;
+};
+struct __half2 {
+    __half x, y;
+};
+struct __nv_bfloat162 {
+    __nv_bfloat16 x, y;
+};
+
+static inline __half __float2half_rn(float f) {
+    const uint32_t u = (uint32_t)::pixelrnn_emu::to_bits(f);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    const uint32_t abs = u & 0x7fffffffu;
+    unsigned short h;
+    if (abs >= 0x7f800000u) {  // inf or nan
+        h = (unsigned short)(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+    } else if (abs >= 0x477ff000u) {  // rounds to >= 65520: overflow to inf
+        h = (unsigned short)(sign | 0x7c00u);
+    } else if (abs < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+        const int shift = 113 - (int)(abs >> 23);
+        if (shift > 18) {  // below 2^-32: rounds to zero (and keeps the shifts below 32)
+            h = (unsigned short)sign;
+        } else {
+            const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+            uint32_t v = mant >> (shift + 13);
+            const uint32_t rem = mant & ((1u << (shift + 13)) - 1);
+            const uint32_t half = 1u << (shift + 12);
+            if (rem > half || (rem == half && (v & 1u))) ++v;
+            h = (unsigned short)(sign | v);
+        }
+    } else {
+        uint32_t v = ((abs - 0x38000000u) >> 13);
+        const uint32_t rem = abs & 0x1fffu;
+        if (rem > 0x1000u || (rem == 0x1000u && (v & 1u))) ++v;
+        h = (unsigned short)(sign | v);
+    }
+    return __half{h};
+}
+static inline __half __float2half(float f) { return __float2half_rn(f); }
+static inline float __half2float(__half h) {
+    const uint32_t sign = (uint32_t)(h.x & 0x8000u) << 16;
+    const uint32_t exp = (h.x >> 10) & 0x1fu;
+    uint32_t mant = h.x & 0x3ffu;
+    uint32_t u;
+    if (exp == 0x1fu) {
+        u = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        u = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        u = sign;
+    } else {  // subnormal: normalise
+        int e = 113;
+        while (!(mant & 0x400u)) {
+            mant <<= 1;
+            --e;
+        }
+        u = sign | ((uint32_t)e << 23) | ((mant & 0x3ffu) << 13);
+    }
+    return ::pixelrnn_emu::from_bits<float>(u);
+}
+static inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+    const uint32_t u = (uint32_t)::pixelrnn_emu::to_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return __nv_bfloat16{(unsigned short)((u >> 16) | 0x40u)};
+    const uint32_t rounded = u + 0x7fffu + ((u >> 16) & 1u);
+    return __nv_bfloat16{(unsigned short)(rounded >> 16)};
+}
+static inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
+static inline float __bfloat162float(__nv_bfloat16 b) {
+    return ::pixelrnn_emu::from_bits<float>((uint32_t)b.x << 16);
+}
+static inline __half2 __floats2half2_rn(float a, float b) {
+    return __half2{__float2half_rn(a), __float2half_rn(b)};
+}
+static inline float2 __half22float2(__half2 h) {
+    return float2{__half2float(h.x), __half2float(h.y)};
+}
+static inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) {
+    return __nv_bfloat162{__float2bfloat16_rn(a), __float2bfloat16_rn(b)};
+}
+static inline float2 __bfloat1622float2(__nv_bfloat162 h) {
+    return float2{__bfloat162float(h.x), __bfloat162float(h.y)};
+}
+static inline __half __hadd(__half a, __half b) {
+    return __float2half_rn(__half2float(a) + __half2float(b));
+}
+static inline __half __hmul(__half a, __half b) {
+    return __float2half_rn(__half2float(a) * __half2float(b));
+}
+static inline __half __hfma(__half a, __half b, __half c) {
+    return __float2half_rn(fmaf(__half2float(a), __half2float(b), __half2float(c)));
+}

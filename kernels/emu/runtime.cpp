@@ -28,10 +28,15 @@
 #include <atomic>
 #include <mutex>
 #include <string>
+#include <condition_variable>
+#include <deque>
 #include <thread>
 #include <vector>
 
-#if !defined(__x86_64__)
+// PIXELRNN_EMU_UCONTEXT forces the portable context switch (to test it on x86-64).
+#if defined(__x86_64__) && !defined(PIXELRNN_EMU_UCONTEXT)
+#define PIXELRNN_EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -130,7 +135,7 @@ void fiber_main(void* arg);
 // Context switching. x86-64: a hand-rolled switch of the callee-saved registers, MXCSR and the
 // x87 control word (no syscall, unlike swapcontext). Elsewhere: ucontext.
 
-#if defined(__x86_64__)
+#if defined(PIXELRNN_EMU_ASM_SWITCH)
 extern "C" void pixelrnn_emu_switch(void** save_sp, void* to_sp);
 extern "C" void pixelrnn_emu_fiber_start();
 asm(R"(
@@ -263,6 +268,8 @@ struct Launch {
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     PixelrnnEmuError* error;
+    // Helper-thread slots of this launch that have not finished (see HelperPool).
+    int helpers_running = 0;
 };
 
 struct Worker {
@@ -354,8 +361,10 @@ struct Worker {
 thread_local Worker* tl_worker PIXELRNN_EMU_TLS = nullptr;
 
 // Workers (fibers and their stacks) are pooled across launches and host threads.
-std::mutex pool_mu;
-std::vector<Worker*> pool;
+// Leaked on purpose (like HelperPool): no destructor may run at exit while a host thread
+// still uses them.
+std::mutex& pool_mu = *new std::mutex;
+std::vector<Worker*>& pool = *new std::vector<Worker*>;
 
 Worker* acquire_worker() {
     {
@@ -609,7 +618,10 @@ bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e) {
                       (unsigned)(i / (bd.x * bd.y))};
         f.state = READY;
         f.trap_why = nullptr;
-        make_context(&f.ctx, f.stack + page_size(), kStackBytes, &f);
+        // Stack tops staggered by cache lines: 64 KiB-aligned tops would all fall into the
+        // same cache sets and evict each other on every switch.
+        const size_t colour = (size_t)(i % 64) * 64;
+        make_context(&f.ctx, f.stack + page_size(), kStackBytes - colour, &f);
         w->ready.push_back(i);
     }
     int done = 0;
@@ -925,6 +937,74 @@ void run_worker(Launch* L) {
     release_worker(w);
 }
 
+// Host threads that run blocks for launches, kept across launches (creating a thread per
+// launch cost more than a small launch itself). A launch queues one slot per extra worker;
+// slots still queued when the launching thread has run out of blocks are withdrawn.
+struct HelperPool {
+    std::mutex mu;
+    std::condition_variable work;
+    std::condition_variable finished;
+    std::deque<Launch*> slots;
+    int idle = 0;      // threads waiting for a slot
+    int starting = 0;  // threads created that have not reached the wait yet
+
+    void run() {
+        std::unique_lock<std::mutex> lock(mu);
+        --starting;
+        for (;;) {
+            ++idle;
+            work.wait(lock, [this] { return !slots.empty(); });
+            --idle;
+            Launch* L = slots.front();
+            slots.pop_front();
+            lock.unlock();
+            run_worker(L);
+            lock.lock();
+            if (--L->helpers_running == 0) finished.notify_all();
+        }
+    }
+
+    // Queues up to `n` worker slots of `L`, creating threads so that every queued slot has
+    // one; returns how many were queued.
+    int submit(Launch* L, int n) {
+        std::lock_guard<std::mutex> lock(mu);
+        int queued = 0;
+        for (; queued < n; ++queued) {
+            if (idle + starting < (int)slots.size() + 1) {
+                try {
+                    std::thread([this] { run(); }).detach();
+                } catch (...) {
+                    break;  // fewer workers: still correct, only slower
+                }
+                ++starting;
+            }
+            slots.push_back(L);
+            ++L->helpers_running;
+        }
+        work.notify_all();
+        return queued;
+    }
+
+    // Withdraws L's slots that no thread has taken, then waits for the others to finish.
+    void wait(Launch* L) {
+        std::unique_lock<std::mutex> lock(mu);
+        for (auto it = slots.begin(); it != slots.end();) {
+            if (*it == L) {
+                it = slots.erase(it);
+                --L->helpers_running;
+            } else {
+                ++it;
+            }
+        }
+        finished.wait(lock, [L] { return L->helpers_running == 0; });
+    }
+};
+
+HelperPool& helper_pool() {
+    static HelperPool* pool = new HelperPool;  // leaked: helper threads outlive main
+    return *pool;
+}
+
 }  // namespace
 
 void barrier() {
@@ -1062,16 +1142,10 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
 
     uint64_t nworkers = workers == 0 ? 1 : workers;
     if (nworkers > L.nblocks) nworkers = L.nblocks;
-    std::vector<std::thread> helpers;
-    for (uint64_t i = 1; i < nworkers; ++i) {
-        try {
-            helpers.emplace_back(run_worker, &L);
-        } catch (...) {
-            break;  // fewer host threads: still correct, only slower
-        }
-    }
+    HelperPool& helpers = helper_pool();
+    if (nworkers > 1) helpers.submit(&L, (int)(nworkers - 1));
     run_worker(&L);
-    for (std::thread& t : helpers) t.join();
+    if (nworkers > 1) helpers.wait(&L);
     return e->code;
 }
 

@@ -4,6 +4,8 @@
 // Versions: every kernel here is v1.
 #include "../common.cuh"
 
+#include <assert.h>
+
 // Block-wide tree sum in static shared memory with a barrier per level; out[blockIdx.x] is the
 // sum of x[blockIdx.x * blockDim.x ...][0..blockDim.x). blockDim.x a power of 2, at most 1024.
 // Launch: gridDim.x = n / blockDim.x.
@@ -168,10 +170,35 @@ selftest_bounded_v1(float* __restrict__ x) {
     x[threadIdx.x] = 2.0f;
 }
 
-// Every thread calls __trap() when flag is nonzero.
+// Every thread calls __trap() when flag is 1, fails an assert when it is 2.
 // Launch: any.
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 selftest_trap_v1(float* __restrict__ x, int flag) {
-    if (flag) __trap();
+    if (flag == 1) __trap();
+    assert(flag != 2);
     x[threadIdx.x] = 3.0f;
 }
+
+// Round trips through the half and bfloat16 conversions: out[2i] = half(x[i]) as float,
+// out[2i+1] = bfloat16(x[i]) as float.
+// Launch: one thread per element, grid-stride.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_half_v1(const float* __restrict__ x, float* __restrict__ out, int n) {
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
+        out[2 * i] = __half2float(__float2half_rn(x[i]));
+        out[2 * i + 1] = __bfloat162float(__float2bfloat16_rn(x[i]));
+    }
+}
+
+// A kernel the emulator cannot run (inline PTX): marked GPU-only, left out of the emulator
+// build, listed with emulated = false. Never compiled to PTX either (self-test file).
+#ifndef PIXELRNN_EMU
+// pixelrnn: gpu-only
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_gpu_only_v1(float* __restrict__ x) {
+    unsigned lane;
+    asm("mov.u32 %0, %%laneid;" : "=r"(lane));
+    x[threadIdx.x] = (float)lane;
+}
+#endif

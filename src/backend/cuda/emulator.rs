@@ -143,7 +143,9 @@ impl Executor for Emulator {
         // SAFETY: plain allocation; null is handled below.
         let p = unsafe { ffi::pixelrnn_emu_alloc(len, c_int::from(guarded)) };
         let ptr = NonNull::new(p).ok_or_else(|| {
-            Error::Device(format!("cuda emulator: out of host memory for {len} floats"))
+            Error::Device(format!(
+                "cuda emulator: out of host memory for {len} floats"
+            ))
         })?;
         Ok(EmuBuffer { ptr, len, guarded })
     }

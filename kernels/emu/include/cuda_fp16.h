@@ -1,0 +1,4 @@
+// cuda_fp16.h for the CPU emulator: __half and its conversions live in emu/cuda_emu.h (included
+// first by every emulated unit), so this header only has to exist for `#include <cuda_fp16.h>`.
+#pragma once
+#include "../cuda_emu.h"
