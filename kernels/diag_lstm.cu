@@ -19,7 +19,14 @@
 //       no dh buffer. Both paths finish with diag_lstm_ss_bwd_weight_v1: dw_ss once after the
 //       scan, one thread per weight element summing over every position (deterministic, no
 //       atomics, no per-step partial buffers). diag_lstm_fwd_at_v1: one position (sampling),
-//       the fused step's arithmetic.
+//       the fused step's arithmetic. Persistent: diag_lstm_persistent_fwd_v1, ONE launch for
+//       the whole scan, one block per image looping over the anti-diagonals with a
+//       __syncthreads() between them, the state weights staged once in dynamic shared memory
+//       (transposed so that consecutive units read consecutive words) when they fit in 48 KiB,
+//       else read from global memory; each thread runs the fused step's arithmetic for
+//       (position, u) pairs; diag_lstm_persistent_bwd_v1, the same for the backward
+//       (anti-diagonals in reverse, the fused backward's arithmetic, weights staged in a layout
+//       for the transposed product), then diag_lstm_ss_bwd_weight_v1.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 2, 1]: element (o, v, t, 0) at (o*h + v)*2 + t, tap 0 reads the pixel above
@@ -41,14 +48,25 @@ PIXELRNN_DEVICE int diag_lstm_row(int s, int k, int width) {
     return lo + k;
 }
 
+// Strides of the state weight's element (x, u, v, t) (gate block x, unit u, input unit v, tap
+// t), as laid out in global memory ([4h, h, 2, 1]: ((x*h + u)*h + v)*2 + t) and as staged in
+// shared memory by the persistent kernel ([2, h, 4, h]: ((t*h + v)*4 + x)*h + u, so that
+// consecutive units, the lanes of a warp, read consecutive words: no bank conflicts).
+#define DIAG_LSTM_W_GLOBAL(hidden) (hidden) * (hidden) * 2, (hidden) * 2, 2, 1
+#define DIAG_LSTM_W_STAGED(hidden) (hidden), 1, 4 * (hidden), 4 * (hidden) * (hidden)
+
 // Gates, cell and hidden state of unit u of position (r, j) of one image: `pre_in` points at
 // the position's 4h input-to-state pre-activations, `h_img`/`c_img` at the image's maps (the
-// pixel above and the pixel to the left complete). Writes the activated gates to `gates_out`
-// (4 entries h apart) when not null. Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the
-// state-to-state product.
-PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, float* h_img,
-                                        float* c_img, float* gates_out, int width, int hidden,
-                                        int r, int j, int u) {
+// pixel above and the pixel to the left complete), `w` at the state weight with element
+// (x, u, v, t) at x*sx + u*su + v*sv + t*st (DIAG_LSTM_W_GLOBAL or DIAG_LSTM_W_STAGED; 8h*h
+// fits in int, the host checks). Writes the activated gates to `gates_out` (4 entries h apart)
+// when not null. Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the state-to-state
+// product; the fused, persistent and one-position kernels all call this, so they agree bit
+// for bit.
+PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, int sx, int su,
+                                        int sv, int st, float* h_img, float* c_img,
+                                        float* gates_out, int width, int hidden, int r, int j,
+                                        int u) {
     float pre[4];
 #pragma unroll
     for (int x = 0; x < 4; ++x) pre[x] = pre_in[x * hidden + u];
@@ -61,7 +79,7 @@ PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, flo
             const float hv = hp[v];
 #pragma unroll
             for (int x = 0; x < 4; ++x) {
-                pre[x] += w[((pixelrnn_index_t)(x * hidden + u) * hidden + v) * 2 + t] * hv;
+                pre[x] += w[x * sx + u * su + v * sv + t * st] * hv;
             }
         }
     }
@@ -79,6 +97,49 @@ PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, flo
     }
     c_img[e] = cu;
     h_img[e] = og * tanhf(cu);
+}
+
+// Strides of the state weight's element (o, u, t) (gate row o < 4h, input unit u, tap t) for
+// the backward, which sums over o for a fixed (u, t): in global memory (o*2h + u*2 + t) and as
+// staged by the persistent backward ([2, 4h, h]: (t*4h + o)*h + u, consecutive units in
+// consecutive words).
+#define DIAG_LSTM_WT_GLOBAL(hidden) 2 * (hidden), 2, 1
+#define DIAG_LSTM_WT_STAGED(hidden) (hidden), 1, 4 * (hidden) * (hidden)
+
+// Backward of unit u of position (r, j) (flat position p = (b*H + r)*W + j): dh_tot = dh + the
+// recurrent dh from the consumers below (r+1, j) and to the right (r, j+1) (2 dot products of
+// length 4h, in registers, the weight (o, u, t) at o*so + u*su + t*st), then the cell backward
+// of lstm_gates_bwd_v1. Reads d_is at anti-diagonal r+j+1 and dc_carry at (r, j); writes d_is
+// at (r, j) and dc_carry at (r, j-1). The fused and the persistent backward both call this, so
+// they agree bit for bit.
+PIXELRNN_DEVICE void diag_lstm_unit_bwd(const float* w, int so, int su, int st,
+                                        const float* gates, const float* c, const float* dh,
+                                        float* dc_carry, float* d_is, int height, int width,
+                                        int hidden, pixelrnn_index_t p, int r, int j, int u) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t e = p * hidden + u;
+    float dh_tot = dh[e];
+    for (int t = 0; t < 2; ++t) {
+        if (t == 0 ? r + 1 >= height : j + 1 >= width) continue;
+        const float* dp = d_is + (t == 0 ? p + width : p + 1) * g4;
+        const float* wp = w + u * su + t * st;
+        for (int o = 0; o < g4; ++o) dh_tot += wp[o * so] * dp[o];
+    }
+
+    const float* g = gates + p * g4;
+    const float og = g[u];
+    const float fg = g[hidden + u];
+    const float ig = g[2 * hidden + u];
+    const float gg = g[3 * hidden + u];
+    const float tc = tanhf(c[e]);
+    const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
+    const float cp = j > 0 ? c[e - hidden] : 0.0f;
+    float* d = d_is + p * g4;
+    d[u] = dh_tot * tc * og * (1.0f - og);
+    d[hidden + u] = dc * cp * fg * (1.0f - fg);
+    d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
+    d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
+    if (j > 0) dc_carry[e - hidden] = dc * fg;
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, k, o) of anti-diagonal `step`
@@ -197,9 +258,9 @@ diag_lstm_step_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
         const int r = diag_lstm_row(step, (int)(q % count), width);
         const int j = step - r;
         const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
-        diag_lstm_unit_fwd(is + p * 4 * hidden, w, h + b * plane * hidden,
-                           c + b * plane * hidden, gates + p * 4 * hidden, width, hidden, r, j,
-                           u);
+        diag_lstm_unit_fwd(is + p * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden),
+                           h + b * plane * hidden, c + b * plane * hidden,
+                           gates + p * 4 * hidden, width, hidden, r, j, u);
     }
 }
 
@@ -216,7 +277,6 @@ diag_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gat
                       const float* __restrict__ c, const float* __restrict__ dh,
                       float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                       int height, int width, int hidden, int step) {
-    const int g4 = 4 * hidden;
     const int count = diag_lstm_count(step, height, width);
     const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
@@ -227,30 +287,8 @@ diag_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gat
         const int r = diag_lstm_row(step, (int)(q % count), width);
         const int j = step - r;
         const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * width + j;
-        const pixelrnn_index_t e = p * hidden + u;
-
-        float dh_tot = dh[e];
-        for (int t = 0; t < 2; ++t) {
-            if (t == 0 ? r + 1 >= height : j + 1 >= width) continue;
-            const float* dp = d_is + (t == 0 ? p + width : p + 1) * g4;
-            const float* wp = w + (pixelrnn_index_t)u * 2 + t;
-            for (int o = 0; o < g4; ++o) dh_tot += wp[(pixelrnn_index_t)o * hidden * 2] * dp[o];
-        }
-
-        const float* g = gates + p * g4;
-        const float og = g[u];
-        const float fg = g[hidden + u];
-        const float ig = g[2 * hidden + u];
-        const float gg = g[3 * hidden + u];
-        const float tc = tanhf(c[e]);
-        const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
-        const float cp = j > 0 ? c[e - hidden] : 0.0f;
-        float* d = d_is + p * g4;
-        d[u] = dh_tot * tc * og * (1.0f - og);
-        d[hidden + u] = dc * cp * fg * (1.0f - fg);
-        d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-        d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-        if (j > 0) dc_carry[e - hidden] = dc * fg;
+        diag_lstm_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry, d_is,
+                           height, width, hidden, p, r, j, u);
     }
 }
 
@@ -269,7 +307,115 @@ diag_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
         const int u = (int)(idx % hidden);
         const pixelrnn_index_t b = idx / hidden;
-        diag_lstm_unit_fwd(is + b * 4 * hidden, w, h + b * plane, c + b * plane, 0, width,
-                           hidden, i, j, u);
+        diag_lstm_unit_fwd(is + b * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden), h + b * plane,
+                           c + b * plane, 0, width, hidden, i, j, u);
+    }
+}
+
+// Launch: gridDim.x = n (one block per image; a smaller grid also works: blocks loop over the
+// images), blockDim.x a multiple of 32 up to 1024 (the host takes min(H, W)*h, the most pairs
+// of an anti-diagonal, rounded up to a warp, at most 1024; threads loop over the (position, u)
+// pairs of each anti-diagonal), dynamic shared memory 8h*h floats when `staged` != 0, none
+// otherwise.
+// __launch_bounds__(1024, 1): one block per SM is all a persistent kernel asks for, and the
+// stated minimum lets ptxas use 64 registers (see row_lstm_persistent_fwd_v1).
+// Persistent forward of the whole scan: a block owns every unit of its image, so the
+// anti-diagonals are ordered by __syncthreads() alone. `staged` != 0: the state weights are
+// copied once into shared memory (DIAG_LSTM_W_STAGED layout) and stay there for all steps; 0:
+// they are read from global memory (DIAG_LSTM_W_GLOBAL), for weights over 48 KiB. h, c and
+// the activated gates are written exactly as by diag_lstm_step_fwd_v1, so the fused backward
+// applies.
+PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
+diag_lstm_persistent_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
+                            float* __restrict__ h, float* __restrict__ c,
+                            float* __restrict__ gates, int n, int height, int width,
+                            int hidden, int staged) {
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    const int g4 = 4 * hidden;
+    if (staged) {
+        // Read in global order (coalesced), write transposed: e = (o*h + v)*2 + t, o = x*h + u.
+        const int total = g4 * hidden * 2;
+        for (int e = threadIdx.x; e < total; e += blockDim.x) {
+            const int t = e % 2;
+            const int v = (e / 2) % hidden;
+            const int o = e / (2 * hidden);
+            w_s[(t * hidden + v) * g4 + o] = w[e];
+        }
+    }
+    __syncthreads();  // the staged weights are complete before any step reads them
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
+    const int steps = height + width - 1;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+        float* h_img = h + b * plane * hidden;
+        float* c_img = c + b * plane * hidden;
+        for (int s = 0; s < steps; ++s) {
+            const int pairs = diag_lstm_count(s, height, width) * hidden;
+            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+                const int u = q % hidden;
+                const int r = diag_lstm_row(s, q / hidden, width);
+                const int j = s - r;
+                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
+                // Two calls rather than one through a pointer chosen at run time: each inlined
+                // copy knows its address space (shared loads, constant strides).
+                if (staged) {
+                    diag_lstm_unit_fwd(is + p * g4, w_s, DIAG_LSTM_W_STAGED(hidden), h_img,
+                                       c_img, gates + p * g4, width, hidden, r, j, u);
+                } else {
+                    diag_lstm_unit_fwd(is + p * g4, w, DIAG_LSTM_W_GLOBAL(hidden), h_img,
+                                       c_img, gates + p * g4, width, hidden, r, j, u);
+                }
+            }
+            // Anti-diagonal s is complete (h and c, in global memory) before s+1 reads it.
+            __syncthreads();
+        }
+    }
+}
+
+// Launch: as diag_lstm_persistent_fwd_v1 (gridDim.x = n, blockDim.x a multiple of 32 up to
+// 1024, 8h*h floats of dynamic shared memory when `staged` != 0). dc_carry zeroed.
+// Persistent backward of the whole scan: one block per image walks the anti-diagonals in
+// reverse with a __syncthreads() between them, each thread taking (position, u) pairs with
+// the fused backward's arithmetic (diag_lstm_unit_bwd); `staged` != 0: the weights are copied
+// once into shared memory (DIAG_LSTM_WT_STAGED layout), 0: read from global memory. Writes
+// every d_is; the weight gradient follows with diag_lstm_ss_bwd_weight_v1.
+PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
+diag_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,
+                            const float* __restrict__ c, const float* __restrict__ dh,
+                            float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                            int height, int width, int hidden, int staged) {
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    const int g4 = 4 * hidden;
+    if (staged) {
+        // Read in global order (coalesced), write transposed: e = (o*h + u)*2 + t.
+        const int total = g4 * hidden * 2;
+        for (int e = threadIdx.x; e < total; e += blockDim.x) {
+            const int t = e % 2;
+            const int u = (e / 2) % hidden;
+            const int o = e / (2 * hidden);
+            w_s[(t * g4 + o) * hidden + u] = w[e];
+        }
+    }
+    __syncthreads();  // the staged weights are complete before any step reads them
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+        for (int s = height + width - 2; s >= 0; --s) {
+            const int pairs = diag_lstm_count(s, height, width) * hidden;
+            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+                const int u = q % hidden;
+                const int r = diag_lstm_row(s, q / hidden, width);
+                const int j = s - r;
+                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
+                if (staged) {
+                    diag_lstm_unit_bwd(w_s, DIAG_LSTM_WT_STAGED(hidden), gates, c, dh, dc_carry,
+                                       d_is, height, width, hidden, p, r, j, u);
+                } else {
+                    diag_lstm_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry,
+                                       d_is, height, width, hidden, p, r, j, u);
+                }
+            }
+            // Anti-diagonal s's d_is and the cell gradients it hands back are complete before
+            // s-1 reads them.
+            __syncthreads();
+        }
     }
 }

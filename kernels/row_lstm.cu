@@ -16,26 +16,43 @@
 //       row_lstm_ss_bwd_weight_v1: dw_ss once after the scan, one thread per weight element
 //       summing over every position (every dpre is final by then and h is kept): deterministic,
 //       no atomics and no per-row partial buffers. row_lstm_fwd_at_v1: one position (sampling),
-//       the fused step's arithmetic.
+//       the fused step's arithmetic. Persistent: row_lstm_persistent_fwd_v1, ONE launch for the
+//       whole scan, one block per image looping over the rows with a __syncthreads() between
+//       rows, the state weights staged once in dynamic shared memory (transposed so that the
+//       lanes of a warp, consecutive units, read consecutive words) when they fit in 48 KiB,
+//       else read from global memory; each thread runs the fused step's arithmetic for
+//       (j, u) pairs of the row; row_lstm_persistent_bwd_v1, the same for the backward
+//       (rows bottom-up, the fused backward's arithmetic, weights staged in a layout for the
+//       transposed product), then row_lstm_ss_bwd_weight_v1.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,
 // tap t of (i, j) reads h(i-1, j + t - k/2).
 #include "common.cuh"
 
+// Strides of the state weight's element (x, u, v, t) (gate block x, unit u, input unit v, tap
+// t), as laid out in global memory ([4h, h, 1, k]: ((x*h + u)*h + v)*k + t) and as staged in
+// shared memory by the persistent kernel ([k, h, 4, h]: ((t*h + v)*4 + x)*h + u, so that
+// consecutive units, the lanes of a warp, read consecutive words: no bank conflicts).
+#define ROW_LSTM_W_GLOBAL(hidden, k) (hidden) * (hidden) * (k), (hidden) * (k), (k), 1
+#define ROW_LSTM_W_STAGED(hidden, k) (hidden), 1, 4 * (hidden), 4 * (hidden) * (hidden)
+
 // Gates, cell and hidden state of unit u of position (r, j) of one image: `pre_in` points at
 // the position's 4h input-to-state pre-activations, `h_img`/`c_img` at the image's maps (row
-// r-1 complete). Writes the activated gates to `gates_out` (4 entries h apart) when not null.
-// Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the state-to-state product.
-PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, float* h_img,
-                                       float* c_img, float* gates_out, int width, int hidden,
-                                       int k, int r, int j, int u) {
+// r-1 complete), `w` at the state weight with element (x, u, v, t) at
+// x*sx + u*su + v*sv + t*st (ROW_LSTM_W_GLOBAL or ROW_LSTM_W_STAGED; 4h*h*k fits in int, the
+// host checks). Writes the activated gates to `gates_out` (4 entries h apart) when not null.
+// Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the state-to-state product; the fused,
+// persistent and one-position kernels all call this, so they agree bit for bit.
+PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, int sx, int su,
+                                       int sv, int st, float* h_img, float* c_img,
+                                       float* gates_out, int width, int hidden, int k, int r,
+                                       int j, int u) {
     float pre[4];
 #pragma unroll
     for (int x = 0; x < 4; ++x) pre[x] = pre_in[x * hidden + u];
     if (r > 0) {
-        const int taps = k;
-        for (int t = 0; t < taps; ++t) {
+        for (int t = 0; t < k; ++t) {
             const int jj = j + t - k / 2;
             if (jj < 0 || jj >= width) continue;
             const float* hp = h_img + ((pixelrnn_index_t)(r - 1) * width + jj) * hidden;
@@ -43,7 +60,7 @@ PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, floa
                 const float hv = hp[v];
 #pragma unroll
                 for (int x = 0; x < 4; ++x) {
-                    pre[x] += w[((pixelrnn_index_t)(x * hidden + u) * hidden + v) * taps + t] * hv;
+                    pre[x] += w[x * sx + u * su + v * sv + t * st] * hv;
                 }
             }
         }
@@ -63,6 +80,52 @@ PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, floa
     }
     c_img[e] = cu;
     h_img[e] = og * tanhf(cu);
+}
+
+// Strides of the state weight's element (o, u, t) (gate row o < 4h, input unit u, tap t) for
+// the backward, which sums over o for a fixed (u, t): in global memory (o*h*k + u*k + t) and
+// as staged by the persistent backward ([k, 4h, h]: (t*4h + o)*h + u, consecutive units in
+// consecutive words).
+#define ROW_LSTM_WT_GLOBAL(hidden, k) (hidden) * (k), (k), 1
+#define ROW_LSTM_WT_STAGED(hidden, k) (hidden), 1, 4 * (hidden) * (hidden)
+
+// Backward of unit u of position (row, j) (flat position p = (b*H + row)*W + j): dh_tot = dh +
+// conv1xk^T(d_is(row+1), w_ss) for unit u (k dot products of length 4h, in registers, the
+// weight (o, u, t) at o*so + u*su + t*st), then the cell backward of lstm_gates_bwd_v1. Reads
+// d_is at row+1 and dc_carry at `row`; writes d_is at `row` and dc_carry at row-1. The fused
+// and the persistent backward both call this, so they agree bit for bit.
+PIXELRNN_DEVICE void row_lstm_unit_bwd(const float* w, int so, int su, int st,
+                                       const float* gates, const float* c, const float* dh,
+                                       float* dc_carry, float* d_is, int height, int width,
+                                       int hidden, int k, pixelrnn_index_t p, int row, int j,
+                                       int u) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t e = p * hidden + u;
+    float dh_tot = dh[e];
+    if (row + 1 < height) {
+        for (int t = 0; t < k; ++t) {
+            const int jc = j - t + k / 2;  // the consumer in row+1 reading (row, j) by tap t
+            if (jc < 0 || jc >= width) continue;
+            const float* dp = d_is + (p + width + (jc - j)) * g4;
+            const float* wp = w + u * su + t * st;
+            for (int o = 0; o < g4; ++o) dh_tot += wp[o * so] * dp[o];
+        }
+    }
+
+    const float* g = gates + p * g4;
+    const float og = g[u];
+    const float fg = g[hidden + u];
+    const float ig = g[2 * hidden + u];
+    const float gg = g[3 * hidden + u];
+    const float tc = tanhf(c[e]);
+    const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
+    const float cp = row > 0 ? c[e - (pixelrnn_index_t)width * hidden] : 0.0f;
+    float* d = d_is + p * g4;
+    d[u] = dh_tot * tc * og * (1.0f - og);
+    d[hidden + u] = dc * cp * fg * (1.0f - fg);
+    d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
+    d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
+    if (row > 0) dc_carry[e - (pixelrnn_index_t)width * hidden] = dc * fg;
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, j, o) of row `row` (o < 4h):
@@ -182,9 +245,9 @@ row_lstm_step_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
         const int b = (int)(q / width);
         const int j = (int)(q % width);
         const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)row * width + j;
-        row_lstm_unit_fwd(is + p * 4 * hidden, w, h + b * plane * hidden,
-                          c + b * plane * hidden, gates + p * 4 * hidden, width, hidden, k, row,
-                          j, u);
+        row_lstm_unit_fwd(is + p * 4 * hidden, w, ROW_LSTM_W_GLOBAL(hidden, k),
+                          h + b * plane * hidden, c + b * plane * hidden,
+                          gates + p * 4 * hidden, width, hidden, k, row, j, u);
     }
 }
 
@@ -199,7 +262,6 @@ row_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gate
                      const float* __restrict__ c, const float* __restrict__ dh,
                      float* __restrict__ dc_carry, float* __restrict__ d_is, int n, int height,
                      int width, int hidden, int k, int row) {
-    const int g4 = 4 * hidden;
     const pixelrnn_index_t total = (pixelrnn_index_t)n * width * hidden;
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
@@ -208,33 +270,8 @@ row_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gate
         const int b = (int)(q / width);
         const int j = (int)(q % width);
         const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + row) * width + j;
-        const pixelrnn_index_t e = p * hidden + u;
-
-        float dh_tot = dh[e];
-        if (row + 1 < height) {
-            for (int t = 0; t < k; ++t) {
-                const int jc = j - t + k / 2;  // the consumer in row+1 reading (row, j) by tap t
-                if (jc < 0 || jc >= width) continue;
-                const float* dp = d_is + (p + width + (jc - j)) * g4;
-                const float* wp = w + (pixelrnn_index_t)u * k + t;
-                for (int o = 0; o < g4; ++o) dh_tot += wp[(pixelrnn_index_t)o * hidden * k] * dp[o];
-            }
-        }
-
-        const float* g = gates + p * g4;
-        const float og = g[u];
-        const float fg = g[hidden + u];
-        const float ig = g[2 * hidden + u];
-        const float gg = g[3 * hidden + u];
-        const float tc = tanhf(c[e]);
-        const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
-        const float cp = row > 0 ? c[e - (pixelrnn_index_t)width * hidden] : 0.0f;
-        float* d = d_is + p * g4;
-        d[u] = dh_tot * tc * og * (1.0f - og);
-        d[hidden + u] = dc * cp * fg * (1.0f - fg);
-        d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-        d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-        if (row > 0) dc_carry[e - (pixelrnn_index_t)width * hidden] = dc * fg;
+        row_lstm_unit_bwd(w, ROW_LSTM_WT_GLOBAL(hidden, k), gates, c, dh, dc_carry, d_is,
+                          height, width, hidden, k, p, row, j, u);
     }
 }
 
@@ -252,7 +289,113 @@ row_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
         const int u = (int)(idx % hidden);
         const pixelrnn_index_t b = idx / hidden;
-        row_lstm_unit_fwd(is + b * 4 * hidden, w, h + b * plane, c + b * plane, 0, width,
-                          hidden, k, i, j, u);
+        row_lstm_unit_fwd(is + b * 4 * hidden, w, ROW_LSTM_W_GLOBAL(hidden, k), h + b * plane,
+                          c + b * plane, 0, width, hidden, k, i, j, u);
+    }
+}
+
+// Launch: gridDim.x = n (one block per image; a smaller grid also works: blocks loop over the
+// images), blockDim.x a multiple of 32 up to 1024 (the host takes W*h rounded up to a warp,
+// at most 1024; threads loop over the row's (j, u) pairs), dynamic shared memory 4h*h*k floats
+// when `staged` != 0, none otherwise.
+// __launch_bounds__(1024, 1): one block per SM is all a persistent kernel asks for; with the
+// minimum stated, ptxas may use the 64 registers a 1024-thread block allows (with the bare
+// (1024) it capped the backward at 32 and spilled).
+// Persistent forward of the whole scan: a block owns every unit of its image, so the rows are
+// ordered by __syncthreads() alone (no grid-wide sync, no launch per row). `staged` != 0: the
+// state weights are copied once into shared memory (ROW_LSTM_W_STAGED layout) and stay there
+// for all rows; 0: they are read from global memory (ROW_LSTM_W_GLOBAL), for weights over the
+// 48 KiB a block gets without opting in. h, c and the activated gates are written exactly as
+// by row_lstm_step_fwd_v1, so the fused backward applies.
+PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
+row_lstm_persistent_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
+                           float* __restrict__ h, float* __restrict__ c,
+                           float* __restrict__ gates, int n, int height, int width, int hidden,
+                           int k, int staged) {
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    const int g4 = 4 * hidden;
+    if (staged) {
+        // Read in global order (coalesced), write transposed: e = (o*h + v)*k + t, o = x*h + u.
+        const int total = g4 * hidden * k;
+        for (int e = threadIdx.x; e < total; e += blockDim.x) {
+            const int t = e % k;
+            const int v = (e / k) % hidden;
+            const int o = e / (k * hidden);
+            w_s[(t * hidden + v) * g4 + o] = w[e];
+        }
+    }
+    __syncthreads();  // the staged weights are complete before any row reads them
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
+    const int pairs = width * hidden;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+        float* h_img = h + b * plane * hidden;
+        float* c_img = c + b * plane * hidden;
+        for (int r = 0; r < height; ++r) {
+            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+                const int u = q % hidden;
+                const int j = q / hidden;
+                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
+                // Two calls rather than one through a pointer chosen at run time: each inlined
+                // copy knows its address space (shared loads, constant strides).
+                if (staged) {
+                    row_lstm_unit_fwd(is + p * g4, w_s, ROW_LSTM_W_STAGED(hidden, k), h_img,
+                                      c_img, gates + p * g4, width, hidden, k, r, j, u);
+                } else {
+                    row_lstm_unit_fwd(is + p * g4, w, ROW_LSTM_W_GLOBAL(hidden, k), h_img,
+                                      c_img, gates + p * g4, width, hidden, k, r, j, u);
+                }
+            }
+            // Row r is complete (h and c, written to global memory by the whole block) before
+            // row r+1 reads it.
+            __syncthreads();
+        }
+    }
+}
+
+// Launch: as row_lstm_persistent_fwd_v1 (gridDim.x = n, blockDim.x a multiple of 32 up to
+// 1024, 4h*h*k floats of dynamic shared memory when `staged` != 0). dc_carry zeroed.
+// Persistent backward of the whole scan: one block per image walks the rows bottom-up with a
+// __syncthreads() between rows, each thread taking (j, u) pairs with the fused backward's
+// arithmetic (row_lstm_unit_bwd); `staged` != 0: the weights are copied once into shared
+// memory (ROW_LSTM_WT_STAGED layout), 0: read from global memory. Writes every d_is; the
+// weight gradient follows with row_lstm_ss_bwd_weight_v1.
+PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
+row_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,
+                           const float* __restrict__ c, const float* __restrict__ dh,
+                           float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                           int height, int width, int hidden, int k, int staged) {
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    const int g4 = 4 * hidden;
+    if (staged) {
+        // Read in global order (coalesced), write transposed: e = (o*h + u)*k + t.
+        const int total = g4 * hidden * k;
+        for (int e = threadIdx.x; e < total; e += blockDim.x) {
+            const int t = e % k;
+            const int u = (e / k) % hidden;
+            const int o = e / (k * hidden);
+            w_s[(t * g4 + o) * hidden + u] = w[e];
+        }
+    }
+    __syncthreads();  // the staged weights are complete before any row reads them
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
+    const int pairs = width * hidden;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+        for (int r = height - 1; r >= 0; --r) {
+            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+                const int u = q % hidden;
+                const int j = q / hidden;
+                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
+                if (staged) {
+                    row_lstm_unit_bwd(w_s, ROW_LSTM_WT_STAGED(hidden, k), gates, c, dh,
+                                      dc_carry, d_is, height, width, hidden, k, p, r, j, u);
+                } else {
+                    row_lstm_unit_bwd(w, ROW_LSTM_WT_GLOBAL(hidden, k), gates, c, dh, dc_carry,
+                                      d_is, height, width, hidden, k, p, r, j, u);
+                }
+            }
+            // Row r's d_is and the cell gradients it hands to row r-1 are complete before
+            // row r-1 reads them.
+            __syncthreads();
+        }
     }
 }

@@ -224,7 +224,7 @@ pub struct OpRow {
     pub config: String,
     /// Shapes in words: `7x7 mask A 1->32 on 16x28x28`.
     pub shape: String,
-    /// `v1`, `v2`... (CUDA), `cpu`, and for recurrences `fused`/`unfused` too.
+    /// `v1`, `v2`... (CUDA), `cpu`, and for recurrences `fused`/`unfused`/`persistent` too.
     pub variant: String,
     /// Recurrence variant of LSTM ops and recurrent steps.
     pub recurrence: Option<String>,
@@ -1719,7 +1719,7 @@ pub fn table(r: &Report) -> String {
         r.ceilings.how
     ));
     s.push_str(&format!(
-        "{:<22} {:<11} {:<34} {:<12} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}\n",
+        "{:<22} {:<11} {:<34} {:<14} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}\n",
         "row",
         "config",
         "shape",
@@ -1739,7 +1739,7 @@ pub fn table(r: &Report) -> String {
             _ => row.variant.clone(),
         };
         s.push_str(&format!(
-            "{:<22} {:<11} {:<34} {:<12} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
+            "{:<22} {:<11} {:<34} {:<14} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
             row.name,
             row.config,
             truncate(&row.shape, 34),
@@ -1822,7 +1822,15 @@ mod tests {
     #[test]
     fn every_op_name_has_a_planned_case() {
         let cfg = config("tiny").unwrap();
-        let planned = plan_ops(cfg, &[Recurrence::Fused, Recurrence::Unfused]).unwrap();
+        let planned = plan_ops(
+            cfg,
+            &[
+                Recurrence::Fused,
+                Recurrence::Unfused,
+                Recurrence::Persistent,
+            ],
+        )
+        .unwrap();
         for name in OP_NAMES {
             assert!(planned.iter().any(|p| p.case.name == name), "{name}");
             let (key, _) = op_key(name);

@@ -63,7 +63,7 @@ pub struct TrainConfig {
     pub eval_images: Option<usize>,
     /// Seed of the initial weights and of the batch order.
     pub seed: u64,
-    /// How recurrent layers run their recurrence (fused or unfused: same numbers).
+    /// How recurrent layers run their recurrence (fused, unfused or persistent: same numbers).
     #[serde(default)]
     pub recurrence: crate::backend::Recurrence,
     /// Multi-scale: train only stage 1 or only stage 2 (`None`: both, one loss = the sum).

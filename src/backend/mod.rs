@@ -47,6 +47,17 @@ pub enum Recurrence {
     #[serde(rename = "unfused")]
     #[value(name = "unfused")]
     Unfused,
+    /// One pass over the whole scan that keeps the state-to-state weights on chip across steps.
+    /// On CUDA: one launch per recurrence, one block per image looping over the steps with a
+    /// block barrier between them, the state weights staged once in shared memory when they
+    /// fit (48 KiB), each step's gates and cell update in registers as in the fused recurrence; its
+    /// backward is one launch too (then the weight gradient's), with the fused backward's
+    /// arithmetic. The CPU backend runs it as its fused recurrence: the fused CPU sweep is
+    /// already one pass per image with the weights in cache, so there is nothing more to
+    /// persist there.
+    #[serde(rename = "persistent")]
+    #[value(name = "persistent")]
+    Persistent,
 }
 
 /// Width of the skewed map of an `height x width` image: `max(2W-1, H+W-1)`.
@@ -257,6 +268,20 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// Shift up one row: `out[r] = x[r+1]`, last row zero (the backward of
     /// [`Backend::shift_down`]).
     fn shift_up(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
+
+    /// The output write of a Diagonal BiLSTM layer: `left + shift_down(mirror_width(right))`,
+    /// where `right` is the hidden map of the direction that ran on the mirrored image.
+    /// Provided as the composition of the three ops (the reference); a backend may fuse it.
+    fn diag_bilstm_combine(&self, left: &Tensor<Self>, right: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let moved = self.shift_down(&self.mirror_width(right)?)?;
+        self.add(left, &moved)
+    }
+
+    /// Backward of [`Backend::diag_bilstm_combine`] w.r.t. `right`:
+    /// `mirror_width(shift_up(dh))` (the gradient w.r.t. `left` is `dh` itself).
+    fn diag_bilstm_combine_backward(&self, dh: &Tensor<Self>) -> Result<Tensor<Self>> {
+        self.mirror_width(&self.shift_up(dh)?)
+    }
 
     /// Sum of all elements, accumulated in f64.
     fn sum(&self, x: &Tensor<Self>) -> Result<f64>;

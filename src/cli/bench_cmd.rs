@@ -19,6 +19,8 @@ enum RecurrenceArg {
     Fused,
     /// Unfused recurrence only.
     Unfused,
+    /// Persistent recurrence only (one launch per scan on CUDA; the fused sweep on the CPU).
+    Persistent,
     /// Every variant, with the speed-up over unfused.
     All,
 }
@@ -118,6 +120,7 @@ fn options(args: &BenchArgs, emulated: bool) -> anyhow::Result<Options> {
     let recurrences = match args.recurrence {
         RecurrenceArg::Fused => vec![Recurrence::Fused],
         RecurrenceArg::Unfused => vec![Recurrence::Unfused],
+        RecurrenceArg::Persistent => vec![Recurrence::Persistent],
         RecurrenceArg::All => {
             use clap::ValueEnum;
             Recurrence::value_variants().to_vec()

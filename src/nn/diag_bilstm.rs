@@ -135,8 +135,8 @@ impl<B: Backend> DiagBiLstm<B> {
             is_r = backend.add(&is_r, &bias)?;
         }
         let right = backend.diag_lstm_forward(&is_r, &self.right.ss_weight.value, rec)?;
-        let h_right = backend.shift_down(&backend.mirror_width(&right.h)?)?;
-        let h_sum = backend.add(&left.h, &h_right)?;
+        // left + shift_down(mirror(right)): one fused op (one kernel on CUDA).
+        let h_sum = backend.diag_bilstm_combine(&left.h, &right.h)?;
         let r = self.res_conv.forward(backend, &h_sum)?;
         let y = backend.add(x, &r)?;
         Ok((
@@ -175,7 +175,7 @@ impl<B: Backend> DiagBiLstm<B> {
         let (d_is_l, d_ss_l) =
             backend.diag_lstm_backward(&cache.left, &self.left.ss_weight.value, &dh, rec)?;
         self.left.ss_weight.grad = d_ss_l;
-        let dh_right = backend.mirror_width(&backend.shift_up(&dh)?)?;
+        let dh_right = backend.diag_bilstm_combine_backward(&dh)?;
         let (d_is_r, d_ss_r) = backend.diag_lstm_backward(
             &cache.right,
             &self.right.ss_weight.value,

@@ -1,14 +1,18 @@
 //! Parity of the recurrences and the skew family (kernels/{lstm,row_lstm,diag_lstm,skew,
 //! mirror_shift}.cu) against their CPU twins: Row LSTM and Diagonal LSTM forward (h, c, gates)
-//! and backward (d_is, d_w_ss) by both recurrence paths, fused against unfused on CUDA, the
-//! one-position steps of sampling against the full forward, and skew / unskew / mirror / shifts.
+//! and backward (d_is, d_w_ss) by the three recurrence variants (unfused, fused, persistent),
+//! the variants against each other on CUDA, the one-position steps of sampling against the
+//! full forward, and skew / unskew / mirror / shifts.
 //!
 //! Tolerances: the recurrences use `FP32_REL_TOL` (different summation orders and exp/tanh
 //! implementations, a few ulp per element, carried through the scan); the moves are copies
 //! and must match bit for bit.
 //!
 //! Shapes are small (the emulator runs one fiber per GPU thread on two cores) but cover odd
-//! sizes, a batch of two, H < W and H > W, one hidden unit and several, k = 1, 3 and 5.
+//! sizes, a batch of two, H < W and H > W, one hidden unit and several, k = 1, 3 and 5. The
+//! persistent kernels take two more cases per scan: state weights over the 48 KiB they stage
+//! in shared memory (read from global memory instead), and steps with more (position, unit)
+//! pairs than the 1024 threads of a block (threads loop).
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{CudaBackend, Executor};
@@ -91,10 +95,24 @@ impl Scan {
     }
 }
 
-const RECURRENCES: [Recurrence; 2] = [Recurrence::Fused, Recurrence::Unfused];
+/// Every variant; the first is the one the others are compared with on CUDA.
+const RECURRENCES: [Recurrence; 3] = [
+    Recurrence::Fused,
+    Recurrence::Unfused,
+    Recurrence::Persistent,
+];
 
-/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, both paths, against
-/// the CPU (same path), and the two CUDA paths against each other.
+/// Whether the persistent kernels stage the state weight of `scan` with `hd` units in shared
+/// memory: the host's rule (`PERSISTENT_SHARED_CAP` in src/backend/cuda/lstm.rs, the 48 KiB
+/// of dynamic shared memory a block gets without opting in), restated so that each case says
+/// which path it covers.
+fn persistent_staged(scan: Scan, hd: usize) -> bool {
+    let floats: usize = scan.weight_shape(hd).iter().product();
+    floats * std::mem::size_of::<f32>() <= 48 * 1024
+}
+
+/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, every recurrence
+/// variant, against the CPU (same variant), and the CUDA variants against the fused one.
 fn check_scan<E: Executor>(gpu: &CudaBackend<E>, scan: Scan, dims: [usize; 4], seed: u64) {
     let cpu = CpuBackend::new();
     let [n, height, width, hd] = dims;
@@ -154,16 +172,18 @@ fn check_scan<E: Executor>(gpu: &CudaBackend<E>, scan: Scan, dims: [usize; 4], s
         results.push([s_g.h, s_g.c, s_g.gates, d_is_g2, dw_g2]);
     }
 
-    // Fused against unfused, both on CUDA.
+    // Every variant against the fused one, all on CUDA.
     let names = ["h", "c", "gates", "d_is", "d_w_ss"];
-    for (name, (f, u)) in names.iter().zip(results[0].iter().zip(&results[1])) {
-        let f = f.to_vec(gpu).expect("download");
-        let u = u.to_vec(gpu).expect("download");
-        let err = rel_err(&format!("{what}: {name} fused vs unfused"), &f, &u);
-        assert!(
-            err <= FP32_REL_TOL,
-            "{what}: {name} fused vs unfused on CUDA: relative error {err:.3e}"
-        );
+    for (rec, other) in RECURRENCES.iter().zip(&results).skip(1) {
+        for (name, (f, u)) in names.iter().zip(results[0].iter().zip(other)) {
+            let f = f.to_vec(gpu).expect("download");
+            let u = u.to_vec(gpu).expect("download");
+            let err = rel_err(&format!("{what}: {name} fused vs {rec:?}"), &f, &u);
+            assert!(
+                err <= FP32_REL_TOL,
+                "{what}: {name} fused vs {rec:?} on CUDA: relative error {err:.3e}"
+            );
+        }
     }
 }
 
@@ -174,6 +194,12 @@ pub fn check_row_lstm<E: Executor>(gpu: &CudaBackend<E>) {
     check_scan(gpu, Scan::Row(3), [2, 5, 7, 3], 20);
     check_scan(gpu, Scan::Row(1), [2, 7, 5, 8], 30);
     check_scan(gpu, Scan::Row(5), [1, 3, 4, 2], 40);
+    // Persistent paths: h = 32, k = 3 is exactly 48 KiB of weights (staged); h = 40 is 75 KiB
+    // (global memory); 35 x 32 pairs per row exceed a block's 1024 threads.
+    assert!(persistent_staged(Scan::Row(3), 32) && !persistent_staged(Scan::Row(3), 40));
+    check_scan(gpu, Scan::Row(3), [1, 2, 3, 32], 41);
+    check_scan(gpu, Scan::Row(3), [2, 3, 5, 40], 42);
+    check_scan(gpu, Scan::Row(1), [1, 2, 35, 32], 43);
 }
 
 pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
@@ -183,6 +209,11 @@ pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
     // A single row and a single column: anti-diagonals of one position.
     check_scan(gpu, Scan::Diagonal, [1, 1, 4, 2], 80);
     check_scan(gpu, Scan::Diagonal, [1, 4, 1, 2], 90);
+    // Persistent paths: h = 40 is 50 KiB of weights (global memory; the cases above are
+    // staged); anti-diagonals of 17 positions x 64 units exceed a block's 1024 threads.
+    assert!(persistent_staged(Scan::Diagonal, 8) && !persistent_staged(Scan::Diagonal, 40));
+    check_scan(gpu, Scan::Diagonal, [2, 3, 5, 40], 91);
+    check_scan(gpu, Scan::Diagonal, [1, 17, 18, 64], 92);
 }
 
 /// The one-position steps, swept over every position in raster order from maps full of NaN,

@@ -12,6 +12,7 @@
 //! whole output (fp32 on both sides: well under 1e-4; see each check for its tolerance).
 
 mod conv;
+mod diag_bilstm_combine;
 mod lstm;
 mod model;
 mod pointwise;

@@ -50,7 +50,11 @@ fn check_step<E: Executor>(
     rec: Recurrence,
     optimizer: OptimizerKind,
 ) {
-    let what = format!("{} C={} {rec:?} {optimizer:?}", cfg.kind.name(), cfg.channels);
+    let what = format!(
+        "{} C={} {rec:?} {optimizer:?}",
+        cfg.kind.name(),
+        cfg.channels
+    );
     let cpu = CpuBackend::new();
     let data = images(&cfg, 3, 11);
     let idx = [0, 1, 2];
@@ -89,7 +93,11 @@ fn check_step<E: Executor>(
         for (c, g) in pc.iter().zip(&pg) {
             let got = g.grad.to_vec(gpu).expect("download");
             let err = rel_err(&c.name, &got, &c.grad.data);
-            assert!(err < STEP_REL_TOL, "{what}: grad of {}: rel err {err:.2e}", c.name);
+            assert!(
+                err < STEP_REL_TOL,
+                "{what}: grad of {}: rel err {err:.2e}",
+                c.name
+            );
         }
     }
     opt_cpu.step(&cpu, on_cpu.params_mut()).expect("cpu update");
@@ -99,7 +107,11 @@ fn check_step<E: Executor>(
     for (c, g) in on_cpu.params_mut().iter().zip(on_gpu.params_mut()) {
         let got = g.value.to_vec(gpu).expect("download");
         let err = rel_err(&c.name, &got, &c.value.data);
-        assert!(err < STEP_REL_TOL, "{what}: updated {}: rel err {err:.2e}", c.name);
+        assert!(
+            err < STEP_REL_TOL,
+            "{what}: updated {}: rel err {err:.2e}",
+            c.name
+        );
     }
     gpu.synchronize().expect("synchronize");
 }
@@ -107,21 +119,49 @@ fn check_step<E: Executor>(
 /// PixelCNN, 256-way softmax with C = 3 and Bernoulli with C = 1, RMSProp and Adam.
 pub fn check_pixelcnn_step<E: Executor>(gpu: &CudaBackend<E>) {
     let rec = Recurrence::Unfused;
-    check_step(gpu, config(ModelKind::PixelCnn, 3, false), rec, OptimizerKind::RmsProp);
-    check_step(gpu, config(ModelKind::PixelCnn, 1, true), rec, OptimizerKind::Adam);
+    check_step(
+        gpu,
+        config(ModelKind::PixelCnn, 3, false),
+        rec,
+        OptimizerKind::RmsProp,
+    );
+    check_step(
+        gpu,
+        config(ModelKind::PixelCnn, 1, true),
+        rec,
+        OptimizerKind::Adam,
+    );
 }
 
-/// Row LSTM, both recurrences.
+/// Row LSTM, every recurrence variant.
 pub fn check_row_lstm_step<E: Executor>(gpu: &CudaBackend<E>) {
-    for rec in [Recurrence::Unfused, Recurrence::Fused] {
-        check_step(gpu, config(ModelKind::RowLstm, 3, false), rec, OptimizerKind::RmsProp);
+    for rec in [
+        Recurrence::Unfused,
+        Recurrence::Fused,
+        Recurrence::Persistent,
+    ] {
+        check_step(
+            gpu,
+            config(ModelKind::RowLstm, 3, false),
+            rec,
+            OptimizerKind::RmsProp,
+        );
     }
 }
 
-/// Diagonal BiLSTM, both recurrences.
+/// Diagonal BiLSTM, every recurrence variant.
 pub fn check_diag_bilstm_step<E: Executor>(gpu: &CudaBackend<E>) {
-    for rec in [Recurrence::Unfused, Recurrence::Fused] {
-        check_step(gpu, config(ModelKind::DiagBiLstm, 1, true), rec, OptimizerKind::Adam);
+    for rec in [
+        Recurrence::Unfused,
+        Recurrence::Fused,
+        Recurrence::Persistent,
+    ] {
+        check_step(
+            gpu,
+            config(ModelKind::DiagBiLstm, 1, true),
+            rec,
+            OptimizerKind::Adam,
+        );
     }
 }
 

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::softmax_nll::exp_neg;
+use crate::backend::Recurrence;
 
 /// Logistic sigmoid, through the polynomial `exp` of `softmax_nll` (within 2 ulp; a third of
 /// the cost of libm's `expf`) on `-|x|`, so that the exponential never overflows.
@@ -239,6 +240,17 @@ fn gather_rows(geo: &Geometry, h: &[f32], rows: &[(usize, usize, usize)]) -> Vec
         );
     }
     cols
+}
+
+/// Whether recurrence variant `rec` runs as the fused sweep on the CPU (else the unfused
+/// per-step GEMMs). [`Recurrence::Persistent`] is the fused sweep: that sweep already makes one
+/// pass per image with the packed weights in cache, which is what the persistent variant adds
+/// on CUDA.
+pub fn fused_sweep(rec: Recurrence) -> bool {
+    match rec {
+        Recurrence::Fused | Recurrence::Persistent => true,
+        Recurrence::Unfused => false,
+    }
 }
 
 /// Outputs of a forward recurrence: `(h, c, gates)`, NHWC.

@@ -2,10 +2,11 @@
 //! pointwise gate/cell update shared by both scans), `kernels/row_lstm.cu` and
 //! `kernels/diag_lstm.cu`. CPU twin: `cpu/lstm.rs` (same [`Geometry`], same steps).
 //!
-//! The scan runs on the host, one step (an image row, or an anti-diagonal `r + j = s` of the
-//! image, which is a column of the skewed map: the skew is folded into the kernels' indexing)
-//! of the whole batch per launch, in stream order, so each step sees the previous step's
-//! states. The state maps are allocated once per call.
+//! A step is an image row, or an anti-diagonal `r + j = s` of the image, which is a column of
+//! the skewed map: the skew is folded into the kernels' indexing. The unfused and fused
+//! variants run the scan on the host, one step of the whole batch per launch, in stream order,
+//! so each step sees the previous step's states; the persistent variant runs it on the device.
+//! The state maps are allocated once per call.
 //!
 //! - [`Recurrence::Unfused`], two launches per step: the state-to-state product of the step
 //!   written into the gates map as the pre-activation (`<scan>_ss_fwd`), then the gates and
@@ -17,7 +18,15 @@
 //!   no pre-activation is stored. Backward: `<scan>_step_bwd` computes each unit's recurrent
 //!   dh from the next step's dpre and applies the cell backward in registers; no dh buffer.
 //!
-//! Both backward paths end with one `<scan>_ss_bwd_weight` launch: `d_w_ss` is reduced once
+//! - [`Recurrence::Persistent`], one launch for the whole scan: `<scan>_persistent_fwd`, one
+//!   block per image looping over the steps with a block barrier between them (a block owns
+//!   every unit its next step reads, so no grid-wide sync is needed), the state weights staged
+//!   once in dynamic shared memory when they fit in [`PERSISTENT_SHARED_CAP`] (else read from
+//!   global memory, flag `staged = 0`), each (position, unit) with the fused step's arithmetic.
+//!   Backward: `<scan>_persistent_bwd`, the same for the steps in reverse with the fused
+//!   backward's arithmetic (its own staged layout of the weights, for the transposed product).
+//!
+//! Every backward path ends with one `<scan>_ss_bwd_weight` launch: `d_w_ss` is reduced once
 //! over every position after the scan, one thread per weight element. Every dpre is final by
 //! then and `h` is kept, so there is no per-step partial buffer and no floating-point atomic:
 //! the result is deterministic and independent of the launch configuration.
@@ -26,7 +35,7 @@
 //! kernels ([`CudaBackend::set_version`]).
 
 use super::elementwise::{grid_stride, int};
-use super::{arg, Arg, CudaBackend, Executor};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::cpu::lstm::{Geometry, Scan};
 use crate::backend::{LstmState, Recurrence};
 use crate::error::{Error, Result};
@@ -171,7 +180,115 @@ fn step_count(geo: &Geometry, s: usize) -> usize {
     }
 }
 
-/// The forward recurrence of either scan (`diagonal`) by either path.
+/// Dynamic shared memory a block may use without opting in to more (neither executor sets
+/// the attribute that allows more): the persistent kernels stage the state weights only when
+/// they fit (`4h*h*k` floats for the Row LSTM, `8h*h` for the Diagonal LSTM).
+pub(super) const PERSISTENT_SHARED_CAP: usize = 48 * 1024;
+
+/// Most threads per block of the persistent kernels (their `__launch_bounds__`).
+const PERSISTENT_MAX_THREADS: usize = 1024;
+
+/// Launch configuration of a persistent kernel (forward or backward) for `n` images, and
+/// whether it stages the state weights in shared memory (its `staged` flag).
+fn persistent_cfg<E: Executor>(w_ss: &T<E>, n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
+    let w_bytes = w_ss.numel() * std::mem::size_of::<f32>();
+    let staged = w_bytes <= PERSISTENT_SHARED_CAP;
+    // One thread per (position, unit) of the widest step (a row's W positions, an
+    // anti-diagonal's min(H, W)), whole warps; wider steps loop.
+    let widest = match geo.scan {
+        Scan::Row { .. } => geo.width,
+        Scan::Diagonal => geo.height.min(geo.width),
+    };
+    let threads = (widest * geo.hidden)
+        .next_multiple_of(32)
+        .min(PERSISTENT_MAX_THREADS) as u32;
+    // One block per image; past MAX_BLOCKS the blocks loop over the images. Both casts are
+    // in range: n fits in int (Dims::new) and w_bytes is at most the 48 KiB cap when staged.
+    let blocks = n.min(MAX_BLOCKS as usize) as u32;
+    let shared = if staged { w_bytes as u32 } else { 0 };
+    (
+        LaunchCfg::linear(blocks, threads).with_shared(shared),
+        staged,
+    )
+}
+
+/// The persistent forward: one `<scan>_persistent_fwd` launch for the whole scan of `n`
+/// images (`n * H * W > 0`) into `state`.
+fn persistent_forward<E: Executor>(
+    be: &CudaBackend<E>,
+    is: &T<E>,
+    w_ss: &T<E>,
+    state: &LstmState<CudaBackend<E>>,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+) -> Result<()> {
+    let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+    let mut args = vec![
+        arg(is),
+        arg(w_ss),
+        arg(&state.h),
+        arg(&state.c),
+        arg(&state.gates),
+    ];
+    dims.push(&mut args, &[i32::from(staged)]);
+    be.launch(&be.kernel_name(scan_op(geo), "persistent_fwd"), &cfg, &args)
+}
+
+/// The fused (`fused`) or unfused forward: the scan on the host, one step of the whole batch
+/// per launch (fused) or two (unfused), into `state`.
+#[allow(clippy::too_many_arguments)]
+fn stepwise_forward<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    is: &T<E>,
+    w_ss: &T<E>,
+    state: &LstmState<CudaBackend<E>>,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+    fused: bool,
+) -> Result<()> {
+    let hd = geo.hidden;
+    let scan = scan_op(geo);
+    for s in 0..geo.steps() {
+        let m = n * step_count(geo, s);
+        let step = int(op, "step", s)?;
+        if fused {
+            let mut args = vec![
+                arg(is),
+                arg(w_ss),
+                arg(&state.h),
+                arg(&state.c),
+                arg(&state.gates),
+            ];
+            dims.push(&mut args, &[step]);
+            be.launch(
+                &be.kernel_name(scan, "step_fwd"),
+                &grid_stride(m * hd),
+                &args,
+            )?;
+        } else {
+            let mut args = vec![arg(is), arg(w_ss), arg(&state.h), arg(&state.gates)];
+            dims.push(&mut args, &[step]);
+            be.launch(
+                &be.kernel_name(scan, "ss_fwd"),
+                &grid_stride(m * 4 * hd),
+                &args,
+            )?;
+            let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
+            dims.push_gates(&mut args, step);
+            be.launch(
+                &be.kernel_name("lstm", "gates_fwd"),
+                &grid_stride(m * hd),
+                &args,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The forward recurrence of either scan (`diagonal`) by any path.
 fn forward<E: Executor>(
     be: &CudaBackend<E>,
     op: &'static str,
@@ -193,48 +310,15 @@ fn forward<E: Executor>(
         return Ok(state);
     }
     let dims = Dims::new(op, n, &geo)?;
-    let scan = scan_op(&geo);
-    for s in 0..geo.steps() {
-        let m = n * step_count(&geo, s);
-        let step = int(op, "step", s)?;
-        match rec {
-            Recurrence::Fused => {
-                let mut args = vec![
-                    arg(is),
-                    arg(w_ss),
-                    arg(&state.h),
-                    arg(&state.c),
-                    arg(&state.gates),
-                ];
-                dims.push(&mut args, &[step]);
-                be.launch(
-                    &be.kernel_name(scan, "step_fwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
-            }
-            Recurrence::Unfused => {
-                let mut args = vec![arg(is), arg(w_ss), arg(&state.h), arg(&state.gates)];
-                dims.push(&mut args, &[step]);
-                be.launch(
-                    &be.kernel_name(scan, "ss_fwd"),
-                    &grid_stride(m * 4 * hd),
-                    &args,
-                )?;
-                let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
-                dims.push_gates(&mut args, step);
-                be.launch(
-                    &be.kernel_name("lstm", "gates_fwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
-            }
-        }
+    match rec {
+        Recurrence::Persistent => persistent_forward(be, is, w_ss, &state, n, &geo, &dims)?,
+        Recurrence::Fused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, true)?,
+        Recurrence::Unfused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, false)?,
     }
     Ok(state)
 }
 
-/// Backward through time of either scan by either path; returns `(d_is, d_w_ss)`.
+/// Backward through time of either scan by any path; returns `(d_is, d_w_ss)`.
 fn backward<E: Executor>(
     be: &CudaBackend<E>,
     op: &'static str,
@@ -270,6 +354,20 @@ fn backward<E: Executor>(
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
     match rec {
+        Recurrence::Persistent => {
+            // One launch for the whole scan, the steps in reverse inside the kernel.
+            let (cfg, staged) = persistent_cfg(w_ss, n, &geo);
+            let mut args = vec![
+                arg(w_ss),
+                arg(&state.gates),
+                arg(&state.c),
+                arg(dh),
+                arg(&dc_carry),
+                arg(&d_is),
+            ];
+            dims.push(&mut args, &[i32::from(staged)]);
+            be.launch(&be.kernel_name(scan, "persistent_bwd"), &cfg, &args)?;
+        }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {
                 let m = n * step_count(&geo, s);

@@ -15,6 +15,7 @@
 mod bernoulli_nll;
 mod conv_transpose2d;
 pub mod device;
+mod diag_bilstm_combine;
 mod elementwise;
 pub mod emulator;
 mod executor;
@@ -472,6 +473,14 @@ impl<E: Executor> Backend for CudaBackend<E> {
 
     fn shift_up(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
         mirror_shift::shift_up(self, x)
+    }
+
+    fn diag_bilstm_combine(&self, left: &Tensor<Self>, right: &Tensor<Self>) -> Result<Tensor<Self>> {
+        diag_bilstm_combine::forward(self, left, right)
+    }
+
+    fn diag_bilstm_combine_backward(&self, dh: &Tensor<Self>) -> Result<Tensor<Self>> {
+        diag_bilstm_combine::backward(self, dh)
     }
 
     fn sum(&self, x: &Tensor<Self>) -> Result<f64> {
