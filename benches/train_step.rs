@@ -132,6 +132,7 @@ fn train_step(c: &mut Criterion) {
                 (ModelKind::PixelCnn, _) => format!("cpu/{}", case.name),
                 (_, Recurrence::Fused) => format!("cpu_fused/{}", case.name),
                 (_, Recurrence::Unfused) => format!("cpu_unfused/{}", case.name),
+                (_, Recurrence::Persistent) => format!("cpu_persistent/{}", case.name),
             };
             group.bench_function(BenchmarkId::from_parameter(id), |bench| {
                 bench.iter(|| {
