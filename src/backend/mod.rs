@@ -272,7 +272,11 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// The output write of a Diagonal BiLSTM layer: `left + shift_down(mirror_width(right))`,
     /// where `right` is the hidden map of the direction that ran on the mirrored image.
     /// Provided as the composition of the three ops (the reference); a backend may fuse it.
-    fn diag_bilstm_combine(&self, left: &Tensor<Self>, right: &Tensor<Self>) -> Result<Tensor<Self>> {
+    fn diag_bilstm_combine(
+        &self,
+        left: &Tensor<Self>,
+        right: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
         let moved = self.shift_down(&self.mirror_width(right)?)?;
         self.add(left, &moved)
     }

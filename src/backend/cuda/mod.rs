@@ -475,7 +475,11 @@ impl<E: Executor> Backend for CudaBackend<E> {
         mirror_shift::shift_up(self, x)
     }
 
-    fn diag_bilstm_combine(&self, left: &Tensor<Self>, right: &Tensor<Self>) -> Result<Tensor<Self>> {
+    fn diag_bilstm_combine(
+        &self,
+        left: &Tensor<Self>,
+        right: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
         diag_bilstm_combine::forward(self, left, right)
     }
 
