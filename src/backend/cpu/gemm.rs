@@ -140,6 +140,33 @@ pub fn sgemm(
     );
 }
 
+/// [`sgemm`] on the calling thread, for callers that already run one product per thread (the
+/// blocked convolutions: one block of rows per task).
+pub fn sgemm_serial(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(
+        a.fits(m, k) && b.fits(k, n) && c.len() >= m * n,
+        "sgemm operands out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    raw(m, n, k, a, b, c, accumulate, gemm::Parallelism::None);
+}
+
 /// The `gemm` crate's product on checked operands.
 #[allow(clippy::too_many_arguments)]
 fn raw(

@@ -1,13 +1,22 @@
-//! `masked_conv2d` on the CPU: im2col over the taps that exist, then one GEMM.
+//! `masked_conv2d` on the CPU: im2col over the taps that exist, then a GEMM, block by block.
 //!
 //! Only the taps that the mask leaves (raster taps before the centre, and the centre when some
 //! pair of groups may use it) are gathered, so a 7x7 mask-A layer multiplies 24 (C = 1) or 25
 //! taps instead of 49. The centre tap's channel-group mask is applied to the packed weights.
-//! The plain-loop reference lives in the tests (`tests/ops_reference.rs`).
+//!
+//! Blocking: the work is cut into blocks of rows (output positions) small enough that a block's
+//! gathered columns, its outputs and its output gradients stay in cache (see [`block_rows`]).
+//! Forward: gather, bias, product, per block. Backward: one pass over the blocks computes the
+//! bias gradient, the weight gradient (per-thread partial sums) and the input gradient (product,
+//! then scatter-add) while the block is in cache. The whole-map im2col buffer, its gradient and
+//! their zero-fills (each several MiB per layer) are gone; 1x1 convolutions use the input as
+//! the column matrix directly. The plain-loop reference lives in the tests
+//! (`tests/ops_reference.rs`).
 
 use rayon::prelude::*;
 
-use super::gemm::{sgemm, MatRef};
+use super::elementwise::par_build;
+use super::gemm::{sgemm_serial, MatRef};
 use crate::backend::ConvSpec;
 
 /// Geometry of one convolution call.
@@ -82,30 +91,6 @@ fn unpack_weight_grad(
     dw
 }
 
-/// `db[o] = sum over rows of dy[row, o]`, in per-thread partial sums.
-fn bias_grad(dy: &[f32], cout: usize) -> Vec<f32> {
-    let cout = cout.max(1);
-    let add_rows = |mut acc: Vec<f32>, rows: &[f32]| {
-        for row in rows.chunks_exact(cout) {
-            for (d, v) in acc.iter_mut().zip(row) {
-                *d += v;
-            }
-        }
-        acc
-    };
-    dy.par_chunks(cout * 1024)
-        .fold(|| vec![0.0f32; cout], add_rows)
-        .reduce(
-            || vec![0.0f32; cout],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += y;
-                }
-                a
-            },
-        )
-}
-
 /// Input offset of tap `(ky, kx)` for output `(y, x)`, or `None` in the zero padding.
 #[inline]
 fn source(y: usize, x: usize, ky: usize, kx: usize, spec: &ConvSpec, g: ConvGeom) -> Option<usize> {
@@ -114,95 +99,129 @@ fn source(y: usize, x: usize, ky: usize, kx: usize, spec: &ConvSpec, g: ConvGeom
     (iy < g.h && ix < g.w).then_some(iy * g.w + ix)
 }
 
-/// Gathers, for every output position, the input vectors under each live tap:
-/// `[n * h * w, taps * cin]`. Parallel over images.
-fn im2col(x: &[f32], g: ConvGeom, spec: &ConvSpec, taps: &[(usize, usize)]) -> Vec<f32> {
-    let tk = taps.len() * g.cin;
-    let plane = g.h * g.w;
-    let mut cols = vec![0.0f32; g.rows() * tk];
-    cols.par_chunks_mut(plane * tk)
-        .zip(x.par_chunks(plane * g.cin))
-        .for_each(|(cols_img, x_img)| {
-            for y in 0..g.h {
-                for xx in 0..g.w {
-                    let row = &mut cols_img[(y * g.w + xx) * tk..(y * g.w + xx + 1) * tk];
-                    for (t, &(ky, kx)) in taps.iter().enumerate() {
-                        if let Some(p) = source(y, xx, ky, kx, spec, g) {
-                            row[t * g.cin..(t + 1) * g.cin]
-                                .copy_from_slice(&x_img[p * g.cin..(p + 1) * g.cin]);
-                        }
-                    }
-                }
-            }
-        });
-    cols
+/// Rows per block: about 32 Ki floats (128 KiB) of gathered columns and outputs per block, so
+/// that they stay in the core's L2 between the gather and the product; at least 16 rows (the
+/// GEMM's micro-kernel height), at most 1024.
+fn block_rows(tk: usize, cout: usize) -> usize {
+    ((32 * 1024) / (tk + cout).max(1)).clamp(16, 1024)
 }
 
-/// Adds each gathered column gradient back to the input position it came from. Parallel over
-/// images (their regions are disjoint).
-fn col2im(dcols: &[f32], g: ConvGeom, spec: &ConvSpec, taps: &[(usize, usize)]) -> Vec<f32> {
+/// Gathers rows `r0 .. r0 + out.len() / (taps * cin)` of the im2col matrix (`[n * h * w, taps *
+/// cin]`: for each output position, the input vectors under each live tap; zero in the padding)
+/// into `out`, writing every element.
+fn im2col_rows(
+    x: &[f32],
+    g: ConvGeom,
+    spec: &ConvSpec,
+    taps: &[(usize, usize)],
+    r0: usize,
+    out: &mut [f32],
+) {
     let tk = taps.len() * g.cin;
     let plane = g.h * g.w;
-    let mut dx = vec![0.0f32; g.rows() * g.cin];
-    dx.par_chunks_mut(plane * g.cin)
-        .zip(dcols.par_chunks(plane * tk))
-        .for_each(|(dx_img, dcols_img)| {
-            for y in 0..g.h {
-                for xx in 0..g.w {
-                    let row = &dcols_img[(y * g.w + xx) * tk..(y * g.w + xx + 1) * tk];
-                    for (t, &(ky, kx)) in taps.iter().enumerate() {
-                        if let Some(p) = source(y, xx, ky, kx, spec, g) {
-                            let dst = &mut dx_img[p * g.cin..(p + 1) * g.cin];
-                            for (d, s) in dst.iter_mut().zip(&row[t * g.cin..(t + 1) * g.cin]) {
-                                *d += s;
-                            }
-                        }
-                    }
+    for (i, row) in out.chunks_exact_mut(tk).enumerate() {
+        let r = r0 + i;
+        let (img, p) = (r / plane, r % plane);
+        let x_img = &x[img * plane * g.cin..(img + 1) * plane * g.cin];
+        let (y, xx) = (p / g.w, p % g.w);
+        for (t, &(ky, kx)) in taps.iter().enumerate() {
+            let dst = &mut row[t * g.cin..(t + 1) * g.cin];
+            match source(y, xx, ky, kx, spec, g) {
+                Some(q) => dst.copy_from_slice(&x_img[q * g.cin..(q + 1) * g.cin]),
+                None => dst.fill(0.0),
+            }
+        }
+    }
+}
+
+/// Adds the column gradients of positions `p0 .. p0 + dcols.len() / (taps * cin)` of one image
+/// back to the input positions they were gathered from, in that image's `dx_img`.
+fn col2im_rows(
+    dcols: &[f32],
+    g: ConvGeom,
+    spec: &ConvSpec,
+    taps: &[(usize, usize)],
+    p0: usize,
+    dx_img: &mut [f32],
+) {
+    let tk = taps.len() * g.cin;
+    for (i, row) in dcols.chunks_exact(tk).enumerate() {
+        let p = p0 + i;
+        let (y, xx) = (p / g.w, p % g.w);
+        for (t, &(ky, kx)) in taps.iter().enumerate() {
+            if let Some(q) = source(y, xx, ky, kx, spec, g) {
+                let dst = &mut dx_img[q * g.cin..(q + 1) * g.cin];
+                for (d, s) in dst.iter_mut().zip(&row[t * g.cin..(t + 1) * g.cin]) {
+                    *d += s;
                 }
             }
-        });
-    dx
+        }
+    }
 }
 
 /// Forward: `y[n, h, w, cout] = conv(x, weight) + bias`.
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: ConvGeom, spec: &ConvSpec) -> Vec<f32> {
     let taps = spec.taps();
     let tk = taps.len() * g.cin;
+    let rows = g.rows();
+    if g.cout == 0 || rows == 0 {
+        return Vec::new();
+    }
     let packed = pack_weights(weight, g, spec, &taps);
-    // Filled in parallel: besides the copy, the first touch of a large fresh buffer takes a
-    // page fault per 4 KiB, which then also runs on both threads.
-    let mut y = vec![0.0f32; g.rows() * g.cout];
-    if g.cout > 0 {
-        y.par_chunks_mut(g.cout * 256).for_each(|rows| {
-            for row in rows.chunks_exact_mut(g.cout) {
-                row.copy_from_slice(bias);
+    let pointwise = is_pointwise(spec, &taps);
+    let br = block_rows(if pointwise { 0 } else { tk }, g.cout);
+    // Each block of outputs starts as the bias (written in cache, by the thread that then
+    // accumulates the product into it) and, with no live taps (a 1x1 mask A with one group),
+    // stays the bias.
+    par_build(
+        rows * g.cout,
+        br * g.cout,
+        bias,
+        Vec::new,
+        |scratch: &mut Vec<f32>, i, yb| {
+            if tk == 0 {
+                return;
             }
-        });
-    }
-    if tk == 0 || g.rows() == 0 {
-        // No live taps (1x1 mask A with one group) or an empty map: the output is the bias.
-        return y;
-    }
-    let cols_owned;
-    let cols: &[f32] = if is_pointwise(spec, &taps) {
-        x
-    } else {
-        cols_owned = im2col(x, g, spec, &taps);
-        &cols_owned
-    };
-    sgemm(
-        g.rows(),
-        g.cout,
-        tk,
-        MatRef::row_major(cols, tk),
-        MatRef::row_major(&packed, g.cout),
-        &mut y,
-        true,
-    );
-    y
+            let (r0, nr) = (i * br, yb.len() / g.cout);
+            let cols: &[f32] = if pointwise {
+                &x[r0 * tk..(r0 + nr) * tk]
+            } else {
+                scratch.resize(nr * tk, 0.0);
+                im2col_rows(x, g, spec, &taps, r0, &mut scratch[..nr * tk]);
+                &scratch[..nr * tk]
+            };
+            sgemm_serial(
+                nr,
+                g.cout,
+                tk,
+                MatRef::row_major(cols, tk),
+                MatRef::row_major(&packed, g.cout),
+                yb,
+                true,
+            );
+        },
+    )
+}
+
+/// One thread's share of the backward pass: partial weight and bias gradients and the scratch
+/// buffers of its blocks.
+struct Partial {
+    /// Packed weight gradient, `[taps * cin, cout]` or its transpose (see `wide`).
+    dpacked: Vec<f32>,
+    /// Bias gradient.
+    db: Vec<f32>,
+    /// The block's gathered columns.
+    cols: Vec<f32>,
+    /// The block's column gradients.
+    dcols: Vec<f32>,
 }
 
 /// Backward: returns `(dx if need_dx, dweight [cout, cin, kh, kw], dbias [cout])`.
+///
+/// The rows are split into one contiguous range per thread (whole images when the input
+/// gradient is scattered back with col2im, so that no two threads add into the same image);
+/// each thread walks its range block by block and returns its partial weight and bias
+/// gradients, summed at the end in thread order.
 pub fn backward(
     x: &[f32],
     weight: &[f32],
@@ -213,65 +232,182 @@ pub fn backward(
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let taps = spec.taps();
     let tk = taps.len() * g.cin;
-    let mut db = bias_grad(dy, g.cout);
-    db.truncate(g.cout);
-    if tk == 0 || g.rows() == 0 {
-        let dw = vec![0.0f32; g.cout * g.cin * spec.kh * spec.kw];
-        return (need_dx.then(|| vec![0.0f32; g.rows() * g.cin]), dw, db);
+    let rows = g.rows();
+    let (cout, cin) = (g.cout, g.cin);
+    if tk == 0 || rows == 0 || cout == 0 {
+        let dw = vec![0.0f32; cout * cin * spec.kh * spec.kw];
+        let mut db = vec![0.0f32; cout];
+        for row in dy.chunks_exact(cout.max(1)).take(rows) {
+            for (d, v) in db.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        return (need_dx.then(|| vec![0.0f32; rows * cin]), dw, db);
     }
     let pointwise = is_pointwise(spec, &taps);
-    let cols_owned;
-    let cols: &[f32] = if pointwise {
-        x
-    } else {
-        cols_owned = im2col(x, g, spec, &taps);
-        &cols_owned
-    };
+    let packed = need_dx.then(|| pack_weights(weight, g, spec, &taps));
     // The weight gradient `cols^T . dy` (`[tk, cout]`) or its transpose `dy^T . cols`
     // (`[cout, tk]`), whichever has more rows: the GEMM's micro-kernel is taller than wide, and
     // the head's 1x1 D -> 256 layer runs about 2x faster as `[256, D]` than as `[D, 256]`.
-    let mut dpacked = vec![0.0f32; tk * g.cout];
-    let layout = if g.cout > tk {
-        sgemm(
-            g.cout,
-            tk,
-            g.rows(),
-            MatRef::transposed(dy, g.cout),
-            MatRef::row_major(cols, tk),
-            &mut dpacked,
-            false,
-        );
-        (1, tk)
-    } else {
-        sgemm(
-            tk,
-            g.cout,
-            g.rows(),
-            MatRef::transposed(cols, tk),
-            MatRef::row_major(dy, g.cout),
-            &mut dpacked,
-            false,
-        );
-        (g.cout, 1)
-    };
-    let dw = unpack_weight_grad(&dpacked, layout, g, spec, &taps);
-    let dx = need_dx.then(|| {
-        let packed = pack_weights(weight, g, spec, &taps);
-        let mut dcols = vec![0.0f32; g.rows() * tk];
-        sgemm(
-            g.rows(),
-            tk,
-            g.cout,
-            MatRef::row_major(dy, g.cout),
-            MatRef::transposed(&packed, g.cout),
-            &mut dcols,
-            false,
-        );
-        if pointwise {
-            dcols
-        } else {
-            col2im(&dcols, g, spec, &taps)
+    let wide = cout > tk;
+    let plane = g.h * g.w;
+    // The same blocks and threads whether or not the input gradient is wanted, so that the
+    // weight gradient's summation order (and so its rounding) does not depend on `need_dx`.
+    let br = block_rows(if pointwise { 0 } else { 2 * tk }, cout);
+    // Units of work that one thread owns whole: images when col2im may scatter into them,
+    // otherwise blocks.
+    let unit = if pointwise { br } else { plane };
+    let units = rows.div_ceil(unit);
+    let lanes = rayon::current_num_threads().min(units).max(1);
+    let per_lane = units.div_ceil(lanes) * unit;
+    let ranges: Vec<(usize, usize)> = (0..lanes)
+        .map(|l| ((l * per_lane).min(rows), ((l + 1) * per_lane).min(rows)))
+        .collect();
+    let mut dx: Vec<f32> = Vec::with_capacity(if need_dx { rows * cin } else { 0 });
+    let mut dx_lanes = Vec::with_capacity(lanes);
+    {
+        let mut rest = &mut dx.spare_capacity_mut()[..if need_dx { rows * cin } else { 0 }];
+        for &(a, b) in &ranges {
+            let take = if need_dx { (b - a) * cin } else { 0 };
+            let (head, tail) = rest.split_at_mut(take);
+            dx_lanes.push(head);
+            rest = tail;
         }
-    });
-    (dx, dw, db)
+    }
+    let partials: Vec<Partial> = dx_lanes
+        .into_par_iter()
+        .zip(ranges.par_iter())
+        .map(|(dx_lane, &(a, b))| {
+            let mut part = Partial {
+                dpacked: vec![0.0f32; tk * cout],
+                db: vec![0.0f32; cout],
+                cols: Vec::new(),
+                dcols: Vec::new(),
+            };
+            let mut dx_lane = dx_lane;
+            let mut u0 = a;
+            while u0 < b {
+                let un = unit.min(b - u0);
+                let (dx_unit, tail) =
+                    std::mem::take(&mut dx_lane).split_at_mut(if need_dx { un * cin } else { 0 });
+                dx_lane = tail;
+                // The unit's input gradient starts at zero (in cache, right before use).
+                for slot in dx_unit.iter_mut() {
+                    slot.write(0.0);
+                }
+                // SAFETY: every element of `dx_unit` was written just above; `MaybeUninit<f32>`
+                // has `f32`'s layout.
+                let dx_unit =
+                    unsafe { &mut *(dx_unit as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+                let mut s0 = 0;
+                while s0 < un {
+                    let nr = br.min(un - s0);
+                    let r0 = u0 + s0;
+                    let blk = (r0, nr);
+                    let mode = (pointwise, wide);
+                    let pk = packed.as_deref();
+                    if !need_dx {
+                        backward_block(x, dy, g, spec, &taps, pk, mode, blk, &mut part, None);
+                    } else if pointwise {
+                        // The column gradients are the input gradients: written in place.
+                        let dst = &mut dx_unit[s0 * cin..(s0 + nr) * cin];
+                        backward_block(x, dy, g, spec, &taps, pk, mode, blk, &mut part, Some(dst));
+                    } else {
+                        let mut dcols = std::mem::take(&mut part.dcols);
+                        dcols.resize(nr * tk, 0.0);
+                        let dst = Some(&mut dcols[..nr * tk]);
+                        backward_block(x, dy, g, spec, &taps, pk, mode, blk, &mut part, dst);
+                        col2im_rows(&dcols[..nr * tk], g, spec, &taps, s0, dx_unit);
+                        part.dcols = dcols;
+                    }
+                    s0 += nr;
+                }
+                u0 += un;
+            }
+            part
+        })
+        .collect();
+    if need_dx {
+        // SAFETY: the lanes' ranges cover `0..rows` and each lane initialised its whole share.
+        unsafe { dx.set_len(rows * cin) };
+    }
+    let mut parts = partials.into_iter();
+    let first = parts.next().expect("at least one lane");
+    let (mut dpacked, mut db) = (first.dpacked, first.db);
+    for p in parts {
+        for (o, v) in dpacked.iter_mut().zip(&p.dpacked) {
+            *o += v;
+        }
+        for (o, v) in db.iter_mut().zip(&p.db) {
+            *o += v;
+        }
+    }
+    let layout = if wide { (1, tk) } else { (cout, 1) };
+    let dw = unpack_weight_grad(&dpacked, layout, g, spec, &taps);
+    (need_dx.then_some(dx), dw, db)
+}
+
+/// Rows `r0 .. r0 + nr` of the backward pass: adds their bias and weight gradients to `part`
+/// and, when `dcols` is given, writes their column gradients `dy . packed^T` there (`packed` is
+/// given whenever the input gradient is wanted).
+#[allow(clippy::too_many_arguments)]
+fn backward_block(
+    x: &[f32],
+    dy: &[f32],
+    g: ConvGeom,
+    spec: &ConvSpec,
+    taps: &[(usize, usize)],
+    packed: Option<&[f32]>,
+    (pointwise, wide): (bool, bool),
+    (r0, nr): (usize, usize),
+    part: &mut Partial,
+    dcols: Option<&mut [f32]>,
+) {
+    let tk = taps.len() * g.cin;
+    let cout = g.cout;
+    let dyb = &dy[r0 * cout..(r0 + nr) * cout];
+    for row in dyb.chunks_exact(cout) {
+        for (d, v) in part.db.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+    let cols: &[f32] = if pointwise {
+        &x[r0 * tk..(r0 + nr) * tk]
+    } else {
+        part.cols.resize(nr * tk, 0.0);
+        im2col_rows(x, g, spec, taps, r0, &mut part.cols[..nr * tk]);
+        &part.cols[..nr * tk]
+    };
+    if wide {
+        sgemm_serial(
+            cout,
+            tk,
+            nr,
+            MatRef::transposed(dyb, cout),
+            MatRef::row_major(cols, tk),
+            &mut part.dpacked,
+            true,
+        );
+    } else {
+        sgemm_serial(
+            tk,
+            cout,
+            nr,
+            MatRef::transposed(cols, tk),
+            MatRef::row_major(dyb, cout),
+            &mut part.dpacked,
+            true,
+        );
+    }
+    if let (Some(packed), Some(dcols)) = (packed, dcols) {
+        sgemm_serial(
+            nr,
+            tk,
+            cout,
+            MatRef::row_major(dyb, cout),
+            MatRef::transposed(packed, cout),
+            dcols,
+            false,
+        );
+    }
 }

@@ -31,10 +31,11 @@ impl CpuBackend {
     /// CLI's `--threads`).
     ///
     /// On glibc, this also asks malloc to keep freed memory instead of returning it to the
-    /// system (blocks up to 32 MiB from the heap, no trimming): every op returns fresh buffers of
-    /// several MiB, and with glibc's defaults each step paid a page fault per 4 KiB of them,
-    /// about a third of a small PixelCNN training step (docs/benchmarks.md). The process keeps
-    /// its peak heap.
+    /// system (every block from the heap, never `mmap`, no trimming): every op returns fresh
+    /// buffers of several MiB, and with glibc's defaults each step paid a page fault per 4 KiB
+    /// of them, about a third of a small PixelCNN training step; blocks above 32 MiB (the
+    /// 32x32x3 logits) were still mapped and unmapped per step until `mmap` was switched off
+    /// (docs/benchmarks.md, runs C and D). The process keeps its peak heap.
     pub fn new() -> Self {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
@@ -43,10 +44,14 @@ impl CpuBackend {
             }
             static ONCE: std::sync::Once = std::sync::Once::new();
             // SAFETY: mallopt only sets allocator parameters (M_TRIM_THRESHOLD = -1,
-            // M_MMAP_THRESHOLD = -3; 32 MiB is glibc's largest allowed threshold on 64-bit).
+            // M_MMAP_THRESHOLD = -3; 32 MiB is glibc's largest allowed threshold on 64-bit;
+            // M_MMAP_MAX = -4: 0 means no block is ever served by its own mapping, so larger
+            // ones too come from the heap and are reused; glibc still maps memory when the
+            // heap cannot grow).
             ONCE.call_once(|| unsafe {
                 mallopt(-1, i32::MAX);
                 mallopt(-3, 32 << 20);
+                mallopt(-4, 0);
             });
         }
         CpuBackend
@@ -170,7 +175,7 @@ fn lstm_forward(
     diagonal: bool,
 ) -> Result<LstmState<CpuBackend>> {
     let (n, geo) = lstm_geometry(op, is, w_ss, diagonal)?;
-    let (h, c, gates) = lstm::forward(&is.data, &w_ss.data, n, &geo, rec == Recurrence::Fused);
+    let (h, c, gates) = lstm::forward(&is.data, &w_ss.data, n, &geo, lstm::fused_sweep(rec));
     let hs = vec![n, geo.height, geo.width, geo.hidden];
     Ok(LstmState {
         h: Tensor {
@@ -213,7 +218,7 @@ fn lstm_backward(
         &dh.data,
         n,
         &geo,
-        rec == Recurrence::Fused,
+        lstm::fused_sweep(rec),
     );
     Ok((
         Tensor {
