@@ -41,7 +41,7 @@ MAX_BYTES=$((64 * 1024 * 1024)) # what `run` carries in all
 # Seconds per phase on the device (the run call's timeout must exceed their sum, 290 s, plus
 # a few seconds for `info` and the table; GPU.md: keep the script under about 5 minutes).
 TESTS_LIMIT=${TESTS_LIMIT:-100}
-BENCH_LIMIT=${BENCH_LIMIT:-90}
+BENCH_LIMIT=${BENCH_LIMIT:-120}
 LARGE_LIMIT=${LARGE_LIMIT:-40}
 # PyTorch: import, CUDA and cuDNN start-up, then 3 warm-up + 5 timed steps for each of 9
 # rows; rows that would start in the last 20 s are skipped (and listed) rather than cut off.

@@ -66,8 +66,10 @@ pub struct BenchConfig {
 }
 
 /// The sizes of `benches/train_step.rs` (MNIST 28x28x1 L7 h16, 32x32x3 L4 h32 D64), issue 6's
-/// CIFAR size (L12 h128) and a tiny one for the emulator and tests.
-pub const CONFIGS: [BenchConfig; 4] = [
+/// CIFAR size (L12 h128), the same at batch 64 (issue 6's "one larger batch": the recurrences'
+/// steps get 4x the parallel work for the same number of dependent launches) and a tiny one
+/// for the emulator and tests.
+pub const CONFIGS: [BenchConfig; 5] = [
     BenchConfig {
         name: "mnist",
         height: 28,
@@ -97,6 +99,16 @@ pub const CONFIGS: [BenchConfig; 4] = [
         hidden: 128,
         head: 128,
         batch: 16,
+    },
+    BenchConfig {
+        name: "cifar-b64",
+        height: 32,
+        width: 32,
+        channels: 3,
+        layers: 12,
+        hidden: 128,
+        head: 128,
+        batch: 64,
     },
     BenchConfig {
         name: "tiny",
@@ -224,10 +236,16 @@ pub struct OpRow {
     pub config: String,
     /// Shapes in words: `7x7 mask A 1->32 on 16x28x28`.
     pub shape: String,
-    /// `v1`, `v2`... (CUDA), `cpu`, and for recurrences `fused`/`unfused`/`persistent` too.
+    /// `v1`, `v2`... (CUDA), `cpu`, and for recurrences `fused`/`unfused`/`persistent` too;
+    /// a training step in the Diagonal LSTM's materialised layout adds `/materialised`
+    /// (`fused/materialised`; op rows carry the layout in [`OpRow::layout`] only).
     pub variant: String,
     /// Recurrence variant of LSTM ops and recurrent steps.
     pub recurrence: Option<String>,
+    /// Layout of the Diagonal LSTM rows on a backend that has several (CUDA): `folded` (the
+    /// skew folded into the kernels' indexing) or `materialised` (skewed maps); `None`
+    /// elsewhere.
+    pub layout: Option<String>,
     /// `ok`, `WRONG` (result differs from the CPU backend: no time), `error` (the op failed),
     /// `skipped` (a GPU-only kernel on the emulator).
     pub status: String,
@@ -268,6 +286,7 @@ impl OpRow {
             shape,
             variant,
             recurrence: None,
+            layout: None,
             status: "ok".into(),
             rel_err: None,
             tol: FP32_REL_TOL,
@@ -391,6 +410,37 @@ pub trait BenchBackend: Backend {
     /// Selects version `v` of the kernels of `key`.
     fn select_version(&self, key: &str, v: u32) {
         let _ = (key, v);
+    }
+
+    /// The layouts of the ops of version key `key` to time side by side (empty: one, nothing
+    /// to select, as on the CPU); selected with [`BenchBackend::select_version`] of
+    /// [`LAYOUT_KEY`].
+    fn layouts(&self, key: &str) -> Vec<u32> {
+        let _ = key;
+        Vec::new()
+    }
+}
+
+/// The version key that selects the Diagonal LSTM's layout on CUDA (`diag_lstm_layout`:
+/// 1 = skew folded into the indexing, 2 = materialised skewed maps).
+pub const LAYOUT_KEY: &str = "diag_lstm_layout";
+
+/// The name of Diagonal LSTM layout `v` in rows and labels.
+fn layout_name(v: u32) -> &'static str {
+    if v == 2 {
+        "materialised"
+    } else {
+        "folded"
+    }
+}
+
+/// The layouts a row of version key `key` is timed in: `[None]` when the backend has none.
+fn layout_choices<B: BenchBackend>(be: &B, key: &str) -> Vec<Option<u32>> {
+    let l = be.layouts(key);
+    if l.is_empty() {
+        vec![None]
+    } else {
+        l.into_iter().map(Some).collect()
     }
 }
 
@@ -695,6 +745,14 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 
     fn select_version(&self, key: &str, v: u32) {
         self.set_version(key, v);
+    }
+
+    fn layouts(&self, key: &str) -> Vec<u32> {
+        if key == "diag_lstm" {
+            vec![1, 2]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -1290,7 +1348,8 @@ pub fn count_rows<B: BenchBackend>(be: &B, o: &Options) -> usize {
             } else {
                 1
             };
-            per_config += reps * be.versions(key, pass).len().max(1);
+            per_config +=
+                reps * be.versions(key, pass).len().max(1) * layout_choices(be, key).len();
         }
     }
     if o.part != Part::Ops {
@@ -1298,7 +1357,7 @@ pub fn count_rows<B: BenchBackend>(be: &B, o: &Options) -> usize {
             per_config += if *m == ModelKind::PixelCnn {
                 1
             } else {
-                o.recurrences.len()
+                o.recurrences.len() * layout_choices(be, model_layout_key(*m)).len()
             };
         }
     }
@@ -1405,9 +1464,17 @@ pub fn run<B: BenchBackend>(
                     o.recurrences.iter().copied().map(Some).collect()
                 };
                 for rec in recs {
-                    let row = time_step(be, &cpu, cfg, kind, rec, o, &ceilings, validate);
-                    progress(&row);
-                    rows.push(row);
+                    let layouts = if rec.is_some() {
+                        layout_choices(be, model_layout_key(kind))
+                    } else {
+                        vec![None]
+                    };
+                    for layout in layouts {
+                        let row =
+                            time_step(be, &cpu, cfg, kind, rec, layout, o, &ceilings, validate);
+                        progress(&row);
+                        rows.push(row);
+                    }
                 }
             }
         }
@@ -1444,6 +1511,12 @@ fn time_op<B: BenchBackend>(
             .map(|&v| (Some(v), format!("v{v}")))
             .collect()
     };
+    // Every version in every layout (the Diagonal LSTM on CUDA: folded, materialised).
+    let layouts = layout_choices(be, case.key);
+    let labels: Vec<(Option<u32>, Option<u32>, String)> = labels
+        .into_iter()
+        .flat_map(|(v, label)| layouts.iter().map(move |&l| (v, l, label.clone())))
+        .collect();
     // The reference result, once for all versions.
     let want = if validate {
         Some(upload(cpu, case).and_then(|mut inp| {
@@ -1454,7 +1527,7 @@ fn time_op<B: BenchBackend>(
         None
     };
     let mut rows = Vec::new();
-    for (version, label) in labels {
+    for (version, layout, label) in labels {
         let mut row = OpRow::new(
             "op",
             case.name.to_string(),
@@ -1463,6 +1536,7 @@ fn time_op<B: BenchBackend>(
             label,
         );
         row.recurrence = planned.recurrence.map(rec_name);
+        row.layout = layout.map(|l| layout_name(l).to_string());
         row.flops = planned.flops;
         row.tol = case.tol;
         if let Some(v) = version {
@@ -1473,6 +1547,9 @@ fn time_op<B: BenchBackend>(
                 continue;
             }
             be.select_version(case.key, v);
+        }
+        if let Some(l) = layout {
+            be.select_version(LAYOUT_KEY, l);
         }
         let result = (|| -> Result<()> {
             let mut inp = upload(be, case)?;
@@ -1529,6 +1606,9 @@ fn time_op<B: BenchBackend>(
         if version.is_some() {
             be.select_version(case.key, 1);
         }
+        if layout.is_some() {
+            be.select_version(LAYOUT_KEY, 1);
+        }
         rows.push(row);
     }
     rows
@@ -1581,6 +1661,18 @@ fn optimizer<X: Backend>() -> Optimizer<X> {
     })
 }
 
+/// The version key whose layouts the training step of `kind` is timed in (the Diagonal
+/// BiLSTM's scans: `diag_lstm`; no other model has layouts).
+fn model_layout_key(kind: ModelKind) -> &'static str {
+    if kind == ModelKind::DiagBiLstm {
+        "diag_lstm"
+    } else {
+        ""
+    }
+}
+
+/// The training-step row of `kind` with recurrence `rec`, in Diagonal LSTM layout `layout`
+/// (selected for the whole row, then back to the default).
 #[allow(clippy::too_many_arguments)]
 fn time_step<B: BenchBackend>(
     be: &B,
@@ -1588,19 +1680,28 @@ fn time_step<B: BenchBackend>(
     cfg: &BenchConfig,
     kind: ModelKind,
     rec: Option<Recurrence>,
+    layout: Option<u32>,
     o: &Options,
     ceilings: &Ceilings,
     validate: bool,
 ) -> OpRow {
     let mc = cfg.model(kind);
+    let mut variant = rec.map_or_else(|| "-".to_string(), rec_name);
+    if let Some(l) = layout.filter(|&l| l != 1) {
+        variant = format!("{variant}/{}", layout_name(l));
+    }
     let mut row = OpRow::new(
         "step",
         format!("{} train step", kind.name()),
         cfg.name,
         cfg.label(),
-        rec.map_or_else(|| "-".to_string(), rec_name),
+        variant,
     );
     row.recurrence = rec.map(rec_name);
+    row.layout = layout.map(|l| layout_name(l).to_string());
+    if let Some(l) = layout {
+        be.select_version(LAYOUT_KEY, l);
+    }
     row.tol = DEEP_REL_TOL;
     row.flops = step_flops(&mc, cfg.batch).map(|(_, s)| s);
     let result = (|| -> Result<()> {
@@ -1647,11 +1748,14 @@ fn time_step<B: BenchBackend>(
         row.status = "error".into();
         row.note = one_line(&e.to_string());
     }
+    if layout.is_some() {
+        be.select_version(LAYOUT_KEY, 1);
+    }
     row
 }
 
 /// Sets `speedup_vs_unfused` on every recurrent row that has an unfused twin (same name,
-/// config, shape and kernel version).
+/// config, shape, kernel version and layout).
 fn fill_speedups(rows: &mut [OpRow]) {
     let unfused_name = rec_name(Recurrence::Unfused);
     let base: Vec<(String, f64)> = rows
@@ -1673,7 +1777,8 @@ fn speedup_key(r: &OpRow) -> String {
     } else {
         r.variant.as_str()
     };
-    format!("{}|{}|{}|{}", r.name, r.config, r.shape, v)
+    let layout = r.layout.as_deref().unwrap_or("");
+    format!("{}|{}|{}|{}|{layout}", r.name, r.config, r.shape, v)
 }
 
 /// `YYYY-MM-DD HH:MM UTC` of a Unix time (civil-from-days, proleptic Gregorian).
@@ -1719,7 +1824,7 @@ pub fn table(r: &Report) -> String {
         r.ceilings.how
     ));
     s.push_str(&format!(
-        "{:<22} {:<11} {:<34} {:<14} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}\n",
+        "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}\n",
         "row",
         "config",
         "shape",
@@ -1735,11 +1840,14 @@ pub fn table(r: &Report) -> String {
     ));
     for row in &r.rows {
         let variant = match (&row.recurrence, row.kind) {
-            (Some(rec), "op") => format!("{}/{rec}", row.variant),
+            (Some(rec), "op") => match row.layout.as_deref() {
+                Some(l) if l != layout_name(1) => format!("{}/{rec}/{l}", row.variant),
+                _ => format!("{}/{rec}", row.variant),
+            },
             _ => row.variant.clone(),
         };
         s.push_str(&format!(
-            "{:<22} {:<11} {:<34} {:<14} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
+            "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
             row.name,
             row.config,
             truncate(&row.shape, 34),

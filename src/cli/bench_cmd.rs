@@ -51,8 +51,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     model: Vec<ModelKind>,
     /// Sizes (comma-separated): mnist (28x28x1 L7 h16 D32), cifar (32x32x3 L4 h32 D64),
-    /// cifar-large (32x32x3 L12 h128 D128), tiny (8x8x1 L1 h4 D8 B2), all [default: mnist,cifar;
-    /// emulator: tiny].
+    /// cifar-large (32x32x3 L12 h128 D128), cifar-b64 (cifar-large at batch 64), tiny (8x8x1
+    /// L1 h4 D8 B2), all [default: mnist,cifar; emulator: tiny].
     #[arg(long, value_delimiter = ',')]
     config: Vec<String>,
     /// Recurrence variants of the LSTM rows.

@@ -1,8 +1,10 @@
 //! Parity of the recurrences and the skew family (kernels/{lstm,row_lstm,diag_lstm,skew,
 //! mirror_shift}.cu) against their CPU twins: Row LSTM and Diagonal LSTM forward (h, c, gates)
 //! and backward (d_is, d_w_ss) by the three recurrence variants (unfused, fused, persistent),
-//! the variants against each other on CUDA, the one-position steps of sampling against the
-//! full forward, and skew / unskew / mirror / shifts.
+//! the variants against each other on CUDA, the Diagonal LSTM's two layouts on CUDA (skew
+//! folded into the indexing, materialised skewed maps) against the CPU and against each other,
+//! the one-position steps of sampling against the full forward, and skew / unskew / mirror /
+//! shifts.
 //!
 //! Tolerances: the recurrences use `FP32_REL_TOL` (different summation orders and exp/tanh
 //! implementations, a few ulp per element, carried through the scan); the moves are copies
@@ -24,6 +26,7 @@ use crate::{assert_close, cpu_tensor, pair, random, rel_err, to_gpu, FP32_REL_TO
 crate::parity_tests! {
     row_lstm => super::check_row_lstm,
     diag_lstm => super::check_diag_lstm,
+    diag_lstm_materialised => super::check_diag_lstm_materialised,
     lstm_forward_at => super::check_forward_at,
     skew_unskew => super::check_skew,
     mirror_shift => super::check_mirror_shift,
@@ -203,17 +206,98 @@ pub fn check_row_lstm<E: Executor>(gpu: &CudaBackend<E>) {
 }
 
 pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
-    check_scan(gpu, Scan::Diagonal, [1, 4, 5, 1], 50);
-    check_scan(gpu, Scan::Diagonal, [2, 5, 7, 3], 60);
-    check_scan(gpu, Scan::Diagonal, [2, 7, 5, 8], 70);
-    // A single row and a single column: anti-diagonals of one position.
-    check_scan(gpu, Scan::Diagonal, [1, 1, 4, 2], 80);
-    check_scan(gpu, Scan::Diagonal, [1, 4, 1, 2], 90);
-    // Persistent paths: h = 40 is 50 KiB of weights (global memory; the cases above are
-    // staged); anti-diagonals of 17 positions x 64 units exceed a block's 1024 threads.
+    // DIAG_CASES: [1, 4, 5, 1], [2, 5, 7, 3], [2, 7, 5, 8]; a single row and a single column
+    // (anti-diagonals of one position); the persistent paths: h = 40 is 50 KiB of weights
+    // (global memory; the cases before are staged), anti-diagonals of 17 positions x 64 units
+    // exceed a block's 1024 threads.
     assert!(persistent_staged(Scan::Diagonal, 8) && !persistent_staged(Scan::Diagonal, 40));
-    check_scan(gpu, Scan::Diagonal, [2, 3, 5, 40], 91);
-    check_scan(gpu, Scan::Diagonal, [1, 17, 18, 64], 92);
+    for (dims, seed) in DIAG_CASES {
+        check_scan(gpu, Scan::Diagonal, dims, seed);
+    }
+}
+
+/// The op whose version selects the Diagonal LSTM's layout on CUDA (`DIAG_LAYOUT_OP` in
+/// src/backend/cuda/lstm.rs): 1 folds the skew into the indexing, 2 materialises it.
+const DIAG_LAYOUT: &str = "diag_lstm_layout";
+
+/// The Diagonal LSTM's shapes of `check_diag_lstm`: odd sizes, a batch of two, H < W and
+/// H > W, one row, one column, weights over the persistent kernels' 48 KiB, anti-diagonals
+/// with more (position, unit) pairs than a block's threads.
+const DIAG_CASES: [([usize; 4], u64); 7] = [
+    ([1, 4, 5, 1], 50),
+    ([2, 5, 7, 3], 60),
+    ([2, 7, 5, 8], 70),
+    ([1, 1, 4, 2], 80),
+    ([1, 4, 1, 2], 90),
+    ([2, 3, 5, 40], 91),
+    ([1, 17, 18, 64], 92),
+];
+
+/// The materialised layout (2) of the Diagonal LSTM: every recurrence against the CPU and
+/// against each other (`check_scan`), then against the folded layout (1) on CUDA from the
+/// same inputs, forward and backward; an unknown layout is an error, not a launch.
+pub fn check_diag_lstm_materialised<E: Executor>(gpu: &CudaBackend<E>) {
+    gpu.set_version(DIAG_LAYOUT, 2);
+    for (dims, seed) in DIAG_CASES {
+        check_scan(gpu, Scan::Diagonal, dims, seed);
+    }
+
+    let cpu = CpuBackend::new();
+    for (dims, seed) in DIAG_CASES {
+        let [n, height, width, hd] = dims;
+        let seed = seed + 1000;
+        let (_, is) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
+        let (w_c, w) = pair(
+            gpu,
+            &[4 * hd, hd, 2, 1],
+            seed + 1,
+            1.5 / ((2 * hd) as f32).sqrt(),
+        );
+        let (_, dh) = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
+        // The backward of both layouts from one set of states (the CPU's, so that the states
+        // are not the layouts' own).
+        let is_c = cpu_tensor(&is.shape, &is.to_vec(gpu).expect("download"));
+        let s_c = Scan::Diagonal.forward(&cpu, &is_c, &w_c, Recurrence::Fused);
+        let state = LstmState {
+            h: to_gpu(gpu, &s_c.h),
+            c: to_gpu(gpu, &s_c.c),
+            gates: to_gpu(gpu, &s_c.gates),
+        };
+        for rec in RECURRENCES {
+            let what = format!("Diagonal n={n} {height}x{width} h={hd} {rec:?}");
+            let run = |layout: u32| {
+                gpu.set_version(DIAG_LAYOUT, layout);
+                let s = Scan::Diagonal.forward(gpu, &is, &w, rec);
+                let (d_is, dw) = Scan::Diagonal.backward(gpu, &state, &w, &dh, rec);
+                [s.h, s.c, s.gates, d_is, dw].map(|t| t.to_vec(gpu).expect("download"))
+            };
+            let folded = run(1);
+            let materialised = run(2);
+            for (name, (f, m)) in ["h", "c", "gates", "d_is", "d_w_ss"]
+                .iter()
+                .zip(folded.iter().zip(&materialised))
+            {
+                let err = rel_err(&format!("{what}: {name} folded vs materialised"), f, m);
+                assert!(
+                    err <= FP32_REL_TOL,
+                    "{what}: {name} folded vs materialised on CUDA: relative error {err:.3e}"
+                );
+            }
+        }
+    }
+
+    gpu.set_version(DIAG_LAYOUT, 3);
+    let zeros = |shape: &[usize]| Tensor::zeros(gpu, shape).expect("zeros");
+    match gpu.diag_lstm_forward(
+        &zeros(&[1, 3, 4, 8]),
+        &zeros(&[8, 2, 2, 1]),
+        Recurrence::Fused,
+    ) {
+        Err(pixelrnn::error::Error::Unsupported(_)) => {}
+        Err(e) => panic!("layout 3: expected Unsupported, got {e}"),
+        Ok(_) => panic!("layout 3: expected an error, got a result"),
+    }
+    gpu.set_version(DIAG_LAYOUT, 1);
 }
 
 /// The one-position steps, swept over every position in raster order from maps full of NaN,

@@ -14,7 +14,9 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::softmax_nll::exp_neg;
-use crate::backend::Recurrence;
+use crate::backend::{Backend, Recurrence};
+use crate::error::{Error, Result};
+use crate::tensor::{same_shape, Tensor};
 
 /// Logistic sigmoid, through the polynomial `exp` of `softmax_nll` (within 2 ulp; a third of
 /// the cost of libm's `expf`) on `-|x|`, so that the exponential never overflows.
@@ -556,4 +558,81 @@ fn backward_unfused(
         }
     }
     (d_is, dwp)
+}
+
+/// The scan of a recurrence on an `height x width` map with `hidden` units, after checking the
+/// state weight's shape `w_ss` (the Row LSTM's odd `k` is read off `[4h, h, 1, k]`; the
+/// Diagonal LSTM's weight is `[4h, h, 2, 1]`). Shared by the CPU and CUDA backends.
+pub fn scan_geometry(
+    op: &'static str,
+    w_ss: &[usize],
+    diagonal: bool,
+    height: usize,
+    width: usize,
+    hidden: usize,
+) -> Result<Geometry> {
+    let scan = if diagonal {
+        Scan::Diagonal
+    } else {
+        match w_ss {
+            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
+            s => {
+                return Err(Error::shape(
+                    op,
+                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
+                ))
+            }
+        }
+    };
+    let geo = Geometry {
+        scan,
+        height,
+        width,
+        hidden,
+    };
+    if w_ss != geo.weight_shape().as_slice() {
+        return Err(Error::shape(
+            op,
+            format!("state weight {:?} should be {:?}", w_ss, geo.weight_shape()),
+        ));
+    }
+    Ok(geo)
+}
+
+/// Checks the operands of a one-position recurrence step (`row_lstm_forward_at`,
+/// `diag_lstm_forward_at`) on any backend: states `h`, `c` `[n, H, W, h]`, pre-activation
+/// `is` `[n, 4h]`, the state weight, and `(i, j)` inside the map. Returns the batch and the
+/// geometry.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_at_geometry<B: Backend>(
+    op: &'static str,
+    is: &Tensor<B>,
+    w_ss: &Tensor<B>,
+    h: &Tensor<B>,
+    c: &Tensor<B>,
+    diagonal: bool,
+    i: usize,
+    j: usize,
+) -> Result<(usize, Geometry)> {
+    let [n, height, width, hidden] = h.nhwc(op)?;
+    same_shape(op, h, c)?;
+    if is.shape != [n, 4 * hidden] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "pre-activations {:?} should be [{n}, {}] for states {:?}",
+                is.shape,
+                4 * hidden,
+                h.shape
+            ),
+        ));
+    }
+    let geo = scan_geometry(op, &w_ss.shape, diagonal, height, width, hidden)?;
+    if i >= height || j >= width {
+        return Err(Error::shape(
+            op,
+            format!("position ({i}, {j}) outside a {height}x{width} map"),
+        ));
+    }
+    Ok((n, geo))
 }

@@ -19,7 +19,7 @@ pub mod softmax_nll;
 use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};
 use crate::tensor::{same_shape, Tensor};
-use lstm::{Geometry, Scan};
+use lstm::{lstm_at_geometry, scan_geometry, Geometry};
 use masked_conv2d::ConvGeom;
 
 /// Host memory and the rayon thread pool.
@@ -106,48 +106,6 @@ fn loss_shapes(
     Ok(channels)
 }
 
-/// The scan of a recurrence on an `height x width` map with `hidden` units, checking the state
-/// weight's shape (the Row LSTM's k is read off the weight).
-fn scan_geometry(
-    op: &'static str,
-    w_ss: &Tensor<CpuBackend>,
-    diagonal: bool,
-    height: usize,
-    width: usize,
-    hidden: usize,
-) -> Result<Geometry> {
-    let scan = if diagonal {
-        Scan::Diagonal
-    } else {
-        match w_ss.shape.as_slice() {
-            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
-            s => {
-                return Err(Error::shape(
-                    op,
-                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
-                ))
-            }
-        }
-    };
-    let geo = Geometry {
-        scan,
-        height,
-        width,
-        hidden,
-    };
-    if w_ss.shape != geo.weight_shape() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "state weight {:?} should be {:?}",
-                w_ss.shape,
-                geo.weight_shape()
-            ),
-        ));
-    }
-    Ok(geo)
-}
-
 /// Checks the input-to-state map and the state weight of a recurrence; returns the batch and
 /// the scan geometry.
 fn lstm_geometry(
@@ -163,7 +121,7 @@ fn lstm_geometry(
             format!("pre-activations need 4h features, got {g}"),
         ));
     }
-    let geo = scan_geometry(op, w_ss, diagonal, height, width, g / 4)?;
+    let geo = scan_geometry(op, &w_ss.shape, diagonal, height, width, g / 4)?;
     Ok((n, geo))
 }
 
@@ -230,36 +188,6 @@ fn lstm_backward(
             data: d_w,
         },
     ))
-}
-
-/// Checks the operands of a one-position recurrence step; returns the batch and the geometry.
-#[allow(clippy::too_many_arguments)]
-fn lstm_at_geometry(
-    op: &'static str,
-    is: &Tensor<CpuBackend>,
-    w_ss: &Tensor<CpuBackend>,
-    h: &Tensor<CpuBackend>,
-    c: &Tensor<CpuBackend>,
-    diagonal: bool,
-    i: usize,
-    j: usize,
-) -> Result<(usize, Geometry)> {
-    let [n, height, width, hidden] = h.nhwc(op)?;
-    same_shape(op, h, c)?;
-    if is.shape != [n, 4 * hidden] {
-        return Err(Error::shape(
-            op,
-            format!(
-                "pre-activations {:?} should be [{n}, {}] for states {:?}",
-                is.shape,
-                4 * hidden,
-                h.shape
-            ),
-        ));
-    }
-    let geo = scan_geometry(op, w_ss, diagonal, height, width, hidden)?;
-    position_in(op, height, width, i, j)?;
-    Ok((n, geo))
 }
 
 /// Fails unless `(i, j)` lies in an `h x w` map.

@@ -33,15 +33,47 @@
 //!
 //! Kernel versions: op `lstm` for the gate kernels, `row_lstm` / `diag_lstm` for the scans'
 //! kernels ([`CudaBackend::set_version`]).
+//!
+//! Layout of the Diagonal LSTM ([`DIAG_LAYOUT_OP`], selected like a kernel version): 1 (the
+//! default) folds the skew into the kernels' indexing as above; 2 materialises it, the paper's
+//! literal formulation, as the comparison variant: the forward skews `is` to
+//! `[n, H, Ws, 4h]` (`skew_fwd`), runs the same three recurrences over skewed state maps
+//! (`diag_lstm_skewed_*`: skewed column `t` is anti-diagonal `t`, the padding holds zeros that
+//! stand in for the column bounds checks) and unskews `h`, `c` and the gates into the usual
+//! [`LstmState`]; the backward skews the gates, `c` and `dh`, scans the skewed columns in
+//! reverse, unskews `d_is` and reduces `d_w_ss` with the folded `diag_lstm_ss_bwd_weight` on the
+//! unskewed maps. Both layouts give the same numbers up to fp32 rounding; layout 2 pays for the
+//! six skew/unskew passes and the skewed maps' `Ws / W` (about 2x) footprint, which is what the
+//! comparison measures. The one-position step of sampling (`diag_lstm_fwd_at`) has no skewed
+//! twin: a single position has nothing to skew.
 
 use super::elementwise::{grid_stride, int};
+use super::skew::{skew, unskew};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
-use crate::backend::cpu::lstm::{Geometry, Scan};
-use crate::backend::{LstmState, Recurrence};
+use crate::backend::cpu::lstm::{scan_geometry, Geometry, Scan};
+use crate::backend::{skewed_width, LstmState, Recurrence};
 use crate::error::{Error, Result};
 use crate::tensor::{same_shape, Tensor};
 
 type T<E> = Tensor<CudaBackend<E>>;
+
+/// The "op" whose version selects the Diagonal LSTM's layout on CUDA
+/// ([`CudaBackend::set_version`]): 1 (default) folds the skew into the indexing, 2 runs the
+/// scan over materialised skewed maps (`diag_lstm_skewed_*` kernels).
+pub const DIAG_LAYOUT_OP: &str = "diag_lstm_layout";
+
+/// Whether the selected Diagonal LSTM layout is the materialised one (2); an error for a
+/// layout that does not exist.
+fn materialised<E: Executor>(be: &CudaBackend<E>, op: &'static str) -> Result<bool> {
+    match be.version(DIAG_LAYOUT_OP) {
+        1 => Ok(false),
+        2 => Ok(true),
+        v => Err(Error::Unsupported(format!(
+            "{op}: {DIAG_LAYOUT_OP} {v} does not exist (1 = skew folded into the indexing, \
+             2 = materialised skewed maps)"
+        ))),
+    }
+}
 
 /// The op name of a scan's kernels (`row_lstm_*` or `diag_lstm_*`).
 pub(super) fn scan_op(geo: &Geometry) -> &'static str {
@@ -49,49 +81,6 @@ pub(super) fn scan_op(geo: &Geometry) -> &'static str {
         Scan::Row { .. } => "row_lstm",
         Scan::Diagonal => "diag_lstm",
     }
-}
-
-/// The scan of a recurrence on an `height x width` map with `hidden` units, checking the state
-/// weight (the Row LSTM's odd `k` is read off `[4h, h, 1, k]`; the Diagonal LSTM's weight is
-/// `[4h, h, 2, 1]`). Same rules as the CPU backend.
-pub(super) fn scan_geometry<E: Executor>(
-    op: &'static str,
-    w_ss: &T<E>,
-    diagonal: bool,
-    height: usize,
-    width: usize,
-    hidden: usize,
-) -> Result<Geometry> {
-    let scan = if diagonal {
-        Scan::Diagonal
-    } else {
-        match w_ss.shape.as_slice() {
-            &[_, _, 1, k] if k % 2 == 1 => Scan::Row { k },
-            s => {
-                return Err(Error::shape(
-                    op,
-                    format!("state weight {s:?} should be [4h, h, 1, k] with odd k"),
-                ))
-            }
-        }
-    };
-    let geo = Geometry {
-        scan,
-        height,
-        width,
-        hidden,
-    };
-    if w_ss.shape != geo.weight_shape() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "state weight {:?} should be {:?}",
-                w_ss.shape,
-                geo.weight_shape()
-            ),
-        ));
-    }
-    Ok(geo)
 }
 
 /// Checks a `[n, H, W, 4h]` pre-activation (or gates) map against the state weight; returns
@@ -109,7 +98,7 @@ fn lstm_geometry<E: Executor>(
             format!("pre-activations need 4h features, got {g}"),
         ));
     }
-    let geo = scan_geometry(op, w_ss, diagonal, height, width, g / 4)?;
+    let geo = scan_geometry(op, &w_ss.shape, diagonal, height, width, g / 4)?;
     Ok((n, geo))
 }
 
@@ -310,6 +299,9 @@ fn forward<E: Executor>(
         return Ok(state);
     }
     let dims = Dims::new(op, n, &geo)?;
+    if diagonal && materialised(be, op)? {
+        return skewed_forward(be, op, is, w_ss, rec, n, &geo, &dims);
+    }
     match rec {
         Recurrence::Persistent => persistent_forward(be, is, w_ss, &state, n, &geo, &dims)?,
         Recurrence::Fused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, true)?,
@@ -342,21 +334,56 @@ fn backward<E: Executor>(
             ),
         ));
     }
-    // Every position's dpre is written by its step; d_w_ss by one thread per element.
-    let d_is = be.tensor_uninit(&state.gates.shape)?;
     if n * geo.height * geo.width == 0 {
-        return Ok((d_is, be.tensor_zeroed(&w_ss.shape)?));
+        return Ok((
+            be.tensor_uninit(&state.gates.shape)?,
+            be.tensor_zeroed(&w_ss.shape)?,
+        ));
     }
-    let dw = be.tensor_uninit(&w_ss.shape)?;
     let dims = Dims::new(op, n, &geo)?;
-    let scan = scan_op(&geo);
+    let d_is = if diagonal && materialised(be, op)? {
+        skewed_backward(be, op, state, w_ss, dh, rec, n, &geo, &dims)?
+    } else {
+        folded_backward(be, op, state, w_ss, dh, rec, n, &geo, &dims)?
+    };
+    // d_w_ss by one thread per element, from the unskewed maps whatever the layout.
+    let dw = be.tensor_uninit(&w_ss.shape)?;
+    let mut args = vec![arg(&state.h), arg(&d_is), arg(&dw)];
+    dims.push(&mut args, &[]);
+    be.launch(
+        &be.kernel_name(scan_op(&geo), "ss_bwd_weight"),
+        &grid_stride(dw.numel()),
+        &args,
+    )?;
+    Ok((d_is, dw))
+}
+
+/// The backward scan of either scan with the skew folded into the indexing (every Row LSTM,
+/// the Diagonal LSTM's layout 1) by any path; returns `d_is`.
+#[allow(clippy::too_many_arguments)]
+fn folded_backward<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    state: &LstmState<CudaBackend<E>>,
+    w_ss: &T<E>,
+    dh: &T<E>,
+    rec: Recurrence,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+) -> Result<T<E>> {
+    let hd = geo.hidden;
+    let hs = [n, geo.height, geo.width, hd];
+    // Every position's dpre is written by its step.
+    let d_is = be.tensor_uninit(&state.gates.shape)?;
+    let scan = scan_op(geo);
     // The cell gradient handed from each step to the one before; zero where a cell has no
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
     match rec {
         Recurrence::Persistent => {
             // One launch for the whole scan, the steps in reverse inside the kernel.
-            let (cfg, staged) = persistent_cfg(w_ss, n, &geo);
+            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
             let mut args = vec![
                 arg(w_ss),
                 arg(&state.gates),
@@ -370,7 +397,7 @@ fn backward<E: Executor>(
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {
-                let m = n * step_count(&geo, s);
+                let m = n * step_count(geo, s);
                 let mut args = vec![
                     arg(w_ss),
                     arg(&state.gates),
@@ -391,7 +418,7 @@ fn backward<E: Executor>(
             // The recurrent part of dh: zero on the last step, which has no consumer.
             let dh_carry = be.tensor_zeroed(&hs)?;
             for s in (0..geo.steps()).rev() {
-                let m = n * step_count(&geo, s);
+                let m = n * step_count(geo, s);
                 let mut args = vec![
                     arg(&state.gates),
                     arg(&state.c),
@@ -408,7 +435,7 @@ fn backward<E: Executor>(
                 )?;
                 if s > 0 {
                     // The previous step's recurrent dh, from this step's dpre.
-                    let prev = n * step_count(&geo, s - 1);
+                    let prev = n * step_count(geo, s - 1);
                     let mut args = vec![arg(w_ss), arg(&d_is), arg(&dh_carry)];
                     dims.push(&mut args, &[int(op, "step", s - 1)?]);
                     be.launch(
@@ -420,14 +447,7 @@ fn backward<E: Executor>(
             }
         }
     }
-    let mut args = vec![arg(&state.h), arg(&d_is), arg(&dw)];
-    dims.push(&mut args, &[]);
-    be.launch(
-        &be.kernel_name(scan, "ss_bwd_weight"),
-        &grid_stride(dw.numel()),
-        &args,
-    )?;
-    Ok((d_is, dw))
+    Ok(d_is)
 }
 
 /// [`crate::backend::Backend::row_lstm_forward`] on CUDA.
@@ -470,4 +490,183 @@ pub fn diag_backward<E: Executor>(
     rec: Recurrence,
 ) -> Result<(T<E>, T<E>)> {
     backward(be, "diag_lstm_backward", state, w_ss, dh, rec, true)
+}
+
+/// The sizes of the materialised layout's kernels: the skewed width `Ws` as an `int`, after
+/// checking that the skewed maps' `n * H * Ws` positions fit in one too.
+fn skewed_dims(op: &'static str, n: usize, geo: &Geometry) -> Result<(usize, i32)> {
+    let ws = skewed_width(geo.height, geo.width);
+    int(op, "n * H * Ws", n * geo.height * ws)?;
+    Ok((ws, int(op, "Ws", ws)?))
+}
+
+/// The Diagonal LSTM's forward in the materialised layout (2) by any path, for `n` images
+/// (`n * H * W > 0`): skew `is`, scan the skewed columns with the `diag_lstm_skewed_*`
+/// kernels over cleared skewed state maps (their padding must read as h = c = 0), unskew the
+/// states into the usual layout.
+#[allow(clippy::too_many_arguments)]
+fn skewed_forward<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    is: &T<E>,
+    w_ss: &T<E>,
+    rec: Recurrence,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+) -> Result<LstmState<CudaBackend<E>>> {
+    let (ws, ws_i) = skewed_dims(op, n, geo)?;
+    let hd = geo.hidden;
+    let is_s = skew(be, is)?;
+    let hs = [n, geo.height, ws, hd];
+    let h_s = be.tensor_zeroed(&hs)?;
+    let c_s = be.tensor_zeroed(&hs)?;
+    // Written at every image position; the padding is never read (the unskew skips it).
+    let gates_s = be.tensor_uninit(&is_s.shape)?;
+    let args_for = |extra: &[i32]| {
+        let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&c_s), arg(&gates_s)];
+        dims.push(&mut args, extra);
+        args
+    };
+    match rec {
+        Recurrence::Persistent => {
+            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+            let args = args_for(&[ws_i, i32::from(staged)]);
+            be.launch(
+                &be.kernel_name("diag_lstm", "skewed_persistent_fwd"),
+                &cfg,
+                &args,
+            )?;
+        }
+        Recurrence::Fused => {
+            for s in 0..geo.steps() {
+                let m = n * step_count(geo, s);
+                let args = args_for(&[ws_i, int(op, "step", s)?]);
+                be.launch(
+                    &be.kernel_name("diag_lstm", "skewed_step_fwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+            }
+        }
+        Recurrence::Unfused => {
+            for s in 0..geo.steps() {
+                let m = n * step_count(geo, s);
+                let step = int(op, "step", s)?;
+                let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&gates_s)];
+                dims.push(&mut args, &[ws_i, step]);
+                be.launch(
+                    &be.kernel_name("diag_lstm", "skewed_ss_fwd"),
+                    &grid_stride(m * 4 * hd),
+                    &args,
+                )?;
+                let mut args = vec![arg(&gates_s), arg(&c_s), arg(&h_s)];
+                dims.push(&mut args, &[ws_i, step]);
+                be.launch(
+                    &be.kernel_name("diag_lstm", "skewed_gates_fwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+            }
+        }
+    }
+    Ok(LstmState {
+        h: unskew(be, &h_s)?,
+        c: unskew(be, &c_s)?,
+        gates: unskew(be, &gates_s)?,
+    })
+}
+
+/// The Diagonal LSTM's backward scan in the materialised layout (2) by any path: skew the
+/// gates, `c` and `dh`, scan the skewed columns in reverse into a cleared skewed `d_is` (its
+/// padding is read as the dpre of consumers outside the image, which must be zero), unskew
+/// it. Returns `d_is` in the usual layout.
+#[allow(clippy::too_many_arguments)]
+fn skewed_backward<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    state: &LstmState<CudaBackend<E>>,
+    w_ss: &T<E>,
+    dh: &T<E>,
+    rec: Recurrence,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+) -> Result<T<E>> {
+    let (ws, ws_i) = skewed_dims(op, n, geo)?;
+    let hd = geo.hidden;
+    let gates_s = skew(be, &state.gates)?;
+    let c_s = skew(be, &state.c)?;
+    let dh_s = skew(be, dh)?;
+    let hs = [n, geo.height, ws, hd];
+    let d_is_s = be.tensor_zeroed(&gates_s.shape)?;
+    // The cell gradient handed from each column to the one before; zero where a cell has no
+    // successor.
+    let dc_carry = be.tensor_zeroed(&hs)?;
+    let args_for = |extra: &[i32]| {
+        let mut args = vec![
+            arg(w_ss),
+            arg(&gates_s),
+            arg(&c_s),
+            arg(&dh_s),
+            arg(&dc_carry),
+            arg(&d_is_s),
+        ];
+        dims.push(&mut args, extra);
+        args
+    };
+    match rec {
+        Recurrence::Persistent => {
+            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+            let args = args_for(&[ws_i, i32::from(staged)]);
+            be.launch(
+                &be.kernel_name("diag_lstm", "skewed_persistent_bwd"),
+                &cfg,
+                &args,
+            )?;
+        }
+        Recurrence::Fused => {
+            for s in (0..geo.steps()).rev() {
+                let m = n * step_count(geo, s);
+                let args = args_for(&[ws_i, int(op, "step", s)?]);
+                be.launch(
+                    &be.kernel_name("diag_lstm", "skewed_step_bwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+            }
+        }
+        Recurrence::Unfused => {
+            // The recurrent part of dh: zero on the last column, which has no consumer.
+            let dh_carry = be.tensor_zeroed(&hs)?;
+            for s in (0..geo.steps()).rev() {
+                let m = n * step_count(geo, s);
+                let mut args = vec![
+                    arg(&gates_s),
+                    arg(&c_s),
+                    arg(&dh_s),
+                    arg(&dh_carry),
+                    arg(&dc_carry),
+                    arg(&d_is_s),
+                ];
+                dims.push(&mut args, &[ws_i, int(op, "step", s)?]);
+                be.launch(
+                    &be.kernel_name("diag_lstm", "skewed_gates_bwd"),
+                    &grid_stride(m * hd),
+                    &args,
+                )?;
+                if s > 0 {
+                    let prev = n * step_count(geo, s - 1);
+                    let mut args = vec![arg(w_ss), arg(&d_is_s), arg(&dh_carry)];
+                    dims.push(&mut args, &[ws_i, int(op, "step", s - 1)?]);
+                    be.launch(
+                        &be.kernel_name("diag_lstm", "skewed_ss_bwd_data"),
+                        &grid_stride(prev * hd),
+                        &args,
+                    )?;
+                }
+            }
+        }
+    }
+    unskew(be, &d_is_s)
 }

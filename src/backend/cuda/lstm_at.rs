@@ -5,48 +5,13 @@
 //! function), so sweeping every position in raster order reproduces the full forward.
 
 use super::elementwise::grid_stride;
-use super::lstm::{scan_geometry, scan_op, Dims};
+use super::lstm::{scan_op, Dims};
 use super::{arg, CudaBackend, Executor};
-use crate::backend::cpu::lstm::Geometry;
-use crate::error::{Error, Result};
-use crate::tensor::{same_shape, Tensor};
+use crate::backend::cpu::lstm::lstm_at_geometry;
+use crate::error::Result;
+use crate::tensor::Tensor;
 
 type T<E> = Tensor<CudaBackend<E>>;
-
-/// Checks the operands of a one-position step; returns the batch and the geometry.
-#[allow(clippy::too_many_arguments)]
-fn at_geometry<E: Executor>(
-    op: &'static str,
-    is: &T<E>,
-    w_ss: &T<E>,
-    h: &T<E>,
-    c: &T<E>,
-    diagonal: bool,
-    i: usize,
-    j: usize,
-) -> Result<(usize, Geometry)> {
-    let [n, height, width, hidden] = h.nhwc(op)?;
-    same_shape(op, h, c)?;
-    if is.shape != [n, 4 * hidden] {
-        return Err(Error::shape(
-            op,
-            format!(
-                "pre-activations {:?} should be [{n}, {}] for states {:?}",
-                is.shape,
-                4 * hidden,
-                h.shape
-            ),
-        ));
-    }
-    let geo = scan_geometry(op, w_ss, diagonal, height, width, hidden)?;
-    if i >= height || j >= width {
-        return Err(Error::shape(
-            op,
-            format!("position ({i}, {j}) outside a {height}x{width} map"),
-        ));
-    }
-    Ok((n, geo))
-}
 
 #[allow(clippy::too_many_arguments)]
 fn forward_at<E: Executor>(
@@ -60,7 +25,7 @@ fn forward_at<E: Executor>(
     i: usize,
     j: usize,
 ) -> Result<()> {
-    let (n, geo) = at_geometry(op, is, w_ss, h, c, diagonal, i, j)?;
+    let (n, geo) = lstm_at_geometry(op, is, w_ss, h, c, diagonal, i, j)?;
     if n * geo.hidden == 0 {
         return Ok(());
     }

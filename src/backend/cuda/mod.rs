@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use device::Device;
 pub use emulator::{EmuOptions, Emulator};
 pub use executor::{Arg, Executor, LaunchCfg};
+pub use lstm::DIAG_LAYOUT_OP;
 
 use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};
