@@ -104,6 +104,9 @@ struct BuiltModule {
     ptx_path: PathBuf,
     entry_points: Vec<String>,
     report_path: Option<PathBuf>,
+    /// The sm_90 cubin ptxas wrote while reporting (embedded: a device of that architecture
+    /// loads it without JIT-compiling the PTX, so a driver older than the PTX ISA still works).
+    cubin_path: Option<PathBuf>,
 }
 
 /// With `PIXELRNN_REQUIRE_KERNELS=1`, ends the build with the headline and the full log on
@@ -255,12 +258,15 @@ fn build_kernels(ctx: &Ctx) -> Outcome {
     let mut ptxas_failures = String::new();
     for c in compiled {
         let mut report_path = None;
+        let mut cubin_path = None;
         if let Some(ptxas) = &ptxas {
             match run_ptxas(ptxas, &c.ptx_path, &ctx.ptx_dir, &c.name) {
                 Ok(report) => {
                     let path = ctx.ptx_dir.join(format!("{}.ptxas.txt", c.name));
                     fs::write(&path, report).expect("write ptxas report");
                     report_path = Some(path);
+                    let cubin = ctx.ptx_dir.join(format!("{}.{REPORT_ARCH}.cubin", c.name));
+                    cubin_path = cubin.is_file().then_some(cubin);
                 }
                 Err(log) => {
                     let _ = writeln!(ptxas_failures, "==> {} <==\n{}\n", c.name, log.trim_end());
@@ -272,6 +278,7 @@ fn build_kernels(ctx: &Ctx) -> Outcome {
             ptx_path: c.ptx_path,
             entry_points: c.entry_points,
             report_path,
+            cubin_path,
         });
     }
     if !ptxas_failures.is_empty() {
@@ -890,9 +897,13 @@ fn write_registry(out_dir: &Path, outcome: &Outcome) {
             Some(p) => format!("Some(include_str!({:?}))", p.display().to_string()),
             None => "None".to_string(),
         };
+        let cubin = match &m.cubin_path {
+            Some(p) => format!("Some(include_bytes!({:?}))", p.display().to_string()),
+            None => "None".to_string(),
+        };
         let _ = writeln!(
             rs,
-            "    KernelModule {{\n        name: {:?},\n        ptx: include_str!({ptx:?}),\n        entry_points: &[{}],\n        resource_report: {report},\n    }},",
+            "    KernelModule {{\n        name: {:?},\n        ptx: include_str!({ptx:?}),\n        entry_points: &[{}],\n        resource_report: {report},\n        cubin: {cubin},\n    }},",
             m.name,
             entries.join(", "),
         );

@@ -90,7 +90,7 @@ prepare() {
     echo ".gpu/: $((bytes / 1024)) KiB"
     echo
     echo "Now make one device call (the script runs in the repository root there):"
-    echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\".gpu\"], timeout_s=330)"
+    echo "  run(command=\"bash scripts/gpu-check.sh\", carry=[\".gpu\"], timeout_s=420)"
     echo "and give_back afterwards unless you rerun at once."
 }
 
@@ -245,6 +245,15 @@ check() {
             --json "$out/bench-large.json" >"$out/bench-large.log" 2>&1
         large_rc=$?
         cat "$out/bench-large.log"
+        echo
+        # The runs above load the embedded sm_90 cubins; this one forces the PTX through the
+        # driver's JIT (informational: an older driver may not know the PTX ISA of the build).
+        echo "== PIXELRNN_KERNEL_IMAGE=ptx .gpu/pixelrnn bench --device cuda --config tiny --part steps (limit 30s)"
+        PIXELRNN_KERNEL_IMAGE=ptx timeout 30 "$GPU_DIR/pixelrnn" bench --device cuda --config tiny \
+            --part steps --recurrence fused --iters 2 --step-iters 1 --warmup 1 \
+            >"$out/bench-ptx.log" 2>&1
+        echo "ptx path: exit $? (log: bench-ptx.log)"
+        tail -n 8 "$out/bench-ptx.log"
     else
         echo "== no CUDA device: .gpu/pixelrnn bench --device cpu --config tiny (a dry run of the bench path)"
         "$GPU_DIR/pixelrnn" bench --device cpu --config tiny --iters 2 --step-iters 1 \

@@ -34,6 +34,18 @@ pub fn cuda_available() -> bool {
     cuda_devices().is_ok()
 }
 
+/// The CUDA version the driver supports, `(major, minor)` (e.g. `(12, 4)`), or `None` without a
+/// usable driver. A driver older than the PTX ISA of this build cannot JIT the PTX; the CUDA
+/// backend then loads the embedded sm_90 cubin where the device allows.
+pub fn driver_version() -> Option<(i32, i32)> {
+    cuda_devices().ok()?;
+    let mut v: std::ffi::c_int = 0;
+    // SAFETY: the driver library is present and initialised (cuda_devices succeeded); the call
+    // only writes the version integer.
+    let rc = unsafe { sys::cuDriverGetVersion(&mut v) };
+    (rc == sys::CUresult::CUDA_SUCCESS).then_some((v / 1000, (v % 1000) / 10))
+}
+
 fn detect() -> Result<Vec<CudaDeviceInfo>, String> {
     // SAFETY: only tries to dlopen the candidate library names; nothing is called.
     if !unsafe { sys::is_culib_present() } {

@@ -21,6 +21,10 @@ pub struct KernelModule {
     /// The output of `ptxas -arch=sm_90 -v` on this PTX (registers, spills, shared memory per
     /// kernel), when ptxas was available at build time.
     pub resource_report: Option<&'static str>,
+    /// The same PTX assembled by ptxas for [`RESOURCE_REPORT_ARCH`] (sm_90), when ptxas was
+    /// available: a device of exactly that architecture loads it directly, with no JIT and so
+    /// no requirement that the driver know the PTX ISA version NVRTC emitted.
+    pub cubin: Option<&'static [u8]>,
 }
 
 impl KernelModule {

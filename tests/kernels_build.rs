@@ -122,6 +122,31 @@ fn resource_reports_name_every_kernel() {
     }
 }
 
+/// Wherever ptxas ran (it wrote the report), the sm_90 cubin it assembled is embedded too, as
+/// an ELF image defining every kernel of the module: the CUDA backend loads it on sm_90
+/// devices instead of JIT-compiling the PTX.
+#[test]
+fn cubins_are_embedded_where_ptxas_ran() {
+    for m in kernels::modules() {
+        if m.resource_report.is_none() {
+            continue;
+        }
+        let cubin = m
+            .cubin
+            .unwrap_or_else(|| panic!("{}: ptxas ran but no cubin is embedded", m.name));
+        assert_eq!(
+            &cubin[..4],
+            b"\x7fELF",
+            "{}: the cubin is not an ELF image",
+            m.name
+        );
+        for entry in m.entry_points {
+            let found = cubin.windows(entry.len()).any(|w| w == entry.as_bytes());
+            assert!(found, "{}: the cubin does not define {entry}", m.name);
+        }
+    }
+}
+
 #[test]
 fn cuda_detection_does_not_panic() {
     match cuda_devices() {

@@ -187,6 +187,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     );
     match device::cuda_devices() {
         Ok(devs) => {
+            if let Some((major, minor)) = device::driver_version() {
+                println!("cuda driver: supports CUDA {major}.{minor}");
+            }
             for d in devs {
                 println!(
                     "cuda device {}: {} ({:.1} GiB, compute capability {}.{})",
@@ -223,8 +226,16 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let rows = kernel_rows();
     let mut spilling = Vec::new();
     for m in kernels::modules() {
+        let cubin = match m.cubin {
+            Some(bytes) => format!(
+                " + {} cubin, {} KiB",
+                kernels::RESOURCE_REPORT_ARCH,
+                bytes.len().div_ceil(1024)
+            ),
+            None => String::new(),
+        };
         println!(
-            "  {} ({}, PTX ISA {}):",
+            "  {} ({}, PTX ISA {}{cubin}):",
             m.name,
             m.ptx_target().unwrap_or("?"),
             m.ptx_version().unwrap_or("?")

@@ -23,6 +23,7 @@ pub struct Device {
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     sync_launches: bool,
+    compute_capability: (i32, i32),
 }
 
 fn driver_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -63,6 +64,7 @@ impl Device {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             sync_launches,
+            compute_capability: info.compute_capability,
         })
     }
 
@@ -96,10 +98,7 @@ impl Device {
             match modules.get(module.name) {
                 Some(m) => Arc::clone(m),
                 None => {
-                    let m = self
-                        .ctx
-                        .load_module(Ptx::from_src(module.ptx))
-                        .map_err(|e| launch_error(kernel, format!("loading PTX: {e}")))?;
+                    let m = self.load(module).map_err(|e| launch_error(kernel, e))?;
                     modules.insert(module.name, Arc::clone(&m));
                     m
                 }
@@ -110,6 +109,68 @@ impl Device {
             .map_err(|e| launch_error(kernel, format!("load_function: {e}")))?;
         functions.insert(kernel.to_string(), f.clone());
         Ok(f)
+    }
+}
+
+impl Device {
+    /// Loads `module`: its embedded sm_90 cubin on a device of exactly that architecture (no
+    /// JIT, so a driver older than the PTX ISA of the build still works), else its PTX, which
+    /// the driver JIT-compiles; if the first image fails to load the other is tried, and the
+    /// error names both. `PIXELRNN_KERNEL_IMAGE=ptx` or `=cubin` forces one.
+    fn load(
+        &self,
+        module: &crate::kernels::KernelModule,
+    ) -> std::result::Result<Arc<CudaModule>, String> {
+        let forced = std::env::var("PIXELRNN_KERNEL_IMAGE").ok();
+        let cubin_fits = module.cubin.is_some()
+            && format!(
+                "sm_{}{}",
+                self.compute_capability.0, self.compute_capability.1
+            ) == crate::kernels::RESOURCE_REPORT_ARCH;
+        let prefer_cubin = match forced.as_deref() {
+            Some("ptx") => false,
+            Some("cubin") => module.cubin.is_some(),
+            _ => cubin_fits,
+        };
+        let from_cubin = || match module.cubin {
+            Some(bytes) => self
+                .ctx
+                .load_module(Ptx::from_binary(bytes.to_vec()))
+                .map_err(|e| {
+                    format!(
+                        "loading the {} cubin: {e}",
+                        crate::kernels::RESOURCE_REPORT_ARCH
+                    )
+                }),
+            None => Err("no cubin in this build".to_string()),
+        };
+        let from_ptx = || {
+            self.ctx
+                .load_module(Ptx::from_src(module.ptx))
+                .map_err(|e| {
+                    format!(
+                        "loading the PTX (ISA {}, {}): {e}",
+                        module.ptx_version().unwrap_or("?"),
+                        module.ptx_target().unwrap_or("?")
+                    )
+                })
+        };
+        let first = if prefer_cubin {
+            from_cubin()
+        } else {
+            from_ptx()
+        };
+        match first {
+            Ok(m) => Ok(m),
+            Err(e1) => {
+                let retry = if prefer_cubin {
+                    from_ptx()
+                } else {
+                    from_cubin()
+                };
+                retry.map_err(|e2| format!("module {}: {e1}; then {e2}", module.name))
+            }
+        }
     }
 }
 
