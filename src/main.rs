@@ -1,4 +1,4 @@
-//! The `pixelrnn` binary: train, eval, info (and later sample, bench) from one command line.
+//! The `pixelrnn` binary: train, eval, sample, bench and info from one command line.
 //! Errors end the process with one line on stderr and exit code 1 (2 for a bad command line).
 
 mod cli;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) => {
@@ -42,6 +43,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lets a closed pipe end the process quietly (`pixelrnn info | head`), as it does for other
+/// command-line tools: Rust ignores SIGPIPE, which turns every later `println!` into a panic.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn signal(signum: std::ffi::c_int, handler: usize) -> usize;
+        }
+        const SIGPIPE: std::ffi::c_int = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: restores the default disposition of one signal before any thread starts.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
         }
     }
 }

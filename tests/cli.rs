@@ -1207,3 +1207,26 @@ fn train_with_two_workers_matches_one_worker() {
     let out = train(s(&data), &run, 1, &["--workers", "999"]);
     assert_clean_error(&out, &["--workers 999"]);
 }
+
+/// `pixelrnn info | head -n 1`: the closed pipe ends the process quietly, without a panic.
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pixelrnn"))
+        .arg("info")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the pixelrnn binary starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("pixelrnn"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "exit code of a panic");
+}
