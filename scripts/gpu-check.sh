@@ -222,6 +222,25 @@ check() {
     local has_gpu=1
     grep -q '^cuda devices: none' "$out/info.log" && has_gpu=0
 
+    # NCCL (the nccl::device tests): cudarc dlopens `libnccl.so`, while pip's NCCL (the one
+    # PyTorch ships) is `libnccl.so.2`; link it under the expected name when found.
+    local nccl_lib=""
+    nccl_lib="$(ldconfig -p 2>/dev/null | awk '/libnccl\.so/ {print $NF; exit}')"
+    if [[ -z "$nccl_lib" ]]; then
+        for py in "${TORCH_PYTHON:-}" python3; do
+            [[ -n "$py" ]] || continue
+            nccl_lib="$("$py" -c 'import glob, os, nvidia.nccl as n; d = os.path.join(list(n.__path__)[0], "lib"); print((glob.glob(d + "/libnccl.so*") or [""])[0])' 2>/dev/null)" && [[ -n "$nccl_lib" ]] && break
+        done
+    fi
+    if [[ -n "$nccl_lib" ]]; then
+        mkdir -p "$out/nccl-lib"
+        ln -sf "$nccl_lib" "$out/nccl-lib/libnccl.so"
+        export LD_LIBRARY_PATH="$out/nccl-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        echo "nccl: $nccl_lib"
+    else
+        echo "nccl: not found (the nccl::device tests will say so)"
+    fi
+
     echo
     echo "== .gpu/$TEST_NAME --include-ignored ::device --test-threads=1 (limit ${TESTS_LIMIT}s)"
     # One test at a time, so each test's printed errors and panic message follow its name.

@@ -28,6 +28,9 @@ pub trait Collective<B: Backend>: Send + Sync {
     fn broadcast(&self, backend: &B, t: &mut Tensor<B>, root: usize) -> Result<()>;
     /// Replaces `values` on every rank by the elementwise sum over all ranks (metrics).
     fn all_reduce_f64(&self, values: &mut [f64]) -> Result<()>;
+    /// Gives up on the group because this rank stopped early: other ranks' pending and later
+    /// calls fail instead of waiting for this rank forever (where the implementation can).
+    fn abort(&self) {}
 }
 
 /// Ranks that are threads of this process, exchanging through shared host memory.
@@ -96,7 +99,7 @@ impl LocalCollective {
     /// Marks the group as failed: every rank waiting in (or later entering) a collective
     /// returns an error instead of waiting for this rank forever. Call it when this rank
     /// stops early.
-    pub fn abort(&self) {
+    pub fn fail_group(&self) {
         if let Ok(mut st) = self.shared.state.lock() {
             st.failed = true;
         }
@@ -225,5 +228,9 @@ impl<B: Backend> Collective<B> for LocalCollective {
             values.copy_from_slice(sums);
         }
         Ok(())
+    }
+
+    fn abort(&self) {
+        self.fail_group();
     }
 }

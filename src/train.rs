@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
-use crate::collective::{Collective, LocalCollective, LocalGroup};
+use crate::collective::{Collective, LocalGroup};
 use crate::data::{Dataset, Images};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
@@ -238,10 +238,44 @@ pub fn train_parallel<B: Backend>(
     workers: usize,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Metrics> {
-    check_config(cfg, &data.train)?;
     if workers == 0 || workers > cfg.batch {
         return Err(Error::Config(format!(
             "--workers {workers}: needs 1 to --batch ({}) workers, one shard of the batch each",
+            cfg.batch
+        )));
+    }
+    let group = LocalGroup::ranks(workers)?;
+    let backends = vec![backend.clone(); workers];
+    let ranks: Vec<&dyn Collective<B>> = group.iter().map(|c| c as &dyn Collective<B>).collect();
+    train_ranks(&backends, &ranks, cfg, data, out, resume, on_event)
+}
+
+/// Data-parallel training over one rank per entry of `backends` (rank r computes on
+/// `backends[r]`: the same CPU backend for threads of one process, or one GPU each) with the
+/// collective `group[r]` ([`LocalGroup`], or NCCL across GPUs). Semantics of
+/// [`train_parallel`]; rank 0's backend evaluates, checkpoints and samples.
+pub fn train_ranks<B: Backend>(
+    backends: &[B],
+    group: &[&dyn Collective<B>],
+    cfg: &TrainConfig,
+    data: &Dataset,
+    out: &Path,
+    resume: Option<&Checkpoint>,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Metrics> {
+    let workers = backends.len();
+    if workers != group.len() || workers == 0 {
+        return Err(Error::Config(format!(
+            "{} backends for {} collective ranks",
+            workers,
+            group.len()
+        )));
+    }
+    let backend = &backends[0];
+    check_config(cfg, &data.train)?;
+    if workers > cfg.batch {
+        return Err(Error::Config(format!(
+            "{workers} data-parallel ranks but --batch {}: each rank needs at least one image",
             cfg.batch
         )));
     }
@@ -294,19 +328,18 @@ pub fn train_parallel<B: Backend>(
     )?;
     model.set_recurrence(cfg.recurrence);
     // Ranks 1.. hold replicas made exactly like rank 0's model (from the checkpoint or the
-    // seed), then synchronised by a broadcast of rank 0's weights.
-    let group = LocalGroup::ranks(workers)?;
+    // seed) on their own backends, then synchronised by a broadcast of rank 0's weights.
     let mut replicas = Vec::with_capacity(workers - 1);
-    for _ in 1..workers {
+    for be in &backends[1..] {
         let (mut m, opt) = match resume {
             Some(ck) => {
-                let mut m = ck.load_model(backend)?;
+                let mut m = ck.load_model(be)?;
                 let mut opt = Optimizer::new(cfg.optim.clone());
-                ck.load_optimizer(backend, &mut m, &mut opt)?;
+                ck.load_optimizer(be, &mut m, &mut opt)?;
                 (m, opt)
             }
             None => (
-                Model::new(backend, cfg.model.clone(), cfg.seed)?,
+                Model::new(be, cfg.model.clone(), cfg.seed)?,
                 Optimizer::new(cfg.optim.clone()),
             ),
         };
@@ -316,9 +349,9 @@ pub fn train_parallel<B: Backend>(
     if workers > 1 {
         let mut ranks = vec![&mut model];
         ranks.extend(replicas.iter_mut().map(|(m, _)| m));
-        on_ranks(ranks, &group, |m, c| {
+        on_ranks(ranks, backends, group, |m, be, c| {
             for p in m.params_mut() {
-                c.broadcast(backend, &mut p.value, 0)?;
+                c.broadcast(be, &mut p.value, 0)?;
             }
             Ok(0.0)
         })?;
@@ -396,15 +429,15 @@ pub fn train_parallel<B: Backend>(
             let mut ranks = vec![(&mut model, &mut optimizer)];
             ranks.extend(replicas.iter_mut().map(|(m, o)| (m, o)));
             let jobs: Vec<_> = ranks.into_iter().zip(shards).collect();
-            on_ranks(jobs, &group, |((m, opt), shard), c| {
-                let b = m.train_batch(backend, &data.train, shard, grad_scale, stages)?;
+            on_ranks(jobs, backends, group, |((m, opt), shard), be, c| {
+                let b = m.train_batch(be, &data.train, shard, grad_scale, stages)?;
                 let mut total = [b.total];
-                <LocalCollective as Collective<B>>::all_reduce_f64(c, &mut total)?;
+                c.all_reduce_f64(&mut total)?;
                 if total[0].is_finite() {
                     for p in m.params_mut() {
-                        c.all_reduce_sum(backend, &mut p.grad)?;
+                        c.all_reduce_sum(be, &mut p.grad)?;
                     }
-                    opt.step(backend, m.params_mut())?;
+                    opt.step(be, m.params_mut())?;
                 }
                 Ok(total[0])
             })?
@@ -459,22 +492,27 @@ fn shard(idx: &[usize], n: usize) -> Vec<&[usize]> {
         .collect()
 }
 
-/// Runs `job` once per rank, each on its own thread with its rank's collective, and returns
-/// rank 0's result (or the first error). A rank that fails aborts the group, so the others
-/// leave their pending collective instead of waiting for it forever.
-fn on_ranks<T: Send, F>(jobs: Vec<T>, group: &[LocalCollective], job: F) -> Result<f64>
+/// Runs `job` once per rank, each on its own thread with its rank's backend and collective,
+/// and returns rank 0's result (or the first error). A rank that fails aborts the group, so
+/// the others leave their pending collective instead of waiting for it forever.
+fn on_ranks<B: Backend, T: Send, F>(
+    jobs: Vec<T>,
+    backends: &[B],
+    group: &[&dyn Collective<B>],
+    job: F,
+) -> Result<f64>
 where
-    F: Fn(T, &LocalCollective) -> Result<f64> + Sync,
+    F: Fn(T, &B, &dyn Collective<B>) -> Result<f64> + Sync,
 {
     std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .into_iter()
-            .zip(group)
-            .map(|(j, c)| {
+            .zip(backends.iter().zip(group))
+            .map(|(j, (be, &c))| {
                 let job = &job;
                 s.spawn(move || {
-                    struct AbortOnUnwind<'a>(&'a LocalCollective, bool);
-                    impl Drop for AbortOnUnwind<'_> {
+                    struct AbortOnUnwind<'a, B: Backend>(&'a dyn Collective<B>, bool);
+                    impl<B: Backend> Drop for AbortOnUnwind<'_, B> {
                         fn drop(&mut self) {
                             if !self.1 {
                                 self.0.abort();
@@ -482,7 +520,7 @@ where
                         }
                     }
                     let mut guard = AbortOnUnwind(c, false);
-                    let r = job(j, c);
+                    let r = job(j, be, c);
                     guard.1 = r.is_ok();
                     r
                 })

@@ -1230,3 +1230,36 @@ fn closed_stdout_pipe_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(out.status.code(), Some(101), "exit code of a panic");
 }
+
+/// `--gpus N` needs CUDA devices: here, a clear one-line error; with `--workers`, a conflict.
+#[test]
+fn train_on_gpus_without_a_gpu_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    if pixelrnn::device::cuda_available() {
+        eprintln!("skipped: this machine has a CUDA device");
+        return;
+    }
+    let out = train(s(&data), &dir.path().join("g"), 1, &["--gpus", "1"]);
+    assert_clean_error(&out, &["--gpus 1", "--device cpu"]);
+    let run = dir.path().join("g2");
+    let out = pixelrnn(&[
+        "train",
+        "--data",
+        s(&data),
+        "--steps",
+        "1",
+        "--gpus",
+        "1",
+        "--out",
+        s(&run),
+    ]);
+    assert_clean_error(&out, &["--gpus 1", "no CUDA device"]);
+    let out = train(
+        s(&data),
+        &dir.path().join("w"),
+        1,
+        &["--gpus", "2", "--workers", "2"],
+    );
+    assert_clean_error(&out, &["--workers"]);
+}

@@ -5,12 +5,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use pixelrnn::backend::cuda::{CudaBackend, Device, NcclCollective};
 use pixelrnn::backend::{Backend, Recurrence};
 use pixelrnn::checkpoint::Checkpoint;
+use pixelrnn::collective::Collective;
 use pixelrnn::data::{load_dataset, Dataset};
 use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
-use pixelrnn::train::{train_parallel, Event, TrainConfig};
+use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig};
 
 use super::DeviceArg;
 
@@ -107,6 +109,18 @@ pub struct TrainArgs {
     /// gradients are summed (same result as 1 up to summation order; resumes with any N).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     workers: u64,
+    /// Data-parallel over the first N GPUs of this machine, one rank (thread) per GPU, gradients
+    /// summed with NCCL (needs libnccl); same result as one GPU up to summation order.
+    #[arg(long, conflicts_with = "workers", value_parser = clap::value_parser!(u64).range(1..=64))]
+    gpus: Option<u64>,
+}
+
+/// How the data-parallel ranks of a run are made.
+enum Ranks<B: Backend> {
+    /// `--workers N`: N threads sharing the backend, the in-process collective.
+    Workers(usize),
+    /// `--gpus N`: one backend and one NCCL communicator per GPU (rank 0's backend first).
+    Devices(Vec<B>, Vec<Box<dyn Collective<B>>>),
 }
 
 /// Fails if a flag was given with a value that differs from the resumed run's.
@@ -266,17 +280,49 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
 
 /// Runs `pixelrnn train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(gpus) = args.gpus {
+        return run_on_gpus(args, gpus as usize);
+    }
     let selection = super::select(args.device, args.threads)?;
     let note = selection.auto_note.clone();
-    super::on_backend!(selection.backend, backend => run_with(backend, args, note.as_deref()))
+    let workers = args.workers as usize;
+    super::on_backend!(selection.backend, backend => {
+        run_with(backend, args, note.as_deref(), Ranks::Workers(workers))
+    })
 }
 
-/// `pixelrnn train` on `backend`; `auto_note` is the `--device auto` line, printed when
-/// training starts.
+/// `pixelrnn train --gpus N`: one CUDA backend per GPU, NCCL between them.
+fn run_on_gpus(args: TrainArgs, gpus: usize) -> anyhow::Result<()> {
+    if matches!(args.device, DeviceArg::Cpu | DeviceArg::Emulator) {
+        bail!("--gpus {gpus} trains on CUDA devices; it cannot be combined with --device cpu or emulator");
+    }
+    let found = pixelrnn::device::cuda_devices()
+        .map_err(|why| anyhow::anyhow!("--gpus {gpus}: no CUDA device: {why}"))?
+        .len();
+    if gpus > found {
+        bail!("--gpus {gpus}: this machine has {found} CUDA device(s)");
+    }
+    let backends = (0..gpus)
+        .map(|i| Device::new(i).map(CudaBackend::new))
+        .collect::<pixelrnn::Result<Vec<_>>>()
+        .with_context(|| format!("--gpus {gpus}"))?;
+    let group: Vec<Box<dyn Collective<CudaBackend<Device>>>> =
+        NcclCollective::for_devices(&backends)
+            .with_context(|| format!("--gpus {gpus}"))?
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn Collective<CudaBackend<Device>>>)
+            .collect();
+    let first = backends[0].clone();
+    run_with(first, args, None, Ranks::Devices(backends, group))
+}
+
+/// `pixelrnn train` on `backend` (rank 0's, with `ranks` data-parallel ranks); `auto_note` is
+/// the `--device auto` line, printed when training starts.
 fn run_with<B: Backend>(
     backend: B,
     args: TrainArgs,
     auto_note: Option<&str>,
+    ranks: Ranks<B>,
 ) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
         let t = SystemTime::now()
@@ -365,15 +411,29 @@ fn run_with<B: Backend>(
             ),
         ),
     };
-    let last = train_parallel(
-        &backend,
-        &cfg,
-        &data,
-        &out,
-        checkpoint.as_ref(),
-        args.workers as usize,
-        &mut on_event,
-    )?;
+    let last = match ranks {
+        Ranks::Workers(n) => train_parallel(
+            &backend,
+            &cfg,
+            &data,
+            &out,
+            checkpoint.as_ref(),
+            n,
+            &mut on_event,
+        )?,
+        Ranks::Devices(backends, group) => {
+            let group: Vec<&dyn Collective<B>> = group.iter().map(|c| c.as_ref()).collect();
+            train_ranks(
+                &backends,
+                &group,
+                &cfg,
+                &data,
+                &out,
+                checkpoint.as_ref(),
+                &mut on_event,
+            )?
+        }
+    };
     bar.finish_and_clear();
     println!(
         "done: step {}, test NLL {:.3} nats/image ({:.4} bits/dim); run folder {}",

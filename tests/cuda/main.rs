@@ -15,6 +15,7 @@ mod conv;
 mod diag_bilstm_combine;
 mod lstm;
 mod model;
+mod nccl;
 mod pointwise;
 
 use pixelrnn::backend::cpu::CpuBackend;

@@ -24,6 +24,7 @@ mod lstm_at;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;
+pub mod nccl;
 mod optim;
 mod position;
 mod reduce;
@@ -38,6 +39,7 @@ pub use device::Device;
 pub use emulator::{EmuOptions, Emulator};
 pub use executor::{Arg, Executor, LaunchCfg};
 pub use lstm::DIAG_LAYOUT_OP;
+pub use nccl::{nccl_available, NcclCollective};
 
 use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};
@@ -101,7 +103,7 @@ impl<E: Executor> GpuBuffer<E> {
             .expect("a live GpuBuffer always holds its buffer")
     }
 
-    fn raw_mut(&mut self) -> &mut E::Buffer {
+    pub(crate) fn raw_mut(&mut self) -> &mut E::Buffer {
         self.buf
             .as_mut()
             .expect("a live GpuBuffer always holds its buffer")
