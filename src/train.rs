@@ -250,10 +250,13 @@ pub fn train_parallel<B: Backend>(
     train_ranks(&backends, &ranks, cfg, data, out, resume, on_event)
 }
 
-/// Data-parallel training over one rank per entry of `backends` (rank r computes on
-/// `backends[r]`: the same CPU backend for threads of one process, or one GPU each) with the
-/// collective `group[r]` ([`LocalGroup`], or NCCL across GPUs). Semantics of
-/// [`train_parallel`]; rank 0's backend evaluates, checkpoints and samples.
+/// Data-parallel training over one rank per entry of `backends` (local rank i computes on
+/// `backends[i]`: the same CPU backend for threads of one process, or one GPU each) with the
+/// collective `group[i]` ([`LocalGroup`], or NCCL across GPUs). Semantics of
+/// [`train_parallel`]. The group may span processes (`group[i].world_size()` ranks in all):
+/// each step's batch is split by global rank, every process evaluates, and only the process
+/// holding global rank 0 (as its first rank) writes the run folder: config, metrics,
+/// checkpoints and samples.
 pub fn train_ranks<B: Backend>(
     backends: &[B],
     group: &[&dyn Collective<B>],
@@ -273,9 +276,29 @@ pub fn train_ranks<B: Backend>(
     }
     let backend = &backends[0];
     check_config(cfg, &data.train)?;
-    if workers > cfg.batch {
+    // The ranks of this process among `world` in all (more than `workers` when other processes
+    // hold the rest); global rank 0, if here, must be the first, and alone writes the run folder.
+    let world = group[0].world_size();
+    let mut seen = vec![false; world];
+    for c in group {
+        if c.world_size() != world
+            || c.rank() >= world
+            || std::mem::replace(&mut seen[c.rank()], true)
+        {
+            return Err(Error::Config(
+                "the collective ranks of this process disagree on the group".into(),
+            ));
+        }
+    }
+    if group.iter().skip(1).any(|c| c.rank() == 0) {
+        return Err(Error::Config(
+            "global rank 0 must be this process's first rank".into(),
+        ));
+    }
+    let writes = group[0].rank() == 0;
+    if world > cfg.batch {
         return Err(Error::Config(format!(
-            "{workers} data-parallel ranks but --batch {}: each rank needs at least one image",
+            "{world} data-parallel ranks but --batch {}: each rank needs at least one image",
             cfg.batch
         )));
     }
@@ -296,23 +319,29 @@ pub fn train_ranks<B: Backend>(
             )));
         }
     }
-    std::fs::create_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;
+    if writes {
+        std::fs::create_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;
+    }
     let (mut model, mut optimizer, mut seconds) = match resume {
         Some(ck) => {
             let mut model = ck.load_model(backend)?;
             let mut opt = Optimizer::new(cfg.optim.clone());
             ck.load_optimizer(backend, &mut model, &mut opt)?;
-            truncate_metrics(&run.metrics(), ck.meta.step)?;
+            if writes {
+                truncate_metrics(&run.metrics(), ck.meta.step)?;
+            }
             (model, opt, ck.meta.seconds)
         }
         None => {
-            if run.checkpoint().exists() {
+            if writes && run.checkpoint().exists() {
                 return Err(Error::Config(format!(
                     "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
                     run.root.display()
                 )));
             }
-            let _ = std::fs::remove_file(run.metrics());
+            if writes {
+                let _ = std::fs::remove_file(run.metrics());
+            }
             (
                 Model::new(backend, cfg.model.clone(), cfg.seed)?,
                 Optimizer::new(cfg.optim.clone()),
@@ -320,12 +349,14 @@ pub fn train_ranks<B: Backend>(
             )
         }
     };
-    checkpoint::write_atomic(
-        &run.config(),
-        serde_json::to_string_pretty(cfg)
-            .expect("config serializes")
-            .as_bytes(),
-    )?;
+    if writes {
+        checkpoint::write_atomic(
+            &run.config(),
+            serde_json::to_string_pretty(cfg)
+                .expect("config serializes")
+                .as_bytes(),
+        )?;
+    }
     model.set_recurrence(cfg.recurrence);
     // Ranks 1.. hold replicas made exactly like rank 0's model (from the checkpoint or the
     // seed) on their own backends, then synchronised by a broadcast of rank 0's weights.
@@ -395,8 +426,10 @@ pub fn train_ranks<B: Backend>(
             step,
             seconds,
         };
-        checkpoint::save(&run.checkpoint(), backend, model, Some(opt), &meta)?;
-        append_metrics(&run.metrics(), &metrics)?;
+        if writes {
+            checkpoint::save(&run.checkpoint(), backend, model, Some(opt), &meta)?;
+            append_metrics(&run.metrics(), &metrics)?;
+        }
         Ok(metrics)
     };
 
@@ -418,17 +451,19 @@ pub fn train_ranks<B: Backend>(
     for step in start..cfg.steps {
         let t0 = Instant::now();
         let idx = order.indices(step);
-        let total = if workers == 1 {
+        let total = if world == 1 {
             let b = model.train_batch(backend, &data.train, &idx, grad_scale, stages)?;
             if b.total.is_finite() {
                 optimizer.step(backend, model.params_mut())?;
             }
             b.total
         } else {
-            let shards = shard(&idx, workers);
+            // Shards by global rank: the same split whatever the ranks' processes.
+            let shards = shard(&idx, world);
             let mut ranks = vec![(&mut model, &mut optimizer)];
             ranks.extend(replicas.iter_mut().map(|(m, o)| (m, o)));
-            let jobs: Vec<_> = ranks.into_iter().zip(shards).collect();
+            let mine = group.iter().map(|c| shards[c.rank()]);
+            let jobs: Vec<_> = ranks.into_iter().zip(mine).collect();
             on_ranks(jobs, backends, group, |((m, opt), shard), be, c| {
                 let b = m.train_batch(be, &data.train, shard, grad_scale, stages)?;
                 let mut total = [b.total];
@@ -468,14 +503,16 @@ pub fn train_ranks<B: Backend>(
             (window_loss, window_steps, window_secs) = (0.0, 0, 0.0);
         }
     }
-    let opts = crate::sample::SampleOptions::new(SAMPLE_GRID_IMAGES, cfg.seed);
-    let images = if model.stage1.is_some() {
-        let (small, full) = crate::sample::sample_multiscale(backend, &model, &opts, &|_| {})?;
-        crate::sample::side_by_side(&small, &full)?
-    } else {
-        crate::sample::sample(backend, &model, &opts, &|_| {})?
-    };
-    crate::sample::save_grid_png(&run.samples(), &images)?;
+    if writes {
+        let opts = crate::sample::SampleOptions::new(SAMPLE_GRID_IMAGES, cfg.seed);
+        let images = if model.stage1.is_some() {
+            let (small, full) = crate::sample::sample_multiscale(backend, &model, &opts, &|_| {})?;
+            crate::sample::side_by_side(&small, &full)?
+        } else {
+            crate::sample::sample(backend, &model, &opts, &|_| {})?
+        };
+        crate::sample::save_grid_png(&run.samples(), &images)?;
+    }
     Ok(last.expect("at least one evaluation: step 0 or the last step"))
 }
 

@@ -1262,4 +1262,25 @@ fn train_on_gpus_without_a_gpu_is_a_clear_error() {
         &["--gpus", "2", "--workers", "2"],
     );
     assert_clean_error(&out, &["--workers"]);
+    // The multi-process form: a clear error without a GPU, and its flags come together.
+    let init = dir.path().join("nccl-id");
+    let run = dir.path().join("r");
+    let out = pixelrnn(&[
+        "train",
+        "--data",
+        s(&data),
+        "--steps",
+        "1",
+        "--out",
+        s(&run),
+        "--rank",
+        "0",
+        "--world-size",
+        "2",
+        "--init",
+        s(&init),
+    ]);
+    assert_clean_error(&out, &["--rank 0", "no CUDA device"]);
+    let out = pixelrnn(&["train", "--data", s(&data), "--rank", "0"]);
+    assert_clean_error(&out, &["--world-size"]);
 }

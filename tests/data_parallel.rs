@@ -236,3 +236,41 @@ fn more_workers_than_images_per_batch_is_a_clear_error() {
     assert!(err.contains("--workers 9"), "{err}");
     let _ = CpuBackend::new().name();
 }
+
+/// A group spanning "processes": two threads each run `train_ranks` with one rank of a
+/// 2-rank group, as two processes with one GPU each would. Global rank 0 alone writes its run
+/// folder, rank 1 writes nothing, and the weights equal one worker's.
+#[test]
+fn one_rank_per_process_matches_one_worker_and_only_rank_zero_writes() {
+    use pixelrnn::train::train_ranks;
+    let data = dataset();
+    let b = CpuBackend::new();
+    let cfg = train_config(ModelKind::PixelCnn, 3);
+    let single = tempfile::tempdir().unwrap();
+    train_parallel(&b, &cfg, &data, single.path(), None, 1, &mut |_| {}).unwrap();
+
+    let group = LocalGroup::ranks(2).unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let outs: Vec<_> = dirs.iter().map(|d| d.path().join("run")).collect();
+    std::thread::scope(|s| {
+        for (c, out) in group.iter().zip(&outs) {
+            let (b, cfg, data) = (&b, &cfg, &data);
+            s.spawn(move || {
+                let ranks: Vec<&dyn Collective<CpuBackend>> = vec![c];
+                train_ranks(
+                    std::slice::from_ref(b),
+                    &ranks,
+                    cfg,
+                    data,
+                    out,
+                    None,
+                    &mut |_| {},
+                )
+                .unwrap()
+            });
+        }
+    });
+    let diff = max_rel_diff(&weights(single.path()), &weights(&outs[0]));
+    assert!(diff < DP_REL_TOL, "rel diff {diff:.2e}");
+    assert!(!outs[1].exists(), "rank 1 must not write a run folder");
+}

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a model (defaults: a small PixelCNN on the embedded binarized MNIST).
-    Train(train_cmd::TrainArgs),
+    Train(Box<train_cmd::TrainArgs>),
     /// Score a checkpoint on a dataset split: NLL in nats per image and bits per dimension.
     Eval(eval_cmd::EvalArgs),
     /// Devices, compiled kernels (versions, registers, spills, shared memory), build features.
@@ -41,7 +41,7 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(a) => train_cmd::run(a),
+        Command::Train(a) => train_cmd::run(*a),
         Command::Eval(a) => eval_cmd::run(a),
         Command::Info(a) => info_cmd::run(a),
         Command::Sample(a) => sample_cmd::run(a),

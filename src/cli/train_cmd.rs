@@ -113,6 +113,20 @@ pub struct TrainArgs {
     /// summed with NCCL (needs libnccl); same result as one GPU up to summation order.
     #[arg(long, conflicts_with = "workers", value_parser = clap::value_parser!(u64).range(1..=64))]
     gpus: Option<u64>,
+    /// Multi-process (multi-node) data parallel: this process is global rank R of
+    /// --world-size W, one GPU each, NCCL between them; rank 0 writes the run folder.
+    #[arg(long, requires_all = ["world_size", "init"], conflicts_with_all = ["workers", "gpus"])]
+    rank: Option<u64>,
+    /// Number of processes of a multi-process run (see --rank).
+    #[arg(long, requires = "rank", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    world_size: Option<u64>,
+    /// Rendezvous file of a multi-process run on a file system every rank sees: rank 0 writes
+    /// NCCL's id there, the others wait for it (use a fresh path per run).
+    #[arg(long, requires = "rank")]
+    init: Option<PathBuf>,
+    /// GPU of this process in a multi-process run [default: rank modulo the GPUs present].
+    #[arg(long, requires = "rank")]
+    gpu: Option<usize>,
 }
 
 /// How the data-parallel ranks of a run are made.
@@ -283,6 +297,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(gpus) = args.gpus {
         return run_on_gpus(args, gpus as usize);
     }
+    if let (Some(rank), Some(world), Some(init)) = (args.rank, args.world_size, args.init.clone()) {
+        return run_as_rank(args, rank as usize, world as usize, &init);
+    }
     let selection = super::select(args.device, args.threads)?;
     let note = selection.auto_note.clone();
     let workers = args.workers as usize;
@@ -314,6 +331,43 @@ fn run_on_gpus(args: TrainArgs, gpus: usize) -> anyhow::Result<()> {
             .collect();
     let first = backends[0].clone();
     run_with(first, args, None, Ranks::Devices(backends, group))
+}
+
+/// `pixelrnn train --rank R --world-size W --init FILE`: one GPU of a multi-process group.
+fn run_as_rank(
+    args: TrainArgs,
+    rank: usize,
+    world: usize,
+    init: &std::path::Path,
+) -> anyhow::Result<()> {
+    if matches!(args.device, DeviceArg::Cpu | DeviceArg::Emulator) {
+        bail!(
+            "--rank trains on a CUDA device; it cannot be combined with --device cpu or emulator"
+        );
+    }
+    if rank >= world {
+        bail!("--rank {rank}: must be below --world-size {world}");
+    }
+    let found = pixelrnn::device::cuda_devices()
+        .map_err(|why| anyhow::anyhow!("--rank {rank}: no CUDA device: {why}"))?
+        .len();
+    let gpu = args.gpu.unwrap_or(rank % found);
+    let backend = CudaBackend::new(Device::new(gpu).with_context(|| format!("--rank {rank}"))?);
+    let comm = NcclCollective::from_rank(
+        &backend,
+        rank,
+        world,
+        init,
+        std::time::Duration::from_secs(300),
+    )
+    .with_context(|| format!("--rank {rank}"))?;
+    let group: Vec<Box<dyn Collective<CudaBackend<Device>>>> = vec![Box::new(comm)];
+    run_with(
+        backend.clone(),
+        args,
+        None,
+        Ranks::Devices(vec![backend], group),
+    )
 }
 
 /// `pixelrnn train` on `backend` (rank 0's, with `ranks` data-parallel ranks); `auto_note` is

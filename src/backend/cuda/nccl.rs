@@ -7,7 +7,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use cudarc::nccl::{Comm, ReduceOp};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cudarc::nccl::{Comm, Id, ReduceOp};
 
 use super::{CudaBackend, Device};
 use crate::collective::Collective;
@@ -63,6 +66,59 @@ impl NcclCollective {
                 size,
             })
             .collect())
+    }
+
+    /// This process's rank of a group spanning processes (and machines): global rank `rank`
+    /// of `world` on `backend`'s GPU. Rendezvous through the file `init` on a file system all
+    /// ranks share: rank 0 writes NCCL's unique id there (atomically), the others wait for it
+    /// (up to `timeout`). Start every rank with a fresh `init` path.
+    pub fn from_rank(
+        backend: &CudaBackend<Device>,
+        rank: usize,
+        world: usize,
+        init: &Path,
+        timeout: Duration,
+    ) -> Result<NcclCollective> {
+        nccl_available().map_err(Error::Unsupported)?;
+        if rank >= world {
+            return Err(Error::Config(format!(
+                "--rank {rank} of --world-size {world}"
+            )));
+        }
+        let id = if rank == 0 {
+            let id = Id::new().map_err(|e| nccl_error("unique id", e))?;
+            let bytes: Vec<u8> = id.internal().iter().map(|&c| c as u8).collect();
+            crate::checkpoint::write_atomic(init, &bytes)?;
+            id
+        } else {
+            let start = Instant::now();
+            loop {
+                match std::fs::read(init) {
+                    Ok(bytes) if bytes.len() == 128 => {
+                        let mut internal = [0 as std::ffi::c_char; 128];
+                        for (d, b) in internal.iter_mut().zip(bytes) {
+                            *d = b as std::ffi::c_char;
+                        }
+                        break Id::uninit(internal);
+                    }
+                    _ if start.elapsed() > timeout => {
+                        return Err(Error::Config(format!(
+                            "{}: no NCCL id from rank 0 after {} s",
+                            init.display(),
+                            timeout.as_secs()
+                        )))
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        };
+        let stream = Arc::clone(backend.executor().stream());
+        let comm = Comm::from_rank(stream, rank, world, id).map_err(|e| nccl_error("init", e))?;
+        Ok(NcclCollective {
+            comm: Mutex::new(CommCell(comm)),
+            rank,
+            size: world,
+        })
     }
 
     fn with_comm<T>(&self, f: impl FnOnce(&Comm) -> Result<T>) -> Result<T> {
