@@ -26,6 +26,15 @@ pub trait Collective<B: Backend>: Send + Sync {
     fn all_reduce_sum(&self, backend: &B, t: &mut Tensor<B>) -> Result<()>;
     /// Replaces `t` on every rank by `root`'s `t`.
     fn broadcast(&self, backend: &B, t: &mut Tensor<B>, root: usize) -> Result<()>;
+    /// [`Collective::all_reduce_sum`] of every tensor of `ts`, as one bucket: one exchange
+    /// (in-process) or one fused NCCL group call instead of one collective per tensor. Every
+    /// rank must pass tensors of the same shapes in the same order.
+    fn all_reduce_sum_all(&self, backend: &B, ts: &mut [&mut Tensor<B>]) -> Result<()> {
+        for t in ts.iter_mut() {
+            self.all_reduce_sum(backend, t)?;
+        }
+        Ok(())
+    }
     /// Replaces `values` on every rank by the elementwise sum over all ranks (metrics).
     fn all_reduce_f64(&self, values: &mut [f64]) -> Result<()>;
     /// Gives up on the group because this rank stopped early: other ranks' pending and later
@@ -204,6 +213,30 @@ impl<B: Backend> Collective<B> for LocalCollective {
             return Ok(());
         }
         self.exchange_tensor(backend, t, Combine::Sum)
+    }
+
+    fn all_reduce_sum_all(&self, backend: &B, ts: &mut [&mut Tensor<B>]) -> Result<()> {
+        if self.size == 1 || ts.is_empty() {
+            return Ok(());
+        }
+        // One exchange for the whole bucket: the tensors concatenated, summed, split back.
+        let mut mine = Vec::new();
+        for t in ts.iter() {
+            mine.extend(t.to_vec(backend)?.into_iter().map(f64::from));
+        }
+        let combined = self.exchange(mine, Combine::Sum)?;
+        let sums = combined
+            .as_ref()
+            .as_ref()
+            .map_err(|why| Error::shape("collective", why.clone()))?;
+        let mut at = 0;
+        for t in ts.iter_mut() {
+            let n = t.numel();
+            let host: Vec<f32> = sums[at..at + n].iter().map(|&v| v as f32).collect();
+            **t = Tensor::from_slice(backend, &t.shape.clone(), &host)?;
+            at += n;
+        }
+        Ok(())
     }
 
     fn broadcast(&self, backend: &B, t: &mut Tensor<B>, root: usize) -> Result<()> {

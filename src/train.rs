@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::models::{Model, ModelConfig, Stages};
 use crate::optim::{OptimConfig, Optimizer};
+use crate::tensor::Tensor;
 
 /// Defaults of `pixelrnn train` with no flags: a small PixelCNN on the embedded binarized
 /// MNIST that trains in a few minutes on two CPU cores.
@@ -469,9 +470,11 @@ pub fn train_ranks<B: Backend>(
                 let mut total = [b.total];
                 c.all_reduce_f64(&mut total)?;
                 if total[0].is_finite() {
-                    for p in m.params_mut() {
-                        c.all_reduce_sum(be, &mut p.grad)?;
-                    }
+                    // One bucket: every gradient in one collective call.
+                    let mut params = m.params_mut();
+                    let mut grads: Vec<&mut Tensor<B>> =
+                        params.iter_mut().map(|p| &mut p.grad).collect();
+                    c.all_reduce_sum_all(be, &mut grads)?;
                     opt.step(be, m.params_mut())?;
                 }
                 Ok(total[0])

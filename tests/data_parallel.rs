@@ -274,3 +274,44 @@ fn one_rank_per_process_matches_one_worker_and_only_rank_zero_writes() {
     assert!(diff < DP_REL_TOL, "rel diff {diff:.2e}");
     assert!(!outs[1].exists(), "rank 1 must not write a run folder");
 }
+
+/// The bucketed all-reduce (all gradients in one exchange) gives the per-tensor results.
+#[test]
+fn bucketed_all_reduce_equals_one_call_per_tensor() {
+    let b = CpuBackend::new();
+    let sizes = [1usize, 7, 300];
+    for n in 1..=4 {
+        let data: Vec<Vec<Vec<f32>>> = (0..n)
+            .map(|r| {
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| random(1000 * r as u64 + i as u64, len))
+                    .collect()
+            })
+            .collect();
+        let bucketed = on_threads(n, |r, c| {
+            let mut ts: Vec<Tensor<CpuBackend>> = data[r]
+                .iter()
+                .map(|v| Tensor::from_slice(&b, &[v.len()], v).unwrap())
+                .collect();
+            let mut refs: Vec<&mut Tensor<CpuBackend>> = ts.iter_mut().collect();
+            c.all_reduce_sum_all(&b, &mut refs).unwrap();
+            ts.into_iter().map(|t| t.data).collect::<Vec<_>>()
+        });
+        let single = on_threads(n, |r, c| {
+            data[r]
+                .iter()
+                .map(|v| {
+                    let mut t = Tensor::from_slice(&b, &[v.len()], v).unwrap();
+                    c.all_reduce_sum(&b, &mut t).unwrap();
+                    t.data
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(bucketed, single, "{n} ranks");
+        if n > 1 {
+            assert_ne!(bucketed[0], data[0], "{n} ranks: nothing was summed");
+        }
+    }
+}

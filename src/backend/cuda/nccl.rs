@@ -163,6 +163,37 @@ impl Collective<CudaBackend<Device>> for NcclCollective {
         })
     }
 
+    fn all_reduce_sum_all(
+        &self,
+        backend: &CudaBackend<Device>,
+        ts: &mut [&mut Tensor<CudaBackend<Device>>],
+    ) -> Result<()> {
+        // Copy-on-write first: nothing may allocate between the group's start and end.
+        for t in ts.iter_mut() {
+            backend.make_unique(t)?;
+        }
+        self.with_comm(|c| {
+            cudarc::nccl::result::group_start().map_err(|e| nccl_error("group start", e))?;
+            let mut failed = None;
+            for t in ts.iter_mut() {
+                let Some(buf) = Arc::get_mut(&mut t.data).map(|b| b.raw_mut()) else {
+                    failed = Some(Error::Device("tensor shared inside an NCCL group".into()));
+                    break;
+                };
+                if let Err(e) = c.all_reduce_in_place(buf, &ReduceOp::Sum) {
+                    failed = Some(nccl_error("all-reduce", e));
+                    break;
+                }
+            }
+            // The group is always closed, also after a failed call.
+            let end = cudarc::nccl::result::group_end().map_err(|e| nccl_error("group end", e));
+            match failed {
+                Some(e) => Err(e),
+                None => end.map(|_| ()),
+            }
+        })
+    }
+
     fn broadcast(
         &self,
         backend: &CudaBackend<Device>,
