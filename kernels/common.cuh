@@ -108,3 +108,22 @@ PIXELRNN_DEVICE float pixelrnn_sigmoid(float x) {
 PIXELRNN_DEVICE float pixelrnn_softplus(float x) {
     return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
 }
+
+// Staging of an LSTM state-to-state weight in shared memory by the persistent kernels. The
+// weight is [4h, h, .., taps] in global memory, element e = (o*h + v)*taps + t with o = x*h + u
+// (Row LSTM: [4h, h, 1, k], taps = k; Diagonal LSTM: [4h, h, 2, 1], taps = 2). Read in global
+// order (coalesced), written transposed so that the lanes of a warp (consecutive units) read
+// consecutive words. Call from every thread of the block, then __syncthreads().
+//   forward:  w_s[(t*h + v)*4h + o]   (the product over inputs v for outputs o)
+//   backward: w_s[(t*4h + o)*h + v]   (the transposed product, over outputs o for inputs v)
+PIXELRNN_DEVICE void pixelrnn_lstm_stage_weights(const float* __restrict__ w, float* w_s,
+                                                 int hidden, int taps, bool transposed) {
+    const int g4 = 4 * hidden;
+    const int total = g4 * hidden * taps;
+    for (int e = threadIdx.x; e < total; e += blockDim.x) {
+        const int t = e % taps;
+        const int v = (e / taps) % hidden;
+        const int o = e / (taps * hidden);
+        w_s[transposed ? (t * g4 + o) * hidden + v : (t * hidden + v) * g4 + o] = w[e];
+    }
+}

@@ -341,14 +341,7 @@ diag_lstm_persistent_fwd_v1(const float* __restrict__ is, const float* __restric
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     const int g4 = 4 * hidden;
     if (staged) {
-        // Read in global order (coalesced), write transposed: e = (o*h + v)*2 + t, o = x*h + u.
-        const int total = g4 * hidden * 2;
-        for (int e = threadIdx.x; e < total; e += blockDim.x) {
-            const int t = e % 2;
-            const int v = (e / 2) % hidden;
-            const int o = e / (2 * hidden);
-            w_s[(t * hidden + v) * g4 + o] = w[e];
-        }
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, false);
     }
     __syncthreads();  // the staged weights are complete before any step reads them
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
@@ -392,16 +385,8 @@ diag_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict
                             float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                             int height, int width, int hidden, int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const int g4 = 4 * hidden;
     if (staged) {
-        // Read in global order (coalesced), write transposed: e = (o*h + u)*2 + t.
-        const int total = g4 * hidden * 2;
-        for (int e = threadIdx.x; e < total; e += blockDim.x) {
-            const int t = e % 2;
-            const int u = (e / 2) % hidden;
-            const int o = e / (2 * hidden);
-            w_s[(t * g4 + o) * hidden + u] = w[e];
-        }
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, true);
     }
     __syncthreads();  // the staged weights are complete before any step reads them
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
@@ -709,14 +694,7 @@ diag_lstm_skewed_persistent_fwd_v1(const float* __restrict__ is, const float* __
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     const int g4 = 4 * hidden;
     if (staged) {
-        // As diag_lstm_persistent_fwd_v1: read in global order, write DIAG_LSTM_W_STAGED.
-        const int total = g4 * hidden * 2;
-        for (int e = threadIdx.x; e < total; e += blockDim.x) {
-            const int t = e % 2;
-            const int v = (e / 2) % hidden;
-            const int o = e / (2 * hidden);
-            w_s[(t * hidden + v) * g4 + o] = w[e];
-        }
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, false);
     }
     __syncthreads();  // the staged weights are complete before any step reads them
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * skewed;
@@ -755,16 +733,8 @@ diag_lstm_skewed_persistent_bwd_v1(const float* __restrict__ w, const float* __r
                                    int n, int height, int width, int hidden, int skewed,
                                    int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const int g4 = 4 * hidden;
     if (staged) {
-        // As diag_lstm_persistent_bwd_v1: DIAG_LSTM_WT_STAGED.
-        const int total = g4 * hidden * 2;
-        for (int e = threadIdx.x; e < total; e += blockDim.x) {
-            const int t = e % 2;
-            const int u = (e / 2) % hidden;
-            const int o = e / (2 * hidden);
-            w_s[(t * g4 + o) * hidden + u] = w[e];
-        }
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, true);
     }
     __syncthreads();  // the staged weights are complete before any step reads them
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * skewed;

@@ -315,14 +315,7 @@ row_lstm_persistent_fwd_v1(const float* __restrict__ is, const float* __restrict
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     const int g4 = 4 * hidden;
     if (staged) {
-        // Read in global order (coalesced), write transposed: e = (o*h + v)*k + t, o = x*h + u.
-        const int total = g4 * hidden * k;
-        for (int e = threadIdx.x; e < total; e += blockDim.x) {
-            const int t = e % k;
-            const int v = (e / k) % hidden;
-            const int o = e / (k * hidden);
-            w_s[(t * hidden + v) * g4 + o] = w[e];
-        }
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, k, false);
     }
     __syncthreads();  // the staged weights are complete before any row reads them
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
@@ -365,16 +358,8 @@ row_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict_
                            float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                            int height, int width, int hidden, int k, int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const int g4 = 4 * hidden;
     if (staged) {
-        // Read in global order (coalesced), write transposed: e = (o*h + u)*k + t.
-        const int total = g4 * hidden * k;
-        for (int e = threadIdx.x; e < total; e += blockDim.x) {
-            const int t = e % k;
-            const int u = (e / k) % hidden;
-            const int o = e / (k * hidden);
-            w_s[(t * g4 + o) * hidden + u] = w[e];
-        }
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, k, true);
     }
     __syncthreads();  // the staged weights are complete before any row reads them
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
