@@ -6,8 +6,17 @@
 //! semantics every other implementation must match). Every rank sums the contributions in
 //! rank order, so all ranks hold bit-identical results and stay in lockstep without ever
 //! exchanging weights again.
+//!
+//! [`GradSync`] overlaps the gradient all-reduce with the backward pass: each layer's
+//! gradients start their all-reduce as soon as that layer's backward is done
+//! ([`Collective::start_all_reduce_sum_all`]).
 
-use std::sync::{Arc, Condvar, Mutex};
+mod grad_sync;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+
+pub use grad_sync::GradSync;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -35,11 +44,39 @@ pub trait Collective<B: Backend>: Send + Sync {
         }
         Ok(())
     }
+    /// Starts [`Collective::all_reduce_sum_all`] of a bucket and returns before it is done
+    /// where the implementation can, so that the caller's next work (the backward of the layers
+    /// below) runs meanwhile: NCCL enqueues it on its own stream, [`LocalGroup`] hands it to a
+    /// helper thread. The sums are ready once [`Collective::wait_started`] has returned (and,
+    /// for [`Started::Host`], written back by the caller; [`GradSync`] does both). Until then
+    /// the caller must neither read nor write `ts`, nor make any other collective call. Every
+    /// rank must start the same buckets in the same order. The default runs the all-reduce
+    /// at once.
+    fn start_all_reduce_sum_all(&self, backend: &B, ts: &mut [&mut Tensor<B>]) -> Result<Started> {
+        self.all_reduce_sum_all(backend, ts)?;
+        Ok(Started::InPlace)
+    }
+    /// Waits for every all-reduce this rank started: afterwards the in-place results may be
+    /// used by `backend`'s later work.
+    fn wait_started(&self, backend: &B) -> Result<()> {
+        let _ = backend;
+        Ok(())
+    }
     /// Replaces `values` on every rank by the elementwise sum over all ranks (metrics).
     fn all_reduce_f64(&self, values: &mut [f64]) -> Result<()>;
     /// Gives up on the group because this rank stopped early: other ranks' pending and later
     /// calls fail instead of waiting for this rank forever (where the implementation can).
     fn abort(&self) {}
+}
+
+/// How a bucket all-reduce started by [`Collective::start_all_reduce_sum_all`] delivers its
+/// sums.
+pub enum Started {
+    /// In the bucket's tensors themselves, once [`Collective::wait_started`] has returned.
+    InPlace,
+    /// From a helper thread: the sums of the bucket's tensors, concatenated in bucket order, to
+    /// be written back into them.
+    Host(mpsc::Receiver<Result<Vec<f32>>>),
 }
 
 /// Ranks that are threads of this process, exchanging through shared host memory.
@@ -65,9 +102,13 @@ impl LocalGroup {
         });
         Ok((0..n)
             .map(|rank| LocalCollective {
-                rank,
-                size: n,
-                shared: Arc::clone(&shared),
+                member: Member {
+                    rank,
+                    size: n,
+                    shared: Arc::clone(&shared),
+                },
+                background: Mutex::new(None),
+                in_flight: Arc::new(AtomicUsize::new(0)),
             })
             .collect())
     }
@@ -75,6 +116,20 @@ impl LocalGroup {
 
 /// One rank of a [`LocalGroup`].
 pub struct LocalCollective {
+    member: Member,
+    /// The helper thread that runs this rank's started bucket all-reduces in order (spawned on
+    /// first use; it ends when this rank is dropped).
+    background: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Bucket all-reduces handed to the helper thread and not yet exchanged.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// A started bucket: this rank's contribution, and where its sums go.
+type Job = (Vec<f64>, mpsc::Sender<Result<Vec<f32>>>);
+
+/// What one rank needs to take part in an exchange (shared with its helper thread).
+#[derive(Clone)]
+struct Member {
     rank: usize,
     size: usize,
     shared: Arc<Shared>,
@@ -109,12 +164,73 @@ impl LocalCollective {
     /// returns an error instead of waiting for this rank forever. Call it when this rank
     /// stops early.
     pub fn fail_group(&self) {
-        if let Ok(mut st) = self.shared.state.lock() {
+        if let Ok(mut st) = self.member.shared.state.lock() {
             st.failed = true;
         }
-        self.shared.changed.notify_all();
+        self.member.shared.changed.notify_all();
     }
 
+    /// Bucket all-reduces this rank started that its helper thread has not finished yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Refuses a blocking collective call while started buckets are still being exchanged:
+    /// it would pair with another rank's bucket instead of its own call.
+    fn check_idle(&self) -> Result<()> {
+        match self.in_flight() {
+            0 => Ok(()),
+            n => Err(Error::Config(format!(
+                "collective call on rank {} while {n} started all-reduce(s) are in flight: wait for them first",
+                self.member.rank
+            ))),
+        }
+    }
+
+    /// Hands `mine` to the helper thread (spawned on first use), which exchanges the started
+    /// buckets one at a time, in the order they were started.
+    fn start(&self, mine: Vec<f64>) -> Result<mpsc::Receiver<Result<Vec<f32>>>> {
+        let mut bg = self
+            .background
+            .lock()
+            .map_err(|_| Error::Config("collective helper thread lock poisoned".into()))?;
+        let jobs = match bg.as_ref() {
+            Some(jobs) => jobs.clone(),
+            None => {
+                let (tx, rx) = mpsc::channel::<Job>();
+                let member = self.member.clone();
+                let in_flight = Arc::clone(&self.in_flight);
+                std::thread::Builder::new()
+                    .name(format!("allreduce-{}", self.member.rank))
+                    .spawn(move || {
+                        for (mine, reply) in rx {
+                            let sums = member.exchange(mine, Combine::Sum).and_then(|r| {
+                                r.as_ref()
+                                    .as_ref()
+                                    .map(|v| v.iter().map(|&x| x as f32).collect())
+                                    .map_err(|why| Error::shape("collective", why.clone()))
+                            });
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                            // The receiver is gone only if the step already failed.
+                            let _ = reply.send(sums);
+                        }
+                    })
+                    .map_err(|e| Error::Config(format!("cannot start a collective thread: {e}")))?;
+                *bg = Some(tx.clone());
+                tx
+            }
+        };
+        let (reply, sums) = mpsc::channel();
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if jobs.send((mine, reply)).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Config("the collective helper thread stopped".into()));
+        }
+        Ok(sums)
+    }
+}
+
+impl Member {
     /// Contributes `mine` and returns the combination of every rank's contribution.
     fn exchange(
         &self,
@@ -199,64 +315,100 @@ impl LocalCollective {
     }
 }
 
+/// The tensors of a bucket concatenated, as `f64` (the exchange's precision).
+fn concat<B: Backend>(backend: &B, ts: &[&mut Tensor<B>]) -> Result<Vec<f64>> {
+    let mut all = Vec::with_capacity(ts.iter().map(|t| t.numel()).sum());
+    for t in ts {
+        all.extend(t.to_vec(backend)?.into_iter().map(f64::from));
+    }
+    Ok(all)
+}
+
+/// Writes `sums` (the bucket's tensors concatenated) back into `ts`.
+pub(crate) fn split_into<B: Backend>(
+    backend: &B,
+    sums: &[f32],
+    ts: &mut [&mut Tensor<B>],
+) -> Result<()> {
+    let total: usize = ts.iter().map(|t| t.numel()).sum();
+    if total != sums.len() {
+        return Err(Error::shape(
+            "collective",
+            format!("{} sums for a bucket of {total} values", sums.len()),
+        ));
+    }
+    let mut at = 0;
+    for t in ts.iter_mut() {
+        let n = t.numel();
+        **t = Tensor::from_slice(backend, &t.shape.clone(), &sums[at..at + n])?;
+        at += n;
+    }
+    Ok(())
+}
+
 impl<B: Backend> Collective<B> for LocalCollective {
     fn rank(&self) -> usize {
-        self.rank
+        self.member.rank
     }
 
     fn world_size(&self) -> usize {
-        self.size
+        self.member.size
     }
 
     fn all_reduce_sum(&self, backend: &B, t: &mut Tensor<B>) -> Result<()> {
-        if self.size == 1 {
+        if self.member.size == 1 {
             return Ok(());
         }
-        self.exchange_tensor(backend, t, Combine::Sum)
+        self.check_idle()?;
+        self.member.exchange_tensor(backend, t, Combine::Sum)
     }
 
     fn all_reduce_sum_all(&self, backend: &B, ts: &mut [&mut Tensor<B>]) -> Result<()> {
-        if self.size == 1 || ts.is_empty() {
+        if self.member.size == 1 || ts.is_empty() {
             return Ok(());
         }
+        self.check_idle()?;
         // One exchange for the whole bucket: the tensors concatenated, summed, split back.
-        let mut mine = Vec::new();
-        for t in ts.iter() {
-            mine.extend(t.to_vec(backend)?.into_iter().map(f64::from));
-        }
-        let combined = self.exchange(mine, Combine::Sum)?;
-        let sums = combined
+        let combined = self.member.exchange(concat(backend, ts)?, Combine::Sum)?;
+        let sums: Vec<f32> = combined
             .as_ref()
             .as_ref()
-            .map_err(|why| Error::shape("collective", why.clone()))?;
-        let mut at = 0;
-        for t in ts.iter_mut() {
-            let n = t.numel();
-            let host: Vec<f32> = sums[at..at + n].iter().map(|&v| v as f32).collect();
-            **t = Tensor::from_slice(backend, &t.shape.clone(), &host)?;
-            at += n;
+            .map_err(|why| Error::shape("collective", why.clone()))?
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        split_into(backend, &sums, ts)
+    }
+
+    fn start_all_reduce_sum_all(&self, backend: &B, ts: &mut [&mut Tensor<B>]) -> Result<Started> {
+        if self.member.size == 1 || ts.is_empty() {
+            return Ok(Started::InPlace);
         }
-        Ok(())
+        // The copy to host is the only part that must happen now: after it the caller may go
+        // on (the gradients themselves are not touched until the sums are written back).
+        Ok(Started::Host(self.start(concat(backend, ts)?)?))
     }
 
     fn broadcast(&self, backend: &B, t: &mut Tensor<B>, root: usize) -> Result<()> {
-        if root >= self.size {
+        if root >= self.member.size {
             return Err(Error::Config(format!(
                 "broadcast from rank {root} in a group of {}",
-                self.size
+                self.member.size
             )));
         }
-        if self.size == 1 {
+        if self.member.size == 1 {
             return Ok(());
         }
-        self.exchange_tensor(backend, t, Combine::Take(root))
+        self.check_idle()?;
+        self.member.exchange_tensor(backend, t, Combine::Take(root))
     }
 
     fn all_reduce_f64(&self, values: &mut [f64]) -> Result<()> {
-        if self.size == 1 {
+        if self.member.size == 1 {
             return Ok(());
         }
-        let combined = self.exchange(values.to_vec(), Combine::Sum)?;
+        self.check_idle()?;
+        let combined = self.member.exchange(values.to_vec(), Combine::Sum)?;
         if let Ok(sums) = combined.as_ref() {
             values.copy_from_slice(sums);
         }

@@ -16,13 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
-use crate::collective::{Collective, LocalGroup};
+use crate::collective::{Collective, GradSync, LocalGroup};
 use crate::data::{Dataset, Images};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::models::{Model, ModelConfig, Stages};
 use crate::optim::{OptimConfig, Optimizer};
-use crate::tensor::Tensor;
 
 /// Defaults of `pixelrnn train` with no flags: a small PixelCNN on the embedded binarized
 /// MNIST that trains in a few minutes on two CPU cores.
@@ -466,15 +465,17 @@ pub fn train_ranks<B: Backend>(
             let mine = group.iter().map(|c| shards[c.rank()]);
             let jobs: Vec<_> = ranks.into_iter().zip(mine).collect();
             on_ranks(jobs, backends, group, |((m, opt), shard), be, c| {
-                let b = m.train_batch(be, &data.train, shard, grad_scale, stages)?;
+                // Each layer's gradients start their all-reduce as soon as its backward is
+                // done, while the layers below it are still computing.
+                let mut sync = GradSync::new(be, c);
+                let b =
+                    m.train_batch_with(be, &data.train, shard, grad_scale, stages, &mut |ps| {
+                        sync.submit(ps)
+                    })?;
+                sync.finish(m.params_mut())?;
                 let mut total = [b.total];
                 c.all_reduce_f64(&mut total)?;
                 if total[0].is_finite() {
-                    // One bucket: every gradient in one collective call.
-                    let mut params = m.params_mut();
-                    let mut grads: Vec<&mut Tensor<B>> =
-                        params.iter_mut().map(|p| &mut p.grad).collect();
-                    c.all_reduce_sum_all(be, &mut grads)?;
                     opt.step(be, m.params_mut())?;
                 }
                 Ok(total[0])

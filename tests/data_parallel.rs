@@ -315,3 +315,231 @@ fn bucketed_all_reduce_equals_one_call_per_tensor() {
         }
     }
 }
+
+// --- Overlapping the gradient all-reduce with the backward (GradSync) ---
+
+/// Models of every kind (multi-scale included) on 8x8x3 images, and a batch for them.
+fn overlap_models() -> (Vec<(&'static str, ModelConfig)>, Dataset) {
+    use pixelrnn::models::MultiScaleConfig;
+    let plain = |kind| ModelConfig::plain(kind, (8, 8, 3), false, (2, 4, 8));
+    let multiscale = ModelConfig {
+        kind: ModelKind::MultiScale,
+        multiscale: Some(MultiScaleConfig {
+            base: ModelKind::PixelCnn,
+            scale: 4,
+            cond_features: 3,
+        }),
+        ..plain(ModelKind::MultiScale)
+    };
+    let mut rng = Pcg64::seed_from_u64(21);
+    let px: Vec<u8> = (0..4 * 8 * 8 * 3)
+        .map(|_| rng.random_range(0..=255))
+        .collect();
+    let imgs = Images::new(4, 8, 8, 3, false, px).unwrap();
+    (
+        vec![
+            ("pixelcnn", plain(ModelKind::PixelCnn)),
+            ("row_lstm", plain(ModelKind::RowLstm)),
+            ("diag_bilstm", plain(ModelKind::DiagBiLstm)),
+            ("multiscale", multiscale),
+        ],
+        Dataset::new("random", imgs.clone(), imgs).unwrap(),
+    )
+}
+
+/// Every parameter's gradient is final when the backward hands it over: its value then equals
+/// its value once the whole backward is done, every parameter is handed over exactly once, the
+/// head first and the input layer last. (Handing a layer over before its backward would give
+/// the zero gradients of a fresh model here.)
+#[test]
+fn backward_hands_over_each_layers_gradients_once_and_final() {
+    use pixelrnn::models::{Model, Stages};
+    let b = CpuBackend::new();
+    let (models, data) = overlap_models();
+    for (label, cfg) in models {
+        let mut model = Model::new(&b, cfg, 5).unwrap();
+        let mut handed: Vec<Vec<(String, Vec<f32>)>> = Vec::new();
+        model
+            .train_batch_with(&b, &data.train, &[0, 1, 2], 0.01, Stages::Both, &mut |ps| {
+                handed.push(
+                    ps.iter()
+                        .map(|p| (p.name.clone(), p.grad.to_vec(&b).unwrap()))
+                        .collect(),
+                );
+                Ok(())
+            })
+            .unwrap();
+        let finals: std::collections::BTreeMap<String, Vec<f32>> = model
+            .params_mut()
+            .into_iter()
+            .map(|p| (p.name.clone(), p.grad.to_vec(&b).unwrap()))
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, at_hand_over) in handed.iter().flatten() {
+            assert!(
+                seen.insert(name.clone()),
+                "{label}: {name} handed over twice"
+            );
+            assert_eq!(
+                at_hand_over, &finals[name],
+                "{label}: {name} changed after it was handed over"
+            );
+        }
+        let all: std::collections::BTreeSet<String> = finals.keys().cloned().collect();
+        assert_eq!(seen, all, "{label}: parameters never handed over");
+        let nonzero = finals
+            .values()
+            .filter(|g| g.iter().any(|&x| x != 0.0))
+            .count();
+        assert!(
+            nonzero * 2 > finals.len(),
+            "{label}: the gradients are mostly zero"
+        );
+        // Stage 2 (or the only stage) ends with its input layer, after its head.
+        let names: Vec<&String> = handed.iter().flatten().map(|(n, _)| n).collect();
+        let last = names.last().unwrap();
+        assert!(last.contains("input"), "{label}: last handed over: {last}");
+        let first_head = names.iter().position(|n| n.contains("head")).unwrap();
+        let first_input = names.iter().position(|n| n.contains("input")).unwrap();
+        assert!(first_head < first_input, "{label}: {names:?}");
+        assert!(handed.len() >= 4, "{label}: {} buckets", handed.len());
+    }
+}
+
+/// A data-parallel step with the overlapped all-reduce gives bit for bit the gradients of the
+/// blocking all-reduce after the backward, for every model and for a multi-scale step that
+/// trains one stage only (whose other stage's gradients are summed at the end).
+#[test]
+fn overlapped_all_reduce_equals_the_all_reduce_after_backward() {
+    use pixelrnn::collective::GradSync;
+    use pixelrnn::models::{Model, Stages};
+    let b = CpuBackend::new();
+    let (models, data) = overlap_models();
+    let mut cases: Vec<(&str, ModelConfig, Stages)> = models
+        .iter()
+        .map(|(l, c)| (*l, c.clone(), Stages::Both))
+        .collect();
+    let ms = models[3].1.clone();
+    cases.push(("multiscale stage 1", ms.clone(), Stages::One));
+    cases.push(("multiscale stage 2", ms, Stages::Two));
+    for (label, cfg, stages) in cases {
+        let shards = [[0usize, 1], [2, 3]];
+        let grads = |overlap: bool| {
+            on_threads(2, |r, c| {
+                let mut m = Model::new(&b, cfg.clone(), 5).unwrap();
+                if overlap {
+                    let mut sync = GradSync::new(&b, c);
+                    m.train_batch_with(&b, &data.train, &shards[r], 0.01, stages, &mut |ps| {
+                        sync.submit(ps)
+                    })
+                    .unwrap();
+                    assert!(sync.buckets() >= 4, "{label}: {} buckets", sync.buckets());
+                    sync.finish(m.params_mut()).unwrap();
+                } else {
+                    m.train_batch(&b, &data.train, &shards[r], 0.01, stages)
+                        .unwrap();
+                    let mut params = m.params_mut();
+                    let mut g: Vec<&mut Tensor<CpuBackend>> =
+                        params.iter_mut().map(|p| &mut p.grad).collect();
+                    c.all_reduce_sum_all(&b, &mut g).unwrap();
+                }
+                m.params_mut()
+                    .into_iter()
+                    .map(|p| (p.name.clone(), p.grad.to_vec(&b).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let (after, overlapped) = (grads(false), grads(true));
+        assert_eq!(overlapped[0], overlapped[1], "{label}: ranks disagree");
+        assert_eq!(
+            overlapped[0], after[0],
+            "{label}: overlapped != after backward"
+        );
+        // The sums can differ from one rank's own gradients (it did sum something).
+        let mut own = Model::new(&b, cfg.clone(), 5).unwrap();
+        own.train_batch(&b, &data.train, &shards[0], 0.01, stages)
+            .unwrap();
+        let own: Vec<Vec<f32>> = own
+            .params_mut()
+            .into_iter()
+            .map(|p| p.grad.to_vec(&b).unwrap())
+            .collect();
+        let summed: Vec<Vec<f32>> = overlapped[0].iter().map(|(_, g)| g.clone()).collect();
+        assert_ne!(own, summed, "{label}: nothing was summed");
+    }
+}
+
+/// A started bucket is exchanged by the rank's helper thread while the rank itself goes on
+/// (here: without ever waiting), and a blocking call while one is in flight is refused
+/// instead of pairing with another rank's bucket.
+#[test]
+fn started_buckets_complete_in_the_background_in_order() {
+    use pixelrnn::collective::Started;
+    use std::time::{Duration, Instant};
+    let b = CpuBackend::new();
+    let group = LocalGroup::ranks(2).unwrap();
+    let inputs: Vec<Vec<Vec<f32>>> = (0..2)
+        .map(|r| {
+            (0..3)
+                .map(|k| random(50 + 10 * r + k, 5 + k as usize))
+                .collect()
+        })
+        .collect();
+    // Rank 0 starts its first bucket alone: it waits for rank 1, so a blocking call is refused.
+    let mut t0 = Tensor::from_slice(&b, &[5], &inputs[0][0]).unwrap();
+    let first0 =
+        Collective::<CpuBackend>::start_all_reduce_sum_all(&group[0], &b, &mut [&mut t0]).unwrap();
+    assert_eq!(group[0].in_flight(), 1);
+    let err = Collective::<CpuBackend>::all_reduce_f64(&group[0], &mut [1.0])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in flight"), "{err}");
+    // Both ranks start three buckets each from this thread, never waiting in between: only
+    // helper threads can complete them.
+    let mut receivers = vec![Vec::new(), Vec::new()];
+    receivers[0].push(first0);
+    for (r, c) in group.iter().enumerate() {
+        let already = receivers[r].len();
+        for v in &inputs[r][already..] {
+            let mut t = Tensor::from_slice(&b, &[v.len()], v).unwrap();
+            receivers[r].push(
+                Collective::<CpuBackend>::start_all_reduce_sum_all(c, &b, &mut [&mut t]).unwrap(),
+            );
+        }
+    }
+    let start = Instant::now();
+    while group.iter().any(|c| c.in_flight() > 0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "buckets never completed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for (r, rx) in receivers.into_iter().enumerate() {
+        assert_eq!(rx.len(), 3);
+        for (k, started) in rx.into_iter().enumerate() {
+            let Started::Host(sums) = started else {
+                panic!("a local group sums on its helper thread");
+            };
+            let want: Vec<f32> = (0..inputs[0][k].len())
+                .map(|i| (inputs[0][k][i] as f64 + inputs[1][k][i] as f64) as f32)
+                .collect();
+            assert_eq!(sums.recv().unwrap().unwrap(), want, "rank {r} bucket {k}");
+        }
+    }
+    // Idle again: blocking calls work.
+    let metrics: Vec<[f64; 1]> = std::thread::scope(|s| {
+        let hs: Vec<_> = group
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let mut v = [2.0];
+                    Collective::<CpuBackend>::all_reduce_f64(c, &mut v).unwrap();
+                    v
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(metrics, [[4.0], [4.0]]);
+}

@@ -293,19 +293,40 @@ impl<B: Backend> Model<B> {
         dlogits: &Tensor<B>,
         need_input_grad: bool,
     ) -> Result<Option<Tensor<B>>> {
+        self.backward_with(backend, cache, dlogits, need_input_grad, &mut |_| Ok(()))
+    }
+
+    /// [`Model::backward`] that hands each module's parameters to `done` as soon as their
+    /// gradients are final (head first, input last), so that a data-parallel step can start
+    /// their all-reduce while the rest of the backward runs ([`crate::collective::GradSync`]).
+    pub fn backward_with(
+        &mut self,
+        backend: &B,
+        cache: ForwardCache<B>,
+        dlogits: &Tensor<B>,
+        need_input_grad: bool,
+        done: &mut dyn FnMut(Vec<&mut Param<B>>) -> Result<()>,
+    ) -> Result<Option<Tensor<B>>> {
         let mut grad = self.head.backward(backend, cache.head, dlogits)?;
+        done(self.head.params_mut())?;
         let map = cache.cond.as_ref().map(|c| &c.1);
         let mut dmap: Option<Tensor<B>> = None;
         for (layer, lc) in self.layers.iter_mut().zip(cache.layer_inputs).rev() {
             let (g, dm) = match (layer, lc) {
                 (Layer::Residual(block), LayerCache::Residual(c)) => {
-                    block.backward_cond(backend, c, &grad, map)?
+                    let out = block.backward_cond(backend, c, &grad, map)?;
+                    done(block.params_mut())?;
+                    out
                 }
                 (Layer::RowLstm(l), LayerCache::RowLstm(c)) => {
-                    l.backward_cond(backend, c, &grad, map, self.recurrence)?
+                    let out = l.backward_cond(backend, c, &grad, map, self.recurrence)?;
+                    done(l.params_mut())?;
+                    out
                 }
                 (Layer::DiagBiLstm(l), LayerCache::DiagBiLstm(c)) => {
-                    l.backward_cond(backend, c, &grad, map, self.recurrence)?
+                    let out = l.backward_cond(backend, c, &grad, map, self.recurrence)?;
+                    done(l.params_mut())?;
+                    out
                 }
                 _ => unreachable!("caches are made by the same layers"),
             };
@@ -313,12 +334,17 @@ impl<B: Backend> Model<B> {
             dmap = accumulate(backend, dmap, dm)?;
         }
         let dm = CondBias::backward(&mut self.input_cond, backend, &grad, map)?;
+        done(CondBias::params_mut(&mut self.input_cond))?;
         dmap = accumulate(backend, dmap, dm)?;
         if let (Some(up), Some((xs, _)), Some(dmap)) = (self.upsample.as_mut(), &cache.cond, dmap) {
             up.backward(backend, xs, &dmap)?;
+            done(up.params_mut().into())?;
         }
-        self.input
-            .backward(backend, &cache.x, &grad, need_input_grad)
+        let dx = self
+            .input
+            .backward(backend, &cache.x, &grad, need_input_grad)?;
+        done(self.input.params_mut().into())?;
+        Ok(dx)
     }
 
     /// Per-sub-pixel NLL in nats `[n, H, W, C]` and the logits' gradient scaled by

@@ -11,6 +11,7 @@ use super::Model;
 use crate::backend::Backend;
 use crate::data::Images;
 use crate::error::{Error, Result};
+use crate::nn::Param;
 use crate::tensor::Tensor;
 
 /// NLL of one batch, in nats, summed over its images.
@@ -77,6 +78,29 @@ impl<B: Backend> Model<B> {
         grad_scale: f32,
         stages: Stages,
     ) -> Result<BatchNll> {
+        self.train_batch_with(
+            backend,
+            images,
+            indices,
+            grad_scale,
+            stages,
+            &mut |_| Ok(()),
+        )
+    }
+
+    /// [`Model::train_batch`] that hands each module's parameters to `done` as soon as the
+    /// backward has finished their gradients ([`Model::backward_with`]; multi-scale: stage 1's
+    /// modules, then stage 2's). Parameters of a stage that `stages` leaves out are not handed
+    /// over.
+    pub fn train_batch_with(
+        &mut self,
+        backend: &B,
+        images: &Images,
+        indices: &[usize],
+        grad_scale: f32,
+        stages: Stages,
+        done: &mut dyn FnMut(Vec<&mut Param<B>>) -> Result<()>,
+    ) -> Result<BatchNll> {
         // The forward passes take `&self`; the backward passes are replayed on `&mut self`.
         let mut pending = Vec::new();
         let out = self.run_batch(
@@ -89,11 +113,11 @@ impl<B: Backend> Model<B> {
         for p in pending {
             match p {
                 Pending::Plain(cache, d) => {
-                    self.backward(backend, cache, &d, false)?;
+                    self.backward_with(backend, cache, &d, false, done)?;
                 }
                 Pending::Stage1(cache, d) => {
                     let s1 = self.stage1.as_deref_mut().expect("multi-scale");
-                    s1.backward(backend, cache, &d, false)?;
+                    s1.backward_with(backend, cache, &d, false, done)?;
                 }
             }
         }

@@ -4,13 +4,15 @@
 //! - a single-rank communicator: all-reduce and broadcast leave the data as it is, the metrics
 //!   all-reduce too (and the tensors are not corrupted by the in-place calls);
 //! - `train_ranks` with one GPU and NCCL gives the same run as the plain `train` on that GPU
-//!   (`--gpus 1` against the plain path).
+//!   (`--gpus 1` against the plain path);
+//! - the overlapped gradient all-reduce (`GradSync`: NCCL on its own stream, started after each
+//!   layer's backward) over one rank leaves a training step's gradients as they are.
 
 use pixelrnn::backend::cuda::{CudaBackend, Device, NcclCollective};
 use pixelrnn::backend::Backend;
-use pixelrnn::collective::Collective;
+use pixelrnn::collective::{Collective, GradSync};
 use pixelrnn::data::{Dataset, Images};
-use pixelrnn::models::{ModelConfig, ModelKind};
+use pixelrnn::models::{Model, ModelConfig, ModelKind, Stages};
 use pixelrnn::tensor::Tensor;
 use pixelrnn::train::{train, train_ranks, TrainConfig};
 
@@ -112,6 +114,39 @@ mod device {
             a.test_nll_nats,
             b.test_nll_nats
         );
+        be.synchronize().unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs a CUDA device"]
+    fn overlapped_gradient_all_reduce_over_one_rank_keeps_the_gradients() {
+        let be = gpu();
+        let px: Vec<u8> = random(9, 4 * 6 * 6, 1.0)
+            .into_iter()
+            .map(|v| (v.abs() * 255.0) as u8)
+            .collect();
+        let imgs = Images::new(4, 6, 6, 1, false, px).unwrap();
+        let cfg = ModelConfig::plain(ModelKind::RowLstm, (6, 6, 1), false, (2, 8, 16));
+        let grads = |m: &mut Model<CudaBackend<Device>>| -> Vec<Vec<f32>> {
+            m.params_mut()
+                .into_iter()
+                .map(|p| p.grad.to_vec(&be).unwrap())
+                .collect()
+        };
+        let mut plain = Model::new(&be, cfg.clone(), 3).unwrap();
+        plain
+            .train_batch(&be, &imgs, &[0, 1, 2, 3], 0.01, Stages::Both)
+            .unwrap();
+        let mut m = Model::new(&be, cfg, 3).unwrap();
+        let group = NcclCollective::for_devices(std::slice::from_ref(&be)).unwrap();
+        let mut sync = GradSync::new(&be, &group[0]);
+        m.train_batch_with(&be, &imgs, &[0, 1, 2, 3], 0.01, Stages::Both, &mut |ps| {
+            sync.submit(ps)
+        })
+        .unwrap();
+        assert!(sync.buckets() >= 3, "{} buckets", sync.buckets());
+        sync.finish(m.params_mut()).unwrap();
+        assert_eq!(grads(&mut m), grads(&mut plain));
         be.synchronize().unwrap();
     }
 }

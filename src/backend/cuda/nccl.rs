@@ -1,6 +1,12 @@
 //! NCCL as a [`Collective`] of the CUDA backend: the data-parallel all-reduce and broadcast
-//! across GPUs, on each rank's own stream (the one its kernels run on, so no extra
-//! synchronisation), in place on the device buffers.
+//! across GPUs, in place on the device buffers.
+//!
+//! Each rank's communicator runs on a stream of its own, next to the compute stream its
+//! kernels run on, so that a started bucket all-reduce ([`Collective::start_all_reduce_sum_all`])
+//! overlaps with the backward of the layers below. Events order the two streams: a collective
+//! waits for the compute work issued before it, and the compute stream waits for the
+//! collectives before it uses their results (at once for the blocking calls, at
+//! [`Collective::wait_started`] for started ones).
 //!
 //! NCCL is loaded at run time (cudarc's dynamic loading), like the driver: [`nccl_available`]
 //! says whether `libnccl` is present before anything calls into it.
@@ -10,10 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cudarc::driver::CudaStream;
 use cudarc::nccl::{Comm, Id, ReduceOp};
 
 use super::{CudaBackend, Device};
-use crate::collective::Collective;
+use crate::collective::{Collective, Started};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -30,6 +37,10 @@ pub fn nccl_available() -> std::result::Result<(), String> {
 /// One rank's NCCL communicator.
 pub struct NcclCollective {
     comm: Mutex<CommCell>,
+    /// The rank's compute stream (its backend's), which the collectives are ordered against.
+    compute: Arc<CudaStream>,
+    /// The stream the communicator runs on.
+    comm_stream: Arc<CudaStream>,
     rank: usize,
     size: usize,
 }
@@ -46,22 +57,36 @@ fn nccl_error(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Device(format!("NCCL {what}: {e:?}"))
 }
 
+fn stream_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Device(format!("CUDA {what}: {e}"))
+}
+
 impl NcclCollective {
     /// One communicator per backend, all in this process (`ncclCommInitAll`): rank r is
     /// `backends[r]`, whose device must differ from the others'.
     pub fn for_devices(backends: &[CudaBackend<Device>]) -> Result<Vec<NcclCollective>> {
         nccl_available().map_err(Error::Unsupported)?;
-        let streams = backends
+        let computes: Vec<Arc<CudaStream>> = backends
             .iter()
             .map(|b| Arc::clone(b.executor().stream()))
             .collect();
-        let comms = Comm::from_devices(streams).map_err(|e| nccl_error("init", e))?;
+        let comm_streams = computes
+            .iter()
+            .map(|s| {
+                s.fork()
+                    .map_err(|e| stream_error("a communication stream", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let comms = Comm::from_devices(comm_streams.clone()).map_err(|e| nccl_error("init", e))?;
         let size = comms.len();
         Ok(comms
             .into_iter()
+            .zip(computes.into_iter().zip(comm_streams))
             .enumerate()
-            .map(|(rank, c)| NcclCollective {
+            .map(|(rank, (c, (compute, comm_stream)))| NcclCollective {
                 comm: Mutex::new(CommCell(c)),
+                compute,
+                comm_stream,
                 rank,
                 size,
             })
@@ -112,12 +137,67 @@ impl NcclCollective {
                 }
             }
         };
-        let stream = Arc::clone(backend.executor().stream());
-        let comm = Comm::from_rank(stream, rank, world, id).map_err(|e| nccl_error("init", e))?;
+        let compute = Arc::clone(backend.executor().stream());
+        let comm_stream = compute
+            .fork()
+            .map_err(|e| stream_error("a communication stream", e))?;
+        let comm = Comm::from_rank(Arc::clone(&comm_stream), rank, world, id)
+            .map_err(|e| nccl_error("init", e))?;
         Ok(NcclCollective {
             comm: Mutex::new(CommCell(comm)),
+            compute,
+            comm_stream,
             rank,
             size: world,
+        })
+    }
+
+    /// Makes the communication stream wait for the compute work issued so far (the kernels
+    /// that wrote the buffers about to be reduced).
+    fn after_compute(&self) -> Result<()> {
+        self.comm_stream
+            .join(&self.compute)
+            .map_err(|e| stream_error("ordering a collective after compute", e))
+    }
+
+    /// Makes the compute stream wait for the collectives issued so far.
+    fn before_compute(&self) -> Result<()> {
+        self.compute
+            .join(&self.comm_stream)
+            .map_err(|e| stream_error("ordering compute after a collective", e))
+    }
+
+    /// Enqueues one in-place sum per tensor, as one NCCL group, on the communication stream
+    /// (after the compute work issued so far). Does not wait for it.
+    fn enqueue_sums(
+        &self,
+        backend: &CudaBackend<Device>,
+        ts: &mut [&mut Tensor<CudaBackend<Device>>],
+    ) -> Result<()> {
+        // Copy-on-write first: nothing may allocate between the group's start and end.
+        for t in ts.iter_mut() {
+            backend.make_unique(t)?;
+        }
+        self.after_compute()?;
+        self.with_comm(|c| {
+            cudarc::nccl::result::group_start().map_err(|e| nccl_error("group start", e))?;
+            let mut failed = None;
+            for t in ts.iter_mut() {
+                let Some(buf) = Arc::get_mut(&mut t.data).map(|b| b.raw_mut()) else {
+                    failed = Some(Error::Device("tensor shared inside an NCCL group".into()));
+                    break;
+                };
+                if let Err(e) = c.all_reduce_in_place(buf, &ReduceOp::Sum) {
+                    failed = Some(nccl_error("all-reduce", e));
+                    break;
+                }
+            }
+            // The group is always closed, also after a failed call.
+            let end = cudarc::nccl::result::group_end().map_err(|e| nccl_error("group end", e));
+            match failed {
+                Some(e) => Err(e),
+                None => end.map(|_| ()),
+            }
         })
     }
 
@@ -156,11 +236,13 @@ impl Collective<CudaBackend<Device>> for NcclCollective {
         t: &mut Tensor<CudaBackend<Device>>,
     ) -> Result<()> {
         let buf = exclusive(backend, t)?;
+        self.after_compute()?;
         self.with_comm(|c| {
             c.all_reduce_in_place(buf, &ReduceOp::Sum)
                 .map(|_| ())
                 .map_err(|e| nccl_error("all-reduce", e))
-        })
+        })?;
+        self.before_compute()
     }
 
     fn all_reduce_sum_all(
@@ -168,30 +250,22 @@ impl Collective<CudaBackend<Device>> for NcclCollective {
         backend: &CudaBackend<Device>,
         ts: &mut [&mut Tensor<CudaBackend<Device>>],
     ) -> Result<()> {
-        // Copy-on-write first: nothing may allocate between the group's start and end.
-        for t in ts.iter_mut() {
-            backend.make_unique(t)?;
-        }
-        self.with_comm(|c| {
-            cudarc::nccl::result::group_start().map_err(|e| nccl_error("group start", e))?;
-            let mut failed = None;
-            for t in ts.iter_mut() {
-                let Some(buf) = Arc::get_mut(&mut t.data).map(|b| b.raw_mut()) else {
-                    failed = Some(Error::Device("tensor shared inside an NCCL group".into()));
-                    break;
-                };
-                if let Err(e) = c.all_reduce_in_place(buf, &ReduceOp::Sum) {
-                    failed = Some(nccl_error("all-reduce", e));
-                    break;
-                }
-            }
-            // The group is always closed, also after a failed call.
-            let end = cudarc::nccl::result::group_end().map_err(|e| nccl_error("group end", e));
-            match failed {
-                Some(e) => Err(e),
-                None => end.map(|_| ()),
-            }
-        })
+        self.enqueue_sums(backend, ts)?;
+        self.before_compute()
+    }
+
+    fn start_all_reduce_sum_all(
+        &self,
+        backend: &CudaBackend<Device>,
+        ts: &mut [&mut Tensor<CudaBackend<Device>>],
+    ) -> Result<Started> {
+        // The compute stream goes on at once; `wait_started` joins the two streams again.
+        self.enqueue_sums(backend, ts)?;
+        Ok(Started::InPlace)
+    }
+
+    fn wait_started(&self, _backend: &CudaBackend<Device>) -> Result<()> {
+        self.before_compute()
     }
 
     fn broadcast(
@@ -205,11 +279,13 @@ impl Collective<CudaBackend<Device>> for NcclCollective {
             .filter(|&r| (r as usize) < self.size)
             .ok_or_else(|| Error::Config(format!("broadcast from rank {root} of {}", self.size)))?;
         let buf = exclusive(backend, t)?;
+        self.after_compute()?;
         self.with_comm(|c| {
             c.broadcast_in_place(buf, root)
                 .map(|_| ())
                 .map_err(|e| nccl_error("broadcast", e))
-        })
+        })?;
+        self.before_compute()
     }
 
     fn all_reduce_f64(&self, values: &mut [f64]) -> Result<()> {
