@@ -30,7 +30,9 @@
 //!   last channel is drawn. Images are split into chunks sampled in parallel.
 //!
 //! Completion (`prefix`): the first `rows` rows of each image are copied from given images and
-//! the rest is sampled; the cached method runs the given rows through the layers once.
+//! the rest is sampled; the cached method runs the given rows through the layers once. A
+//! multi-scale model completes the small image first (its rows inside the given rows are
+//! given), then the full image.
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -554,7 +556,9 @@ pub const STAGE2_SEED_XOR: u64 = 0x5354_4147_4532;
 /// Draws `opts.n` images from a multi-scale model: the small images `x_s` from stage 1 (seed
 /// `opts.seed`), then the full images from stage 2 given them (seed
 /// `opts.seed ^ STAGE2_SEED_XOR`), the positions of `x_s` copied, not drawn. Returns
-/// `(small, full)`; `full[::r, ::r] == small`.
+/// `(small, full)`; `full[::r, ::r] == small`. Completion (`opts.prefix`, K rows): stage 1
+/// keeps the first `ceil(K / r)` rows of the subsampled prefix and draws the rest of `x_s`,
+/// stage 2 keeps the K rows and `x_s` and draws the rest.
 pub fn sample_multiscale<B: Backend>(
     backend: &B,
     model: &Model<B>,
@@ -564,12 +568,20 @@ pub fn sample_multiscale<B: Backend>(
     let (Some(s1), Some(r)) = (model.stage1.as_deref(), model.config.cond_stride()) else {
         return Err(Error::Config("not a multi-scale model".into()));
     };
-    if opts.prefix.is_some() {
-        return Err(Error::Unsupported(
-            "completion (--prefix) of a multi-scale model is not built".into(),
-        ));
-    }
-    let small = sample(backend, s1, opts, on_rows)?;
+    opts.validate(&model.config)?;
+    // Completion: stage 1 keeps the small image's rows that lie in the given rows (small row i
+    // is full row i*r), stage 2 keeps the given rows and the small image's positions.
+    let small_opts = match &opts.prefix {
+        None => opts.clone(),
+        Some(p) => SampleOptions {
+            prefix: Some(Prefix {
+                images: crate::models::subsample(&p.images, r)?,
+                rows: p.rows.div_ceil(r),
+            }),
+            ..opts.clone()
+        },
+    };
+    let small = sample(backend, s1, &small_opts, on_rows)?;
     let stage2 = SampleOptions {
         seed: opts.seed ^ STAGE2_SEED_XOR,
         ..opts.clone()

@@ -9,7 +9,7 @@ use pixelrnn::backend::Backend;
 use pixelrnn::data::{load_dataset, Images};
 use pixelrnn::models::{subsample, Model, ModelConfig, ModelKind, MultiScaleConfig, Stages};
 use pixelrnn::optim::OptimConfig;
-use pixelrnn::sample::{sample_multiscale, Method, SampleOptions};
+use pixelrnn::sample::{sample_multiscale, Method, Prefix, SampleOptions};
 use pixelrnn::tensor::Tensor;
 use pixelrnn::train::{read_metrics, train, TrainConfig};
 use rand::{Rng, SeedableRng};
@@ -573,6 +573,66 @@ fn cached_sampling_equals_naive_and_keeps_the_small_image() {
         assert_eq!(f_c, f_n, "{kind:?}");
         assert_eq!(subsample(&f_c, 2).unwrap(), s_c);
         assert_eq!(f_c.height, 6);
+    }
+}
+
+/// Completion of a multi-scale model: the given rows are kept in the full image and, where
+/// they hold small-image rows, in the small image too; the rest of both is drawn (cached and
+/// naive alike); `full[::r, ::r] == small` still holds; 0 given rows is plain sampling with
+/// the same draws.
+#[test]
+fn completion_keeps_the_given_rows_in_both_stages() {
+    let be = CpuBackend::new();
+    let (n, r) = (6, 2);
+    let mut rng = Pcg64::seed_from_u64(40);
+    let given = Images::new(
+        2,
+        n,
+        n,
+        3,
+        false,
+        (0..2 * n * n * 3).map(|_| rng.random()).collect(),
+    )
+    .unwrap();
+    for kind in KINDS {
+        let mut m = Model::new(
+            &be,
+            config(ModelKind::MultiScale, n, 3, Some((kind, r))),
+            41,
+        )
+        .unwrap();
+        perturb(&mut m, 42);
+        for rows in [0, 1, 3, n] {
+            let o = |method| SampleOptions {
+                method,
+                prefix: Some(Prefix {
+                    images: given.clone(),
+                    rows,
+                }),
+                ..SampleOptions::new(4, 43)
+            };
+            let (s_c, f_c) = sample_multiscale(&be, &m, &o(Method::Cached), &|_| {}).unwrap();
+            let (s_n, f_n) = sample_multiscale(&be, &m, &o(Method::Naive), &|_| {}).unwrap();
+            assert_eq!((&s_c, &f_c), (&s_n, &f_n), "{kind:?} rows {rows}");
+            assert_eq!(subsample(&f_c, r).unwrap(), s_c, "{kind:?} rows {rows}");
+            let small_given = subsample(&given, r).unwrap();
+            let (keep, keep_s) = (rows * n * 3, rows.div_ceil(r) * (n / r) * 3);
+            for b in 0..4 {
+                assert_eq!(&f_c.image(b)[..keep], &given.image(b % 2)[..keep]);
+                assert_eq!(&s_c.image(b)[..keep_s], &small_given.image(b % 2)[..keep_s]);
+            }
+            if rows < n {
+                assert_ne!(
+                    f_c.image(0)[keep..].to_vec(),
+                    given.image(0)[keep..].to_vec(),
+                    "{kind:?} rows {rows}: the rest was copied, not drawn"
+                );
+            }
+            if rows == 0 {
+                let plain = sample_multiscale(&be, &m, &SampleOptions::new(4, 43), &|_| {});
+                assert_eq!(plain.unwrap(), (s_c, f_c), "{kind:?}");
+            }
+        }
     }
 }
 
