@@ -109,6 +109,50 @@ PIXELRNN_DEVICE float pixelrnn_softplus(float x) {
     return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
 }
 
+// The LSTM cell of one unit, forward: from the pre-activations of its gates (o, f, i, g) and
+// the previous cell `cp` (0 where there is none), writes the cell, the hidden state and, when
+// `gates_out` is not null, the activated gates (gates_out[0], [hidden], [2*hidden],
+// [3*hidden]). Every recurrence kernel (unfused gates, fused step, persistent, one position)
+// calls this one function, so they agree bit for bit. CPU twin: cell_forward in
+// src/backend/cpu/lstm.rs.
+PIXELRNN_DEVICE void pixelrnn_lstm_cell_fwd(float po, float pf, float pi, float pg, float cp,
+                                            float* gates_out, int hidden, float* c_out,
+                                            float* h_out) {
+    const float og = pixelrnn_sigmoid(po);
+    const float fg = pixelrnn_sigmoid(pf);
+    const float ig = pixelrnn_sigmoid(pi);
+    const float gg = tanhf(pg);
+    const float cu = fg * cp + ig * gg;
+    if (gates_out != 0) {
+        gates_out[0] = og;
+        gates_out[hidden] = fg;
+        gates_out[2 * hidden] = ig;
+        gates_out[3 * hidden] = gg;
+    }
+    *c_out = cu;
+    *h_out = og * tanhf(cu);
+}
+
+// The LSTM cell of one unit, backward: `g` points at its activated gate o (f, i, g `hidden`
+// apart), `c` is its cell, `cp` the previous cell (0 where there is none), `dh_tot` the whole
+// gradient reaching its hidden state, `dc_in` the cell gradient from the next step. Writes the
+// pre-activation gradients d[0], d[hidden], d[2*hidden], d[3*hidden] and returns the gradient
+// for the previous cell. CPU twin: cell_backward in src/backend/cpu/lstm.rs.
+PIXELRNN_DEVICE float pixelrnn_lstm_cell_bwd(const float* g, int hidden, float c, float cp,
+                                             float dh_tot, float dc_in, float* d) {
+    const float og = g[0];
+    const float fg = g[hidden];
+    const float ig = g[2 * hidden];
+    const float gg = g[3 * hidden];
+    const float tc = tanhf(c);
+    const float dc = dc_in + dh_tot * og * (1.0f - tc * tc);
+    d[0] = dh_tot * tc * og * (1.0f - og);
+    d[hidden] = dc * cp * fg * (1.0f - fg);
+    d[2 * hidden] = dc * gg * ig * (1.0f - ig);
+    d[3 * hidden] = dc * ig * (1.0f - gg * gg);
+    return dc * fg;
+}
+
 // Staging of an LSTM state-to-state weight in shared memory by the persistent kernels. The
 // weight is [4h, h, .., taps] in global memory, element e = (o*h + v)*taps + t with o = x*h + u
 // (Row LSTM: [4h, h, 1, k], taps = k; Diagonal LSTM: [4h, h, 2, 1], taps = 2). Read in global

@@ -56,6 +56,19 @@ PIXELRNN_DEVICE int diag_lstm_row(int s, int k, int width) {
     return lo + k;
 }
 
+// The two layouts of the scan's maps, one set of unit functions for both. Pixel (r, j) of an
+// image sits at map position r*stride + j + skew*r:
+// - folded (layout 1): the image's own [H, W] maps, stride = W, skew = 0;
+// - materialised (layout 2): the skewed [H, Ws] maps, stride = Ws, skew = 1 (skewed column
+//   t = r + j).
+// In both, the pixel above (r-1, j) is stride + skew positions back, the pixel to the left
+// (r, j-1) one position back, and a tap or a consumer outside the image (the skew's zero
+// padding) is skipped: adding w * 0 would change nothing, so both layouts compute the same
+// numbers, and the materialised maps' padding is never read.
+PIXELRNN_DEVICE pixelrnn_index_t diag_lstm_pos(int r, int j, int stride, int skew) {
+    return (pixelrnn_index_t)r * stride + j + skew * r;
+}
+
 // Strides of the state weight's element (x, u, v, t) (gate block x, unit u, input unit v, tap
 // t), as laid out in global memory ([4h, h, 2, 1]: ((x*h + u)*h + v)*2 + t) and as staged in
 // shared memory by the persistent kernel ([2, h, 4, h]: ((t*h + v)*4 + x)*h + u, so that
@@ -63,25 +76,25 @@ PIXELRNN_DEVICE int diag_lstm_row(int s, int k, int width) {
 #define DIAG_LSTM_W_GLOBAL(hidden) (hidden) * (hidden) * 2, (hidden) * 2, 2, 1
 #define DIAG_LSTM_W_STAGED(hidden) (hidden), 1, 4 * (hidden), 4 * (hidden) * (hidden)
 
-// Gates, cell and hidden state of unit u of position (r, j) of one image: `pre_in` points at
-// the position's 4h input-to-state pre-activations, `h_img`/`c_img` at the image's maps (the
-// pixel above and the pixel to the left complete), `w` at the state weight with element
-// (x, u, v, t) at x*sx + u*su + v*sv + t*st (DIAG_LSTM_W_GLOBAL or DIAG_LSTM_W_STAGED; 8h*h
-// fits in int, the host checks). Writes the activated gates to `gates_out` (4 entries h apart)
-// when not null. Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the state-to-state
-// product; the fused, persistent and one-position kernels all call this, so they agree bit
-// for bit.
+// Gates, cell and hidden state of unit u of pixel (r, j) of one image: `pre_in` points at the
+// position's 4h input-to-state pre-activations, `h_img`/`c_img` at the image's maps (layout
+// `stride`, `skew`; the pixel above and the pixel to the left complete), `w` at the state
+// weight with element (x, u, v, t) at x*sx + u*su + v*sv + t*st (DIAG_LSTM_W_GLOBAL or
+// DIAG_LSTM_W_STAGED; 8h*h fits in int, the host checks). Writes the activated gates to
+// `gates_out` (4 entries h apart) when not null. The fused, persistent and one-position
+// kernels of both layouts all call this, so they agree bit for bit.
 PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, int sx, int su,
                                         int sv, int st, float* h_img, float* c_img,
-                                        float* gates_out, int width, int hidden, int r, int j,
-                                        int u) {
+                                        float* gates_out, int stride, int skew, int hidden,
+                                        int r, int j, int u) {
     float pre[4];
 #pragma unroll
     for (int x = 0; x < 4; ++x) pre[x] = pre_in[x * hidden + u];
-    const pixelrnn_index_t e = ((pixelrnn_index_t)r * width + j) * hidden + u;
+    const pixelrnn_index_t e = diag_lstm_pos(r, j, stride, skew) * hidden + u;
     for (int t = 0; t < 2; ++t) {
         if (t == 0 ? r == 0 : j == 0) continue;  // the skew's zero padding
-        const pixelrnn_index_t src = t == 0 ? e - (pixelrnn_index_t)width * hidden : e - hidden;
+        const pixelrnn_index_t src =
+            t == 0 ? e - (pixelrnn_index_t)(stride + skew) * hidden : e - hidden;
         const float* hp = h_img + (src - u);
         for (int v = 0; v < hidden; ++v) {
             const float hv = hp[v];
@@ -91,20 +104,9 @@ PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, int
             }
         }
     }
-    const float og = pixelrnn_sigmoid(pre[0]);
-    const float fg = pixelrnn_sigmoid(pre[1]);
-    const float ig = pixelrnn_sigmoid(pre[2]);
-    const float gg = tanhf(pre[3]);
     const float cp = j > 0 ? c_img[e - hidden] : 0.0f;
-    const float cu = fg * cp + ig * gg;
-    if (gates_out != 0) {
-        gates_out[u] = og;
-        gates_out[hidden + u] = fg;
-        gates_out[2 * hidden + u] = ig;
-        gates_out[3 * hidden + u] = gg;
-    }
-    c_img[e] = cu;
-    h_img[e] = og * tanhf(cu);
+    pixelrnn_lstm_cell_fwd(pre[0], pre[1], pre[2], pre[3], cp,
+                           gates_out != 0 ? gates_out + u : 0, hidden, &c_img[e], &h_img[e]);
 }
 
 // Strides of the state weight's element (o, u, t) (gate row o < 4h, input unit u, tap t) for
@@ -114,41 +116,220 @@ PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, int
 #define DIAG_LSTM_WT_GLOBAL(hidden) 2 * (hidden), 2, 1
 #define DIAG_LSTM_WT_STAGED(hidden) (hidden), 1, 4 * (hidden) * (hidden)
 
-// Backward of unit u of position (r, j) (flat position p = (b*H + r)*W + j): dh_tot = dh + the
-// recurrent dh from the consumers below (r+1, j) and to the right (r, j+1) (2 dot products of
-// length 4h, in registers, the weight (o, u, t) at o*so + u*su + t*st), then the cell backward
-// of lstm_gates_bwd_v1. Reads d_is at anti-diagonal r+j+1 and dc_carry at (r, j); writes d_is
-// at (r, j) and dc_carry at (r, j-1). The fused and the persistent backward both call this, so
-// they agree bit for bit.
+// The recurrent part of dh of unit u at map position p (pixel (r, j)): the 2x1 convolution's
+// transpose, w_ss[:, :, 0]^T d_is(r+1, j) + w_ss[:, :, 1]^T d_is(r, j+1) (its two consumers,
+// both on the next anti-diagonal), the weight (o, u, t) at o*so + u*su + t*st.
+PIXELRNN_DEVICE float diag_lstm_dh_carry(const float* w, int so, int su, int st,
+                                         const float* d_is, int height, int width, int stride,
+                                         int skew, int hidden, pixelrnn_index_t p, int r, int j,
+                                         int u) {
+    const int g4 = 4 * hidden;
+    float acc = 0.0f;
+    for (int t = 0; t < 2; ++t) {
+        if (t == 0 ? r + 1 >= height : j + 1 >= width) continue;
+        const float* dp = d_is + (t == 0 ? p + stride + skew : p + 1) * g4;
+        const float* wp = w + u * su + t * st;
+        for (int o = 0; o < g4; ++o) acc += wp[o * so] * dp[o];
+    }
+    return acc;
+}
+
+// Backward of unit u of pixel (r, j) at map position p (the image's first position at
+// p - diag_lstm_pos(r, j, ..)): dh_tot = dh + diag_lstm_dh_carry (in registers), then the cell
+// backward. Reads d_is at anti-diagonal r+j+1 and dc_carry at (r, j); writes d_is at (r, j)
+// and dc_carry at (r, j-1). The fused and the persistent backward of both layouts call this,
+// so they agree bit for bit.
 PIXELRNN_DEVICE void diag_lstm_unit_bwd(const float* w, int so, int su, int st,
                                         const float* gates, const float* c, const float* dh,
                                         float* dc_carry, float* d_is, int height, int width,
-                                        int hidden, pixelrnn_index_t p, int r, int j, int u) {
+                                        int stride, int skew, int hidden, pixelrnn_index_t p,
+                                        int r, int j, int u) {
     const int g4 = 4 * hidden;
     const pixelrnn_index_t e = p * hidden + u;
-    float dh_tot = dh[e];
-    for (int t = 0; t < 2; ++t) {
-        if (t == 0 ? r + 1 >= height : j + 1 >= width) continue;
-        const float* dp = d_is + (t == 0 ? p + width : p + 1) * g4;
-        const float* wp = w + u * su + t * st;
-        for (int o = 0; o < g4; ++o) dh_tot += wp[o * so] * dp[o];
-    }
-
-    const float* g = gates + p * g4;
-    const float og = g[u];
-    const float fg = g[hidden + u];
-    const float ig = g[2 * hidden + u];
-    const float gg = g[3 * hidden + u];
-    const float tc = tanhf(c[e]);
-    const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
+    const float dh_tot = dh[e] + diag_lstm_dh_carry(w, so, su, st, d_is, height, width, stride,
+                                                    skew, hidden, p, r, j, u);
     const float cp = j > 0 ? c[e - hidden] : 0.0f;
-    float* d = d_is + p * g4;
-    d[u] = dh_tot * tc * og * (1.0f - og);
-    d[hidden + u] = dc * cp * fg * (1.0f - fg);
-    d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-    d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-    if (j > 0) dc_carry[e - hidden] = dc * fg;
+    const float dc_prev = pixelrnn_lstm_cell_bwd(gates + p * g4 + u, hidden, c[e], cp, dh_tot,
+                                                 dc_carry[e], d_is + p * g4 + u);
+    if (j > 0) dc_carry[e - hidden] = dc_prev;
 }
+
+// The bodies of the entry points below, written once for both layouts (`stride`, `skew`).
+
+// Pixel (r, j), image b and map position p of the q-th (b, k) pair of anti-diagonal `step`
+// (q = b*count + k): the grid-stride loops' decoding.
+PIXELRNN_DEVICE pixelrnn_index_t diag_lstm_step_pixel(pixelrnn_index_t q, int count, int step,
+                                                      int height, int width, int stride,
+                                                      int skew, int* b, int* r, int* j) {
+    *b = (int)(q / count);
+    *r = diag_lstm_row(step, (int)(q % count), width);
+    *j = step - *r;
+    return (pixelrnn_index_t)*b * height * stride + diag_lstm_pos(*r, *j, stride, skew);
+}
+
+// Unfused forward, first half, of anti-diagonal `step`: pre = is + w_ss * [h above; h left],
+// one thread per (b, k, o), into the gates map.
+PIXELRNN_DEVICE void diag_lstm_ss_fwd_body(const float* is, const float* w, const float* h,
+                                           float* gates, int n, int height, int width,
+                                           int hidden, int stride, int skew, int step) {
+    const int g4 = 4 * hidden;
+    const int count = diag_lstm_count(step, height, width);
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * g4;
+    const pixelrnn_index_t grid = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += grid) {
+        const int o = (int)(idx % g4);
+        int b, r, j;
+        const pixelrnn_index_t p =
+            diag_lstm_step_pixel(idx / g4, count, step, height, width, stride, skew, &b, &r, &j);
+        float acc = is[p * g4 + o];
+        for (int t = 0; t < 2; ++t) {
+            if (t == 0 ? r == 0 : j == 0) continue;
+            const float* hp = h + (t == 0 ? p - stride - skew : p - 1) * hidden;
+            const float* wp = w + (pixelrnn_index_t)o * hidden * 2 + t;
+            for (int v = 0; v < hidden; ++v) acc += wp[2 * v] * hp[v];
+        }
+        gates[p * g4 + o] = acc;
+    }
+}
+
+// Unfused backward, second half, of anti-diagonal `step`: dh_carry of every unit, one thread
+// per (b, k, u), no atomics.
+PIXELRNN_DEVICE void diag_lstm_ss_bwd_data_body(const float* w, const float* d_is,
+                                                float* dh_carry, int n, int height, int width,
+                                                int hidden, int stride, int skew, int step) {
+    const int count = diag_lstm_count(step, height, width);
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
+    const pixelrnn_index_t grid = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += grid) {
+        const int u = (int)(idx % hidden);
+        int b, r, j;
+        const pixelrnn_index_t p = diag_lstm_step_pixel(idx / hidden, count, step, height, width,
+                                                        stride, skew, &b, &r, &j);
+        dh_carry[p * hidden + u] = diag_lstm_dh_carry(w, DIAG_LSTM_WT_GLOBAL(hidden), d_is,
+                                                      height, width, stride, skew, hidden, p,
+                                                      r, j, u);
+    }
+}
+
+// Fused forward of anti-diagonal `step`, one thread per (b, k, u).
+PIXELRNN_DEVICE void diag_lstm_step_fwd_body(const float* is, const float* w, float* h,
+                                             float* c, float* gates, int n, int height,
+                                             int width, int hidden, int stride, int skew,
+                                             int step) {
+    const int count = diag_lstm_count(step, height, width);
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
+    const pixelrnn_index_t grid = pixelrnn_grid_stride();
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * stride;
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += grid) {
+        const int u = (int)(idx % hidden);
+        int b, r, j;
+        const pixelrnn_index_t p = diag_lstm_step_pixel(idx / hidden, count, step, height, width,
+                                                        stride, skew, &b, &r, &j);
+        diag_lstm_unit_fwd(is + p * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden),
+                           h + b * plane * hidden, c + b * plane * hidden,
+                           gates + p * 4 * hidden, stride, skew, hidden, r, j, u);
+    }
+}
+
+// Fused backward of anti-diagonal `step`, one thread per (b, k, u).
+PIXELRNN_DEVICE void diag_lstm_step_bwd_body(const float* w, const float* gates, const float* c,
+                                             const float* dh, float* dc_carry, float* d_is,
+                                             int n, int height, int width, int hidden,
+                                             int stride, int skew, int step) {
+    const int count = diag_lstm_count(step, height, width);
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
+    const pixelrnn_index_t grid = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += grid) {
+        const int u = (int)(idx % hidden);
+        int b, r, j;
+        const pixelrnn_index_t p = diag_lstm_step_pixel(idx / hidden, count, step, height, width,
+                                                        stride, skew, &b, &r, &j);
+        diag_lstm_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry, d_is, height,
+                           width, stride, skew, hidden, p, r, j, u);
+    }
+}
+
+// Persistent forward of the whole scan: a block owns every unit of its image, so the
+// anti-diagonals are ordered by __syncthreads() alone. `staged` != 0: the state weights are
+// copied once into shared memory `w_s` (DIAG_LSTM_W_STAGED layout) and stay there for all
+// steps; 0: they are read from global memory (DIAG_LSTM_W_GLOBAL), for weights over 48 KiB.
+PIXELRNN_DEVICE void diag_lstm_persistent_fwd_body(const float* is, const float* w, float* w_s,
+                                                   float* h, float* c, float* gates, int n,
+                                                   int height, int width, int hidden,
+                                                   int stride, int skew, int staged) {
+    const int g4 = 4 * hidden;
+    if (staged) {
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, false);
+    }
+    __syncthreads();  // the staged weights are complete before any step reads them
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * stride;
+    const int steps = height + width - 1;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+        float* h_img = h + b * plane * hidden;
+        float* c_img = c + b * plane * hidden;
+        for (int s = 0; s < steps; ++s) {
+            const int pairs = diag_lstm_count(s, height, width) * hidden;
+            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+                const int u = q % hidden;
+                const int r = diag_lstm_row(s, q / hidden, width);
+                const int j = s - r;
+                const pixelrnn_index_t p = b * plane + diag_lstm_pos(r, j, stride, skew);
+                // Two calls rather than one through a pointer chosen at run time: each inlined
+                // copy knows its address space (shared loads, constant strides).
+                if (staged) {
+                    diag_lstm_unit_fwd(is + p * g4, w_s, DIAG_LSTM_W_STAGED(hidden), h_img,
+                                       c_img, gates + p * g4, stride, skew, hidden, r, j, u);
+                } else {
+                    diag_lstm_unit_fwd(is + p * g4, w, DIAG_LSTM_W_GLOBAL(hidden), h_img,
+                                       c_img, gates + p * g4, stride, skew, hidden, r, j, u);
+                }
+            }
+            // Anti-diagonal s is complete (h and c, in global memory) before s+1 reads it.
+            __syncthreads();
+        }
+    }
+}
+
+// Persistent backward of the whole scan: one block per image walks the anti-diagonals in
+// reverse with a __syncthreads() between them, each thread taking (position, u) pairs with
+// the fused backward's arithmetic; `staged` != 0: the weights are copied once into shared
+// memory `w_s` (DIAG_LSTM_WT_STAGED layout), 0: read from global memory.
+PIXELRNN_DEVICE void diag_lstm_persistent_bwd_body(const float* w, float* w_s,
+                                                   const float* gates, const float* c,
+                                                   const float* dh, float* dc_carry,
+                                                   float* d_is, int n, int height, int width,
+                                                   int hidden, int stride, int skew,
+                                                   int staged) {
+    if (staged) {
+        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, true);
+    }
+    __syncthreads();  // the staged weights are complete before any step reads them
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * stride;
+    for (int b = blockIdx.x; b < n; b += gridDim.x) {
+        for (int s = height + width - 2; s >= 0; --s) {
+            const int pairs = diag_lstm_count(s, height, width) * hidden;
+            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+                const int u = q % hidden;
+                const int r = diag_lstm_row(s, q / hidden, width);
+                const int j = s - r;
+                const pixelrnn_index_t p = b * plane + diag_lstm_pos(r, j, stride, skew);
+                if (staged) {
+                    diag_lstm_unit_bwd(w_s, DIAG_LSTM_WT_STAGED(hidden), gates, c, dh, dc_carry,
+                                       d_is, height, width, stride, skew, hidden, p, r, j, u);
+                } else {
+                    diag_lstm_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry,
+                                       d_is, height, width, stride, skew, hidden, p, r, j, u);
+                }
+            }
+            // Anti-diagonal s's d_is and the cell gradients it hands back are complete before
+            // s-1 reads them.
+            __syncthreads();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folded layout (op "diag_lstm_layout" = 1, the default): the image's own maps, no skewed map.
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, k, o) of anti-diagonal `step`
 // (o < 4h): any gridDim.x (grid-stride), e.g. ceil(n * count * 4h / PIXELRNN_BLOCK).
@@ -158,26 +339,7 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_ss_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
                     const float* __restrict__ h, float* __restrict__ gates, int n, int height,
                     int width, int hidden, int step) {
-    const int g4 = 4 * hidden;
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * g4;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int o = (int)(idx % g4);
-        const pixelrnn_index_t q = idx / g4;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const int j = step - r;
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * width + j;
-        float acc = is[p * g4 + o];
-        for (int t = 0; t < 2; ++t) {
-            if (t == 0 ? r == 0 : j == 0) continue;
-            const float* hp = h + (t == 0 ? p - width : p - 1) * hidden;
-            const float* wp = w + (pixelrnn_index_t)o * hidden * 2 + t;
-            for (int v = 0; v < hidden; ++v) acc += wp[2 * v] * hp[v];
-        }
-        gates[p * g4 + o] = acc;
-    }
+    diag_lstm_ss_fwd_body(is, w, h, gates, n, height, width, hidden, width, 0, step);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, k, u) of anti-diagonal `step`:
@@ -189,30 +351,12 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_ss_bwd_data_v1(const float* __restrict__ w, const float* __restrict__ d_is,
                          float* __restrict__ dh_carry, int n, int height, int width, int hidden,
                          int step) {
-    const int g4 = 4 * hidden;
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const int j = step - r;
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * width + j;
-        float acc = 0.0f;
-        for (int t = 0; t < 2; ++t) {
-            if (t == 0 ? r + 1 >= height : j + 1 >= width) continue;
-            const float* dp = d_is + (t == 0 ? p + width : p + 1) * g4;
-            const float* wp = w + (pixelrnn_index_t)u * 2 + t;
-            for (int o = 0; o < g4; ++o) acc += wp[(pixelrnn_index_t)o * hidden * 2] * dp[o];
-        }
-        dh_carry[p * hidden + u] = acc;
-    }
+    diag_lstm_ss_bwd_data_body(w, d_is, dh_carry, n, height, width, hidden, width, 0, step);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per weight element (4h * h * 2): any
-// gridDim.x (grid-stride), e.g. ceil(8h^2 / PIXELRNN_BLOCK).
+// gridDim.x (grid-stride), e.g. ceil(8h^2 / PIXELRNN_BLOCK). Both layouts (on the unskewed
+// maps).
 // dw(o, v, t, 0) = sum over images and positions (r, j) of h(neighbour_t(r, j), v) *
 // d_is(r, j, o), neighbour 0 = (r-1, j) for r >= 1, neighbour 1 = (r, j-1) for j >= 1.
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
@@ -255,21 +399,7 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_step_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
                       float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates,
                       int n, int height, int width, int hidden, int step) {
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const pixelrnn_index_t b = q / count;
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const int j = step - r;
-        const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
-        diag_lstm_unit_fwd(is + p * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden),
-                           h + b * plane * hidden, c + b * plane * hidden,
-                           gates + p * 4 * hidden, width, hidden, r, j, u);
-    }
+    diag_lstm_step_fwd_body(is, w, h, c, gates, n, height, width, hidden, width, 0, step);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, k, u) of anti-diagonal `step`: any
@@ -285,19 +415,8 @@ diag_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gat
                       const float* __restrict__ c, const float* __restrict__ dh,
                       float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                       int height, int width, int hidden, int step) {
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const int j = step - r;
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * width + j;
-        diag_lstm_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry, d_is,
-                           height, width, hidden, p, r, j, u);
-    }
+    diag_lstm_step_bwd_body(w, gates, c, dh, dc_carry, d_is, n, height, width, hidden, width, 0,
+                            step);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, u): any gridDim.x (grid-stride),
@@ -316,7 +435,7 @@ diag_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
         const int u = (int)(idx % hidden);
         const pixelrnn_index_t b = idx / hidden;
         diag_lstm_unit_fwd(is + b * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden), h + b * plane,
-                           c + b * plane, 0, width, hidden, i, j, u);
+                           c + b * plane, 0, width, 0, hidden, i, j, u);
     }
 }
 
@@ -327,90 +446,30 @@ diag_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
 // otherwise.
 // __launch_bounds__(1024, 1): one block per SM is all a persistent kernel asks for, and the
 // stated minimum lets ptxas use 64 registers (see row_lstm_persistent_fwd_v1).
-// Persistent forward of the whole scan: a block owns every unit of its image, so the
-// anti-diagonals are ordered by __syncthreads() alone. `staged` != 0: the state weights are
-// copied once into shared memory (DIAG_LSTM_W_STAGED layout) and stay there for all steps; 0:
-// they are read from global memory (DIAG_LSTM_W_GLOBAL), for weights over 48 KiB. h, c and
-// the activated gates are written exactly as by diag_lstm_step_fwd_v1, so the fused backward
-// applies.
+// Persistent forward of the whole scan (diag_lstm_persistent_fwd_body). h, c and the activated
+// gates are written exactly as by diag_lstm_step_fwd_v1, so the fused backward applies.
 PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
 diag_lstm_persistent_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
                             float* __restrict__ h, float* __restrict__ c,
                             float* __restrict__ gates, int n, int height, int width,
                             int hidden, int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const int g4 = 4 * hidden;
-    if (staged) {
-        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, false);
-    }
-    __syncthreads();  // the staged weights are complete before any step reads them
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
-    const int steps = height + width - 1;
-    for (int b = blockIdx.x; b < n; b += gridDim.x) {
-        float* h_img = h + b * plane * hidden;
-        float* c_img = c + b * plane * hidden;
-        for (int s = 0; s < steps; ++s) {
-            const int pairs = diag_lstm_count(s, height, width) * hidden;
-            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
-                const int u = q % hidden;
-                const int r = diag_lstm_row(s, q / hidden, width);
-                const int j = s - r;
-                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
-                // Two calls rather than one through a pointer chosen at run time: each inlined
-                // copy knows its address space (shared loads, constant strides).
-                if (staged) {
-                    diag_lstm_unit_fwd(is + p * g4, w_s, DIAG_LSTM_W_STAGED(hidden), h_img,
-                                       c_img, gates + p * g4, width, hidden, r, j, u);
-                } else {
-                    diag_lstm_unit_fwd(is + p * g4, w, DIAG_LSTM_W_GLOBAL(hidden), h_img,
-                                       c_img, gates + p * g4, width, hidden, r, j, u);
-                }
-            }
-            // Anti-diagonal s is complete (h and c, in global memory) before s+1 reads it.
-            __syncthreads();
-        }
-    }
+    diag_lstm_persistent_fwd_body(is, w, w_s, h, c, gates, n, height, width, hidden, width, 0,
+                                  staged);
 }
 
 // Launch: as diag_lstm_persistent_fwd_v1 (gridDim.x = n, blockDim.x a multiple of 32 up to
 // 1024, 8h*h floats of dynamic shared memory when `staged` != 0). dc_carry zeroed.
-// Persistent backward of the whole scan: one block per image walks the anti-diagonals in
-// reverse with a __syncthreads() between them, each thread taking (position, u) pairs with
-// the fused backward's arithmetic (diag_lstm_unit_bwd); `staged` != 0: the weights are copied
-// once into shared memory (DIAG_LSTM_WT_STAGED layout), 0: read from global memory. Writes
-// every d_is; the weight gradient follows with diag_lstm_ss_bwd_weight_v1.
+// Persistent backward of the whole scan (diag_lstm_persistent_bwd_body). Writes every d_is;
+// the weight gradient follows with diag_lstm_ss_bwd_weight_v1.
 PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
 diag_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,
                             const float* __restrict__ c, const float* __restrict__ dh,
                             float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                             int height, int width, int hidden, int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    if (staged) {
-        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, true);
-    }
-    __syncthreads();  // the staged weights are complete before any step reads them
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
-    for (int b = blockIdx.x; b < n; b += gridDim.x) {
-        for (int s = height + width - 2; s >= 0; --s) {
-            const int pairs = diag_lstm_count(s, height, width) * hidden;
-            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
-                const int u = q % hidden;
-                const int r = diag_lstm_row(s, q / hidden, width);
-                const int j = s - r;
-                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + j;
-                if (staged) {
-                    diag_lstm_unit_bwd(w_s, DIAG_LSTM_WT_STAGED(hidden), gates, c, dh, dc_carry,
-                                       d_is, height, width, hidden, p, r, j, u);
-                } else {
-                    diag_lstm_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry,
-                                       d_is, height, width, hidden, p, r, j, u);
-                }
-            }
-            // Anti-diagonal s's d_is and the cell gradients it hands back are complete before
-            // s-1 reads them.
-            __syncthreads();
-        }
-    }
+    diag_lstm_persistent_bwd_body(w, w_s, gates, c, dh, dc_carry, d_is, n, height, width,
+                                  hidden, width, 0, staged);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,88 +479,12 @@ diag_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict
 // unskews h, c and the gates; the backward skews gates, c and dh, scans, and unskews d_is.
 // Step t is skewed column t: its positions are the same rows as anti-diagonal t
 // (diag_lstm_count / diag_lstm_row), at skewed (r, t) with image column j = t - r, flat
-// position p = (b*H + r)*Ws + t. The state-to-state 2x1 convolution reads (r-1, t-1) and
-// (r, t-1), the cell continues (r, t-1). The skew's padding holds h = c = 0 (the host clears
-// h_s, c_s; no kernel writes a padding position), and d_is_s = 0 there (cleared likewise), so
-// the padding replaces the folded kernels' column bounds checks: at j = 0 the left tap and the
-// cell read zeros, at j = W-1 the right consumer's dpre reads zeros. Only the rows outside the
-// map (r-1 < 0, r+1 >= H) and the columns outside it (t-1 < 0, t+1 >= Ws) are still checked.
-// A padding tap adds w * 0 = +-0 to the sum, so the results equal the folded kernels' up to
-// the compiler's choice of contractions.
-
-// The skewed twin of diag_lstm_unit_fwd (same weight strides, same summation order): unit u
-// of skewed position (r, t) of one image, `h_img`/`c_img` the image's skewed maps.
-PIXELRNN_DEVICE void diag_lstm_skewed_unit_fwd(const float* pre_in, const float* w, int sx,
-                                               int su, int sv, int st, float* h_img,
-                                               float* c_img, float* gates_out, int skewed,
-                                               int hidden, int r, int t, int u) {
-    float pre[4];
-#pragma unroll
-    for (int x = 0; x < 4; ++x) pre[x] = pre_in[x * hidden + u];
-    const pixelrnn_index_t e = ((pixelrnn_index_t)r * skewed + t) * hidden + u;
-    // Column 0 holds (0, 0) alone: no previous column.
-    if (t > 0) {
-        for (int tap = 0; tap < 2; ++tap) {
-            if (tap == 0 && r == 0) continue;  // no row above the map
-            const pixelrnn_index_t src =
-                tap == 0 ? e - (pixelrnn_index_t)(skewed + 1) * hidden : e - hidden;
-            const float* hp = h_img + (src - u);
-            for (int v = 0; v < hidden; ++v) {
-                const float hv = hp[v];
-#pragma unroll
-                for (int x = 0; x < 4; ++x) {
-                    pre[x] += w[x * sx + u * su + v * sv + tap * st] * hv;
-                }
-            }
-        }
-    }
-    const float og = pixelrnn_sigmoid(pre[0]);
-    const float fg = pixelrnn_sigmoid(pre[1]);
-    const float ig = pixelrnn_sigmoid(pre[2]);
-    const float gg = tanhf(pre[3]);
-    const float cp = t > 0 ? c_img[e - hidden] : 0.0f;  // padding (zero) at j = 0
-    const float cu = fg * cp + ig * gg;
-    gates_out[u] = og;
-    gates_out[hidden + u] = fg;
-    gates_out[2 * hidden + u] = ig;
-    gates_out[3 * hidden + u] = gg;
-    c_img[e] = cu;
-    h_img[e] = og * tanhf(cu);
-}
-
-// The skewed twin of diag_lstm_unit_bwd: unit u of skewed position (r, t), flat p. The
-// consumers are (r+1, t+1) (below) and (r, t+1) (right; padding, so zero dpre, at j = W-1).
-PIXELRNN_DEVICE void diag_lstm_skewed_unit_bwd(const float* w, int so, int su, int st,
-                                               const float* gates, const float* c,
-                                               const float* dh, float* dc_carry, float* d_is,
-                                               int height, int skewed, int hidden,
-                                               pixelrnn_index_t p, int r, int t, int u) {
-    const int g4 = 4 * hidden;
-    const pixelrnn_index_t e = p * hidden + u;
-    float dh_tot = dh[e];
-    for (int tap = 0; tap < 2; ++tap) {
-        if (tap == 0 ? r + 1 >= height : t + 1 >= skewed) continue;
-        const float* dp = d_is + (tap == 0 ? p + skewed + 1 : p + 1) * g4;
-        const float* wp = w + u * su + tap * st;
-        for (int o = 0; o < g4; ++o) dh_tot += wp[o * so] * dp[o];
-    }
-
-    const float* g = gates + p * g4;
-    const float og = g[u];
-    const float fg = g[hidden + u];
-    const float ig = g[2 * hidden + u];
-    const float gg = g[3 * hidden + u];
-    const float tc = tanhf(c[e]);
-    const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
-    const float cp = t > 0 ? c[e - hidden] : 0.0f;  // padding (zero) at j = 0
-    float* d = d_is + p * g4;
-    d[u] = dh_tot * tc * og * (1.0f - og);
-    d[hidden + u] = dc * cp * fg * (1.0f - fg);
-    d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-    d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-    // The cell at j = 0 continues none: keep the padding untouched.
-    if (t - r > 0) dc_carry[e - hidden] = dc * fg;
-}
+// position p = (b*H + r)*Ws + t. The kernels are the folded ones' bodies with stride = Ws,
+// skew = 1: the 2x1 state-to-state convolution reads (r-1, t-1) and (r, t-1), the cell
+// continues (r, t-1), and the taps and consumers in the padding are skipped, so the results
+// equal the folded layout's; what differs is the memory: the skewed maps (about 2x the
+// footprint) and the host's skew/unskew passes, which is what the comparison measures. The
+// host still clears h_s, c_s and d_is_s so that the unskew reads zeros in the padding.
 
 // Launch: as diag_lstm_ss_fwd_v1 (one thread per (b, k, o) of skewed column `step`).
 // Unfused forward on the skewed maps, first half: pre = is_s + w_ss * [h_s(r-1, t-1);
@@ -510,34 +493,14 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_skewed_ss_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
                            const float* __restrict__ h, float* __restrict__ gates, int n,
                            int height, int width, int hidden, int skewed, int step) {
-    const int g4 = 4 * hidden;
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * g4;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int o = (int)(idx % g4);
-        const pixelrnn_index_t q = idx / g4;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
-        float acc = is[p * g4 + o];
-        if (step > 0) {
-            for (int tap = 0; tap < 2; ++tap) {
-                if (tap == 0 && r == 0) continue;
-                const float* hp = h + (tap == 0 ? p - skewed - 1 : p - 1) * hidden;
-                const float* wp = w + (pixelrnn_index_t)o * hidden * 2 + tap;
-                for (int v = 0; v < hidden; ++v) acc += wp[2 * v] * hp[v];
-            }
-        }
-        gates[p * g4 + o] = acc;
-    }
+    diag_lstm_ss_fwd_body(is, w, h, gates, n, height, width, hidden, skewed, 1, step);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, k, u) of skewed column `step`: any
 // gridDim.x (grid-stride), e.g. ceil(n * count * h / PIXELRNN_BLOCK).
 // Unfused forward, second half: lstm_gates_fwd_v1's update at the skewed positions, the cell
-// continuing (r, t-1) (zero padding at j = 0). `c` is read at column step-1 and written at
-// `step`: one pointer.
+// continuing (r, t-1) (none at j = 0). `c` is read at column step-1 and written at `step`:
+// one pointer.
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_skewed_gates_fwd_v1(float* __restrict__ gates, float* __restrict__ c,
                               float* __restrict__ h, int n, int height, int width, int hidden,
@@ -552,20 +515,10 @@ diag_lstm_skewed_gates_fwd_v1(float* __restrict__ gates, float* __restrict__ c,
         const int r = diag_lstm_row(step, (int)(q % count), width);
         const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
         const pixelrnn_index_t e = p * hidden + u;
-
-        float* g = gates + p * 4 * hidden;
-        const float og = pixelrnn_sigmoid(g[u]);
-        const float fg = pixelrnn_sigmoid(g[hidden + u]);
-        const float ig = pixelrnn_sigmoid(g[2 * hidden + u]);
-        const float gg = tanhf(g[3 * hidden + u]);
-        const float cp = step > 0 ? c[e - hidden] : 0.0f;
-        const float cu = fg * cp + ig * gg;
-        g[u] = og;
-        g[hidden + u] = fg;
-        g[2 * hidden + u] = ig;
-        g[3 * hidden + u] = gg;
-        c[e] = cu;
-        h[e] = og * tanhf(cu);
+        float* g = gates + p * 4 * hidden + u;
+        const float cp = step - r > 0 ? c[e - hidden] : 0.0f;
+        pixelrnn_lstm_cell_fwd(g[0], g[hidden], g[2 * hidden], g[3 * hidden], cp, g, hidden,
+                               &c[e], &h[e]);
     }
 }
 
@@ -587,145 +540,66 @@ diag_lstm_skewed_gates_bwd_v1(const float* __restrict__ gates, const float* __re
         const int b = (int)(q / count);
         const int r = diag_lstm_row(step, (int)(q % count), width);
         const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
-
-        const float* g = gates + p * 4 * hidden;
-        const float og = g[u];
-        const float fg = g[hidden + u];
-        const float ig = g[2 * hidden + u];
-        const float gg = g[3 * hidden + u];
         const pixelrnn_index_t e = p * hidden + u;
-        const float dh_tot = dh[e] + dh_carry[e];
-        const float tc = tanhf(c[e]);
-        const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
-        const float cp = step > 0 ? c[e - hidden] : 0.0f;
-        float* d = d_is + p * 4 * hidden;
-        d[u] = dh_tot * tc * og * (1.0f - og);
-        d[hidden + u] = dc * cp * fg * (1.0f - fg);
-        d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-        d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-        if (step - r > 0) dc_carry[e - hidden] = dc * fg;
+        const bool has_prev = step - r > 0;
+        const float cp = has_prev ? c[e - hidden] : 0.0f;
+        const float dc_prev =
+            pixelrnn_lstm_cell_bwd(gates + p * 4 * hidden + u, hidden, c[e], cp,
+                                   dh[e] + dh_carry[e], dc_carry[e], d_is + p * 4 * hidden + u);
+        if (has_prev) dc_carry[e - hidden] = dc_prev;
     }
 }
 
 // Launch: as diag_lstm_ss_bwd_data_v1 (one thread per (b, k, u) of skewed column `step`),
 // called for step = t-1 after diag_lstm_skewed_gates_bwd_v1 of column t.
 // Unfused backward, second half: dh_carry(r, t) = w_ss[:, :, 0]^T d_is_s(r+1, t+1) +
-// w_ss[:, :, 1]^T d_is_s(r, t+1), the right consumer being padding (zero) at j = W-1.
+// w_ss[:, :, 1]^T d_is_s(r, t+1) (none at j = W-1).
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_skewed_ss_bwd_data_v1(const float* __restrict__ w, const float* __restrict__ d_is,
                                 float* __restrict__ dh_carry, int n, int height, int width,
                                 int hidden, int skewed, int step) {
-    const int g4 = 4 * hidden;
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
-        float acc = 0.0f;
-        for (int tap = 0; tap < 2; ++tap) {
-            if (tap == 0 ? r + 1 >= height : step + 1 >= skewed) continue;
-            const float* dp = d_is + (tap == 0 ? p + skewed + 1 : p + 1) * g4;
-            const float* wp = w + (pixelrnn_index_t)u * 2 + tap;
-            for (int o = 0; o < g4; ++o) acc += wp[(pixelrnn_index_t)o * hidden * 2] * dp[o];
-        }
-        dh_carry[p * hidden + u] = acc;
-    }
+    diag_lstm_ss_bwd_data_body(w, d_is, dh_carry, n, height, width, hidden, skewed, 1, step);
 }
 
 // Launch: as diag_lstm_step_fwd_v1 (one thread per (b, k, u) of skewed column `step`).
-// Fused forward of one skewed column (diag_lstm_skewed_unit_fwd): `h`, `c` read at column
-// step-1 and written at `step`: one pointer.
+// Fused forward of one skewed column: `h`, `c` read at column step-1 and written at `step`:
+// one pointer.
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_skewed_step_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
                              float* __restrict__ h, float* __restrict__ c,
                              float* __restrict__ gates, int n, int height, int width,
                              int hidden, int skewed, int step) {
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * skewed;
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const pixelrnn_index_t b = q / count;
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * skewed + step;
-        diag_lstm_skewed_unit_fwd(is + p * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden),
-                                  h + b * plane * hidden, c + b * plane * hidden,
-                                  gates + p * 4 * hidden, skewed, hidden, r, step, u);
-    }
+    diag_lstm_step_fwd_body(is, w, h, c, gates, n, height, width, hidden, skewed, 1, step);
 }
 
 // Launch: as diag_lstm_step_bwd_v1 (one thread per (b, k, u) of skewed column `step`, columns
-// in reverse). d_is cleared by the host (its padding is read as zero dpre).
-// Fused backward of one skewed column (diag_lstm_skewed_unit_bwd).
+// in reverse).
+// Fused backward of one skewed column.
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_skewed_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,
                              const float* __restrict__ c, const float* __restrict__ dh,
                              float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                              int height, int width, int hidden, int skewed, int step) {
-    const int count = diag_lstm_count(step, height, width);
-    const pixelrnn_index_t total = (pixelrnn_index_t)n * count * hidden;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
-        const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
-        diag_lstm_skewed_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh, dc_carry, d_is,
-                                  height, skewed, hidden, p, r, step, u);
-    }
+    diag_lstm_step_bwd_body(w, gates, c, dh, dc_carry, d_is, n, height, width, hidden, skewed,
+                            1, step);
 }
 
 // Launch: as diag_lstm_persistent_fwd_v1 (gridDim.x = n, blockDim.x a multiple of 32 up to
 // 1024, 8h*h floats of dynamic shared memory when `staged` != 0).
 // Persistent forward on the skewed maps: one block per image over the columns 0 .. H+W-2
-// (the columns past H+W-2, when W > H, are all padding), diag_lstm_skewed_unit_fwd.
+// (the columns past H+W-2, when W > H, are all padding).
 PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
 diag_lstm_skewed_persistent_fwd_v1(const float* __restrict__ is, const float* __restrict__ w,
                                    float* __restrict__ h, float* __restrict__ c,
                                    float* __restrict__ gates, int n, int height, int width,
                                    int hidden, int skewed, int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const int g4 = 4 * hidden;
-    if (staged) {
-        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, false);
-    }
-    __syncthreads();  // the staged weights are complete before any step reads them
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * skewed;
-    const int steps = height + width - 1;
-    for (int b = blockIdx.x; b < n; b += gridDim.x) {
-        float* h_img = h + b * plane * hidden;
-        float* c_img = c + b * plane * hidden;
-        for (int s = 0; s < steps; ++s) {
-            const int pairs = diag_lstm_count(s, height, width) * hidden;
-            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
-                const int u = q % hidden;
-                const int r = diag_lstm_row(s, q / hidden, width);
-                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * skewed + s;
-                if (staged) {
-                    diag_lstm_skewed_unit_fwd(is + p * g4, w_s, DIAG_LSTM_W_STAGED(hidden),
-                                              h_img, c_img, gates + p * g4, skewed, hidden, r,
-                                              s, u);
-                } else {
-                    diag_lstm_skewed_unit_fwd(is + p * g4, w, DIAG_LSTM_W_GLOBAL(hidden), h_img,
-                                              c_img, gates + p * g4, skewed, hidden, r, s, u);
-                }
-            }
-            // Column s is complete before s+1 reads it.
-            __syncthreads();
-        }
-    }
+    diag_lstm_persistent_fwd_body(is, w, w_s, h, c, gates, n, height, width, hidden, skewed, 1,
+                                  staged);
 }
 
 // Launch: as diag_lstm_persistent_bwd_v1. d_is and dc_carry cleared by the host.
-// Persistent backward on the skewed maps: one block per image over the columns in reverse,
-// diag_lstm_skewed_unit_bwd.
+// Persistent backward on the skewed maps: one block per image over the columns in reverse.
 PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
 diag_lstm_skewed_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,
                                    const float* __restrict__ c, const float* __restrict__ dh,
@@ -733,31 +607,6 @@ diag_lstm_skewed_persistent_bwd_v1(const float* __restrict__ w, const float* __r
                                    int n, int height, int width, int hidden, int skewed,
                                    int staged) {
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    if (staged) {
-        pixelrnn_lstm_stage_weights(w, w_s, hidden, 2, true);
-    }
-    __syncthreads();  // the staged weights are complete before any step reads them
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * skewed;
-    for (int b = blockIdx.x; b < n; b += gridDim.x) {
-        for (int s = height + width - 2; s >= 0; --s) {
-            const int pairs = diag_lstm_count(s, height, width) * hidden;
-            for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
-                const int u = q % hidden;
-                const int r = diag_lstm_row(s, q / hidden, width);
-                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * skewed + s;
-                if (staged) {
-                    diag_lstm_skewed_unit_bwd(w_s, DIAG_LSTM_WT_STAGED(hidden), gates, c, dh,
-                                              dc_carry, d_is, height, skewed, hidden, p, r, s,
-                                              u);
-                } else {
-                    diag_lstm_skewed_unit_bwd(w, DIAG_LSTM_WT_GLOBAL(hidden), gates, c, dh,
-                                              dc_carry, d_is, height, skewed, hidden, p, r, s,
-                                              u);
-                }
-            }
-            // Column s's d_is and the cell gradients it hands back are complete before s-1
-            // reads them.
-            __syncthreads();
-        }
-    }
+    diag_lstm_persistent_bwd_body(w, w_s, gates, c, dh, dc_carry, d_is, n, height, width,
+                                  hidden, skewed, 1, staged);
 }

@@ -67,19 +67,10 @@ lstm_gates_fwd_v1(float* __restrict__ gates, float* __restrict__ c, float* __res
         const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * width + j;
         const pixelrnn_index_t prev = lstm_cell_prev(p, r, j, width, diagonal);
 
-        float* g = gates + p * 4 * hidden;
-        const float og = pixelrnn_sigmoid(g[u]);
-        const float fg = pixelrnn_sigmoid(g[hidden + u]);
-        const float ig = pixelrnn_sigmoid(g[2 * hidden + u]);
-        const float gg = tanhf(g[3 * hidden + u]);
+        float* g = gates + p * 4 * hidden + u;
         const float cp = prev >= 0 ? c[prev * hidden + u] : 0.0f;
-        const float cu = fg * cp + ig * gg;
-        g[u] = og;
-        g[hidden + u] = fg;
-        g[2 * hidden + u] = ig;
-        g[3 * hidden + u] = gg;
-        c[p * hidden + u] = cu;
-        h[p * hidden + u] = og * tanhf(cu);
+        pixelrnn_lstm_cell_fwd(g[0], g[hidden], g[2 * hidden], g[3 * hidden], cp, g, hidden,
+                               &c[p * hidden + u], &h[p * hidden + u]);
     }
 }
 
@@ -107,21 +98,11 @@ lstm_gates_bwd_v1(const float* __restrict__ gates, const float* __restrict__ c,
         const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * width + j;
         const pixelrnn_index_t prev = lstm_cell_prev(p, r, j, width, diagonal);
 
-        const float* g = gates + p * 4 * hidden;
-        const float og = g[u];
-        const float fg = g[hidden + u];
-        const float ig = g[2 * hidden + u];
-        const float gg = g[3 * hidden + u];
         const pixelrnn_index_t e = p * hidden + u;
-        const float dh_tot = dh[e] + dh_carry[e];
-        const float tc = tanhf(c[e]);
-        const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
         const float cp = prev >= 0 ? c[prev * hidden + u] : 0.0f;
-        float* d = d_is + p * 4 * hidden;
-        d[u] = dh_tot * tc * og * (1.0f - og);
-        d[hidden + u] = dc * cp * fg * (1.0f - fg);
-        d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-        d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-        if (prev >= 0) dc_carry[prev * hidden + u] = dc * fg;
+        const float dc_prev =
+            pixelrnn_lstm_cell_bwd(gates + p * 4 * hidden + u, hidden, c[e], cp,
+                                   dh[e] + dh_carry[e], dc_carry[e], d_is + p * 4 * hidden + u);
+        if (prev >= 0) dc_carry[prev * hidden + u] = dc_prev;
     }
 }

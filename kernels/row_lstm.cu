@@ -65,21 +65,10 @@ PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, int 
             }
         }
     }
-    const float og = pixelrnn_sigmoid(pre[0]);
-    const float fg = pixelrnn_sigmoid(pre[1]);
-    const float ig = pixelrnn_sigmoid(pre[2]);
-    const float gg = tanhf(pre[3]);
     const pixelrnn_index_t e = ((pixelrnn_index_t)r * width + j) * hidden + u;
     const float cp = r > 0 ? c_img[e - (pixelrnn_index_t)width * hidden] : 0.0f;
-    const float cu = fg * cp + ig * gg;
-    if (gates_out != 0) {
-        gates_out[u] = og;
-        gates_out[hidden + u] = fg;
-        gates_out[2 * hidden + u] = ig;
-        gates_out[3 * hidden + u] = gg;
-    }
-    c_img[e] = cu;
-    h_img[e] = og * tanhf(cu);
+    pixelrnn_lstm_cell_fwd(pre[0], pre[1], pre[2], pre[3], cp,
+                           gates_out != 0 ? gates_out + u : 0, hidden, &c_img[e], &h_img[e]);
 }
 
 // Strides of the state weight's element (o, u, t) (gate row o < 4h, input unit u, tap t) for
@@ -112,20 +101,10 @@ PIXELRNN_DEVICE void row_lstm_unit_bwd(const float* w, int so, int su, int st,
         }
     }
 
-    const float* g = gates + p * g4;
-    const float og = g[u];
-    const float fg = g[hidden + u];
-    const float ig = g[2 * hidden + u];
-    const float gg = g[3 * hidden + u];
-    const float tc = tanhf(c[e]);
-    const float dc = dc_carry[e] + dh_tot * og * (1.0f - tc * tc);
     const float cp = row > 0 ? c[e - (pixelrnn_index_t)width * hidden] : 0.0f;
-    float* d = d_is + p * g4;
-    d[u] = dh_tot * tc * og * (1.0f - og);
-    d[hidden + u] = dc * cp * fg * (1.0f - fg);
-    d[2 * hidden + u] = dc * gg * ig * (1.0f - ig);
-    d[3 * hidden + u] = dc * ig * (1.0f - gg * gg);
-    if (row > 0) dc_carry[e - (pixelrnn_index_t)width * hidden] = dc * fg;
+    const float dc_prev = pixelrnn_lstm_cell_bwd(gates + p * g4 + u, hidden, c[e], cp, dh_tot,
+                                                 dc_carry[e], d_is + p * g4 + u);
+    if (row > 0) dc_carry[e - (pixelrnn_index_t)width * hidden] = dc_prev;
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, j, o) of row `row` (o < 4h):
