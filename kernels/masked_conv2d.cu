@@ -124,26 +124,26 @@ PIXELRNN_DEVICE void masked_conv2d_tile_fma(
     }
 }
 
-// Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 64), ceil(cout / 64)).
-// Output tile: positions m0..m0+63 (flattened n*H*W) x features n0..n0+63. The K dimension is
-// kk = t * cin + i over the live taps t and input features i: the x tile holds
-// x[position shifted by tap t, i] (0 in the padding), the w tile w[o, i, t] (0 where the centre
-// tap's group rule masks it). Each thread loads 4 elements of each tile per chunk, all at the
-// same kk = tid % 16, so its 4 positions are decoded once, outside the K loop.
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-masked_conv2d_fwd_v2(const float* __restrict__ x, const float* __restrict__ w,
-                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
-                     int width, int cin, int cout, int kh, int kw, int taps, int mask, int groups,
-                     int out_block, int in_block) {
-    __shared__ float xs[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
-    __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+// The implicit GEMM of fwd v2 and bwd_data v2, written once: out[m, q] (+ bias[q]) = sum over
+// live taps t and source features s of src[position m + dir * (tap t's offset), s] *
+// w[o, i, t], where (o, i) = (q, s) for the forward (src = x, dir = +1) and (s, q) for the
+// input gradient (src = dy, dir = -1: the outputs that read position m through tap t). Tile of
+// this block: positions m0.. x features q0..; K dimension kk = t * src_c + s. Each thread loads
+// 4 elements of each tile per chunk, all at the same kk = k0 + tx, so its 4 positions are
+// decoded once, outside the K loop. `as`, `bs`: the block's two shared tiles.
+PIXELRNN_DEVICE void masked_conv2d_gemm_tile(
+    const float* src, int src_c, int dir, const float* w, const float* bias, float* out,
+    int out_c, float (*as)[MASKED_CONV2D_TILE_PAD], float (*bs)[MASKED_CONV2D_TILE_PAD], int n,
+    int height, int width, int cin, int kh, int kw, int taps, int mask, int groups,
+    int out_block, int in_block) {
     const int tid = threadIdx.x;
     const int tx = tid % 16, ty = tid / 16;
     const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
     const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_TILE_M;
-    const int n0 = blockIdx.y * MASKED_CONV2D_TILE_N;
+    const int q0 = blockIdx.y * MASKED_CONV2D_TILE_N;
     const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx, khw = kh * kw;
-    const int k_total = taps * cin;
+    const int k_total = taps * src_c;
+    const bool forward = dir > 0;
 
     // The positions this thread loads: m0 + ty + 16r. A row past the end gets a row index so
     // far outside the map that every tap misses it and loads 0.
@@ -168,30 +168,31 @@ masked_conv2d_fwd_v2(const float* __restrict__ x, const float* __restrict__ w,
     for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_TILE_K) {
         const int kk = k0 + tx;
         const bool k_valid = kk < k_total;
-        const int t = k_valid ? kk / cin : 0;
-        const int i = k_valid ? kk - t * cin : 0;
-        const int ky = t / kw, kx = t - ky * kw;
+        const int t = k_valid ? kk / src_c : 0;
+        const int sf = k_valid ? kk - t * src_c : 0;
+        const int dy_t = dir * (t / kw - cy), dx_t = dir * (t % kw - cx);
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-            const int iy = yy_r[r] + ky - cy, ix = xx_r[r] + kx - cx;
+            const int iy = yy_r[r] + dy_t, ix = xx_r[r] + dx_t;
             float v = 0.0f;
             if (k_valid && iy >= 0 && iy < height && ix >= 0 && ix < width) {
-                v = x[((img_r[r] * height + iy) * width + ix) * cin + i];
+                v = src[((img_r[r] * height + iy) * width + ix) * src_c + sf];
             }
-            xs[tx][ty + 16 * r] = v;
+            as[tx][ty + 16 * r] = v;
         }
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-            const int o = n0 + ty + 16 * r;
+            const int qf = q0 + ty + 16 * r;
+            const int o = forward ? qf : sf, i = forward ? sf : qf;
             float v = 0.0f;
-            if (k_valid && o < cout &&
+            if (k_valid && qf < out_c &&
                 masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)) {
                 v = w[((pixelrnn_index_t)o * cin + i) * khw + t];
             }
-            ws[tx][ty + 16 * r] = v;
+            bs[tx][ty + 16 * r] = v;
         }
         __syncthreads();
-        masked_conv2d_tile_fma(acc, xs, ws, tx, ty);
+        masked_conv2d_tile_fma(acc, as, bs, tx, ty);
         __syncthreads();  // the next chunk overwrites the tiles
     }
 
@@ -201,10 +202,25 @@ masked_conv2d_fwd_v2(const float* __restrict__ x, const float* __restrict__ w,
         if (m >= positions) continue;
 #pragma unroll
         for (int c = 0; c < 4; ++c) {
-            const int o = n0 + tx + 16 * c;
-            if (o < cout) y[m * cout + o] = acc[r][c] + b[o];
+            const int qf = q0 + tx + 16 * c;
+            if (qf < out_c) out[m * out_c + qf] = acc[r][c] + (bias != 0 ? bias[qf] : 0.0f);
         }
     }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 64), ceil(cout / 64)).
+// Output tile: positions m0..m0+63 (flattened n*H*W) x features n0..n0+63, K over the live taps
+// x cin: the x tile holds x[position shifted by tap t, i] (0 in the padding), the w tile
+// w[o, i, t] (0 where the centre tap's group rule masks it); masked_conv2d_gemm_tile.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_fwd_v2(const float* __restrict__ x, const float* __restrict__ w,
+                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                     int width, int cin, int cout, int kh, int kw, int taps, int mask, int groups,
+                     int out_block, int in_block) {
+    __shared__ float xs[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    masked_conv2d_gemm_tile(x, cin, 1, w, b, y, cout, xs, ws, n, height, width, cin, kh, kw,
+                            taps, mask, groups, out_block, in_block);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(n*H*W*cin / 256), 65535)
@@ -249,9 +265,10 @@ masked_conv2d_bwd_data_v1(const float* __restrict__ dy, const float* __restrict_
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 64), ceil(cin / 64)).
-// The transpose of fwd v2: tile of input positions m0.. x input features n0.., K dimension
-// kk = t * cout + o; the dy tile holds dy[position - (tap t's offset), o] (0 outside the map),
-// the w tile w[o, i, t] (0 where masked).
+// The transpose of fwd v2 (masked_conv2d_gemm_tile with dir = -1): tile of input positions
+// m0.. x input features n0.., K dimension kk = t * cout + o; the dy tile holds
+// dy[position - (tap t's offset), o] (0 outside the map), the w tile w[o, i, t] (0 where
+// masked).
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 masked_conv2d_bwd_data_v2(const float* __restrict__ dy, const float* __restrict__ w,
                           float* __restrict__ dx, int n, int height, int width, int cin,
@@ -259,72 +276,8 @@ masked_conv2d_bwd_data_v2(const float* __restrict__ dy, const float* __restrict_
                           int out_block, int in_block) {
     __shared__ float ds[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
     __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
-    const int tid = threadIdx.x;
-    const int tx = tid % 16, ty = tid / 16;
-    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
-    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_TILE_M;
-    const int n0 = blockIdx.y * MASKED_CONV2D_TILE_N;
-    const int cy = kh / 2, cx = kw / 2, centre = cy * kw + cx, khw = kh * kw;
-    const int k_total = taps * cout;
-
-    pixelrnn_index_t img_r[4];
-    int iy_r[4], ix_r[4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const pixelrnn_index_t m = m0 + ty + 16 * r;
-        const bool valid = m < positions;
-        ix_r[r] = valid ? (int)(m % width) : 0;
-        iy_r[r] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
-        img_r[r] = valid ? m / ((pixelrnn_index_t)width * height) : 0;
-    }
-
-    float acc[4][4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
-    }
-
-    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_TILE_K) {
-        const int kk = k0 + tx;
-        const bool k_valid = kk < k_total;
-        const int t = k_valid ? kk / cout : 0;
-        const int o = k_valid ? kk - t * cout : 0;
-        const int ky = t / kw, kx = t - ky * kw;
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            const int yy = iy_r[r] - ky + cy, xx = ix_r[r] - kx + cx;
-            float v = 0.0f;
-            if (k_valid && yy >= 0 && yy < height && xx >= 0 && xx < width) {
-                v = dy[((img_r[r] * height + yy) * width + xx) * cout + o];
-            }
-            ds[tx][ty + 16 * r] = v;
-        }
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-            const int i = n0 + ty + 16 * r;
-            float v = 0.0f;
-            if (k_valid && i < cin &&
-                masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)) {
-                v = w[((pixelrnn_index_t)o * cin + i) * khw + t];
-            }
-            ws[tx][ty + 16 * r] = v;
-        }
-        __syncthreads();
-        masked_conv2d_tile_fma(acc, ds, ws, tx, ty);
-        __syncthreads();
-    }
-
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const pixelrnn_index_t m = m0 + ty + 16 * r;
-        if (m >= positions) continue;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int i = n0 + tx + 16 * c;
-            if (i < cin) dx[m * cin + i] = acc[r][c];
-        }
-    }
+    masked_conv2d_gemm_tile(dy, cout, -1, w, 0, dx, cin, ds, ws, n, height, width, cin, kh, kw,
+                            taps, mask, groups, out_block, in_block);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = cout * cin * kh * kw (one block per weight
