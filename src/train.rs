@@ -182,6 +182,23 @@ impl RunDir {
     pub fn samples(&self) -> PathBuf {
         self.root.join("samples.png")
     }
+    /// `loss.svg`: train and test NLL against the step, redrawn from `metrics.jsonl` at every
+    /// evaluation ([`crate::plot`]).
+    pub fn loss_curve(&self) -> PathBuf {
+        self.root.join("loss.svg")
+    }
+}
+
+/// Redraws `run`'s `loss.svg` from its `metrics.jsonl`.
+pub fn write_loss_curve(run: &RunDir, title: &str) -> Result<()> {
+    use crate::plot::{chart_svg, run_curves, Unit};
+    let metrics = read_metrics(&run.metrics())?;
+    let svg = chart_svg(
+        title,
+        Unit::NatsPerImage,
+        &run_curves(&metrics, Unit::NatsPerImage),
+    )?;
+    checkpoint::write_atomic(&run.loss_curve(), svg.as_bytes())
 }
 
 /// Validates a configuration against the data.
@@ -429,6 +446,7 @@ pub fn train_ranks<B: Backend>(
         if writes {
             checkpoint::save(&run.checkpoint(), backend, model, Some(opt), &meta)?;
             append_metrics(&run.metrics(), &metrics)?;
+            write_loss_curve(&run, &cfg.model.summary())?;
         }
         Ok(metrics)
     };

@@ -291,6 +291,14 @@ fn check_run_folder(run: &Path, steps: u64, (h, w, c): (usize, usize, usize)) ->
     let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).expect("the checkpoint is valid safetensors");
     assert!(!st.is_empty());
+    // loss.svg: one marker per test point (every line) and per train point (all but step 0).
+    let svg = std::fs::read_to_string(run.join("loss.svg")).expect("the run folder has loss.svg");
+    assert!(svg.starts_with("<svg"), "loss.svg is not an SVG");
+    assert_eq!(
+        svg.matches("<circle").count(),
+        2 * metrics.len() - 1,
+        "loss.svg: one marker per train and test point"
+    );
     metrics
 }
 
@@ -1283,4 +1291,35 @@ fn train_on_gpus_without_a_gpu_is_a_clear_error() {
     assert_clean_error(&out, &["--rank 0", "no CUDA device"]);
     let out = pixelrnn(&["train", "--data", s(&data), "--rank", "0"]);
     assert_clean_error(&out, &["--world-size"]);
+}
+
+/// `pixelrnn plot`: one run redraws its curves, several are compared, bits per dim on request;
+/// a folder without metrics and an unwritable --out are clean errors.
+#[test]
+fn plot_draws_runs_and_refuses_bad_input() {
+    let t = trained_pixelcnn();
+    let other = t.dir.path().join("other");
+    train(s(&t.data), &other, 2, &["--lr", "3e-3"]).expect_ok();
+    let one = t.dir.path().join("one.svg");
+    let out = pixelrnn(&["plot", s(&t.run), "--out", s(&one)]);
+    out.expect_ok();
+    let svg = std::fs::read_to_string(&one).unwrap();
+    assert!(
+        svg.contains("pixelcnn, 8x8x1") && svg.contains("train"),
+        "{svg:.300}"
+    );
+    let both = t.dir.path().join("both.svg");
+    pixelrnn(&["plot", s(&t.run), s(&other), "--bits", "--out", s(&both)]).expect_ok();
+    let svg = std::fs::read_to_string(&both).unwrap();
+    assert!(
+        svg.contains("bits / dim") && svg.contains("other ("),
+        "{svg:.300}"
+    );
+    // One marker per evaluation of each run: 2 lines each (steps 0 and the last).
+    assert_eq!(svg.matches("<circle").count(), 4);
+    assert_clean_error(&pixelrnn(&["plot", s(t.dir.path())]), &["metrics.jsonl"]);
+    assert_clean_error(
+        &pixelrnn(&["plot", s(&t.run), "--out", "/no/such/folder/x.svg"]),
+        &["--out", "does not exist"],
+    );
 }

@@ -8,9 +8,13 @@
 mod bench_cmd;
 mod eval_cmd;
 mod info_cmd;
+mod plot_cmd;
 mod sample_cmd;
 mod train_cmd;
 
+use std::path::Path;
+
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{CudaBackend, Device, EmuOptions, Emulator};
@@ -36,6 +40,8 @@ enum Command {
     /// Time every op (every kernel version on CUDA) and a training step per model, after
     /// checking each result against the CPU backend.
     Bench(bench_cmd::BenchArgs),
+    /// Draw the loss curves of training runs (their metrics.jsonl) as an SVG chart.
+    Plot(plot_cmd::PlotArgs),
 }
 
 /// Runs the parsed command.
@@ -46,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info_cmd::run(a),
         Command::Sample(a) => sample_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
+        Command::Plot(a) => plot_cmd::run(a),
     }
 }
 
@@ -162,3 +169,32 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// Fails early (before minutes of sampling) when `path` cannot be written: its folder must
+/// exist and it must not be a folder.
+pub(crate) fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("{flag} {}: is a folder, not a file", path.display());
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".pixelrnn-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!(
+            "{flag} {}: cannot write in {}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

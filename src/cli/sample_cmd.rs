@@ -1,9 +1,9 @@
 //! `pixelrnn sample`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
@@ -55,35 +55,6 @@ pub struct SampleArgs {
     threads: Option<usize>,
 }
 
-/// Fails early (before minutes of sampling) when `path` cannot be written: its folder must
-/// exist and it must not be a folder.
-fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
-    if path.is_dir() {
-        bail!("{flag} {}: is a folder, not a file", path.display());
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!(
-            "{flag} {}: the folder {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    let probe = dir.join(format!(".pixelrnn-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").with_context(|| {
-        format!(
-            "{flag} {}: cannot write in {}",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
 /// Runs `pixelrnn sample`.
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     let selection = super::select(args.device, args.threads)?;
@@ -101,9 +72,9 @@ fn run_with<B: Backend>(
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    check_writable("--out", &args.out)?;
+    super::check_writable("--out", &args.out)?;
     if let Some(p) = &args.npy {
-        check_writable("--npy", p)?;
+        super::check_writable("--npy", p)?;
     }
     let ck = Checkpoint::open(&args.checkpoint)?;
     let model = ck.load_model(&backend)?;

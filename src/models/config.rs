@@ -189,6 +189,27 @@ impl ModelConfig {
         crate::data::format_label(self.height, self.width, self.channels, self.binary)
     }
 
+    /// One line naming the architecture: kind (multi-scale: with its base and scale), image
+    /// format, layers, h and D (`row-lstm, 28x28x1 binary, L7 h16 D32`).
+    pub fn summary(&self) -> String {
+        let kind = match self.multiscale {
+            Some(ms) => format!(
+                "{} ({}, scale {})",
+                self.kind.name(),
+                ms.base.name(),
+                ms.scale
+            ),
+            None => self.kind.name().to_string(),
+        };
+        format!(
+            "{kind}, {}, L{} h{} D{}",
+            self.format_label(),
+            self.layers,
+            self.hidden,
+            self.head
+        )
+    }
+
     /// Sub-pixels per image, `H * W * C`.
     pub fn dims(&self) -> usize {
         self.height * self.width * self.channels
