@@ -12,7 +12,8 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{sgemm, MatRef};
+use super::gemm::{sgemm, sgemm_serial, MatRef};
+use super::lstm_tile::rows_times;
 use super::softmax_nll::exp_neg;
 use crate::backend::{Backend, Recurrence};
 use crate::error::{Error, Result};
@@ -20,7 +21,7 @@ use crate::tensor::{same_shape, Tensor};
 
 /// Logistic sigmoid, through the polynomial `exp` of `softmax_nll` (within 2 ulp; a third of
 /// the cost of libm's `expf`) on `-|x|`, so that the exponential never overflows.
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     let e = exp_neg(-x.abs());
     let r = 1.0 / (1.0 + e);
@@ -31,8 +32,35 @@ fn sigmoid(x: f32) -> f32 {
     }
 }
 
+/// `tanh(x)` within a few ulp, branch-free so that the gate loops vectorise (libm's `tanhf`
+/// is a scalar call; with `expm1f` it was about a sixth of a Row LSTM training step). Cephes'
+/// `tanhf`: an odd polynomial for `|x| < 0.625`, where `1 - e` would cancel, else
+/// `(1 - e) / (1 + e)` with `e = exp(-2|x|)` from [`exp_neg`] (which never overflows); both
+/// on `|x|`, with the sign put back, so that `tanh(-0) = -0`. NaN takes the polynomial branch
+/// and stays NaN.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let ax = x.abs();
+    let z = x * x;
+    let mut p = -5.704_988_7e-3f32;
+    p = p * z + 2.063_908_9e-2;
+    p = p * z - 5.373_971_6e-2;
+    p = p * z + 1.333_144_2e-1;
+    p = p * z - 3.333_328_2e-1;
+    let small = (p * z * ax + ax).copysign(x);
+    let e = exp_neg(-2.0 * ax);
+    let big = ((1.0 - e) / (1.0 + e)).copysign(x);
+    if ax >= 0.625 {
+        big
+    } else {
+        small
+    }
+}
+
 /// Gates, cell and hidden state of one position from its pre-activation `pre` `[4h]`
-/// (blocks o, f, i, g).
+/// (blocks o, f, i, g). Compiled for the baseline target and with AVX2, picked at run time:
+/// the same operations in the same order either way (Rust never contracts `a * b + c`), so the
+/// numbers do not depend on the machine.
 #[inline]
 pub fn cell_forward(
     pre: &[f32],
@@ -41,12 +69,52 @@ pub fn cell_forward(
     c: &mut [f32],
     h: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2_available() {
+            // SAFETY: the CPU has AVX2 (checked at run time).
+            unsafe { cell_forward_avx2(pre, c_prev, gates, c, h) };
+            return;
+        }
+    }
+    cell_forward_body(pre, c_prev, gates, c, h);
+}
+
+/// Whether this CPU has AVX2 (detected once).
+#[cfg(target_arch = "x86_64")]
+fn avx2_available() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cell_forward_avx2(
+    pre: &[f32],
+    c_prev: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+) {
+    cell_forward_body(pre, c_prev, gates, c, h);
+}
+
+#[inline(always)]
+fn cell_forward_body(
+    pre: &[f32],
+    c_prev: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+) {
     let hd = h.len();
+    let (pre, gates, c) = (&pre[..4 * hd], &mut gates[..4 * hd], &mut c[..hd]);
     for u in 0..hd {
         let o = sigmoid(pre[u]);
         let f = sigmoid(pre[hd + u]);
         let i = sigmoid(pre[2 * hd + u]);
-        let g = pre[3 * hd + u].tanh();
+        let g = tanh(pre[3 * hd + u]);
         let cp = c_prev.map_or(0.0, |cp| cp[u]);
         let cu = f * cp + i * g;
         gates[u] = o;
@@ -54,12 +122,13 @@ pub fn cell_forward(
         gates[2 * hd + u] = i;
         gates[3 * hd + u] = g;
         c[u] = cu;
-        h[u] = o * cu.tanh();
+        h[u] = o * tanh(cu);
     }
 }
 
 /// Backward of [`cell_forward`]: from the total `dh` and the cell gradient `dc_in` arriving from
 /// the next step, writes `d_pre` `[4h]` and the gradient for the previous cell `dc_prev`.
+/// Multiversioned like [`cell_forward`].
 #[inline]
 pub fn cell_backward(
     gates: &[f32],
@@ -70,7 +139,44 @@ pub fn cell_backward(
     d_pre: &mut [f32],
     dc_prev: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2_available() {
+            // SAFETY: the CPU has AVX2 (checked at run time).
+            unsafe { cell_backward_avx2(gates, c, c_prev, dh, dc_in, d_pre, dc_prev) };
+            return;
+        }
+    }
+    cell_backward_body(gates, c, c_prev, dh, dc_in, d_pre, dc_prev);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cell_backward_avx2(
+    gates: &[f32],
+    c: &[f32],
+    c_prev: Option<&[f32]>,
+    dh: &[f32],
+    dc_in: &[f32],
+    d_pre: &mut [f32],
+    dc_prev: &mut [f32],
+) {
+    cell_backward_body(gates, c, c_prev, dh, dc_in, d_pre, dc_prev);
+}
+
+#[inline(always)]
+fn cell_backward_body(
+    gates: &[f32],
+    c: &[f32],
+    c_prev: Option<&[f32]>,
+    dh: &[f32],
+    dc_in: &[f32],
+    d_pre: &mut [f32],
+    dc_prev: &mut [f32],
+) {
     let hd = c.len();
+    let (gates, d_pre) = (&gates[..4 * hd], &mut d_pre[..4 * hd]);
+    let (dh, dc_in, dc_prev) = (&dh[..hd], &dc_in[..hd], &mut dc_prev[..hd]);
     for u in 0..hd {
         let (o, f, i, g) = (
             gates[u],
@@ -78,7 +184,7 @@ pub fn cell_backward(
             gates[2 * hd + u],
             gates[3 * hd + u],
         );
-        let tc = c[u].tanh();
+        let tc = tanh(c[u]);
         let dc = dc_in[u] + dh[u] * o * (1.0 - tc * tc);
         let cp = c_prev.map_or(0.0, |cp| cp[u]);
         d_pre[u] = dh[u] * tc * o * (1.0 - o);
@@ -175,6 +281,45 @@ impl Geometry {
     }
 }
 
+impl Geometry {
+    /// Step `s` as a run of equally spaced positions: `(first flat position, count, stride)`.
+    /// A Row LSTM step is a row (stride 1); a Diagonal LSTM step is the anti-diagonal
+    /// `(lo, s - lo), (lo + 1, s - lo - 1), ...`, flat positions `W - 1` apart. Its `q`-th
+    /// position is `(r, j)` = [`Geometry::step_position`].
+    #[inline]
+    pub fn step_span(&self, s: usize) -> (usize, usize, usize) {
+        match self.scan {
+            Scan::Row { .. } => (s * self.width, self.width, 1),
+            Scan::Diagonal => {
+                let lo = s.saturating_sub(self.width - 1);
+                let hi = s.min(self.height - 1);
+                (s + lo * (self.width - 1), hi + 1 - lo, self.width - 1)
+            }
+        }
+    }
+
+    /// Position `(r, j)` of the `q`-th entry of step `s` (the order of
+    /// [`Geometry::step_positions`]).
+    #[inline]
+    pub fn step_position(&self, s: usize, q: usize) -> (usize, usize) {
+        match self.scan {
+            Scan::Row { .. } => (s, q),
+            Scan::Diagonal => {
+                let r = s.saturating_sub(self.width - 1) + q;
+                (r, s - r)
+            }
+        }
+    }
+
+    /// The most positions any step has.
+    pub fn max_step_len(&self) -> usize {
+        match self.scan {
+            Scan::Row { .. } => self.width,
+            Scan::Diagonal => self.height.min(self.width),
+        }
+    }
+}
+
 /// Packs `[4h, h, kh, kw]` into `[taps * h, 4h]` (tap-major rows, as the gathers produce).
 pub fn pack_state_weight(w: &[f32], geo: &Geometry) -> Vec<f32> {
     let [g, hd, kh, kw] = geo.weight_shape();
@@ -205,9 +350,10 @@ fn unpack_state_weight(p: &[f32], geo: &Geometry) -> Vec<f32> {
     w
 }
 
-/// Gathers the state-to-state input of position `(r, j)` from one image's hidden states.
+/// Gathers the state-to-state input of position `(r, j)` from one image's hidden states
+/// (zeros for taps outside the image).
 #[inline]
-fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mut [f32]) {
+pub(super) fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mut [f32]) {
     let hd = geo.hidden;
     for t in 0..geo.taps() {
         let dst = &mut col[t * hd..(t + 1) * hd];
@@ -269,6 +415,9 @@ pub fn forward(is: &[f32], w: &[f32], n: usize, geo: &Geometry, fused: bool) -> 
     }
 }
 
+/// The fused sweep: each image on its own thread, its steps in order; per step one small
+/// product for all the step's positions ([`rows_times`], the arithmetic `forward_at` shares),
+/// then the gates position by position.
 fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
@@ -284,25 +433,26 @@ fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
                 .zip(is.par_chunks(plane * g)),
         )
         .for_each(|((h_img, c_img), (g_img, is_img))| {
-            let mut col = vec![0.0f32; tk];
-            let mut pre = vec![0.0f32; g];
-            for r in 0..geo.height {
-                for j in 0..geo.width {
-                    let p = r * geo.width + j;
-                    gather(geo, h_img, r, j, &mut col);
-                    pre.copy_from_slice(&is_img[p * g..(p + 1) * g]);
-                    for (q, &x) in col.iter().enumerate() {
-                        if x != 0.0 {
-                            for (a, &wv) in pre.iter_mut().zip(&wp[q * g..(q + 1) * g]) {
-                                *a += x * wv;
-                            }
-                        }
-                    }
+            let maxp = geo.max_step_len();
+            let mut cols = vec![0.0f32; maxp * tk];
+            let mut pre = vec![0.0f32; maxp * g];
+            for s in 0..geo.steps() {
+                let (p0, m, stride) = geo.step_span(s);
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
+                    gather(geo, h_img, r, j, &mut cols[q * tk..(q + 1) * tk]);
+                    pre[q * g..(q + 1) * g].copy_from_slice(&is_img[p * g..(p + 1) * g]);
+                }
+                rows_times(&cols, tk, m, tk, wp, g, g, &mut pre, g);
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
                     // The previous cell is earlier in raster order: split there to borrow it.
                     let (c_done, c_rest) = c_img.split_at_mut(p * hd);
                     let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
                     cell_forward(
-                        &pre,
+                        &pre[q * g..(q + 1) * g],
                         c_prev,
                         &mut g_img[p * g..(p + 1) * g],
                         &mut c_rest[..hd],
@@ -388,6 +538,21 @@ pub fn backward(
     (d_is, unpack_state_weight(&dwp, geo))
 }
 
+/// Transposes the packed `[taps * h, 4h]` state weight to `[4h, taps * h]`.
+fn transpose_packed(wp: &[f32], tk: usize, g: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; g * tk];
+    for q in 0..tk {
+        for o in 0..g {
+            t[o * tk + q] = wp[q * g + o];
+        }
+    }
+    t
+}
+
+/// The fused backward: each image on its own thread, its steps in reverse. Per step: the gate
+/// backward of every position, then one small product `d_pre . W^T` for the gradient reaching
+/// the previous step's states. The weight gradient waits until the image is done: one GEMM
+/// `cols^T . d_pre` over all its positions.
 fn backward_fused(
     h: &[f32],
     c: &[f32],
@@ -400,6 +565,7 @@ fn backward_fused(
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
     let tk = geo.taps() * hd;
+    let wpt = transpose_packed(wp, tk, g);
     let mut d_is = vec![0.0f32; n * plane * g];
     let dwps: Vec<Vec<f32>> = d_is
         .par_chunks_mut(plane * g)
@@ -413,53 +579,77 @@ fn backward_fused(
             let dh_img = &dh[b * plane * hd..(b + 1) * plane * hd];
             let mut dh_carry = vec![0.0f32; plane * hd];
             let mut dc_carry = vec![0.0f32; plane * hd];
-            let mut dwp = vec![0.0f32; tk * g];
-            let (mut col, mut dh_tot, mut dc_prev) =
-                (vec![0.0f32; tk], vec![0.0f32; hd], vec![0.0f32; hd]);
-            for r in (0..geo.height).rev() {
-                for j in (0..geo.width).rev() {
-                    let p = r * geo.width + j;
+            let mut dcols = vec![0.0f32; geo.max_step_len() * tk];
+            let (mut dh_tot, mut dc_prev) = (vec![0.0f32; hd], vec![0.0f32; hd]);
+            for s in (0..geo.steps()).rev() {
+                let (p0, m, stride) = geo.step_span(s);
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
                     for u in 0..hd {
                         dh_tot[u] = dh_img[p * hd + u] + dh_carry[p * hd + u];
                     }
                     let cp = geo.cell_prev(r, j);
                     let c_prev = cp.map(|q| &c_img[q * hd..(q + 1) * hd]);
-                    let d_pre = &mut d_is_img[p * g..(p + 1) * g];
                     cell_backward(
                         &g_img[p * g..(p + 1) * g],
                         &c_img[p * hd..(p + 1) * hd],
                         c_prev,
                         &dh_tot,
                         &dc_carry[p * hd..(p + 1) * hd],
-                        d_pre,
+                        &mut d_is_img[p * g..(p + 1) * g],
                         &mut dc_prev,
                     );
                     if let Some(q) = cp {
                         dc_carry[q * hd..(q + 1) * hd].copy_from_slice(&dc_prev);
                     }
-                    gather(geo, h_img, r, j, &mut col);
+                }
+                if s == 0 {
+                    break; // the first step reads no earlier state
+                }
+                // The step's d_pre rows are `stride` positions apart in d_is: no gather.
+                dcols[..m * tk].fill(0.0);
+                rows_times(
+                    &d_is_img[p0 * g..],
+                    stride * g,
+                    m,
+                    g,
+                    &wpt,
+                    tk,
+                    tk,
+                    &mut dcols,
+                    tk,
+                );
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
                     for t in 0..geo.taps() {
-                        let Some(src) = geo.neighbour(r, j, t) else {
-                            continue;
-                        };
-                        for u in 0..hd {
-                            let qrow = (t * hd + u) * g;
-                            let wrow = &wp[qrow..qrow + g];
-                            let mut acc = 0.0f32;
-                            for (wv, dp) in wrow.iter().zip(d_pre.iter()) {
-                                acc += wv * dp;
-                            }
-                            dh_carry[src * hd + u] += acc;
-                            let x = col[t * hd + u];
-                            if x != 0.0 {
-                                for (dw, dp) in dwp[qrow..qrow + g].iter_mut().zip(d_pre.iter()) {
-                                    *dw += x * dp;
-                                }
+                        if let Some(src) = geo.neighbour(r, j, t) {
+                            let d = &dcols[q * tk + t * hd..q * tk + (t + 1) * hd];
+                            for (a, &v) in dh_carry[src * hd..(src + 1) * hd].iter_mut().zip(d) {
+                                *a += v;
                             }
                         }
                     }
                 }
             }
+            // Weight gradient of the image: cols^T . d_pre over all its positions.
+            let mut cols = vec![0.0f32; plane * tk];
+            for r in 0..geo.height {
+                for j in 0..geo.width {
+                    let p = r * geo.width + j;
+                    gather(geo, h_img, r, j, &mut cols[p * tk..(p + 1) * tk]);
+                }
+            }
+            let mut dwp = vec![0.0f32; tk * g];
+            sgemm_serial(
+                tk,
+                g,
+                plane,
+                MatRef::transposed(&cols, tk),
+                MatRef::row_major(d_is_img, g),
+                &mut dwp,
+                false,
+            );
             dwp
         })
         .collect();
