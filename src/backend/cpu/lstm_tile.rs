@@ -140,7 +140,8 @@ mod avx2 {
 
     /// `R` rows, all `n` columns: blocks of 16 columns (two registers per row), then one of 8,
     /// then single columns with scalar FMAs (the same rounding as the vector lanes).
-    #[allow(clippy::too_many_arguments)]
+    // Row loops index the accumulator arrays and offset raw pointers with the same `r`.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const R: usize>(
