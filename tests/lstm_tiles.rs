@@ -237,3 +237,25 @@ fn fast_tanh_is_within_a_few_ulp() {
     assert!(tanh(f32::NAN).is_nan());
     eprintln!("fast tanh: worst relative error {worst:e}");
 }
+
+/// `step_span` / `step_position` (the sweeps' allocation-free step walk) list the same
+/// positions in the same order as `step_positions`, and every position once.
+#[test]
+fn step_spans_cover_every_position_once() {
+    for (scan, _, height, width, hd) in cases() {
+        let geo = geometry(scan, height, width, hd);
+        let mut seen = vec![0usize; height * width];
+        for s in 0..geo.steps() {
+            let (p0, m, stride) = geo.step_span(s);
+            let want = geo.step_positions(s);
+            assert_eq!(m, want.len(), "{scan:?} {height}x{width} step {s}");
+            assert!(m <= geo.max_step_len());
+            for (q, &(r, j)) in want.iter().enumerate() {
+                assert_eq!(geo.step_position(s, q), (r, j));
+                assert_eq!(p0 + q * stride, r * width + j);
+                seen[r * width + j] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&k| k == 1), "{scan:?} {height}x{width}");
+    }
+}

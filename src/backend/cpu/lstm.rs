@@ -458,32 +458,6 @@ pub(super) fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mu
     }
 }
 
-/// Positions `(image, r, j)` of unfused step `s` for every image of the batch.
-fn step_rows(geo: &Geometry, n: usize, s: usize) -> Vec<(usize, usize, usize)> {
-    let pos = geo.step_positions(s);
-    (0..n)
-        .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
-        .collect()
-}
-
-/// The state-to-state inputs `[rows, taps * h]` of a step, gathered from the hidden states `h`
-/// of the whole batch.
-fn gather_rows(geo: &Geometry, h: &[f32], rows: &[(usize, usize, usize)]) -> Vec<f32> {
-    let (hd, plane) = (geo.hidden, geo.height * geo.width);
-    let tk = geo.taps() * hd;
-    let mut cols = vec![0.0f32; rows.len() * tk];
-    for (q, &(b, r, j)) in rows.iter().enumerate() {
-        gather(
-            geo,
-            &h[b * plane * hd..(b + 1) * plane * hd],
-            r,
-            j,
-            &mut cols[q * tk..(q + 1) * tk],
-        );
-    }
-    cols
-}
-
 /// Whether recurrence variant `rec` runs as the fused sweep on the CPU (else the unfused
 /// per-step GEMMs). [`Recurrence::Persistent`] is the fused sweep: that sweep already makes one
 /// pass per image with the packed weights in cache, which is what the persistent variant adds
@@ -558,6 +532,9 @@ fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
     (h, c, gates)
 }
 
+/// The unfused path: per step, one GEMM over the step's positions in the whole batch (rows
+/// `b * m + q`: image `b`, `q`-th position of the step), then a separate gate pass, run per
+/// image, that writes straight into the outputs. The step buffers are allocated once.
 fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
@@ -565,46 +542,51 @@ fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward 
     let mut h = vec![0.0f32; n * plane * hd];
     let mut c = vec![0.0f32; n * plane * hd];
     let mut gates = vec![0.0f32; n * plane * g];
+    let rows_max = n * geo.max_step_len();
+    let mut pre = vec![0.0f32; rows_max * g];
+    let mut cols = vec![0.0f32; rows_max * tk];
     for s in 0..geo.steps() {
-        let rows = step_rows(geo, n, s);
-        let m = rows.len();
+        let (p0, m, stride) = geo.step_span(s);
+        let rows = n * m;
         // The step's pre-activations: input-to-state part, then one GEMM for state-to-state.
-        let mut pre = vec![0.0f32; m * g];
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            let p = b * plane + r * geo.width + j;
-            pre[q * g..(q + 1) * g].copy_from_slice(&is[p * g..(p + 1) * g]);
+        for b in 0..n {
+            let h_img = &h[b * plane * hd..(b + 1) * plane * hd];
+            for q in 0..m {
+                let (r, j) = geo.step_position(s, q);
+                let (row, p) = (b * m + q, b * plane + p0 + q * stride);
+                copy_small(&mut pre[row * g..(row + 1) * g], &is[p * g..(p + 1) * g]);
+                gather(geo, h_img, r, j, &mut cols[row * tk..(row + 1) * tk]);
+            }
         }
-        let cols = gather_rows(geo, &h, &rows);
         sgemm(
-            m,
+            rows,
             g,
             tk,
-            MatRef::row_major(&cols, tk),
+            MatRef::row_major(&cols[..rows * tk], tk),
             MatRef::row_major(wp, g),
-            &mut pre,
+            &mut pre[..rows * g],
             true,
         );
-        // Separate pass: gates and cell update of the whole step.
-        let mut g_step = vec![0.0f32; m * g];
-        let mut c_step = vec![0.0f32; m * hd];
-        let mut h_step = vec![0.0f32; m * hd];
-        let c_ref = &c;
-        g_step
-            .par_chunks_mut(g)
-            .zip(c_step.par_chunks_mut(hd).zip(h_step.par_chunks_mut(hd)))
-            .zip(pre.par_chunks(g).zip(rows.par_iter()))
-            .for_each(|((gq, (cq, hq)), (pq, &(b, r, j)))| {
-                let c_prev = geo
-                    .cell_prev(r, j)
-                    .map(|p| &c_ref[(b * plane + p) * hd..(b * plane + p + 1) * hd]);
-                cell_forward(pq, c_prev, gq, cq, hq);
+        // Separate pass: gates and cell update of the whole step, one task per image.
+        h.par_chunks_mut(plane * hd)
+            .zip(c.par_chunks_mut(plane * hd))
+            .zip(gates.par_chunks_mut(plane * g))
+            .zip(pre[..rows * g].par_chunks(m * g))
+            .for_each(|(((h_img, c_img), g_img), pre_img)| {
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
+                    let (c_done, c_rest) = c_img.split_at_mut(p * hd);
+                    let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
+                    cell_forward(
+                        &pre_img[q * g..(q + 1) * g],
+                        c_prev,
+                        &mut g_img[p * g..(p + 1) * g],
+                        &mut c_rest[..hd],
+                        &mut h_img[p * hd..(p + 1) * hd],
+                    );
+                }
             });
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            let p = b * plane + r * geo.width + j;
-            gates[p * g..(p + 1) * g].copy_from_slice(&g_step[q * g..(q + 1) * g]);
-            c[p * hd..(p + 1) * hd].copy_from_slice(&c_step[q * hd..(q + 1) * hd]);
-            h[p * hd..(p + 1) * hd].copy_from_slice(&h_step[q * hd..(q + 1) * hd]);
-        }
     }
     (h, c, gates)
 }
@@ -783,75 +765,100 @@ fn backward_unfused(
     let mut dwp = vec![0.0f32; tk * g];
     let mut dh_carry = vec![0.0f32; n * plane * hd];
     let mut dc_carry = vec![0.0f32; n * plane * hd];
+    let rows_max = n * geo.max_step_len();
+    let mut d_pre = vec![0.0f32; rows_max * g];
+    let mut dcols = vec![0.0f32; rows_max * tk];
     for s in (0..geo.steps()).rev() {
-        let rows = step_rows(geo, n, s);
-        let m = rows.len();
-        // Gate pass of the whole step.
-        let mut d_pre = vec![0.0f32; m * g];
-        let mut dc_prev = vec![0.0f32; m * hd];
-        let (dh_carry_ref, dc_carry_ref) = (&dh_carry, &dc_carry);
-        d_pre
-            .par_chunks_mut(g)
-            .zip(dc_prev.par_chunks_mut(hd))
-            .zip(rows.par_iter())
-            .for_each(|((dq, dcq), &(b, r, j))| {
-                let p = b * plane + r * geo.width + j;
-                let dh_tot: Vec<f32> = (0..hd)
-                    .map(|u| dh[p * hd + u] + dh_carry_ref[p * hd + u])
-                    .collect();
-                let c_prev = geo
-                    .cell_prev(r, j)
-                    .map(|q| &c[(b * plane + q) * hd..(b * plane + q + 1) * hd]);
-                cell_backward(
-                    &gates[p * g..(p + 1) * g],
-                    &c[p * hd..(p + 1) * hd],
-                    c_prev,
-                    &dh_tot,
-                    &dc_carry_ref[p * hd..(p + 1) * hd],
-                    dq,
-                    dcq,
-                );
+        let (p0, m, stride) = geo.step_span(s);
+        let rows = n * m;
+        // Gate pass of the whole step, one task per image; d_pre goes to d_is and to the
+        // step's row-major buffer for the GEMMs.
+        d_is.par_chunks_mut(plane * g)
+            .zip(dc_carry.par_chunks_mut(plane * hd))
+            .zip(d_pre[..rows * g].par_chunks_mut(m * g))
+            .enumerate()
+            .for_each(|(b, ((d_is_img, dc_img), dp_img))| {
+                let base = b * plane;
+                let mut dh_tot = vec![0.0f32; hd];
+                let mut dc_prev = vec![0.0f32; hd];
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
+                    let at = (base + p) * hd;
+                    for u in 0..hd {
+                        dh_tot[u] = dh[at + u] + dh_carry[at + u];
+                    }
+                    let cp = geo.cell_prev(r, j);
+                    let c_prev = cp.map(|q| &c[(base + q) * hd..(base + q + 1) * hd]);
+                    cell_backward(
+                        &gates[(base + p) * g..(base + p + 1) * g],
+                        &c[at..at + hd],
+                        c_prev,
+                        &dh_tot,
+                        &dc_img[p * hd..(p + 1) * hd],
+                        &mut d_is_img[p * g..(p + 1) * g],
+                        &mut dc_prev,
+                    );
+                    if let Some(q) = cp {
+                        copy_small(&mut dc_img[q * hd..(q + 1) * hd], &dc_prev);
+                    }
+                    copy_small(
+                        &mut dp_img[q * g..(q + 1) * g],
+                        &d_is_img[p * g..(p + 1) * g],
+                    );
+                }
             });
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            let p = b * plane + r * geo.width + j;
-            d_is[p * g..(p + 1) * g].copy_from_slice(&d_pre[q * g..(q + 1) * g]);
-            if let Some(cp) = geo.cell_prev(r, j) {
-                let dst = (b * plane + cp) * hd;
-                dc_carry[dst..dst + hd].copy_from_slice(&dc_prev[q * hd..(q + 1) * hd]);
-            }
+        // State gradient of the step: one GEMM.
+        if s == 0 {
+            break; // the first step reads no earlier state
         }
-        // Weight gradient and state gradient of the step: two GEMMs.
-        let cols = gather_rows(geo, h, &rows);
         sgemm(
+            rows,
             tk,
             g,
-            m,
-            MatRef::transposed(&cols, tk),
-            MatRef::row_major(&d_pre, g),
-            &mut dwp,
-            true,
-        );
-        let mut dcols = vec![0.0f32; m * tk];
-        sgemm(
-            m,
-            tk,
-            g,
-            MatRef::row_major(&d_pre, g),
+            MatRef::row_major(&d_pre[..rows * g], g),
             MatRef::transposed(wp, g),
-            &mut dcols,
+            &mut dcols[..rows * tk],
             false,
         );
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            for t in 0..geo.taps() {
-                if let Some(src) = geo.neighbour(r, j, t) {
-                    let dst = (b * plane + src) * hd;
-                    for u in 0..hd {
-                        dh_carry[dst + u] += dcols[q * tk + t * hd + u];
+        for b in 0..n {
+            for q in 0..m {
+                let (r, j) = geo.step_position(s, q);
+                let row = b * m + q;
+                for t in 0..geo.taps() {
+                    if let Some(src) = geo.neighbour(r, j, t) {
+                        let dst = (b * plane + src) * hd;
+                        let d = &dcols[row * tk + t * hd..row * tk + (t + 1) * hd];
+                        for (a, &v) in dh_carry[dst..dst + hd].iter_mut().zip(d) {
+                            *a += v;
+                        }
                     }
                 }
             }
         }
     }
+    // Weight gradient: one GEMM `cols^T . d_pre` over every position of the batch (one product
+    // per step had an inner dimension of a few hundred rows and spent its time waking threads).
+    let mut cols = vec![0.0f32; n * plane * tk];
+    cols.par_chunks_mut(plane * tk)
+        .zip(h.par_chunks(plane * hd))
+        .for_each(|(cols_img, h_img)| {
+            for r in 0..geo.height {
+                for j in 0..geo.width {
+                    let p = r * geo.width + j;
+                    gather(geo, h_img, r, j, &mut cols_img[p * tk..(p + 1) * tk]);
+                }
+            }
+        });
+    sgemm(
+        tk,
+        g,
+        n * plane,
+        MatRef::transposed(&cols, tk),
+        MatRef::row_major(&d_is, g),
+        &mut dwp,
+        false,
+    );
     (d_is, dwp)
 }
 
