@@ -12,7 +12,8 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{sgemm, MatRef};
+use super::gemm::{sgemm, sgemm_serial, MatRef};
+use super::lstm_tile::rows_times;
 use super::softmax_nll::exp_neg;
 use crate::backend::{Backend, Recurrence};
 use crate::error::{Error, Result};
@@ -20,7 +21,7 @@ use crate::tensor::{same_shape, Tensor};
 
 /// Logistic sigmoid, through the polynomial `exp` of `softmax_nll` (within 2 ulp; a third of
 /// the cost of libm's `expf`) on `-|x|`, so that the exponential never overflows.
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     let e = exp_neg(-x.abs());
     let r = 1.0 / (1.0 + e);
@@ -31,8 +32,35 @@ fn sigmoid(x: f32) -> f32 {
     }
 }
 
+/// `tanh(x)` within a few ulp, branch-free so that the gate loops vectorise (libm's `tanhf`
+/// is a scalar call; with `expm1f` it was about a sixth of a Row LSTM training step). Cephes'
+/// `tanhf`: an odd polynomial for `|x| < 0.625`, where `1 - e` would cancel, else
+/// `(1 - e) / (1 + e)` with `e = exp(-2|x|)` from [`exp_neg`] (which never overflows); both
+/// on `|x|`, with the sign put back, so that `tanh(-0) = -0`. NaN takes the polynomial branch
+/// and stays NaN.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let ax = x.abs();
+    let z = x * x;
+    let mut p = -5.704_988_7e-3f32;
+    p = p * z + 2.063_909e-2;
+    p = p * z - 5.373_971_6e-2;
+    p = p * z + 1.333_144_2e-1;
+    p = p * z - 3.333_328e-1;
+    let small = (p * z * ax + ax).copysign(x);
+    let e = exp_neg(-2.0 * ax);
+    let big = ((1.0 - e) / (1.0 + e)).copysign(x);
+    if ax >= 0.625 {
+        big
+    } else {
+        small
+    }
+}
+
 /// Gates, cell and hidden state of one position from its pre-activation `pre` `[4h]`
-/// (blocks o, f, i, g).
+/// (blocks o, f, i, g). Compiled for the baseline target and with AVX2, picked at run time:
+/// the same operations in the same order either way (Rust never contracts `a * b + c`), so the
+/// numbers do not depend on the machine.
 #[inline]
 pub fn cell_forward(
     pre: &[f32],
@@ -41,25 +69,110 @@ pub fn cell_forward(
     c: &mut [f32],
     h: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2_available() {
+            // SAFETY: the CPU has AVX2 (checked at run time).
+            unsafe { cell_forward_avx2(pre, c_prev, gates, c, h) };
+            return;
+        }
+    }
+    cell_forward_body(pre, c_prev, gates, c, h);
+}
+
+/// Whether this CPU has AVX2 (detected once).
+#[cfg(target_arch = "x86_64")]
+fn avx2_available() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cell_forward_avx2(
+    pre: &[f32],
+    c_prev: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+) {
+    cell_forward_body(pre, c_prev, gates, c, h);
+}
+
+/// Units per block of the gate loops: eight lanes in fixed-size arrays, so that the loop
+/// bodies vectorise (per-unit indexing into four gate blocks and an optional previous cell
+/// kept them scalar: a fifth of a Diagonal BiLSTM step). A partial last block is padded; every
+/// unit gets the same operations wherever it sits.
+const LANES: usize = 8;
+
+/// Copies up to [`LANES`] values into a zero-padded block (full blocks with a fixed-size copy,
+/// which compiles to one load instead of a `memmove` call).
+#[inline(always)]
+fn block(src: &[f32]) -> [f32; LANES] {
+    match <[f32; LANES]>::try_from(src) {
+        Ok(b) => b,
+        Err(_) => {
+            let mut b = [0.0f32; LANES];
+            b[..src.len()].copy_from_slice(src);
+            b
+        }
+    }
+}
+
+/// Stores the first `dst.len()` (at most [`LANES`]) values of a block.
+#[inline(always)]
+fn unblock(dst: &mut [f32], b: &[f32; LANES]) {
+    match <&mut [f32; LANES]>::try_from(&mut *dst) {
+        Ok(d) => *d = *b,
+        Err(_) => {
+            let w = dst.len();
+            dst.copy_from_slice(&b[..w]);
+        }
+    }
+}
+
+#[inline(always)]
+fn cell_forward_body(
+    pre: &[f32],
+    c_prev: Option<&[f32]>,
+    gates: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+) {
     let hd = h.len();
-    for u in 0..hd {
-        let o = sigmoid(pre[u]);
-        let f = sigmoid(pre[hd + u]);
-        let i = sigmoid(pre[2 * hd + u]);
-        let g = pre[3 * hd + u].tanh();
-        let cp = c_prev.map_or(0.0, |cp| cp[u]);
-        let cu = f * cp + i * g;
-        gates[u] = o;
-        gates[hd + u] = f;
-        gates[2 * hd + u] = i;
-        gates[3 * hd + u] = g;
-        c[u] = cu;
-        h[u] = o * cu.tanh();
+    let mut u0 = 0;
+    while u0 < hd {
+        let w = (hd - u0).min(LANES);
+        let po = block(&pre[u0..u0 + w]);
+        let pf = block(&pre[hd + u0..hd + u0 + w]);
+        let pi = block(&pre[2 * hd + u0..2 * hd + u0 + w]);
+        let pg = block(&pre[3 * hd + u0..3 * hd + u0 + w]);
+        let cp = c_prev.map_or([0.0; LANES], |cp| block(&cp[u0..u0 + w]));
+        let (mut o, mut f, mut i, mut g) =
+            ([0.0f32; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
+        let (mut cn, mut hn) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for l in 0..LANES {
+            o[l] = sigmoid(po[l]);
+            f[l] = sigmoid(pf[l]);
+            i[l] = sigmoid(pi[l]);
+            g[l] = tanh(pg[l]);
+            cn[l] = f[l] * cp[l] + i[l] * g[l];
+            hn[l] = o[l] * tanh(cn[l]);
+        }
+        unblock(&mut gates[u0..u0 + w], &o);
+        unblock(&mut gates[hd + u0..hd + u0 + w], &f);
+        unblock(&mut gates[2 * hd + u0..2 * hd + u0 + w], &i);
+        unblock(&mut gates[3 * hd + u0..3 * hd + u0 + w], &g);
+        unblock(&mut c[u0..u0 + w], &cn);
+        unblock(&mut h[u0..u0 + w], &hn);
+        u0 += w;
     }
 }
 
 /// Backward of [`cell_forward`]: from the total `dh` and the cell gradient `dc_in` arriving from
 /// the next step, writes `d_pre` `[4h]` and the gradient for the previous cell `dc_prev`.
+/// Multiversioned like [`cell_forward`].
 #[inline]
 pub fn cell_backward(
     gates: &[f32],
@@ -70,22 +183,71 @@ pub fn cell_backward(
     d_pre: &mut [f32],
     dc_prev: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2_available() {
+            // SAFETY: the CPU has AVX2 (checked at run time).
+            unsafe { cell_backward_avx2(gates, c, c_prev, dh, dc_in, d_pre, dc_prev) };
+            return;
+        }
+    }
+    cell_backward_body(gates, c, c_prev, dh, dc_in, d_pre, dc_prev);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn cell_backward_avx2(
+    gates: &[f32],
+    c: &[f32],
+    c_prev: Option<&[f32]>,
+    dh: &[f32],
+    dc_in: &[f32],
+    d_pre: &mut [f32],
+    dc_prev: &mut [f32],
+) {
+    cell_backward_body(gates, c, c_prev, dh, dc_in, d_pre, dc_prev);
+}
+
+#[inline(always)]
+fn cell_backward_body(
+    gates: &[f32],
+    c: &[f32],
+    c_prev: Option<&[f32]>,
+    dh: &[f32],
+    dc_in: &[f32],
+    d_pre: &mut [f32],
+    dc_prev: &mut [f32],
+) {
     let hd = c.len();
-    for u in 0..hd {
-        let (o, f, i, g) = (
-            gates[u],
-            gates[hd + u],
-            gates[2 * hd + u],
-            gates[3 * hd + u],
-        );
-        let tc = c[u].tanh();
-        let dc = dc_in[u] + dh[u] * o * (1.0 - tc * tc);
-        let cp = c_prev.map_or(0.0, |cp| cp[u]);
-        d_pre[u] = dh[u] * tc * o * (1.0 - o);
-        d_pre[hd + u] = dc * cp * f * (1.0 - f);
-        d_pre[2 * hd + u] = dc * g * i * (1.0 - i);
-        d_pre[3 * hd + u] = dc * i * (1.0 - g * g);
-        dc_prev[u] = dc * f;
+    let mut u0 = 0;
+    while u0 < hd {
+        let w = (hd - u0).min(LANES);
+        let o = block(&gates[u0..u0 + w]);
+        let f = block(&gates[hd + u0..hd + u0 + w]);
+        let i = block(&gates[2 * hd + u0..2 * hd + u0 + w]);
+        let g = block(&gates[3 * hd + u0..3 * hd + u0 + w]);
+        let cu = block(&c[u0..u0 + w]);
+        let dhv = block(&dh[u0..u0 + w]);
+        let dci = block(&dc_in[u0..u0 + w]);
+        let cp = c_prev.map_or([0.0; LANES], |cp| block(&cp[u0..u0 + w]));
+        let (mut d_o, mut d_f, mut d_i, mut d_g) =
+            ([0.0f32; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
+        let mut dcp = [0.0f32; LANES];
+        for l in 0..LANES {
+            let tc = tanh(cu[l]);
+            let dc = dci[l] + dhv[l] * o[l] * (1.0 - tc * tc);
+            d_o[l] = dhv[l] * tc * o[l] * (1.0 - o[l]);
+            d_f[l] = dc * cp[l] * f[l] * (1.0 - f[l]);
+            d_i[l] = dc * g[l] * i[l] * (1.0 - i[l]);
+            d_g[l] = dc * i[l] * (1.0 - g[l] * g[l]);
+            dcp[l] = dc * f[l];
+        }
+        unblock(&mut d_pre[u0..u0 + w], &d_o);
+        unblock(&mut d_pre[hd + u0..hd + u0 + w], &d_f);
+        unblock(&mut d_pre[2 * hd + u0..2 * hd + u0 + w], &d_i);
+        unblock(&mut d_pre[3 * hd + u0..3 * hd + u0 + w], &d_g);
+        unblock(&mut dc_prev[u0..u0 + w], &dcp);
+        u0 += w;
     }
 }
 
@@ -175,6 +337,45 @@ impl Geometry {
     }
 }
 
+impl Geometry {
+    /// Step `s` as a run of equally spaced positions: `(first flat position, count, stride)`.
+    /// A Row LSTM step is a row (stride 1); a Diagonal LSTM step is the anti-diagonal
+    /// `(lo, s - lo), (lo + 1, s - lo - 1), ...`, flat positions `W - 1` apart. Its `q`-th
+    /// position is `(r, j)` = [`Geometry::step_position`].
+    #[inline]
+    pub fn step_span(&self, s: usize) -> (usize, usize, usize) {
+        match self.scan {
+            Scan::Row { .. } => (s * self.width, self.width, 1),
+            Scan::Diagonal => {
+                let lo = s.saturating_sub(self.width - 1);
+                let hi = s.min(self.height - 1);
+                (s + lo * (self.width - 1), hi + 1 - lo, self.width - 1)
+            }
+        }
+    }
+
+    /// Position `(r, j)` of the `q`-th entry of step `s` (the order of
+    /// [`Geometry::step_positions`]).
+    #[inline]
+    pub fn step_position(&self, s: usize, q: usize) -> (usize, usize) {
+        match self.scan {
+            Scan::Row { .. } => (s, q),
+            Scan::Diagonal => {
+                let r = s.saturating_sub(self.width - 1) + q;
+                (r, s - r)
+            }
+        }
+    }
+
+    /// The most positions any step has.
+    pub fn max_step_len(&self) -> usize {
+        match self.scan {
+            Scan::Row { .. } => self.width,
+            Scan::Diagonal => self.height.min(self.width),
+        }
+    }
+}
+
 /// Packs `[4h, h, kh, kw]` into `[taps * h, 4h]` (tap-major rows, as the gathers produce).
 pub fn pack_state_weight(w: &[f32], geo: &Geometry) -> Vec<f32> {
     let [g, hd, kh, kw] = geo.weight_shape();
@@ -205,43 +406,56 @@ fn unpack_state_weight(p: &[f32], geo: &Geometry) -> Vec<f32> {
     w
 }
 
-/// Gathers the state-to-state input of position `(r, j)` from one image's hidden states.
+/// `dst.copy_from_slice(src)` for the per-position vectors of the sweeps (h or 4h floats):
+/// blocks of [`LANES`] with a fixed-size copy each, so that no `memmove` call is made per
+/// position (those calls were a tenth of a Diagonal BiLSTM step).
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_small: lengths differ");
+    let mut d = dst.chunks_exact_mut(LANES);
+    let mut s = src.chunks_exact(LANES);
+    for (dc, sc) in (&mut d).zip(&mut s) {
+        unblock(dc, &block(sc));
+    }
+    for (a, &b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = b;
+    }
+}
+
+/// Asks the CPU to start loading the cache lines of `v` (a hint; no effect on results). The
+/// fused backward reads each step's gates, cells and gradients at positions far apart in
+/// memory (a Diagonal step's positions are `W - 1` pixels apart), which the hardware
+/// prefetchers do not follow: prefetching the next step while the current one is computed
+/// hides those misses.
+#[inline(always)]
+fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let mut off = 0;
+        while off < v.len() {
+            // SAFETY: `off < v.len()`, so the address lies inside `v`; a prefetch never faults
+            // and does not change memory.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(v.as_ptr().add(off).cast::<i8>()) };
+            off += 16;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// Gathers the state-to-state input of position `(r, j)` from one image's hidden states
+/// (zeros for taps outside the image).
 #[inline]
-fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mut [f32]) {
+pub(super) fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mut [f32]) {
     let hd = geo.hidden;
     for t in 0..geo.taps() {
         let dst = &mut col[t * hd..(t + 1) * hd];
         match geo.neighbour(r, j, t) {
-            Some(p) => dst.copy_from_slice(&h_img[p * hd..(p + 1) * hd]),
+            Some(p) => copy_small(dst, &h_img[p * hd..(p + 1) * hd]),
             None => dst.fill(0.0),
         }
     }
-}
-
-/// Positions `(image, r, j)` of unfused step `s` for every image of the batch.
-fn step_rows(geo: &Geometry, n: usize, s: usize) -> Vec<(usize, usize, usize)> {
-    let pos = geo.step_positions(s);
-    (0..n)
-        .flat_map(|b| pos.iter().map(move |&(r, j)| (b, r, j)))
-        .collect()
-}
-
-/// The state-to-state inputs `[rows, taps * h]` of a step, gathered from the hidden states `h`
-/// of the whole batch.
-fn gather_rows(geo: &Geometry, h: &[f32], rows: &[(usize, usize, usize)]) -> Vec<f32> {
-    let (hd, plane) = (geo.hidden, geo.height * geo.width);
-    let tk = geo.taps() * hd;
-    let mut cols = vec![0.0f32; rows.len() * tk];
-    for (q, &(b, r, j)) in rows.iter().enumerate() {
-        gather(
-            geo,
-            &h[b * plane * hd..(b + 1) * plane * hd],
-            r,
-            j,
-            &mut cols[q * tk..(q + 1) * tk],
-        );
-    }
-    cols
 }
 
 /// Whether recurrence variant `rec` runs as the fused sweep on the CPU (else the unfused
@@ -269,6 +483,9 @@ pub fn forward(is: &[f32], w: &[f32], n: usize, geo: &Geometry, fused: bool) -> 
     }
 }
 
+/// The fused sweep: each image on its own thread, its steps in order; per step one small
+/// product for all the step's positions ([`rows_times`], the arithmetic `forward_at` shares),
+/// then the gates position by position.
 fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
@@ -284,25 +501,26 @@ fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
                 .zip(is.par_chunks(plane * g)),
         )
         .for_each(|((h_img, c_img), (g_img, is_img))| {
-            let mut col = vec![0.0f32; tk];
-            let mut pre = vec![0.0f32; g];
-            for r in 0..geo.height {
-                for j in 0..geo.width {
-                    let p = r * geo.width + j;
-                    gather(geo, h_img, r, j, &mut col);
-                    pre.copy_from_slice(&is_img[p * g..(p + 1) * g]);
-                    for (q, &x) in col.iter().enumerate() {
-                        if x != 0.0 {
-                            for (a, &wv) in pre.iter_mut().zip(&wp[q * g..(q + 1) * g]) {
-                                *a += x * wv;
-                            }
-                        }
-                    }
+            let maxp = geo.max_step_len();
+            let mut cols = vec![0.0f32; maxp * tk];
+            let mut pre = vec![0.0f32; maxp * g];
+            for s in 0..geo.steps() {
+                let (p0, m, stride) = geo.step_span(s);
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
+                    gather(geo, h_img, r, j, &mut cols[q * tk..(q + 1) * tk]);
+                    copy_small(&mut pre[q * g..(q + 1) * g], &is_img[p * g..(p + 1) * g]);
+                }
+                rows_times(&cols, tk, m, tk, wp, g, g, &mut pre, g);
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
                     // The previous cell is earlier in raster order: split there to borrow it.
                     let (c_done, c_rest) = c_img.split_at_mut(p * hd);
                     let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
                     cell_forward(
-                        &pre,
+                        &pre[q * g..(q + 1) * g],
                         c_prev,
                         &mut g_img[p * g..(p + 1) * g],
                         &mut c_rest[..hd],
@@ -314,6 +532,9 @@ fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
     (h, c, gates)
 }
 
+/// The unfused path: per step, one GEMM over the step's positions in the whole batch (rows
+/// `b * m + q`: image `b`, `q`-th position of the step), then a separate gate pass, run per
+/// image, that writes straight into the outputs. The step buffers are allocated once.
 fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
@@ -321,46 +542,51 @@ fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward 
     let mut h = vec![0.0f32; n * plane * hd];
     let mut c = vec![0.0f32; n * plane * hd];
     let mut gates = vec![0.0f32; n * plane * g];
+    let rows_max = n * geo.max_step_len();
+    let mut pre = vec![0.0f32; rows_max * g];
+    let mut cols = vec![0.0f32; rows_max * tk];
     for s in 0..geo.steps() {
-        let rows = step_rows(geo, n, s);
-        let m = rows.len();
+        let (p0, m, stride) = geo.step_span(s);
+        let rows = n * m;
         // The step's pre-activations: input-to-state part, then one GEMM for state-to-state.
-        let mut pre = vec![0.0f32; m * g];
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            let p = b * plane + r * geo.width + j;
-            pre[q * g..(q + 1) * g].copy_from_slice(&is[p * g..(p + 1) * g]);
+        for b in 0..n {
+            let h_img = &h[b * plane * hd..(b + 1) * plane * hd];
+            for q in 0..m {
+                let (r, j) = geo.step_position(s, q);
+                let (row, p) = (b * m + q, b * plane + p0 + q * stride);
+                copy_small(&mut pre[row * g..(row + 1) * g], &is[p * g..(p + 1) * g]);
+                gather(geo, h_img, r, j, &mut cols[row * tk..(row + 1) * tk]);
+            }
         }
-        let cols = gather_rows(geo, &h, &rows);
         sgemm(
-            m,
+            rows,
             g,
             tk,
-            MatRef::row_major(&cols, tk),
+            MatRef::row_major(&cols[..rows * tk], tk),
             MatRef::row_major(wp, g),
-            &mut pre,
+            &mut pre[..rows * g],
             true,
         );
-        // Separate pass: gates and cell update of the whole step.
-        let mut g_step = vec![0.0f32; m * g];
-        let mut c_step = vec![0.0f32; m * hd];
-        let mut h_step = vec![0.0f32; m * hd];
-        let c_ref = &c;
-        g_step
-            .par_chunks_mut(g)
-            .zip(c_step.par_chunks_mut(hd).zip(h_step.par_chunks_mut(hd)))
-            .zip(pre.par_chunks(g).zip(rows.par_iter()))
-            .for_each(|((gq, (cq, hq)), (pq, &(b, r, j)))| {
-                let c_prev = geo
-                    .cell_prev(r, j)
-                    .map(|p| &c_ref[(b * plane + p) * hd..(b * plane + p + 1) * hd]);
-                cell_forward(pq, c_prev, gq, cq, hq);
+        // Separate pass: gates and cell update of the whole step, one task per image.
+        h.par_chunks_mut(plane * hd)
+            .zip(c.par_chunks_mut(plane * hd))
+            .zip(gates.par_chunks_mut(plane * g))
+            .zip(pre[..rows * g].par_chunks(m * g))
+            .for_each(|(((h_img, c_img), g_img), pre_img)| {
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
+                    let (c_done, c_rest) = c_img.split_at_mut(p * hd);
+                    let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
+                    cell_forward(
+                        &pre_img[q * g..(q + 1) * g],
+                        c_prev,
+                        &mut g_img[p * g..(p + 1) * g],
+                        &mut c_rest[..hd],
+                        &mut h_img[p * hd..(p + 1) * hd],
+                    );
+                }
             });
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            let p = b * plane + r * geo.width + j;
-            gates[p * g..(p + 1) * g].copy_from_slice(&g_step[q * g..(q + 1) * g]);
-            c[p * hd..(p + 1) * hd].copy_from_slice(&c_step[q * hd..(q + 1) * hd]);
-            h[p * hd..(p + 1) * hd].copy_from_slice(&h_step[q * hd..(q + 1) * hd]);
-        }
     }
     (h, c, gates)
 }
@@ -388,6 +614,21 @@ pub fn backward(
     (d_is, unpack_state_weight(&dwp, geo))
 }
 
+/// Transposes the packed `[taps * h, 4h]` state weight to `[4h, taps * h]`.
+fn transpose_packed(wp: &[f32], tk: usize, g: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; g * tk];
+    for q in 0..tk {
+        for o in 0..g {
+            t[o * tk + q] = wp[q * g + o];
+        }
+    }
+    t
+}
+
+/// The fused backward: each image on its own thread, its steps in reverse. Per step: the gate
+/// backward of every position, then one small product `d_pre . W^T` for the gradient reaching
+/// the previous step's states. The weight gradient waits until the image is done: one GEMM
+/// `cols^T . d_pre` over all its positions.
 fn backward_fused(
     h: &[f32],
     c: &[f32],
@@ -400,6 +641,7 @@ fn backward_fused(
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
     let tk = geo.taps() * hd;
+    let wpt = transpose_packed(wp, tk, g);
     let mut d_is = vec![0.0f32; n * plane * g];
     let dwps: Vec<Vec<f32>> = d_is
         .par_chunks_mut(plane * g)
@@ -413,53 +655,88 @@ fn backward_fused(
             let dh_img = &dh[b * plane * hd..(b + 1) * plane * hd];
             let mut dh_carry = vec![0.0f32; plane * hd];
             let mut dc_carry = vec![0.0f32; plane * hd];
-            let mut dwp = vec![0.0f32; tk * g];
-            let (mut col, mut dh_tot, mut dc_prev) =
-                (vec![0.0f32; tk], vec![0.0f32; hd], vec![0.0f32; hd]);
-            for r in (0..geo.height).rev() {
-                for j in (0..geo.width).rev() {
-                    let p = r * geo.width + j;
+            let mut dcols = vec![0.0f32; geo.max_step_len() * tk];
+            let (mut dh_tot, mut dc_prev) = (vec![0.0f32; hd], vec![0.0f32; hd]);
+            for s in (0..geo.steps()).rev() {
+                let (p0, m, stride) = geo.step_span(s);
+                // Two steps ahead: step s already reads the cells of step s - 1.
+                if s > 1 {
+                    let (p0, m, stride) = geo.step_span(s - 2);
+                    for q in 0..m {
+                        let p = p0 + q * stride;
+                        prefetch(&g_img[p * g..(p + 1) * g]);
+                        prefetch(&c_img[p * hd..(p + 1) * hd]);
+                        prefetch(&dh_img[p * hd..(p + 1) * hd]);
+                        prefetch(&d_is_img[p * g..(p + 1) * g]);
+                    }
+                }
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
                     for u in 0..hd {
                         dh_tot[u] = dh_img[p * hd + u] + dh_carry[p * hd + u];
                     }
                     let cp = geo.cell_prev(r, j);
                     let c_prev = cp.map(|q| &c_img[q * hd..(q + 1) * hd]);
-                    let d_pre = &mut d_is_img[p * g..(p + 1) * g];
                     cell_backward(
                         &g_img[p * g..(p + 1) * g],
                         &c_img[p * hd..(p + 1) * hd],
                         c_prev,
                         &dh_tot,
                         &dc_carry[p * hd..(p + 1) * hd],
-                        d_pre,
+                        &mut d_is_img[p * g..(p + 1) * g],
                         &mut dc_prev,
                     );
                     if let Some(q) = cp {
-                        dc_carry[q * hd..(q + 1) * hd].copy_from_slice(&dc_prev);
+                        copy_small(&mut dc_carry[q * hd..(q + 1) * hd], &dc_prev);
                     }
-                    gather(geo, h_img, r, j, &mut col);
+                }
+                if s == 0 {
+                    break; // the first step reads no earlier state
+                }
+                // The step's d_pre rows are `stride` positions apart in d_is: no gather.
+                dcols[..m * tk].fill(0.0);
+                rows_times(
+                    &d_is_img[p0 * g..],
+                    stride * g,
+                    m,
+                    g,
+                    &wpt,
+                    tk,
+                    tk,
+                    &mut dcols,
+                    tk,
+                );
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
                     for t in 0..geo.taps() {
-                        let Some(src) = geo.neighbour(r, j, t) else {
-                            continue;
-                        };
-                        for u in 0..hd {
-                            let qrow = (t * hd + u) * g;
-                            let wrow = &wp[qrow..qrow + g];
-                            let mut acc = 0.0f32;
-                            for (wv, dp) in wrow.iter().zip(d_pre.iter()) {
-                                acc += wv * dp;
-                            }
-                            dh_carry[src * hd + u] += acc;
-                            let x = col[t * hd + u];
-                            if x != 0.0 {
-                                for (dw, dp) in dwp[qrow..qrow + g].iter_mut().zip(d_pre.iter()) {
-                                    *dw += x * dp;
-                                }
+                        if let Some(src) = geo.neighbour(r, j, t) {
+                            let d = &dcols[q * tk + t * hd..q * tk + (t + 1) * hd];
+                            for (a, &v) in dh_carry[src * hd..(src + 1) * hd].iter_mut().zip(d) {
+                                *a += v;
                             }
                         }
                     }
                 }
             }
+            // Weight gradient of the image: cols^T . d_pre over all its positions.
+            let mut cols = vec![0.0f32; plane * tk];
+            for r in 0..geo.height {
+                for j in 0..geo.width {
+                    let p = r * geo.width + j;
+                    gather(geo, h_img, r, j, &mut cols[p * tk..(p + 1) * tk]);
+                }
+            }
+            let mut dwp = vec![0.0f32; tk * g];
+            sgemm_serial(
+                tk,
+                g,
+                plane,
+                MatRef::transposed(&cols, tk),
+                MatRef::row_major(d_is_img, g),
+                &mut dwp,
+                false,
+            );
             dwp
         })
         .collect();
@@ -488,75 +765,100 @@ fn backward_unfused(
     let mut dwp = vec![0.0f32; tk * g];
     let mut dh_carry = vec![0.0f32; n * plane * hd];
     let mut dc_carry = vec![0.0f32; n * plane * hd];
+    let rows_max = n * geo.max_step_len();
+    let mut d_pre = vec![0.0f32; rows_max * g];
+    let mut dcols = vec![0.0f32; rows_max * tk];
     for s in (0..geo.steps()).rev() {
-        let rows = step_rows(geo, n, s);
-        let m = rows.len();
-        // Gate pass of the whole step.
-        let mut d_pre = vec![0.0f32; m * g];
-        let mut dc_prev = vec![0.0f32; m * hd];
-        let (dh_carry_ref, dc_carry_ref) = (&dh_carry, &dc_carry);
-        d_pre
-            .par_chunks_mut(g)
-            .zip(dc_prev.par_chunks_mut(hd))
-            .zip(rows.par_iter())
-            .for_each(|((dq, dcq), &(b, r, j))| {
-                let p = b * plane + r * geo.width + j;
-                let dh_tot: Vec<f32> = (0..hd)
-                    .map(|u| dh[p * hd + u] + dh_carry_ref[p * hd + u])
-                    .collect();
-                let c_prev = geo
-                    .cell_prev(r, j)
-                    .map(|q| &c[(b * plane + q) * hd..(b * plane + q + 1) * hd]);
-                cell_backward(
-                    &gates[p * g..(p + 1) * g],
-                    &c[p * hd..(p + 1) * hd],
-                    c_prev,
-                    &dh_tot,
-                    &dc_carry_ref[p * hd..(p + 1) * hd],
-                    dq,
-                    dcq,
-                );
+        let (p0, m, stride) = geo.step_span(s);
+        let rows = n * m;
+        // Gate pass of the whole step, one task per image; d_pre goes to d_is and to the
+        // step's row-major buffer for the GEMMs.
+        d_is.par_chunks_mut(plane * g)
+            .zip(dc_carry.par_chunks_mut(plane * hd))
+            .zip(d_pre[..rows * g].par_chunks_mut(m * g))
+            .enumerate()
+            .for_each(|(b, ((d_is_img, dc_img), dp_img))| {
+                let base = b * plane;
+                let mut dh_tot = vec![0.0f32; hd];
+                let mut dc_prev = vec![0.0f32; hd];
+                for q in 0..m {
+                    let (r, j) = geo.step_position(s, q);
+                    let p = p0 + q * stride;
+                    let at = (base + p) * hd;
+                    for u in 0..hd {
+                        dh_tot[u] = dh[at + u] + dh_carry[at + u];
+                    }
+                    let cp = geo.cell_prev(r, j);
+                    let c_prev = cp.map(|q| &c[(base + q) * hd..(base + q + 1) * hd]);
+                    cell_backward(
+                        &gates[(base + p) * g..(base + p + 1) * g],
+                        &c[at..at + hd],
+                        c_prev,
+                        &dh_tot,
+                        &dc_img[p * hd..(p + 1) * hd],
+                        &mut d_is_img[p * g..(p + 1) * g],
+                        &mut dc_prev,
+                    );
+                    if let Some(q) = cp {
+                        copy_small(&mut dc_img[q * hd..(q + 1) * hd], &dc_prev);
+                    }
+                    copy_small(
+                        &mut dp_img[q * g..(q + 1) * g],
+                        &d_is_img[p * g..(p + 1) * g],
+                    );
+                }
             });
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            let p = b * plane + r * geo.width + j;
-            d_is[p * g..(p + 1) * g].copy_from_slice(&d_pre[q * g..(q + 1) * g]);
-            if let Some(cp) = geo.cell_prev(r, j) {
-                let dst = (b * plane + cp) * hd;
-                dc_carry[dst..dst + hd].copy_from_slice(&dc_prev[q * hd..(q + 1) * hd]);
-            }
+        // State gradient of the step: one GEMM.
+        if s == 0 {
+            break; // the first step reads no earlier state
         }
-        // Weight gradient and state gradient of the step: two GEMMs.
-        let cols = gather_rows(geo, h, &rows);
         sgemm(
+            rows,
             tk,
             g,
-            m,
-            MatRef::transposed(&cols, tk),
-            MatRef::row_major(&d_pre, g),
-            &mut dwp,
-            true,
-        );
-        let mut dcols = vec![0.0f32; m * tk];
-        sgemm(
-            m,
-            tk,
-            g,
-            MatRef::row_major(&d_pre, g),
+            MatRef::row_major(&d_pre[..rows * g], g),
             MatRef::transposed(wp, g),
-            &mut dcols,
+            &mut dcols[..rows * tk],
             false,
         );
-        for (q, &(b, r, j)) in rows.iter().enumerate() {
-            for t in 0..geo.taps() {
-                if let Some(src) = geo.neighbour(r, j, t) {
-                    let dst = (b * plane + src) * hd;
-                    for u in 0..hd {
-                        dh_carry[dst + u] += dcols[q * tk + t * hd + u];
+        for b in 0..n {
+            for q in 0..m {
+                let (r, j) = geo.step_position(s, q);
+                let row = b * m + q;
+                for t in 0..geo.taps() {
+                    if let Some(src) = geo.neighbour(r, j, t) {
+                        let dst = (b * plane + src) * hd;
+                        let d = &dcols[row * tk + t * hd..row * tk + (t + 1) * hd];
+                        for (a, &v) in dh_carry[dst..dst + hd].iter_mut().zip(d) {
+                            *a += v;
+                        }
                     }
                 }
             }
         }
     }
+    // Weight gradient: one GEMM `cols^T . d_pre` over every position of the batch (one product
+    // per step had an inner dimension of a few hundred rows and spent its time waking threads).
+    let mut cols = vec![0.0f32; n * plane * tk];
+    cols.par_chunks_mut(plane * tk)
+        .zip(h.par_chunks(plane * hd))
+        .for_each(|(cols_img, h_img)| {
+            for r in 0..geo.height {
+                for j in 0..geo.width {
+                    let p = r * geo.width + j;
+                    gather(geo, h_img, r, j, &mut cols_img[p * tk..(p + 1) * tk]);
+                }
+            }
+        });
+    sgemm(
+        tk,
+        g,
+        n * plane,
+        MatRef::transposed(&cols, tk),
+        MatRef::row_major(&d_is, g),
+        &mut dwp,
+        false,
+    );
     (d_is, dwp)
 }
 

@@ -1,10 +1,12 @@
 //! `row_lstm_forward_at` and `diag_lstm_forward_at` on the CPU: one position of the recurrence
 //! of [`super::lstm`] for the whole batch, reading the earlier states from the maps and
-//! writing the new ones into them (incremental sampling). Per image the arithmetic is the
-//! fused path's: `pre = is + sum over taps of h(neighbour) . W`, then
-//! [`super::lstm::cell_forward`].
+//! writing the new ones into them (incremental sampling). The arithmetic is the fused path's,
+//! through the same code: the zero-filled gather, [`super::lstm_tile::rows_times`] (here one
+//! row per image) and [`super::lstm::cell_forward`], so that sampling reproduces the training
+//! forward bit for bit.
 
-use super::lstm::{cell_forward, pack_state_weight, Geometry};
+use super::lstm::{cell_forward, gather, pack_state_weight, Geometry};
+use super::lstm_tile::rows_times;
 
 /// Position `(i, j)` of every image. `is`: `[n, 4h]`; `w`: `[4h, h, kh, kw]`; `h`, `c`:
 /// `[n, H, W, h]` maps, updated at `(i, j)`.
@@ -22,32 +24,29 @@ pub fn forward_at(
     let wp = pack_state_weight(w, geo);
     let hd = geo.hidden;
     let g = 4 * hd;
+    let tk = geo.taps() * hd;
     let plane = geo.height * geo.width;
     let p = i * geo.width + j;
-    let mut pre = vec![0.0f32; g];
+    let mut cols = vec![0.0f32; n * tk];
+    for b in 0..n {
+        let h_img = &h[b * plane * hd..(b + 1) * plane * hd];
+        gather(geo, h_img, i, j, &mut cols[b * tk..(b + 1) * tk]);
+    }
+    let mut pre = is[..n * g].to_vec();
+    rows_times(&cols, tk, n, tk, &wp, g, g, &mut pre, g);
     let mut gates = vec![0.0f32; g];
     let mut c_new = vec![0.0f32; hd];
     let mut h_new = vec![0.0f32; hd];
     for b in 0..n {
-        let h_img = &h[b * plane * hd..(b + 1) * plane * hd];
         let c_img = &c[b * plane * hd..(b + 1) * plane * hd];
-        pre.copy_from_slice(&is[b * g..(b + 1) * g]);
-        for t in 0..geo.taps() {
-            let Some(src) = geo.neighbour(i, j, t) else {
-                continue;
-            };
-            for u in 0..hd {
-                let x = h_img[src * hd + u];
-                if x != 0.0 {
-                    let q = t * hd + u;
-                    for (a, &wv) in pre.iter_mut().zip(&wp[q * g..(q + 1) * g]) {
-                        *a += x * wv;
-                    }
-                }
-            }
-        }
         let c_prev = geo.cell_prev(i, j).map(|q| &c_img[q * hd..(q + 1) * hd]);
-        cell_forward(&pre, c_prev, &mut gates, &mut c_new, &mut h_new);
+        cell_forward(
+            &pre[b * g..(b + 1) * g],
+            c_prev,
+            &mut gates,
+            &mut c_new,
+            &mut h_new,
+        );
         let dst = (b * plane + p) * hd;
         h[dst..dst + hd].copy_from_slice(&h_new);
         c[dst..dst + hd].copy_from_slice(&c_new);

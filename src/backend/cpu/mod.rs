@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod lstm;
 pub mod lstm_at;
+pub mod lstm_tile;
 pub mod masked_conv2d;
 pub mod masked_conv2d_at;
 pub mod mirror_shift;
