@@ -99,11 +99,28 @@ fn source(y: usize, x: usize, ky: usize, kx: usize, spec: &ConvSpec, g: ConvGeom
     (iy < g.h && ix < g.w).then_some(iy * g.w + ix)
 }
 
-/// Rows per block: about 32 Ki floats (128 KiB) of gathered columns and outputs per block, so
-/// that they stay in the core's L2 between the gather and the product; at least 16 rows (the
-/// GEMM's micro-kernel height), at most 1024.
-fn block_rows(tk: usize, cout: usize) -> usize {
-    ((32 * 1024) / (tk + cout).max(1)).clamp(16, 1024)
+/// Row budget of a forward block, in floats of gathered columns and outputs: 128 Ki floats
+/// (512 KiB), half the core's 1 MiB L2, so that a block stays in cache between the gather and
+/// the product while the packed operand of each GEMM call is amortised over enough rows.
+const FWD_BLOCK_FLOATS: usize = 128 * 1024;
+
+/// Row budget of a backward block (columns, column gradients and outputs): 384 Ki floats. The
+/// weight gradient accumulates one `[taps * cin, cout]` product per block, reading and writing
+/// all of it each call, so its depth `k` is the block's row count: 64-85 rows (the former 32 Ki
+/// budget) left the product dominated by those passes and by packing; about 1024 rows (a
+/// 32x32 image) made the Row LSTM's 1x3 input-to-state backward about 30 % faster
+/// (docs/benchmarks.md, Run G). Spilling out of L2 costs less than that: the GEMM blocks its
+/// own operands.
+const BWD_BLOCK_FLOATS: usize = 384 * 1024;
+
+/// Row budget of a 1x1 convolution's backward block (inputs and output gradients): 128 Ki
+/// floats, as the forward.
+const POINTWISE_BWD_BLOCK_FLOATS: usize = 128 * 1024;
+
+/// Rows per block for `budget` floats per row of `tk + cout`: at least 16 rows (the GEMM's
+/// micro-kernel height), at most 4096.
+fn block_rows(tk: usize, cout: usize, budget: usize) -> usize {
+    (budget / (tk + cout).max(1)).clamp(16, 4096)
 }
 
 /// Gathers rows `r0 .. r0 + out.len() / (taps * cin)` of the im2col matrix (`[n * h * w, taps *
@@ -169,7 +186,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: ConvGeom, spec: &Conv
     }
     let packed = pack_weights(weight, g, spec, &taps);
     let pointwise = is_pointwise(spec, &taps);
-    let br = block_rows(if pointwise { 0 } else { tk }, g.cout);
+    let br = block_rows(if pointwise { 0 } else { tk }, g.cout, FWD_BLOCK_FLOATS);
     // Each block of outputs starts as the bias (written in cache, by the thread that then
     // accumulates the product into it) and, with no live taps (a 1x1 mask A with one group),
     // stays the bias.
@@ -253,12 +270,26 @@ pub fn backward(
     let plane = g.h * g.w;
     // The same blocks and threads whether or not the input gradient is wanted, so that the
     // weight gradient's summation order (and so its rounding) does not depend on `need_dx`.
-    let br = block_rows(if pointwise { 0 } else { 2 * tk }, cout);
+    let br = if pointwise {
+        // No gather: the block's input rows and output gradients are read by both products,
+        // so they should stay in L2 between them (a 1x1 64 -> 128 convolution ran 10-20 %
+        // slower with the larger budget).
+        block_rows(0, cout, POINTWISE_BWD_BLOCK_FLOATS)
+    } else {
+        block_rows(2 * tk, cout, BWD_BLOCK_FLOATS)
+    };
     // Units of work that one thread owns whole: images when col2im may scatter into them,
-    // otherwise blocks.
-    let unit = if pointwise { br } else { plane };
+    // otherwise one even share of the rows per thread (in multiples of 16 rows), walked block
+    // by block: blocks of a few thousand rows dealt out whole would leave the threads unevenly
+    // loaded.
+    let threads = rayon::current_num_threads().max(1);
+    let unit = if pointwise {
+        rows.div_ceil(threads).next_multiple_of(16)
+    } else {
+        plane
+    };
     let units = rows.div_ceil(unit);
-    let lanes = rayon::current_num_threads().min(units).max(1);
+    let lanes = threads.min(units).max(1);
     let per_lane = units.div_ceil(lanes) * unit;
     let ranges: Vec<(usize, usize)> = (0..lanes)
         .map(|l| ((l * per_lane).min(rows), ((l + 1) * per_lane).min(rows)))
