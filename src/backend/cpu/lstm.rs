@@ -513,23 +513,39 @@ fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
                     copy_small(&mut pre[q * g..(q + 1) * g], &is_img[p * g..(p + 1) * g]);
                 }
                 rows_times(&cols, tk, m, tk, wp, g, g, &mut pre, g);
-                for q in 0..m {
-                    let (r, j) = geo.step_position(s, q);
-                    let p = p0 + q * stride;
-                    // The previous cell is earlier in raster order: split there to borrow it.
-                    let (c_done, c_rest) = c_img.split_at_mut(p * hd);
-                    let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
-                    cell_forward(
-                        &pre[q * g..(q + 1) * g],
-                        c_prev,
-                        &mut g_img[p * g..(p + 1) * g],
-                        &mut c_rest[..hd],
-                        &mut h_img[p * hd..(p + 1) * hd],
-                    );
-                }
+                step_cells(geo, s, &pre, c_img, g_img, h_img);
             }
         });
     (h, c, gates)
+}
+
+/// Gates and cell update of the positions of step `s` of one image, from their
+/// pre-activations `pre` (`[positions of the step, 4h]`, in step order), into the image's maps
+/// (the fused and the unfused forward both end each step with this).
+fn step_cells(
+    geo: &Geometry,
+    s: usize,
+    pre: &[f32],
+    c_img: &mut [f32],
+    g_img: &mut [f32],
+    h_img: &mut [f32],
+) {
+    let (hd, g) = (geo.hidden, 4 * geo.hidden);
+    let (p0, m, stride) = geo.step_span(s);
+    for q in 0..m {
+        let (r, j) = geo.step_position(s, q);
+        let p = p0 + q * stride;
+        // The previous cell is earlier in raster order: split there to borrow it.
+        let (c_done, c_rest) = c_img.split_at_mut(p * hd);
+        let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
+        cell_forward(
+            &pre[q * g..(q + 1) * g],
+            c_prev,
+            &mut g_img[p * g..(p + 1) * g],
+            &mut c_rest[..hd],
+            &mut h_img[p * hd..(p + 1) * hd],
+        );
+    }
 }
 
 /// The unfused path: per step, one GEMM over the step's positions in the whole batch (rows
@@ -573,19 +589,7 @@ fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward 
             .zip(gates.par_chunks_mut(plane * g))
             .zip(pre[..rows * g].par_chunks(m * g))
             .for_each(|(((h_img, c_img), g_img), pre_img)| {
-                for q in 0..m {
-                    let (r, j) = geo.step_position(s, q);
-                    let p = p0 + q * stride;
-                    let (c_done, c_rest) = c_img.split_at_mut(p * hd);
-                    let c_prev = geo.cell_prev(r, j).map(|q| &c_done[q * hd..(q + 1) * hd]);
-                    cell_forward(
-                        &pre_img[q * g..(q + 1) * g],
-                        c_prev,
-                        &mut g_img[p * g..(p + 1) * g],
-                        &mut c_rest[..hd],
-                        &mut h_img[p * hd..(p + 1) * hd],
-                    );
-                }
+                step_cells(geo, s, pre_img, c_img, g_img, h_img);
             });
     }
     (h, c, gates)
