@@ -124,8 +124,11 @@ pub fn chart_svg(title: &str, unit: Unit, curves: &[Curve]) -> Result<String> {
             .map_err(|e| err(&e))?;
         let label = |v: &f64| {
             let v = if log { 10f64.powf(*v) } else { *v };
+            // About three significant digits.
             if v >= 100.0 {
                 format!("{v:.0}")
+            } else if v >= 10.0 {
+                format!("{v:.1}")
             } else {
                 format!("{v:.3}")
             }
