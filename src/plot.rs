@@ -211,6 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn a_multiscale_run_adds_its_two_stages() {
+        let mut ms = [m(0, None, 552.0), m(250, Some(120.0), 110.0)];
+        for (x, (a, b)) in ms.iter_mut().zip([(150.0, 402.0), (30.0, 80.0)]) {
+            x.stage1_nll_nats = Some(a);
+            x.stage2_nll_nats = Some(b);
+        }
+        let c = run_curves(&ms, Unit::NatsPerImage);
+        let labels: Vec<&str> = c.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["train", "test", "test, stage 1", "test, stage 2"]);
+        assert_eq!(c[3].points, vec![(0, 402.0), (250, 80.0)]);
+    }
+
+    #[test]
     fn chart_draws_every_curve_with_its_legend() {
         let ms = [
             m(0, None, 552.0),
