@@ -543,3 +543,52 @@ fn started_buckets_complete_in_the_background_in_order() {
     });
     assert_eq!(metrics, [[4.0], [4.0]]);
 }
+
+/// A rank that fails half-way through its backward (after starting one bucket) stops the
+/// group: the other rank's pending buckets and its finish fail instead of waiting forever.
+/// (Detached threads: without the abort this test fails on its timeout rather than hanging.)
+#[test]
+fn a_rank_failing_mid_backward_fails_the_others_instead_of_hanging() {
+    use pixelrnn::collective::GradSync;
+    use pixelrnn::nn::Param;
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (r, c) in LocalGroup::ranks(2).unwrap().into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let b = CpuBackend::new();
+            let param = |name: &str, seed: u64| {
+                let v = random(seed, 6);
+                let mut p = Param::new(&b, name.into(), &[6], &v).unwrap();
+                p.grad = Tensor::from_slice(&b, &[6], &v).unwrap();
+                p
+            };
+            let mut ps = [param("a", 1 + r as u64), param("b", 3 + r as u64)];
+            let mut sync = GradSync::new(&b, &c);
+            let result = (|| {
+                let [pa, pb] = &mut ps;
+                sync.submit(vec![pa])?;
+                if r == 1 {
+                    // What train_ranks does when a rank's step fails: abort the group.
+                    Collective::<CpuBackend>::abort(&c);
+                    return Err(pixelrnn::Error::Config("rank 1 failed".into()));
+                }
+                sync.submit(vec![pb])?;
+                sync.finish(ps.iter_mut().collect())
+            })();
+            let _ = tx.send((r, result.map_err(|e| e.to_string())));
+        });
+    }
+    drop(tx);
+    let mut results: Vec<(usize, Result<(), String>)> = (0..2)
+        .map(|_| {
+            rx.recv_timeout(std::time::Duration::from_secs(20))
+                .expect("a rank hung after another failed")
+        })
+        .collect();
+    results.sort_by_key(|r| r.0);
+    assert!(results[0].1.is_err(), "rank 0 must fail: {:?}", results[0]);
+    assert_eq!(
+        results[1].1,
+        Err("invalid configuration: rank 1 failed".into())
+    );
+}
