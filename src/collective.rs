@@ -204,12 +204,7 @@ impl LocalCollective {
                     .name(format!("allreduce-{}", self.member.rank))
                     .spawn(move || {
                         for (mine, reply) in rx {
-                            let sums = member.exchange(mine, Combine::Sum).and_then(|r| {
-                                r.as_ref()
-                                    .as_ref()
-                                    .map(|v| v.iter().map(|&x| x as f32).collect())
-                                    .map_err(|why| Error::shape("collective", why.clone()))
-                            });
+                            let sums = member.exchange_f32(mine, Combine::Sum);
                             in_flight.fetch_sub(1, Ordering::SeqCst);
                             // The receiver is gone only if the step already failed.
                             let _ = reply.send(sums);
@@ -302,16 +297,19 @@ impl Member {
         combine: Combine,
     ) -> Result<()> {
         let mine: Vec<f64> = t.to_vec(backend)?.into_iter().map(f64::from).collect();
-        let combined = self.exchange(mine, combine)?;
-        let host: Vec<f32> = combined
-            .as_ref()
-            .as_ref()
-            .map_err(|why| Error::shape("collective", why.clone()))?
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
+        let host = self.exchange_f32(mine, combine)?;
         *t = Tensor::from_slice(backend, &t.shape.clone(), &host)?;
         Ok(())
+    }
+
+    /// [`Member::exchange`] with the combined values rounded to f32, the tensors' precision.
+    fn exchange_f32(&self, mine: Vec<f64>, combine: Combine) -> Result<Vec<f32>> {
+        let combined = self.exchange(mine, combine)?;
+        let values = combined
+            .as_ref()
+            .as_ref()
+            .map_err(|why| Error::shape("collective", why.clone()))?;
+        Ok(values.iter().map(|&v| v as f32).collect())
     }
 }
 
@@ -369,14 +367,9 @@ impl<B: Backend> Collective<B> for LocalCollective {
         }
         self.check_idle()?;
         // One exchange for the whole bucket: the tensors concatenated, summed, split back.
-        let combined = self.member.exchange(concat(backend, ts)?, Combine::Sum)?;
-        let sums: Vec<f32> = combined
-            .as_ref()
-            .as_ref()
-            .map_err(|why| Error::shape("collective", why.clone()))?
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
+        let sums = self
+            .member
+            .exchange_f32(concat(backend, ts)?, Combine::Sum)?;
         split_into(backend, &sums, ts)
     }
 
