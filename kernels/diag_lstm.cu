@@ -483,8 +483,8 @@ diag_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict
 // skew = 1: the 2x1 state-to-state convolution reads (r-1, t-1) and (r, t-1), the cell
 // continues (r, t-1), and the taps and consumers in the padding are skipped, so the results
 // equal the folded layout's; what differs is the memory: the skewed maps (about 2x the
-// footprint) and the host's skew/unskew passes, which is what the comparison measures. The
-// host still clears h_s, c_s and d_is_s so that the unskew reads zeros in the padding.
+// footprint) and the host's skew/unskew passes, which is what the comparison measures. No
+// kernel here, nor the unskew, reads the padding, so the host leaves it uninitialised.
 
 // Launch: as diag_lstm_ss_fwd_v1 (one thread per (b, k, o) of skewed column `step`).
 // Unfused forward on the skewed maps, first half: pre = is_s + w_ss * [h_s(r-1, t-1);
@@ -510,13 +510,12 @@ diag_lstm_skewed_gates_fwd_v1(float* __restrict__ gates, float* __restrict__ c,
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
         const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
+        int b, r, j;
+        const pixelrnn_index_t p = diag_lstm_step_pixel(idx / hidden, count, step, height, width,
+                                                        skewed, 1, &b, &r, &j);
         const pixelrnn_index_t e = p * hidden + u;
         float* g = gates + p * 4 * hidden + u;
-        const float cp = step - r > 0 ? c[e - hidden] : 0.0f;
+        const float cp = j > 0 ? c[e - hidden] : 0.0f;
         pixelrnn_lstm_cell_fwd(g[0], g[hidden], g[2 * hidden], g[3 * hidden], cp, g, hidden,
                                &c[e], &h[e]);
     }
@@ -536,17 +535,15 @@ diag_lstm_skewed_gates_bwd_v1(const float* __restrict__ gates, const float* __re
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
         const int u = (int)(idx % hidden);
-        const pixelrnn_index_t q = idx / hidden;
-        const int b = (int)(q / count);
-        const int r = diag_lstm_row(step, (int)(q % count), width);
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r) * skewed + step;
+        int b, r, j;
+        const pixelrnn_index_t p = diag_lstm_step_pixel(idx / hidden, count, step, height, width,
+                                                        skewed, 1, &b, &r, &j);
         const pixelrnn_index_t e = p * hidden + u;
-        const bool has_prev = step - r > 0;
-        const float cp = has_prev ? c[e - hidden] : 0.0f;
+        const float cp = j > 0 ? c[e - hidden] : 0.0f;
         const float dc_prev =
             pixelrnn_lstm_cell_bwd(gates + p * 4 * hidden + u, hidden, c[e], cp,
                                    dh[e] + dh_carry[e], dc_carry[e], d_is + p * 4 * hidden + u);
-        if (has_prev) dc_carry[e - hidden] = dc_prev;
+        if (j > 0) dc_carry[e - hidden] = dc_prev;
     }
 }
 
@@ -598,7 +595,7 @@ diag_lstm_skewed_persistent_fwd_v1(const float* __restrict__ is, const float* __
                                   staged);
 }
 
-// Launch: as diag_lstm_persistent_bwd_v1. d_is and dc_carry cleared by the host.
+// Launch: as diag_lstm_persistent_bwd_v1. dc_carry cleared by the host.
 // Persistent backward on the skewed maps: one block per image over the columns in reverse.
 PIXELRNN_KERNEL void __launch_bounds__(1024, 1)
 diag_lstm_skewed_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict__ gates,

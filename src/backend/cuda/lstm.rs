@@ -38,8 +38,9 @@
 //! default) folds the skew into the kernels' indexing as above; 2 materialises it, the paper's
 //! literal formulation, as the comparison variant: the forward skews `is` to
 //! `[n, H, Ws, 4h]` (`skew_fwd`), runs the same three recurrences over skewed state maps
-//! (`diag_lstm_skewed_*`: skewed column `t` is anti-diagonal `t`, the padding holds zeros that
-//! stand in for the column bounds checks) and unskews `h`, `c` and the gates into the usual
+//! (`diag_lstm_skewed_*`: skewed column `t` is anti-diagonal `t`; they run the folded kernels'
+//! bodies with the skewed maps' row stride, so the padding is never read) and unskews `h`, `c`
+//! and the gates into the usual
 //! [`LstmState`]; the backward skews the gates, `c` and `dh`, scans the skewed columns in
 //! reverse, unskews `d_is` and reduces `d_w_ss` with the folded `diag_lstm_ss_bwd_weight` on the
 //! unskewed maps. Both layouts give the same numbers up to fp32 rounding; layout 2 pays for the
@@ -502,8 +503,8 @@ fn skewed_dims(op: &'static str, n: usize, geo: &Geometry) -> Result<(usize, i32
 
 /// The Diagonal LSTM's forward in the materialised layout (2) by any path, for `n` images
 /// (`n * H * W > 0`): skew `is`, scan the skewed columns with the `diag_lstm_skewed_*`
-/// kernels over cleared skewed state maps (their padding must read as h = c = 0), unskew the
-/// states into the usual layout.
+/// kernels over skewed state maps (written at every image position; no kernel reads the
+/// padding), unskew the states into the usual layout.
 #[allow(clippy::too_many_arguments)]
 fn skewed_forward<E: Executor>(
     be: &CudaBackend<E>,
@@ -519,9 +520,10 @@ fn skewed_forward<E: Executor>(
     let hd = geo.hidden;
     let is_s = skew(be, is)?;
     let hs = [n, geo.height, ws, hd];
-    let h_s = be.tensor_zeroed(&hs)?;
-    let c_s = be.tensor_zeroed(&hs)?;
-    // Written at every image position; the padding is never read (the unskew skips it).
+    // Written at every image position; the padding is never read: the scan kernels skip the
+    // taps and cells outside the image, and the unskew reads image positions only.
+    let h_s = be.tensor_uninit(&hs)?;
+    let c_s = be.tensor_uninit(&hs)?;
     let gates_s = be.tensor_uninit(&is_s.shape)?;
     let args_for = |extra: &[i32]| {
         let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&c_s), arg(&gates_s)];
@@ -578,9 +580,9 @@ fn skewed_forward<E: Executor>(
 }
 
 /// The Diagonal LSTM's backward scan in the materialised layout (2) by any path: skew the
-/// gates, `c` and `dh`, scan the skewed columns in reverse into a cleared skewed `d_is` (its
-/// padding is read as the dpre of consumers outside the image, which must be zero), unskew
-/// it. Returns `d_is` in the usual layout.
+/// gates, `c` and `dh`, scan the skewed columns in reverse into a skewed `d_is` (written at
+/// every image position; the consumers outside the image are skipped, so its padding is never
+/// read), unskew it. Returns `d_is` in the usual layout.
 #[allow(clippy::too_many_arguments)]
 fn skewed_backward<E: Executor>(
     be: &CudaBackend<E>,
@@ -599,7 +601,7 @@ fn skewed_backward<E: Executor>(
     let c_s = skew(be, &state.c)?;
     let dh_s = skew(be, dh)?;
     let hs = [n, geo.height, ws, hd];
-    let d_is_s = be.tensor_zeroed(&gates_s.shape)?;
+    let d_is_s = be.tensor_uninit(&gates_s.shape)?;
     // The cell gradient handed from each column to the one before; zero where a cell has no
     // successor.
     let dc_carry = be.tensor_zeroed(&hs)?;
