@@ -19,6 +19,7 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod parity;
 pub mod plot;
 pub mod sample;
 pub mod tensor;
