@@ -8,6 +8,7 @@ use pixelrnn::collective::{Collective, LocalGroup};
 use pixelrnn::data::{Dataset, Images};
 use pixelrnn::models::{ModelConfig, ModelKind};
 use pixelrnn::optim::{OptimConfig, OptimizerKind};
+use pixelrnn::parity::l2_rel_err;
 use pixelrnn::tensor::Tensor;
 use pixelrnn::train::{train_parallel, TrainConfig};
 use rand::{Rng, SeedableRng};
@@ -145,19 +146,15 @@ fn weights(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// The largest [`l2_rel_err`] over the tensors of two runs (the same names in the same order),
+/// with `a` as the reference.
 fn max_rel_diff(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
         .map(|((na, va), (nb, vb))| {
             assert_eq!(na, nb);
-            let num: f64 = va
-                .iter()
-                .zip(vb)
-                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-                .sum();
-            let den: f64 = va.iter().map(|x| (*x as f64).powi(2)).sum();
-            (num / den.max(1e-30)).sqrt()
+            l2_rel_err(vb, va)
         })
         .fold(0.0, f64::max)
 }

@@ -4,6 +4,8 @@
 //! with zero conditioning weights = the unconditional model, cached = naive sampling, and
 //! training on the embedded MNIST (256 grey levels) lowering both stages' NLL.
 
+mod common;
+
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::Backend;
 use pixelrnn::data::{load_dataset, Images};
@@ -15,18 +17,18 @@ use pixelrnn::train::{read_metrics, train, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use common::helpers::{t, uniform};
+use common::models::add_noise;
+
 const KINDS: [ModelKind; 3] = [
     ModelKind::PixelCnn,
     ModelKind::RowLstm,
     ModelKind::DiagBiLstm,
 ];
 
+/// `n` values uniform in [-1, 1).
 fn randn(rng: &mut Pcg64, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-fn t(be: &CpuBackend, shape: &[usize], v: &[f32]) -> Tensor<CpuBackend> {
-    Tensor::from_slice(be, shape, v).unwrap()
+    uniform(rng, n, -1.0, 1.0)
 }
 
 /// A model of `n x n x c` images: multi-scale with base `kind` (`multiscale`), or `kind`
@@ -44,18 +46,7 @@ fn config(kind: ModelKind, n: usize, c: usize, cond: Option<(ModelKind, usize)>)
 
 /// Adds noise to every parameter (masked taps included) so nothing is zero by accident.
 fn perturb(m: &mut Model<CpuBackend>, seed: u64) {
-    let be = CpuBackend::new();
-    let mut rng = Pcg64::seed_from_u64(seed);
-    for p in m.params_mut() {
-        let v: Vec<f32> = p
-            .value
-            .to_vec(&be)
-            .unwrap()
-            .iter()
-            .map(|x| x + rng.random_range(-0.3f32..0.3))
-            .collect();
-        p.value = t(&be, &p.value.shape.clone(), &v);
-    }
+    add_noise(m.params_mut(), seed, 0.3);
 }
 
 /// Forward reference of the transposed convolution, straight from its definition, in f64:

@@ -1,264 +1,40 @@
-//! Every CPU backend op against a plain reference written in this file from the spec
-//! (MODELS.md, "Channel groups and masks"; the `Backend` trait docs), never from the
-//! implementation: the masked convolution against a float64 loop over every tap of the full
-//! kernel with a mask computed here, its backward against central finite differences, the
+//! Every CPU backend op against a plain reference written from the spec (MODELS.md, "Channel
+//! groups and masks"; the `Backend` trait docs), never from the implementation: the masked
+//! convolution against a float64 loop over every tap of the full kernel with a mask computed
+//! by the test (tests/common/reference/conv.rs), its backward against central finite differences, the
 //! losses against naive float64 formulas, the optimizers against hand-computed updates, and the
 //! shape checks (an error, never a panic).
 //!
 //! Tolerances are stated next to each check with the reason. Run with
 //! `cargo test --release --test ops_reference` (well under a second of work in release).
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::{AdamStep, Backend, ConvSpec, Mask, RmsPropStep};
+use pixelrnn::parity::max_rel_err;
 use pixelrnn::tensor::Tensor;
-use rand::{Rng, SeedableRng};
-use rand_pcg::Pcg64;
+use rand::Rng;
 
-type T = Tensor<CpuBackend>;
-
-fn rng(seed: u64) -> Pcg64 {
-    Pcg64::seed_from_u64(seed)
-}
-
-fn uniform(rng: &mut Pcg64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(lo..hi)).collect()
-}
-
-/// Random values with magnitude in [0.1, 1) and a random sign: never zero, so a masked tap that
-/// the op failed to skip always shows in the output.
-fn nonzero(rng: &mut Pcg64, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let m: f32 = rng.random_range(0.1..1.0);
-            if rng.random_bool(0.5) {
-                m
-            } else {
-                -m
-            }
-        })
-        .collect()
-}
-
-fn t(b: &CpuBackend, shape: &[usize], data: &[f32]) -> T {
-    Tensor::from_slice(b, shape, data).unwrap()
-}
-
-fn host(b: &CpuBackend, x: &T) -> Vec<f32> {
-    x.to_vec(b).unwrap()
-}
-
-fn f64s(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
-/// Norm-wise relative error `max |got - want| / max |want|`, with the index of the worst
-/// element. Element-wise relative error is meaningless for outputs that are sums of mixed-sign
-/// terms (an output near zero has an absolute error set by its terms, not by itself).
-fn rel_err(got: &[f32], want: &[f64]) -> (f64, usize) {
-    assert_eq!(got.len(), want.len(), "length mismatch");
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-    let mut worst = (0.0, 0);
-    for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let e = (g as f64 - w).abs() / scale;
-        if e > worst.0 || e.is_nan() {
-            worst = (e, k);
-        }
-    }
-    worst
-}
-
-fn assert_rel(what: &str, got: &[f32], want: &[f64], tol: f64) {
-    let (e, k) = rel_err(got, want);
-    assert!(
-        e < tol,
-        "{what}: relative error {e:.3e} >= {tol:.0e} at element {k} (got {}, want {})",
-        got[k],
-        want[k]
-    );
-}
+use common::helpers::{
+    assert_rel, dot, f64s, finite_differences, host, nonzero, panic_text, rng, t, uniform, T,
+};
+use common::reference::conv::ConvCase;
 
 // ---------------------------------------------------------------------------------------------
-// masked_conv2d: the reference
+// masked_conv2d
 // ---------------------------------------------------------------------------------------------
-
-/// One convolution to check: kernel, mask, groups, feature counts, gate blocks, input size.
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    name: &'static str,
-    kh: usize,
-    kw: usize,
-    mask: Mask,
-    groups: usize,
-    cin: usize,
-    cout: usize,
-    in_block: usize,
-    out_block: usize,
-    n: usize,
-    h: usize,
-    w: usize,
-}
-
-impl Case {
-    const fn new(
-        name: &'static str,
-        (kh, kw): (usize, usize),
-        mask: Mask,
-        groups: usize,
-        (cin, cout): (usize, usize),
-        (n, h, w): (usize, usize, usize),
-    ) -> Case {
-        Case {
-            name,
-            kh,
-            kw,
-            mask,
-            groups,
-            cin,
-            cout,
-            in_block: cin,
-            out_block: cout,
-            n,
-            h,
-            w,
-        }
-    }
-
-    const fn out_block(mut self, b: usize) -> Case {
-        self.out_block = b;
-        self
-    }
-
-    const fn in_block(mut self, b: usize) -> Case {
-        self.in_block = b;
-        self
-    }
-
-    fn spec(&self) -> ConvSpec {
-        ConvSpec {
-            out_block: self.out_block,
-            in_block: self.in_block,
-            ..ConvSpec::new(
-                self.kh,
-                self.kw,
-                self.mask,
-                self.groups,
-                self.cin,
-                self.cout,
-            )
-        }
-    }
-
-    fn x_len(&self) -> usize {
-        self.n * self.h * self.w * self.cin
-    }
-    fn y_len(&self) -> usize {
-        self.n * self.h * self.w * self.cout
-    }
-    fn w_len(&self) -> usize {
-        self.cout * self.cin * self.kh * self.kw
-    }
-    fn x_shape(&self) -> [usize; 4] {
-        [self.n, self.h, self.w, self.cin]
-    }
-    fn y_shape(&self) -> [usize; 4] {
-        [self.n, self.h, self.w, self.cout]
-    }
-    fn w_shape(&self) -> [usize; 4] {
-        [self.cout, self.cin, self.kh, self.kw]
-    }
-    /// Weight `[out, in, kh, kw]` index.
-    fn wi(&self, o: usize, i: usize, ky: usize, kx: usize) -> usize {
-        ((o * self.cin + i) * self.kh + ky) * self.kw + kx
-    }
-    /// Activation NHWC index.
-    fn xi(&self, n: usize, y: usize, x: usize, c: usize, feats: usize) -> usize {
-        ((n * self.h + y) * self.w + x) * feats + c
-    }
-}
-
-/// The mask of MODELS.md, written out here (not `ConvSpec::allows`): group(f) =
-/// (f % block) % C; taps strictly before the centre in raster order are allowed, taps after it
-/// are zero, and the centre connects output group go to input group gi iff go > gi (mask A) or
-/// go >= gi (mask B). Unmasked convolutions keep every tap. 1.0 where allowed, else 0.0, in
-/// weight layout.
-fn spec_mask(c: &Case) -> Vec<f64> {
-    let (cy, cx) = (c.kh / 2, c.kw / 2);
-    let mut m = vec![0.0; c.w_len()];
-    for o in 0..c.cout {
-        for i in 0..c.cin {
-            let go = (o % c.out_block) % c.groups;
-            let gi = (i % c.in_block) % c.groups;
-            for ky in 0..c.kh {
-                for kx in 0..c.kw {
-                    let before = ky < cy || (ky == cy && kx < cx);
-                    let centre = ky == cy && kx == cx;
-                    let allowed = match c.mask {
-                        Mask::None => true,
-                        Mask::A => before || (centre && go > gi),
-                        Mask::B => before || (centre && go >= gi),
-                    };
-                    if allowed {
-                        m[c.wi(o, i, ky, kx)] = 1.0;
-                    }
-                }
-            }
-        }
-    }
-    m
-}
-
-/// Plain float64 convolution, stride 1, "same" zero padding: for every output (n, y, x, o),
-/// every tap (ky, kx) of the full kernel and every input feature i, weight times mask times the
-/// input at (y + ky - kh/2, x + kx - kw/2), plus the bias.
-fn reference_conv(c: &Case, mask: &[f64], x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
-    let (cy, cx) = ((c.kh / 2) as isize, (c.kw / 2) as isize);
-    let mut y = vec![0.0; c.y_len()];
-    for n in 0..c.n {
-        for py in 0..c.h {
-            for px in 0..c.w {
-                for o in 0..c.cout {
-                    let mut acc = b[o];
-                    for ky in 0..c.kh {
-                        let iy = py as isize + ky as isize - cy;
-                        if iy < 0 || iy >= c.h as isize {
-                            continue;
-                        }
-                        for kx in 0..c.kw {
-                            let ix = px as isize + kx as isize - cx;
-                            if ix < 0 || ix >= c.w as isize {
-                                continue;
-                            }
-                            for i in 0..c.cin {
-                                let wi = c.wi(o, i, ky, kx);
-                                acc += w[wi]
-                                    * mask[wi]
-                                    * x[c.xi(n, iy as usize, ix as usize, i, c.cin)];
-                            }
-                        }
-                    }
-                    y[c.xi(n, py, px, o, c.cout)] = acc;
-                }
-            }
-        }
-    }
-    y
-}
-
-/// `sum(dy * y)`: the loss whose gradients the backward pass returns.
-fn dot(dy: &[f64], y: &[f64]) -> f64 {
-    dy.iter().zip(y).map(|(a, b)| a * b).sum()
-}
 
 /// Every convolution shape the models use, plus odd sizes, non-square kernels, kernels larger
 /// than the image, feature counts that are not multiples of C, and gate maps.
-const CASES: &[Case] = &[
+const CASES: &[ConvCase] = &[
     // PixelCNN / every model's first layer, binary and grey images.
-    Case::new("7x7 mask A, C=1", (7, 7), Mask::A, 1, (1, 4), (2, 5, 6)),
+    ConvCase::new("7x7 mask A, C=1", (7, 7), Mask::A, 1, (1, 4), (2, 5, 6)),
     // RGB first layer; the 7x7 kernel is taller than the 5-row image.
-    Case::new("7x7 mask A, C=3", (7, 7), Mask::A, 3, (3, 8), (2, 5, 6)),
-    Case::new(
+    ConvCase::new("7x7 mask A, C=3", (7, 7), Mask::A, 3, (3, 8), (2, 5, 6)),
+    ConvCase::new(
         "3x3 mask A, C=3, cin=7",
         (3, 3),
         Mask::A,
@@ -267,7 +43,7 @@ const CASES: &[Case] = &[
         (2, 5, 6),
     ),
     // PixelCNN residual 3x3.
-    Case::new(
+    ConvCase::new(
         "3x3 mask B, C=3, cin=5",
         (3, 3),
         Mask::B,
@@ -275,7 +51,7 @@ const CASES: &[Case] = &[
         (5, 7),
         (2, 5, 6),
     ),
-    Case::new(
+    ConvCase::new(
         "3x3 mask B, C=1, cin=4",
         (3, 3),
         Mask::B,
@@ -284,7 +60,7 @@ const CASES: &[Case] = &[
         (3, 4, 7),
     ),
     // Non-square kernels catch a swapped kh/kw or centre.
-    Case::new(
+    ConvCase::new(
         "5x3 mask B, C=3, cin=6",
         (5, 3),
         Mask::B,
@@ -292,7 +68,7 @@ const CASES: &[Case] = &[
         (6, 4),
         (2, 5, 6),
     ),
-    Case::new(
+    ConvCase::new(
         "3x5 mask A, C=3, cin=4",
         (3, 5),
         Mask::A,
@@ -301,7 +77,7 @@ const CASES: &[Case] = &[
         (1, 7, 5),
     ),
     // Row LSTM input-to-state (1x3 mask B, 2h -> 4h gates, h = 5 not a multiple of 3).
-    Case::new(
+    ConvCase::new(
         "1x3 mask B, C=1, cin=4",
         (1, 3),
         Mask::B,
@@ -309,7 +85,7 @@ const CASES: &[Case] = &[
         (4, 5),
         (2, 5, 6),
     ),
-    Case::new(
+    ConvCase::new(
         "1x3 mask B gate map, C=3, h=5",
         (1, 3),
         Mask::B,
@@ -319,7 +95,7 @@ const CASES: &[Case] = &[
     )
     .out_block(5),
     // 1x1 residual / output convolutions.
-    Case::new(
+    ConvCase::new(
         "1x1 mask B, C=3, cin=7",
         (1, 1),
         Mask::B,
@@ -327,7 +103,7 @@ const CASES: &[Case] = &[
         (7, 5),
         (2, 5, 6),
     ),
-    Case::new(
+    ConvCase::new(
         "1x1 mask B, C=1, cin=4",
         (1, 1),
         Mask::B,
@@ -336,7 +112,7 @@ const CASES: &[Case] = &[
         (3, 4, 7),
     ),
     // Diagonal BiLSTM input-to-state (1x1 mask B, 2h -> 4h gates).
-    Case::new(
+    ConvCase::new(
         "1x1 mask B gate map, C=3, h=5",
         (1, 1),
         Mask::B,
@@ -345,7 +121,7 @@ const CASES: &[Case] = &[
         (2, 5, 6),
     )
     .out_block(5),
-    Case::new(
+    ConvCase::new(
         "1x1 mask A, C=3, cin=3",
         (1, 1),
         Mask::A,
@@ -354,7 +130,7 @@ const CASES: &[Case] = &[
         (2, 5, 6),
     ),
     // An input map with a repeating block (the ConvSpec field that the models do not use yet).
-    Case::new(
+    ConvCase::new(
         "1x1 mask B, in_block=4, C=3",
         (1, 1),
         Mask::B,
@@ -364,7 +140,7 @@ const CASES: &[Case] = &[
     )
     .in_block(4),
     // Unmasked: state-to-state and conditioning convolutions.
-    Case::new(
+    ConvCase::new(
         "3x3 unmasked, cin=4",
         (3, 3),
         Mask::None,
@@ -372,7 +148,7 @@ const CASES: &[Case] = &[
         (4, 5),
         (2, 5, 6),
     ),
-    Case::new(
+    ConvCase::new(
         "1x3 unmasked, cin=5",
         (1, 3),
         Mask::None,
@@ -383,15 +159,15 @@ const CASES: &[Case] = &[
 ];
 
 /// Random input, weights (nonzero everywhere, masked taps included) and bias for a case.
-fn conv_inputs(c: &Case, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn conv_inputs(c: &ConvCase, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut r = rng(seed);
     let x = uniform(&mut r, c.x_len(), -1.0, 1.0);
-    let w = nonzero(&mut r, c.w_len());
-    let b = nonzero(&mut r, c.cout);
+    let w = nonzero(&mut r, c.w_len(), 1.0);
+    let b = nonzero(&mut r, c.cout, 1.0);
     (x, w, b)
 }
 
-fn conv_forward(be: &CpuBackend, c: &Case, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+fn conv_forward(be: &CpuBackend, c: &ConvCase, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let y = be
         .masked_conv2d_forward(
             &t(be, &c.x_shape(), x),
@@ -409,26 +185,26 @@ fn reference_mask_is_the_spec() {
     // The test's own mask on the examples MODELS.md spells out, so that the reference itself is
     // checked against the text and not only against the implementation.
     // C = 1: mask A excludes the centre tap, mask B includes it; 24 of 49 taps before the centre.
-    let a1 = Case::new("", (7, 7), Mask::A, 1, (1, 1), (1, 1, 1));
-    let m = spec_mask(&a1);
+    let a1 = ConvCase::new("", (7, 7), Mask::A, 1, (1, 1), (1, 1, 1));
+    let m = a1.mask();
     assert_eq!(m.iter().sum::<f64>(), 24.0);
     assert_eq!(m[a1.wi(0, 0, 3, 3)], 0.0);
     assert_eq!(m[a1.wi(0, 0, 3, 2)], 1.0);
     assert_eq!(m[a1.wi(0, 0, 3, 4)], 0.0);
     assert_eq!(m[a1.wi(0, 0, 2, 6)], 1.0);
-    let b1 = Case::new("", (7, 7), Mask::B, 1, (1, 1), (1, 1, 1));
-    assert_eq!(spec_mask(&b1).iter().sum::<f64>(), 25.0);
+    let b1 = ConvCase::new("", (7, 7), Mask::B, 1, (1, 1), (1, 1, 1));
+    assert_eq!(b1.mask().iter().sum::<f64>(), 25.0);
     // RGB centre tap: G output (feature 4 of 6 is group 1) sees R under mask A, R and G under B.
-    let a3 = Case::new("", (3, 3), Mask::A, 3, (3, 6), (1, 1, 1));
-    let b3 = Case::new("", (3, 3), Mask::B, 3, (3, 6), (1, 1, 1));
-    let (ma, mb) = (spec_mask(&a3), spec_mask(&b3));
-    let centre = |m: &[f64], c: &Case, i| m[c.wi(4, i, 1, 1)];
+    let a3 = ConvCase::new("", (3, 3), Mask::A, 3, (3, 6), (1, 1, 1));
+    let b3 = ConvCase::new("", (3, 3), Mask::B, 3, (3, 6), (1, 1, 1));
+    let (ma, mb) = (a3.mask(), b3.mask());
+    let centre = |m: &[f64], c: &ConvCase, i| m[c.wi(4, i, 1, 1)];
     assert_eq!([0, 1, 2].map(|i| centre(&ma, &a3, i)), [1.0, 0.0, 0.0]);
     assert_eq!([0, 1, 2].map(|i| centre(&mb, &b3, i)), [1.0, 1.0, 0.0]);
     // Gate map with h = 5, C = 3: output unit u of every gate block is group u mod 3, so output
     // 5 (unit 0 of the forget gate) is group 0 and must not see input feature 1 (group 1).
-    let g = Case::new("", (1, 1), Mask::B, 3, (3, 20), (1, 1, 1)).out_block(5);
-    let mg = spec_mask(&g);
+    let g = ConvCase::new("", (1, 1), Mask::B, 3, (3, 20), (1, 1, 1)).out_block(5);
+    let mg = g.mask();
     assert_eq!([0, 1, 2].map(|i| mg[g.wi(5, i, 0, 0)]), [1.0, 0.0, 0.0]);
     assert_eq!([0, 1, 2].map(|i| mg[g.wi(4, i, 0, 0)]), [1.0, 1.0, 0.0]);
 }
@@ -438,8 +214,8 @@ fn masked_conv2d_forward_matches_f64_reference() {
     let be = CpuBackend::new();
     for (k, c) in CASES.iter().enumerate() {
         let (x, w, b) = conv_inputs(c, 100 + k as u64);
-        let mask = spec_mask(c);
-        let want = reference_conv(c, &mask, &f64s(&x), &f64s(&w), &f64s(&b));
+        let mask = c.mask();
+        let want = c.forward(&f64s(&x), &f64s(&w), &f64s(&b));
         let got = conv_forward(&be, c, &x, &w, &b);
         // fp32 accumulation of at most 49 * 7 products of magnitude <= 1: a few 1e-7 relative
         // to the largest output; a tap the mask should drop (|w| >= 0.1) costs >= 1e-2.
@@ -474,7 +250,7 @@ fn masked_conv2d_backward_matches_finite_differences() {
         let (x, w, b) = conv_inputs(c, 200 + k as u64);
         let mut r = rng(300 + k as u64);
         let dy = uniform(&mut r, c.y_len(), -1.0, 1.0);
-        let mask = spec_mask(c);
+        let mask = c.mask();
         let (xd, wd, bd, dyd) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
 
         let spec = c.spec();
@@ -498,32 +274,18 @@ fn masked_conv2d_backward_matches_finite_differences() {
         assert_eq!(grads.dw.shape, c.w_shape(), "{}: dw shape", c.name);
         assert_eq!(grads.db.shape, [c.cout], "{}: db shape", c.name);
 
-        // Central differences of L = sum(dy * reference_conv) in f64. L is linear in each
+        // Central differences of L = sum(dy * reference forward) in f64. L is linear in each
         // argument, so the difference quotient is exact up to f64 rounding (~1e-12 relative):
         // the reference gradient is as good as analytic, yet derived from the forward only.
-        let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&dyd, &reference_conv(c, &mask, x, w, b));
-        let eps = 1e-3;
-        let fd = |v: &[f64], f: &dyn Fn(&[f64]) -> f64| -> Vec<f64> {
-            let mut p = v.to_vec();
-            (0..v.len())
-                .map(|j| {
-                    p[j] = v[j] + eps;
-                    let up = f(&p);
-                    p[j] = v[j] - eps;
-                    let down = f(&p);
-                    p[j] = v[j];
-                    (up - down) / (2.0 * eps)
-                })
-                .collect()
-        };
-        let fd_x = fd(&xd, &|p| loss(p, &wd, &bd));
-        let fd_w = fd(&wd, &|p| loss(&xd, p, &bd));
-        let fd_b = fd(&bd, &|p| loss(&xd, &wd, p));
+        let fd = finite_differences(&[xd.clone(), wd.clone(), bd.clone()], 1e-3, &|v| {
+            dot(&dyd, &c.forward(&v[0], &v[1], &v[2]))
+        });
+        let (fd_x, fd_w, fd_b) = (&fd[0], &fd[1], &fd[2]);
         // fp32 sums of at most n*h*w = 84 (dw, db) or taps*cout = 49*8 (dx) products: a few
         // 1e-7 relative to the largest gradient.
-        assert_rel(&format!("{}: dx", c.name), &dx, &fd_x, 1e-5);
-        assert_rel(&format!("{}: dw", c.name), &dw, &fd_w, 1e-5);
-        assert_rel(&format!("{}: db", c.name), &db, &fd_b, 1e-5);
+        assert_rel(&format!("{}: dx", c.name), &dx, fd_x, 1e-5);
+        assert_rel(&format!("{}: dw", c.name), &dw, fd_w, 1e-5);
+        assert_rel(&format!("{}: db", c.name), &db, fd_b, 1e-5);
 
         // dw is exactly zero at masked taps (not merely small): optimizers must never move them.
         let mut masked = 0;
@@ -618,7 +380,7 @@ fn masked_conv2d_1x1_mask_a_single_group_is_bias_only() {
     // mask A removes when there is one group). ConvSpec::validate accepts it; the output must be
     // the bias, dw and dx zero, db the sum of dy.
     let be = CpuBackend::new();
-    let c = Case::new("1x1 mask A, C=1", (1, 1), Mask::A, 1, (3, 4), (2, 3, 5));
+    let c = ConvCase::new("1x1 mask A, C=1", (1, 1), Mask::A, 1, (3, 4), (2, 3, 5));
     let (x, w, b) = conv_inputs(&c, 7);
     let dy = uniform(&mut rng(8), c.y_len(), -1.0, 1.0);
     let y = conv_forward(&be, &c, &x, &w, &b);
@@ -1113,8 +875,8 @@ fn adam_update_matches_hand_computed() {
             );
         }
         let (mv, vv) = (host(&be, &m), host(&be, &v));
-        let (em, _) = rel_err(&mv, &mr);
-        let (ev, _) = rel_err(&vv, &vr);
+        let (em, _) = max_rel_err(&mv, &mr);
+        let (ev, _) = max_rel_err(&vv, &vr);
         assert!(
             em < 1e-5 && ev < 1e-5,
             "step {k}: moments off by {em:.2e}, {ev:.2e}"
@@ -1125,13 +887,6 @@ fn adam_update_matches_hand_computed() {
 // ---------------------------------------------------------------------------------------------
 // Shape errors: an Err, never a panic
 // ---------------------------------------------------------------------------------------------
-
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".into())
-}
 
 /// Runs `f`, recording in `failures` an `Ok` or a panic (a shape error must be an `Err`).
 fn expect_err<R>(failures: &mut Vec<String>, what: &str, f: impl FnOnce() -> pixelrnn::Result<R>) {
