@@ -26,6 +26,30 @@ use common::reference::Dims;
 // Skew, unskew, mirror, shift
 // ---------------------------------------------------------------------------------------------
 
+/// The skewed map `sv` (`ws` columns) of the `d`-shaped `x` is `S[r, r + j] = x[r, j]`, zero
+/// elsewhere, exactly (the op only moves values).
+fn assert_skew_formula(sv: &[f32], x: &[f32], d: Dims, ws: usize) {
+    let ds = Dims { w: ws, ..d };
+    for bb in 0..d.n {
+        for row in 0..d.h {
+            for col in 0..ws {
+                for f in 0..d.c {
+                    let want = if col >= row && col - row < d.w {
+                        x[d.at(bb, row, col - row) + f]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(
+                        sv[ds.at(bb, row, col) + f],
+                        want,
+                        "skew at ({bb},{row},{col},{f})"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn skew_unskew_mirror_shift_follow_the_spec_formulas() {
     let b = CpuBackend::new();
@@ -40,24 +64,7 @@ fn skew_unskew_mirror_shift_follow_the_spec_formulas() {
     assert_eq!(s.shape, vec![n, h, ws, c]);
     let sv = host(&b, &s);
     let ds = Dims { w: ws, ..d };
-    for bb in 0..n {
-        for row in 0..h {
-            for col in 0..ws {
-                for f in 0..c {
-                    let want = if col >= row && col - row < w {
-                        x[d.at(bb, row, col - row) + f]
-                    } else {
-                        0.0
-                    };
-                    assert_eq!(
-                        sv[ds.at(bb, row, col) + f],
-                        want,
-                        "skew at ({bb},{row},{col},{f})"
-                    );
-                }
-            }
-        }
-    }
+    assert_skew_formula(&sv, &x, d, ws);
     // unskew of a map that is nonzero everywhere: out[r, j] = S[r, r + j].
     let sfull = nonzero(&mut r, ds.len(), 1.0);
     let u = host(&b, &b.unskew(&t(&b, &ds.shape(), &sfull)).unwrap());
@@ -172,22 +179,7 @@ fn skew_of_a_tall_image_is_an_error_or_exact_never_a_panic() {
                 "skew {h}x{w} -> {:?}",
                 s.shape
             );
-            let sv = host(&b, &s);
-            let ds = Dims { w: ws, ..d };
-            for bb in 0..n {
-                for row in 0..h {
-                    for col in 0..ws {
-                        for f in 0..c {
-                            let want = if col >= row && col - row < w {
-                                x[d.at(bb, row, col - row) + f]
-                            } else {
-                                0.0
-                            };
-                            assert_eq!(sv[ds.at(bb, row, col) + f], want);
-                        }
-                    }
-                }
-            }
+            assert_skew_formula(&host(&b, &s), &x, d, ws);
             let back = catch_unwind(AssertUnwindSafe(|| b.unskew(&s)))
                 .unwrap_or_else(|_| panic!("unskew panicked on skew's own {h}x{w} output"));
             assert_eq!(host(&b, &back.unwrap()), x, "unskew(skew(x)) for {h}x{w}");
