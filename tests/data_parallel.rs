@@ -1,6 +1,8 @@
 //! Data-parallel training on the CPU: the in-process collective is exact, and N workers with
 //! the same global batch give the weights of one worker (up to summation order).
 
+mod common;
+
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
@@ -14,9 +16,10 @@ use pixelrnn::train::{train_parallel, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use common::helpers::{rng, uniform};
+
 fn random(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Pcg64::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-10.0..10.0)).collect()
+    uniform(&mut rng(seed), len, -10.0, 10.0)
 }
 
 /// Runs `f(rank, collective)` on `n` threads, one per rank, and returns the results by rank.

@@ -47,6 +47,7 @@ pub struct LayerRun {
 }
 
 impl TestLayer {
+    /// A Row LSTM layer of `hidden` units, state kernel width `k`, randomised.
     pub fn row(hidden: usize, k: usize, groups: usize, seed: u64) -> Self {
         let b = CpuBackend::new();
         let mut layer =
@@ -60,6 +61,7 @@ impl TestLayer {
         }
     }
 
+    /// A Diagonal BiLSTM layer of `hidden` units, randomised.
     pub fn diag(hidden: usize, groups: usize, seed: u64) -> Self {
         let b = CpuBackend::new();
         let mut layer =
@@ -72,6 +74,7 @@ impl TestLayer {
         }
     }
 
+    /// The layer's parameters, in its own order.
     pub fn params(&mut self) -> Vec<&mut Param<CpuBackend>> {
         match self {
             TestLayer::Row { layer, .. } => layer.params_mut(),
@@ -79,6 +82,7 @@ impl TestLayer {
         }
     }
 
+    /// The parameter values as float64, in the order the reference takes them.
     pub fn params_f64(&mut self) -> Vec<Vec<f64>> {
         let suffixes: &[&str] = match self {
             TestLayer::Row { .. } => &ROW_PARAMS,
@@ -87,6 +91,7 @@ impl TestLayer {
         params_f64(self.params(), "layer", suffixes)
     }
 
+    /// The float64 reference of the layer's forward for parameters `p` and input `x`.
     pub fn reference(&self, p: &[Vec<f64>], x: &[f64], d: Dims) -> Vec<f64> {
         match *self {
             TestLayer::Row {
@@ -96,6 +101,7 @@ impl TestLayer {
         }
     }
 
+    /// One forward, and a backward of `dy` when given, with recurrence `rec`.
     pub fn run(&mut self, x: &[f32], d: Dims, dy: Option<&[f32]>, rec: Recurrence) -> LayerRun {
         let b = CpuBackend::new();
         let xt = t(&b, &d.shape(), x);

@@ -8,6 +8,7 @@
 use super::maps::{skew, skew_width, unskew};
 use super::Dims;
 
+/// The logistic function σ.
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -38,6 +39,7 @@ pub struct ScanStates {
 }
 
 impl ScanStates {
+    /// All-zero states of a recurrence whose gate map is `d_gates` (4h features).
     pub fn zeros(d_gates: Dims) -> Self {
         let hd = d_gates.with_c(d_gates.c / 4).len();
         ScanStates {
