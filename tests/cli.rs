@@ -5,6 +5,8 @@
 //! Models are tiny (1 layer, h = 4, head 8, batch 4, a few steps) and data files are small
 //! and generated here, so the whole file runs in seconds on two cores.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,112 +15,11 @@ use pixelrnn::data::{save_npy_u8, Images};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
+use common::cli::{
+    assert_clean_error, assert_no_panic, check_clean_error, pixelrnn, pixelrnn_in, s, Out,
+};
+
 // ---------------------------------------------------------------------------------- helpers
-
-/// What one run of the binary did.
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    cmd: String,
-}
-
-impl Out {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// Panics with the whole transcript unless the command exited 0.
-    fn expect_ok(self) -> Out {
-        assert!(
-            self.ok(),
-            "`{}` failed with {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.cmd,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `pixelrnn args...` in `cwd`, with RUST_BACKTRACE=1 so that a panic, or an error
-/// printed with its backtrace, cannot go unnoticed.
-fn pixelrnn_in(cwd: &Path, args: &[&str]) -> Out {
-    let output = Command::new(env!("CARGO_BIN_EXE_pixelrnn"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("RAYON_NUM_THREADS")
-        .output()
-        .expect("the pixelrnn binary starts");
-    Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        cmd: format!("pixelrnn {}", args.join(" ")),
-    }
-}
-
-fn pixelrnn(args: &[&str]) -> Out {
-    pixelrnn_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
-}
-
-/// No trace of a panic or a backtrace in `stderr`.
-fn check_no_panic(out: &Out) -> Result<(), String> {
-    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
-        if out.stderr.contains(bad) {
-            return Err(format!(
-                "`{}`: stderr mentions {bad:?}:\n{}",
-                out.cmd, out.stderr
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn assert_no_panic(out: &Out) {
-    if let Err(e) = check_no_panic(out) {
-        panic!("{e}");
-    }
-}
-
-/// A bad input: non-zero exit, exactly one non-empty line on stderr that contains every
-/// string of `mentions`, and no panic or backtrace.
-fn check_clean_error(out: &Out, mentions: &[&str]) -> Result<(), String> {
-    if out.code.is_none_or(|c| c == 0) {
-        return Err(format!(
-            "`{}` should fail, exited with {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.cmd, out.code, out.stdout, out.stderr
-        ));
-    }
-    check_no_panic(out)?;
-    let text = out.stderr.strip_suffix('\n').unwrap_or(&out.stderr);
-    let lines: Vec<&str> = text.split('\n').collect();
-    if lines.len() != 1 || lines[0].trim().is_empty() {
-        return Err(format!(
-            "`{}`: stderr should be exactly one non-empty line, got {} line(s):\n{}",
-            out.cmd,
-            lines.len(),
-            out.stderr
-        ));
-    }
-    for m in mentions {
-        if !lines[0].contains(m) {
-            return Err(format!(
-                "`{}`: the error should mention {m:?}: {}",
-                out.cmd, lines[0]
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn assert_clean_error(out: &Out, mentions: &[&str]) {
-    if let Err(e) = check_clean_error(out, mentions) {
-        panic!("{e}");
-    }
-}
 
 /// Panics with every message of `failures`, if any.
 fn assert_none_failed(failures: Vec<String>) {
@@ -152,10 +53,6 @@ fn write_images(dir: &Path, name: &str, n: usize, h: usize, w: usize, c: usize) 
     let path = dir.join(name);
     save_npy_u8(&path, &images).expect("writes the .npy");
     path
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
 }
 
 /// Flags of a tiny, fast model; `--steps` and `--out` are added by the caller.

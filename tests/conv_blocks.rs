@@ -1,10 +1,16 @@
 //! The CPU masked convolution on maps large enough that a thread walks several row blocks (the
 //! backward pass's blocks hold about a thousand rows; a 1x1 convolution's thread share is split
 //! into blocks of at most 4096 rows), against a float64 reference written tap by tap: forward,
-//! input, weight and bias gradients. `tests/ops_reference.rs` covers the small maps.
+//! input, weight and bias gradients (tests/common/reference/conv.rs). `tests/ops_reference.rs`
+//! covers the small maps.
+
+mod common;
 
 use pixelrnn::backend::cpu::masked_conv2d::{backward, forward, ConvGeom};
 use pixelrnn::backend::{ConvSpec, Mask};
+
+use common::helpers::f64s;
+use common::reference::conv::ConvCase;
 
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -20,7 +26,8 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// The float64 forward and gradients of `sum(dy * conv(x))`, each with the sum of the absolute
-/// values of its terms (the scale of its rounding error).
+/// values of its terms (the scale of its rounding error): the reference of
+/// tests/common/reference/conv.rs on the values, and on their absolute values.
 struct Reference {
     y: Vec<(f64, f64)>,
     dx: Vec<(f64, f64)>,
@@ -29,55 +36,31 @@ struct Reference {
 }
 
 fn reference(x: &[f32], w: &[f32], b: &[f32], dy: &[f32], g: ConvGeom, s: &ConvSpec) -> Reference {
-    let (cy, cx) = ((s.kh / 2) as isize, (s.kw / 2) as isize);
-    let mut r = Reference {
-        y: b.iter()
-            .cycle()
-            .take(g.n * g.h * g.w * g.cout)
-            .map(|&v| (v as f64, (v as f64).abs()))
-            .collect(),
-        dx: vec![(0.0, 0.0); g.n * g.h * g.w * g.cin],
-        dw: vec![(0.0, 0.0); g.cout * g.cin * s.kh * s.kw],
-        db: vec![(0.0, 0.0); g.cout],
+    let case = ConvCase {
+        in_block: s.in_block,
+        out_block: s.out_block,
+        ..ConvCase::new(
+            "",
+            (s.kh, s.kw),
+            s.mask,
+            s.groups,
+            (g.cin, g.cout),
+            (g.n, g.h, g.w),
+        )
     };
-    let add = |slot: &mut (f64, f64), v: f64| {
-        slot.0 += v;
-        slot.1 += v.abs();
-    };
-    for n in 0..g.n {
-        for py in 0..g.h {
-            for px in 0..g.w {
-                let p = (n * g.h + py) * g.w + px;
-                for o in 0..g.cout {
-                    add(&mut r.db[o], dy[p * g.cout + o] as f64);
-                }
-                for ky in 0..s.kh {
-                    let iy = py as isize + ky as isize - cy;
-                    for kx in 0..s.kw {
-                        let ix = px as isize + kx as isize - cx;
-                        if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                            continue;
-                        }
-                        let q = (n * g.h + iy as usize) * g.w + ix as usize;
-                        for o in 0..g.cout {
-                            let d = dy[p * g.cout + o] as f64;
-                            for i in 0..g.cin {
-                                if !s.allows(o, i, ky, kx) {
-                                    continue;
-                                }
-                                let wi = ((o * g.cin + i) * s.kh + ky) * s.kw + kx;
-                                let xv = x[q * g.cin + i] as f64;
-                                add(&mut r.y[p * g.cout + o], w[wi] as f64 * xv);
-                                add(&mut r.dx[q * g.cin + i], w[wi] as f64 * d);
-                                add(&mut r.dw[wi], xv * d);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    let abs = |v: &[f64]| -> Vec<f64> { v.iter().map(|a| a.abs()).collect() };
+    let (x, w, b, dy) = (f64s(x), f64s(w), f64s(b), f64s(dy));
+    let (ax, aw, ab, ady) = (abs(&x), abs(&w), abs(&b), abs(&dy));
+    let pair =
+        |v: Vec<f64>, scale: Vec<f64>| -> Vec<(f64, f64)> { v.into_iter().zip(scale).collect() };
+    let (dx, dw, db) = case.backward(&x, &w, &dy);
+    let (sdx, sdw, sdb) = case.backward(&ax, &aw, &ady);
+    Reference {
+        y: pair(case.forward(&x, &w, &b), case.forward(&ax, &aw, &ab)),
+        dx: pair(dx, sdx),
+        dw: pair(dw, sdw),
+        db: pair(db, sdb),
     }
-    r
 }
 
 /// Every element within `1e-5` of its terms' absolute sum (f32 sums of a few thousand terms).

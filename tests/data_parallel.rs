@@ -1,6 +1,8 @@
 //! Data-parallel training on the CPU: the in-process collective is exact, and N workers with
 //! the same global batch give the weights of one worker (up to summation order).
 
+mod common;
+
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
@@ -8,14 +10,16 @@ use pixelrnn::collective::{Collective, LocalGroup};
 use pixelrnn::data::{Dataset, Images};
 use pixelrnn::models::{ModelConfig, ModelKind};
 use pixelrnn::optim::{OptimConfig, OptimizerKind};
+use pixelrnn::parity::l2_rel_err;
 use pixelrnn::tensor::Tensor;
 use pixelrnn::train::{train_parallel, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use common::helpers::{rng, uniform};
+
 fn random(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Pcg64::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-10.0..10.0)).collect()
+    uniform(&mut rng(seed), len, -10.0, 10.0)
 }
 
 /// Runs `f(rank, collective)` on `n` threads, one per rank, and returns the results by rank.
@@ -145,19 +149,15 @@ fn weights(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// The largest [`l2_rel_err`] over the tensors of two runs (the same names in the same order),
+/// with `a` as the reference.
 fn max_rel_diff(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
         .map(|((na, va), (nb, vb))| {
             assert_eq!(na, nb);
-            let num: f64 = va
-                .iter()
-                .zip(vb)
-                .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-                .sum();
-            let den: f64 = va.iter().map(|x| (*x as f64).powi(2)).sum();
-            (num / den.max(1e-30)).sqrt()
+            l2_rel_err(vb, va)
         })
         .fold(0.0, f64::max)
 }

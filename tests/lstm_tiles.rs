@@ -4,21 +4,18 @@
 //! column, one row, batch 1, Row LSTM kernels 1, 3 and 5. Also: the sampler's `forward_at`
 //! reproduces the training forward bit for bit on the same sizes.
 
+mod common;
+
 use pixelrnn::backend::cpu::lstm::{backward, forward, Geometry, Scan};
 use pixelrnn::backend::cpu::lstm_at::forward_at;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-fn rand_vec(rng: &mut Pcg64, len: usize, scale: f32) -> Vec<f32> {
-    (0..len).map(|_| rng.random_range(-scale..scale)).collect()
-}
-
-fn sig(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
+use common::helpers::uniform;
+use common::reference::lstm::cell;
 
 /// Float64 forward and backward, one position at a time in raster order (reverse for the
-/// backward). Returns `(h, c, d_is, d_w)`; `w` in `[4h, h, kh, kw]` layout.
+/// backward); the forward's gates and cell are the spec's (tests/common/reference/lstm.rs). Returns `(h, c, d_is, d_w)`; `w` in `[4h, h, kh, kw]` layout.
 fn reference(
     is: &[f32],
     w: &[f32],
@@ -50,22 +47,16 @@ fn reference(
                     }
                 }
                 let cp = geo.cell_prev(r, j);
-                for u in 0..hd {
-                    let (o, f, i, gg) = (
-                        sig(pre[u]),
-                        sig(pre[hd + u]),
-                        sig(pre[2 * hd + u]),
-                        pre[3 * hd + u].tanh(),
-                    );
-                    let cprev = cp.map_or(0.0, |q| c[(base + q) * hd + u]);
-                    let cu = f * cprev + i * gg;
-                    c[p * hd + u] = cu;
-                    h[p * hd + u] = o * cu.tanh();
-                    gates[p * g + u] = o;
-                    gates[p * g + hd + u] = f;
-                    gates[p * g + 2 * hd + u] = i;
-                    gates[p * g + 3 * hd + u] = gg;
-                }
+                let c_prev: Vec<f64> = (0..hd)
+                    .map(|u| cp.map_or(0.0, |q| c[(base + q) * hd + u]))
+                    .collect();
+                cell(
+                    &pre,
+                    &c_prev,
+                    &mut gates[p * g..(p + 1) * g],
+                    &mut c[p * hd..(p + 1) * hd],
+                    &mut h[p * hd..(p + 1) * hd],
+                );
             }
         }
         let mut dh_carry = vec![0.0f64; plane * hd];
@@ -159,9 +150,9 @@ fn fused_and_unfused_match_float64_recurrence() {
     for (scan, n, height, width, hd) in cases() {
         let geo = geometry(scan, height, width, hd);
         let plane = height * width;
-        let is = rand_vec(&mut rng, n * plane * 4 * hd, 1.0);
-        let w = rand_vec(&mut rng, geo.weight_shape().iter().product(), 0.5);
-        let dh = rand_vec(&mut rng, n * plane * hd, 1.0);
+        let is = uniform(&mut rng, n * plane * 4 * hd, -1.0, 1.0);
+        let w = uniform(&mut rng, geo.weight_shape().iter().product(), -0.5, 0.5);
+        let dh = uniform(&mut rng, n * plane * hd, -1.0, 1.0);
         let (h64, c64, dis64, dw64) = reference(&is, &w, &dh, n, &geo);
         for fused in [true, false] {
             let what = format!("{scan:?} n {n} {height}x{width} h {hd} fused {fused}");
@@ -182,8 +173,8 @@ fn forward_at_is_bit_identical_to_the_fused_forward() {
         let geo = geometry(scan, height, width, hd);
         let plane = height * width;
         let g = 4 * hd;
-        let is = rand_vec(&mut rng, n * plane * g, 1.0);
-        let w = rand_vec(&mut rng, geo.weight_shape().iter().product(), 0.5);
+        let is = uniform(&mut rng, n * plane * g, -1.0, 1.0);
+        let w = uniform(&mut rng, geo.weight_shape().iter().product(), -0.5, 0.5);
         let (h, c, _) = forward(&is, &w, n, &geo, true);
         let mut hm = vec![0.0f32; n * plane * hd];
         let mut cm = vec![0.0f32; n * plane * hd];

@@ -4,6 +4,8 @@
 //! with zero conditioning weights = the unconditional model, cached = naive sampling, and
 //! training on the embedded MNIST (256 grey levels) lowering both stages' NLL.
 
+mod common;
+
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::Backend;
 use pixelrnn::data::{load_dataset, Images};
@@ -15,19 +17,14 @@ use pixelrnn::train::{read_metrics, train, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use common::helpers::{t, uniform};
+use common::models::add_noise;
+
 const KINDS: [ModelKind; 3] = [
     ModelKind::PixelCnn,
     ModelKind::RowLstm,
     ModelKind::DiagBiLstm,
 ];
-
-fn randn(rng: &mut Pcg64, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-fn t(be: &CpuBackend, shape: &[usize], v: &[f32]) -> Tensor<CpuBackend> {
-    Tensor::from_slice(be, shape, v).unwrap()
-}
 
 /// A model of `n x n x c` images: multi-scale with base `kind` (`multiscale`), or `kind`
 /// conditioned on the `n/r x n/r` image (a stand-alone stage 2), or plain (`cond = None`).
@@ -44,18 +41,7 @@ fn config(kind: ModelKind, n: usize, c: usize, cond: Option<(ModelKind, usize)>)
 
 /// Adds noise to every parameter (masked taps included) so nothing is zero by accident.
 fn perturb(m: &mut Model<CpuBackend>, seed: u64) {
-    let be = CpuBackend::new();
-    let mut rng = Pcg64::seed_from_u64(seed);
-    for p in m.params_mut() {
-        let v: Vec<f32> = p
-            .value
-            .to_vec(&be)
-            .unwrap()
-            .iter()
-            .map(|x| x + rng.random_range(-0.3f32..0.3))
-            .collect();
-        p.value = t(&be, &p.value.shape.clone(), &v);
-    }
+    add_noise(m.params_mut(), seed, 0.3);
 }
 
 /// Forward reference of the transposed convolution, straight from its definition, in f64:
@@ -103,9 +89,9 @@ fn conv_transpose2d_matches_reference_and_finite_differences() {
     let mut rng = Pcg64::seed_from_u64(1);
     for (cin, cout, k, r) in [(1, 3, 2, 2), (3, 5, 12, 4), (2, 1, 9, 3), (1, 2, 6, 2)] {
         let shape = [2, 3, 2, cin];
-        let xv = randn(&mut rng, shape.iter().product());
-        let wv = randn(&mut rng, cin * cout * k * k);
-        let bv = randn(&mut rng, cout);
+        let xv = uniform(&mut rng, shape.iter().product(), -1.0, 1.0);
+        let wv = uniform(&mut rng, cin * cout * k * k, -1.0, 1.0);
+        let bv = uniform(&mut rng, cout, -1.0, 1.0);
         let ws = [cin, cout, k, k];
         let (x, w, b) = (t(&be, &shape, &xv), t(&be, &ws, &wv), t(&be, &[cout], &bv));
         let y = be.conv_transpose2d_forward(&x, &w, &b, r).unwrap();
@@ -116,7 +102,7 @@ fn conv_transpose2d_matches_reference_and_finite_differences() {
         }
         // L = sum(y * g); the op is linear in x, w and b, so central differences are exact up
         // to f32 rounding of sums of a few hundred terms (1e-2 relative is generous).
-        let g = randn(&mut rng, y.numel());
+        let g = uniform(&mut rng, y.numel(), -1.0, 1.0);
         let gt = t(&be, &y.shape, &g);
         let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
             let y = be
@@ -195,14 +181,14 @@ fn conditioning_gradients_match_finite_differences() {
         let mut m = Model::new(&be, cfg, 3).unwrap();
         perturb(&mut m, 4);
         let mut rng = Pcg64::seed_from_u64(5);
-        let x = t(&be, &[2, n, n, 1], &randn(&mut rng, 2 * n * n));
+        let x = t(&be, &[2, n, n, 1], &uniform(&mut rng, 2 * n * n, -1.0, 1.0));
         let xs = t(
             &be,
             &[2, n / r, n / r, 1],
-            &randn(&mut rng, 2 * (n / r) * (n / r)),
+            &uniform(&mut rng, 2 * (n / r) * (n / r), -1.0, 1.0),
         );
         let (logits, cache) = m.forward_cond(&be, &x, Some(&xs)).unwrap();
-        let g = randn(&mut rng, logits.numel());
+        let g = uniform(&mut rng, logits.numel(), -1.0, 1.0);
         let gt = t(&be, &logits.shape, &g);
         m.backward(&be, cache, &gt, false).unwrap();
         let loss = |m: &Model<CpuBackend>| -> f64 {
@@ -321,11 +307,15 @@ fn residual_block_conditioning_gradients() {
     let (h, f, n) = (4, 3, 3);
     let mut block = ResidualBlock::new(&be, "b", h, 1, &mut rng).unwrap();
     block.cond = Some(CondBias::new(&be, "b", f, h, 1, &mut rng).unwrap());
-    let x = t(&be, &[1, n, n, 2 * h], &randn(&mut rng, n * n * 2 * h));
-    let mv = randn(&mut rng, n * n * f);
+    let x = t(
+        &be,
+        &[1, n, n, 2 * h],
+        &uniform(&mut rng, n * n * 2 * h, -1.0, 1.0),
+    );
+    let mv = uniform(&mut rng, n * n * f, -1.0, 1.0);
     let map = t(&be, &[1, n, n, f], &mv);
     let (y, cache) = block.forward_cond(&be, &x, Some(&map)).unwrap();
-    let g = randn(&mut rng, y.numel());
+    let g = uniform(&mut rng, y.numel(), -1.0, 1.0);
     let (_, dmap) = block
         .backward_cond(&be, cache, &t(&be, &y.shape, &g), Some(&map))
         .unwrap();
@@ -412,9 +402,9 @@ fn stage2_is_causal_in_x_and_sees_all_of_the_small_image() {
             let mut m = Model::new(&be, config(kind, n, c, Some((kind, r))), 7).unwrap();
             perturb(&mut m, 8);
             let mut rng = Pcg64::seed_from_u64(9);
-            let xv = randn(&mut rng, n * n * c);
+            let xv = uniform(&mut rng, n * n * c, -1.0, 1.0);
             let sdim = (n / r) * (n / r) * c;
-            let xsv = randn(&mut rng, sdim);
+            let xsv = uniform(&mut rng, sdim, -1.0, 1.0);
             let xs = t(&be, &[1, n / r, n / r, c], &xsv);
             let run = |xv: &[f32], xs: &Tensor<CpuBackend>| {
                 let (l, _) = m
@@ -485,8 +475,12 @@ fn zero_conditioning_equals_the_unconditional_model() {
             }
         }
         let mut rng = Pcg64::seed_from_u64(12);
-        let x = t(&be, &[2, n, n, 3], &randn(&mut rng, 2 * n * n * 3));
-        let xs = t(&be, &[2, 3, 3, 3], &randn(&mut rng, 2 * 27));
+        let x = t(
+            &be,
+            &[2, n, n, 3],
+            &uniform(&mut rng, 2 * n * n * 3, -1.0, 1.0),
+        );
+        let xs = t(&be, &[2, 3, 3, 3], &uniform(&mut rng, 2 * 27, -1.0, 1.0));
         let (a, _) = plain.forward(&be, &x).unwrap();
         let (b, _) = cond.forward_cond(&be, &x, Some(&xs)).unwrap();
         assert_eq!(a.to_vec(&be).unwrap(), b.to_vec(&be).unwrap(), "{kind:?}");

@@ -1,6 +1,8 @@
 //! PixelCNN as a whole: causality by perturbation, the blind spot, the exact uniform
 //! likelihood, learning, and checkpoint round trips (MODELS.md, "What must be tested").
 
+mod common;
+
 use std::collections::HashSet;
 
 use pixelrnn::backend::cpu::CpuBackend;
@@ -14,56 +16,16 @@ use pixelrnn::train::{train, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use common::models::{assert_causal, random_input, randomize_uniform, zero_output_layer};
+
 fn config(h: usize, w: usize, c: usize, binary: bool, layers: usize, hidden: usize) -> ModelConfig {
-    ModelConfig {
-        kind: ModelKind::PixelCnn,
-        height: h,
-        width: w,
-        channels: c,
-        binary,
-        layers,
-        hidden,
-        head: 8,
-        row_kernel: 3,
-        multiscale: None,
-    }
+    ModelConfig::plain(ModelKind::PixelCnn, (h, w, c), binary, (layers, hidden, 8))
 }
 
 /// Overwrites every parameter with random values, masked taps included: the convolution must
 /// ignore them structurally, so causality still has to hold.
 fn randomize_all(model: &mut Model<CpuBackend>, seed: u64) {
-    let b = CpuBackend::new();
-    let mut rng = Pcg64::seed_from_u64(seed);
-    for p in model.params_mut() {
-        let v: Vec<f32> = (0..p.value.numel())
-            .map(|_| rng.random_range(-0.6..0.6))
-            .collect();
-        p.value = Tensor::from_slice(&b, &p.value.shape.clone(), &v).unwrap();
-    }
-}
-
-fn random_input(n: usize, cfg: &ModelConfig, seed: u64) -> Vec<f32> {
-    let mut rng = Pcg64::seed_from_u64(seed);
-    (0..n * cfg.dims())
-        .map(|_| {
-            if cfg.binary {
-                rng.random_range(0..2) as f32
-            } else {
-                rng.random_range(-1.0..1.0)
-            }
-        })
-        .collect()
-}
-
-/// Logits of sub-pixel `s` (= position * C + channel) of image 0.
-fn logits_of(logits: &[f32], cfg: &ModelConfig, s: usize) -> Vec<f32> {
-    let c = cfg.channels;
-    let (pos, ch) = (s / c, s % c);
-    let per = cfg.logits_per_position();
-    let k_count = per / c;
-    (0..k_count)
-        .map(|k| logits[pos * per + k * c + ch])
-        .collect()
+    randomize_uniform(model.params_mut(), seed, 0.6);
 }
 
 fn check_causality(cfg: ModelConfig) {
@@ -71,33 +33,8 @@ fn check_causality(cfg: ModelConfig) {
     let mut model = Model::new(&b, cfg.clone(), 1).unwrap();
     randomize_all(&mut model, 2);
     let x = random_input(1, &cfg, 3);
-    let shape = [1, cfg.height, cfg.width, cfg.channels];
-    let run = |x: &[f32]| {
-        let t = Tensor::from_slice(&b, &shape, x).unwrap();
-        model.forward(&b, &t).unwrap().0.to_vec(&b).unwrap()
-    };
-    let base = run(&x);
-    let dims = cfg.dims();
-    for p in 0..dims {
-        let mut xp = x.clone();
-        xp[p] = if cfg.binary { 1.0 - xp[p] } else { xp[p] + 1.5 };
-        let out = run(&xp);
-        for q in 0..=p {
-            assert_eq!(
-                logits_of(&base, &cfg, q),
-                logits_of(&out, &cfg, q),
-                "output sub-pixel {q} changed when input sub-pixel {p} was perturbed"
-            );
-        }
-        // Later outputs must see p (else the test would pass for a model that sees nothing).
-        // Within the last pixel only one or two outputs follow, and dead ReLUs there can
-        // legitimately hide p, so the check starts one pixel earlier.
-        if p + cfg.channels < dims {
-            let changed =
-                (p + 1..dims).any(|q| logits_of(&base, &cfg, q) != logits_of(&out, &cfg, q));
-            assert!(changed, "no later output depends on input sub-pixel {p}");
-        }
-    }
+    let what = format!("PixelCNN C={}", cfg.channels);
+    assert_causal(&model, &x, &what);
 }
 
 #[test]
@@ -187,15 +124,6 @@ fn blind_spot_is_where_the_math_says() {
     // each row further up gains one column per layer.
     assert!(offsets.contains(&(-1, 3)) && !offsets.contains(&(-1, 4)));
     assert!(offsets.contains(&(-3, 5)) && !offsets.contains(&(-3, 6)));
-}
-
-fn zero_output_layer(model: &mut Model<CpuBackend>) {
-    let b = CpuBackend::new();
-    for p in model.params_mut() {
-        if p.name.starts_with("head.logits.") {
-            p.value = Tensor::zeros(&b, &p.value.shape.clone()).unwrap();
-        }
-    }
 }
 
 fn random_images(n: usize, h: usize, w: usize, c: usize, binary: bool, seed: u64) -> Images {

@@ -7,8 +7,9 @@
 //! masked taps included, so that the cached method must respect the masks exactly as the
 //! full convolution does.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::Backend;
@@ -20,6 +21,9 @@ use pixelrnn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
+use common::cli::{assert_clean_error, pixelrnn, s};
+use common::models::add_noise;
+
 const KINDS: [ModelKind; 3] = [
     ModelKind::PixelCnn,
     ModelKind::RowLstm,
@@ -29,35 +33,14 @@ const H: usize = 6;
 const W: usize = 7;
 
 fn config(kind: ModelKind, channels: usize, binary: bool) -> ModelConfig {
-    ModelConfig {
-        kind,
-        height: H,
-        width: W,
-        channels,
-        binary,
-        layers: 2,
-        hidden: 4,
-        head: 8,
-        row_kernel: 3,
-        multiscale: None,
-    }
+    ModelConfig::plain(kind, (H, W, channels), binary, (2, 4, 8))
 }
 
 /// A model whose every parameter (masked taps included) has random noise added.
 fn model(kind: ModelKind, channels: usize, binary: bool, seed: u64) -> Model<CpuBackend> {
     let be = CpuBackend::new();
     let mut m = Model::new(&be, config(kind, channels, binary), seed).unwrap();
-    let mut rng = Pcg64::seed_from_u64(seed ^ 0x5eed);
-    for p in m.params_mut() {
-        let v: Vec<f32> = p
-            .value
-            .to_vec(&be)
-            .unwrap()
-            .iter()
-            .map(|x| x + rng.random_range(-0.3f32..0.3))
-            .collect();
-        p.value = Tensor::from_slice(&be, &p.value.shape.clone(), &v).unwrap();
-    }
+    add_noise(m.params_mut(), seed ^ 0x5eed, 0.3);
     m
 }
 
@@ -296,61 +279,6 @@ fn draw_inverts_the_cdf() {
 }
 
 // ------------------------------------------------------------------------- through the binary
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    cmd: String,
-}
-
-fn pixelrnn(args: &[&str]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_pixelrnn"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("RAYON_NUM_THREADS")
-        .output()
-        .expect("the pixelrnn binary starts");
-    Out {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        cmd: format!("pixelrnn {}", args.join(" ")),
-    }
-}
-
-/// Non-zero exit, one non-empty stderr line mentioning every `mentions`, no panic.
-fn assert_clean_error(out: &Out, mentions: &[&str]) {
-    assert!(
-        out.code.is_some_and(|c| c != 0),
-        "`{}` should fail: {:?}\n{}\n{}",
-        out.cmd,
-        out.code,
-        out.stdout,
-        out.stderr
-    );
-    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
-        assert!(!out.stderr.contains(bad), "`{}`: {}", out.cmd, out.stderr);
-    }
-    let text = out.stderr.strip_suffix('\n').unwrap_or(&out.stderr);
-    assert!(
-        !text.is_empty() && !text.contains('\n'),
-        "`{}`: stderr should be one line:\n{}",
-        out.cmd,
-        out.stderr
-    );
-    for m in mentions {
-        assert!(
-            text.contains(m),
-            "`{}`: should mention {m:?}: {text}",
-            out.cmd
-        );
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Saves `model` as a checkpoint file in `dir`.
 fn checkpoint(dir: &Path, mut m: Model<CpuBackend>) -> PathBuf {
