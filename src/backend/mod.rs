@@ -7,8 +7,10 @@
 mod conv_spec;
 pub mod cpu;
 pub mod cuda;
+pub mod geometry;
 
 pub use conv_spec::{ConvSpec, Mask};
+pub use geometry::skew::{skewed_width, unskewed_width};
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -58,24 +60,6 @@ pub enum Recurrence {
     #[serde(rename = "persistent")]
     #[value(name = "persistent")]
     Persistent,
-}
-
-/// Width of the skewed map of an `height x width` image: `max(2W-1, H+W-1)`.
-pub fn skewed_width(height: usize, width: usize) -> usize {
-    (2 * width - 1).max(height + width - 1)
-}
-
-/// The image width whose skewed map of height `height` is `skewed` wide, if there is one.
-pub fn unskewed_width(height: usize, skewed: usize) -> Option<usize> {
-    // 2W-1 when W >= H (odd), else H+W-1 with W < H; the two cases cannot both fit.
-    let square_or_wide = (skewed % 2 == 1)
-        .then(|| skewed.div_ceil(2))
-        .filter(|&w| w >= height);
-    square_or_wide.or_else(|| {
-        (skewed + 1)
-            .checked_sub(height)
-            .filter(|&w| w >= 1 && w < height)
-    })
 }
 
 /// What an LSTM recurrence keeps for its backward pass (all NHWC).
@@ -387,21 +371,4 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         uniforms: &Tensor<Self>,
         binary: bool,
     ) -> Result<Tensor<Self>>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{skewed_width, unskewed_width};
-
-    #[test]
-    fn skewed_width_inverts_for_every_shape() {
-        for h in 1..12 {
-            for w in 1..12 {
-                let ws = skewed_width(h, w);
-                assert_eq!(ws, if h <= w { 2 * w - 1 } else { h + w - 1 });
-                assert_eq!(unskewed_width(h, ws), Some(w), "{h}x{w}");
-            }
-        }
-        assert_eq!(unskewed_width(1, 2), None);
-    }
 }
