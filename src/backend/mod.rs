@@ -2,7 +2,9 @@
 //!
 //! Layers (`nn/`) and models (`models/`) are written against this trait only. The CPU backend
 //! (`cpu/`) is the reference for every op and a fast engine in its own right; a CUDA backend
-//! implements the same trait with the kernels in `kernels/`.
+//! (`cuda/`) implements the same trait with the kernels in `kernels/`. Neither imports from the
+//! other: what both need, the shape checks and the scans' geometry, is device-neutral
+//! (`geometry/`).
 
 mod conv_spec;
 pub mod cpu;
@@ -102,8 +104,8 @@ pub struct AdamStep {
 
 /// A compute device: buffers plus every op the models use.
 ///
-/// Shapes are checked by the implementations; ops return fresh tensors unless their name ends
-/// in `_inplace`.
+/// Shapes are checked at the start of each op by one call into [`geometry`], the same for
+/// every backend; ops return fresh tensors unless their name ends in `_inplace`.
 pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// A buffer of `f32` on this device.
     type Storage: Clone + Send + Sync;
@@ -261,6 +263,7 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         left: &Tensor<Self>,
         right: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
+        geometry::pointwise::map_pair("diag_bilstm_combine", left, right)?;
         let moved = self.shift_down(&self.mirror_width(right)?)?;
         self.add(left, &moved)
     }

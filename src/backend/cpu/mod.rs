@@ -19,12 +19,13 @@ pub mod sample_logits;
 pub mod skew;
 pub mod softmax_nll;
 
+use super::geometry::pointwise::same_shapes;
 use super::geometry::{
     ConvGeom, HeadGeom, LstmGeom, PackGeom, PositionGeom, SkewGeom, Targets, TransposeGeom,
 };
 use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::Result;
-use crate::tensor::{same_shape, Tensor};
+use crate::tensor::Tensor;
 
 /// Host memory and the rayon thread pool.
 #[derive(Clone, Debug, Default)]
@@ -141,6 +142,34 @@ fn lstm_forward_at(
     Ok(())
 }
 
+/// A fused loss `op` with targets of `kind`: the shapes checked, then `kernel(channels, nll,
+/// dlogits)` fills the per-target NLL and the logits' gradient and says whether every target
+/// was valid (else the error [`Targets::invalid`], as on every backend).
+fn fused_loss(
+    op: &'static str,
+    kind: Targets,
+    logits: &Tensor<CpuBackend>,
+    targets: &Tensor<CpuBackend>,
+    kernel: impl FnOnce(usize, &mut [f32], &mut [f32]) -> bool,
+) -> Result<(Tensor<CpuBackend>, Tensor<CpuBackend>)> {
+    let channels = HeadGeom::loss(op, logits, targets, kind)?.channels;
+    let mut nll = vec![0.0; targets.numel()];
+    let mut dlogits = vec![0.0; logits.numel()];
+    if !kernel(channels, &mut nll, &mut dlogits) {
+        return Err(kind.invalid(op));
+    }
+    Ok((
+        Tensor {
+            shape: targets.shape.clone(),
+            data: nll,
+        },
+        Tensor {
+            shape: logits.shape.clone(),
+            data: dlogits,
+        },
+    ))
+}
+
 impl Backend for CpuBackend {
     type Storage = Vec<f32>;
 
@@ -248,7 +277,7 @@ impl Backend for CpuBackend {
     }
 
     fn relu_backward(&self, y: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
-        same_shape("relu_backward", y, dy)?;
+        same_shapes("relu_backward", y, &[dy])?;
         Ok(Tensor {
             shape: y.shape.clone(),
             data: elementwise::relu_backward(&y.data, &dy.data),
@@ -256,7 +285,7 @@ impl Backend for CpuBackend {
     }
 
     fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>> {
-        same_shape("add", a, b)?;
+        same_shapes("add", a, &[b])?;
         Ok(Tensor {
             shape: a.shape.clone(),
             data: elementwise::add(&a.data, &b.data),
@@ -269,30 +298,15 @@ impl Backend for CpuBackend {
         targets: &Tensor<Self>,
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
-        const OP: &str = "softmax_nll";
-        let channels = HeadGeom::loss(OP, logits, targets, Targets::Levels)?.channels;
-        let mut nll = vec![0.0; targets.numel()];
-        let mut dlogits = vec![0.0; logits.numel()];
-        if !softmax_nll::softmax_nll(
-            &logits.data,
-            &targets.data,
-            channels,
-            grad_scale,
-            &mut nll,
-            &mut dlogits,
-        ) {
-            return Err(Targets::Levels.invalid(OP));
-        }
-        Ok((
-            Tensor {
-                shape: targets.shape.clone(),
-                data: nll,
+        fused_loss(
+            "softmax_nll",
+            Targets::Levels,
+            logits,
+            targets,
+            |channels, nll, dl| {
+                softmax_nll::softmax_nll(&logits.data, &targets.data, channels, grad_scale, nll, dl)
             },
-            Tensor {
-                shape: logits.shape.clone(),
-                data: dlogits,
-            },
-        ))
+        )
     }
 
     fn bernoulli_nll(
@@ -301,29 +315,15 @@ impl Backend for CpuBackend {
         targets: &Tensor<Self>,
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
-        const OP: &str = "bernoulli_nll";
-        HeadGeom::loss(OP, logits, targets, Targets::Binary)?;
-        let mut nll = vec![0.0; targets.numel()];
-        let mut dlogits = vec![0.0; logits.numel()];
-        if !bernoulli_nll::bernoulli_nll(
-            &logits.data,
-            &targets.data,
-            grad_scale,
-            &mut nll,
-            &mut dlogits,
-        ) {
-            return Err(Targets::Binary.invalid(OP));
-        }
-        Ok((
-            Tensor {
-                shape: targets.shape.clone(),
-                data: nll,
+        fused_loss(
+            "bernoulli_nll",
+            Targets::Binary,
+            logits,
+            targets,
+            |_, nll, dl| {
+                bernoulli_nll::bernoulli_nll(&logits.data, &targets.data, grad_scale, nll, dl)
             },
-            Tensor {
-                shape: logits.shape.clone(),
-                data: dlogits,
-            },
-        ))
+        )
     }
 
     fn row_lstm_forward(
@@ -492,8 +492,7 @@ impl Backend for CpuBackend {
         ms: &mut Tensor<Self>,
         step: RmsPropStep,
     ) -> Result<()> {
-        same_shape("rmsprop_update", param, grad)?;
-        same_shape("rmsprop_update", param, ms)?;
+        same_shapes("rmsprop_update", param, &[grad, ms])?;
         optim::rmsprop_update(&mut param.data, &grad.data, &mut ms.data, step);
         Ok(())
     }
@@ -506,9 +505,7 @@ impl Backend for CpuBackend {
         v: &mut Tensor<Self>,
         step: AdamStep,
     ) -> Result<()> {
-        same_shape("adam_update", param, grad)?;
-        same_shape("adam_update", param, m)?;
-        same_shape("adam_update", param, v)?;
+        same_shapes("adam_update", param, &[grad, m, v])?;
         optim::adam_update(&mut param.data, &grad.data, &mut m.data, &mut v.data, step);
         Ok(())
     }

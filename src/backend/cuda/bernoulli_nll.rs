@@ -6,7 +6,7 @@
 //! [`crate::backend::geometry::Targets::invalid`] (the design and its cost:
 //! `cuda/loss_targets.rs`).
 
-use super::elementwise::{grid_stride, int};
+use super::launch_args::{grid_stride, int};
 use super::loss_targets;
 use super::softmax_nll::LossAndGrad;
 use super::{arg, Arg, CudaBackend, Executor};

@@ -4,7 +4,7 @@
 //! One version per pass (`fwd`, `bwd_data`, `bwd_weight`, `bwd_bias`): the op upsamples the
 //! Multi-Scale PixelRNN's small image once per batch, with `cin` the image's channel count.
 
-use super::masked_conv2d::{block_per_element, int, long};
+use super::launch_args::{block_per_element, int, long};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::TransposeGeom;
 use crate::backend::ConvGrads;

@@ -4,7 +4,7 @@
 //! `cuda/lstm.rs` checks the operands, chooses the layout and reduces `d_w_ss` afterwards on
 //! the unskewed maps, as for layout 1.
 
-use super::elementwise::{grid_stride, int};
+use super::launch_args::{grid_stride, int};
 use super::lstm::{persistent_cfg, Dims, T};
 use super::skew::{skew, unskew};
 use super::{arg, CudaBackend, Executor};

@@ -19,7 +19,7 @@
 //! - Looking at the loss instead (a non-finite sum) cannot tell an invalid target from NaN
 //!   logits, and does not see bernoulli_nll's invalid targets at all.
 
-use super::elementwise::{grid_stride, index};
+use super::launch_args::{grid_stride, index};
 use super::{arg, Arg, CudaBackend, Executor};
 use crate::backend::geometry::Targets;
 use crate::error::{Error, Result};

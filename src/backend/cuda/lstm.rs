@@ -51,7 +51,7 @@
 //! twin: a single position has nothing to skew.
 
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
-use super::elementwise::{grid_stride, int};
+use super::launch_args::{grid_stride, int};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
 use crate::backend::{LstmState, Recurrence};

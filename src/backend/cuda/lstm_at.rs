@@ -4,7 +4,7 @@
 //! per (image, hidden unit), with the fused step's arithmetic (the kernels share its device
 //! function), so sweeping every position in raster order reproduces the full forward.
 
-use super::elementwise::grid_stride;
+use super::launch_args::grid_stride;
 use super::lstm::{scan_op, Dims};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::LstmGeom;

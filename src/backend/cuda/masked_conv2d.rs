@@ -8,6 +8,7 @@
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.
 
+use super::launch_args::{block_per_element, int, long};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::ConvGeom;
 use crate::backend::{ConvGrads, ConvSpec, Mask};
@@ -23,28 +24,6 @@ const TILE: usize = 64;
 /// Largest map or kernel side: the v2 kernels mark tile rows past the end with a row index of
 /// 2^29 (`MASKED_CONV2D_FAR`), which must stay outside the map under every tap.
 const MAX_SIDE: usize = 1 << 28;
-
-/// An `int` kernel argument from a size, or a shape error naming `op` when it does not fit.
-pub(super) fn int(op: &'static str, what: &str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| {
-        Error::shape(
-            op,
-            format!("{what} = {v} exceeds the kernels' 32-bit range"),
-        )
-    })
-}
-
-/// A `long long` kernel argument from a size.
-pub(super) fn long(op: &'static str, what: &str, v: usize) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::shape(op, format!("{what} = {v} exceeds 64 bits")))
-}
-
-/// A launch with one block per element of a `len`-element output (the reductions), or a shape
-/// error when the grid would exceed CUDA's 2^31 - 1 blocks.
-pub(super) fn block_per_element(op: &'static str, what: &str, len: usize) -> Result<LaunchCfg> {
-    let blocks = int(op, what, len)?;
-    Ok(LaunchCfg::linear(blocks as u32, BLOCK))
-}
 
 /// The limits of the kernels' index arithmetic on a call of geometry `g` (checked by
 /// `backend::geometry`) with weight `w`.

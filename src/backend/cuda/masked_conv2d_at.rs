@@ -7,7 +7,8 @@
 //! threads read neighbouring words of each packed row. One version each (`_v1`), selected by
 //! `be.set_version("masked_conv2d_at", n)`.
 
-use super::masked_conv2d::{int, spec_args};
+use super::launch_args::int;
+use super::masked_conv2d::spec_args;
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::{ConvGeom, PackGeom};
 use crate::backend::ConvSpec;

@@ -1,7 +1,7 @@
 //! `read_position` and `write_position` on CUDA: host side of `kernels/position.cu` (CPU
 //! twin: `cpu/position.rs`).
 
-use super::elementwise::{grid_stride, index};
+use super::launch_args::{grid_stride, index};
 use super::{arg, Arg, CudaBackend, Executor};
 use crate::backend::geometry::PositionGeom;
 use crate::error::Result;

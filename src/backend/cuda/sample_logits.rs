@@ -2,7 +2,7 @@
 //! `cpu/sample_logits.rs`). Sampling then downloads `c` floats per image instead of the
 //! `256 c` logits.
 
-use super::elementwise::{grid_stride, index};
+use super::launch_args::{grid_stride, index, int};
 use super::softmax_nll::warp_per_row;
 use super::{arg, Arg, CudaBackend, Executor};
 use crate::backend::geometry::HeadGeom;
@@ -45,7 +45,7 @@ pub fn sample_logits<E: Executor>(
                 arg(uniforms),
                 arg(&out),
                 Arg::I64(index(OP, rows)?),
-                Arg::I32(super::elementwise::int(OP, "channels", channels)?),
+                Arg::I32(int(OP, "channels", channels)?),
             ],
         )?;
     }

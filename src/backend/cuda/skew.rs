@@ -2,7 +2,7 @@
 //! `skew_unskew_v<N>`; op `skew`). CPU twin: `cpu/skew.rs`. The Diagonal LSTM itself folds
 //! the skew into its indexing; these materialise it.
 
-use super::elementwise::{grid_stride, index, int};
+use super::launch_args::{grid_stride, index, int};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::SkewGeom;
 use crate::error::Result;

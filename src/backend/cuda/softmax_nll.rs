@@ -6,7 +6,7 @@
 //! beside it turns that into [`crate::backend::geometry::Targets::invalid`] (the design and
 //! its cost: `cuda/loss_targets.rs`).
 
-use super::elementwise::int;
+use super::launch_args::int;
 use super::loss_targets;
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK};
 use crate::backend::geometry::{HeadGeom, Targets};

@@ -7,8 +7,8 @@
 //! [`LstmGeom`] with its scan [`Geometry`], [`HeadGeom`], [`PositionGeom`], [`SkewGeom`]).
 //! The CPU and CUDA backends both call it and never check the shapes again; what the CUDA
 //! host side adds is only its kernels' own limits (sizes that must fit the kernels' 32-bit
-//! `int` parameters). Elementwise ops need no more than [`crate::tensor::same_shape`] and
-//! [`crate::tensor::Tensor::nhwc`].
+//! `int` parameters, `cuda/launch_args.rs`). Single-tensor maps (`mirror_width`, the shifts)
+//! need no more than [`crate::tensor::Tensor::nhwc`].
 //!
 //! - `conv`: `masked_conv2d_forward` / `_backward` / `_pack` / `_forward_at`;
 //! - `transpose`: `conv_transpose2d_forward` / `_backward`;
@@ -17,11 +17,13 @@
 //! - `head`: `softmax_nll`, `bernoulli_nll` (and what their targets may hold),
 //!   `sample_logits`;
 //! - `position`: `read_position`, `write_position`, and the position check of every `*_at` op;
-//! - `skew`: `skew`, `unskew` and the skewed width.
+//! - `skew`: `skew`, `unskew` and the skewed width;
+//! - `pointwise`: `relu_backward`, `add`, `rmsprop_update`, `adam_update` (one shape).
 
 pub mod conv;
 pub mod head;
 pub mod lstm;
+pub mod pointwise;
 pub mod position;
 pub mod scan;
 pub mod skew;
