@@ -2,13 +2,17 @@
 //!
 //! Layers (`nn/`) and models (`models/`) are written against this trait only. The CPU backend
 //! (`cpu/`) is the reference for every op and a fast engine in its own right; a CUDA backend
-//! implements the same trait with the kernels in `kernels/`.
+//! (`cuda/`) implements the same trait with the kernels in `kernels/`. Neither imports from the
+//! other: what both need, the shape checks and the scans' geometry, is device-neutral
+//! (`geometry/`).
 
 mod conv_spec;
 pub mod cpu;
 pub mod cuda;
+pub mod geometry;
 
 pub use conv_spec::{ConvSpec, Mask};
+pub use geometry::skew::{skewed_width, unskewed_width};
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -60,24 +64,6 @@ pub enum Recurrence {
     Persistent,
 }
 
-/// Width of the skewed map of an `height x width` image: `max(2W-1, H+W-1)`.
-pub fn skewed_width(height: usize, width: usize) -> usize {
-    (2 * width - 1).max(height + width - 1)
-}
-
-/// The image width whose skewed map of height `height` is `skewed` wide, if there is one.
-pub fn unskewed_width(height: usize, skewed: usize) -> Option<usize> {
-    // 2W-1 when W >= H (odd), else H+W-1 with W < H; the two cases cannot both fit.
-    let square_or_wide = (skewed % 2 == 1)
-        .then(|| skewed.div_ceil(2))
-        .filter(|&w| w >= height);
-    square_or_wide.or_else(|| {
-        (skewed + 1)
-            .checked_sub(height)
-            .filter(|&w| w >= 1 && w < height)
-    })
-}
-
 /// What an LSTM recurrence keeps for its backward pass (all NHWC).
 pub struct LstmState<B: Backend> {
     /// Hidden states `[n, H, W, h]`.
@@ -118,8 +104,8 @@ pub struct AdamStep {
 
 /// A compute device: buffers plus every op the models use.
 ///
-/// Shapes are checked by the implementations; ops return fresh tensors unless their name ends
-/// in `_inplace`.
+/// Shapes are checked at the start of each op by one call into [`geometry`], the same for
+/// every backend; ops return fresh tensors unless their name ends in `_inplace`.
 pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// A buffer of `f32` on this device.
     type Storage: Clone + Send + Sync;
@@ -277,6 +263,7 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         left: &Tensor<Self>,
         right: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
+        geometry::pointwise::map_pair("diag_bilstm_combine", left, right)?;
         let moved = self.shift_down(&self.mirror_width(right)?)?;
         self.add(left, &moved)
     }
@@ -387,21 +374,4 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         uniforms: &Tensor<Self>,
         binary: bool,
     ) -> Result<Tensor<Self>>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{skewed_width, unskewed_width};
-
-    #[test]
-    fn skewed_width_inverts_for_every_shape() {
-        for h in 1..12 {
-            for w in 1..12 {
-                let ws = skewed_width(h, w);
-                assert_eq!(ws, if h <= w { 2 * w - 1 } else { h + w - 1 });
-                assert_eq!(unskewed_width(h, ws), Some(w), "{h}x{w}");
-            }
-        }
-        assert_eq!(unskewed_width(1, 2), None);
-    }
 }

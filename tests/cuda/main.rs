@@ -13,6 +13,7 @@
 
 mod conv;
 mod diag_bilstm_combine;
+mod geometry;
 mod lstm;
 mod model;
 mod nccl;

@@ -3,8 +3,10 @@
 
 use rayon::prelude::*;
 
+use crate::backend::geometry::Targets;
+
 /// Fills `nll = softplus(l) - t * l` (computed stably) and `dlogits = (sigmoid(l) - t) * scale`.
-/// Returns false if a target is not 0 or 1.
+/// Returns false if a target is not 0 or 1 ([`Targets::admits`]).
 pub fn bernoulli_nll(
     logits: &[f32],
     targets: &[f32],
@@ -19,7 +21,7 @@ pub fn bernoulli_nll(
         .zip(nll.par_iter_mut().zip(dlogits.par_iter_mut()))
         .with_min_len(4096)
         .for_each(|((&l, &t), (out, dl))| {
-            if t != 0.0 && t != 1.0 {
+            if !Targets::Binary.admits(t) {
                 bad.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             *out = l.max(0.0) - t * l + (-l.abs()).exp().ln_1p();

@@ -11,31 +11,9 @@
 
 use rayon::prelude::*;
 
-/// Shapes of one call.
-#[derive(Clone, Copy, Debug)]
-pub struct TransposeGeom {
-    /// Batch.
-    pub n: usize,
-    /// Input height.
-    pub h: usize,
-    /// Input width.
-    pub w: usize,
-    /// Input features.
-    pub cin: usize,
-    /// Output features.
-    pub cout: usize,
-    /// Kernel size.
-    pub k: usize,
-    /// Stride.
-    pub r: usize,
-}
+use crate::backend::geometry::TransposeGeom;
 
 impl TransposeGeom {
-    /// Padding `(k - r) / 2`.
-    pub fn pad(&self) -> usize {
-        (self.k - self.r) / 2
-    }
-
     /// Output position of input `i` under tap `a`, if inside the `h*r` output.
     #[inline]
     fn out_pos(&self, i: usize, a: usize, len: usize) -> Option<usize> {

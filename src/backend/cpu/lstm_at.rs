@@ -2,11 +2,13 @@
 //! of [`super::lstm`] for the whole batch, reading the earlier states from the maps and
 //! writing the new ones into them (incremental sampling). The arithmetic is the fused path's,
 //! through the same code: the zero-filled gather, [`super::lstm_tile::rows_times`] (here one
-//! row per image) and [`super::lstm::cell_forward`], so that sampling reproduces the training
+//! row per image) and [`super::lstm_cell::cell_forward`], so that sampling reproduces the training
 //! forward bit for bit.
 
-use super::lstm::{cell_forward, gather, pack_state_weight, Geometry};
+use super::lstm::{gather, pack_state_weight};
+use super::lstm_cell::cell_forward;
 use super::lstm_tile::rows_times;
+use crate::backend::geometry::Geometry;
 
 /// Position `(i, j)` of every image. `is`: `[n, 4h]`; `w`: `[4h, h, kh, kw]`; `h`, `c`:
 /// `[n, H, W, h]` maps, updated at `(i, j)`.

@@ -18,27 +18,8 @@ use rayon::prelude::*;
 use super::elementwise::par_build;
 use super::gemm::{sgemm_serial, MatRef};
 use crate::backend::ConvSpec;
-
-/// Geometry of one convolution call.
-#[derive(Clone, Copy, Debug)]
-pub struct ConvGeom {
-    /// Batch.
-    pub n: usize,
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-    /// Input features.
-    pub cin: usize,
-    /// Output features.
-    pub cout: usize,
-}
-
-impl ConvGeom {
-    fn rows(&self) -> usize {
-        self.n * self.h * self.w
-    }
-}
+// The CPU twins' signatures take the call's geometry, device-neutral (`backend::geometry`).
+pub use crate::backend::geometry::ConvGeom;
 
 /// Whether the input can be used as the im2col matrix directly (a 1x1 kernel).
 fn is_pointwise(spec: &ConvSpec, taps: &[(usize, usize)]) -> bool {
@@ -180,7 +161,7 @@ fn col2im_rows(
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], g: ConvGeom, spec: &ConvSpec) -> Vec<f32> {
     let taps = spec.taps();
     let tk = taps.len() * g.cin;
-    let rows = g.rows();
+    let rows = g.positions();
     if g.cout == 0 || rows == 0 {
         return Vec::new();
     }
@@ -249,7 +230,7 @@ pub fn backward(
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let taps = spec.taps();
     let tk = taps.len() * g.cin;
-    let rows = g.rows();
+    let rows = g.positions();
     let (cout, cin) = (g.cout, g.cin);
     if tk == 0 || rows == 0 || cout == 0 {
         let dw = vec![0.0f32; cout * cin * spec.kh * spec.kw];

@@ -5,7 +5,8 @@
 //! columns, in the same order, as the full convolution's im2col).
 
 use super::gemm::{sgemm, MatRef};
-use super::masked_conv2d::{pack_weights, ConvGeom};
+use super::masked_conv2d::pack_weights;
+use crate::backend::geometry::ConvGeom;
 use crate::backend::ConvSpec;
 
 /// Packs `[cout, cin, kh, kw]` into `[taps * cin, cout]` with the centre tap's group mask.

@@ -5,8 +5,10 @@ pub mod bernoulli_nll;
 pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod gemm;
+pub mod loss_targets;
 pub mod lstm;
 pub mod lstm_at;
+pub mod lstm_cell;
 pub mod lstm_tile;
 pub mod masked_conv2d;
 pub mod masked_conv2d_at;
@@ -17,11 +19,13 @@ pub mod sample_logits;
 pub mod skew;
 pub mod softmax_nll;
 
+use super::geometry::pointwise::same_shapes;
+use super::geometry::{
+    ConvGeom, HeadGeom, LstmGeom, PackGeom, PositionGeom, SkewGeom, Targets, TransposeGeom,
+};
 use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
-use crate::error::{Error, Result};
-use crate::tensor::{same_shape, Tensor};
-use lstm::{lstm_at_geometry, scan_geometry, Geometry};
-use masked_conv2d::ConvGeom;
+use crate::error::Result;
+use crate::tensor::Tensor;
 
 /// Host memory and the rayon thread pool.
 #[derive(Clone, Debug, Default)]
@@ -59,73 +63,6 @@ impl CpuBackend {
     }
 }
 
-fn conv_geom(
-    op: &'static str,
-    x: &Tensor<CpuBackend>,
-    w: &Tensor<CpuBackend>,
-    spec: &ConvSpec,
-) -> Result<ConvGeom> {
-    spec.validate()?;
-    let [n, h, wd, cin] = x.nhwc(op)?;
-    match w.shape.as_slice() {
-        &[cout, wcin, kh, kw] if wcin == cin && kh == spec.kh && kw == spec.kw => Ok(ConvGeom {
-            n,
-            h,
-            w: wd,
-            cin,
-            cout,
-        }),
-        s => Err(Error::shape(
-            op,
-            format!(
-                "weight {s:?} does not fit input {:?} and a {}x{} kernel",
-                x.shape, spec.kh, spec.kw
-            ),
-        )),
-    }
-}
-
-fn loss_shapes(
-    op: &'static str,
-    logits: &Tensor<CpuBackend>,
-    targets: &Tensor<CpuBackend>,
-    per_target: usize,
-) -> Result<usize> {
-    let channels = *targets.shape.last().unwrap_or(&0);
-    let lead_ok = !targets.shape.is_empty()
-        && logits.shape.len() == targets.shape.len()
-        && logits.shape[..logits.shape.len() - 1] == targets.shape[..targets.shape.len() - 1];
-    if channels == 0 || !lead_ok || logits.shape.last() != Some(&(per_target * channels)) {
-        return Err(Error::shape(
-            op,
-            format!(
-                "logits {:?} do not match targets {:?} ({} logits per target)",
-                logits.shape, targets.shape, per_target
-            ),
-        ));
-    }
-    Ok(channels)
-}
-
-/// Checks the input-to-state map and the state weight of a recurrence; returns the batch and
-/// the scan geometry.
-fn lstm_geometry(
-    op: &'static str,
-    is: &Tensor<CpuBackend>,
-    w_ss: &Tensor<CpuBackend>,
-    diagonal: bool,
-) -> Result<(usize, Geometry)> {
-    let [n, height, width, g] = is.nhwc(op)?;
-    if g == 0 || g % 4 != 0 {
-        return Err(Error::shape(
-            op,
-            format!("pre-activations need 4h features, got {g}"),
-        ));
-    }
-    let geo = scan_geometry(op, &w_ss.shape, diagonal, height, width, g / 4)?;
-    Ok((n, geo))
-}
-
 fn lstm_forward(
     op: &'static str,
     is: &Tensor<CpuBackend>,
@@ -133,7 +70,7 @@ fn lstm_forward(
     rec: Recurrence,
     diagonal: bool,
 ) -> Result<LstmState<CpuBackend>> {
-    let (n, geo) = lstm_geometry(op, is, w_ss, diagonal)?;
+    let LstmGeom { n, geo } = LstmGeom::forward(op, is, w_ss, diagonal)?;
     let (h, c, gates) = lstm::forward(&is.data, &w_ss.data, n, &geo, lstm::fused_sweep(rec));
     let hs = vec![n, geo.height, geo.width, geo.hidden];
     Ok(LstmState {
@@ -157,18 +94,7 @@ fn lstm_backward(
     rec: Recurrence,
     diagonal: bool,
 ) -> Result<(Tensor<CpuBackend>, Tensor<CpuBackend>)> {
-    let (n, geo) = lstm_geometry(op, &state.gates, w_ss, diagonal)?;
-    same_shape(op, &state.h, dh)?;
-    same_shape(op, &state.c, dh)?;
-    if dh.shape != [n, geo.height, geo.width, geo.hidden] {
-        return Err(Error::shape(
-            op,
-            format!(
-                "hidden-state gradient {:?} does not match the gates",
-                dh.shape
-            ),
-        ));
-    }
+    let LstmGeom { n, geo } = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
     let (d_is, d_w) = lstm::backward(
         &state.h.data,
         &state.c.data,
@@ -191,18 +117,6 @@ fn lstm_backward(
     ))
 }
 
-/// Fails unless `(i, j)` lies in an `h x w` map.
-fn position_in(op: &'static str, h: usize, w: usize, i: usize, j: usize) -> Result<()> {
-    if i < h && j < w {
-        Ok(())
-    } else {
-        Err(Error::shape(
-            op,
-            format!("position ({i}, {j}) outside a {h}x{w} map"),
-        ))
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn lstm_forward_at(
     op: &'static str,
@@ -214,7 +128,7 @@ fn lstm_forward_at(
     i: usize,
     j: usize,
 ) -> Result<()> {
-    let (n, geo) = lstm_at_geometry(op, is, w_ss, h, c, diagonal, i, j)?;
+    let LstmGeom { n, geo } = LstmGeom::at(op, is, w_ss, h, c, diagonal, i, j)?;
     lstm_at::forward_at(
         &is.data,
         &w_ss.data,
@@ -228,35 +142,32 @@ fn lstm_forward_at(
     Ok(())
 }
 
-fn transpose_geom(
+/// A fused loss `op` with targets of `kind`: the shapes checked, then `kernel(channels, nll,
+/// dlogits)` fills the per-target NLL and the logits' gradient and says whether every target
+/// was valid (else the error [`Targets::invalid`], as on every backend).
+fn fused_loss(
     op: &'static str,
-    x: &Tensor<CpuBackend>,
-    w: &Tensor<CpuBackend>,
-    stride: usize,
-) -> Result<conv_transpose2d::TransposeGeom> {
-    let [n, h, wd, cin] = x.nhwc(op)?;
-    match w.shape.as_slice() {
-        &[wcin, cout, k, k2]
-            if wcin == cin && k == k2 && stride > 0 && k >= stride && (k - stride).is_multiple_of(2) && cout > 0 =>
-        {
-            Ok(conv_transpose2d::TransposeGeom {
-                n,
-                h,
-                w: wd,
-                cin,
-                cout,
-                k,
-                r: stride,
-            })
-        }
-        s => Err(Error::shape(
-            op,
-            format!(
-                "weight {s:?} should be [cin, cout, k, k] with cin = {cin} and k - stride a non-negative even number (input {:?}, stride {stride})",
-                x.shape
-            ),
-        )),
+    kind: Targets,
+    logits: &Tensor<CpuBackend>,
+    targets: &Tensor<CpuBackend>,
+    kernel: impl FnOnce(usize, &mut [f32], &mut [f32]) -> bool,
+) -> Result<(Tensor<CpuBackend>, Tensor<CpuBackend>)> {
+    let channels = HeadGeom::loss(op, logits, targets, kind)?.channels;
+    let mut nll = vec![0.0; targets.numel()];
+    let mut dlogits = vec![0.0; logits.numel()];
+    if !kernel(channels, &mut nll, &mut dlogits) {
+        return Err(kind.invalid(op));
     }
+    Ok((
+        Tensor {
+            shape: targets.shape.clone(),
+            data: nll,
+        },
+        Tensor {
+            shape: logits.shape.clone(),
+            data: dlogits,
+        },
+    ))
 }
 
 impl Backend for CpuBackend {
@@ -285,15 +196,9 @@ impl Backend for CpuBackend {
         b: &Tensor<Self>,
         spec: &ConvSpec,
     ) -> Result<Tensor<Self>> {
-        let g = conv_geom("masked_conv2d_forward", x, w, spec)?;
-        if b.shape != [g.cout] {
-            return Err(Error::shape(
-                "masked_conv2d_forward",
-                format!("bias {:?} should be [{}]", b.shape, g.cout),
-            ));
-        }
+        let g = ConvGeom::forward("masked_conv2d_forward", x, w, b, spec)?;
         Ok(Tensor {
-            shape: vec![g.n, g.h, g.w, g.cout],
+            shape: g.out_shape().to_vec(),
             data: masked_conv2d::forward(&x.data, &w.data, &b.data, g, spec),
         })
     }
@@ -306,13 +211,7 @@ impl Backend for CpuBackend {
         spec: &ConvSpec,
         need_dx: bool,
     ) -> Result<ConvGrads<Self>> {
-        let g = conv_geom("masked_conv2d_backward", x, w, spec)?;
-        if dy.shape != [g.n, g.h, g.w, g.cout] {
-            return Err(Error::shape(
-                "masked_conv2d_backward",
-                format!("output gradient {:?} does not match the output", dy.shape),
-            ));
-        }
+        let g = ConvGeom::backward("masked_conv2d_backward", x, w, dy, spec)?;
         let (dx, dw, db) = masked_conv2d::backward(&x.data, &w.data, &dy.data, g, spec, need_dx);
         Ok(ConvGrads {
             dx: dx.map(|data| Tensor {
@@ -337,15 +236,9 @@ impl Backend for CpuBackend {
         b: &Tensor<Self>,
         stride: usize,
     ) -> Result<Tensor<Self>> {
-        let g = transpose_geom("conv_transpose2d_forward", x, w, stride)?;
-        if b.shape != [g.cout] {
-            return Err(Error::shape(
-                "conv_transpose2d_forward",
-                format!("bias {:?} should be [{}]", b.shape, g.cout),
-            ));
-        }
+        let g = TransposeGeom::forward("conv_transpose2d_forward", x, w, b, stride)?;
         Ok(Tensor {
-            shape: vec![g.n, g.h * g.r, g.w * g.r, g.cout],
+            shape: g.out_shape().to_vec(),
             data: conv_transpose2d::forward(&x.data, &w.data, &b.data, g),
         })
     }
@@ -358,16 +251,7 @@ impl Backend for CpuBackend {
         stride: usize,
         need_dx: bool,
     ) -> Result<ConvGrads<Self>> {
-        let g = transpose_geom("conv_transpose2d_backward", x, w, stride)?;
-        if dy.shape != [g.n, g.h * g.r, g.w * g.r, g.cout] {
-            return Err(Error::shape(
-                "conv_transpose2d_backward",
-                format!(
-                    "output gradient {:?} does not fit input {:?}",
-                    dy.shape, x.shape
-                ),
-            ));
-        }
+        let g = TransposeGeom::backward("conv_transpose2d_backward", x, w, dy, stride)?;
         let (dx, dw, db) = conv_transpose2d::backward(&x.data, &w.data, &dy.data, g, need_dx);
         Ok(ConvGrads {
             dx: need_dx.then(|| Tensor {
@@ -393,7 +277,7 @@ impl Backend for CpuBackend {
     }
 
     fn relu_backward(&self, y: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
-        same_shape("relu_backward", y, dy)?;
+        same_shapes("relu_backward", y, &[dy])?;
         Ok(Tensor {
             shape: y.shape.clone(),
             data: elementwise::relu_backward(&y.data, &dy.data),
@@ -401,7 +285,7 @@ impl Backend for CpuBackend {
     }
 
     fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>> {
-        same_shape("add", a, b)?;
+        same_shapes("add", a, &[b])?;
         Ok(Tensor {
             shape: a.shape.clone(),
             data: elementwise::add(&a.data, &b.data),
@@ -414,32 +298,15 @@ impl Backend for CpuBackend {
         targets: &Tensor<Self>,
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
-        let channels = loss_shapes("softmax_nll", logits, targets, softmax_nll::LEVELS)?;
-        let mut nll = vec![0.0; targets.numel()];
-        let mut dlogits = vec![0.0; logits.numel()];
-        if !softmax_nll::softmax_nll(
-            &logits.data,
-            &targets.data,
-            channels,
-            grad_scale,
-            &mut nll,
-            &mut dlogits,
-        ) {
-            return Err(Error::shape(
-                "softmax_nll",
-                "targets must be integers in 0..=255",
-            ));
-        }
-        Ok((
-            Tensor {
-                shape: targets.shape.clone(),
-                data: nll,
+        fused_loss(
+            "softmax_nll",
+            Targets::Levels,
+            logits,
+            targets,
+            |channels, nll, dl| {
+                softmax_nll::softmax_nll(&logits.data, &targets.data, channels, grad_scale, nll, dl)
             },
-            Tensor {
-                shape: logits.shape.clone(),
-                data: dlogits,
-            },
-        ))
+        )
     }
 
     fn bernoulli_nll(
@@ -448,28 +315,15 @@ impl Backend for CpuBackend {
         targets: &Tensor<Self>,
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
-        loss_shapes("bernoulli_nll", logits, targets, 1)?;
-        let mut nll = vec![0.0; targets.numel()];
-        let mut dlogits = vec![0.0; logits.numel()];
-        if !bernoulli_nll::bernoulli_nll(
-            &logits.data,
-            &targets.data,
-            grad_scale,
-            &mut nll,
-            &mut dlogits,
-        ) {
-            return Err(Error::shape("bernoulli_nll", "targets must be 0 or 1"));
-        }
-        Ok((
-            Tensor {
-                shape: targets.shape.clone(),
-                data: nll,
+        fused_loss(
+            "bernoulli_nll",
+            Targets::Binary,
+            logits,
+            targets,
+            |_, nll, dl| {
+                bernoulli_nll::bernoulli_nll(&logits.data, &targets.data, grad_scale, nll, dl)
             },
-            Tensor {
-                shape: logits.shape.clone(),
-                data: dlogits,
-            },
-        ))
+        )
     }
 
     fn row_lstm_forward(
@@ -511,27 +365,18 @@ impl Backend for CpuBackend {
     }
 
     fn skew(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
-        let [n, h, w, c] = x.nhwc("skew")?;
-        if w == 0 {
-            return Err(Error::shape("skew", "width must be positive"));
-        }
+        let g = SkewGeom::skew("skew", x)?;
         Ok(Tensor {
-            shape: vec![n, h, super::skewed_width(h, w), c],
-            data: skew::skew(&x.data, n, h, w, c),
+            shape: g.skewed_shape().to_vec(),
+            data: skew::skew(&x.data, g.n, g.h, g.w, g.c),
         })
     }
 
     fn unskew(&self, s: &Tensor<Self>) -> Result<Tensor<Self>> {
-        let [n, h, ws, c] = s.nhwc("unskew")?;
-        let w = super::unskewed_width(h, ws).ok_or_else(|| {
-            Error::shape(
-                "unskew",
-                format!("no image of height {h} has a skewed map {ws} wide"),
-            )
-        })?;
+        let g = SkewGeom::unskew("unskew", s)?;
         Ok(Tensor {
-            shape: vec![n, h, w, c],
-            data: skew::unskew(&s.data, n, h, w, c),
+            shape: g.image_shape().to_vec(),
+            data: skew::unskew(&s.data, g.n, g.h, g.w, g.c),
         })
     }
 
@@ -573,11 +418,10 @@ impl Backend for CpuBackend {
     }
 
     fn read_position(&self, x: &Tensor<Self>, i: usize, j: usize) -> Result<Tensor<Self>> {
-        let [n, h, w, f] = x.nhwc("read_position")?;
-        position_in("read_position", h, w, i, j)?;
+        let g = PositionGeom::read("read_position", x, i, j)?;
         Ok(Tensor {
-            shape: vec![n, f],
-            data: position::read_position(&x.data, n, h, w, f, i, j),
+            shape: g.values_shape().to_vec(),
+            data: position::read_position(&x.data, g.n, g.h, g.w, g.f, i, j),
         })
     }
 
@@ -588,30 +432,17 @@ impl Backend for CpuBackend {
         j: usize,
         v: &Tensor<Self>,
     ) -> Result<()> {
-        let [n, h, w, f] = x.nhwc("write_position")?;
-        position_in("write_position", h, w, i, j)?;
-        if v.shape != [n, f] {
-            return Err(Error::shape(
-                "write_position",
-                format!("values {:?} do not fit map {:?}", v.shape, x.shape),
-            ));
-        }
-        position::write_position(&mut x.data, n, h, w, f, i, j, &v.data);
+        let g = PositionGeom::write("write_position", x, i, j, v)?;
+        position::write_position(&mut x.data, g.n, g.h, g.w, g.f, i, j, &v.data);
         Ok(())
     }
 
     fn masked_conv2d_pack(&self, w: &Tensor<Self>, spec: &ConvSpec) -> Result<Tensor<Self>> {
-        spec.validate()?;
-        match w.shape.as_slice() {
-            &[cout, cin, kh, kw] if kh == spec.kh && kw == spec.kw => Ok(Tensor {
-                shape: vec![spec.taps().len() * cin, cout],
-                data: masked_conv2d_at::pack(&w.data, cin, cout, spec),
-            }),
-            s => Err(Error::shape(
-                "masked_conv2d_pack",
-                format!("weight {s:?} is not [cout, cin, {}, {}]", spec.kh, spec.kw),
-            )),
-        }
+        let g = PackGeom::new("masked_conv2d_pack", w, spec)?;
+        Ok(Tensor {
+            shape: g.packed_shape().to_vec(),
+            data: masked_conv2d_at::pack(&w.data, g.cin, g.cout, spec),
+        })
     }
 
     fn masked_conv2d_forward_at(
@@ -623,23 +454,9 @@ impl Backend for CpuBackend {
         i: usize,
         j: usize,
     ) -> Result<Tensor<Self>> {
-        const OP: &str = "masked_conv2d_forward_at";
-        spec.validate()?;
-        let [n, h, w, cin] = x.nhwc(OP)?;
-        position_in(OP, h, w, i, j)?;
-        let cout = b.numel();
-        if b.shape != [cout] || packed.shape != [spec.taps().len() * cin, cout] {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "packed weight {:?} and bias {:?} do not fit input {:?}",
-                    packed.shape, b.shape, x.shape
-                ),
-            ));
-        }
-        let g = ConvGeom { n, h, w, cin, cout };
+        let g = ConvGeom::forward_at("masked_conv2d_forward_at", x, packed, b, spec, i, j)?;
         Ok(Tensor {
-            shape: vec![n, cout],
+            shape: vec![g.n, g.cout],
             data: masked_conv2d_at::forward_at(&x.data, &packed.data, &b.data, g, spec, i, j),
         })
     }
@@ -675,8 +492,7 @@ impl Backend for CpuBackend {
         ms: &mut Tensor<Self>,
         step: RmsPropStep,
     ) -> Result<()> {
-        same_shape("rmsprop_update", param, grad)?;
-        same_shape("rmsprop_update", param, ms)?;
+        same_shapes("rmsprop_update", param, &[grad, ms])?;
         optim::rmsprop_update(&mut param.data, &grad.data, &mut ms.data, step);
         Ok(())
     }
@@ -689,9 +505,7 @@ impl Backend for CpuBackend {
         v: &mut Tensor<Self>,
         step: AdamStep,
     ) -> Result<()> {
-        same_shape("adam_update", param, grad)?;
-        same_shape("adam_update", param, m)?;
-        same_shape("adam_update", param, v)?;
+        same_shapes("adam_update", param, &[grad, m, v])?;
         optim::adam_update(&mut param.data, &grad.data, &mut m.data, &mut v.data, step);
         Ok(())
     }
@@ -702,8 +516,7 @@ impl Backend for CpuBackend {
         uniforms: &Tensor<Self>,
         binary: bool,
     ) -> Result<Tensor<Self>> {
-        let per_value = if binary { 1 } else { softmax_nll::LEVELS };
-        let channels = loss_shapes("sample_logits", logits, uniforms, per_value)?;
+        let channels = HeadGeom::sample("sample_logits", logits, uniforms, binary)?.channels;
         let data = if binary {
             sample_logits::sample_binary(&logits.data, &uniforms.data)
         } else {

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::softmax_nll::LEVELS;
+use crate::backend::geometry::head::LEVELS;
 
 /// Rows per rayon task (sampling draws few rows; the pool only pays off for large batches).
 const MIN_ROWS: usize = 64;

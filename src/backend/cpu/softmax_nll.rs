@@ -12,8 +12,7 @@
 
 use rayon::prelude::*;
 
-/// Number of values a sub-pixel can take.
-pub const LEVELS: usize = 256;
+use crate::backend::geometry::head::{Targets, LEVELS};
 
 /// `exp(x)` for `x <= 0` (arguments below -87 give about 1.6e-38 instead of a denormal or 0),
 /// within 2 ulp of the true value: Cephes' `expf` range reduction (`x = n ln2 + r`, `|r| <=
@@ -80,7 +79,7 @@ fn row_kernel(l: &[f32], dl: &mut [f32], t: &[f32], out: &mut [f32], grad_scale:
     let mut buf = [0.0f32; LEVELS];
     for c in 0..channels {
         let target = t[c];
-        if !(0.0..=255.0).contains(&target) || target.fract() != 0.0 {
+        if !Targets::Levels.admits(target) {
             ok = false;
             continue;
         }
@@ -122,7 +121,7 @@ unsafe fn row_kernel_avx2(
 /// `logits`: `[positions, 256 * channels]` (value `k` of channel `c` at `k * channels + c`);
 /// `targets`: `[positions, channels]` integers 0..255. Fills `nll` `[positions, channels]` and
 /// `dlogits` (same shape as logits) with `(softmax - onehot) * grad_scale`.
-/// Returns false if a target is not an integer in 0..=255.
+/// Returns false if a target is not an integer in 0..=255 ([`Targets::admits`]).
 pub fn softmax_nll(
     logits: &[f32],
     targets: &[f32],

@@ -1,12 +1,16 @@
 //! `bernoulli_nll` on CUDA: host side of `kernels/bernoulli_nll.cu` (CPU twin:
 //! `cpu/bernoulli_nll.rs`).
 //!
-//! Unlike the CPU backend, the targets are not checked on the host (that would mean a
-//! download every step): the kernel computes `softplus(l) - t l` for any `t`.
+//! A target other than 0 or 1 is an error, as on the CPU: the kernel computes
+//! `softplus(l) - t l` for any `t`, and the `loss_targets` check launched beside it reports
+//! [`crate::backend::geometry::Targets::invalid`] (the design and its cost:
+//! `cuda/loss_targets.rs`).
 
-use super::elementwise::{grid_stride, int};
-use super::softmax_nll::{head_shapes, LossAndGrad};
+use super::launch_args::{grid_stride, int};
+use super::loss_targets;
+use super::softmax_nll::LossAndGrad;
 use super::{arg, Arg, CudaBackend, Executor};
+use crate::backend::geometry::{HeadGeom, Targets};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -18,7 +22,8 @@ pub fn bernoulli_nll<E: Executor>(
     grad_scale: f32,
 ) -> Result<LossAndGrad<E>> {
     const OP: &str = "bernoulli_nll";
-    head_shapes(OP, logits, targets, 1, "targets")?;
+    HeadGeom::loss(OP, logits, targets, Targets::Binary)?;
+    let check = loss_targets::start(be, OP, targets, Targets::Binary)?;
     let n = targets.numel();
     let nll = be.tensor_uninit(&targets.shape)?;
     let dlogits = be.tensor_uninit(&logits.shape)?;
@@ -36,5 +41,6 @@ pub fn bernoulli_nll<E: Executor>(
             ],
         )?;
     }
+    check.finish(be)?;
     Ok((nll, dlogits))
 }

@@ -1,11 +1,12 @@
-//! `conv_transpose2d` on CUDA: host side of `kernels/conv_transpose2d.cu` (shapes checked as
-//! the CPU twin checks them, launch configuration, launch).
+//! `conv_transpose2d` on CUDA: host side of `kernels/conv_transpose2d.cu` (shapes checked by
+//! `backend::geometry` as on the CPU, the kernels' limits, launch configuration, launch).
 //!
 //! One version per pass (`fwd`, `bwd_data`, `bwd_weight`, `bwd_bias`): the op upsamples the
 //! Multi-Scale PixelRNN's small image once per batch, with `cin` the image's channel count.
 
-use super::masked_conv2d::{block_per_element, int, long};
+use super::launch_args::{block_per_element, int, long};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use crate::backend::geometry::TransposeGeom;
 use crate::backend::ConvGrads;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -15,80 +16,30 @@ const OP: &str = "conv_transpose2d";
 /// Versions of every pass.
 const VERSIONS: u32 = 1;
 
-/// Sizes of one call.
-#[derive(Clone, Copy, Debug)]
-struct Geom {
-    n: usize,
-    h: usize,
-    w: usize,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    r: usize,
-}
-
-impl Geom {
-    /// Output positions `n * h*r * w*r`.
-    fn out_positions(&self) -> usize {
-        self.n * self.h * self.r * self.w * self.r
-    }
-}
-
-/// The geometry of `x` `[n, h, w, cin]` under `w` `[cin, cout, k, k]` and `stride` (the CPU
-/// twin's checks), plus the kernels' 32-bit limits.
-fn geom<E: Executor>(
+/// The limits of the kernels' 32-bit index arithmetic on a call of geometry `g` (checked by
+/// `backend::geometry`) with weight `w`: output rows and columns (`h*r`, `w*r`, plus a tap)
+/// and weights.
+fn kernel_limits<E: Executor>(
     op: &'static str,
-    x: &Tensor<CudaBackend<E>>,
+    g: &TransposeGeom,
     w: &Tensor<CudaBackend<E>>,
-    stride: usize,
-) -> Result<Geom> {
-    let [n, h, wd, cin] = x.nhwc(op)?;
-    let g = match w.shape.as_slice() {
-        &[wcin, cout, k, k2]
-            if wcin == cin
-                && k == k2
-                && stride > 0
-                && k >= stride
-                && (k - stride).is_multiple_of(2)
-                && cout > 0 =>
-        {
-            Geom {
-                n,
-                h,
-                w: wd,
-                cin,
-                cout,
-                k,
-                r: stride,
-            }
-        }
-        s => {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "weight {s:?} should be [cin, cout, k, k] with cin = {cin} and k - stride a non-negative even number (input {:?}, stride {stride})",
-                    x.shape
-                ),
-            ))
-        }
-    };
-    // The kernels index output rows and columns (h*r, w*r, plus a tap) and weights in 32 bits.
+) -> Result<()> {
     int(
         op,
         "output height",
-        h.saturating_mul(stride).saturating_add(g.k),
+        g.h.saturating_mul(g.r).saturating_add(g.k),
     )?;
     int(
         op,
         "output width",
-        wd.saturating_mul(stride).saturating_add(g.k),
+        g.w.saturating_mul(g.r).saturating_add(g.k),
     )?;
     int(op, "weight elements", w.numel())?;
-    Ok(g)
+    Ok(())
 }
 
 /// The kernels' `n, height, width, cin, cout, k, r` arguments.
-fn geom_args<'a, E: Executor>(op: &'static str, g: Geom) -> Result<Vec<Arg<'a, E>>> {
+fn geom_args<'a, E: Executor>(op: &'static str, g: TransposeGeom) -> Result<Vec<Arg<'a, E>>> {
     Ok(vec![
         Arg::I32(int(op, "batch", g.n)?),
         Arg::I32(int(op, "height", g.h)?),
@@ -119,15 +70,10 @@ pub fn forward<E: Executor>(
     stride: usize,
 ) -> Result<Tensor<CudaBackend<E>>> {
     const NAME: &str = "conv_transpose2d_forward";
-    let g = geom(NAME, x, w, stride)?;
-    if b.shape != [g.cout] {
-        return Err(Error::shape(
-            NAME,
-            format!("bias {:?} should be [{}]", b.shape, g.cout),
-        ));
-    }
+    let g = TransposeGeom::forward(NAME, x, w, b, stride)?;
+    kernel_limits(NAME, &g, w)?;
     check_version(be)?;
-    let y = be.tensor_uninit(&[g.n, g.h * g.r, g.w * g.r, g.cout])?;
+    let y = be.tensor_uninit(&g.out_shape())?;
     if y.numel() == 0 {
         return Ok(y);
     }
@@ -151,19 +97,11 @@ pub fn backward<E: Executor>(
     need_dx: bool,
 ) -> Result<ConvGrads<CudaBackend<E>>> {
     const NAME: &str = "conv_transpose2d_backward";
-    let g = geom(NAME, x, w, stride)?;
-    if dy.shape != [g.n, g.h * g.r, g.w * g.r, g.cout] {
-        return Err(Error::shape(
-            NAME,
-            format!(
-                "output gradient {:?} does not fit input {:?}",
-                dy.shape, x.shape
-            ),
-        ));
-    }
+    let g = TransposeGeom::backward(NAME, x, w, dy, stride)?;
+    kernel_limits(NAME, &g, w)?;
     check_version(be)?;
 
-    // cout > 0 (checked by geom).
+    // cout > 0 (checked by the geometry).
     let db = be.tensor_uninit(&[g.cout])?;
     be.launch(
         "conv_transpose2d_bwd_bias_v1",

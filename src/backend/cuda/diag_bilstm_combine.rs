@@ -2,10 +2,11 @@
 //! (`diag_bilstm_combine_fwd_v<N>`, `diag_bilstm_combine_bwd_v<N>`). CPU twin: the default
 //! methods of the `Backend` trait (mirror, shift and add composed).
 
-use super::elementwise::{grid_stride, index, int};
+use super::launch_args::{grid_stride, index, int};
 use super::{arg, Arg, CudaBackend, Executor};
+use crate::backend::geometry::pointwise::map_pair;
 use crate::error::Result;
-use crate::tensor::{same_shape, Tensor};
+use crate::tensor::Tensor;
 
 type T<E> = Tensor<CudaBackend<E>>;
 
@@ -13,8 +14,7 @@ const OP: &str = "diag_bilstm_combine";
 
 /// `left + shift_down(mirror_width(right))` in one pass.
 pub fn forward<E: Executor>(be: &CudaBackend<E>, left: &T<E>, right: &T<E>) -> Result<T<E>> {
-    let [_, h, w, c] = left.nhwc(OP)?;
-    same_shape(OP, left, right)?;
+    let [_, h, w, c] = map_pair(OP, left, right)?;
     let out = be.tensor_uninit(&left.shape)?;
     let total = out.numel();
     if total > 0 {

@@ -1,31 +1,11 @@
 //! `relu`, `add` and `scale` on CUDA: host side of `kernels/elementwise.cu` (CPU twin:
-//! `cpu/elementwise.rs`). Also the launch helpers shared by this backend's other
-//! one-thread-per-element ops (bernoulli_nll, optim, position, sample_logits).
+//! `cpu/elementwise.rs`).
 
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
-use crate::error::{Error, Result};
-use crate::tensor::{same_shape, Tensor};
-
-/// `n` as the kernels' `pixelrnn_index_t` (`long long`).
-pub(super) fn index(op: &'static str, n: usize) -> Result<i64> {
-    i64::try_from(n).map_err(|_| Error::shape(op, format!("{n} elements do not fit in 64 bits")))
-}
-
-/// `n` as a kernel's `int` parameter.
-pub(super) fn int(op: &'static str, what: &str, n: usize) -> Result<i32> {
-    i32::try_from(n).map_err(|_| {
-        Error::shape(
-            op,
-            format!("{what} = {n} is larger than the kernel's int range"),
-        )
-    })
-}
-
-/// The launch of a grid-stride kernel over `n` elements: `PIXELRNN_BLOCK` threads per block,
-/// one thread per element up to `MAX_BLOCKS` blocks.
-pub(super) fn grid_stride(n: usize) -> LaunchCfg {
-    LaunchCfg::for_elements(n, BLOCK, MAX_BLOCKS)
-}
+use super::launch_args::{grid_stride, index};
+use super::{arg, Arg, CudaBackend, Executor};
+use crate::backend::geometry::pointwise::same_shapes;
+use crate::error::Result;
+use crate::tensor::Tensor;
 
 /// `max(x, 0)` elementwise (`elementwise_relu_fwd_v<N>`).
 pub fn relu_forward<E: Executor>(
@@ -50,8 +30,7 @@ pub fn relu_backward<E: Executor>(
     y: &Tensor<CudaBackend<E>>,
     dy: &Tensor<CudaBackend<E>>,
 ) -> Result<Tensor<CudaBackend<E>>> {
-    same_shape("relu_backward", y, dy)?;
-    let n = y.numel();
+    let n = same_shapes("relu_backward", y, &[dy])?;
     let dx = be.tensor_uninit(&y.shape)?;
     if n > 0 {
         be.launch(
@@ -74,8 +53,7 @@ pub fn add<E: Executor>(
     a: &Tensor<CudaBackend<E>>,
     b: &Tensor<CudaBackend<E>>,
 ) -> Result<Tensor<CudaBackend<E>>> {
-    same_shape("add", a, b)?;
-    let n = a.numel();
+    let n = same_shapes("add", a, &[b])?;
     let c = be.tensor_uninit(&a.shape)?;
     if n > 0 {
         be.launch(

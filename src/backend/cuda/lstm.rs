@@ -1,6 +1,8 @@
 //! The Row LSTM and Diagonal LSTM recurrences on CUDA: host side of `kernels/lstm.cu` (the
 //! pointwise gate/cell update shared by both scans), `kernels/row_lstm.cu` and
-//! `kernels/diag_lstm.cu`. CPU twin: `cpu/lstm.rs` (same [`Geometry`], same steps).
+//! `kernels/diag_lstm.cu`. CPU twin: `cpu/lstm.rs` (the same [`Geometry`] from
+//! `backend::geometry`, the same steps); the materialised layout's scans are in
+//! `cuda/diag_lstm_skewed.rs`.
 //!
 //! A step is an image row, or an anti-diagonal `r + j = s` of the image, which is a column of
 //! the skewed map: the skew is folded into the kernels' indexing. The unfused and fused
@@ -48,15 +50,15 @@
 //! comparison measures. The one-position step of sampling (`diag_lstm_fwd_at`) has no skewed
 //! twin: a single position has nothing to skew.
 
-use super::elementwise::{grid_stride, int};
-use super::skew::{skew, unskew};
+use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
+use super::launch_args::{grid_stride, int};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
-use crate::backend::cpu::lstm::{scan_geometry, Geometry, Scan};
-use crate::backend::{skewed_width, LstmState, Recurrence};
+use crate::backend::geometry::{Geometry, LstmGeom, Scan};
+use crate::backend::{LstmState, Recurrence};
 use crate::error::{Error, Result};
-use crate::tensor::{same_shape, Tensor};
+use crate::tensor::Tensor;
 
-type T<E> = Tensor<CudaBackend<E>>;
+pub(super) type T<E> = Tensor<CudaBackend<E>>;
 
 /// The "op" whose version selects the Diagonal LSTM's layout on CUDA
 /// ([`CudaBackend::set_version`]): 1 (default) folds the skew into the indexing, 2 runs the
@@ -82,25 +84,6 @@ pub(super) fn scan_op(geo: &Geometry) -> &'static str {
         Scan::Row { .. } => "row_lstm",
         Scan::Diagonal => "diag_lstm",
     }
-}
-
-/// Checks a `[n, H, W, 4h]` pre-activation (or gates) map against the state weight; returns
-/// the batch and the geometry.
-fn lstm_geometry<E: Executor>(
-    op: &'static str,
-    maps: &T<E>,
-    w_ss: &T<E>,
-    diagonal: bool,
-) -> Result<(usize, Geometry)> {
-    let [n, height, width, g] = maps.nhwc(op)?;
-    if g == 0 || g % 4 != 0 {
-        return Err(Error::shape(
-            op,
-            format!("pre-activations need 4h features, got {g}"),
-        ));
-    }
-    let geo = scan_geometry(op, &w_ss.shape, diagonal, height, width, g / 4)?;
-    Ok((n, geo))
 }
 
 /// A recurrence's sizes as the kernels' `int` parameters, checked once per call.
@@ -159,17 +142,6 @@ impl Dims {
     }
 }
 
-/// Positions of step `s` in one image (the CPU's `Geometry::step_positions(s).len()`).
-fn step_count(geo: &Geometry, s: usize) -> usize {
-    match geo.scan {
-        Scan::Row { .. } => geo.width,
-        Scan::Diagonal => {
-            let lo = (s + 1).saturating_sub(geo.width);
-            s.min(geo.height - 1) + 1 - lo
-        }
-    }
-}
-
 /// Dynamic shared memory a block may use without opting in to more (neither executor sets
 /// the attribute that allows more): the persistent kernels stage the state weights only when
 /// they fit (`4h*h*k` floats for the Row LSTM, `8h*h` for the Diagonal LSTM).
@@ -180,16 +152,16 @@ const PERSISTENT_MAX_THREADS: usize = 1024;
 
 /// Launch configuration of a persistent kernel (forward or backward) for `n` images, and
 /// whether it stages the state weights in shared memory (its `staged` flag).
-fn persistent_cfg<E: Executor>(w_ss: &T<E>, n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
+pub(super) fn persistent_cfg<E: Executor>(
+    w_ss: &T<E>,
+    n: usize,
+    geo: &Geometry,
+) -> (LaunchCfg, bool) {
     let w_bytes = w_ss.numel() * std::mem::size_of::<f32>();
     let staged = w_bytes <= PERSISTENT_SHARED_CAP;
     // One thread per (position, unit) of the widest step (a row's W positions, an
     // anti-diagonal's min(H, W)), whole warps; wider steps loop.
-    let widest = match geo.scan {
-        Scan::Row { .. } => geo.width,
-        Scan::Diagonal => geo.height.min(geo.width),
-    };
-    let threads = (widest * geo.hidden)
+    let threads = (geo.max_step_len() * geo.hidden)
         .next_multiple_of(32)
         .min(PERSISTENT_MAX_THREADS) as u32;
     // One block per image; past MAX_BLOCKS the blocks loop over the images. Both casts are
@@ -242,7 +214,7 @@ fn stepwise_forward<E: Executor>(
     let hd = geo.hidden;
     let scan = scan_op(geo);
     for s in 0..geo.steps() {
-        let m = n * step_count(geo, s);
+        let m = n * geo.step_len(s);
         let step = int(op, "step", s)?;
         if fused {
             let mut args = vec![
@@ -287,16 +259,16 @@ fn forward<E: Executor>(
     rec: Recurrence,
     diagonal: bool,
 ) -> Result<LstmState<CudaBackend<E>>> {
-    let (n, geo) = lstm_geometry(op, is, w_ss, diagonal)?;
-    let hd = geo.hidden;
-    let hs = [n, geo.height, geo.width, hd];
+    let lg = LstmGeom::forward(op, is, w_ss, diagonal)?;
+    let (n, geo) = (lg.n, lg.geo);
+    let hs = lg.state_shape();
     // Every position is written by its step, so none of the maps needs clearing.
     let state = LstmState {
         h: be.tensor_uninit(&hs)?,
         c: be.tensor_uninit(&hs)?,
         gates: be.tensor_uninit(&is.shape)?,
     };
-    if n * geo.height * geo.width == 0 {
+    if lg.positions() == 0 {
         return Ok(state);
     }
     let dims = Dims::new(op, n, &geo)?;
@@ -321,21 +293,9 @@ fn backward<E: Executor>(
     rec: Recurrence,
     diagonal: bool,
 ) -> Result<(T<E>, T<E>)> {
-    let (n, geo) = lstm_geometry(op, &state.gates, w_ss, diagonal)?;
-    same_shape(op, &state.h, dh)?;
-    same_shape(op, &state.c, dh)?;
-    let hd = geo.hidden;
-    let hs = [n, geo.height, geo.width, hd];
-    if dh.shape != hs {
-        return Err(Error::shape(
-            op,
-            format!(
-                "hidden-state gradient {:?} does not match the gates",
-                dh.shape
-            ),
-        ));
-    }
-    if n * geo.height * geo.width == 0 {
+    let lg = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
+    let (n, geo) = (lg.n, lg.geo);
+    if lg.positions() == 0 {
         return Ok((
             be.tensor_uninit(&state.gates.shape)?,
             be.tensor_zeroed(&w_ss.shape)?,
@@ -398,7 +358,7 @@ fn folded_backward<E: Executor>(
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {
-                let m = n * step_count(geo, s);
+                let m = n * geo.step_len(s);
                 let mut args = vec![
                     arg(w_ss),
                     arg(&state.gates),
@@ -419,7 +379,7 @@ fn folded_backward<E: Executor>(
             // The recurrent part of dh: zero on the last step, which has no consumer.
             let dh_carry = be.tensor_zeroed(&hs)?;
             for s in (0..geo.steps()).rev() {
-                let m = n * step_count(geo, s);
+                let m = n * geo.step_len(s);
                 let mut args = vec![
                     arg(&state.gates),
                     arg(&state.c),
@@ -436,7 +396,7 @@ fn folded_backward<E: Executor>(
                 )?;
                 if s > 0 {
                     // The previous step's recurrent dh, from this step's dpre.
-                    let prev = n * step_count(geo, s - 1);
+                    let prev = n * geo.step_len(s - 1);
                     let mut args = vec![arg(w_ss), arg(&d_is), arg(&dh_carry)];
                     dims.push(&mut args, &[int(op, "step", s - 1)?]);
                     be.launch(
@@ -491,184 +451,4 @@ pub fn diag_backward<E: Executor>(
     rec: Recurrence,
 ) -> Result<(T<E>, T<E>)> {
     backward(be, "diag_lstm_backward", state, w_ss, dh, rec, true)
-}
-
-/// The sizes of the materialised layout's kernels: the skewed width `Ws` as an `int`, after
-/// checking that the skewed maps' `n * H * Ws` positions fit in one too.
-fn skewed_dims(op: &'static str, n: usize, geo: &Geometry) -> Result<(usize, i32)> {
-    let ws = skewed_width(geo.height, geo.width);
-    int(op, "n * H * Ws", n * geo.height * ws)?;
-    Ok((ws, int(op, "Ws", ws)?))
-}
-
-/// The Diagonal LSTM's forward in the materialised layout (2) by any path, for `n` images
-/// (`n * H * W > 0`): skew `is`, scan the skewed columns with the `diag_lstm_skewed_*`
-/// kernels over skewed state maps (written at every image position; no kernel reads the
-/// padding), unskew the states into the usual layout.
-#[allow(clippy::too_many_arguments)]
-fn skewed_forward<E: Executor>(
-    be: &CudaBackend<E>,
-    op: &'static str,
-    is: &T<E>,
-    w_ss: &T<E>,
-    rec: Recurrence,
-    n: usize,
-    geo: &Geometry,
-    dims: &Dims,
-) -> Result<LstmState<CudaBackend<E>>> {
-    let (ws, ws_i) = skewed_dims(op, n, geo)?;
-    let hd = geo.hidden;
-    let is_s = skew(be, is)?;
-    let hs = [n, geo.height, ws, hd];
-    // Written at every image position; the padding is never read: the scan kernels skip the
-    // taps and cells outside the image, and the unskew reads image positions only.
-    let h_s = be.tensor_uninit(&hs)?;
-    let c_s = be.tensor_uninit(&hs)?;
-    let gates_s = be.tensor_uninit(&is_s.shape)?;
-    let args_for = |extra: &[i32]| {
-        let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&c_s), arg(&gates_s)];
-        dims.push(&mut args, extra);
-        args
-    };
-    match rec {
-        Recurrence::Persistent => {
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let args = args_for(&[ws_i, i32::from(staged)]);
-            be.launch(
-                &be.kernel_name("diag_lstm", "skewed_persistent_fwd"),
-                &cfg,
-                &args,
-            )?;
-        }
-        Recurrence::Fused => {
-            for s in 0..geo.steps() {
-                let m = n * step_count(geo, s);
-                let args = args_for(&[ws_i, int(op, "step", s)?]);
-                be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_step_fwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
-            }
-        }
-        Recurrence::Unfused => {
-            for s in 0..geo.steps() {
-                let m = n * step_count(geo, s);
-                let step = int(op, "step", s)?;
-                let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&gates_s)];
-                dims.push(&mut args, &[ws_i, step]);
-                be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_ss_fwd"),
-                    &grid_stride(m * 4 * hd),
-                    &args,
-                )?;
-                let mut args = vec![arg(&gates_s), arg(&c_s), arg(&h_s)];
-                dims.push(&mut args, &[ws_i, step]);
-                be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_gates_fwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
-            }
-        }
-    }
-    Ok(LstmState {
-        h: unskew(be, &h_s)?,
-        c: unskew(be, &c_s)?,
-        gates: unskew(be, &gates_s)?,
-    })
-}
-
-/// The Diagonal LSTM's backward scan in the materialised layout (2) by any path: skew the
-/// gates, `c` and `dh`, scan the skewed columns in reverse into a skewed `d_is` (written at
-/// every image position; the consumers outside the image are skipped, so its padding is never
-/// read), unskew it. Returns `d_is` in the usual layout.
-#[allow(clippy::too_many_arguments)]
-fn skewed_backward<E: Executor>(
-    be: &CudaBackend<E>,
-    op: &'static str,
-    state: &LstmState<CudaBackend<E>>,
-    w_ss: &T<E>,
-    dh: &T<E>,
-    rec: Recurrence,
-    n: usize,
-    geo: &Geometry,
-    dims: &Dims,
-) -> Result<T<E>> {
-    let (ws, ws_i) = skewed_dims(op, n, geo)?;
-    let hd = geo.hidden;
-    let gates_s = skew(be, &state.gates)?;
-    let c_s = skew(be, &state.c)?;
-    let dh_s = skew(be, dh)?;
-    let hs = [n, geo.height, ws, hd];
-    let d_is_s = be.tensor_uninit(&gates_s.shape)?;
-    // The cell gradient handed from each column to the one before; zero where a cell has no
-    // successor.
-    let dc_carry = be.tensor_zeroed(&hs)?;
-    let args_for = |extra: &[i32]| {
-        let mut args = vec![
-            arg(w_ss),
-            arg(&gates_s),
-            arg(&c_s),
-            arg(&dh_s),
-            arg(&dc_carry),
-            arg(&d_is_s),
-        ];
-        dims.push(&mut args, extra);
-        args
-    };
-    match rec {
-        Recurrence::Persistent => {
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let args = args_for(&[ws_i, i32::from(staged)]);
-            be.launch(
-                &be.kernel_name("diag_lstm", "skewed_persistent_bwd"),
-                &cfg,
-                &args,
-            )?;
-        }
-        Recurrence::Fused => {
-            for s in (0..geo.steps()).rev() {
-                let m = n * step_count(geo, s);
-                let args = args_for(&[ws_i, int(op, "step", s)?]);
-                be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_step_bwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
-            }
-        }
-        Recurrence::Unfused => {
-            // The recurrent part of dh: zero on the last column, which has no consumer.
-            let dh_carry = be.tensor_zeroed(&hs)?;
-            for s in (0..geo.steps()).rev() {
-                let m = n * step_count(geo, s);
-                let mut args = vec![
-                    arg(&gates_s),
-                    arg(&c_s),
-                    arg(&dh_s),
-                    arg(&dh_carry),
-                    arg(&dc_carry),
-                    arg(&d_is_s),
-                ];
-                dims.push(&mut args, &[ws_i, int(op, "step", s)?]);
-                be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_gates_bwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
-                if s > 0 {
-                    let prev = n * step_count(geo, s - 1);
-                    let mut args = vec![arg(w_ss), arg(&d_is_s), arg(&dh_carry)];
-                    dims.push(&mut args, &[ws_i, int(op, "step", s - 1)?]);
-                    be.launch(
-                        &be.kernel_name("diag_lstm", "skewed_ss_bwd_data"),
-                        &grid_stride(prev * hd),
-                        &args,
-                    )?;
-                }
-            }
-        }
-    }
-    unskew(be, &d_is_s)
 }

@@ -4,10 +4,10 @@
 //! per (image, hidden unit), with the fused step's arithmetic (the kernels share its device
 //! function), so sweeping every position in raster order reproduces the full forward.
 
-use super::elementwise::grid_stride;
+use super::launch_args::grid_stride;
 use super::lstm::{scan_op, Dims};
 use super::{arg, CudaBackend, Executor};
-use crate::backend::cpu::lstm::lstm_at_geometry;
+use crate::backend::geometry::LstmGeom;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -25,7 +25,7 @@ fn forward_at<E: Executor>(
     i: usize,
     j: usize,
 ) -> Result<()> {
-    let (n, geo) = lstm_at_geometry(op, is, w_ss, h, c, diagonal, i, j)?;
+    let LstmGeom { n, geo } = LstmGeom::at(op, is, w_ss, h, c, diagonal, i, j)?;
     if n * geo.hidden == 0 {
         return Ok(());
     }

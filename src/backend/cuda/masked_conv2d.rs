@@ -1,5 +1,6 @@
-//! `masked_conv2d` on CUDA: host side of `kernels/masked_conv2d.cu` (shapes checked as the CPU
-//! twin checks them, launch configuration, version, launch).
+//! `masked_conv2d` on CUDA: host side of `kernels/masked_conv2d.cu` (shapes checked by
+//! `backend::geometry` as on the CPU, the kernels' limits, launch configuration, version,
+//! launch).
 //!
 //! Versions (`be.set_version("masked_conv2d", n)`): v1 (direct, one thread per output or input
 //! element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
@@ -7,7 +8,9 @@
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.
 
+use super::launch_args::{block_per_element, int, long};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use crate::backend::geometry::ConvGeom;
 use crate::backend::{ConvGrads, ConvSpec, Mask};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -22,85 +25,27 @@ const TILE: usize = 64;
 /// 2^29 (`MASKED_CONV2D_FAR`), which must stay outside the map under every tap.
 const MAX_SIDE: usize = 1 << 28;
 
-/// An `int` kernel argument from a size, or a shape error naming `op` when it does not fit.
-pub(super) fn int(op: &'static str, what: &str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| {
-        Error::shape(
-            op,
-            format!("{what} = {v} exceeds the kernels' 32-bit range"),
-        )
-    })
-}
-
-/// A `long long` kernel argument from a size.
-pub(super) fn long(op: &'static str, what: &str, v: usize) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::shape(op, format!("{what} = {v} exceeds 64 bits")))
-}
-
-/// A launch with one block per element of a `len`-element output (the reductions), or a shape
-/// error when the grid would exceed CUDA's 2^31 - 1 blocks.
-pub(super) fn block_per_element(op: &'static str, what: &str, len: usize) -> Result<LaunchCfg> {
-    let blocks = int(op, what, len)?;
-    Ok(LaunchCfg::linear(blocks as u32, BLOCK))
-}
-
-/// Sizes of one call.
-#[derive(Clone, Copy, Debug)]
-struct Geom {
-    n: usize,
-    h: usize,
-    w: usize,
-    cin: usize,
-    cout: usize,
-}
-
-impl Geom {
-    fn positions(&self) -> usize {
-        self.n * self.h * self.w
-    }
-}
-
-/// The geometry of `x` `[n, h, w, cin]` under weight `w` `[cout, cin, kh, kw]` (the CPU
-/// twin's checks), plus the limits of the kernels' index arithmetic.
-fn geom<E: Executor>(
+/// The limits of the kernels' index arithmetic on a call of geometry `g` (checked by
+/// `backend::geometry`) with weight `w`.
+fn kernel_limits<E: Executor>(
     op: &'static str,
-    x: &Tensor<CudaBackend<E>>,
+    g: &ConvGeom,
     w: &Tensor<CudaBackend<E>>,
     spec: &ConvSpec,
-) -> Result<Geom> {
-    spec.validate()?;
-    let [n, h, wd, cin] = x.nhwc(op)?;
-    let g = match w.shape.as_slice() {
-        &[cout, wcin, kh, kw] if wcin == cin && kh == spec.kh && kw == spec.kw => Geom {
-            n,
-            h,
-            w: wd,
-            cin,
-            cout,
-        },
-        s => {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "weight {s:?} does not fit input {:?} and a {}x{} kernel",
-                    x.shape, spec.kh, spec.kw
-                ),
-            ))
-        }
-    };
-    if [h, wd, spec.kh, spec.kw].iter().any(|&s| s > MAX_SIDE) {
+) -> Result<()> {
+    if [g.h, g.w, spec.kh, spec.kw].iter().any(|&s| s > MAX_SIDE) {
         return Err(Error::shape(
             op,
             format!(
-                "map {h}x{wd} or kernel {}x{} exceeds the kernels' limit of {MAX_SIDE}",
-                spec.kh, spec.kw
+                "map {}x{} or kernel {}x{} exceeds the kernels' limit of {MAX_SIDE}",
+                g.h, g.w, spec.kh, spec.kw
             ),
         ));
     }
     // Per-element index arithmetic is 64-bit; the weight's index and the one-block-per-weight
     // grid are 32-bit.
     int(op, "weight elements", w.numel())?;
-    Ok(g)
+    Ok(())
 }
 
 /// The kernels' code of a mask kind (`MASKED_CONV2D_NONE/A/B`).
@@ -130,7 +75,7 @@ pub(super) fn spec_args<'a, E: Executor>(
 }
 
 /// The kernels' `n, height, width, cin, cout` arguments.
-fn geom_args<'a, E: Executor>(op: &'static str, g: Geom) -> Result<Vec<Arg<'a, E>>> {
+fn geom_args<'a, E: Executor>(op: &'static str, g: ConvGeom) -> Result<Vec<Arg<'a, E>>> {
     Ok(vec![
         Arg::I32(int(op, "batch", g.n)?),
         Arg::I32(int(op, "height", g.h)?),
@@ -176,14 +121,9 @@ pub fn forward<E: Executor>(
     spec: &ConvSpec,
 ) -> Result<Tensor<CudaBackend<E>>> {
     const NAME: &str = "masked_conv2d_forward";
-    let g = geom(NAME, x, w, spec)?;
-    if b.shape != [g.cout] {
-        return Err(Error::shape(
-            NAME,
-            format!("bias {:?} should be [{}]", b.shape, g.cout),
-        ));
-    }
-    let y = be.tensor_uninit(&[g.n, g.h, g.w, g.cout])?;
+    let g = ConvGeom::forward(NAME, x, w, b, spec)?;
+    kernel_limits(NAME, &g, w, spec)?;
+    let y = be.tensor_uninit(&g.out_shape())?;
     if y.numel() == 0 {
         return Ok(y);
     }
@@ -206,13 +146,8 @@ pub fn backward<E: Executor>(
     need_dx: bool,
 ) -> Result<ConvGrads<CudaBackend<E>>> {
     const NAME: &str = "masked_conv2d_backward";
-    let g = geom(NAME, x, w, spec)?;
-    if dy.shape != [g.n, g.h, g.w, g.cout] {
-        return Err(Error::shape(
-            NAME,
-            format!("output gradient {:?} does not match the output", dy.shape),
-        ));
-    }
+    let g = ConvGeom::backward(NAME, x, w, dy, spec)?;
+    kernel_limits(NAME, &g, w, spec)?;
     let version = selected_version(be)?;
 
     let db = be.tensor_uninit(&[g.cout])?;

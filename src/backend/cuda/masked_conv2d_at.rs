@@ -7,8 +7,10 @@
 //! threads read neighbouring words of each packed row. One version each (`_v1`), selected by
 //! `be.set_version("masked_conv2d_at", n)`.
 
-use super::masked_conv2d::{int, spec_args};
+use super::launch_args::int;
+use super::masked_conv2d::spec_args;
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use crate::backend::geometry::{ConvGeom, PackGeom};
 use crate::backend::ConvSpec;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -35,27 +37,18 @@ pub fn pack<E: Executor>(
     spec: &ConvSpec,
 ) -> Result<Tensor<CudaBackend<E>>> {
     const NAME: &str = "masked_conv2d_pack";
-    spec.validate()?;
-    let (cout, cin) = match w.shape.as_slice() {
-        &[cout, cin, kh, kw] if kh == spec.kh && kw == spec.kw => (cout, cin),
-        s => {
-            return Err(Error::shape(
-                NAME,
-                format!("weight {s:?} is not [cout, cin, {}, {}]", spec.kh, spec.kw),
-            ))
-        }
-    };
+    let g = PackGeom::new(NAME, w, spec)?;
     int(NAME, "weight elements", w.numel())?;
     let version = selected_version(be)?;
-    let packed = be.tensor_uninit(&[spec.taps().len() * cin, cout])?;
+    let packed = be.tensor_uninit(&g.packed_shape())?;
     if packed.numel() == 0 {
         return Ok(packed);
     }
     let mut args = vec![
         arg(w),
         arg(&packed),
-        Arg::I32(int(NAME, "input features", cin)?),
-        Arg::I32(int(NAME, "output features", cout)?),
+        Arg::I32(int(NAME, "input features", g.cin)?),
+        Arg::I32(int(NAME, "output features", g.cout)?),
     ];
     args.extend(spec_args(NAME, spec)?);
     be.launch(
@@ -77,25 +70,8 @@ pub fn forward_at<E: Executor>(
     j: usize,
 ) -> Result<Tensor<CudaBackend<E>>> {
     const NAME: &str = "masked_conv2d_forward_at";
-    spec.validate()?;
-    let [n, h, w, cin] = x.nhwc(NAME)?;
-    if i >= h || j >= w {
-        return Err(Error::shape(
-            NAME,
-            format!("position ({i}, {j}) outside a {h}x{w} map"),
-        ));
-    }
-    let cout = b.numel();
+    let ConvGeom { n, h, w, cin, cout } = ConvGeom::forward_at(NAME, x, packed, b, spec, i, j)?;
     let taps = spec.taps().len();
-    if b.shape != [cout] || packed.shape != [taps * cin, cout] {
-        return Err(Error::shape(
-            NAME,
-            format!(
-                "packed weight {:?} and bias {:?} do not fit input {:?}",
-                packed.shape, b.shape, x.shape
-            ),
-        ));
-    }
     let version = selected_version(be)?;
     let y = be.tensor_uninit(&[n, cout])?;
     if y.numel() == 0 {

@@ -2,7 +2,7 @@
 //! (`mirror_shift_mirror_width_v<N>`, `mirror_shift_shift_down_v<N>`,
 //! `mirror_shift_shift_up_v<N>`; op `mirror_shift`). CPU twin: `cpu/mirror_shift.rs`.
 
-use super::elementwise::{grid_stride, index, int};
+use super::launch_args::{grid_stride, index, int};
 use super::{arg, Arg, CudaBackend, Executor};
 use crate::error::Result;
 use crate::tensor::Tensor;

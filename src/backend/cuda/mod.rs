@@ -4,8 +4,9 @@
 //! ([`Device`], through cudarc) or the CPU emulation of the CUDA execution model
 //! ([`Emulator`]), which runs the very same kernel sources in `cargo test` on machines without
 //! a GPU. Each op lives in its own module under the op's name (`masked_conv2d.rs` next to
-//! `kernels/masked_conv2d.cu` and `cpu/masked_conv2d.rs`): shapes checked, launch
-//! configuration computed, kernel version chosen, launch.
+//! `kernels/masked_conv2d.cu` and `cpu/masked_conv2d.rs`): shapes checked (one call into
+//! `backend::geometry`, as on the CPU), launch configuration computed, kernel version chosen,
+//! launch.
 //!
 //! Memory: a caching allocator keeps freed buffers by length and hands them out again, so a
 //! training loop, which allocates the same shapes every step, stops calling the driver's
@@ -16,9 +17,12 @@ mod bernoulli_nll;
 mod conv_transpose2d;
 pub mod device;
 mod diag_bilstm_combine;
+mod diag_lstm_skewed;
 mod elementwise;
 pub mod emulator;
 mod executor;
+mod launch_args;
+mod loss_targets;
 mod lstm;
 mod lstm_at;
 mod masked_conv2d;

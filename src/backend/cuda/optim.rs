@@ -1,11 +1,12 @@
 //! `rmsprop_update` and `adam_update` on CUDA: host side of `kernels/optim.cu` (CPU twins:
 //! `cpu/optim.rs`). In place: parameters and statistics shared with a clone are copied first.
 
-use super::elementwise::{grid_stride, index};
+use super::launch_args::{grid_stride, index};
 use super::{arg, Arg, CudaBackend, Executor};
+use crate::backend::geometry::pointwise::same_shapes;
 use crate::backend::{AdamStep, RmsPropStep};
 use crate::error::Result;
-use crate::tensor::{same_shape, Tensor};
+use crate::tensor::Tensor;
 
 /// One RMSProp update of `param` from `grad` with running mean square `ms`
 /// (`optim_rmsprop_v<N>`).
@@ -17,9 +18,7 @@ pub fn rmsprop_update<E: Executor>(
     step: RmsPropStep,
 ) -> Result<()> {
     const OP: &str = "rmsprop_update";
-    same_shape(OP, param, grad)?;
-    same_shape(OP, param, ms)?;
-    let n = param.numel();
+    let n = same_shapes(OP, param, &[grad, ms])?;
     if n == 0 {
         return Ok(());
     }
@@ -50,10 +49,7 @@ pub fn adam_update<E: Executor>(
     step: AdamStep,
 ) -> Result<()> {
     const OP: &str = "adam_update";
-    same_shape(OP, param, grad)?;
-    same_shape(OP, param, m)?;
-    same_shape(OP, param, v)?;
-    let n = param.numel();
+    let n = same_shapes(OP, param, &[grad, m, v])?;
     if n == 0 {
         return Ok(());
     }

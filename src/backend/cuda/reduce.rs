@@ -2,7 +2,7 @@
 //! `sum_squares` in `cpu/elementwise.rs`). Two launches: block partials in f64, then one block
 //! sums them; the f64 result comes back as two floats.
 
-use super::elementwise::{index, int};
+use super::launch_args::{index, int};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

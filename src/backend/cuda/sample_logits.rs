@@ -2,9 +2,10 @@
 //! `cpu/sample_logits.rs`). Sampling then downloads `c` floats per image instead of the
 //! `256 c` logits.
 
-use super::elementwise::{grid_stride, index};
-use super::softmax_nll::{head_shapes, warp_per_row, LEVELS};
+use super::launch_args::{grid_stride, index, int};
+use super::softmax_nll::warp_per_row;
 use super::{arg, Arg, CudaBackend, Executor};
+use crate::backend::geometry::HeadGeom;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -17,10 +18,10 @@ pub fn sample_logits<E: Executor>(
     binary: bool,
 ) -> Result<Tensor<CudaBackend<E>>> {
     const OP: &str = "sample_logits";
-    let per_value = if binary { 1 } else { LEVELS };
-    let (rows, channels) = head_shapes(OP, logits, uniforms, per_value, "uniforms")?;
+    let g = HeadGeom::sample(OP, logits, uniforms, binary)?;
+    let (rows, channels) = (g.rows, g.channels);
     let out = be.tensor_uninit(&uniforms.shape)?;
-    let n = rows * channels;
+    let n = g.values();
     if n == 0 {
         return Ok(out);
     }
@@ -44,7 +45,7 @@ pub fn sample_logits<E: Executor>(
                 arg(uniforms),
                 arg(&out),
                 Arg::I64(index(OP, rows)?),
-                Arg::I32(super::elementwise::int(OP, "channels", channels)?),
+                Arg::I32(int(OP, "channels", channels)?),
             ],
         )?;
     }

@@ -1,47 +1,20 @@
 //! `softmax_nll` on CUDA: host side of `kernels/softmax_nll.cu` (CPU twin:
-//! `cpu/softmax_nll.rs`). Also the shape check shared with the other ops on the output head's
-//! logits (bernoulli_nll, sample_logits).
+//! `cpu/softmax_nll.rs`). Also the warp-per-row launch shared with sample_logits.
 //!
-//! Unlike the CPU backend, which checks the targets on the host and returns an error, an
-//! invalid target (not an integer in 0..=255, or NaN) gives NaN in that sub-pixel's nll and
-//! its dlogits: checking on the host would mean downloading the targets every step. The
-//! training loop's non-finite-loss check reports it.
+//! An invalid target (not an integer in 0..=255, or NaN) is an error, as on the CPU: the
+//! kernel gives NaN in that sub-pixel's nll and dlogits, and the `loss_targets` check launched
+//! beside it turns that into [`crate::backend::geometry::Targets::invalid`] (the design and
+//! its cost: `cuda/loss_targets.rs`).
 
-use super::elementwise::int;
+use super::launch_args::int;
+use super::loss_targets;
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK};
+use crate::backend::geometry::{HeadGeom, Targets};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// Number of values a sub-pixel can take (`SOFTMAX_NLL_VALUES` in the kernel).
-pub(super) const LEVELS: usize = 256;
-
 /// Threads of a warp (`PIXELRNN_WARP`).
 pub(super) const WARP: usize = 32;
-
-/// Checks that `logits` is `[.., per_value * c]` for `values` `[.., c]` (same leading
-/// dimensions) and returns `(rows, c)`, rows being the product of the leading dimensions.
-pub(super) fn head_shapes<E: Executor>(
-    op: &'static str,
-    logits: &Tensor<CudaBackend<E>>,
-    values: &Tensor<CudaBackend<E>>,
-    per_value: usize,
-    what: &str,
-) -> Result<(usize, usize)> {
-    let channels = *values.shape.last().unwrap_or(&0);
-    let lead_ok = !values.shape.is_empty()
-        && logits.shape.len() == values.shape.len()
-        && logits.shape[..logits.shape.len() - 1] == values.shape[..values.shape.len() - 1];
-    if channels == 0 || !lead_ok || logits.shape.last() != Some(&(per_value * channels)) {
-        return Err(Error::shape(
-            op,
-            format!(
-                "logits {:?} do not match {what} {:?} ({per_value} logits per value)",
-                logits.shape, values.shape
-            ),
-        ));
-    }
-    Ok((values.numel() / channels, channels))
-}
 
 /// One warp per `(row, channel)`, `BLOCK / 32` warps per block: the launch of the warp-per-row
 /// kernels (softmax_nll, sample_logits).
@@ -66,7 +39,11 @@ pub fn softmax_nll<E: Executor>(
     grad_scale: f32,
 ) -> Result<LossAndGrad<E>> {
     const OP: &str = "softmax_nll";
-    let (positions, channels) = head_shapes(OP, logits, targets, LEVELS, "targets")?;
+    let HeadGeom {
+        rows: positions,
+        channels,
+    } = HeadGeom::loss(OP, logits, targets, Targets::Levels)?;
+    let check = loss_targets::start(be, OP, targets, Targets::Levels)?;
     let nll = be.tensor_uninit(&targets.shape)?;
     let dlogits = be.tensor_uninit(&logits.shape)?;
     if positions > 0 {
@@ -84,5 +61,6 @@ pub fn softmax_nll<E: Executor>(
             ],
         )?;
     }
+    check.finish(be)?;
     Ok((nll, dlogits))
 }

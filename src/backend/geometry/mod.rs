@@ -1,0 +1,38 @@
+//! Device-neutral geometry of the backend ops: the shape checks, written once for every
+//! backend.
+//!
+//! Every op of [`crate::backend::Backend`] whose operands must fit together starts with one
+//! call here (the pattern of candle's `conv.rs` params): it checks the shapes and returns the
+//! sizes the op runs on as a small typed struct ([`ConvGeom`], [`TransposeGeom`],
+//! [`LstmGeom`] with its scan [`Geometry`], [`HeadGeom`], [`PositionGeom`], [`SkewGeom`]).
+//! The CPU and CUDA backends both call it and never check the shapes again; what the CUDA
+//! host side adds is only its kernels' own limits (sizes that must fit the kernels' 32-bit
+//! `int` parameters, `cuda/launch_args.rs`). Single-tensor maps (`mirror_width`, the shifts)
+//! need no more than [`crate::tensor::Tensor::nhwc`].
+//!
+//! - `conv`: `masked_conv2d_forward` / `_backward` / `_pack` / `_forward_at`;
+//! - `transpose`: `conv_transpose2d_forward` / `_backward`;
+//! - `scan`: the recurrences' dependency patterns and steps, which both backends walk;
+//! - `lstm`: `row_lstm_*` and `diag_lstm_*` (forward, backward, one position);
+//! - `head`: `softmax_nll`, `bernoulli_nll` (and what their targets may hold),
+//!   `sample_logits`;
+//! - `position`: `read_position`, `write_position`, and the position check of every `*_at` op;
+//! - `skew`: `skew`, `unskew` and the skewed width;
+//! - `pointwise`: `relu_backward`, `add`, `rmsprop_update`, `adam_update` (one shape).
+
+pub mod conv;
+pub mod head;
+pub mod lstm;
+pub mod pointwise;
+pub mod position;
+pub mod scan;
+pub mod skew;
+pub mod transpose;
+
+pub use conv::{ConvGeom, PackGeom};
+pub use head::{HeadGeom, Targets};
+pub use lstm::LstmGeom;
+pub use position::PositionGeom;
+pub use scan::{Geometry, Scan};
+pub use skew::SkewGeom;
+pub use transpose::TransposeGeom;
