@@ -1,11 +1,13 @@
 //! Loss curves as SVG charts: a run's train and test NLL against the optimizer step (written
 //! to its run folder as `loss.svg` at every evaluation), or the test NLL of several runs side
 //! by side (`pixelrnn plot`). SVG keeps the text as text: no font files, any browser shows it.
+//! The metrics come from the run folder ([`crate::run_dir`]), not from training itself.
 
 use plotters::prelude::*;
 
+use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::train::Metrics;
+use crate::run_dir::{read_metrics, Metrics, RunDir};
 
 /// One line of a chart: `(step, value)` points in step order.
 #[derive(Clone, Debug, PartialEq)]
@@ -174,6 +176,17 @@ pub fn chart_svg(title: &str, unit: Unit, curves: &[Curve]) -> Result<String> {
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
+}
+
+/// Redraws `run`'s `loss.svg` from its `metrics.jsonl`.
+pub fn write_loss_curve(run: &RunDir, title: &str) -> Result<()> {
+    let metrics = read_metrics(&run.metrics())?;
+    let svg = chart_svg(
+        title,
+        Unit::NatsPerImage,
+        &run_curves(&metrics, Unit::NatsPerImage),
+    )?;
+    checkpoint::write_atomic(&run.loss_curve(), svg.as_bytes())
 }
 
 #[cfg(test)]

@@ -35,8 +35,9 @@ use pixelrnn::eval::evaluate;
 use pixelrnn::models::{Model, ModelConfig, ModelKind};
 use pixelrnn::nn::{DiagBiLstm, Param, RowLstm};
 use pixelrnn::optim::OptimConfig;
+use pixelrnn::run_dir::read_metrics;
 use pixelrnn::tensor::Tensor;
-use pixelrnn::train::{read_metrics, train, TrainConfig};
+use pixelrnn::train::{train, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
