@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::ModelConfig;
+use crate::models::{ModelConfig, Stages};
 use crate::optim::OptimConfig;
 
 /// Defaults of `pixelrnn train` with no flags: a small PixelCNN on the embedded binarized
@@ -52,4 +52,15 @@ pub struct TrainConfig {
     /// Multi-scale: train only stage 1 or only stage 2 (`None`: both, one loss = the sum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<u8>,
+}
+
+impl TrainConfig {
+    /// What each step trains: the `--stage` of a multi-scale model, else every stage.
+    pub(super) fn stages(&self) -> Stages {
+        match self.stage {
+            Some(1) => Stages::One,
+            Some(2) => Stages::Two,
+            _ => Stages::Both,
+        }
+    }
 }

@@ -34,7 +34,6 @@ use crate::checkpoint::Checkpoint;
 use crate::collective::{Collective, LocalGroup};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::Stages;
 use crate::run_dir::{Metrics, RunDir};
 use record::{Recorder, Window};
 
@@ -123,16 +122,7 @@ pub fn train_ranks<B: Backend>(
         root: out.to_path_buf(),
     };
     setup::check_run(&run, cfg, resume)?;
-    let (model, optimizer, mut seconds) =
-        setup::start(&backends[0], cfg, &run, resume, place.writes)?;
-    let mut ranks = setup::ranks(
-        backends,
-        group,
-        place.world,
-        (model, optimizer),
-        cfg,
-        resume,
-    )?;
+    let (mut ranks, mut seconds) = setup::start(backends, group, place, cfg, &run, resume)?;
     let recorder = Recorder::new(&backends[0], cfg, &data.test, &run, place.writes);
 
     let start = ranks.optimizer.step;
@@ -147,17 +137,12 @@ pub fn train_ranks<B: Backend>(
         on_event(Event::Eval(&m));
         last = Some(m);
     }
-    let stages = match cfg.stage {
-        Some(1) => Stages::One,
-        Some(2) => Stages::Two,
-        _ => Stages::Both,
-    };
     let mut order = BatchOrder::new(data.train.n, cfg.batch, cfg.seed);
     let grad_scale = 1.0 / (cfg.batch * cfg.model.dims()) as f32;
     let mut window = Window::default();
     for step in start..cfg.steps {
         let t0 = Instant::now();
-        let total = ranks.step(&data.train, &order.indices(step), grad_scale, stages)?;
+        let total = ranks.step(&data.train, &order.indices(step), grad_scale, cfg.stages())?;
         let loss = total / cfg.batch as f64;
         if !loss.is_finite() {
             return Err(Error::NonFinite { what: "loss", step });

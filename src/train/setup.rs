@@ -117,11 +117,49 @@ pub(super) fn check_run(
     Ok(())
 }
 
+/// This process's ranks ready for the first step, and the training seconds so far: rank 0's
+/// model and optimizer resumed or fresh (`lead`), then ranks 1.. holding replicas made
+/// exactly like it (from the checkpoint or the seed) on their own backends, synchronised by a
+/// broadcast of rank 0's weights.
+pub(super) fn start<'a, B: Backend>(
+    backends: &'a [B],
+    group: &'a [&'a dyn Collective<B>],
+    place: Placement,
+    cfg: &TrainConfig,
+    run: &RunDir,
+    resume: Option<&Checkpoint>,
+) -> Result<(Ranks<'a, B>, f64)> {
+    let (model, optimizer, seconds) = lead(&backends[0], cfg, run, resume, place.writes)?;
+    let replicas = backends[1..]
+        .iter()
+        .map(|be| rank_state(be, cfg, resume))
+        .collect::<Result<Vec<_>>>()?;
+    let mut ranks = Ranks {
+        backends,
+        group,
+        world: place.world,
+        model,
+        optimizer,
+        replicas,
+    };
+    if backends.len() > 1 {
+        let mut models = vec![&mut ranks.model];
+        models.extend(ranks.replicas.iter_mut().map(|(m, _)| m));
+        on_ranks(models, backends, group, |m, be, c| {
+            for p in m.params_mut() {
+                c.broadcast(be, &mut p.value, 0)?;
+            }
+            Ok(0.0)
+        })?;
+    }
+    Ok((ranks, seconds))
+}
+
 /// Rank 0's model and optimizer, resumed or fresh, and the training seconds so far. When
 /// `writes`, the run folder is prepared for them: created; on resume the metrics lines after
 /// the checkpoint's step dropped; fresh, an existing checkpoint refused and the old metrics
 /// removed; then `config.json` written.
-pub(super) fn start<B: Backend>(
+fn lead<B: Backend>(
     backend: &B,
     cfg: &TrainConfig,
     run: &RunDir,
@@ -162,42 +200,6 @@ pub(super) fn start<B: Backend>(
         )?;
     }
     Ok(started)
-}
-
-/// This process's ranks, rank 0 holding `model` and `optimizer` (from [`start`]): ranks 1..
-/// hold replicas made exactly like it (from the checkpoint or the seed) on their own backends,
-/// then synchronised by a broadcast of rank 0's weights.
-pub(super) fn ranks<'a, B: Backend>(
-    backends: &'a [B],
-    group: &'a [&'a dyn Collective<B>],
-    world: usize,
-    (model, optimizer): (Model<B>, Optimizer<B>),
-    cfg: &TrainConfig,
-    resume: Option<&Checkpoint>,
-) -> Result<Ranks<'a, B>> {
-    let replicas = backends[1..]
-        .iter()
-        .map(|be| rank_state(be, cfg, resume))
-        .collect::<Result<Vec<_>>>()?;
-    let mut ranks = Ranks {
-        backends,
-        group,
-        world,
-        model,
-        optimizer,
-        replicas,
-    };
-    if backends.len() > 1 {
-        let mut models = vec![&mut ranks.model];
-        models.extend(ranks.replicas.iter_mut().map(|(m, _)| m));
-        on_ranks(models, backends, group, |m, be, c| {
-            for p in m.params_mut() {
-                c.broadcast(be, &mut p.value, 0)?;
-            }
-            Ok(0.0)
-        })?;
-    }
-    Ok(ranks)
 }
 
 /// One rank's model and optimizer on `backend`: loaded from the checkpoint, or fresh from the
