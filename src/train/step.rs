@@ -19,21 +19,10 @@ impl<B: Backend> Ranks<'_, B> {
         grad_scale: f32,
         stages: Stages,
     ) -> Result<f64> {
-        if self.world == 1 {
-            self.whole_step(images, idx, grad_scale, stages)
-        } else {
-            self.sharded_step(images, idx, grad_scale, stages)
+        if self.world > 1 {
+            return self.sharded_step(images, idx, grad_scale, stages);
         }
-    }
-
-    /// One rank in all: the whole batch, no collective.
-    fn whole_step(
-        &mut self,
-        images: &Images,
-        idx: &[usize],
-        grad_scale: f32,
-        stages: Stages,
-    ) -> Result<f64> {
+        // One rank in all: the whole batch, no collective.
         let backend = &self.backends[0];
         let b = self
             .model
