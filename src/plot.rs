@@ -91,6 +91,17 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// A y-axis tick value to about three significant digits.
+fn tick_label(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// An SVG line chart of `curves` against the step, titled `title`. The y axis is logarithmic
 /// (values drawn as their log, labelled with the values) when they span more than a factor of
 /// 3: the first evaluation of a run is often far above the rest.
@@ -124,17 +135,7 @@ pub fn chart_svg(title: &str, unit: Unit, curves: &[Curve]) -> Result<String> {
             .y_label_area_size(64)
             .build_cartesian_2d(0..x_max, lo - pad..hi + pad)
             .map_err(|e| err(&e))?;
-        let label = |v: &f64| {
-            let v = if log { 10f64.powf(*v) } else { *v };
-            // About three significant digits.
-            if v >= 100.0 {
-                format!("{v:.0}")
-            } else if v >= 10.0 {
-                format!("{v:.1}")
-            } else {
-                format!("{v:.3}")
-            }
-        };
+        let label = |v: &f64| tick_label(if log { 10f64.powf(*v) } else { *v });
         chart
             .configure_mesh()
             .x_desc("step")
