@@ -21,6 +21,7 @@ pub mod nn;
 pub mod optim;
 pub mod parity;
 pub mod plot;
+pub mod run_dir;
 pub mod sample;
 pub mod tensor;
 pub mod train;

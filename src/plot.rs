@@ -1,11 +1,13 @@
 //! Loss curves as SVG charts: a run's train and test NLL against the optimizer step (written
 //! to its run folder as `loss.svg` at every evaluation), or the test NLL of several runs side
 //! by side (`pixelrnn plot`). SVG keeps the text as text: no font files, any browser shows it.
+//! The metrics come from the run folder ([`crate::run_dir`]), not from training itself.
 
 use plotters::prelude::*;
 
+use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::train::Metrics;
+use crate::run_dir::{read_metrics, Metrics, RunDir};
 
 /// One line of a chart: `(step, value)` points in step order.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +91,17 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// A y-axis tick value to about three significant digits.
+fn tick_label(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// An SVG line chart of `curves` against the step, titled `title`. The y axis is logarithmic
 /// (values drawn as their log, labelled with the values) when they span more than a factor of
 /// 3: the first evaluation of a run is often far above the rest.
@@ -122,17 +135,7 @@ pub fn chart_svg(title: &str, unit: Unit, curves: &[Curve]) -> Result<String> {
             .y_label_area_size(64)
             .build_cartesian_2d(0..x_max, lo - pad..hi + pad)
             .map_err(|e| err(&e))?;
-        let label = |v: &f64| {
-            let v = if log { 10f64.powf(*v) } else { *v };
-            // About three significant digits.
-            if v >= 100.0 {
-                format!("{v:.0}")
-            } else if v >= 10.0 {
-                format!("{v:.1}")
-            } else {
-                format!("{v:.3}")
-            }
-        };
+        let label = |v: &f64| tick_label(if log { 10f64.powf(*v) } else { *v });
         chart
             .configure_mesh()
             .x_desc("step")
@@ -174,6 +177,17 @@ pub fn chart_svg(title: &str, unit: Unit, curves: &[Curve]) -> Result<String> {
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
+}
+
+/// Redraws `run`'s `loss.svg` from its `metrics.jsonl`.
+pub fn write_loss_curve(run: &RunDir, title: &str) -> Result<()> {
+    let metrics = read_metrics(&run.metrics())?;
+    let svg = chart_svg(
+        title,
+        Unit::NatsPerImage,
+        &run_curves(&metrics, Unit::NatsPerImage),
+    )?;
+    checkpoint::write_atomic(&run.loss_curve(), svg.as_bytes())
 }
 
 #[cfg(test)]

@@ -411,8 +411,8 @@ fn backward_hands_over_each_layers_gradients_once_and_final() {
 /// trains one stage only (whose other stage's gradients are summed at the end).
 #[test]
 fn overlapped_all_reduce_equals_the_all_reduce_after_backward() {
-    use pixelrnn::collective::GradSync;
     use pixelrnn::models::{Model, Stages};
+    use pixelrnn::train::GradSync;
     let b = CpuBackend::new();
     let (models, data) = overlap_models();
     let mut cases: Vec<(&str, ModelConfig, Stages)> = models
@@ -549,8 +549,8 @@ fn started_buckets_complete_in_the_background_in_order() {
 /// (Detached threads: without the abort this test fails on its timeout rather than hanging.)
 #[test]
 fn a_rank_failing_mid_backward_fails_the_others_instead_of_hanging() {
-    use pixelrnn::collective::GradSync;
     use pixelrnn::nn::Param;
+    use pixelrnn::train::GradSync;
     let (tx, rx) = std::sync::mpsc::channel();
     for (r, c) in LocalGroup::ranks(2).unwrap().into_iter().enumerate() {
         let tx = tx.clone();

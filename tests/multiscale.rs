@@ -11,9 +11,10 @@ use pixelrnn::backend::Backend;
 use pixelrnn::data::{load_dataset, Images};
 use pixelrnn::models::{subsample, Model, ModelConfig, ModelKind, MultiScaleConfig, Stages};
 use pixelrnn::optim::OptimConfig;
+use pixelrnn::run_dir::read_metrics;
 use pixelrnn::sample::{sample_multiscale, Method, Prefix, SampleOptions};
 use pixelrnn::tensor::Tensor;
-use pixelrnn::train::{read_metrics, train, TrainConfig};
+use pixelrnn::train::{train, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 

@@ -228,7 +228,7 @@ fn default_config_learns_binarized_mnist_in_200_steps() {
     cfg.eval_every = 100;
     let dir = tempfile::tempdir().unwrap();
     train(&b, &cfg, &data, dir.path(), None, &mut |_| {}).unwrap();
-    let metrics = pixelrnn::train::read_metrics(&dir.path().join("metrics.jsonl")).unwrap();
+    let metrics = pixelrnn::run_dir::read_metrics(&dir.path().join("metrics.jsonl")).unwrap();
     assert_eq!(
         metrics.iter().map(|m| m.step).collect::<Vec<_>>(),
         vec![0, 100, 200]

@@ -17,7 +17,8 @@ use pixelrnn::data::{load_dataset, Images};
 use pixelrnn::eval::evaluate;
 use pixelrnn::models::{Model, ModelConfig, ModelKind};
 use pixelrnn::optim::OptimConfig;
-use pixelrnn::train::{read_metrics, train, TrainConfig};
+use pixelrnn::run_dir::read_metrics;
+use pixelrnn::train::{train, TrainConfig};
 use rand::Rng;
 
 use common::helpers::{

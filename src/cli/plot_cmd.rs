@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use pixelrnn::plot::{chart_svg, run_curves, test_curve, Unit};
-use pixelrnn::train::{read_metrics, RunDir, TrainConfig};
+use pixelrnn::run_dir::{read_metrics, RunDir};
+use pixelrnn::train::TrainConfig;
 
 /// Draw the loss curves of training runs as an SVG chart. One run: its train and test NLL
 /// (and a multi-scale model's two stages); several: their test NLL side by side.

@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixelrnn::backend::cuda::{CudaBackend, Device, NcclCollective};
+use pixelrnn::backend::cuda::{CudaBackend, Device};
 use pixelrnn::backend::{Backend, Recurrence};
 use pixelrnn::checkpoint::Checkpoint;
-use pixelrnn::collective::Collective;
+use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{load_dataset, Dataset};
 use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};

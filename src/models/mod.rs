@@ -298,7 +298,7 @@ impl<B: Backend> Model<B> {
 
     /// [`Model::backward`] that hands each module's parameters to `done` as soon as their
     /// gradients are final (head first, input last), so that a data-parallel step can start
-    /// their all-reduce while the rest of the backward runs ([`crate::collective::GradSync`]).
+    /// their all-reduce while the rest of the backward runs ([`crate::train::GradSync`]).
     pub fn backward_with(
         &mut self,
         backend: &B,

@@ -8,13 +8,13 @@
 //! - the overlapped gradient all-reduce (`GradSync`: NCCL on its own stream, started after each
 //!   layer's backward) over one rank leaves a training step's gradients as they are.
 
-use pixelrnn::backend::cuda::{CudaBackend, Device, NcclCollective};
+use pixelrnn::backend::cuda::{CudaBackend, Device};
 use pixelrnn::backend::Backend;
-use pixelrnn::collective::{Collective, GradSync};
+use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{Dataset, Images};
 use pixelrnn::models::{Model, ModelConfig, ModelKind, Stages};
 use pixelrnn::tensor::Tensor;
-use pixelrnn::train::{train, train_ranks, TrainConfig};
+use pixelrnn::train::{train, train_ranks, GradSync, TrainConfig};
 
 use crate::random;
 

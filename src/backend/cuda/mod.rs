@@ -28,7 +28,6 @@ mod lstm_at;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;
-pub mod nccl;
 mod optim;
 mod position;
 mod reduce;
@@ -43,7 +42,6 @@ pub use device::Device;
 pub use emulator::{EmuOptions, Emulator};
 pub use executor::{Arg, Executor, LaunchCfg};
 pub use lstm::DIAG_LAYOUT_OP;
-pub use nccl::{nccl_available, NcclCollective};
 
 use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};

@@ -3,13 +3,14 @@
 //! The backward visits the layers from the head down to the input. Once a layer's backward
 //! has returned, nothing later in the step writes its parameters' gradients again, so their
 //! all-reduce can start at once and run while the layers below compute (NCCL on its own
-//! stream, [`super::LocalGroup`] on a helper thread). Every rank runs the same backward, so
-//! every rank starts the same buckets in the same order, as the collectives require.
+//! stream, [`crate::collective::LocalGroup`] on a helper thread). Every rank runs the same
+//! backward, so every rank starts the same buckets in the same order, as the collectives
+//! require.
 
 use std::collections::{HashMap, HashSet};
 
-use super::{split_into, Collective, Started};
 use crate::backend::Backend;
+use crate::collective::{split_into, Collective, Started};
 use crate::error::{Error, Result};
 use crate::nn::Param;
 use crate::tensor::Tensor;

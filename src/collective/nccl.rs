@@ -1,5 +1,5 @@
-//! NCCL as a [`Collective`] of the CUDA backend: the data-parallel all-reduce and broadcast
-//! across GPUs, in place on the device buffers.
+//! NCCL as a [`Collective`] of the CUDA backend (`CudaBackend<Device>`): the data-parallel
+//! all-reduce and broadcast across GPUs, in place on the device buffers.
 //!
 //! Each rank's communicator runs on a stream of its own, next to the compute stream its
 //! kernels run on, so that a started bucket all-reduce ([`Collective::start_all_reduce_sum_all`])
@@ -11,16 +11,15 @@
 //! NCCL is loaded at run time (cudarc's dynamic loading), like the driver: [`nccl_available`]
 //! says whether `libnccl` is present before anything calls into it.
 
-use std::sync::{Arc, Mutex};
-
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cudarc::driver::CudaStream;
 use cudarc::nccl::{Comm, Id, ReduceOp};
 
-use super::{CudaBackend, Device};
-use crate::collective::{Collective, Started};
+use super::{Collective, Started};
+use crate::backend::cuda::{CudaBackend, Device};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 

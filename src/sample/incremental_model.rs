@@ -1,0 +1,139 @@
+//! A whole model evaluated one position at a time, for the cached method: each layer's
+//! per-position state (`nn::incremental`), the conditioning maps of a multi-scale stage 2, and
+//! the head.
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::models::{Layer, Model};
+use crate::nn::incremental::{ConvAt, DiagBiLstmAt, HeadAt, ResidualAt, RowLstmAt};
+use crate::tensor::Tensor;
+
+/// One hidden layer's incremental state.
+enum LayerAt<B: Backend> {
+    Residual(ResidualAt<B>),
+    RowLstm(RowLstmAt<B>),
+    DiagBiLstm(DiagBiLstmAt<B>),
+}
+
+/// A model evaluated one position at a time over cached maps (see the module docs).
+pub struct IncrementalModel<B: Backend> {
+    input: ConvAt<B>,
+    /// Conditioned models: the input layer's conditioning bias map `[n, H, W, 2h]`.
+    input_cond: Option<Tensor<B>>,
+    /// Network input `[n, H, W, C]`.
+    x: Tensor<B>,
+    layers: Vec<LayerAt<B>>,
+    head: HeadAt<B>,
+    n: usize,
+    channels: usize,
+}
+
+impl<B: Backend> Model<B> {
+    /// Incremental state for `n` images: every cached map zero, nothing computed yet.
+    pub fn incremental(&self, backend: &B, n: usize) -> Result<IncrementalModel<B>> {
+        self.incremental_cond(backend, n, None)
+    }
+
+    /// [`Model::incremental`] for a conditioned model (a multi-scale stage 2, or the
+    /// multi-scale model itself: its stage 2) given the small images `xs` `[n, s, s, C]`
+    /// (network input scale): every layer's conditioning bias map is computed here, once.
+    pub fn incremental_cond(
+        &self,
+        backend: &B,
+        n: usize,
+        xs: Option<&Tensor<B>>,
+    ) -> Result<IncrementalModel<B>> {
+        let (h, w) = (self.config.height, self.config.width);
+        let map = match (&self.upsample, xs) {
+            (Some(up), Some(xs)) => Some(up.forward(backend, xs)?),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "a conditioned model needs its small image (and only it does)".into(),
+                ))
+            }
+        };
+        let bias = |cb: &Option<crate::nn::CondBias<B>>| -> Result<Option<Tensor<B>>> {
+            match (cb, &map) {
+                (Some(cb), Some(m)) => Ok(Some(cb.conv.forward(backend, m)?)),
+                _ => Ok(None),
+            }
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(match l {
+                    Layer::Residual(b) => {
+                        let mut at = b.incremental(backend, n, h, w)?;
+                        at.cond = bias(&b.cond)?;
+                        LayerAt::Residual(at)
+                    }
+                    Layer::RowLstm(r) => {
+                        let mut at = r.incremental(backend, n, h, w)?;
+                        at.cond = bias(&r.cond)?;
+                        LayerAt::RowLstm(at)
+                    }
+                    Layer::DiagBiLstm(d) => {
+                        let mut at = d.incremental(backend, n, h, w)?;
+                        if let (Some(l), Some(r)) = (bias(&d.left.cond)?, bias(&d.right.cond)?) {
+                            at.cond = Some((l, backend.mirror_width(&r)?));
+                        }
+                        LayerAt::DiagBiLstm(at)
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(IncrementalModel {
+            input: ConvAt::new(backend, &self.input)?,
+            input_cond: bias(&self.input_cond)?,
+            x: Tensor::zeros(backend, &[n, h, w, self.config.channels])?,
+            layers,
+            head: self.head.incremental(backend)?,
+            n,
+            channels: self.config.channels,
+        })
+    }
+}
+
+impl<B: Backend> IncrementalModel<B> {
+    /// Sets the network input at `(i, j)` to `values` (`[n * C]`, already scaled).
+    pub fn set_input(&mut self, backend: &B, i: usize, j: usize, values: &[f32]) -> Result<()> {
+        let v = Tensor::from_slice(backend, &[self.n, self.channels], values)?;
+        backend.write_position(&mut self.x, i, j, &v)
+    }
+
+    /// Computes position `(i, j)` in every layer (every earlier position must be done, and
+    /// every row before `i` finished with [`IncrementalModel::finish_row`]); returns the last
+    /// layer's features there, `[n, 2h]`.
+    pub fn step(&mut self, backend: &B, i: usize, j: usize) -> Result<Tensor<B>> {
+        let mut a = self.input.at(backend, &self.x, i, j)?;
+        if let Some(m) = &self.input_cond {
+            a = backend.add(&a, &backend.read_position(m, i, j)?)?;
+        }
+        for layer in &mut self.layers {
+            a = match layer {
+                LayerAt::Residual(l) => l.step(backend, &a, i, j)?,
+                LayerAt::RowLstm(l) => l.step(backend, &a, i, j)?,
+                LayerAt::DiagBiLstm(l) => l.step(backend, &a, i, j)?,
+            };
+        }
+        Ok(a)
+    }
+
+    /// Row `r` is complete: computes what depends on all of it (the Diagonal BiLSTM's right
+    /// direction).
+    pub fn finish_row(&mut self, backend: &B, r: usize) -> Result<()> {
+        for layer in &mut self.layers {
+            if let LayerAt::DiagBiLstm(l) = layer {
+                l.finish_row(backend, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logits `[n, logits_per_position]` from [`IncrementalModel::step`]'s features.
+    pub fn logits(&self, backend: &B, features: &Tensor<B>) -> Result<Tensor<B>> {
+        self.head.logits(backend, features)
+    }
+}

@@ -1,0 +1,66 @@
+//! What defines a training run: [`TrainConfig`] (saved as the run folder's `config.json` and
+//! in the checkpoint) and the defaults of `pixelrnn train` with no flags.
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::{ModelConfig, Stages};
+use crate::optim::OptimConfig;
+
+/// Defaults of `pixelrnn train` with no flags: a small PixelCNN on the embedded binarized
+/// MNIST that trains in a few minutes on two CPU cores.
+pub mod defaults {
+    /// Dataset spec.
+    pub const DATA: &str = "binarized-mnist";
+    /// Residual blocks.
+    pub const LAYERS: usize = 7;
+    /// h (maps have 2h features).
+    pub const HIDDEN: usize = 32;
+    /// D, the output head's width.
+    pub const HEAD: usize = 64;
+    /// Images per step (the paper's MNIST batch).
+    pub const BATCH: usize = 16;
+    /// Optimizer steps.
+    pub const STEPS: u64 = 1500;
+    /// Steps between evaluations.
+    pub const EVAL_EVERY: u64 = 250;
+}
+
+/// Everything that defines a training run (saved as `config.json` and in the checkpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Dataset spec (`binarized-mnist`, `mnist` or a path).
+    pub data: String,
+    /// Threshold the data to 0/1.
+    pub binarize: bool,
+    /// Optimizer and schedule.
+    pub optim: OptimConfig,
+    /// Images per step.
+    pub batch: usize,
+    /// Total optimizer steps.
+    pub steps: u64,
+    /// Evaluate, log and checkpoint every this many steps (and at the end).
+    pub eval_every: u64,
+    /// Score only the first this many test images at each evaluation (all when `None`).
+    pub eval_images: Option<usize>,
+    /// Seed of the initial weights and of the batch order.
+    pub seed: u64,
+    /// How recurrent layers run their recurrence (fused, unfused or persistent: same numbers).
+    #[serde(default)]
+    pub recurrence: crate::backend::Recurrence,
+    /// Multi-scale: train only stage 1 or only stage 2 (`None`: both, one loss = the sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u8>,
+}
+
+impl TrainConfig {
+    /// What each step trains: the `--stage` of a multi-scale model, else every stage.
+    pub(super) fn stages(&self) -> Stages {
+        match self.stage {
+            Some(1) => Stages::One,
+            Some(2) => Stages::Two,
+            _ => Stages::Both,
+        }
+    }
+}
