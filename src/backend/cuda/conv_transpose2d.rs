@@ -10,11 +10,6 @@ use crate::backend::ConvGrads;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// The op's name: kernels `conv_transpose2d_<pass>_v<N>`, and the key of its version.
-const OP: &str = "conv_transpose2d";
-/// Versions of every pass.
-const VERSIONS: u32 = 1;
-
 /// Sizes of one call.
 #[derive(Clone, Copy, Debug)]
 struct Geom {
@@ -100,16 +95,6 @@ fn geom_args<'a, E: Executor>(op: &'static str, g: Geom) -> Result<Vec<Arg<'a, E
     ])
 }
 
-/// Checks that the selected version exists (there is one per pass).
-fn check_version<E: Executor>(be: &CudaBackend<E>) -> Result<()> {
-    match be.version(OP) {
-        1..=VERSIONS => Ok(()),
-        v => Err(Error::Config(format!(
-            "{OP} has kernel version 1 only, version {v} selected"
-        ))),
-    }
-}
-
 /// Forward (see [`crate::backend::Backend::conv_transpose2d_forward`]).
 pub fn forward<E: Executor>(
     be: &CudaBackend<E>,
@@ -126,7 +111,6 @@ pub fn forward<E: Executor>(
             format!("bias {:?} should be [{}]", b.shape, g.cout),
         ));
     }
-    check_version(be)?;
     let y = be.tensor_uninit(&[g.n, g.h * g.r, g.w * g.r, g.cout])?;
     if y.numel() == 0 {
         return Ok(y);
@@ -161,7 +145,6 @@ pub fn backward<E: Executor>(
             ),
         ));
     }
-    check_version(be)?;
 
     // cout > 0 (checked by geom).
     let db = be.tensor_uninit(&[g.cout])?;
