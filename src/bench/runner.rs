@@ -2,7 +2,7 @@
 //! kernel variant the backend offers (validated against the CPU backend, then timed), then
 //! the training steps.
 
-use super::case::{HostTensor, OpCase};
+use super::case::OpCase;
 use super::ops::{self, plan};
 use super::report::{fill_speedups, one_line, rec_name, utc_date};
 use super::steps::{self, time_step};
@@ -66,7 +66,7 @@ pub fn run<B: BenchBackend>(
                     continue;
                 }
                 let reference = validate.then_some(reference);
-                for row in time_op(be, &cpu, cfg, case, reference, o, &ceilings) {
+                for row in time_op(be, &cpu, cfg, case, reference, o, &ceilings)? {
                     progress(&row);
                     rows.push(row);
                 }
@@ -103,6 +103,8 @@ pub fn run<B: BenchBackend>(
 /// The rows of op `case`, one per variant the backend offers: each checked against
 /// `reference` (the same case on the CPU; `None` when the CPU itself is timed: its results
 /// are only checked to be finite), then timed. A row's variants are selected for it alone.
+/// An error only when the case's inputs cannot be built; a failing op is a row of status
+/// `error`.
 fn time_op<B: BenchBackend>(
     be: &B,
     cpu: &CpuBackend,
@@ -111,12 +113,11 @@ fn time_op<B: BenchBackend>(
     reference: Option<&OpCase<CpuBackend>>,
     o: &Options,
     ceilings: &Ceilings,
-) -> Vec<OpRow> {
-    let host = (case.inputs)();
+) -> Result<Vec<OpRow>> {
+    let host = (case.inputs)()?;
     // The reference result, once for all variants.
     let want = reference.map(|r| {
-        let host = host.as_ref().map_err(|e| Error::Config(e.to_string()))?;
-        let mut args = r.upload(cpu, host)?;
+        let mut args = r.upload(cpu, &host)?;
         r.results(cpu, &mut args)
     });
     let mut rows = Vec::new();
@@ -140,8 +141,7 @@ fn time_op<B: BenchBackend>(
         }
         let result = be.with_variants(choice.variants, || -> Result<()> {
             row.variants = be.variants();
-            let host: &[HostTensor] = host.as_ref().map_err(|e| Error::Config(e.to_string()))?;
-            let mut args = case.upload(be, host)?;
+            let mut args = case.upload(be, &host)?;
             let got = case.results(be, &mut args)?;
             row.bytes = Some(case.bytes);
             match &want {
@@ -186,7 +186,7 @@ fn time_op<B: BenchBackend>(
         }
         rows.push(row);
     }
-    rows
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -95,35 +95,21 @@ impl DiagLstmLayout {
     }
 }
 
+/// The variant of `all` whose number is `n`.
+fn numbered<V: Copy>(all: &[V], number: fn(V) -> u32, n: u32) -> Option<V> {
+    all.iter().copied().find(|&v| number(v) == n)
+}
+
 impl TryFrom<u32> for MaskedConv2d {
     type Error = Error;
 
     /// Version `n`; a configuration error naming the versions there are otherwise.
     fn try_from(n: u32) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.number() == n)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "masked_conv2d has kernel versions 1 to 2, version {n} requested"
-                ))
-            })
-    }
-}
-
-impl TryFrom<u32> for MaskedConv2dAt {
-    type Error = Error;
-
-    /// Version `n`; a configuration error otherwise.
-    fn try_from(n: u32) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.number() == n)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "masked_conv2d_at has kernel version 1 only, version {n} requested"
-                ))
-            })
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d has kernel versions 1 to 2, version {n} requested"
+            ))
+        })
     }
 }
 
@@ -132,15 +118,12 @@ impl TryFrom<u32> for DiagLstmLayout {
 
     /// Layout `n` (1 folded, 2 materialised); unsupported otherwise.
     fn try_from(n: u32) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.number() == n)
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "Diagonal LSTM layout {n} does not exist (1 = skew folded into the indexing, \
-                 2 = materialised skewed maps)"
-                ))
-            })
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "Diagonal LSTM layout {n} does not exist (1 = skew folded into the indexing, 2 = \
+                 materialised skewed maps)"
+            ))
+        })
     }
 }
 
@@ -245,7 +228,6 @@ mod tests {
             assert_eq!(DiagLstmLayout::try_from(v.number()).unwrap(), v);
         }
         assert!(matches!(MaskedConv2d::try_from(3), Err(Error::Config(_))));
-        assert!(matches!(MaskedConv2dAt::try_from(2), Err(Error::Config(_))));
         assert!(matches!(
             DiagLstmLayout::try_from(0),
             Err(Error::Unsupported(_))
