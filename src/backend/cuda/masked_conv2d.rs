@@ -1,8 +1,8 @@
 //! `masked_conv2d` on CUDA: host side of `kernels/masked_conv2d.cu` (shapes checked as the CPU
 //! twin checks them, launch configuration, version, launch).
 //!
-//! Versions ([`super::MaskedConv2d`], selected with [`super::CudaBackend::select`]): v1 (direct,
-//! one thread per output or input element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
+//! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
+//! element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
 //! `bwd_data`; the reductions `bwd_weight` and `bwd_bias` have v1 only, used under either.
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.

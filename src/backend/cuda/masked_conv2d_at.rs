@@ -4,7 +4,8 @@
 //! Packed layout: `[taps * cin, cout]`, row `t * cin + i` holding `w[:, i, tap t]` over the
 //! live raster taps with the centre tap's group mask applied (masked entries 0), the CPU
 //! twin's layout: `fwd_at` runs one thread per (image, output feature), so neighbouring
-//! threads read neighbouring words of each packed row. One version each (`_v1`): [`super::MaskedConv2dAt`].
+//! threads read neighbouring words of each packed row. One version each (`_v1`), selected by
+//! [`super::MaskedConv2dAt`].
 
 use super::masked_conv2d::{int, spec_args};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
