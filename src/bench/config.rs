@@ -180,7 +180,8 @@ pub struct Options {
     pub configs: Vec<&'static BenchConfig>,
     /// Recurrence variants of the recurrent rows.
     pub recurrences: Vec<Recurrence>,
-    /// Only op rows whose name contains one of these (empty: all).
+    /// Only op rows whose name contains one of these (empty: all; `--op`). A word that
+    /// matches no op row is an error ([`super::check_filter`]).
     pub op_filter: Vec<String>,
 }
 
