@@ -1,6 +1,6 @@
 //! `pixelrnn bench`: times every op (every kernel version on CUDA) and a training step per
 //! model on the chosen device, each checked against the CPU backend first
-//! (`pixelrnn::bench` has the method and the formulas).
+//! (`pixelrnn::bench` has the method; each op's formulas are in its family's file, `bench/ops/`).
 
 use std::path::PathBuf;
 
@@ -126,14 +126,7 @@ fn options(args: &BenchArgs, emulated: bool) -> anyhow::Result<Options> {
             Recurrence::value_variants().to_vec()
         }
     };
-    for f in &args.op {
-        if !bench::op_row_names().iter().any(|n| n.contains(f.as_str())) {
-            bail!(
-                "--op {f}: matches no op (ops: {})",
-                bench::op_row_names().join(", ")
-            );
-        }
-    }
+    bench::check_filter(&args.op)?;
     Ok(Options {
         part: match args.part {
             PartArg::Ops => Part::Ops,
@@ -185,7 +178,7 @@ fn run_with<B: BenchBackend>(
              are checked, times mean nothing"
         );
     }
-    let bar = ProgressBar::new(bench::count_rows(backend, &o) as u64);
+    let bar = ProgressBar::new(bench::count_rows(backend, &o)? as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows  {msg}",

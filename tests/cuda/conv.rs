@@ -6,7 +6,7 @@
 //! GPU thread on two CPU cores.
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, Executor};
+use pixelrnn::backend::cuda::{CudaBackend, Executor, MaskedConv2d, Variants};
 use pixelrnn::backend::{Backend, ConvSpec, Mask};
 use pixelrnn::tensor::Tensor;
 
@@ -18,9 +18,6 @@ crate::parity_tests! {
     masked_conv2d_errors => super::check_masked_conv2d_errors,
     conv_transpose2d_forward_backward => super::check_conv_transpose2d,
 }
-
-/// Kernel versions of `masked_conv2d` (`fwd` and `bwd_data`; the reductions have v1 only).
-const MASKED_CONV2D_VERSIONS: [u32; 2] = [1, 2];
 
 /// One convolution to check: map `n x h x w x cin` -> `cout` features under `spec`.
 struct Case {
@@ -167,9 +164,13 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
             .unwrap();
         let dx_want = grads_want.dx.as_ref().expect("cpu dx");
 
-        for version in MASKED_CONV2D_VERSIONS {
-            gpu.set_version("masked_conv2d", version);
-            let what = |part: &str| format!("masked_conv2d v{version} {part}, {}", c.what);
+        // Every version (`fwd` and `bwd_data`; the reductions have v1 only).
+        for version in MaskedConv2d::ALL {
+            let _selected = gpu.select(Variants {
+                masked_conv2d: version,
+                ..Variants::default()
+            });
+            let what = |part: &str| format!("masked_conv2d {version} {part}, {}", c.what);
 
             let y = gpu
                 .masked_conv2d_forward(&x_g, &w_g, &b_g, spec)
@@ -209,7 +210,6 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
         assert_close(c.what, gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
         assert_close(c.what, gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
     }
-    gpu.set_version("masked_conv2d", 1);
 }
 
 /// `masked_conv2d_forward_at` at corners, edges and the interior equals the full forward at
@@ -315,10 +315,13 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
     assert!(gpu
         .masked_conv2d_forward_at(&x, &packed, &bad_b, &spec, 0, 0)
         .is_err());
-    gpu.set_version("masked_conv2d", 3);
-    let err = gpu.masked_conv2d_forward(&x, &w, &b, &spec);
-    gpu.set_version("masked_conv2d", 1);
+    // Versions are typed: an unknown one is refused when it is named, before any launch.
+    let err = MaskedConv2d::try_from(3);
     assert!(err.is_err(), "version 3 does not exist");
+    let _v1 = gpu.select(Variants {
+        masked_conv2d: MaskedConv2d::V1,
+        ..Variants::default()
+    });
     assert!(gpu
         .masked_conv2d_backward(&x, &w, &dy, &spec, false)
         .is_ok());

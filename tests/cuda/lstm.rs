@@ -17,7 +17,7 @@
 //! pairs than the 1024 threads of a block (threads loop).
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, Executor};
+use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Executor, Variants};
 use pixelrnn::backend::{Backend, LstmState, Recurrence};
 use pixelrnn::tensor::Tensor;
 
@@ -216,9 +216,14 @@ pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
     }
 }
 
-/// The op whose version selects the Diagonal LSTM's layout on CUDA (`DIAG_LAYOUT_OP` in
-/// src/backend/cuda/lstm.rs): 1 folds the skew into the indexing, 2 materialises it.
-const DIAG_LAYOUT: &str = "diag_lstm_layout";
+/// The selection of Diagonal LSTM layout `layout` (`Folded` folds the skew into the
+/// indexing, `Materialised` materialises it; src/backend/cuda/variants.rs).
+fn diag_layout(layout: DiagLstmLayout) -> Variants {
+    Variants {
+        diag_lstm_layout: layout,
+        ..Variants::default()
+    }
+}
 
 /// The Diagonal LSTM's shapes of `check_diag_lstm`: odd sizes, a batch of two, H < W and
 /// H > W, one row, one column, weights over the persistent kernels' 48 KiB, anti-diagonals
@@ -237,9 +242,11 @@ const DIAG_CASES: [([usize; 4], u64); 7] = [
 /// against each other (`check_scan`), then against the folded layout (1) on CUDA from the
 /// same inputs, forward and backward; an unknown layout is an error, not a launch.
 pub fn check_diag_lstm_materialised<E: Executor>(gpu: &CudaBackend<E>) {
-    gpu.set_version(DIAG_LAYOUT, 2);
-    for (dims, seed) in DIAG_CASES {
-        check_scan(gpu, Scan::Diagonal, dims, seed);
+    {
+        let _materialised = gpu.select(diag_layout(DiagLstmLayout::Materialised));
+        for (dims, seed) in DIAG_CASES {
+            check_scan(gpu, Scan::Diagonal, dims, seed);
+        }
     }
 
     let cpu = CpuBackend::new();
@@ -265,14 +272,14 @@ pub fn check_diag_lstm_materialised<E: Executor>(gpu: &CudaBackend<E>) {
         };
         for rec in RECURRENCES {
             let what = format!("Diagonal n={n} {height}x{width} h={hd} {rec:?}");
-            let run = |layout: u32| {
-                gpu.set_version(DIAG_LAYOUT, layout);
+            let run = |layout: DiagLstmLayout| {
+                let _layout = gpu.select(diag_layout(layout));
                 let s = Scan::Diagonal.forward(gpu, &is, &w, rec);
                 let (d_is, dw) = Scan::Diagonal.backward(gpu, &state, &w, &dh, rec);
                 [s.h, s.c, s.gates, d_is, dw].map(|t| t.to_vec(gpu).expect("download"))
             };
-            let folded = run(1);
-            let materialised = run(2);
+            let folded = run(DiagLstmLayout::Folded);
+            let materialised = run(DiagLstmLayout::Materialised);
             for (name, (f, m)) in ["h", "c", "gates", "d_is", "d_w_ss"]
                 .iter()
                 .zip(folded.iter().zip(&materialised))
@@ -286,18 +293,12 @@ pub fn check_diag_lstm_materialised<E: Executor>(gpu: &CudaBackend<E>) {
         }
     }
 
-    gpu.set_version(DIAG_LAYOUT, 3);
-    let zeros = |shape: &[usize]| Tensor::zeros(gpu, shape).expect("zeros");
-    match gpu.diag_lstm_forward(
-        &zeros(&[1, 3, 4, 8]),
-        &zeros(&[8, 2, 2, 1]),
-        Recurrence::Fused,
-    ) {
+    // Layouts are typed: an unknown one is refused when it is named, before any launch.
+    match DiagLstmLayout::try_from(3) {
         Err(pixelrnn::error::Error::Unsupported(_)) => {}
         Err(e) => panic!("layout 3: expected Unsupported, got {e}"),
         Ok(_) => panic!("layout 3: expected an error, got a result"),
     }
-    gpu.set_version(DIAG_LAYOUT, 1);
 }
 
 /// The one-position steps, swept over every position in raster order from maps full of NaN,

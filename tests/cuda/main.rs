@@ -9,8 +9,9 @@
 //!
 //! Fresh output buffers are poisoned with NaN, so an output element that a kernel forgets to
 //! write fails the check. Error measure: relative error `||gpu - cpu|| / ||cpu||` over the
-//! whole output (fp32 on both sides: well under 1e-4; see each check for its tolerance).
+//! whole output (fp32 on both sides), tolerances from `pixelrnn::parity` (see each check).
 
+mod bench;
 mod conv;
 mod diag_bilstm_combine;
 mod geometry;
@@ -21,6 +22,7 @@ mod pointwise;
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{CudaBackend, Device, EmuOptions, Emulator, Executor};
+use pixelrnn::parity;
 use pixelrnn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -29,9 +31,8 @@ use rand_pcg::Pcg64;
 /// seeds.
 pub const SCHEDULE_SEEDS: [u64; 2] = [1, 0x5eed];
 
-/// fp32 kernels against the fp32 CPU twin (different summation orders, a few ulp per
-/// element; indexing and reduction bugs give errors of order 1).
-pub const FP32_REL_TOL: f64 = 1e-5;
+/// The tolerances, with their reasons, are parity's: the bench validates by the same ones.
+pub use pixelrnn::parity::{DEEP_REL_TOL, FP32_REL_TOL};
 
 /// The emulated backend for scheduling seed `seed`, with bounds checking and poisoning on.
 pub fn emulator(seed: u64) -> CudaBackend<Emulator> {
@@ -105,31 +106,18 @@ pub fn pair<E: Executor>(
     (cpu, dev)
 }
 
-/// `||got - want|| / ||want||` in f64 (absolute error when `want` is all zeros), after
-/// checking lengths and that `got` is finite (NaN: an unwritten, poisoned output).
+/// [`parity::l2_rel_err`] (`||got - want|| / ||want||` in f64, the absolute error when `want`
+/// is all zeros), after checking lengths and that `got` is written: a panic naming the first
+/// [`parity::unwritten`] element (NaN: a poisoned output the kernel did not write).
 pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    if let Some(i) = got.iter().position(|v| !v.is_finite()) {
-        if want[i].is_finite() {
-            panic!(
-                "{what}: element {i} is {} (want {}): unwritten or wrong",
-                got[i], want[i]
-            );
-        }
+    if let Some(i) = parity::unwritten(got, want) {
+        panic!(
+            "{what}: element {i} is {} (want {}): unwritten or wrong",
+            got[i], want[i]
+        );
     }
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for (&g, &w) in got.iter().zip(want) {
-        if g.is_nan() && w.is_nan() {
-            continue;
-        }
-        num += (g as f64 - w as f64).powi(2);
-        den += (w as f64).powi(2);
-    }
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
+    parity::l2_rel_err(got, want)
 }
 
 /// Downloads `got` and asserts it matches the CPU tensor `want` within `tol`.

@@ -3,8 +3,9 @@
 //! step; the loss, every parameter gradient and every updated parameter must agree.
 //!
 //! Tolerance: a model is tens of fp32 ops deep, each agreeing to a few ulp with a different
-//! summation order; errors compound to ~1e-6 relative, so 1e-4 catches any real bug (those
-//! are of order 1) while never failing on rounding.
+//! summation order; errors compound to ~1e-6 relative, so `DEEP_REL_TOL` (1e-4, from
+//! `pixelrnn::parity`) catches any real bug (those are of order 1) while never failing on
+//! rounding.
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{CudaBackend, Executor};
@@ -15,9 +16,7 @@ use pixelrnn::optim::{OptimConfig, Optimizer, OptimizerKind};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
-use crate::rel_err;
-
-const STEP_REL_TOL: f64 = 1e-4;
+use crate::{rel_err, DEEP_REL_TOL};
 
 fn config(kind: ModelKind, c: usize, binary: bool) -> ModelConfig {
     ModelConfig {
@@ -78,7 +77,7 @@ fn check_step<E: Executor>(
         .unwrap_or_else(|e| panic!("{what}: gpu step: {e}"));
     let loss_err = ((nll_gpu.total - nll_cpu.total) / nll_cpu.total).abs();
     assert!(
-        loss_err < STEP_REL_TOL,
+        loss_err < DEEP_REL_TOL,
         "{what}: loss {} vs cpu {}",
         nll_gpu.total,
         nll_cpu.total
@@ -94,7 +93,7 @@ fn check_step<E: Executor>(
             let got = g.grad.to_vec(gpu).expect("download");
             let err = rel_err(&c.name, &got, &c.grad.data);
             assert!(
-                err < STEP_REL_TOL,
+                err < DEEP_REL_TOL,
                 "{what}: grad of {}: rel err {err:.2e}",
                 c.name
             );
@@ -108,7 +107,7 @@ fn check_step<E: Executor>(
         let got = g.value.to_vec(gpu).expect("download");
         let err = rel_err(&c.name, &got, &c.value.data);
         assert!(
-            err < STEP_REL_TOL,
+            err < DEEP_REL_TOL,
             "{what}: updated {}: rel err {err:.2e}",
             c.name
         );

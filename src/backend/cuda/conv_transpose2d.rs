@@ -8,13 +8,8 @@ use super::launch_args::{block_per_element, int, long};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::TransposeGeom;
 use crate::backend::ConvGrads;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
-
-/// The op's name: kernels `conv_transpose2d_<pass>_v<N>`, and the key of its version.
-const OP: &str = "conv_transpose2d";
-/// Versions of every pass.
-const VERSIONS: u32 = 1;
 
 /// The limits of the kernels' 32-bit index arithmetic on a call of geometry `g` (checked by
 /// `backend::geometry`) with weight `w`: output rows and columns (`h*r`, `w*r`, plus a tap)
@@ -51,16 +46,6 @@ fn geom_args<'a, E: Executor>(op: &'static str, g: TransposeGeom) -> Result<Vec<
     ])
 }
 
-/// Checks that the selected version exists (there is one per pass).
-fn check_version<E: Executor>(be: &CudaBackend<E>) -> Result<()> {
-    match be.version(OP) {
-        1..=VERSIONS => Ok(()),
-        v => Err(Error::Config(format!(
-            "{OP} has kernel version 1 only, version {v} selected"
-        ))),
-    }
-}
-
 /// Forward (see [`crate::backend::Backend::conv_transpose2d_forward`]).
 pub fn forward<E: Executor>(
     be: &CudaBackend<E>,
@@ -72,7 +57,6 @@ pub fn forward<E: Executor>(
     const NAME: &str = "conv_transpose2d_forward";
     let g = TransposeGeom::forward(NAME, x, w, b, stride)?;
     kernel_limits(NAME, &g, w)?;
-    check_version(be)?;
     let y = be.tensor_uninit(&g.out_shape())?;
     if y.numel() == 0 {
         return Ok(y);
@@ -99,7 +83,6 @@ pub fn backward<E: Executor>(
     const NAME: &str = "conv_transpose2d_backward";
     let g = TransposeGeom::backward(NAME, x, w, dy, stride)?;
     kernel_limits(NAME, &g, w)?;
-    check_version(be)?;
 
     // cout > 0 (checked by the geometry).
     let db = be.tensor_uninit(&[g.cout])?;

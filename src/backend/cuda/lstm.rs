@@ -33,12 +33,13 @@
 //! then and `h` is kept, so there is no per-step partial buffer and no floating-point atomic:
 //! the result is deterministic and independent of the launch configuration.
 //!
-//! Kernel versions: op `lstm` for the gate kernels, `row_lstm` / `diag_lstm` for the scans'
-//! kernels ([`CudaBackend::set_version`]).
+//! Kernel versions: one (`_v1`) of each, `lstm_*` for the gate kernels, `row_lstm_*` /
+//! `diag_lstm_*` for the scans' kernels.
 //!
-//! Layout of the Diagonal LSTM ([`DIAG_LAYOUT_OP`], selected like a kernel version): 1 (the
-//! default) folds the skew into the kernels' indexing as above; 2 materialises it, the paper's
-//! literal formulation, as the comparison variant: the forward skews `is` to
+//! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
+//! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
+//! indexing as above; `Materialised` (2) materialises it, the paper's literal formulation, as
+//! the comparison variant: the forward skews `is` to
 //! `[n, H, Ws, 4h]` (`skew_fwd`), runs the same three recurrences over skewed state maps
 //! (`diag_lstm_skewed_*`: skewed column `t` is anti-diagonal `t`; they run the folded kernels'
 //! bodies with the skewed maps' row stride, so the padding is never read) and unskews `h`, `c`
@@ -52,30 +53,17 @@
 
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
+use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
 use crate::backend::{LstmState, Recurrence};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 pub(super) type T<E> = Tensor<CudaBackend<E>>;
 
-/// The "op" whose version selects the Diagonal LSTM's layout on CUDA
-/// ([`CudaBackend::set_version`]): 1 (default) folds the skew into the indexing, 2 runs the
-/// scan over materialised skewed maps (`diag_lstm_skewed_*` kernels).
-pub const DIAG_LAYOUT_OP: &str = "diag_lstm_layout";
-
-/// Whether the selected Diagonal LSTM layout is the materialised one (2); an error for a
-/// layout that does not exist.
-fn materialised<E: Executor>(be: &CudaBackend<E>, op: &'static str) -> Result<bool> {
-    match be.version(DIAG_LAYOUT_OP) {
-        1 => Ok(false),
-        2 => Ok(true),
-        v => Err(Error::Unsupported(format!(
-            "{op}: {DIAG_LAYOUT_OP} {v} does not exist (1 = skew folded into the indexing, \
-             2 = materialised skewed maps)"
-        ))),
-    }
+/// Whether the selected Diagonal LSTM layout is the materialised one.
+fn materialised<E: Executor>(be: &CudaBackend<E>) -> bool {
+    be.variants().diag_lstm_layout == DiagLstmLayout::Materialised
 }
 
 /// The op name of a scan's kernels (`row_lstm_*` or `diag_lstm_*`).
@@ -272,7 +260,7 @@ fn forward<E: Executor>(
         return Ok(state);
     }
     let dims = Dims::new(op, n, &geo)?;
-    if diagonal && materialised(be, op)? {
+    if diagonal && materialised(be) {
         return skewed_forward(be, op, is, w_ss, rec, n, &geo, &dims);
     }
     match rec {
@@ -302,7 +290,7 @@ fn backward<E: Executor>(
         ));
     }
     let dims = Dims::new(op, n, &geo)?;
-    let d_is = if diagonal && materialised(be, op)? {
+    let d_is = if diagonal && materialised(be) {
         skewed_backward(be, op, state, w_ss, dh, rec, n, &geo, &dims)?
     } else {
         folded_backward(be, op, state, w_ss, dh, rec, n, &geo, &dims)?

@@ -2,7 +2,7 @@
 //! `backend::geometry` as on the CPU, the kernels' limits, launch configuration, version,
 //! launch).
 //!
-//! Versions (`be.set_version("masked_conv2d", n)`): v1 (direct, one thread per output or input
+//! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
 //! element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
 //! `bwd_data`; the reductions `bwd_weight` and `bwd_bias` have v1 only, used under either.
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
@@ -15,10 +15,8 @@ use crate::backend::{ConvGrads, ConvSpec, Mask};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// The op's name: kernels `masked_conv2d_<pass>_v<N>`, and the key of its version.
+/// The op's name: kernels `masked_conv2d_<pass>_v<N>`.
 const OP: &str = "masked_conv2d";
-/// Versions of the `fwd` and `bwd_data` kernels.
-const VERSIONS: u32 = 2;
 /// Positions and features per block of the v2 kernels (`MASKED_CONV2D_TILE_M/N`).
 const TILE: usize = 64;
 /// Largest map or kernel side: the v2 kernels mark tile rows past the end with a row index of
@@ -85,14 +83,9 @@ fn geom_args<'a, E: Executor>(op: &'static str, g: ConvGeom) -> Result<Vec<Arg<'
     ])
 }
 
-/// The selected version of the `fwd` / `bwd_data` kernels, or an error naming the ones there are.
-fn selected_version<E: Executor>(be: &CudaBackend<E>) -> Result<u32> {
-    match be.version(OP) {
-        v @ 1..=VERSIONS => Ok(v),
-        v => Err(Error::Config(format!(
-            "{OP} has kernel versions 1 to {VERSIONS}, version {v} selected"
-        ))),
-    }
+/// The selected version of the `fwd` / `bwd_data` kernels ([`super::Variants::masked_conv2d`]).
+fn selected_version<E: Executor>(be: &CudaBackend<E>) -> u32 {
+    be.variants().masked_conv2d.number()
 }
 
 /// Launch configuration of pass `fwd` or `bwd_data` over `rows` positions and `cols` features
@@ -127,7 +120,7 @@ pub fn forward<E: Executor>(
     if y.numel() == 0 {
         return Ok(y);
     }
-    let version = selected_version(be)?;
+    let version = selected_version(be);
     let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?;
     let mut args = vec![arg(x), arg(w), arg(b), arg(&y)];
     args.extend(geom_args(NAME, g)?);
@@ -148,7 +141,7 @@ pub fn backward<E: Executor>(
     const NAME: &str = "masked_conv2d_backward";
     let g = ConvGeom::backward(NAME, x, w, dy, spec)?;
     kernel_limits(NAME, &g, w, spec)?;
-    let version = selected_version(be)?;
+    let version = selected_version(be);
 
     let db = be.tensor_uninit(&[g.cout])?;
     if g.cout > 0 {

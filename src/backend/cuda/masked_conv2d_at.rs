@@ -5,29 +5,19 @@
 //! live raster taps with the centre tap's group mask applied (masked entries 0), the CPU
 //! twin's layout: `fwd_at` runs one thread per (image, output feature), so neighbouring
 //! threads read neighbouring words of each packed row. One version each (`_v1`), selected by
-//! `be.set_version("masked_conv2d_at", n)`.
+//! [`super::MaskedConv2dAt`].
 
 use super::launch_args::int;
 use super::masked_conv2d::spec_args;
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::{ConvGeom, PackGeom};
 use crate::backend::ConvSpec;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
-/// The key of these kernels' version (`masked_conv2d_{pack,fwd_at}_v<N>`).
-const OP: &str = "masked_conv2d_at";
-/// Versions of the `pack` and `fwd_at` kernels.
-const VERSIONS: u32 = 1;
-
-/// The selected version, or an error naming the ones there are.
-fn selected_version<E: Executor>(be: &CudaBackend<E>) -> Result<u32> {
-    match be.version(OP) {
-        v @ 1..=VERSIONS => Ok(v),
-        v => Err(Error::Config(format!(
-            "{OP} has kernel version 1 only, version {v} selected"
-        ))),
-    }
+/// The selected version ([`super::Variants::masked_conv2d_at`]).
+fn selected_version<E: Executor>(be: &CudaBackend<E>) -> u32 {
+    be.variants().masked_conv2d_at.number()
 }
 
 /// Packs `w` `[cout, cin, kh, kw]` into `[taps * cin, cout]` for [`forward_at`].
@@ -39,7 +29,7 @@ pub fn pack<E: Executor>(
     const NAME: &str = "masked_conv2d_pack";
     let g = PackGeom::new(NAME, w, spec)?;
     int(NAME, "weight elements", w.numel())?;
-    let version = selected_version(be)?;
+    let version = selected_version(be);
     let packed = be.tensor_uninit(&g.packed_shape())?;
     if packed.numel() == 0 {
         return Ok(packed);
@@ -72,7 +62,7 @@ pub fn forward_at<E: Executor>(
     const NAME: &str = "masked_conv2d_forward_at";
     let ConvGeom { n, h, w, cin, cout } = ConvGeom::forward_at(NAME, x, packed, b, spec, i, j)?;
     let taps = spec.taps().len();
-    let version = selected_version(be)?;
+    let version = selected_version(be);
     let y = be.tensor_uninit(&[n, cout])?;
     if y.numel() == 0 {
         return Ok(y);

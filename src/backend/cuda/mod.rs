@@ -5,8 +5,8 @@
 //! ([`Emulator`]), which runs the very same kernel sources in `cargo test` on machines without
 //! a GPU. Each op lives in its own module under the op's name (`masked_conv2d.rs` next to
 //! `kernels/masked_conv2d.cu` and `cpu/masked_conv2d.rs`): shapes checked (one call into
-//! `backend::geometry`, as on the CPU), launch configuration computed, kernel version chosen,
-//! launch.
+//! `backend::geometry`, as on the CPU), launch configuration computed, kernel version chosen
+//! ([`Variants`]), launch.
 //!
 //! Memory: a caching allocator keeps freed buffers by length and hands them out again, so a
 //! training loop, which allocates the same shapes every step, stops calling the driver's
@@ -34,6 +34,7 @@ mod reduce;
 mod sample_logits;
 mod skew;
 mod softmax_nll;
+pub mod variants;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -41,7 +42,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use device::Device;
 pub use emulator::{EmuOptions, Emulator};
 pub use executor::{Arg, Executor, LaunchCfg};
-pub use lstm::DIAG_LAYOUT_OP;
+pub use variants::{DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, Selected, Variants};
 
 use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};
@@ -70,8 +71,8 @@ struct Inner<E: Executor> {
     /// Free buffers by length (elements): the caching allocator.
     free: Mutex<HashMap<usize, Vec<E::Buffer>>>,
     stats: Mutex<PoolStats>,
-    /// Kernel version per op, when not the default 1.
-    versions: RwLock<HashMap<String, u32>>,
+    /// The kernel variants in force ([`CudaBackend::select`]).
+    variants: RwLock<Variants>,
     /// Fill fresh output buffers with NaN, so an output element that a kernel forgets to
     /// write shows up in the parity tests.
     poison: bool,
@@ -156,7 +157,7 @@ impl<E: Executor> CudaBackend<E> {
                 exec,
                 free: Mutex::new(HashMap::new()),
                 stats: Mutex::new(PoolStats::default()),
-                versions: RwLock::new(HashMap::new()),
+                variants: RwLock::new(Variants::default()),
                 poison,
             }),
         }
@@ -182,27 +183,10 @@ impl<E: Executor> CudaBackend<E> {
         }
     }
 
-    /// The kernel version used for `op`: the one set by [`CudaBackend::set_version`], else
-    /// [`default_version`].
-    pub fn version(&self, op: &str) -> u32 {
-        self.inner
-            .versions
-            .read()
-            .ok()
-            .and_then(|v| v.get(op).copied())
-            .unwrap_or_else(|| default_version(op))
-    }
-
-    /// Selects kernel version `version` for `op` (benchmarks and parity tests).
-    pub fn set_version(&self, op: &str, version: u32) {
-        if let Ok(mut v) = self.inner.versions.write() {
-            v.insert(op.to_string(), version);
-        }
-    }
-
-    /// `<op>_<pass>_v<N>` with the selected version of `op`.
+    /// `<op>_<pass>_v1`: the kernel of an op whose kernels have one version. The op families
+    /// with several ([`Variants`]) name theirs from the selected variant.
     pub fn kernel_name(&self, op: &str, pass: &str) -> String {
-        format!("{op}_{pass}_v{}", self.version(op))
+        format!("{op}_{pass}_v1")
     }
 
     /// Launches `kernel` on this backend's executor.
@@ -306,17 +290,6 @@ impl<E: Executor> CudaBackend<E> {
             &LaunchCfg::for_elements(len, BLOCK, MAX_BLOCKS),
             &[Arg::Buf(buffer.raw()), Arg::I64(n), Arg::F32(f32::NAN)],
         )
-    }
-}
-
-/// The kernel version an op uses unless told otherwise: the implicit-GEMM convolution (v2,
-/// shared-memory tiles) where one exists, else v1. Not yet chosen by measurement (no device
-/// run so far): v2 is the design expected to win on any GPU, and both pass the same parity
-/// tests; `pixelrnn bench` times them side by side.
-pub fn default_version(op: &str) -> u32 {
-    match op {
-        "masked_conv2d" => 2,
-        _ => 1,
     }
 }
 

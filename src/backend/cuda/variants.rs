@@ -1,0 +1,254 @@
+//! Kernel variants: which version of an op's kernels (or which layout of its scan) the CUDA
+//! backend runs, one enum per op family that has a choice, gathered in [`Variants`].
+//!
+//! An op's kernels are `<op>_<pass>_v<N>`. Ops whose kernels have one version name `_v1`
+//! directly ([`CudaBackend::kernel_name`]); the families below have a typed selection instead,
+//! so an unknown version cannot be selected. The selection belongs to a backend (and its
+//! clones) and changes only through [`CudaBackend::select`], whose guard puts the previous
+//! selection back when dropped: a benchmark or a test that times or checks one variant leaves
+//! the defaults behind by construction.
+//!
+//! The recurrence variant (fused, unfused, persistent) is not here: it is a per-call option of
+//! the model ([`crate::backend::Recurrence`]), not a property of the backend.
+
+use std::fmt;
+
+use super::{CudaBackend, Executor};
+use crate::error::{Error, Result};
+
+/// `masked_conv2d`'s `fwd` and `bwd_data` kernels (kernels/masked_conv2d.cu); the reductions
+/// `bwd_weight` and `bwd_bias` have v1 only, used under either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2d {
+    /// Direct: one thread per output (or input-gradient) element.
+    V1,
+    /// Implicit GEMM in 64x64 shared-memory tiles, skipping the masked taps: the default, the
+    /// design expected to win on any GPU (not yet chosen by measurement; `pixelrnn bench`
+    /// times both side by side).
+    #[default]
+    V2,
+}
+
+/// `masked_conv2d_pack` and `masked_conv2d_forward_at` (incremental sampling): the `pack` and
+/// `fwd_at` kernels of kernels/masked_conv2d.cu.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dAt {
+    /// One thread per (image, output feature), reading the packed `[taps * cin, cout]` rows.
+    #[default]
+    V1,
+}
+
+/// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DiagLstmLayout {
+    /// The skew folded into the kernels' indexing (step `s` visits `(r, s - r)` in place).
+    #[default]
+    Folded,
+    /// The paper's literal formulation, kept as the comparison: skewed maps materialised
+    /// (`skew_fwd`, the `diag_lstm_skewed_*` kernels, unskew).
+    Materialised,
+}
+
+impl MaskedConv2d {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernels `masked_conv2d_<pass>_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl MaskedConv2dAt {
+    /// Every version, ascending.
+    pub const ALL: [Self; 1] = [Self::V1];
+
+    /// `N` of the kernels `masked_conv2d_{pack,fwd_at}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+        }
+    }
+}
+
+impl DiagLstmLayout {
+    /// Both layouts, the default first.
+    pub const ALL: [Self; 2] = [Self::Folded, Self::Materialised];
+
+    /// The layout's number (1 folded, 2 materialised).
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Folded => 1,
+            Self::Materialised => 2,
+        }
+    }
+
+    /// `folded` or `materialised`, as in `pixelrnn bench`'s rows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Folded => "folded",
+            Self::Materialised => "materialised",
+        }
+    }
+}
+
+/// The variant of `all` whose number is `n`.
+fn numbered<V: Copy>(all: &[V], number: fn(V) -> u32, n: u32) -> Option<V> {
+    all.iter().copied().find(|&v| number(v) == n)
+}
+
+impl TryFrom<u32> for MaskedConv2d {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d has kernel versions 1 to 2, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl TryFrom<u32> for DiagLstmLayout {
+    type Error = Error;
+
+    /// Layout `n` (1 folded, 2 materialised); unsupported otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "Diagonal LSTM layout {n} does not exist (1 = skew folded into the indexing, 2 = \
+                 materialised skewed maps)"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for MaskedConv2d {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+impl fmt::Display for MaskedConv2dAt {
+    /// `v1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+impl fmt::Display for DiagLstmLayout {
+    /// `folded`, `materialised`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The kernel variant of every op family that has a choice. `Variants::default()` is what the
+/// backend runs unless told otherwise; select others with struct-update syntax:
+/// `Variants { masked_conv2d: MaskedConv2d::V1, ..Variants::default() }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Variants {
+    /// `masked_conv2d` forward and input gradient.
+    pub masked_conv2d: MaskedConv2d,
+    /// `masked_conv2d_pack` / `masked_conv2d_forward_at`.
+    pub masked_conv2d_at: MaskedConv2dAt,
+    /// The Diagonal LSTM's layout (forward and backward, every recurrence).
+    pub diag_lstm_layout: DiagLstmLayout,
+}
+
+impl fmt::Display for Variants {
+    /// `masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "masked_conv2d {}, masked_conv2d_at {}, diag_lstm layout {}",
+            self.masked_conv2d, self.masked_conv2d_at, self.diag_lstm_layout
+        )
+    }
+}
+
+/// A selection of [`Variants`] in force until dropped ([`CudaBackend::select`]); dropping it
+/// restores the selection that was in force before. Guards of one backend nest: drop them in
+/// the reverse order of their creation (scopes do).
+#[must_use = "the selection ends when the guard is dropped"]
+pub struct Selected<'a, E: Executor> {
+    backend: &'a CudaBackend<E>,
+    previous: Variants,
+}
+
+impl<E: Executor> Drop for Selected<'_, E> {
+    fn drop(&mut self) {
+        self.backend.set_variants(self.previous);
+    }
+}
+
+impl<E: Executor> CudaBackend<E> {
+    /// The kernel variants in force.
+    pub fn variants(&self) -> Variants {
+        self.inner
+            .variants
+            .read()
+            .map_or_else(|e| *e.into_inner(), |v| *v)
+    }
+
+    /// Runs `variants` until the returned guard is dropped, then the previous selection again
+    /// (benchmarks and parity tests; training and sampling run the defaults).
+    pub fn select(&self, variants: Variants) -> Selected<'_, E> {
+        let previous = self.variants();
+        self.set_variants(variants);
+        Selected {
+            backend: self,
+            previous,
+        }
+    }
+
+    fn set_variants(&self, variants: Variants) {
+        match self.inner.variants.write() {
+            Ok(mut v) => *v = variants,
+            Err(poisoned) => *poisoned.into_inner() = variants,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_unknown_ones_are_errors() {
+        for v in MaskedConv2d::ALL {
+            assert_eq!(MaskedConv2d::try_from(v.number()).unwrap(), v);
+        }
+        for v in DiagLstmLayout::ALL {
+            assert_eq!(DiagLstmLayout::try_from(v.number()).unwrap(), v);
+        }
+        assert!(matches!(MaskedConv2d::try_from(3), Err(Error::Config(_))));
+        assert!(matches!(
+            DiagLstmLayout::try_from(0),
+            Err(Error::Unsupported(_))
+        ));
+        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V2);
+        assert_eq!(
+            Variants::default().to_string(),
+            "masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded"
+        );
+    }
+
+    /// The host side names `masked_conv2d_<pass>_v<N>` from [`MaskedConv2d::number`]: every
+    /// variant must have its kernels, and every version in kernels/*.cu its variant.
+    #[test]
+    fn variants_match_the_kernel_sources() {
+        // The signatures are parsed from kernels/*.cu with or without a CUDA compiler.
+        let conv = MaskedConv2d::ALL.map(MaskedConv2d::number).to_vec();
+        assert_eq!(crate::kernels::versions("masked_conv2d", "fwd"), conv);
+        assert_eq!(crate::kernels::versions("masked_conv2d", "bwd_data"), conv);
+        let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
+        assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), at);
+        assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
+    }
+}

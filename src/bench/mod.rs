@@ -1,0 +1,46 @@
+//! `pixelrnn bench` as a library: times every backend op (every kernel variant on CUDA) and a
+//! whole training step per model, after checking each result against the CPU backend.
+//!
+//! Method (STYLE.md, "Validate before you time"):
+//! 1. each op runs once on fresh deterministic inputs and its outputs are compared with the
+//!    CPU backend's on the same inputs ([`crate::parity::l2_rel_err_all`], tolerances from
+//!    [`crate::parity`]); a wrong result is reported as `WRONG` and no time is printed for it;
+//! 2. `warmup` untimed calls, then `iters` timed calls, each between `synchronize()` calls (on
+//!    a real GPU, between two CUDA events on the launch stream); the row reports the median
+//!    and the minimum.
+//!
+//! Rates: GB/s = [`OpRow`] bytes / time, where bytes is the op's compulsory traffic (every
+//! input read once, every output written once, 4 bytes per element; each case's formula is
+//! next to it in `ops/`); GFLOP/s = flops / time with each case's FLOP count and, for training
+//! steps, [`step_flops`] (the counts of docs/benchmarks.md: multiply-adds over the live taps of
+//! every convolution and the recurrences' state-to-state products, two FLOPs each, forward +
+//! weight gradients + input gradients). Both are set against ceilings measured in the same
+//! run ([`Ceilings`]): on the CPU a large multi-threaded memcpy and a large GEMM (the `gemm`
+//! crate through the backend's `sgemm`); on CUDA a large device-to-device copy and the
+//! FMA-throughput kernel `peak_fma_v1` (kernels/peak.cu).
+//!
+//! Layout: [`config`](BenchConfig) (sizes, options, step FLOPs), `ops/` (one file per op
+//! family: the cases), `case` (what a case is), `timing` (timers, kernel variants per row),
+//! `ceilings`, `runner` (op rows), `steps` (training-step rows), `report` (rows, table).
+//! Every row runs under the kernel variants chosen for it and restores the previous selection
+//! afterwards ([`BenchBackend::with_variants`]).
+//!
+//! The emulator ([`crate::backend::cuda::Emulator`]) runs the same code path; its times say
+//! nothing about a GPU and its ceilings are not measured.
+
+mod case;
+mod ceilings;
+mod config;
+mod ops;
+mod report;
+mod runner;
+mod steps;
+mod timing;
+
+pub use case::{Args, HostTensor, OpCase, Output};
+pub use ceilings::{peak_fma_expected, Ceilings, PEAK_CHAINS, PEAK_UNROLL};
+pub use config::{config, step_flops, BenchConfig, Options, Part, CONFIGS};
+pub use ops::{check_filter, op_row_names};
+pub use report::{table, utc_date, OpRow, Report};
+pub use runner::{count_rows, run};
+pub use timing::{BenchBackend, Choice, ExecTimer, Sweep};

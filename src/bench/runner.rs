@@ -1,0 +1,228 @@
+//! The runner: measures the ceilings, then for each config every selected op case under each
+//! kernel variant the backend offers (validated against the CPU backend, then timed), then
+//! the training steps.
+
+use super::case::OpCase;
+use super::ops::{self, plan};
+use super::report::{fill_speedups, one_line, rec_name, utc_date};
+use super::steps::{self, time_step};
+use super::{BenchBackend, BenchConfig, Ceilings, OpRow, Options, Part, Report};
+use crate::backend::cpu::CpuBackend;
+use crate::error::{Error, Result};
+use crate::parity;
+
+/// Number of rows (ceilings excluded) that [`run`] will produce, for a progress bar.
+pub fn count_rows<B: BenchBackend>(be: &B, o: &Options) -> Result<usize> {
+    let mut rows = 0;
+    for cfg in &o.configs {
+        if o.part != Part::Steps {
+            for case in plan::<B>(cfg, &o.recurrences)? {
+                if ops::selected(&o.op_filter, case.name) {
+                    rows += be.choices(Some(case.kernel), case.sweep).len();
+                }
+            }
+        }
+        if o.part != Part::Ops {
+            for &kind in &o.models {
+                for rec in steps::recurrences(kind, o) {
+                    rows += be.choices(None, steps::sweep(kind, rec)).len();
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the bench on `be`; `progress` is called after each row. An op filter that matches no
+/// op is an error.
+pub fn run<B: BenchBackend>(
+    be: &B,
+    o: &Options,
+    progress: &mut dyn FnMut(&OpRow),
+) -> Result<Report> {
+    ops::check_filter(&o.op_filter)?;
+    let unix_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (ceilings, mut rows) = be.measure_ceilings(o.iters)?;
+    for r in &rows {
+        progress(r);
+    }
+    let cpu = CpuBackend::new();
+    // The CPU backend is the reference: when it is the backend timed, nothing to compare.
+    let validate = !be.is_reference();
+    if o.part != Part::Steps {
+        for cfg in &o.configs {
+            let cases = plan::<B>(cfg, &o.recurrences)?;
+            let references = plan::<CpuBackend>(cfg, &o.recurrences)?;
+            for (case, reference) in cases.iter().zip(&references) {
+                if case.name != reference.name {
+                    return Err(Error::Config(format!(
+                        "bench: case {} planned against reference {}",
+                        case.name, reference.name
+                    )));
+                }
+                if !ops::selected(&o.op_filter, case.name) {
+                    continue;
+                }
+                let reference = validate.then_some(reference);
+                for row in time_op(be, &cpu, cfg, case, reference, o, &ceilings)? {
+                    progress(&row);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    if o.part != Part::Ops {
+        for cfg in &o.configs {
+            for &kind in &o.models {
+                for rec in steps::recurrences(kind, o) {
+                    for choice in be.choices(None, steps::sweep(kind, rec)) {
+                        let row =
+                            time_step(be, &cpu, cfg, kind, rec, &choice, o, &ceilings, validate);
+                        progress(&row);
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+    }
+    fill_speedups(&mut rows);
+    Ok(Report {
+        device: be.name(),
+        timer: be.timer(),
+        emulated: be.emulated(),
+        unix_time,
+        date: utc_date(unix_time),
+        warmup: o.warmup,
+        ceilings,
+        rows,
+    })
+}
+
+/// The rows of op `case`, one per variant the backend offers: each checked against
+/// `reference` (the same case on the CPU; `None` when the CPU itself is timed: its results
+/// are only checked to be finite), then timed. A row's variants are selected for it alone.
+/// An error only when the case's inputs cannot be built; a failing op is a row of status
+/// `error`.
+fn time_op<B: BenchBackend>(
+    be: &B,
+    cpu: &CpuBackend,
+    cfg: &BenchConfig,
+    case: &OpCase<B>,
+    reference: Option<&OpCase<CpuBackend>>,
+    o: &Options,
+    ceilings: &Ceilings,
+) -> Result<Vec<OpRow>> {
+    let host = (case.inputs)()?;
+    // The reference result, once for all variants.
+    let want = reference.map(|r| {
+        let mut args = r.upload(cpu, &host)?;
+        r.results(cpu, &mut args)
+    });
+    let mut rows = Vec::new();
+    for choice in be.choices(Some(case.kernel), case.sweep) {
+        let mut row = OpRow::new(
+            "op",
+            case.name.to_string(),
+            cfg.name,
+            case.shape.clone(),
+            choice.version.clone(),
+        );
+        row.recurrence = case.recurrence.map(rec_name);
+        row.layout = choice.layout.map(|l| l.name().to_string());
+        row.flops = case.flops;
+        row.tol = case.tol;
+        if !choice.runnable {
+            row.status = "skipped".into();
+            row.note = "GPU-only kernel: the emulator does not run it".into();
+            rows.push(row);
+            continue;
+        }
+        let result = be.with_variants(choice.variants, || -> Result<()> {
+            row.variants = be.variants();
+            let mut args = case.upload(be, &host)?;
+            let got = case.results(be, &mut args)?;
+            row.bytes = Some(case.bytes);
+            match &want {
+                Some(Ok(w)) => {
+                    let err = parity::l2_rel_err_all(&got, w);
+                    row.rel_err = Some(err);
+                    let within = err <= case.tol; // NaN is not within
+                    if !within {
+                        row.status = "WRONG".into();
+                        row.note =
+                            format!("relative error {err:.2e} > {:.0e}: not timed", case.tol);
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => {
+                    row.status = "error".into();
+                    row.note = format!("CPU reference failed: {e}");
+                    return Ok(());
+                }
+                None => {
+                    if got.iter().flatten().any(|v| !v.is_finite()) {
+                        row.status = "WRONG".into();
+                        row.note = "non-finite output: not timed".into();
+                        return Ok(());
+                    }
+                }
+            }
+            // Same inputs: the check's in-place ops updated them once already; harmless.
+            for _ in 0..o.warmup {
+                (case.run)(be, &mut args)?;
+            }
+            let mut times = Vec::with_capacity(o.iters);
+            for _ in 0..o.iters.max(1) {
+                times.push(be.time_ms(&mut || (case.run)(be, &mut args).map(drop))?);
+            }
+            row.set_times(&mut times, ceilings);
+            Ok(())
+        });
+        if let Err(e) = result {
+            row.status = "error".into();
+            row.note = one_line(&e.to_string());
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The measure a row is validated by ([`parity::l2_rel_err_all`], pooled over the op's
+    /// outputs) refuses NaN and mismatched outputs.
+    #[test]
+    fn rel_err_catches_nan_and_mismatch() {
+        let rel_err = parity::l2_rel_err_all::<Vec<f32>, Vec<f32>>;
+        let a = vec![vec![1.0, 2.0]];
+        assert_eq!(rel_err(&a, &a), 0.0);
+        assert!(rel_err(&[vec![1.0, f32::NAN]], &a).is_infinite());
+        assert!(rel_err(&[vec![1.0]], &a).is_infinite());
+        assert!(rel_err(&[vec![1.0, 2.2]], &a) > 0.05);
+    }
+
+    #[test]
+    fn an_op_filter_matching_nothing_is_an_error() {
+        let o = Options {
+            part: Part::Ops,
+            iters: 1,
+            step_iters: 1,
+            warmup: 0,
+            models: Vec::new(),
+            configs: vec![super::super::config("tiny").unwrap()],
+            recurrences: vec![crate::backend::Recurrence::Fused],
+            op_filter: vec!["relu".into(), "nope".into()],
+        };
+        let cpu = CpuBackend::new();
+        match run(&cpu, &o, &mut |_| {}) {
+            Err(Error::Config(m)) => assert!(m.contains("--op nope"), "{m}"),
+            Err(e) => panic!("expected a configuration error, got {e}"),
+            Ok(_) => panic!("an unknown op was accepted"),
+        }
+        assert!(ops::check_filter(&["conv".into(), "lstm bwd".into()]).is_ok());
+    }
+}

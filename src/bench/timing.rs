@@ -1,0 +1,231 @@
+//! How the bench times a call on each backend ([`BenchBackend`], [`ExecTimer`]) and which
+//! kernel variants it times an op under ([`Sweep`], [`Choice`]).
+//!
+//! Every row runs under a selection of [`Variants`] made for it and dropped after it
+//! ([`BenchBackend::with_variants`]): a row that times masked_conv2d v1 leaves the selection
+//! it found (the defaults) to the rows after it, training steps included, by construction.
+
+use std::time::Instant;
+
+use super::{ceilings, Ceilings, OpRow};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::{
+    CudaBackend, Device, DiagLstmLayout, Emulator, Executor, MaskedConv2d, Variants,
+};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+/// Which kernel variants a row is timed under, one row each (declared by its op case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// The defaults only (the op's kernels have one version).
+    None,
+    /// Every [`MaskedConv2d`] version.
+    MaskedConv2d,
+    /// Both [`DiagLstmLayout`]s.
+    DiagLstmLayout,
+}
+
+/// One variant a row is timed under, as the backend offers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The row's `variant`: `v1`, `v2` on CUDA, `cpu` on the CPU.
+    pub version: String,
+    /// The Diagonal LSTM layout, where the backend has several.
+    pub layout: Option<DiagLstmLayout>,
+    /// What to select for the row (`None`: nothing to select, as on the CPU).
+    pub variants: Option<Variants>,
+    /// Whether the row's kernel runs here (the emulator skips GPU-only kernels).
+    pub runnable: bool,
+}
+
+impl Choice {
+    /// The one choice of a backend without variants (the CPU).
+    fn only() -> Self {
+        Choice {
+            version: "cpu".into(),
+            layout: None,
+            variants: None,
+            runnable: true,
+        }
+    }
+}
+
+/// A backend that the bench can time: how to time a call, its ceilings, its kernel variants.
+pub trait BenchBackend: Backend {
+    /// Whether this is the reference backend (the CPU): its results are not compared with
+    /// themselves, only checked to be finite.
+    fn is_reference(&self) -> bool {
+        false
+    }
+
+    /// Whether times say nothing about real hardware (the emulator).
+    fn emulated(&self) -> bool {
+        false
+    }
+
+    /// How calls are timed, in words.
+    fn timer(&self) -> String {
+        "wall clock between synchronize() calls".into()
+    }
+
+    /// Milliseconds taken by `f` (with the device idle before and done after).
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        self.synchronize()?;
+        let t0 = Instant::now();
+        f()?;
+        self.synchronize()?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// Measures the copy bandwidth and the FP32 rate; `rows` receives one row for each.
+    fn measure_ceilings(&self, iters: usize) -> Result<(Ceilings, Vec<OpRow>)>;
+
+    /// The variants a row is timed under, one row each: for an op row, `kernel` is the stem
+    /// `<op>_<pass>` of its kernels; a training step has none.
+    fn choices(&self, kernel: Option<&str>, sweep: Sweep) -> Vec<Choice> {
+        let _ = (kernel, sweep);
+        vec![Choice::only()]
+    }
+
+    /// Runs `f` with `variants` selected, then the selection before it again.
+    fn with_variants<R>(&self, variants: Option<Variants>, f: impl FnOnce() -> R) -> R {
+        let _ = variants;
+        f()
+    }
+
+    /// The variants in force (`None`: the backend has none).
+    fn variants(&self) -> Option<Variants> {
+        None
+    }
+}
+
+impl BenchBackend for CpuBackend {
+    fn is_reference(&self) -> bool {
+        true
+    }
+
+    fn measure_ceilings(&self, iters: usize) -> Result<(Ceilings, Vec<OpRow>)> {
+        ceilings::cpu(iters)
+    }
+}
+
+/// How an executor times a call and whether it is real hardware.
+pub trait ExecTimer: Executor {
+    /// True for the emulator.
+    const EMULATED: bool;
+    /// The timer, in words.
+    fn timer_name(&self) -> &'static str;
+    /// Milliseconds taken by `f` (`synchronize` is this executor's).
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f64>;
+}
+
+impl ExecTimer for Device {
+    const EMULATED: bool = false;
+
+    fn timer_name(&self) -> &'static str {
+        "CUDA events on the launch stream"
+    }
+
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        use cudarc::driver::sys::CUevent_flags;
+        let err = |what: &str, e: cudarc::driver::DriverError| {
+            Error::Device(format!("CUDA event {what}: {e}"))
+        };
+        let ctx = self.context();
+        let stream = self.stream();
+        let start = ctx
+            .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(|e| err("create", e))?;
+        let end = ctx
+            .new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(|e| err("create", e))?;
+        Executor::synchronize(self)?;
+        start.record(stream).map_err(|e| err("record", e))?;
+        f()?;
+        end.record(stream).map_err(|e| err("record", e))?;
+        let ms = start.elapsed_ms(&end).map_err(|e| err("elapsed", e))?;
+        Ok(ms as f64)
+    }
+}
+
+impl ExecTimer for Emulator {
+    const EMULATED: bool = true;
+
+    fn timer_name(&self) -> &'static str {
+        "wall clock (emulated: meaningless for a GPU)"
+    }
+
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        let t0 = Instant::now();
+        f()?;
+        Executor::synchronize(self)?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
+    fn emulated(&self) -> bool {
+        E::EMULATED
+    }
+
+    fn timer(&self) -> String {
+        self.executor().timer_name().into()
+    }
+
+    fn time_ms(&self, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        self.executor().time_ms(f)
+    }
+
+    fn measure_ceilings(&self, iters: usize) -> Result<(Ceilings, Vec<OpRow>)> {
+        ceilings::cuda(self, iters)
+    }
+
+    /// Each variant of `sweep` on top of the selection in force, which is the defaults unless
+    /// the caller selected others (every row puts back what it found); the kernels of the
+    /// other families have one version (`v1`).
+    fn choices(&self, kernel: Option<&str>, sweep: Sweep) -> Vec<Choice> {
+        let base = CudaBackend::variants(self);
+        let choice = |version: u32, layout: Option<DiagLstmLayout>, variants: Variants| Choice {
+            version: format!("v{version}"),
+            layout,
+            variants: Some(variants),
+            runnable: !E::EMULATED
+                || kernel.is_none_or(|k| {
+                    crate::kernels::signature(&format!("{k}_v{version}")).is_none_or(|s| s.emulated)
+                }),
+        };
+        match sweep {
+            Sweep::None => vec![choice(1, None, base)],
+            Sweep::MaskedConv2d => MaskedConv2d::ALL
+                .iter()
+                .map(|&v| {
+                    let variants = Variants {
+                        masked_conv2d: v,
+                        ..base
+                    };
+                    choice(v.number(), None, variants)
+                })
+                .collect(),
+            Sweep::DiagLstmLayout => DiagLstmLayout::ALL
+                .iter()
+                .map(|&l| {
+                    let variants = Variants {
+                        diag_lstm_layout: l,
+                        ..base
+                    };
+                    choice(1, Some(l), variants)
+                })
+                .collect(),
+        }
+    }
+
+    fn with_variants<R>(&self, variants: Option<Variants>, f: impl FnOnce() -> R) -> R {
+        let _selected = variants.map(|v| self.select(v));
+        f()
+    }
+
+    fn variants(&self) -> Option<Variants> {
+        Some(CudaBackend::variants(self))
+    }
+}
