@@ -1,12 +1,17 @@
-//! The CUDA kernels embedded in this build: one PTX module per `kernels/<name>.cu`.
+//! The CUDA kernels of pixelrnn, as built for this machine: one PTX module per
+//! `kernels/<name>.cu`, the launch signature of every kernel, and the CPU emulator's library
+//! (the same sources compiled for the host; its C interface is [`emu`]).
 //!
-//! `build.rs` compiles every kernel source to PTX for the virtual architecture [`PTX_ARCH`]
-//! (nvcc or NVRTC, see its header) and generates the registry included below. A build without
-//! a CUDA compiler has no modules ([`KERNELS_COMPILED`] is false) and runs on the CPU only;
-//! `cfg(pixelrnn_kernels)` is set exactly when kernels were compiled.
+//! The build script (kernels/build.rs, with `pixelrnn-kernels-build` in kernels/build-support/)
+//! compiles every kernel source to PTX for the virtual architecture [`PTX_ARCH`] (nvcc or NVRTC)
+//! and generates the registry included below. A build without a CUDA compiler has no modules
+//! ([`KERNELS_COMPILED`] is false) and runs on the CPU only; `cfg(pixelrnn_kernels)` is set on
+//! this crate exactly when kernels were compiled.
 //!
-//! The host side (`backend::cuda`) loads [`KernelModule::ptx`] with the driver, which
+//! The host side (`pixelrnn::backend::cuda`) loads [`KernelModule::ptx`] with the driver, which
 //! JIT-compiles it for the device, and looks kernels up by their entry-point names.
+
+pub mod emu;
 
 /// One compiled kernel source file, `kernels/<name>.cu`, as a PTX module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +26,9 @@ pub struct KernelModule {
     /// The output of `ptxas -arch=sm_90 -v` on this PTX (registers, spills, shared memory per
     /// kernel), when ptxas was available at build time.
     pub resource_report: Option<&'static str>,
+    /// [`KernelModule::resource_report`] parsed at build time: one entry per kernel it names,
+    /// sorted by kernel name (empty without a report).
+    pub resources: &'static [KernelResources],
     /// The same PTX assembled by ptxas for [`RESOURCE_REPORT_ARCH`] (sm_90), when ptxas was
     /// available: a device of exactly that architecture loads it directly, with no JIT and so
     /// no requirement that the driver know the PTX ISA version NVRTC emitted.
@@ -33,6 +41,11 @@ impl KernelModule {
         self.entry_points.contains(&entry)
     }
 
+    /// What ptxas reported for kernel `entry`, when it ran.
+    pub fn resources(&self, entry: &str) -> Option<&'static KernelResources> {
+        self.resources.iter().find(|r| r.kernel == entry)
+    }
+
     /// The PTX ISA version from the `.version` directive (`"8.8"` from NVRTC 12.9).
     pub fn ptx_version(&self) -> Option<&'static str> {
         ptx_directive(self.ptx, ".version")
@@ -42,6 +55,25 @@ impl KernelModule {
     pub fn ptx_target(&self) -> Option<&'static str> {
         ptx_directive(self.ptx, ".target")
     }
+}
+
+/// What `ptxas -arch=sm_90 -v` reported for one kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelResources {
+    /// The kernel (entry point).
+    pub kernel: &'static str,
+    /// Registers per thread.
+    pub registers: Option<u32>,
+    /// Bytes of spill stores.
+    pub spill_stores: u32,
+    /// Bytes of spill loads.
+    pub spill_loads: u32,
+    /// Bytes of stack frame.
+    pub stack: u32,
+    /// Bytes of static shared memory.
+    pub shared: u32,
+    /// Named barriers used.
+    pub barriers: u32,
 }
 
 /// The first word after `directive` at the start of a PTX line.
@@ -131,7 +163,7 @@ pub struct KernelParam {
     pub kind: ParamKind,
 }
 
-/// The launch signature of one kernel, parsed by build.rs from its `PIXELRNN_KERNEL`
+/// The launch signature of one kernel, parsed at build time from its `PIXELRNN_KERNEL`
 /// declaration (available in every build, with or without a CUDA compiler).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelSignature {
@@ -202,6 +234,20 @@ mod tests {
             }
         }
         assert!(module("no_such_kernel").is_none());
+    }
+
+    #[test]
+    fn resources_are_those_of_the_module_s_kernels() {
+        for m in modules() {
+            for r in m.resources {
+                assert!(m.has_entry_point(r.kernel), "{}: {}", m.name, r.kernel);
+                assert_eq!(m.resources(r.kernel), Some(r));
+            }
+            assert_eq!(m.resources.is_empty(), m.resource_report.is_none());
+        }
+        assert!(modules()
+            .iter()
+            .all(|m| m.resources("no_such_kernel").is_none()));
     }
 
     #[test]
