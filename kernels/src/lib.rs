@@ -12,6 +12,9 @@
 //! JIT-compiles it for the device, and looks kernels up by their entry-point names.
 
 pub mod emu;
+mod param_kind;
+
+pub use param_kind::ParamKind;
 
 /// One compiled kernel source file, `kernels/<name>.cu`, as a PTX module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,45 +116,6 @@ pub fn modules() -> &'static [KernelModule] {
 /// The module compiled from `kernels/<name>.cu`, if this build has it.
 pub fn module(name: &str) -> Option<&'static KernelModule> {
     GENERATED_MODULES.iter().find(|m| m.name == name)
-}
-
-/// How a kernel parameter is passed, as declared in its `kernels/*.cu` signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamKind {
-    /// `const float* __restrict__` (or another 4/8-byte pointee): a buffer the kernel reads.
-    ConstPtr,
-    /// `float* __restrict__` (or another pointee): a buffer the kernel writes.
-    Ptr,
-    /// `int`.
-    I32,
-    /// `unsigned` / `unsigned int`.
-    U32,
-    /// `long long` / `pixelrnn_index_t`.
-    I64,
-    /// `unsigned long long`.
-    U64,
-    /// `float`.
-    F32,
-}
-
-impl ParamKind {
-    /// Whether the parameter is a buffer (pointer).
-    pub fn is_pointer(self) -> bool {
-        matches!(self, ParamKind::ConstPtr | ParamKind::Ptr)
-    }
-
-    /// The C type as written in kernel signatures (`"const float*"`, `"int"`...).
-    pub fn c_type(self) -> &'static str {
-        match self {
-            ParamKind::ConstPtr => "const float*",
-            ParamKind::Ptr => "float*",
-            ParamKind::I32 => "int",
-            ParamKind::U32 => "unsigned",
-            ParamKind::I64 => "long long",
-            ParamKind::U64 => "unsigned long long",
-            ParamKind::F32 => "float",
-        }
-    }
 }
 
 /// One parameter of a kernel.

@@ -270,10 +270,9 @@ pub fn generated_unit(m: &KernelFile) -> String {
         for (i, (pname, kind)) in k.params.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "static_assert(::pixelrnn_emu::param_kind<{traits}::param<{i}>>() == {}, \"build.rs parsed parameter {pname} of kernel {} as {}, but its C++ type differs\");",
+                "static_assert(::pixelrnn_emu::param_kind<{traits}::param<{i}>>() == {}, \"build.rs parsed parameter {pname} of kernel {} as {kind:?}, but its C++ type differs\");",
                 kind.cpp_code(),
                 k.name,
-                kind.rust_name()
             );
         }
         let bounds = match &k.launch_bounds {

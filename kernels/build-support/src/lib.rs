@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 pub mod compiler;
 pub mod emulator;
 pub mod nvrtc;
+// The one definition, shared with the kernels crate (whose build script cannot use it).
+#[path = "../../src/param_kind.rs"]
+pub mod param_kind;
 pub mod ptx;
 pub mod ptxas;
 pub mod registry;

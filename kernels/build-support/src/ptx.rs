@@ -247,7 +247,11 @@ mod tests {
         assert_eq!(m.entry_points, ["tiny_fwd_v1"]);
         let ptx = fs::read_to_string(&m.ptx_path).unwrap();
         assert!(ptx.contains(".target sm_80"), "{ptx}");
-        let has_ptxas = c.toolchain.nvcc_bin().join(crate::toolchain::exe("ptxas")).is_file();
+        let has_ptxas = c
+            .toolchain
+            .nvcc_bin()
+            .join(crate::toolchain::exe("ptxas"))
+            .is_file();
         assert_eq!(m.report_path.is_some(), has_ptxas, "{m:?}");
         if let Some(report) = &m.report_path {
             let text = fs::read_to_string(report).unwrap();

@@ -94,10 +94,7 @@ pub fn signatures_rs(files: &[KernelFile]) -> String {
                     .params
                     .iter()
                     .map(|(n, kind)| {
-                        format!(
-                            "KernelParam {{ name: {n:?}, kind: ParamKind::{} }}",
-                            kind.rust_name()
-                        )
+                        format!("KernelParam {{ name: {n:?}, kind: ParamKind::{kind:?} }}")
                     })
                     .collect();
                 let _ = writeln!(

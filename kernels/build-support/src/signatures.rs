@@ -12,45 +12,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::kernel_sources;
+pub use crate::param_kind::ParamKind;
 use crate::tokens::{balanced, is_identifier, strip_comments, tokenize};
 
 /// The marker, alone on the line right above `PIXELRNN_KERNEL`, of a kernel the emulator skips.
 pub const GPU_ONLY_MARKER: &str = "// pixelrnn: gpu-only";
 
-/// Kinds of kernel parameters, named as the variants of `pixelrnn_kernels::ParamKind`, in the
-/// order of the codes of `pixelrnn_emu::param_kind` (kernels/emu/launch.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamKind {
-    /// `const T*`.
-    ConstPtr,
-    /// `T*`.
-    Ptr,
-    /// `int`.
-    I32,
-    /// `unsigned`.
-    U32,
-    /// `long long`, `pixelrnn_index_t`.
-    I64,
-    /// `unsigned long long`.
-    U64,
-    /// `float`.
-    F32,
-}
-
 impl ParamKind {
-    /// The name of the variant of `pixelrnn_kernels::ParamKind`.
-    pub fn rust_name(self) -> &'static str {
-        match self {
-            ParamKind::ConstPtr => "ConstPtr",
-            ParamKind::Ptr => "Ptr",
-            ParamKind::I32 => "I32",
-            ParamKind::U32 => "U32",
-            ParamKind::I64 => "I64",
-            ParamKind::U64 => "U64",
-            ParamKind::F32 => "F32",
-        }
-    }
-
     /// The code of `pixelrnn_emu::param_kind` (kernels/emu/launch.h).
     pub fn cpp_code(self) -> i32 {
         self as i32
@@ -453,6 +421,6 @@ extern "C" __global__ void not_declared_with_the_macro(int n) {}
         let kinds: Vec<ParamKind> = k.params.iter().map(|p| p.1).collect();
         assert_eq!(kinds, [ParamKind::Ptr, ParamKind::I64, ParamKind::F32]);
         assert_eq!(ParamKind::F32.cpp_code(), 6);
-        assert_eq!(ParamKind::ConstPtr.rust_name(), "ConstPtr");
+        assert_eq!(ParamKind::ConstPtr.cpp_code(), 0);
     }
 }
