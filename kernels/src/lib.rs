@@ -13,8 +13,10 @@
 
 pub mod emu;
 mod param_kind;
+mod resources;
 
 pub use param_kind::ParamKind;
+pub use resources::KernelResources;
 
 /// One compiled kernel source file, `kernels/<name>.cu`, as a PTX module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +31,9 @@ pub struct KernelModule {
     /// The output of `ptxas -arch=sm_90 -v` on this PTX (registers, spills, shared memory per
     /// kernel), when ptxas was available at build time.
     pub resource_report: Option<&'static str>,
-    /// [`KernelModule::resource_report`] parsed at build time: one entry per kernel it names,
-    /// sorted by kernel name (empty without a report).
-    pub resources: &'static [KernelResources],
+    /// [`KernelModule::resource_report`] parsed at build time: `(kernel, resources)` for each
+    /// kernel it names, sorted by kernel name (empty without a report).
+    pub resources: &'static [(&'static str, KernelResources)],
     /// The same PTX assembled by ptxas for [`RESOURCE_REPORT_ARCH`] (sm_90), when ptxas was
     /// available: a device of exactly that architecture loads it directly, with no JIT and so
     /// no requirement that the driver know the PTX ISA version NVRTC emitted.
@@ -46,7 +48,10 @@ impl KernelModule {
 
     /// What ptxas reported for kernel `entry`, when it ran.
     pub fn resources(&self, entry: &str) -> Option<&'static KernelResources> {
-        self.resources.iter().find(|r| r.kernel == entry)
+        self.resources
+            .iter()
+            .find(|(kernel, _)| *kernel == entry)
+            .map(|(_, r)| r)
     }
 
     /// The PTX ISA version from the `.version` directive (`"8.8"` from NVRTC 12.9).
@@ -58,25 +63,6 @@ impl KernelModule {
     pub fn ptx_target(&self) -> Option<&'static str> {
         ptx_directive(self.ptx, ".target")
     }
-}
-
-/// What `ptxas -arch=sm_90 -v` reported for one kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelResources {
-    /// The kernel (entry point).
-    pub kernel: &'static str,
-    /// Registers per thread.
-    pub registers: Option<u32>,
-    /// Bytes of spill stores.
-    pub spill_stores: u32,
-    /// Bytes of spill loads.
-    pub spill_loads: u32,
-    /// Bytes of stack frame.
-    pub stack: u32,
-    /// Bytes of static shared memory.
-    pub shared: u32,
-    /// Named barriers used.
-    pub barriers: u32,
 }
 
 /// The first word after `directive` at the start of a PTX line.
@@ -203,9 +189,9 @@ mod tests {
     #[test]
     fn resources_are_those_of_the_module_s_kernels() {
         for m in modules() {
-            for r in m.resources {
-                assert!(m.has_entry_point(r.kernel), "{}: {}", m.name, r.kernel);
-                assert_eq!(m.resources(r.kernel), Some(r));
+            for (kernel, r) in m.resources {
+                assert!(m.has_entry_point(kernel), "{}: {kernel}", m.name);
+                assert_eq!(m.resources(kernel), Some(r));
             }
             assert_eq!(m.resources.is_empty(), m.resource_report.is_none());
         }

@@ -32,6 +32,9 @@ pub mod param_kind;
 pub mod ptx;
 pub mod ptxas;
 pub mod registry;
+// The one definition, shared with the kernels crate.
+#[path = "../../src/resources.rs"]
+pub mod resources;
 pub mod signatures;
 pub mod tokens;
 pub mod toolchain;

@@ -7,7 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::compiler::{self, Compiled, Compiler};
-use crate::ptxas::{self, Resources};
+use crate::ptxas;
+use crate::resources::KernelResources;
 use crate::toolchain::Search;
 use crate::REPORT_ARCH;
 use crate::{headers_in, kernel_sources, push_failure, warn, Ctx, CPU_ONLY, INSTALL_HINT};
@@ -46,7 +47,7 @@ pub struct BuiltModule {
     /// The ptxas report, when ptxas ran.
     pub report_path: Option<PathBuf>,
     /// The report, parsed.
-    pub resources: BTreeMap<String, Resources>,
+    pub resources: BTreeMap<String, KernelResources>,
     /// The sm_90 cubin ptxas wrote while reporting (embedded: a device of that architecture
     /// loads it without JIT-compiling the PTX, so a driver older than the PTX ISA still works).
     pub cubin_path: Option<PathBuf>,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::compiler::output_log;
+use crate::resources::KernelResources;
 use crate::toolchain::cuda_version_of;
 use crate::REPORT_ARCH;
 
@@ -52,23 +53,6 @@ pub fn report_text(version: &str, name: &str, log: &str) -> String {
     )
 }
 
-/// What ptxas reported for one kernel.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// Registers per thread.
-    pub registers: Option<u32>,
-    /// Bytes of spill stores.
-    pub spill_stores: u32,
-    /// Bytes of spill loads.
-    pub spill_loads: u32,
-    /// Bytes of stack frame.
-    pub stack: u32,
-    /// Bytes of static shared memory.
-    pub shared: u32,
-    /// Named barriers used.
-    pub barriers: u32,
-}
-
 /// The number before `unit` in `text` (`"26 registers"` -> 26).
 fn number_before(text: &str, unit: &str) -> Option<u32> {
     let at = text.find(unit)?;
@@ -76,8 +60,8 @@ fn number_before(text: &str, unit: &str) -> Option<u32> {
 }
 
 /// Parses a ptxas `-v` report into resources per kernel (entry) name.
-pub fn parse_resource_report(report: &str) -> BTreeMap<String, Resources> {
-    let mut out: BTreeMap<String, Resources> = BTreeMap::new();
+pub fn parse_resource_report(report: &str) -> BTreeMap<String, KernelResources> {
+    let mut out: BTreeMap<String, KernelResources> = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in report.lines() {
         let quoted = |prefix: &str| {
@@ -145,7 +129,7 @@ mod tests {
     fn a_kernel_without_a_registers_line_has_unknown_registers() {
         let report = "ptxas info    : Compiling entry function 'k_fwd_v1' for 'sm_90'\n";
         let r = parse_resource_report(report);
-        assert_eq!(r["k_fwd_v1"], Resources::default());
+        assert_eq!(r["k_fwd_v1"], KernelResources::default());
         assert!(parse_resource_report("").is_empty());
     }
 

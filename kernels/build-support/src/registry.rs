@@ -59,17 +59,13 @@ pub fn registry_rs(outcome: &Outcome) -> String {
     rs
 }
 
-/// The `KernelResources` of each kernel the module's ptxas report names, by kernel name.
+/// `(kernel, KernelResources { .. })` for each kernel the module's ptxas report names, by
+/// kernel name (the `Debug` form of the struct is its literal).
 fn resources_rs(m: &BuiltModule) -> String {
     let rows: Vec<String> = m
         .resources
         .iter()
-        .map(|(kernel, r)| {
-            format!(
-                "\n            KernelResources {{ kernel: {kernel:?}, registers: {:?}, spill_stores: {}, spill_loads: {}, stack: {}, shared: {}, barriers: {} }},",
-                r.registers, r.spill_stores, r.spill_loads, r.stack, r.shared, r.barriers
-            )
-        })
+        .map(|(kernel, r)| format!("\n            ({kernel:?}, {r:?}),"))
         .collect();
     if rows.is_empty() {
         String::new()
@@ -115,7 +111,7 @@ pub fn signatures_rs(files: &[KernelFile]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ptxas::Resources;
+    use crate::resources::KernelResources;
     use crate::signatures::{ParamKind, ParsedKernel};
     use std::path::PathBuf;
 
@@ -172,10 +168,10 @@ mod tests {
             cubin_path: Some(PathBuf::from("/out/kernels/fill.sm_90.cubin")),
             resources: [(
                 "fill_fwd_v1".to_string(),
-                Resources {
+                KernelResources {
                     registers: Some(8),
                     shared: 128,
-                    ..Resources::default()
+                    ..KernelResources::default()
                 },
             )]
             .into_iter()
@@ -195,7 +191,7 @@ mod tests {
             rs.contains("cubin: Some(include_bytes!(\"/out/kernels/fill.sm_90.cubin\")),"),
             "{rs}"
         );
-        assert!(rs.contains("KernelResources { kernel: \"fill_fwd_v1\", registers: Some(8), spill_stores: 0, spill_loads: 0, stack: 0, shared: 128, barriers: 0 },"), "{rs}");
+        assert!(rs.contains("(\"fill_fwd_v1\", KernelResources { registers: Some(8), spill_stores: 0, spill_loads: 0, stack: 0, shared: 128, barriers: 0 }),"), "{rs}");
     }
 
     fn module_named(name: &str) -> BuiltModule {
