@@ -167,7 +167,9 @@ mod tests {
     #[test]
     fn compiles_a_kernel_when_nvrtc_is_present() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let lib = repo.join(".cuda-toolchain/nvidia/cuda_nvrtc/lib/libnvrtc.so.12");
+        let toolchain =
+            crate::toolchain::Toolchain::locate(std::env::var_os("PIXELRNN_CUDA_TOOLCHAIN"), &repo);
+        let lib = toolchain.nvrtc_lib().join("libnvrtc.so.12");
         let Ok(nvrtc) = Nvrtc::load(&lib.display().to_string()) else {
             eprintln!("no {}: skipped", lib.display());
             return;
