@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Install the CUDA compiler toolchain that build.rs needs, without the CUDA toolkit and
-# without root, into the git-ignored folder .cuda-toolchain/ at the repository root:
+# Install the CUDA compiler toolchain that the kernels' build (kernels/build.rs) needs, without
+# the CUDA toolkit and without root, into the git-ignored folder .cuda-toolchain/ at the
+# repository root:
 #
-#   nvidia-cuda-nvrtc-cu12    libnvrtc (build.rs falls back to it when nvcc does not work)
+#   nvidia-cuda-nvrtc-cu12    libnvrtc (the build falls back to it when nvcc does not work)
 #   nvidia-cuda-runtime-cu12  headers: cuda_runtime.h, cuda_fp16.h, cuda_bf16.h, ...
 #   nvidia-cuda-nvcc-cu12     nvcc, ptxas (PTX -> SASS resource reports), nvvm/cicc
 #
 # Usage: scripts/install-cuda-toolchain.sh [TARGET_DIR]   (default: <repo>/.cuda-toolchain)
 # Idempotent: a folder that already holds exactly these versions is left alone.
-# build.rs looks in <repo>/.cuda-toolchain, or in $PIXELRNN_CUDA_TOOLCHAIN when that is set.
+# The build looks in <repo>/.cuda-toolchain, or in $PIXELRNN_CUDA_TOOLCHAIN when that is set
+# (kernels/build-support/src/toolchain.rs).
 set -euo pipefail
 
 # Pinned versions (CUDA 12.9 update 1). NVRTC 12.9 emits PTX ISA 8.8, which driver >= 575
@@ -41,10 +43,10 @@ else
     # pip does not always keep the executable bit of wheel data files.
     find "$target/nvidia" -path '*/bin/*' -type f -exec chmod +x {} +
     printf '%s\n' "$want" >"$stamp"
-    # build.rs watches the stamp only once it exists: make cargo re-run build.rs now, so that a
-    # build that was CPU-only picks up the new compiler (touch changes no content).
-    if [[ -f "$repo_root/build.rs" ]]; then
-        touch "$repo_root/build.rs"
+    # kernels/build.rs watches the stamp only once it exists: make cargo re-run it now, so that
+    # a build that was CPU-only picks up the new compiler (touch changes no content).
+    if [[ -f "$repo_root/kernels/build.rs" ]]; then
+        touch "$repo_root/kernels/build.rs"
     fi
 fi
 

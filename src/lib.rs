@@ -15,7 +15,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
-pub mod kernels;
+pub use pixelrnn_kernels as kernels;
 pub mod models;
 pub mod nn;
 pub mod optim;

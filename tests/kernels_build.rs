@@ -1,15 +1,23 @@
-//! The embedded kernel registry matches what build.rs was asked to do, and CUDA detection never
+//! The embedded kernel registry matches what the kernels crate's build script (kernels/build.rs)
+//! was asked to do, and CUDA detection never
 //! panics. CI sets PIXELRNN_REQUIRE_KERNELS=1, and then every kernel must have been compiled.
 
 use pixelrnn::device::cuda_devices;
 use pixelrnn::kernels::{self, KernelModule, KERNELS_COMPILED, KERNEL_COMPILER, PTX_ARCH};
 
-/// Every kernels/*.cu with the entry points it must define. A new kernel file or version is
-/// added here too, so that CI notices a kernel that silently went missing.
-const EXPECTED: &[(&str, &[&str])] = &[
-    ("bernoulli_nll", &["bernoulli_nll_fwd_bwd_v1"]),
-    ("softmax_nll", &["softmax_nll_fwd_bwd_v1"]),
-];
+/// Every kernels/*.cu with the entry points it must define: the kernels declared in its source
+/// (the signature table, parsed from every source in every build), so that CI notices a kernel
+/// that silently went missing from the PTX, with no list to keep up to date.
+fn expected() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut expected: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for s in kernels::signatures() {
+        match expected.iter_mut().find(|(m, _)| *m == s.module) {
+            Some((_, entries)) => entries.push(s.name),
+            None => expected.push((s.module, vec![s.name])),
+        }
+    }
+    expected
+}
 
 fn kernels_required() -> bool {
     std::env::var("PIXELRNN_REQUIRE_KERNELS").is_ok_and(|v| v == "1")
@@ -76,10 +84,24 @@ fn modules_have_expected_entry_points_and_arch() {
     }
     // compute_80 PTX says `.target sm_80`.
     let target = PTX_ARCH.replace("compute_", "sm_");
-    for (name, entries) in EXPECTED {
+    let expected = expected();
+    let mut modules: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
+    modules.sort_unstable();
+    assert_eq!(
+        modules,
+        kernel_sources(),
+        "one signature module per kernels/*.cu"
+    );
+    for (name, entries) in &expected {
         let m: &KernelModule = kernels::module(name)
             .unwrap_or_else(|| panic!("module {name} is missing from the build"));
-        for entry in *entries {
+        assert_eq!(
+            m.entry_points.len(),
+            entries.len(),
+            "{name}: the PTX defines {:?}, the source declares {entries:?}",
+            m.entry_points
+        );
+        for entry in entries {
             assert!(
                 m.has_entry_point(entry),
                 "{name}: no kernel {entry} (has {:?})",
@@ -119,6 +141,25 @@ fn resource_reports_name_every_kernel() {
             );
         }
         assert!(report.contains("registers"), "{report}");
+    }
+}
+
+/// The resources `pixelrnn info` prints (the report parsed at build time) name every kernel of
+/// a module that has a report, each with its register count.
+#[test]
+fn resources_are_parsed_for_every_kernel() {
+    for m in kernels::modules() {
+        if m.resource_report.is_none() {
+            assert!(m.resources.is_empty(), "{}", m.name);
+            continue;
+        }
+        for entry in m.entry_points {
+            let r = m
+                .resources(entry)
+                .unwrap_or_else(|| panic!("{}: no resources for {entry}", m.name));
+            assert!(r.registers.is_some(), "{}: {entry}: {r:?}", m.name);
+        }
+        assert_eq!(m.resources.len(), m.entry_points.len(), "{}", m.name);
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use pixelrnn::{device, kernels};
+use pixelrnn::device;
+use pixelrnn::kernels::{self, KernelResources};
 
 /// Flags of `pixelrnn info`.
 #[derive(clap::Args, Debug)]
@@ -13,60 +14,6 @@ pub struct InfoArgs {
     /// spills, shared memory, emulated or GPU-only): the body of docs/kernels.md.
     #[arg(long)]
     kernels_md: bool,
-}
-
-/// What ptxas reported for one kernel (`ptxas -arch=sm_90 -v`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// Registers per thread.
-    pub registers: Option<u32>,
-    /// Bytes of spill stores.
-    pub spill_stores: u32,
-    /// Bytes of spill loads.
-    pub spill_loads: u32,
-    /// Bytes of stack frame.
-    pub stack: u32,
-    /// Bytes of static shared memory.
-    pub shared: u32,
-    /// Named barriers used.
-    pub barriers: u32,
-}
-
-/// The number before `unit` in `text` (`"26 registers"` -> 26).
-fn number_before(text: &str, unit: &str) -> Option<u32> {
-    let at = text.find(unit)?;
-    text[..at].split_whitespace().last()?.parse().ok()
-}
-
-/// Parses a ptxas `-v` report into resources per kernel name.
-pub fn parse_resource_report(report: &str) -> BTreeMap<String, Resources> {
-    let mut out: BTreeMap<String, Resources> = BTreeMap::new();
-    let mut current: Option<String> = None;
-    for line in report.lines() {
-        let quoted = |prefix: &str| {
-            let rest = line.split(prefix).nth(1)?;
-            let rest = rest.trim_start().trim_start_matches('\'');
-            Some(rest.split('\'').next()?.trim().to_string())
-        };
-        if let Some(name) = quoted("Compiling entry function") {
-            current = Some(name.clone());
-            out.entry(name).or_default();
-        } else if let Some(name) = quoted("Function properties for") {
-            // Non-entry (device) functions also have properties: only track entries.
-            current = out.contains_key(&name).then_some(name);
-        } else if let Some(r) = current.as_ref().and_then(|n| out.get_mut(n)) {
-            if line.contains("spill stores") {
-                r.stack = number_before(line, "bytes stack frame").unwrap_or(0);
-                r.spill_stores = number_before(line, "bytes spill stores").unwrap_or(0);
-                r.spill_loads = number_before(line, "bytes spill loads").unwrap_or(0);
-            } else if line.contains("Used") && line.contains("registers") {
-                r.registers = number_before(line, "registers");
-                r.barriers = number_before(line, "barriers").unwrap_or(0);
-                r.shared = number_before(line, "bytes smem").unwrap_or(0);
-            }
-        }
-    }
-    out
 }
 
 /// `(stem, version)` of an entry point `<op>_<pass>_v<N>`.
@@ -86,16 +33,13 @@ struct KernelRow {
     kernel: &'static str,
     stem: String,
     version: Option<u32>,
-    res: Option<Resources>,
+    /// What ptxas reported (parsed at build time, `KernelModule::resources`).
+    res: Option<&'static KernelResources>,
 }
 
 fn kernel_rows() -> Vec<KernelRow> {
     let mut rows = Vec::new();
     for m in kernels::modules() {
-        let report = m
-            .resource_report
-            .map(parse_resource_report)
-            .unwrap_or_default();
         let mut entries: Vec<&'static str> = m.entry_points.to_vec();
         entries.sort_unstable();
         for e in entries {
@@ -105,7 +49,7 @@ fn kernel_rows() -> Vec<KernelRow> {
                 kernel: e,
                 stem: stem.to_string(),
                 version,
-                res: report.get(e).cloned(),
+                res: m.resources(e),
             });
         }
     }
@@ -288,37 +232,6 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_a_ptxas_report() {
-        let report = "ptxas info    : 0 bytes gmem\n\
-            ptxas info    : Compiling entry function 'a_fwd_v1' for 'sm_90'\n\
-            ptxas info    : Function properties for a_fwd_v1\n\
-            \x20   8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads\n\
-            ptxas info    : Used 40 registers, used 1 barriers, 128 bytes smem, 368 bytes cmem[0]\n\
-            ptxas info    : Function properties for helper\n\
-            \x20   0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
-            ptxas info    : Compiling entry function 'b_bwd_v2' for 'sm_90'\n\
-            ptxas info    : Function properties for b_bwd_v2\n\
-            \x20   0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
-            ptxas info    : Used 26 registers, used 0 barriers\n";
-        let r = parse_resource_report(report);
-        assert_eq!(r.len(), 2);
-        let a = &r["a_fwd_v1"];
-        assert_eq!(
-            (
-                a.registers,
-                a.spill_stores,
-                a.spill_loads,
-                a.stack,
-                a.shared,
-                a.barriers
-            ),
-            (Some(40), 4, 4, 8, 128, 1)
-        );
-        let b = &r["b_bwd_v2"];
-        assert_eq!((b.registers, b.spill_stores, b.shared), (Some(26), 0, 0));
-    }
 
     #[test]
     fn splits_versions() {

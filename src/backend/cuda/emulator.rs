@@ -1,5 +1,6 @@
 //! The CPU emulation of the CUDA execution model: the very kernels of `kernels/*.cu`, compiled
-//! for the host by build.rs (g++, `PIXELRNN_EMU`), run by the runtime of `kernels/emu/`.
+//! for the host by the kernels crate's build script (g++, `PIXELRNN_EMU`), run by the runtime
+//! of `kernels/emu/`.
 //!
 //! One fiber per GPU thread; the fibers of a block run on one host thread in an order drawn
 //! from [`EmuOptions::seed`] between synchronisation points; `__syncthreads()` is a barrier
@@ -15,6 +16,8 @@ use std::ptr::NonNull;
 
 use super::executor::{check_args, Arg, Executor, LaunchCfg};
 use crate::error::{Error, Result};
+// The C interface of kernels/emu/runtime.cpp, linked by the kernels crate.
+use crate::kernels::emu as ffi;
 
 /// Options of the emulator.
 #[derive(Clone, Copy, Debug)]
@@ -285,83 +288,4 @@ fn describe_error(
          at index {} by block ({bx}, {by}, {bz}) thread ({tx}, {ty}, {tz})",
         err.index
     )
-}
-
-/// The C interface of kernels/emu/runtime.cpp.
-mod ffi {
-    use std::ffi::{c_char, c_int, c_uint, c_void};
-
-    /// `PixelrnnEmuError::code` of an access outside an argument buffer.
-    pub const CODE_OUT_OF_BOUNDS: c_int = 2;
-
-    /// One argument's value; the runtime reads it with the kernel parameter's type.
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    pub union ArgSlot {
-        pub ptr: *mut c_void,
-        pub i32: i32,
-        pub u32: u32,
-        pub i64: i64,
-        pub u64: u64,
-        pub f32: f32,
-    }
-
-    /// `PixelrnnEmuBuf`.
-    #[repr(C)]
-    pub struct EmuBuf {
-        pub ptr: *const c_void,
-        pub len: usize,
-        pub guarded: c_int,
-        pub arg: c_int,
-    }
-
-    /// `PixelrnnEmuError`.
-    #[repr(C)]
-    pub struct EmuError {
-        pub code: c_int,
-        pub arg: c_int,
-        pub write: c_int,
-        pub index: i64,
-        pub has_thread: c_int,
-        pub block: [c_uint; 3],
-        pub thread: [c_uint; 3],
-        pub message: [c_char; 1024],
-    }
-
-    impl Default for EmuError {
-        fn default() -> Self {
-            EmuError {
-                code: 0,
-                arg: 0,
-                write: -1,
-                index: 0,
-                has_thread: 0,
-                block: [0; 3],
-                thread: [0; 3],
-                message: [0; 1024],
-            }
-        }
-    }
-
-    extern "C" {
-        pub fn pixelrnn_emu_alloc(len: usize, guarded: c_int) -> *mut f32;
-        pub fn pixelrnn_emu_free(p: *mut f32, len: usize, guarded: c_int);
-        pub fn pixelrnn_emu_count() -> usize;
-        pub fn pixelrnn_emu_name(i: usize) -> *const c_char;
-        #[allow(clippy::too_many_arguments)]
-        pub fn pixelrnn_emu_launch(
-            name: *const c_char,
-            grid: *const c_uint,
-            block: *const c_uint,
-            shared_bytes: c_uint,
-            args: *mut *mut c_void,
-            nargs: usize,
-            bufs: *const EmuBuf,
-            nbufs: usize,
-            seed: u64,
-            workers: c_uint,
-            bounds_check: c_int,
-            err: *mut EmuError,
-        ) -> c_int;
-    }
 }

@@ -1,12 +1,22 @@
-//! The CUDA kernels embedded in this build: one PTX module per `kernels/<name>.cu`.
+//! The CUDA kernels of pixelrnn, as built for this machine: one PTX module per
+//! `kernels/<name>.cu`, the launch signature of every kernel, and the CPU emulator's library
+//! (the same sources compiled for the host; its C interface is [`emu`]).
 //!
-//! `build.rs` compiles every kernel source to PTX for the virtual architecture [`PTX_ARCH`]
-//! (nvcc or NVRTC, see its header) and generates the registry included below. A build without
-//! a CUDA compiler has no modules ([`KERNELS_COMPILED`] is false) and runs on the CPU only;
-//! `cfg(pixelrnn_kernels)` is set exactly when kernels were compiled.
+//! The build script (kernels/build.rs, with `pixelrnn-kernels-build` in kernels/build-support/)
+//! compiles every kernel source to PTX for the virtual architecture [`PTX_ARCH`] (nvcc or NVRTC)
+//! and generates the registry included below. A build without a CUDA compiler has no modules
+//! ([`KERNELS_COMPILED`] is false) and runs on the CPU only; `cfg(pixelrnn_kernels)` is set on
+//! this crate exactly when kernels were compiled.
 //!
-//! The host side (`backend::cuda`) loads [`KernelModule::ptx`] with the driver, which
+//! The host side (`pixelrnn::backend::cuda`) loads [`KernelModule::ptx`] with the driver, which
 //! JIT-compiles it for the device, and looks kernels up by their entry-point names.
+
+pub mod emu;
+mod param_kind;
+mod resources;
+
+pub use param_kind::ParamKind;
+pub use resources::KernelResources;
 
 /// One compiled kernel source file, `kernels/<name>.cu`, as a PTX module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +31,9 @@ pub struct KernelModule {
     /// The output of `ptxas -arch=sm_90 -v` on this PTX (registers, spills, shared memory per
     /// kernel), when ptxas was available at build time.
     pub resource_report: Option<&'static str>,
+    /// [`KernelModule::resource_report`] parsed at build time: `(kernel, resources)` for each
+    /// kernel it names, sorted by kernel name (empty without a report).
+    pub resources: &'static [(&'static str, KernelResources)],
     /// The same PTX assembled by ptxas for [`RESOURCE_REPORT_ARCH`] (sm_90), when ptxas was
     /// available: a device of exactly that architecture loads it directly, with no JIT and so
     /// no requirement that the driver know the PTX ISA version NVRTC emitted.
@@ -31,6 +44,14 @@ impl KernelModule {
     /// Whether the module defines the kernel `entry`.
     pub fn has_entry_point(&self, entry: &str) -> bool {
         self.entry_points.contains(&entry)
+    }
+
+    /// What ptxas reported for kernel `entry`, when it ran.
+    pub fn resources(&self, entry: &str) -> Option<&'static KernelResources> {
+        self.resources
+            .iter()
+            .find(|(kernel, _)| *kernel == entry)
+            .map(|(_, r)| r)
     }
 
     /// The PTX ISA version from the `.version` directive (`"8.8"` from NVRTC 12.9).
@@ -83,45 +104,6 @@ pub fn module(name: &str) -> Option<&'static KernelModule> {
     GENERATED_MODULES.iter().find(|m| m.name == name)
 }
 
-/// How a kernel parameter is passed, as declared in its `kernels/*.cu` signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamKind {
-    /// `const float* __restrict__` (or another 4/8-byte pointee): a buffer the kernel reads.
-    ConstPtr,
-    /// `float* __restrict__` (or another pointee): a buffer the kernel writes.
-    Ptr,
-    /// `int`.
-    I32,
-    /// `unsigned` / `unsigned int`.
-    U32,
-    /// `long long` / `pixelrnn_index_t`.
-    I64,
-    /// `unsigned long long`.
-    U64,
-    /// `float`.
-    F32,
-}
-
-impl ParamKind {
-    /// Whether the parameter is a buffer (pointer).
-    pub fn is_pointer(self) -> bool {
-        matches!(self, ParamKind::ConstPtr | ParamKind::Ptr)
-    }
-
-    /// The C type as written in kernel signatures (`"const float*"`, `"int"`...).
-    pub fn c_type(self) -> &'static str {
-        match self {
-            ParamKind::ConstPtr => "const float*",
-            ParamKind::Ptr => "float*",
-            ParamKind::I32 => "int",
-            ParamKind::U32 => "unsigned",
-            ParamKind::I64 => "long long",
-            ParamKind::U64 => "unsigned long long",
-            ParamKind::F32 => "float",
-        }
-    }
-}
-
 /// One parameter of a kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelParam {
@@ -131,7 +113,7 @@ pub struct KernelParam {
     pub kind: ParamKind,
 }
 
-/// The launch signature of one kernel, parsed by build.rs from its `PIXELRNN_KERNEL`
+/// The launch signature of one kernel, parsed at build time from its `PIXELRNN_KERNEL`
 /// declaration (available in every build, with or without a CUDA compiler).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelSignature {
@@ -202,6 +184,20 @@ mod tests {
             }
         }
         assert!(module("no_such_kernel").is_none());
+    }
+
+    #[test]
+    fn resources_are_those_of_the_module_s_kernels() {
+        for m in modules() {
+            for (kernel, r) in m.resources {
+                assert!(m.has_entry_point(kernel), "{}: {kernel}", m.name);
+                assert_eq!(m.resources(kernel), Some(r));
+            }
+            assert_eq!(m.resources.is_empty(), m.resource_report.is_none());
+        }
+        assert!(modules()
+            .iter()
+            .all(|m| m.resources("no_such_kernel").is_none()));
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! The C interface of the CPU emulator's runtime (kernels/emu/runtime.cpp), linked into this
+//! crate as the static library `pixelrnn_emu` by the build script. `pixelrnn`'s
+//! `backend::cuda::Emulator` is its only user; docs/emulator.md describes the emulator.
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+
+/// `PixelrnnEmuError::code` of an access outside an argument buffer.
+pub const CODE_OUT_OF_BOUNDS: c_int = 2;
+
+/// One argument's value; the runtime reads it with the kernel parameter's type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[allow(missing_docs)]
+pub union ArgSlot {
+    pub ptr: *mut c_void,
+    pub i32: i32,
+    pub u32: u32,
+    pub i64: i64,
+    pub u64: u64,
+    pub f32: f32,
+}
+
+/// `PixelrnnEmuBuf`: one buffer argument of a launch, for the bounds check's diagnostics.
+#[repr(C)]
+pub struct EmuBuf {
+    /// The buffer.
+    pub ptr: *const c_void,
+    /// Its length in elements of 4 bytes.
+    pub len: usize,
+    /// Whether it ends flush against a guard page.
+    pub guarded: c_int,
+    /// Its index in the kernel's parameter list.
+    pub arg: c_int,
+}
+
+/// `PixelrnnEmuError`: what went wrong in a launch (code 0: nothing).
+#[repr(C)]
+pub struct EmuError {
+    /// 0 ok, 1 see `message`, 2 ([`CODE_OUT_OF_BOUNDS`]) out of bounds of argument buffer
+    /// `arg`, 3 unknown kernel.
+    pub code: c_int,
+    /// The argument (code 2).
+    pub arg: c_int,
+    /// 1 write, 0 read, -1 unknown (code 2).
+    pub write: c_int,
+    /// Element (4-byte) index of the access (code 2).
+    pub index: i64,
+    /// Whether `block` and `thread` say who failed.
+    pub has_thread: c_int,
+    /// `blockIdx` of the failing thread.
+    pub block: [c_uint; 3],
+    /// `threadIdx` of the failing thread.
+    pub thread: [c_uint; 3],
+    /// NUL-terminated message.
+    pub message: [c_char; 1024],
+}
+
+impl Default for EmuError {
+    fn default() -> Self {
+        EmuError {
+            code: 0,
+            arg: 0,
+            write: -1,
+            index: 0,
+            has_thread: 0,
+            block: [0; 3],
+            thread: [0; 3],
+            message: [0; 1024],
+        }
+    }
+}
+
+extern "C" {
+    /// A buffer of `len` floats: 128-byte aligned, or flush against a guard page (`guarded`).
+    pub fn pixelrnn_emu_alloc(len: usize, guarded: c_int) -> *mut f32;
+    /// Frees a buffer of [`pixelrnn_emu_alloc`] (same `len` and `guarded`).
+    pub fn pixelrnn_emu_free(p: *mut f32, len: usize, guarded: c_int);
+    /// The number of emulated kernels.
+    pub fn pixelrnn_emu_count() -> usize;
+    /// The name of emulated kernel `i` (a static NUL-terminated string).
+    pub fn pixelrnn_emu_name(i: usize) -> *const c_char;
+    /// Runs kernel `name` on `grid` x `block` threads; 0 on success, else `err` says why.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pixelrnn_emu_launch(
+        name: *const c_char,
+        grid: *const c_uint,
+        block: *const c_uint,
+        shared_bytes: c_uint,
+        args: *mut *mut c_void,
+        nargs: usize,
+        bufs: *const EmuBuf,
+        nbufs: usize,
+        seed: u64,
+        workers: c_uint,
+        bounds_check: c_int,
+        err: *mut EmuError,
+    ) -> c_int;
+}
