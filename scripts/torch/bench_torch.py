@@ -17,7 +17,7 @@ scripts/gpu-check.sh prints the two side by side):
     python3 scripts/torch/bench_torch.py --device cuda --config mnist --only row-lstm
     .venv-torch/bin/python scripts/torch/bench_torch.py --device cpu --config tiny   # dry run
 
-`--config` (implied by `--device cuda`) selects the sizes of `pixelrnn bench` (src/bench.rs
+`--config` (implied by `--device cuda`) selects the sizes of `pixelrnn bench` (src/bench/config.rs
 CONFIGS: mnist, cifar, cifar-large, tiny) and times PyTorch alone, on `--device`: the same
 step as `pixelrnn bench`'s step rows (the batch of `step_images` uploaded each step, 256-way
 softmax, RMSProp lr 1e-3 decay 0.95), `--warmup` untimed steps, then the median of `--steps`
@@ -70,7 +70,7 @@ CASES = [
     ("diag-bilstm", "cifar_32x32x3_L4_h32", 32, 32, 3, False, 4, 32, 64),
 ]
 
-# name: (H, W, C, layers, hidden, head, batch). The sizes of `pixelrnn bench` (src/bench.rs,
+# name: (H, W, C, layers, hidden, head, batch). The sizes of `pixelrnn bench` (src/bench/config.rs,
 # CONFIGS; keep in sync). Every JSON row carries `shape` in the bench's label format, so
 # scripts/gpu-check.sh can refuse to compare rows of different sizes.
 BENCH_CONFIGS = {
@@ -172,13 +172,13 @@ def run_alternating(args) -> int:
 # ---------------------------------------------------------------------------------------
 
 def shape_label(name: str) -> str:
-    """`28x28x1 L7 h16 D32 B16`, as `BenchConfig::label` in src/bench.rs."""
+    """`28x28x1 L7 h16 D32 B16`, as `BenchConfig::label` in src/bench/config.rs."""
     h, w, c, layers, hidden, head, batch = BENCH_CONFIGS[name]
     return f"{h}x{w}x{c} L{layers} h{hidden} D{head} B{batch}"
 
 
 def step_images(name: str) -> torch.Tensor:
-    """`step_images` of src/bench.rs: pixel i of the batch (NHWC order) is (i * 7919) % 256."""
+    """`step_images` of src/bench/steps.rs: pixel i of the batch (NHWC order) is (i * 7919) % 256."""
     h, w, c, _, _, _, batch = BENCH_CONFIGS[name]
     n = batch * h * w * c
     return (torch.arange(n, dtype=torch.int64) * 7919 % 256).to(torch.uint8).view(batch, h, w, c)

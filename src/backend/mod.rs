@@ -27,7 +27,9 @@ pub struct ConvGrads<B: Backend> {
     pub db: Tensor<B>,
 }
 
-/// How a backend runs an LSTM recurrence (same numbers, different memory traffic).
+/// How a backend runs an LSTM recurrence (same numbers, different memory traffic). The one
+/// description of the variants, on both backends, is docs/ARCHITECTURE.md, "Recurrence
+/// variants".
 #[derive(
     Clone,
     Copy,
@@ -40,25 +42,16 @@ pub struct ConvGrads<B: Backend> {
     clap::ValueEnum,
 )]
 pub enum Recurrence {
-    /// Per step, one pass that computes each position's state-to-state product and applies
-    /// the gates and the cell update at once: the step's 4h pre-activation is never stored.
+    /// Per step, one pass: state-to-state product, gates and cell update at once.
     #[default]
     #[serde(rename = "fused")]
     #[value(name = "fused")]
     Fused,
-    /// Per step, the state-to-state convolution of the whole step into a pre-activation buffer
-    /// (one GEMM), then a separate pass for the gates and the cell update.
+    /// Per step, the state-to-state product into a pre-activation buffer, then a gate pass.
     #[serde(rename = "unfused")]
     #[value(name = "unfused")]
     Unfused,
-    /// One pass over the whole scan that keeps the state-to-state weights on chip across steps.
-    /// On CUDA: one launch per recurrence, one block per image looping over the steps with a
-    /// block barrier between them, the state weights staged once in shared memory when they
-    /// fit (48 KiB), each step's gates and cell update in registers as in the fused recurrence; its
-    /// backward is one launch too (then the weight gradient's), with the fused backward's
-    /// arithmetic. The CPU backend runs it as its fused recurrence: the fused CPU sweep is
-    /// already one pass per image with the weights in cache, so there is nothing more to
-    /// persist there.
+    /// One pass over the whole scan with the state weights on chip (the CPU runs it as fused).
     #[serde(rename = "persistent")]
     #[value(name = "persistent")]
     Persistent,
@@ -290,7 +283,7 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         step: RmsPropStep,
     ) -> Result<()>;
 
-    // ---- one position at a time (incremental sampling, src/sample.rs) ----
+    // ---- one position at a time (incremental sampling, src/sample/) ----
 
     /// The features of map `x` `[n, H, W, F]` at position `(i, j)`: `[n, F]`.
     fn read_position(&self, x: &Tensor<Self>, i: usize, j: usize) -> Result<Tensor<Self>>;

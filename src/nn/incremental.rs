@@ -1,4 +1,4 @@
-//! The layers one position at a time, for exact incremental sampling (src/sample.rs).
+//! The layers one position at a time, for exact incremental sampling (src/sample/).
 //!
 //! Every layer of these models is causal: its output at `(i, j)` depends only on its input at
 //! positions up to and including `(i, j)` in raster order (and, at `(i, j)` itself, only on

@@ -3,12 +3,8 @@
 //! `kernels/row_lstm.cu` and `kernels/diag_lstm.cu`.
 //!
 //! A scan says, for each position, which earlier positions its state-to-state taps read and
-//! which position its cell state continues. Every position's dependencies come before it in
-//! raster order, so the fused path sweeps each image in raster order (images in parallel), one
-//! position at a time: the 4h pre-activation lives in a local buffer only. The unfused path
-//! processes one step (a row, or an anti-diagonal = a column of the skewed map) of the whole
-//! batch at a time: a GEMM writes the step's pre-activations to a buffer, then a separate pass
-//! applies the gates.
+//! which position its cell state continues (`backend::geometry::Geometry`). The two paths are
+//! described once, with the CUDA ones, in docs/ARCHITECTURE.md, "Recurrence variants".
 
 use rayon::prelude::*;
 

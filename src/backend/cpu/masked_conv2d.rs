@@ -5,7 +5,7 @@
 //! taps instead of 49. The centre tap's channel-group mask is applied to the packed weights.
 //!
 //! Blocking: the work is cut into blocks of rows (output positions) small enough that a block's
-//! gathered columns, its outputs and its output gradients stay in cache (see [`block_rows`]).
+//! gathered columns, its outputs and its output gradients stay in cache (see `block_rows`).
 //! Forward: gather, bias, product, per block. Backward: one pass over the blocks computes the
 //! bias gradient, the weight gradient (per-thread partial sums) and the input gradient (product,
 //! then scatter-add) while the block is in cache. The whole-map im2col buffer, its gradient and

@@ -107,9 +107,9 @@ pub fn launch_error(kernel: &str, detail: impl std::fmt::Display) -> Error {
     Error::Device(format!("CUDA kernel {kernel}: {detail}"))
 }
 
-/// Checks `args` against the parameter list of `kernel` as parsed from `kernels/*.cu` by
-/// build.rs (count, pointer vs scalar, and the scalar's type), so that a wrong launch is an
-/// error naming the kernel and the parameter, not undefined behaviour.
+/// Checks `args` against the parameter list of `kernel` as parsed from `kernels/*.cu` by the
+/// kernels crate's build (count, pointer vs scalar, and the scalar's type), so that a wrong
+/// launch is an error naming the kernel and the parameter, not undefined behaviour.
 pub fn check_args<E: Executor>(kernel: &str, args: &[Arg<'_, E>]) -> Result<()> {
     let sig = crate::kernels::launch_signature(kernel).ok_or_else(|| {
         launch_error(

@@ -10,23 +10,9 @@
 //! so each step sees the previous step's states; the persistent variant runs it on the device.
 //! The state maps are allocated once per call.
 //!
-//! - [`Recurrence::Unfused`], two launches per step: the state-to-state product of the step
-//!   written into the gates map as the pre-activation (`<scan>_ss_fwd`), then the gates and
-//!   the cell update in place (`lstm_gates_fwd`). Backward, in reverse: `lstm_gates_bwd` (dpre
-//!   of the step, the cell gradient handed to the previous step), then `<scan>_ss_bwd_data`
-//!   (the previous step's recurrent dh, gathered from the dpre of its consumers).
-//! - [`Recurrence::Fused`], one launch per step: `<scan>_step_fwd` computes the state-to-state
-//!   product of each (position, unit) and applies the gates and the cell update in registers;
-//!   no pre-activation is stored. Backward: `<scan>_step_bwd` computes each unit's recurrent
-//!   dh from the next step's dpre and applies the cell backward in registers; no dh buffer.
-//!
-//! - [`Recurrence::Persistent`], one launch for the whole scan: `<scan>_persistent_fwd`, one
-//!   block per image looping over the steps with a block barrier between them (a block owns
-//!   every unit its next step reads, so no grid-wide sync is needed), the state weights staged
-//!   once in dynamic shared memory when they fit in [`PERSISTENT_SHARED_CAP`] (else read from
-//!   global memory, flag `staged = 0`), each (position, unit) with the fused step's arithmetic.
-//!   Backward: `<scan>_persistent_bwd`, the same for the steps in reverse with the fused
-//!   backward's arithmetic (its own staged layout of the weights, for the transposed product).
+//! The three variants ([`Recurrence`]) and their kernels are described once, in
+//! docs/ARCHITECTURE.md, "Recurrence variants"; the persistent kernels stage the state weights
+//! in shared memory when they fit in [`PERSISTENT_SHARED_CAP`] (else `staged = 0`).
 //!
 //! Every backward path ends with one `<scan>_ss_bwd_weight` launch: `d_w_ss` is reduced once
 //! over every position after the scan, one thread per weight element. Every dpre is final by
