@@ -4,8 +4,8 @@
 // kernels/common.cuh includes this header when PIXELRNN_EMU is defined (build.rs defines it in
 // the generated translation units that compile kernels/*.cu with g++). Each GPU thread of a
 // block runs as a fiber; the fibers of a block all run on one host worker thread, so:
-// - threadIdx is a per-fiber value, read through a thread-local pointer that the scheduler in
-//   runtime.cpp points at the running fiber before switching to it;
+// - threadIdx is a per-fiber value, read through a thread-local pointer that the scheduler
+//   (runtime/scheduler.cpp) points at the running fiber before switching to it;
 // - blockIdx/blockDim/gridDim are per-worker (thread-local) values;
 // - static __shared__ arrays are `static thread_local`: one copy per worker thread, i.e. one
 //   per running block (a worker runs its blocks one after the other);
@@ -85,7 +85,7 @@ static inline uint3 make_uint3(unsigned x, unsigned y, unsigned z) { return uint
 // __restrict__ is a GNU C++ keyword already.
 
 // ---------------------------------------------------------------------------------------------
-// The runtime's interface (kernels/emu/runtime.cpp)
+// The runtime's interface (kernels/emu/runtime/)
 
 namespace pixelrnn_emu {
 
@@ -96,7 +96,8 @@ extern thread_local dim3 tl_block_dim PIXELRNN_EMU_TLS;
 extern thread_local dim3 tl_grid_dim PIXELRNN_EMU_TLS;
 extern thread_local unsigned char* tl_dynamic_shared PIXELRNN_EMU_TLS;
 
-// Kinds of warp-wide operations (runtime.cpp computes them once every lane of the mask came).
+// Kinds of warp-wide operations (runtime/intrinsics.cpp computes them once every lane of the
+// mask came).
 enum WarpOp : int {
     WARP_SYNC = 0,
     WARP_SHFL_IDX,

@@ -1,5 +1,5 @@
 // launch.h: the interface between the kernel translation units that build.rs generates (one per
-// kernels/*.cu, compiled with PIXELRNN_EMU) and the emulator runtime (runtime.cpp).
+// kernels/*.cu, compiled with PIXELRNN_EMU) and the emulator runtime (runtime/).
 //
 // For each emulated kernel K the generated unit defines
 //   extern "C" const PixelrnnEmuKernel pixelrnn_emu_kernel_K = {"K", entry, nparams, max};

@@ -1,4 +1,4 @@
-//! The C interface of the CPU emulator's runtime (kernels/emu/runtime.cpp), linked into this
+//! The C interface of the CPU emulator's runtime (kernels/emu/runtime/), linked into this
 //! crate as the static library `pixelrnn_emu` by the build script. `pixelrnn`'s
 //! `backend::cuda::Emulator` is its only user; docs/emulator.md describes the emulator.
 

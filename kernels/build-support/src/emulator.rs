@@ -4,9 +4,9 @@
 //! generated C++ unit per kernel file (PIXELRNN_EMU defined, the .cu included inside a namespace
 //! of its own so that same-named helpers of two files cannot collide, then one entry wrapper
 //! per kernel), compiled with the host C++ compiler into the static library `pixelrnn_emu`
-//! together with kernels/emu/runtime.cpp and the kernel table. Kernels marked GPU-only are left
-//! out. A C++ compile error fails the build with the compiler's message: a kernel that the
-//! emulator cannot run would otherwise go untested.
+//! together with the runtime (kernels/emu/runtime/, [`RUNTIME_SOURCES`]) and the kernel table.
+//! Kernels marked GPU-only are left out. A C++ compile error fails the build with the
+//! compiler's message: a kernel that the emulator cannot run would otherwise go untested.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -51,6 +51,17 @@ const EMU_CXX_FLAGS: &[&str] = &[
     "-Wno-unused-variable",
     "-Wno-unused-but-set-variable",
     "-Werror=return-type",
+];
+
+/// The runtime's sources in kernels/emu/runtime/, one job each (its runtime.h lists them).
+pub const RUNTIME_SOURCES: &[&str] = &[
+    "context.cpp",
+    "scheduler.cpp",
+    "intrinsics.cpp",
+    "memory.cpp",
+    "faults.cpp",
+    "grid.cpp",
+    "c_api.cpp",
 ];
 
 /// One generated unit and its object.
@@ -115,7 +126,11 @@ pub fn compile(kernels_dir: &Path, out_dir: &Path, modules: &[KernelFile]) {
         .flag("-fno-strict-aliasing")
         .flag_if_supported("-Wno-unknown-pragmas")
         .warnings(true)
-        .file(emu_dir.join("runtime.cpp"))
+        .files(
+            RUNTIME_SOURCES
+                .iter()
+                .map(|f| emu_dir.join("runtime").join(f)),
+        )
         .file(&table_path);
     for unit in &units {
         build.object(&unit.obj);
@@ -361,6 +376,26 @@ mod tests {
         assert!(
             empty.ends_with("pixelrnn_emu_kernel_count = 0;\n"),
             "{empty}"
+        );
+    }
+
+    #[test]
+    fn every_runtime_source_is_compiled() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../emu/runtime");
+        let mut found: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".cpp"))
+            .collect();
+        found.sort();
+        let mut listed: Vec<String> = RUNTIME_SOURCES.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            found,
+            listed,
+            "RUNTIME_SOURCES and {} differ",
+            dir.display()
         );
     }
 

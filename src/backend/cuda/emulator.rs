@@ -16,7 +16,7 @@ use std::ptr::NonNull;
 
 use super::executor::{check_args, Arg, Executor, LaunchCfg};
 use crate::error::{Error, Result};
-// The C interface of kernels/emu/runtime.cpp, linked by the kernels crate.
+// The C interface of kernels/emu/runtime/, linked by the kernels crate.
 use crate::kernels::emu as ffi;
 
 /// Options of the emulator.

@@ -1,0 +1,112 @@
+// runtime/c_api.cpp: the runtime's C interface, declared on the Rust side by kernels/src/emu.rs
+// (the structs it fills are in runtime.h): buffers with or without guard pages, the table of
+// emulated kernels, and the launch, which checks the kernel's name, argument count and launch
+// configuration against the device's limits before running the grid.
+
+#include "runtime.h"
+
+// The generated table of emulated kernels (build.rs).
+extern "C" const PixelrnnEmuKernel* const pixelrnn_emu_kernels[];
+extern "C" const size_t pixelrnn_emu_kernel_count;
+
+using namespace pixelrnn_emu;
+using namespace pixelrnn_emu::rt;
+
+extern "C" {
+
+// A buffer of `len` floats: 128-byte aligned, or flush against a guard page (`guarded`).
+float* pixelrnn_emu_alloc(size_t len, int guarded) {
+    if (guarded) return (float*)alloc_guarded(len * 4);
+    return (float*)aligned_alloc(128, round_up(len * 4 > 0 ? len * 4 : 4, 128));
+}
+
+void pixelrnn_emu_free(float* p, size_t len, int guarded) {
+    if (!p) return;
+    if (guarded) {
+        free_guarded(p, len * 4);
+    } else {
+        free(p);
+    }
+}
+
+// Number of emulated kernels, and the name of kernel `i` (for tests of the table).
+size_t pixelrnn_emu_count() { return pixelrnn_emu_kernel_count; }
+const char* pixelrnn_emu_name(size_t i) {
+    return i < pixelrnn_emu_kernel_count ? pixelrnn_emu_kernels[i]->name : nullptr;
+}
+
+// Runs kernel `name` on grid x block synchronously. Returns 0 on success, else e->code.
+int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned block[3],
+                        unsigned shared_bytes, void** args, size_t nargs,
+                        const PixelrnnEmuBuf* bufs, size_t nbufs, unsigned long long seed,
+                        unsigned workers, int bounds_check, PixelrnnEmuError* e) {
+    memset(e, 0, sizeof *e);
+    const PixelrnnEmuKernel* kernel = nullptr;
+    for (size_t i = 0; i < pixelrnn_emu_kernel_count; ++i) {
+        if (strcmp(pixelrnn_emu_kernels[i]->name, name) == 0) {
+            kernel = pixelrnn_emu_kernels[i];
+            break;
+        }
+    }
+    if (!kernel) {
+        e->code = 3;
+        snprintf(e->message, sizeof e->message, "no emulated kernel named %s", name);
+        return e->code;
+    }
+    auto fail = [&](const char* fmt, unsigned long long a, unsigned long long b) {
+        e->code = 1;
+        snprintf(e->message, sizeof e->message, fmt, a, b);
+        return e->code;
+    };
+    if ((size_t)kernel->nparams != nargs) {
+        return fail("takes %llu arguments, got %llu", (unsigned long long)kernel->nparams,
+                    (unsigned long long)nargs);
+    }
+    for (int d = 0; d < 3; ++d) {
+        if (grid[d] == 0 || block[d] == 0) {
+            return fail("empty launch: grid and block dimensions must be at least 1 (%llu%llu)",
+                        0, 0);
+        }
+    }
+    const unsigned long long threads = (unsigned long long)block[0] * block[1] * block[2];
+    if (threads > (unsigned long long)kMaxThreads || block[2] > 64) {
+        return fail("invalid block: %llu threads (at most 1024, z at most 64; z = %llu)", threads,
+                    block[2]);
+    }
+    if (grid[0] > 0x7fffffffu || grid[1] > 65535 || grid[2] > 65535) {
+        return fail("invalid grid: x at most 2^31-1, y and z at most 65535 (y = %llu, z = %llu)",
+                    grid[1], grid[2]);
+    }
+    if (kernel->max_threads > 0 && threads > (unsigned long long)kernel->max_threads) {
+        return fail("%llu threads per block exceed its __launch_bounds__(%llu)", threads,
+                    (unsigned long long)kernel->max_threads);
+    }
+    if (shared_bytes > kMaxSharedBytes) {
+        return fail("%llu bytes of dynamic shared memory exceed the %llu of the device",
+                    shared_bytes, kMaxSharedBytes);
+    }
+    install_handlers();
+
+    Launch L;
+    L.kernel = kernel;
+    L.args = args;
+    L.grid = dim3(grid[0], grid[1], grid[2]);
+    L.block = dim3(block[0], block[1], block[2]);
+    L.shared_bytes = shared_bytes;
+    L.seed = seed;
+    L.bounds_check = bounds_check != 0;
+    L.bufs = bufs;
+    L.nbufs = nbufs;
+    L.nblocks = (uint64_t)grid[0] * grid[1] * grid[2];
+    L.error = e;
+
+    uint64_t nworkers = workers == 0 ? 1 : workers;
+    if (nworkers > L.nblocks) nworkers = L.nblocks;
+    HelperPool& helpers = helper_pool();
+    if (nworkers > 1) helpers.submit(&L, (int)(nworkers - 1));
+    run_worker(&L);
+    if (nworkers > 1) helpers.wait(&L);
+    return e->code;
+}
+
+}  // extern "C"

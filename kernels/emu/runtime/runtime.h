@@ -1,0 +1,270 @@
+// runtime/runtime.h: what the files of the emulator's runtime share (see docs/emulator.md):
+// the C structs of the interface (mirrored by kernels/src/emu.rs), the fiber, worker and launch
+// state, the context switch, and the functions one file calls in another. Only the runtime
+// includes it; the kernel units see cuda_emu.h and launch.h.
+//
+// The runtime is the CPU emulation of the CUDA execution model. A launch runs the blocks of its
+// grid on `workers` host threads (the calling thread is one of them). A worker runs one block at
+// a time: one fiber per GPU thread, each on its own 64 KiB stack (stacks are reused across
+// blocks and launches). The worker's scheduler resumes ready fibers in an order drawn from the
+// launch's seed; a fiber runs until it reaches __syncthreads(), a warp-wide operation or its end,
+// so a kernel without barriers runs each thread straight through. A barrier completes when every
+// thread of the block waits at it; a warp operation completes when every lane of its mask called
+// it (lockstep exchange); anything else that leaves no fiber ready is a deadlock, reported as an
+// error.
+//
+// Bounds checking: buffers allocated with guard pages (a PROT_NONE page flush after the last
+// element, another before the first page); an access to a guard page raises SIGSEGV, whose
+// handler (on an alternate signal stack) maps the address back to the launch's argument and
+// element, records the fiber's block and thread, and siglongjmps back to the worker, which
+// ends the launch with that error.
+//
+// One file per job:
+//   context.cpp     fibers: the context switch (x86-64 assembly or ucontext), the fiber body
+//   scheduler.cpp   one block: its fibers in seeded random order, barriers, deadlocks
+//   intrinsics.cpp  the runtime side of __syncthreads, warp operations, __activemask, __trap
+//   memory.cpp      guarded allocations, a worker's stacks and dynamic shared memory
+//   faults.cpp      the SIGSEGV/SIGBUS/SIGFPE handler and the error it reports
+//   grid.cpp        a launch's grid: pooled workers, helper threads, the thread-locals
+//   c_api.cpp       the C interface (kernels/src/emu.rs declares it)
+#pragma once
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <condition_variable>
+#include <deque>
+#include <thread>
+#include <vector>
+
+// PIXELRNN_EMU_UCONTEXT forces the portable context switch (to test it on x86-64).
+#if defined(__x86_64__) && !defined(PIXELRNN_EMU_UCONTEXT)
+#define PIXELRNN_EMU_ASM_SWITCH 1
+#else
+#include <ucontext.h>
+#endif
+
+#include "cuda_emu.h"
+#include "launch.h"
+
+extern "C" {
+
+// One buffer argument of a launch, for the bounds check's diagnostics.
+typedef struct PixelrnnEmuBuf {
+    const void* ptr;
+    size_t len;  // elements of 4 bytes
+    int guarded;
+    int arg;  // index in the kernel's parameter list
+} PixelrnnEmuBuf;
+
+// What went wrong in a launch (code 0: nothing).
+typedef struct PixelrnnEmuError {
+    int code;  // 0 ok, 1 see message, 2 out of bounds of argument buffer `arg`, 3 unknown kernel
+    int arg;
+    int write;  // 1 write, 0 read, -1 unknown (code 2)
+    long long index;  // element (4-byte) index of the access (code 2)
+    int has_thread;
+    unsigned block[3];
+    unsigned thread[3];
+    char message[1024];
+} PixelrnnEmuError;
+
+}  // extern "C"
+
+namespace pixelrnn_emu {
+// The runtime's internals, shared by its files and seen by nothing else.
+namespace rt {
+
+constexpr size_t kStackBytes = 64 * 1024;
+constexpr int kMaxThreads = 1024;
+// Largest opt-in dynamic shared memory per block of the H100/H200 (227 KiB).
+constexpr unsigned kMaxSharedBytes = 227 * 1024;
+
+inline size_t page_size() {
+    static const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+inline size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// ---------------------------------------------------------------------------------------------
+// Guarded allocations (memory.cpp): [guard page][data pages][guard page], the data flush
+// against the second guard so that the element one past the end faults.
+
+struct GuardedLayout {
+    char* map;
+    size_t map_bytes;
+    char* base;
+};
+
+GuardedLayout guarded_layout(const void* base, size_t bytes);
+void* alloc_guarded(size_t bytes);
+void free_guarded(void* base, size_t bytes);
+
+// ---------------------------------------------------------------------------------------------
+// Context switching (context.cpp). x86-64: a hand-rolled switch of the callee-saved registers,
+// MXCSR and the x87 control word (no syscall, unlike swapcontext). Elsewhere: ucontext.
+
+// The body of every fiber.
+void fiber_main(void* arg);
+
+#if defined(PIXELRNN_EMU_ASM_SWITCH)
+extern "C" void pixelrnn_emu_switch(void** save_sp, void* to_sp);
+extern "C" void pixelrnn_emu_fiber_start();
+
+struct Context {
+    void* sp = nullptr;
+};
+
+inline void switch_context(Context* from, Context* to) { pixelrnn_emu_switch(&from->sp, to->sp); }
+#else
+struct Context {
+    ucontext_t uc;
+};
+
+inline void switch_context(Context* from, Context* to) { swapcontext(&from->uc, &to->uc); }
+#endif
+
+// Prepares `ctx` to call fiber_main(arg) on the stack [stack, stack + bytes) when first
+// switched to.
+void make_context(Context* ctx, char* stack, size_t bytes, void* arg);
+
+// ---------------------------------------------------------------------------------------------
+// Fibers, workers, launches
+
+enum State : int { READY, RUNNING, AT_BARRIER, AT_WARP, DONE, TRAPPED };
+
+struct Worker;
+
+struct Fiber {
+    Context ctx;
+    char* stack = nullptr;  // lowest address of the mapping (a guard page), then kStackBytes
+    Worker* worker = nullptr;
+    uint3 tid{0, 0, 0};
+    int linear = 0;
+    int state = READY;
+    // The pending warp operation.
+    int op_kind = 0;
+    unsigned op_mask = 0;
+    uint64_t op_in = 0;
+    uint64_t op_out = 0;
+    int op_a = 0;
+    int op_b = 0;
+    const char* trap_why = nullptr;
+};
+
+struct Launch {
+    const PixelrnnEmuKernel* kernel;
+    void** args;
+    dim3 grid;
+    dim3 block;
+    unsigned shared_bytes;
+    uint64_t seed;
+    bool bounds_check;
+    const PixelrnnEmuBuf* bufs;
+    size_t nbufs;
+    uint64_t nblocks;
+    std::atomic<uint64_t> next_block{0};
+    std::atomic<bool> failed{false};
+    std::mutex error_mu;
+    PixelrnnEmuError* error;
+    // Helper-thread slots of this launch that have not finished (see HelperPool).
+    int helpers_running = 0;
+};
+
+struct Worker {
+    Context sched;
+    std::vector<Fiber> fibers;
+    std::vector<int> ready;
+    unsigned warp_waiting[kMaxThreads / 32];
+    unsigned warp_exists[kMaxThreads / 32];
+    Launch* launch = nullptr;
+    Fiber* current = nullptr;
+    volatile sig_atomic_t in_fiber = 0;
+    sigjmp_buf jmp;
+    // Fault details, written by the signal handler.
+    int fault_sig = 0;
+    void* fault_addr = nullptr;
+    int fault_write = -1;
+    Fiber* fault_fiber = nullptr;
+    // Alternate signal stack: the handler must run even when a fiber overflowed its stack.
+    char* altstack = nullptr;
+    size_t altstack_bytes = 0;
+    // Dynamic shared memory of the running block.
+    unsigned char* dyn = nullptr;
+    size_t dyn_bytes = 0;
+    bool dyn_guarded = false;
+    uint64_t rng = 0;
+
+    ~Worker();
+    // Makes `n` fibers with stacks; false when out of memory.
+    bool ensure_fibers(int n);
+    // Maps the alternate signal stack once; false when out of memory.
+    bool ensure_altstack();
+    // Replaces the dynamic shared memory with `bytes` bytes (guarded or not).
+    bool alloc_dyn(size_t bytes, bool guarded);
+    void free_dyn();
+};
+
+extern thread_local Worker* tl_worker PIXELRNN_EMU_TLS;
+
+// Switches from the running fiber back to its worker's scheduler (context.cpp).
+void yield_to_scheduler(Fiber* f);
+
+// Host threads that run blocks for launches, kept across launches (creating a thread per
+// launch cost more than a small launch itself). A launch queues one slot per extra worker;
+// slots still queued when the launching thread has run out of blocks are withdrawn.
+struct HelperPool {
+    std::mutex mu;
+    std::condition_variable work;
+    std::condition_variable finished;
+    std::deque<Launch*> slots;
+    int idle = 0;      // threads waiting for a slot
+    int starting = 0;  // threads created that have not reached the wait yet
+
+    void run();
+    // Queues up to `n` worker slots of `L`, creating threads so that every queued slot has
+    // one; returns how many were queued.
+    int submit(Launch* L, int n);
+    // Withdraws L's slots that no thread has taken, then waits for the others to finish.
+    void wait(Launch* L);
+};
+
+// The helper threads of every launch (grid.cpp).
+HelperPool& helper_pool();
+
+// Runs blocks of `L` on a pooled worker until none is left or the launch failed (grid.cpp).
+void run_worker(Launch* L);
+
+// Fills `e` with a message error about the running block (and `f`, when given)
+// (scheduler.cpp).
+void set_error(Worker* w, PixelrnnEmuError* e, const Fiber* f, const std::string& what);
+// "(x, y, z)": the thread index of `f` (scheduler.cpp).
+std::string fmt_thread(const Fiber& f);
+// Runs block number `b` of the launch to completion. Returns false with `e` filled on error
+// (scheduler.cpp).
+bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e);
+
+// The CUDA name of warp operation `kind` (intrinsics.cpp).
+const char* op_name(int kind);
+// Computes the results of the warp operation of the lanes in `mask` (all waiting in it).
+// Returns false with `why` for an invalid operation (intrinsics.cpp).
+bool complete_warp_op(Worker* w, int warp, unsigned mask, std::string* why);
+
+// Installs the fault handlers, once (faults.cpp).
+void install_handlers();
+// Runs block `b` with the fault handler armed; false with `e` filled on error (faults.cpp).
+bool run_block_guarded(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e);
+
+}  // namespace rt
+}  // namespace pixelrnn_emu
