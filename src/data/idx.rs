@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::{read_exact_or_truncated, DataError, Dataset, Images};
+use super::{image_dims, read_exact_or_truncated, DataError, Dataset, Images};
 
 /// The file names of the MNIST images in a folder: (train, test). The dotted variants are the
 /// names some mirrors use.
@@ -122,22 +122,7 @@ pub(crate) fn read_idx(
     if ndim == 1 {
         return Err(bad(" (an IDX labels file, magic 0x00000801, not images)"));
     }
-    let (n, h, w, c) = match shape[..] {
-        [n, h, w] => (n, h, w, 1),
-        [n, h, w, c] => (n, h, w, c),
-        _ => return Err(bad("")),
-    };
-    if c != 1 && c != 3 {
-        return Err(bad(" (C must be 1 or 3)"));
-    }
-    if h == 0 || w == 0 {
-        return Err(bad(" (empty images)"));
-    }
-    if n == 0 {
-        return Err(DataError::Empty {
-            path: label.to_string(),
-        });
-    }
+    let (n, h, w, c) = image_dims(&shape, label, &bad)?;
     // Each factor < 2^32 and there are 4: the product can overflow u64, so check.
     let bytes = n
         .checked_mul(h)

@@ -490,6 +490,35 @@ fn read_head(path: &Path, n: usize) -> Result<Vec<u8>, DataError> {
     Ok(head)
 }
 
+/// The `(n, h, w, c)` of an image array of shape `N x H x W` (C = 1) or `N x H x W x C`, checked
+/// as every loader checks it: C is 1 or 3, the images are not empty, and there is at least one;
+/// `bad(hint)` makes the loader's own error for a wrong shape.
+/// Generic over the dimension type: IDX headers hold `u64`s, `.npy` headers `usize`s.
+pub(crate) fn image_dims<T: Copy + PartialEq + From<u8>>(
+    shape: &[T],
+    label: &str,
+    bad: &dyn Fn(&str) -> DataError,
+) -> Result<(T, T, T, T), DataError> {
+    let (n, h, w, c) = match *shape {
+        [n, h, w] => (n, h, w, T::from(1)),
+        [n, h, w, c] => (n, h, w, c),
+        _ => return Err(bad("")),
+    };
+    if c != T::from(1) && c != T::from(3) {
+        return Err(bad(" (C must be 1 or 3)"));
+    }
+    let zero = T::from(0);
+    if h == zero || w == zero {
+        return Err(bad(" (empty images)"));
+    }
+    if n == zero {
+        return Err(DataError::Empty {
+            path: label.to_string(),
+        });
+    }
+    Ok((n, h, w, c))
+}
+
 /// Reads exactly `buf.len()` bytes; a short read is [`DataError::Truncated`].
 pub(crate) fn read_exact_or_truncated(
     reader: &mut impl std::io::Read,

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::{read_exact_or_truncated, DataError, Images};
+use super::{image_dims, read_exact_or_truncated, DataError, Images};
 use header::parse_header;
 pub use npz::{load_npz, load_npz_bytes};
 
@@ -129,22 +129,7 @@ pub(crate) fn read_npy(
     if !header.is_uint8() {
         return Err(bad(""));
     }
-    let (n, h, w, c) = match header.shape[..] {
-        [n, h, w] => (n, h, w, 1),
-        [n, h, w, c] => (n, h, w, c),
-        _ => return Err(bad("")),
-    };
-    if c != 1 && c != 3 {
-        return Err(bad(" (C must be 1 or 3)"));
-    }
-    if h == 0 || w == 0 {
-        return Err(bad(" (empty images)"));
-    }
-    if n == 0 {
-        return Err(DataError::Empty {
-            path: label.to_string(),
-        });
-    }
+    let (n, h, w, c) = image_dims(&header.shape, label, &bad)?;
     let too_big = || bad(" (too large)");
     let bytes = n
         .checked_mul(h)
