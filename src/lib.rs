@@ -21,6 +21,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod input;
 pub use pixelrnn_kernels as kernels;
 pub mod models;
 pub mod nn;
