@@ -369,3 +369,80 @@ fn a_cosine_run_cannot_be_extended() {
     train(&constant, 4, &[]).expect_ok();
     pixelrnn(&["train", "--resume", "--out", s(&constant), "--steps", "8"]).expect_ok();
 }
+
+// ------------------------------------------------------ item 8: sizes that cannot fit
+
+/// Runs `args` and checks it is refused quickly with one line that says what it needs and
+/// what the machine has (never the allocator's abort, exit 134).
+fn check_too_big(args: &[&str]) -> Result<(), String> {
+    let t0 = Instant::now();
+    let out = pixelrnn(args);
+    check_clean_error(&out, &["needs at least", "available"])?;
+    if out.code == Some(134) || t0.elapsed() > Duration::from_secs(30) {
+        return Err(format!("`{}`: {:?}, {:?}", out.cmd, out.code, t0.elapsed()));
+    }
+    Ok(())
+}
+
+/// Models, batches and samples far larger than any machine are refused before allocation.
+#[test]
+fn sizes_that_cannot_fit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = d.join("run");
+    let images = pixelrnn::data::Images::new(90, 28, 28, 1, false, vec![7; 90 * 784]).unwrap();
+    let ninety = d.join("ninety.npy");
+    pixelrnn::data::save_npy_u8(&ninety, &images).unwrap();
+    let mut failures = Vec::new();
+    for extra in [
+        vec!["--hidden", "100000"],
+        vec!["--head", "10000000"],
+        vec!["--layers", "100000"],
+        vec!["--data", s(&ninety), "--batch", "100000"],
+        vec!["--model", "diag-bilstm", "--hidden", "100000"],
+    ] {
+        let mut args = vec!["train", "--steps", "2", "--device", "cpu", "--out", s(&run)];
+        args.extend(&extra);
+        failures.extend(check_too_big(&args).err());
+    }
+    assert!(!run.join("checkpoint.safetensors").exists());
+
+    // Sampling: 10^8 images of 28 x 28 need 78 GB for the images alone.
+    let trained = d.join("trained");
+    train(&trained, 2, &[]).expect_ok();
+    let png = d.join("a.png");
+    let n = 100_000_000u128;
+    if pixelrnn::memory::available_bytes().is_some_and(|have| have < n * 784) {
+        let args = [
+            "sample",
+            "--checkpoint",
+            s(&trained),
+            "--n",
+            "100000000",
+            "--out",
+            s(&png),
+        ];
+        failures.extend(check_too_big(&args).err());
+    } else {
+        eprintln!("sample --n 100000000 skipped: this machine has room for 78 GB");
+    }
+
+    // A checkpoint whose metadata says the images are 10^9 rows high.
+    let ck = trained.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&ck).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut info = meta.metadata().clone().unwrap();
+    let mut model: serde_json::Value = serde_json::from_str(&info["model_config"]).unwrap();
+    model["height"] = serde_json::json!(1_000_000_000u64);
+    info.insert("model_config".into(), model.to_string());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tall = d.join("tall.safetensors");
+    std::fs::write(
+        &tall,
+        safetensors::serialize(st.tensors(), Some(info)).unwrap(),
+    )
+    .unwrap();
+    let args = ["sample", "--checkpoint", s(&tall), "--out", s(&png)];
+    failures.extend(check_too_big(&args).err());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -46,7 +46,32 @@ pub fn check_config(cfg: &TrainConfig, train: &Images) -> Result<()> {
     if train.n == 0 {
         return Err(Error::Config("the training split is empty".into()));
     }
-    Ok(())
+    check_memory(cfg)
+}
+
+/// Refuses a run that cannot fit in memory ([`crate::memory`]), before anything is allocated:
+/// the parameters with their gradients and optimizer moments, and the activations a batch
+/// keeps for the backward (lower bounds, so nothing that fits is refused).
+fn check_memory(cfg: &TrainConfig) -> Result<()> {
+    let m = &cfg.model;
+    let moments = match cfg.optim.kind {
+        crate::optim::OptimizerKind::Adam => 2,
+        crate::optim::OptimizerKind::RmsProp => 1,
+    };
+    let params = m.estimated_params();
+    let positions = (m.height as u128) * (m.width as u128);
+    let activations = cfg.batch as u128 * positions * m.estimated_activations_per_position();
+    let bytes = 4 * ((2 + moments) * params + activations);
+    crate::memory::check_fits(
+        || {
+            format!(
+                "training the {} ({params} parameters) on batches of --batch {}",
+                m.summary(),
+                cfg.batch
+            )
+        },
+        bytes,
+    )
 }
 
 /// Where this process stands in the data-parallel group.
