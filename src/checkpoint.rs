@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
@@ -41,22 +42,39 @@ fn bad(path: &Path, detail: impl Into<String>) -> Error {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary sibling, fsync, rename).
+/// Writes `bytes` to `path` atomically: a temporary sibling with a name of its own (the
+/// process id and a counter, so two writers never share one), synced, then renamed over
+/// `path`. When any of it fails the temporary file is removed, so a full disk or a failed
+/// rename leaves nothing behind but the old `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let tmp: PathBuf = match dir {
-        Some(d) => d.join(format!(
-            ".{}.tmp",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        )),
-        None => PathBuf::from(format!(".{}.tmp", path.display())),
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        ".{}.{}-{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let tmp: PathBuf = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(d) => d.join(name),
+        None => PathBuf::from(name),
     };
     // Errors name the target: the temporary file is an implementation detail.
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(path, e))?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| {
+            drop(f);
+            std::fs::rename(&tmp, path)
+        });
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
 }
 
 /// Saves the model (and the optimizer, if given) to `path`.
@@ -135,7 +153,7 @@ impl Checkpoint {
     /// Reads and validates the file's header and metadata.
     pub fn open(path: &Path) -> Result<Self> {
         let path = resolve(path);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::input::read_regular(&path).map_err(|e| Error::io(&path, e))?;
         let (_, md) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| bad(&path, format!("not a valid safetensors file ({e})")))?;
         let info = md

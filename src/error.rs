@@ -26,6 +26,18 @@ pub enum Error {
     /// A CUDA (or emulated CUDA) allocation, transfer or kernel launch that failed.
     #[error("{0}")]
     Device(String),
+    /// Another process is writing this run folder (it holds the folder's lock).
+    #[error(
+        "run folder {path} is in use by another pixelrnn train ({holder}): wait for it to end, or choose another --out"
+    )]
+    RunFolderBusy { path: PathBuf, holder: String },
+    /// Memory that a model, a batch or a sample needs and this machine does not have.
+    #[error("{what} needs {needed}, this machine has {available} available")]
+    OutOfMemory {
+        what: String,
+        needed: String,
+        available: String,
+    },
     /// File-system failures, with the path involved.
     #[error("{path}: {error}")]
     Io {

@@ -21,6 +21,8 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod input;
+pub mod memory;
 pub use pixelrnn_kernels as kernels;
 pub mod models;
 pub mod nn;

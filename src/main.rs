@@ -21,6 +21,10 @@ fn main() -> ExitCode {
                 eprint!("{e}");
                 return ExitCode::from(2);
             }
+            if let Some(message) = negative_value(&e) {
+                eprintln!("error: {message} (see --help)");
+                return ExitCode::from(2);
+            }
             // clap's message is several lines (the error, its details, a usage block); keep the
             // error and its details on one line.
             let text = e.to_string();
@@ -45,6 +49,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A negative number given to a flag that takes none (`--hidden -1`): clap reads `-1` as an
+/// unknown short flag ("unexpected argument '-1'"); say instead which flag got what.
+fn negative_value(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(value)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // clap names the first short-flag cluster only: '-1' for `-10`, '-2' for `-2.5`.
+    let args: Vec<String> = std::env::args().collect();
+    let at = args
+        .iter()
+        .position(|a| a.starts_with(value.as_str()) && a.parse::<f64>().is_ok())?;
+    let (flag, value) = (
+        args[..at].last().filter(|f| f.starts_with("--"))?,
+        &args[at],
+    );
+    Some(format!("{flag} {value}: must not be negative"))
 }
 
 /// Lets a closed pipe end the process quietly (`pixelrnn info | head`), as it does for other

@@ -3,10 +3,12 @@
 //! read, appended, truncated on resume).
 //!
 //! A run folder holds `config.json` (the run's `train::TrainConfig`), `metrics.jsonl`,
-//! `checkpoint.safetensors`, `loss.svg` and `samples.png`. Training and plotting both use this
+//! `checkpoint.safetensors`, `loss.svg`, `samples.png` and `.lock` (the writer's advisory
+//! lock, [`RunDir::lock`], holding its process id). Training and plotting both use this
 //! module and neither uses the other's, so neither depends on the other.
 
-use std::io::Write;
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,11 +43,58 @@ impl RunDir {
     pub fn samples(&self) -> PathBuf {
         self.root.join("samples.png")
     }
+    /// `.lock`: the lock file of [`RunDir::lock`]; it holds the writer's process id, and stays
+    /// in the folder when the run ends (removing it could let two writers lock two files).
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// Makes this process the folder's one writer for as long as the returned [`RunLock`]
+    /// lives: an advisory lock (`flock`) on [`RunDir::lock_file`], which the operating system
+    /// drops when the process ends, however it ends. The folder must exist. When another
+    /// process holds it, [`Error::RunFolderBusy`] names the folder and the holder's process id.
+    pub fn lock(&self) -> Result<RunLock> {
+        let path = self.lock_file();
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.take(64).read_to_string(&mut text);
+                let holder = match text.trim() {
+                    "" => "a process that has not written its id yet".to_string(),
+                    t => t.to_string(),
+                };
+                return Err(Error::RunFolderBusy {
+                    path: self.root.clone(),
+                    holder,
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "pid {}", std::process::id()))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(RunLock { _file: file })
+    }
+
     /// `loss.svg`: train and test NLL against the step, redrawn from `metrics.jsonl` at every
     /// evaluation ([`crate::plot::write_loss_curve`]).
     pub fn loss_curve(&self) -> PathBuf {
         self.root.join("loss.svg")
     }
+}
+
+/// The lock of [`RunDir::lock`]: released when dropped (or when the process ends).
+pub struct RunLock {
+    _file: File,
 }
 
 /// One line of `metrics.jsonl`.
@@ -89,8 +138,10 @@ pub fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
 
 /// Keeps only the metrics lines up to `step` (a resumed run rewrites what came after).
 pub fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
+    let text = match crate::input::read_regular_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
     };
     let kept: String = text
         .lines()
@@ -102,7 +153,7 @@ pub fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
 
 /// Reads every line of a `metrics.jsonl`.
 pub fn read_metrics(path: &Path) -> Result<Vec<Metrics>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::input::read_regular_string(path).map_err(|e| Error::io(path, e))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {

@@ -83,6 +83,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 /// `pixelrnn eval` on `backend`; `auto_note` is the `--device auto` line, printed once the
 /// inputs are checked.
 fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> anyhow::Result<()> {
+    if args.batch == 0 {
+        bail!("--batch must be positive (images per forward pass), got 0");
+    }
     let ck = Checkpoint::open(&args.checkpoint)?;
     if let Some(kind) = args.model {
         if kind != ck.meta.model.kind {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
@@ -80,7 +80,12 @@ fn run_with<B: Backend>(
     let model = ck.load_model(&backend)?;
     let prefix = match (&args.prefix, args.rows) {
         (Some(path), Some(rows)) => Some(Prefix {
-            images: load_npy(path)?,
+            images: {
+                // load_npy opens the file itself: refuse a device or pipe before it reads.
+                pixelrnn::input::open_regular(path)
+                    .with_context(|| format!("--prefix {}", path.display()))?;
+                load_npy(path)?
+            },
             rows,
         }),
         (None, None) => None,

@@ -12,7 +12,7 @@ use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{load_dataset, Dataset};
 use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
-use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig};
+use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig, MAX_STEPS};
 
 use super::DeviceArg;
 
@@ -168,8 +168,16 @@ fn saved_data_spec(spec: &str) -> String {
 fn steps_for(args: &TrainArgs, data: &Dataset, batch: usize) -> anyhow::Result<u64> {
     match (args.steps, args.epochs) {
         (Some(s), _) => Ok(s),
+        (None, Some(_)) if batch == 0 => bail!("--batch must be positive (images per step), got 0"),
         (None, Some(e)) if e > 0.0 && e.is_finite() => {
-            Ok(((e * data.train.n as f64) / batch as f64).ceil().max(1.0) as u64)
+            let steps = ((e * data.train.n as f64) / batch as f64).ceil().max(1.0);
+            if steps > MAX_STEPS as f64 {
+                bail!(
+                    "--epochs {e:e}: {steps:.3e} steps of --batch {batch} over {} training images, more than the limit of {MAX_STEPS} steps",
+                    data.train.n
+                );
+            }
+            Ok(steps as u64)
         }
         (None, Some(e)) => bail!("--epochs must be positive, got {e}"),
         (None, None) => Ok(defaults::STEPS),

@@ -28,7 +28,7 @@ const SUBFOLDER: &str = "cifar-10-batches-bin";
 pub fn load_cifar10_batch(path: impl AsRef<Path>) -> Result<Images, DataError> {
     let path = path.as_ref();
     let label = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::input::read_regular(path).map_err(|e| DataError::io(path, e))?;
     parse_batch(&bytes, &label)
 }
 

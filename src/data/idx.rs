@@ -5,7 +5,6 @@
 //! images are `0x00000803`, N x 28 x 28; any H x W is accepted, and 4 dimensions
 //! (N x H x W x C, C = 1 or 3) too. Compressed (`.gz`) files are not read: gunzip them first.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +21,7 @@ const PAIRS: [(&str, &str); 2] = [
 pub fn load_idx(path: impl AsRef<Path>) -> Result<Images, DataError> {
     let path = path.as_ref();
     let label = path.display().to_string();
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::input::open_regular(path).map_err(|e| DataError::io(path, e))?;
     let total = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     read_idx(&mut BufReader::new(file), total, &label)
 }

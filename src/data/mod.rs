@@ -351,6 +351,9 @@ impl DataError {
             DataError::NotFound {
                 path: path.display().to_string(),
             }
+        } else if source.kind() == std::io::ErrorKind::InvalidInput {
+            // What crate::input refuses (a device, a pipe): the message is the whole story.
+            DataError::format(&path.display().to_string(), source.to_string())
         } else {
             DataError::Io {
                 path: path.display().to_string(),
@@ -441,6 +444,9 @@ pub fn load_path(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
              test_batch.bin (CIFAR-10)",
         ));
     }
+    // The .npy and .npz readers (npy.rs) open the file themselves: refuse a device, pipe or
+    // socket here, before any of them reads it.
+    drop(crate::input::open_regular(path).map_err(|e| DataError::io(path, e))?);
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -482,7 +488,7 @@ pub fn load_path(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
 
 fn read_head(path: &Path, n: usize) -> Result<Vec<u8>, DataError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::input::open_regular(path).map_err(|e| DataError::io(path, e))?;
     let mut head = Vec::with_capacity(n);
     file.take(n as u64)
         .read_to_end(&mut head)

@@ -73,6 +73,12 @@ impl<B: Backend> Model<B> {
     /// A freshly initialised model; the same `seed` gives the same weights on every backend.
     pub fn new(backend: &B, config: ModelConfig, seed: u64) -> Result<Self> {
         config.validate()?;
+        // Values and gradients, 4 bytes each, before the first weight is allocated.
+        let params = config.estimated_params();
+        crate::memory::check_fits(
+            || format!("the {} ({params} parameters)", config.summary()),
+            params * 8,
+        )?;
         if config.kind == ModelKind::MultiScale {
             // Stage 1 from `seed`, stage 2 from a derived seed; names `stage1.*`, `stage2.*`.
             let mut stage1 = Model::new(backend, config.stage1_config(), seed)?;

@@ -93,6 +93,13 @@ impl SampleOptions {
         if self.chunk == Some(0) {
             return Err(Error::Config("the chunk size must be positive".into()));
         }
+        // The images drawn (one byte a sub-pixel), before the first is allocated.
+        let bytes =
+            self.n as u128 * model.height as u128 * model.width as u128 * model.channels as u128;
+        crate::memory::check_fits(
+            || format!("sampling --n {} images of {}", self.n, model.format_label()),
+            bytes,
+        )?;
         if let Some(p) = &self.prefix {
             let i = &p.images;
             if p.rows > model.height {

@@ -25,6 +25,11 @@ pub mod defaults {
     pub const EVAL_EVERY: u64 = 250;
 }
 
+/// The most optimizer steps a run may have (`--steps`, or what `--epochs` makes): at a
+/// millisecond a step, 10^9 steps take 11 days. A larger count is a typo or an overflowed
+/// `--epochs` (`1e30` would saturate to 2^64 - 1 and never end), refused before training.
+pub const MAX_STEPS: u64 = 1_000_000_000;
+
 /// Everything that defines a training run (saved as `config.json` and in the checkpoint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {

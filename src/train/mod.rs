@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use batch_order::BatchOrder;
-pub use config::{defaults, TrainConfig};
+pub use config::{defaults, TrainConfig, MAX_STEPS};
 pub use grad_sync::GradSync;
 pub use setup::check_config;
 
@@ -89,6 +89,8 @@ pub fn train_parallel<B: Backend>(
     workers: usize,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Metrics> {
+    // The configuration first, so that `--batch 0` is named as the fault, not `--workers`.
+    check_config(cfg, &data.train)?;
     if workers == 0 || workers > cfg.batch {
         return Err(Error::Config(format!(
             "--workers {workers}: needs 1 to --batch ({}) workers, one shard of the batch each",
@@ -122,6 +124,12 @@ pub fn train_ranks<B: Backend>(
         root: out.to_path_buf(),
     };
     setup::check_run(&run, cfg, resume)?;
+    // Held until training returns: a second writer of the folder is refused before it writes.
+    let _lock = if place.writes {
+        Some(setup::claim(&run)?)
+    } else {
+        None
+    };
     let (mut ranks, mut seconds) = setup::start(backends, group, place, cfg, &run, resume)?;
     let recorder = Recorder::new(&backends[0], cfg, &data.test, &run, place.writes);
 

@@ -3,15 +3,15 @@
 //! from the checkpoint, and the replicas of the other ranks made the same way and synchronised.
 
 use super::ranks::{on_ranks, Ranks};
-use super::TrainConfig;
+use super::{TrainConfig, MAX_STEPS};
 use crate::backend::Backend;
 use crate::checkpoint::{self, Checkpoint};
 use crate::collective::Collective;
 use crate::data::{Dataset, Images};
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelKind};
-use crate::optim::Optimizer;
-use crate::run_dir::{truncate_metrics, RunDir};
+use crate::optim::{Optimizer, Schedule};
+use crate::run_dir::{truncate_metrics, RunDir, RunLock};
 
 /// Validates a configuration against the data.
 pub fn check_config(cfg: &TrainConfig, train: &Images) -> Result<()> {
@@ -27,15 +27,51 @@ pub fn check_config(cfg: &TrainConfig, train: &Images) -> Result<()> {
             return Err(Error::Config(format!("--stage must be 1 or 2, got {s}")));
         }
     }
-    if cfg.batch == 0 || cfg.steps == 0 || cfg.eval_every == 0 {
+    if cfg.batch == 0 {
         return Err(Error::Config(
-            "--batch, --steps and --eval-every must be positive".into(),
+            "--batch must be positive (images per step), got 0".into(),
         ));
+    }
+    if cfg.steps == 0 || cfg.eval_every == 0 {
+        return Err(Error::Config(
+            "--steps and --eval-every must be positive".into(),
+        ));
+    }
+    if cfg.steps > MAX_STEPS {
+        return Err(Error::Config(format!(
+            "--steps {}: more than the limit of {MAX_STEPS} steps (11 days at a millisecond a step)",
+            cfg.steps
+        )));
     }
     if train.n == 0 {
         return Err(Error::Config("the training split is empty".into()));
     }
-    Ok(())
+    check_memory(cfg)
+}
+
+/// Refuses a run that cannot fit in memory ([`crate::memory`]), before anything is allocated:
+/// the parameters with their gradients and optimizer moments, and the activations a batch
+/// keeps for the backward (lower bounds, so nothing that fits is refused).
+fn check_memory(cfg: &TrainConfig) -> Result<()> {
+    let m = &cfg.model;
+    let moments = match cfg.optim.kind {
+        crate::optim::OptimizerKind::Adam => 2,
+        crate::optim::OptimizerKind::RmsProp => 1,
+    };
+    let params = m.estimated_params();
+    let positions = (m.height as u128) * (m.width as u128);
+    let activations = cfg.batch as u128 * positions * m.estimated_activations_per_position();
+    let bytes = 4 * ((2 + moments) * params + activations);
+    crate::memory::check_fits(
+        || {
+            format!(
+                "training the {} ({params} parameters) on batches of --batch {}",
+                m.summary(),
+                cfg.batch
+            )
+        },
+        bytes,
+    )
 }
 
 /// Where this process stands in the data-parallel group.
@@ -113,8 +149,38 @@ pub(super) fn check_run(
                 ck.meta.step, cfg.steps
             )));
         }
+        check_cosine_extension(ck, cfg)?;
     }
     Ok(())
+}
+
+/// A cosine schedule is a function of the run's total steps, so a resumed run may not change
+/// the total: the steps already taken followed the old curve, and no straight run of the new
+/// total took those learning rates, so the result would match no run at all (20 steps of a
+/// 20-step cosine, then 20 more to 40, are not 40 steps of a 40-step cosine). Making the
+/// extension exact would mean redoing the steps taken, which is a new run. A constant schedule
+/// (warm-up included: it does not depend on the total) extends exactly.
+fn check_cosine_extension(ck: &Checkpoint, cfg: &TrainConfig) -> Result<()> {
+    let Ok(saved) = serde_json::from_value::<TrainConfig>(ck.meta.train.clone()) else {
+        return Ok(());
+    };
+    let (old, new) = (saved.optim.total_steps, cfg.optim.total_steps);
+    if saved.optim.schedule == Schedule::Cosine && old != new {
+        return Err(Error::Config(format!(
+            "--resume --steps {new}: the run follows a cosine schedule that ends at step {old}, \
+             which its first {} steps already followed; another total would match no straight \
+             run (resume with --steps {old}, or start a new --out with --steps {new})",
+            ck.meta.step
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the run folder and makes this process its one writer ([`RunDir::lock`]), before
+/// anything else in it is read or written.
+pub(super) fn claim(run: &RunDir) -> Result<RunLock> {
+    std::fs::create_dir_all(&run.root).map_err(|e| Error::io(&run.root, e))?;
+    run.lock()
 }
 
 /// This process's ranks ready for the first step, and the training seconds so far: rank 0's

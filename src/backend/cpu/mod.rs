@@ -170,6 +170,9 @@ fn fused_loss(
     ))
 }
 
+/// Buffers of at least this many floats (64 MiB) are allocated fallibly.
+const LARGE_ALLOC: usize = 1 << 24;
+
 impl Backend for CpuBackend {
     type Storage = Vec<f32>;
 
@@ -178,10 +181,18 @@ impl Backend for CpuBackend {
     }
 
     fn alloc_zeros(&self, len: usize) -> Result<Vec<f32>> {
+        // Large buffers through the fallible path: a size that cannot fit is an error, not an
+        // abort. Small ones keep `vec!` (calloc's zeroed pages, no extra pass).
+        if len >= LARGE_ALLOC {
+            return crate::memory::try_zeros(len);
+        }
         Ok(vec![0.0; len])
     }
 
     fn upload(&self, data: &[f32]) -> Result<Vec<f32>> {
+        if data.len() >= LARGE_ALLOC {
+            return crate::memory::try_copy(data);
+        }
         Ok(data.to_vec())
     }
 
