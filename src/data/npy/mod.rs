@@ -13,7 +13,6 @@
 mod header;
 mod npz;
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -31,7 +30,7 @@ const MAX_HEADER: u64 = 1 << 20;
 pub fn load_npy(path: impl AsRef<Path>) -> Result<Images, DataError> {
     let path = path.as_ref();
     let label = path.display().to_string();
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::input::open_regular(path).map_err(|e| DataError::io(path, e))?;
     let total = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     read_npy(&mut BufReader::new(file), total, &label)
 }

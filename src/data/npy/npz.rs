@@ -1,7 +1,6 @@
 //! `.npz` archives: a zip of `.npy` members, opened with npyz's zip reader; each member is
 //! read by [`super::read_npy`], which checks it as a `.npy` file.
 
-use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
@@ -14,7 +13,7 @@ use crate::data::{DataError, Dataset, Images};
 pub fn load_npz(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let path = path.as_ref();
     let label = path.display().to_string();
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::input::open_regular(path).map_err(|e| DataError::io(path, e))?;
     read_npz(BufReader::new(file), &label)
 }
 
