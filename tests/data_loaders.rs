@@ -215,6 +215,40 @@ fn write_npz(path: &Path, arrays: &[(&str, &[u64], &[u8])]) {
     }
 }
 
+/// Overwrites the CRC-32 of every member (local headers and central directory) of the zip
+/// at `path` with a wrong value, leaving the data as it was.
+fn corrupt_zip_crcs(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut patched = 0;
+    for (signature, crc_at) in [(*b"PK\x03\x04", 14), (*b"PK\x01\x02", 16)] {
+        let mut k = 0;
+        while k + 4 <= bytes.len() {
+            if bytes[k..k + 4] == signature {
+                for b in &mut bytes[k + crc_at..k + crc_at + 4] {
+                    *b ^= 0x5a;
+                }
+                patched += 1;
+            }
+            k += 1;
+        }
+    }
+    assert!(patched >= 2, "no zip headers found");
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn npz_member_with_a_wrong_crc_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crc.npz");
+    let data: Vec<u8> = (0..16).collect();
+    write_npz(&path, &[("digits", &[4, 2, 2], &data)]);
+    assert!(load_npz(&path).is_ok(), "the intact archive loads");
+    corrupt_zip_crcs(&path);
+    let err = load_npz(&path).unwrap_err().to_string();
+    assert!(err.contains("CRC-32"), "{err}");
+    assert!(err.contains("crc.npz[digits]"), "{err}");
+}
+
 #[test]
 fn npz_with_train_and_test() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,5 +67,22 @@ fn read_npz_array<R: Read + Seek>(
         .by_name(&npyz::npz::file_name_from_array_name(name))
         .map_err(|e| DataError::format(&entry_label, format!("cannot read array: {e}")))?;
     let total = entry.size();
-    read_npy(&mut entry, total, &entry_label)
+    let images = read_npy(&mut entry, total, &entry_label)?;
+    // The zip reader checks a member's CRC-32 only when a read reaches the member's end, and
+    // read_npy stops at the last byte the header promises: read on to the end, so that a
+    // corrupt member is refused as numpy refuses it instead of being read silently.
+    let mut rest = Vec::new();
+    entry.read_to_end(&mut rest).map_err(|e| {
+        DataError::format(
+            &entry_label,
+            format!("corrupt archive member (CRC-32 check failed: {e})"),
+        )
+    })?;
+    if !rest.is_empty() {
+        return Err(DataError::format(
+            &entry_label,
+            format!("{} bytes after the array's data", rest.len()),
+        ));
+    }
+    Ok(images)
 }
