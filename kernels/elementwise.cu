@@ -9,7 +9,8 @@
 //       the reference version.
 //
 // Semantics, over n elements (same as the CPU twin, element by element):
-//   relu_fwd:  y  = fmax(x, 0)          (a NaN input gives 0, like Rust's f32::max)
+//   relu_fwd:  y  = (x > 0 || x != x) ? x : 0  (max(x, 0) with NaN propagated, as PyTorch's
+//                                              ReLU; fmaxf would turn NaN into 0 and hide it)
 //   relu_bwd:  dx = y > 0 ? dy : 0      (y is the ReLU's output; NaN y gives 0)
 //   add_fwd:   c  = a + b
 //   scale_fwd: x  = x * s               (in place)
@@ -21,7 +22,8 @@ elementwise_relu_fwd_v1(const float* __restrict__ x, float* __restrict__ y,
                         pixelrnn_index_t n) {
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
-        y[i] = fmaxf(x[i], 0.0f);
+        const float v = x[i];
+        y[i] = (v > 0.0f || v != v) ? v : 0.0f;  // v != v: NaN stays NaN
     }
 }
 

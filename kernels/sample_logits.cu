@@ -19,9 +19,10 @@
 //   softmax: with w_k = exp(l_k - max l) and W_k = w_0 + ... + w_k (f32), the smallest k with
 //            u * W_255 < W_k. Using the scanned total W_255 itself (not a separate sum) makes
 //            this well defined under rounding: a value of zero weight is never drawn, and
-//            since u < 1 some k always qualifies. Only NaN/inf logits or u >= 1 leave none:
-//            then 255.
+//            since u < 1 some k always qualifies. Only u >= 1 leaves none: then 255.
 //   binary:  1 if u < sigmoid(l), else 0.
+//   Either:  NaN if a logit of the row (softmax: any of the channel's 256) is NaN or
+//            infinite, so that the host refuses it (Backend::sample_logits says why).
 #include "common.cuh"
 
 #define SAMPLE_LOGITS_VALUES 256
@@ -52,11 +53,17 @@ sample_logits_fwd_v1(const float* __restrict__ logits, const float* __restrict__
 
     float w[SAMPLE_LOGITS_PER_LANE];
     float local_max = -PIXELRNN_FLT_MAX;
+    int non_finite = 0;
 #pragma unroll
     for (int i = 0; i < SAMPLE_LOGITS_PER_LANE; ++i) {
         const int k = i * PIXELRNN_WARP + lane;
         w[i] = logits[base + (pixelrnn_index_t)k * channels];
         local_max = fmaxf(local_max, w[i]);
+        non_finite |= !(fabsf(w[i]) <= PIXELRNN_FLT_MAX);  // NaN fails the comparison
+    }
+    if (__any_sync(PIXELRNN_FULL_MASK, non_finite)) {
+        if (lane == 0) out[warp] = __int_as_float(0x7fffffff);
+        return;  // the whole warp leaves together
     }
     const float max = pixelrnn_warp_max(local_max);
 
@@ -90,6 +97,8 @@ sample_logits_binary_v1(const float* __restrict__ logits, const float* __restric
                         float* __restrict__ out, pixelrnn_index_t n) {
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
-        out[i] = uniforms[i] < pixelrnn_sigmoid(logits[i]) ? 1.0f : 0.0f;
+        const float l = logits[i];
+        out[i] = !(fabsf(l) <= PIXELRNN_FLT_MAX) ? __int_as_float(0x7fffffff)
+                 : uniforms[i] < pixelrnn_sigmoid(l) ? 1.0f : 0.0f;
     }
 }

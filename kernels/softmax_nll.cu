@@ -49,7 +49,8 @@ softmax_nll_fwd_bwd_v1(const float* __restrict__ logits, const float* __restrict
     for (int i = 0; i < SOFTMAX_NLL_PER_LANE; ++i) {
         local_sum += expf(v[i] - row_max);
     }
-    const float log_sum_exp = row_max + logf(pixelrnn_warp_sum(local_sum));
+    const float sum = pixelrnn_warp_sum(local_sum);
+    const float inv_sum = 1.0f / sum;
 
     const float t = targets[warp];
     const bool valid = t >= 0.0f && t <= 255.0f && t == rintf(t);  // false for nan
@@ -62,12 +63,17 @@ softmax_nll_fwd_bwd_v1(const float* __restrict__ logits, const float* __restrict
 
     const float nan = __int_as_float(0x7fffffff);
     if (lane == 0) {
-        nll[warp] = valid ? log_sum_exp - target_logit : nan;
+        // (max - l_t) + log(sum), never (max + log(sum)) - l_t: at |max| ~ 1e12 the latter
+        // rounds log(sum) away (equal logits scored 0 instead of ln 256); max - l_t is exact
+        // when the two are close, so the NLL keeps f32's relative precision at any magnitude.
+        nll[warp] = valid ? (row_max - target_logit) + logf(sum) : nan;
     }
 #pragma unroll
     for (int i = 0; i < SOFTMAX_NLL_PER_LANE; ++i) {
         const int k = lane + i * PIXELRNN_WARP;
-        const float p = expf(v[i] - log_sum_exp);
+        // exp(l - max) / sum, as the CPU twin: exp(l - (max + log(sum))) loses log(sum) the
+        // same way at large magnitude.
+        const float p = expf(v[i] - row_max) * inv_sum;
         const float g = (p - (k == target ? 1.0f : 0.0f)) * grad_scale;
         dlogits[base + (pixelrnn_index_t)k * channels] = valid ? g : nan;
     }

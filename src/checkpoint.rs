@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelConfig};
-use crate::optim::Optimizer;
+use crate::optim::{OptimConfig, Optimizer};
 use crate::tensor::Tensor;
 
 /// Value of the `format` metadata key.
@@ -132,6 +132,32 @@ pub fn save<B: Backend>(
     write_atomic(path, &bytes)
 }
 
+/// Names of the optimizer moments that are second moments (means of squared gradients), which
+/// cannot be negative.
+const SECOND_MOMENTS: [&str; 2] = [".adam_v", ".rmsprop_ms"];
+
+/// Refuses a tensor that no training could have written: a NaN or infinite value anywhere
+/// (weights or optimizer state), or a negative second moment (Adam's `v`, RMSProp's mean
+/// square; their square roots divide the update). The detail names the tensor, the first bad
+/// element and its value.
+fn check_values(name: &str, values: &[f32]) -> std::result::Result<(), String> {
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "tensor '{name}' holds a non-finite value ({} at element {i}): refusing to load it",
+            values[i]
+        ));
+    }
+    if SECOND_MOMENTS.iter().any(|m| name.ends_with(m)) {
+        if let Some(i) = values.iter().position(|&v| v < 0.0) {
+            return Err(format!(
+                "tensor '{name}' holds a negative second moment ({} at element {i}): refusing to load it",
+                values[i]
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A checkpoint read into memory.
 pub struct Checkpoint {
     path: PathBuf,
@@ -167,14 +193,51 @@ impl Checkpoint {
         if get("format")? != FORMAT {
             return Err(bad(&path, format!("unknown format '{}'", get("format")?)));
         }
-        let model: ModelConfig = serde_json::from_str(get("model_config")?)
-            .map_err(|e| bad(&path, format!("bad model_config: {e}")))?;
-        let train = serde_json::from_str(get("train_config")?)
-            .map_err(|e| bad(&path, format!("bad train_config: {e}")))?;
-        let step = get("step")?.parse().map_err(|_| bad(&path, "bad step"))?;
-        let seconds = get("seconds")?
-            .parse()
-            .map_err(|_| bad(&path, "bad seconds"))?;
+        // Every field is checked here, before anything uses it, and an error names the field
+        // (the training configuration's fields: `TrainConfig::from_checkpoint`).
+        let model: ModelConfig = serde_json::from_str(get("model_config")?).map_err(|e| {
+            bad(
+                &path,
+                format!("metadata 'model_config' is not a model configuration: {e}"),
+            )
+        })?;
+        model
+            .validate()
+            .map_err(|e| bad(&path, format!("metadata 'model_config': {e}")))?;
+        // Any JSON here (null for a model saved outside training, which `sample` can use);
+        // what `eval` and `--resume` read from it is checked where they read it.
+        let train: serde_json::Value = serde_json::from_str(get("train_config")?)
+            .map_err(|e| bad(&path, format!("metadata 'train_config' is not JSON: {e}")))?;
+        let step_text = get("step")?;
+        let step = step_text.parse::<u64>().map_err(|_| {
+            bad(
+                &path,
+                format!("metadata 'step' is '{step_text}', expected a whole number of steps"),
+            )
+        })?;
+        let seconds_text = get("seconds")?;
+        let seconds = seconds_text
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| {
+                bad(
+                    &path,
+                    format!(
+                        "metadata 'seconds' is '{seconds_text}', expected a finite number of seconds >= 0"
+                    ),
+                )
+            })?;
+        if let Some(text) = info.get("optimizer") {
+            let opt: OptimConfig = serde_json::from_str(text).map_err(|e| {
+                bad(
+                    &path,
+                    format!("metadata 'optimizer' is not an optimizer configuration: {e}"),
+                )
+            })?;
+            opt.validate()
+                .map_err(|e| bad(&path, format!("metadata 'optimizer': {e}")))?;
+        }
         Ok(Checkpoint {
             meta: CheckpointMeta {
                 model,
@@ -222,6 +285,7 @@ impl Checkpoint {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        check_values(name, &values).map_err(|detail| bad(&self.path, detail))?;
         Tensor::from_slice(backend, shape, &values)
     }
 

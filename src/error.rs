@@ -20,6 +20,9 @@ pub enum Error {
     /// The loss or a gradient became NaN or infinite.
     #[error("non-finite {what} at step {step}: training stopped (try a lower --lr or --clip)")]
     NonFinite { what: &'static str, step: u64 },
+    /// Logits that cannot be sampled from (NaN or infinite).
+    #[error("cannot sample: {0}")]
+    Sampling(String),
     /// A feature that is not built (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -31,13 +31,17 @@ fn relu_and_add_are_exact() {
     // Large enough to take the multi-threaded path (slices over 1 << 14 elements).
     let n = 40_000;
     let mut x = uniform(&mut r, n, -2.0, 2.0);
-    x[..6].copy_from_slice(&[0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0]);
+    x[..7].copy_from_slice(&[0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, f32::NAN]);
     let dy = uniform(&mut r, n, -1.0, 1.0);
     let a = uniform(&mut r, n, -1.0, 1.0);
 
-    // Forward: max(x, 0), exactly.
+    // Forward: max(x, 0), exactly; NaN stays NaN (PyTorch's ReLU), never 0.
     let y = host(&be, &be.relu_forward(&t(&be, &[n], &x)).unwrap());
     for (j, (&v, &o)) in x.iter().zip(&y).enumerate() {
+        if v.is_nan() {
+            assert!(o.is_nan(), "relu(NaN) = {o} at {j}, want NaN");
+            continue;
+        }
         let want = if v > 0.0 { v } else { 0.0 };
         assert!(o == want, "relu({v}) = {o} at {j}");
     }

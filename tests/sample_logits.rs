@@ -101,15 +101,35 @@ fn values_of_zero_probability_are_never_drawn() {
 }
 
 #[test]
-fn large_logits_are_stable_and_nan_gives_255() {
+fn large_logits_are_stable_and_non_finite_logits_give_nan() {
     // Logits far beyond exp's range: the max is subtracted first.
     let mut logits = vec![1e30f32; 256];
     logits[9] = 1e30 + 1e24; // representably larger
     assert_eq!(draws(&logits, &[0.0, 0.5, 0.99]), [9, 9, 9]);
-    // A NaN logit poisons the running sum: no value qualifies, the documented fallback is 255.
-    let mut nan = vec![0.0f32; 256];
-    nan[0] = f32::NAN;
-    assert_eq!(draws(&nan, &[0.3]), [255]);
+    // A NaN or infinite logit anywhere in the row: the drawn value is NaN (the sampler then
+    // refuses it), never a silent 255.
+    let be = CpuBackend::new();
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut l = vec![0.0f32; 2 * 256];
+        l[256 + 200] = bad;
+        let out = be
+            .sample_logits(&tensor(&[2, 256], &l), &tensor(&[2, 1], &[0.3, 0.3]), false)
+            .unwrap();
+        assert!(!out.data[0].is_nan(), "a finite row is drawn");
+        assert!(out.data[1].is_nan(), "logit {bad}: drew {}", out.data[1]);
+        let out = be
+            .sample_logits(
+                &tensor(&[1, 2], &[0.5, bad]),
+                &tensor(&[1, 2], &[0.3, 0.3]),
+                true,
+            )
+            .unwrap();
+        assert!(
+            out.data[0] == 1.0 && out.data[1].is_nan(),
+            "binary {bad}: {:?}",
+            out.data
+        );
+    }
 }
 
 #[test]

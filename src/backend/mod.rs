@@ -160,7 +160,8 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         need_dx: bool,
     ) -> Result<ConvGrads<Self>>;
 
-    /// `max(x, 0)` elementwise.
+    /// `max(x, 0)` elementwise, NaN propagated (NaN stays NaN, as in PyTorch), so that a NaN
+    /// reaches the loss and its non-finite check instead of becoming 0.
     fn relu_forward(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>;
     /// `dy * (y > 0)`, where `y` is the ReLU's output.
     fn relu_backward(&self, y: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>>;
@@ -358,9 +359,20 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// [`Backend::softmax_nll`]. With `w_k = exp(l_k - max l)` and the running sums
     /// `W_k = w_0 + ... + w_k` in f32, the value is the smallest `k` with `u * W_255 < W_k`,
     /// i.e. the smallest `k` with `u < cdf(k)`: a value of zero probability is never drawn.
-    /// If no `k` qualifies (NaN or infinite logits, `u >= 1`), 255.
+    /// If no `k` qualifies (`u >= 1`), 255.
     ///
     /// Binary: `logits` `[n, c]`; 1 if `u < sigmoid(l)`, else 0.
+    ///
+    /// Non-finite logits: where one of the logits a value is drawn from is NaN or infinite
+    /// (256-way: any of that channel's 256; binary: its one), the drawn value is NaN, which the
+    /// sampler refuses with an error. Design: the drawn values are the only thing that comes
+    /// back to the host, so they carry the verdict; the kernel already holds every logit of
+    /// the row in registers, and one comparison each plus a warp vote costs nothing next to
+    /// the 256 exponentials, where a separate check would be another pass over the logits or
+    /// a download of all of them. Refusing every non-finite logit, not only those that leave
+    /// the CDF undefined (NaN, +inf, all -inf), keeps the rule one line and the same on both
+    /// backends: finite weights and inputs never give an infinite logit unless the forward
+    /// overflowed, and that result is not a distribution to sample.
     fn sample_logits(
         &self,
         logits: &Tensor<Self>,

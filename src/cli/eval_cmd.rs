@@ -98,8 +98,7 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
         }
     }
     let model = ck.load_model(&backend)?;
-    let saved: TrainConfig = serde_json::from_value(ck.meta.train.clone())
-        .with_context(|| format!("{}: unreadable training config", ck.path().display()))?;
+    let saved = TrainConfig::from_checkpoint(&ck)?;
     let spec = args.data.clone().unwrap_or(saved.data.clone());
     let data = load_dataset(
         &spec,

@@ -395,8 +395,7 @@ fn run_with<B: Backend>(
     });
     let (cfg, checkpoint) = if args.resume {
         let ck = Checkpoint::open(&out).context("--resume")?;
-        let saved: TrainConfig = serde_json::from_value(ck.meta.train.clone())
-            .with_context(|| format!("{}: unreadable training config", ck.path().display()))?;
+        let saved = TrainConfig::from_checkpoint(&ck).context("--resume")?;
         (resumed_config(&args, saved)?, Some(ck))
     } else {
         let spec = args.data.as_deref().unwrap_or(defaults::DATA);

@@ -5,7 +5,7 @@
 use super::{draw, input_value};
 use crate::backend::Backend;
 use crate::data::Images;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::tensor::Tensor;
 
@@ -71,14 +71,38 @@ fn draw_all<B: Backend>(
     let channels = cfg.channels;
     let n = imgs.len() / dims;
     let draws = &job.draws[step * job.n_total + job.offset..][..n];
+    // A value drawn from non-finite logits is refused (the backend marks it NaN; see
+    // `Backend::sample_logits` for why the check lives there).
+    let refuse = |b: usize, scaled: bool| {
+        Error::Sampling(format!(
+            "image {} has NaN or infinite logits{} at pixel ({}, {}) channel {c}: the model's \
+             forward pass overflows (check the checkpoint's weights)",
+            job.offset + b,
+            if scaled {
+                " (after dividing by the temperature)"
+            } else {
+                ""
+            },
+            p / cfg.width,
+            p % cfg.width,
+        ))
+    };
     let inv_t = 1.0 / job.temperature;
     if !inv_t.is_finite() {
         // Temperature 0: the most likely value (the uniforms are not used).
         let l = cfg.logits_per_position();
         let host = logits.to_vec(backend)?;
         for (b, &u) in draws.iter().enumerate() {
-            imgs[b * dims + p * channels + c] =
-                draw(&host[b * l..(b + 1) * l], c, channels, cfg.binary, 0.0, u);
+            let row = &host[b * l..(b + 1) * l];
+            let finite = if cfg.binary {
+                row[c].is_finite()
+            } else {
+                (0..256).all(|k| row[k * channels + c].is_finite())
+            };
+            if !finite {
+                return Err(refuse(b, false));
+            }
+            imgs[b * dims + p * channels + c] = draw(row, c, channels, cfg.binary, 0.0, u);
         }
         return Ok(());
     }
@@ -95,7 +119,11 @@ fn draw_all<B: Backend>(
         .sample_logits(&logits, &uniforms, cfg.binary)?
         .to_vec(backend)?;
     for b in 0..n {
-        imgs[b * dims + p * channels + c] = values[b * channels + c] as u8;
+        let v = values[b * channels + c];
+        if v.is_nan() {
+            return Err(refuse(b, inv_t != 1.0));
+        }
+        imgs[b * dims + p * channels + c] = v as u8;
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::{ModelConfig, Stages};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::models::{ModelConfig, ModelKind, Stages};
 use crate::optim::OptimConfig;
 
 /// Defaults of `pixelrnn train` with no flags: a small PixelCNN on the embedded binarized
@@ -60,6 +62,56 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The training configuration saved in checkpoint `ck` (its `train_config` metadata),
+    /// checked field by field against the rest of the checkpoint: the same model as
+    /// `model_config`, a valid optimizer, positive `batch`, `steps` and `eval_every`, a
+    /// `stage` only for a multi-scale model, and no more steps taken than `steps`. An error
+    /// names the file and the field.
+    pub fn from_checkpoint(ck: &Checkpoint) -> Result<TrainConfig> {
+        let bad = |detail: String| Error::Checkpoint {
+            path: ck.path().to_path_buf(),
+            detail: format!("metadata 'train_config': {detail}"),
+        };
+        let cfg: TrainConfig = serde_json::from_value(ck.meta.train.clone())
+            .map_err(|e| bad(format!("not a training configuration ({e})")))?;
+        if cfg.model != ck.meta.model {
+            return Err(bad(
+                "its 'model' differs from metadata 'model_config'".into()
+            ));
+        }
+        cfg.optim
+            .validate()
+            .map_err(|e| bad(format!("'optim': {e}")))?;
+        for (name, v) in [
+            ("batch", cfg.batch as u64),
+            ("steps", cfg.steps),
+            ("eval_every", cfg.eval_every),
+        ] {
+            if v == 0 {
+                return Err(bad(format!("'{name}' is 0, must be positive")));
+            }
+        }
+        if cfg.eval_images == Some(0) {
+            return Err(bad("'eval_images' is 0, must be positive".into()));
+        }
+        match cfg.stage {
+            None => {}
+            Some(1 | 2) if cfg.model.kind == ModelKind::MultiScale => {}
+            Some(s) => {
+                return Err(bad(format!(
+                    "'stage' {s} (only 1 or 2, for a multi-scale model)"
+                )))
+            }
+        }
+        if ck.meta.step > cfg.steps {
+            return Err(bad(format!(
+                "'steps' is {}, but metadata 'step' says {} were taken",
+                cfg.steps, ck.meta.step
+            )));
+        }
+        Ok(cfg)
+    }
+
     /// What each step trains: the `--stage` of a multi-scale model, else every stage.
     pub(super) fn stages(&self) -> Stages {
         match self.stage {

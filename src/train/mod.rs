@@ -140,7 +140,10 @@ pub fn train_ranks<B: Backend>(
         params: ranks.model.num_params(),
     });
     let mut last = None;
-    if start == 0 {
+    // The step-0 evaluation of a fresh run. A run resumed from a step-0 checkpoint already has
+    // it (the metrics lines up to the checkpoint's step are kept): recording it again would
+    // write the step-0 line twice.
+    if resume.is_none() {
         let m = recorder.record(0, None, 0.0, &mut ranks.model, &ranks.optimizer)?;
         on_event(Event::Eval(&m));
         last = Some(m);
@@ -172,5 +175,5 @@ pub fn train_ranks<B: Backend>(
         }
     }
     recorder.samples(&ranks.model)?;
-    Ok(last.expect("at least one evaluation: step 0 or the last step"))
+    Ok(last.expect("at least one evaluation: step 0 of a fresh run, or the last step"))
 }

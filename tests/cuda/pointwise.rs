@@ -30,6 +30,7 @@ crate::parity_tests! {
     position => super::check_position,
     sample_logits => super::check_sample_logits,
     sample_logits_binary => super::check_sample_logits_binary,
+    sample_logits_non_finite => super::check_sample_logits_non_finite,
     shape_errors => super::check_shape_errors,
 }
 
@@ -82,6 +83,11 @@ pub fn check_relu<E: Executor>(gpu: &CudaBackend<E>) {
         let y_cpu = cpu.relu_forward(&x).unwrap();
         let y_gpu = gpu.relu_forward(&to_gpu(gpu, &x)).unwrap();
         assert_same(&format!("relu_forward {shape:?}"), gpu, &y_gpu, &y_cpu);
+        // Element 0 is NaN (with_specials): both propagate it, neither turns it into 0.
+        assert!(
+            y_cpu.data[0].is_nan() && download(gpu, &y_gpu)[0].is_nan(),
+            "relu_forward {shape:?}: relu(NaN) must be NaN on both backends"
+        );
 
         // The output gradient holds specials too, so that `y > 0 ? dy : 0` is checked on them.
         let dy = cpu_tensor(shape, &with_specials(20 + s as u64, n));
@@ -546,6 +552,52 @@ pub fn check_sample_logits_binary<E: Executor>(gpu: &CudaBackend<E>) {
         ones > 0 && ones < rows * c,
         "binary draws are all {ones}: no test"
     );
+}
+
+/// A NaN or infinite logit anywhere in a row (any lane's register) makes that row's drawn
+/// value NaN on both backends; the rows around it are drawn as usual.
+pub fn check_sample_logits_non_finite<E: Executor>(gpu: &CudaBackend<E>) {
+    let cpu = CpuBackend::new();
+    let (rows, c) = (7usize, 3usize);
+    let mut l = vec![0.5f32; rows * 256 * c];
+    // Row r, channel r % c: a bad value at value k (lanes 0, 31, and later registers).
+    let bad = [
+        (0, 0, f32::NAN),
+        (1, 31, f32::INFINITY),
+        (2, 255, f32::NEG_INFINITY),
+        (4, 100, f32::NAN),
+        (5, 200, f32::NEG_INFINITY),
+    ];
+    for &(r, k, v) in &bad {
+        l[r * 256 * c + k * c + r % c] = v;
+    }
+    let u = vec![0.4f32; rows * c];
+    let logits = cpu_tensor(&[rows, 256 * c], &l);
+    let uniforms = cpu_tensor(&[rows, c], &u);
+    let want = cpu.sample_logits(&logits, &uniforms, false).unwrap();
+    let got = gpu
+        .sample_logits(&to_gpu(gpu, &logits), &to_gpu(gpu, &uniforms), false)
+        .unwrap();
+    assert_same("sample_logits non-finite", gpu, &got, &want);
+    for (i, &v) in want.data.iter().enumerate() {
+        let marked = bad.iter().any(|&(r, _, _)| i == r * c + r % c);
+        assert_eq!(
+            v.is_nan(),
+            marked,
+            "sample_logits non-finite: element {i} is {v}"
+        );
+    }
+    let lb = [0.3, f32::NAN, f32::INFINITY, -2.0, f32::NEG_INFINITY, 7.0];
+    let ub = [0.5f32; 6];
+    let logits = cpu_tensor(&[2, 3], &lb);
+    let uniforms = cpu_tensor(&[2, 3], &ub);
+    let want = cpu.sample_logits(&logits, &uniforms, true).unwrap();
+    let got = gpu
+        .sample_logits(&to_gpu(gpu, &logits), &to_gpu(gpu, &uniforms), true)
+        .unwrap();
+    assert_same("sample_logits binary non-finite", gpu, &got, &want);
+    let nans: Vec<bool> = want.data.iter().map(|v| v.is_nan()).collect();
+    assert_eq!(nans, [false, true, true, false, true, false]);
 }
 
 /// Mismatched shapes are errors (no panic, no launch).

@@ -49,11 +49,23 @@ pub fn par_build<S>(
     v
 }
 
-/// `max(x, 0)`.
+/// `max(x, 0)`, with NaN propagated (as PyTorch's ReLU does): `f32::max` would turn a NaN
+/// into 0 and hide it from the non-finite-loss check. Same expression as the kernel's
+/// `elementwise_relu_fwd_v1`.
+#[inline]
+pub fn relu(v: f32) -> f32 {
+    if v > 0.0 || v.is_nan() {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// [`relu`] of every element.
 pub fn relu_forward(x: &[f32]) -> Vec<f32> {
     x.par_iter()
         .with_min_len(MIN_LEN)
-        .map(|&v| v.max(0.0))
+        .map(|&v| relu(v))
         .collect()
 }
 

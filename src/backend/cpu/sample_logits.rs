@@ -31,9 +31,13 @@ pub fn draw_softmax(logit: impl Fn(usize) -> f32, u: f32) -> usize {
     cum.iter().position(|&c| target < c).unwrap_or(LEVELS - 1)
 }
 
-/// 1 if `u < sigmoid(l)`, else 0 (sigmoid evaluated without overflow, as in the kernel).
+/// 1 if `u < sigmoid(l)`, else 0 (sigmoid evaluated without overflow, as in the kernel); NaN
+/// if `l` is NaN or infinite (see [`crate::backend::Backend::sample_logits`]).
 #[inline]
 pub fn draw_binary(l: f32, u: f32) -> f32 {
+    if !l.is_finite() {
+        return f32::NAN;
+    }
     let p = if l >= 0.0 {
         1.0 / (1.0 + (-l).exp())
     } else {
@@ -48,7 +52,8 @@ pub fn draw_binary(l: f32, u: f32) -> f32 {
 }
 
 /// 256-way: `logits` `[rows, 256 * channels]` (value `k` of channel `c` at
-/// `k * channels + c`), `uniforms` `[rows, channels]` -> drawn values `[rows, channels]`.
+/// `k * channels + c`), `uniforms` `[rows, channels]` -> drawn values `[rows, channels]`; NaN
+/// where one of that channel's 256 logits is NaN or infinite.
 pub fn sample_softmax(logits: &[f32], uniforms: &[f32], channels: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; uniforms.len()];
     out.par_chunks_mut(channels)
@@ -57,7 +62,12 @@ pub fn sample_softmax(logits: &[f32], uniforms: &[f32], channels: usize) -> Vec<
         .with_min_len(MIN_ROWS)
         .for_each(|((out, u), l)| {
             for (c, (o, &u)) in out.iter_mut().zip(u).enumerate() {
-                *o = draw_softmax(|k| l[k * channels + c], u) as f32;
+                let logit = |k: usize| l[k * channels + c];
+                *o = if (0..LEVELS).all(|k| logit(k).is_finite()) {
+                    draw_softmax(logit, u) as f32
+                } else {
+                    f32::NAN
+                };
             }
         });
     out

@@ -18,14 +18,16 @@ use crate::backend::geometry::head::{Targets, LEVELS};
 /// within 2 ulp of the true value: Cephes' `expf` range reduction (`x = n ln2 + r`, `|r| <=
 /// ln2 / 2`, ln2 split in two for an exact `n ln2`) and its degree-7 polynomial, with the
 /// rounding of `x / ln2` done by the 1.5 * 2^23 trick so that no rounding instruction is
-/// needed. Branch-free, so loops over it vectorise.
+/// needed. Branch-free, so loops over it vectorise. NaN gives NaN (as libm's `expf`, the
+/// kernels' exponential), so neither the loss nor the LSTM gates hide a NaN input.
 #[inline(always)]
 pub fn exp_neg(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
-    let x = x.max(-87.0);
+    // Not `x.max(-87.0)`: f32::max would turn NaN into -87, a finite 1.6e-38.
+    let x = if x < -87.0 { -87.0 } else { x };
     let shifted = x * LOG2E + MAGIC;
     // The low mantissa bits of `shifted` hold `n` (|n| <= 126) as a two's-complement integer.
     let n_int = shifted.to_bits().wrapping_sub(MAGIC.to_bits());
@@ -68,7 +70,12 @@ fn one(buf: &mut [f32; LEVELS], target: usize, grad_scale: f32) -> f32 {
         *v *= inv;
     }
     buf[target] -= grad_scale;
-    max + sum.ln() - l_t
+    // `(max - l_t) + ln(sum)`, not `max + ln(sum) - l_t`: with logits of large magnitude
+    // (|max| ~ 1e12, ulp 65536) `max + ln(sum)` rounds back to `max` and the NLL of equal
+    // logits came out 0 instead of ln 256. `max - l_t` is exact when the two are within a
+    // factor 2 (Sterbenz) and 0 when they are equal, so the NLL keeps f32's relative precision
+    // whatever the logits' magnitude (README, "Errors": what the f32 loss can represent).
+    (max - l_t) + sum.ln()
 }
 
 /// The per-row kernel: every channel of one position.
@@ -176,5 +183,11 @@ mod tests {
         // 2 ulp of fp32 is 2.4e-7.
         assert!(worst < 2.5e-7, "worst relative error {worst}");
         assert!(exp_neg(f32::NEG_INFINITY) > 0.0 && exp_neg(-1e30) < 1e-37);
+    }
+
+    #[test]
+    fn exp_neg_of_nan_is_nan() {
+        assert!(exp_neg(f32::NAN).is_nan());
+        assert!(exp_neg(-f32::NAN).is_nan());
     }
 }
