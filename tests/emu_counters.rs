@@ -60,7 +60,7 @@ fn load(
 }
 
 /// The one site of `space` and `op` in `c`.
-fn only<'a>(c: &'a LaunchCounters, space: MemSpace, op: AccessOp) -> &'a SiteCounters {
+fn only(c: &LaunchCounters, space: MemSpace, op: AccessOp) -> &SiteCounters {
     let sites = c.sites_of(space, op);
     assert_eq!(
         sites.len(),
