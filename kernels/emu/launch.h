@@ -2,7 +2,8 @@
 // kernels/*.cu, compiled with PIXELRNN_EMU) and the emulator runtime (runtime/).
 //
 // For each emulated kernel K the generated unit defines
-//   extern "C" const PixelrnnEmuKernel pixelrnn_emu_kernel_K = {"K", entry, nparams, max};
+//   extern "C" const PixelrnnEmuKernel pixelrnn_emu_kernel_K = {"K", entry, nparams, max,
+//                                                                counted_entry};
 // where `entry` unpacks a cuLaunchKernel-style argument array (args[i] points to the i-th
 // argument's value) into the typed call, and `max` is the first argument of the kernel's
 // __launch_bounds__ (0 without one), evaluated by the C++ compiler so that macros work.
@@ -20,6 +21,9 @@ typedef struct PixelrnnEmuKernel {
     void (*entry)(void** args);
     int nparams;
     int max_threads;
+    // The same kernel from the counted unit (compiled with -fsanitize=thread; its accesses
+    // call the memory counters of runtime/counters.cpp).
+    void (*counted_entry)(void** args);
 } PixelrnnEmuKernel;
 }
 

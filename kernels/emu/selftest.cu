@@ -191,6 +191,51 @@ selftest_half_v1(const float* __restrict__ x, float* __restrict__ out, int n) {
     }
 }
 
+// Memory-counter kernels (tests/emu_counters.rs): access patterns whose sectors per request and
+// bank conflicts are known.
+
+// y[i] = x[offset + i * stride]: one fp32 load and one fp32 store per thread.
+// Launch: n threads in all, x of at least offset + (n - 1) * stride + 1 floats.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_count_load_v1(const float* __restrict__ x, float* __restrict__ y, int stride,
+                       int offset) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    y[i] = x[offset + i * stride];
+}
+
+// y[i] = the sum of float4 number i of x: one 16-byte load per thread.
+// Launch: n threads in all, x of 4 n floats.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_count_load4_v1(const float* __restrict__ x, float* __restrict__ y) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    const float4 v = reinterpret_cast<const float4*>(x)[i];
+    y[i] = v.x + v.y + v.z + v.w;
+}
+
+// One block of 32 threads fills 1024 floats of shared memory (static, or dynamic when
+// `dynamic`) conflict-free, then y[t] = s[(t * stride) % 1024]: stride 0 is a broadcast, 1 no
+// conflict, 2 a 2-way and 32 a 32-way conflict.
+// Launch: grid 1, block 32; 4096 bytes of dynamic shared memory when `dynamic`.
+PIXELRNN_KERNEL void __launch_bounds__(32)
+selftest_count_shared_v1(const float* __restrict__ x, float* __restrict__ y, int stride,
+                         int dynamic) {
+    __shared__ float fixed[1024];
+    PIXELRNN_DYNAMIC_SHARED(float, dyn);
+    float* s = dynamic ? dyn : fixed;
+    const int t = threadIdx.x;
+    for (int j = 0; j < 32; ++j) s[j * 32 + t] = x[j * 32 + t];
+    __syncthreads();
+    y[t] = s[(t * stride) % 1024];
+}
+
+// Every thread adds 1 to acc[0] and to count[0] (atomics, which the counted build must still
+// perform atomically). Launch: any grid.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_count_atomic_v1(float* __restrict__ acc, int* __restrict__ count) {
+    atomicAdd(&acc[0], 1.0f);
+    atomicAdd(&count[0], 1);
+}
+
 // A kernel the emulator cannot run (inline PTX): marked GPU-only, left out of the emulator
 // build, listed with emulated = false. Never compiled to PTX either (self-test file).
 #ifndef PIXELRNN_EMU

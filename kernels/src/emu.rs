@@ -70,6 +70,48 @@ impl Default for EmuError {
     }
 }
 
+/// `PixelrnnEmuSite`: the memory counters of one access site over a counted launch
+/// (docs/emulator.md, "Memory counters"). A warp request is the k-th execution of the site by
+/// the lanes of one warp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmuSite {
+    /// The instruction address of the access (the return address of its counter callback).
+    pub pc: u64,
+    /// `pc` minus the load address of the binary that holds it (for `addr2line -e BINARY`).
+    pub module_offset: u64,
+    /// 0 global memory (an argument buffer), 1 shared memory.
+    pub space: c_int,
+    /// 0 load, 1 store, 2 atomic read-modify-write.
+    pub op: c_int,
+    /// The largest access of one lane, in bytes (4 for fp32, 16 for float4).
+    pub access_bytes: c_uint,
+    /// Shared memory: the largest bank-conflict degree of one request.
+    pub max_degree: c_uint,
+    /// Warp requests.
+    pub requests: u64,
+    /// Lane accesses (at most 32 per request).
+    pub lane_accesses: u64,
+    /// Bytes the lanes asked for, summed over lanes and requests.
+    pub bytes: u64,
+    /// Distinct bytes of each request, summed over requests.
+    pub unique_bytes: u64,
+    /// Global memory: distinct 32-byte sectors of each request, summed over requests.
+    pub sectors: u64,
+    /// Shared memory: the conflict degree of each request (the most distinct 4-byte words one
+    /// of the 32 banks serves), summed over requests.
+    pub wavefronts: u64,
+    /// Shared memory: the conflict-free minimum, ceil(distinct words / 32), summed.
+    pub ideal_wavefronts: u64,
+}
+
+/// The counters of one counted launch, owned by the runtime until
+/// [`pixelrnn_emu_counters_free`].
+#[repr(C)]
+pub struct EmuCounters {
+    _opaque: [u8; 0],
+}
+
 extern "C" {
     /// A buffer of `len` floats: 128-byte aligned, or flush against a guard page (`guarded`).
     pub fn pixelrnn_emu_alloc(len: usize, guarded: c_int) -> *mut f32;
@@ -80,6 +122,8 @@ extern "C" {
     /// The name of emulated kernel `i` (a static NUL-terminated string).
     pub fn pixelrnn_emu_name(i: usize) -> *const c_char;
     /// Runs kernel `name` on `grid` x `block` threads; 0 on success, else `err` says why.
+    /// With `counters_out` non-null the launch runs the counted build of the kernel and, on
+    /// success, stores its counters there (free them with [`pixelrnn_emu_counters_free`]).
     #[allow(clippy::too_many_arguments)]
     pub fn pixelrnn_emu_launch(
         name: *const c_char,
@@ -94,5 +138,12 @@ extern "C" {
         workers: c_uint,
         bounds_check: c_int,
         err: *mut EmuError,
+        counters_out: *mut *mut EmuCounters,
     ) -> c_int;
+    /// The sites of `c` (`*n` of them, ordered by address; valid until `c` is freed).
+    pub fn pixelrnn_emu_counters_sites(c: *const EmuCounters, n: *mut usize) -> *const EmuSite;
+    /// The distinct 32-byte sectors of global memory the launch read and wrote.
+    pub fn pixelrnn_emu_counters_sectors(c: *const EmuCounters, read: *mut u64, written: *mut u64);
+    /// Frees the counters of a launch.
+    pub fn pixelrnn_emu_counters_free(c: *mut EmuCounters);
 }

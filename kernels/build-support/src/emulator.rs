@@ -7,6 +7,12 @@
 //! together with the runtime (kernels/emu/runtime/, [`RUNTIME_SOURCES`]) and the kernel table.
 //! Kernels marked GPU-only are left out. A C++ compile error fails the build with the
 //! compiler's message: a kernel that the emulator cannot run would otherwise go untested.
+//!
+//! Every kernel file is compiled twice: the normal unit (what parity runs execute) and the
+//! counted unit ([`generated_counted_unit`], [`COUNTED_CXX_FLAGS`]), instrumented with
+//! `-fsanitize=thread` so that every memory access calls the memory counters of
+//! kernels/emu/runtime/counters.cpp; a launch with counters on runs the counted copy. The
+//! normal units are compiled exactly as before, so the counters cost nothing when off.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -53,6 +59,16 @@ const EMU_CXX_FLAGS: &[&str] = &[
     "-Werror=return-type",
 ];
 
+/// Extra flags of the counted units: GCC's ThreadSanitizer instrumentation (only its calls; the
+/// runtime defines the `__tsan_*` callbacks and libtsan is not linked), no function entry/exit
+/// calls, and no scalar replacement of aggregates, so that a `float4` copy stays one 16-byte
+/// access instead of four 4-byte ones.
+pub const COUNTED_CXX_FLAGS: &[&str] = &[
+    "-fsanitize=thread",
+    "--param=tsan-instrument-func-entry-exit=0",
+    "-fno-tree-sra",
+];
+
 /// The runtime's sources in kernels/emu/runtime/, one job each (its runtime.h lists them).
 pub const RUNTIME_SOURCES: &[&str] = &[
     "context.cpp",
@@ -61,6 +77,7 @@ pub const RUNTIME_SOURCES: &[&str] = &[
     "memory.cpp",
     "faults.cpp",
     "grid.cpp",
+    "counters.cpp",
     "c_api.cpp",
 ];
 
@@ -74,6 +91,8 @@ struct Unit {
     fresh: bool,
     /// The kernel source.
     src: PathBuf,
+    /// The counted copy (compiled with [`COUNTED_CXX_FLAGS`] too).
+    counted: bool,
 }
 
 /// Compiles the emulator units of `modules` (stale ones only), the runtime and the kernel
@@ -86,23 +105,36 @@ pub fn compile(kernels_dir: &Path, out_dir: &Path, modules: &[KernelFile]) {
     let newest_header = newest_header(kernels_dir);
     let mut units = Vec::new();
     for m in modules {
-        let tu = build_dir.join(format!("emu_{}.cpp", m.name));
-        write_if_changed(&tu, &generated_unit(m));
-        let obj = build_dir.join(format!("emu_{}.o", m.name));
-        let inputs_newest = [modified(&tu), modified(&m.path), newest_header]
-            .into_iter()
-            .flatten()
-            .max();
-        let fresh = match (modified(&obj), inputs_newest) {
-            (Some(o), Some(i)) => o > i,
-            _ => false,
-        };
-        units.push(Unit {
-            tu,
-            obj,
-            fresh,
-            src: m.path.clone(),
-        });
+        for counted in [false, true] {
+            let stem = if counted {
+                format!("emu_counted_{}", m.name)
+            } else {
+                format!("emu_{}", m.name)
+            };
+            let tu = build_dir.join(format!("{stem}.cpp"));
+            let contents = if counted {
+                generated_counted_unit(m)
+            } else {
+                generated_unit(m)
+            };
+            write_if_changed(&tu, &contents);
+            let obj = build_dir.join(format!("{stem}.o"));
+            let inputs_newest = [modified(&tu), modified(&m.path), newest_header]
+                .into_iter()
+                .flatten()
+                .max();
+            let fresh = match (modified(&obj), inputs_newest) {
+                (Some(o), Some(i)) => o > i,
+                _ => false,
+            };
+            units.push(Unit {
+                tu,
+                obj,
+                fresh,
+                src: m.path.clone(),
+                counted,
+            });
+        }
     }
     let table_path = build_dir.join("emu_table.cpp");
     write_if_changed(&table_path, &kernel_table(modules));
@@ -218,8 +250,11 @@ fn compile_stale(compiler: &cc::Tool, kernels_dir: &Path, units: &[Unit]) -> Str
 /// warnings).
 fn compile_unit(compiler: &cc::Tool, kernels_dir: &Path, unit: &Unit) -> String {
     let mut cmd = compiler.to_command();
-    cmd.args(EMU_CXX_FLAGS)
-        .arg("-I")
+    cmd.args(EMU_CXX_FLAGS);
+    if unit.counted {
+        cmd.args(COUNTED_CXX_FLAGS);
+    }
+    cmd.arg("-I")
         .arg(kernels_dir.join("emu").join("include"))
         .arg("-I")
         .arg(kernels_dir)
@@ -296,9 +331,47 @@ pub fn generated_unit(m: &KernelFile) -> String {
         };
         let _ = writeln!(
             s,
-            "static void pixelrnn_emu_entry_{name}(void** args) {{ ::pixelrnn_emu::invoke(&{f}, args); }}\nextern \"C\" const PixelrnnEmuKernel pixelrnn_emu_kernel_{name} = {{\"{name}\", &pixelrnn_emu_entry_{name}, {n}, {bounds}}};",
+            "static void pixelrnn_emu_entry_{name}(void** args) {{ ::pixelrnn_emu::invoke(&{f}, args); }}\nextern \"C\" void pixelrnn_emu_counted_entry_{name}(void** args);\nextern \"C\" const PixelrnnEmuKernel pixelrnn_emu_kernel_{name} = {{\"{name}\", &pixelrnn_emu_entry_{name}, {n}, {bounds}, &pixelrnn_emu_counted_entry_{name}}};",
             name = k.name,
             n = k.params.len()
+        );
+    }
+    s
+}
+
+/// The counted copy of unit [`generated_unit`]: the same source in a namespace of its own,
+/// every kernel renamed `pixelrnn_emu_counted_<name>` (a macro before the include, so that the
+/// extern "C" names of the two copies differ), and one extern "C" entry per kernel,
+/// `pixelrnn_emu_counted_entry_<name>`, that the normal unit's table entry points to. Compiled
+/// with [`COUNTED_CXX_FLAGS`] as well.
+pub fn generated_counted_unit(m: &KernelFile) -> String {
+    let ns = format!("pixelrnn_emu_counted_module_{}", m.name);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "// @generated by build.rs: {} for the CPU emulator's memory counters.\n// flags: {} {}",
+        m.path.display(),
+        EMU_CXX_FLAGS.join(" "),
+        COUNTED_CXX_FLAGS.join(" ")
+    );
+    s.push_str("#define PIXELRNN_EMU 1\n#define PIXELRNN_EMU_COUNTED 1\n#include \"emu/cuda_emu.h\"\n#include \"emu/launch.h\"\n");
+    let kernels: Vec<_> = m.kernels.iter().filter(|k| !k.gpu_only).collect();
+    for k in &kernels {
+        let _ = writeln!(s, "#define {0} pixelrnn_emu_counted_{0}", k.name);
+    }
+    let _ = writeln!(
+        s,
+        "namespace {ns} {{\n#include {:?}\n}}  // namespace {ns}",
+        m.path.display().to_string()
+    );
+    for k in &kernels {
+        let _ = writeln!(s, "#undef {}", k.name);
+    }
+    for k in &kernels {
+        let _ = writeln!(
+            s,
+            "extern \"C\" void pixelrnn_emu_counted_entry_{name}(void** args) {{ ::pixelrnn_emu::invoke(&{ns}::pixelrnn_emu_counted_{name}, args); }}",
+            name = k.name
         );
     }
     s
@@ -344,7 +417,23 @@ mod tests {
             ),
             "{unit}"
         );
-        assert!(unit.contains("pixelrnn_emu_kernel_fill_fwd_v1 = {\"fill_fwd_v1\", &pixelrnn_emu_entry_fill_fwd_v1, 2, PIXELRNN_EMU_FIRST(256)};"), "{unit}");
+        assert!(unit.contains("pixelrnn_emu_kernel_fill_fwd_v1 = {\"fill_fwd_v1\", &pixelrnn_emu_entry_fill_fwd_v1, 2, PIXELRNN_EMU_FIRST(256), &pixelrnn_emu_counted_entry_fill_fwd_v1};"), "{unit}");
+        assert!(
+            !unit.contains("fill_tc_v2"),
+            "GPU-only kernels are left out:\n{unit}"
+        );
+    }
+
+    #[test]
+    fn the_counted_unit_renames_the_kernels_and_defines_their_counted_entries() {
+        let unit = generated_counted_unit(&file());
+        assert!(unit.contains("-fsanitize=thread"), "{unit}");
+        assert!(unit.contains("#define PIXELRNN_EMU_COUNTED 1\n"), "{unit}");
+        assert!(
+            unit.contains("#define fill_fwd_v1 pixelrnn_emu_counted_fill_fwd_v1\nnamespace pixelrnn_emu_counted_module_fill {\n#include \"/repo/kernels/fill.cu\"\n}  // namespace pixelrnn_emu_counted_module_fill\n#undef fill_fwd_v1\n"),
+            "{unit}"
+        );
+        assert!(unit.contains("extern \"C\" void pixelrnn_emu_counted_entry_fill_fwd_v1(void** args) { ::pixelrnn_emu::invoke(&pixelrnn_emu_counted_module_fill::pixelrnn_emu_counted_fill_fwd_v1, args); }"), "{unit}");
         assert!(
             !unit.contains("fill_tc_v2"),
             "GPU-only kernels are left out:\n{unit}"

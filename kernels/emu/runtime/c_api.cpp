@@ -1,9 +1,21 @@
 // runtime/c_api.cpp: the runtime's C interface, declared on the Rust side by kernels/src/emu.rs
 // (the structs it fills are in runtime.h): buffers with or without guard pages, the table of
 // emulated kernels, and the launch, which checks the kernel's name, argument count and launch
-// configuration against the device's limits before running the grid.
+// configuration against the device's limits before running the grid, and the memory counters
+// of a counted launch.
+
+#include <dlfcn.h>
+
+#include <algorithm>
 
 #include "runtime.h"
+
+// The memory counters of one counted launch (pixelrnn_emu_launch's `counters_out`).
+struct PixelrnnEmuCounters {
+    std::vector<PixelrnnEmuSite> sites;  // ordered by address
+    unsigned long long sectors_read = 0;
+    unsigned long long sectors_written = 0;
+};
 
 // The generated table of emulated kernels (build.rs).
 extern "C" const PixelrnnEmuKernel* const pixelrnn_emu_kernels[];
@@ -39,8 +51,10 @@ const char* pixelrnn_emu_name(size_t i) {
 int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned block[3],
                         unsigned shared_bytes, void** args, size_t nargs,
                         const PixelrnnEmuBuf* bufs, size_t nbufs, unsigned long long seed,
-                        unsigned workers, int bounds_check, PixelrnnEmuError* e) {
+                        unsigned workers, int bounds_check, PixelrnnEmuError* e,
+                        PixelrnnEmuCounters** counters_out) {
     memset(e, 0, sizeof *e);
+    if (counters_out) *counters_out = nullptr;
     const PixelrnnEmuKernel* kernel = nullptr;
     for (size_t i = 0; i < pixelrnn_emu_kernel_count; ++i) {
         if (strcmp(pixelrnn_emu_kernels[i]->name, name) == 0) {
@@ -99,6 +113,8 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
     L.nbufs = nbufs;
     L.nblocks = (uint64_t)grid[0] * grid[1] * grid[2];
     L.error = e;
+    LaunchCounters counters;
+    if (counters_out) L.counters = &counters;
 
     uint64_t nworkers = workers == 0 ? 1 : workers;
     if (nworkers > L.nblocks) nworkers = L.nblocks;
@@ -106,7 +122,51 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
     if (nworkers > 1) helpers.submit(&L, (int)(nworkers - 1));
     run_worker(&L);
     if (nworkers > 1) helpers.wait(&L);
+    if (counters_out && e->code == 0) {
+        PixelrnnEmuCounters* c = new PixelrnnEmuCounters;
+        c->sectors_read = counters.read_sectors.size();
+        c->sectors_written = counters.written_sectors.size();
+        for (const auto& [key, t] : counters.sites) {
+            PixelrnnEmuSite s;
+            memset(&s, 0, sizeof s);
+            s.pc = t.pc;
+            Dl_info info;
+            if (dladdr((void*)(uintptr_t)t.pc, &info) != 0 && info.dli_fbase) {
+                s.module_offset = t.pc - (unsigned long long)(uintptr_t)info.dli_fbase;
+            }
+            s.space = t.space;
+            s.op = t.op;
+            s.access_bytes = t.access_bytes;
+            s.max_degree = t.max_degree;
+            s.requests = t.requests;
+            s.lane_accesses = t.lane_accesses;
+            s.bytes = t.bytes;
+            s.unique_bytes = t.unique_bytes;
+            s.sectors = t.sectors;
+            s.wavefronts = t.wavefronts;
+            s.ideal_wavefronts = t.ideal_wavefronts;
+            c->sites.push_back(s);
+        }
+        std::sort(c->sites.begin(), c->sites.end(),
+                  [](const PixelrnnEmuSite& a, const PixelrnnEmuSite& b) {
+                      return a.pc != b.pc ? a.pc < b.pc
+                                          : (a.space != b.space ? a.space < b.space : a.op < b.op);
+                  });
+        *counters_out = c;
+    }
     return e->code;
 }
+
+// The sites of `c` (`*n` of them, ordered by address) and its distinct sectors.
+const PixelrnnEmuSite* pixelrnn_emu_counters_sites(const PixelrnnEmuCounters* c, size_t* n) {
+    *n = c->sites.size();
+    return c->sites.data();
+}
+void pixelrnn_emu_counters_sectors(const PixelrnnEmuCounters* c, unsigned long long* read,
+                                   unsigned long long* written) {
+    *read = c->sectors_read;
+    *written = c->sectors_written;
+}
+void pixelrnn_emu_counters_free(PixelrnnEmuCounters* c) { delete c; }
 
 }  // extern "C"

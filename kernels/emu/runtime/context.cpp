@@ -99,7 +99,8 @@ void make_context(Context* ctx, char* stack, size_t bytes, void* arg) {
 void fiber_main(void* arg) {
     Fiber* f = static_cast<Fiber*>(arg);
     Worker* w = f->worker;
-    w->launch->kernel->entry(w->launch->args);
+    const Launch* L = w->launch;
+    (L->counters ? L->kernel->counted_entry : L->kernel->entry)(L->args);
     f->state = DONE;
     w->in_fiber = 0;
     switch_context(&f->ctx, &w->sched);

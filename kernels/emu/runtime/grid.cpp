@@ -81,6 +81,7 @@ void run_worker(Launch* L) {
     tl_block_dim = L->block;
     tl_grid_dim = L->grid;
     tl_dynamic_shared = w->dyn;
+    counters_begin_worker(w, L);
     for (;;) {
         if (L->failed.load(std::memory_order_relaxed)) break;
         const uint64_t b = L->next_block.fetch_add(1);
@@ -89,7 +90,9 @@ void run_worker(Launch* L) {
             record_error(L, e);
             break;
         }
+        if (w->counting) counters_end_block(w);
     }
+    if (w->counting) counters_end_worker(w, L);
     tl_worker = prev_worker;
     tl_thread_idx = prev_tid;
     tl_dynamic_shared = nullptr;

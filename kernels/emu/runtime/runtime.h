@@ -26,6 +26,7 @@
 //   memory.cpp      guarded allocations, a worker's stacks and dynamic shared memory
 //   faults.cpp      the SIGSEGV/SIGBUS/SIGFPE handler and the error it reports
 //   grid.cpp        a launch's grid: pooled workers, helper threads, the thread-locals
+//   counters.cpp    the memory counters (opt-in): the __tsan_* callbacks of the counted units
 //   c_api.cpp       the C interface (kernels/src/emu.rs declares it)
 #pragma once
 
@@ -45,6 +46,8 @@
 #include <condition_variable>
 #include <deque>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 // PIXELRNN_EMU_UCONTEXT forces the portable context switch (to test it on x86-64).
@@ -78,6 +81,23 @@ typedef struct PixelrnnEmuError {
     unsigned thread[3];
     char message[1024];
 } PixelrnnEmuError;
+
+// One access site's memory counters over a launch (kernels/src/emu.rs documents the fields).
+typedef struct PixelrnnEmuSite {
+    unsigned long long pc;
+    unsigned long long module_offset;
+    int space;  // 0 global, 1 shared
+    int op;     // 0 load, 1 store, 2 atomic
+    unsigned access_bytes;
+    unsigned max_degree;
+    unsigned long long requests;
+    unsigned long long lane_accesses;
+    unsigned long long bytes;
+    unsigned long long unique_bytes;
+    unsigned long long sectors;
+    unsigned long long wavefronts;
+    unsigned long long ideal_wavefronts;
+} PixelrnnEmuSite;
 
 }  // extern "C"
 
@@ -163,6 +183,26 @@ struct Fiber {
     const char* trap_why = nullptr;
 };
 
+// Memory counters (counters.cpp). Spaces and operations of an access.
+enum CountSpace : int { COUNT_GLOBAL = 0, COUNT_SHARED = 1 };
+enum CountOp : int { COUNT_LOAD = 0, COUNT_STORE = 1, COUNT_ATOMIC = 2 };
+// One site's totals (the fields of PixelrnnEmuSite, before the module offset is known).
+struct SiteTotals {
+    uint64_t pc = 0;
+    int space = 0;
+    int op = 0;
+    uint32_t access_bytes = 0;
+    uint32_t max_degree = 0;
+    uint64_t requests = 0, lane_accesses = 0, bytes = 0, unique_bytes = 0, sectors = 0;
+    uint64_t wavefronts = 0, ideal_wavefronts = 0;
+};
+// The counters of one launch, merged from its workers.
+struct LaunchCounters {
+    std::mutex mu;
+    std::unordered_map<uint64_t, SiteTotals> sites;
+    std::unordered_set<uint64_t> read_sectors, written_sectors;
+};
+struct WorkerCounters;
 struct Launch {
     const PixelrnnEmuKernel* kernel;
     void** args;
@@ -178,6 +218,8 @@ struct Launch {
     std::atomic<bool> failed{false};
     std::mutex error_mu;
     PixelrnnEmuError* error;
+    // Non-null when the launch counts memory accesses (it then runs the counted units).
+    LaunchCounters* counters = nullptr;
     // Helper-thread slots of this launch that have not finished (see HelperPool).
     int helpers_running = 0;
 };
@@ -205,6 +247,8 @@ struct Worker {
     size_t dyn_bytes = 0;
     bool dyn_guarded = false;
     uint64_t rng = 0;
+    // The counting state of the launch this worker runs (null when counters are off).
+    WorkerCounters* counting = nullptr;
 
     ~Worker();
     // Makes `n` fibers with stacks; false when out of memory.
@@ -243,6 +287,11 @@ struct HelperPool {
 // The helper threads of every launch (grid.cpp).
 HelperPool& helper_pool();
 
+// Memory counters (counters.cpp): a worker starts counting for `L` (when L->counters is set),
+// adds a finished block's requests to its totals, merges its totals into L->counters.
+void counters_begin_worker(Worker* w, Launch* L);
+void counters_end_block(Worker* w);
+void counters_end_worker(Worker* w, Launch* L);
 // Runs blocks of `L` on a pooled worker until none is left or the launch failed (grid.cpp).
 void run_worker(Launch* L);
 

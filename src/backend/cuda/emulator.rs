@@ -9,10 +9,17 @@
 //! [`EmuOptions::bounds_check`] every buffer ends flush against a guard page, and an access
 //! past its end is reported with the kernel, the buffer, the index, the block and the thread.
 //! A deadlock (a barrier or warp operation that cannot complete) is an error, not a hang.
-//! See docs/emulator.md.
+//!
+//! Memory counters (opt-in: [`Emulator::with_counters`], [`Emulator::set_counters`], or
+//! `PIXELRNN_EMU_COUNTERS=1` in the environment): every launch then runs the instrumented copy
+//! of its kernel and records, per access site, warp requests, 32-byte sectors, bytes and
+//! shared-memory bank conflicts ([`LaunchCounters`], [`SiteCounters`], taken with
+//! [`Emulator::take_counters`]). See docs/emulator.md.
 
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use super::executor::{check_args, Arg, Executor, LaunchCfg};
 use crate::error::{Error, Result};
@@ -41,15 +48,188 @@ impl Default for EmuOptions {
     }
 }
 
+/// The environment variable that turns the memory counters on for every [`Emulator`] made
+/// while it is `1`.
+pub const COUNTERS_ENV: &str = "PIXELRNN_EMU_COUNTERS";
+
+/// Which memory an access site reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemSpace {
+    /// Global memory: an argument buffer of the launch.
+    Global,
+    /// Shared memory of the block (static `__shared__` or dynamic).
+    Shared,
+}
+
+/// What an access site does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessOp {
+    /// A load.
+    Load,
+    /// A store.
+    Store,
+    /// An atomic read-modify-write (`atomicAdd`, ...; the emulation of a float `atomicAdd` is
+    /// a compare-and-swap, one per attempt).
+    Atomic,
+}
+
+/// The memory counters of one static access site (one instruction of the instrumented kernel
+/// code) over one launch. A warp request is the k-th execution of the site by the lanes of one
+/// warp (lanes that skip the site do not take part: a partial request).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteCounters {
+    /// The site's number in its launch: sites ordered by instruction address, so the same
+    /// build gives the same numbers.
+    pub index: usize,
+    /// The instruction address of the access in this process.
+    pub pc: u64,
+    /// `pc` minus the load address of the binary: `addr2line -f -i -e BINARY 0xOFFSET` names
+    /// the function (the counted copy of the kernel, `pixelrnn_emu_counted_<kernel>`) and,
+    /// in a build with debug line tables, the source line.
+    pub module_offset: u64,
+    /// Global or shared memory.
+    pub space: MemSpace,
+    /// Load, store or atomic.
+    pub op: AccessOp,
+    /// The widest access of one lane in bytes (4 for an fp32, 16 for a `float4`).
+    pub access_bytes: u32,
+    /// Warp requests.
+    pub requests: u64,
+    /// Lane accesses over all requests (32 per request for a full warp).
+    pub lane_accesses: u64,
+    /// Bytes requested: every lane's access size, summed.
+    pub bytes: u64,
+    /// Distinct bytes of each request (lanes reading the same bytes count once), summed.
+    pub unique_bytes: u64,
+    /// Global memory: distinct 32-byte sectors of each request, summed over requests (0 for
+    /// shared memory).
+    pub sectors: u64,
+    /// Shared memory: each request's bank-conflict degree, summed: the most distinct 4-byte
+    /// words that one of the 32 banks (of 4 bytes) must serve; lanes on the same word are a
+    /// broadcast. 1 per request is conflict-free for accesses of up to 4 bytes. (0 for global.)
+    pub wavefronts: u64,
+    /// Shared memory: the conflict-free minimum of each request, ceil(distinct words / 32),
+    /// summed (more than 1 per request for 8- and 16-byte accesses).
+    pub ideal_wavefronts: u64,
+    /// Shared memory: the largest conflict degree of one request.
+    pub max_conflict: u32,
+}
+
+impl SiteCounters {
+    /// Global memory: 32-byte sectors per warp request (4 for a coalesced fp32 warp load).
+    pub fn sectors_per_request(&self) -> f64 {
+        ratio(self.sectors, self.requests)
+    }
+
+    /// Global memory: the fraction of the sectors' bytes that the lanes used,
+    /// `unique_bytes / (sectors * 32)` (1.0 coalesced, 0.125 for fp32 at a stride of 32).
+    pub fn efficiency(&self) -> f64 {
+        ratio(self.unique_bytes, self.sectors * 32)
+    }
+
+    /// Shared memory: the mean bank-conflict degree per request (1.0 conflict-free).
+    pub fn conflict_degree(&self) -> f64 {
+        ratio(self.wavefronts, self.requests)
+    }
+
+    /// Shared memory: conflict degree over its conflict-free minimum (1.0: no excess).
+    pub fn excess_wavefronts(&self) -> f64 {
+        ratio(self.wavefronts, self.ideal_wavefronts)
+    }
+
+    /// The mean lanes per request (32 for full warps).
+    pub fn lanes_per_request(&self) -> f64 {
+        ratio(self.lane_accesses, self.requests)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// The memory counters of one launch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LaunchCounters {
+    /// The kernel's name.
+    pub kernel: String,
+    /// The launch's number among this emulator's counted launches (from 0): counting the
+    /// records of one kernel gives its launch count.
+    pub launch: u64,
+    /// Grid dimensions.
+    pub grid: [u32; 3],
+    /// Block dimensions.
+    pub block: [u32; 3],
+    /// Dynamic shared memory bytes per block.
+    pub shared_bytes: u32,
+    /// Distinct 32-byte sectors of global memory that the launch read (compulsory traffic;
+    /// atomics count as reads and writes).
+    pub sectors_read: u64,
+    /// Distinct 32-byte sectors of global memory that the launch wrote.
+    pub sectors_written: u64,
+    /// The access sites, ordered by address ([`SiteCounters::index`]).
+    pub sites: Vec<SiteCounters>,
+}
+
+impl LaunchCounters {
+    /// Compulsory global traffic in bytes: `(sectors_read + sectors_written) * 32`.
+    pub fn compulsory_bytes(&self) -> u64 {
+        (self.sectors_read + self.sectors_written) * 32
+    }
+
+    /// The sites of one memory space and operation.
+    pub fn sites_of(&self, space: MemSpace, op: AccessOp) -> Vec<&SiteCounters> {
+        self.sites
+            .iter()
+            .filter(|s| s.space == space && s.op == op)
+            .collect()
+    }
+}
+
 /// Runs `kernels/*.cu` on the CPU under an emulation of CUDA's execution model.
 pub struct Emulator {
     options: EmuOptions,
+    counting: AtomicBool,
+    counted_launches: AtomicU64,
+    counters: Mutex<Vec<LaunchCounters>>,
 }
 
 impl Emulator {
-    /// An emulator with `options` (`workers` 0 counts as 1).
+    /// An emulator with `options` (`workers` 0 counts as 1). Memory counters are on when
+    /// `PIXELRNN_EMU_COUNTERS=1` ([`COUNTERS_ENV`]).
     pub fn new(options: EmuOptions) -> Result<Self> {
-        Ok(Emulator { options })
+        let counting = std::env::var(COUNTERS_ENV).is_ok_and(|v| v == "1");
+        Ok(Emulator {
+            options,
+            counting: AtomicBool::new(counting),
+            counted_launches: AtomicU64::new(0),
+            counters: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// This emulator with memory counters on or off.
+    pub fn with_counters(self, on: bool) -> Self {
+        self.set_counters(on);
+        self
+    }
+
+    /// Turns memory counters on or off for the launches that follow.
+    pub fn set_counters(&self, on: bool) {
+        self.counting.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether launches record memory counters.
+    pub fn counters_enabled(&self) -> bool {
+        self.counting.load(Ordering::Relaxed)
+    }
+
+    /// The counters of every counted launch since the last call, in launch order (the
+    /// record is emptied).
+    pub fn take_counters(&self) -> Vec<LaunchCounters> {
+        std::mem::take(&mut *self.counters.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Its options.
@@ -130,11 +310,16 @@ impl Executor for Emulator {
 
     fn name(&self) -> String {
         format!(
-            "cuda emulator ({} workers, seed {}{})",
+            "cuda emulator ({} workers, seed {}{}{})",
             self.options.workers.max(1),
             self.options.seed,
             if self.options.bounds_check {
                 ", bounds checked"
+            } else {
+                ""
+            },
+            if self.counters_enabled() {
+                ", memory counters"
             } else {
                 ""
             }
@@ -220,6 +405,8 @@ impl Executor for Emulator {
             .collect();
         let mut err = ffi::EmuError::default();
         let workers = u32::try_from(self.options.workers.max(1)).unwrap_or(u32::MAX);
+        let counting = self.counters_enabled();
+        let mut counters: *mut ffi::EmuCounters = std::ptr::null_mut();
         // SAFETY: every pointer passed lives until the call returns (the launch is
         // synchronous); buffer arguments point to live allocations of the lengths given in
         // `bufs`; the signature check above made the argument count and kinds match.
@@ -237,8 +424,20 @@ impl Executor for Emulator {
                 workers,
                 c_int::from(self.options.bounds_check),
                 &mut err,
+                if counting {
+                    &mut counters
+                } else {
+                    std::ptr::null_mut()
+                },
             )
         };
+        if !counters.is_null() {
+            let record = self.read_counters(kernel, cfg, counters);
+            self.counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(record);
+        }
         if code == 0 {
             return Ok(());
         }
@@ -248,6 +447,70 @@ impl Executor for Emulator {
     fn synchronize(&self) -> Result<()> {
         // Launches run to completion before they return.
         Ok(())
+    }
+}
+
+impl Emulator {
+    /// Copies the runtime's counters of one launch into a [`LaunchCounters`] and frees them.
+    fn read_counters(
+        &self,
+        kernel: &str,
+        cfg: &LaunchCfg,
+        c: *mut ffi::EmuCounters,
+    ) -> LaunchCounters {
+        let mut n = 0usize;
+        let (mut read, mut written) = (0u64, 0u64);
+        // SAFETY: `c` came from a successful counted launch and is freed exactly once, here,
+        // after its sites were copied.
+        let raw: Vec<ffi::EmuSite> = unsafe {
+            let p = ffi::pixelrnn_emu_counters_sites(c, &mut n);
+            ffi::pixelrnn_emu_counters_sectors(c, &mut read, &mut written);
+            let sites = if n == 0 || p.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p, n).to_vec()
+            };
+            ffi::pixelrnn_emu_counters_free(c);
+            sites
+        };
+        let sites = raw
+            .iter()
+            .enumerate()
+            .map(|(index, s)| SiteCounters {
+                index,
+                pc: s.pc,
+                module_offset: s.module_offset,
+                space: if s.space == 1 {
+                    MemSpace::Shared
+                } else {
+                    MemSpace::Global
+                },
+                op: match s.op {
+                    0 => AccessOp::Load,
+                    1 => AccessOp::Store,
+                    _ => AccessOp::Atomic,
+                },
+                access_bytes: s.access_bytes,
+                requests: s.requests,
+                lane_accesses: s.lane_accesses,
+                bytes: s.bytes,
+                unique_bytes: s.unique_bytes,
+                sectors: s.sectors,
+                wavefronts: s.wavefronts,
+                ideal_wavefronts: s.ideal_wavefronts,
+                max_conflict: s.max_degree,
+            })
+            .collect();
+        LaunchCounters {
+            kernel: kernel.to_string(),
+            launch: self.counted_launches.fetch_add(1, Ordering::Relaxed),
+            grid: cfg.grid,
+            block: cfg.block,
+            shared_bytes: cfg.shared_bytes,
+            sectors_read: read,
+            sectors_written: written,
+            sites,
+        }
     }
 }
 

@@ -40,7 +40,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use device::Device;
-pub use emulator::{EmuOptions, Emulator};
+pub use emulator::{
+    AccessOp, EmuOptions, Emulator, LaunchCounters, MemSpace, SiteCounters, COUNTERS_ENV,
+};
 pub use executor::{Arg, Executor, LaunchCfg};
 pub use variants::{DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, Selected, Variants};
 
