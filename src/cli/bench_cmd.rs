@@ -199,6 +199,10 @@ fn run_with<B: BenchBackend>(
             bar.inc(1);
         }
         bar.set_message(format!("{} {} {}", row.name, row.config, row.variant));
+        // The file first: when the row's line is out, the file holds it.
+        if let Some(path) = &args.json {
+            write_json(path, partial)?;
+        }
         bar.suspend(|| {
             if streamed == 0 {
                 eprint!("{}", bench::table_header(partial));
@@ -206,9 +210,6 @@ fn run_with<B: BenchBackend>(
             eprint!("{}", bench::table_row(row));
         });
         streamed += 1;
-        if let Some(path) = &args.json {
-            write_json(path, partial)?;
-        }
         Ok(())
     })?;
     bar.finish_and_clear();
