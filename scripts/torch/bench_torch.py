@@ -246,6 +246,23 @@ def time_case(kind: str, name: str, device: torch.device, args) -> dict:
     return row
 
 
+def conv_fp32_precision() -> dict:
+    """PyTorch's effective fp32 precision of cuDNN convolutions and of matmuls, as read back
+    after the settings above: 'tf32' (TF32 on) or 'ieee' (full fp32). PyTorch >= 2.9 has the
+    per-op `fp32_precision` attributes ('none' there means: inherit the backend's, then the
+    global, then the legacy `allow_tf32` flag); older versions only the flag."""
+    def resolve(*values: str | None) -> str | None:
+        return next((v for v in values if v not in (None, "none")), None)
+    cudnn = getattr(torch.backends.cudnn, "fp32_precision", None)
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+    mm = getattr(getattr(torch.backends.cuda, "matmul", None), "fp32_precision", None)
+    glob = getattr(torch.backends, "fp32_precision", None)
+    conv_p = resolve(conv, cudnn, glob) or ("tf32" if torch.backends.cudnn.allow_tf32 else "ieee")
+    mm_p = resolve(mm, glob) or ("tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee")
+    return {"conv": conv_p, "matmul": mm_p, "conv_tf32": conv_p == "tf32",
+            "source": "fp32_precision attributes" if conv is not None else "allow_tf32 flags"}
+
+
 def setup_device(args) -> tuple[torch.device, dict]:
     """The device and its settings; exits with status 3 on `--device cuda` without one."""
     if args.device == "cpu":
@@ -275,6 +292,7 @@ def setup_device(args) -> tuple[torch.device, dict]:
         "tf32": {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
                  "cudnn": bool(torch.backends.cudnn.allow_tf32)},
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "fp32_precision": conv_fp32_precision(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "timer": "torch.cuda.Event pair around each step, device synchronized before",
     }
@@ -301,7 +319,8 @@ def run_configs(args) -> int:
               "unix_time": int(time.time()), "warmup": args.warmup, "steps": args.steps,
               "budget_s": args.budget_s, "complete": False, "rows": []}
     print(f"bench_torch.py on {info['device']}, torch {torch.__version__}, fp32"
-          + (f" (TF32 off: matmul {info['tf32']['matmul']}, cuDNN {info['tf32']['cudnn']}),"
+          + (f" (TF32 off: matmul {info['tf32']['matmul']}, cuDNN {info['tf32']['cudnn']};"
+             f" effective conv precision {info['fp32_precision']['conv']}),"
              f" cuDNN {info['cudnn']} benchmark={info['cudnn_benchmark']}"
              if device.type == "cuda" else "")
           + f"; {args.warmup} warm-up + median of {args.steps} steps; timer: {info['timer']}",

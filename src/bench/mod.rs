@@ -22,6 +22,9 @@
 //! Layout: [`config`](BenchConfig) (sizes, options, step FLOPs), `ops/` (one file per op
 //! family: the cases), `case` (what a case is), `timing` (timers, kernel variants per row),
 //! `ceilings`, `runner` (op rows), `steps` (training-step rows), `report` (rows, table).
+//! [`run_streaming`] hands the report so far to its caller after every row (`pixelrnn bench`
+//! prints each row and rewrites its `--json` file then), so a run killed at a time limit
+//! leaves what it measured; the training-step rows that matter most run first.
 //! Every row runs under the kernel variants chosen for it and restores the previous selection
 //! afterwards ([`BenchBackend::with_variants`]).
 //!
@@ -41,6 +44,6 @@ pub use case::{Args, HostTensor, OpCase, Output};
 pub use ceilings::{peak_fma_expected, Ceilings, PEAK_CHAINS, PEAK_UNROLL};
 pub use config::{config, step_flops, BenchConfig, Options, Part, CONFIGS};
 pub use ops::{check_filter, op_row_names};
-pub use report::{table, utc_date, OpRow, Report};
-pub use runner::{count_rows, run};
+pub use report::{table, table_header, table_row, utc_date, OpRow, Report};
+pub use runner::{count_rows, run, run_streaming};
 pub use timing::{BenchBackend, Choice, ExecTimer, Sweep};

@@ -139,6 +139,9 @@ pub struct Report {
     pub date: String,
     /// Warm-up calls per row.
     pub warmup: usize,
+    /// Whether every row was run: false in the copies written while the bench runs
+    /// (`pixelrnn bench --json` rewrites its file after every row), true in the final one.
+    pub complete: bool,
     /// The measured ceilings.
     pub ceilings: Ceilings,
     /// Every row, ceilings first.
@@ -196,8 +199,18 @@ fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".to_string(), f)
 }
 
-/// The report as a fixed-width table, one line per row.
+/// The report as a fixed-width table, one line per row: [`table_header`], then
+/// [`table_row`] for each row.
 pub fn table(r: &Report) -> String {
+    let mut s = table_header(r);
+    for row in &r.rows {
+        s.push_str(&table_row(row));
+    }
+    s
+}
+
+/// The table's first lines: device, date, timer, ceilings and the column names.
+pub fn table_header(r: &Report) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "pixelrnn bench on {} ({}), {}; timer: {}\n",
@@ -227,38 +240,40 @@ pub fn table(r: &Report) -> String {
         "rel err",
         "status"
     ));
-    for row in &r.rows {
-        let variant = match (&row.recurrence, row.kind) {
-            (Some(rec), "op") => match row.layout.as_deref() {
-                Some(l) if l != DiagLstmLayout::Folded.name() => {
-                    format!("{}/{rec}/{l}", row.variant)
-                }
-                _ => format!("{}/{rec}", row.variant),
-            },
-            _ => row.variant.clone(),
-        };
-        s.push_str(&format!(
-            "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
-            row.name,
-            row.config,
-            truncate(&row.shape, 34),
-            variant,
-            fmt_opt(row.ms, |v| format!("{v:.4}")),
-            fmt_opt(row.gb_per_s, |v| format!("{v:.1}")),
-            fmt_opt(row.gflop_per_s, |v| format!("{v:.1}")),
-            fmt_opt(row.frac_copy_bw, |v| format!("{:.0}%", v * 100.0)),
-            fmt_opt(row.frac_fp32, |v| format!("{:.0}%", v * 100.0)),
-            fmt_opt(row.speedup_vs_unfused, |v| format!("{v:.2}x")),
-            fmt_opt(row.rel_err, |v| format!("{v:.1e}")),
-            row.status,
-            if row.note.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", row.note)
-            }
-        ));
-    }
     s
+}
+
+/// One row of the table, newline included.
+pub fn table_row(row: &OpRow) -> String {
+    let variant = match (&row.recurrence, row.kind) {
+        (Some(rec), "op") => match row.layout.as_deref() {
+            Some(l) if l != DiagLstmLayout::Folded.name() => {
+                format!("{}/{rec}/{l}", row.variant)
+            }
+            _ => format!("{}/{rec}", row.variant),
+        },
+        _ => row.variant.clone(),
+    };
+    format!(
+        "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
+        row.name,
+        row.config,
+        truncate(&row.shape, 34),
+        variant,
+        fmt_opt(row.ms, |v| format!("{v:.4}")),
+        fmt_opt(row.gb_per_s, |v| format!("{v:.1}")),
+        fmt_opt(row.gflop_per_s, |v| format!("{v:.1}")),
+        fmt_opt(row.frac_copy_bw, |v| format!("{:.0}%", v * 100.0)),
+        fmt_opt(row.frac_fp32, |v| format!("{:.0}%", v * 100.0)),
+        fmt_opt(row.speedup_vs_unfused, |v| format!("{v:.2}x")),
+        fmt_opt(row.rel_err, |v| format!("{v:.1e}")),
+        row.status,
+        if row.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", row.note)
+        }
+    )
 }
 
 fn truncate(s: &str, n: usize) -> String {

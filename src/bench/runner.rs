@@ -6,9 +6,12 @@ use super::case::OpCase;
 use super::ops::{self, plan};
 use super::report::{fill_speedups, one_line, rec_name, utc_date};
 use super::steps::{self, time_step};
+use super::timing::Choice;
 use super::{BenchBackend, BenchConfig, Ceilings, OpRow, Options, Part, Report};
 use crate::backend::cpu::CpuBackend;
+use crate::backend::Recurrence;
 use crate::error::{Error, Result};
+use crate::models::ModelKind;
 use crate::parity;
 
 /// Number of rows (ceilings excluded) that [`run`] will produce, for a progress bar.
@@ -40,14 +43,54 @@ pub fn run<B: BenchBackend>(
     o: &Options,
     progress: &mut dyn FnMut(&OpRow),
 ) -> Result<Report> {
+    run_streaming(be, o, &mut |report: &Report| {
+        if let Some(row) = report.rows.last() {
+            progress(row);
+        }
+        Ok(())
+    })
+}
+
+/// Runs the bench on `be` like [`run`], handing `on_row` the whole report so far after every
+/// row (ceilings included): its last row is the new one, `speedup_vs_unfused` is filled in
+/// for the rows whose unfused twin has run, and `complete` is false. A caller that writes the
+/// report out each time (`pixelrnn bench --json`) leaves, when it is killed, every row
+/// measured until then. An error from `on_row` stops the run and is returned.
+///
+/// Order: per config, the op rows, then the training-step rows: first those that the
+/// fused-vs-unfused comparison is about (PixelCNN, and every model's fused and unfused
+/// recurrence in the default layout, folded), then the rest (persistent, and the Diagonal
+/// BiLSTM's materialised layout), so that a run cut short has measured the rows that matter.
+pub fn run_streaming<B: BenchBackend>(
+    be: &B,
+    o: &Options,
+    on_row: &mut dyn FnMut(&Report) -> Result<()>,
+) -> Result<Report> {
     ops::check_filter(&o.op_filter)?;
     let unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let (ceilings, mut rows) = be.measure_ceilings(o.iters)?;
-    for r in &rows {
-        progress(r);
+    let (ceilings, ceiling_rows) = be.measure_ceilings(o.iters)?;
+    let mut report = Report {
+        device: be.name(),
+        timer: be.timer(),
+        emulated: be.emulated(),
+        unix_time,
+        date: utc_date(unix_time),
+        warmup: o.warmup,
+        complete: false,
+        ceilings,
+        rows: Vec::new(),
+    };
+    let mut push = |report: &mut Report, row: OpRow| -> Result<()> {
+        report.rows.push(row);
+        fill_speedups(&mut report.rows);
+        on_row(report)
+    };
+    for row in ceiling_rows {
+        push(&mut report, row)?;
     }
+    let ceilings = report.ceilings.clone();
     let cpu = CpuBackend::new();
     // The CPU backend is the reference: when it is the backend timed, nothing to compare.
     let validate = !be.is_reference();
@@ -66,45 +109,47 @@ pub fn run<B: BenchBackend>(
                     continue;
                 }
                 let reference = validate.then_some(reference);
-                for row in time_op(be, &cpu, cfg, case, reference, o, &ceilings)? {
-                    progress(&row);
-                    rows.push(row);
-                }
+                time_op(be, &cpu, cfg, case, reference, o, &ceilings, &mut |row| {
+                    push(&mut report, row)
+                })?;
             }
         }
     }
     if o.part != Part::Ops {
         for cfg in &o.configs {
-            for &kind in &o.models {
-                for rec in steps::recurrences(kind, o) {
-                    for choice in be.choices(None, steps::sweep(kind, rec)) {
-                        let row =
-                            time_step(be, &cpu, cfg, kind, rec, &choice, o, &ceilings, validate);
-                        progress(&row);
-                        rows.push(row);
-                    }
-                }
+            for (kind, rec, choice) in step_rows(be, o) {
+                let row = time_step(be, &cpu, cfg, kind, rec, &choice, o, &ceilings, validate);
+                push(&mut report, row)?;
             }
         }
     }
-    fill_speedups(&mut rows);
-    Ok(Report {
-        device: be.name(),
-        timer: be.timer(),
-        emulated: be.emulated(),
-        unix_time,
-        date: utc_date(unix_time),
-        warmup: o.warmup,
-        ceilings,
-        rows,
-    })
+    report.complete = true;
+    Ok(report)
+}
+
+/// The training-step rows of one config, in the order they are timed: the rows of
+/// [`steps::comes_first`] (PixelCNN; fused and unfused in the default layout), then the
+/// others, each group in the order of `o.models`, `o.recurrences` and the backend's layouts.
+fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Recurrence>, Choice)> {
+    let mut rows = Vec::new();
+    for &kind in &o.models {
+        for rec in steps::recurrences(kind, o) {
+            for choice in be.choices(None, steps::sweep(kind, rec)) {
+                rows.push((kind, rec, choice));
+            }
+        }
+    }
+    // A stable sort: within each group, the order above.
+    rows.sort_by_key(|(_, rec, choice)| !steps::comes_first(*rec, choice));
+    rows
 }
 
 /// The rows of op `case`, one per variant the backend offers: each checked against
 /// `reference` (the same case on the CPU; `None` when the CPU itself is timed: its results
 /// are only checked to be finite), then timed. A row's variants are selected for it alone.
-/// An error only when the case's inputs cannot be built; a failing op is a row of status
-/// `error`.
+/// Each row goes to `emit` as soon as it is measured. An error only when the case's inputs
+/// cannot be built or `emit` fails; a failing op is a row of status `error`.
+#[allow(clippy::too_many_arguments)]
 fn time_op<B: BenchBackend>(
     be: &B,
     cpu: &CpuBackend,
@@ -113,14 +158,14 @@ fn time_op<B: BenchBackend>(
     reference: Option<&OpCase<CpuBackend>>,
     o: &Options,
     ceilings: &Ceilings,
-) -> Result<Vec<OpRow>> {
+    emit: &mut dyn FnMut(OpRow) -> Result<()>,
+) -> Result<()> {
     let host = (case.inputs)()?;
     // The reference result, once for all variants.
     let want = reference.map(|r| {
         let mut args = r.upload(cpu, &host)?;
         r.results(cpu, &mut args)
     });
-    let mut rows = Vec::new();
     for choice in be.choices(Some(case.kernel), case.sweep) {
         let mut row = OpRow::new(
             "op",
@@ -136,7 +181,7 @@ fn time_op<B: BenchBackend>(
         if !choice.runnable {
             row.status = "skipped".into();
             row.note = "GPU-only kernel: the emulator does not run it".into();
-            rows.push(row);
+            emit(row)?;
             continue;
         }
         let result = be.with_variants(choice.variants, || -> Result<()> {
@@ -184,9 +229,9 @@ fn time_op<B: BenchBackend>(
             row.status = "error".into();
             row.note = one_line(&e.to_string());
         }
-        rows.push(row);
+        emit(row)?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -224,5 +269,66 @@ mod tests {
             Ok(_) => panic!("an unknown op was accepted"),
         }
         assert!(ops::check_filter(&["conv".into(), "lstm bwd".into()]).is_ok());
+    }
+
+    /// The streaming API: after every row the caller gets the report so far (one more row
+    /// each time, `complete` false until the end), which serialises to JSON that parses:
+    /// written after the first row and read back, as `pixelrnn bench --json` does. The step
+    /// rows run in the runner's order: fused (and PixelCNN) before persistent.
+    #[test]
+    fn streams_every_row_as_valid_json() {
+        let o = Options {
+            part: Part::Steps,
+            iters: 1,
+            step_iters: 1,
+            warmup: 0,
+            models: vec![ModelKind::RowLstm, ModelKind::PixelCnn],
+            configs: vec![super::super::config("tiny").unwrap()],
+            recurrences: vec![Recurrence::Persistent, Recurrence::Fused],
+            op_filter: Vec::new(),
+        };
+        let dir =
+            std::env::temp_dir().join(format!("pixelrnn-bench-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bench.json");
+        let mut seen = Vec::new();
+        let report = run_streaming(&CpuBackend::new(), &o, &mut |r| {
+            assert!(!r.complete, "a partial report says it is complete");
+            assert_eq!(r.rows.len(), seen.len() + 1, "one new row per call");
+            crate::checkpoint::write_atomic(&path, serde_json::to_string(r).unwrap().as_bytes())?;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            assert_eq!(v["rows"].as_array().map(Vec::len), Some(r.rows.len()));
+            assert_eq!(v["complete"], serde_json::Value::Bool(false));
+            let last = r.rows.last().unwrap();
+            seen.push(format!("{} {}", last.name, last.variant));
+            Ok(())
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(report.complete);
+        assert_eq!(report.rows.len(), seen.len());
+        let steps: Vec<&str> = seen
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.contains("train step"))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "row-lstm train step fused",
+                "pixelcnn train step -",
+                "row-lstm train step persistent"
+            ]
+        );
+        assert!(report.rows.iter().all(|r| r.status == "ok"), "{report:?}");
+        // An error from the callback stops the run.
+        let mut calls = 0;
+        let stopped = run_streaming(&CpuBackend::new(), &o, &mut |_| {
+            calls += 1;
+            Err(Error::Config("stop".into()))
+        });
+        assert!(matches!(stopped, Err(Error::Config(m)) if m == "stop"));
+        assert_eq!(calls, 1);
     }
 }

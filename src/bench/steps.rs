@@ -76,6 +76,16 @@ pub(crate) fn sweep(kind: ModelKind, rec: Option<Recurrence>) -> Sweep {
     }
 }
 
+/// Whether a step row by `rec` under `choice` is one of those timed first (the runner's
+/// order): PixelCNN (no recurrence), and the fused and unfused recurrences in the default
+/// layout (folded, or a backend with one layout), the rows the fused-vs-unfused comparison is
+/// about. The persistent recurrence and the materialised layout come after them.
+pub(crate) fn comes_first(rec: Option<Recurrence>, choice: &Choice) -> bool {
+    let default_layout = choice.layout.is_none_or(|l| l == DiagLstmLayout::default());
+    let compared = matches!(rec, None | Some(Recurrence::Fused | Recurrence::Unfused));
+    default_layout && compared
+}
+
 /// The training-step row of `kind` with recurrence `rec` under `choice` (selected for the
 /// whole row, then the selection before it again).
 #[allow(clippy::too_many_arguments)]

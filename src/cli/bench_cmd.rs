@@ -70,7 +70,8 @@ pub struct BenchArgs {
     /// Untimed calls before timing (training steps: at most 3).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Write every row (and the device, date and ceilings) to this JSON file.
+    /// Write every row (and the device, date and ceilings) to this JSON file, rewritten after
+    /// each row (`"complete": false` until the last).
     #[arg(long)]
     json: Option<PathBuf>,
     /// CPU threads [default: all cores].
@@ -185,18 +186,36 @@ fn run_with<B: BenchBackend>(
         )
         .expect("valid template"),
     );
-    let report = bench::run(backend, &o, &mut |row| {
+    // Each row as soon as it is measured: its table line on stderr (above the progress bar;
+    // the whole table goes to stdout at the end), and the JSON rewritten (atomically: a
+    // temporary file renamed over it, so the file parses whenever it is read), so a run
+    // killed at a time limit leaves every row measured until then.
+    let mut streamed = 0;
+    let report = bench::run_streaming(backend, &o, &mut |partial| {
+        let Some(row) = partial.rows.last() else {
+            return Ok(());
+        };
         if row.kind != "ceiling" {
             bar.inc(1);
         }
         bar.set_message(format!("{} {} {}", row.name, row.config, row.variant));
+        // The file first: when the row's line is out, the file holds it.
+        if let Some(path) = &args.json {
+            write_json(path, partial)?;
+        }
+        bar.suspend(|| {
+            if streamed == 0 {
+                eprint!("{}", bench::table_header(partial));
+            }
+            eprint!("{}", bench::table_row(row));
+        });
+        streamed += 1;
+        Ok(())
     })?;
     bar.finish_and_clear();
     print!("{}", bench::table(&report));
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        pixelrnn::checkpoint::write_atomic(path, text.as_bytes())
-            .with_context(|| format!("--json {}", path.display()))?;
+        write_json(path, &report).with_context(|| format!("--json {}", path.display()))?;
         println!("rows written to {}", path.display());
     }
     let wrong = report
@@ -208,4 +227,11 @@ fn run_with<B: BenchBackend>(
         bail!("{wrong} row(s) were wrong or failed (see the table): no time reported for them");
     }
     Ok(())
+}
+
+/// Writes `report` to `path` as pretty JSON, atomically.
+fn write_json(path: &std::path::Path, report: &bench::Report) -> pixelrnn::error::Result<()> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| pixelrnn::error::Error::Config(format!("bench report as JSON: {e}")))?;
+    pixelrnn::checkpoint::write_atomic(path, text.as_bytes())
 }
