@@ -1,6 +1,7 @@
-//! Reliability of the binary (issue 19, items 5, 9, 10, 11): one writer per run folder, no
+//! Reliability of the binary (issue 19, items 3, 5, 9, 10, 11): one writer per run folder, no
 //! temporary file left by a failed write, flags refused with a message that names them,
-//! devices and pipes refused as inputs, and a cosine run that cannot be silently extended.
+//! devices and pipes refused as inputs, a corrupt .npz refused, and a cosine run that cannot be
+//! silently extended.
 //!
 //! Models are tiny (1 layer, h = 4, head 8, batch 4) on the embedded binarized MNIST.
 
@@ -445,4 +446,43 @@ fn sizes_that_cannot_fit_are_refused() {
     let args = ["sample", "--checkpoint", s(&tall), "--out", s(&png)];
     failures.extend(check_too_big(&args).err());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Issue 19 item 3: an `.npz` whose member's CRC-32 is wrong is refused by `train` with one
+/// line naming the file and the array (numpy refuses the same file), where it was read
+/// silently.
+#[test]
+fn an_npz_with_a_wrong_crc_is_refused() {
+    use npyz::WriterBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crc.npz");
+    {
+        let mut npz = npyz::npz::NpzWriter::create(&path).unwrap();
+        let data: Vec<u8> = (0..40 * 8 * 8).map(|i| (i % 2) as u8).collect();
+        let mut w = npz
+            .array::<u8>("digits", Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(&[40, 8, 8])
+            .begin_nd()
+            .unwrap();
+        w.extend(data).unwrap();
+        w.finish().unwrap();
+    }
+    // Wrong CRC-32 in the local header (offset 14) and the central directory (offset 16).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut patched = 0;
+    for (signature, crc_at) in [(*b"PK\x03\x04", 14), (*b"PK\x01\x02", 16)] {
+        for k in 0..bytes.len().saturating_sub(4) {
+            if bytes[k..k + 4] == signature {
+                bytes[k + crc_at] ^= 0x5a;
+                patched += 1;
+            }
+        }
+    }
+    assert!(patched >= 2, "no zip headers found");
+    std::fs::write(&path, bytes).unwrap();
+    let out = dir.path().join("run");
+    let r = pixelrnn(&train_args(&out, "2", &["--data", s(&path)]));
+    assert_clean_error(&r, &["crc.npz[digits]", "CRC-32"]);
 }
