@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pixelrnn::data::{save_npy_u8, Images};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
 use common::cli::{
-    assert_clean_error, assert_no_panic, check_clean_error, pixelrnn, pixelrnn_in, s, Out,
+    assert_clean_error, assert_no_panic, bytes, check_clean_error, pixelrnn, pixelrnn_in, s,
+    write_npy_images, Out, TINY,
 };
 
 // ---------------------------------------------------------------------------------- helpers
@@ -31,45 +31,10 @@ fn assert_none_failed(failures: Vec<String>) {
     );
 }
 
-/// A deterministic byte stream (64-bit LCG), so the generated files are the same every run.
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
-
 /// Writes `n` random uint8 images of `h x w x c` to `dir/name` (NHWC .npy).
 fn write_images(dir: &Path, name: &str, n: usize, h: usize, w: usize, c: usize) -> PathBuf {
-    let images = Images::new(n, h, w, c, false, bytes(n * h * w * c, n as u64 + c as u64))
-        .expect("valid images");
-    let path = dir.join(name);
-    save_npy_u8(&path, &images).expect("writes the .npy");
-    path
+    write_npy_images(dir, name, (n, h, w, c), n as u64 + c as u64)
 }
-
-/// Flags of a tiny, fast model; `--steps` and `--out` are added by the caller.
-const TINY: [&str; 12] = [
-    "--layers",
-    "1",
-    "--hidden",
-    "4",
-    "--head",
-    "8",
-    "--batch",
-    "4",
-    "--eval-images",
-    "16",
-    "--device",
-    "cpu",
-];
 
 /// `pixelrnn train --data DATA <TINY> --steps STEPS --out OUT <extra...>`.
 fn train(data: &str, out: &Path, steps: u32, extra: &[&str]) -> Out {

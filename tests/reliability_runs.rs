@@ -11,23 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{assert_clean_error, assert_no_panic, check_clean_error, pixelrnn, s, Out};
-
-/// Flags of a tiny, fast model on the embedded data; `--steps` and `--out` are the caller's.
-const TINY: [&str; 12] = [
-    "--layers",
-    "1",
-    "--hidden",
-    "4",
-    "--head",
-    "8",
-    "--batch",
-    "4",
-    "--eval-images",
-    "16",
-    "--device",
-    "cpu",
-];
+use common::cli::{assert_clean_error, assert_no_panic, check_clean_error, pixelrnn, s, Out, TINY};
 
 /// `pixelrnn train <TINY> --steps STEPS --out OUT <extra...>`.
 fn train_args<'a>(out: &'a Path, steps: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

@@ -13,34 +13,17 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pixelrnn::data::{save_npy_u8, Images};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
-use common::cli::{assert_clean_error, check_clean_error, pixelrnn, s, Out};
+use common::cli::{assert_clean_error, check_clean_error, pixelrnn, s, write_npy_images, Out};
 
 // ---------------------------------------------------------------------------------- helpers
 
-/// A deterministic byte stream (64-bit LCG), so the generated files are the same every run.
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(6364136223846793005);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
-
 /// Writes `n` random uint8 8x8x1 images to `dir/grey.npy`.
 fn write_images(dir: &Path, n: usize) -> PathBuf {
-    let images = Images::new(n, 8, 8, 1, false, bytes(n * 64, 7)).expect("valid images");
-    let path = dir.join("grey.npy");
-    save_npy_u8(&path, &images).expect("writes the .npy");
-    path
+    write_npy_images(dir, "grey.npy", (n, 8, 8, 1), 7)
 }
 
 /// `pixelrnn train` of a tiny model on `data` into `out`, `steps` steps, plus `extra` flags.

@@ -1,8 +1,10 @@
 //! Running the `pixelrnn` binary and judging what it printed: a bad input ends with one clear
 //! line on stderr and a non-zero exit, never a panic or a backtrace.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use pixelrnn::data::{save_npy_u8, Images};
 
 /// What one run of the binary did.
 pub struct Out {
@@ -112,4 +114,47 @@ pub fn assert_clean_error(out: &Out, mentions: &[&str]) {
 /// A temporary path as the `&str` a command line takes.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Flags of a tiny, fast model on the CPU; `--data`, `--steps` and `--out` are the caller's.
+pub const TINY: [&str; 12] = [
+    "--layers",
+    "1",
+    "--hidden",
+    "4",
+    "--head",
+    "8",
+    "--batch",
+    "4",
+    "--eval-images",
+    "16",
+    "--device",
+    "cpu",
+];
+
+/// A deterministic byte stream (64-bit LCG), so the generated files are the same every run.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(6364136223846793005);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+/// Writes `n` uint8 images of `h x w x c` drawn by [`bytes`] from `seed` to `dir/name` (NHWC
+/// .npy) and returns its path.
+pub fn write_npy_images(
+    dir: &Path,
+    name: &str,
+    (n, h, w, c): (usize, usize, usize, usize),
+    seed: u64,
+) -> PathBuf {
+    let images = Images::new(n, h, w, c, false, bytes(n * h * w * c, seed)).expect("valid images");
+    let path = dir.join(name);
+    save_npy_u8(&path, &images).expect("writes the .npy");
+    path
 }
