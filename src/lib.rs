@@ -29,6 +29,7 @@ pub mod nn;
 pub mod optim;
 pub mod parity;
 pub mod plot;
+pub mod profile;
 pub mod run_dir;
 pub mod sample;
 pub mod tensor;

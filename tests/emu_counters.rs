@@ -392,3 +392,61 @@ fn masked_conv2d_bwd_weight_v1_reads_one_value_per_sector() {
         assert_eq!(s.efficiency(), 0.125, "{s:?}");
     }
 }
+
+/// Block sampling (`Emulator::set_block_sample`): only the sampled blocks run (the others'
+/// outputs stay unwritten), and the counts are scaled to the whole grid, exactly so for a
+/// kernel whose blocks all do the same work; compulsory sectors are extrapolated buffer by
+/// buffer and capped at the buffer's size.
+#[test]
+fn block_sampling_runs_a_spread_sample_and_scales_the_counts() {
+    let (blocks, threads) = (64u32, 128u32);
+    let full_e = emu(true);
+    let (full_y, full) = load(&full_e, blocks, threads, 1, 0);
+    let full = one_launch(full, "selftest_count_load_v1");
+    assert_eq!((full.blocks, full.blocks_run), (64, 64));
+
+    let e = emu(true);
+    e.set_block_sample(Some(4));
+    assert_eq!(e.block_sample(), Some(4));
+    let (y, sampled) = load(&e, blocks, threads, 1, 0);
+    let sampled = one_launch(sampled, "selftest_count_load_v1");
+    assert_eq!((sampled.blocks, sampled.blocks_run), (64, 4));
+    // Scaled counts equal the full grid's: every block does the same.
+    let (f, s) = (
+        only(&full, MemSpace::Global, AccessOp::Load),
+        only(&sampled, MemSpace::Global, AccessOp::Load),
+    );
+    assert_eq!(
+        (s.requests, s.sectors, s.bytes),
+        (f.requests, f.sectors, f.bytes)
+    );
+    assert_eq!(s.requests, 64 * 4);
+    assert_eq!(sampled.sectors_read, full.sectors_read);
+    assert_eq!(sampled.sectors_written, full.sectors_written);
+    assert_eq!(full.sectors_read, 64 * 128 * 4 / 32);
+    // Blocks 15, 31, 47 and 63 ran (evenly spread: block b runs when floor((b+1)*4/64) steps
+    // up); the rest wrote nothing (the buffer was zeroed at allocation under sampling).
+    let ran: Vec<usize> = (0..64)
+        .filter(|b| y[b * 128..(b + 1) * 128] == full_y[b * 128..(b + 1) * 128])
+        .collect();
+    assert_eq!(ran, vec![15, 31, 47, 63]);
+    assert!(y
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| ran.contains(&(i / 128)) || v == 0.0));
+
+    // Every block reading the same word: the extrapolation is capped at the buffer.
+    let (_, bcast) = load(&e, blocks, threads, 0, 0);
+    let bcast = one_launch(bcast, "selftest_count_load_v1");
+    assert!(
+        bcast.sectors_read <= 4,
+        "one 32-float buffer has 4 sectors: {}",
+        bcast.sectors_read
+    );
+
+    // Without counters the sample does not apply: every block runs.
+    e.set_counters(false);
+    let (y, none) = load(&e, blocks, threads, 1, 0);
+    assert!(none.is_empty());
+    assert_eq!(y, full_y);
+}

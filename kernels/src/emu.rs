@@ -123,7 +123,9 @@ extern "C" {
     pub fn pixelrnn_emu_name(i: usize) -> *const c_char;
     /// Runs kernel `name` on `grid` x `block` threads; 0 on success, else `err` says why.
     /// With `counters_out` non-null the launch runs the counted build of the kernel and, on
-    /// success, stores its counters there (free them with [`pixelrnn_emu_counters_free`]).
+    /// success, stores its counters there (free them with [`pixelrnn_emu_counters_free`]);
+    /// then `sample_blocks` > 0 runs only that many blocks, evenly spread over the grid (the
+    /// others do not run at all), and scales the counters up to the whole grid.
     #[allow(clippy::too_many_arguments)]
     pub fn pixelrnn_emu_launch(
         name: *const c_char,
@@ -139,11 +141,14 @@ extern "C" {
         bounds_check: c_int,
         err: *mut EmuError,
         counters_out: *mut *mut EmuCounters,
+        sample_blocks: u64,
     ) -> c_int;
     /// The sites of `c` (`*n` of them, ordered by address; valid until `c` is freed).
     pub fn pixelrnn_emu_counters_sites(c: *const EmuCounters, n: *mut usize) -> *const EmuSite;
     /// The distinct 32-byte sectors of global memory the launch read and wrote.
     pub fn pixelrnn_emu_counters_sectors(c: *const EmuCounters, read: *mut u64, written: *mut u64);
+    /// The blocks that ran (and were counted) and the blocks of the grid.
+    pub fn pixelrnn_emu_counters_blocks(c: *const EmuCounters, run: *mut u64, total: *mut u64);
     /// Frees the counters of a launch.
     pub fn pixelrnn_emu_counters_free(c: *mut EmuCounters);
 }

@@ -9,6 +9,7 @@ mod bench_cmd;
 mod eval_cmd;
 mod info_cmd;
 mod plot_cmd;
+mod profile_cmd;
 mod sample_cmd;
 mod train_cmd;
 
@@ -40,6 +41,10 @@ enum Command {
     /// Time every op (every kernel version on CUDA) and a training step per model, after
     /// checking each result against the CPU backend.
     Bench(bench_cmd::BenchArgs),
+    /// One training step per model and recurrence on the CUDA emulator with its memory
+    /// counters on: per kernel launches, coalescing, bank conflicts, compulsory bytes, FLOPs
+    /// and a roofline estimate on an H200.
+    Profile(profile_cmd::ProfileArgs),
     /// Draw the loss curves of training runs (their metrics.jsonl) as an SVG chart.
     Plot(plot_cmd::PlotArgs),
 }
@@ -53,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(a) => sample_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Plot(a) => plot_cmd::run(a),
+        Command::Profile(a) => profile_cmd::run(a),
     }
 }
 

@@ -15,7 +15,46 @@ struct PixelrnnEmuCounters {
     std::vector<PixelrnnEmuSite> sites;  // ordered by address
     unsigned long long sectors_read = 0;
     unsigned long long sectors_written = 0;
+    unsigned long long blocks_run = 0;
+    unsigned long long blocks_total = 0;
 };
+
+namespace {
+
+// Distinct sectors of `set` scaled by `scale`, buffer by buffer and capped at each buffer's
+// own sectors: under block sampling, data every block reads (weights) is counted once, data
+// each block reads its own part of (activations) is extrapolated to the whole grid.
+unsigned long long scaled_sectors(const std::unordered_set<uint64_t>& set,
+                                  const PixelrnnEmuBuf* bufs, size_t nbufs, double scale) {
+    if (scale == 1.0) return set.size();
+    std::vector<uint64_t> sorted(set.begin(), set.end());
+    std::sort(sorted.begin(), sorted.end());
+    // Buffers by address; an argument passed twice is counted once.
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (size_t i = 0; i < nbufs; ++i) {
+        const uint64_t lo = (uint64_t)(uintptr_t)bufs[i].ptr / 32;
+        const uint64_t bytes = bufs[i].len * 4;
+        if (bytes == 0) continue;
+        const uint64_t hi = ((uint64_t)(uintptr_t)bufs[i].ptr + bytes - 1) / 32 + 1;
+        ranges.emplace_back(lo, hi);
+    }
+    std::sort(ranges.begin(), ranges.end());
+    ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
+    double total = 0.0;
+    for (const auto& [lo, hi] : ranges) {
+        const auto a = std::lower_bound(sorted.begin(), sorted.end(), lo);
+        const auto b = std::lower_bound(sorted.begin(), sorted.end(), hi);
+        const double seen = (double)(b - a);
+        total += std::min(seen * scale, (double)(hi - lo));
+    }
+    return (unsigned long long)(total + 0.5);
+}
+
+unsigned long long scaled(uint64_t v, double scale) {
+    return (unsigned long long)((double)v * scale + 0.5);
+}
+
+}  // namespace
 
 // The generated table of emulated kernels (build.rs).
 extern "C" const PixelrnnEmuKernel* const pixelrnn_emu_kernels[];
@@ -52,7 +91,7 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
                         unsigned shared_bytes, void** args, size_t nargs,
                         const PixelrnnEmuBuf* bufs, size_t nbufs, unsigned long long seed,
                         unsigned workers, int bounds_check, PixelrnnEmuError* e,
-                        PixelrnnEmuCounters** counters_out) {
+                        PixelrnnEmuCounters** counters_out, unsigned long long sample_blocks) {
     memset(e, 0, sizeof *e);
     if (counters_out) *counters_out = nullptr;
     const PixelrnnEmuKernel* kernel = nullptr;
@@ -114,18 +153,24 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
     L.nblocks = (uint64_t)grid[0] * grid[1] * grid[2];
     L.error = e;
     LaunchCounters counters;
-    if (counters_out) L.counters = &counters;
+    if (counters_out) {
+        L.counters = &counters;
+        L.sample_blocks = sample_blocks;
+    }
 
     uint64_t nworkers = workers == 0 ? 1 : workers;
-    if (nworkers > L.nblocks) nworkers = L.nblocks;
+    if (nworkers > L.blocks_run()) nworkers = L.blocks_run();
     HelperPool& helpers = helper_pool();
     if (nworkers > 1) helpers.submit(&L, (int)(nworkers - 1));
     run_worker(&L);
     if (nworkers > 1) helpers.wait(&L);
     if (counters_out && e->code == 0) {
         PixelrnnEmuCounters* c = new PixelrnnEmuCounters;
-        c->sectors_read = counters.read_sectors.size();
-        c->sectors_written = counters.written_sectors.size();
+        c->blocks_run = L.blocks_run();
+        c->blocks_total = L.nblocks;
+        const double scale = (double)L.nblocks / (double)L.blocks_run();
+        c->sectors_read = scaled_sectors(counters.read_sectors, bufs, nbufs, scale);
+        c->sectors_written = scaled_sectors(counters.written_sectors, bufs, nbufs, scale);
         for (const auto& [key, t] : counters.sites) {
             PixelrnnEmuSite s;
             memset(&s, 0, sizeof s);
@@ -138,13 +183,13 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
             s.op = t.op;
             s.access_bytes = t.access_bytes;
             s.max_degree = t.max_degree;
-            s.requests = t.requests;
-            s.lane_accesses = t.lane_accesses;
-            s.bytes = t.bytes;
-            s.unique_bytes = t.unique_bytes;
-            s.sectors = t.sectors;
-            s.wavefronts = t.wavefronts;
-            s.ideal_wavefronts = t.ideal_wavefronts;
+            s.requests = scaled(t.requests, scale);
+            s.lane_accesses = scaled(t.lane_accesses, scale);
+            s.bytes = scaled(t.bytes, scale);
+            s.unique_bytes = scaled(t.unique_bytes, scale);
+            s.sectors = scaled(t.sectors, scale);
+            s.wavefronts = scaled(t.wavefronts, scale);
+            s.ideal_wavefronts = scaled(t.ideal_wavefronts, scale);
             c->sites.push_back(s);
         }
         std::sort(c->sites.begin(), c->sites.end(),
@@ -166,6 +211,12 @@ void pixelrnn_emu_counters_sectors(const PixelrnnEmuCounters* c, unsigned long l
                                    unsigned long long* written) {
     *read = c->sectors_read;
     *written = c->sectors_written;
+}
+// The blocks that ran (and were counted) and the blocks of the grid.
+void pixelrnn_emu_counters_blocks(const PixelrnnEmuCounters* c, unsigned long long* run,
+                                  unsigned long long* total) {
+    *run = c->blocks_run;
+    *total = c->blocks_total;
 }
 void pixelrnn_emu_counters_free(PixelrnnEmuCounters* c) { delete c; }
 

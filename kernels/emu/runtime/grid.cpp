@@ -86,6 +86,7 @@ void run_worker(Launch* L) {
         if (L->failed.load(std::memory_order_relaxed)) break;
         const uint64_t b = L->next_block.fetch_add(1);
         if (b >= L->nblocks) break;
+        if (!L->runs_block(b)) continue;
         if (!run_block_guarded(w, L, b, &e)) {
             record_error(L, e);
             break;

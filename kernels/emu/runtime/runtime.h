@@ -220,6 +220,20 @@ struct Launch {
     PixelrnnEmuError* error;
     // Non-null when the launch counts memory accesses (it then runs the counted units).
     LaunchCounters* counters = nullptr;
+    // Counted launches only: run just this many blocks, evenly spread over the grid, and skip
+    // the others (0: run every block). A profiling mode: the skipped blocks' outputs are not
+    // written, and the counters are scaled up to the whole grid (c_api.cpp).
+    uint64_t sample_blocks = 0;
+    // Whether block `b` runs under the sample (every block when not sampling).
+    bool runs_block(uint64_t b) const {
+        if (!counters || sample_blocks == 0 || sample_blocks >= nblocks) return true;
+        return ((b + 1) * sample_blocks) / nblocks > (b * sample_blocks) / nblocks;
+    }
+    // Blocks that run under the sample.
+    uint64_t blocks_run() const {
+        return (!counters || sample_blocks == 0 || sample_blocks >= nblocks) ? nblocks
+                                                                            : sample_blocks;
+    }
     // Helper-thread slots of this launch that have not finished (see HelperPool).
     int helpers_running = 0;
 };

@@ -65,7 +65,7 @@ pub fn forward<E: Executor>(
     args.extend(geom_args(NAME, g)?);
     be.launch(
         "conv_transpose2d_fwd_v1",
-        &LaunchCfg::for_elements(y.numel(), BLOCK, MAX_BLOCKS),
+        &LaunchCfg::for_elements(y.numel(), BLOCK, MAX_BLOCKS).with_flops(g.pass_flops()),
         &args,
     )?;
     Ok(y)
@@ -103,7 +103,7 @@ pub fn backward<E: Executor>(
         args.extend(geom_args(NAME, g)?);
         be.launch(
             "conv_transpose2d_bwd_weight_v1",
-            &block_per_element(NAME, "weight elements", dw.numel())?,
+            &block_per_element(NAME, "weight elements", dw.numel())?.with_flops(g.pass_flops()),
             &args,
         )?;
     }
@@ -115,7 +115,7 @@ pub fn backward<E: Executor>(
             args.extend(geom_args(NAME, g)?);
             be.launch(
                 "conv_transpose2d_bwd_data_v1",
-                &LaunchCfg::for_elements(dx.numel(), BLOCK, MAX_BLOCKS),
+                &LaunchCfg::for_elements(dx.numel(), BLOCK, MAX_BLOCKS).with_flops(g.pass_flops()),
                 &args,
             )?;
         }

@@ -52,6 +52,7 @@ pub(super) fn skewed_forward<E: Executor>(
     match rec {
         Recurrence::Persistent => {
             let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
             let args = args_for(&[ws_i, i32::from(staged)]);
             be.launch(
                 &be.kernel_name("diag_lstm", "skewed_persistent_fwd"),
@@ -65,7 +66,7 @@ pub(super) fn skewed_forward<E: Executor>(
                 let args = args_for(&[ws_i, int(op, "step", s)?]);
                 be.launch(
                     &be.kernel_name("diag_lstm", "skewed_step_fwd"),
-                    &grid_stride(m * hd),
+                    &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
                     &args,
                 )?;
             }
@@ -78,7 +79,7 @@ pub(super) fn skewed_forward<E: Executor>(
                 dims.push(&mut args, &[ws_i, step]);
                 be.launch(
                     &be.kernel_name("diag_lstm", "skewed_ss_fwd"),
-                    &grid_stride(m * 4 * hd),
+                    &grid_stride(m * 4 * hd).with_flops(geo.ss_flops(m)),
                     &args,
                 )?;
                 let mut args = vec![arg(&gates_s), arg(&c_s), arg(&h_s)];
@@ -139,6 +140,7 @@ pub(super) fn skewed_backward<E: Executor>(
     match rec {
         Recurrence::Persistent => {
             let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
             let args = args_for(&[ws_i, i32::from(staged)]);
             be.launch(
                 &be.kernel_name("diag_lstm", "skewed_persistent_bwd"),
@@ -152,7 +154,7 @@ pub(super) fn skewed_backward<E: Executor>(
                 let args = args_for(&[ws_i, int(op, "step", s)?]);
                 be.launch(
                     &be.kernel_name("diag_lstm", "skewed_step_bwd"),
-                    &grid_stride(m * hd),
+                    &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
                     &args,
                 )?;
             }
@@ -182,7 +184,7 @@ pub(super) fn skewed_backward<E: Executor>(
                     dims.push(&mut args, &[ws_i, int(op, "step", s - 1)?]);
                     be.launch(
                         &be.kernel_name("diag_lstm", "skewed_ss_bwd_data"),
-                        &grid_stride(prev * hd),
+                        &grid_stride(prev * hd).with_flops(geo.ss_flops(m)),
                         &args,
                     )?;
                 }

@@ -165,6 +165,14 @@ pub struct LaunchCounters {
     pub block: [u32; 3],
     /// Dynamic shared memory bytes per block.
     pub shared_bytes: u32,
+    /// Useful FLOPs of the launch by its op's host-side formula ([`super::LaunchCfg::flops`]).
+    pub flops: u64,
+    /// Blocks of the grid.
+    pub blocks: u64,
+    /// Blocks that ran and were counted: all of them, or the sample of
+    /// [`Emulator::set_block_sample`], in which case every count of this record is scaled by
+    /// `blocks / blocks_run` (and compulsory sectors capped buffer by buffer at its size).
+    pub blocks_run: u64,
     /// Distinct 32-byte sectors of global memory that the launch read (compulsory traffic;
     /// atomics count as reads and writes).
     pub sectors_read: u64,
@@ -193,6 +201,7 @@ impl LaunchCounters {
 pub struct Emulator {
     options: EmuOptions,
     counting: AtomicBool,
+    sample_blocks: AtomicU64,
     counted_launches: AtomicU64,
     counters: Mutex<Vec<LaunchCounters>>,
 }
@@ -205,6 +214,7 @@ impl Emulator {
         Ok(Emulator {
             options,
             counting: AtomicBool::new(counting),
+            sample_blocks: AtomicU64::new(0),
             counted_launches: AtomicU64::new(0),
             counters: Mutex::new(Vec::new()),
         })
@@ -219,6 +229,21 @@ impl Emulator {
     /// Turns memory counters on or off for the launches that follow.
     pub fn set_counters(&self, on: bool) {
         self.counting.store(on, Ordering::Relaxed);
+    }
+
+    /// Profiling at large shapes: with counters on, each launch runs only `blocks` of its
+    /// blocks, evenly spread over the grid, and its counters are scaled up to the whole grid
+    /// ([`LaunchCounters::blocks_run`]); `None` runs every block. The skipped blocks do not run
+    /// at all, so **the results are wrong** (their outputs are never written): for a profile,
+    /// never for a result. Efficiency and conflict figures are those of the sampled blocks.
+    pub fn set_block_sample(&self, blocks: Option<u64>) {
+        self.sample_blocks
+            .store(blocks.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The block sample of [`Emulator::set_block_sample`] (`None`: every block).
+    pub fn block_sample(&self) -> Option<u64> {
+        Some(self.sample_blocks.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
     /// Whether launches record memory counters.
@@ -335,7 +360,14 @@ impl Executor for Emulator {
                 "cuda emulator: out of host memory for {len} floats"
             ))
         })?;
-        Ok(EmuBuffer { ptr, len, guarded })
+        let mut buf = EmuBuffer { ptr, len, guarded };
+        if self.block_sample().is_some() {
+            // Under block sampling the skipped blocks never write their outputs: zeros (not
+            // whatever the heap held, possibly NaN patterns) keep the step's later arithmetic
+            // finite, so the optimizer's launches are reached and counted.
+            buf.as_mut_slice().fill(0.0);
+        }
+        Ok(buf)
     }
 
     fn memset_zero(&self, buf: &mut EmuBuffer, len: usize) -> Result<()> {
@@ -429,6 +461,7 @@ impl Executor for Emulator {
                 } else {
                     std::ptr::null_mut()
                 },
+                self.sample_blocks.load(Ordering::Relaxed),
             )
         };
         if !counters.is_null() {
@@ -460,11 +493,13 @@ impl Emulator {
     ) -> LaunchCounters {
         let mut n = 0usize;
         let (mut read, mut written) = (0u64, 0u64);
+        let (mut run, mut total) = (0u64, 0u64);
         // SAFETY: `c` came from a successful counted launch and is freed exactly once, here,
         // after its sites were copied.
         let raw: Vec<ffi::EmuSite> = unsafe {
             let p = ffi::pixelrnn_emu_counters_sites(c, &mut n);
             ffi::pixelrnn_emu_counters_sectors(c, &mut read, &mut written);
+            ffi::pixelrnn_emu_counters_blocks(c, &mut run, &mut total);
             let sites = if n == 0 || p.is_null() {
                 Vec::new()
             } else {
@@ -507,6 +542,9 @@ impl Emulator {
             grid: cfg.grid,
             block: cfg.block,
             shared_bytes: cfg.shared_bytes,
+            flops: cfg.flops,
+            blocks: total,
+            blocks_run: run,
             sectors_read: read,
             sectors_written: written,
             sites,

@@ -14,6 +14,12 @@ pub struct LaunchCfg {
     pub block: [u32; 3],
     /// Bytes of `extern __shared__` memory per block.
     pub shared_bytes: u32,
+    /// The launch's useful FLOPs by the host-side formula of its op (2 per multiply-add of
+    /// the GEMM-shaped work: convolutions and the recurrences' state-to-state products, over
+    /// live taps only); 0 for kernels whose cost is their memory traffic (pointwise ops,
+    /// reductions, losses, the optimizer). A device ignores it; the emulator's memory
+    /// counters carry it into [`super::LaunchCounters::flops`] for the profile report.
+    pub flops: u64,
 }
 
 impl LaunchCfg {
@@ -23,6 +29,7 @@ impl LaunchCfg {
             grid: [blocks.max(1), 1, 1],
             block: [threads, 1, 1],
             shared_bytes: 0,
+            flops: 0,
         }
     }
 
@@ -36,6 +43,12 @@ impl LaunchCfg {
     /// The same launch with `bytes` of dynamic shared memory.
     pub fn with_shared(mut self, bytes: u32) -> Self {
         self.shared_bytes = bytes;
+        self
+    }
+
+    /// The same launch doing `flops` useful FLOPs ([`LaunchCfg::flops`]).
+    pub fn with_flops(mut self, flops: u64) -> Self {
+        self.flops = flops;
         self
     }
 

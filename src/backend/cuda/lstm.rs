@@ -160,6 +160,7 @@ fn persistent_forward<E: Executor>(
     dims: &Dims,
 ) -> Result<()> {
     let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+    let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
     let mut args = vec![
         arg(is),
         arg(w_ss),
@@ -201,7 +202,7 @@ fn stepwise_forward<E: Executor>(
             dims.push(&mut args, &[step]);
             be.launch(
                 &be.kernel_name(scan, "step_fwd"),
-                &grid_stride(m * hd),
+                &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
                 &args,
             )?;
         } else {
@@ -209,7 +210,7 @@ fn stepwise_forward<E: Executor>(
             dims.push(&mut args, &[step]);
             be.launch(
                 &be.kernel_name(scan, "ss_fwd"),
-                &grid_stride(m * 4 * hd),
+                &grid_stride(m * 4 * hd).with_flops(geo.ss_flops(m)),
                 &args,
             )?;
             let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
@@ -287,7 +288,7 @@ fn backward<E: Executor>(
     dims.push(&mut args, &[]);
     be.launch(
         &be.kernel_name(scan_op(&geo), "ss_bwd_weight"),
-        &grid_stride(dw.numel()),
+        &grid_stride(dw.numel()).with_flops(geo.ss_flops(lg.positions())),
         &args,
     )?;
     Ok((d_is, dw))
@@ -319,6 +320,7 @@ fn folded_backward<E: Executor>(
         Recurrence::Persistent => {
             // One launch for the whole scan, the steps in reverse inside the kernel.
             let (cfg, staged) = persistent_cfg(w_ss, n, geo);
+            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
             let mut args = vec![
                 arg(w_ss),
                 arg(&state.gates),
@@ -344,7 +346,7 @@ fn folded_backward<E: Executor>(
                 dims.push(&mut args, &[int(op, "step", s)?]);
                 be.launch(
                     &be.kernel_name(scan, "step_bwd"),
-                    &grid_stride(m * hd),
+                    &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
                     &args,
                 )?;
             }
@@ -375,7 +377,7 @@ fn folded_backward<E: Executor>(
                     dims.push(&mut args, &[int(op, "step", s - 1)?]);
                     be.launch(
                         &be.kernel_name(scan, "ss_bwd_data"),
-                        &grid_stride(prev * hd),
+                        &grid_stride(prev * hd).with_flops(geo.ss_flops(m)),
                         &args,
                     )?;
                 }

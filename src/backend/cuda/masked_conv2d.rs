@@ -102,6 +102,7 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
         grid: [gx as u32, u32::from(gy), 1],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        flops: 0,
     })
 }
 
@@ -121,7 +122,7 @@ pub fn forward<E: Executor>(
         return Ok(y);
     }
     let version = selected_version(be);
-    let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?;
+    let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?.with_flops(g.pass_flops(spec));
     let mut args = vec![arg(x), arg(w), arg(b), arg(&y)];
     args.extend(geom_args(NAME, g)?);
     args.extend(spec_args(NAME, spec)?);
@@ -164,7 +165,7 @@ pub fn backward<E: Executor>(
         args.extend(spec_args(NAME, spec)?);
         be.launch(
             "masked_conv2d_bwd_weight_v1",
-            &block_per_element(NAME, "weight elements", dw.numel())?,
+            &block_per_element(NAME, "weight elements", dw.numel())?.with_flops(g.pass_flops(spec)),
             &args,
         )?;
     }
@@ -172,7 +173,8 @@ pub fn backward<E: Executor>(
     let dx = if need_dx {
         let dx = be.tensor_uninit(&x.shape)?;
         if dx.numel() > 0 {
-            let cfg = tiled_or_direct(NAME, version, g.positions(), g.cin)?;
+            let cfg = tiled_or_direct(NAME, version, g.positions(), g.cin)?
+                .with_flops(g.pass_flops(spec));
             let mut args = vec![arg(dy), arg(w), arg(&dx)];
             args.extend(geom_args(NAME, g)?);
             args.extend(spec_args(NAME, spec)?);

@@ -37,6 +37,7 @@ mod softmax_nll;
 pub mod variants;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use device::Device;
@@ -78,6 +79,8 @@ struct Inner<E: Executor> {
     /// Fill fresh output buffers with NaN, so an output element that a kernel forgets to
     /// write shows up in the parity tests.
     poison: bool,
+    /// Host synchronisations so far ([`CudaBackend::host_syncs`]).
+    syncs: AtomicU64,
 }
 
 /// Counters of the caching allocator.
@@ -161,6 +164,7 @@ impl<E: Executor> CudaBackend<E> {
                 stats: Mutex::new(PoolStats::default()),
                 variants: RwLock::new(Variants::default()),
                 poison,
+                syncs: AtomicU64::new(0),
             }),
         }
     }
@@ -168,6 +172,14 @@ impl<E: Executor> CudaBackend<E> {
     /// The executor that runs the kernels.
     pub fn executor(&self) -> &E {
         &self.inner.exec
+    }
+
+    /// Host synchronisations since the backend was made: every download of a buffer to the
+    /// host (which waits for all launched work: a loss, a norm, sampled pixels) and every
+    /// explicit `synchronize`. The profile report counts them per training step; each one
+    /// drains the GPU's queue, so a step that has many cannot hide launch latency.
+    pub fn host_syncs(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Relaxed)
     }
 
     /// The caching allocator's counters.
@@ -318,10 +330,12 @@ impl<E: Executor> Backend for CudaBackend<E> {
         if data.is_empty() {
             return Ok(Vec::new());
         }
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
         self.inner.exec.download(data.raw(), data.len())
     }
 
     fn synchronize(&self) -> Result<()> {
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
         self.inner.exec.synchronize()
     }
 

@@ -29,6 +29,13 @@ impl ConvGeom {
         self.n * self.h * self.w
     }
 
+    /// FLOPs of one pass (forward, input gradient or weight gradient: the same multiply-adds)
+    /// under `spec`: 2 per multiply-add over the live taps with full channel counts, as
+    /// `bench::step_flops` counts them (the centre tap's channel-group rule is ignored).
+    pub fn pass_flops(&self, spec: &crate::backend::ConvSpec) -> u64 {
+        2 * (self.positions() * spec.taps().len() * self.cin * self.cout) as u64
+    }
+
     /// `[n, h, w, cout]`: the output (stride 1, "same" padding).
     pub fn out_shape(&self) -> [usize; 4] {
         [self.n, self.h, self.w, self.cout]

@@ -38,6 +38,13 @@ impl Geometry {
         }
     }
 
+    /// FLOPs of the state-to-state product over `positions` positions (forward, the
+    /// recurrent input gradient and the weight gradient each do this many): 2 per
+    /// multiply-add, `taps * h` inputs to `4h` gate rows per position.
+    pub fn ss_flops(&self, positions: usize) -> u64 {
+        2 * (positions * self.taps() * self.hidden * 4 * self.hidden) as u64
+    }
+
     /// Expected `[4h, h, kh, kw]` shape of the state-to-state weight.
     pub fn weight_shape(&self) -> [usize; 4] {
         let g = 4 * self.hidden;

@@ -27,6 +27,13 @@ pub struct TransposeGeom {
 }
 
 impl TransposeGeom {
+    /// FLOPs of one pass (forward, input gradient or weight gradient): every input position
+    /// meets `k * k` taps of `cin * cout` multiply-adds, 2 FLOPs each (taps that fall outside
+    /// the output are counted too).
+    pub fn pass_flops(&self) -> u64 {
+        2 * (self.n * self.h * self.w * self.k * self.k * self.cin * self.cout) as u64
+    }
+
     /// Padding `(k - r) / 2`.
     pub fn pad(&self) -> usize {
         (self.k - self.r) / 2

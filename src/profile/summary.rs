@@ -1,0 +1,224 @@
+//! The emulator's per-launch memory counters ([`LaunchCounters`]) gathered per kernel, with a
+//! roofline estimate of each kernel's time.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::roofline::{Bound, Roofline};
+use crate::backend::cuda::{AccessOp, LaunchCounters, MemSpace, SiteCounters};
+
+/// The share of a kernel's global sector traffic below which a site is not a candidate for
+/// [`KernelProfile::worst_efficiency`]: a bias read once per block should not hide the site
+/// that moves the data.
+pub const WORST_SITE_MIN_SHARE: f64 = 0.01;
+
+/// The global-memory site of a kernel with the lowest efficiency among those that carry at
+/// least [`WORST_SITE_MIN_SHARE`] of its sector traffic.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorstSite {
+    /// `load`, `store` or `atomic`.
+    pub op: &'static str,
+    /// Bytes per lane access (4: fp32, 16: float4).
+    pub access_bytes: u32,
+    /// Sectors per warp request.
+    pub sectors_per_request: f64,
+    /// Used bytes over the sectors' bytes.
+    pub efficiency: f64,
+    /// Offset of the instruction in the binary (`addr2line -f -i -e BINARY 0xOFFSET`).
+    pub module_offset: u64,
+}
+
+/// One kernel's counters over all its launches in a profiled step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelProfile {
+    /// The kernel's name.
+    pub kernel: String,
+    /// Launches.
+    pub launches: u64,
+    /// Useful FLOPs by the host-side formulas ([`crate::backend::cuda::LaunchCfg::flops`]).
+    pub flops: u64,
+    /// Compulsory global traffic: distinct sectors read and written per launch, x 32 bytes,
+    /// summed over launches.
+    pub compulsory_bytes: u64,
+    /// Global memory warp requests.
+    pub global_requests: u64,
+    /// Sectors those requests touched, x 32 bytes: the traffic between the SMs and L2
+    /// when no request hits L1.
+    pub sector_bytes: u64,
+    /// Global sectors per request over all sites (4 for coalesced fp32 full warps).
+    pub sectors_per_request: f64,
+    /// Byte-weighted global efficiency: used bytes over sector bytes, all sites together
+    /// (1.0 coalesced).
+    pub efficiency: f64,
+    /// The least efficient site that matters ([`WorstSite`]), if the kernel touches global
+    /// memory.
+    pub worst: Option<WorstSite>,
+    /// Shared-memory warp requests.
+    pub shared_requests: u64,
+    /// 4-byte words loaded from shared memory by all lanes (the denominator of FLOPs per
+    /// shared word in the GEMM-shaped kernels).
+    pub shared_words_loaded: u64,
+    /// Byte-weighted mean bank-conflict excess of the shared accesses: wavefronts over their
+    /// conflict-free minimum (1.0 conflict-free, 2.0 two-way); `None` without shared memory.
+    pub shared_conflict: Option<f64>,
+    /// The worst mean excess of one shared site (same measure as `shared_conflict`).
+    pub shared_conflict_max: Option<f64>,
+    /// The roofline estimate of all launches, seconds (launch overhead included).
+    pub estimate_s: f64,
+    /// What bounds most of the estimate.
+    pub bound: Bound,
+}
+
+impl KernelProfile {
+    /// FLOPs per 4-byte word loaded from shared memory (`None` without shared loads or
+    /// FLOPs).
+    pub fn flops_per_shared_word(&self) -> Option<f64> {
+        (self.shared_words_loaded > 0 && self.flops > 0)
+            .then(|| self.flops as f64 / self.shared_words_loaded as f64)
+    }
+}
+
+fn op_name(op: AccessOp) -> &'static str {
+    match op {
+        AccessOp::Load => "load",
+        AccessOp::Store => "store",
+        AccessOp::Atomic => "atomic",
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        0.0
+    } else {
+        a / b
+    }
+}
+
+/// Accumulates one kernel's launches.
+#[derive(Default)]
+struct Acc {
+    launches: u64,
+    flops: u64,
+    compulsory: u64,
+    estimate: f64,
+    by_bound: BTreeMap<&'static str, f64>,
+    /// Global sites merged by address: the same instruction across launches.
+    global: BTreeMap<(u64, u8), SiteCounters>,
+    shared: BTreeMap<(u64, u8), SiteCounters>,
+}
+
+fn merge(into: &mut BTreeMap<(u64, u8), SiteCounters>, s: &SiteCounters) {
+    let key = (s.module_offset, s.op as u8);
+    match into.get_mut(&key) {
+        None => {
+            into.insert(key, s.clone());
+        }
+        Some(t) => {
+            t.requests += s.requests;
+            t.lane_accesses += s.lane_accesses;
+            t.bytes += s.bytes;
+            t.unique_bytes += s.unique_bytes;
+            t.sectors += s.sectors;
+            t.wavefronts += s.wavefronts;
+            t.ideal_wavefronts += s.ideal_wavefronts;
+            t.max_conflict = t.max_conflict.max(s.max_conflict);
+            t.access_bytes = t.access_bytes.max(s.access_bytes);
+        }
+    }
+}
+
+/// Gathers `launches` (one step's counted launches) per kernel, estimated on `roofline`;
+/// kernels in descending order of their estimate.
+pub fn summarize(launches: &[LaunchCounters], roofline: &Roofline) -> Vec<KernelProfile> {
+    let mut accs: BTreeMap<&str, Acc> = BTreeMap::new();
+    for l in launches {
+        let a = accs.entry(l.kernel.as_str()).or_default();
+        a.launches += 1;
+        a.flops += l.flops;
+        a.compulsory += l.compulsory_bytes();
+        let (t, bound) = roofline.launch_bound(l.compulsory_bytes(), l.flops);
+        a.estimate += t;
+        *a.by_bound.entry(bound.name()).or_default() += t;
+        for s in &l.sites {
+            match s.space {
+                MemSpace::Global => merge(&mut a.global, s),
+                MemSpace::Shared => merge(&mut a.shared, s),
+            }
+        }
+    }
+    let mut out: Vec<KernelProfile> = accs
+        .into_iter()
+        .map(|(kernel, a)| kernel_profile(kernel, a))
+        .collect();
+    out.sort_by(|x, y| {
+        y.estimate_s
+            .total_cmp(&x.estimate_s)
+            .then(x.kernel.cmp(&y.kernel))
+    });
+    out
+}
+
+fn kernel_profile(kernel: &str, a: Acc) -> KernelProfile {
+    let requests: u64 = a.global.values().map(|s| s.requests).sum();
+    let sectors: u64 = a.global.values().map(|s| s.sectors).sum();
+    let used: u64 = a.global.values().map(|s| s.unique_bytes).sum();
+    let worst = a
+        .global
+        .values()
+        .filter(|s| s.sectors as f64 >= WORST_SITE_MIN_SHARE * sectors as f64 && s.sectors > 0)
+        .min_by(|x, y| x.efficiency().total_cmp(&y.efficiency()))
+        .map(|s| WorstSite {
+            op: op_name(s.op),
+            access_bytes: s.access_bytes,
+            sectors_per_request: s.sectors_per_request(),
+            efficiency: s.efficiency(),
+            module_offset: s.module_offset,
+        });
+    let shared_bytes: u64 = a.shared.values().map(|s| s.bytes).sum();
+    let weighted: f64 = a
+        .shared
+        .values()
+        .map(|s| s.excess_wavefronts() * s.bytes as f64)
+        .sum();
+    let shared_conflict = (shared_bytes > 0).then(|| weighted / shared_bytes as f64);
+    let shared_conflict_max = a
+        .shared
+        .values()
+        .filter(|s| s.requests > 0)
+        .map(SiteCounters::excess_wavefronts)
+        .max_by(f64::total_cmp);
+    let shared_words_loaded = a
+        .shared
+        .values()
+        .filter(|s| s.op == AccessOp::Load)
+        .map(|s| s.bytes / 4)
+        .sum();
+    let bound = match a
+        .by_bound
+        .iter()
+        .max_by(|x, y| x.1.total_cmp(y.1))
+        .map(|(k, _)| *k)
+    {
+        Some("compute") => Bound::Compute,
+        Some("launch") => Bound::Launch,
+        _ => Bound::Memory,
+    };
+    KernelProfile {
+        kernel: kernel.to_string(),
+        launches: a.launches,
+        flops: a.flops,
+        compulsory_bytes: a.compulsory,
+        global_requests: requests,
+        sector_bytes: sectors * 32,
+        sectors_per_request: ratio(sectors as f64, requests as f64),
+        efficiency: ratio(used as f64, (sectors * 32) as f64),
+        worst,
+        shared_requests: a.shared.values().map(|s| s.requests).sum(),
+        shared_words_loaded,
+        shared_conflict,
+        shared_conflict_max,
+        estimate_s: a.estimate,
+        bound,
+    }
+}
