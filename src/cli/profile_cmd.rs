@@ -55,8 +55,8 @@ pub struct ProfileArgs {
     layout: LayoutArg,
     /// Run and count only this many blocks of each launch, evenly spread over its grid, and
     /// scale the counts to the whole grid (the other blocks do not run: the step's values are
-    /// not computed). For the large configs, which take hours to emulate whole [default:
-    /// 0 (every block) for tiny and gate, 8 for the others].
+    /// not computed). For the large configs, which take hours to emulate whole; 0 counts every
+    /// block [default: 0 for tiny, 16 for gate (as the counter gate), 8 for the others].
     #[arg(long)]
     sample_blocks: Option<u64>,
     /// Launch overhead of the roofline estimate, microseconds per launch.
@@ -137,12 +137,11 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         ..EmuOptions::default()
     })?
     .with_counters(false);
-    let small = matches!(cfg.name, "tiny" | "gate");
-    let sample = match args.sample_blocks {
-        Some(0) => None,
-        Some(b) => Some(b),
-        None if small => None,
-        None => Some(8),
+    let sample = match (args.sample_blocks, cfg.name) {
+        (Some(0), _) | (None, "tiny") => None,
+        (Some(b), _) => Some(b),
+        (None, "gate") => Some(profile::GATE_SAMPLE),
+        (None, _) => Some(8),
     };
     exec.set_block_sample(sample);
     let be = CudaBackend::new(exec);
