@@ -1,7 +1,7 @@
 //! `pixelrnn train`.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,7 +22,9 @@ use pixelrnn::train::defaults;
 /// values.
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Model variant.
+    /// Model variant [default: pixelcnn]. multiscale alone is a Row LSTM base, stage 1 on the
+    /// image at half its side (x[::2, ::2]), stage 2 on the full image given it, both stages
+    /// trained together (see --base, --scale, --stage).
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
     /// Dataset: binarized-mnist (default), mnist (256 grey levels), or a path to .npy, .npz,
@@ -41,10 +43,11 @@ pub struct TrainArgs {
     /// D: width of the output head [default: 64].
     #[arg(long)]
     head: Option<usize>,
-    /// Multi-scale (--model multiscale): the variant of both stages.
+    /// Multi-scale (--model multiscale): the variant of both stages [default: row-lstm].
     #[arg(long, value_enum)]
     base: Option<ModelKind>,
-    /// Multi-scale: side s of the small image x[::n/s, ::n/s] that stage 1 models.
+    /// Multi-scale: side s of the small image x[::n/s, ::n/s] that stage 1 models [default:
+    /// half the image side, 14 for MNIST].
     #[arg(long)]
     scale: Option<usize>,
     /// Multi-scale: features F of the conditioning map [default: h].
@@ -90,7 +93,7 @@ pub struct TrainArgs {
     /// Seed of the weights and the batch order [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Run folder [default: runs/<model>-<unix time>].
+    /// Run folder [default: runs/<model>-<UTC date-time>, e.g. runs/pixelcnn-2026-12-01T18-12-34].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint.
@@ -184,21 +187,40 @@ fn steps_for(args: &TrainArgs, data: &Dataset, batch: usize) -> anyhow::Result<u
     }
 }
 
+/// `--model multiscale` without `--scale`: half the image side (28 x 28 MNIST: 14), so that
+/// stage 1 models `x[::2, ::2]`. An image whose sides are odd or unequal has no such half.
+fn default_scale(data: &Dataset) -> anyhow::Result<usize> {
+    let (h, w) = (data.height(), data.width());
+    if h != w || h % 2 != 0 || h < 2 {
+        bail!(
+            "--model multiscale: the default --scale is half the image side, but {} holds {h}x{w} images; give --scale S (S divides both sides into the same n/S >= 2)",
+            data.name
+        );
+    }
+    Ok(h / 2)
+}
+
 fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig> {
     let batch = args.batch.unwrap_or(defaults::BATCH);
     let steps = steps_for(args, data, batch)?;
     let kind = args.model.unwrap_or(ModelKind::PixelCnn);
     let hidden = args.hidden.unwrap_or(defaults::HIDDEN);
-    let multiscale = match (kind, args.base, args.scale) {
-        (ModelKind::MultiScale, Some(base), Some(scale)) => Some(MultiScaleConfig {
-            base,
-            scale,
+    let multiscale = match kind {
+        ModelKind::MultiScale => Some(MultiScaleConfig {
+            base: args.base.unwrap_or(defaults::MULTISCALE_BASE),
+            scale: match args.scale {
+                Some(s) => s,
+                None => default_scale(data)?,
+            },
             cond_features: args.cond_features.unwrap_or(hidden),
         }),
-        (ModelKind::MultiScale, _, _) => {
-            bail!("--model multiscale needs --base row-lstm|diag-bilstm|pixelcnn and --scale S")
+        _ if args.base.is_none()
+            && args.scale.is_none()
+            && args.cond_features.is_none()
+            && args.stage.is_none() =>
+        {
+            None
         }
-        (_, None, None) if args.cond_features.is_none() && args.stage.is_none() => None,
         _ => bail!("--base, --scale, --cond-features and --stage are for --model multiscale"),
     };
     let model = ModelConfig {
@@ -387,11 +409,8 @@ fn run_with<B: Backend>(
     ranks: Ranks<B>,
 ) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let model = args.model.unwrap_or(ModelKind::PixelCnn).name();
-        PathBuf::from(format!("runs/{model}-{t}"))
+        pixelrnn::run_dir::default_run_folder(model, SystemTime::now())
     });
     let (cfg, checkpoint) = if args.resume {
         let ck = Checkpoint::open(&out).context("--resume")?;

@@ -25,6 +25,9 @@ pub mod defaults {
     pub const STEPS: u64 = 1500;
     /// Steps between evaluations.
     pub const EVAL_EVERY: u64 = 250;
+    /// `--model multiscale` without `--base`: the variant of both stages. The Row LSTM: the
+    /// paper's multi-scale models are PixelRNNs, and it is the faster of the two LSTMs.
+    pub const MULTISCALE_BASE: crate::models::ModelKind = crate::models::ModelKind::RowLstm;
 }
 
 /// The most optimizer steps a run may have (`--steps`, or what `--epochs` makes): at a
