@@ -42,8 +42,12 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     /// Dataset spec (`binarized-mnist`, `mnist` or a path).
     pub data: String,
-    /// Threshold the data to 0/1.
-    pub binarize: bool,
+    /// How the data's values are read: as they are (0/1 data binary), 0/1 kept as 256
+    /// levels, or binarized (threshold, stochastic or dynamic, with the seed of the draws).
+    /// Runs saved before the binarization modes hold `true` (threshold) or `false` (as they
+    /// are), read as such.
+    #[serde(deserialize_with = "crate::data::binarize_compat")]
+    pub binarize: crate::data::Binarize,
     /// Optimizer and schedule.
     pub optim: OptimConfig,
     /// Images per step.
