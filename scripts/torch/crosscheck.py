@@ -178,7 +178,8 @@ def compare(args) -> int:
     rel = diff / np.maximum(np.abs(ref), 1e-3)
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
     res = {
-        "model": cfg.kind,
+        "model": cfg.kind if cfg.multiscale is None
+        else f"{cfg.kind}({cfg.multiscale['base']}, scale {cfg.multiscale['scale']})",
         "format": f"{cfg.height}x{cfg.width}x{cfg.channels}" + (" binary" if cfg.binary else ""),
         "layers": cfg.layers, "hidden": cfg.hidden, "head": cfg.head,
         "step": int(meta.get("step", 0)),
