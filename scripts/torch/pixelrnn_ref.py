@@ -220,9 +220,15 @@ class DiagBiLstm(nn.Module):
         self.res_conv = MaskedConv2d(h, 2 * h, 1, 1, "B", groups)
 
     def forward(self, x, m=None):
-        hl = self.left(x, m)
-        mr = None if m is None else torch.flip(m, dims=[3])
-        hr = torch.flip(self.right(torch.flip(x, dims=[3]), mr), dims=[3])
+        # Unconditioned calls keep the one-argument form (scripts/torch/mutants.py swaps in
+        # one-argument forwards).
+        if m is None:
+            hl = self.left(x)
+            hr = torch.flip(self.right(torch.flip(x, dims=[3])), dims=[3])
+        else:
+            hl = self.left(x, m)
+            hr = torch.flip(self.right(torch.flip(x, dims=[3]), torch.flip(m, dims=[3])),
+                            dims=[3])
         hr = F.pad(hr, (0, 0, 1, 0))[:, :, :-1]  # shift down: row 0 zero, row r <- row r-1
         return x + self.res_conv(hl + hr)
 
@@ -331,7 +337,7 @@ class PixelModel(nn.Module):
         if m is not None:
             a = a + self.input.cond(m)
         for layer in self.layers:
-            a = layer(a, m)
+            a = layer(a) if m is None else layer(a, m)
         return self.head(a)
 
     def nll(self, logits, targets):
