@@ -375,6 +375,27 @@ fn grey_data_binarized_in_training_is_binarized_in_eval_and_sample() {
         &["--binarize", "sometimes"],
     );
     assert_clean_error(&out, &["sometimes"]);
+    let out = train(
+        s(&data),
+        &dir.path().join("z"),
+        1,
+        &["--binarize", "threshold", "--binarize-seed", "3"],
+    );
+    assert_clean_error(&out, &["--binarize-seed", "threshold"]);
+    let out = train(
+        "binarized-mnist",
+        &dir.path().join("w"),
+        1,
+        &["--binarize", "dynamic"],
+    );
+    assert_clean_error(&out, &["binarized-mnist", "--data mnist"]);
+    let out = train(
+        s(&data),
+        &dir.path().join("v"),
+        1,
+        &["--binarize", "--keep-levels"],
+    );
+    assert_clean_error(&out, &["--keep-levels"]);
 }
 
 /// Dynamic binarization: a resumed run equals the straight one (the draws depend on the step
