@@ -70,6 +70,29 @@ fn every_pretrained_checkpoint_scores_its_recorded_nll() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The command as it stands, in a fresh folder: `sample --checkpoint
+/// pretrained/diag-bilstm` writes `samples.png` there.
+#[test]
+fn sample_needs_no_flag_but_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::cli::pixelrnn_in(
+        dir.path(),
+        &[
+            "sample",
+            "--checkpoint",
+            s(&folder("diag-bilstm")),
+            "--n",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
+    .expect_ok();
+    assert!(out.stdout.contains("grid samples.png"), "{}", out.stdout);
+    let png = std::fs::read(dir.path().join("samples.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG file");
+}
+
 #[test]
 fn every_pretrained_checkpoint_samples() {
     let dir = tempfile::tempdir().unwrap();

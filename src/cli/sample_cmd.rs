@@ -22,8 +22,8 @@ pub struct SampleArgs {
     /// Number of images.
     #[arg(long, default_value_t = 16)]
     n: usize,
-    /// PNG grid of the images.
-    #[arg(long)]
+    /// PNG grid of the images (a multi-scale model: each small image beside its full one).
+    #[arg(long, default_value = "samples.png")]
     out: PathBuf,
     /// Logits are divided by this; 0 takes the most likely value.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]

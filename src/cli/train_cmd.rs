@@ -37,7 +37,7 @@ pub struct TrainArgs {
     /// Binarize grey data for a Bernoulli output: threshold (v >= 128 -> 1; --binarize alone),
     /// stochastic (each pixel 1 with probability v/255, drawn once from --binarize-seed, as
     /// the paper's binarized MNIST was made) or dynamic (the training images drawn afresh
-    /// every epoch, the test images once; scores 1-2 nats better than a fixed draw). Data
+    /// every epoch, the test images once; reported to score 1-2 nats better than a fixed draw). Data
     /// whose values are all 0 or 1 is binary without it.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "threshold",
           conflicts_with = "keep_levels")]
