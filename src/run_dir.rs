@@ -16,6 +16,53 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint;
 use crate::error::{Error, Result};
 
+/// The run folder `train` picks when no `--out` is given: `runs/<model>-<UTC date and time>`,
+/// for example `runs/pixelcnn-2026-12-01T18-12-34`, so that `ls runs/` lists runs in the order
+/// they started. When that folder exists already (two runs started in the same second), `-2`,
+/// `-3`, ... is appended, which still sorts after the first and before the next second.
+pub fn default_run_folder(model: &str, now: std::time::SystemTime) -> PathBuf {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("runs/{model}-{}", utc_timestamp(secs));
+    let mut path = PathBuf::from(&base);
+    let mut k = 2;
+    while path.exists() {
+        path = PathBuf::from(format!("{base}-{k}"));
+        k += 1;
+    }
+    path
+}
+
+/// `secs` seconds after the Unix epoch as a UTC date and time that sorts as text and is a
+/// valid file name everywhere: `YYYY-MM-DDTHH-MM-SS` (ISO 8601 with `-` for `:`).
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The proleptic Gregorian date `(year, month, day)` of day `days` after 1970-01-01
+/// (H. Hinnant's `civil_from_days`, for non-negative days: no date library needed for this).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
 /// Images in the run folder's `samples.png`.
 pub const SAMPLE_GRID_IMAGES: usize = 16;
 
@@ -163,4 +210,40 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Metrics>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_timestamps_are_exact() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00-00-00");
+        // `date -u -d @1796148664`: 2026-12-01 18:11:04 UTC (the folder name of issue 20).
+        assert_eq!(utc_timestamp(1_796_148_664), "2026-12-01T18-11-04");
+        // Leap days and the ends of months and years.
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00-00-00");
+        assert_eq!(utc_timestamp(951_868_799), "2000-02-29T23-59-59");
+        assert_eq!(utc_timestamp(1_709_251_199), "2024-02-29T23-59-59");
+        assert_eq!(utc_timestamp(1_735_689_599), "2024-12-31T23-59-59");
+        assert_eq!(utc_timestamp(4_107_542_400), "2100-03-01T00-00-00");
+    }
+
+    #[test]
+    fn timestamps_sort_as_time_does() {
+        let times = [
+            0u64,
+            59,
+            60,
+            3599,
+            86_399,
+            86_400,
+            1_796_148_664,
+            4_107_542_400,
+        ];
+        let names: Vec<String> = times.iter().map(|&t| utc_timestamp(t)).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+    }
 }

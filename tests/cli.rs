@@ -426,6 +426,61 @@ fn training_into_a_folder_with_a_checkpoint_needs_resume() {
     );
 }
 
+/// Without `--out`, `train` names its run folder `runs/<model>-<UTC date and time>` (sortable,
+/// e.g. `runs/pixelcnn-2026-12-01T18-12-34`) at the time it started, and a second run in the
+/// same second gets its own folder.
+#[test]
+fn default_run_folder_is_named_by_utc_date_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 20, 4, 4, 1);
+    let before = std::time::SystemTime::now();
+    let mut args = vec!["train", "--data", s(&data)];
+    args.extend(TINY);
+    args.extend(["--steps", "1"]);
+    pixelrnn_in(dir.path(), &args).expect_ok();
+    pixelrnn_in(dir.path(), &args).expect_ok();
+    let after = std::time::SystemTime::now();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let secs =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let allowed: Vec<String> = (secs(before)..=secs(after))
+        .map(|t| format!("pixelcnn-{}", pixelrnn::run_dir::utc_timestamp(t)))
+        .collect();
+    let first = &names[0];
+    assert!(allowed.contains(first), "{first} not in {allowed:?}");
+    // `pixelcnn-YYYY-MM-DDTHH-MM-SS`: digits and separators where `date -u` puts them.
+    let stamp = first.strip_prefix("pixelcnn-").unwrap().as_bytes();
+    assert_eq!(stamp.len(), 19, "{first}");
+    for (i, &b) in stamp.iter().enumerate() {
+        let want = match i {
+            4 | 7 | 13 | 16 => Some(b'-'),
+            10 => Some(b'T'),
+            _ => None,
+        };
+        match want {
+            Some(w) => assert_eq!(b, w, "{first}"),
+            None => assert!(b.is_ascii_digit(), "{first}"),
+        }
+    }
+    // The second run: the next second's name, or the same one with `-2`.
+    let second = &names[1];
+    assert!(
+        allowed.contains(second) || *second == format!("{first}-2"),
+        "{second}"
+    );
+    assert!(dir
+        .path()
+        .join("runs")
+        .join(second)
+        .join("checkpoint.safetensors")
+        .exists());
+}
+
 /// `--model multiscale` trains through the binary (both stages, one checkpoint), reports both
 /// parts in metrics.jsonl and `eval --json`, samples the two scales, and resumes.
 #[test]
@@ -482,14 +537,6 @@ fn multiscale_trains_evaluates_and_samples() {
     let out = train(s(&data), &run2, 3, &["--resume", "--stage", "1"]);
     assert_clean_error(&out, &["--stage"]);
     train(s(&data), &run2, 3, &["--resume"]).expect_ok();
-    // Missing pieces are clear errors.
-    let out = train(
-        s(&data),
-        &dir.path().join("r3"),
-        2,
-        &["--model", "multiscale"],
-    );
-    assert_clean_error(&out, &["--base", "--scale"]);
     let out = train(
         s(&data),
         &dir.path().join("r4"),
@@ -504,6 +551,48 @@ fn multiscale_trains_evaluates_and_samples() {
         ],
     );
     assert_clean_error(&out, &["--scale 3"]);
+}
+
+/// `--model multiscale` alone takes the defaults `--help` states: a Row LSTM base, stage 1 on
+/// the image at half its side, both stages trained together; an image with no half side is a
+/// clear error naming `--scale`.
+#[test]
+fn multiscale_alone_takes_its_stated_defaults() {
+    let help = pixelrnn(&["train", "--help"]).expect_ok().stdout;
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for stated in [
+        "multiscale alone is a Row LSTM base",
+        "[default: row-lstm]",
+        "[default: half the image side, 14 for MNIST]",
+        "[default: both, one loss = the sum]",
+    ] {
+        assert!(
+            flat.contains(stated),
+            "train --help lacks {stated:?}:\n{help}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let run = dir.path().join("run");
+    train(s(&data), &run, 1, &["--model", "multiscale"]).expect_ok();
+    let cfg = read_json(&run.join("config.json"));
+    assert_eq!(cfg["model"]["kind"], "multiscale");
+    assert_eq!(cfg["model"]["multiscale"]["base"], "row-lstm");
+    assert_eq!(cfg["model"]["multiscale"]["scale"], 4);
+    assert_eq!(cfg["model"]["multiscale"]["cond_features"], 4, "F = h");
+    assert!(cfg.get("stage").is_none(), "both stages: {cfg}");
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert!(last["stage1_nll_nats"].as_f64().unwrap() > 0.0);
+    assert!(last["stage2_nll_nats"].as_f64().unwrap() > 0.0);
+    let odd = write_images(dir.path(), "odd.npy", 40, 7, 7, 1);
+    let out = train(
+        s(&odd),
+        &dir.path().join("r-odd"),
+        1,
+        &["--model", "multiscale"],
+    );
+    assert_clean_error(&out, &["--scale", "7x7"]);
 }
 
 /// A loss that blows up stops training with an error (progress lines may precede it) and

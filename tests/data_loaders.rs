@@ -532,9 +532,16 @@ fn binarize_flag_on_paths() {
         (d.train.pixels.clone(), d.test.pixels.clone()),
         (vec![0, 1], vec![1, 0])
     );
-    assert!(!load_dataset(&path.display().to_string(), false)
+    // Without --binarize too (issue 20): 0/1 data is binary unless kept as 256 levels.
+    assert!(load_dataset(&path.display().to_string(), false)
         .unwrap()
         .binary());
+    assert!(!pixelrnn::data::load_dataset_as(
+        &path.display().to_string(),
+        pixelrnn::data::Binarize::KeepLevels
+    )
+    .unwrap()
+    .binary());
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn train_config(kind: ModelKind, steps: u64) -> TrainConfig {
             multiscale: None,
         },
         data: "random".into(),
-        binarize: false,
+        binarize: pixelrnn::data::Binarize::Auto,
         optim: OptimConfig {
             kind: OptimizerKind::Adam,
             lr: 3e-3,

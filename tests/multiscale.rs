@@ -649,7 +649,7 @@ fn training_on_mnist_lowers_both_stages() {
     let cfg = TrainConfig {
         model,
         data: "mnist".into(),
-        binarize: false,
+        binarize: pixelrnn::data::Binarize::Auto,
         optim: OptimConfig {
             lr: 1e-2,
             total_steps: steps,

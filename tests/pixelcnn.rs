@@ -174,7 +174,7 @@ fn small_train_config(cfg: ModelConfig, data: &str, steps: u64, lr: f32) -> Trai
     TrainConfig {
         model: cfg,
         data: data.into(),
-        binarize: false,
+        binarize: pixelrnn::data::Binarize::Auto,
         optim: OptimConfig {
             lr,
             total_steps: steps,

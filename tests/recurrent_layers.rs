@@ -221,7 +221,7 @@ fn learns_binarized_mnist(kind: ModelKind) {
     let cfg = TrainConfig {
         model: ModelConfig::plain(kind, (28, 28, 1), true, (2, 8, 16)),
         data: "binarized-mnist".into(),
-        binarize: false,
+        binarize: pixelrnn::data::Binarize::Auto,
         optim: OptimConfig {
             lr: 3e-3,
             total_steps: steps,

@@ -59,6 +59,10 @@ def as_nhwc(a: np.ndarray) -> np.ndarray:
 
 def test_images(spec: str, split: str) -> np.ndarray:
     """The images pixelrnn scores for `--data spec --split split`, before binarizing."""
+    if spec == "binarized-mnist-stochastic":
+        raise SystemExit("crosscheck: binarized-mnist-stochastic is drawn by pixelrnn's own "
+                         "generator (PCG64), which numpy does not reproduce: pass --data "
+                         "binarized-mnist (the same digits thresholded) or a .npy of 0/1 images")
     if spec in ("mnist", "binarized-mnist"):
         spec = os.path.join(ROOT, "data", "mnist.npz")
     if spec.endswith(".npz"):
@@ -140,6 +144,7 @@ def compare(args) -> int:
     spec = args.data or train_cfg.get("data")
     if not spec:
         sys.exit("crosscheck: the checkpoint names no dataset; pass --data")
+    test_images(spec, args.split)  # refuses data the reference cannot read, before the eval
 
     exe = pixelrnn_binary(args.pixelrnn)
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +183,8 @@ def compare(args) -> int:
     rel = diff / np.maximum(np.abs(ref), 1e-3)
     worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
     res = {
-        "model": cfg.kind,
+        "model": cfg.kind if cfg.multiscale is None
+        else f"{cfg.kind}({cfg.multiscale['base']}, scale {cfg.multiscale['scale']})",
         "format": f"{cfg.height}x{cfg.width}x{cfg.channels}" + (" binary" if cfg.binary else ""),
         "layers": cfg.layers, "hidden": cfg.hidden, "head": cfg.head,
         "step": int(meta.get("step", 0)),

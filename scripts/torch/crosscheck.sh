@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-checks pixelrnn against the PyTorch reference for every model and data format:
-# for pixelcnn, row-lstm, diag-bilstm and for 1 channel binary, 1 channel 256-way and
+# for pixelcnn, row-lstm, diag-bilstm, multiscale on each of the three bases (8 x 8 images,
+# scale 4) and for 1 channel binary, 1 channel 256-way and
 # 3 channels 256-way, makes a small random uint8 dataset, trains a tiny pixelrnn model for a
 # few steps, and compares the per-sub-pixel test NLL (scripts/torch/crosscheck.py).
 #
@@ -38,19 +39,28 @@ work, h, w = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(12345)
 for c in (1, 3):
     np.save(f"{work}/data_c{c}.npy", rng.integers(0, 256, size=(40, h, w, c), dtype=np.uint8))
+    # Multi-scale needs a square image cut into whole blocks: 8 x 8, scale 4 (r = 2).
+    np.save(f"{work}/square_c{c}.npy", rng.integers(0, 256, size=(40, 8, 8, c), dtype=np.uint8))
 PY
 
 fail=0
 results="$work/results.jsonl"
 : > "$results"
-for model in pixelcnn row-lstm diag-bilstm; do
+for model in pixelcnn row-lstm diag-bilstm ms-pixelcnn ms-row-lstm ms-diag-bilstm; do
     for fmt in c1-binary c1 c3; do
         c="${fmt:1:1}"
         run="$work/$model-$fmt"
         extra=()
         [ "$fmt" = c1-binary ] && extra=(--binarize)
+        data="$work/data_c$c.npy"
+        kind=(--model "$model")
+        case "$model" in ms-*)
+            # Both stages, every conditioning tensor (upsample, input.cond, layers.*.cond)
+            data="$work/square_c$c.npy"
+            kind=(--model multiscale --base "${model#ms-}" --scale 4 --cond-features 3) ;;
+        esac
         rm -rf "$run"
-        if ! "$exe" train --data "$work/data_c$c.npy" --model "$model" --layers 2 --hidden 6 \
+        if ! "$exe" train --data "$data" "${kind[@]}" --layers 2 --hidden 6 \
                 --head 8 --steps 3 --batch 4 --eval-every 3 --out "$run" "${extra[@]}" \
                 > "$run.train.log" 2>&1; then
             echo "crosscheck.sh: training $model $fmt failed:" >&2
@@ -61,7 +71,7 @@ for model in pixelcnn row-lstm diag-bilstm; do
         # the trained weights, then a copy with random weights (masked taps filled too)
         for rnd in "" "--randomize $SCALE"; do
             # shellcheck disable=SC2086
-            if ! "$py" "$root/scripts/torch/crosscheck.py" "$run" --data "$work/data_c$c.npy" \
+            if ! "$py" "$root/scripts/torch/crosscheck.py" "$run" --data "$data" \
                     --pixelrnn "$exe" --tol "$TOL" --json $rnd >> "$results"; then
                 fail=1
             fi

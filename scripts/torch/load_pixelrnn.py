@@ -1,4 +1,5 @@
-"""Builds the PyTorch reference model from a pixelrnn checkpoint (docs/CHECKPOINTS.md).
+"""Builds the PyTorch reference model from a pixelrnn checkpoint (docs/CHECKPOINTS.md): any
+kind, PixelCNN, Row LSTM, Diagonal BiLSTM or Multi-Scale (both stages, `stage1.*`, `stage2.*`).
 
     python scripts/torch/load_pixelrnn.py runs/x            # prints the config and tensors
 
@@ -18,7 +19,7 @@ import os
 import torch
 from safetensors import safe_open
 
-from pixelrnn_ref import Config, MaskedConv2d, PixelModel
+from pixelrnn_ref import Config, MaskedConv2d, build
 
 OPTIM_PREFIX = "optim."
 FORMAT = "pixelrnn-checkpoint-1"
@@ -37,7 +38,7 @@ def load(path: str, dtype=torch.float64):
             raise ValueError(f"{file}: not a pixelrnn checkpoint (format {meta.get('format')!r})")
         tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(OPTIM_PREFIX)}
     cfg = Config.from_json(json.loads(meta["model_config"]))
-    model = PixelModel(cfg)
+    model = build(cfg)
     own = dict(model.named_parameters())
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))

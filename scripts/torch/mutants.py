@@ -110,3 +110,40 @@ def paper(masked):
 for masked in (True, False):
     R.DiagDirection.forward = paper(masked)
     print(f"diag bias on padding, h=c=0 mask={masked}: trained rel {run(f'{WORK}/diag-bilstm-c1', 1, None):.2e} randomized {run(f'{WORK}/diag-bilstm-c1', 1, 1):.2e}")
+R.DiagDirection.forward = od
+
+# Multi-scale (issue 20): mistakes in the conditioning and the split of the NLL must show too.
+def run_ms(run, c, scale):
+    sys.argv = ["crosscheck.py", run, "--data", f"{WORK}/square_c{c}.npy", "--json"] + (["--randomize", str(scale)] if scale else [])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        X.main()
+    return json.loads(buf.getvalue())["max_rel_diff"]
+def bi_right_cond_unmirrored(self, x, m=None):
+    if m is None: return ob(self, x)
+    hl = self.left(x, m)
+    hr = torch.flip(self.right(torch.flip(x, dims=[3]), m), dims=[3])  # mistake: m not mirrored
+    hr = F.pad(hr, (0, 0, 1, 0))[:, :, :-1]
+    return x + self.res_conv(hl + hr)
+def ms_scores_small_twice(self, images):
+    r = self.stride
+    x = self.stage2.network_input(images); xs = self.stage2.network_input(images[:, ::r, ::r])
+    n2 = self.stage2.nll(self.stage2(x, xs), images.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return n2  # mistake: stage 2's own NLL at the pixels of x_s instead of stage 1's
+orig_ms_nll = R.MultiScaleModel.nll_images
+def ms_small_from_top_left_blocks(self, images):
+    # mistake: x_s taken as the block's last pixel instead of x[::r, ::r]
+    r = self.stride
+    small = images[:, r - 1::r, r - 1::r]
+    n1 = self.stage1.nll_images(small)
+    x = self.stage2.network_input(images); xs = self.stage2.network_input(small)
+    n2 = self.stage2.nll(self.stage2(x, xs), images.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).clone()
+    n2[:, ::r, ::r] = n1
+    return n2
+R.DiagBiLstm.forward = bi_right_cond_unmirrored
+print(f"ms right cond not mirrored       ms-diag      c1: trained rel {run_ms(f'{WORK}/ms-diag-bilstm-c1', 1, None):.2e}  randomized rel {run_ms(f'{WORK}/ms-diag-bilstm-c1', 1, 1):.2e}")
+R.DiagBiLstm.forward = ob
+for label, fn in [("ms stage 2 scores x_s", ms_scores_small_twice), ("ms x_s = x[r-1::r, r-1::r]", ms_small_from_top_left_blocks)]:
+    R.MultiScaleModel.nll_images = fn
+    print(f"{label:32s} ms-row-lstm  c1: trained rel {run_ms(f'{WORK}/ms-row-lstm-c1', 1, None):.2e}  randomized rel {run_ms(f'{WORK}/ms-row-lstm-c1', 1, 1):.2e}")
+    R.MultiScaleModel.nll_images = orig_ms_nll

@@ -1,4 +1,4 @@
-"""An independent PyTorch reference of PixelCNN, Row LSTM and Diagonal BiLSTM.
+"""An independent PyTorch reference of PixelCNN, Row LSTM, Diagonal BiLSTM and Multi-Scale.
 
 Written from the project's spec (shared/spec/MODELS.md), not from the Rust code: only the
 parameter names and shapes follow pixelrnn's checkpoint format (docs/CHECKPOINTS.md) so that a
@@ -110,9 +110,11 @@ class ResidualBlock(nn.Module):
         self.conv_mid = MaskedConv2d(h, h, 3, 3, "B", groups)
         self.conv_out = MaskedConv2d(h, 2 * h, 1, 1, "B", groups)
 
-    def forward(self, x):
+    def forward(self, x, m=None):
         y = self.conv_in(F.relu(x))
         y = self.conv_mid(F.relu(y))
+        if m is not None:  # multi-scale stage 2: the conditioning bias on the 3x3's output
+            y = y + self.cond(m)
         y = self.conv_out(F.relu(y))
         return x + y
 
@@ -144,8 +146,11 @@ class RowLstm(nn.Module):
             out.append(h_prev)
         return torch.cat(out, dim=2)
 
-    def forward(self, x):
-        return x + self.res_conv(self.recurrence(self.is_conv(x)))
+    def forward(self, x, m=None):
+        pre = self.is_conv(x)
+        if m is not None:  # multi-scale stage 2: conditioning bias on the pre-activations
+            pre = pre + self.cond(m)
+        return x + self.res_conv(self.recurrence(pre))
 
 
 def skew(x):
@@ -174,11 +179,15 @@ class DiagDirection(nn.Module):
         self.is_conv = input_to_state(2 * h, h, 1, groups)
         self.ss_conv = StateConv(h, 2, 1)
 
-    def forward(self, x):
-        """x: [N, 2h, H, W] -> hidden states [N, h, H, W] (image coordinates)."""
+    def forward(self, x, m=None):
+        """x: [N, 2h, H, W] -> hidden states [N, h, H, W] (image coordinates). `m`: the
+        conditioning map in the same coordinates as x (the right direction gets it mirrored)."""
         n, _, hh, w = x.shape
         h = self.h
-        s = skew(self.is_conv(x))  # [N, 4h, H, 2W-1]
+        pre = self.is_conv(x)
+        if m is not None:
+            pre = pre + self.cond(m)
+        s = skew(pre)  # [N, 4h, H, 2W-1]
         t_all = torch.arange(2 * w - 1, device=x.device)
         r_all = torch.arange(hh, device=x.device)
         # valid[r, t]: the skewed position holds an image pixel (0 <= t - r < W)
@@ -210,9 +219,16 @@ class DiagBiLstm(nn.Module):
         self.right = DiagDirection(h, groups)
         self.res_conv = MaskedConv2d(h, 2 * h, 1, 1, "B", groups)
 
-    def forward(self, x):
-        hl = self.left(x)
-        hr = torch.flip(self.right(torch.flip(x, dims=[3])), dims=[3])
+    def forward(self, x, m=None):
+        # Unconditioned calls keep the one-argument form (scripts/torch/mutants.py swaps in
+        # one-argument forwards).
+        if m is None:
+            hl = self.left(x)
+            hr = torch.flip(self.right(torch.flip(x, dims=[3])), dims=[3])
+        else:
+            hl = self.left(x, m)
+            hr = torch.flip(self.right(torch.flip(x, dims=[3]), torch.flip(m, dims=[3])),
+                            dims=[3])
         hr = F.pad(hr, (0, 0, 1, 0))[:, :, :-1]  # shift down: row 0 zero, row r <- row r-1
         return x + self.res_conv(hl + hr)
 
@@ -244,16 +260,34 @@ class Config:
     hidden: int
     head: int
     row_kernel: int = 3
+    # Multi-scale: {"base": kind, "scale": s, "cond_features": F}; with kind "multiscale" the
+    # two-stage model, with a base kind that model conditioned on the s x s image (stage 2).
+    multiscale: dict | None = None
 
     @staticmethod
     def from_json(d: dict) -> "Config":
         return Config(kind=d["kind"], height=d["height"], width=d["width"],
                       channels=d["channels"], binary=d["binary"], layers=d["layers"],
-                      hidden=d["hidden"], head=d["head"], row_kernel=d.get("row_kernel", 3))
+                      hidden=d["hidden"], head=d["head"], row_kernel=d.get("row_kernel", 3),
+                      multiscale=d.get("multiscale"))
+
+    def stage(self, k: int) -> "Config":
+        """Stage 1 (the base model of the s x s image) or 2 (the conditioned full model)."""
+        ms = self.multiscale
+        if k == 1:
+            return Config(ms["base"], ms["scale"], ms["scale"], self.channels, self.binary,
+                          self.layers, self.hidden, self.head, self.row_kernel, None)
+        return Config(ms["base"], self.height, self.width, self.channels, self.binary,
+                      self.layers, self.hidden, self.head, self.row_kernel, dict(ms))
 
 
 class PixelModel(nn.Module):
-    """Input 7x7 mask A C->2h, `layers` hidden layers, output head."""
+    """Input 7x7 mask A C->2h, `layers` hidden layers, output head. With `cfg.multiscale`
+    (a multi-scale stage 2): conditioned on the small image x_s = x[::r, ::r] (r = n/s), which
+    goes through `upsample`, a ConvTranspose2d(C, F, 3r, stride=r, padding=r), to an n x n map
+    of F features; every layer adds an unmasked 1x1 convolution of that map (`cond`) to its
+    input-to-state pre-activations (the 7x7's output, a Row LSTM's or each Diagonal BiLSTM
+    direction's is_conv output, a PixelCNN block's 3x3 output)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -270,6 +304,22 @@ class PixelModel(nn.Module):
             layers = [DiagBiLstm(h, c) for _ in range(cfg.layers)]
         self.layers = nn.ModuleList(layers)
         self.head = OutputHead(2 * h, cfg.head, c if cfg.binary else 256 * c, c)
+        self.stride = None
+        if cfg.multiscale is not None:
+            f = cfg.multiscale["cond_features"]
+            r = self.stride = cfg.height // cfg.multiscale["scale"]
+            # Weight [C, F, 3r, 3r] (ConvTranspose2d's [in, out, kh, kw]) and bias [F].
+            self.upsample = nn.ConvTranspose2d(c, f, 3 * r, stride=r, padding=r)
+            # Named as pixelrnn names them: input.cond.*, layers.{l}.cond.*,
+            # layers.{l}.{left,right}.cond.*
+            self.input.cond = MaskedConv2d(f, 2 * h, 1, 1, "none", c)
+            for layer in self.layers:
+                if cfg.kind == "diag-bilstm":
+                    layer.left.cond = MaskedConv2d(f, 4 * h, 1, 1, "none", c)
+                    layer.right.cond = MaskedConv2d(f, 4 * h, 1, 1, "none", c)
+                else:
+                    width = h if cfg.kind == "pixelcnn" else 4 * h
+                    layer.cond = MaskedConv2d(f, width, 1, 1, "none", c)
 
     def network_input(self, x_uint8):
         """[N, H, W, C] values (uint8 or 0/1) -> [N, C, H, W] network input, on the model's
@@ -278,12 +328,16 @@ class PixelModel(nn.Module):
         x = x_uint8.to(w.device).permute(0, 3, 1, 2).to(w.dtype)
         return x if self.cfg.binary else x / 127.5 - 1.0
 
-    def forward(self, x):
+    def forward(self, x, xs=None):
         """Network input [N, C, H, W] -> logits [N, 256C or C, H, W] (logit k of channel c is
-        feature k*C + c)."""
+        feature k*C + c). A conditioned model also takes the small image `xs` [N, C, s, s],
+        scaled like the input."""
+        m = None if self.stride is None else self.upsample(xs)
         a = self.input(x)
+        if m is not None:
+            a = a + self.input.cond(m)
         for layer in self.layers:
-            a = layer(a)
+            a = layer(a) if m is None else layer(a, m)
         return self.head(a)
 
     def nll(self, logits, targets):
@@ -303,6 +357,36 @@ class PixelModel(nn.Module):
         x = self.network_input(images)
         t = images.permute(0, 3, 1, 2)
         return self.nll(self(x), t).permute(0, 2, 3, 1)
+
+
+class MultiScaleModel(nn.Module):
+    """Multi-Scale PixelRNN (docs/multiscale.md): `stage1` models x_s = x[::r, ::r], `stage2`
+    models x given x_s. NLL(x) = NLL_1(x_s) + NLL_2(x | x_s), where stage 2 does not score the
+    sub-pixels of x_s (they are given); the per-sub-pixel dump holds stage 1's NLL at the
+    positions of x_s and stage 2's elsewhere, as pixelrnn's `--dump-nll` does."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.stage1 = PixelModel(cfg.stage(1))
+        self.stage2 = PixelModel(cfg.stage(2))
+        self.stride = self.stage2.stride
+
+    def nll_images(self, images):
+        r = self.stride
+        small = images[:, ::r, ::r]
+        n1 = self.stage1.nll_images(small)  # [N, s, s, C]
+        x = self.stage2.network_input(images)
+        xs = self.stage2.network_input(small)
+        t = images.permute(0, 3, 1, 2)
+        n2 = self.stage2.nll(self.stage2(x, xs), t).permute(0, 2, 3, 1).clone()
+        n2[:, ::r, ::r] = n1
+        return n2
+
+
+def build(cfg: Config) -> nn.Module:
+    """The reference model of a checkpoint's `model_config`."""
+    return MultiScaleModel(cfg) if cfg.kind == "multiscale" else PixelModel(cfg)
 
 
 # --------------------------------------------------------------------------------------------

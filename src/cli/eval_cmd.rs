@@ -6,12 +6,12 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::{write_atomic, Checkpoint};
-use pixelrnn::data::load_dataset;
+use pixelrnn::data::{load_dataset_as, Binarize, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC};
 use pixelrnn::eval::evaluate;
 use pixelrnn::models::ModelKind;
 use pixelrnn::train::TrainConfig;
 
-use super::DeviceArg;
+use super::{BinarizeArg, DeviceArg};
 
 /// Which split to score.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,9 +29,18 @@ pub struct EvalArgs {
     /// Dataset [default: the one the checkpoint was trained on].
     #[arg(long)]
     data: Option<String>,
-    /// Threshold the data to 0/1 [default: as trained].
+    /// Binarize the data: threshold (--binarize alone), stochastic or dynamic (the test images
+    /// drawn once from --binarize-seed) [default: as the checkpoint was trained].
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "threshold",
+          conflicts_with = "keep_levels")]
+    binarize: Option<BinarizeArg>,
+    /// Seed of --binarize stochastic|dynamic [default: 0].
     #[arg(long)]
-    binarize: bool,
+    binarize_seed: Option<u64>,
+    /// Data whose values are all 0 or 1 stays 256-level data [default: as the checkpoint was
+    /// trained].
+    #[arg(long)]
+    keep_levels: bool,
     /// Split to score.
     #[arg(long, value_enum, default_value = "test")]
     split: Split,
@@ -100,18 +109,32 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
     let model = ck.load_model(&backend)?;
     let saved = TrainConfig::from_checkpoint(&ck)?;
     let spec = args.data.clone().unwrap_or(saved.data.clone());
-    let data = load_dataset(
-        &spec,
-        args.binarize || (args.data.is_none() && saved.binarize),
-    )?;
+    // The checkpoint decides how values are read (a binary model binarizes as it was trained,
+    // a 256-level model never takes 0/1 data as binary), unless a flag says otherwise or
+    // `--data` names an embedded binarized set, which is binarized its own way.
+    let how = if args.binarize.is_some() || args.binarize_seed.is_some() || args.keep_levels {
+        super::requested_binarize(args.binarize, args.binarize_seed, args.keep_levels, &spec)?
+    } else if args.data.is_some()
+        && [BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC].contains(&spec.as_str())
+    {
+        Binarize::Auto
+    } else {
+        saved.binarize.for_model(model.config.binary)
+    };
+    let data = load_dataset_as(&spec, how)?;
     let images = match args.split {
         Split::Test => &data.test,
         Split::Train => &data.train,
     };
     let c = &model.config;
     if images.format_label() != c.format_label() {
+        let hint = if c.binary && !images.binary {
+            " (binarize them: --binarize threshold|stochastic)"
+        } else {
+            ""
+        };
         bail!(
-            "{}: {} images, but {} was trained on {} images",
+            "{}: {} images, but {} was trained on {} images{hint}",
             data.name,
             images.format_label(),
             ck.path().display(),

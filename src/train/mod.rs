@@ -153,7 +153,15 @@ pub fn train_ranks<B: Backend>(
     let mut window = Window::default();
     for step in start..cfg.steps {
         let t0 = Instant::now();
-        let total = ranks.step(&data.train, &order.indices(step), grad_scale, cfg.stages())?;
+        let idx = order.indices(step);
+        // Dynamic binarization draws this batch's pixels afresh; otherwise the fixed split.
+        let total = match data.training_batch(step, cfg.batch, &idx) {
+            Some(drawn) => {
+                let all: Vec<usize> = (0..idx.len()).collect();
+                ranks.step(&drawn, &all, grad_scale, cfg.stages())?
+            }
+            None => ranks.step(&data.train, &idx, grad_scale, cfg.stages())?,
+        };
         let loss = total / cfg.batch as f64;
         if !loss.is_finite() {
             return Err(Error::NonFinite { what: "loss", step });

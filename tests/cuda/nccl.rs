@@ -81,7 +81,7 @@ mod device {
                 multiscale: None,
             },
             data: "random".into(),
-            binarize: false,
+            binarize: pixelrnn::data::Binarize::Auto,
             optim: Default::default(),
             batch: 4,
             steps: 3,
