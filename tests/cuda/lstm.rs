@@ -17,7 +17,9 @@
 //! pairs than the 1024 threads of a block (threads loop).
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Executor, Variants};
+use pixelrnn::backend::cuda::{
+    CudaBackend, DiagLstm, DiagLstmLayout, Emulator, Executor, RowLstm, Variants,
+};
 use pixelrnn::backend::{Backend, LstmState, Recurrence};
 use pixelrnn::tensor::Tensor;
 
@@ -31,6 +33,7 @@ crate::parity_tests! {
     skew_unskew => super::check_skew,
     mirror_shift => super::check_mirror_shift,
     lstm_shape_errors => super::check_shape_errors,
+    lstm_versions_agree => super::check_versions_agree,
 }
 
 /// Copies must be exact.
@@ -114,12 +117,49 @@ fn persistent_staged(scan: Scan, hd: usize) -> bool {
     floats * std::mem::size_of::<f32>() <= 48 * 1024
 }
 
-/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, every recurrence
-/// variant, against the CPU (same variant), and the CUDA variants against the fused one.
+/// The selection of recurrence kernel version `v` (1 or 2) of `scan`, on top of `base`.
+fn scan_version(scan: Scan, v: u32, base: Variants) -> Variants {
+    match scan {
+        Scan::Row(_) => Variants {
+            row_lstm: RowLstm::try_from(v).expect("row_lstm version"),
+            ..base
+        },
+        Scan::Diagonal => Variants {
+            diag_lstm: DiagLstm::try_from(v).expect("diag_lstm version"),
+            ..base
+        },
+    }
+}
+
+/// The recurrence kernel versions of `scan` ([`RowLstm::ALL`] / [`DiagLstm::ALL`]).
+fn scan_versions(scan: Scan) -> Vec<u32> {
+    match scan {
+        Scan::Row(_) => RowLstm::ALL.map(RowLstm::number).to_vec(),
+        Scan::Diagonal => DiagLstm::ALL.map(DiagLstm::number).to_vec(),
+    }
+}
+
+/// [`check_scan_version`] under every recurrence kernel version of `scan`.
 fn check_scan<E: Executor>(gpu: &CudaBackend<E>, scan: Scan, dims: [usize; 4], seed: u64) {
+    for v in scan_versions(scan) {
+        let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+        check_scan_version(gpu, scan, dims, seed, v);
+    }
+}
+
+/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, every recurrence
+/// variant, against the CPU (same variant), and the CUDA variants against the fused one, with
+/// the selected kernel version (`version`, for the messages).
+fn check_scan_version<E: Executor>(
+    gpu: &CudaBackend<E>,
+    scan: Scan,
+    dims: [usize; 4],
+    seed: u64,
+    version: u32,
+) {
     let cpu = CpuBackend::new();
     let [n, height, width, hd] = dims;
-    let what = format!("{scan:?} n={n} {height}x{width} h={hd}");
+    let what = format!("{scan:?} v{version} n={n} {height}x{width} h={hd}");
     // Pre-activations of order 1 and weights of order 1/sqrt(taps * h) keep the gates away
     // from saturation, so the gradients are not all tiny.
     let (is_c, is_g) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
@@ -464,4 +504,101 @@ pub fn check_shape_errors<E: Executor>(gpu: &CudaBackend<E>) {
         gpu.shift_down(&zeros(&[3, 4, 5])).map(|_| ()),
         "shift of a 3-d tensor",
     );
+}
+
+/// The kernel versions of each scan against each other on CUDA, from one set of states:
+/// forward (h, c, gates) and backward (d_is, d_w_ss) within `FP32_REL_TOL`, with shapes whose
+/// `4h` and `taps * h` are not multiples of the weight gradient's 64-wide tiles and whose
+/// position count is split over several blocks (n 2, 12 x 13: 312 positions), and a weight
+/// gradient with more than 64 gate rows (h = 20: 80 rows, 60 columns at k = 3).
+pub fn check_versions_agree<E: Executor>(gpu: &CudaBackend<E>) {
+    let cpu = CpuBackend::new();
+    let cases = [
+        (Scan::Row(3), [2, 12, 13, 5], 500u64),
+        (Scan::Row(3), [1, 3, 6, 20], 510),
+        (Scan::Diagonal, [2, 12, 13, 5], 520),
+        (Scan::Diagonal, [1, 4, 3, 20], 530),
+    ];
+    for (scan, [n, height, width, hd], seed) in cases {
+        let what = format!("{scan:?} n={n} {height}x{width} h={hd}");
+        let w_shape = scan.weight_shape(hd);
+        let (is_c, is) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
+        let (w_c, w) = pair(gpu, &w_shape, seed + 1, 0.5);
+        let (dh_c, dh) = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
+        let s_c = scan.forward(&cpu, &is_c, &w_c, Recurrence::Fused);
+        let state = LstmState {
+            h: to_gpu(gpu, &s_c.h),
+            c: to_gpu(gpu, &s_c.c),
+            gates: to_gpu(gpu, &s_c.gates),
+        };
+        let (_, dw_c) = scan.backward(&cpu, &s_c, &w_c, &dh_c, Recurrence::Fused);
+        for rec in RECURRENCES {
+            let run = |v: u32| {
+                let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+                let s = scan.forward(gpu, &is, &w, rec);
+                let (d_is, dw) = scan.backward(gpu, &state, &w, &dh, rec);
+                [s.h, s.c, s.gates, d_is, dw].map(|t| t.to_vec(gpu).expect("download"))
+            };
+            let versions: Vec<_> = scan_versions(scan).into_iter().map(run).collect();
+            for (v, other) in versions.iter().enumerate().skip(1) {
+                for (name, (a, b)) in ["h", "c", "gates", "d_is", "d_w_ss"]
+                    .iter()
+                    .zip(versions[0].iter().zip(other))
+                {
+                    let tag = format!("{what} {rec:?}: {name} v1 vs v{}", v + 1);
+                    let err = rel_err(&tag, a, b);
+                    assert!(err <= FP32_REL_TOL, "{tag}: relative error {err:.3e}");
+                }
+            }
+            // And the weight gradient of every version against the CPU's.
+            for (v, out) in versions.iter().enumerate() {
+                let tag = format!("{what} {rec:?}: d_w_ss v{} vs CPU", v + 1);
+                let err = rel_err(&tag, &out[4], &dw_c.data);
+                assert!(err <= FP32_REL_TOL, "{tag}: relative error {err:.3e}");
+            }
+        }
+    }
+}
+
+/// The state-to-state weight gradient of every version is the same bits under every thread
+/// schedule (no atomics; v2 sums its split partials in a fixed order), on the emulator with
+/// each of the scheduling seeds, for both scans.
+#[test]
+fn ss_bwd_weight_is_bit_identical_across_schedules() {
+    let cases = [
+        (Scan::Row(3), [2, 9, 11, 6], 600u64),
+        (Scan::Diagonal, [2, 9, 11, 6], 610),
+    ];
+    for (scan, [n, height, width, hd], seed) in cases {
+        let mut by_seed: Vec<Vec<Vec<u32>>> = Vec::new();
+        for sched in crate::SCHEDULE_SEEDS.into_iter().chain([0xfeed, 77]) {
+            let gpu: CudaBackend<Emulator> = crate::emulator(sched);
+            let cpu = CpuBackend::new();
+            let (is_c, _) = pair(&gpu, &[n, height, width, 4 * hd], seed, 1.5);
+            let (w_c, w) = pair(&gpu, &scan.weight_shape(hd), seed + 1, 0.5);
+            let (_, dh) = pair(&gpu, &[n, height, width, hd], seed + 2, 1.0);
+            let s_c = scan.forward(&cpu, &is_c, &w_c, Recurrence::Fused);
+            let state = LstmState {
+                h: to_gpu(&gpu, &s_c.h),
+                c: to_gpu(&gpu, &s_c.c),
+                gates: to_gpu(&gpu, &s_c.gates),
+            };
+            let bits: Vec<Vec<u32>> = scan_versions(scan)
+                .into_iter()
+                .map(|v| {
+                    let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+                    let (_, dw) = scan.backward(&gpu, &state, &w, &dh, Recurrence::Fused);
+                    let dw = dw.to_vec(&gpu).expect("download");
+                    dw.iter().map(|x| x.to_bits()).collect()
+                })
+                .collect();
+            by_seed.push(bits);
+        }
+        for (k, bits) in by_seed.iter().enumerate().skip(1) {
+            assert_eq!(
+                bits, &by_seed[0],
+                "{scan:?}: d_w_ss bits differ between schedules 0 and {k}"
+            );
+        }
+    }
 }

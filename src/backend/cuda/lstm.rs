@@ -281,16 +281,112 @@ fn backward<E: Executor>(
     } else {
         folded_backward(be, op, state, w_ss, dh, rec, n, &geo, &dims)?
     };
-    // d_w_ss by one thread per element, from the unskewed maps whatever the layout.
-    let dw = be.tensor_uninit(&w_ss.shape)?;
-    let mut args = vec![arg(&state.h), arg(&d_is), arg(&dw)];
-    dims.push(&mut args, &[]);
-    be.launch(
-        &be.kernel_name(scan_op(&geo), "ss_bwd_weight"),
-        &grid_stride(dw.numel()),
-        &args,
-    )?;
+    // d_w_ss from the unskewed maps whatever the layout.
+    let dw = weight_gradient(be, &state.h, &d_is, w_ss, n, &geo, &dims)?;
     Ok((d_is, dw))
+}
+
+/// Version of the selected recurrence kernels of `geo`'s scan (1 or 2).
+pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    let v = be.variants();
+    match geo.scan {
+        Scan::Row { .. } => v.row_lstm.number(),
+        Scan::Diagonal => v.diag_lstm.number(),
+    }
+}
+
+/// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
+/// 16-position shared tile): below this a split costs more in its partial tile's write and
+/// read than it saves.
+const WEIGHT_GRAD_MIN_CHUNK: usize = 256;
+
+/// Blocks of `lstm_ss_bwd_weight_v2` the split over positions aims at: two per SM of an
+/// H200 (132 SMs), so that the small `M x N` tile grid of `d_w_ss` (48 tiles at h = 128,
+/// k = 3) still fills the device.
+const WEIGHT_GRAD_TARGET_BLOCKS: usize = 264;
+
+/// The split of the weight gradient GEMM over `positions` for `tiles` output tiles:
+/// `(splits, chunk)`, each split summing `chunk` consecutive positions (a multiple of 16),
+/// the last one the rest. A function of the shapes only, so the result's bits are too.
+pub(super) fn weight_grad_split(positions: usize, tiles: usize) -> (usize, usize) {
+    let by_size = positions.div_ceil(WEIGHT_GRAD_MIN_CHUNK).max(1);
+    let by_grid = WEIGHT_GRAD_TARGET_BLOCKS.div_ceil(tiles.max(1)).max(1);
+    let want = by_size.min(by_grid).min(MAX_BLOCKS as usize);
+    let chunk = positions.div_ceil(want).next_multiple_of(16).max(16);
+    (positions.div_ceil(chunk).max(1), chunk)
+}
+
+/// `d_w_ss` of either scan from `h` and `d_is` (every dpre final): v1 one thread per weight
+/// element (`<scan>_ss_bwd_weight_v1`), v2 the tiled GEMM over positions with its K split
+/// (`lstm_ss_bwd_weight_v2`) and the partials summed in split order
+/// (`lstm_ss_bwd_weight_sum_v2`). Both are deterministic and write every element.
+fn weight_gradient<E: Executor>(
+    be: &CudaBackend<E>,
+    h: &T<E>,
+    d_is: &T<E>,
+    w_ss: &T<E>,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+) -> Result<T<E>> {
+    let dw = be.tensor_uninit(&w_ss.shape)?;
+    if scan_version(be, geo) == 1 {
+        let mut args = vec![arg(h), arg(d_is), arg(&dw)];
+        dims.push(&mut args, &[]);
+        be.launch(
+            &format!("{}_ss_bwd_weight_v1", scan_op(geo)),
+            &grid_stride(dw.numel()),
+            &args,
+        )?;
+        return Ok(dw);
+    }
+    const TILE: usize = 64;
+    let op = "lstm_ss_bwd_weight_v2";
+    let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
+    let (mt, nt) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
+    let positions = n * geo.height * geo.width;
+    let (splits, chunk) = weight_grad_split(positions, mt * nt);
+    let (mpad, npad) = (mt * TILE, nt * TILE);
+    // Every element of the partials is written (zeros past the weight's rows and columns).
+    let partial = be.tensor_uninit(&[splits, mpad, npad])?;
+    let cfg = LaunchCfg {
+        grid: [
+            int(op, "tiles of taps*h", nt)? as u32,
+            int(op, "tiles of 4h", mt)? as u32,
+            int(op, "splits", splits)? as u32,
+        ],
+        block: [64, 1, 1],
+        shared_bytes: 0,
+    };
+    let diagonal = matches!(geo.scan, Scan::Diagonal);
+    let taps = int(op, "taps", geo.taps())?;
+    let mut args = vec![arg(h), arg(d_is), arg(&partial)];
+    args.extend(
+        [
+            dims.n,
+            dims.height,
+            dims.width,
+            dims.hidden,
+            taps,
+            i32::from(diagonal),
+            int(op, "chunk", chunk)?,
+        ]
+        .map(Arg::I32),
+    );
+    // The partials' offsets are 64-bit in the kernels; their count must fit a buffer.
+    int(op, "splits * 4h * taps*h tiles", splits * mpad * npad)?;
+    be.launch(op, &cfg, &args)?;
+    let args = vec![
+        arg(&partial),
+        arg(&dw),
+        Arg::I32(dims.hidden),
+        Arg::I32(taps),
+        Arg::I32(int(op, "splits", splits)?),
+        Arg::I32(int(op, "mpad", mpad)?),
+        Arg::I32(int(op, "npad", npad)?),
+    ];
+    be.launch("lstm_ss_bwd_weight_sum_v2", &grid_stride(dw.numel()), &args)?;
+    Ok(dw)
 }
 
 /// The backward scan of either scan with the skew folded into the indexing (every Row LSTM,
