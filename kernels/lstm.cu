@@ -18,7 +18,9 @@
 //       written to a partial buffer; lstm_ss_bwd_weight_sum_v2 adds the partials in split
 //       order (deterministic, no atomics). The scans differ only in the taps' offsets.
 //       The v1 reductions (one thread per weight element) are row_lstm_ss_bwd_weight_v1 and
-//       diag_lstm_ss_bwd_weight_v1.
+//       diag_lstm_ss_bwd_weight_v1. lstm_pack_ss_v2: the state weight packed once per call
+//       into the unit-contiguous layouts the v2 step kernels read (forward [taps, h, 4, h],
+//       backward [taps, 4h, h]; see the kernel).
 //
 // Layout (NHWC, shared with the CPU twin):
 //   gates [n, H, W, 4h]  blocks [o, f, i, g], activated (sigmoid, sigmoid, sigmoid, tanh)
@@ -244,5 +246,35 @@ lstm_ss_bwd_weight_sum_v2(const float* __restrict__ partial, float* __restrict__
         float acc = 0.0f;
         for (int z = 0; z < splits; ++z) acc += src[z * plane];
         dw[idx] = acc;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per element (4h * h * taps): any gridDim.x
+// (grid-stride). Packs the state weight w [4h, h, .., taps] (element (o, v, t) at
+// (o*h + v)*taps + t, o = x*h + u) once per call for the v2 step kernels, so that the lanes of
+// a warp (consecutive units u) read consecutive words:
+//   transposed = 0 (forward):  wp[((t*h + v)*4 + x)*h + u]  (the product over inputs v)
+//   transposed = 1 (backward): wp[(t*4h + o)*h + v]         (over outputs o for inputs v)
+// (the persistent kernels' shared-memory layouts, pixelrnn_lstm_stage_weights, in global
+// memory). One thread per packed element: the writes are coalesced, the reads gather; the
+// weight is small and packed once per call, not per step.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+lstm_pack_ss_v2(const float* __restrict__ w, float* __restrict__ wp, int hidden, int taps,
+                int transposed) {
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t total = (pixelrnn_index_t)g4 * hidden * taps;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
+        int t, v, o;
+        if (transposed) {
+            v = (int)(idx % hidden);
+            o = (int)((idx / hidden) % g4);
+            t = (int)(idx / ((pixelrnn_index_t)hidden * g4));
+        } else {
+            o = (int)(idx % g4);  // x*h + u: [4, h] is the 4h gate rows in order
+            v = (int)((idx / g4) % hidden);
+            t = (int)(idx / ((pixelrnn_index_t)g4 * hidden));
+        }
+        wp[idx] = w[((pixelrnn_index_t)o * hidden + v) * taps + t];
     }
 }

@@ -187,31 +187,33 @@ fn stepwise_forward<E: Executor>(
 ) -> Result<()> {
     let hd = geo.hidden;
     let scan = scan_op(geo);
+    let version = step_version(be, geo);
+    // v2 reads the state weight packed once for the whole scan.
+    let packed = if version == 2 {
+        Some(pack_weight(be, w_ss, geo, false)?)
+    } else {
+        None
+    };
+    let w = packed.as_ref().unwrap_or(w_ss);
     for s in 0..geo.steps() {
         let m = n * geo.step_len(s);
         let step = int(op, "step", s)?;
         if fused {
             let mut args = vec![
                 arg(is),
-                arg(w_ss),
+                arg(w),
                 arg(&state.h),
                 arg(&state.c),
                 arg(&state.gates),
             ];
             dims.push(&mut args, &[step]);
-            be.launch(
-                &be.kernel_name(scan, "step_fwd"),
-                &grid_stride(m * hd),
-                &args,
-            )?;
+            let cfg = step_cfg(version, n, geo.step_len(s), hd, m * hd)?;
+            be.launch(&format!("{scan}_step_fwd_v{version}"), &cfg, &args)?;
         } else {
-            let mut args = vec![arg(is), arg(w_ss), arg(&state.h), arg(&state.gates)];
+            let mut args = vec![arg(is), arg(w), arg(&state.h), arg(&state.gates)];
             dims.push(&mut args, &[step]);
-            be.launch(
-                &be.kernel_name(scan, "ss_fwd"),
-                &grid_stride(m * 4 * hd),
-                &args,
-            )?;
+            let cfg = step_cfg(version, n, geo.step_len(s), hd, m * 4 * hd)?;
+            be.launch(&format!("{scan}_ss_fwd_v{version}"), &cfg, &args)?;
             let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
             dims.push_gates(&mut args, step);
             be.launch(
@@ -293,6 +295,70 @@ pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> 
         Scan::Row { .. } => v.row_lstm.number(),
         Scan::Diagonal => v.diag_lstm.number(),
     }
+}
+
+/// Version of the step kernels (`<scan>_step_*`, `<scan>_ss_fwd`, `<scan>_ss_bwd_data`) that
+/// the stepwise (fused and unfused) paths of `geo`'s scan launch: the selected version where
+/// the scan has it (v2: the Row LSTM's), v1 otherwise.
+fn step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    match geo.scan {
+        Scan::Row { .. } => scan_version(be, geo),
+        Scan::Diagonal => 1,
+    }
+}
+
+/// The state weight packed once per call for the v2 step kernels (`lstm_pack_ss_v2`):
+/// `[taps, h, 4, h]` for the forward product, `[taps, 4h, h]` (`transposed`) for the
+/// backward's, consecutive units in consecutive words.
+fn pack_weight<E: Executor>(
+    be: &CudaBackend<E>,
+    w_ss: &T<E>,
+    geo: &Geometry,
+    transposed: bool,
+) -> Result<T<E>> {
+    let op = "lstm_pack_ss_v2";
+    let packed = be.tensor_uninit(&[w_ss.numel()])?;
+    let args = vec![
+        arg(w_ss),
+        arg(&packed),
+        Arg::I32(int(op, "h", geo.hidden)?),
+        Arg::I32(int(op, "taps", geo.taps())?),
+        Arg::I32(i32::from(transposed)),
+    ];
+    be.launch(op, &grid_stride(w_ss.numel()), &args)?;
+    Ok(packed)
+}
+
+/// Positions and units of one v2 step kernel's block tile (`ROW_LSTM_V2_POS`,
+/// `ROW_LSTM_V2_UNITS` in kernels/row_lstm.cu; the same in kernels/diag_lstm.cu), and its
+/// threads.
+const STEP_TILE_POSITIONS: usize = 16;
+const STEP_TILE_UNITS: usize = 32;
+const STEP_TILE_THREADS: u32 = 128;
+
+/// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
+/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`.
+fn step_cfg(
+    version: u32,
+    n: usize,
+    len: usize,
+    hidden: usize,
+    elements: usize,
+) -> Result<LaunchCfg> {
+    if version == 1 {
+        return Ok(grid_stride(elements));
+    }
+    let op = "lstm step v2";
+    let blocks = n * len.div_ceil(STEP_TILE_POSITIONS);
+    Ok(LaunchCfg {
+        grid: [
+            int(op, "n * position tiles", blocks)? as u32,
+            int(op, "unit tiles", hidden.div_ceil(STEP_TILE_UNITS))? as u32,
+            1,
+        ],
+        block: [STEP_TILE_THREADS, 1, 1],
+        shared_bytes: 0,
+    })
 }
 
 /// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
@@ -411,6 +477,14 @@ fn folded_backward<E: Executor>(
     // The cell gradient handed from each step to the one before; zero where a cell has no
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
+    // The stepwise paths' kernel version; v2 reads the state weight packed once (transposed).
+    let version = step_version(be, geo);
+    let packed = if version == 2 && rec != Recurrence::Persistent {
+        Some(pack_weight(be, w_ss, geo, true)?)
+    } else {
+        None
+    };
+    let w = packed.as_ref().unwrap_or(w_ss);
     match rec {
         Recurrence::Persistent => {
             // One launch for the whole scan, the steps in reverse inside the kernel.
@@ -430,7 +504,7 @@ fn folded_backward<E: Executor>(
             for s in (0..geo.steps()).rev() {
                 let m = n * geo.step_len(s);
                 let mut args = vec![
-                    arg(w_ss),
+                    arg(w),
                     arg(&state.gates),
                     arg(&state.c),
                     arg(dh),
@@ -438,11 +512,8 @@ fn folded_backward<E: Executor>(
                     arg(&d_is),
                 ];
                 dims.push(&mut args, &[int(op, "step", s)?]);
-                be.launch(
-                    &be.kernel_name(scan, "step_bwd"),
-                    &grid_stride(m * hd),
-                    &args,
-                )?;
+                let cfg = step_cfg(version, n, geo.step_len(s), hd, m * hd)?;
+                be.launch(&format!("{scan}_step_bwd_v{version}"), &cfg, &args)?;
             }
         }
         Recurrence::Unfused => {
@@ -467,13 +538,10 @@ fn folded_backward<E: Executor>(
                 if s > 0 {
                     // The previous step's recurrent dh, from this step's dpre.
                     let prev = n * geo.step_len(s - 1);
-                    let mut args = vec![arg(w_ss), arg(&d_is), arg(&dh_carry)];
+                    let mut args = vec![arg(w), arg(&d_is), arg(&dh_carry)];
                     dims.push(&mut args, &[int(op, "step", s - 1)?]);
-                    be.launch(
-                        &be.kernel_name(scan, "ss_bwd_data"),
-                        &grid_stride(prev * hd),
-                        &args,
-                    )?;
+                    let cfg = step_cfg(version, n, geo.step_len(s - 1), hd, prev * hd)?;
+                    be.launch(&format!("{scan}_ss_bwd_data_v{version}"), &cfg, &args)?;
                 }
             }
         }
