@@ -187,7 +187,7 @@ fn stepwise_forward<E: Executor>(
 ) -> Result<()> {
     let hd = geo.hidden;
     let scan = scan_op(geo);
-    let version = step_version(be, geo);
+    let version = scan_version(be, geo);
     // v2 reads the state weight packed once for the whole scan.
     let packed = if version == 2 {
         Some(pack_weight(be, w_ss, geo, false)?)
@@ -288,22 +288,15 @@ fn backward<E: Executor>(
     Ok((d_is, dw))
 }
 
-/// Version of the selected recurrence kernels of `geo`'s scan (1 or 2).
+/// Version of the selected recurrence kernels of `geo`'s scan (1 or 2): the version of the
+/// stepwise (fused and unfused) paths' kernels (`<scan>_step_*`, `<scan>_ss_fwd`,
+/// `<scan>_ss_bwd_data`) and of the weight gradient; the persistent kernels and the
+/// materialised layout's scans have v1 only and run it under either.
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {
         Scan::Row { .. } => v.row_lstm.number(),
         Scan::Diagonal => v.diag_lstm.number(),
-    }
-}
-
-/// Version of the step kernels (`<scan>_step_*`, `<scan>_ss_fwd`, `<scan>_ss_bwd_data`) that
-/// the stepwise (fused and unfused) paths of `geo`'s scan launch: the selected version where
-/// the scan has it (v2: the Row LSTM's), v1 otherwise.
-fn step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
-    match geo.scan {
-        Scan::Row { .. } => scan_version(be, geo),
-        Scan::Diagonal => 1,
     }
 }
 
@@ -478,7 +471,7 @@ fn folded_backward<E: Executor>(
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
     // The stepwise paths' kernel version; v2 reads the state weight packed once (transposed).
-    let version = step_version(be, geo);
+    let version = scan_version(be, geo);
     let packed = if version == 2 && rec != Recurrence::Persistent {
         Some(pack_weight(be, w_ss, geo, true)?)
     } else {

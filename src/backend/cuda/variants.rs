@@ -46,9 +46,12 @@ pub enum RowLstm {
     /// weight is read with a lane stride of `h * k` floats, the weight gradient sums every
     /// position in one thread.
     V1,
-    /// The weight gradient as a tiled GEMM over positions (`lstm_ss_bwd_weight_v2`, split K,
-    /// summed in a fixed order): the default, chosen by the emulator's memory counters
-    /// (docs/kernels.md, "Recurrence kernels"). The step kernels without a v2 run v1.
+    /// The state weight packed once per call (`lstm_pack_ss_v2`) and register-tiled step
+    /// kernels (`row_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v2`: 16 positions x 32 units
+    /// per block, coalesced weight reads), the weight gradient as a tiled GEMM over positions
+    /// (`lstm_ss_bwd_weight_v2`, split K summed in a fixed order): the default, chosen by the
+    /// emulator's memory counters (docs/kernels.md, "Recurrence kernels v2"). The persistent
+    /// kernels have v1 only and run it under either.
     #[default]
     V2,
 }
@@ -59,8 +62,9 @@ pub enum RowLstm {
 pub enum DiagLstm {
     /// One thread per (position, unit) or per weight element (`diag_lstm_*_v1`).
     V1,
-    /// The weight gradient as a tiled GEMM over positions (`lstm_ss_bwd_weight_v2`): the
-    /// default (as [`RowLstm::V2`]). The step kernels without a v2 run v1.
+    /// As [`RowLstm::V2`] for the folded layout (`diag_lstm_*_v2`, `lstm_ss_bwd_weight_v2`):
+    /// the default. The persistent kernels and the materialised layout's scans have v1
+    /// only and run it under either (the weight gradient is v2 in both layouts).
     #[default]
     V2,
 }
