@@ -680,17 +680,18 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
     const int u = blockIdx.y * DIAG_LSTM_V2_UNITS + lane;
     const bool live = u < hidden;
 
+    // Position i of this thread is k = k0 + q0 + i, at row r0 + i (column step - r0 - i),
+    // in the anti-diagonal while i < n_pos.
+    const int r0 = diag_lstm_row(step, k0 + q0, width);
+    const int n_pos = count - (k0 + q0);
     float pre[DIAG_LSTM_V2_PT][4];
-    int rr[DIAG_LSTM_V2_PT];
 #pragma unroll
     for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-        const int kq = k0 + q0 + i;
-        rr[i] = kq < count ? diag_lstm_row(step, kq, width) : -1;
         const pixelrnn_index_t p =
-            ((pixelrnn_index_t)b * height + rr[i]) * width + (step - rr[i]);
+            ((pixelrnn_index_t)b * height + r0 + i) * width + (step - r0 - i);
 #pragma unroll
         for (int x = 0; x < 4; ++x) {
-            pre[i][x] = (live && rr[i] >= 0) ? is[p * g4 + x * hidden + u] : 0.0f;
+            pre[i][x] = (live && i < n_pos) ? is[p * g4 + x * hidden + u] : 0.0f;
         }
     }
     for (int t = 0; t < 2; ++t) {
@@ -705,7 +706,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
             unsigned taps_in = 0;
 #pragma unroll
             for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-                if (rr[i] >= 0 && (t == 0 ? rr[i] > 0 : step - rr[i] > 0)) taps_in |= 1u << i;
+                if (i < n_pos && (t == 0 ? r0 + i > 0 : step - r0 - i > 0)) taps_in |= 1u << i;
             }
             const float* w = wp + ((pixelrnn_index_t)t * hidden + f0) * g4 + u;
             for (int f = 0; f < n_f; ++f) {
@@ -725,9 +726,9 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
     if (!live) return;
 #pragma unroll
     for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-        if (rr[i] < 0) continue;
-        const int j = step - rr[i];
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + rr[i]) * width + j;
+        if (i >= n_pos) continue;
+        const int j = step - r0 - i;
+        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r0 + i) * width + j;
         if (fused) {
             const pixelrnn_index_t e = p * hidden + u;
             const float cp = j > 0 ? c[e - hidden] : 0.0f;
@@ -759,14 +760,12 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, 
     const int u = blockIdx.y * DIAG_LSTM_V2_UNITS + lane;
     const bool live = u < hidden;
 
+    // Position i of this thread: row r0 + i, in the anti-diagonal while i < n_pos.
+    const int r0 = diag_lstm_row(step, k0 + q0, width);
+    const int n_pos = count - (k0 + q0);
     float acc[DIAG_LSTM_V2_PT];
-    int rr[DIAG_LSTM_V2_PT];
 #pragma unroll
-    for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-        const int kq = k0 + q0 + i;
-        rr[i] = kq < count ? diag_lstm_row(step, kq, width) : -1;
-        acc[i] = 0.0f;
-    }
+    for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) acc[i] = 0.0f;
     for (int t = 0; t < 2; ++t) {
         for (int f0 = 0; f0 < g4; f0 += DIAG_LSTM_V2_CHUNK) {
             const int n_f = g4 - f0 < DIAG_LSTM_V2_CHUNK ? g4 - f0 : DIAG_LSTM_V2_CHUNK;
@@ -778,7 +777,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, 
             unsigned taps_in = 0;
 #pragma unroll
             for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-                if (rr[i] >= 0 && (t == 0 ? rr[i] + 1 < height : step - rr[i] + 1 < width)) {
+                if (i < n_pos && (t == 0 ? r0 + i + 1 < height : step - r0 - i + 1 < width)) {
                     taps_in |= 1u << i;
                 }
             }
@@ -796,9 +795,9 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, 
     if (!live) return;
 #pragma unroll
     for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-        if (rr[i] < 0) continue;
-        const int j = step - rr[i];
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + rr[i]) * width + j;
+        if (i >= n_pos) continue;
+        const int j = step - r0 - i;
+        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r0 + i) * width + j;
         const pixelrnn_index_t e = p * hidden + u;
         if (fused) {
             // As diag_lstm_unit_bwd: dh plus the recurrent sum (v1's order).
