@@ -852,3 +852,65 @@ fn weight_split(positions: usize, tiles: usize) -> (usize, usize) {
     let chunk = positions.div_ceil(want).next_multiple_of(16).max(16);
     (positions.div_ceil(chunk).max(1), chunk)
 }
+
+/// The version selection reaches the launches: under each version of each scan, the forward
+/// and backward of every stepwise recurrence launch that version's kernels (and v2 its pack
+/// and weight gradient GEMM), as the emulator's counters record them; the persistent
+/// kernels are v1 under either.
+#[test]
+fn each_version_launches_its_kernels() {
+    use pixelrnn::backend::cuda::EmuOptions;
+    let emu = Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: true,
+    })
+    .expect("emulator")
+    .with_counters(true);
+    let gpu = CudaBackend::with_options(emu, true);
+    for scan in [Scan::Row(3), Scan::Diagonal] {
+        let hd = 3;
+        let (_, is) = pair(&gpu, &[1, 3, 4, 4 * hd], 1, 1.0);
+        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 2, 0.5);
+        let (_, dh) = pair(&gpu, &[1, 3, 4, hd], 3, 1.0);
+        let op = match scan {
+            Scan::Row(_) => "row_lstm",
+            Scan::Diagonal => "diag_lstm",
+        };
+        for v in scan_versions(scan) {
+            let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+            for rec in RECURRENCES {
+                gpu.executor().take_counters();
+                let s = scan.forward(&gpu, &is, &w, rec);
+                scan.backward(&gpu, &s, &w, &dh, rec);
+                let launched: Vec<String> = gpu
+                    .executor()
+                    .take_counters()
+                    .into_iter()
+                    .map(|c| c.kernel)
+                    .collect();
+                let has = |k: &str| launched.iter().any(|l| l == k);
+                let tag = format!("{scan:?} v{v} {rec:?}: {launched:?}");
+                let passes: &[&str] = match rec {
+                    Recurrence::Fused => &["step_fwd", "step_bwd"],
+                    Recurrence::Unfused => &["ss_fwd", "ss_bwd_data"],
+                    Recurrence::Persistent => &[],
+                };
+                for pass in passes {
+                    assert!(has(&format!("{op}_{pass}_v{v}")), "{tag}: {pass}");
+                    assert!(!has(&format!("{op}_{pass}_v{}", 3 - v)), "{tag}: {pass}");
+                }
+                if rec == Recurrence::Persistent {
+                    assert!(has(&format!("{op}_persistent_fwd_v1")), "{tag}");
+                }
+                assert_eq!(
+                    has("lstm_pack_ss_v2"),
+                    v == 2 && rec != Recurrence::Persistent,
+                    "{tag}"
+                );
+                assert_eq!(has("lstm_ss_bwd_weight_v2"), v == 2, "{tag}");
+                assert_eq!(has(&format!("{op}_ss_bwd_weight_v1")), v == 1, "{tag}");
+            }
+        }
+    }
+}
