@@ -35,7 +35,7 @@
 //       diag_lstm_skewed_gates_bwd_v1 + diag_lstm_skewed_ss_bwd_data_v1 (unfused),
 //       diag_lstm_skewed_step_bwd_v1 (fused), diag_lstm_skewed_persistent_bwd_v1, each followed
 //       (after the unskew of d_is) by diag_lstm_ss_bwd_weight_v1.
-//   v2 (folded layout): the state weight packed once per call (lstm_pack_ss_v2, lstm.cu)
+//   v2: the state weight packed once per call (lstm_pack_ss_v2, lstm.cu)
 //       into unit-contiguous layouts, and register tiles: a block of 128 threads computes 16
 //       consecutive positions of one image's anti-diagonal x 32 units (a warp = 32
 //       consecutive units, 4 positions per thread) for all four gates. The inputs of one tap
@@ -45,7 +45,9 @@
 //       positions. Summation order per element as v1. diag_lstm_step_fwd_v2,
 //       diag_lstm_step_bwd_v2 (fused), diag_lstm_ss_fwd_v2, diag_lstm_ss_bwd_data_v2
 //       (unfused, with lstm_gates_*_v1); the weight gradient is lstm_ss_bwd_weight_v2
-//       (lstm.cu). The materialised layout, the persistent and the one-position kernels: v1.
+//       (lstm.cu). Materialised layout: diag_lstm_skewed_{step_fwd,step_bwd,ss_fwd,
+//       ss_bwd_data}_v2, the same bodies over the skewed maps. The persistent, the skewed gate
+//       and the one-position kernels: v1 only.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 2, 1]: element (o, v, t, 0) at (o*h + v)*2 + t, tap 0 reads the pixel above
@@ -620,7 +622,7 @@ diag_lstm_skewed_persistent_bwd_v1(const float* __restrict__ w, const float* __r
 }
 
 // ---------------------------------------------------------------------------------------------
-// v2 step kernels (folded layout): register tiles over 16 positions of an anti-diagonal x 32
+// v2 step kernels (both layouts: map stride and skew as in the v1 bodies): register tiles over 16 positions of an anti-diagonal x 32
 // units, the packed weight, the tap's inputs staged in shared memory.
 #define DIAG_LSTM_V2_UNITS 32
 #define DIAG_LSTM_V2_WARPS 4
@@ -644,7 +646,8 @@ PIXELRNN_DEVICE bool diag_lstm_v2_neighbour(int r, int j, int t, int dir, int he
 // `positions`: lanes take consecutive features of one position (coalesced).
 PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[DIAG_LSTM_V2_CHUNK],
                                         int b, int step, int k0, int positions, int t, int dir,
-                                        int height, int width, int feat, int f0, int count) {
+                                        int height, int width, int stride, int skew, int feat,
+                                        int f0, int count) {
     for (int e = threadIdx.x; e < DIAG_LSTM_V2_POS * DIAG_LSTM_V2_CHUNK;
          e += DIAG_LSTM_V2_THREADS) {
         const int q = e / DIAG_LSTM_V2_CHUNK;
@@ -654,7 +657,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[DIAG_LST
             const int r = diag_lstm_row(step, k0 + q, width);
             int rn, jn;
             if (diag_lstm_v2_neighbour(r, step - r, t, dir, height, width, &rn, &jn)) {
-                const pixelrnn_index_t pn = ((pixelrnn_index_t)b * height + rn) * width + jn;
+                const pixelrnn_index_t pn =
+                    (pixelrnn_index_t)b * height * stride + diag_lstm_pos(rn, jn, stride, skew);
                 v = src[pn * feat + f0 + f];
             }
         }
@@ -668,7 +672,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[DIAG_LST
 // gates map.
 PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, float* h, float* c,
                                            float* gates, int height, int width, int hidden,
-                                           int step, bool fused) {
+                                           int stride, int skew, int step, bool fused) {
     __shared__ float hs[DIAG_LSTM_V2_POS][DIAG_LSTM_V2_CHUNK];
     const int g4 = 4 * hidden;
     const int count = diag_lstm_count(step, height, width);
@@ -687,8 +691,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
     float pre[DIAG_LSTM_V2_PT][4];
 #pragma unroll
     for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
-        const pixelrnn_index_t p =
-            ((pixelrnn_index_t)b * height + r0 + i) * width + (step - r0 - i);
+        const pixelrnn_index_t p = (pixelrnn_index_t)b * height * stride +
+                                   diag_lstm_pos(r0 + i, step - r0 - i, stride, skew);
 #pragma unroll
         for (int x = 0; x < 4; ++x) {
             pre[i][x] = (live && i < n_pos) ? is[p * g4 + x * hidden + u] : 0.0f;
@@ -698,7 +702,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
         for (int f0 = 0; f0 < hidden; f0 += DIAG_LSTM_V2_CHUNK) {
             const int n_f = hidden - f0 < DIAG_LSTM_V2_CHUNK ? hidden - f0 : DIAG_LSTM_V2_CHUNK;
             __syncthreads();  // the previous chunk's reads are done
-            diag_lstm_v2_stage(h, hs, b, step, k0, count, t, -1, height, width, hidden, f0, n_f);
+            diag_lstm_v2_stage(h, hs, b, step, k0, count, t, -1, height, width, stride, skew,
+                               hidden, f0, n_f);
             __syncthreads();  // the chunk is complete
             if (!live) continue;
             // The positions whose tap t is in the image: v1 skips a tap in the skew's
@@ -728,7 +733,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
     for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
         if (i >= n_pos) continue;
         const int j = step - r0 - i;
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r0 + i) * width + j;
+        const pixelrnn_index_t p =
+            (pixelrnn_index_t)b * height * stride + diag_lstm_pos(r0 + i, j, stride, skew);
         if (fused) {
             const pixelrnn_index_t e = p * hidden + u;
             const float cp = j > 0 ? c[e - hidden] : 0.0f;
@@ -748,7 +754,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, flo
 PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
-                                           int step, bool fused) {
+                                           int stride, int skew, int step, bool fused) {
     __shared__ float ds[DIAG_LSTM_V2_POS][DIAG_LSTM_V2_CHUNK];
     const int g4 = 4 * hidden;
     const int count = diag_lstm_count(step, height, width);
@@ -770,7 +776,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, 
         for (int f0 = 0; f0 < g4; f0 += DIAG_LSTM_V2_CHUNK) {
             const int n_f = g4 - f0 < DIAG_LSTM_V2_CHUNK ? g4 - f0 : DIAG_LSTM_V2_CHUNK;
             __syncthreads();  // the previous chunk's reads are done
-            diag_lstm_v2_stage(d_is, ds, b, step, k0, count, t, 1, height, width, g4, f0, n_f);
+            diag_lstm_v2_stage(d_is, ds, b, step, k0, count, t, 1, height, width, stride, skew,
+                               g4, f0, n_f);
             __syncthreads();  // the chunk is complete
             if (!live) continue;
             // The positions whose tap-t consumer is in the image (v1 skips the others).
@@ -797,7 +804,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, 
     for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
         if (i >= n_pos) continue;
         const int j = step - r0 - i;
-        const pixelrnn_index_t p = ((pixelrnn_index_t)b * height + r0 + i) * width + j;
+        const pixelrnn_index_t p =
+            (pixelrnn_index_t)b * height * stride + diag_lstm_pos(r0 + i, j, stride, skew);
         const pixelrnn_index_t e = p * hidden + u;
         if (fused) {
             // As diag_lstm_unit_bwd: dh plus the recurrent sum (v1's order).
@@ -822,7 +830,7 @@ diag_lstm_step_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp
                       float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates,
                       int n, int height, int width, int hidden, int step) {
     (void)n;
-    diag_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, step, true);
+    diag_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, width, 0, step, true);
 }
 
 // Unfused forward, first half (v2 tiles): the pre-activation of anti-diagonal `step` into the
@@ -833,8 +841,8 @@ diag_lstm_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                     int width, int hidden, int step) {
     (void)n;
     // The unfused body reads h only: the cast is never written through.
-    diag_lstm_v2_fwd_body(is, wp, const_cast<float*>(h), 0, gates, height, width, hidden, step,
-                          false);
+    diag_lstm_v2_fwd_body(is, wp, const_cast<float*>(h), 0, gates, height, width, hidden, width,
+                          0, step, false);
 }
 
 // Fused backward of one anti-diagonal (v2 tiles): as diag_lstm_step_bwd_v1.
@@ -844,8 +852,8 @@ diag_lstm_step_bwd_v2(const float* __restrict__ wp, const float* __restrict__ ga
                       float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
                       int height, int width, int hidden, int step) {
     (void)n;
-    diag_lstm_v2_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, step,
-                          true);
+    diag_lstm_v2_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, width, 0,
+                          step, true);
 }
 
 // Unfused backward, second half (v2 tiles), called for step = s-1 after lstm_gates_bwd_v1 of
@@ -856,5 +864,46 @@ diag_lstm_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__
                          int step) {
     (void)n;
     diag_lstm_v2_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
-                          hidden, step, false);
+                          hidden, width, 0, step, false);
+}
+
+// Materialised layout, v2 tiles: the same bodies over the skewed maps (stride = Ws, skew = 1),
+// launched as the folded v2 kernels (gridDim.x = n * ceil(count / 16) for skewed column
+// `step`, which holds the positions of anti-diagonal `step`).
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_step_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                             float* __restrict__ h, float* __restrict__ c,
+                             float* __restrict__ gates, int n, int height, int width,
+                             int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, skewed, 1, step, true);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                           const float* __restrict__ h, float* __restrict__ gates, int n,
+                           int height, int width, int hidden, int skewed, int step) {
+    (void)n;
+    // The unfused body reads h only: the cast is never written through.
+    diag_lstm_v2_fwd_body(is, wp, const_cast<float*>(h), 0, gates, height, width, hidden, skewed,
+                          1, step, false);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_step_bwd_v2(const float* __restrict__ wp, const float* __restrict__ gates,
+                             const float* __restrict__ c, const float* __restrict__ dh,
+                             float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                             int height, int width, int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v2_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, skewed, 1,
+                          step, true);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__ d_is,
+                                float* __restrict__ dh_carry, int n, int height, int width,
+                                int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v2_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                          hidden, skewed, 1, step, false);
 }

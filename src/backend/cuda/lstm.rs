@@ -14,13 +14,24 @@
 //! docs/ARCHITECTURE.md, "Recurrence variants"; the persistent kernels stage the state weights
 //! in shared memory when they fit in [`PERSISTENT_SHARED_CAP`] (else `staged = 0`).
 //!
-//! Every backward path ends with one `<scan>_ss_bwd_weight` launch: `d_w_ss` is reduced once
-//! over every position after the scan, one thread per weight element. Every dpre is final by
-//! then and `h` is kept, so there is no per-step partial buffer and no floating-point atomic:
-//! the result is deterministic and independent of the launch configuration.
+//! Every backward path ends with one weight gradient: `d_w_ss` is reduced once over every
+//! position after the scan. Every dpre is final by then and `h` is kept, so there is no
+//! per-step partial buffer and no floating-point atomic: the result is deterministic and
+//! independent of the thread schedule.
 //!
-//! Kernel versions: one (`_v1`) of each, `lstm_*` for the gate kernels, `row_lstm_*` /
-//! `diag_lstm_*` for the scans' kernels.
+//! Kernel versions ([`super::RowLstm`], [`super::DiagLstm`] in [`super::Variants`], one per
+//! scan; v2 the default): v1 runs one thread per (position, unit) or per gate row, reading the
+//! state weight in its PyTorch layout (a lane stride of `h * taps` floats), and one thread per
+//! weight element for `d_w_ss` (`<scan>_ss_bwd_weight_v1`). v2 packs the state weight once per
+//! call (`lstm_pack_ss_v2`: forward `[taps, h, 4, h]`, backward `[taps, 4h, h]`, consecutive
+//! units in consecutive words) and runs register-tiled step kernels (`<scan>_step_fwd_v2`,
+//! `_step_bwd_v2`, `_ss_fwd_v2`, `_ss_bwd_data_v2`: a 128-thread block per 16 positions of the
+//! step x 32 units, all four gates; `step_cfg`), and the weight gradient as a tiled GEMM over
+//! positions, split over blocks in fixed position ranges whose partials a second kernel adds in
+//! order (`lstm_ss_bwd_weight_v2`, `lstm_ss_bwd_weight_sum_v2`; `weight_grad_split`). The
+//! materialised layout's stepwise scans follow the selection too (`diag_lstm_skewed_*_v2`, the
+//! same bodies over the skewed maps); the persistent kernels have v1 only. `lstm_gates_*` (the
+//! unfused gate pass) is v1 under either.
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -290,8 +301,8 @@ fn backward<E: Executor>(
 
 /// Version of the selected recurrence kernels of `geo`'s scan (1 or 2): the version of the
 /// stepwise (fused and unfused) paths' kernels (`<scan>_step_*`, `<scan>_ss_fwd`,
-/// `<scan>_ss_bwd_data`) and of the weight gradient; the persistent kernels and the
-/// materialised layout's scans have v1 only and run it under either.
+/// `<scan>_ss_bwd_data`, and the materialised layout's `diag_lstm_skewed_*` step kernels) and
+/// of the weight gradient; the persistent kernels have v1 only and run it under either.
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {
@@ -303,7 +314,7 @@ pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> 
 /// The state weight packed once per call for the v2 step kernels (`lstm_pack_ss_v2`):
 /// `[taps, h, 4, h]` for the forward product, `[taps, 4h, h]` (`transposed`) for the
 /// backward's, consecutive units in consecutive words.
-fn pack_weight<E: Executor>(
+pub(super) fn pack_weight<E: Executor>(
     be: &CudaBackend<E>,
     w_ss: &T<E>,
     geo: &Geometry,

@@ -62,9 +62,9 @@ pub enum RowLstm {
 pub enum DiagLstm {
     /// One thread per (position, unit) or per weight element (`diag_lstm_*_v1`).
     V1,
-    /// As [`RowLstm::V2`] for the folded layout (`diag_lstm_*_v2`, `lstm_ss_bwd_weight_v2`):
-    /// the default. The persistent kernels and the materialised layout's scans have v1
-    /// only and run it under either (the weight gradient is v2 in both layouts).
+    /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
+    /// `lstm_ss_bwd_weight_v2`): the default. The persistent kernels have v1 only and run it
+    /// under either.
     #[default]
     V2,
 }
