@@ -835,7 +835,9 @@ diag_lstm_step_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp
 
 // Unfused forward, first half (v2 tiles): the pre-activation of anti-diagonal `step` into the
 // gates map (lstm_gates_fwd_v1 activates it).
-PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+// __launch_bounds__(.., 1): with the bare block size ptxas held this kernel at 80 registers
+// and spilled 4-8 bytes; stating the minimum of one block per SM lets it take what it needs.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS, 1)
 diag_lstm_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                     const float* __restrict__ h, float* __restrict__ gates, int n, int height,
                     int width, int hidden, int step) {
@@ -879,7 +881,9 @@ diag_lstm_skewed_step_fwd_v2(const float* __restrict__ is, const float* __restri
     diag_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, skewed, 1, step, true);
 }
 
-PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+// __launch_bounds__(.., 1): with the bare block size ptxas held this kernel at 80 registers
+// and spilled 4-8 bytes; stating the minimum of one block per SM lets it take what it needs.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS, 1)
 diag_lstm_skewed_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                            const float* __restrict__ h, float* __restrict__ gates, int n,
                            int height, int width, int hidden, int skewed, int step) {

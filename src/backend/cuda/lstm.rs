@@ -342,7 +342,7 @@ const STEP_TILE_THREADS: u32 = 128;
 
 /// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
 /// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`.
-fn step_cfg(
+pub(super) fn step_cfg(
     version: u32,
     n: usize,
     len: usize,
