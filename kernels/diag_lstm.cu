@@ -35,6 +35,19 @@
 //       diag_lstm_skewed_gates_bwd_v1 + diag_lstm_skewed_ss_bwd_data_v1 (unfused),
 //       diag_lstm_skewed_step_bwd_v1 (fused), diag_lstm_skewed_persistent_bwd_v1, each followed
 //       (after the unskew of d_is) by diag_lstm_ss_bwd_weight_v1.
+//   v2: the state weight packed once per call (lstm_pack_ss_v2, lstm.cu)
+//       into unit-contiguous layouts, and register tiles: a block of 128 threads computes 16
+//       consecutive positions of one image's anti-diagonal x 32 units (a warp = 32
+//       consecutive units, 4 positions per thread) for all four gates. The inputs of one tap
+//       (h of the pixels above / to the left, or d_is of the consumers below / to the right,
+//       128 features at a time) are staged in shared memory with coalesced loads (one
+//       position's features per row) and read as broadcasts; each packed weight word serves 4
+//       positions. Summation order per element as v1. diag_lstm_step_fwd_v2,
+//       diag_lstm_step_bwd_v2 (fused), diag_lstm_ss_fwd_v2, diag_lstm_ss_bwd_data_v2
+//       (unfused, with lstm_gates_*_v1); the weight gradient is lstm_ss_bwd_weight_v2
+//       (lstm.cu). Materialised layout: diag_lstm_skewed_{step_fwd,step_bwd,ss_fwd,
+//       ss_bwd_data}_v2, the same bodies over the skewed maps. The persistent, the skewed gate
+//       and the one-position kernels: v1 only.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 2, 1]: element (o, v, t, 0) at (o*h + v)*2 + t, tap 0 reads the pixel above
@@ -606,4 +619,295 @@ diag_lstm_skewed_persistent_bwd_v1(const float* __restrict__ w, const float* __r
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     diag_lstm_persistent_bwd_body(w, w_s, gates, c, dh, dc_carry, d_is, n, height, width,
                                   hidden, skewed, 1, staged);
+}
+
+// ---------------------------------------------------------------------------------------------
+// v2 step kernels (both layouts: map stride and skew as in the v1 bodies): register tiles over 16 positions of an anti-diagonal x 32
+// units, the packed weight, the tap's inputs staged in shared memory.
+#define DIAG_LSTM_V2_UNITS 32
+#define DIAG_LSTM_V2_WARPS 4
+#define DIAG_LSTM_V2_PT 4
+#define DIAG_LSTM_V2_POS (DIAG_LSTM_V2_WARPS * DIAG_LSTM_V2_PT)
+#define DIAG_LSTM_V2_THREADS (DIAG_LSTM_V2_WARPS * 32)
+#define DIAG_LSTM_V2_CHUNK 128  // features staged per pass
+
+// The neighbour of pixel (r, j) that tap t touches, `dir` = -1: the tap's source (t = 0 above,
+// t = 1 left), +1: its consumer (t = 0 below, t = 1 right); false outside the image.
+PIXELRNN_DEVICE bool diag_lstm_v2_neighbour(int r, int j, int t, int dir, int height, int width,
+                                            int* rn, int* jn) {
+    *rn = t == 0 ? r + dir : r;
+    *jn = t == 0 ? j : j + dir;
+    return *rn >= 0 && *rn < height && *jn >= 0 && *jn < width;
+}
+
+// Stages, for the block's 16 positions k0 + q of anti-diagonal `step` of image b, the
+// features f0 .. f0 + count - 1 (of `feat`) of their tap-t neighbour (`dir` as above) into
+// tile[16][DIAG_LSTM_V2_CHUNK], 0 for a neighbour outside the image or a position past
+// `positions`: lanes take consecutive features of one position (coalesced).
+PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[DIAG_LSTM_V2_CHUNK],
+                                        int b, int step, int k0, int positions, int t, int dir,
+                                        int height, int width, int stride, int skew, int feat,
+                                        int f0, int count) {
+    for (int e = threadIdx.x; e < DIAG_LSTM_V2_POS * DIAG_LSTM_V2_CHUNK;
+         e += DIAG_LSTM_V2_THREADS) {
+        const int q = e / DIAG_LSTM_V2_CHUNK;
+        const int f = e % DIAG_LSTM_V2_CHUNK;
+        float v = 0.0f;
+        if (f < count && k0 + q < positions) {
+            const int r = diag_lstm_row(step, k0 + q, width);
+            int rn, jn;
+            if (diag_lstm_v2_neighbour(r, step - r, t, dir, height, width, &rn, &jn)) {
+                const pixelrnn_index_t pn =
+                    (pixelrnn_index_t)b * height * stride + diag_lstm_pos(rn, jn, stride, skew);
+                v = src[pn * feat + f0 + f];
+            }
+        }
+        tile[q][f] = v;
+    }
+}
+
+// The body of diag_lstm_step_fwd_v2 (fused) and diag_lstm_ss_fwd_v2 (unfused): pre = is +
+// w[:, :, 0] h(above) + w[:, :, 1] h(left) for the block's 16 positions x 32 units x 4 gates,
+// `wp` packed forward ([2, h, 4, h]); fused: the cell in the epilogue; unfused: pre into the
+// gates map.
+PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, const float* wp, float* h, float* c,
+                                           float* gates, int height, int width, int hidden,
+                                           int stride, int skew, int step, bool fused) {
+    __shared__ float hs[DIAG_LSTM_V2_POS][DIAG_LSTM_V2_CHUNK];
+    const int g4 = 4 * hidden;
+    const int count = diag_lstm_count(step, height, width);
+    const int tiles = (count + DIAG_LSTM_V2_POS - 1) / DIAG_LSTM_V2_POS;
+    const int b = blockIdx.x / tiles;
+    const int k0 = (blockIdx.x % tiles) * DIAG_LSTM_V2_POS;
+    const int lane = threadIdx.x % 32;
+    const int q0 = (threadIdx.x / 32) * DIAG_LSTM_V2_PT;
+    const int u = blockIdx.y * DIAG_LSTM_V2_UNITS + lane;
+    const bool live = u < hidden;
+
+    // Position i of this thread is k = k0 + q0 + i, at row r0 + i (column step - r0 - i),
+    // in the anti-diagonal while i < n_pos.
+    const int r0 = diag_lstm_row(step, k0 + q0, width);
+    const int n_pos = count - (k0 + q0);
+    float pre[DIAG_LSTM_V2_PT][4];
+#pragma unroll
+    for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+        const pixelrnn_index_t p = (pixelrnn_index_t)b * height * stride +
+                                   diag_lstm_pos(r0 + i, step - r0 - i, stride, skew);
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+            pre[i][x] = (live && i < n_pos) ? is[p * g4 + x * hidden + u] : 0.0f;
+        }
+    }
+    for (int t = 0; t < 2; ++t) {
+        for (int f0 = 0; f0 < hidden; f0 += DIAG_LSTM_V2_CHUNK) {
+            const int n_f = hidden - f0 < DIAG_LSTM_V2_CHUNK ? hidden - f0 : DIAG_LSTM_V2_CHUNK;
+            __syncthreads();  // the previous chunk's reads are done
+            diag_lstm_v2_stage(h, hs, b, step, k0, count, t, -1, height, width, stride, skew,
+                               hidden, f0, n_f);
+            __syncthreads();  // the chunk is complete
+            if (!live) continue;
+            // The positions whose tap t is in the image: v1 skips a tap in the skew's
+            // padding, so does v2 (same bits).
+            unsigned taps_in = 0;
+#pragma unroll
+            for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+                if (i < n_pos && (t == 0 ? r0 + i > 0 : step - r0 - i > 0)) taps_in |= 1u << i;
+            }
+            const float* w = wp + ((pixelrnn_index_t)t * hidden + f0) * g4 + u;
+            for (int f = 0; f < n_f; ++f) {
+                float wx[4];
+#pragma unroll
+                for (int x = 0; x < 4; ++x) wx[x] = w[(pixelrnn_index_t)f * g4 + x * hidden];
+#pragma unroll
+                for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+                    if (!((taps_in >> i) & 1u)) continue;
+                    const float hv = hs[q0 + i][f];
+#pragma unroll
+                    for (int x = 0; x < 4; ++x) pre[i][x] += wx[x] * hv;
+                }
+            }
+        }
+    }
+    if (!live) return;
+#pragma unroll
+    for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+        if (i >= n_pos) continue;
+        const int j = step - r0 - i;
+        const pixelrnn_index_t p =
+            (pixelrnn_index_t)b * height * stride + diag_lstm_pos(r0 + i, j, stride, skew);
+        if (fused) {
+            const pixelrnn_index_t e = p * hidden + u;
+            const float cp = j > 0 ? c[e - hidden] : 0.0f;
+            pixelrnn_lstm_cell_fwd(pre[i][0], pre[i][1], pre[i][2], pre[i][3], cp,
+                                   gates + p * g4 + u, hidden, &c[e], &h[e]);
+        } else {
+#pragma unroll
+            for (int x = 0; x < 4; ++x) gates[p * g4 + x * hidden + u] = pre[i][x];
+        }
+    }
+}
+
+// The body of diag_lstm_step_bwd_v2 (fused) and diag_lstm_ss_bwd_data_v2 (unfused): the
+// recurrent dh of the block's 16 positions x 32 units of anti-diagonal `step`,
+// w[:, :, 0]^T d_is(below) + w[:, :, 1]^T d_is(right) with `wp` packed backward
+// ([2, 4h, h]); fused: dh + that, then the cell backward; unfused: written to dh_carry.
+PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(const float* wp, const float* gates, const float* c,
+                                           const float* dh, float* dc_carry, float* d_is,
+                                           float* dh_carry, int height, int width, int hidden,
+                                           int stride, int skew, int step, bool fused) {
+    __shared__ float ds[DIAG_LSTM_V2_POS][DIAG_LSTM_V2_CHUNK];
+    const int g4 = 4 * hidden;
+    const int count = diag_lstm_count(step, height, width);
+    const int tiles = (count + DIAG_LSTM_V2_POS - 1) / DIAG_LSTM_V2_POS;
+    const int b = blockIdx.x / tiles;
+    const int k0 = (blockIdx.x % tiles) * DIAG_LSTM_V2_POS;
+    const int lane = threadIdx.x % 32;
+    const int q0 = (threadIdx.x / 32) * DIAG_LSTM_V2_PT;
+    const int u = blockIdx.y * DIAG_LSTM_V2_UNITS + lane;
+    const bool live = u < hidden;
+
+    // Position i of this thread: row r0 + i, in the anti-diagonal while i < n_pos.
+    const int r0 = diag_lstm_row(step, k0 + q0, width);
+    const int n_pos = count - (k0 + q0);
+    float acc[DIAG_LSTM_V2_PT];
+#pragma unroll
+    for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) acc[i] = 0.0f;
+    for (int t = 0; t < 2; ++t) {
+        for (int f0 = 0; f0 < g4; f0 += DIAG_LSTM_V2_CHUNK) {
+            const int n_f = g4 - f0 < DIAG_LSTM_V2_CHUNK ? g4 - f0 : DIAG_LSTM_V2_CHUNK;
+            __syncthreads();  // the previous chunk's reads are done
+            diag_lstm_v2_stage(d_is, ds, b, step, k0, count, t, 1, height, width, stride, skew,
+                               g4, f0, n_f);
+            __syncthreads();  // the chunk is complete
+            if (!live) continue;
+            // The positions whose tap-t consumer is in the image (v1 skips the others).
+            unsigned taps_in = 0;
+#pragma unroll
+            for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+                if (i < n_pos && (t == 0 ? r0 + i + 1 < height : step - r0 - i + 1 < width)) {
+                    taps_in |= 1u << i;
+                }
+            }
+            const float* w = wp + ((pixelrnn_index_t)t * g4 + f0) * hidden + u;
+            for (int f = 0; f < n_f; ++f) {
+                const float wv = w[(pixelrnn_index_t)f * hidden];
+#pragma unroll
+                for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+                    if (!((taps_in >> i) & 1u)) continue;
+                    acc[i] += wv * ds[q0 + i][f];
+                }
+            }
+        }
+    }
+    if (!live) return;
+#pragma unroll
+    for (int i = 0; i < DIAG_LSTM_V2_PT; ++i) {
+        if (i >= n_pos) continue;
+        const int j = step - r0 - i;
+        const pixelrnn_index_t p =
+            (pixelrnn_index_t)b * height * stride + diag_lstm_pos(r0 + i, j, stride, skew);
+        const pixelrnn_index_t e = p * hidden + u;
+        if (fused) {
+            // As diag_lstm_unit_bwd: dh plus the recurrent sum (v1's order).
+            const float dh_tot = dh[e] + acc[i];
+            const float cp = j > 0 ? c[e - hidden] : 0.0f;
+            const float dc_prev = pixelrnn_lstm_cell_bwd(gates + p * g4 + u, hidden, c[e], cp,
+                                                         dh_tot, dc_carry[e], d_is + p * g4 + u);
+            if (j > 0) dc_carry[e - hidden] = dc_prev;
+        } else {
+            dh_carry[e] = acc[i];
+        }
+    }
+}
+
+// Launch (every diag_lstm_*_v2 step kernel): blockDim.x = DIAG_LSTM_V2_THREADS (128),
+// gridDim = (n * ceil(count / 16), ceil(h / 32)), count the positions of anti-diagonal
+// `step`; `wp` from lstm_pack_ss_v2 (transposed = 0 for the forward kernels, 1 for the
+// backward ones).
+// Fused forward of one anti-diagonal (v2 tiles): as diag_lstm_step_fwd_v1.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_step_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                      float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates,
+                      int n, int height, int width, int hidden, int step) {
+    (void)n;
+    diag_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, width, 0, step, true);
+}
+
+// Unfused forward, first half (v2 tiles): the pre-activation of anti-diagonal `step` into the
+// gates map (lstm_gates_fwd_v1 activates it).
+// __launch_bounds__(.., 1): with the bare block size ptxas held this kernel at 80 registers
+// and spilled 4-8 bytes; stating the minimum of one block per SM lets it take what it needs.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS, 1)
+diag_lstm_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                    const float* __restrict__ h, float* __restrict__ gates, int n, int height,
+                    int width, int hidden, int step) {
+    (void)n;
+    // The unfused body reads h only: the cast is never written through.
+    diag_lstm_v2_fwd_body(is, wp, const_cast<float*>(h), 0, gates, height, width, hidden, width,
+                          0, step, false);
+}
+
+// Fused backward of one anti-diagonal (v2 tiles): as diag_lstm_step_bwd_v1.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_step_bwd_v2(const float* __restrict__ wp, const float* __restrict__ gates,
+                      const float* __restrict__ c, const float* __restrict__ dh,
+                      float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                      int height, int width, int hidden, int step) {
+    (void)n;
+    diag_lstm_v2_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, width, 0,
+                          step, true);
+}
+
+// Unfused backward, second half (v2 tiles), called for step = s-1 after lstm_gates_bwd_v1 of
+// anti-diagonal s: dh_carry of anti-diagonal `step` from its consumers on step+1.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__ d_is,
+                         float* __restrict__ dh_carry, int n, int height, int width, int hidden,
+                         int step) {
+    (void)n;
+    diag_lstm_v2_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                          hidden, width, 0, step, false);
+}
+
+// Materialised layout, v2 tiles: the same bodies over the skewed maps (stride = Ws, skew = 1),
+// launched as the folded v2 kernels (gridDim.x = n * ceil(count / 16) for skewed column
+// `step`, which holds the positions of anti-diagonal `step`).
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_step_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                             float* __restrict__ h, float* __restrict__ c,
+                             float* __restrict__ gates, int n, int height, int width,
+                             int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, skewed, 1, step, true);
+}
+
+// __launch_bounds__(.., 1): with the bare block size ptxas held this kernel at 80 registers
+// and spilled 4-8 bytes; stating the minimum of one block per SM lets it take what it needs.
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS, 1)
+diag_lstm_skewed_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                           const float* __restrict__ h, float* __restrict__ gates, int n,
+                           int height, int width, int hidden, int skewed, int step) {
+    (void)n;
+    // The unfused body reads h only: the cast is never written through.
+    diag_lstm_v2_fwd_body(is, wp, const_cast<float*>(h), 0, gates, height, width, hidden, skewed,
+                          1, step, false);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_step_bwd_v2(const float* __restrict__ wp, const float* __restrict__ gates,
+                             const float* __restrict__ c, const float* __restrict__ dh,
+                             float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                             int height, int width, int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v2_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, skewed, 1,
+                          step, true);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(DIAG_LSTM_V2_THREADS)
+diag_lstm_skewed_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__ d_is,
+                                float* __restrict__ dh_carry, int n, int height, int width,
+                                int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v2_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                          hidden, skewed, 1, step, false);
 }

@@ -10,7 +10,8 @@ use std::time::Instant;
 use super::{ceilings, Ceilings, OpRow};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::{
-    CudaBackend, Device, DiagLstmLayout, Emulator, Executor, MaskedConv2d, Variants,
+    CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, MaskedConv2d, RowLstm,
+    Variants,
 };
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -24,6 +25,10 @@ pub enum Sweep {
     MaskedConv2d,
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
+    /// Every [`RowLstm`] version.
+    RowLstm,
+    /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s.
+    DiagLstm,
 }
 
 /// One variant a row is timed under, as the backend offers it.
@@ -215,6 +220,28 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                         ..base
                     };
                     choice(1, Some(l), variants)
+                })
+                .collect(),
+            Sweep::RowLstm => RowLstm::ALL
+                .iter()
+                .map(|&v| {
+                    let variants = Variants {
+                        row_lstm: v,
+                        ..base
+                    };
+                    choice(v.number(), None, variants)
+                })
+                .collect(),
+            Sweep::DiagLstm => DiagLstmLayout::ALL
+                .iter()
+                .flat_map(|&l| DiagLstm::ALL.iter().map(move |&v| (l, v)))
+                .map(|(l, v)| {
+                    let variants = Variants {
+                        diag_lstm_layout: l,
+                        diag_lstm: v,
+                        ..base
+                    };
+                    choice(v.number(), Some(l), variants)
                 })
                 .collect(),
         }

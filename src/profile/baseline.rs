@@ -8,9 +8,12 @@ use std::fmt::Write as _;
 use super::StepProfile;
 use crate::error::{Error, Result};
 
-/// How much a figure may move before the gate calls it a change: the file rounds to 4
-/// decimals, and the counters of one build are exact, so anything past rounding is real.
-pub const GATE_SLACK: f64 = 5e-4;
+/// How much a figure may move before the gate calls it a change: one percentage point of
+/// efficiency, 0.01 of conflict degree. The counters of one build are exact, but a kernel
+/// whose accesses depend on its data (`relu_bwd` reads `dy` only where `x > 0`) moves by a
+/// few tenths of a point when a kernel upstream changes the values it sees; a broken
+/// coalescing pattern moves by tens of points.
+pub const GATE_SLACK: f64 = 0.01;
 
 /// One kernel of one profiled step.
 #[derive(Clone, Debug, PartialEq)]
@@ -346,8 +349,8 @@ mod tests {
                 ..
             }
         )));
-        // Within the file's rounding: no finding.
-        let same = vec![e("a_v1", 0.50004, Some(1.0)), e("b_v1", 0.9, None)];
+        // Within the slack: no finding.
+        let same = vec![e("a_v1", 0.505, Some(1.0)), e("b_v1", 0.9, None)];
         assert!(compare(&base, &same).is_empty());
     }
 

@@ -17,7 +17,9 @@
 //! pairs than the 1024 threads of a block (threads loop).
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Executor, Variants};
+use pixelrnn::backend::cuda::{
+    CudaBackend, DiagLstm, DiagLstmLayout, Emulator, Executor, RowLstm, Variants,
+};
 use pixelrnn::backend::{Backend, LstmState, Recurrence};
 use pixelrnn::tensor::Tensor;
 
@@ -31,6 +33,7 @@ crate::parity_tests! {
     skew_unskew => super::check_skew,
     mirror_shift => super::check_mirror_shift,
     lstm_shape_errors => super::check_shape_errors,
+    lstm_versions_agree => super::check_versions_agree,
 }
 
 /// Copies must be exact.
@@ -114,12 +117,49 @@ fn persistent_staged(scan: Scan, hd: usize) -> bool {
     floats * std::mem::size_of::<f32>() <= 48 * 1024
 }
 
-/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, every recurrence
-/// variant, against the CPU (same variant), and the CUDA variants against the fused one.
+/// The selection of recurrence kernel version `v` (1 or 2) of `scan`, on top of `base`.
+fn scan_version(scan: Scan, v: u32, base: Variants) -> Variants {
+    match scan {
+        Scan::Row(_) => Variants {
+            row_lstm: RowLstm::try_from(v).expect("row_lstm version"),
+            ..base
+        },
+        Scan::Diagonal => Variants {
+            diag_lstm: DiagLstm::try_from(v).expect("diag_lstm version"),
+            ..base
+        },
+    }
+}
+
+/// The recurrence kernel versions of `scan` ([`RowLstm::ALL`] / [`DiagLstm::ALL`]).
+fn scan_versions(scan: Scan) -> Vec<u32> {
+    match scan {
+        Scan::Row(_) => RowLstm::ALL.map(RowLstm::number).to_vec(),
+        Scan::Diagonal => DiagLstm::ALL.map(DiagLstm::number).to_vec(),
+    }
+}
+
+/// [`check_scan_version`] under every recurrence kernel version of `scan`.
 fn check_scan<E: Executor>(gpu: &CudaBackend<E>, scan: Scan, dims: [usize; 4], seed: u64) {
+    for v in scan_versions(scan) {
+        let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+        check_scan_version(gpu, scan, dims, seed, v);
+    }
+}
+
+/// Forward and backward of `scan` on `[n, H, W]` with `hd` hidden units, every recurrence
+/// variant, against the CPU (same variant), and the CUDA variants against the fused one, with
+/// the selected kernel version (`version`, for the messages).
+fn check_scan_version<E: Executor>(
+    gpu: &CudaBackend<E>,
+    scan: Scan,
+    dims: [usize; 4],
+    seed: u64,
+    version: u32,
+) {
     let cpu = CpuBackend::new();
     let [n, height, width, hd] = dims;
-    let what = format!("{scan:?} n={n} {height}x{width} h={hd}");
+    let what = format!("{scan:?} v{version} n={n} {height}x{width} h={hd}");
     // Pre-activations of order 1 and weights of order 1/sqrt(taps * h) keep the gates away
     // from saturation, so the gradients are not all tiny.
     let (is_c, is_g) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
@@ -464,4 +504,463 @@ pub fn check_shape_errors<E: Executor>(gpu: &CudaBackend<E>) {
         gpu.shift_down(&zeros(&[3, 4, 5])).map(|_| ()),
         "shift of a 3-d tensor",
     );
+}
+
+/// The kernel versions of each scan against each other on CUDA, from one set of states:
+/// forward (h, c, gates) and backward (d_is, d_w_ss) within `FP32_REL_TOL`, with shapes whose
+/// `4h` and `taps * h` are not multiples of the weight gradient's 64-wide tiles and whose
+/// position count is split over several blocks (n 2, 12 x 13: 312 positions), and a weight
+/// gradient with more than 64 gate rows (h = 20: 80 rows, 60 columns at k = 3).
+pub fn check_versions_agree<E: Executor>(gpu: &CudaBackend<E>) {
+    check_versions(gpu, false);
+}
+
+/// The step kernels of v2 keep v1's summation order, so on the emulator (one compiler for
+/// both, no contraction differences) their h, c, gates and d_is are the same bits as v1's;
+/// the weight gradients differ in summation order (within `FP32_REL_TOL`).
+#[test]
+fn v2_steps_equal_v1_bit_for_bit_on_the_emulator() {
+    for seed in crate::SCHEDULE_SEEDS {
+        check_versions(&crate::emulator(seed), true);
+    }
+}
+
+/// [`check_versions_agree`]; `exact`: the step results must also be bit-identical.
+fn check_versions<E: Executor>(gpu: &CudaBackend<E>, exact: bool) {
+    let cpu = CpuBackend::new();
+    let cases = [
+        (Scan::Row(3), [2, 12, 13, 5], 500u64),
+        (Scan::Row(3), [1, 3, 6, 20], 510),
+        (Scan::Diagonal, [2, 12, 13, 5], 520),
+        (Scan::Diagonal, [1, 4, 3, 20], 530),
+        // More than the v2 kernels' 128 features per staged chunk: h = 130 (forward and
+        // backward), 4h = 160 (backward).
+        (Scan::Row(1), [1, 2, 3, 130], 540),
+        (Scan::Diagonal, [1, 2, 3, 130], 550),
+        (Scan::Row(3), [1, 3, 5, 40], 560),
+    ];
+    for (scan, [n, height, width, hd], seed) in cases {
+        let what = format!("{scan:?} n={n} {height}x{width} h={hd}");
+        let w_shape = scan.weight_shape(hd);
+        let (is_c, is) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
+        let (w_c, w) = pair(gpu, &w_shape, seed + 1, 0.5);
+        let (dh_c, dh) = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
+        let s_c = scan.forward(&cpu, &is_c, &w_c, Recurrence::Fused);
+        let state = LstmState {
+            h: to_gpu(gpu, &s_c.h),
+            c: to_gpu(gpu, &s_c.c),
+            gates: to_gpu(gpu, &s_c.gates),
+        };
+        let (_, dw_c) = scan.backward(&cpu, &s_c, &w_c, &dh_c, Recurrence::Fused);
+        for rec in RECURRENCES {
+            let run = |v: u32| {
+                let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+                let s = scan.forward(gpu, &is, &w, rec);
+                let (d_is, dw) = scan.backward(gpu, &state, &w, &dh, rec);
+                [s.h, s.c, s.gates, d_is, dw].map(|t| t.to_vec(gpu).expect("download"))
+            };
+            let versions: Vec<_> = scan_versions(scan).into_iter().map(run).collect();
+            for (v, other) in versions.iter().enumerate().skip(1) {
+                for (name, (a, b)) in ["h", "c", "gates", "d_is", "d_w_ss"]
+                    .iter()
+                    .zip(versions[0].iter().zip(other))
+                {
+                    let tag = format!("{what} {rec:?}: {name} v1 vs v{}", v + 1);
+                    if exact && *name != "d_w_ss" {
+                        // The step kernels keep v1's summation order per element.
+                        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{tag}: not bit-identical");
+                    }
+                    let err = rel_err(&tag, a, b);
+                    assert!(err <= FP32_REL_TOL, "{tag}: relative error {err:.3e}");
+                }
+            }
+            // And the forward's h and the weight gradient of every version against the CPU's.
+            for (v, out) in versions.iter().enumerate() {
+                for (name, got, want) in
+                    [("h", &out[0], &s_c.h.data), ("d_w_ss", &out[4], &dw_c.data)]
+                {
+                    let tag = format!("{what} {rec:?}: {name} v{} vs CPU", v + 1);
+                    let err = rel_err(&tag, got, want);
+                    assert!(err <= FP32_REL_TOL, "{tag}: relative error {err:.3e}");
+                }
+            }
+        }
+    }
+}
+
+/// The state-to-state weight gradient of every version is the same bits under every thread
+/// schedule (no atomics; v2 sums its split partials in a fixed order), on the emulator with
+/// each of the scheduling seeds, for both scans.
+#[test]
+fn ss_bwd_weight_is_bit_identical_across_schedules() {
+    let cases = [
+        (Scan::Row(3), [2, 9, 11, 6], 600u64),
+        (Scan::Diagonal, [2, 9, 11, 6], 610),
+    ];
+    for (scan, [n, height, width, hd], seed) in cases {
+        let mut by_seed: Vec<Vec<Vec<u32>>> = Vec::new();
+        for sched in crate::SCHEDULE_SEEDS.into_iter().chain([0xfeed, 77]) {
+            let gpu: CudaBackend<Emulator> = crate::emulator(sched);
+            let cpu = CpuBackend::new();
+            let (is_c, _) = pair(&gpu, &[n, height, width, 4 * hd], seed, 1.5);
+            let (w_c, w) = pair(&gpu, &scan.weight_shape(hd), seed + 1, 0.5);
+            let (_, dh) = pair(&gpu, &[n, height, width, hd], seed + 2, 1.0);
+            let s_c = scan.forward(&cpu, &is_c, &w_c, Recurrence::Fused);
+            let state = LstmState {
+                h: to_gpu(&gpu, &s_c.h),
+                c: to_gpu(&gpu, &s_c.c),
+                gates: to_gpu(&gpu, &s_c.gates),
+            };
+            let bits: Vec<Vec<u32>> = scan_versions(scan)
+                .into_iter()
+                .map(|v| {
+                    let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+                    let (_, dw) = scan.backward(&gpu, &state, &w, &dh, Recurrence::Fused);
+                    let dw = dw.to_vec(&gpu).expect("download");
+                    dw.iter().map(|x| x.to_bits()).collect()
+                })
+                .collect();
+            by_seed.push(bits);
+        }
+        for (k, bits) in by_seed.iter().enumerate().skip(1) {
+            assert_eq!(
+                bits, &by_seed[0],
+                "{scan:?}: d_w_ss bits differ between schedules 0 and {k}"
+            );
+        }
+    }
+}
+
+/// The memory counters of the recurrence kernels, v1 against v2, at the size of issue 17's
+/// table: h = 128, a 32 x 32 map, n = 2, one step (Row LSTM row 16, Diagonal LSTM
+/// anti-diagonal 31, the longest), launched directly so that only that step is emulated;
+/// the weight gradients (one launch for the whole map) on n = 1, 4 x 32 for v1 (one thread
+/// per weight element loops over every position: its per-request pattern does not depend on
+/// the map) and both sizes for v2. Prints one markdown row per kernel: global requests,
+/// sectors/request and efficiency over all global sites (byte-weighted), the worst site's
+/// efficiency, shared requests and mean conflict degree. A measurement, not a check:
+/// `cargo test --release --test cuda -- --ignored --nocapture recurrence_counters`.
+#[test]
+#[ignore = "measurement (minutes on the emulator): prints the counters table of docs/kernels.md"]
+fn recurrence_counters() {
+    use pixelrnn::backend::cuda::{AccessOp, Arg, EmuOptions, LaunchCfg, LaunchCounters, MemSpace};
+    let emu = Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: false,
+    })
+    .expect("emulator")
+    .with_counters(true);
+    let buf = |data: &[f32]| {
+        let mut b = emu.alloc(data.len()).expect("alloc");
+        emu.upload_into(&mut b, data).expect("upload");
+        b
+    };
+    let linear = |elements: usize| LaunchCfg::for_elements(elements, 256, 65_535);
+    let tiles = |n: usize, len: usize, hd: usize| LaunchCfg {
+        grid: [(n * len.div_ceil(16)) as u32, hd.div_ceil(32) as u32, 1],
+        block: [128, 1, 1],
+        shared_bytes: 0,
+        flops: 0,
+    };
+    let report = |c: &LaunchCounters| {
+        let global: Vec<_> = c
+            .sites
+            .iter()
+            .filter(|s| s.space == MemSpace::Global)
+            .collect();
+        let shared: Vec<_> = c
+            .sites
+            .iter()
+            .filter(|s| s.space == MemSpace::Shared)
+            .collect();
+        let sum = |v: &[&pixelrnn::backend::cuda::SiteCounters],
+                   f: fn(&pixelrnn::backend::cuda::SiteCounters) -> u64| {
+            v.iter().map(|s| f(s)).sum::<u64>()
+        };
+        let (req, sec, uniq) = (
+            sum(&global, |s| s.requests),
+            sum(&global, |s| s.sectors),
+            sum(&global, |s| s.unique_bytes),
+        );
+        let worst = global
+            .iter()
+            .filter(|s| s.op != AccessOp::Atomic)
+            .map(|s| s.efficiency())
+            .fold(1.0f64, f64::min);
+        let (sreq, swave) = (sum(&shared, |s| s.requests), sum(&shared, |s| s.wavefronts));
+        let heaviest = global.iter().max_by_key(|s| s.sectors).map(|s| {
+            format!(
+                "{:?} {} B: {:.1} sectors/req, {:.3}",
+                s.op,
+                s.access_bytes,
+                s.sectors_per_request(),
+                s.efficiency()
+            )
+        });
+        println!(
+            "| `{}` | {}x{}x{} / {} | {} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {} |",
+            c.kernel,
+            c.grid[0],
+            c.grid[1],
+            c.grid[2],
+            c.block[0],
+            req,
+            sec as f64 / req.max(1) as f64,
+            uniq as f64 / (32 * sec).max(1) as f64,
+            worst,
+            heaviest.unwrap_or_default(),
+            sreq,
+            if sreq == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", swave as f64 / sreq as f64)
+            },
+            c.compulsory_bytes(),
+        );
+    };
+    println!(
+        "| kernel | grid / block | global requests | sectors/request | efficiency (byte-weighted) \
+         | worst site | heaviest site | shared requests | conflict degree | compulsory bytes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+
+    let (n, hh, ww, hd, k) = (2usize, 32usize, 32usize, 128usize, 3usize);
+    let g4 = 4 * hd;
+    let map = |f: usize, seed: u64| buf(&random(seed, n * hh * ww * f, 1.0));
+    let ints = |v: &[usize]| v.iter().map(|&x| Arg::I32(x as i32)).collect::<Vec<_>>();
+    for diagonal in [false, true] {
+        let taps = if diagonal { 2 } else { k };
+        let wlen = g4 * hd * taps;
+        let w = buf(&random(700, wlen, 0.1));
+        let (is, h, c, gates, dh, dc, d_is, dhc) = (
+            map(g4, 701),
+            map(hd, 702),
+            map(hd, 703),
+            map(g4, 704),
+            map(hd, 705),
+            map(hd, 706),
+            map(g4, 707),
+            map(hd, 708),
+        );
+        let mut packed = [
+            emu.alloc(wlen).expect("alloc"),
+            emu.alloc(wlen).expect("alloc"),
+        ];
+        for (t, p) in packed.iter_mut().enumerate() {
+            let args = [Arg::Buf(&w), Arg::Buf(p)]
+                .into_iter()
+                .chain(ints(&[hd, taps, t]))
+                .collect::<Vec<_>>();
+            emu.launch("lstm_pack_ss_v2", &linear(wlen), &args)
+                .expect("pack");
+        }
+        let scan = if diagonal { "diag_lstm" } else { "row_lstm" };
+        // One step: row 16 / anti-diagonal 31 (32 positions per image either way).
+        let (step, len) = if diagonal {
+            (31usize, 32usize)
+        } else {
+            (16, ww)
+        };
+        let mut tail = vec![n, hh, ww, hd];
+        if !diagonal {
+            tail.push(k);
+        }
+        tail.push(step);
+        for v in [1u32, 2] {
+            if diagonal && pixelrnn::kernels::signature(&format!("{scan}_step_fwd_v{v}")).is_none()
+            {
+                continue;
+            }
+            let wf = if v == 1 { &w } else { &packed[0] };
+            let wb = if v == 1 { &w } else { &packed[1] };
+            let cfg = |elements: usize| {
+                if v == 1 {
+                    linear(elements)
+                } else {
+                    tiles(n, len, hd)
+                }
+            };
+            let run = |name: &str, bufs: Vec<Arg<'_, Emulator>>, cfg: LaunchCfg| {
+                let args: Vec<_> = bufs.into_iter().chain(ints(&tail)).collect();
+                emu.launch(&format!("{scan}_{name}_v{v}"), &cfg, &args)
+                    .expect(name);
+            };
+            run(
+                "step_fwd",
+                vec![
+                    Arg::Buf(&is),
+                    Arg::Buf(wf),
+                    Arg::Buf(&h),
+                    Arg::Buf(&c),
+                    Arg::Buf(&gates),
+                ],
+                cfg(n * len * hd),
+            );
+            run(
+                "step_bwd",
+                vec![
+                    Arg::Buf(wb),
+                    Arg::Buf(&gates),
+                    Arg::Buf(&c),
+                    Arg::Buf(&dh),
+                    Arg::Buf(&dc),
+                    Arg::Buf(&d_is),
+                ],
+                cfg(n * len * hd),
+            );
+            run(
+                "ss_fwd",
+                vec![Arg::Buf(&is), Arg::Buf(wf), Arg::Buf(&h), Arg::Buf(&gates)],
+                cfg(n * len * g4),
+            );
+            run(
+                "ss_bwd_data",
+                vec![Arg::Buf(wb), Arg::Buf(&d_is), Arg::Buf(&dhc)],
+                cfg(n * len * hd),
+            );
+        }
+        // The weight gradients: v1 on n = 1, 4 x 32; v2 on that and on the whole map.
+        let dw = emu.alloc(wlen).expect("alloc");
+        let small = [1usize, 4, 32, hd];
+        let mut v1_tail = small.to_vec();
+        if !diagonal {
+            v1_tail.push(k);
+        }
+        let args: Vec<_> = [Arg::Buf(&h), Arg::Buf(&d_is), Arg::Buf(&dw)]
+            .into_iter()
+            .chain(ints(&v1_tail))
+            .collect();
+        emu.launch(&format!("{scan}_ss_bwd_weight_v1"), &linear(wlen), &args)
+            .expect("weight v1");
+        for [nn, h2, w2] in [[1usize, 4, 32], [n, hh, ww]] {
+            let positions = nn * h2 * w2;
+            let (mt, nt) = (g4.div_ceil(64), (taps * hd).div_ceil(64));
+            let splits_chunk = weight_split(positions, mt * nt);
+            let partial = emu
+                .alloc(splits_chunk.0 * mt * 64 * nt * 64)
+                .expect("alloc");
+            let cfg = LaunchCfg {
+                grid: [nt as u32, mt as u32, splits_chunk.0 as u32],
+                block: [64, 1, 1],
+                shared_bytes: 0,
+                flops: 0,
+            };
+            let args: Vec<_> = [Arg::Buf(&h), Arg::Buf(&d_is), Arg::Buf(&partial)]
+                .into_iter()
+                .chain(ints(&[
+                    nn,
+                    h2,
+                    w2,
+                    hd,
+                    taps,
+                    usize::from(diagonal),
+                    splits_chunk.1,
+                ]))
+                .collect();
+            emu.launch("lstm_ss_bwd_weight_v2", &cfg, &args)
+                .expect("weight v2");
+            let args: Vec<_> = [Arg::Buf(&partial), Arg::Buf(&dw)]
+                .into_iter()
+                .chain(ints(&[hd, taps, splits_chunk.0, mt * 64, nt * 64]))
+                .collect();
+            emu.launch("lstm_ss_bwd_weight_sum_v2", &linear(wlen), &args)
+                .expect("weight sum");
+        }
+        for c in emu.take_counters() {
+            report(&c);
+        }
+    }
+}
+
+/// The host's split of the weight gradient GEMM (`weight_grad_split` in
+/// src/backend/cuda/lstm.rs), restated for the direct launches of `recurrence_counters`.
+fn weight_split(positions: usize, tiles: usize) -> (usize, usize) {
+    let by_size = positions.div_ceil(256).max(1);
+    let by_grid = 264usize.div_ceil(tiles.max(1)).max(1);
+    let want = by_size.min(by_grid).min(65_535);
+    let chunk = positions.div_ceil(want).next_multiple_of(16).max(16);
+    (positions.div_ceil(chunk).max(1), chunk)
+}
+
+/// The version selection reaches the launches: under each version of each scan (the
+/// Diagonal LSTM in both layouts), the forward and backward of every stepwise recurrence
+/// launch that version's kernels (and v2 its pack and weight gradient GEMM), as the
+/// emulator's counters record them; the persistent kernels are v1 under either.
+#[test]
+fn each_version_launches_its_kernels() {
+    use pixelrnn::backend::cuda::EmuOptions;
+    let emu = Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: true,
+    })
+    .expect("emulator")
+    .with_counters(true);
+    let gpu = CudaBackend::with_options(emu, true);
+    let materialised = Variants {
+        diag_lstm_layout: DiagLstmLayout::Materialised,
+        ..Variants::default()
+    };
+    for (scan, base) in [
+        (Scan::Row(3), Variants::default()),
+        (Scan::Diagonal, Variants::default()),
+        (Scan::Diagonal, materialised),
+    ] {
+        let _layout = gpu.select(base);
+        let hd = 3;
+        let (_, is) = pair(&gpu, &[1, 3, 4, 4 * hd], 1, 1.0);
+        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 2, 0.5);
+        let (_, dh) = pair(&gpu, &[1, 3, 4, hd], 3, 1.0);
+        let op = match scan {
+            Scan::Row(_) => "row_lstm",
+            Scan::Diagonal if base == materialised => "diag_lstm_skewed",
+            Scan::Diagonal => "diag_lstm",
+        };
+        // Both layouts reduce d_w_ss with the folded layout's kernels.
+        let weight_op = match scan {
+            Scan::Row(_) => "row_lstm",
+            Scan::Diagonal => "diag_lstm",
+        };
+        for v in scan_versions(scan) {
+            let _version = gpu.select(scan_version(scan, v, gpu.variants()));
+            for rec in RECURRENCES {
+                gpu.executor().take_counters();
+                let s = scan.forward(&gpu, &is, &w, rec);
+                scan.backward(&gpu, &s, &w, &dh, rec);
+                let launched: Vec<String> = gpu
+                    .executor()
+                    .take_counters()
+                    .into_iter()
+                    .map(|c| c.kernel)
+                    .collect();
+                let has = |k: &str| launched.iter().any(|l| l == k);
+                let tag = format!("{scan:?} v{v} {rec:?}: {launched:?}");
+                let passes: &[&str] = match rec {
+                    Recurrence::Fused => &["step_fwd", "step_bwd"],
+                    Recurrence::Unfused => &["ss_fwd", "ss_bwd_data"],
+                    Recurrence::Persistent => &[],
+                };
+                for pass in passes {
+                    assert!(has(&format!("{op}_{pass}_v{v}")), "{tag}: {pass}");
+                    assert!(!has(&format!("{op}_{pass}_v{}", 3 - v)), "{tag}: {pass}");
+                }
+                if rec == Recurrence::Persistent {
+                    assert!(has(&format!("{op}_persistent_fwd_v1")), "{tag}");
+                }
+                assert_eq!(
+                    has("lstm_pack_ss_v2"),
+                    v == 2 && rec != Recurrence::Persistent,
+                    "{tag}"
+                );
+                assert_eq!(has("lstm_ss_bwd_weight_v2"), v == 2, "{tag}");
+                assert_eq!(
+                    has(&format!("{weight_op}_ss_bwd_weight_v1")),
+                    v == 1,
+                    "{tag}"
+                );
+            }
+        }
+    }
 }

@@ -2,10 +2,13 @@
 //! literal formulation, kept as the comparison variant): the forward and backward scans over
 //! skewed maps, host side of the `diag_lstm_skewed_*` kernels of `kernels/diag_lstm.cu`.
 //! `cuda/lstm.rs` checks the operands, chooses the layout and reduces `d_w_ss` afterwards on
-//! the unskewed maps, as for layout 1.
+//! the unskewed maps, as for layout 1. The stepwise scans run the selected version
+//! ([`super::DiagLstm`]: v2 with the state weight packed once per call and the register-tiled
+//! `diag_lstm_skewed_*_v2` kernels); the persistent kernels and the unfused gate kernels are
+//! v1 only.
 
 use super::launch_args::{grid_stride, int};
-use super::lstm::{persistent_cfg, Dims, T};
+use super::lstm::{pack_weight, persistent_cfg, scan_version, step_cfg, Dims, T};
 use super::skew::{skew, unskew};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::Geometry;
@@ -44,8 +47,16 @@ pub(super) fn skewed_forward<E: Executor>(
     let h_s = be.tensor_uninit(&hs)?;
     let c_s = be.tensor_uninit(&hs)?;
     let gates_s = be.tensor_uninit(&is_s.shape)?;
+    // The stepwise scans' kernel version; v2 reads the state weight packed once.
+    let version = scan_version(be, geo);
+    let packed = if version == 2 && rec != Recurrence::Persistent {
+        Some(pack_weight(be, w_ss, geo, false)?)
+    } else {
+        None
+    };
+    let w = packed.as_ref().unwrap_or(w_ss);
     let args_for = |extra: &[i32]| {
-        let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&c_s), arg(&gates_s)];
+        let mut args = vec![arg(&is_s), arg(w), arg(&h_s), arg(&c_s), arg(&gates_s)];
         dims.push(&mut args, extra);
         args
     };
@@ -64,9 +75,11 @@ pub(super) fn skewed_forward<E: Executor>(
             for s in 0..geo.steps() {
                 let m = n * geo.step_len(s);
                 let args = args_for(&[ws_i, int(op, "step", s)?]);
+                let cfg =
+                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
                 be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_step_fwd"),
-                    &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
+                    &format!("diag_lstm_skewed_step_fwd_v{version}"),
+                    &cfg,
                     &args,
                 )?;
             }
@@ -75,13 +88,11 @@ pub(super) fn skewed_forward<E: Executor>(
             for s in 0..geo.steps() {
                 let m = n * geo.step_len(s);
                 let step = int(op, "step", s)?;
-                let mut args = vec![arg(&is_s), arg(w_ss), arg(&h_s), arg(&gates_s)];
+                let mut args = vec![arg(&is_s), arg(w), arg(&h_s), arg(&gates_s)];
                 dims.push(&mut args, &[ws_i, step]);
-                be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_ss_fwd"),
-                    &grid_stride(m * 4 * hd).with_flops(geo.ss_flops(m)),
-                    &args,
-                )?;
+                let cfg = step_cfg(version, n, geo.step_len(s), hd, m * 4 * hd)?
+                    .with_flops(geo.ss_flops(m));
+                be.launch(&format!("diag_lstm_skewed_ss_fwd_v{version}"), &cfg, &args)?;
                 let mut args = vec![arg(&gates_s), arg(&c_s), arg(&h_s)];
                 dims.push(&mut args, &[ws_i, step]);
                 be.launch(
@@ -125,9 +136,17 @@ pub(super) fn skewed_backward<E: Executor>(
     // The cell gradient handed from each column to the one before; zero where a cell has no
     // successor.
     let dc_carry = be.tensor_zeroed(&hs)?;
+    // The stepwise scans' kernel version; v2 reads the state weight packed once (transposed).
+    let version = scan_version(be, geo);
+    let packed = if version == 2 && rec != Recurrence::Persistent {
+        Some(pack_weight(be, w_ss, geo, true)?)
+    } else {
+        None
+    };
+    let w = packed.as_ref().unwrap_or(w_ss);
     let args_for = |extra: &[i32]| {
         let mut args = vec![
-            arg(w_ss),
+            arg(w),
             arg(&gates_s),
             arg(&c_s),
             arg(&dh_s),
@@ -152,9 +171,11 @@ pub(super) fn skewed_backward<E: Executor>(
             for s in (0..geo.steps()).rev() {
                 let m = n * geo.step_len(s);
                 let args = args_for(&[ws_i, int(op, "step", s)?]);
+                let cfg =
+                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
                 be.launch(
-                    &be.kernel_name("diag_lstm", "skewed_step_bwd"),
-                    &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
+                    &format!("diag_lstm_skewed_step_bwd_v{version}"),
+                    &cfg,
                     &args,
                 )?;
             }
@@ -180,11 +201,13 @@ pub(super) fn skewed_backward<E: Executor>(
                 )?;
                 if s > 0 {
                     let prev = n * geo.step_len(s - 1);
-                    let mut args = vec![arg(w_ss), arg(&d_is_s), arg(&dh_carry)];
+                    let mut args = vec![arg(w), arg(&d_is_s), arg(&dh_carry)];
                     dims.push(&mut args, &[ws_i, int(op, "step", s - 1)?]);
+                    let cfg = step_cfg(version, n, geo.step_len(s - 1), hd, prev * hd)?
+                        .with_flops(geo.ss_flops(m));
                     be.launch(
-                        &be.kernel_name("diag_lstm", "skewed_ss_bwd_data"),
-                        &grid_stride(prev * hd).with_flops(geo.ss_flops(m)),
+                        &format!("diag_lstm_skewed_ss_bwd_data_v{version}"),
+                        &cfg,
                         &args,
                     )?;
                 }

@@ -14,13 +14,24 @@
 //! docs/ARCHITECTURE.md, "Recurrence variants"; the persistent kernels stage the state weights
 //! in shared memory when they fit in [`PERSISTENT_SHARED_CAP`] (else `staged = 0`).
 //!
-//! Every backward path ends with one `<scan>_ss_bwd_weight` launch: `d_w_ss` is reduced once
-//! over every position after the scan, one thread per weight element. Every dpre is final by
-//! then and `h` is kept, so there is no per-step partial buffer and no floating-point atomic:
-//! the result is deterministic and independent of the launch configuration.
+//! Every backward path ends with one weight gradient: `d_w_ss` is reduced once over every
+//! position after the scan. Every dpre is final by then and `h` is kept, so there is no
+//! per-step partial buffer and no floating-point atomic: the result is deterministic and
+//! independent of the thread schedule.
 //!
-//! Kernel versions: one (`_v1`) of each, `lstm_*` for the gate kernels, `row_lstm_*` /
-//! `diag_lstm_*` for the scans' kernels.
+//! Kernel versions ([`super::RowLstm`], [`super::DiagLstm`] in [`super::Variants`], one per
+//! scan; v2 the default): v1 runs one thread per (position, unit) or per gate row, reading the
+//! state weight in its PyTorch layout (a lane stride of `h * taps` floats), and one thread per
+//! weight element for `d_w_ss` (`<scan>_ss_bwd_weight_v1`). v2 packs the state weight once per
+//! call (`lstm_pack_ss_v2`: forward `[taps, h, 4, h]`, backward `[taps, 4h, h]`, consecutive
+//! units in consecutive words) and runs register-tiled step kernels (`<scan>_step_fwd_v2`,
+//! `_step_bwd_v2`, `_ss_fwd_v2`, `_ss_bwd_data_v2`: a 128-thread block per 16 positions of the
+//! step x 32 units, all four gates; `step_cfg`), and the weight gradient as a tiled GEMM over
+//! positions, split over blocks in fixed position ranges whose partials a second kernel adds in
+//! order (`lstm_ss_bwd_weight_v2`, `lstm_ss_bwd_weight_sum_v2`; `weight_grad_split`). The
+//! materialised layout's stepwise scans follow the selection too (`diag_lstm_skewed_*_v2`, the
+//! same bodies over the skewed maps); the persistent kernels have v1 only. `lstm_gates_*` (the
+//! unfused gate pass) is v1 under either.
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -188,31 +199,35 @@ fn stepwise_forward<E: Executor>(
 ) -> Result<()> {
     let hd = geo.hidden;
     let scan = scan_op(geo);
+    let version = scan_version(be, geo);
+    // v2 reads the state weight packed once for the whole scan.
+    let packed = if version == 2 {
+        Some(pack_weight(be, w_ss, geo, false)?)
+    } else {
+        None
+    };
+    let w = packed.as_ref().unwrap_or(w_ss);
     for s in 0..geo.steps() {
         let m = n * geo.step_len(s);
         let step = int(op, "step", s)?;
         if fused {
             let mut args = vec![
                 arg(is),
-                arg(w_ss),
+                arg(w),
                 arg(&state.h),
                 arg(&state.c),
                 arg(&state.gates),
             ];
             dims.push(&mut args, &[step]);
-            be.launch(
-                &be.kernel_name(scan, "step_fwd"),
-                &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
-                &args,
-            )?;
+            let cfg =
+                step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
+            be.launch(&format!("{scan}_step_fwd_v{version}"), &cfg, &args)?;
         } else {
-            let mut args = vec![arg(is), arg(w_ss), arg(&state.h), arg(&state.gates)];
+            let mut args = vec![arg(is), arg(w), arg(&state.h), arg(&state.gates)];
             dims.push(&mut args, &[step]);
-            be.launch(
-                &be.kernel_name(scan, "ss_fwd"),
-                &grid_stride(m * 4 * hd).with_flops(geo.ss_flops(m)),
-                &args,
-            )?;
+            let cfg =
+                step_cfg(version, n, geo.step_len(s), hd, m * 4 * hd)?.with_flops(geo.ss_flops(m));
+            be.launch(&format!("{scan}_ss_fwd_v{version}"), &cfg, &args)?;
             let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
             dims.push_gates(&mut args, step);
             be.launch(
@@ -282,16 +297,172 @@ fn backward<E: Executor>(
     } else {
         folded_backward(be, op, state, w_ss, dh, rec, n, &geo, &dims)?
     };
-    // d_w_ss by one thread per element, from the unskewed maps whatever the layout.
-    let dw = be.tensor_uninit(&w_ss.shape)?;
-    let mut args = vec![arg(&state.h), arg(&d_is), arg(&dw)];
-    dims.push(&mut args, &[]);
-    be.launch(
-        &be.kernel_name(scan_op(&geo), "ss_bwd_weight"),
-        &grid_stride(dw.numel()).with_flops(geo.ss_flops(lg.positions())),
-        &args,
-    )?;
+    // d_w_ss from the unskewed maps whatever the layout.
+    let dw = weight_gradient(be, &state.h, &d_is, w_ss, n, &geo, &dims)?;
     Ok((d_is, dw))
+}
+
+/// Version of the selected recurrence kernels of `geo`'s scan (1 or 2): the version of the
+/// stepwise (fused and unfused) paths' kernels (`<scan>_step_*`, `<scan>_ss_fwd`,
+/// `<scan>_ss_bwd_data`, and the materialised layout's `diag_lstm_skewed_*` step kernels) and
+/// of the weight gradient; the persistent kernels have v1 only and run it under either.
+pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    let v = be.variants();
+    match geo.scan {
+        Scan::Row { .. } => v.row_lstm.number(),
+        Scan::Diagonal => v.diag_lstm.number(),
+    }
+}
+
+/// The state weight packed once per call for the v2 step kernels (`lstm_pack_ss_v2`):
+/// `[taps, h, 4, h]` for the forward product, `[taps, 4h, h]` (`transposed`) for the
+/// backward's, consecutive units in consecutive words.
+pub(super) fn pack_weight<E: Executor>(
+    be: &CudaBackend<E>,
+    w_ss: &T<E>,
+    geo: &Geometry,
+    transposed: bool,
+) -> Result<T<E>> {
+    let op = "lstm_pack_ss_v2";
+    let packed = be.tensor_uninit(&[w_ss.numel()])?;
+    let args = vec![
+        arg(w_ss),
+        arg(&packed),
+        Arg::I32(int(op, "h", geo.hidden)?),
+        Arg::I32(int(op, "taps", geo.taps())?),
+        Arg::I32(i32::from(transposed)),
+    ];
+    be.launch(op, &grid_stride(w_ss.numel()), &args)?;
+    Ok(packed)
+}
+
+/// Positions and units of one v2 step kernel's block tile (`ROW_LSTM_V2_POS`,
+/// `ROW_LSTM_V2_UNITS` in kernels/row_lstm.cu; the same in kernels/diag_lstm.cu), and its
+/// threads.
+const STEP_TILE_POSITIONS: usize = 16;
+const STEP_TILE_UNITS: usize = 32;
+const STEP_TILE_THREADS: u32 = 128;
+
+/// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
+/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`.
+pub(super) fn step_cfg(
+    version: u32,
+    n: usize,
+    len: usize,
+    hidden: usize,
+    elements: usize,
+) -> Result<LaunchCfg> {
+    if version == 1 {
+        return Ok(grid_stride(elements));
+    }
+    let op = "lstm step v2";
+    let blocks = n * len.div_ceil(STEP_TILE_POSITIONS);
+    Ok(LaunchCfg {
+        grid: [
+            int(op, "n * position tiles", blocks)? as u32,
+            int(op, "unit tiles", hidden.div_ceil(STEP_TILE_UNITS))? as u32,
+            1,
+        ],
+        block: [STEP_TILE_THREADS, 1, 1],
+        shared_bytes: 0,
+        flops: 0,
+    })
+}
+
+/// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
+/// 16-position shared tile): below this a split costs more in its partial tile's write and
+/// read than it saves.
+const WEIGHT_GRAD_MIN_CHUNK: usize = 256;
+
+/// Blocks of `lstm_ss_bwd_weight_v2` the split over positions aims at: two per SM of an
+/// H200 (132 SMs), so that the small `M x N` tile grid of `d_w_ss` (48 tiles at h = 128,
+/// k = 3) still fills the device.
+const WEIGHT_GRAD_TARGET_BLOCKS: usize = 264;
+
+/// The split of the weight gradient GEMM over `positions` for `tiles` output tiles:
+/// `(splits, chunk)`, each split summing `chunk` consecutive positions (a multiple of 16),
+/// the last one the rest. A function of the shapes only, so the result's bits are too.
+pub(super) fn weight_grad_split(positions: usize, tiles: usize) -> (usize, usize) {
+    let by_size = positions.div_ceil(WEIGHT_GRAD_MIN_CHUNK).max(1);
+    let by_grid = WEIGHT_GRAD_TARGET_BLOCKS.div_ceil(tiles.max(1)).max(1);
+    let want = by_size.min(by_grid).min(MAX_BLOCKS as usize);
+    let chunk = positions.div_ceil(want).next_multiple_of(16).max(16);
+    (positions.div_ceil(chunk).max(1), chunk)
+}
+
+/// `d_w_ss` of either scan from `h` and `d_is` (every dpre final): v1 one thread per weight
+/// element (`<scan>_ss_bwd_weight_v1`), v2 the tiled GEMM over positions with its K split
+/// (`lstm_ss_bwd_weight_v2`) and the partials summed in split order
+/// (`lstm_ss_bwd_weight_sum_v2`). Both are deterministic and write every element.
+fn weight_gradient<E: Executor>(
+    be: &CudaBackend<E>,
+    h: &T<E>,
+    d_is: &T<E>,
+    w_ss: &T<E>,
+    n: usize,
+    geo: &Geometry,
+    dims: &Dims,
+) -> Result<T<E>> {
+    let dw = be.tensor_uninit(&w_ss.shape)?;
+    let flops = geo.ss_flops(n * geo.height * geo.width);
+    if scan_version(be, geo) == 1 {
+        let mut args = vec![arg(h), arg(d_is), arg(&dw)];
+        dims.push(&mut args, &[]);
+        be.launch(
+            &format!("{}_ss_bwd_weight_v1", scan_op(geo)),
+            &grid_stride(dw.numel()).with_flops(flops),
+            &args,
+        )?;
+        return Ok(dw);
+    }
+    const TILE: usize = 64;
+    let op = "lstm_ss_bwd_weight_v2";
+    let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
+    let (mt, nt) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
+    let positions = n * geo.height * geo.width;
+    let (splits, chunk) = weight_grad_split(positions, mt * nt);
+    let (mpad, npad) = (mt * TILE, nt * TILE);
+    // Every element of the partials is written (zeros past the weight's rows and columns).
+    let partial = be.tensor_uninit(&[splits, mpad, npad])?;
+    let cfg = LaunchCfg {
+        grid: [
+            int(op, "tiles of taps*h", nt)? as u32,
+            int(op, "tiles of 4h", mt)? as u32,
+            int(op, "splits", splits)? as u32,
+        ],
+        block: [64, 1, 1],
+        shared_bytes: 0,
+        flops,
+    };
+    let diagonal = matches!(geo.scan, Scan::Diagonal);
+    let taps = int(op, "taps", geo.taps())?;
+    let mut args = vec![arg(h), arg(d_is), arg(&partial)];
+    args.extend(
+        [
+            dims.n,
+            dims.height,
+            dims.width,
+            dims.hidden,
+            taps,
+            i32::from(diagonal),
+            int(op, "chunk", chunk)?,
+        ]
+        .map(Arg::I32),
+    );
+    // The partials' offsets are 64-bit in the kernels; their count must fit a buffer.
+    int(op, "splits * 4h * taps*h tiles", splits * mpad * npad)?;
+    be.launch(op, &cfg, &args)?;
+    let args = vec![
+        arg(&partial),
+        arg(&dw),
+        Arg::I32(dims.hidden),
+        Arg::I32(taps),
+        Arg::I32(int(op, "splits", splits)?),
+        Arg::I32(int(op, "mpad", mpad)?),
+        Arg::I32(int(op, "npad", npad)?),
+    ];
+    be.launch("lstm_ss_bwd_weight_sum_v2", &grid_stride(dw.numel()), &args)?;
+    Ok(dw)
 }
 
 /// The backward scan of either scan with the skew folded into the indexing (every Row LSTM,
@@ -316,6 +487,14 @@ fn folded_backward<E: Executor>(
     // The cell gradient handed from each step to the one before; zero where a cell has no
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
+    // The stepwise paths' kernel version; v2 reads the state weight packed once (transposed).
+    let version = scan_version(be, geo);
+    let packed = if version == 2 && rec != Recurrence::Persistent {
+        Some(pack_weight(be, w_ss, geo, true)?)
+    } else {
+        None
+    };
+    let w = packed.as_ref().unwrap_or(w_ss);
     match rec {
         Recurrence::Persistent => {
             // One launch for the whole scan, the steps in reverse inside the kernel.
@@ -336,7 +515,7 @@ fn folded_backward<E: Executor>(
             for s in (0..geo.steps()).rev() {
                 let m = n * geo.step_len(s);
                 let mut args = vec![
-                    arg(w_ss),
+                    arg(w),
                     arg(&state.gates),
                     arg(&state.c),
                     arg(dh),
@@ -344,11 +523,9 @@ fn folded_backward<E: Executor>(
                     arg(&d_is),
                 ];
                 dims.push(&mut args, &[int(op, "step", s)?]);
-                be.launch(
-                    &be.kernel_name(scan, "step_bwd"),
-                    &grid_stride(m * hd).with_flops(geo.ss_flops(m)),
-                    &args,
-                )?;
+                let cfg =
+                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
+                be.launch(&format!("{scan}_step_bwd_v{version}"), &cfg, &args)?;
             }
         }
         Recurrence::Unfused => {
@@ -373,13 +550,11 @@ fn folded_backward<E: Executor>(
                 if s > 0 {
                     // The previous step's recurrent dh, from this step's dpre.
                     let prev = n * geo.step_len(s - 1);
-                    let mut args = vec![arg(w_ss), arg(&d_is), arg(&dh_carry)];
+                    let mut args = vec![arg(w), arg(&d_is), arg(&dh_carry)];
                     dims.push(&mut args, &[int(op, "step", s - 1)?]);
-                    be.launch(
-                        &be.kernel_name(scan, "ss_bwd_data"),
-                        &grid_stride(prev * hd).with_flops(geo.ss_flops(m)),
-                        &args,
-                    )?;
+                    let cfg = step_cfg(version, n, geo.step_len(s - 1), hd, prev * hd)?
+                        .with_flops(geo.ss_flops(m));
+                    be.launch(&format!("{scan}_ss_bwd_data_v{version}"), &cfg, &args)?;
                 }
             }
         }

@@ -38,6 +38,37 @@ pub enum MaskedConv2dAt {
     V1,
 }
 
+/// The Row LSTM's recurrence kernels (kernels/row_lstm.cu, and the state-to-state weight
+/// gradient GEMM of kernels/lstm.cu, which serves both scans).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RowLstm {
+    /// One thread per (position, unit) or per weight element (`row_lstm_*_v1`): the state
+    /// weight is read with a lane stride of `h * k` floats, the weight gradient sums every
+    /// position in one thread.
+    V1,
+    /// The state weight packed once per call (`lstm_pack_ss_v2`) and register-tiled step
+    /// kernels (`row_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v2`: 16 positions x 32 units
+    /// per block, coalesced weight reads), the weight gradient as a tiled GEMM over positions
+    /// (`lstm_ss_bwd_weight_v2`, split K summed in a fixed order): the default, chosen by the
+    /// emulator's memory counters (docs/kernels.md, "Recurrence kernels v2"). The persistent
+    /// kernels have v1 only and run it under either.
+    #[default]
+    V2,
+}
+
+/// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
+/// of kernels/lstm.cu), for both layouts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DiagLstm {
+    /// One thread per (position, unit) or per weight element (`diag_lstm_*_v1`).
+    V1,
+    /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
+    /// `lstm_ss_bwd_weight_v2`): the default. The persistent kernels have v1 only and run it
+    /// under either.
+    #[default]
+    V2,
+}
+
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum DiagLstmLayout {
@@ -70,6 +101,32 @@ impl MaskedConv2dAt {
     pub fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
+        }
+    }
+}
+
+impl RowLstm {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// The version's number.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl DiagLstm {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// The version's number.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
         }
     }
 }
@@ -113,6 +170,32 @@ impl TryFrom<u32> for MaskedConv2d {
     }
 }
 
+impl TryFrom<u32> for RowLstm {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "row_lstm has kernel versions 1 to 2, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl TryFrom<u32> for DiagLstm {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "diag_lstm has kernel versions 1 to 2, version {n} requested"
+            ))
+        })
+    }
+}
+
 impl TryFrom<u32> for DiagLstmLayout {
     type Error = Error;
 
@@ -141,6 +224,20 @@ impl fmt::Display for MaskedConv2dAt {
     }
 }
 
+impl fmt::Display for RowLstm {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+impl fmt::Display for DiagLstm {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
 impl fmt::Display for DiagLstmLayout {
     /// `folded`, `materialised`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,15 +256,24 @@ pub struct Variants {
     pub masked_conv2d_at: MaskedConv2dAt,
     /// The Diagonal LSTM's layout (forward and backward, every recurrence).
     pub diag_lstm_layout: DiagLstmLayout,
+    /// The Row LSTM's recurrence kernels.
+    pub row_lstm: RowLstm,
+    /// The Diagonal LSTM's recurrence kernels (either layout).
+    pub diag_lstm: DiagLstm,
 }
 
 impl fmt::Display for Variants {
-    /// `masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded`.
+    /// `masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded, row_lstm v2,
+    /// diag_lstm v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "masked_conv2d {}, masked_conv2d_at {}, diag_lstm layout {}",
-            self.masked_conv2d, self.masked_conv2d_at, self.diag_lstm_layout
+            "masked_conv2d {}, masked_conv2d_at {}, diag_lstm layout {}, row_lstm {}, diag_lstm {}",
+            self.masked_conv2d,
+            self.masked_conv2d_at,
+            self.diag_lstm_layout,
+            self.row_lstm,
+            self.diag_lstm
         )
     }
 }
@@ -233,9 +339,18 @@ mod tests {
             Err(Error::Unsupported(_))
         ));
         assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V2);
+        for v in RowLstm::ALL {
+            assert_eq!(RowLstm::try_from(v.number()).unwrap(), v);
+        }
+        for v in DiagLstm::ALL {
+            assert_eq!(DiagLstm::try_from(v.number()).unwrap(), v);
+        }
+        assert!(matches!(RowLstm::try_from(0), Err(Error::Config(_))));
+        assert!(matches!(DiagLstm::try_from(3), Err(Error::Config(_))));
         assert_eq!(
             Variants::default().to_string(),
-            "masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded"
+            "masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded, row_lstm v2, \
+             diag_lstm v2"
         );
     }
 
@@ -250,5 +365,10 @@ mod tests {
         let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
         assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), at);
         assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
+        // The recurrences' weight gradient: v1 per scan, v2 one GEMM for both.
+        assert_eq!(crate::kernels::versions("row_lstm", "ss_bwd_weight"), [1]);
+        assert_eq!(crate::kernels::versions("diag_lstm", "ss_bwd_weight"), [1]);
+        assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight"), [2]);
+        assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight_sum"), [2]);
     }
 }

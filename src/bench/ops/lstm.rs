@@ -1,8 +1,11 @@
 //! The recurrences, forward and backward through time, by every recurrence variant of the
 //! run (`--recurrence`): the Row LSTM (`1 x k` state-to-state taps) and one direction of the
 //! Diagonal BiLSTM (`2 x 1`), the latter in both of CUDA's layouts
-//! ([`crate::backend::cuda::DiagLstmLayout`]). The inputs are one layer's input-to-state
-//! pre-activations; the backward's saved state is the CPU forward of the same inputs.
+//! ([`crate::backend::cuda::DiagLstmLayout`]), each under every kernel version
+//! ([`crate::backend::cuda::RowLstm`], [`crate::backend::cuda::DiagLstm`]: v1 one thread per
+//! (position, unit), v2 the packed weight and register tiles). The inputs are one layer's
+//! input-to-state pre-activations; the backward's saved state is the CPU forward of the same
+//! inputs.
 //!
 //! Tolerance: [`parity::DEEP_REL_TOL`], errors compound through the scan's dependent steps.
 
@@ -70,13 +73,13 @@ pub fn cases<X: Backend>(cfg: &BenchConfig, recurrences: &[Recurrence]) -> Vec<O
                 ["row_lstm fwd", "row_lstm bwd"],
                 ["row_lstm_step_fwd", "row_lstm_step_bwd"],
                 format!("h{h} 1x{k} on {n}x{hh}x{ww}"),
-                Sweep::None,
+                Sweep::RowLstm,
             ),
             Scan::Diagonal => (
                 ["diag_lstm fwd", "diag_lstm bwd"],
                 ["diag_lstm_step_fwd", "diag_lstm_step_bwd"],
                 format!("h{h} 2x1 on {n}x{hh}x{ww} (one direction)"),
-                Sweep::DiagLstmLayout,
+                Sweep::DiagLstm,
             ),
         };
         let (g, w, hn) = (numel(&gates), numel(&ws), numel(&hs));
