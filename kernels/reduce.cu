@@ -3,10 +3,12 @@
 // src/backend/cpu/elementwise.rs (rayon, f64).
 //
 // Entry points: reduce_sum_fwd_v<N> and reduce_sum_squares_fwd_v<N> (first pass),
-// reduce_finish_v<N> (second pass, shared). Version chosen per family ("reduce").
+// reduce_sum_squares_into_v<N> (the first pass of the global norm over many tensors, each
+// launch writing its partials at an offset of one shared buffer), reduce_finish_v<N> (second
+// pass, shared). Version chosen per family ("reduce").
 //
 // Versions:
-//   v1: two passes. sum_fwd / sum_squares_fwd: each thread accumulates its grid-stride share
+//   v1: two passes. sum_fwd / sum_squares_fwd / sum_squares_into: each thread accumulates its grid-stride share
 //       in double, the block reduces in shared memory (double, tree) and writes one double
 //       partial per block; finish: one block sums the partials into one double. Every
 //       addition is in f64, so the result agrees with the CPU's f64 sum to ~1e-14 relative
@@ -59,6 +61,23 @@ reduce_sum_squares_fwd_v1(const float* __restrict__ x, double* __restrict__ part
     }
     const double total = reduce_block_sum_f64(acc, scratch);
     if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+// Launch: as reduce_sum_fwd_v1. Writes partials[offset + blockIdx.x]: the global gradient norm
+// launches this once per parameter into one buffer, then reduce_finish_v1 once over all of
+// them, so the host downloads one double per step instead of one per parameter.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+reduce_sum_squares_into_v1(const float* __restrict__ x, double* __restrict__ partials,
+                           pixelrnn_index_t n, int offset) {
+    __shared__ double scratch[PIXELRNN_BLOCK];
+    double acc = 0.0;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
+        const double v = (double)x[i];
+        acc += v * v;
+    }
+    const double total = reduce_block_sum_f64(acc, scratch);
+    if (threadIdx.x == 0) partials[offset + blockIdx.x] = total;
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = 1. out[0] = sum of partials[0..count).

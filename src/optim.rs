@@ -179,11 +179,9 @@ impl<B: Backend> Optimizer<B> {
                 params.len()
             )));
         }
-        let mut sq = 0.0f64;
-        for p in &params {
-            sq += backend.sum_squares(&p.grad)?;
-        }
-        let grad_norm = sq.sqrt();
+        // One reduction over every gradient (one host synchronisation on CUDA).
+        let grads: Vec<&Tensor<B>> = params.iter().map(|p| &p.grad).collect();
+        let grad_norm = backend.sum_squares_all(&grads)?.sqrt();
         if !grad_norm.is_finite() {
             return Err(Error::NonFinite {
                 what: "gradient",

@@ -272,6 +272,12 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     fn sum(&self, x: &Tensor<Self>) -> Result<f64>;
     /// Sum of squares of all elements, accumulated in f64 (global-norm clipping).
     fn sum_squares(&self, x: &Tensor<Self>) -> Result<f64>;
+    /// Sum of squares of every element of every tensor of `xs`, accumulated in f64: the
+    /// global gradient norm's square. By default the sum of [`Backend::sum_squares`]; CUDA
+    /// reduces all of them on the device and synchronises with the host once.
+    fn sum_squares_all(&self, xs: &[&Tensor<Self>]) -> Result<f64> {
+        xs.iter().map(|x| self.sum_squares(x)).sum()
+    }
     /// `x *= s` in place.
     fn scale_inplace(&self, x: &mut Tensor<Self>, s: f32) -> Result<()>;
 

@@ -25,6 +25,7 @@ crate::parity_tests! {
     softmax_nll_invalid_targets => super::check_softmax_nll_invalid_targets,
     bernoulli_nll => super::check_bernoulli_nll,
     sum => super::check_sums,
+    sum_squares_all => super::check_sum_squares_all,
     rmsprop_update => super::check_rmsprop_update,
     adam_update => super::check_adam_update,
     position => super::check_position,
@@ -298,6 +299,31 @@ fn assert_f64_close(what: &str, got: f64, want: f64) {
         err <= F64_REL_TOL,
         "{what}: {got:e} vs {want:e} (relative error {err:.3e} > {F64_REL_TOL:.0e})"
     );
+}
+
+/// The global norm's reduction over many tensors (one partials buffer, one finish, one
+/// download) against the CPU's per-tensor f64 sums: empty tensors among them, one past the
+/// 1024-block cap of a tensor's partials, and exactly one host synchronisation.
+pub fn check_sum_squares_all<E: Executor>(gpu: &CudaBackend<E>) {
+    let cpu = CpuBackend::new();
+    let sizes = [0usize, 1, 1000, 0, 4099, 270_000, 7];
+    let pairs: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| pair(gpu, &[n], 200 + i as u64, 3.0))
+        .collect();
+    let want: f64 = pairs.iter().map(|(c, _)| cpu.sum_squares(c).unwrap()).sum();
+    let gs: Vec<_> = pairs.iter().map(|(_, g)| g).collect();
+    let before = gpu.host_syncs();
+    let got = gpu.sum_squares_all(&gs).unwrap();
+    assert_eq!(gpu.host_syncs() - before, 1, "one download for all tensors");
+    assert_f64_close("sum_squares_all", got, want);
+    // Against the sum of the one-tensor reductions too (the same kernel arithmetic).
+    let each: f64 = gs.iter().map(|g| gpu.sum_squares(g).unwrap()).sum();
+    assert_f64_close("sum_squares_all vs sum_squares", got, each);
+    // No tensors, or only empty ones: zero, no launch needed.
+    assert_eq!(gpu.sum_squares_all(&[]).unwrap(), 0.0);
+    assert_eq!(gpu.sum_squares_all(&[gs[0], gs[3]]).unwrap(), 0.0);
 }
 
 pub fn check_sums<E: Executor>(gpu: &CudaBackend<E>) {

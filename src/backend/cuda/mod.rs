@@ -491,6 +491,10 @@ impl<E: Executor> Backend for CudaBackend<E> {
         reduce::sum_squares(self, x)
     }
 
+    fn sum_squares_all(&self, xs: &[&Tensor<Self>]) -> Result<f64> {
+        reduce::sum_squares_all(self, xs)
+    }
+
     fn scale_inplace(&self, x: &mut Tensor<Self>, s: f32) -> Result<()> {
         elementwise::scale_inplace(self, x, s)
     }

@@ -22,6 +22,44 @@ pub fn sum_squares<E: Executor>(be: &CudaBackend<E>, x: &Tensor<CudaBackend<E>>)
     reduce(be, x, "sum_squares", "sum_squares_fwd")
 }
 
+/// Sum of squares of every element of every tensor of `xs`, accumulated in f64: one
+/// `reduce_sum_squares_into` launch per non-empty tensor into one shared partials buffer, one
+/// `reduce_finish` over all of them, one download (the global gradient norm: one host
+/// synchronisation per step instead of one per parameter).
+pub fn sum_squares_all<E: Executor>(
+    be: &CudaBackend<E>,
+    xs: &[&Tensor<CudaBackend<E>>],
+) -> Result<f64> {
+    const OP: &str = "sum_squares_all";
+    let blocks: Vec<usize> = xs
+        .iter()
+        .map(|x| x.numel().div_ceil(BLOCK as usize).min(MAX_PARTIALS))
+        .collect();
+    let count: usize = blocks.iter().sum();
+    if count == 0 {
+        return Ok(0.0);
+    }
+    let partials = be.tensor_uninit(&[2 * count])?;
+    let mut offset = 0usize;
+    for (x, &b) in xs.iter().zip(&blocks) {
+        if b == 0 {
+            continue;
+        }
+        be.launch(
+            &be.kernel_name("reduce", "sum_squares_into"),
+            &LaunchCfg::linear(b as u32, BLOCK),
+            &[
+                arg(x),
+                arg(&partials),
+                Arg::I64(index(OP, x.numel())?),
+                Arg::I32(int(OP, "partials offset", offset)?),
+            ],
+        )?;
+        offset += b;
+    }
+    finish(be, &partials, count, OP)
+}
+
 /// Runs `reduce_<pass>` (per-block partials) and `reduce_finish` (their total), downloads
 /// the double.
 fn reduce<E: Executor>(
@@ -37,19 +75,30 @@ fn reduce<E: Executor>(
     let blocks = n.div_ceil(BLOCK as usize).min(MAX_PARTIALS);
     // Doubles live in float buffers of twice the length (kernels view them as double*).
     let partials = be.tensor_uninit(&[2 * blocks])?;
-    let total = be.tensor_uninit(&[2])?;
     be.launch(
         &be.kernel_name("reduce", pass),
         &LaunchCfg::linear(blocks as u32, BLOCK),
         &[arg(x), arg(&partials), Arg::I64(index(op, n)?)],
     )?;
+    finish(be, &partials, blocks, op)
+}
+
+/// `reduce_finish` over the first `count` doubles of `partials`, and the download of the
+/// total.
+fn finish<E: Executor>(
+    be: &CudaBackend<E>,
+    partials: &Tensor<CudaBackend<E>>,
+    count: usize,
+    op: &'static str,
+) -> Result<f64> {
+    let total = be.tensor_uninit(&[2])?;
     be.launch(
         &be.kernel_name("reduce", "finish"),
         &LaunchCfg::linear(1, BLOCK),
         &[
-            arg(&partials),
+            arg(partials),
             arg(&total),
-            Arg::I32(int(op, "blocks", blocks)?),
+            Arg::I32(int(op, "blocks", count)?),
         ],
     )?;
     let words = total.to_vec(be)?;
