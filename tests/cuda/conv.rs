@@ -1,12 +1,15 @@
 //! Parity of the convolution kernels (`kernels/masked_conv2d.cu`, `kernels/conv_transpose2d.cu`)
 //! with their CPU twins: `masked_conv2d` forward and backward (every kernel version, every
 //! kernel shape and mask the models use, channel-group and gate-block specs, odd map sizes),
-//! the one-position `masked_conv2d_forward_at` against the full forward, and
-//! `conv_transpose2d` with strides 2 and 3. Shapes are small: the emulated runs execute every
-//! GPU thread on two CPU cores.
+//! its weight gradient in every version (shapes across several 128-wide tiles and position
+//! splits, the same bits on every run and every schedule), the one-position
+//! `masked_conv2d_forward_at` against the full forward, and `conv_transpose2d` with strides 2
+//! and 3. Shapes are small: the emulated runs execute every GPU thread on two CPU cores.
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, Executor, MaskedConv2d, Variants};
+use pixelrnn::backend::cuda::{
+    CudaBackend, EmuOptions, Emulator, Executor, MaskedConv2d, MaskedConv2dWeight, Variants,
+};
 use pixelrnn::backend::{Backend, ConvSpec, Mask};
 use pixelrnn::tensor::Tensor;
 
@@ -14,6 +17,7 @@ use crate::{assert_close, pair, FP32_REL_TOL};
 
 crate::parity_tests! {
     masked_conv2d_forward_backward => super::check_masked_conv2d,
+    masked_conv2d_weight_grad_deterministic => super::check_masked_conv2d_weight_deterministic,
     masked_conv2d_forward_at => super::check_masked_conv2d_forward_at,
     masked_conv2d_errors => super::check_masked_conv2d_errors,
     conv_transpose2d_forward_backward => super::check_conv_transpose2d,
@@ -134,6 +138,24 @@ fn cases() -> Vec<Case> {
             4,
             plain(1, 1, Mask::A, 1, 3, 4),
         ),
+        // Weight gradient v2 (128x128 tiles, K split over position chunks of a multiple of 8):
+        // 2 x 2 tiles (5 taps x 30 = 150 columns, 130 outputs), 2 position splits (899
+        // positions: 456 + 443, the last ending inside a chunk of 8).
+        case(
+            "3x3 mask B, C=3, 2x2 tiles, 2 splits",
+            [1, 29, 31],
+            30,
+            130,
+            plain(3, 3, Mask::B, 3, 30, 130),
+        ),
+        // One tile, 2 splits (1150 positions: 576 + 574), channel group C=1 at the centre.
+        case(
+            "3x3 mask A, C=1, 2 splits",
+            [2, 23, 25],
+            6,
+            26,
+            plain(3, 3, Mask::A, 1, 6, 26),
+        ),
     ]
 }
 
@@ -164,7 +186,7 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
             .unwrap();
         let dx_want = grads_want.dx.as_ref().expect("cpu dx");
 
-        // Every version (`fwd` and `bwd_data`; the reductions have v1 only).
+        // Every version of `fwd` and `bwd_data` (the weight gradient's default with each).
         for version in MaskedConv2d::ALL {
             let _selected = gpu.select(Variants {
                 masked_conv2d: version,
@@ -184,31 +206,114 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
             assert_close(&what("dx"), gpu, dx, dx_want, FP32_REL_TOL);
             assert_close(&what("dw"), gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
             assert_close(&what("db"), gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
+        }
+        // Every version of the weight gradient, without dx (the weight kernels do not depend
+        // on it); fresh NaN-poisoned outputs each time.
+        for weight in MaskedConv2dWeight::ALL {
+            let _selected = gpu.select(Variants {
+                masked_conv2d_weight: weight,
+                ..Variants::default()
+            });
+            let what = |part: &str| format!("masked_conv2d weight {weight} {part}, {}", c.what);
+            let grads = gpu
+                .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, false)
+                .unwrap_or_else(|e| panic!("{}: {e}", what("backward without dx")));
+            assert!(grads.dx.is_none(), "{}: need_dx = false gave dx", c.what);
+            assert_close(&what("dw"), gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
+            assert_close(&what("db"), gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
+            assert_masked_zero(&what("dw"), &download(gpu, &grads.dw, &what("dw")), c);
+        }
+    }
+}
 
-            let dw = download(gpu, &grads.dw, &what("dw"));
-            for (e, v) in dw.iter().enumerate() {
-                let (kx, ky) = (e % spec.kw, (e / spec.kw) % spec.kh);
-                let (i, o) = (
-                    (e / (spec.kw * spec.kh)) % c.cin,
-                    e / (spec.kw * spec.kh * c.cin),
-                );
-                if !spec.allows(o, i, ky, kx) {
-                    assert_eq!(
-                        *v,
-                        0.0,
-                        "{}: masked weight [{o}, {i}, {ky}, {kx}]",
-                        what("dw")
-                    );
-                }
+/// Every structurally masked weight of `c` (taps after the centre, the centre tap's group
+/// rule) has a gradient of exactly 0 in `dw` ([cout, cin, kh, kw]).
+fn assert_masked_zero(what: &str, dw: &[f32], c: &Case) {
+    let spec = &c.spec;
+    for (e, v) in dw.iter().enumerate() {
+        let (kx, ky) = (e % spec.kw, (e / spec.kw) % spec.kh);
+        let (i, o) = (
+            (e / (spec.kw * spec.kh)) % c.cin,
+            e / (spec.kw * spec.kh * c.cin),
+        );
+        if !spec.allows(o, i, ky, kx) {
+            assert_eq!(
+                v.to_bits(),
+                0.0f32.to_bits(),
+                "{what}: masked weight [{o}, {i}, {ky}, {kx}] is {v}"
+            );
+        }
+    }
+}
+
+/// The cases whose weight gradient v2 splits over several position chunks and tiles.
+fn split_cases() -> Vec<Case> {
+    cases()
+        .into_iter()
+        .filter(|c| c.what.contains("splits"))
+        .collect()
+}
+
+/// dw and db of `c` by weight gradient v2 on `gpu`, as bits.
+fn weight_grad_bits<E: Executor>(gpu: &CudaBackend<E>, c: &Case, seed: u64) -> Vec<u32> {
+    let _selected = gpu.select(Variants {
+        masked_conv2d_weight: MaskedConv2dWeight::V2,
+        ..Variants::default()
+    });
+    let (_, x) = pair(gpu, &[c.n, c.h, c.w, c.cin], seed, 1.0);
+    let (_, w) = pair(gpu, &[c.cout, c.cin, c.spec.kh, c.spec.kw], seed + 1, 0.5);
+    let (_, dy) = pair(gpu, &[c.n, c.h, c.w, c.cout], seed + 2, 1.0);
+    let g = gpu
+        .masked_conv2d_backward(&x, &w, &dy, &c.spec, false)
+        .unwrap_or_else(|e| panic!("{}: {e}", c.what));
+    let mut bits: Vec<u32> = download(gpu, &g.dw, c.what)
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    bits.extend(download(gpu, &g.db, c.what).iter().map(|v| v.to_bits()));
+    bits
+}
+
+/// Weight gradient v2 gives the same bits when run twice (a fixed-order reduction, no
+/// atomics): on the device, run to run; the emulated test below adds schedules and workers.
+pub fn check_masked_conv2d_weight_deterministic<E: Executor>(gpu: &CudaBackend<E>) {
+    for (k, c) in split_cases().iter().enumerate() {
+        let seed = 500 + 10 * k as u64;
+        let first = weight_grad_bits(gpu, c, seed);
+        let again = weight_grad_bits(gpu, c, seed);
+        assert!(
+            first == again,
+            "{}: weight gradient v2 differs run to run",
+            c.what
+        );
+    }
+}
+
+/// The same bits under every scheduling seed and worker count of the emulator: the blocks of
+/// a split run in a different order and on different threads each time.
+#[test]
+fn masked_conv2d_weight_grad_same_bits_on_every_schedule() {
+    for (k, c) in split_cases().iter().enumerate() {
+        let seed = 500 + 10 * k as u64;
+        let mut first: Option<Vec<u32>> = None;
+        for (schedule, workers) in [(1, 2), (0x5eed, 2), (7, 1), (99, 3)] {
+            let exec = Emulator::new(EmuOptions {
+                seed: schedule,
+                workers,
+                bounds_check: true,
+            })
+            .unwrap_or_else(|e| panic!("emulator: {e}"));
+            let gpu = CudaBackend::with_options(exec, true);
+            let bits = weight_grad_bits(&gpu, c, seed);
+            match &first {
+                None => first = Some(bits),
+                Some(want) => assert!(
+                    *want == bits,
+                    "{}: weight gradient v2 differs under schedule {schedule}, {workers} workers",
+                    c.what
+                ),
             }
         }
-        // The reductions do not depend on the version: need_dx = false once.
-        let grads = gpu
-            .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, false)
-            .unwrap_or_else(|e| panic!("{}: backward without dx: {e}", c.what));
-        assert!(grads.dx.is_none(), "{}: need_dx = false gave dx", c.what);
-        assert_close(c.what, gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
-        assert_close(c.what, gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
     }
 }
 
@@ -318,8 +423,10 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
     // Versions are typed: an unknown one is refused when it is named, before any launch.
     let err = MaskedConv2d::try_from(3);
     assert!(err.is_err(), "version 3 does not exist");
+    assert!(MaskedConv2dWeight::try_from(3).is_err(), "weight version 3");
     let _v1 = gpu.select(Variants {
         masked_conv2d: MaskedConv2d::V1,
+        masked_conv2d_weight: MaskedConv2dWeight::V1,
         ..Variants::default()
     });
     assert!(gpu

@@ -4,12 +4,14 @@
 //!
 //! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
 //! element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
-//! `bwd_data`; the reductions `bwd_weight` and `bwd_bias` have v1 only, used under either.
+//! `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
+//! per weight element, with `bwd_bias_v1`) and v2 (implicit GEMM over position chunks into
+//! partial tiles, the bias fused in, then the fixed-order reduction `bwd_weight_reduce_v1`).
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.
 
 use super::launch_args::{block_per_element, int, long};
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MaskedConv2dWeight, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::ConvGeom;
 use crate::backend::{ConvGrads, ConvSpec, Mask};
 use crate::error::{Error, Result};
@@ -19,6 +21,21 @@ use crate::tensor::Tensor;
 const OP: &str = "masked_conv2d";
 /// Positions and features per block of the v2 kernels (`MASKED_CONV2D_TILE_M/N`).
 const TILE: usize = 64;
+/// Output features and (tap, input feature) columns per block of `bwd_weight_v2`
+/// (`MASKED_CONV2D_WG_M/N`).
+const WG_TILE: usize = 128;
+/// Positions per shared chunk of `bwd_weight_v2` (`MASKED_CONV2D_WG_K`): every split but the
+/// last is a multiple of it.
+const WG_K: usize = 8;
+/// Blocks `bwd_weight_v2` aims for: two waves' worth of the 132 SMs of an H200 at its two
+/// resident blocks per SM (16 KiB of shared memory and about 128 registers per thread each),
+/// so that a layer with a few tiles still fills the device through the position splits.
+const WG_TARGET_BLOCKS: usize = 2 * 2 * 132;
+/// Fewest positions per split: below this the partial tile each block writes (64 KiB) costs
+/// more than a quarter of what the block reads.
+const WG_MIN_CHUNK: usize = 256;
+/// Side of the reduction's transpose tile (`MASKED_CONV2D_WR_TILE`).
+const WR_TILE: usize = 32;
 /// Largest map or kernel side: the v2 kernels mark tile rows past the end with a row index of
 /// 2^29 (`MASKED_CONV2D_FAR`), which must stay outside the map under every tap.
 const MAX_SIDE: usize = 1 << 28;
@@ -105,6 +122,123 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
     })
 }
 
+/// How `bwd_weight_v2` splits its work: the grid `(splits, tiles_n, tiles_m)` and the
+/// positions per split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WeightSplit {
+    /// Position chunks (K splits), one partial tile each.
+    splits: usize,
+    /// Positions per chunk, a multiple of [`WG_K`].
+    chunk: usize,
+    /// Column tiles: ceil(max(live taps x cin, 1) / 128).
+    tiles_n: usize,
+    /// Row tiles: ceil(cout / 128).
+    tiles_m: usize,
+}
+
+impl WeightSplit {
+    /// The split of a weight gradient over `positions` positions with `columns` = live taps
+    /// x cin, `cin` and `cout` features: as many splits as fill the device
+    /// ([`WG_TARGET_BLOCKS`]), but at least [`WG_MIN_CHUNK`] positions per split and no more
+    /// partial bytes than the inputs' (x and dy, `positions * (cin + cout)` floats).
+    fn new(positions: usize, columns: usize, cin: usize, cout: usize) -> Self {
+        let tiles_n = columns.max(1).div_ceil(WG_TILE);
+        let tiles_m = cout.div_ceil(WG_TILE);
+        let plane = tiles_m * tiles_n * WG_TILE * WG_TILE;
+        let by_blocks = WG_TARGET_BLOCKS.div_ceil(tiles_m * tiles_n);
+        let by_chunk = positions.div_ceil(WG_MIN_CHUNK);
+        let by_bytes = positions * (cin + cout) / plane;
+        let wanted = by_blocks.min(by_chunk).min(by_bytes).max(1);
+        let chunk = positions.div_ceil(wanted).next_multiple_of(WG_K).max(WG_K);
+        WeightSplit {
+            splits: positions.div_ceil(chunk).max(1),
+            chunk,
+            tiles_n,
+            tiles_m,
+        }
+    }
+
+    /// Rows of a partial plane (`ld_m`).
+    fn ld_m(&self) -> usize {
+        self.tiles_m * WG_TILE
+    }
+
+    /// Columns of a partial plane (`ld_n`).
+    fn ld_n(&self) -> usize {
+        self.tiles_n * WG_TILE
+    }
+}
+
+/// `dw` and `db` by `bwd_weight_v2` and its reduction.
+fn weight_grad_v2<E: Executor>(
+    be: &CudaBackend<E>,
+    x: &Tensor<CudaBackend<E>>,
+    dy: &Tensor<CudaBackend<E>>,
+    dw: &Tensor<CudaBackend<E>>,
+    db: &Tensor<CudaBackend<E>>,
+    g: ConvGeom,
+    spec: &ConvSpec,
+) -> Result<()> {
+    const NAME: &str = "masked_conv2d_backward";
+    let taps = spec.taps().len();
+    let split = WeightSplit::new(g.positions(), taps * g.cin, g.cin, g.cout);
+    let grid_dim = |what: &str, v: usize| {
+        u16::try_from(v).map(u32::from).map_err(|_| {
+            Error::shape(
+                NAME,
+                format!("{v} {what} exceed the weight-gradient kernels' grid"),
+            )
+        })
+    };
+    let (ld_m, ld_n) = (split.ld_m(), split.ld_n());
+    let part = be.tensor_uninit(&[split.splits, ld_m, ld_n])?;
+    let part_db = be.tensor_uninit(&[split.splits, ld_m])?;
+    let cfg = LaunchCfg {
+        grid: [
+            int(NAME, "position splits", split.splits)? as u32,
+            grid_dim("column tiles", split.tiles_n)?,
+            grid_dim("output feature tiles", split.tiles_m)?,
+        ],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+    };
+    let mut args = vec![arg(x), arg(dy), arg(&part), arg(&part_db)];
+    args.extend(geom_args(NAME, g)?);
+    args.extend([
+        Arg::I32(int(NAME, "kernel height", spec.kh)?),
+        Arg::I32(int(NAME, "kernel width", spec.kw)?),
+        Arg::I32(int(NAME, "live taps", taps)?),
+        Arg::I64(long(NAME, "positions per split", split.chunk)?),
+    ]);
+    be.launch("masked_conv2d_bwd_weight_v2", &cfg, &args)?;
+
+    let reduce = LaunchCfg {
+        grid: [
+            int(
+                NAME,
+                "reduction blocks",
+                g.cout * g.cin.div_ceil(WR_TILE).max(1),
+            )? as u32,
+            grid_dim("tap chunks", (spec.kh * spec.kw).div_ceil(WR_TILE))?,
+            1,
+        ],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+    };
+    let mut args = vec![
+        arg(&part),
+        arg(&part_db),
+        arg(dw),
+        arg(db),
+        Arg::I32(int(NAME, "position splits", split.splits)?),
+        Arg::I32(int(NAME, "partial rows", ld_m)?),
+        Arg::I32(int(NAME, "partial columns", ld_n)?),
+        Arg::I32(int(NAME, "input features", g.cin)?),
+    ];
+    args.extend(spec_args(NAME, spec)?);
+    be.launch("masked_conv2d_bwd_weight_reduce_v1", &reduce, &args)
+}
+
 /// Forward: `y = conv(x, w) + b` (see [`crate::backend::Backend::masked_conv2d_forward`]).
 pub fn forward<E: Executor>(
     be: &CudaBackend<E>,
@@ -144,7 +278,13 @@ pub fn backward<E: Executor>(
     let version = selected_version(be);
 
     let db = be.tensor_uninit(&[g.cout])?;
-    if g.cout > 0 {
+    let dw = be.tensor_uninit(&w.shape)?;
+    let weight_version = be.variants().masked_conv2d_weight;
+    if weight_version == MaskedConv2dWeight::V2 && g.cout > 0 {
+        // dw.numel() == 0 with cout > 0 means cin == 0: the GEMM has no columns, and the
+        // reduction writes db alone.
+        weight_grad_v2(be, x, dy, &dw, &db, g, spec)?;
+    } else if g.cout > 0 {
         be.launch(
             "masked_conv2d_bwd_bias_v1",
             &block_per_element(NAME, "output features", g.cout)?,
@@ -157,8 +297,7 @@ pub fn backward<E: Executor>(
         )?;
     }
 
-    let dw = be.tensor_uninit(&w.shape)?;
-    if dw.numel() > 0 {
+    if weight_version == MaskedConv2dWeight::V1 && dw.numel() > 0 {
         let mut args = vec![arg(x), arg(dy), arg(&dw)];
         args.extend(geom_args(NAME, g)?);
         args.extend(spec_args(NAME, spec)?);

@@ -44,7 +44,9 @@ pub use emulator::{
     AccessOp, EmuOptions, Emulator, LaunchCounters, MemSpace, SiteCounters, COUNTERS_ENV,
 };
 pub use executor::{Arg, Executor, LaunchCfg};
-pub use variants::{DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, Selected, Variants};
+pub use variants::{
+    DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, MaskedConv2dWeight, Selected, Variants,
+};
 
 use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::{Error, Result};
