@@ -341,6 +341,8 @@ masked_conv2d_bwd_weight_v1(const float* __restrict__ x, const float* __restrict
 // Each thread loads WG_LOADS rows of each tile per chunk, at one column: tid % 128.
 #define MASKED_CONV2D_WG_LOADS (MASKED_CONV2D_WG_K * MASKED_CONV2D_WG_N / PIXELRNN_BLOCK)
 #define MASKED_CONV2D_WG_ROW_STEP (PIXELRNN_BLOCK / MASKED_CONV2D_WG_N)
+// The bias sums meet in two halves (row0 = 0, 1): masked_conv2d_bwd_weight_v2's epilogue.
+static_assert(MASKED_CONV2D_WG_ROW_STEP == 2, "two loader rows per column");
 
 // Moves a loader row (yy, xx) of one image forward by `step` positions in raster order (the
 // image index is not tracked: a tap that stays inside the map stays in the same image, so the
@@ -430,13 +432,17 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
 #pragma unroll
         for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
     }
-    float bias_acc = 0.0f;  // column `tid` of dy (tid < 128 in the bias blocks)
+    // The bias blocks' column sums of dy, from the values each thread loads itself (no shared
+    // reads): rows row0, row0 + 2, .. of column col; the two halves meet after the loop.
+    float bias_acc = 0.0f;
 
     float dv[MASKED_CONV2D_WG_LOADS], xv[MASKED_CONV2D_WG_LOADS];
     int buf = 0;
     if (p_begin < p_end) {
         masked_conv2d_wg_load(x, dy, dv, xv, p_begin, p_end, row0, yy, xx, o_ld, o_ok, i_ld,
                               col_ok, tap_dy, tap_dx, tap_shift, height, width, cin, cout);
+#pragma unroll
+        for (int j = 0; j < MASKED_CONV2D_WG_LOADS; ++j) bias_acc += dv[j];
 #pragma unroll
         for (int j = 0; j < MASKED_CONV2D_WG_LOADS; ++j) {
             dys[0][row0 + MASKED_CONV2D_WG_ROW_STEP * j][col] = dv[j];
@@ -456,6 +462,8 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
             masked_conv2d_wg_load(x, dy, dv, xv, pk + MASKED_CONV2D_WG_K, p_end, row0, yy, xx,
                                   o_ld, o_ok, i_ld, col_ok, tap_dy, tap_dx, tap_shift, height,
                                   width, cin, cout);
+#pragma unroll
+            for (int j = 0; j < MASKED_CONV2D_WG_LOADS; ++j) bias_acc += dv[j];
         }
 #pragma unroll
         for (int k = 0; k < MASKED_CONV2D_WG_K; ++k) {
@@ -470,10 +478,6 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
 #pragma unroll
                 for (int c = 0; c < 8; ++c) acc[r][c] += av[r] * bv[c];
             }
-        }
-        if (bias_block && tid < MASKED_CONV2D_WG_M) {
-#pragma unroll
-            for (int k = 0; k < MASKED_CONV2D_WG_K; ++k) bias_acc += dys[buf][k][tid];
         }
         if (more) {
 #pragma unroll
@@ -497,8 +501,14 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
         *reinterpret_cast<float4*>(row + 64 + 4 * tx) =
             make_float4(acc[r][4], acc[r][5], acc[r][6], acc[r][7]);
     }
-    if (bias_block && tid < MASKED_CONV2D_WG_M) {
-        part_db[(pixelrnn_index_t)blockIdx.x * ld_m + o0 + tid] = bias_acc;
+    if (bias_block) {  // uniform over the block: the barrier is safe
+        // The last loop iteration ended with a barrier: dys is free. Half 1 hands its sums to
+        // half 0, which adds them in a fixed order.
+        if (row0 == 1) dys[0][0][col] = bias_acc;
+        __syncthreads();
+        if (row0 == 0) {
+            part_db[(pixelrnn_index_t)blockIdx.x * ld_m + o0 + col] = bias_acc + dys[0][0][col];
+        }
     }
 }
 
