@@ -3,8 +3,9 @@
 //! launch).
 //!
 //! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
-//! element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
-//! `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
+//! element), v2 (implicit GEMM in 64x64 shared-memory tiles) and v3 (implicit GEMM in 128x128
+//! tiles from weights packed once per call: `pack_v1` for the forward, `pack_transposed_v1`
+//! for the input gradient) of the passes `fwd` and `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
 //! per weight element, with `bwd_bias_v1`) and v2 (implicit GEMM over position chunks into
 //! partial tiles, the bias fused in, then the fixed-order reduction `bwd_weight_reduce_v1`).
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
@@ -21,6 +22,8 @@ use crate::tensor::Tensor;
 const OP: &str = "masked_conv2d";
 /// Positions and features per block of the v2 kernels (`MASKED_CONV2D_TILE_M/N`).
 const TILE: usize = 64;
+/// Positions and features per block of the v3 kernels (`MASKED_CONV2D_G3_M/N`).
+const TILE_V3: usize = 128;
 /// Output features and (tap, input feature) columns per block of `bwd_weight_v2`
 /// (`MASKED_CONV2D_WG_M/N`).
 const WG_TILE: usize = 128;
@@ -111,15 +114,58 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
     if version == 1 {
         return Ok(LaunchCfg::for_elements(rows * cols, BLOCK, MAX_BLOCKS));
     }
-    // v2: position tiles on x (up to 2^31 - 1 blocks), feature tiles on y (up to 65535).
-    let gx = int(op, "position tiles", rows.div_ceil(TILE))?;
-    let gy = u16::try_from(cols.div_ceil(TILE))
-        .map_err(|_| Error::shape(op, format!("{cols} features exceed the v2 kernels' grid")))?;
+    // v2, v3: position tiles on x (up to 2^31 - 1 blocks), feature tiles on y (up to 65535).
+    let tile = if version == 3 { TILE_V3 } else { TILE };
+    let gx = int(op, "position tiles", rows.div_ceil(tile))?;
+    let gy = u16::try_from(cols.div_ceil(tile)).map_err(|_| {
+        Error::shape(
+            op,
+            format!("{cols} features exceed the v{version} kernels' grid"),
+        )
+    })?;
     Ok(LaunchCfg {
         grid: [gx as u32, u32::from(gy), 1],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
     })
+}
+
+/// The v3 kernels' trailing `kh, kw, taps` (the mask is in the packed weights).
+fn gemm3_args<'a, E: Executor>(op: &'static str, spec: &ConvSpec) -> Result<Vec<Arg<'a, E>>> {
+    Ok(vec![
+        Arg::I32(int(op, "kernel height", spec.kh)?),
+        Arg::I32(int(op, "kernel width", spec.kw)?),
+        Arg::I32(int(op, "live taps", spec.taps().len())?),
+    ])
+}
+
+/// `w` packed as `[taps * cout, cin]` (masked entries 0) for `bwd_data_v3`: row `t * cout + o`
+/// holds `w[o, :, tap t]`. At least one element, so that a spec without live taps still passes
+/// a buffer (the kernel reads none of it).
+fn pack_transposed<E: Executor>(
+    be: &CudaBackend<E>,
+    w: &Tensor<CudaBackend<E>>,
+    g: ConvGeom,
+    spec: &ConvSpec,
+) -> Result<Tensor<CudaBackend<E>>> {
+    const NAME: &str = "masked_conv2d_backward";
+    let len = spec.taps().len() * g.cout * g.cin;
+    let packed = be.tensor_uninit(&[len.max(1)])?;
+    if len > 0 {
+        let mut args = vec![
+            arg(w),
+            arg(&packed),
+            Arg::I32(int(NAME, "input features", g.cin)?),
+            Arg::I32(int(NAME, "output features", g.cout)?),
+        ];
+        args.extend(spec_args(NAME, spec)?);
+        be.launch(
+            "masked_conv2d_pack_transposed_v1",
+            &LaunchCfg::for_elements(len, BLOCK, MAX_BLOCKS),
+            &args,
+        )?;
+    }
+    Ok(packed)
 }
 
 /// How `bwd_weight_v2` splits its work: the grid `(splits, tiles_n, tiles_m)` and the
@@ -256,6 +302,15 @@ pub fn forward<E: Executor>(
     }
     let version = selected_version(be);
     let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?;
+    if version == 3 {
+        // [taps * cin, cout], masked entries 0: the layout of incremental sampling's pack.
+        let packed = super::masked_conv2d_at::pack(be, w, spec)?;
+        let mut args = vec![arg(x), arg(&packed), arg(b), arg(&y)];
+        args.extend(geom_args(NAME, g)?);
+        args.extend(gemm3_args(NAME, spec)?);
+        be.launch("masked_conv2d_fwd_v3", &cfg, &args)?;
+        return Ok(y);
+    }
     let mut args = vec![arg(x), arg(w), arg(b), arg(&y)];
     args.extend(geom_args(NAME, g)?);
     args.extend(spec_args(NAME, spec)?);
@@ -312,10 +367,18 @@ pub fn backward<E: Executor>(
         let dx = be.tensor_uninit(&x.shape)?;
         if dx.numel() > 0 {
             let cfg = tiled_or_direct(NAME, version, g.positions(), g.cin)?;
-            let mut args = vec![arg(dy), arg(w), arg(&dx)];
-            args.extend(geom_args(NAME, g)?);
-            args.extend(spec_args(NAME, spec)?);
-            be.launch(&format!("{OP}_bwd_data_v{version}"), &cfg, &args)?;
+            if version == 3 {
+                let packed = pack_transposed(be, w, g, spec)?;
+                let mut args = vec![arg(dy), arg(&packed), arg(&dx)];
+                args.extend(geom_args(NAME, g)?);
+                args.extend(gemm3_args(NAME, spec)?);
+                be.launch("masked_conv2d_bwd_data_v3", &cfg, &args)?;
+            } else {
+                let mut args = vec![arg(dy), arg(w), arg(&dx)];
+                args.extend(geom_args(NAME, g)?);
+                args.extend(spec_args(NAME, spec)?);
+                be.launch(&format!("{OP}_bwd_data_v{version}"), &cfg, &args)?;
+            }
         }
         Some(dx)
     } else {

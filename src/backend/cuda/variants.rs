@@ -27,6 +27,10 @@ pub enum MaskedConv2d {
     /// times both side by side).
     #[default]
     V2,
+    /// Implicit GEMM in 128x128 tiles, 8x8 outputs per thread through float4 shared reads,
+    /// double-buffered K chunks, from weights packed once per call (`pack_v1`,
+    /// `pack_transposed_v1`): no mask test and no division in the K loop.
+    V3,
 }
 
 /// `masked_conv2d`'s weight (and bias) gradient: the `bwd_weight` kernels of
@@ -66,13 +70,14 @@ pub enum DiagLstmLayout {
 
 impl MaskedConv2d {
     /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
 
     /// `N` of the kernels `masked_conv2d_<pass>_v<N>`.
     pub fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+            Self::V3 => 3,
         }
     }
 }
@@ -135,7 +140,7 @@ impl TryFrom<u32> for MaskedConv2d {
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "masked_conv2d has kernel versions 1 to 2, version {n} requested"
+                "masked_conv2d has kernel versions 1 to 3, version {n} requested"
             ))
         })
     }
@@ -170,7 +175,7 @@ impl TryFrom<u32> for DiagLstmLayout {
 }
 
 impl fmt::Display for MaskedConv2d {
-    /// `v1`, `v2`.
+    /// `v1`, `v2`, `v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.number())
     }
@@ -285,7 +290,7 @@ mod tests {
         for v in DiagLstmLayout::ALL {
             assert_eq!(DiagLstmLayout::try_from(v.number()).unwrap(), v);
         }
-        assert!(matches!(MaskedConv2d::try_from(3), Err(Error::Config(_))));
+        assert!(matches!(MaskedConv2d::try_from(4), Err(Error::Config(_))));
         assert!(matches!(
             MaskedConv2dWeight::try_from(0),
             Err(Error::Config(_))
@@ -320,6 +325,10 @@ mod tests {
         assert_eq!(
             crate::kernels::versions("masked_conv2d", "bwd_weight"),
             weight
+        );
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "pack_transposed"),
+            [1]
         );
         // v2's second pass.
         assert_eq!(
