@@ -433,7 +433,7 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 128), ceil(cout / 128)).
 // y = conv(x, w) + b from `packed` = masked_conv2d_pack_v1(w) ([taps * cin, cout], masked
 // entries 0): masked_conv2d_gemm3 with src = x, dir = +1.
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 masked_conv2d_fwd_v3(const float* __restrict__ x, const float* __restrict__ packed,
                      const float* __restrict__ b, float* __restrict__ y, int n, int height,
                      int width, int cin, int cout, int kh, int kw, int taps) {
@@ -443,7 +443,7 @@ masked_conv2d_fwd_v3(const float* __restrict__ x, const float* __restrict__ pack
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 128), ceil(cin / 128)).
 // dx from `packed` = masked_conv2d_pack_transposed_v1(w) ([taps * cout, cin], masked entries
 // 0): masked_conv2d_gemm3 with src = dy, dir = -1.
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 masked_conv2d_bwd_data_v3(const float* __restrict__ dy, const float* __restrict__ packed,
                           float* __restrict__ dx, int n, int height, int width, int cin,
                           int cout, int kh, int kw, int taps) {

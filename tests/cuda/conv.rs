@@ -513,14 +513,27 @@ struct KernelCounters {
     compulsory_bytes: u64,
 }
 
-/// Runs the weight gradient of one layer (x [n, h, w, cin], dy [n, h, w, cout], `spec`) under
-/// `weight` on an emulator with counters on, prints every site, and sums up every launch.
-fn weight_counters(
+/// Which pass of a layer [`conv_counters`] runs.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// `masked_conv2d_forward`.
+    Forward,
+    /// `masked_conv2d_backward` with dx (the input-gradient launches are kept).
+    Data,
+    /// `masked_conv2d_backward` without dx (the weight and bias gradient).
+    Weight,
+}
+
+/// Runs one pass of one layer (x [n, h, w, cin], dy [n, h, w, cout], `spec`) under `variants`
+/// on an emulator with counters on, prints every site of the pass's launches, and sums up
+/// each launch.
+fn conv_counters(
     [n, h, w]: [usize; 3],
     cin: usize,
     cout: usize,
     spec: &ConvSpec,
-    weight: MaskedConv2dWeight,
+    variants: Variants,
+    pass: Pass,
 ) -> Vec<KernelCounters> {
     use pixelrnn::backend::cuda::{AccessOp, MemSpace};
     let exec = Emulator::new(EmuOptions {
@@ -531,18 +544,28 @@ fn weight_counters(
     .expect("emulator")
     .with_counters(true);
     let gpu = CudaBackend::new(exec);
-    let _selected = gpu.select(Variants {
-        masked_conv2d_weight: weight,
-        ..Variants::default()
-    });
+    let _selected = gpu.select(variants);
     let (_, x) = pair(&gpu, &[n, h, w, cin], 1, 1.0);
     let (_, wt) = pair(&gpu, &[cout, cin, spec.kh, spec.kw], 2, 0.5);
+    let (_, b) = pair(&gpu, &[cout], 4, 0.5);
     let (_, dy) = pair(&gpu, &[n, h, w, cout], 3, 1.0);
     gpu.executor().take_counters();
-    gpu.masked_conv2d_backward(&x, &wt, &dy, spec, false)
-        .expect("backward");
+    let data_pass = |k: &str| k.contains("bwd_data") || k.contains("pack_transposed");
+    match pass {
+        Pass::Forward => drop(
+            gpu.masked_conv2d_forward(&x, &wt, &b, spec)
+                .expect("forward"),
+        ),
+        Pass::Data | Pass::Weight => drop(
+            gpu.masked_conv2d_backward(&x, &wt, &dy, spec, matches!(pass, Pass::Data))
+                .expect("backward"),
+        ),
+    }
     let mut out = Vec::new();
     for c in gpu.executor().take_counters() {
+        if matches!(pass, Pass::Data) != data_pass(&c.kernel) {
+            continue;
+        }
         let global: Vec<_> = c
             .sites
             .iter()
@@ -611,6 +634,21 @@ fn weight_counters(
     out
 }
 
+/// [`conv_counters`] of the weight gradient under `weight`.
+fn weight_counters(
+    map: [usize; 3],
+    cin: usize,
+    cout: usize,
+    spec: &ConvSpec,
+    weight: MaskedConv2dWeight,
+) -> Vec<KernelCounters> {
+    let variants = Variants {
+        masked_conv2d_weight: weight,
+        ..Variants::default()
+    };
+    conv_counters(map, cin, cout, spec, variants, Pass::Weight)
+}
+
 /// The weight gradient's design targets, as the counters show them (issue 17) at the
 /// PixelCNN body's 3x3 mask-B 128 -> 128 layer on a small map (the per-site ratios depend on
 /// the channel counts, not the map): v2's GEMM pass at >= 80 % byte-weighted global
@@ -666,6 +704,51 @@ fn masked_conv2d_weight_grad_counters_meet_the_targets() {
     );
 }
 
+/// fwd v3 and bwd_data v3 against the same targets at the same layer (their K loops read
+/// float4 from shared memory too: 16 words per 64 FMAs), v2 below them on FLOPs per word.
+#[test]
+fn masked_conv2d_v3_counters_meet_the_targets() {
+    let (cin, cout) = (128, 128);
+    let spec = ConvSpec::new(3, 3, Mask::B, 3, cin, cout);
+    // 128 positions: one whole 128-position tile.
+    let map = [2, 8, 8];
+    let flops = 2.0 * 128.0 * (spec.taps().len() * cin * cout) as f64;
+    for (pass, kernel) in [
+        (Pass::Forward, "masked_conv2d_fwd_v3"),
+        (Pass::Data, "masked_conv2d_bwd_data_v3"),
+    ] {
+        let variants = Variants {
+            masked_conv2d: MaskedConv2d::V3,
+            ..Variants::default()
+        };
+        let launches = conv_counters(map, cin, cout, &spec, variants, pass);
+        let k = launches
+            .iter()
+            .find(|k| k.kernel == kernel)
+            .unwrap_or_else(|| panic!("no {kernel} launch"));
+        assert!(
+            k.efficiency >= 0.8,
+            "{kernel} global efficiency {}",
+            k.efficiency
+        );
+        assert!(
+            k.shared_excess <= 2.0,
+            "{kernel} shared excess {}",
+            k.shared_excess
+        );
+        let per_word = flops / k.float4_words as f64;
+        assert!(
+            per_word >= 8.0,
+            "{kernel}: {per_word} FLOPs per shared word"
+        );
+        let all_words = flops / k.shared_words as f64;
+        assert!(
+            all_words >= 8.0,
+            "{kernel}: {all_words} FLOPs per shared word"
+        );
+    }
+}
+
 /// The same at the layer shape of docs/kernels.md (3x3 mask B, 128 -> 128, n 2, 32 x 32):
 /// prints the tables (`cargo test --release --test cuda -- --ignored --nocapture
 /// weight_grad_counters_at_layer_shape`); v1 takes minutes on the emulator.
@@ -693,5 +776,27 @@ fn masked_conv2d_weight_grad_counters_at_layer_shape() {
             );
         }
         println!("{weight}: {:.1} s", t0.elapsed().as_secs_f64());
+    }
+    for version in [MaskedConv2d::V2, MaskedConv2d::V3] {
+        let variants = Variants {
+            masked_conv2d: version,
+            ..Variants::default()
+        };
+        for pass in [Pass::Forward, Pass::Data] {
+            let per_word = |w: u64| if w > 0 { flops / w as f64 } else { 0.0 };
+            for k in conv_counters(map, cin, cout, &spec, variants, pass) {
+                println!(
+                    "| {} | {:.3} | {:.2} | {:.2} ({:.2} of ideal) | {:.3} ({:.3} float4) | {} |",
+                    k.kernel,
+                    k.efficiency,
+                    k.sectors_per_request,
+                    k.shared_degree,
+                    k.shared_excess,
+                    per_word(k.shared_words),
+                    per_word(k.float4_words),
+                    k.compulsory_bytes
+                );
+            }
+        }
     }
 }
