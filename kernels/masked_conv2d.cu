@@ -9,7 +9,7 @@
 //                  live taps only; the reference version.
 //   fwd v2:        implicit GEMM: 64 positions x 64 output features per block of 256 threads
 //                  (4x4 outputs per thread), K loop over live taps x cin in chunks of 16 staged
-//                  in shared memory; plain fp32 FMA. The fast version.
+//                  in shared memory; plain fp32 FMA. The default before v3.
 //   bwd_data v1:   one thread per input element, gathering over the taps and output features
 //                  it feeds.
 //   bwd_data v2:   implicit GEMM like fwd v2 with the roles swapped: 64 input positions x 64
@@ -18,6 +18,7 @@
 //                  thread read as float4 from padded shared tiles, K (live taps x cin) in
 //                  chunks of 8 register-staged into double-buffered shared tiles, from weights
 //                  packed once per call by pack v1 (no mask test, no division in the K loop).
+//                  The default (docs/kernels.md: the counters).
 //   bwd_data v3:   fwd v3's GEMM with the roles swapped (dy gathered at -tap offsets, K = live
 //                  taps x cout), from weights packed by pack_transposed v1.
 //   pack_transposed v1: [cout, cin, kh, kw] -> [taps * cout, cin], masked entries 0 (bwd_data

@@ -386,3 +386,44 @@ pub fn backward<E: Executor>(
     };
     Ok(ConvGrads { dx, dw, db })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_splits_cover_every_position_once_in_chunks_of_eight() {
+        // (positions, columns, cin, cout): the layer shapes of the models and the parity
+        // tests, an empty batch and a map smaller than one chunk.
+        let shapes = [
+            (2048, 640, 128, 128),
+            (16384, 640, 128, 128),
+            (16384, 72, 3, 256),
+            (899, 150, 30, 130),
+            (1150, 30, 6, 26),
+            (84, 35, 7, 67),
+            (0, 640, 128, 128),
+            (5, 0, 3, 4),
+        ];
+        for (p, cols, cin, cout) in shapes {
+            let s = WeightSplit::new(p, cols, cin, cout);
+            assert_eq!(s.chunk % WG_K, 0, "{s:?}");
+            assert!(s.splits >= 1);
+            // Every position in exactly one split, no split empty (but for no positions).
+            assert!(s.splits * s.chunk >= p, "{s:?} misses positions of {p}");
+            assert!(
+                p == 0 || (s.splits - 1) * s.chunk < p,
+                "{s:?}: an empty split"
+            );
+            assert_eq!(s.tiles_n, cols.max(1).div_ceil(WG_TILE));
+            assert_eq!(s.tiles_m, cout.div_ceil(WG_TILE));
+            // The partials never outweigh the inputs (beyond one split).
+            let partial = s.splits * s.ld_m() * s.ld_n();
+            assert!(s.splits == 1 || partial <= p * (cin + cout), "{s:?}");
+        }
+        // The PixelCNN body at batch 16: enough blocks for the device, chunks of >= 256.
+        let s = WeightSplit::new(16384, 640, 128, 128);
+        assert!(s.splits * s.tiles_n * s.tiles_m >= 132, "{s:?}");
+        assert!(s.chunk >= WG_MIN_CHUNK, "{s:?}");
+    }
+}

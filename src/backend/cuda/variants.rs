@@ -22,14 +22,16 @@ use crate::error::{Error, Result};
 pub enum MaskedConv2d {
     /// Direct: one thread per output (or input-gradient) element.
     V1,
-    /// Implicit GEMM in 64x64 shared-memory tiles, skipping the masked taps: the default, the
-    /// design expected to win on any GPU (not yet chosen by measurement; `pixelrnn bench`
-    /// times both side by side).
-    #[default]
+    /// Implicit GEMM in 64x64 shared-memory tiles, skipping the masked taps (4x4 outputs per
+    /// thread: 4 FLOPs per shared word; its gathers 24 % efficient, docs/kernels.md).
     V2,
     /// Implicit GEMM in 128x128 tiles, 8x8 outputs per thread through float4 shared reads,
     /// double-buffered K chunks, from weights packed once per call (`pack_v1`,
-    /// `pack_transposed_v1`): no mask test and no division in the K loop.
+    /// `pack_transposed_v1`): no mask test and no division in the K loop. The default: the
+    /// emulator's memory counters show it coalesced (98-100 %), conflict-free and at 8 FLOPs
+    /// per shared word (docs/kernels.md); not yet timed on a GPU (`pixelrnn bench` times all
+    /// three side by side).
+    #[default]
     V3,
 }
 
@@ -218,7 +220,7 @@ pub struct Variants {
 }
 
 impl fmt::Display for Variants {
-    /// `masked_conv2d v2, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout
+    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout
     /// folded`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -299,14 +301,14 @@ mod tests {
             DiagLstmLayout::try_from(0),
             Err(Error::Unsupported(_))
         ));
-        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V2);
+        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V3);
         assert_eq!(
             Variants::default().masked_conv2d_weight,
             MaskedConv2dWeight::V2
         );
         assert_eq!(
             Variants::default().to_string(),
-            "masked_conv2d v2, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout \
+            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout \
              folded"
         );
     }
