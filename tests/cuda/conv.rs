@@ -192,7 +192,14 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
                 masked_conv2d: version,
                 ..Variants::default()
             });
-            let what = |part: &str| format!("masked_conv2d {version} {part}, {}", c.what);
+            // dw and db here come from the default weight version, checked again below.
+            let what = |part: &str| {
+                let weight = Variants::default().masked_conv2d_weight;
+                format!(
+                    "masked_conv2d {version} (weight {weight}) {part}, {}",
+                    c.what
+                )
+            };
 
             let y = gpu
                 .masked_conv2d_forward(&x_g, &w_g, &b_g, spec)
