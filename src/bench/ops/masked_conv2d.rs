@@ -109,8 +109,9 @@ pub fn cases<X: Backend>(cfg: &BenchConfig) -> Vec<OpCase<X>> {
             .sweep(Sweep::MaskedConv2dWeight)
             // dw is a forward's work (db's additions are not counted).
             .flops(f)
-            // x + dy + dw + db (w is an argument the op does not read)
-            .bytes(x + y + w + cout),
+            // x + w + dy + dw + db: every input once, as for every case (w is an argument that
+            // the weight gradient does not read, so this overstates it by one weight).
+            .bytes(x + w + y + w + cout),
         );
     }
     out
