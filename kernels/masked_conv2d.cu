@@ -22,7 +22,7 @@
 //   bwd_data v3:   fwd v3's GEMM with the roles swapped (dy gathered at -tap offsets, K = live
 //                  taps x cout), from weights packed by pack_transposed v1.
 //   pack_transposed v1: [cout, cin, kh, kw] -> [taps * cout, cin], masked entries 0 (bwd_data
-//                  v3's packing).
+//                  v3's packing), through a 32 x 32 shared transpose tile (coalesced both ways).
 //   bwd_weight v1: one block per weight element reducing x * dy over all n*H*W positions
 //                  (block reduction, no atomics); masked weights get exactly 0. With
 //                  bwd_bias v1 for db. The reference version.
@@ -451,28 +451,6 @@ masked_conv2d_bwd_data_v3(const float* __restrict__ dy, const float* __restrict_
     masked_conv2d_gemm3(dy, cout, -1, packed, 0, dx, cin, n, height, width, kh, kw, taps);
 }
 
-// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(taps*cout*cin / 256), 65535)
-// (grid-stride). packed[(t * cout + o) * cin + i] = w[o, i, t], or 0 where masked: the
-// transposed product's weights for bwd_data v3 (neighbouring threads write neighbouring words).
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-masked_conv2d_pack_transposed_v1(const float* __restrict__ w, float* __restrict__ packed,
-                                 int cin, int cout, int kh, int kw, int taps, int mask,
-                                 int groups, int out_block, int in_block) {
-    const int khw = kh * kw;
-    const int centre = (kh / 2) * kw + kw / 2;
-    const pixelrnn_index_t total = (pixelrnn_index_t)taps * cout * cin;
-    const pixelrnn_index_t stride = pixelrnn_grid_stride();
-    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
-        const int i = (int)(e % cin);
-        const pixelrnn_index_t row = e / cin;
-        const int o = (int)(row % cout);
-        const int t = (int)(row / cout);
-        packed[e] = masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)
-                        ? w[((pixelrnn_index_t)o * cin + i) * khw + t]
-                        : 0.0f;
-    }
-}
-
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(n*H*W*cin / 256), 65535)
 // (grid-stride loop over the input elements). dx[p, i] = sum over live taps t and outputs o of
 // dy[p - (tap t's offset), o] * w[o, i, t]: the outputs that read input p through tap t.
@@ -798,6 +776,43 @@ masked_conv2d_bwd_weight_reduce_v1(const float* __restrict__ part,
     for (int j = threadIdx.x; j < ic * tc; j += blockDim.x) {
         const int il = j / tc, tl = j - il * tc;
         out[(pixelrnn_index_t)il * khw + tl] = tile[il * stride + tl];
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim = (ceil(cout*cin / 32), ceil(taps / 32)).
+// packed[(t * cout + o) * cin + i] = w[o, i, t], or 0 where masked: the transposed product's
+// weights for bwd_data v3. With r = o * cin + i this is the transpose of w viewed as a
+// [cout*cin, kh*kw] matrix (restricted to the live taps), done through a 32 x 32 shared tile of
+// odd row stride: block (r-chunk r0.., tap chunk t0..) reads its rows of w whole (t0.. up to 32
+// taps, the dead ones too, so that the reads are one contiguous run when kh*kw <= 32) and writes
+// 32 consecutive r per live tap.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_pack_transposed_v1(const float* __restrict__ w, float* __restrict__ packed,
+                                 int cin, int cout, int kh, int kw, int taps, int mask,
+                                 int groups, int out_block, int in_block) {
+    __shared__ float tile[MASKED_CONV2D_WR_TILE * (MASKED_CONV2D_WR_TILE + 1)];
+    const int khw = kh * kw;
+    const int centre = (kh / 2) * kw + kw / 2;
+    const int rows = cout * cin;
+    const int r0 = blockIdx.x * MASKED_CONV2D_WR_TILE, t0 = blockIdx.y * MASKED_CONV2D_WR_TILE;
+    const int rc = min(MASKED_CONV2D_WR_TILE, rows - r0);
+    const int tc = min(MASKED_CONV2D_WR_TILE, khw - t0);  // read width (dead taps included)
+    const int tw = min(MASKED_CONV2D_WR_TILE, taps - t0);  // written taps
+    const int stride = tc | 1;  // odd: the 32 rows of one tap column hit 32 banks
+    const float* in = w + (pixelrnn_index_t)r0 * khw + t0;
+    for (int j = threadIdx.x; j < rc * tc; j += blockDim.x) {
+        const int rl = j / tc, tl = j - rl * tc;
+        tile[rl * stride + tl] = in[(pixelrnn_index_t)rl * khw + tl];
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < rc * tw; j += blockDim.x) {
+        const int tl = j / rc, rl = j - tl * rc;
+        const int r = r0 + rl, t = t0 + tl;
+        const int o = r / cin, i = r - o * cin;
+        packed[(pixelrnn_index_t)t * rows + r] =
+            masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)
+                ? tile[rl * stride + tl]
+                : 0.0f;
     }
 }
 

@@ -753,6 +753,23 @@ fn masked_conv2d_v3_counters_meet_the_targets() {
             all_words >= 8.0,
             "{kernel}: {all_words} FLOPs per shared word"
         );
+        // bwd_data v3's weight transpose is coalesced both ways too.
+        if matches!(pass, Pass::Data) {
+            let p = launches
+                .iter()
+                .find(|k| k.kernel == "masked_conv2d_pack_transposed_v1")
+                .expect("bwd_data v3 packs its weights");
+            assert!(
+                p.efficiency >= 0.8,
+                "pack_transposed efficiency {}",
+                p.efficiency
+            );
+            assert!(
+                p.shared_excess <= 2.0,
+                "pack_transposed excess {}",
+                p.shared_excess
+            );
+        }
     }
 }
 

@@ -159,11 +159,19 @@ fn pack_transposed<E: Executor>(
             Arg::I32(int(NAME, "output features", g.cout)?),
         ];
         args.extend(spec_args(NAME, spec)?);
-        be.launch(
-            "masked_conv2d_pack_transposed_v1",
-            &LaunchCfg::for_elements(len, BLOCK, MAX_BLOCKS),
-            &args,
-        )?;
+        // A 32 x 32 transpose tile per block: (cout * cin) rows x live taps.
+        let cfg = LaunchCfg {
+            grid: [
+                int(NAME, "pack blocks", (g.cout * g.cin).div_ceil(WR_TILE))? as u32,
+                u16::try_from(spec.taps().len().div_ceil(WR_TILE))
+                    .map(u32::from)
+                    .map_err(|_| Error::shape(NAME, "too many taps for the pack's grid"))?,
+                1,
+            ],
+            block: [BLOCK, 1, 1],
+            shared_bytes: 0,
+        };
+        be.launch("masked_conv2d_pack_transposed_v1", &cfg, &args)?;
     }
     Ok(packed)
 }
