@@ -10,8 +10,8 @@ use std::time::Instant;
 use super::{ceilings, Ceilings, OpRow};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::{
-    CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, MaskedConv2d, RowLstm,
-    Variants,
+    CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, MaskedConv2d,
+    MaskedConv2dWeight, RowLstm, Variants,
 };
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -23,6 +23,8 @@ pub enum Sweep {
     None,
     /// Every [`MaskedConv2d`] version.
     MaskedConv2d,
+    /// Every [`MaskedConv2dWeight`] version (the weight gradient).
+    MaskedConv2dWeight,
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
     /// Every [`RowLstm`] version.
@@ -207,6 +209,16 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                 .map(|&v| {
                     let variants = Variants {
                         masked_conv2d: v,
+                        ..base
+                    };
+                    choice(v.number(), None, variants)
+                })
+                .collect(),
+            Sweep::MaskedConv2dWeight => MaskedConv2dWeight::ALL
+                .iter()
+                .map(|&v| {
+                    let variants = Variants {
+                        masked_conv2d_weight: v,
                         ..base
                     };
                     choice(v.number(), None, variants)

@@ -1,12 +1,15 @@
 //! Parity of the convolution kernels (`kernels/masked_conv2d.cu`, `kernels/conv_transpose2d.cu`)
 //! with their CPU twins: `masked_conv2d` forward and backward (every kernel version, every
 //! kernel shape and mask the models use, channel-group and gate-block specs, odd map sizes),
-//! the one-position `masked_conv2d_forward_at` against the full forward, and
-//! `conv_transpose2d` with strides 2 and 3. Shapes are small: the emulated runs execute every
-//! GPU thread on two CPU cores.
+//! its weight gradient in every version (shapes across several 128-wide tiles and position
+//! splits, the same bits on every run and every schedule), the one-position
+//! `masked_conv2d_forward_at` against the full forward, and `conv_transpose2d` with strides 2
+//! and 3. Shapes are small: the emulated runs execute every GPU thread on two CPU cores.
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, Executor, MaskedConv2d, Variants};
+use pixelrnn::backend::cuda::{
+    CudaBackend, EmuOptions, Emulator, Executor, MaskedConv2d, MaskedConv2dWeight, Variants,
+};
 use pixelrnn::backend::{Backend, ConvSpec, Mask};
 use pixelrnn::tensor::Tensor;
 
@@ -14,6 +17,7 @@ use crate::{assert_close, pair, FP32_REL_TOL};
 
 crate::parity_tests! {
     masked_conv2d_forward_backward => super::check_masked_conv2d,
+    masked_conv2d_weight_grad_deterministic => super::check_masked_conv2d_weight_deterministic,
     masked_conv2d_forward_at => super::check_masked_conv2d_forward_at,
     masked_conv2d_errors => super::check_masked_conv2d_errors,
     conv_transpose2d_forward_backward => super::check_conv_transpose2d,
@@ -134,6 +138,24 @@ fn cases() -> Vec<Case> {
             4,
             plain(1, 1, Mask::A, 1, 3, 4),
         ),
+        // Weight gradient v2 (128x128 tiles, K split over position chunks of a multiple of 8):
+        // 2 x 2 tiles (5 taps x 30 = 150 columns, 130 outputs), 2 position splits (899
+        // positions: 456 + 443, the last ending inside a chunk of 8).
+        case(
+            "3x3 mask B, C=3, 2x2 tiles, 2 splits",
+            [1, 29, 31],
+            30,
+            130,
+            plain(3, 3, Mask::B, 3, 30, 130),
+        ),
+        // One tile, 2 splits (1150 positions: 576 + 574), channel group C=1 at the centre.
+        case(
+            "3x3 mask A, C=1, 2 splits",
+            [2, 23, 25],
+            6,
+            26,
+            plain(3, 3, Mask::A, 1, 6, 26),
+        ),
     ]
 }
 
@@ -164,13 +186,20 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
             .unwrap();
         let dx_want = grads_want.dx.as_ref().expect("cpu dx");
 
-        // Every version (`fwd` and `bwd_data`; the reductions have v1 only).
+        // Every version of `fwd` and `bwd_data` (the weight gradient's default with each).
         for version in MaskedConv2d::ALL {
             let _selected = gpu.select(Variants {
                 masked_conv2d: version,
                 ..Variants::default()
             });
-            let what = |part: &str| format!("masked_conv2d {version} {part}, {}", c.what);
+            // dw and db here come from the default weight version, checked again below.
+            let what = |part: &str| {
+                let weight = Variants::default().masked_conv2d_weight;
+                format!(
+                    "masked_conv2d {version} (weight {weight}) {part}, {}",
+                    c.what
+                )
+            };
 
             let y = gpu
                 .masked_conv2d_forward(&x_g, &w_g, &b_g, spec)
@@ -184,31 +213,114 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
             assert_close(&what("dx"), gpu, dx, dx_want, FP32_REL_TOL);
             assert_close(&what("dw"), gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
             assert_close(&what("db"), gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
+        }
+        // Every version of the weight gradient, without dx (the weight kernels do not depend
+        // on it); fresh NaN-poisoned outputs each time.
+        for weight in MaskedConv2dWeight::ALL {
+            let _selected = gpu.select(Variants {
+                masked_conv2d_weight: weight,
+                ..Variants::default()
+            });
+            let what = |part: &str| format!("masked_conv2d weight {weight} {part}, {}", c.what);
+            let grads = gpu
+                .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, false)
+                .unwrap_or_else(|e| panic!("{}: {e}", what("backward without dx")));
+            assert!(grads.dx.is_none(), "{}: need_dx = false gave dx", c.what);
+            assert_close(&what("dw"), gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
+            assert_close(&what("db"), gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
+            assert_masked_zero(&what("dw"), &download(gpu, &grads.dw, &what("dw")), c);
+        }
+    }
+}
 
-            let dw = download(gpu, &grads.dw, &what("dw"));
-            for (e, v) in dw.iter().enumerate() {
-                let (kx, ky) = (e % spec.kw, (e / spec.kw) % spec.kh);
-                let (i, o) = (
-                    (e / (spec.kw * spec.kh)) % c.cin,
-                    e / (spec.kw * spec.kh * c.cin),
-                );
-                if !spec.allows(o, i, ky, kx) {
-                    assert_eq!(
-                        *v,
-                        0.0,
-                        "{}: masked weight [{o}, {i}, {ky}, {kx}]",
-                        what("dw")
-                    );
-                }
+/// Every structurally masked weight of `c` (taps after the centre, the centre tap's group
+/// rule) has a gradient of exactly 0 in `dw` ([cout, cin, kh, kw]).
+fn assert_masked_zero(what: &str, dw: &[f32], c: &Case) {
+    let spec = &c.spec;
+    for (e, v) in dw.iter().enumerate() {
+        let (kx, ky) = (e % spec.kw, (e / spec.kw) % spec.kh);
+        let (i, o) = (
+            (e / (spec.kw * spec.kh)) % c.cin,
+            e / (spec.kw * spec.kh * c.cin),
+        );
+        if !spec.allows(o, i, ky, kx) {
+            assert_eq!(
+                v.to_bits(),
+                0.0f32.to_bits(),
+                "{what}: masked weight [{o}, {i}, {ky}, {kx}] is {v}"
+            );
+        }
+    }
+}
+
+/// The cases whose weight gradient v2 splits over several position chunks and tiles.
+fn split_cases() -> Vec<Case> {
+    cases()
+        .into_iter()
+        .filter(|c| c.what.contains("splits"))
+        .collect()
+}
+
+/// dw and db of `c` by weight gradient v2 on `gpu`, as bits.
+fn weight_grad_bits<E: Executor>(gpu: &CudaBackend<E>, c: &Case, seed: u64) -> Vec<u32> {
+    let _selected = gpu.select(Variants {
+        masked_conv2d_weight: MaskedConv2dWeight::V2,
+        ..Variants::default()
+    });
+    let (_, x) = pair(gpu, &[c.n, c.h, c.w, c.cin], seed, 1.0);
+    let (_, w) = pair(gpu, &[c.cout, c.cin, c.spec.kh, c.spec.kw], seed + 1, 0.5);
+    let (_, dy) = pair(gpu, &[c.n, c.h, c.w, c.cout], seed + 2, 1.0);
+    let g = gpu
+        .masked_conv2d_backward(&x, &w, &dy, &c.spec, false)
+        .unwrap_or_else(|e| panic!("{}: {e}", c.what));
+    let mut bits: Vec<u32> = download(gpu, &g.dw, c.what)
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    bits.extend(download(gpu, &g.db, c.what).iter().map(|v| v.to_bits()));
+    bits
+}
+
+/// Weight gradient v2 gives the same bits when run twice (a fixed-order reduction, no
+/// atomics): on the device, run to run; the emulated test below adds schedules and workers.
+pub fn check_masked_conv2d_weight_deterministic<E: Executor>(gpu: &CudaBackend<E>) {
+    for (k, c) in split_cases().iter().enumerate() {
+        let seed = 500 + 10 * k as u64;
+        let first = weight_grad_bits(gpu, c, seed);
+        let again = weight_grad_bits(gpu, c, seed);
+        assert!(
+            first == again,
+            "{}: weight gradient v2 differs run to run",
+            c.what
+        );
+    }
+}
+
+/// The same bits under every scheduling seed and worker count of the emulator: the blocks of
+/// a split run in a different order and on different threads each time.
+#[test]
+fn masked_conv2d_weight_grad_same_bits_on_every_schedule() {
+    for (k, c) in split_cases().iter().enumerate() {
+        let seed = 500 + 10 * k as u64;
+        let mut first: Option<Vec<u32>> = None;
+        for (schedule, workers) in [(1, 2), (0x5eed, 2), (7, 1), (99, 3)] {
+            let exec = Emulator::new(EmuOptions {
+                seed: schedule,
+                workers,
+                bounds_check: true,
+            })
+            .unwrap_or_else(|e| panic!("emulator: {e}"));
+            let gpu = CudaBackend::with_options(exec, true);
+            let bits = weight_grad_bits(&gpu, c, seed);
+            match &first {
+                None => first = Some(bits),
+                Some(want) => assert!(
+                    *want == bits,
+                    "{}: weight gradient v2 differs under schedule {schedule}, {workers} workers",
+                    c.what
+                ),
             }
         }
-        // The reductions do not depend on the version: need_dx = false once.
-        let grads = gpu
-            .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, false)
-            .unwrap_or_else(|e| panic!("{}: backward without dx: {e}", c.what));
-        assert!(grads.dx.is_none(), "{}: need_dx = false gave dx", c.what);
-        assert_close(c.what, gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
-        assert_close(c.what, gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
     }
 }
 
@@ -316,10 +428,12 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
         .masked_conv2d_forward_at(&x, &packed, &bad_b, &spec, 0, 0)
         .is_err());
     // Versions are typed: an unknown one is refused when it is named, before any launch.
-    let err = MaskedConv2d::try_from(3);
-    assert!(err.is_err(), "version 3 does not exist");
+    let err = MaskedConv2d::try_from(4);
+    assert!(err.is_err(), "version 4 does not exist");
+    assert!(MaskedConv2dWeight::try_from(3).is_err(), "weight version 3");
     let _v1 = gpu.select(Variants {
         masked_conv2d: MaskedConv2d::V1,
+        masked_conv2d_weight: MaskedConv2dWeight::V1,
         ..Variants::default()
     });
     assert!(gpu
@@ -384,6 +498,329 @@ pub fn check_conv_transpose2d<E: Executor>(gpu: &CudaBackend<E>) {
             }
             assert_close(&format!("{what} dw"), gpu, &got.dw, &want.dw, FP32_REL_TOL);
             assert_close(&format!("{what} db"), gpu, &got.db, &want.db, FP32_REL_TOL);
+        }
+    }
+}
+
+/// What the emulator's memory counters show of one launch.
+struct KernelCounters {
+    kernel: String,
+    /// Byte-weighted global efficiency: distinct bytes over sector bytes, all global sites.
+    efficiency: f64,
+    /// Global sectors per request over all global sites.
+    sectors_per_request: f64,
+    /// The worst shared site's wavefronts over its conflict-free minimum.
+    shared_excess: f64,
+    /// The worst shared site's mean conflict degree.
+    shared_degree: f64,
+    /// Shared words loaded: by every site, and by the 16-byte (float4) sites alone.
+    shared_words: u64,
+    float4_words: u64,
+    /// Distinct bytes read and written.
+    compulsory_bytes: u64,
+}
+
+/// Which pass of a layer [`conv_counters`] runs.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// `masked_conv2d_forward`.
+    Forward,
+    /// `masked_conv2d_backward` with dx (the input-gradient launches are kept).
+    Data,
+    /// `masked_conv2d_backward` without dx (the weight and bias gradient).
+    Weight,
+}
+
+/// Runs one pass of one layer (x [n, h, w, cin], dy [n, h, w, cout], `spec`) under `variants`
+/// on an emulator with counters on, prints every site of the pass's launches, and sums up
+/// each launch.
+fn conv_counters(
+    [n, h, w]: [usize; 3],
+    cin: usize,
+    cout: usize,
+    spec: &ConvSpec,
+    variants: Variants,
+    pass: Pass,
+) -> Vec<KernelCounters> {
+    use pixelrnn::backend::cuda::{AccessOp, MemSpace};
+    let exec = Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: false,
+    })
+    .expect("emulator")
+    .with_counters(true);
+    let gpu = CudaBackend::new(exec);
+    let _selected = gpu.select(variants);
+    let (_, x) = pair(&gpu, &[n, h, w, cin], 1, 1.0);
+    let (_, wt) = pair(&gpu, &[cout, cin, spec.kh, spec.kw], 2, 0.5);
+    let (_, b) = pair(&gpu, &[cout], 4, 0.5);
+    let (_, dy) = pair(&gpu, &[n, h, w, cout], 3, 1.0);
+    gpu.executor().take_counters();
+    let data_pass = |k: &str| k.contains("bwd_data") || k.contains("pack_transposed");
+    match pass {
+        Pass::Forward => drop(
+            gpu.masked_conv2d_forward(&x, &wt, &b, spec)
+                .expect("forward"),
+        ),
+        Pass::Data | Pass::Weight => drop(
+            gpu.masked_conv2d_backward(&x, &wt, &dy, spec, matches!(pass, Pass::Data))
+                .expect("backward"),
+        ),
+    }
+    let mut out = Vec::new();
+    for c in gpu.executor().take_counters() {
+        if matches!(pass, Pass::Data) != data_pass(&c.kernel) {
+            continue;
+        }
+        let global: Vec<_> = c
+            .sites
+            .iter()
+            .filter(|s| s.space == MemSpace::Global)
+            .collect();
+        let shared: Vec<_> = c
+            .sites
+            .iter()
+            .filter(|s| s.space == MemSpace::Shared)
+            .collect();
+        let unique: u64 = global.iter().map(|s| s.unique_bytes).sum();
+        let sectors: u64 = global.iter().map(|s| s.sectors).sum();
+        let requests: u64 = global.iter().map(|s| s.requests).sum();
+        let loads = shared.iter().filter(|s| s.op == AccessOp::Load);
+        let k = KernelCounters {
+            kernel: c.kernel.clone(),
+            efficiency: unique as f64 / (32 * sectors).max(1) as f64,
+            sectors_per_request: sectors as f64 / requests.max(1) as f64,
+            shared_excess: shared
+                .iter()
+                .map(|s| s.excess_wavefronts())
+                .fold(0.0, f64::max),
+            shared_degree: shared
+                .iter()
+                .map(|s| s.conflict_degree())
+                .fold(0.0, f64::max),
+            shared_words: loads.clone().map(|s| s.bytes / 4).sum(),
+            float4_words: loads
+                .filter(|s| s.access_bytes == 16)
+                .map(|s| s.bytes / 4)
+                .sum(),
+            compulsory_bytes: c.compulsory_bytes(),
+        };
+        println!(
+            "{} grid {:?}: compulsory {} B, global efficiency {:.3} ({:.2} sectors/request), \
+             shared: worst excess {:.2}, worst degree {:.2}, {} words loaded ({} by float4)",
+            k.kernel,
+            c.grid,
+            k.compulsory_bytes,
+            k.efficiency,
+            k.sectors_per_request,
+            k.shared_excess,
+            k.shared_degree,
+            k.shared_words,
+            k.float4_words
+        );
+        for s in &c.sites {
+            println!(
+                "  site {} {:?} {:?} {} B: {} requests, {:.1} lanes, {:.2} sectors/request, \
+                 efficiency {:.3}, conflict {:.2} (excess {:.2}, max {})",
+                s.index,
+                s.space,
+                s.op,
+                s.access_bytes,
+                s.requests,
+                s.lanes_per_request(),
+                s.sectors_per_request(),
+                s.efficiency(),
+                s.conflict_degree(),
+                s.excess_wavefronts(),
+                s.max_conflict
+            );
+        }
+        out.push(k);
+    }
+    out
+}
+
+/// [`conv_counters`] of the weight gradient under `weight`.
+fn weight_counters(
+    map: [usize; 3],
+    cin: usize,
+    cout: usize,
+    spec: &ConvSpec,
+    weight: MaskedConv2dWeight,
+) -> Vec<KernelCounters> {
+    let variants = Variants {
+        masked_conv2d_weight: weight,
+        ..Variants::default()
+    };
+    conv_counters(map, cin, cout, spec, variants, Pass::Weight)
+}
+
+/// The weight gradient's design targets, as the counters show them (issue 17) at the
+/// PixelCNN body's 3x3 mask-B 128 -> 128 layer on a small map (the per-site ratios depend on
+/// the channel counts, not the map): v2's GEMM pass at >= 80 % byte-weighted global
+/// efficiency, shared loads at most 2x their conflict-free wavefronts, >= 8 FLOPs per shared
+/// word loaded, and its reduction coalesced too. (v1's one 4-byte value per sector is
+/// tests/emu_counters.rs's; at this shape its 147 456 blocks take a minute to emulate.)
+#[test]
+fn masked_conv2d_weight_grad_counters_meet_the_targets() {
+    let (cin, cout) = (128, 128);
+    let spec = ConvSpec::new(3, 3, Mask::B, 3, cin, cout);
+    let map = [1, 8, 8];
+    let positions = 64.0;
+    let flops = 2.0 * positions * (spec.taps().len() * cin * cout) as f64;
+    let v2 = weight_counters(map, cin, cout, &spec, MaskedConv2dWeight::V2);
+    let names: Vec<&str> = v2.iter().map(|k| k.kernel.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "masked_conv2d_bwd_weight_v2",
+            "masked_conv2d_bwd_weight_reduce_v1"
+        ]
+    );
+    let gemm = &v2[0];
+    assert!(
+        gemm.efficiency >= 0.8,
+        "GEMM global efficiency {}",
+        gemm.efficiency
+    );
+    assert!(
+        gemm.shared_excess <= 2.0,
+        "GEMM shared excess {}",
+        gemm.shared_excess
+    );
+    // The inner loop's float4 reads: 16 words per 64 FMAs. (The bias sums' hand-over after
+    // the loop adds 4 scalar reads per bias block.)
+    let per_word = flops / gemm.float4_words as f64;
+    println!(
+        "bwd_weight_v2: {per_word:.3} FLOPs per shared word loaded in the inner loop, {:.4} \
+         over the kernel",
+        flops / gemm.shared_words as f64
+    );
+    assert!(per_word >= 8.0, "{per_word} FLOPs per shared word");
+    let reduce = &v2[1];
+    assert!(
+        reduce.efficiency >= 0.8,
+        "reduction global efficiency {}",
+        reduce.efficiency
+    );
+    assert!(
+        reduce.shared_excess <= 2.0,
+        "reduction shared excess {}",
+        reduce.shared_excess
+    );
+}
+
+/// fwd v3 and bwd_data v3 against the same targets at the same layer (their K loops read
+/// float4 from shared memory too: 16 words per 64 FMAs), v2 below them on FLOPs per word.
+#[test]
+fn masked_conv2d_v3_counters_meet_the_targets() {
+    let (cin, cout) = (128, 128);
+    let spec = ConvSpec::new(3, 3, Mask::B, 3, cin, cout);
+    // 128 positions: one whole 128-position tile.
+    let map = [2, 8, 8];
+    let flops = 2.0 * 128.0 * (spec.taps().len() * cin * cout) as f64;
+    for (pass, kernel) in [
+        (Pass::Forward, "masked_conv2d_fwd_v3"),
+        (Pass::Data, "masked_conv2d_bwd_data_v3"),
+    ] {
+        let variants = Variants {
+            masked_conv2d: MaskedConv2d::V3,
+            ..Variants::default()
+        };
+        let launches = conv_counters(map, cin, cout, &spec, variants, pass);
+        let k = launches
+            .iter()
+            .find(|k| k.kernel == kernel)
+            .unwrap_or_else(|| panic!("no {kernel} launch"));
+        assert!(
+            k.efficiency >= 0.8,
+            "{kernel} global efficiency {}",
+            k.efficiency
+        );
+        assert!(
+            k.shared_excess <= 2.0,
+            "{kernel} shared excess {}",
+            k.shared_excess
+        );
+        let per_word = flops / k.float4_words as f64;
+        assert!(
+            per_word >= 8.0,
+            "{kernel}: {per_word} FLOPs per shared word"
+        );
+        let all_words = flops / k.shared_words as f64;
+        assert!(
+            all_words >= 8.0,
+            "{kernel}: {all_words} FLOPs per shared word"
+        );
+        // bwd_data v3's weight transpose is coalesced both ways too.
+        if matches!(pass, Pass::Data) {
+            let p = launches
+                .iter()
+                .find(|k| k.kernel == "masked_conv2d_pack_transposed_v1")
+                .expect("bwd_data v3 packs its weights");
+            assert!(
+                p.efficiency >= 0.8,
+                "pack_transposed efficiency {}",
+                p.efficiency
+            );
+            assert!(
+                p.shared_excess <= 2.0,
+                "pack_transposed excess {}",
+                p.shared_excess
+            );
+        }
+    }
+}
+
+/// The same at the layer shape of docs/kernels.md (3x3 mask B, 128 -> 128, n 2, 32 x 32):
+/// prints the tables (`cargo test --release --test cuda -- --ignored --nocapture
+/// weight_grad_counters_at_layer_shape`); v1 takes minutes on the emulator.
+#[test]
+#[ignore = "measurement for docs/kernels.md: minutes on the emulator"]
+fn masked_conv2d_weight_grad_counters_at_layer_shape() {
+    let (cin, cout) = (128, 128);
+    let spec = ConvSpec::new(3, 3, Mask::B, 3, cin, cout);
+    let map = [2, 32, 32];
+    let flops = 2.0 * 2048.0 * (spec.taps().len() * cin * cout) as f64;
+    for weight in MaskedConv2dWeight::ALL {
+        let t0 = std::time::Instant::now();
+        let per_word = |w: u64| if w > 0 { flops / w as f64 } else { 0.0 };
+        for k in weight_counters(map, cin, cout, &spec, weight) {
+            println!(
+                "| {} | {:.3} | {:.2} | {:.2} ({:.2} of ideal) | {:.3} ({:.3} inner loop) | {} |",
+                k.kernel,
+                k.efficiency,
+                k.sectors_per_request,
+                k.shared_degree,
+                k.shared_excess,
+                per_word(k.shared_words),
+                per_word(k.float4_words),
+                k.compulsory_bytes
+            );
+        }
+        println!("{weight}: {:.1} s", t0.elapsed().as_secs_f64());
+    }
+    for version in [MaskedConv2d::V2, MaskedConv2d::V3] {
+        let variants = Variants {
+            masked_conv2d: version,
+            ..Variants::default()
+        };
+        for pass in [Pass::Forward, Pass::Data] {
+            let per_word = |w: u64| if w > 0 { flops / w as f64 } else { 0.0 };
+            for k in conv_counters(map, cin, cout, &spec, variants, pass) {
+                println!(
+                    "| {} | {:.3} | {:.2} | {:.2} ({:.2} of ideal) | {:.3} ({:.3} float4) | {} |",
+                    k.kernel,
+                    k.efficiency,
+                    k.sectors_per_request,
+                    k.shared_degree,
+                    k.shared_excess,
+                    per_word(k.shared_words),
+                    per_word(k.float4_words),
+                    k.compulsory_bytes
+                );
+            }
         }
     }
 }

@@ -3,13 +3,16 @@
 //! launch).
 //!
 //! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
-//! element) and v2 (implicit GEMM in 64x64 shared-memory tiles) of the passes `fwd` and
-//! `bwd_data`; the reductions `bwd_weight` and `bwd_bias` have v1 only, used under either.
+//! element), v2 (implicit GEMM in 64x64 shared-memory tiles) and v3 (implicit GEMM in 128x128
+//! tiles from weights packed once per call: `pack_v1` for the forward, `pack_transposed_v1`
+//! for the input gradient) of the passes `fwd` and `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
+//! per weight element, with `bwd_bias_v1`) and v2 (implicit GEMM over position chunks into
+//! partial tiles, the bias fused in, then the fixed-order reduction `bwd_weight_reduce_v1`).
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.
 
 use super::launch_args::{block_per_element, int, long};
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MaskedConv2dWeight, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::ConvGeom;
 use crate::backend::{ConvGrads, ConvSpec, Mask};
 use crate::error::{Error, Result};
@@ -19,6 +22,23 @@ use crate::tensor::Tensor;
 const OP: &str = "masked_conv2d";
 /// Positions and features per block of the v2 kernels (`MASKED_CONV2D_TILE_M/N`).
 const TILE: usize = 64;
+/// Positions and features per block of the v3 kernels (`MASKED_CONV2D_G3_M/N`).
+const TILE_V3: usize = 128;
+/// Output features and (tap, input feature) columns per block of `bwd_weight_v2`
+/// (`MASKED_CONV2D_WG_M/N`).
+const WG_TILE: usize = 128;
+/// Positions per shared chunk of `bwd_weight_v2` (`MASKED_CONV2D_WG_K`): every split but the
+/// last is a multiple of it.
+const WG_K: usize = 8;
+/// Blocks `bwd_weight_v2` aims for: two waves' worth of the 132 SMs of an H200 at its two
+/// resident blocks per SM (16 KiB of shared memory and about 128 registers per thread each),
+/// so that a layer with a few tiles still fills the device through the position splits.
+const WG_TARGET_BLOCKS: usize = 2 * 2 * 132;
+/// Fewest positions per split: below this the partial tile each block writes (64 KiB) costs
+/// more than a quarter of what the block reads.
+const WG_MIN_CHUNK: usize = 256;
+/// Side of the reduction's transpose tile (`MASKED_CONV2D_WR_TILE`).
+const WR_TILE: usize = 32;
 /// Largest map or kernel side: the v2 kernels mark tile rows past the end with a row index of
 /// 2^29 (`MASKED_CONV2D_FAR`), which must stay outside the map under every tap.
 const MAX_SIDE: usize = 1 << 28;
@@ -94,16 +114,188 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
     if version == 1 {
         return Ok(LaunchCfg::for_elements(rows * cols, BLOCK, MAX_BLOCKS));
     }
-    // v2: position tiles on x (up to 2^31 - 1 blocks), feature tiles on y (up to 65535).
-    let gx = int(op, "position tiles", rows.div_ceil(TILE))?;
-    let gy = u16::try_from(cols.div_ceil(TILE))
-        .map_err(|_| Error::shape(op, format!("{cols} features exceed the v2 kernels' grid")))?;
+    // v2, v3: position tiles on x (up to 2^31 - 1 blocks), feature tiles on y (up to 65535).
+    let tile = if version == 3 { TILE_V3 } else { TILE };
+    let gx = int(op, "position tiles", rows.div_ceil(tile))?;
+    let gy = u16::try_from(cols.div_ceil(tile)).map_err(|_| {
+        Error::shape(
+            op,
+            format!("{cols} features exceed the v{version} kernels' grid"),
+        )
+    })?;
     Ok(LaunchCfg {
         grid: [gx as u32, u32::from(gy), 1],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
         flops: 0,
     })
+}
+
+/// The v3 kernels' trailing `kh, kw, taps` (the mask is in the packed weights).
+fn gemm3_args<'a, E: Executor>(op: &'static str, spec: &ConvSpec) -> Result<Vec<Arg<'a, E>>> {
+    Ok(vec![
+        Arg::I32(int(op, "kernel height", spec.kh)?),
+        Arg::I32(int(op, "kernel width", spec.kw)?),
+        Arg::I32(int(op, "live taps", spec.taps().len())?),
+    ])
+}
+
+/// `w` packed as `[taps * cout, cin]` (masked entries 0) for `bwd_data_v3`: row `t * cout + o`
+/// holds `w[o, :, tap t]`. At least one element, so that a spec without live taps still passes
+/// a buffer (the kernel reads none of it).
+fn pack_transposed<E: Executor>(
+    be: &CudaBackend<E>,
+    w: &Tensor<CudaBackend<E>>,
+    g: ConvGeom,
+    spec: &ConvSpec,
+) -> Result<Tensor<CudaBackend<E>>> {
+    const NAME: &str = "masked_conv2d_backward";
+    let len = spec.taps().len() * g.cout * g.cin;
+    let packed = be.tensor_uninit(&[len.max(1)])?;
+    if len > 0 {
+        let mut args = vec![
+            arg(w),
+            arg(&packed),
+            Arg::I32(int(NAME, "input features", g.cin)?),
+            Arg::I32(int(NAME, "output features", g.cout)?),
+        ];
+        args.extend(spec_args(NAME, spec)?);
+        // A 32 x 32 transpose tile per block: (cout * cin) rows x live taps.
+        let cfg = LaunchCfg {
+            grid: [
+                int(NAME, "pack blocks", (g.cout * g.cin).div_ceil(WR_TILE))? as u32,
+                u16::try_from(spec.taps().len().div_ceil(WR_TILE))
+                    .map(u32::from)
+                    .map_err(|_| Error::shape(NAME, "too many taps for the pack's grid"))?,
+                1,
+            ],
+            block: [BLOCK, 1, 1],
+            shared_bytes: 0,
+            flops: 0,
+        };
+        be.launch("masked_conv2d_pack_transposed_v1", &cfg, &args)?;
+    }
+    Ok(packed)
+}
+
+/// How `bwd_weight_v2` splits its work: the grid `(splits, tiles_n, tiles_m)` and the
+/// positions per split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WeightSplit {
+    /// Position chunks (K splits), one partial tile each.
+    splits: usize,
+    /// Positions per chunk, a multiple of [`WG_K`].
+    chunk: usize,
+    /// Column tiles: ceil(max(live taps x cin, 1) / 128).
+    tiles_n: usize,
+    /// Row tiles: ceil(cout / 128).
+    tiles_m: usize,
+}
+
+impl WeightSplit {
+    /// The split of a weight gradient over `positions` positions with `columns` = live taps
+    /// x cin, `cin` and `cout` features: as many splits as fill the device
+    /// ([`WG_TARGET_BLOCKS`]), but at least [`WG_MIN_CHUNK`] positions per split and no more
+    /// partial bytes than the inputs' (x and dy, `positions * (cin + cout)` floats).
+    fn new(positions: usize, columns: usize, cin: usize, cout: usize) -> Self {
+        let tiles_n = columns.max(1).div_ceil(WG_TILE);
+        let tiles_m = cout.div_ceil(WG_TILE);
+        let plane = tiles_m * tiles_n * WG_TILE * WG_TILE;
+        let by_blocks = WG_TARGET_BLOCKS.div_ceil(tiles_m * tiles_n);
+        let by_chunk = positions.div_ceil(WG_MIN_CHUNK);
+        let by_bytes = positions * (cin + cout) / plane;
+        let wanted = by_blocks.min(by_chunk).min(by_bytes).max(1);
+        let chunk = positions.div_ceil(wanted).next_multiple_of(WG_K).max(WG_K);
+        WeightSplit {
+            splits: positions.div_ceil(chunk).max(1),
+            chunk,
+            tiles_n,
+            tiles_m,
+        }
+    }
+
+    /// Rows of a partial plane (`ld_m`).
+    fn ld_m(&self) -> usize {
+        self.tiles_m * WG_TILE
+    }
+
+    /// Columns of a partial plane (`ld_n`).
+    fn ld_n(&self) -> usize {
+        self.tiles_n * WG_TILE
+    }
+}
+
+/// `dw` and `db` by `bwd_weight_v2` and its reduction.
+fn weight_grad_v2<E: Executor>(
+    be: &CudaBackend<E>,
+    x: &Tensor<CudaBackend<E>>,
+    dy: &Tensor<CudaBackend<E>>,
+    dw: &Tensor<CudaBackend<E>>,
+    db: &Tensor<CudaBackend<E>>,
+    g: ConvGeom,
+    spec: &ConvSpec,
+) -> Result<()> {
+    const NAME: &str = "masked_conv2d_backward";
+    let taps = spec.taps().len();
+    let split = WeightSplit::new(g.positions(), taps * g.cin, g.cin, g.cout);
+    let grid_dim = |what: &str, v: usize| {
+        u16::try_from(v).map(u32::from).map_err(|_| {
+            Error::shape(
+                NAME,
+                format!("{v} {what} exceed the weight-gradient kernels' grid"),
+            )
+        })
+    };
+    let (ld_m, ld_n) = (split.ld_m(), split.ld_n());
+    let part = be.tensor_uninit(&[split.splits, ld_m, ld_n])?;
+    let part_db = be.tensor_uninit(&[split.splits, ld_m])?;
+    let cfg = LaunchCfg {
+        grid: [
+            int(NAME, "position splits", split.splits)? as u32,
+            grid_dim("column tiles", split.tiles_n)?,
+            grid_dim("output feature tiles", split.tiles_m)?,
+        ],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+        flops: g.pass_flops(spec),
+    };
+    let mut args = vec![arg(x), arg(dy), arg(&part), arg(&part_db)];
+    args.extend(geom_args(NAME, g)?);
+    args.extend([
+        Arg::I32(int(NAME, "kernel height", spec.kh)?),
+        Arg::I32(int(NAME, "kernel width", spec.kw)?),
+        Arg::I32(int(NAME, "live taps", taps)?),
+        Arg::I64(long(NAME, "positions per split", split.chunk)?),
+    ]);
+    be.launch("masked_conv2d_bwd_weight_v2", &cfg, &args)?;
+
+    let reduce = LaunchCfg {
+        grid: [
+            int(
+                NAME,
+                "reduction blocks",
+                g.cout * g.cin.div_ceil(WR_TILE).max(1),
+            )? as u32,
+            grid_dim("tap chunks", (spec.kh * spec.kw).div_ceil(WR_TILE))?,
+            1,
+        ],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+        // Additions of the split partials (counted as FLOPs: they are the split's cost).
+        flops: (split.splits * taps * g.cin * g.cout) as u64,
+    };
+    let mut args = vec![
+        arg(&part),
+        arg(&part_db),
+        arg(dw),
+        arg(db),
+        Arg::I32(int(NAME, "position splits", split.splits)?),
+        Arg::I32(int(NAME, "partial rows", ld_m)?),
+        Arg::I32(int(NAME, "partial columns", ld_n)?),
+        Arg::I32(int(NAME, "input features", g.cin)?),
+    ];
+    args.extend(spec_args(NAME, spec)?);
+    be.launch("masked_conv2d_bwd_weight_reduce_v1", &reduce, &args)
 }
 
 /// Forward: `y = conv(x, w) + b` (see [`crate::backend::Backend::masked_conv2d_forward`]).
@@ -123,6 +315,15 @@ pub fn forward<E: Executor>(
     }
     let version = selected_version(be);
     let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?.with_flops(g.pass_flops(spec));
+    if version == 3 {
+        // [taps * cin, cout], masked entries 0: the layout of incremental sampling's pack.
+        let packed = super::masked_conv2d_at::pack(be, w, spec)?;
+        let mut args = vec![arg(x), arg(&packed), arg(b), arg(&y)];
+        args.extend(geom_args(NAME, g)?);
+        args.extend(gemm3_args(NAME, spec)?);
+        be.launch("masked_conv2d_fwd_v3", &cfg, &args)?;
+        return Ok(y);
+    }
     let mut args = vec![arg(x), arg(w), arg(b), arg(&y)];
     args.extend(geom_args(NAME, g)?);
     args.extend(spec_args(NAME, spec)?);
@@ -145,7 +346,13 @@ pub fn backward<E: Executor>(
     let version = selected_version(be);
 
     let db = be.tensor_uninit(&[g.cout])?;
-    if g.cout > 0 {
+    let dw = be.tensor_uninit(&w.shape)?;
+    let weight_version = be.variants().masked_conv2d_weight;
+    if weight_version == MaskedConv2dWeight::V2 && g.cout > 0 {
+        // dw.numel() == 0 with cout > 0 means cin == 0: the GEMM has no columns, and the
+        // reduction writes db alone.
+        weight_grad_v2(be, x, dy, &dw, &db, g, spec)?;
+    } else if g.cout > 0 {
         be.launch(
             "masked_conv2d_bwd_bias_v1",
             &block_per_element(NAME, "output features", g.cout)?,
@@ -158,8 +365,7 @@ pub fn backward<E: Executor>(
         )?;
     }
 
-    let dw = be.tensor_uninit(&w.shape)?;
-    if dw.numel() > 0 {
+    if weight_version == MaskedConv2dWeight::V1 && dw.numel() > 0 {
         let mut args = vec![arg(x), arg(dy), arg(&dw)];
         args.extend(geom_args(NAME, g)?);
         args.extend(spec_args(NAME, spec)?);
@@ -175,14 +381,63 @@ pub fn backward<E: Executor>(
         if dx.numel() > 0 {
             let cfg = tiled_or_direct(NAME, version, g.positions(), g.cin)?
                 .with_flops(g.pass_flops(spec));
-            let mut args = vec![arg(dy), arg(w), arg(&dx)];
-            args.extend(geom_args(NAME, g)?);
-            args.extend(spec_args(NAME, spec)?);
-            be.launch(&format!("{OP}_bwd_data_v{version}"), &cfg, &args)?;
+            if version == 3 {
+                let packed = pack_transposed(be, w, g, spec)?;
+                let mut args = vec![arg(dy), arg(&packed), arg(&dx)];
+                args.extend(geom_args(NAME, g)?);
+                args.extend(gemm3_args(NAME, spec)?);
+                be.launch("masked_conv2d_bwd_data_v3", &cfg, &args)?;
+            } else {
+                let mut args = vec![arg(dy), arg(w), arg(&dx)];
+                args.extend(geom_args(NAME, g)?);
+                args.extend(spec_args(NAME, spec)?);
+                be.launch(&format!("{OP}_bwd_data_v{version}"), &cfg, &args)?;
+            }
         }
         Some(dx)
     } else {
         None
     };
     Ok(ConvGrads { dx, dw, db })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_splits_cover_every_position_once_in_chunks_of_eight() {
+        // (positions, columns, cin, cout): the layer shapes of the models and the parity
+        // tests, an empty batch and a map smaller than one chunk.
+        let shapes = [
+            (2048, 640, 128, 128),
+            (16384, 640, 128, 128),
+            (16384, 72, 3, 256),
+            (899, 150, 30, 130),
+            (1150, 30, 6, 26),
+            (84, 35, 7, 67),
+            (0, 640, 128, 128),
+            (5, 0, 3, 4),
+        ];
+        for (p, cols, cin, cout) in shapes {
+            let s = WeightSplit::new(p, cols, cin, cout);
+            assert_eq!(s.chunk % WG_K, 0, "{s:?}");
+            assert!(s.splits >= 1);
+            // Every position in exactly one split, no split empty (but for no positions).
+            assert!(s.splits * s.chunk >= p, "{s:?} misses positions of {p}");
+            assert!(
+                p == 0 || (s.splits - 1) * s.chunk < p,
+                "{s:?}: an empty split"
+            );
+            assert_eq!(s.tiles_n, cols.max(1).div_ceil(WG_TILE));
+            assert_eq!(s.tiles_m, cout.div_ceil(WG_TILE));
+            // The partials never outweigh the inputs (beyond one split).
+            let partial = s.splits * s.ld_m() * s.ld_n();
+            assert!(s.splits == 1 || partial <= p * (cin + cout), "{s:?}");
+        }
+        // The PixelCNN body at batch 16: enough blocks for the device, chunks of >= 256.
+        let s = WeightSplit::new(16384, 640, 128, 128);
+        assert!(s.splits * s.tiles_n * s.tiles_m >= 132, "{s:?}");
+        assert!(s.chunk >= WG_MIN_CHUNK, "{s:?}");
+    }
 }

@@ -46,7 +46,8 @@ pub use emulator::{
 };
 pub use executor::{Arg, Executor, LaunchCfg};
 pub use variants::{
-    DiagLstm, DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, RowLstm, Selected, Variants,
+    DiagLstm, DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, MaskedConv2dWeight, RowLstm, Selected,
+    Variants,
 };
 
 use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};

@@ -16,15 +16,36 @@ use std::fmt;
 use super::{CudaBackend, Executor};
 use crate::error::{Error, Result};
 
-/// `masked_conv2d`'s `fwd` and `bwd_data` kernels (kernels/masked_conv2d.cu); the reductions
-/// `bwd_weight` and `bwd_bias` have v1 only, used under either.
+/// `masked_conv2d`'s `fwd` and `bwd_data` kernels (kernels/masked_conv2d.cu); the weight and
+/// bias gradients have their own selection, [`MaskedConv2dWeight`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MaskedConv2d {
     /// Direct: one thread per output (or input-gradient) element.
     V1,
-    /// Implicit GEMM in 64x64 shared-memory tiles, skipping the masked taps: the default, the
-    /// design expected to win on any GPU (not yet chosen by measurement; `pixelrnn bench`
-    /// times both side by side).
+    /// Implicit GEMM in 64x64 shared-memory tiles, skipping the masked taps (4x4 outputs per
+    /// thread: 4 FLOPs per shared word; its gathers 24 % efficient, docs/kernels.md).
+    V2,
+    /// Implicit GEMM in 128x128 tiles, 8x8 outputs per thread through float4 shared reads,
+    /// double-buffered K chunks, from weights packed once per call (`pack_v1`,
+    /// `pack_transposed_v1`): no mask test and no division in the K loop. The default: the
+    /// emulator's memory counters show it coalesced (98-100 %), conflict-free and at 8 FLOPs
+    /// per shared word (docs/kernels.md); not yet timed on a GPU (`pixelrnn bench` times all
+    /// three side by side).
+    #[default]
+    V3,
+}
+
+/// `masked_conv2d`'s weight (and bias) gradient: the `bwd_weight` kernels of
+/// kernels/masked_conv2d.cu.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dWeight {
+    /// One block per weight element reducing over all positions (lanes at a stride of `cin`
+    /// floats: one 4-byte value per 32-byte sector), and `bwd_bias_v1` for the bias.
+    V1,
+    /// Implicit GEMM (M = cout, N = live taps x cin, K = positions) in 128x128 tiles with 8x8
+    /// per thread, K split over position chunks into partial tiles, then a fixed-order
+    /// reduction (`bwd_weight_reduce_v1`, deterministic), the bias gradient fused in. The
+    /// default: the emulator's memory counters show it coalesced (docs/kernels.md).
     #[default]
     V2,
 }
@@ -82,9 +103,23 @@ pub enum DiagLstmLayout {
 
 impl MaskedConv2d {
     /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
 
     /// `N` of the kernels `masked_conv2d_<pass>_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+impl MaskedConv2dWeight {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernel `masked_conv2d_bwd_weight_v<N>`.
     pub fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
@@ -164,7 +199,21 @@ impl TryFrom<u32> for MaskedConv2d {
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "masked_conv2d has kernel versions 1 to 2, version {n} requested"
+                "masked_conv2d has kernel versions 1 to 3, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl TryFrom<u32> for MaskedConv2dWeight {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d's weight gradient has kernel versions 1 to 2, version {n} \
+                 requested"
             ))
         })
     }
@@ -211,6 +260,13 @@ impl TryFrom<u32> for DiagLstmLayout {
 }
 
 impl fmt::Display for MaskedConv2d {
+    /// `v1`, `v2`, `v3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+impl fmt::Display for MaskedConv2dWeight {
     /// `v1`, `v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.number())
@@ -252,6 +308,8 @@ impl fmt::Display for DiagLstmLayout {
 pub struct Variants {
     /// `masked_conv2d` forward and input gradient.
     pub masked_conv2d: MaskedConv2d,
+    /// `masked_conv2d` weight and bias gradients.
+    pub masked_conv2d_weight: MaskedConv2dWeight,
     /// `masked_conv2d_pack` / `masked_conv2d_forward_at`.
     pub masked_conv2d_at: MaskedConv2dAt,
     /// The Diagonal LSTM's layout (forward and backward, every recurrence).
@@ -263,13 +321,15 @@ pub struct Variants {
 }
 
 impl fmt::Display for Variants {
-    /// `masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded, row_lstm v2,
-    /// diag_lstm v2`.
+    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout
+    /// folded, row_lstm v2, diag_lstm v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "masked_conv2d {}, masked_conv2d_at {}, diag_lstm layout {}, row_lstm {}, diag_lstm {}",
+            "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, diag_lstm layout {}, \
+             row_lstm {}, diag_lstm {}",
             self.masked_conv2d,
+            self.masked_conv2d_weight,
             self.masked_conv2d_at,
             self.diag_lstm_layout,
             self.row_lstm,
@@ -330,15 +390,26 @@ mod tests {
         for v in MaskedConv2d::ALL {
             assert_eq!(MaskedConv2d::try_from(v.number()).unwrap(), v);
         }
+        for v in MaskedConv2dWeight::ALL {
+            assert_eq!(MaskedConv2dWeight::try_from(v.number()).unwrap(), v);
+        }
         for v in DiagLstmLayout::ALL {
             assert_eq!(DiagLstmLayout::try_from(v.number()).unwrap(), v);
         }
-        assert!(matches!(MaskedConv2d::try_from(3), Err(Error::Config(_))));
+        assert!(matches!(MaskedConv2d::try_from(4), Err(Error::Config(_))));
+        assert!(matches!(
+            MaskedConv2dWeight::try_from(0),
+            Err(Error::Config(_))
+        ));
         assert!(matches!(
             DiagLstmLayout::try_from(0),
             Err(Error::Unsupported(_))
         ));
-        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V2);
+        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V3);
+        assert_eq!(
+            Variants::default().masked_conv2d_weight,
+            MaskedConv2dWeight::V2
+        );
         for v in RowLstm::ALL {
             assert_eq!(RowLstm::try_from(v.number()).unwrap(), v);
         }
@@ -349,8 +420,8 @@ mod tests {
         assert!(matches!(DiagLstm::try_from(3), Err(Error::Config(_))));
         assert_eq!(
             Variants::default().to_string(),
-            "masked_conv2d v2, masked_conv2d_at v1, diag_lstm layout folded, row_lstm v2, \
-             diag_lstm v2"
+            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout \
+             folded, row_lstm v2, diag_lstm v2"
         );
     }
 
@@ -362,6 +433,22 @@ mod tests {
         let conv = MaskedConv2d::ALL.map(MaskedConv2d::number).to_vec();
         assert_eq!(crate::kernels::versions("masked_conv2d", "fwd"), conv);
         assert_eq!(crate::kernels::versions("masked_conv2d", "bwd_data"), conv);
+        let weight = MaskedConv2dWeight::ALL
+            .map(MaskedConv2dWeight::number)
+            .to_vec();
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "bwd_weight"),
+            weight
+        );
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "pack_transposed"),
+            [1]
+        );
+        // v2's second pass.
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "bwd_weight_reduce"),
+            [1]
+        );
         let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
         assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), at);
         assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
