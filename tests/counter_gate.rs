@@ -167,3 +167,35 @@ fn the_gate_fails_a_kernel_that_stops_coalescing() {
     assert!((eff - 256.0 / 1152.0).abs() < 1e-9, "{eff}");
     assert_eq!(bad[0].worst_efficiency, Some(0.125));
 }
+
+/// The profile's FLOPs, summed from the launches' host-side formulas (`LaunchCfg::flops`),
+/// equal the bench's independent count of a training step (`bench::step_flops`, the counts
+/// of docs/benchmarks.md) exactly for PixelCNN and the fused recurrences; and a training step
+/// synchronises with the host 3 times (the loss-target flag, the loss, the gradient norm),
+/// not once per parameter.
+#[test]
+fn profile_flops_match_the_step_count_and_syncs_are_few() {
+    let be = backend();
+    for kind in [
+        ModelKind::PixelCnn,
+        ModelKind::RowLstm,
+        ModelKind::DiagBiLstm,
+    ] {
+        let t = Target::all_of(kind)[0];
+        assert!(matches!(
+            t.recurrence,
+            None | Some(pixelrnn::backend::Recurrence::Fused)
+        ));
+        let p = profile::profile_step(&be, &GATE_CONFIG, t, &H200).expect("profile");
+        let (_, want) = pixelrnn::bench::step_flops(&GATE_CONFIG.model(kind), GATE_CONFIG.batch)
+            .expect("step flops");
+        assert_eq!(p.flops as f64, want, "{}", p.target);
+        assert_eq!(p.host_syncs, 3, "{}", p.target);
+        assert_eq!(
+            p.kernels.iter().map(|k| k.launches).sum::<u64>(),
+            p.launches,
+            "{}",
+            p.target
+        );
+    }
+}

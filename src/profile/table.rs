@@ -13,7 +13,7 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 }
 
 /// The cells of one kernel's row.
-fn cells(k: &KernelProfile, step_s: f64) -> [String; 12] {
+fn cells(k: &KernelProfile, step_s: f64) -> [String; 13] {
     let global = k.global_requests > 0;
     [
         k.kernel.clone(),
@@ -24,6 +24,7 @@ fn cells(k: &KernelProfile, step_s: f64) -> [String; 12] {
             "-".into()
         },
         format!("{:.2}", k.compulsory_bytes as f64 / 1e6),
+        format!("{:.3}", k.sector_bytes as f64 / 1e9),
         if global {
             format!("{:.1}", k.sectors_per_request)
         } else {
@@ -53,11 +54,12 @@ fn cells(k: &KernelProfile, step_s: f64) -> [String; 12] {
     ]
 }
 
-const HEADERS: [&str; 12] = [
+const HEADERS: [&str; 13] = [
     "kernel",
     "launches",
     "GFLOP",
     "comp. MB",
+    "sector GB",
     "sect/req",
     "eff",
     "worst site",
@@ -70,14 +72,17 @@ const HEADERS: [&str; 12] = [
 
 /// The summary line of a step: launches, host synchronisations, floors and the estimate.
 pub fn summary_line(p: &StepProfile) -> String {
+    let sectors: u64 = p.kernels.iter().map(|k| k.sector_bytes).sum();
     format!(
-        "{} launches, {} host syncs, {:.2} GFLOP, {:.1} MB compulsory; estimate {:.0} µs \
+        "{} launches, {} host syncs, {:.2} GFLOP, {:.1} MB compulsory, {:.2} GB of sectors \
+         requested; estimate {:.0} µs \
          (each launch at its own bound plus its launch; step floors: FLOPs {:.0} µs, DRAM \
          {:.0} µs, launches {:.0} µs)",
         p.launches,
         p.host_syncs,
         p.flops as f64 / 1e9,
         p.compulsory_bytes as f64 / 1e6,
+        sectors as f64 / 1e9,
         p.estimate_s * 1e6,
         p.flop_floor_s() * 1e6,
         p.memory_floor_s() * 1e6,
@@ -106,7 +111,7 @@ fn title(p: &StepProfile) -> String {
 /// The fixed-width table of a profiled step, kernels by descending estimate, then the
 /// summary line.
 pub fn table(p: &StepProfile) -> String {
-    let rows: Vec<[String; 12]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
+    let rows: Vec<[String; 13]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
     let mut w = HEADERS.map(|h| h.chars().count());
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -117,7 +122,7 @@ pub fn table(p: &StepProfile) -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             let pad = w[i] - c.chars().count();
-            if i == 0 || i == 11 {
+            if i == 0 || i == 12 {
                 let _ = write!(s, "{c}{}", " ".repeat(pad));
             } else {
                 let _ = write!(s, "{}{c}", " ".repeat(pad));
@@ -145,7 +150,7 @@ pub fn markdown(p: &StepProfile) -> String {
         HEADERS
             .iter()
             .enumerate()
-            .map(|(i, _)| if i == 0 || i == 11 { "---|" } else { "---:|" })
+            .map(|(i, _)| if i == 0 || i == 12 { "---|" } else { "---:|" })
             .collect::<String>()
     );
     for k in &p.kernels {

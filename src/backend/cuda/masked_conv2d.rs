@@ -281,8 +281,8 @@ fn weight_grad_v2<E: Executor>(
         ],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
-        // Additions of the split partials (counted as FLOPs: they are the split's cost).
-        flops: (split.splits * taps * g.cin * g.cout) as u64,
+        // Additions only, memory-bound: not GEMM work (LaunchCfg::flops).
+        flops: 0,
     };
     let mut args = vec![
         arg(&part),
