@@ -1274,3 +1274,64 @@ fn plot_draws_runs_and_refuses_bad_input() {
         &["--out", "does not exist"],
     );
 }
+
+/// `pixelrnn profile` at the tiny size: one table per step on stdout, the JSON complete with
+/// the step's kernels, its launches summing to the step's, 3 host synchronisations, and the
+/// FLOPs of `bench::step_flops`; a bad size or flag is one clear line.
+#[test]
+fn profile_reports_a_counted_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("profile.json");
+    let out = pixelrnn(&[
+        "profile",
+        "--model",
+        "pixelcnn",
+        "--config",
+        "tiny",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .expect_ok();
+    assert!(
+        out.stdout.contains("pixelcnn train step, tiny")
+            && out.stdout.contains("masked_conv2d_fwd_v3")
+            && out.stdout.contains("host syncs"),
+        "{}",
+        out.stdout
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["complete"], true);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    let st = &steps[0];
+    assert_eq!(st["host_syncs"], 3);
+    let kernels = st["kernels"].as_array().unwrap();
+    let launches: u64 = kernels
+        .iter()
+        .map(|k| k["launches"].as_u64().unwrap())
+        .sum();
+    assert_eq!(launches, st["launches"].as_u64().unwrap());
+    let cfg = pixelrnn::bench::config("tiny").unwrap();
+    let (_, flops) =
+        pixelrnn::bench::step_flops(&cfg.model(pixelrnn::models::ModelKind::PixelCnn), cfg.batch)
+            .unwrap();
+    assert_eq!(st["flops"].as_f64().unwrap(), flops);
+    assert!(
+        st["nll_per_image"].as_f64().unwrap() > 0.0,
+        "every block ran"
+    );
+
+    assert_clean_error(
+        &pixelrnn(&["profile", "--config", "huge"]),
+        &["--config huge"],
+    );
+    assert_clean_error(
+        &pixelrnn(&["profile", "--model", "multiscale"]),
+        &["--model multiscale"],
+    );
+    assert_clean_error(
+        &pixelrnn(&["profile", "--launch-us", "-1"]),
+        &["--launch-us"],
+    );
+}
