@@ -114,6 +114,23 @@ impl BenchConfig {
         )
     }
 
+    /// A deterministic batch of this size (pixel `i` is `(7919 i) mod 256`): the images of
+    /// the bench's training-step rows and of `pixelrnn profile`.
+    pub fn images(&self) -> crate::error::Result<crate::data::Images> {
+        let dims = self.height * self.width * self.channels;
+        let pixels = (0..self.batch * dims)
+            .map(|i| ((i * 7919) % 256) as u8)
+            .collect();
+        Ok(crate::data::Images::new(
+            self.batch,
+            self.height,
+            self.width,
+            self.channels,
+            false,
+            pixels,
+        )?)
+    }
+
     /// Pixels per batch: `batch * height * width`.
     pub(crate) fn positions(&self) -> f64 {
         (self.batch * self.height * self.width) as f64

@@ -14,22 +14,6 @@ use crate::models::{Model, ModelKind};
 use crate::optim::{OptimConfig, Optimizer, OptimizerKind};
 use crate::parity;
 
-/// A deterministic batch of `cfg`'s size.
-fn step_images(cfg: &BenchConfig) -> Result<Images> {
-    let dims = cfg.height * cfg.width * cfg.channels;
-    let pixels = (0..cfg.batch * dims)
-        .map(|i| ((i * 7919) % 256) as u8)
-        .collect();
-    Ok(Images::new(
-        cfg.batch,
-        cfg.height,
-        cfg.width,
-        cfg.channels,
-        false,
-        pixels,
-    )?)
-}
-
 /// One training step of `model` on `images`: forward, loss, backward, RMSProp. Returns the
 /// summed NLL (nats) and the gradients' global norm.
 fn train_step<X: Backend>(
@@ -118,7 +102,7 @@ pub(crate) fn time_step<B: BenchBackend>(
     row.flops = step_flops(&mc, cfg.batch).map(|(_, s)| s);
     let result = be.with_variants(choice.variants, || -> Result<()> {
         row.variants = be.variants();
-        let images = step_images(cfg)?;
+        let images = cfg.images()?;
         let mut model = Model::new(be, mc.clone(), 0)?;
         model.set_recurrence(rec.unwrap_or_default());
         let mut opt = optimizer::<B>();

@@ -33,7 +33,6 @@ use serde::Serialize;
 use crate::backend::cuda::{CudaBackend, DiagLstmLayout, Emulator, Variants};
 use crate::backend::Recurrence;
 use crate::bench::BenchConfig;
-use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelKind, Stages};
 use crate::optim::{OptimConfig, Optimizer, OptimizerKind};
@@ -175,22 +174,6 @@ impl StepProfile {
     }
 }
 
-/// A deterministic batch of `cfg`'s size (the bench's: pixel `i` is `(7919 i) mod 256`).
-fn step_images(cfg: &BenchConfig) -> Result<Images> {
-    let dims = cfg.height * cfg.width * cfg.channels;
-    let pixels = (0..cfg.batch * dims)
-        .map(|i| ((i * 7919) % 256) as u8)
-        .collect();
-    Ok(Images::new(
-        cfg.batch,
-        cfg.height,
-        cfg.width,
-        cfg.channels,
-        false,
-        pixels,
-    )?)
-}
-
 /// Profiles one training step of `target` at `cfg` on `be` (an emulator backend; its counters
 /// are turned on for the step and off again) and estimates it on `roofline`. The kernel
 /// variants in force are `be`'s, with the target's layout selected for the step. Under the
@@ -213,7 +196,7 @@ pub fn profile_step(
         variants.diag_lstm_layout = l;
     }
     let _restore = be.select(variants);
-    let images = step_images(cfg)?;
+    let images = cfg.images()?;
     let mut model = Model::new(be, cfg.model(target.kind), 0)?;
     model.set_recurrence(target.recurrence.unwrap_or_default());
     let mut opt = Optimizer::new(OptimConfig {
