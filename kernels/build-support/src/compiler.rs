@@ -239,9 +239,10 @@ pub fn check_entry_points(name: &str, ptx: &str) -> Result<(Vec<String>, Vec<Str
                 "kernel {entry} is C++-mangled: declare it extern \"C\" (PIXELRNN_KERNEL)"
             ));
         }
-        if !follows_naming(name, entry) {
+        if !follows_file_naming(name, entry) {
             notes.push(format!(
-                "kernel {entry} does not follow the naming <op>_<pass>_v<N> with op = {name}"
+                "kernel {entry} does not follow the naming <op>_<pass>_v<N> with op = {name} \
+                 (or, in a file <op>_<part>.cu of a split op, its op)"
             ));
         }
     }
@@ -259,6 +260,17 @@ pub fn entry_points(ptx: &str) -> Vec<String> {
             (!name.is_empty()).then(|| name.to_string())
         })
         .collect()
+}
+
+/// Whether `entry` of file `stem`.cu is `<op>_<pass>_v<N>` with op the stem, or the stem
+/// up to one of its underscores: an op whose kernels are split over several files by job
+/// (masked_conv2d.cu, masked_conv2d_packed.cu, masked_conv2d_weight.cu) names them all as
+/// its own.
+pub fn follows_file_naming(stem: &str, entry: &str) -> bool {
+    follows_naming(stem, entry)
+        || stem
+            .match_indices('_')
+            .any(|(i, _)| follows_naming(&stem[..i], entry))
 }
 
 /// Whether `entry` is `<op>_<pass>_v<N>`.
@@ -294,6 +306,24 @@ mod tests {
         assert!(!follows_naming("fill", "fill_fwd_vx"));
         assert!(!follows_naming("fill", "fill_fwd"));
         assert!(!follows_naming("fill", "other_fwd_v1"));
+    }
+
+    #[test]
+    fn a_split_op_names_its_kernels_after_the_op() {
+        assert!(follows_file_naming("masked_conv2d", "masked_conv2d_fwd_v1"));
+        assert!(follows_file_naming(
+            "masked_conv2d_weight",
+            "masked_conv2d_bwd_weight_v2"
+        ));
+        assert!(follows_file_naming(
+            "masked_conv2d_packed",
+            "masked_conv2d_pack_v1"
+        ));
+        assert!(!follows_file_naming(
+            "masked_conv2d_packed",
+            "masked_fwd_v1x"
+        ));
+        assert!(!follows_file_naming("masked_conv2d_packed", "other_fwd_v1"));
     }
 
     #[test]

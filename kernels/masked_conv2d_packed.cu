@@ -1,0 +1,293 @@
+// masked_conv2d_packed.cu: the masked_conv2d kernels that run from weights packed once per
+// call (the index of every version: kernels/masked_conv2d.cu's header): fwd v3 and bwd_data v3
+// (the 128x128 implicit GEMM), pack v1 and pack_transposed v1 (their packings), and fwd_at v1
+// (incremental sampling, from pack v1's layout). CPU twins: src/backend/cpu/masked_conv2d.rs
+// and masked_conv2d_at.rs; host side: src/backend/cuda/masked_conv2d.rs and
+// masked_conv2d_at.rs.
+#include "masked_conv2d.cuh"
+
+// Tile of fwd v3 and bwd_data v3 (masked_conv2d_gemm3): 128 positions x 128 features per block
+// of 256 threads, 8x8 outputs per thread through float4 shared reads (the micro-kernel of
+// bwd_weight v2: 8 FLOPs per shared word), K = live taps x source features in chunks of 8,
+// register-staged into double-buffered shared tiles. The weights come packed once per call,
+// [live taps x source features, output features] with the mask applied, so the K loop has no
+// mask test; the tap of each loader column is tracked incrementally (no division in the loop).
+#define MASKED_CONV2D_G3_M 128
+#define MASKED_CONV2D_G3_N 128
+#define MASKED_CONV2D_G3_K 8
+// Row pitch of the gathered tile: +4 floats keeps float4 alignment, and puts the stores of a
+// warp (8 k x 4 positions) on 32 distinct banks (k * 132 + m = 4k + m mod 32).
+#define MASKED_CONV2D_G3_PITCH (MASKED_CONV2D_G3_M + 4)
+// Positions each thread gathers per chunk (at one k): 8 k x 128 positions over 256 threads.
+#define MASKED_CONV2D_G3_A_LOADS (MASKED_CONV2D_G3_K * MASKED_CONV2D_G3_M / PIXELRNN_BLOCK)
+// Packed-weight rows each thread loads per chunk (at one column).
+#define MASKED_CONV2D_G3_B_LOADS (MASKED_CONV2D_G3_K * MASKED_CONV2D_G3_N / PIXELRNN_BLOCK)
+
+// The gather position of K index kk = t * src_c + s, kept by one loader thread as it advances
+// by 8 per chunk: the source feature s and the tap's kernel row and column (ky, kx).
+struct MaskedConv2dTapCursor {
+    int s, ky, kx;
+};
+
+PIXELRNN_DEVICE void masked_conv2d_cursor_advance(MaskedConv2dTapCursor& c, int step, int src_c,
+                                                  int kw) {
+    c.s += step;
+    while (c.s >= src_c && src_c > 0) {
+        c.s -= src_c;
+        if (++c.kx == kw) {
+            c.kx = 0;
+            ++c.ky;
+        }
+    }
+}
+
+// One chunk of both tiles into registers. Gathered tile: this thread's k = k0 + kl (at `cur`)
+// at its 4 positions p = pm + 32j: src[(p + shift) * src_c + s], 0 outside the map, past the
+// last position (its row is far outside) or past K. A warp takes 8 consecutive k at 4
+// positions: 4 runs of 8 consecutive words (one sector each when src_c is a multiple of 8).
+// Packed tile: rows k0 + kb + 2j at column q0 + qb (a warp: 32 consecutive words).
+PIXELRNN_DEVICE void masked_conv2d_g3_load(
+    const float* __restrict__ src, const float* __restrict__ packed,
+    float av[MASKED_CONV2D_G3_A_LOADS], float bv[MASKED_CONV2D_G3_B_LOADS],
+    const MaskedConv2dTapCursor& cur, int k0, int kl, int k_total,
+    int dir, const int yy[MASKED_CONV2D_G3_A_LOADS], const int xx[MASKED_CONV2D_G3_A_LOADS],
+    pixelrnn_index_t pm, int kb, int qf, bool q_ok,
+    int height, int width, int src_c, int out_c, int kh, int kw) {
+    const bool k_ok = k0 + kl < k_total;
+    const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
+    const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
+#pragma unroll
+    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
+        const int iy = yy[j] + sy, ix = xx[j] + sx;
+        const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
+        av[j] = k_ok && inside ? src[(pm + 32 * j + shift) * src_c + cur.s] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
+        const int k = k0 + kb + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j;
+        bv[j] = k < k_total && q_ok ? packed[(pixelrnn_index_t)k * out_c + qf] : 0.0f;
+    }
+}
+
+// The implicit GEMM of fwd v3 and bwd_data v3, written once: out[m, q] (+ bias[q]) = sum over
+// kk = t * src_c + s < taps * src_c of src[m + dir * (tap t's offset), s] * packed[kk * out_c
+// + q]. Forward: src = x (src_c = cin), dir = +1, packed = masked_conv2d_pack_v1's [taps*cin,
+// cout]. Input gradient: src = dy (src_c = cout), dir = -1 (the outputs that read position m
+// through tap t), packed = masked_conv2d_pack_transposed_v1's [taps*cout, cin]. Tile of this
+// block: positions blockIdx.x * 128.., features blockIdx.y * 128...
+PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_c, int dir,
+                                         const float* __restrict__ packed,
+                                         const float* __restrict__ bias, float* __restrict__ out,
+                                         int out_c, int n, int height, int width, int kh, int kw,
+                                         int taps) {
+    __shared__ __align__(16) float as[2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_PITCH];
+    __shared__ __align__(16) float bs[2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_N];
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
+    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_G3_M;
+    const int q0 = blockIdx.y * MASKED_CONV2D_G3_N;
+    const int k_total = taps * src_c;
+
+    // Gathered-tile loader: k = tid % 8, positions m0 + tid / 8 + 32j (decoded once). A row
+    // past the last position gets a row index far outside the map: every tap misses it.
+    const int kl = tid % MASKED_CONV2D_G3_K, ml = tid / MASKED_CONV2D_G3_K;
+    const pixelrnn_index_t pm = m0 + ml;
+    int yy[MASKED_CONV2D_G3_A_LOADS], xx[MASKED_CONV2D_G3_A_LOADS];
+#pragma unroll
+    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
+        const pixelrnn_index_t m = pm + 32 * j;
+        const bool valid = m < positions;
+        xx[j] = valid ? (int)(m % width) : 0;
+        yy[j] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
+    }
+    MaskedConv2dTapCursor cur = {kl, 0, 0};
+    masked_conv2d_cursor_advance(cur, 0, src_c, kw);  // kl may already pass a tap (src_c < 8)
+    // Packed-tile loader: column q0 + tid % 128, rows tid / 128 + 2j.
+    const int qb = tid % MASKED_CONV2D_G3_N, kb = tid / MASKED_CONV2D_G3_N;
+    const int qf = q0 + qb;
+    const bool q_ok = qf < out_c;
+
+    // The accumulators start at the bias (read once, not kept for the epilogue).
+    float acc[8][8];
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+        const int q = q0 + (c < 4 ? 0 : 64) + 4 * tx + (c & 3);
+        const float b0 = bias != 0 && q < out_c ? bias[q] : 0.0f;
+#pragma unroll
+        for (int r = 0; r < 8; ++r) acc[r][c] = b0;
+    }
+    float av[MASKED_CONV2D_G3_A_LOADS], bv[MASKED_CONV2D_G3_B_LOADS];
+    int buf = 0;
+    if (k_total > 0) {
+        masked_conv2d_g3_load(src, packed, av, bv, cur, 0, kl, k_total, dir, yy, xx, pm, kb, qf,
+                              q_ok, height, width, src_c, out_c, kh, kw);
+#pragma unroll
+        for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) as[0][kl][ml + 32 * j] = av[j];
+#pragma unroll
+        for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
+            bs[0][kb + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j][qb] = bv[j];
+        }
+    }
+    __syncthreads();
+    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_G3_K) {
+        const bool more = k0 + MASKED_CONV2D_G3_K < k_total;
+        if (more) {  // the next chunk's loads in flight during this chunk's FMAs
+            masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
+            masked_conv2d_g3_load(src, packed, av, bv, cur, k0 + MASKED_CONV2D_G3_K, kl,
+                                  k_total, dir, yy, xx, pm, kb, qf, q_ok, height, width, src_c,
+                                  out_c, kh, kw);
+        }
+#pragma unroll
+        for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
+            masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], tx, ty);
+        }
+        if (more) {
+#pragma unroll
+            for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
+                as[buf ^ 1][kl][ml + 32 * j] = av[j];
+            }
+#pragma unroll
+            for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
+                bs[buf ^ 1][kb + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j][qb] = bv[j];
+            }
+        }
+        __syncthreads();
+        buf ^= 1;
+    }
+
+    // Rows 4ty.. and 64 + 4ty.., columns 4tx.. and 64 + 4tx..: float4 stores along the
+    // feature row when it is 16-byte aligned (out_c a multiple of 4), else one word each.
+    const bool vec = out_c % 4 == 0;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+        const pixelrnn_index_t m = m0 + (r < 4 ? 0 : 64) + 4 * ty + (r & 3);
+        if (m >= positions) continue;
+        float* row = out + m * out_c;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int q = q0 + 64 * h + 4 * tx;
+            float v[4];
+#pragma unroll
+            for (int c = 0; c < 4; ++c) v[c] = acc[r][4 * h + c];
+            if (vec && q < out_c) {
+                *reinterpret_cast<float4*>(row + q) = make_float4(v[0], v[1], v[2], v[3]);
+            } else if (!vec) {
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    if (q + c < out_c) row[q + c] = v[c];
+                }
+            }
+        }
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 128), ceil(cout / 128)).
+// y = conv(x, w) + b from `packed` = masked_conv2d_pack_v1(w) ([taps * cin, cout], masked
+// entries 0): masked_conv2d_gemm3 with src = x, dir = +1.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_fwd_v3(const float* __restrict__ x, const float* __restrict__ packed,
+                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                     int width, int cin, int cout, int kh, int kw, int taps) {
+    masked_conv2d_gemm3(x, cin, 1, packed, b, y, cout, n, height, width, kh, kw, taps);
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 128), ceil(cin / 128)).
+// dx from `packed` = masked_conv2d_pack_transposed_v1(w) ([taps * cout, cin], masked entries
+// 0): masked_conv2d_gemm3 with src = dy, dir = -1.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_bwd_data_v3(const float* __restrict__ dy, const float* __restrict__ packed,
+                          float* __restrict__ dx, int n, int height, int width, int cin,
+                          int cout, int kh, int kw, int taps) {
+    masked_conv2d_gemm3(dy, cout, -1, packed, 0, dx, cin, n, height, width, kh, kw, taps);
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim = (ceil(cout*cin / 32), ceil(taps / 32)).
+// packed[(t * cout + o) * cin + i] = w[o, i, t], or 0 where masked: the transposed product's
+// weights for bwd_data v3. With r = o * cin + i this is the transpose of w viewed as a
+// [cout*cin, kh*kw] matrix (restricted to the live taps), done through a 32 x 32 shared tile of
+// odd row stride: block (r-chunk r0.., tap chunk t0..) reads its rows of w whole (t0.. up to 32
+// taps, the dead ones too, so that the reads are one contiguous run when kh*kw <= 32) and writes
+// 32 consecutive r per live tap.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_pack_transposed_v1(const float* __restrict__ w, float* __restrict__ packed,
+                                 int cin, int cout, int kh, int kw, int taps, int mask,
+                                 int groups, int out_block, int in_block) {
+    __shared__ float tile[MASKED_CONV2D_WR_TILE * (MASKED_CONV2D_WR_TILE + 1)];
+    const int khw = kh * kw;
+    const int centre = (kh / 2) * kw + kw / 2;
+    const int rows = cout * cin;
+    const int r0 = blockIdx.x * MASKED_CONV2D_WR_TILE, t0 = blockIdx.y * MASKED_CONV2D_WR_TILE;
+    const int rc = min(MASKED_CONV2D_WR_TILE, rows - r0);
+    const int tc = min(MASKED_CONV2D_WR_TILE, khw - t0);  // read width (dead taps included)
+    const int tw = min(MASKED_CONV2D_WR_TILE, taps - t0);  // written taps
+    const int stride = tc | 1;  // odd: the 32 rows of one tap column hit 32 banks
+    const float* in = w + (pixelrnn_index_t)r0 * khw + t0;
+    for (int j = threadIdx.x; j < rc * tc; j += blockDim.x) {
+        const int rl = j / tc, tl = j - rl * tc;
+        tile[rl * stride + tl] = in[(pixelrnn_index_t)rl * khw + tl];
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < rc * tw; j += blockDim.x) {
+        const int tl = j / rc, rl = j - tl * rc;
+        const int r = r0 + rl, t = t0 + tl;
+        const int o = r / cin, i = r - o * cin;
+        packed[(pixelrnn_index_t)t * rows + r] =
+            masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)
+                ? tile[rl * stride + tl]
+                : 0.0f;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(taps*cin*cout / 256), 65535)
+// (grid-stride). packed[(t * cin + i) * cout + o] = w[o, i, t], or 0 where masked: the layout
+// of the CPU twin, so that fwd_at reads the weights of one (tap, input) row for neighbouring
+// output features from neighbouring words.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_pack_v1(const float* __restrict__ w, float* __restrict__ packed, int cin,
+                      int cout, int kh, int kw, int taps, int mask, int groups, int out_block,
+                      int in_block) {
+    const int khw = kh * kw;
+    const int centre = (kh / 2) * kw + kw / 2;
+    const pixelrnn_index_t total = (pixelrnn_index_t)taps * cin * cout;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
+        const int o = (int)(e % cout);
+        const pixelrnn_index_t row = e / cout;
+        const int i = (int)(row % cin);
+        const int t = (int)(row / cin);
+        packed[e] = masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)
+                        ? w[((pixelrnn_index_t)o * cin + i) * khw + t]
+                        : 0.0f;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = min(ceil(n*cout / 256), 65535)
+// (grid-stride). y[img, o] = b[o] + sum over live taps t inside the map and inputs i of
+// x[img, pi + ky - kh/2, pj + kx - kw/2, i] * packed[(t * cin + i) * cout + o]: the output of
+// fwd at position (pi, pj) only.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_fwd_at_v1(const float* __restrict__ x, const float* __restrict__ packed,
+                        const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                        int width, int cin, int cout, int kh, int kw, int taps, int pi,
+                        int pj) {
+    const int cy = kh / 2, cx = kw / 2;
+    const pixelrnn_index_t total = (pixelrnn_index_t)n * cout;
+    const pixelrnn_index_t stride = pixelrnn_grid_stride();
+    for (pixelrnn_index_t e = pixelrnn_global_thread(); e < total; e += stride) {
+        const int o = (int)(e % cout);
+        const pixelrnn_index_t img = e / cout;
+        float acc = b[o];
+        for (int t = 0; t < taps; ++t) {
+            const int ky = t / kw, kx = t - ky * kw;
+            const int iy = pi + ky - cy, ix = pj + kx - cx;
+            if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+            const float* xp = x + ((img * height + iy) * width + ix) * cin;
+            const float* wp = packed + (pixelrnn_index_t)t * cin * cout + o;
+            for (int i = 0; i < cin; ++i) {
+                acc += xp[i] * wp[(pixelrnn_index_t)i * cout];
+            }
+        }
+        y[e] = acc;
+    }
+}
