@@ -36,6 +36,13 @@
 
 typedef long long pixelrnn_index_t;
 
+// Multi-tensor launches (optim_*_multi, reduce_sum_squares_multi): one block per row of a chunk
+// table of PIXELRNN_MULTI_ROW 8-byte words, [4 device pointers, start, end], each row at most
+// PIXELRNN_MULTI_CHUNK elements of one tensor. The host builds the table with the same two
+// constants (src/backend/cuda/multi_tensor.rs, checked against these in its tests).
+#define PIXELRNN_MULTI_ROW 6
+#define PIXELRNN_MULTI_CHUNK 16384
+
 // Largest finite float; -PIXELRNN_FLT_MAX is the identity of a max reduction that is safe to
 // subtract from (unlike -inf, which gives nan for -inf - -inf).
 #define PIXELRNN_FLT_MAX 3.402823466e+38f

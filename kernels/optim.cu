@@ -1,11 +1,19 @@
 // optim.cu: optimizer updates, in place on the parameters and their running statistics.
 // CPU twins: src/backend/cpu/optim.rs (same formulas, same order of operations).
 //
-// Entry points: optim_rmsprop_v<N>, optim_adam_v<N>; version chosen per family ("optim").
+// Entry points: optim_rmsprop_v<N>, optim_adam_v<N> (one tensor per launch), and
+// optim_rmsprop_multi_v<N>, optim_adam_multi_v<N> (every parameter of the model in one launch,
+// from a chunk table: src/backend/cuda/multi_tensor.rs); version chosen per family ("optim").
 //
-// Versions (both ops):
+// Versions (all four):
 //   v1: one thread per parameter, grid-stride loop. Memory-bound (RMSProp: 12 bytes read,
 //       8 written per parameter; Adam: 16 read, 12 written); the reference version.
+//       rmsprop_multi / adam_multi: the same update, one block per chunk of at most
+//       PIXELRNN_MULTI_CHUNK elements of one tensor (the block's row of the chunk table),
+//       the gradient first multiplied by grad_scale and written back when grad_scale != 1
+//       (global-norm clipping folded in: the same floats as scale_inplace then the update).
+//       One launch for the whole model instead of one per tensor (and one per tensor for
+//       the clipping): a PixelCNN step at cifar-large has 78 parameter tensors.
 //
 // Semantics, per parameter:
 //   rmsprop_update: ms = decay ms + (1 - decay) g^2;  p -= lr g / sqrt(ms + eps)
@@ -37,6 +45,62 @@ optim_adam_v1(float* __restrict__ param, const float* __restrict__ grad,
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
         const float g = grad[i];
+        const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        const float m_hat = mi / bias_correction1;
+        const float v_hat = vi / bias_correction2;
+        param[i] -= lr * m_hat / (sqrtf(v_hat) + eps);
+    }
+}
+
+// The tensors of chunk table row `row` (src/backend/cuda/multi_tensor.rs): up to four device
+// pointers, then the chunk's element range [start, end) in all of them.
+PIXELRNN_DEVICE float* optim_multi_ptr(const long long* __restrict__ row, int k) {
+    return reinterpret_cast<float*>(static_cast<unsigned long long>(row[k]));
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = chunks (one block per table row).
+// Row: [param, grad, ms, unused, start, end].
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+optim_rmsprop_multi_v1(const long long* __restrict__ table, float lr, float decay, float eps,
+                       float grad_scale) {
+    const long long* row = table + (pixelrnn_index_t)blockIdx.x * PIXELRNN_MULTI_ROW;
+    float* param = optim_multi_ptr(row, 0);
+    float* grad = optim_multi_ptr(row, 1);
+    float* ms = optim_multi_ptr(row, 2);
+    const pixelrnn_index_t end = row[5];
+    for (pixelrnn_index_t i = row[4] + threadIdx.x; i < end; i += blockDim.x) {
+        float g = grad[i];
+        if (grad_scale != 1.0f) {
+            g *= grad_scale;
+            grad[i] = g;
+        }
+        const float s = decay * ms[i] + (1.0f - decay) * g * g;
+        ms[i] = s;
+        param[i] -= lr * g / sqrtf(s + eps);
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = chunks (one block per table row).
+// Row: [param, grad, m, v, start, end].
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+optim_adam_multi_v1(const long long* __restrict__ table, float lr, float beta1, float beta2,
+                    float eps, float bias_correction1, float bias_correction2,
+                    float grad_scale) {
+    const long long* row = table + (pixelrnn_index_t)blockIdx.x * PIXELRNN_MULTI_ROW;
+    float* param = optim_multi_ptr(row, 0);
+    float* grad = optim_multi_ptr(row, 1);
+    float* m = optim_multi_ptr(row, 2);
+    float* v = optim_multi_ptr(row, 3);
+    const pixelrnn_index_t end = row[5];
+    for (pixelrnn_index_t i = row[4] + threadIdx.x; i < end; i += blockDim.x) {
+        float g = grad[i];
+        if (grad_scale != 1.0f) {
+            g *= grad_scale;
+            grad[i] = g;
+        }
         const float mi = beta1 * m[i] + (1.0f - beta1) * g;
         const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;

@@ -188,34 +188,59 @@ impl<B: Backend> Optimizer<B> {
                 step: self.step,
             });
         }
-        if let Some(max) = self.config.clip {
-            if grad_norm > max as f64 {
-                let s = (max as f64 / grad_norm) as f32;
-                for p in params.iter_mut() {
-                    backend.scale_inplace(&mut p.grad, s)?;
-                }
-            }
-        }
+        // Clipping folds into the update: its kernels scale each gradient first (in place,
+        // the same floats as a separate scale), one launch for every parameter on CUDA.
+        let grad_scale = match self.config.clip {
+            Some(max) if grad_norm > max as f64 => (max as f64 / grad_norm) as f32,
+            _ => 1.0,
+        };
         let lr = self.config.lr_at(self.step);
         let t = (self.step + 1) as i32;
-        for (p, (name, moments)) in params.iter_mut().zip(self.state.iter_mut()) {
-            debug_assert_eq!(&p.name, name);
-            match (self.config.kind, moments.as_mut_slice()) {
-                (OptimizerKind::RmsProp, [ms]) => backend.rmsprop_update(
-                    &mut p.value,
-                    &p.grad,
-                    ms,
+        debug_assert!(params
+            .iter()
+            .zip(&self.state)
+            .all(|(p, (n, _))| &p.name == n));
+        let (mut values, mut grads): (Vec<_>, Vec<_>) = params
+            .iter_mut()
+            .map(|p| {
+                let Param { value, grad, .. } = &mut **p;
+                (value, grad)
+            })
+            .unzip();
+        let mut moments: Vec<&mut [Tensor<B>]> = self
+            .state
+            .iter_mut()
+            .map(|(_, m)| m.as_mut_slice())
+            .collect();
+        match self.config.kind {
+            OptimizerKind::RmsProp => {
+                let mut ms: Vec<&mut Tensor<B>> = moments.iter_mut().map(|m| &mut m[0]).collect();
+                backend.rmsprop_update_all(
+                    &mut values,
+                    &mut grads,
+                    &mut ms,
+                    grad_scale,
                     RmsPropStep {
                         lr,
                         decay: self.config.rmsprop_decay,
                         eps: self.config.eps,
                     },
-                )?,
-                (OptimizerKind::Adam, [m, v]) => backend.adam_update(
-                    &mut p.value,
-                    &p.grad,
-                    m,
-                    v,
+                )?
+            }
+            OptimizerKind::Adam => {
+                let (mut m, mut v): (Vec<&mut Tensor<B>>, Vec<&mut Tensor<B>>) = moments
+                    .iter_mut()
+                    .map(|mv| {
+                        let (m, v) = mv.split_at_mut(1);
+                        (&mut m[0], &mut v[0])
+                    })
+                    .unzip();
+                backend.adam_update_all(
+                    &mut values,
+                    &mut grads,
+                    &mut m,
+                    &mut v,
+                    grad_scale,
                     AdamStep {
                         lr,
                         beta1: self.config.beta1,
@@ -224,8 +249,7 @@ impl<B: Backend> Optimizer<B> {
                         bias_correction1: 1.0 - self.config.beta1.powi(t),
                         bias_correction2: 1.0 - self.config.beta2.powi(t),
                     },
-                )?,
-                _ => unreachable!("moments are created per optimizer kind"),
+                )?
             }
         }
         self.step += 1;

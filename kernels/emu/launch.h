@@ -48,7 +48,8 @@ constexpr int param_kind() {
         using E = typename std::remove_pointer<U>::type;
         using B = typename std::remove_cv<E>::type;
         constexpr bool ok = std::is_same<B, float>::value || std::is_same<B, double>::value ||
-                            std::is_same<B, int>::value || std::is_same<B, unsigned>::value;
+                            std::is_same<B, int>::value || std::is_same<B, unsigned>::value ||
+                            std::is_same<B, long long>::value;
         if constexpr (!ok) {
             return KIND_UNSUPPORTED;
         } else {

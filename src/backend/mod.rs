@@ -358,6 +358,56 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         step: AdamStep,
     ) -> Result<()>;
 
+    /// One RMSProp update of every parameter `params[k]` from `grads[k]` with running mean
+    /// square `ms[k]`, each gradient first multiplied by `grad_scale` in place unless it is 1
+    /// (global-norm clipping). By default [`Backend::scale_inplace`] and
+    /// [`Backend::rmsprop_update`] per tensor; CUDA: one launch for all of them
+    /// (cuda/multi_tensor.rs), the same floats.
+    fn rmsprop_update_all(
+        &self,
+        params: &mut [&mut Tensor<Self>],
+        grads: &mut [&mut Tensor<Self>],
+        ms: &mut [&mut Tensor<Self>],
+        grad_scale: f32,
+        step: RmsPropStep,
+    ) -> Result<()> {
+        geometry::pointwise::parameter_lists("rmsprop_update_all", params, &[grads, ms])?;
+        for ((p, g), s) in params.iter_mut().zip(grads.iter_mut()).zip(ms.iter_mut()) {
+            if grad_scale != 1.0 {
+                self.scale_inplace(g, grad_scale)?;
+            }
+            self.rmsprop_update(p, g, s, step)?;
+        }
+        Ok(())
+    }
+
+    /// One Adam update of every parameter `params[k]` from `grads[k]` with moments `m[k]`,
+    /// `v[k]`, each gradient first multiplied by `grad_scale` in place unless it is 1. By
+    /// default per tensor, as [`Backend::rmsprop_update_all`]; CUDA: one launch.
+    fn adam_update_all(
+        &self,
+        params: &mut [&mut Tensor<Self>],
+        grads: &mut [&mut Tensor<Self>],
+        m: &mut [&mut Tensor<Self>],
+        v: &mut [&mut Tensor<Self>],
+        grad_scale: f32,
+        step: AdamStep,
+    ) -> Result<()> {
+        geometry::pointwise::parameter_lists("adam_update_all", params, &[grads, m, v])?;
+        for (((p, g), m), v) in params
+            .iter_mut()
+            .zip(grads.iter_mut())
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+        {
+            if grad_scale != 1.0 {
+                self.scale_inplace(g, grad_scale)?;
+            }
+            self.adam_update(p, g, m, v, step)?;
+        }
+        Ok(())
+    }
+
     /// Draws values from the output head's logits by inverting the CDF with `uniforms`
     /// (`[n, c]`, each in `[0, 1)`); returns the drawn values `[n, c]` as floats.
     ///

@@ -18,6 +18,7 @@ use crate::{cpu_tensor, to_gpu};
 crate::parity_tests! {
     loss_targets_check => super::check_loss_targets_kernel,
     invalid_targets_error => super::check_invalid_targets_error,
+    deferred_target_check => super::check_deferred_target_check,
     shape_errors_match_cpu => super::check_shape_errors_match_cpu,
 }
 
@@ -122,8 +123,8 @@ pub fn check_loss_targets_kernel<E: Executor>(gpu: &CudaBackend<E>) {
     }
 }
 
-/// `softmax_nll` and `bernoulli_nll` with an invalid target return the CPU's error, word for
-/// word; with valid targets they still return the loss.
+/// `softmax_nll` and `bernoulli_nll` with an invalid target give the CPU's error, word for
+/// word (on CUDA at the loss's sum); with valid targets they still return the loss.
 pub fn check_invalid_targets_error<E: Executor>(gpu: &CudaBackend<E>) {
     let cpu = CpuBackend::new();
     let mut rng = Pcg64::seed_from_u64(950);
@@ -140,11 +141,15 @@ pub fn check_invalid_targets_error<E: Executor>(gpu: &CudaBackend<E>) {
             match (be_gpu, kind) {
                 (false, Targets::Levels) => cpu.softmax_nll(&logits, &targets, 1.0).map(|_| ()),
                 (false, Targets::Binary) => cpu.bernoulli_nll(&logits, &targets, 1.0).map(|_| ()),
+                // CUDA reports the check at the loss's sum (cuda/loss_targets.rs): the one
+                // download carries the total and the flag.
                 (true, Targets::Levels) => gpu
                     .softmax_nll(&to_gpu(gpu, &logits), &to_gpu(gpu, &targets), 1.0)
+                    .and_then(|(nll, _)| gpu.sum(&nll))
                     .map(|_| ()),
                 (true, Targets::Binary) => gpu
                     .bernoulli_nll(&to_gpu(gpu, &logits), &to_gpu(gpu, &targets), 1.0)
+                    .and_then(|(nll, _)| gpu.sum(&nll))
                     .map(|_| ()),
             }
         };
@@ -163,6 +168,54 @@ pub fn check_invalid_targets_error<E: Executor>(gpu: &CudaBackend<E>) {
             assert_eq!(got, kind.invalid(op).to_string());
         }
     }
+}
+
+/// The deferred check (cuda/loss_targets.rs): a loss and its sum cost one host
+/// synchronisation, valid or not; an invalid target not yet read fails the next download of
+/// anything (here the gradient), or the next loss launched before it is read, with the loss's
+/// message; a read check is not reported twice.
+pub fn check_deferred_target_check<E: Executor>(gpu: &CudaBackend<E>) {
+    let mut rng = Pcg64::seed_from_u64(951);
+    let (positions, c) = (4, 3);
+    let logits: Vec<f32> = (0..positions * c * 256)
+        .map(|_| rng.random_range(-3.0..3.0))
+        .collect();
+    let logits = to_gpu(gpu, &cpu_tensor(&[positions, 256 * c], &logits));
+    let valid = valid_targets(&mut rng, positions * c, Targets::Levels);
+    let mut invalid = valid.clone();
+    invalid[5] = 300.0;
+    let targets = |t: &[f32]| to_gpu(gpu, &cpu_tensor(&[positions, c], t));
+    let message = Targets::Levels.invalid("softmax_nll").to_string();
+
+    for t in [&valid, &invalid] {
+        let before = gpu.host_syncs();
+        let (nll, _) = gpu.softmax_nll(&logits, &targets(t), 1.0).unwrap();
+        let total = gpu.sum(&nll);
+        assert_eq!(
+            gpu.host_syncs() - before,
+            1,
+            "a loss and its sum: one download"
+        );
+        assert_eq!(total.is_err(), t == &invalid);
+    }
+
+    let (_, dlogits) = gpu.softmax_nll(&logits, &targets(&invalid), 1.0).unwrap();
+    let err = dlogits
+        .to_vec(gpu)
+        .expect_err("the next download reports it");
+    assert_eq!(err.to_string(), message);
+    dlogits.to_vec(gpu).expect("reported once");
+
+    gpu.softmax_nll(&logits, &targets(&invalid), 1.0).unwrap();
+    let binary: Vec<f32> = valid.iter().map(|v| (*v as u32 % 2) as f32).collect();
+    let small: Vec<f32> = (0..positions * c).map(|i| i as f32 / 7.0 - 0.5).collect();
+    let small = to_gpu(gpu, &cpu_tensor(&[positions, c], &small));
+    let err = gpu
+        .bernoulli_nll(&small, &targets(&binary), 1.0)
+        .expect_err("a loss launched while one is pending reads it first");
+    assert_eq!(err.to_string(), message);
+    let (nll, _) = gpu.bernoulli_nll(&small, &targets(&binary), 1.0).unwrap();
+    gpu.sum(&nll).expect("valid binary targets");
 }
 
 /// Every op's shape errors, on operands that do not fit together, are the CPU's, word for

@@ -17,6 +17,7 @@ mod diag_bilstm_combine;
 mod geometry;
 mod lstm;
 mod model;
+mod multi_tensor;
 mod nccl;
 mod pointwise;
 

@@ -230,7 +230,7 @@ fn parse_one_kernel(text: &str) -> Result<KernelHead, String> {
     Ok((name, params, launch_bounds))
 }
 
-const ALLOWED_PARAMS: &str = "`const float* __restrict__ x`, `float* __restrict__ x` (also double, int, unsigned pointees), `int`, `unsigned`, `long long` / `pixelrnn_index_t`, `unsigned long long`, `float`";
+const ALLOWED_PARAMS: &str = "`const float* __restrict__ x`, `float* __restrict__ x` (also double, int, unsigned, long long / pixelrnn_index_t pointees), `int`, `unsigned`, `long long` / `pixelrnn_index_t`, `unsigned long long`, `float`";
 
 fn parse_param(kernel: &str, tokens: &[String]) -> Result<Param, String> {
     let shown = tokens.join(" ");
@@ -258,7 +258,13 @@ fn parse_param(kernel: &str, tokens: &[String]) -> Result<Param, String> {
         let base: Vec<&str> = before.iter().copied().filter(|t| *t != "const").collect();
         let ok = matches!(
             base.as_slice(),
-            ["float"] | ["double"] | ["int"] | ["unsigned"] | ["unsigned", "int"]
+            ["float"]
+                | ["double"]
+                | ["int"]
+                | ["unsigned"]
+                | ["unsigned", "int"]
+                | ["long", "long"]
+                | ["pixelrnn_index_t"]
         );
         if !ok {
             return Err(bad());

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
+    PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -206,6 +207,12 @@ impl Executor for Device {
         self.stream
             .clone_dtoh(&view)
             .map_err(|e| driver_error("device-to-host copy", e))
+    }
+
+    fn address(&self, buf: &CudaSlice<f32>) -> u64 {
+        // One stream orders every use, so the guard's event bookkeeping has nothing to add.
+        let (ptr, _guard) = buf.device_ptr(&self.stream);
+        ptr
     }
 
     fn copy(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>, len: usize) -> Result<()> {

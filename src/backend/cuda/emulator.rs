@@ -387,6 +387,11 @@ impl Executor for Emulator {
         Ok(buf.as_slice()[..len].to_vec())
     }
 
+    fn address(&self, buf: &EmuBuffer) -> u64 {
+        // Emulated kernels run on the host: a device address is the host address.
+        buf.ptr.as_ptr() as usize as u64
+    }
+
     fn copy(&self, src: &EmuBuffer, dst: &mut EmuBuffer, len: usize) -> Result<()> {
         check_len("copy from", len, src.len)?;
         check_len("copy to", len, dst.len)?;

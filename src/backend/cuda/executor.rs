@@ -113,6 +113,9 @@ pub trait Executor: Send + Sync + Sized + 'static {
     fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, Self>]) -> Result<()>;
     /// Waits until all launched work is done.
     fn synchronize(&self) -> Result<()>;
+    /// The device address of `buf`, for a kernel that reads buffer pointers from a table in
+    /// device memory (the multi-tensor launches: cuda/multi_tensor.rs).
+    fn address(&self, buf: &Self::Buffer) -> u64;
 }
 
 /// Builds the error of a failed launch or transfer.

@@ -28,6 +28,7 @@ mod lstm_at;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;
+mod multi_tensor;
 mod optim;
 mod position;
 mod reduce;
@@ -38,7 +39,8 @@ pub mod variants;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::ThreadId;
 
 pub use device::Device;
 pub use emulator::{
@@ -84,6 +86,8 @@ struct Inner<E: Executor> {
     poison: bool,
     /// Host synchronisations so far ([`CudaBackend::host_syncs`]).
     syncs: AtomicU64,
+    /// Each thread's loss-target check, read at its next synchronisation (cuda/loss_targets.rs).
+    checks: Mutex<HashMap<ThreadId, loss_targets::ThreadCheck<E>>>,
 }
 
 /// Counters of the caching allocator.
@@ -168,6 +172,7 @@ impl<E: Executor> CudaBackend<E> {
                 variants: RwLock::new(Variants::default()),
                 poison,
                 syncs: AtomicU64::new(0),
+                checks: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -183,6 +188,17 @@ impl<E: Executor> CudaBackend<E> {
     /// drains the GPU's queue, so a step that has many cannot hide launch latency.
     pub fn host_syncs(&self) -> u64 {
         self.inner.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Counts one host synchronisation (a download or a wait).
+    pub(crate) fn count_sync(&self) {
+        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The table of pending loss-target checks (cuda/loss_targets.rs); a poisoned lock is
+    /// taken over (the table holds no invariant a panic could break).
+    fn target_checks(&self) -> MutexGuard<'_, HashMap<ThreadId, loss_targets::ThreadCheck<E>>> {
+        self.inner.checks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The caching allocator's counters.
@@ -333,12 +349,14 @@ impl<E: Executor> Backend for CudaBackend<E> {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
+        loss_targets::resolve(self)?;
+        self.count_sync();
         self.inner.exec.download(data.raw(), data.len())
     }
 
     fn synchronize(&self) -> Result<()> {
-        self.inner.syncs.fetch_add(1, Ordering::Relaxed);
+        loss_targets::resolve(self)?;
+        self.count_sync();
         self.inner.exec.synchronize()
     }
 
@@ -573,6 +591,29 @@ impl<E: Executor> Backend for CudaBackend<E> {
         step: AdamStep,
     ) -> Result<()> {
         optim::adam_update(self, param, grad, m, v, step)
+    }
+
+    fn rmsprop_update_all(
+        &self,
+        params: &mut [&mut Tensor<Self>],
+        grads: &mut [&mut Tensor<Self>],
+        ms: &mut [&mut Tensor<Self>],
+        grad_scale: f32,
+        step: RmsPropStep,
+    ) -> Result<()> {
+        optim::rmsprop_update_all(self, params, grads, ms, grad_scale, step)
+    }
+
+    fn adam_update_all(
+        &self,
+        params: &mut [&mut Tensor<Self>],
+        grads: &mut [&mut Tensor<Self>],
+        m: &mut [&mut Tensor<Self>],
+        v: &mut [&mut Tensor<Self>],
+        grad_scale: f32,
+        step: AdamStep,
+    ) -> Result<()> {
+        optim::adam_update_all(self, params, grads, m, v, grad_scale, step)
     }
 
     fn sample_logits(

@@ -3,7 +3,7 @@
 //! sums them; the f64 result comes back as two floats.
 
 use super::launch_args::{index, int};
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK};
+use super::{arg, loss_targets, multi_tensor, Arg, CudaBackend, Executor, LaunchCfg, BLOCK};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -23,41 +23,25 @@ pub fn sum_squares<E: Executor>(be: &CudaBackend<E>, x: &Tensor<CudaBackend<E>>)
 }
 
 /// Sum of squares of every element of every tensor of `xs`, accumulated in f64: one
-/// `reduce_sum_squares_into` launch per non-empty tensor into one shared partials buffer, one
-/// `reduce_finish` over all of them, one download (the global gradient norm: one host
-/// synchronisation per step instead of one per parameter).
+/// `reduce_sum_squares_multi` launch over the chunk table of all of them (cuda/multi_tensor.rs:
+/// one partial per chunk), one `reduce_finish`, one download (the global gradient norm: one
+/// launch and one host synchronisation per step, whatever the number of parameters).
 pub fn sum_squares_all<E: Executor>(
     be: &CudaBackend<E>,
     xs: &[&Tensor<CudaBackend<E>>],
 ) -> Result<f64> {
     const OP: &str = "sum_squares_all";
-    let blocks: Vec<usize> = xs
-        .iter()
-        .map(|x| x.numel().div_ceil(BLOCK as usize).min(MAX_PARTIALS))
-        .collect();
-    let count: usize = blocks.iter().sum();
-    if count == 0 {
+    let entries: Vec<_> = xs.iter().map(|&x| [Some(x), None, None, None]).collect();
+    let Some(chunks) = multi_tensor::upload(be, OP, &entries)? else {
         return Ok(0.0);
-    }
-    let partials = be.tensor_uninit(&[2 * count])?;
-    let mut offset = 0usize;
-    for (x, &b) in xs.iter().zip(&blocks) {
-        if b == 0 {
-            continue;
-        }
-        be.launch(
-            &be.kernel_name("reduce", "sum_squares_into"),
-            &LaunchCfg::linear(b as u32, BLOCK),
-            &[
-                arg(x),
-                arg(&partials),
-                Arg::I64(index(OP, x.numel())?),
-                Arg::I32(int(OP, "partials offset", offset)?),
-            ],
-        )?;
-        offset += b;
-    }
-    finish(be, &partials, count, OP)
+    };
+    let partials = be.tensor_uninit(&[2 * chunks.rows as usize])?;
+    be.launch(
+        &be.kernel_name("reduce", "sum_squares_multi"),
+        &LaunchCfg::linear(chunks.rows, BLOCK),
+        &[arg(&chunks.table), arg(&partials)],
+    )?;
+    finish(be, &partials, chunks.rows as usize, OP)
 }
 
 /// Runs `reduce_<pass>` (per-block partials) and `reduce_finish` (their total), downloads
@@ -84,32 +68,44 @@ fn reduce<E: Executor>(
 }
 
 /// `reduce_finish` over the first `count` doubles of `partials`, and the download of the
-/// total.
+/// total. With a loss-target check pending on this thread (cuda/loss_targets.rs),
+/// `reduce_finish_checked` instead: the check's flag comes back in the same download, and an
+/// invalid target is this call's error.
 fn finish<E: Executor>(
     be: &CudaBackend<E>,
     partials: &Tensor<CudaBackend<E>>,
     count: usize,
     op: &'static str,
 ) -> Result<f64> {
-    let total = be.tensor_uninit(&[2])?;
-    be.launch(
-        &be.kernel_name("reduce", "finish"),
-        &LaunchCfg::linear(1, BLOCK),
-        &[
-            arg(partials),
-            arg(&total),
-            Arg::I32(int(op, "blocks", count)?),
-        ],
-    )?;
-    let words = total.to_vec(be)?;
-    match words.as_slice() {
-        // Little-endian on both sides: the low word of the double comes first.
-        &[lo, hi] => Ok(f64::from_bits(
-            u64::from(lo.to_bits()) | (u64::from(hi.to_bits()) << 32),
-        )),
-        w => Err(Error::Device(format!(
-            "{op}: expected 2 words for the f64 result, got {}",
-            w.len()
-        ))),
+    let total = be.tensor_uninit(&[4])?;
+    let count = Arg::I32(int(op, "blocks", count)?);
+    let check = loss_targets::take(be);
+    let loss = check.as_ref().map(|c| c.loss);
+    match &check {
+        Some(c) => be.launch(
+            &be.kernel_name("reduce", "finish_checked"),
+            &LaunchCfg::linear(1, BLOCK),
+            &[arg(partials), arg(&total), count, Arg::Buf(c.flag())],
+        )?,
+        None => be.launch(
+            &be.kernel_name("reduce", "finish"),
+            &LaunchCfg::linear(1, BLOCK),
+            &[arg(partials), arg(&total), count],
+        )?,
     }
+    drop(check);
+    let words = total.to_vec(be)?;
+    let &[lo, hi, flag, _] = words.as_slice() else {
+        return Err(Error::Device(format!(
+            "{op}: expected 4 words for the f64 result, got {}",
+            words.len()
+        )));
+    };
+    if let Some(loss) = loss {
+        loss_targets::verdict(loss, flag)?;
+    }
+    // Little-endian on both sides: the low word of the double comes first.
+    Ok(f64::from_bits(
+        u64::from(lo.to_bits()) | (u64::from(hi.to_bits()) << 32),
+    ))
 }
