@@ -67,11 +67,14 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 optim_rmsprop_multi_v1(const long long* __restrict__ table, float lr, float decay, float eps,
                        float grad_scale) {
     const long long* row = table + (pixelrnn_index_t)blockIdx.x * PIXELRNN_MULTI_ROW;
-    float* param = optim_multi_ptr(row, 0);
-    float* grad = optim_multi_ptr(row, 1);
-    float* ms = optim_multi_ptr(row, 2);
-    const pixelrnn_index_t end = row[5];
-    for (pixelrnn_index_t i = row[4] + threadIdx.x; i < end; i += blockDim.x) {
+    // Pointers to the chunk's first element and an int index: fewer 64-bit values live across
+    // the division's slow path (which otherwise spills under the call ABI).
+    const pixelrnn_index_t start = row[4];
+    const int len = (int)(row[5] - start);
+    float* param = optim_multi_ptr(row, 0) + start;
+    float* grad = optim_multi_ptr(row, 1) + start;
+    float* ms = optim_multi_ptr(row, 2) + start;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) {
         float g = grad[i];
         if (grad_scale != 1.0f) {
             g *= grad_scale;
@@ -90,12 +93,13 @@ optim_adam_multi_v1(const long long* __restrict__ table, float lr, float beta1, 
                     float eps, float bias_correction1, float bias_correction2,
                     float grad_scale) {
     const long long* row = table + (pixelrnn_index_t)blockIdx.x * PIXELRNN_MULTI_ROW;
-    float* param = optim_multi_ptr(row, 0);
-    float* grad = optim_multi_ptr(row, 1);
-    float* m = optim_multi_ptr(row, 2);
-    float* v = optim_multi_ptr(row, 3);
-    const pixelrnn_index_t end = row[5];
-    for (pixelrnn_index_t i = row[4] + threadIdx.x; i < end; i += blockDim.x) {
+    const pixelrnn_index_t start = row[4];
+    const int len = (int)(row[5] - start);  // at most PIXELRNN_MULTI_CHUNK
+    float* param = optim_multi_ptr(row, 0) + start;
+    float* grad = optim_multi_ptr(row, 1) + start;
+    float* m = optim_multi_ptr(row, 2) + start;
+    float* v = optim_multi_ptr(row, 3) + start;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) {
         float g = grad[i];
         if (grad_scale != 1.0f) {
             g *= grad_scale;
