@@ -223,7 +223,13 @@ impl Executor for Device {
             .map_err(|e| driver_error("device-to-device copy", e))
     }
 
-    fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, Self>]) -> Result<()> {
+    fn launch_touching(
+        &self,
+        kernel: &str,
+        cfg: &LaunchCfg,
+        args: &[Arg<'_, Self>],
+        _touched: &[&CudaSlice<f32>],
+    ) -> Result<()> {
         super::executor::check_args(kernel, args)?;
         let f = self.function(kernel)?;
         let mut builder = self.stream.launch_builder(&f);

@@ -399,7 +399,13 @@ impl Executor for Emulator {
         Ok(())
     }
 
-    fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, Self>]) -> Result<()> {
+    fn launch_touching(
+        &self,
+        kernel: &str,
+        cfg: &LaunchCfg,
+        args: &[Arg<'_, Self>],
+        touched: &[&EmuBuffer],
+    ) -> Result<()> {
         check_args(kernel, args)?;
         let sig = crate::kernels::launch_signature(kernel)
             .ok_or_else(|| Error::Device(format!("emulated kernel {kernel}: no such kernel")))?;
@@ -436,6 +442,12 @@ impl Executor for Emulator {
                 Arg::F32(v) => ffi::ArgSlot { f32: *v },
             });
         }
+        bufs.extend(touched.iter().map(|b| ffi::EmuBuf {
+            ptr: b.ptr.as_ptr().cast_const().cast(),
+            len: b.len,
+            guarded: c_int::from(b.guarded),
+            arg: -1,
+        }));
         let mut arg_ptrs: Vec<*mut c_void> = slots
             .iter_mut()
             .map(|s| (s as *mut ffi::ArgSlot).cast())

@@ -110,7 +110,20 @@ pub trait Executor: Send + Sync + Sized + 'static {
     /// Copies the first `len` elements of `src` into `dst`, on the device.
     fn copy(&self, src: &Self::Buffer, dst: &mut Self::Buffer, len: usize) -> Result<()>;
     /// Launches `kernel` (an entry point of `kernels/*.cu`) with `args`.
-    fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, Self>]) -> Result<()>;
+    fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, Self>]) -> Result<()> {
+        self.launch_touching(kernel, cfg, args, &[])
+    }
+    /// As [`Executor::launch`], for a kernel that also reaches buffers `touched` through
+    /// pointers it reads from memory (a multi-tensor launch's chunk table): they are not
+    /// arguments, but the emulator's memory counters and bounds checks treat them as the
+    /// launch's buffers (fault reports name them as argument -1). A GPU ignores them.
+    fn launch_touching(
+        &self,
+        kernel: &str,
+        cfg: &LaunchCfg,
+        args: &[Arg<'_, Self>],
+        touched: &[&Self::Buffer],
+    ) -> Result<()>;
     /// Waits until all launched work is done.
     fn synchronize(&self) -> Result<()>;
     /// The device address of `buf`, for a kernel that reads buffer pointers from a table in

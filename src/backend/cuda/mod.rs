@@ -227,6 +227,19 @@ impl<E: Executor> CudaBackend<E> {
         self.inner.exec.launch(kernel, cfg, args)
     }
 
+    /// [`Executor::launch_touching`]: a launch that also reaches `touched` through a pointer
+    /// table.
+    pub fn launch_touching(
+        &self,
+        kernel: &str,
+        cfg: &LaunchCfg,
+        args: &[Arg<'_, E>],
+        touched: &[&Tensor<Self>],
+    ) -> Result<()> {
+        let touched: Vec<&E::Buffer> = touched.iter().map(|t| t.data.raw()).collect();
+        self.inner.exec.launch_touching(kernel, cfg, args, &touched)
+    }
+
     /// A buffer of `len` elements from the cache (or the executor), contents unspecified
     /// (NaN when poisoning): for outputs that a kernel writes in full.
     pub fn alloc_uninit(&self, len: usize) -> Result<Arc<GpuBuffer<E>>> {

@@ -22,11 +22,13 @@ pub const ROW: usize = 6;
 pub const CHUNK: usize = 16384;
 
 /// A chunk table on the device, ready to pass to a multi-tensor kernel.
-pub(super) struct ChunkTable<E: Executor> {
+pub(super) struct ChunkTable<'a, E: Executor> {
     /// `rows * ROW` words (as twice as many floats).
     pub table: Tensor<CudaBackend<E>>,
     /// Rows: the launch's grid.
     pub rows: u32,
+    /// Every tensor the table points to, for [`CudaBackend::launch_touching`].
+    pub touched: Vec<&'a Tensor<CudaBackend<E>>>,
 }
 
 /// The chunks `(entry, start, end)` of entries of lengths `lens`, in order: each entry cut into
@@ -47,11 +49,11 @@ pub fn chunks(lens: &[usize]) -> Vec<(usize, usize, usize)> {
 /// Uploads the chunk table of `entries`: each up to four tensors of one length (the caller has
 /// checked their shapes; unused slots are `None` and read as null). `None` when no entry has
 /// elements (nothing to launch).
-pub(super) fn upload<E: Executor>(
+pub(super) fn upload<'a, E: Executor>(
     be: &CudaBackend<E>,
     op: &'static str,
-    entries: &[[Option<&Tensor<CudaBackend<E>>>; 4]],
-) -> Result<Option<ChunkTable<E>>> {
+    entries: &[[Option<&'a Tensor<CudaBackend<E>>>; 4]],
+) -> Result<Option<ChunkTable<'a, E>>> {
     let lens: Vec<usize> = entries
         .iter()
         .map(|e| e[0].map_or(0, |t| t.numel()))
@@ -76,7 +78,16 @@ pub(super) fn upload<E: Executor>(
     }
     let floats: &[f32] = bytemuck::cast_slice(&words);
     let table = Tensor::from_slice(be, &[floats.len()], floats)?;
-    Ok(Some(ChunkTable { table, rows }))
+    let touched = entries
+        .iter()
+        .flat_map(|e| e.iter().flatten().copied())
+        .filter(|t| t.numel() > 0)
+        .collect();
+    Ok(Some(ChunkTable {
+        table,
+        rows,
+        touched,
+    }))
 }
 
 #[cfg(test)]

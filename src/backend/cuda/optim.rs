@@ -100,7 +100,7 @@ pub fn rmsprop_update_all<E: Executor>(
     let Some(chunks) = multi_tensor::upload(be, OP, &entries)? else {
         return Ok(());
     };
-    be.launch(
+    be.launch_touching(
         &be.kernel_name("optim", "rmsprop_multi"),
         &LaunchCfg::linear(chunks.rows, BLOCK),
         &[
@@ -110,6 +110,7 @@ pub fn rmsprop_update_all<E: Executor>(
             Arg::F32(step.eps),
             Arg::F32(grad_scale),
         ],
+        &chunks.touched,
     )
 }
 
@@ -145,7 +146,7 @@ pub fn adam_update_all<E: Executor>(
     let Some(chunks) = multi_tensor::upload(be, OP, &entries)? else {
         return Ok(());
     };
-    be.launch(
+    be.launch_touching(
         &be.kernel_name("optim", "adam_multi"),
         &LaunchCfg::linear(chunks.rows, BLOCK),
         &[
@@ -158,6 +159,7 @@ pub fn adam_update_all<E: Executor>(
             Arg::F32(step.bias_correction2),
             Arg::F32(grad_scale),
         ],
+        &chunks.touched,
     )
 }
 

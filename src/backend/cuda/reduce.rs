@@ -36,10 +36,11 @@ pub fn sum_squares_all<E: Executor>(
         return Ok(0.0);
     };
     let partials = be.tensor_uninit(&[2 * chunks.rows as usize])?;
-    be.launch(
+    be.launch_touching(
         &be.kernel_name("reduce", "sum_squares_multi"),
         &LaunchCfg::linear(chunks.rows, BLOCK),
         &[arg(&chunks.table), arg(&partials)],
+        &chunks.touched,
     )?;
     finish(be, &partials, chunks.rows as usize, OP)
 }
