@@ -253,7 +253,10 @@ fn draw_pixel(p: &[f32], u: &[f32], k: usize, temperature: f32, out: &mut [f32])
             // The logistic's inverse CDF at u: m + s log(u / (1 - u)).
             m + temperature * ls.exp() * (uc.ln() - (-uc).ln_1p())
         };
-        // The bin whose edges enclose y; max/min (not clamp) so that -inf gives 0.
+        // The bin whose edges enclose y. max/min, not clamp: like the kernel's fmaxf/fminf they
+        // return the other operand for NaN (an infinite scale times a zero logit), where clamp
+        // would return NaN, which the sampler reads as non-finite parameters.
+        #[allow(clippy::manual_clamp)]
         let v = ((y + 1.0) * 127.5).round_ties_even().max(0.0).min(255.0);
         out[ch] = v;
         x[ch] = v / 127.5 - 1.0;
