@@ -185,3 +185,38 @@ fn training_on_mnist_lowers_the_test_nll() {
         z.test_nll_nats
     );
 }
+
+/// A multi-scale model with the mixture: both stages score with it (stage 2 leaves the small
+/// image's pixels unscored), the parts add up, and one training step gives both stages' heads
+/// finite, non-zero gradients.
+#[test]
+fn multiscale_stages_both_use_the_mixture() {
+    let b = CpuBackend::new();
+    let cfg = config(ModelKind::MultiScale, 4, 3);
+    let mut model = Model::new(&b, cfg.clone(), 31).unwrap();
+    assert_eq!(model.stage1.as_ref().unwrap().config.likelihood, MIXTURE);
+    let px: Vec<u8> = (0..2 * cfg.dims()).map(|i| (i * 37 % 256) as u8).collect();
+    let imgs = pixelrnn::data::Images::new(2, 4, 4, 3, false, px).unwrap();
+    let scored = model.score(&b, &imgs, &[0, 1], true).unwrap();
+    let [s1, s2] = scored.stages.unwrap();
+    assert!((s1 + s2 - scored.total).abs() < 1e-9 * scored.total.abs());
+    let per: f64 = scored.per_subpixel.unwrap().iter().map(|&v| v as f64).sum();
+    assert!(
+        (per - scored.total).abs() < 1e-4 * scored.total,
+        "{per} vs {}",
+        scored.total
+    );
+    model
+        .train_batch(&b, &imgs, &[0, 1], 1e-2, pixelrnn::models::Stages::Both)
+        .unwrap();
+    for p in model.params_mut() {
+        if p.name.ends_with("head.logits.weight") {
+            let g = host(&b, &p.grad);
+            assert!(
+                g.iter().all(|v| v.is_finite()) && g.iter().any(|&v| v != 0.0),
+                "{}",
+                p.name
+            );
+        }
+    }
+}

@@ -12,10 +12,11 @@ use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{
     load_dataset_as, Binarize, Dataset, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC, MNIST,
 };
-use pixelrnn::models::{Likelihood, ModelConfig, ModelKind, MultiScaleConfig, DEFAULT_MIXTURES};
+use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
 use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig, MAX_STEPS};
 
+use super::likelihood_arg::{likelihood_of, LikelihoodArg};
 use super::{BinarizeArg, DeviceArg};
 
 use pixelrnn::train::defaults;
@@ -156,28 +157,6 @@ pub struct TrainArgs {
     gpu: Option<usize>,
 }
 
-/// `--likelihood`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum LikelihoodArg {
-    /// 256-way softmax per sub-pixel (Bernoulli for binary data).
-    Softmax,
-    /// Discretized logistic mixture per pixel (PixelCNN++).
-    LogisticMixture,
-}
-
-/// The likelihood that `--likelihood` and `--mixtures` ask for.
-fn likelihood_of(args: &TrainArgs) -> anyhow::Result<Likelihood> {
-    match (args.likelihood, args.mixtures) {
-        (None | Some(LikelihoodArg::Softmax), None) => Ok(Likelihood::Softmax),
-        (None | Some(LikelihoodArg::Softmax), Some(_)) => {
-            bail!("--mixtures is for --likelihood logistic-mixture")
-        }
-        (Some(LikelihoodArg::LogisticMixture), k) => Ok(Likelihood::LogisticMixture {
-            mixtures: k.unwrap_or(DEFAULT_MIXTURES),
-        }),
-    }
-}
-
 /// How the data-parallel ranks of a run are made.
 enum Ranks<B: Backend> {
     /// `--workers N`: N threads sharing the backend, the in-process collective.
@@ -286,7 +265,7 @@ fn fresh_config(
             .row_kernel
             .unwrap_or(pixelrnn::models::DEFAULT_ROW_KERNEL),
         multiscale,
-        likelihood: likelihood_of(args)?,
+        likelihood: likelihood_of(args.likelihood, args.mixtures)?,
     };
     let d = OptimConfig::default();
     Ok(TrainConfig {
@@ -328,7 +307,7 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     same_on_resume("--head", args.head, saved.model.head)?;
     same_on_resume("--row-kernel", args.row_kernel, saved.model.row_kernel)?;
     if args.likelihood.is_some() || args.mixtures.is_some() {
-        let asked = likelihood_of(args)?;
+        let asked = likelihood_of(args.likelihood, args.mixtures)?;
         same_on_resume(
             "--likelihood",
             Some(asked.name()),
