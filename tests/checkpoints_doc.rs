@@ -93,6 +93,17 @@ fn every_tensor_and_metadata_key_of_every_kind_is_documented() {
             [ms("row-lstm"), vec!["--stage", "2"]].concat(),
         ),
         ("ms-diag-bilstm", ms("diag-bilstm")),
+        (
+            "pixelcnn-mixture",
+            vec![
+                "--model",
+                "pixelcnn",
+                "--likelihood",
+                "logistic-mixture",
+                "--mixtures",
+                "2",
+            ],
+        ),
     ];
     let mut missing = BTreeSet::new();
     let mut seen_tensors = 0;

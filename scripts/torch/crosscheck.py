@@ -185,7 +185,8 @@ def compare(args) -> int:
     res = {
         "model": cfg.kind if cfg.multiscale is None
         else f"{cfg.kind}({cfg.multiscale['base']}, scale {cfg.multiscale['scale']})",
-        "format": f"{cfg.height}x{cfg.width}x{cfg.channels}" + (" binary" if cfg.binary else ""),
+        "format": f"{cfg.height}x{cfg.width}x{cfg.channels}" + (" binary" if cfg.binary else "")
+                  + (f" mixture K{cfg.mixtures}" if cfg.mixtures else ""),
         "layers": cfg.layers, "hidden": cfg.hidden, "head": cfg.head,
         "step": int(meta.get("step", 0)),
         "images": int(ref.shape[0]),

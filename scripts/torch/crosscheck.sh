@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cross-checks pixelrnn against the PyTorch reference for every model and data format:
 # for pixelcnn, row-lstm, diag-bilstm, multiscale on each of the three bases (8 x 8 images,
-# scale 4) and for 1 channel binary, 1 channel 256-way and
-# 3 channels 256-way, makes a small random uint8 dataset, trains a tiny pixelrnn model for a
+# scale 4) and for 1 channel binary, 1 channel 256-way, 3 channels 256-way and the
+# discretized logistic mixture (3 components) on 1 and 3 channels, makes a small random uint8 dataset, trains a tiny pixelrnn model for a
 # few steps, and compares the per-sub-pixel test NLL (scripts/torch/crosscheck.py).
 #
 #   bash scripts/torch/install.sh      # once
@@ -47,11 +47,13 @@ fail=0
 results="$work/results.jsonl"
 : > "$results"
 for model in pixelcnn row-lstm diag-bilstm ms-pixelcnn ms-row-lstm ms-diag-bilstm; do
-    for fmt in c1-binary c1 c3; do
+    for fmt in c1-binary c1 c3 c1-mixture c3-mixture; do
         c="${fmt:1:1}"
         run="$work/$model-$fmt"
         extra=()
         [ "$fmt" = c1-binary ] && extra=(--binarize)
+        # The discretized logistic mixture (docs/logistic-mixture.md): one channel group.
+        case "$fmt" in *-mixture) extra=(--likelihood logistic-mixture --mixtures 3) ;; esac
         data="$work/data_c$c.npy"
         kind=(--model "$model")
         case "$model" in ms-*)

@@ -249,6 +249,49 @@ class OutputHead(nn.Module):
 # Model
 # --------------------------------------------------------------------------------------------
 
+def mixtures_of(likelihood) -> int | None:
+    """K of a model_config's `likelihood` ("softmax" or {"logistic-mixture": {"mixtures": K}})."""
+    if likelihood == "softmax":
+        return None
+    return int(likelihood["logistic-mixture"]["mixtures"])
+
+
+def logistic_mixture_nll(params, targets, k: int):
+    """Discretized logistic mixture (PixelCNN++), written from its formula: params
+    [N, P, H, W] (P = K(1 + 2C + C(C-1)/2): K logits, C x K means, C x K log-scales clamped
+    below at -7, for C = 3 the 3K coefficients before tanh: mean_G += c0 x_R, mean_B += c1 x_R +
+    c2 x_G), targets [N, C, H, W] in 0..255 -> [N, C, H, W] conditional NLLs
+    -log p(x_c | x_<c) (they sum to the pixel's NLL), as pixelrnn's --dump-nll writes them.
+    Bin v: log sigmoid(a) at 0, log sigmoid(-b) at 255, else log(sigmoid(a) - sigmoid(b))
+    computed as log sigmoid(a) + log sigmoid(-b) + log(1 - exp(-(a - b))), a and b the
+    standardised upper and lower bin edges."""
+    n, _, hh, w = params.shape
+    c = targets.shape[1]
+    x = targets.to(params.dtype) / 127.5 - 1.0  # [N, C, H, W]
+    logits = params[:, :k]  # [N, K, H, W]
+    mu = params[:, k:k + c * k].view(n, c, k, hh, w)
+    log_s = params[:, k + c * k:k + 2 * c * k].view(n, c, k, hh, w).clamp(min=-7.0)
+    xs = x[:, :, None]  # [N, C, 1, H, W]
+    means = [mu[:, 0]]
+    if c == 3:
+        co = torch.tanh(params[:, k + 2 * c * k:].view(n, 3, k, hh, w))
+        means.append(mu[:, 1] + co[:, 0] * xs[:, 0])
+        means.append(mu[:, 2] + co[:, 1] * xs[:, 0] + co[:, 2] * xs[:, 1])
+    m = torch.stack(means, 1)  # [N, C, K, H, W]
+    inv_s = torch.exp(-log_s)
+    a = inv_s * (xs - m + 1.0 / 255.0)
+    b = inv_s * (xs - m - 1.0 / 255.0)
+    d = inv_s * (2.0 / 255.0)
+    interior = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(-d))
+    v = targets[:, :, None].expand_as(a)
+    logp = torch.where(v == 0, F.logsigmoid(a), torch.where(v == 255, F.logsigmoid(-b), interior))
+    z = [torch.log_softmax(logits, 1)]
+    for ch in range(c):
+        z.append(z[-1] + logp[:, ch])
+    lse = [torch.logsumexp(zz, 1) for zz in z]  # each [N, H, W]
+    return torch.stack([lse[ch] - lse[ch + 1] for ch in range(c)], 1)
+
+
 @dataclass
 class Config:
     kind: str
@@ -263,22 +306,40 @@ class Config:
     # Multi-scale: {"base": kind, "scale": s, "cond_features": F}; with kind "multiscale" the
     # two-stage model, with a base kind that model conditioned on the s x s image (stage 2).
     multiscale: dict | None = None
+    # Logistic mixture components K (docs/logistic-mixture.md), None for the 256-way softmax.
+    mixtures: int | None = None
+
+    @property
+    def groups(self) -> int:
+        """Channel groups of the masks: C, or 1 for the mixture (it predicts whole pixels)."""
+        return 1 if self.mixtures else self.channels
+
+    @property
+    def outputs(self) -> int:
+        """Head outputs per position."""
+        c = self.channels
+        if self.mixtures:
+            return self.mixtures * (1 + 2 * c + c * (c - 1) // 2)
+        return c if self.binary else 256 * c
 
     @staticmethod
     def from_json(d: dict) -> "Config":
         return Config(kind=d["kind"], height=d["height"], width=d["width"],
                       channels=d["channels"], binary=d["binary"], layers=d["layers"],
                       hidden=d["hidden"], head=d["head"], row_kernel=d.get("row_kernel", 3),
-                      multiscale=d.get("multiscale"))
+                      multiscale=d.get("multiscale"),
+                      mixtures=mixtures_of(d.get("likelihood", "softmax")))
 
     def stage(self, k: int) -> "Config":
         """Stage 1 (the base model of the s x s image) or 2 (the conditioned full model)."""
         ms = self.multiscale
         if k == 1:
             return Config(ms["base"], ms["scale"], ms["scale"], self.channels, self.binary,
-                          self.layers, self.hidden, self.head, self.row_kernel, None)
+                          self.layers, self.hidden, self.head, self.row_kernel, None,
+                          self.mixtures)
         return Config(ms["base"], self.height, self.width, self.channels, self.binary,
-                      self.layers, self.hidden, self.head, self.row_kernel, dict(ms))
+                      self.layers, self.hidden, self.head, self.row_kernel, dict(ms),
+                      self.mixtures)
 
 
 class PixelModel(nn.Module):
@@ -294,16 +355,16 @@ class PixelModel(nn.Module):
         if cfg.kind not in KINDS:
             raise ValueError(f"unknown model kind {cfg.kind!r}")
         self.cfg = cfg
-        c, h = cfg.channels, cfg.hidden
-        self.input = MaskedConv2d(c, 2 * h, 7, 7, "A", c)
+        c, h, g = cfg.channels, cfg.hidden, cfg.groups
+        self.input = MaskedConv2d(c, 2 * h, 7, 7, "A", g)
         if cfg.kind == "pixelcnn":
-            layers = [ResidualBlock(h, c) for _ in range(cfg.layers)]
+            layers = [ResidualBlock(h, g) for _ in range(cfg.layers)]
         elif cfg.kind == "row-lstm":
-            layers = [RowLstm(h, c, cfg.row_kernel) for _ in range(cfg.layers)]
+            layers = [RowLstm(h, g, cfg.row_kernel) for _ in range(cfg.layers)]
         else:
-            layers = [DiagBiLstm(h, c) for _ in range(cfg.layers)]
+            layers = [DiagBiLstm(h, g) for _ in range(cfg.layers)]
         self.layers = nn.ModuleList(layers)
-        self.head = OutputHead(2 * h, cfg.head, c if cfg.binary else 256 * c, c)
+        self.head = OutputHead(2 * h, cfg.head, cfg.outputs, g)
         self.stride = None
         if cfg.multiscale is not None:
             f = cfg.multiscale["cond_features"]
@@ -345,6 +406,8 @@ class PixelModel(nn.Module):
         n, _, hh, w = logits.shape
         c = self.cfg.channels
         targets = targets.to(logits.device)
+        if self.cfg.mixtures:
+            return logistic_mixture_nll(logits, targets, self.cfg.mixtures)
         if self.cfg.binary:
             return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype),
                                                       reduction="none")

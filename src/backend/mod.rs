@@ -188,6 +188,38 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)>;
 
+    /// Discretized logistic mixture NLL (PixelCNN++; docs/logistic-mixture.md), fused with its
+    /// gradient. `params`: `[.., P]`, a position's `P = K (1 + 2C + C(C-1)/2)` head outputs
+    /// (K mixture logits; per channel K means, then per channel K log-scales; for C = 3 the 3K
+    /// coefficients before their tanh); `targets`: `[.., C]` holding 0..255. Returns (nll
+    /// `[.., C]` in nats, where channel `c` holds `-log p(x_c | x_<c)` under the mixture, so a
+    /// pixel's channels sum to its NLL; `dparams`, the gradient of the summed NLL times
+    /// `grad_scale`).
+    fn logistic_mixture_nll(
+        &self,
+        params: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        mixtures: usize,
+        grad_scale: f32,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)>;
+
+    /// Draws whole pixels from the mixture of [`Backend::logistic_mixture_nll`]'s `params`
+    /// (`[n, P]`) with `uniforms` (`[n, C + 1]`, each in `[0, 1)`): the component from
+    /// `uniforms[.., 0]` by inverting the CDF of `softmax(logits / temperature)` as
+    /// [`Backend::sample_logits`] does, then R, G, B in order, channel `c` the logistic's
+    /// inverse CDF at `uniforms[.., 1 + c]` with its mean shifted by the coefficients times the
+    /// channels already drawn (as discrete values, scaled to [-1, 1]) and its scale times
+    /// `temperature`, rounded to the nearest of the 256 bins and clamped to 0..255. Temperature
+    /// 0: the most likely component and each channel's mean's bin. Returns `[n, C]`; NaN for a
+    /// row with a NaN or infinite parameter (refused by the sampler, as for `sample_logits`).
+    fn logistic_mixture_sample(
+        &self,
+        params: &Tensor<Self>,
+        uniforms: &Tensor<Self>,
+        mixtures: usize,
+        temperature: f32,
+    ) -> Result<Tensor<Self>>;
+
     /// Row LSTM recurrence over the rows of `is` (the input-to-state pre-activations with bias,
     /// `[n, H, W, 4h]`): for each row i, `pre = is_i + conv1xk(h_{i-1}, w_ss)` (unmasked,
     /// zero-padded in width; `w_ss` is `[4h, h, 1, k]`), then

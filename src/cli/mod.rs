@@ -8,6 +8,7 @@
 mod bench_cmd;
 mod eval_cmd;
 mod info_cmd;
+mod likelihood_arg;
 mod plot_cmd;
 mod profile_cmd;
 mod sample_cmd;

@@ -16,6 +16,7 @@ use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
 use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig, MAX_STEPS};
 
+use super::likelihood_arg::{likelihood_of, LikelihoodArg};
 use super::{BinarizeArg, DeviceArg};
 
 use pixelrnn::train::defaults;
@@ -75,6 +76,14 @@ pub struct TrainArgs {
     /// Row LSTM: width k of its 1xk convolutions [default: 3].
     #[arg(long)]
     row_kernel: Option<usize>,
+    /// Output distribution of 256-level data: softmax (the paper's 256-way softmax per
+    /// sub-pixel) or logistic-mixture (PixelCNN++'s discretized logistic mixture of whole
+    /// pixels, --mixtures components; docs/logistic-mixture.md) [default: softmax].
+    #[arg(long, value_enum)]
+    likelihood: Option<LikelihoodArg>,
+    /// Components K of --likelihood logistic-mixture, 1..=32 [default: 10, as PixelCNN++].
+    #[arg(long)]
+    mixtures: Option<usize>,
     /// How recurrent layers run their recurrence (same numbers, different speed) [default: fused].
     #[arg(long, value_enum)]
     recurrence: Option<Recurrence>,
@@ -256,6 +265,7 @@ fn fresh_config(
             .row_kernel
             .unwrap_or(pixelrnn::models::DEFAULT_ROW_KERNEL),
         multiscale,
+        likelihood: likelihood_of(args.likelihood, args.mixtures)?,
     };
     let d = OptimConfig::default();
     Ok(TrainConfig {
@@ -296,6 +306,19 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     same_on_resume("--hidden", args.hidden, saved.model.hidden)?;
     same_on_resume("--head", args.head, saved.model.head)?;
     same_on_resume("--row-kernel", args.row_kernel, saved.model.row_kernel)?;
+    if args.likelihood.is_some() || args.mixtures.is_some() {
+        let asked = likelihood_of(args.likelihood, args.mixtures)?;
+        same_on_resume(
+            "--likelihood",
+            Some(asked.name()),
+            saved.model.likelihood.name(),
+        )?;
+        same_on_resume(
+            "--mixtures",
+            asked.mixtures(),
+            saved.model.likelihood.mixtures().unwrap_or(0),
+        )?;
+    }
     same_on_resume("--batch", args.batch, saved.batch)?;
     let ms = saved.model.multiscale;
     same_on_resume(

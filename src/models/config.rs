@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::likelihood::Likelihood;
 use crate::error::{Error, Result};
 
 /// Which model of the paper.
@@ -63,6 +64,9 @@ pub struct ModelConfig {
     /// `kind`, that model conditioned on an s x s image (a stage 2). `None`: unconditional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiscale: Option<MultiScaleConfig>,
+    /// Output distribution of 256-level data (absent in older checkpoints: the softmax).
+    #[serde(default, skip_serializing_if = "Likelihood::is_softmax")]
+    pub likelihood: Likelihood,
 }
 
 /// The multi-scale part of a [`ModelConfig`] (MODELS.md, "Multi-Scale PixelRNN").
@@ -97,6 +101,7 @@ impl ModelConfig {
                 "height, width, --hidden and --head must be positive".into(),
             ));
         }
+        self.likelihood.validate(self.binary)?;
         if self.kind == ModelKind::RowLstm && self.row_kernel.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "the Row LSTM kernel width must be odd, got {}",
@@ -224,12 +229,27 @@ impl ModelConfig {
             + 2 * self.logits_per_position() as u128
     }
 
-    /// Logits per position: `256 * C`, or `C` for binary data.
+    /// Logits per position: `256 * C`, or `C` for binary data; the logistic mixture's
+    /// parameters ([`Likelihood::mixture_params`]).
     pub fn logits_per_position(&self) -> usize {
-        if self.binary {
+        if let Some(k) = self.likelihood.mixtures() {
+            Likelihood::mixture_params(k, self.channels)
+        } else if self.binary {
             self.channels
         } else {
             256 * self.channels
+        }
+    }
+
+    /// Channel groups of every masked convolution (MODELS.md, "Channel groups and masks"): C,
+    /// one per sub-pixel that the head predicts separately. The logistic mixture predicts whole
+    /// pixels, so it has one group: the first layer sees no centre tap at all and mask B
+    /// layers see the centre of the previous layer in full (docs/logistic-mixture.md).
+    pub fn groups(&self) -> usize {
+        if self.likelihood.is_softmax() {
+            self.channels
+        } else {
+            1
         }
     }
 
@@ -239,7 +259,8 @@ impl ModelConfig {
     }
 
     /// One line naming the architecture: kind (multi-scale: with its base and scale), image
-    /// format, layers, h and D (`row-lstm, 28x28x1 binary, L7 h16 D32`).
+    /// format, layers, h and D (`row-lstm, 28x28x1 binary, L7 h16 D32`), and a logistic
+    /// mixture's K (`, logistic mixture K10`).
     pub fn summary(&self) -> String {
         let kind = match self.multiscale {
             Some(ms) => format!(
@@ -250,8 +271,12 @@ impl ModelConfig {
             ),
             None => self.kind.name().to_string(),
         };
+        let mixture = self
+            .likelihood
+            .mixtures()
+            .map_or(String::new(), |k| format!(", logistic mixture K{k}"));
         format!(
-            "{kind}, {}, L{} h{} D{}",
+            "{kind}, {}, L{} h{} D{}{mixture}",
             self.format_label(),
             self.layers,
             self.hidden,
@@ -283,6 +308,7 @@ impl ModelConfig {
             head,
             row_kernel: DEFAULT_ROW_KERNEL,
             multiscale: None,
+            likelihood: Likelihood::Softmax,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! and the output head, with an explicit forward and backward.
 
 mod config;
+mod likelihood;
 mod objective;
 
 pub use config::{ModelConfig, ModelKind, MultiScaleConfig, DEFAULT_ROW_KERNEL};
+pub use likelihood::{Likelihood, DEFAULT_MIXTURES, MAX_MIXTURES};
 pub use objective::{subsample, BatchNll, Stages};
 
 use rand::SeedableRng;
@@ -99,13 +101,15 @@ impl<B: Backend> Model<B> {
         }
         let mut rng = Pcg64::seed_from_u64(seed);
         let c = config.channels;
+        // Channel groups: C for the softmax, 1 for the logistic mixture (whole pixels).
+        let g = config.groups();
         let h2 = 2 * config.hidden;
         let input = MaskedConv2d::new(
             backend,
             "input",
             c,
             h2,
-            ConvSpec::new(7, 7, Mask::A, c, c, h2),
+            ConvSpec::new(7, 7, Mask::A, g, c, h2),
             &mut rng,
         )?;
         let layers = (0..config.layers)
@@ -116,7 +120,7 @@ impl<B: Backend> Model<B> {
                         backend,
                         &prefix,
                         config.hidden,
-                        c,
+                        g,
                         &mut rng,
                     )?)),
                     ModelKind::RowLstm => Ok(Layer::RowLstm(RowLstm::new(
@@ -124,14 +128,14 @@ impl<B: Backend> Model<B> {
                         &prefix,
                         config.hidden,
                         config.row_kernel,
-                        c,
+                        g,
                         &mut rng,
                     )?)),
                     ModelKind::DiagBiLstm => Ok(Layer::DiagBiLstm(DiagBiLstm::new(
                         backend,
                         &prefix,
                         config.hidden,
-                        c,
+                        g,
                         &mut rng,
                     )?)),
                     other => Err(Error::Unsupported(format!(
@@ -146,7 +150,7 @@ impl<B: Backend> Model<B> {
             h2,
             config.head,
             config.logits_per_position(),
-            c,
+            g,
             &mut rng,
         )?;
         let mut model = Model {
@@ -362,7 +366,9 @@ impl<B: Backend> Model<B> {
         targets: &Tensor<B>,
         grad_scale: f32,
     ) -> Result<(Tensor<B>, Tensor<B>)> {
-        if self.config.binary {
+        if let Some(k) = self.config.likelihood.mixtures() {
+            backend.logistic_mixture_nll(logits, targets, k, grad_scale)
+        } else if self.config.binary {
             backend.bernoulli_nll(logits, targets, grad_scale)
         } else {
             backend.softmax_nll(logits, targets, grad_scale)

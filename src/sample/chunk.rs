@@ -46,13 +46,18 @@ impl Job<'_> {
     }
 }
 
-/// Number of sub-pixels sampled per image.
+/// Number of uniforms drawn per image: one per sampled sub-pixel, or for a logistic mixture
+/// one per sampled pixel and slot ([`super::mixture`]).
 pub(super) fn sampled_steps(cfg: &crate::models::ModelConfig, rows_given: usize) -> usize {
-    (cfg.height - rows_given) * cfg.width * cfg.channels
+    let per_pixel = match cfg.likelihood.mixtures() {
+        Some(_) => super::mixture::slots(cfg),
+        None => cfg.channels,
+    };
+    (cfg.height - rows_given) * cfg.width * per_pixel
 }
 
 /// The largest `f32` below 1: uniforms are kept below it after rounding to f32.
-const BELOW_ONE: f32 = 1.0 - f32::EPSILON / 2.0;
+pub(super) const BELOW_ONE: f32 = 1.0 - f32::EPSILON / 2.0;
 
 /// Draws channel `c` at flat pixel `p` for every image of the chunk from `logits` `[n, L]`
 /// (on the backend; see the docs of [`super`]).
@@ -161,6 +166,15 @@ pub(super) fn cached_chunk<B: Backend>(
                 st.step(backend, i, j)?;
                 continue;
             }
+            if cfg.likelihood.mixtures().is_some() {
+                // One channel group: the whole pixel from one evaluation.
+                let a = st.step(backend, i, j)?;
+                let params = st.logits(backend, &a)?;
+                super::mixture::draw_pixel(backend, job, cfg, imgs, &params, step, p)?;
+                step += 1;
+                st.set_input(backend, i, j, &pixel_input(cfg, imgs, p))?;
+                continue;
+            }
             for c in 0..cfg.channels {
                 if c > 0 {
                     st.set_input(backend, i, j, &pixel_input(cfg, imgs, p))?;
@@ -198,6 +212,18 @@ pub(super) fn naive_chunk<B: Backend>(
                     continue;
                 }
                 let p = i * cfg.width + j;
+                if cfg.likelihood.mixtures().is_some() {
+                    let x: Vec<f32> = imgs.iter().map(|&v| input_value(v, cfg.binary)).collect();
+                    let (params, _) = model.forward_cond(
+                        backend,
+                        &Tensor::from_slice(backend, &shape, &x)?,
+                        xs.as_ref(),
+                    )?;
+                    let at = backend.read_position(&params, i, j)?;
+                    super::mixture::draw_pixel(backend, job, cfg, imgs, &at, step, p)?;
+                    step += 1;
+                    continue;
+                }
                 for c in 0..cfg.channels {
                     let x: Vec<f32> = imgs.iter().map(|&v| input_value(v, cfg.binary)).collect();
                     let (logits, _) = model.forward_cond(

@@ -42,6 +42,7 @@ mod chunk;
 mod draw;
 mod grid;
 mod incremental_model;
+mod mixture;
 mod options;
 
 use rayon::prelude::*;

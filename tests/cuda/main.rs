@@ -15,6 +15,7 @@ mod bench;
 mod conv;
 mod diag_bilstm_combine;
 mod geometry;
+mod logistic_mixture;
 mod lstm;
 mod model;
 mod multi_tensor;

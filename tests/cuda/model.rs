@@ -30,6 +30,7 @@ fn config(kind: ModelKind, c: usize, binary: bool) -> ModelConfig {
         head: 8,
         row_kernel: 3,
         multiscale: None,
+        likelihood: pixelrnn::models::Likelihood::Softmax,
     }
 }
 
@@ -178,7 +179,20 @@ pub fn check_multiscale_step<E: Executor>(gpu: &CudaBackend<E>) {
     check_step(gpu, cfg, Recurrence::Unfused, OptimizerKind::Adam);
 }
 
+/// The logistic mixture likelihood (PixelCNN, C = 3; Row LSTM, C = 1): the mixture loss and
+/// its gradient on CUDA inside a whole step.
+pub fn check_logistic_mixture_step<E: Executor>(gpu: &CudaBackend<E>) {
+    for (kind, c) in [(ModelKind::PixelCnn, 3), (ModelKind::RowLstm, 1)] {
+        let cfg = ModelConfig {
+            likelihood: pixelrnn::models::Likelihood::LogisticMixture { mixtures: 4 },
+            ..config(kind, c, false)
+        };
+        check_step(gpu, cfg, Recurrence::Fused, OptimizerKind::Adam);
+    }
+}
+
 crate::parity_tests! {
+    logistic_mixture_training_step => super::check_logistic_mixture_step,
     pixelcnn_training_step => super::check_pixelcnn_step,
     row_lstm_training_step => super::check_row_lstm_step,
     diag_bilstm_training_step => super::check_diag_bilstm_step,

@@ -5,6 +5,7 @@ pub mod bernoulli_nll;
 pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod gemm;
+pub mod logistic_mixture;
 pub mod loss_targets;
 pub mod lstm;
 pub mod lstm_at;
@@ -21,7 +22,8 @@ pub mod softmax_nll;
 
 use super::geometry::pointwise::same_shapes;
 use super::geometry::{
-    ConvGeom, HeadGeom, LstmGeom, PackGeom, PositionGeom, SkewGeom, Targets, TransposeGeom,
+    ConvGeom, HeadGeom, LstmGeom, MixtureGeom, PackGeom, PositionGeom, SkewGeom, Targets,
+    TransposeGeom,
 };
 use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::Result;
@@ -335,6 +337,65 @@ impl Backend for CpuBackend {
                 bernoulli_nll::bernoulli_nll(&logits.data, &targets.data, grad_scale, nll, dl)
             },
         )
+    }
+
+    fn logistic_mixture_nll(
+        &self,
+        params: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        mixtures: usize,
+        grad_scale: f32,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        const OP: &str = "logistic_mixture_nll";
+        let g = MixtureGeom::loss(OP, params, targets, mixtures)?;
+        let mut nll = vec![0.0; targets.numel()];
+        let mut dparams = vec![0.0; params.numel()];
+        let ok = logistic_mixture::logistic_mixture_nll(
+            &params.data,
+            &targets.data,
+            g.channels,
+            mixtures,
+            grad_scale,
+            &mut nll,
+            &mut dparams,
+        );
+        if !ok {
+            return Err(Targets::Levels.invalid(OP));
+        }
+        Ok((
+            Tensor {
+                shape: targets.shape.clone(),
+                data: nll,
+            },
+            Tensor {
+                shape: params.shape.clone(),
+                data: dparams,
+            },
+        ))
+    }
+
+    fn logistic_mixture_sample(
+        &self,
+        params: &Tensor<Self>,
+        uniforms: &Tensor<Self>,
+        mixtures: usize,
+        temperature: f32,
+    ) -> Result<Tensor<Self>> {
+        const OP: &str = "logistic_mixture_sample";
+        let g = MixtureGeom::sample(OP, params, uniforms, mixtures)?;
+        MixtureGeom::check_temperature(OP, temperature)?;
+        let mut shape = uniforms.shape.clone();
+        *shape.last_mut().expect("checked") = g.channels;
+        Ok(Tensor {
+            shape,
+            data: logistic_mixture::logistic_mixture_sample(
+                &params.data,
+                &uniforms.data,
+                g.channels,
+                mixtures,
+                temperature,
+            ),
+        })
     }
 
     fn row_lstm_forward(

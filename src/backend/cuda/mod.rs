@@ -22,6 +22,7 @@ mod elementwise;
 pub mod emulator;
 mod executor;
 mod launch_args;
+mod logistic_mixture;
 mod loss_targets;
 mod lstm;
 mod lstm_at;
@@ -443,6 +444,26 @@ impl<E: Executor> Backend for CudaBackend<E> {
         grad_scale: f32,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
         bernoulli_nll::bernoulli_nll(self, logits, targets, grad_scale)
+    }
+
+    fn logistic_mixture_nll(
+        &self,
+        params: &Tensor<Self>,
+        targets: &Tensor<Self>,
+        mixtures: usize,
+        grad_scale: f32,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        logistic_mixture::logistic_mixture_nll(self, params, targets, mixtures, grad_scale)
+    }
+
+    fn logistic_mixture_sample(
+        &self,
+        params: &Tensor<Self>,
+        uniforms: &Tensor<Self>,
+        mixtures: usize,
+        temperature: f32,
+    ) -> Result<Tensor<Self>> {
+        logistic_mixture::logistic_mixture_sample(self, params, uniforms, mixtures, temperature)
     }
 
     fn row_lstm_forward(

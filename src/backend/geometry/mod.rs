@@ -16,6 +16,7 @@
 //! - `lstm`: `row_lstm_*` and `diag_lstm_*` (forward, backward, one position);
 //! - `head`: `softmax_nll`, `bernoulli_nll` (and what their targets may hold),
 //!   `sample_logits`;
+//! - `mixture`: `logistic_mixture_nll`, `logistic_mixture_sample`;
 //! - `position`: `read_position`, `write_position`, and the position check of every `*_at` op;
 //! - `skew`: `skew`, `unskew` and the skewed width;
 //! - `pointwise`: `relu_backward`, `add`, `rmsprop_update`, `adam_update` (one shape).
@@ -23,6 +24,7 @@
 pub mod conv;
 pub mod head;
 pub mod lstm;
+pub mod mixture;
 pub mod pointwise;
 pub mod position;
 pub mod scan;
@@ -32,6 +34,7 @@ pub mod transpose;
 pub use conv::{ConvGeom, PackGeom};
 pub use head::{HeadGeom, Targets};
 pub use lstm::LstmGeom;
+pub use mixture::MixtureGeom;
 pub use position::PositionGeom;
 pub use scan::{Geometry, Scan};
 pub use skew::SkewGeom;

@@ -1,5 +1,5 @@
-//! The output layer's ops: the 256-way softmax NLL and the Bernoulli NLL (each fused with its
-//! gradient), and the sampler's draw of one position of every image.
+//! The output layer's ops: the 256-way softmax NLL, the Bernoulli NLL and the logistic mixture
+//! NLL (each fused with its gradient), and the sampler's draw of one position of every image.
 
 use super::super::case::{numel, random, values, HostTensor, OpCase, Output};
 use super::super::BenchConfig;
@@ -19,6 +19,14 @@ pub fn cases<X: Backend>(cfg: &BenchConfig) -> Vec<OpCase<X>> {
     let logits = [n, hh, ww, 256 * c];
     let subpixels = [n, hh, ww, c];
     let (l, s) = (numel(&logits), numel(&subpixels));
+    const MIXTURES: usize = crate::models::DEFAULT_MIXTURES;
+    let mixture = [
+        n,
+        hh,
+        ww,
+        crate::models::Likelihood::mixture_params(MIXTURES, c),
+    ];
+    let m = numel(&mixture);
     vec![
         OpCase::new(
             "softmax_nll",
@@ -64,6 +72,27 @@ pub fn cases<X: Backend>(cfg: &BenchConfig) -> Vec<OpCase<X>> {
         )
         // logits + targets + nll + dlogits
         .bytes(4 * s),
+        // The logistic mixture of PixelCNN++'s K = 10 (docs/logistic-mixture.md).
+        OpCase::new(
+            "logistic_mixture_nll",
+            "logistic_mixture_fwd_bwd",
+            format!("{mixture:?}"),
+            move || {
+                Ok(vec![
+                    random(&mixture, 215, 1.0),
+                    HostTensor {
+                        shape: subpixels.to_vec(),
+                        data: targets(s),
+                    },
+                ])
+            },
+            |be: &X, a| {
+                let (nll, d) = be.logistic_mixture_nll(&a.t[0], &a.t[1], MIXTURES, 1e-3)?;
+                Ok(vec![Output::T(nll), Output::T(d)])
+            },
+        )
+        // params + targets + nll + dparams
+        .bytes(2 * m + 2 * s),
         // Sampling: one position of every image of the batch (what the cached sampler draws).
         OpCase::new(
             "sample_logits",

@@ -2,7 +2,8 @@
 //! the code under test: the masked convolution with its mask computed here (`conv`), the LSTM
 //! cell and the Row and Diagonal scans, the latter on a materialised skew (`lstm`), skew,
 //! unskew, mirror and shift (`maps`), and the Row LSTM and Diagonal BiLSTM layers built from
-//! them (`layers`).
+//! them (`layers`), and the discretized logistic mixture likelihood of PixelCNN++
+//! (`logistic_mixture`).
 //!
 //! Their rounding error is that of float64, far below the fp32 error of the code under test,
 //! so their central differences (error ~1e-9 with the tests' steps) serve as the reference
@@ -10,6 +11,7 @@
 
 pub mod conv;
 pub mod layers;
+pub mod logistic_mixture;
 pub mod lstm;
 pub mod maps;
 
