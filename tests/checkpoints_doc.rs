@@ -1,5 +1,6 @@
 //! docs/CHECKPOINTS.md documents every tensor and every metadata key that a checkpoint holds
-//! (issue 20, item 1): a tiny model of each kind (PixelCNN, Row LSTM, Diagonal BiLSTM and a
+//! (issue 20, item 1): a tiny model of each kind (PixelCNN, Row LSTM, Diagonal BiLSTM, Gated
+//! PixelCNN and a
 //! Multi-Scale model on each base, Adam and RMSProp state, a one-stage multi-scale run) is
 //! trained through the binary, and each name it saved must appear on the page.
 
@@ -93,6 +94,7 @@ fn every_tensor_and_metadata_key_of_every_kind_is_documented() {
             [ms("row-lstm"), vec!["--stage", "2"]].concat(),
         ),
         ("ms-diag-bilstm", ms("diag-bilstm")),
+        ("gated-pixelcnn", vec!["--model", "gated-pixelcnn"]),
     ];
     let mut missing = BTreeSet::new();
     let mut seen_tensors = 0;
@@ -152,7 +154,13 @@ fn every_tensor_and_metadata_key_of_every_kind_is_documented() {
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["diag-bilstm", "multiscale", "pixelcnn", "row-lstm"],
+        [
+            "diag-bilstm",
+            "gated-pixelcnn",
+            "multiscale",
+            "pixelcnn",
+            "row-lstm"
+        ],
         "every kind is covered"
     );
     assert!(seen_tensors > 200, "{seen_tensors} tensors looked at");

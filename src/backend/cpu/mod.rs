@@ -4,6 +4,7 @@
 pub mod bernoulli_nll;
 pub mod conv_transpose2d;
 pub mod elementwise;
+pub mod gated;
 pub mod gemm;
 pub mod loss_targets;
 pub mod lstm;
@@ -21,7 +22,8 @@ pub mod softmax_nll;
 
 use super::geometry::pointwise::same_shapes;
 use super::geometry::{
-    ConvGeom, HeadGeom, LstmGeom, PackGeom, PositionGeom, SkewGeom, Targets, TransposeGeom,
+    ConvGeom, GatedGeom, HeadGeom, LstmGeom, PackGeom, PositionGeom, SkewGeom, Targets,
+    TransposeGeom,
 };
 use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::Result;
@@ -300,6 +302,22 @@ impl Backend for CpuBackend {
         Ok(Tensor {
             shape: a.shape.clone(),
             data: elementwise::add(&a.data, &b.data),
+        })
+    }
+
+    fn gated_forward(&self, pre: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let g = GatedGeom::forward("gated_forward", pre)?;
+        Ok(Tensor {
+            shape: g.out_shape(pre),
+            data: gated::forward(&pre.data, g),
+        })
+    }
+
+    fn gated_backward(&self, pre: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let g = GatedGeom::backward("gated_backward", pre, dy)?;
+        Ok(Tensor {
+            shape: pre.shape.clone(),
+            data: gated::backward(&pre.data, &dy.data, g),
         })
     }
 
