@@ -23,10 +23,11 @@ struct GatedLayerAt<B: Backend> {
     res_conv: Option<ConvAt<B>>,
     skip_conv: ConvAt<B>,
     role: GatedRole,
-    /// The horizontal input `[n, H, W, cin]` (the first layer: the network input, which is
-    /// also its vertical input).
-    h_in: Tensor<B>,
-    /// The vertical input `[n, H, W, 2h]` (`None` in the first layer: `h_in`).
+    /// The horizontal input `[n, H, W, 2h]` (`None` in the first layer, which reads the
+    /// network input map of the caller: a copy written in `step` would miss the last channel
+    /// of each pixel, which the sampler sets after the pixel's last step).
+    h_in: Option<Tensor<B>>,
+    /// The vertical input `[n, H, W, 2h]` (`None` in the first layer: the network input).
     v_in: Option<Tensor<B>>,
     /// The vertical pre-activation shifted down one row, `[n, H, W, 4h]` (row 0 stays zero).
     v_shift: Tensor<B>,
@@ -61,7 +62,11 @@ impl<B: Backend> GatedLayer<B> {
                 .transpose()?,
             skip_conv: ConvAt::new(backend, &self.skip_conv)?,
             role: self.role,
-            h_in: map(cin)?,
+            h_in: if self.role.first {
+                None
+            } else {
+                Some(map(cin)?)
+            },
             v_in: if self.role.first {
                 None
             } else {
@@ -94,18 +99,25 @@ impl<B: Backend> GatedStack<B> {
 }
 
 impl<B: Backend> GatedStackAt<B> {
-    /// The skip sum at `(i, j)` (what the head reads), `[n, 2h]`, from the network input
-    /// there, `x` `[n, C]`: every layer's horizontal stack at `(i, j)`. Rows before `i` must
-    /// be finished ([`GatedStackAt::finish_row`]).
+    /// The skip sum at `(i, j)` (what the head reads), `[n, 2h]`: every layer's horizontal
+    /// stack at `(i, j)`, the first reading the network input map `x` `[n, H, W, C]` (final
+    /// at every earlier position, set at `(i, j)` up to the channel being drawn). Rows before
+    /// `i` must be finished ([`GatedStackAt::finish_row`]).
     pub fn step(&mut self, backend: &B, x: &Tensor<B>, i: usize, j: usize) -> Result<Tensor<B>> {
-        let mut input = x.clone();
+        let mut input: Option<Tensor<B>> = None;
         let mut skip: Option<Tensor<B>> = None;
         for layer in &mut self.layers {
-            backend.write_position(&mut layer.h_in, i, j, &input)?;
+            let h_in = match (layer.h_in.as_mut(), input.as_ref()) {
+                (Some(map), Some(v)) => {
+                    backend.write_position(map, i, j, v)?;
+                    &*map
+                }
+                _ => x,
+            };
             let link = layer
                 .link
                 .point(backend, &backend.read_position(&layer.v_shift, i, j)?)?;
-            let h_pre = backend.add(&layer.h_conv.at(backend, &layer.h_in, i, j)?, &link)?;
+            let h_pre = backend.add(&layer.h_conv.at(backend, h_in, i, j)?, &link)?;
             let gate = backend.gated_forward(&h_pre)?;
             let s = layer.skip_conv.point(backend, &gate)?;
             skip = Some(match skip {
@@ -114,26 +126,25 @@ impl<B: Backend> GatedStackAt<B> {
             });
             if let Some(res) = &layer.res_conv {
                 let r = res.point(backend, &gate)?;
-                input = if layer.role.first {
-                    r
-                } else {
-                    backend.add(&input, &r)?
-                };
+                input = Some(match (layer.role.first, input) {
+                    (false, Some(prev)) => backend.add(&prev, &r)?,
+                    _ => r,
+                });
             }
         }
         Ok(skip.expect("a stack has at least one layer"))
     }
 
-    /// Row `r` of every layer's input is final: computes every layer's vertical stack on row
-    /// `r`, layer by layer (a layer's vertical convolution reads the whole row of the previous
-    /// layer's vertical output), and stores the pre-activations at row `r + 1` of the shifted
-    /// maps.
-    pub fn finish_row(&mut self, backend: &B, r: usize) -> Result<()> {
+    /// Row `r` of the network input `x` `[n, H, W, C]` is final: computes every layer's
+    /// vertical stack on row `r`, layer by layer (a layer's vertical convolution reads the
+    /// whole row of the previous layer's vertical output; the first layer's reads `x`), and
+    /// stores the pre-activations at row `r + 1` of the shifted maps.
+    pub fn finish_row(&mut self, backend: &B, x: &Tensor<B>, r: usize) -> Result<()> {
         for l in 0..self.layers.len() {
             let mut outs = Vec::with_capacity(self.width);
             {
                 let layer = &mut self.layers[l];
-                let v_in = layer.v_in.as_ref().unwrap_or(&layer.h_in);
+                let v_in = layer.v_in.as_ref().unwrap_or(x);
                 for j in 0..self.width {
                     let v_pre = layer.v_conv.at(backend, v_in, r, j)?;
                     if !layer.role.last {

@@ -127,7 +127,9 @@ impl<B: Backend> IncrementalModel<B> {
                 LayerAt::Residual(l) => l.step(backend, &a, i, j)?,
                 LayerAt::RowLstm(l) => l.step(backend, &a, i, j)?,
                 LayerAt::DiagBiLstm(l) => l.step(backend, &a, i, j)?,
-                LayerAt::Gated(l) => l.step(backend, &a, i, j)?,
+                // The stack reads the network input map itself (its first layer has no
+                // input convolution before it).
+                LayerAt::Gated(l) => l.step(backend, &self.x, i, j)?,
             };
         }
         Ok(a)
@@ -139,7 +141,7 @@ impl<B: Backend> IncrementalModel<B> {
         for layer in &mut self.layers {
             match layer {
                 LayerAt::DiagBiLstm(l) => l.finish_row(backend, r)?,
-                LayerAt::Gated(l) => l.finish_row(backend, r)?,
+                LayerAt::Gated(l) => l.finish_row(backend, &self.x, r)?,
                 LayerAt::Residual(_) | LayerAt::RowLstm(_) => {}
             }
         }
