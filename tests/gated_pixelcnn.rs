@@ -7,6 +7,9 @@
 //!
 //! Run with `cargo test --release --test gated_pixelcnn`.
 
+// The receptive-field loops walk image positions (i, j) and index several grids with them.
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use std::cell::RefCell;
@@ -97,6 +100,9 @@ fn gated_activation_matches_its_formula_and_finite_differences() {
 // The stack's gradients
 // ---------------------------------------------------------------------------------------------
 
+/// A parameter's name, value, gradient and shape.
+type NamedGrad = (String, Vec<f32>, Vec<f32>, Vec<usize>);
+
 /// `sum r . skip(x)`: the scalar the finite differences differentiate.
 fn stack_loss(stack: &GatedStack<CpuBackend>, x: &[f32], shape: &[usize], r: &[f32]) -> f64 {
     let b = CpuBackend::new();
@@ -128,7 +134,7 @@ fn stack_gradients_match_finite_differences() {
     let (dx, dbias) = stack.backward(&b, cache, &dskip, &mut |_| Ok(())).unwrap();
     assert!(dbias.iter().all(|d| d.is_none()), "no bias was added");
     let dx = host(&b, &dx);
-    let grads: Vec<(String, Vec<f32>, Vec<f32>, Vec<usize>)> = stack
+    let grads: Vec<NamedGrad> = stack
         .params_mut()
         .into_iter()
         .map(|p| {

@@ -21,6 +21,10 @@ pub struct GatedStack<B: Backend> {
     pub layers: Vec<GatedLayer<B>>,
 }
 
+/// Each layer's gradient w.r.t. the bias added to its pre-activations (`None` where none
+/// was added), first layer first.
+pub type GatedBiasGrads<B> = Vec<Option<Tensor<B>>>;
+
 /// What the stack's backward needs: each layer's cache.
 pub struct GatedStackCache<B: Backend> {
     layers: Vec<GatedCache<B>>,
@@ -110,7 +114,7 @@ impl<B: Backend> GatedStack<B> {
         cache: GatedStackCache<B>,
         dskip: &Tensor<B>,
         done: &mut dyn FnMut(Vec<&mut Param<B>>) -> Result<()>,
-    ) -> Result<(Tensor<B>, Vec<Option<Tensor<B>>>)> {
+    ) -> Result<(Tensor<B>, GatedBiasGrads<B>)> {
         let mut dv: Option<Tensor<B>> = None;
         let mut dh: Option<Tensor<B>> = None;
         let mut dbias = Vec::with_capacity(self.layers.len());
