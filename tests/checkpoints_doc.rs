@@ -1,5 +1,6 @@
 //! docs/CHECKPOINTS.md documents every tensor and every metadata key that a checkpoint holds
-//! (issue 20, item 1): a tiny model of each kind (PixelCNN, Row LSTM, Diagonal BiLSTM and a
+//! (issue 20, item 1): a tiny model of each kind (PixelCNN, Row LSTM, Diagonal BiLSTM, Gated
+//! PixelCNN and a
 //! Multi-Scale model on each base, Adam and RMSProp state, a one-stage multi-scale run) is
 //! trained through the binary, and each name it saved must appear on the page.
 
@@ -104,6 +105,7 @@ fn every_tensor_and_metadata_key_of_every_kind_is_documented() {
                 "2",
             ],
         ),
+        ("gated-pixelcnn", vec!["--model", "gated-pixelcnn"]),
     ];
     let mut missing = BTreeSet::new();
     let mut seen_tensors = 0;
@@ -163,7 +165,13 @@ fn every_tensor_and_metadata_key_of_every_kind_is_documented() {
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["diag-bilstm", "multiscale", "pixelcnn", "row-lstm"],
+        [
+            "diag-bilstm",
+            "gated-pixelcnn",
+            "multiscale",
+            "pixelcnn",
+            "row-lstm"
+        ],
         "every kind is covered"
     );
     assert!(seen_tensors > 200, "{seen_tensors} tensors looked at");

@@ -408,6 +408,6 @@ fn mixture_models_have_one_channel_group() {
     assert_eq!(cfg.groups(), 1);
     assert_eq!(cfg.logits_per_position(), 40);
     let model = Model::new(&b, cfg, 0).unwrap();
-    assert_eq!(model.input.spec.groups, 1);
-    assert_eq!(model.input.spec.taps().len(), 24);
+    assert_eq!(model.input.as_ref().unwrap().spec.groups, 1);
+    assert_eq!(model.input.as_ref().unwrap().spec.taps().len(), 24);
 }

@@ -31,11 +31,12 @@ fn config(kind: ModelKind, side: usize, c: usize) -> ModelConfig {
     }
 }
 
-const KINDS: [ModelKind; 4] = [
+const KINDS: [ModelKind; 5] = [
     ModelKind::PixelCnn,
     ModelKind::RowLstm,
     ModelKind::DiagBiLstm,
     ModelKind::MultiScale,
+    ModelKind::GatedPixelCnn,
 ];
 
 /// Perturbs every input sub-pixel in turn: the head outputs of every pixel up to and including

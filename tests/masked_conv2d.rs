@@ -148,6 +148,23 @@ const CASES: &[ConvCase] = &[
         (4, 5),
         (2, 5, 6),
     ),
+    // Gated PixelCNN's vertical stack (the rows above and the centre row, every pair).
+    ConvCase::new(
+        "3x3 vertical, C=3",
+        (3, 3),
+        Mask::Vertical,
+        3,
+        (6, 8),
+        (2, 5, 6),
+    ),
+    ConvCase::new(
+        "7x7 vertical, C=1",
+        (7, 7),
+        Mask::Vertical,
+        1,
+        (1, 4),
+        (1, 6, 8),
+    ),
     ConvCase::new(
         "1x3 unmasked, cin=5",
         (1, 3),

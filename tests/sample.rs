@@ -24,10 +24,11 @@ use rand_pcg::Pcg64;
 use common::cli::{assert_clean_error, pixelrnn, s};
 use common::models::add_noise;
 
-const KINDS: [ModelKind; 3] = [
+const KINDS: [ModelKind; 4] = [
     ModelKind::PixelCnn,
     ModelKind::RowLstm,
     ModelKind::DiagBiLstm,
+    ModelKind::GatedPixelCnn,
 ];
 const H: usize = 6;
 const W: usize = 7;

@@ -46,7 +46,7 @@ PY
 fail=0
 results="$work/results.jsonl"
 : > "$results"
-for model in pixelcnn row-lstm diag-bilstm ms-pixelcnn ms-row-lstm ms-diag-bilstm; do
+for model in pixelcnn row-lstm diag-bilstm gated-pixelcnn ms-pixelcnn ms-row-lstm ms-diag-bilstm; do
     for fmt in c1-binary c1 c3 c1-mixture c3-mixture; do
         c="${fmt:1:1}"
         run="$work/$model-$fmt"

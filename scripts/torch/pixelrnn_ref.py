@@ -1,4 +1,5 @@
-"""An independent PyTorch reference of PixelCNN, Row LSTM, Diagonal BiLSTM and Multi-Scale.
+"""An independent PyTorch reference of PixelCNN, Row LSTM, Diagonal BiLSTM, Multi-Scale and
+Gated PixelCNN (the last written from docs/gated-pixelcnn.md).
 
 Written from the project's spec (shared/spec/MODELS.md), not from the Rust code: only the
 parameter names and shapes follow pixelrnn's checkpoint format (docs/CHECKPOINTS.md) so that a
@@ -19,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KINDS = ("pixelcnn", "row-lstm", "diag-bilstm")
+KINDS = ("pixelcnn", "row-lstm", "diag-bilstm", "gated-pixelcnn")
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,9 +36,14 @@ def feature_groups(n: int, block: int, groups: int) -> torch.Tensor:
 
 def conv_mask(cout: int, cin: int, kh: int, kw: int, mask: str, groups: int,
               out_block: int | None = None, in_block: int | None = None) -> torch.Tensor:
-    """The 0/1 mask `[cout, cin, kh, kw]` of a convolution. `mask` is "A", "B" or "none"."""
+    """The 0/1 mask `[cout, cin, kh, kw]` of a convolution. `mask` is "A", "B", "none" or
+    "vertical" (Gated PixelCNN's vertical stack: the rows above the centre and the whole
+    centre row, every feature pair)."""
     m = torch.ones(cout, cin, kh, kw)
     if mask == "none":
+        return m
+    if mask == "vertical":
+        m[:, :, kh // 2 + 1:, :] = 0
         return m
     assert kh % 2 == 1 and kw % 2 == 1, "masked kernels are odd"
     cy, cx = kh // 2, kw // 2
@@ -447,8 +453,80 @@ class MultiScaleModel(nn.Module):
         return n2
 
 
+def gate(p):
+    """Gated activation: tanh of the first half of the features, times sigmoid of the second."""
+    f, g = p.chunk(2, dim=1)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
+def shift_down(t):
+    """Row i takes row i - 1; row 0 is zero (NCHW)."""
+    return F.pad(t, (0, 0, 1, 0))[:, :, :-1, :]
+
+
+class GatedLayer(nn.Module):
+    """One Gated PixelCNN layer (docs/gated-pixelcnn.md): vertical k x k (rows above and the
+    centre row), horizontal 1 x k (mask A first, B after), both -> 4h with out_block 2h; the
+    link, an unmasked 1x1 4h -> 4h of the vertical pre-activation shifted down one row;
+    gates; residual (not in layer 0) and skip 1x1 mask B 2h -> 2h; the last layer has no
+    residual projection."""
+
+    def __init__(self, cin, h, k, groups, first, last):
+        super().__init__()
+        self.first, self.last = first, last
+        self.v_conv = MaskedConv2d(cin, 4 * h, k, k, "vertical", groups, out_block=2 * h)
+        self.h_conv = MaskedConv2d(cin, 4 * h, 1, k, "A" if first else "B", groups,
+                                   out_block=2 * h)
+        self.link = MaskedConv2d(4 * h, 4 * h, 1, 1, "none", groups)
+        if not last:
+            self.res_conv = MaskedConv2d(2 * h, 2 * h, 1, 1, "B", groups)
+        self.skip_conv = MaskedConv2d(2 * h, 2 * h, 1, 1, "B", groups)
+
+    def forward(self, v, x_h):
+        vp = self.v_conv(v)
+        hp = self.h_conv(x_h) + self.link(shift_down(vp))
+        u = gate(hp)
+        skip = self.skip_conv(u)
+        if self.last:
+            return None, None, skip
+        r = self.res_conv(u)
+        return gate(vp), (r if self.first else x_h + r), skip
+
+
+class GatedPixelModel(PixelModel):
+    """Gated PixelCNN: no input layer; `layers` gated layers (7x7 first, 3x3 after); the head
+    reads the sum of the skip projections. Same interface as PixelModel."""
+
+    def __init__(self, cfg: Config):
+        nn.Module.__init__(self)
+        if cfg.multiscale is not None:
+            raise ValueError("a Gated PixelCNN has no multi-scale form")
+        self.cfg = cfg
+        c, h = cfg.channels, cfg.hidden
+        self.layers = nn.ModuleList([
+            GatedLayer(c if l == 0 else 2 * h, h, 7 if l == 0 else 3, c, l == 0,
+                       l + 1 == cfg.layers)
+            for l in range(cfg.layers)])
+        self.head = OutputHead(2 * h, cfg.head, c if cfg.binary else 256 * c, c)
+        self.stride = None
+
+    def network_input(self, x_uint8):
+        w = self.head.hidden.weight
+        x = x_uint8.to(w.device).permute(0, 3, 1, 2).to(w.dtype)
+        return x if self.cfg.binary else x / 127.5 - 1.0
+
+    def forward(self, x, xs=None):
+        v, x_h, total = x, x, 0
+        for layer in self.layers:
+            v, x_h, skip = layer(v, x_h)
+            total = total + skip
+        return self.head(total)
+
+
 def build(cfg: Config) -> nn.Module:
     """The reference model of a checkpoint's `model_config`."""
+    if cfg.kind == "gated-pixelcnn":
+        return GatedPixelModel(cfg)
     return MultiScaleModel(cfg) if cfg.kind == "multiscale" else PixelModel(cfg)
 
 
@@ -471,7 +549,7 @@ def selftest(verbose=True):
     for kind in KINDS:
         for c in (1, 3):
             cfg = Config(kind, 6, 7, c, False, 2, 3, 5)
-            m = PixelModel(cfg).to(dt)
+            m = build(cfg).to(dt)
             _randomize(m)
             hh, w = cfg.height, cfg.width
             x = torch.randn(1, c, hh, w, dtype=dt)
@@ -494,7 +572,9 @@ def selftest(verbose=True):
     # Receptive fields of one output w.r.t. the input (C = 1), 8x8 image, output pixel (4, 3).
     hh, w, oi, oj = 8, 8, 4, 3
     for kind in KINDS:
-        m = PixelModel(Config(kind, hh, w, 1, False, 3, 3, 5)).to(dt)
+        # Gated PixelCNN: 5 layers cover the 8x8 image (no blind spot).
+        layers = 5 if kind == "gated-pixelcnn" else 3
+        m = build(Config(kind, hh, w, 1, False, layers, 3, 5)).to(dt)
         _randomize(m, seed=1)
         x = torch.randn(1, 1, hh, w, dtype=dt, requires_grad=True)
         m(x)[0, :, oi, oj].sum().backward()
@@ -506,6 +586,8 @@ def selftest(verbose=True):
         future = int((seen & ~past).sum())
         if kind == "diag-bilstm":
             ok = missing == [(oi - 1, w - 1)] and future == 0
+        elif kind == "gated-pixelcnn":
+            ok = missing == [] and future == 0
         elif kind == "pixelcnn":
             ok = len(missing) > 0 and future == 0  # the blind spot
         else:

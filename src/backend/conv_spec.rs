@@ -11,6 +11,11 @@ pub enum Mask {
     A,
     /// Mask B: the centre tap from earlier groups and the same group (all later layers).
     B,
+    /// Gated PixelCNN's vertical stack (docs/gated-pixelcnn.md): every tap in the rows above
+    /// the centre and in the centre row (a `(kh/2 + 1) x kw` kernel), every feature pair, no
+    /// channel-group rule. Not causal on its own: the output at row `i` sees all of row `i`,
+    /// so it may reach a causal map only shifted down one row.
+    Vertical,
 }
 
 /// Shape and mask of a convolution.
@@ -79,18 +84,21 @@ impl ConvSpec {
     /// Whether the centre tap connects input feature `i` to output feature `o`.
     pub fn centre_allows(&self, o: usize, i: usize) -> bool {
         match self.mask {
-            Mask::None => true,
+            Mask::None | Mask::Vertical => true,
             Mask::A => self.out_group(o) > self.in_group(i),
             Mask::B => self.out_group(o) >= self.in_group(i),
         }
     }
 
-    /// The taps (as `(ky, kx)`) that are not structurally zero, in raster order. The centre is
-    /// kept unless it is zero for every pair of features (mask A with a single group).
+    /// The taps (as `(ky, kx)`) that are not structurally zero, in raster order: always a
+    /// prefix of the raster order, which is how the CUDA kernels receive them (a count). The
+    /// centre is kept unless it is zero for every pair of features (mask A with a single
+    /// group); [`Mask::Vertical`] ends with the centre row.
     pub fn taps(&self) -> Vec<(usize, usize)> {
         let centre = self.centre();
         let last = match self.mask {
             Mask::None => self.kh * self.kw,
+            Mask::Vertical => (self.kh / 2 + 1) * self.kw,
             Mask::A if self.groups == 1 => centre,
             Mask::A | Mask::B => centre + 1,
         };
@@ -99,8 +107,10 @@ impl ConvSpec {
 
     /// Whether weight `[o, i, ky, kx]` is allowed by the mask.
     pub fn allows(&self, o: usize, i: usize, ky: usize, kx: usize) -> bool {
-        if self.mask == Mask::None {
-            return true;
+        match self.mask {
+            Mask::None => return true,
+            Mask::Vertical => return ky <= self.kh / 2,
+            Mask::A | Mask::B => {}
         }
         let t = ky * self.kw + kx;
         let c = self.centre();
@@ -130,6 +140,27 @@ mod tests {
         assert!(a.allows(4, 0, 1, 1) && !a.allows(4, 1, 1, 1) && !a.allows(4, 2, 1, 1));
         assert!(b.allows(4, 0, 1, 1) && b.allows(4, 1, 1, 1) && !b.allows(4, 2, 1, 1));
         assert_eq!(a.taps().len(), 5);
+    }
+
+    #[test]
+    fn vertical_keeps_the_rows_up_to_the_centre() {
+        // 3x3: rows 0 and 1 (the centre row, right of the centre included), for every pair.
+        let s = ConvSpec::new(3, 3, Mask::Vertical, 3, 3, 6);
+        assert_eq!(
+            s.taps(),
+            vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+        );
+        assert!(s.allows(0, 2, 1, 1) && s.allows(0, 1, 1, 2) && s.allows(5, 0, 0, 0));
+        assert!(!s.allows(0, 0, 2, 0) && !s.allows(0, 0, 2, 1));
+        // 7x7: the 4 x 7 upper part; every allowed tap is one of taps().
+        let s7 = ConvSpec::new(7, 7, Mask::Vertical, 1, 1, 4);
+        assert_eq!(s7.taps().len(), 28);
+        let live = s7.taps();
+        for ky in 0..7 {
+            for kx in 0..7 {
+                assert_eq!(s7.allows(0, 0, ky, kx), live.contains(&(ky, kx)));
+            }
+        }
     }
 
     #[test]

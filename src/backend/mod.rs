@@ -168,6 +168,14 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// `a + b` elementwise (residual connections).
     fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>>;
 
+    /// Gated activation of Gated PixelCNN (docs/gated-pixelcnn.md): `pre` `[.., 2F]` holds at
+    /// every position the filter block `f` (features `0..F`) and the gate block `g`
+    /// (`F..2F`); returns `tanh(f) * sigmoid(g)`, `[.., F]`.
+    fn gated_forward(&self, pre: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// Backward of [`Backend::gated_forward`]: the gradient w.r.t. `pre` `[.., 2F]` given the
+    /// output gradient `dy` `[.., F]` (tanh and sigmoid recomputed from `pre`).
+    fn gated_backward(&self, pre: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>>;
+
     /// 256-way softmax negative log-likelihood, fused with its gradient.
     /// `logits`: `[.., 256 * c]` with the logit of value `k` for channel `ch` at `k * c + ch`;
     /// `targets`: `[.., c]` holding 0..255. Returns (nll `[.., c]` in nats,

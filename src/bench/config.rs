@@ -150,6 +150,25 @@ pub fn step_flops(model: &ModelConfig, batch: usize) -> Option<(f64, f64)> {
     let taps = |kh, kw, mask| ConvSpec::new(kh, kw, mask, c, 1, 1).taps().len();
     let input = taps(7, 7, Mask::A) * c * 2 * h;
     let head = 2 * h * d + d * 256 * c;
+    let positions = (batch * model.height * model.width) as f64;
+    if model.kind == ModelKind::GatedPixelCnn {
+        // The first layer's image convolutions (7x7 vertical: 28 taps; 1x7 mask A: 3 taps for
+        // C = 1, 4 for C > 1; C -> 4h each) are its "input"; every layer has the 4h -> 4h link
+        // and the 2h -> 2h skip, every layer but the last the 2h -> 2h residual, and each
+        // later layer its 3x3 vertical (6 taps) and 1x3 mask B (2 taps) 2h -> 4h.
+        let input = (taps(7, 7, Mask::Vertical) + taps(1, 7, Mask::A)) * c * 4 * h;
+        let l = model.layers;
+        let convs = l.saturating_sub(1)
+            * (taps(3, 3, Mask::Vertical) + taps(1, 3, Mask::B))
+            * 2
+            * h
+            * 4
+            * h
+            + l * (16 * h * h + 4 * h * h)
+            + l.saturating_sub(1) * 4 * h * h;
+        let forward = 2.0 * positions * (input + convs + head) as f64;
+        return Some((forward, 3.0 * forward - 2.0 * positions * input as f64));
+    }
     let per_layer = match model.kind {
         // 1x1 2h -> h, 3x3 mask B h -> h, 1x1 h -> 2h.
         ModelKind::PixelCnn => 2 * h * h + taps(3, 3, Mask::B) * h * h + h * 2 * h,
@@ -161,9 +180,8 @@ pub fn step_flops(model: &ModelConfig, batch: usize) -> Option<(f64, f64)> {
         // Per direction: 1x1 input-to-state 2h -> 4h and 2x1 state-to-state h -> 4h; then the
         // 1x1 h -> 2h output.
         ModelKind::DiagBiLstm => 2 * (2 * h * 4 * h + 2 * h * 4 * h) + h * 2 * h,
-        ModelKind::MultiScale => return None,
+        ModelKind::MultiScale | ModelKind::GatedPixelCnn => return None,
     };
-    let positions = (batch * model.height * model.width) as f64;
     let fwd_macs = (input + model.layers * per_layer + head) as f64;
     let forward = 2.0 * positions * fwd_macs;
     let step = 3.0 * forward - 2.0 * positions * input as f64;

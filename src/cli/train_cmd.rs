@@ -27,7 +27,9 @@ use pixelrnn::train::defaults;
 pub struct TrainArgs {
     /// Model variant [default: pixelcnn]. multiscale alone is a Row LSTM base, stage 1 on the
     /// image at half its side (x[::2, ::2]), stage 2 on the full image given it, both stages
-    /// trained together (see --base, --scale, --stage).
+    /// trained together (see --base, --scale, --stage). gated-pixelcnn: Gated PixelCNN
+    /// (vertical and horizontal stacks, gated activations, no blind spot; --layers counts its
+    /// gated layers; docs/gated-pixelcnn.md).
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
     /// Dataset: binarized-mnist (default; embedded digits thresholded at 128),

@@ -24,6 +24,11 @@ pub enum ModelKind {
     #[serde(rename = "multiscale")]
     #[value(name = "multiscale")]
     MultiScale,
+    /// Gated PixelCNN (van den Oord et al. 2016): vertical and horizontal stacks, gated
+    /// activations, no blind spot (docs/gated-pixelcnn.md).
+    #[serde(rename = "gated-pixelcnn")]
+    #[value(name = "gated-pixelcnn")]
+    GatedPixelCnn,
 }
 
 impl ModelKind {
@@ -34,6 +39,7 @@ impl ModelKind {
             ModelKind::RowLstm => "row-lstm",
             ModelKind::DiagBiLstm => "diag-bilstm",
             ModelKind::MultiScale => "multiscale",
+            ModelKind::GatedPixelCnn => "gated-pixelcnn",
         }
     }
 }
@@ -108,6 +114,11 @@ impl ModelConfig {
                 self.row_kernel
             )));
         }
+        if self.kind == ModelKind::GatedPixelCnn && self.layers == 0 {
+            return Err(Error::Config(
+                "a Gated PixelCNN needs at least one layer (--layers 1 or more)".into(),
+            ));
+        }
         let Some(ms) = self.multiscale else {
             return match self.kind {
                 ModelKind::MultiScale => Err(Error::Config(
@@ -117,7 +128,7 @@ impl ModelConfig {
                 _ => Ok(()),
             };
         };
-        if ms.base == ModelKind::MultiScale {
+        if ms.base == ModelKind::MultiScale || ms.base == ModelKind::GatedPixelCnn {
             return Err(Error::Config(
                 "--base must be row-lstm, diag-bilstm or pixelcnn".into(),
             ));
@@ -194,15 +205,23 @@ impl ModelConfig {
             self.head as u128,
         );
         let k = self.row_kernel as u128;
+        let out = self.logits_per_position() as u128;
+        if self.kind == ModelKind::GatedPixelCnn {
+            // Per later layer: 3x3 vertical (6 live taps) and 1x3 horizontal (2 taps) 2h -> 4h,
+            // the 4h -> 4h link, the residual and skip 1x1s 2h -> 2h; the first layer reads C
+            // features through 28 + 4 taps.
+            let first = 32 * c * 4 * h + 24 * h * h;
+            let later = self.layers.saturating_sub(1) as u128 * 88 * h * h;
+            return first + later + 2 * h * d + d * out;
+        }
         let per_layer = match self.kind {
             // 1x1 2h -> h, 3x3 h -> h, 1x1 h -> 2h.
             ModelKind::PixelCnn => 13 * h * h,
             // 1xk 2h -> 4h (input-to-state), 1xk h -> 4h (state-to-state), 1x1 h -> 2h.
             ModelKind::RowLstm => 12 * k * h * h + 2 * h * h,
             // 1x1 2h -> 4h, h -> 4h and the 1x1 h -> 2h output, at least.
-            ModelKind::DiagBiLstm | ModelKind::MultiScale => 14 * h * h,
+            ModelKind::DiagBiLstm | ModelKind::MultiScale | ModelKind::GatedPixelCnn => 14 * h * h,
         };
-        let out = self.logits_per_position() as u128;
         49 * c * 2 * h + self.layers as u128 * per_layer + 2 * h * d + d * out
     }
 
@@ -216,6 +235,9 @@ impl ModelConfig {
             ModelKind::PixelCnn => 4 * h,
             ModelKind::RowLstm => 8 * h,
             ModelKind::DiagBiLstm => 17 * h,
+            // Inputs of both stacks (2h each), the vertical pre-activation and its shift, the
+            // horizontal pre-activation (4h each), the gate output (2h): 20h.
+            ModelKind::GatedPixelCnn => 20 * h,
             ModelKind::MultiScale => self.multiscale.map_or(4 * h, |_| {
                 self.stage2_config().estimated_activations_per_position()
             }),

@@ -16,8 +16,8 @@ use crate::backend::{Backend, ConvSpec, Mask, Recurrence};
 use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::nn::{
-    CondBias, DiagBiLstm, DiagBiLstmCache, HeadCache, MaskedConv2d, OutputHead, Param,
-    ResidualBlock, ResidualCache, RowLstm, RowLstmCache, Upsample,
+    CondBias, DiagBiLstm, DiagBiLstmCache, GatedStack, GatedStackCache, HeadCache, MaskedConv2d,
+    OutputHead, Param, ResidualBlock, ResidualCache, RowLstm, RowLstmCache, Upsample,
 };
 use crate::tensor::Tensor;
 
@@ -31,12 +31,16 @@ pub enum Layer<B: Backend> {
     RowLstm(RowLstm<B>),
     /// Diagonal BiLSTM layer.
     DiagBiLstm(DiagBiLstm<B>),
+    /// Every layer of a Gated PixelCNN (the model's only entry of `layers`): its first layer
+    /// reads the image, and the head reads the sum of its skip projections.
+    Gated(GatedStack<B>),
 }
 
 enum LayerCache<B: Backend> {
     Residual(ResidualCache<B>),
     RowLstm(RowLstmCache<B>),
     DiagBiLstm(DiagBiLstmCache<B>),
+    Gated(GatedStackCache<B>),
 }
 
 /// Everything a forward pass keeps for its backward.
@@ -52,8 +56,9 @@ pub struct ForwardCache<B: Backend> {
 pub struct Model<B: Backend> {
     /// Architecture.
     pub config: ModelConfig,
-    /// 7x7 mask-A convolution, C -> 2h.
-    pub input: MaskedConv2d<B>,
+    /// 7x7 mask-A convolution, C -> 2h (`None` for Gated PixelCNN, whose first layer reads
+    /// the image itself).
+    pub input: Option<MaskedConv2d<B>>,
     /// Hidden layers.
     pub layers: Vec<Layer<B>>,
     /// Output head.
@@ -104,14 +109,35 @@ impl<B: Backend> Model<B> {
         // Channel groups: C for the softmax, 1 for the logistic mixture (whole pixels).
         let g = config.groups();
         let h2 = 2 * config.hidden;
-        let input = MaskedConv2d::new(
+        if config.kind == ModelKind::GatedPixelCnn {
+            let stack = GatedStack::new(backend, config.layers, config.hidden, c, g, &mut rng)?;
+            let head = OutputHead::new(
+                backend,
+                h2,
+                config.head,
+                config.logits_per_position(),
+                g,
+                &mut rng,
+            )?;
+            return Ok(Model {
+                config,
+                input: None,
+                layers: vec![Layer::Gated(stack)],
+                head,
+                recurrence: Recurrence::default(),
+                upsample: None,
+                input_cond: None,
+                stage1: None,
+            });
+        }
+        let input = Some(MaskedConv2d::new(
             backend,
             "input",
             c,
             h2,
             ConvSpec::new(7, 7, Mask::A, g, c, h2),
             &mut rng,
-        )?;
+        )?);
         let layers = (0..config.layers)
             .map(|l| {
                 let prefix = format!("layers.{l}");
@@ -184,6 +210,7 @@ impl<B: Backend> Model<B> {
                         x.left.cond = Some(CondBias::new(backend, &pl, f, 4 * hid, c, &mut rng)?);
                         x.right.cond = Some(CondBias::new(backend, &pr, f, 4 * hid, c, &mut rng)?);
                     }
+                    Layer::Gated(_) => unreachable!("ModelConfig::validate refuses a gated base"),
                 }
             }
         }
@@ -256,12 +283,12 @@ impl<B: Backend> Model<B> {
             }
         };
         let map = cond.as_ref().map(|c| &c.1);
-        let mut act = CondBias::add(
-            &self.input_cond,
-            backend,
-            self.input.forward(backend, x)?,
-            map,
-        )?;
+        let mut act = match &self.input {
+            Some(input) => {
+                CondBias::add(&self.input_cond, backend, input.forward(backend, x)?, map)?
+            }
+            None => x.clone(),
+        };
         let mut caches = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             match layer {
@@ -278,6 +305,11 @@ impl<B: Backend> Model<B> {
                 Layer::DiagBiLstm(l) => {
                     let (y, cache) = l.forward_cond(backend, &act, map, self.recurrence)?;
                     caches.push(LayerCache::DiagBiLstm(cache));
+                    act = y;
+                }
+                Layer::Gated(stack) => {
+                    let (y, cache) = stack.forward(backend, &act)?;
+                    caches.push(LayerCache::Gated(cache));
                     act = y;
                 }
             }
@@ -338,6 +370,9 @@ impl<B: Backend> Model<B> {
                     done(l.params_mut())?;
                     out
                 }
+                (Layer::Gated(stack), LayerCache::Gated(c)) => {
+                    (stack.backward(backend, c, &grad, done)?.0, None)
+                }
                 _ => unreachable!("caches are made by the same layers"),
             };
             grad = g;
@@ -350,11 +385,15 @@ impl<B: Backend> Model<B> {
             up.backward(backend, xs, &dmap)?;
             done(up.params_mut().into())?;
         }
-        let dx = self
-            .input
-            .backward(backend, &cache.x, &grad, need_input_grad)?;
-        done(self.input.params_mut().into())?;
-        Ok(dx)
+        match self.input.as_mut() {
+            Some(input) => {
+                let dx = input.backward(backend, &cache.x, &grad, need_input_grad)?;
+                done(input.params_mut().into())?;
+                Ok(dx)
+            }
+            // Gated PixelCNN: the stack's first layer already returned the input gradient.
+            None => Ok(need_input_grad.then_some(grad)),
+        }
     }
 
     /// Per-sub-pixel NLL in nats `[n, H, W, C]` and the logits' gradient scaled by
@@ -381,12 +420,15 @@ impl<B: Backend> Model<B> {
             Some(s1) => s1.params_mut(),
             None => Vec::new(),
         };
-        p.extend(self.input.params_mut());
+        if let Some(input) = self.input.as_mut() {
+            p.extend(input.params_mut());
+        }
         for layer in &mut self.layers {
             match layer {
                 Layer::Residual(block) => p.extend(block.params_mut()),
                 Layer::RowLstm(l) => p.extend(l.params_mut()),
                 Layer::DiagBiLstm(l) => p.extend(l.params_mut()),
+                Layer::Gated(stack) => p.extend(stack.params_mut()),
             }
         }
         p.extend(self.head.params_mut());

@@ -4,6 +4,9 @@
 
 pub mod cond;
 pub mod diag_bilstm;
+pub mod gated;
+pub mod gated_at;
+pub mod gated_stack;
 pub mod head;
 pub mod incremental;
 pub mod init;
@@ -14,6 +17,8 @@ pub mod row_lstm;
 
 pub use cond::{CondBias, Upsample};
 pub use diag_bilstm::{DiagBiLstm, DiagBiLstmCache};
+pub use gated::{GatedCache, GatedLayer, GatedRole};
+pub use gated_stack::{GatedStack, GatedStackCache};
 pub use head::{HeadCache, OutputHead};
 pub use masked_conv::MaskedConv2d;
 pub use param::Param;

@@ -99,11 +99,13 @@ impl Target {
         use clap::ValueEnum;
         let recs = Recurrence::value_variants();
         match kind {
-            ModelKind::PixelCnn | ModelKind::MultiScale => vec![Target {
-                kind,
-                recurrence: None,
-                layout: None,
-            }],
+            ModelKind::PixelCnn | ModelKind::MultiScale | ModelKind::GatedPixelCnn => {
+                vec![Target {
+                    kind,
+                    recurrence: None,
+                    layout: None,
+                }]
+            }
             ModelKind::RowLstm => recs
                 .iter()
                 .map(|&r| Target {

@@ -5,6 +5,7 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::models::{Layer, Model};
+use crate::nn::gated_at::GatedStackAt;
 use crate::nn::incremental::{ConvAt, DiagBiLstmAt, HeadAt, ResidualAt, RowLstmAt};
 use crate::tensor::Tensor;
 
@@ -13,11 +14,13 @@ enum LayerAt<B: Backend> {
     Residual(ResidualAt<B>),
     RowLstm(RowLstmAt<B>),
     DiagBiLstm(DiagBiLstmAt<B>),
+    Gated(GatedStackAt<B>),
 }
 
 /// A model evaluated one position at a time over cached maps (see the module docs).
 pub struct IncrementalModel<B: Backend> {
-    input: ConvAt<B>,
+    /// The input layer (`None` for Gated PixelCNN: its stack reads the network input).
+    input: Option<ConvAt<B>>,
     /// Conditioned models: the input layer's conditioning bias map `[n, H, W, 2h]`.
     input_cond: Option<Tensor<B>>,
     /// Network input `[n, H, W, C]`.
@@ -81,11 +84,16 @@ impl<B: Backend> Model<B> {
                         }
                         LayerAt::DiagBiLstm(at)
                     }
+                    Layer::Gated(g) => LayerAt::Gated(g.incremental(backend, n, h, w)?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(IncrementalModel {
-            input: ConvAt::new(backend, &self.input)?,
+            input: self
+                .input
+                .as_ref()
+                .map(|c| ConvAt::new(backend, c))
+                .transpose()?,
             input_cond: bias(&self.input_cond)?,
             x: Tensor::zeros(backend, &[n, h, w, self.config.channels])?,
             layers,
@@ -107,7 +115,10 @@ impl<B: Backend> IncrementalModel<B> {
     /// every row before `i` finished with [`IncrementalModel::finish_row`]); returns the last
     /// layer's features there, `[n, 2h]`.
     pub fn step(&mut self, backend: &B, i: usize, j: usize) -> Result<Tensor<B>> {
-        let mut a = self.input.at(backend, &self.x, i, j)?;
+        let mut a = match &self.input {
+            Some(input) => input.at(backend, &self.x, i, j)?,
+            None => backend.read_position(&self.x, i, j)?,
+        };
         if let Some(m) = &self.input_cond {
             a = backend.add(&a, &backend.read_position(m, i, j)?)?;
         }
@@ -116,17 +127,22 @@ impl<B: Backend> IncrementalModel<B> {
                 LayerAt::Residual(l) => l.step(backend, &a, i, j)?,
                 LayerAt::RowLstm(l) => l.step(backend, &a, i, j)?,
                 LayerAt::DiagBiLstm(l) => l.step(backend, &a, i, j)?,
+                // The stack reads the network input map itself (its first layer has no
+                // input convolution before it).
+                LayerAt::Gated(l) => l.step(backend, &self.x, i, j)?,
             };
         }
         Ok(a)
     }
 
     /// Row `r` is complete: computes what depends on all of it (the Diagonal BiLSTM's right
-    /// direction).
+    /// direction, Gated PixelCNN's vertical stacks).
     pub fn finish_row(&mut self, backend: &B, r: usize) -> Result<()> {
         for layer in &mut self.layers {
-            if let LayerAt::DiagBiLstm(l) = layer {
-                l.finish_row(backend, r)?;
+            match layer {
+                LayerAt::DiagBiLstm(l) => l.finish_row(backend, r)?,
+                LayerAt::Gated(l) => l.finish_row(backend, &self.x, r)?,
+                LayerAt::Residual(_) | LayerAt::RowLstm(_) => {}
             }
         }
         Ok(())

@@ -130,6 +130,22 @@ fn cases() -> Vec<Case> {
             5,
             plain(3, 3, Mask::None, 3, 4, 5),
         ),
+        // Gated PixelCNN's vertical stack: the rows above and the whole centre row, no group
+        // rule (mask code NONE with the taps cut after the centre row).
+        case(
+            "3x3 vertical, C=3",
+            [2, 5, 6],
+            6,
+            8,
+            plain(3, 3, Mask::Vertical, 3, 6, 8),
+        ),
+        case(
+            "7x7 vertical, C=1",
+            [1, 6, 9],
+            1,
+            8,
+            plain(7, 7, Mask::Vertical, 1, 1, 8),
+        ),
         // No live tap at all: the output is the bias, every gradient but db is 0.
         case(
             "1x1 mask A, C=1",
@@ -361,6 +377,13 @@ pub fn check_masked_conv2d_forward_at<E: Executor>(gpu: &CudaBackend<E>) {
             3,
             5,
             ConvSpec::new(3, 3, Mask::None, 1, 3, 5),
+        ),
+        // Gated PixelCNN's vertical stack (incremental sampling evaluates it per position).
+        (
+            "3x3 vertical, C=3",
+            4,
+            8,
+            ConvSpec::new(3, 3, Mask::Vertical, 3, 4, 8),
         ),
     ];
     let (n, h, w) = (2, 5, 6);

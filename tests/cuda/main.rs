@@ -14,6 +14,7 @@
 mod bench;
 mod conv;
 mod diag_bilstm_combine;
+mod gated;
 mod geometry;
 mod logistic_mixture;
 mod lstm;

@@ -191,8 +191,27 @@ pub fn check_logistic_mixture_step<E: Executor>(gpu: &CudaBackend<E>) {
     }
 }
 
+/// Gated PixelCNN (vertical and horizontal stacks, the gated activation, skips), 256-way
+/// softmax with C = 3 and Bernoulli with C = 1.
+pub fn check_gated_pixelcnn_step<E: Executor>(gpu: &CudaBackend<E>) {
+    let rec = Recurrence::default();
+    check_step(
+        gpu,
+        config(ModelKind::GatedPixelCnn, 3, false),
+        rec,
+        OptimizerKind::Adam,
+    );
+    check_step(
+        gpu,
+        config(ModelKind::GatedPixelCnn, 1, true),
+        rec,
+        OptimizerKind::RmsProp,
+    );
+}
+
 crate::parity_tests! {
     logistic_mixture_training_step => super::check_logistic_mixture_step,
+    gated_pixelcnn_training_step => super::check_gated_pixelcnn_step,
     pixelcnn_training_step => super::check_pixelcnn_step,
     row_lstm_training_step => super::check_row_lstm_step,
     diag_bilstm_training_step => super::check_diag_bilstm_step,

@@ -4,6 +4,7 @@
 pub mod bernoulli_nll;
 pub mod conv_transpose2d;
 pub mod elementwise;
+pub mod gated;
 pub mod gemm;
 pub mod logistic_mixture;
 pub mod loss_targets;
@@ -22,8 +23,8 @@ pub mod softmax_nll;
 
 use super::geometry::pointwise::same_shapes;
 use super::geometry::{
-    ConvGeom, HeadGeom, LstmGeom, MixtureGeom, PackGeom, PositionGeom, SkewGeom, Targets,
-    TransposeGeom,
+    ConvGeom, GatedGeom, HeadGeom, LstmGeom, MixtureGeom, PackGeom, PositionGeom, SkewGeom,
+    Targets, TransposeGeom,
 };
 use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
 use crate::error::Result;
@@ -302,6 +303,22 @@ impl Backend for CpuBackend {
         Ok(Tensor {
             shape: a.shape.clone(),
             data: elementwise::add(&a.data, &b.data),
+        })
+    }
+
+    fn gated_forward(&self, pre: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let g = GatedGeom::forward("gated_forward", pre)?;
+        Ok(Tensor {
+            shape: g.out_shape(pre),
+            data: gated::forward(&pre.data, g),
+        })
+    }
+
+    fn gated_backward(&self, pre: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let g = GatedGeom::backward("gated_backward", pre, dy)?;
+        Ok(Tensor {
+            shape: pre.shape.clone(),
+            data: gated::backward(&pre.data, &dy.data, g),
         })
     }
 

@@ -66,10 +66,14 @@ fn kernel_limits<E: Executor>(
     Ok(())
 }
 
-/// The kernels' code of a mask kind (`MASKED_CONV2D_NONE/A/B`).
+/// The kernels' code of a mask kind (`MASKED_CONV2D_NONE/A/B`). [`Mask::Vertical`] needs no
+/// code of its own: its live taps are the raster prefix that ends with the centre row
+/// (`spec.taps()`, passed as the count) and it has no channel-group rule, so to the kernels it
+/// is an unmasked kernel cut short, which they already run (they visit taps `0..taps` only and
+/// test the group rule only at the centre, never for `NONE`).
 fn mask_code(mask: Mask) -> i32 {
     match mask {
-        Mask::None => 0,
+        Mask::None | Mask::Vertical => 0,
         Mask::A => 1,
         Mask::B => 2,
     }

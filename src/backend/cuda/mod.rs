@@ -21,6 +21,7 @@ mod diag_lstm_skewed;
 mod elementwise;
 pub mod emulator;
 mod executor;
+mod gated;
 mod launch_args;
 mod logistic_mixture;
 mod loss_targets;
@@ -426,6 +427,14 @@ impl<E: Executor> Backend for CudaBackend<E> {
 
     fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>> {
         elementwise::add(self, a, b)
+    }
+
+    fn gated_forward(&self, pre: &Tensor<Self>) -> Result<Tensor<Self>> {
+        gated::forward(self, pre)
+    }
+
+    fn gated_backward(&self, pre: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
+        gated::backward(self, pre, dy)
     }
 
     fn softmax_nll(

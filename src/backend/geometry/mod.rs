@@ -19,9 +19,11 @@
 //! - `mixture`: `logistic_mixture_nll`, `logistic_mixture_sample`;
 //! - `position`: `read_position`, `write_position`, and the position check of every `*_at` op;
 //! - `skew`: `skew`, `unskew` and the skewed width;
+//! - `gated`: `gated_forward`, `gated_backward` (a `2F` pre-activation, an `F` output);
 //! - `pointwise`: `relu_backward`, `add`, `rmsprop_update`, `adam_update` (one shape).
 
 pub mod conv;
+pub mod gated;
 pub mod head;
 pub mod lstm;
 pub mod mixture;
@@ -32,6 +34,7 @@ pub mod skew;
 pub mod transpose;
 
 pub use conv::{ConvGeom, PackGeom};
+pub use gated::GatedGeom;
 pub use head::{HeadGeom, Targets};
 pub use lstm::LstmGeom;
 pub use mixture::MixtureGeom;

@@ -5,6 +5,7 @@
 
 mod clip;
 mod elementwise;
+mod gated;
 mod losses;
 mod lstm;
 mod masked_conv2d;
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 pub fn plan<X: Backend>(cfg: &BenchConfig, recurrences: &[Recurrence]) -> Result<Vec<OpCase<X>>> {
     let mut cases = masked_conv2d::cases(cfg);
     cases.extend(elementwise::cases(cfg));
+    cases.extend(gated::cases(cfg));
     cases.extend(losses::cases(cfg));
     cases.extend(lstm::cases(cfg, recurrences));
     cases.extend(moves::cases(cfg));

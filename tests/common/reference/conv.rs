@@ -106,7 +106,9 @@ impl ConvCase {
     /// The mask of MODELS.md: group(f) = (f % block) % C; taps strictly before the centre in
     /// raster order are allowed, taps after it are zero, and the centre connects output group
     /// go to input group gi iff go > gi (mask A) or go >= gi (mask B). Unmasked convolutions
-    /// keep every tap. 1.0 where allowed, else 0.0, in weight layout.
+    /// keep every tap; the vertical mask of Gated PixelCNN (docs/gated-pixelcnn.md) keeps the
+    /// rows above the centre and the whole centre row, for every feature pair. 1.0 where
+    /// allowed, else 0.0, in weight layout.
     pub fn mask(&self) -> Vec<f64> {
         let (cy, cx) = (self.kh / 2, self.kw / 2);
         let mut m = vec![0.0; self.w_len()];
@@ -120,6 +122,7 @@ impl ConvCase {
                         let centre = ky == cy && kx == cx;
                         let allowed = match self.mask {
                             Mask::None => true,
+                            Mask::Vertical => ky <= cy,
                             Mask::A => before || (centre && go > gi),
                             Mask::B => before || (centre && go >= gi),
                         };
