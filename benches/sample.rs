@@ -68,6 +68,7 @@ fn main() {
                 head,
                 row_kernel: 3,
                 multiscale: None,
+                classes: None,
             };
             let label = cfg.format_label();
             let model = Model::new(&be, cfg, 0).expect("model");

@@ -112,6 +112,7 @@ fn train_step(c: &mut Criterion) {
             head: case.head,
             row_kernel: 3,
             multiscale: None,
+            classes: None,
         };
         let mut model = Model::new(&backend, cfg.clone(), 0).unwrap();
         let hi = if case.binary { 2 } else { 256 };

@@ -117,6 +117,7 @@ fn train_config(kind: ModelKind, steps: u64) -> TrainConfig {
             head: 8,
             row_kernel: 3,
             multiscale: None,
+            classes: None,
         },
         data: "random".into(),
         binarize: pixelrnn::data::Binarize::Auto,

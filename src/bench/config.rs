@@ -103,6 +103,7 @@ impl BenchConfig {
             head: self.head,
             row_kernel: crate::models::DEFAULT_ROW_KERNEL,
             multiscale: None,
+            classes: None,
         }
     }
 

@@ -63,6 +63,12 @@ pub struct ModelConfig {
     /// `kind`, that model conditioned on an s x s image (a stage 2). `None`: unconditional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiscale: Option<MultiScaleConfig>,
+    /// Class conditioning (`--condition class`): the number of classes K; every layer (both
+    /// stages of a multi-scale model) adds a learned `[K, F]` class bias to its gate or
+    /// input-to-state pre-activations. `None` (and checkpoints written before conditioning
+    /// existed): unconditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
 }
 
 /// The multi-scale part of a [`ModelConfig`] (MODELS.md, "Multi-Scale PixelRNN").
@@ -95,6 +101,11 @@ impl ModelConfig {
         if self.height == 0 || self.width == 0 || self.hidden == 0 || self.head == 0 {
             return Err(Error::Config(
                 "height, width, --hidden and --head must be positive".into(),
+            ));
+        }
+        if self.classes == Some(0) {
+            return Err(Error::Config(
+                "a class-conditional model needs at least one class".into(),
             ));
         }
         if self.kind == ModelKind::RowLstm && self.row_kernel.is_multiple_of(2) {
@@ -250,8 +261,11 @@ impl ModelConfig {
             ),
             None => self.kind.name().to_string(),
         };
+        let cond = self
+            .classes
+            .map_or(String::new(), |k| format!(", {k} classes"));
         format!(
-            "{kind}, {}, L{} h{} D{}",
+            "{kind}, {}, L{} h{} D{}{cond}",
             self.format_label(),
             self.layers,
             self.hidden,
@@ -283,6 +297,7 @@ impl ModelConfig {
             head,
             row_kernel: DEFAULT_ROW_KERNEL,
             multiscale: None,
+            classes: None,
         }
     }
 }

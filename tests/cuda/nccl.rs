@@ -79,6 +79,7 @@ mod device {
                 head: 16,
                 row_kernel: 3,
                 multiscale: None,
+                classes: None,
             },
             data: "random".into(),
             binarize: pixelrnn::data::Binarize::Auto,
