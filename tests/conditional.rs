@@ -404,3 +404,42 @@ fn missing_labels_and_bad_classes_are_clear_errors() {
     };
     assert!(sample(&be, &plain, &o, &|_| {}).is_err());
 }
+
+#[test]
+fn labels_follow_their_images_into_data_parallel_shards() {
+    // A batch split into two shards (as the data-parallel step splits it: index slices of
+    // the same images) gives the class tables the gradient of the whole batch.
+    let be = CpuBackend::new();
+    let cfg = config(ModelKind::RowLstm, 4, 1, true, false);
+    let mut m = random_model(&cfg, 70);
+    let (x, _) = inputs(&cfg, 4, 71);
+    let px: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+    let images = pixelrnn::data::Images::new(4, 4, 4, 1, true, px)
+        .unwrap()
+        .with_labels(vec![2, 0, 2, 1])
+        .unwrap();
+    let grads = |m: &mut Model<CpuBackend>| -> Vec<(String, Vec<f32>)> {
+        m.params_mut()
+            .into_iter()
+            .filter(|p| p.name.ends_with("class_bias"))
+            .map(|p| (p.name.clone(), host(&be, &p.grad)))
+            .collect()
+    };
+    let stages = pixelrnn::models::Stages::Both;
+    m.train_batch(&be, &images, &[3, 1, 0, 2], 1.0, stages)
+        .unwrap();
+    let whole = grads(&mut m);
+    m.train_batch(&be, &images, &[3, 1], 1.0, stages).unwrap();
+    let a = grads(&mut m);
+    m.train_batch(&be, &images, &[0, 2], 1.0, stages).unwrap();
+    let b = grads(&mut m);
+    for ((name, w), ((_, a), (_, b))) in whole.iter().zip(a.iter().zip(&b)) {
+        let sum: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x + y) as f64).collect();
+        common::helpers::assert_rel(name, w, &sum, 1e-5);
+    }
+    // And the shards see their own labels: the shard of images 3 and 1 (classes 1 and 0)
+    // leaves class 2's rows untouched.
+    let f = a[0].1.len() / K;
+    assert!(a[0].1[2 * f..].iter().all(|&v| v == 0.0));
+    assert!(b[0].1[f..2 * f].iter().all(|&v| v == 0.0));
+}

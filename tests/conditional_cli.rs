@@ -100,6 +100,20 @@ fn conditional_train_eval_sample() {
         &pixelrnn(&["sample", "--checkpoint", s(&run), "--out", s(&png)]),
         &["class-conditional", "--class K or --classes all"],
     );
+    // Data-parallel ranks and dynamic binarization carry the labels too.
+    train(
+        &dir.path().join("dp"),
+        "mnist",
+        &[
+            "--condition",
+            "class",
+            "--workers",
+            "2",
+            "--binarize",
+            "dynamic",
+        ],
+    )
+    .expect_ok();
     // Resuming with another --condition is refused.
     assert_clean_error(
         &pixelrnn(&[
