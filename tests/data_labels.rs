@@ -13,8 +13,14 @@ use pixelrnn::data::{
     Binarize, DataError, Images, CIFAR10_RECORD_BYTES,
 };
 
+/// The `.npz` writer of these tests.
+type Npz = npyz::npz::NpzWriter<std::io::BufWriter<std::fs::File>>;
+
+/// A case of bad labels: its name, what it writes as `train_labels`, the expected message.
+type BadLabels = (&'static str, Box<dyn Fn(&mut Npz)>, &'static str);
+
 fn write_npz<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
-    npz: &mut npyz::npz::NpzWriter<std::io::BufWriter<std::fs::File>>,
+    npz: &mut Npz,
     name: &str,
     shape: &[u64],
     data: &[T],
@@ -112,11 +118,7 @@ fn npz_labels_any_integer_dtype_both_namings() {
 #[test]
 fn npz_bad_labels_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(
-        &str,
-        Box<dyn Fn(&mut npyz::npz::NpzWriter<std::io::BufWriter<std::fs::File>>)>,
-        &str,
-    ); 3] = [
+    let cases: [BadLabels; 3] = [
         (
             "count",
             Box::new(|n| write_npz::<u8>(n, "train_labels", &[3], &[0, 1, 2])),
