@@ -69,6 +69,7 @@ fn main() {
                 row_kernel: 3,
                 multiscale: None,
                 likelihood: pixelrnn::models::Likelihood::Softmax,
+                classes: None,
             };
             let label = cfg.format_label();
             let model = Model::new(&be, cfg, 0).expect("model");

@@ -113,6 +113,7 @@ fn train_step(c: &mut Criterion) {
             row_kernel: 3,
             multiscale: None,
             likelihood: pixelrnn::models::Likelihood::Softmax,
+            classes: None,
         };
         let mut model = Model::new(&backend, cfg.clone(), 0).unwrap();
         let hi = if case.binary { 2 } else { 256 };

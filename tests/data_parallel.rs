@@ -118,6 +118,7 @@ fn train_config(kind: ModelKind, steps: u64) -> TrainConfig {
             row_kernel: 3,
             multiscale: None,
             likelihood: pixelrnn::models::Likelihood::Softmax,
+            classes: None,
         },
         data: "random".into(),
         binarize: pixelrnn::data::Binarize::Auto,

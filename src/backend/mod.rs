@@ -175,6 +175,28 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     /// Backward of [`Backend::gated_forward`]: the gradient w.r.t. `pre` `[.., 2F]` given the
     /// output gradient `dy` `[.., F]` (tanh and sigmoid recomputed from `pre`).
     fn gated_backward(&self, pre: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>>;
+    /// Class bias (class conditioning): `x + table[labels[b]]` at every position of image `b`.
+    /// `x` `[n, H, W, F]`, `table` `[K, F]` (one row per class), `labels` `[n]` holding the
+    /// class of each image as a float `0..K`. A label that is not a class is an error (CPU) or
+    /// gives NaN outputs (CUDA, where labels are not read back).
+    fn class_bias_forward(
+        &self,
+        x: &Tensor<Self>,
+        table: &Tensor<Self>,
+        labels: &Tensor<Self>,
+    ) -> Result<Tensor<Self>>;
+
+    /// Backward of [`Backend::class_bias_forward`] w.r.t. the table: `[classes, F]` with
+    /// `dtable[k] = sum over the images b of class k and their positions of dy[b]`, summed in a
+    /// fixed order (images in order, each image's positions in raster order, then its sum
+    /// added): deterministic, the same bits on every backend. (The gradient w.r.t. `x` is
+    /// `dy` itself.)
+    fn class_bias_backward(
+        &self,
+        dy: &Tensor<Self>,
+        labels: &Tensor<Self>,
+        classes: usize,
+    ) -> Result<Tensor<Self>>;
 
     /// 256-way softmax negative log-likelihood, fused with its gradient.
     /// `logits`: `[.., 256 * c]` with the logit of value `k` for channel `ch` at `k * c + ch`;

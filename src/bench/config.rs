@@ -104,6 +104,7 @@ impl BenchConfig {
             row_kernel: crate::models::DEFAULT_ROW_KERNEL,
             multiscale: None,
             likelihood: crate::models::Likelihood::Softmax,
+            classes: None,
         }
     }
 

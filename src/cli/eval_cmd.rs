@@ -141,6 +141,26 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
             c.format_label()
         );
     }
+    // A class-conditional model scores -log p(x | class), each image under its own label.
+    if let Some(k) = c.classes {
+        let have = data.num_classes();
+        match have {
+            None => bail!(
+                "{}: the checkpoint is class-conditional ({k} classes) but {}",
+                ck.path().display(),
+                pixelrnn::data::DataError::NoLabels {
+                    name: data.name.clone()
+                }
+            ),
+            Some(h) if h > k => bail!(
+                "{}: labels up to {} but {} was trained on {k} classes",
+                data.name,
+                h - 1,
+                ck.path().display()
+            ),
+            _ => {}
+        }
+    }
     if let Some(note) = auto_note {
         eprintln!("{note}");
     }
@@ -178,6 +198,8 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
             // Multi-scale: the two parts (they sum to the split's NLL); null otherwise.
             "stage1_nll_nats": r.stages.map(|s| s[0]),
             "stage2_nll_nats": r.stages.map(|s| s[1]),
+            // Class-conditional checkpoints: the NLL is -log p(x | class), K classes.
+            "classes": model.config.classes,
             "images_per_sec": r.images as f64 / secs,
             "seconds": secs,
         });
@@ -196,6 +218,11 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
         );
         if let Some([a, b]) = r.stages {
             println!("  stage 1 NLL(x_s) {a:.4} + stage 2 NLL(x | x_s) {b:.4} nats/image");
+        }
+        if let Some(k) = model.config.classes {
+            println!(
+                "  conditional NLL -log p(x | class), each image under its own label ({k} classes)"
+            );
         }
     }
     Ok(())

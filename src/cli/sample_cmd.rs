@@ -8,7 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{draw_images, load_npy, save_npy_u8, Binarize, TEST_STREAM};
-use pixelrnn::sample::{progress_total, sample, save_grid_png, Method, Prefix, SampleOptions};
+use pixelrnn::sample::{
+    progress_total, sample, save_grid_png, save_grid_png_cols, Method, Prefix, SampleOptions,
+};
 use pixelrnn::train::TrainConfig;
 
 use super::DeviceArg;
@@ -19,9 +21,16 @@ pub struct SampleArgs {
     /// Run folder or checkpoint.safetensors file.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Number of images.
+    /// Number of images (with --classes all: images per class).
     #[arg(long, default_value_t = 16)]
     n: usize,
+    /// Class-conditional checkpoints: draw every image of class K.
+    #[arg(long, conflicts_with = "classes")]
+    class: Option<usize>,
+    /// Class-conditional checkpoints: `all` draws --n images of every class, one row of the
+    /// grid per class (class 0 at the top).
+    #[arg(long, value_parser = ["all"])]
+    classes: Option<String>,
     /// PNG grid of the images (a multi-scale model: each small image beside its full one).
     #[arg(long, default_value = "samples.png")]
     out: PathBuf,
@@ -105,13 +114,40 @@ fn run_with<B: Backend>(
         (Some(_), None) => bail!("--prefix needs --rows K (the number of rows to keep)"),
         (None, Some(_)) => bail!("--rows needs --prefix FILE.npy (the images to complete)"),
     };
+    // Classes of the images: --class K for all of them, --classes all row by row.
+    let k = model.config.classes;
+    let (n, classes, cols) = match (args.class, args.classes.is_some(), k) {
+        (None, false, _) => (args.n, None, None),
+        (_, _, None) => bail!(
+            "{}: the checkpoint is not class-conditional (trained without --condition class): --class and --classes do not apply",
+            args.checkpoint.display()
+        ),
+        (Some(c), _, Some(k)) if c >= k => bail!(
+            "--class {c} is out of range: the checkpoint has {k} classes (0..{})",
+            k - 1
+        ),
+        (Some(c), _, Some(_)) => (args.n, Some(vec![c; args.n]), None),
+        (None, true, Some(k)) => {
+            let per = args.n;
+            let total = per.checked_mul(k).context("--n times the number of classes overflows")?;
+            (total, Some((0..total).map(|i| i / per).collect()), Some(per))
+        }
+    };
+    if k.is_some() && classes.is_none() {
+        bail!(
+            "{}: the checkpoint is class-conditional ({} classes): give --class K or --classes all",
+            args.checkpoint.display(),
+            k.unwrap_or(0)
+        );
+    }
     let opts = SampleOptions {
-        n: args.n,
+        n,
         temperature: args.temperature,
         seed: args.seed,
         method: args.method,
         prefix,
         chunk: args.chunk,
+        classes,
     };
     opts.validate(&model.config)?;
     let bar = ProgressBar::new(progress_total(&model.config, &opts));
@@ -138,7 +174,10 @@ fn run_with<B: Backend>(
     };
     let secs = t0.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    save_grid_png(&args.out, &grid)?;
+    match cols {
+        Some(c) => save_grid_png_cols(&args.out, &grid, c)?,
+        None => save_grid_png(&args.out, &grid)?,
+    }
     if let Some(p) = &args.npy {
         save_npy_u8(p, &images)?;
     }

@@ -75,6 +75,11 @@ pub struct TrainArgs {
     /// Multi-scale: train only stage 1 or only stage 2 [default: both, one loss = the sum].
     #[arg(long)]
     stage: Option<u8>,
+    /// Conditioning: class (every layer adds a learned per-class bias to its gate or
+    /// input-to-state pre-activations, from the data's labels; sample with --class K or
+    /// --classes all) [default: none].
+    #[arg(long, value_enum)]
+    condition: Option<ConditionArg>,
     /// Row LSTM: width k of its 1xk convolutions [default: 3].
     #[arg(long)]
     row_kernel: Option<usize>,
@@ -157,6 +162,15 @@ pub struct TrainArgs {
     /// GPU of this process in a multi-process run [default: rank modulo the GPUs present].
     #[arg(long, requires = "rank")]
     gpu: Option<usize>,
+}
+
+/// `--condition`: what the model is conditioned on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConditionArg {
+    /// Unconditional.
+    None,
+    /// Each image's class label (class-conditional generation).
+    Class,
 }
 
 /// How the data-parallel ranks of a run are made.
@@ -268,6 +282,10 @@ fn fresh_config(
             .unwrap_or(pixelrnn::models::DEFAULT_ROW_KERNEL),
         multiscale,
         likelihood: likelihood_of(args.likelihood, args.mixtures)?,
+        classes: match args.condition {
+            Some(ConditionArg::Class) => Some(data.require_labels()?),
+            _ => None,
+        },
     };
     let d = OptimConfig::default();
     Ok(TrainConfig {
@@ -335,6 +353,14 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
         ms.map_or(0, |m| m.cond_features),
     )?;
     same_on_resume("--stage", args.stage, saved.stage.unwrap_or(0))?;
+    same_on_resume(
+        "--condition",
+        args.condition.map(spelled),
+        spelled(match saved.model.classes {
+            Some(_) => ConditionArg::Class,
+            None => ConditionArg::None,
+        }),
+    )?;
     same_on_resume("--lr", args.lr, saved.optim.lr)?;
     same_on_resume(
         "--optimizer",

@@ -140,6 +140,7 @@ pub fn draw_images(grey: &Images, seed: u64, stream: u64) -> Images {
         channels: grey.channels,
         binary: true,
         pixels,
+        labels: grey.labels.clone(),
     }
 }
 
@@ -165,6 +166,10 @@ pub fn draw_batch(grey: &Images, seed: u64, step: u64, batch: usize, idx: &[usiz
         channels: grey.channels,
         binary: true,
         pixels,
+        labels: grey
+            .labels
+            .as_ref()
+            .map(|l| idx.iter().map(|&i| l[i]).collect()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! CIFAR-10 binary batches (<https://www.cs.toronto.edu/~kriz/cifar.html>, "binary version").
 //!
-//! A batch file is a sequence of 3073-byte records: 1 label byte (ignored here), then 3072
+//! A batch file is a sequence of 3073-byte records: 1 label byte (the class, kept as the image's label), then 3072
 //! pixel bytes, channel-planar: the 1024 red values of the 32 x 32 image (row-major), then
 //! the 1024 green, then the 1024 blue. They are converted to HWC (R, G, B interleaved).
 
@@ -24,7 +24,7 @@ const TEST_BATCH: &str = "test_batch.bin";
 const SUBFOLDER: &str = "cifar-10-batches-bin";
 
 /// Loads one CIFAR-10 binary batch (e.g. `data_batch_1.bin`, 10 000 records) as
-/// N x 32 x 32 x 3 images; labels are dropped.
+/// N x 32 x 32 x 3 images with their class labels (the record's first byte).
 pub fn load_cifar10_batch(path: impl AsRef<Path>) -> Result<Images, DataError> {
     let path = path.as_ref();
     let label = path.display().to_string();
@@ -86,7 +86,11 @@ pub(crate) fn parse_batch(bytes: &[u8], label: &str) -> Result<Images, DataError
     {
         planar_to_hwc(&record[1..], out);
     }
-    Images::new(n, SIDE, SIDE, 3, false, pixels)
+    let labels = bytes
+        .chunks_exact(CIFAR10_RECORD_BYTES)
+        .map(|r| u32::from(r[0]))
+        .collect();
+    Images::new(n, SIDE, SIDE, 3, false, pixels)?.with_labels(labels)
 }
 
 /// `planar`: R plane, G plane, B plane (each `PLANE` bytes, row-major) -> `out`: HWC.

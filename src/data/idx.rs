@@ -42,7 +42,75 @@ pub fn load_mnist_idx_dir(dir: impl AsRef<Path>) -> Result<Dataset, DataError> {
             },
         ));
     };
-    Dataset::new(label, load_idx(train)?, load_idx(test)?)
+    Dataset::new(label, load_idx_labelled(&train)?, load_idx_labelled(&test)?)
+}
+
+/// [`load_idx`] with the class labels of the MNIST labels file beside the images file when
+/// there is one (`train-labels-idx1-ubyte` beside `train-images-idx3-ubyte`: the name with
+/// `images-idx3` replaced by `labels-idx1`).
+pub fn load_idx_labelled(path: &Path) -> Result<Images, DataError> {
+    let images = load_idx(path)?;
+    match labels_beside(path) {
+        Some(lp) => {
+            let labels = load_idx_labels(&lp)?;
+            images.with_labels(labels).map_err(|e| {
+                DataError::format(
+                    &lp.display().to_string(),
+                    format!("does not match {}: {e}", path.display()),
+                )
+            })
+        }
+        None => Ok(images),
+    }
+}
+
+/// The MNIST labels file that belongs to images file `path`, when it exists.
+pub(crate) fn labels_beside(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let swapped = [
+        ("images-idx3", "labels-idx1"),
+        ("images.idx3", "labels.idx1"),
+    ]
+    .into_iter()
+    .find(|(a, _)| name.contains(a))
+    .map(|(a, b)| name.replacen(a, b, 1))?;
+    let p = path.with_file_name(swapped);
+    p.is_file().then_some(p)
+}
+
+/// Loads an MNIST IDX labels file (magic 0x00000801: N uint8 labels).
+pub fn load_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u32>, DataError> {
+    let path = path.as_ref();
+    let label = path.display().to_string();
+    let bytes = crate::input::read_regular(path).map_err(|e| DataError::io(path, e))?;
+    if bytes.len() < 8 {
+        return Err(DataError::Truncated {
+            path: label,
+            what: "the IDX labels header".to_string(),
+            expected: 8,
+            found: bytes.len() as u64,
+        });
+    }
+    if bytes[..4] != [0, 0, 0x08, 0x01] {
+        return Err(DataError::BadMagic {
+            path: label,
+            format: "an IDX labels file".to_string(),
+            found: format!(
+                "0x{:08x}",
+                u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+            ),
+            expected: "0x00000801".to_string(),
+        });
+    }
+    let n = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as u64;
+    let found = bytes.len() as u64 - 8;
+    if found != n {
+        return Err(DataError::format(
+            &label,
+            format!("the header promises {n} labels, the file holds {found} bytes of them"),
+        ));
+    }
+    Ok(bytes[8..].iter().map(|&v| u32::from(v)).collect())
 }
 
 /// The (train, test) image files of an MNIST folder, when both are there.

@@ -73,6 +73,12 @@ pub struct ModelConfig {
     /// Output distribution of 256-level data (absent in older checkpoints: the softmax).
     #[serde(default, skip_serializing_if = "Likelihood::is_softmax")]
     pub likelihood: Likelihood,
+    /// Class conditioning (`--condition class`): the number of classes K; every layer (both
+    /// stages of a multi-scale model) adds a learned `[K, F]` class bias to its gate or
+    /// input-to-state pre-activations. `None` (and checkpoints written before conditioning
+    /// existed): unconditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
 }
 
 /// The multi-scale part of a [`ModelConfig`] (MODELS.md, "Multi-Scale PixelRNN").
@@ -108,6 +114,20 @@ impl ModelConfig {
             ));
         }
         self.likelihood.validate(self.binary)?;
+        if self.classes == Some(0) {
+            return Err(Error::Config(
+                "a class-conditional model needs at least one class".into(),
+            ));
+        }
+        if self.classes.is_some() && self.kind == ModelKind::GatedPixelCnn {
+            // The stack takes a bias per layer (GatedStack::forward_biased), but the class
+            // tables are not wired into it yet: refused rather than trained unconditioned.
+            return Err(Error::Unsupported(
+                "class conditioning (--condition class) is not built for gated-pixelcnn yet; \
+                 use pixelcnn, row-lstm, diag-bilstm or multi-scale"
+                    .into(),
+            ));
+        }
         if self.kind == ModelKind::RowLstm && self.row_kernel.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "the Row LSTM kernel width must be odd, got {}",
@@ -297,8 +317,11 @@ impl ModelConfig {
             .likelihood
             .mixtures()
             .map_or(String::new(), |k| format!(", logistic mixture K{k}"));
+        let cond = self
+            .classes
+            .map_or(String::new(), |k| format!(", {k} classes"));
         format!(
-            "{kind}, {}, L{} h{} D{}{mixture}",
+            "{kind}, {}, L{} h{} D{}{mixture}{cond}",
             self.format_label(),
             self.layers,
             self.hidden,
@@ -331,6 +354,7 @@ impl ModelConfig {
             row_kernel: DEFAULT_ROW_KERNEL,
             multiscale: None,
             likelihood: Likelihood::Softmax,
+            classes: None,
         }
     }
 }

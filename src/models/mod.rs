@@ -16,8 +16,8 @@ use crate::backend::{Backend, ConvSpec, Mask, Recurrence};
 use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::nn::{
-    CondBias, DiagBiLstm, DiagBiLstmCache, GatedStack, GatedStackCache, HeadCache, MaskedConv2d,
-    OutputHead, Param, ResidualBlock, ResidualCache, RowLstm, RowLstmCache, Upsample,
+    ClassBias, Cond, CondBias, DiagBiLstm, DiagBiLstmCache, GatedStack, GatedStackCache, HeadCache,
+    MaskedConv2d, OutputHead, Param, ResidualBlock, ResidualCache, RowLstm, RowLstmCache, Upsample,
 };
 use crate::tensor::Tensor;
 
@@ -48,6 +48,8 @@ pub struct ForwardCache<B: Backend> {
     x: Tensor<B>,
     /// Conditioned models: the small image and its conditioning map.
     cond: Option<(Tensor<B>, Tensor<B>)>,
+    /// Class-conditional models: each image's class.
+    labels: Option<Tensor<B>>,
     layer_inputs: Vec<LayerCache<B>>,
     head: HeadCache<B>,
 }
@@ -71,6 +73,9 @@ pub struct Model<B: Backend> {
     /// Conditioned models: the input layer's conditioning bias (C -> 2h map, added to the 7x7
     /// convolution's output). Every hidden layer carries its own.
     pub input_cond: Option<CondBias<B>>,
+    /// Class-conditional models: the input layer's class bias (`[K, 2h]`, added to the 7x7
+    /// convolution's output). Every hidden layer carries its own.
+    pub input_class: Option<ClassBias<B>>,
     /// Multi-scale models: stage 1, the unconditional model of the small image (this model's
     /// own layers are stage 2).
     pub stage1: Option<Box<Model<B>>>,
@@ -110,6 +115,7 @@ impl<B: Backend> Model<B> {
         let g = config.groups();
         let h2 = 2 * config.hidden;
         if config.kind == ModelKind::GatedPixelCnn {
+            config.validate()?; // refuses class conditioning, which the stack does not take yet
             let stack = GatedStack::new(backend, config.layers, config.hidden, c, g, &mut rng)?;
             let head = OutputHead::new(
                 backend,
@@ -127,6 +133,7 @@ impl<B: Backend> Model<B> {
                 recurrence: Recurrence::default(),
                 upsample: None,
                 input_cond: None,
+                input_class: None,
                 stage1: None,
             });
         }
@@ -187,8 +194,32 @@ impl<B: Backend> Model<B> {
             recurrence: Recurrence::default(),
             upsample: None,
             input_cond: None,
+            input_class: None,
             stage1: None,
         };
+        // Class tables start at zero (no draws from the weight stream): the conditional model
+        // starts as the unconditional model of the same seed.
+        if let Some(k) = model.config.classes {
+            let hid = model.config.hidden;
+            model.input_class = Some(ClassBias::new(backend, "input", k, h2)?);
+            for (l, layer) in model.layers.iter_mut().enumerate() {
+                let p = format!("layers.{l}");
+                match layer {
+                    Layer::Residual(b) => b.class_bias = Some(ClassBias::new(backend, &p, k, hid)?),
+                    Layer::RowLstm(x) => {
+                        x.class_bias = Some(ClassBias::new(backend, &p, k, 4 * hid)?)
+                    }
+                    Layer::DiagBiLstm(x) => {
+                        let (pl, pr) = (format!("{p}.left"), format!("{p}.right"));
+                        x.left.class_bias = Some(ClassBias::new(backend, &pl, k, 4 * hid)?);
+                        x.right.class_bias = Some(ClassBias::new(backend, &pr, k, 4 * hid)?);
+                    }
+                    Layer::Gated(_) => {
+                        unreachable!("ModelConfig::validate refuses a gated model with classes")
+                    }
+                }
+            }
+        }
         // Conditioning weights come after every other weight from the same stream, so a
         // conditioned model has the unconditioned model's weights for the same seed.
         if let (Some(ms), Some(r)) = (model.config.multiscale, model.config.cond_stride()) {
@@ -230,9 +261,15 @@ impl<B: Backend> Model<B> {
         self.upsample.is_some()
     }
 
+    /// Whether this model is class-conditional (`--condition class`): its forward needs each
+    /// image's class ([`Model::forward_with`]).
+    pub fn is_class_conditional(&self) -> bool {
+        self.config.classes.is_some()
+    }
+
     /// Logits `[n, H, W, logits_per_position]` for network input `x` `[n, H, W, C]`.
     pub fn forward(&self, backend: &B, x: &Tensor<B>) -> Result<(Tensor<B>, ForwardCache<B>)> {
-        self.forward_cond(backend, x, None)
+        self.forward_with(backend, x, None, None)
     }
 
     /// Forward of a conditioned model (a multi-scale stage 2; for a multi-scale model, its
@@ -244,7 +281,39 @@ impl<B: Backend> Model<B> {
         x: &Tensor<B>,
         xs: Option<&Tensor<B>>,
     ) -> Result<(Tensor<B>, ForwardCache<B>)> {
+        self.forward_with(backend, x, xs, None)
+    }
+
+    /// The forward of every model: `xs` the small image of a multi-scale stage 2 (else
+    /// `None`), `labels` `[n]` each image's class for a class-conditional model
+    /// ([`Model::labels`]; else `None`).
+    pub fn forward_with(
+        &self,
+        backend: &B,
+        x: &Tensor<B>,
+        xs: Option<&Tensor<B>>,
+        labels: Option<&Tensor<B>>,
+    ) -> Result<(Tensor<B>, ForwardCache<B>)> {
         let [n, h, w, c] = x.nhwc("Model::forward")?;
+        match (self.config.classes, labels) {
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "this model is class-conditional: it needs each image's class".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "this model is not class-conditional: it takes no classes".into(),
+                ))
+            }
+            (Some(_), Some(l)) if l.shape != [n] => {
+                return Err(Error::shape(
+                    "Model::forward",
+                    format!("labels should be [{n}], got {:?}", l.shape),
+                ))
+            }
+            _ => {}
+        }
         if (h, w, c) != (self.config.height, self.config.width, self.config.channels) {
             return Err(Error::shape(
                 "Model::forward",
@@ -285,25 +354,27 @@ impl<B: Backend> Model<B> {
         let map = cond.as_ref().map(|c| &c.1);
         let mut act = match &self.input {
             Some(input) => {
-                CondBias::add(&self.input_cond, backend, input.forward(backend, x)?, map)?
+                let a = CondBias::add(&self.input_cond, backend, input.forward(backend, x)?, map)?;
+                ClassBias::add(&self.input_class, backend, a, labels)?
             }
             None => x.clone(),
         };
+        let lcond = Cond::new(map, labels);
         let mut caches = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             match layer {
                 Layer::Residual(block) => {
-                    let (y, cache) = block.forward_cond(backend, &act, map)?;
+                    let (y, cache) = block.forward_cond(backend, &act, lcond)?;
                     caches.push(LayerCache::Residual(cache));
                     act = y;
                 }
                 Layer::RowLstm(l) => {
-                    let (y, cache) = l.forward_cond(backend, &act, map, self.recurrence)?;
+                    let (y, cache) = l.forward_cond(backend, &act, lcond, self.recurrence)?;
                     caches.push(LayerCache::RowLstm(cache));
                     act = y;
                 }
                 Layer::DiagBiLstm(l) => {
-                    let (y, cache) = l.forward_cond(backend, &act, map, self.recurrence)?;
+                    let (y, cache) = l.forward_cond(backend, &act, lcond, self.recurrence)?;
                     caches.push(LayerCache::DiagBiLstm(cache));
                     act = y;
                 }
@@ -320,6 +391,7 @@ impl<B: Backend> Model<B> {
             ForwardCache {
                 x: x.clone(),
                 cond,
+                labels: labels.cloned(),
                 layer_inputs: caches,
                 head,
             },
@@ -352,21 +424,23 @@ impl<B: Backend> Model<B> {
         let mut grad = self.head.backward(backend, cache.head, dlogits)?;
         done(self.head.params_mut())?;
         let map = cache.cond.as_ref().map(|c| &c.1);
+        let labels = cache.labels.as_ref();
+        let lcond = Cond::new(map, labels);
         let mut dmap: Option<Tensor<B>> = None;
         for (layer, lc) in self.layers.iter_mut().zip(cache.layer_inputs).rev() {
             let (g, dm) = match (layer, lc) {
                 (Layer::Residual(block), LayerCache::Residual(c)) => {
-                    let out = block.backward_cond(backend, c, &grad, map)?;
+                    let out = block.backward_cond(backend, c, &grad, lcond)?;
                     done(block.params_mut())?;
                     out
                 }
                 (Layer::RowLstm(l), LayerCache::RowLstm(c)) => {
-                    let out = l.backward_cond(backend, c, &grad, map, self.recurrence)?;
+                    let out = l.backward_cond(backend, c, &grad, lcond, self.recurrence)?;
                     done(l.params_mut())?;
                     out
                 }
                 (Layer::DiagBiLstm(l), LayerCache::DiagBiLstm(c)) => {
-                    let out = l.backward_cond(backend, c, &grad, map, self.recurrence)?;
+                    let out = l.backward_cond(backend, c, &grad, lcond, self.recurrence)?;
                     done(l.params_mut())?;
                     out
                 }
@@ -380,6 +454,8 @@ impl<B: Backend> Model<B> {
         }
         let dm = CondBias::backward(&mut self.input_cond, backend, &grad, map)?;
         done(CondBias::params_mut(&mut self.input_cond))?;
+        ClassBias::backward(&mut self.input_class, backend, &grad, labels)?;
+        done(ClassBias::params_mut(&mut self.input_class))?;
         dmap = accumulate(backend, dmap, dm)?;
         if let (Some(up), Some((xs, _)), Some(dmap)) = (self.upsample.as_mut(), &cache.cond, dmap) {
             up.backward(backend, xs, &dmap)?;
@@ -436,7 +512,44 @@ impl<B: Backend> Model<B> {
             p.extend(up.params_mut());
         }
         p.extend(CondBias::params_mut(&mut self.input_cond));
+        p.extend(ClassBias::params_mut(&mut self.input_class));
         p
+    }
+
+    /// The classes of images `indices` as the `[n]` labels tensor of a class-conditional
+    /// model's forward; `None` for an unconditional model. Unlabelled images, or a label the
+    /// model has no class for, are a clear error.
+    pub fn labels(
+        &self,
+        backend: &B,
+        images: &Images,
+        indices: &[usize],
+    ) -> Result<Option<Tensor<B>>> {
+        if self.config.classes.is_none() {
+            return Ok(None);
+        }
+        let Some(all) = images.labels.as_ref() else {
+            return Err(Error::Config(
+                "the model is class-conditional but the images have no class labels".into(),
+            ));
+        };
+        let classes: Vec<usize> = indices.iter().map(|&i| all[i] as usize).collect();
+        self.class_tensor(backend, &classes).map(Some)
+    }
+
+    /// The labels tensor `[n]` of classes `classes` (each checked against the model's K).
+    pub fn class_tensor(&self, backend: &B, classes: &[usize]) -> Result<Tensor<B>> {
+        let k = self.config.classes.ok_or_else(|| {
+            Error::Config("the model is not class-conditional: it takes no classes".into())
+        })?;
+        if let Some(&bad) = classes.iter().find(|&&c| c >= k) {
+            return Err(Error::Config(format!(
+                "class {bad} is out of range: the model has {k} classes (0..{})",
+                k - 1
+            )));
+        }
+        let v: Vec<f32> = classes.iter().map(|&c| c as f32).collect();
+        Tensor::from_slice(backend, &[classes.len()], &v)
     }
 
     /// Number of trainable scalars.

@@ -141,7 +141,8 @@ impl<B: Backend> Model<B> {
                 ));
             }
             let (x, t) = self.batch(backend, images, indices)?;
-            let (logits, cache) = self.forward(backend, &x)?;
+            let labels = self.labels(backend, images, indices)?;
+            let (logits, cache) = self.forward_with(backend, &x, None, labels.as_ref())?;
             let (nll, d) = self.loss(backend, &logits, &t, gs)?;
             let total = backend.sum(&nll)?;
             let per = if keep {
@@ -159,10 +160,12 @@ impl<B: Backend> Model<B> {
             });
         };
         let (xs, ts) = self.small_batch(backend, images, indices)?;
+        // Class-conditional: both stages see each image's class.
+        let labels = self.labels(backend, images, indices)?;
         let mut parts = [0.0f64; 2];
         let mut nll1 = None;
         if stages != Stages::Two {
-            let (logits, cache) = s1.forward(backend, &xs)?;
+            let (logits, cache) = s1.forward_with(backend, &xs, None, labels.as_ref())?;
             let (nll, d) = s1.loss(backend, &logits, &ts, gs)?;
             parts[0] = backend.sum(&nll)?;
             if keep {
@@ -175,7 +178,7 @@ impl<B: Backend> Model<B> {
         let mut nll2 = None;
         if stages != Stages::One {
             let (x, t) = self.batch(backend, images, indices)?;
-            let (logits, cache) = self.forward_cond(backend, &x, Some(&xs))?;
+            let (logits, cache) = self.forward_with(backend, &x, Some(&xs), labels.as_ref())?;
             let (mut nll, mut d) = self.loss(backend, &logits, &t, gs)?;
             self.zero_given(backend, &mut nll)?;
             if train.is_some() {

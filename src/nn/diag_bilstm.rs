@@ -8,7 +8,7 @@
 use rand_pcg::Pcg64;
 
 use super::residual::need;
-use super::{init, CondBias, MaskedConv2d, Param};
+use super::{init, ClassBias, Cond, CondBias, MaskedConv2d, Param};
 use crate::backend::{Backend, ConvSpec, LstmState, Mask, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -23,6 +23,9 @@ pub struct DiagDirection<B: Backend> {
     /// Multi-scale conditioning: unmasked 1x1 F -> 4h, added to the input-to-state map (the
     /// right direction adds it mirrored, like its input).
     pub cond: Option<CondBias<B>>,
+    /// Class conditioning: a `[classes, 4h]` table, added to the input-to-state map (the same
+    /// at every position, so mirroring leaves it as it is).
+    pub class_bias: Option<ClassBias<B>>,
 }
 
 impl<B: Backend> DiagDirection<B> {
@@ -56,6 +59,7 @@ impl<B: Backend> DiagDirection<B> {
                 &ss,
             )?,
             cond: None,
+            class_bias: None,
         })
     }
 }
@@ -109,24 +113,27 @@ impl<B: Backend> DiagBiLstm<B> {
         x: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, DiagBiLstmCache<B>)> {
-        self.forward_cond(backend, x, None, rec)
+        self.forward_cond(backend, x, Cond::none(), rec)
     }
 
     /// [`DiagBiLstm::forward`] with each direction's conditioning bias added to its
-    /// input-to-state map (the right direction's mirrored, as its map is).
-    pub fn forward_cond(
+    /// input-to-state map (the right direction's mirrored, as its map is), and each
+    /// direction's class bias.
+    pub fn forward_cond<'a>(
         &self,
         backend: &B,
         x: &Tensor<B>,
-        cond: Option<&Tensor<B>>,
+        cond: impl Into<Cond<'a, B>>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, DiagBiLstmCache<B>)> {
+        let Cond { map: cond, labels } = cond.into();
         let is_l = CondBias::add(
             &self.left.cond,
             backend,
             self.left.is_conv.forward(backend, x)?,
             cond,
         )?;
+        let is_l = ClassBias::add(&self.left.class_bias, backend, is_l, labels)?;
         let left = backend.diag_lstm_forward(&is_l, &self.left.ss_weight.value, rec)?;
         let x_mirror = backend.mirror_width(x)?;
         let mut is_r = self.right.is_conv.forward(backend, &x_mirror)?;
@@ -134,6 +141,7 @@ impl<B: Backend> DiagBiLstm<B> {
             let bias = backend.mirror_width(&cb.conv.forward(backend, m)?)?;
             is_r = backend.add(&is_r, &bias)?;
         }
+        let is_r = ClassBias::add(&self.right.class_bias, backend, is_r, labels)?;
         let right = backend.diag_lstm_forward(&is_r, &self.right.ss_weight.value, rec)?;
         // left + shift_down(mirror(right)): one fused op (one kernel on CUDA).
         let h_sum = backend.diag_bilstm_combine(&left.h, &right.h)?;
@@ -159,18 +167,22 @@ impl<B: Backend> DiagBiLstm<B> {
         dy: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<Tensor<B>> {
-        Ok(self.backward_cond(backend, cache, dy, None, rec)?.0)
+        Ok(self.backward_cond(backend, cache, dy, Cond::none(), rec)?.0)
     }
 
-    /// Backward of [`DiagBiLstm::forward_cond`]: input gradient and `cond` gradient.
-    pub fn backward_cond(
+    /// Backward of [`DiagBiLstm::forward_cond`]: input gradient and `cond.map` gradient (the
+    /// class tables' gradients are stored).
+    pub fn backward_cond<'a>(
         &mut self,
         backend: &B,
         cache: DiagBiLstmCache<B>,
         dy: &Tensor<B>,
-        cond: Option<&Tensor<B>>,
+        cond: impl Into<Cond<'a, B>>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, Option<Tensor<B>>)> {
+        let Cond { map: cond, labels } = cond.into();
+        // The right direction's bias is position-independent: its table's gradient is the
+        // unmirrored sum, as the left's.
         let dh = need(self.res_conv.backward(backend, &cache.h_sum, dy, true)?);
         let (d_is_l, d_ss_l) =
             backend.diag_lstm_backward(&cache.left, &self.left.ss_weight.value, &dh, rec)?;
@@ -194,6 +206,8 @@ impl<B: Backend> DiagBiLstm<B> {
                 .backward(backend, &cache.x_mirror, &d_is_r, true)?,
         );
         let dx_r = backend.mirror_width(&dxm_r)?;
+        ClassBias::backward(&mut self.left.class_bias, backend, &d_is_l, labels)?;
+        ClassBias::backward(&mut self.right.class_bias, backend, &d_is_r, labels)?;
         let dc_l = CondBias::backward(&mut self.left.cond, backend, &d_is_l, cond)?;
         let dc_r = match cond {
             Some(_) => {
@@ -224,6 +238,8 @@ impl<B: Backend> DiagBiLstm<B> {
         p.extend(res_conv.params_mut());
         p.extend(CondBias::params_mut(&mut left.cond));
         p.extend(CondBias::params_mut(&mut right.cond));
+        p.extend(ClassBias::params_mut(&mut left.class_bias));
+        p.extend(ClassBias::params_mut(&mut right.class_bias));
         p
     }
 }

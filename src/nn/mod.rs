@@ -2,6 +2,7 @@
 //! device code. Each layer has an explicit forward that returns what its backward needs, and a
 //! backward that stores its parameter gradients and returns the input gradient.
 
+pub mod class_bias;
 pub mod cond;
 pub mod diag_bilstm;
 pub mod gated;
@@ -15,6 +16,7 @@ pub mod param;
 pub mod residual;
 pub mod row_lstm;
 
+pub use class_bias::{ClassBias, Cond};
 pub use cond::{CondBias, Upsample};
 pub use diag_bilstm::{DiagBiLstm, DiagBiLstmCache};
 pub use gated::{GatedCache, GatedLayer, GatedRole};

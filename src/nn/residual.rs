@@ -3,7 +3,7 @@
 
 use rand_pcg::Pcg64;
 
-use super::{CondBias, MaskedConv2d};
+use super::{ClassBias, Cond, CondBias, MaskedConv2d};
 use crate::backend::{Backend, ConvSpec, Mask};
 use crate::error::Result;
 use crate::nn::Param;
@@ -19,6 +19,8 @@ pub struct ResidualBlock<B: Backend> {
     pub conv_out: MaskedConv2d<B>,
     /// Multi-scale conditioning: unmasked 1x1 F -> h, added to `conv_mid`'s output.
     pub cond: Option<CondBias<B>>,
+    /// Class conditioning: a `[classes, h]` table, added to `conv_mid`'s output.
+    pub class_bias: Option<ClassBias<B>>,
 }
 
 /// What the block's backward needs: the ReLU outputs that feed each convolution.
@@ -64,6 +66,7 @@ impl<B: Backend> ResidualBlock<B> {
                 rng,
             )?,
             cond: None,
+            class_bias: None,
         })
     }
 
@@ -72,14 +75,16 @@ impl<B: Backend> ResidualBlock<B> {
         self.forward_cond(backend, x, None)
     }
 
-    /// [`ResidualBlock::forward`] with the conditioning bias `cond_conv(cond)` added to the 3x3
-    /// convolution's output (when the block has one and `cond` is given).
-    pub fn forward_cond(
+    /// [`ResidualBlock::forward`] with the conditioning bias `cond_conv(cond.map)` and the
+    /// class bias of `cond.labels` added to the 3x3 convolution's output (each when the block
+    /// has it).
+    pub fn forward_cond<'a>(
         &self,
         backend: &B,
         x: &Tensor<B>,
-        cond: Option<&Tensor<B>>,
+        cond: impl Into<Cond<'a, B>>,
     ) -> Result<(Tensor<B>, ResidualCache<B>)> {
+        let cond = cond.into();
         let r_in = backend.relu_forward(x)?;
         let a = self.conv_in.forward(backend, &r_in)?;
         let r_mid = backend.relu_forward(&a)?;
@@ -87,8 +92,9 @@ impl<B: Backend> ResidualBlock<B> {
             &self.cond,
             backend,
             self.conv_mid.forward(backend, &r_mid)?,
-            cond,
+            cond.map,
         )?;
+        let m = ClassBias::add(&self.class_bias, backend, m, cond.labels)?;
         let r_out = backend.relu_forward(&m)?;
         let c = self.conv_out.forward(backend, &r_out)?;
         let y = backend.add(x, &c)?;
@@ -102,21 +108,23 @@ impl<B: Backend> ResidualBlock<B> {
         cache: ResidualCache<B>,
         dy: &Tensor<B>,
     ) -> Result<Tensor<B>> {
-        Ok(self.backward_cond(backend, cache, dy, None)?.0)
+        Ok(self.backward_cond(backend, cache, dy, Cond::none())?.0)
     }
 
     /// Backward of [`ResidualBlock::forward_cond`]: the input gradient and the gradient w.r.t.
-    /// `cond` (when conditioned).
-    pub fn backward_cond(
+    /// `cond.map` (when conditioned on one); the class table's gradient is stored.
+    pub fn backward_cond<'a>(
         &mut self,
         backend: &B,
         cache: ResidualCache<B>,
         dy: &Tensor<B>,
-        cond: Option<&Tensor<B>>,
+        cond: impl Into<Cond<'a, B>>,
     ) -> Result<(Tensor<B>, Option<Tensor<B>>)> {
+        let cond = cond.into();
         let dr_out = need(self.conv_out.backward(backend, &cache.r_out, dy, true)?);
         let dm = backend.relu_backward(&cache.r_out, &dr_out)?;
-        let dcond = CondBias::backward(&mut self.cond, backend, &dm, cond)?;
+        let dcond = CondBias::backward(&mut self.cond, backend, &dm, cond.map)?;
+        ClassBias::backward(&mut self.class_bias, backend, &dm, cond.labels)?;
         let dr_mid = need(self.conv_mid.backward(backend, &cache.r_mid, &dm, true)?);
         let da = backend.relu_backward(&cache.r_mid, &dr_mid)?;
         let dr_in = need(self.conv_in.backward(backend, &cache.r_in, &da, true)?);
@@ -131,6 +139,7 @@ impl<B: Backend> ResidualBlock<B> {
         p.extend(self.conv_mid.params_mut());
         p.extend(self.conv_out.params_mut());
         p.extend(CondBias::params_mut(&mut self.cond));
+        p.extend(ClassBias::params_mut(&mut self.class_bias));
         p
     }
 }

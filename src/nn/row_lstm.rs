@@ -4,7 +4,7 @@
 
 use rand_pcg::Pcg64;
 
-use super::{init, CondBias, MaskedConv2d, Param};
+use super::{init, ClassBias, Cond, CondBias, MaskedConv2d, Param};
 use crate::backend::{Backend, ConvSpec, LstmState, Mask, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -19,6 +19,8 @@ pub struct RowLstm<B: Backend> {
     pub res_conv: MaskedConv2d<B>,
     /// Multi-scale conditioning: unmasked 1x1 F -> 4h, added to the input-to-state map.
     pub cond: Option<CondBias<B>>,
+    /// Class conditioning: a `[classes, 4h]` table, added to the input-to-state map.
+    pub class_bias: Option<ClassBias<B>>,
 }
 
 /// What the layer's backward needs: its input and the recurrence's states.
@@ -64,6 +66,7 @@ impl<B: Backend> RowLstm<B> {
                 rng,
             )?,
             cond: None,
+            class_bias: None,
         })
     }
 
@@ -74,18 +77,26 @@ impl<B: Backend> RowLstm<B> {
         x: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, RowLstmCache<B>)> {
-        self.forward_cond(backend, x, None, rec)
+        self.forward_cond(backend, x, Cond::none(), rec)
     }
 
-    /// [`RowLstm::forward`] with the conditioning bias added to the input-to-state map.
-    pub fn forward_cond(
+    /// [`RowLstm::forward`] with the conditioning bias (`cond.map`) and the class bias
+    /// (`cond.labels`) added to the input-to-state map.
+    pub fn forward_cond<'a>(
         &self,
         backend: &B,
         x: &Tensor<B>,
-        cond: Option<&Tensor<B>>,
+        cond: impl Into<Cond<'a, B>>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, RowLstmCache<B>)> {
-        let is = CondBias::add(&self.cond, backend, self.is_conv.forward(backend, x)?, cond)?;
+        let cond = cond.into();
+        let is = CondBias::add(
+            &self.cond,
+            backend,
+            self.is_conv.forward(backend, x)?,
+            cond.map,
+        )?;
+        let is = ClassBias::add(&self.class_bias, backend, is, cond.labels)?;
         let state = backend.row_lstm_forward(&is, &self.ss_weight.value, rec)?;
         let r = self.res_conv.forward(backend, &state.h)?;
         let y = backend.add(x, &r)?;
@@ -106,24 +117,27 @@ impl<B: Backend> RowLstm<B> {
         dy: &Tensor<B>,
         rec: Recurrence,
     ) -> Result<Tensor<B>> {
-        Ok(self.backward_cond(backend, cache, dy, None, rec)?.0)
+        Ok(self.backward_cond(backend, cache, dy, Cond::none(), rec)?.0)
     }
 
-    /// Backward of [`RowLstm::forward_cond`]: input gradient and `cond` gradient.
-    pub fn backward_cond(
+    /// Backward of [`RowLstm::forward_cond`]: input gradient and `cond.map` gradient (the
+    /// class table's gradient is stored).
+    pub fn backward_cond<'a>(
         &mut self,
         backend: &B,
         cache: RowLstmCache<B>,
         dy: &Tensor<B>,
-        cond: Option<&Tensor<B>>,
+        cond: impl Into<Cond<'a, B>>,
         rec: Recurrence,
     ) -> Result<(Tensor<B>, Option<Tensor<B>>)> {
+        let cond = cond.into();
         let dh =
             super::residual::need(self.res_conv.backward(backend, &cache.state.h, dy, true)?);
         let (d_is, d_ss) =
             backend.row_lstm_backward(&cache.state, &self.ss_weight.value, &dh, rec)?;
         self.ss_weight.grad = d_ss;
-        let dcond = CondBias::backward(&mut self.cond, backend, &d_is, cond)?;
+        let dcond = CondBias::backward(&mut self.cond, backend, &d_is, cond.map)?;
+        ClassBias::backward(&mut self.class_bias, backend, &d_is, cond.labels)?;
         let dx = super::residual::need(self.is_conv.backward(backend, &cache.x, &d_is, true)?);
         Ok((backend.add(dy, &dx)?, dcond))
     }
@@ -135,6 +149,7 @@ impl<B: Backend> RowLstm<B> {
         p.push(&mut self.ss_weight);
         p.extend(self.res_conv.params_mut());
         p.extend(CondBias::params_mut(&mut self.cond));
+        p.extend(ClassBias::params_mut(&mut self.class_bias));
         p
     }
 }

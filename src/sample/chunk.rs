@@ -20,6 +20,8 @@ pub(super) struct Job<'a> {
     /// Multi-scale: every image's small image (all `n_total`) and the stride r; the positions
     /// `(i*r, j*r)` are given, not drawn.
     pub(super) small: Option<(&'a Images, usize)>,
+    /// Class-conditional models: every image's class (all `n_total`).
+    pub(super) classes: Option<&'a [usize]>,
 }
 
 impl Job<'_> {
@@ -29,6 +31,21 @@ impl Job<'_> {
             || self
                 .small
                 .is_some_and(|(_, r)| i.is_multiple_of(r) && j.is_multiple_of(r))
+    }
+
+    /// The chunk's labels `[n]` (class-conditional models only).
+    fn labels<B: Backend>(
+        &self,
+        backend: &B,
+        model: &Model<B>,
+        n: usize,
+    ) -> Result<Option<Tensor<B>>> {
+        match self.classes {
+            Some(c) => Ok(Some(
+                model.class_tensor(backend, &c[self.offset..self.offset + n])?,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The chunk's small images `[n, s, s, C]` at network-input scale (multi-scale only).
@@ -153,7 +170,8 @@ pub(super) fn cached_chunk<B: Backend>(
     let cfg = &model.config;
     let n = imgs.len() / cfg.dims();
     let xs = job.small_input(backend, n)?;
-    let mut st = model.incremental_cond(backend, n, xs.as_ref())?;
+    let labels = job.labels(backend, model, n)?;
+    let mut st = model.incremental_with(backend, n, xs.as_ref(), labels.as_ref())?;
     let mut step = 0;
     for i in 0..cfg.height {
         if i > 0 {
@@ -204,6 +222,7 @@ pub(super) fn naive_chunk<B: Backend>(
     let n = imgs.len() / cfg.dims();
     let shape = [n, cfg.height, cfg.width, cfg.channels];
     let xs = job.small_input(backend, n)?;
+    let labels = job.labels(backend, model, n)?;
     let mut step = 0;
     for i in 0..cfg.height {
         if i >= job.rows_given {
@@ -226,10 +245,11 @@ pub(super) fn naive_chunk<B: Backend>(
                 }
                 for c in 0..cfg.channels {
                     let x: Vec<f32> = imgs.iter().map(|&v| input_value(v, cfg.binary)).collect();
-                    let (logits, _) = model.forward_cond(
+                    let (logits, _) = model.forward_with(
                         backend,
                         &Tensor::from_slice(backend, &shape, &x)?,
                         xs.as_ref(),
+                        labels.as_ref(),
                     )?;
                     let at = backend.read_position(&logits, i, j)?;
                     draw_all(backend, job, cfg, imgs, at, step, p, c)?;

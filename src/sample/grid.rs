@@ -37,7 +37,13 @@ pub const GRID_BORDER: usize = 2;
 /// pixels. Grey for one channel (binary values shown as 0 and 255), RGB for three.
 pub fn grid_png(images: &Images) -> Result<Vec<u8>> {
     let n = images.n.max(1);
-    let cols = (1..=n).find(|c| c * c >= n).unwrap_or(1);
+    grid_png_cols(images, (1..=n).find(|c| c * c >= n).unwrap_or(1))
+}
+
+/// [`grid_png`] with `cols` images per row (`sample --classes all`: one row per class).
+pub fn grid_png_cols(images: &Images, cols: usize) -> Result<Vec<u8>> {
+    let n = images.n.max(1);
+    let cols = cols.clamp(1, n);
     let rows = n.div_ceil(cols);
     let s = grid_scale(images.height, images.width);
     let (ch, cw) = (images.height * s, images.width * s);
@@ -86,4 +92,9 @@ pub fn grid_png(images: &Images) -> Result<Vec<u8>> {
 /// Writes [`grid_png`] of `images` to `path` atomically.
 pub fn save_grid_png(path: &std::path::Path, images: &Images) -> Result<()> {
     crate::checkpoint::write_atomic(path, &grid_png(images)?)
+}
+
+/// Writes [`grid_png_cols`] of `images` to `path` atomically.
+pub fn save_grid_png_cols(path: &std::path::Path, images: &Images, cols: usize) -> Result<()> {
+    crate::checkpoint::write_atomic(path, &grid_png_cols(images, cols)?)
 }

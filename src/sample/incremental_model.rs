@@ -1,12 +1,13 @@
 //! A whole model evaluated one position at a time, for the cached method: each layer's
-//! per-position state (`nn::incremental`), the conditioning maps of a multi-scale stage 2, and
-//! the head.
+//! per-position state (`nn::incremental`), the conditioning maps of a multi-scale stage 2 and
+//! of a class-conditional model (its class biases as whole maps), and the head.
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::models::{Layer, Model};
 use crate::nn::gated_at::GatedStackAt;
 use crate::nn::incremental::{ConvAt, DiagBiLstmAt, HeadAt, ResidualAt, RowLstmAt};
+use crate::nn::{ClassBias, CondBias};
 use crate::tensor::Tensor;
 
 /// One hidden layer's incremental state.
@@ -34,7 +35,7 @@ pub struct IncrementalModel<B: Backend> {
 impl<B: Backend> Model<B> {
     /// Incremental state for `n` images: every cached map zero, nothing computed yet.
     pub fn incremental(&self, backend: &B, n: usize) -> Result<IncrementalModel<B>> {
-        self.incremental_cond(backend, n, None)
+        self.incremental_with(backend, n, None, None)
     }
 
     /// [`Model::incremental`] for a conditioned model (a multi-scale stage 2, or the
@@ -46,7 +47,25 @@ impl<B: Backend> Model<B> {
         n: usize,
         xs: Option<&Tensor<B>>,
     ) -> Result<IncrementalModel<B>> {
+        self.incremental_with(backend, n, xs, None)
+    }
+
+    /// [`Model::incremental_cond`] that also takes each image's class `labels` `[n]` (a
+    /// class-conditional model; else `None`): each layer's class bias joins its conditioning
+    /// map, computed here once.
+    pub fn incremental_with(
+        &self,
+        backend: &B,
+        n: usize,
+        xs: Option<&Tensor<B>>,
+        labels: Option<&Tensor<B>>,
+    ) -> Result<IncrementalModel<B>> {
         let (h, w) = (self.config.height, self.config.width);
+        if self.is_class_conditional() != labels.is_some() {
+            return Err(Error::Config(
+                "a class-conditional model needs each image's class (and only it does)".into(),
+            ));
+        }
         let map = match (&self.upsample, xs) {
             (Some(up), Some(xs)) => Some(up.forward(backend, xs)?),
             (None, None) => None,
@@ -56,12 +75,19 @@ impl<B: Backend> Model<B> {
                 ))
             }
         };
-        let bias = |cb: &Option<crate::nn::CondBias<B>>| -> Result<Option<Tensor<B>>> {
-            match (cb, &map) {
-                (Some(cb), Some(m)) => Ok(Some(cb.conv.forward(backend, m)?)),
-                _ => Ok(None),
-            }
-        };
+        // A layer's bias map: its multi-scale conditioning plus its class bias (either, both
+        // or neither), the class bias being the same at every position.
+        let bias =
+            |cb: &Option<CondBias<B>>, class: &Option<ClassBias<B>>| -> Result<Option<Tensor<B>>> {
+                let cond = match (cb, &map) {
+                    (Some(cb), Some(m)) => Some(cb.conv.forward(backend, m)?),
+                    _ => None,
+                };
+                Ok(match cond {
+                    Some(c) => Some(ClassBias::add(class, backend, c, labels)?),
+                    None => ClassBias::map(class, backend, labels, (n, h, w))?,
+                })
+            };
         let layers = self
             .layers
             .iter()
@@ -69,17 +95,21 @@ impl<B: Backend> Model<B> {
                 Ok(match l {
                     Layer::Residual(b) => {
                         let mut at = b.incremental(backend, n, h, w)?;
-                        at.cond = bias(&b.cond)?;
+                        at.cond = bias(&b.cond, &b.class_bias)?;
                         LayerAt::Residual(at)
                     }
                     Layer::RowLstm(r) => {
                         let mut at = r.incremental(backend, n, h, w)?;
-                        at.cond = bias(&r.cond)?;
+                        at.cond = bias(&r.cond, &r.class_bias)?;
                         LayerAt::RowLstm(at)
                     }
                     Layer::DiagBiLstm(d) => {
                         let mut at = d.incremental(backend, n, h, w)?;
-                        if let (Some(l), Some(r)) = (bias(&d.left.cond)?, bias(&d.right.cond)?) {
+                        let (l, r) = (
+                            bias(&d.left.cond, &d.left.class_bias)?,
+                            bias(&d.right.cond, &d.right.class_bias)?,
+                        );
+                        if let (Some(l), Some(r)) = (l, r) {
                             at.cond = Some((l, backend.mirror_width(&r)?));
                         }
                         LayerAt::DiagBiLstm(at)
@@ -94,7 +124,7 @@ impl<B: Backend> Model<B> {
                 .as_ref()
                 .map(|c| ConvAt::new(backend, c))
                 .transpose()?,
-            input_cond: bias(&self.input_cond)?,
+            input_cond: bias(&self.input_cond, &self.input_class)?,
             x: Tensor::zeros(backend, &[n, h, w, self.config.channels])?,
             layers,
             head: self.head.incremental(backend)?,

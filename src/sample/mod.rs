@@ -29,6 +29,9 @@
 //!   before `g` there, never on the last channel, so nothing needs recomputing after the
 //!   last channel is drawn. Images are split into chunks sampled in parallel.
 //!
+//! Class-conditional models draw image `b` of class `opts.classes[b]` (both stages of a
+//! multi-scale model see it); both methods take the same classes.
+//!
 //! Completion (`prefix`): the first `rows` rows of each image are copied from given images and
 //! the rest is sampled; the cached method runs the given rows through the layers once. A
 //! multi-scale model completes the small image first (its rows inside the given rows are
@@ -48,7 +51,10 @@ mod options;
 use rayon::prelude::*;
 
 pub use draw::{draw, input_value, uniform_draws};
-pub use grid::{grid_png, grid_scale, save_grid_png, side_by_side, GRID_BORDER};
+pub use grid::{
+    grid_png, grid_png_cols, grid_scale, save_grid_png, save_grid_png_cols, side_by_side,
+    GRID_BORDER,
+};
 pub use incremental_model::IncrementalModel;
 pub use options::{Method, Prefix, SampleOptions};
 
@@ -143,6 +149,7 @@ fn sample_with<B: Backend>(
         rows_given,
         temperature: opts.temperature,
         small,
+        classes: opts.classes.as_deref(),
     };
     match opts.method {
         Method::Cached => pixels

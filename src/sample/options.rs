@@ -64,6 +64,9 @@ pub struct SampleOptions {
     /// Images per batch [default: cached, the images split over the threads (at most 64 per
     /// chunk); naive, up to 64 per chunk].
     pub chunk: Option<usize>,
+    /// Class-conditional models: the class of each of the `n` images (`None` for an
+    /// unconditional model).
+    pub classes: Option<Vec<usize>>,
 }
 
 impl SampleOptions {
@@ -76,6 +79,7 @@ impl SampleOptions {
             method: Method::Cached,
             prefix: None,
             chunk: None,
+            classes: None,
         }
     }
 
@@ -89,6 +93,34 @@ impl SampleOptions {
                 "--temperature must be a finite number >= 0, got {}",
                 self.temperature
             )));
+        }
+        match (model.classes, &self.classes) {
+            (Some(k), None) => {
+                return Err(Error::Config(format!(
+                    "the checkpoint is class-conditional ({k} classes): give --class K or --classes all"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "--class and --classes need a class-conditional checkpoint (trained with --condition class)".into(),
+                ))
+            }
+            (Some(k), Some(c)) => {
+                if c.len() != self.n {
+                    return Err(Error::Config(format!(
+                        "{} classes given for {} images",
+                        c.len(),
+                        self.n
+                    )));
+                }
+                if let Some(&bad) = c.iter().find(|&&c| c >= k) {
+                    return Err(Error::Config(format!(
+                        "--class {bad} is out of range: the checkpoint has {k} classes (0..{})",
+                        k - 1
+                    )));
+                }
+            }
+            (None, None) => {}
         }
         if self.chunk == Some(0) {
             return Err(Error::Config("the chunk size must be positive".into()));

@@ -90,12 +90,16 @@ impl<'a, B: Backend> Recorder<'a, B> {
     }
 
     /// Draws the run folder's `samples.png` from the trained model (cached method, the run's
-    /// seed; a multi-scale model's small and full images side by side).
+    /// seed; a multi-scale model's small and full images side by side; a class-conditional
+    /// model's image `b` of class `b mod K`).
     pub(super) fn samples(&self, model: &Model<B>) -> Result<()> {
         if !self.writes {
             return Ok(());
         }
-        let opts = SampleOptions::new(SAMPLE_GRID_IMAGES, self.cfg.seed);
+        let mut opts = SampleOptions::new(SAMPLE_GRID_IMAGES, self.cfg.seed);
+        if let Some(k) = model.config.classes {
+            opts.classes = Some((0..SAMPLE_GRID_IMAGES).map(|b| b % k).collect());
+        }
         let images = if model.stage1.is_some() {
             let (small, full) = sample_multiscale(self.backend, model, &opts, &|_| {})?;
             side_by_side(&small, &full)?

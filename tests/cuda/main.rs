@@ -12,6 +12,7 @@
 //! whole output (fp32 on both sides), tolerances from `pixelrnn::parity` (see each check).
 
 mod bench;
+mod class_bias;
 mod conv;
 mod diag_bilstm_combine;
 mod gated;

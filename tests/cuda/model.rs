@@ -31,6 +31,7 @@ fn config(kind: ModelKind, c: usize, binary: bool) -> ModelConfig {
         row_kernel: 3,
         multiscale: None,
         likelihood: pixelrnn::models::Likelihood::Softmax,
+        classes: None,
     }
 }
 
@@ -40,7 +41,37 @@ fn images(cfg: &ModelConfig, n: usize, seed: u64) -> Images {
     let px = (0..n * cfg.height * cfg.width * cfg.channels)
         .map(|_| rng.random_range(0..hi) as u8)
         .collect();
-    Images::new(n, cfg.height, cfg.width, cfg.channels, cfg.binary, px).expect("images")
+    let images =
+        Images::new(n, cfg.height, cfg.width, cfg.channels, cfg.binary, px).expect("images");
+    match cfg.classes {
+        // Class-conditional: labels 0, 1, 2, ... mod K, so every class table row is used.
+        Some(k) => images
+            .with_labels((0..n as u32).map(|i| i % k as u32).collect())
+            .expect("labels"),
+        None => images,
+    }
+}
+
+/// Gives every class table the same random values on both backends (they start at zero,
+/// which would leave the forward's kernel adding zeros).
+fn randomize_class_tables<E: Executor>(
+    cpu_model: &mut Model<CpuBackend>,
+    gpu_model: &mut Model<CudaBackend<E>>,
+    gpu: &CudaBackend<E>,
+) {
+    let cpu = CpuBackend::new();
+    for (i, (c, g)) in cpu_model
+        .params_mut()
+        .into_iter()
+        .zip(gpu_model.params_mut())
+        .enumerate()
+    {
+        if c.name.ends_with("class_bias") {
+            let v = crate::random(900 + i as u64, c.value.numel(), 0.5);
+            c.value = pixelrnn::tensor::Tensor::from_slice(&cpu, &c.value.shape, &v).unwrap();
+            g.value = pixelrnn::tensor::Tensor::from_slice(gpu, &g.value.shape, &v).unwrap();
+        }
+    }
 }
 
 /// One training step of `cfg` on both backends; panics on the first disagreement.
@@ -70,6 +101,9 @@ fn check_step<E: Executor>(
     let mut on_gpu = Model::new(gpu, cfg.clone(), 5).expect("gpu model");
     on_cpu.set_recurrence(rec);
     on_gpu.set_recurrence(rec);
+    if cfg.classes.is_some() {
+        randomize_class_tables(&mut on_cpu, &mut on_gpu, gpu);
+    }
     let nll_cpu = on_cpu
         .train_batch(&cpu, &data, &idx, scale, Stages::Both)
         .expect("cpu step");
@@ -209,9 +243,33 @@ pub fn check_gated_pixelcnn_step<E: Executor>(gpu: &CudaBackend<E>) {
     );
 }
 
+/// Class-conditional (`--condition class`, 3 classes): PixelCNN with C = 3, Row LSTM, the
+/// Diagonal BiLSTM (both directions' tables) and both stages of Multi-Scale, with random
+/// class tables: the class-bias kernels forward and backward inside whole training steps.
+pub fn check_conditional_step<E: Executor>(gpu: &CudaBackend<E>) {
+    let cond = |mut cfg: ModelConfig| {
+        cfg.classes = Some(3);
+        cfg
+    };
+    let rec = Recurrence::Fused;
+    let k = OptimizerKind::Adam;
+    check_step(gpu, cond(config(ModelKind::PixelCnn, 3, false)), rec, k);
+    check_step(gpu, cond(config(ModelKind::RowLstm, 1, true)), rec, k);
+    check_step(gpu, cond(config(ModelKind::DiagBiLstm, 1, false)), rec, k);
+    let mut ms = cond(config(ModelKind::MultiScale, 1, true));
+    (ms.height, ms.width, ms.layers) = (6, 6, 1);
+    ms.multiscale = Some(MultiScaleConfig {
+        base: ModelKind::PixelCnn,
+        scale: 3,
+        cond_features: 4,
+    });
+    check_step(gpu, ms, rec, k);
+}
+
 crate::parity_tests! {
     logistic_mixture_training_step => super::check_logistic_mixture_step,
     gated_pixelcnn_training_step => super::check_gated_pixelcnn_step,
+    conditional_training_step => super::check_conditional_step,
     pixelcnn_training_step => super::check_pixelcnn_step,
     row_lstm_training_step => super::check_row_lstm_step,
     diag_bilstm_training_step => super::check_diag_bilstm_step,

@@ -80,6 +80,7 @@ mod device {
                 row_kernel: 3,
                 multiscale: None,
                 likelihood: pixelrnn::models::Likelihood::Softmax,
+                classes: None,
             },
             data: "random".into(),
             binarize: pixelrnn::data::Binarize::Auto,

@@ -2,6 +2,7 @@
 //! convolutions so that it is also a usable engine.
 
 pub mod bernoulli_nll;
+pub mod class_bias;
 pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod gated;
@@ -319,6 +320,36 @@ impl Backend for CpuBackend {
         Ok(Tensor {
             shape: pre.shape.clone(),
             data: gated::backward(&pre.data, &dy.data, g),
+        })
+    }
+
+    fn class_bias_forward(
+        &self,
+        x: &Tensor<Self>,
+        table: &Tensor<Self>,
+        labels: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        const OP: &str = "class_bias_forward";
+        let g = super::geometry::class_bias::class_bias_table(OP, x, table, labels)?;
+        let classes = class_bias::classes_of(OP, &labels.data, g.classes)?;
+        Ok(Tensor {
+            shape: x.shape.clone(),
+            data: class_bias::forward(&x.data, &table.data, &classes, g.features),
+        })
+    }
+
+    fn class_bias_backward(
+        &self,
+        dy: &Tensor<Self>,
+        labels: &Tensor<Self>,
+        classes: usize,
+    ) -> Result<Tensor<Self>> {
+        const OP: &str = "class_bias_backward";
+        let g = super::geometry::class_bias::class_bias(OP, dy, labels, classes)?;
+        let k = class_bias::classes_of(OP, &labels.data, classes)?;
+        Ok(Tensor {
+            shape: vec![classes, g.features],
+            data: class_bias::backward(&dy.data, &k, classes, g.features),
         })
     }
 

@@ -14,6 +14,7 @@
 //! on write by the in-place ops.
 
 mod bernoulli_nll;
+mod class_bias;
 mod conv_transpose2d;
 pub mod device;
 mod diag_bilstm_combine;
@@ -435,6 +436,24 @@ impl<E: Executor> Backend for CudaBackend<E> {
 
     fn gated_backward(&self, pre: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>> {
         gated::backward(self, pre, dy)
+    }
+
+    fn class_bias_forward(
+        &self,
+        x: &Tensor<Self>,
+        t: &Tensor<Self>,
+        l: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        class_bias::forward(self, x, t, l)
+    }
+
+    fn class_bias_backward(
+        &self,
+        dy: &Tensor<Self>,
+        l: &Tensor<Self>,
+        k: usize,
+    ) -> Result<Tensor<Self>> {
+        class_bias::backward(self, dy, l, k)
     }
 
     fn softmax_nll(

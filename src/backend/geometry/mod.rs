@@ -10,6 +10,7 @@
 //! `int` parameters, `cuda/launch_args.rs`). Single-tensor maps (`mirror_width`, the shifts)
 //! need no more than [`crate::tensor::Tensor::nhwc`].
 //!
+//! - `class_bias`: `class_bias_forward` / `_backward`;
 //! - `conv`: `masked_conv2d_forward` / `_backward` / `_pack` / `_forward_at`;
 //! - `transpose`: `conv_transpose2d_forward` / `_backward`;
 //! - `scan`: the recurrences' dependency patterns and steps, which both backends walk;
@@ -22,6 +23,7 @@
 //! - `gated`: `gated_forward`, `gated_backward` (a `2F` pre-activation, an `F` output);
 //! - `pointwise`: `relu_backward`, `add`, `rmsprop_update`, `adam_update` (one shape).
 
+pub mod class_bias;
 pub mod conv;
 pub mod gated;
 pub mod head;

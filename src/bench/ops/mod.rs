@@ -3,6 +3,7 @@
 //! ([`super::OpCase`]); adding an op means adding one case to its family's file (a new family:
 //! a file and one line in [`plan`]).
 
+mod class_bias;
 mod clip;
 mod elementwise;
 mod gated;
@@ -27,6 +28,7 @@ pub fn plan<X: Backend>(cfg: &BenchConfig, recurrences: &[Recurrence]) -> Result
     cases.extend(lstm::cases(cfg, recurrences));
     cases.extend(moves::cases(cfg));
     cases.extend(clip::cases(cfg));
+    cases.extend(class_bias::cases(cfg));
     cases.extend(optim::cases(cfg)?);
     Ok(cases)
 }

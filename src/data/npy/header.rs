@@ -22,6 +22,27 @@ impl Header {
         }
     }
 
+    /// An integer dtype: `(signed, bytes, big_endian)` (`i1`..`i8`, `u1`..`u8`, `b`, `B`).
+    pub(super) fn integer(&self) -> Option<(bool, usize, bool)> {
+        let Lit::Str(s) = &self.descr else {
+            return None;
+        };
+        let big = s.starts_with('>');
+        let body = s.trim_start_matches(['<', '>', '|', '=']);
+        match body {
+            "b" => return Some((true, 1, big)),
+            "B" => return Some((false, 1, big)),
+            _ => {}
+        }
+        let signed = match body.chars().next()? {
+            'i' => true,
+            'u' => false,
+            _ => return None,
+        };
+        let size: usize = body[1..].parse().ok()?;
+        [1, 2, 4, 8].contains(&size).then_some((signed, size, big))
+    }
+
     /// numpy's name for the dtype where there is a simple one ("float64"), else the descr.
     pub(super) fn dtype_name(&self) -> String {
         let s = match &self.descr {

@@ -11,6 +11,7 @@
 //! - [`npz`]: `.npz` archives, whose members are `.npy` streams read here.
 
 mod header;
+mod labels;
 mod npz;
 
 use std::io::{BufReader, Read};
@@ -61,6 +62,17 @@ pub(crate) fn read_npy(
     total: u64,
     label: &str,
 ) -> Result<Images, DataError> {
+    let (header, offset) = read_header(reader, total, label)?;
+    read_npy_data(reader, total, label, header, offset)
+}
+
+/// Reads the preamble and header of a `.npy` stream of `total` bytes: the header and the
+/// offset of the data.
+fn read_header(
+    reader: &mut impl Read,
+    total: u64,
+    label: &str,
+) -> Result<(header::Header, u64), DataError> {
     // Magic and version.
     let mut pre = Vec::with_capacity(8);
     reader
@@ -117,7 +129,16 @@ pub(crate) fn read_npy(
     )?;
     let header = parse_header(&text)
         .map_err(|m| DataError::format(label, format!("bad .npy header: {m}")))?;
+    Ok((header, offset))
+}
 
+fn read_npy_data(
+    reader: &mut impl Read,
+    total: u64,
+    label: &str,
+    header: header::Header,
+    offset: u64,
+) -> Result<Images, DataError> {
     // dtype and shape.
     let bad = |hint: &str| DataError::BadArray {
         path: label.to_string(),

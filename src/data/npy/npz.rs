@@ -4,12 +4,15 @@
 use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
+use super::labels::read_npy_labels;
 use super::read_npy;
 use crate::data::{DataError, Dataset, Images};
 
 /// Loads a `.npz`: arrays `train` and `test` (or `x_train` and `x_test`, as in Keras'
-/// mnist.npz) when present, other arrays ignored; else exactly one array, split as
-/// [`Dataset::split_single`] says. Each array as in [`load_npy`](super::load_npy).
+/// mnist.npz) when present, with their class labels when `train_labels` and `test_labels`
+/// (or `y_train` and `y_test`) are there too (1-D integer arrays, one label per image), other
+/// arrays ignored; else exactly one array, split as [`Dataset::split_single`] says. Each image
+/// array as in [`load_npy`](super::load_npy).
 pub fn load_npz(path: impl AsRef<Path>) -> Result<Dataset, DataError> {
     let path = path.as_ref();
     let label = path.display().to_string();
@@ -35,8 +38,26 @@ fn read_npz<R: Read + Seek>(reader: R, label: &str) -> Result<Dataset, DataError
         .into_iter()
         .find(|(a, b)| has(a) && has(b));
     if let Some((train_name, test_name)) = pair {
-        let train = read_npz_array(&mut zip, train_name, label)?;
-        let test = read_npz_array(&mut zip, test_name, label)?;
+        let mut train = read_npz_array(&mut zip, train_name, label)?;
+        let mut test = read_npz_array(&mut zip, test_name, label)?;
+        let labels = [("train_labels", "test_labels"), ("y_train", "y_test")]
+            .into_iter()
+            .find(|(a, b)| has(a) && has(b));
+        if let Some((a, b)) = labels {
+            let named = |name: &str, images: Images, labels: Vec<u32>| {
+                images
+                    .with_labels(labels)
+                    .map_err(|e| DataError::format(&format!("{label}[{name}]"), e.to_string()))
+            };
+            let la = read_member(&mut zip, a, label, |mut r, t, l| {
+                read_npy_labels(&mut r, t, l)
+            })?;
+            train = named(a, train, la)?;
+            let lb = read_member(&mut zip, b, label, |mut r, t, l| {
+                read_npy_labels(&mut r, t, l)
+            })?;
+            test = named(b, test, lb)?;
+        }
         return Dataset::new(label, train, test);
     }
     match names.as_slice() {
@@ -62,12 +83,22 @@ fn read_npz_array<R: Read + Seek>(
     name: &str,
     label: &str,
 ) -> Result<Images, DataError> {
+    read_member(zip, name, label, |mut r, t, l| read_npy(&mut r, t, l))
+}
+
+/// Reads member `name` with `read` (a `.npy` reader of images or labels).
+fn read_member<R: Read + Seek, T>(
+    zip: &mut npyz::zip::ZipArchive<R>,
+    name: &str,
+    label: &str,
+    read: impl FnOnce(&mut dyn Read, u64, &str) -> Result<T, DataError>,
+) -> Result<T, DataError> {
     let entry_label = format!("{label}[{name}]");
     let mut entry = zip
         .by_name(&npyz::npz::file_name_from_array_name(name))
         .map_err(|e| DataError::format(&entry_label, format!("cannot read array: {e}")))?;
     let total = entry.size();
-    let images = read_npy(&mut entry, total, &entry_label)?;
+    let images = read(&mut entry, total, &entry_label)?;
     // The zip reader checks a member's CRC-32 only when a read reaches the member's end, and
     // read_npy stops at the last byte the header promises: read on to the end, so that a
     // corrupt member is refused as numpy refuses it instead of being read silently.
