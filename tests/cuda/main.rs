@@ -13,6 +13,7 @@
 
 mod bench;
 mod conv;
+mod conv_mma;
 mod diag_bilstm_combine;
 mod geometry;
 mod lstm;
