@@ -201,7 +201,10 @@ mod tests {
             let v = f32::from_bits(i.wrapping_mul(2_654_435_761) & 0x7f7f_ffff);
             let r = round_tf32(v);
             assert_eq!(r.to_bits() & 0x1fff, 0, "{v:e}");
-            assert!((r - v).abs() <= v.abs() * TF32_ULP / 2.0 * 1.0001 || r.is_infinite());
+            // Within half a tf32 ulp of its binade (normals; subnormals have a fixed step).
+            if v.is_normal() && r.is_finite() {
+                assert!((r - v).abs() <= v.abs() * TF32_ULP / 2.0, "{v:e} -> {r:e}");
+            }
         }
     }
 

@@ -261,8 +261,18 @@ pub fn entry_points(ptx: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `entry` is `<op>_<pass>_v<N>`.
-pub fn follows_naming(op: &str, entry: &str) -> bool {
+/// Whether `entry` is `<op>_<pass>_v<N>`, where the op is the module's name or, for one of
+/// an op's further files (kernels/masked_conv2d_mma.cu beside kernels/masked_conv2d.cu: one op,
+/// one name, its kernels in several files), the part of the name before one of its
+/// underscores.
+pub fn follows_naming(name: &str, entry: &str) -> bool {
+    std::iter::once(name)
+        .chain(name.match_indices('_').map(|(i, _)| &name[..i]))
+        .any(|op| follows_op_naming(op, entry))
+}
+
+/// Whether `entry` is `<op>_<pass>_v<N>` for exactly this op.
+fn follows_op_naming(op: &str, entry: &str) -> bool {
     let Some(rest) = entry.strip_prefix(op).and_then(|r| r.strip_prefix('_')) else {
         return false;
     };
@@ -294,6 +304,16 @@ mod tests {
         assert!(!follows_naming("fill", "fill_fwd_vx"));
         assert!(!follows_naming("fill", "fill_fwd"));
         assert!(!follows_naming("fill", "other_fwd_v1"));
+        // A further file of an op: its kernels keep the op's name.
+        assert!(follows_naming(
+            "masked_conv2d_mma",
+            "masked_conv2d_fwd_tf32_v1"
+        ));
+        assert!(follows_naming(
+            "masked_conv2d_mma_weight",
+            "masked_conv2d_bwd_weight_bf16_v1"
+        ));
+        assert!(!follows_naming("masked_conv2d_mma", "other_fwd_v1"));
     }
 
     #[test]
