@@ -105,16 +105,27 @@ PIXELRNN_DEVICE void masked_conv2d_mma_conv(const float* __restrict__ src, int s
     }
     float acc[2][4][4];
     mcm_gemm<P>(ld, 0, ld.k_total, acc);
+    // Each thread holds pairs of adjacent columns (2t, 2t + 1): one 8-byte store per pair when
+    // out_c is even (aligned; a warp then writes 8 rows x 32 contiguous bytes), else two.
+    const bool pairs = (out_c & 1) == 0;
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi) {
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const pixelrnn_index_t m = m0 + mcm_row(mi, e);
-                const int q = ld.q0 + mcm_col(ni, e);
-                if (m < positions && q < out_c) {
-                    out[m * out_c + q] = acc[mi][ni][e] + (bias ? bias[q] : 0.0f);
+            for (int h = 0; h < 2; ++h) {
+                const pixelrnn_index_t m = m0 + mcm_row(mi, 2 * h);
+                const int q = ld.q0 + mcm_col(ni, 0);  // even
+                if (m >= positions || q >= out_c) continue;
+                float* o = out + m * out_c + q;
+                const float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+                if (pairs) {
+                    const float2 bq = bias ? *reinterpret_cast<const float2*>(bias + q)
+                                           : make_float2(0.0f, 0.0f);
+                    *reinterpret_cast<float2*>(o) = make_float2(v0 + bq.x, v1 + bq.y);
+                } else {
+                    o[0] = v0 + (bias ? bias[q] : 0.0f);
+                    if (q + 1 < out_c) o[1] = v1 + (bias ? bias[q + 1] : 0.0f);
                 }
             }
         }

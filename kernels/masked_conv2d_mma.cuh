@@ -47,6 +47,14 @@ PIXELRNN_DEVICE float mcm_round(float x) {
     return P == MCM_TF32 ? pixelrnn_round_tf32(x) : pixelrnn_round_bf16(x);
 }
 
+// Two adjacent bf16 values of a tile row (an even column: 8-byte aligned, the rows being 96
+// bytes apart in 16-byte aligned tiles) as one register: one 8-byte shared load, which a half
+// warp's 16 lanes (rows g < 4, columns 2t) serve from 32 distinct banks at pitch 24.
+PIXELRNN_DEVICE unsigned mcm_pair(const float* p) {
+    const float2 v = *reinterpret_cast<const float2*>(p);
+    return pixelrnn_pack_bf16x2(v.x, v.y);
+}
+
 // acc[mi][ni] += A rows (warp row wm) x B columns (warp column wn) over one K chunk of the
 // shared tiles. Thread (g, t) = (lane >> 2, lane % 4) reads its fragments per kernels/mma.cuh.
 template <int P>
@@ -65,10 +73,10 @@ PIXELRNN_DEVICE void mcm_chunk(float (*As)[McmPrec<P>::PITCH], float (*Bs)[McmPr
                 af[mi][2] = pixelrnn_float_bits(r0[ks + t + 4]);
                 af[mi][3] = pixelrnn_float_bits(r1[ks + t + 4]);
             } else {
-                af[mi][0] = pixelrnn_pack_bf16x2(r0[ks + 2 * t], r0[ks + 2 * t + 1]);
-                af[mi][1] = pixelrnn_pack_bf16x2(r1[ks + 2 * t], r1[ks + 2 * t + 1]);
-                af[mi][2] = pixelrnn_pack_bf16x2(r0[ks + 2 * t + 8], r0[ks + 2 * t + 9]);
-                af[mi][3] = pixelrnn_pack_bf16x2(r1[ks + 2 * t + 8], r1[ks + 2 * t + 9]);
+                af[mi][0] = mcm_pair(r0 + ks + 2 * t);
+                af[mi][1] = mcm_pair(r1 + ks + 2 * t);
+                af[mi][2] = mcm_pair(r0 + ks + 2 * t + 8);
+                af[mi][3] = mcm_pair(r1 + ks + 2 * t + 8);
             }
         }
 #pragma unroll
@@ -78,8 +86,8 @@ PIXELRNN_DEVICE void mcm_chunk(float (*As)[McmPrec<P>::PITCH], float (*Bs)[McmPr
                 bq[ni][0] = pixelrnn_float_bits(c[ks + t]);
                 bq[ni][1] = pixelrnn_float_bits(c[ks + t + 4]);
             } else {
-                bq[ni][0] = pixelrnn_pack_bf16x2(c[ks + 2 * t], c[ks + 2 * t + 1]);
-                bq[ni][1] = pixelrnn_pack_bf16x2(c[ks + 2 * t + 8], c[ks + 2 * t + 9]);
+                bq[ni][0] = mcm_pair(c + ks + 2 * t);
+                bq[ni][1] = mcm_pair(c + ks + 2 * t + 8);
             }
         }
 #pragma unroll
@@ -105,8 +113,8 @@ template <int P, class Loader>
 PIXELRNN_DEVICE void mcm_gemm(Loader& ld, pixelrnn_index_t k_begin, pixelrnn_index_t k_end,
                               float acc[2][4][4]) {
     constexpr int PITCH = McmPrec<P>::PITCH;
-    __shared__ float As[2][MCM_M][PITCH];
-    __shared__ float Bs[2][MCM_N][PITCH];
+    __shared__ __align__(16) float As[2][MCM_M][PITCH];
+    __shared__ __align__(16) float Bs[2][MCM_N][PITCH];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3, wm = warp & 3, wn = warp >> 2;
 #pragma unroll

@@ -149,7 +149,9 @@ fn random(seed: u64, len: usize) -> Vec<f32> {
 fn exact_values(seed: u64, len: usize) -> Vec<f32> {
     let mut rng = Pcg64::seed_from_u64(seed);
     (0..len)
-        .map(|_| rng.random_range(-8i32..=8) as f32 * [0.25f32, 0.5, 1.0, 2.0][rng.random_range(0..4)])
+        .map(|_| {
+            rng.random_range(-8i32..=8) as f32 * [0.25f32, 0.5, 1.0, 2.0][rng.random_range(0..4)]
+        })
         .collect()
 }
 
@@ -195,7 +197,11 @@ fn check_mma(m: &Mma) {
             })
             .map(f64::abs)
             .fold(0.0, f64::max);
-        assert!(raw > 10.0 * bound[0], "{}: rounding invisible ({raw:e})", m.kernel);
+        assert!(
+            raw > 10.0 * bound[0],
+            "{}: rounding invisible ({raw:e})",
+            m.kernel
+        );
     }
 }
 
@@ -222,11 +228,7 @@ fn a_kernel_that_swaps_fragment_registers_fails_the_check() {
         let (want, _) = m.reference(&a, &b, &c);
         for swap in [1, 2] {
             let d = m.run(0, &a, &b, &c, swap);
-            let wrong = d
-                .iter()
-                .zip(&want)
-                .filter(|(&g, &w)| g as f64 != w)
-                .count();
+            let wrong = d.iter().zip(&want).filter(|(&g, &w)| g as f64 != w).count();
             assert!(
                 wrong >= 32,
                 "{} with swap {swap}: only {wrong} of 128 elements differ",

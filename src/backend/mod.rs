@@ -13,8 +13,8 @@ pub mod geometry;
 mod precision;
 
 pub use conv_spec::{ConvSpec, Mask};
-pub use precision::{round_bf16, round_tf32, Precision};
 pub use geometry::skew::{skewed_width, unskewed_width};
+pub use precision::{round_bf16, round_tf32, Precision};
 
 use crate::error::Result;
 use crate::tensor::Tensor;

@@ -189,7 +189,10 @@ mod tests {
         // Past the largest tf32 (0x7f7fe000) halfway to the next step: infinity.
         assert_eq!(round_tf32(f32::MAX), f32::INFINITY);
         assert_eq!(round_tf32(-f32::MAX), f32::NEG_INFINITY);
-        assert_eq!(round_tf32(f32::from_bits(0x7f7f_efff)).to_bits(), 0x7f7f_e000);
+        assert_eq!(
+            round_tf32(f32::from_bits(0x7f7f_efff)).to_bits(),
+            0x7f7f_e000
+        );
         assert_eq!(round_tf32(f32::INFINITY), f32::INFINITY);
         assert_eq!(round_tf32(f32::NEG_INFINITY), f32::NEG_INFINITY);
         // NaN (a signalling one with low payload bits only too) stays NaN.

@@ -144,6 +144,9 @@ fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Rec
     rows
 }
 
+/// A case's reference outputs on the CPU (or why they failed).
+type Reference = Result<Vec<Vec<f32>>>;
+
 /// The rows of op `case`, one per variant the backend offers: each checked against
 /// `reference` (the same case on the CPU; `None` when the CPU itself is timed: its results
 /// are only checked to be finite), then timed. A row's variants are selected for it alone.
@@ -163,7 +166,7 @@ fn time_op<B: BenchBackend>(
     let host = (case.inputs)()?;
     // The reference result, once per precision for all variants: the CPU twin at the row's
     // precision (the tensor-core rows' operands rounded as their kernels round them).
-    let mut wants: Vec<(Precision, Option<Result<Vec<Vec<f32>>>>)> = Vec::new();
+    let mut wants: Vec<(Precision, Option<Reference>)> = Vec::new();
     for choice in be.choices(Some(case.kernel), case.sweep) {
         if !wants.iter().any(|(p, _)| *p == choice.precision) {
             let want = reference.map(|r| {

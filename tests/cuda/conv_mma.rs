@@ -48,12 +48,36 @@ fn cases() -> Vec<Case> {
     let plain = |kh, kw, mask, groups, cin, cout| ConvSpec::new(kh, kw, mask, groups, cin, cout);
     vec![
         // First layers: K = 24 taps x 1 (one full chunk and a ragged one), 12 features.
-        case("7x7 mask A, C=1", [2, 5, 7], 1, 12, plain(7, 7, Mask::A, 1, 1, 12)),
-        case("7x7 mask A, C=3", [1, 5, 6], 3, 16, plain(7, 7, Mask::A, 3, 3, 16)),
+        case(
+            "7x7 mask A, C=1",
+            [2, 5, 7],
+            1,
+            12,
+            plain(7, 7, Mask::A, 1, 1, 12),
+        ),
+        case(
+            "7x7 mask A, C=3",
+            [1, 5, 6],
+            3,
+            16,
+            plain(7, 7, Mask::A, 3, 3, 16),
+        ),
         // 67 features: two column tiles, the second 3 wide; K = 5 x 7 = 35; 84 positions.
-        case("3x3 mask B, C=3", [2, 6, 7], 7, 67, plain(3, 3, Mask::B, 3, 7, 67)),
+        case(
+            "3x3 mask B, C=3",
+            [2, 6, 7],
+            7,
+            67,
+            plain(3, 3, Mask::B, 3, 7, 67),
+        ),
         // 143 positions: two position tiles, the second 15 rows.
-        case("3x3 mask B, C=1", [1, 13, 11], 5, 9, plain(3, 3, Mask::B, 1, 5, 9)),
+        case(
+            "3x3 mask B, C=1",
+            [1, 13, 11],
+            5,
+            9,
+            plain(3, 3, Mask::B, 1, 5, 9),
+        ),
         // Row LSTM input-to-state: gate blocks (out_block = h).
         case(
             "1x3 mask B gate blocks, h=5, C=3",
@@ -65,10 +89,28 @@ fn cases() -> Vec<Case> {
                 ..plain(1, 3, Mask::B, 3, 10, 20)
             },
         ),
-        case("1x1 mask B, C=3", [2, 3, 5], 6, 9, plain(1, 1, Mask::B, 3, 6, 9)),
-        case("3x3 unmasked", [1, 4, 5], 4, 5, plain(3, 3, Mask::None, 3, 4, 5)),
+        case(
+            "1x1 mask B, C=3",
+            [2, 3, 5],
+            6,
+            9,
+            plain(1, 1, Mask::B, 3, 6, 9),
+        ),
+        case(
+            "3x3 unmasked",
+            [1, 4, 5],
+            4,
+            5,
+            plain(3, 3, Mask::None, 3, 4, 5),
+        ),
         // No live tap: the output is the bias, dx and dw are 0.
-        case("1x1 mask A, C=1", [2, 3, 3], 3, 4, plain(1, 1, Mask::A, 1, 3, 4)),
+        case(
+            "1x1 mask A, C=1",
+            [2, 3, 3],
+            3,
+            4,
+            plain(1, 1, Mask::A, 1, 3, 4),
+        ),
         // Weight gradient: 2 x 3 tiles (130 outputs, 150 columns), 2 position splits (899
         // positions: 464 + 435, the last ending inside a chunk of 16).
         case(
@@ -132,7 +174,13 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 .masked_conv2d_backward(&x_g, &w_g, &dy_g, spec, true)
                 .unwrap_or_else(|e| panic!("{}: {e}", what("backward")));
             let dx_want = want.dx.as_ref().expect("cpu dx");
-            assert_close(&what("dx"), gpu, grads.dx.as_ref().expect("dx"), dx_want, MMA_REL_TOL);
+            assert_close(
+                &what("dx"),
+                gpu,
+                grads.dx.as_ref().expect("dx"),
+                dx_want,
+                MMA_REL_TOL,
+            );
             assert_close(&what("dw"), gpu, &grads.dw, &want.dw, MMA_REL_TOL);
             assert_close(&what("db"), gpu, &grads.db, &want.db, MMA_REL_TOL);
             let dw = download(gpu, &grads.dw, &what("dw"));
@@ -147,7 +195,12 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 .unwrap_or_else(|e| panic!("{}: {e}", what("backward without dx")));
             assert!(again.dx.is_none());
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&download(gpu, &again.dw, "dw")), bits(&dw), "{}", what("dw again"));
+            assert_eq!(
+                bits(&download(gpu, &again.dw, "dw")),
+                bits(&dw),
+                "{}",
+                what("dw again")
+            );
             assert_eq!(
                 bits(&download(gpu, &again.db, "db")),
                 bits(&download(gpu, &grads.db, "db")),
@@ -173,7 +226,11 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
             // bf16's rounding is visible in every case with live taps.
             if precision == Precision::Bf16 && !spec.taps().is_empty() {
                 let gap = rel_err(&what("twin vs fp32"), &y_want.data, &y32.data);
-                assert!(gap > 10.0 * MMA_REL_TOL, "{}: gap {gap:e}", what("twin vs fp32"));
+                assert!(
+                    gap > 10.0 * MMA_REL_TOL,
+                    "{}: gap {gap:e}",
+                    what("twin vs fp32")
+                );
             }
         }
         let gap = (gap_num / gap_den).sqrt();
@@ -191,12 +248,17 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
     let (x_c, x_g) = pair(gpu, &[n, h, w, c.cin], 1, 1.0);
     let (w_c, w_g) = pair(gpu, &[c.cout, c.cin, c.spec.kh, c.spec.kw], 2, 0.5);
     let (b_c, b_g) = pair(gpu, &[c.cout], 3, 0.5);
-    let y = gpu.masked_conv2d_forward(&x_g, &w_g, &b_g, &c.spec).unwrap();
+    let y = gpu
+        .masked_conv2d_forward(&x_g, &w_g, &b_g, &c.spec)
+        .unwrap();
     let want = CpuBackend::new()
         .masked_conv2d_forward(&x_c, &w_c, &b_c, &c.spec)
         .unwrap();
     let err = l2_rel_err(&download(gpu, &y, "fp32 forward"), &want.data);
-    assert!(err <= pixelrnn::parity::FP32_REL_TOL, "fp32 after bf16: {err:e}");
+    assert!(
+        err <= pixelrnn::parity::FP32_REL_TOL,
+        "fp32 after bf16: {err:e}"
+    );
 }
 
 /// Whether weight element `e` ([cout, cin, kh, kw]) of case `c` is live.
@@ -222,13 +284,21 @@ pub fn check_masked_conv2d_mma_causal<E: Executor>(gpu: &CudaBackend<E>) {
             let (mut x_c, x_g) = pair(gpu, &[n, h, w, cin], 41, 1.0);
             let (_, w_g) = pair(gpu, &[cout, cin, spec.kh, spec.kw], 42, 0.5);
             let (_, b_g) = pair(gpu, &[cout], 43, 0.5);
-            let y0 = download(gpu, &gpu.masked_conv2d_forward(&x_g, &w_g, &b_g, spec).unwrap(), what);
+            let y0 = download(
+                gpu,
+                &gpu.masked_conv2d_forward(&x_g, &w_g, &b_g, spec).unwrap(),
+                what,
+            );
             let p = 3 * w + 4; // (3, 4)
             for v in &mut x_c.data[p * cin..(p + 1) * cin] {
                 *v += 0.75;
             }
             let x2 = crate::to_gpu(gpu, &x_c);
-            let y1 = download(gpu, &gpu.masked_conv2d_forward(&x2, &w_g, &b_g, spec).unwrap(), what);
+            let y1 = download(
+                gpu,
+                &gpu.masked_conv2d_forward(&x2, &w_g, &b_g, spec).unwrap(),
+                what,
+            );
             for q in 0..p {
                 for o in 0..cout {
                     assert_eq!(
@@ -280,8 +350,16 @@ fn masked_conv2d_mma_counters_meet_the_targets() {
                 .iter()
                 .find(|k| k.kernel == kernel)
                 .unwrap_or_else(|| panic!("no {kernel} launch"));
-            assert!(k.efficiency >= 0.8, "{kernel} global efficiency {}", k.efficiency);
-            assert!(k.shared_excess <= 2.0, "{kernel} shared excess {}", k.shared_excess);
+            assert!(
+                k.efficiency >= 0.8,
+                "{kernel} global efficiency {}",
+                k.efficiency
+            );
+            assert!(
+                k.shared_excess <= 2.0,
+                "{kernel} shared excess {}",
+                k.shared_excess
+            );
         }
     }
 }

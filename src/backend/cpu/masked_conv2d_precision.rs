@@ -67,7 +67,9 @@ mod tests {
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len as u32)
             .map(|i| {
-                let h = i.wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(97));
+                let h = i
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(97));
                 ((h >> 8) % 20_001) as f32 / 10_000.0 - 1.0
             })
             .collect()

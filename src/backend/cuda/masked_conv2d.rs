@@ -126,7 +126,11 @@ fn selected_version<E: Executor>(be: &CudaBackend<E>) -> u32 {
 /// The tensor-core kernel of `pass` (`fwd`, `bwd_data`, `bwd_weight`) at `precision`:
 /// `masked_conv2d_<pass>_<tf32|bf16>_v<N>` with N from [`super::Variants::masked_conv2d_mma`];
 /// `None` at fp32 (the fp32 selections apply).
-fn mma_kernel<E: Executor>(be: &CudaBackend<E>, pass: &str, precision: Precision) -> Option<String> {
+fn mma_kernel<E: Executor>(
+    be: &CudaBackend<E>,
+    pass: &str,
+    precision: Precision,
+) -> Option<String> {
     (precision != Precision::Fp32).then(|| {
         format!(
             "{OP}_{pass}_{precision}_v{}",

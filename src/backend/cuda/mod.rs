@@ -353,7 +353,9 @@ impl<E: Executor> Backend for CudaBackend<E> {
     }
 
     fn set_precision(&self, precision: Precision) {
-        self.inner.precision.store(precision.code(), Ordering::Relaxed);
+        self.inner
+            .precision
+            .store(precision.code(), Ordering::Relaxed);
     }
 
     fn masked_conv2d_forward(

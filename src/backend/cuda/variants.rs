@@ -495,7 +495,11 @@ mod tests {
             "bwd_weight_tf32",
             "bwd_weight_bf16",
         ] {
-            assert_eq!(crate::kernels::versions("masked_conv2d", pass), mma, "{pass}");
+            assert_eq!(
+                crate::kernels::versions("masked_conv2d", pass),
+                mma,
+                "{pass}"
+            );
         }
         let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
         assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), at);
