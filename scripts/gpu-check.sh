@@ -16,7 +16,11 @@
 #       0. machine: driver and CUDA versions, GPU name, ldd --version, nvcc/ncu/sanitizer
 #          versions, printed first (~2 s);
 #       1. .gpu/pixelrnn info: devices, kernels, ptxas resources (~1 s);
-#       2. parity: the suite's device tests (every kernel against its CPU twin on the GPU),
+#       1b. mma: the tensor-core parity tests first (tests/cuda/conv_mma.rs, `conv_mma::*::device`:
+#          masked_conv2d's tf32 and bf16 kernels against the CPU twin at the same precision,
+#          causality at every precision), so that a short run still checks mma.sync on the
+#          hardware against what the emulator checked (MMA_LIMIT 40; ~5-15 s);
+#       2. parity: the suite's device tests (conv_mma excluded: phase 1b ran it) (every kernel against its CPU twin on the GPU),
 #          one process per test group with PIXELRNN_SYNC_LAUNCHES=1, so a fault names its
 #          kernel and poisons no other group; a test that failed after an earlier failure
 #          of its process is rerun alone. The NCCL tests are skipped, with the reason, when
@@ -64,6 +68,7 @@ MAX_TRAVEL=$((60 * 1024 * 1024)) # run carries 64 MiB; keep a margin
 # The script's deadline (s) and each phase's limit (s); see the phases above. The run call's
 # timeout_s must exceed TOTAL_LIMIT plus the transfer (480 leaves a minute).
 TOTAL_LIMIT=${TOTAL_LIMIT:-420}
+MMA_LIMIT=${MMA_LIMIT:-40}
 TESTS_LIMIT=${TESTS_LIMIT:-90}
 BENCH_LIMIT=${BENCH_LIMIT:-110}
 LARGE_LIMIT=${LARGE_LIMIT:-90}
@@ -515,6 +520,30 @@ summary() {
     echo "files: $OUT/{summary.txt,logs.tar.gz,bench.json,bench-large.json,torch.json}; logs.tar.gz holds logs/ (machine, info, tests-*, bench*, torch, sanitizer, ncu)"
 }
 
+# Phase 1b: the tensor-core parity tests (the conv_mma group's device tests), in one process
+# with PIXELRNN_SYNC_LAUNCHES=1. Sets MMA_STATE; a failure on a device fails the run.
+mma_phase() {
+    local lim=$1 names=() rc n_ok
+    mapfile -t names < <("$GPU_DIR/$TEST_NAME" --list --include-ignored conv_mma:: 2>/dev/null |
+        sed -n 's/: test$//p' | grep '::device$')
+    if ((${#names[@]} == 0)); then
+        MMA_STATE="no conv_mma device tests in .gpu/$TEST_NAME"
+        ((HAS_GPU)) && TESTS_FAILED=1
+        echo "mma: $MMA_STATE"
+        return 0
+    fi
+    PIXELRNN_SYNC_LAUNCHES=1 timeout "$lim" "$GPU_DIR/$TEST_NAME" --include-ignored --exact \
+        --test-threads=1 --show-output "${names[@]}" >"$LOGS/tests-mma.log" 2>&1
+    rc=$?
+    echo "## rc=$rc" >>"$LOGS/tests-mma.log"
+    grep -E '^test .* \.\.\. |^test result:|panicked at' "$LOGS/tests-mma.log"
+    n_ok="$(grep -c ' \.\.\. ok$' "$LOGS/tests-mma.log" || true)"
+    MMA_STATE="rc=$rc, $n_ok of ${#names[@]} tensor-core tests passed"
+    ((rc != 0 && HAS_GPU)) && TESTS_FAILED=1
+    echo "mma: $MMA_STATE"
+    return 0
+}
+
 # Phase 2: the device tests, one process per group (the name's first component), with
 # PIXELRNN_SYNC_LAUNCHES=1 (a synchronise after every launch: a fault is reported by the
 # launch that made it). A test that failed after an earlier failure of its process may be
@@ -522,7 +551,7 @@ summary() {
 parity_phase() {
     local lim=$1 t_end=$(($(date +%s) + $1)) nccl_why=""
     "$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null | sed -n 's/: test$//p' |
-        grep -v '::emulated$' >"$LOGS/tests.list"
+        grep -v '::emulated$' | grep -v '^conv_mma::' >"$LOGS/tests.list"
     : >"$LOGS/skipped.txt"
     [[ -z "$NCCL_LIB" ]] && nccl_why="libnccl not found (ldconfig, nvidia.nccl of $(command -v python3 || echo 'no python'))"
     local groups g rc=0 worst=0
@@ -595,7 +624,7 @@ check() {
     # Only the five named files come back from $OUT; old ones would take their places.
     rm -f "$OUT"/{summary.txt,logs.tar.gz,bench.json,bench-large.json,torch.json}
     cp "$GPU_DIR/MANIFEST" "$LOGS/MANIFEST" 2>/dev/null || true
-    TESTS_STATE="" BENCH_STATE="" TORCH_STATE="" TORCH_WHY="" VERDICT=""
+    TESTS_STATE="" MMA_STATE="" BENCH_STATE="" TORCH_STATE="" TORCH_WHY="" VERDICT=""
     NO_DEVICE=0 TESTS_FAILED=0 HAS_GPU=0 SANITIZER_FOUND=0
     local bench_rc=0 large_rc=0
 
@@ -643,8 +672,14 @@ check() {
     echo "nccl: ${NCCL_LIB:-not found (the NCCL tests are skipped)}"
     phase_end info "rc=$info_rc, $( ((HAS_GPU)) && echo 'a CUDA device' || echo 'no CUDA device'), nccl ${NCCL_LIB:-not found}"
 
-    # 2. The parity tests (reserve: the bench phases' minimum).
+    # 1b. The tensor-core parity tests (reserve: the other phases' minimum).
     local lim
+    lim=$(limit_for "$MMA_LIMIT" 300)
+    phase_start mma "tensor-core device tests (conv_mma), PIXELRNN_SYNC_LAUNCHES=1" "$lim"
+    mma_phase "$lim"
+    phase_end mma "$MMA_STATE"
+
+    # 2. The parity tests (reserve: the bench phases' minimum).
     lim=$(limit_for "$TESTS_LIMIT" 200)
     phase_start parity "device tests, one process per group, PIXELRNN_SYNC_LAUNCHES=1" "$lim"
     parity_phase "$lim"

@@ -23,6 +23,17 @@ pub const FP32_REL_TOL: f64 = 1e-5;
 /// training steps (loss and global gradient norm after a dozen layers): fp32 on both sides.
 pub const DEEP_REL_TOL: f64 = 1e-4;
 
+/// Tensor-core kernels (tf32, bf16) against their CPU twin at the same precision: both round
+/// the same operands with the same conversions, and a product of two rounded operands is exact
+/// in fp32, so they differ by the order of the fp32 additions only (as the fp32 kernels do),
+/// plus, on a GPU, the tensor cores' own accumulation inside one mma, whose order and rounding
+/// the PTX ISA does not specify (assumed a few fp32 ulp per mma; to be confirmed on a device).
+/// Ten times [`FP32_REL_TOL`]: still below what
+/// a kernel that skipped the rounding would show (about 3e-4 at tf32, 3e-3 at bf16, on random
+/// data; the parity tests check that their data shows it), and an indexing or fragment-layout
+/// bug gives errors of order 1.
+pub const MMA_REL_TOL: f64 = 1e-4;
+
 /// The first element that is non-finite in `got` where `want` is finite (an output the kernel
 /// did not write, or wrote wrong), if any. Compares the common prefix when lengths differ.
 pub fn unwritten(got: &[f32], want: &[f32]) -> Option<usize> {

@@ -494,3 +494,23 @@ static inline __half __hmul(__half a, __half b) {
 static inline __half __hfma(__half a, __half b, __half c) {
     return __float2half_rn(fmaf(__half2float(a), __half2float(b), __half2float(c)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tensor cores: the emulator's side of kernels/mma.cuh (pixelrnn_mma_tf32_m16n8k8,
+// pixelrnn_mma_bf16_m16n8k16). An mma is a warp operation of its own kind: each lane passes a
+// pointer to its MmaLane (on its fiber stack, alive while the lane is parked) as the payload;
+// once all 32 lanes came, runtime/intrinsics.cpp (complete_mma) scatters the fragments into the
+// matrices with the PTX ISA's layouts, forms D = A * B + C and writes every lane's d.
+
+namespace pixelrnn_emu {
+// Warp-operation kinds after those of WarpOp.
+constexpr int WARP_MMA_TF32_M16N8K8 = 64;
+constexpr int WARP_MMA_BF16_M16N8K16 = 65;
+// One lane's registers of an mma: A (4 x .b32), B (2 x .b32), C and D (4 x f32 each).
+struct MmaLane {
+    uint32_t a[4];
+    uint32_t b[2];
+    float c[4];
+    float d[4];
+};
+}  // namespace pixelrnn_emu

@@ -247,3 +247,100 @@ selftest_gpu_only_v1(float* __restrict__ x) {
     x[threadIdx.x] = (float)lane;
 }
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// Tensor cores (kernels/mma.cuh; tests/emulator_mma.rs).
+#include "../mma.cuh"
+
+// out[2i] = x[i] rounded to tf32 (cvt.rna), out[2i + 1] = x[i] rounded to bf16 (cvt.rn).
+// Launch: grid-stride over n.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+selftest_round_v1(const float* __restrict__ x, float* __restrict__ out, int n) {
+    for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += pixelrnn_grid_stride()) {
+        out[2 * i] = pixelrnn_round_tf32(x[i]);
+        out[2 * i + 1] = pixelrnn_round_bf16(x[i]);
+    }
+}
+
+// One warp, one mma.m16n8k8 .tf32: d = a * b + c with a [16, 8] row-major, b [8, 8] row-major
+// ([k, n]), c and d [16, 8] row-major, loaded into the fragments of the PTX ISA's layouts
+// (kernels/mma.cuh); the inputs rounded to tf32 first. swap = 1 exchanges the A registers a1
+// and a2, swap = 2 the B registers b0 and b1: a layout bug that must change the product.
+// Launch: one block of 32 threads.
+PIXELRNN_KERNEL void __launch_bounds__(32)
+selftest_mma_tf32_v1(const float* __restrict__ a, const float* __restrict__ b,
+                     const float* __restrict__ c, float* __restrict__ d, int swap) {
+    const int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
+    unsigned af[4] = {pixelrnn_tf32(a[g * 8 + t]), pixelrnn_tf32(a[(g + 8) * 8 + t]),
+                      pixelrnn_tf32(a[g * 8 + t + 4]), pixelrnn_tf32(a[(g + 8) * 8 + t + 4])};
+    unsigned bf[2] = {pixelrnn_tf32(b[t * 8 + g]), pixelrnn_tf32(b[(t + 4) * 8 + g])};
+    if (swap == 1) {
+        const unsigned s = af[1];
+        af[1] = af[2];
+        af[2] = s;
+    } else if (swap == 2) {
+        const unsigned s = bf[0];
+        bf[0] = bf[1];
+        bf[1] = s;
+    }
+    const float cf[4] = {c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t],
+                         c[(g + 8) * 8 + 2 * t + 1]};
+    float df[4];
+    pixelrnn_mma_tf32_m16n8k8(df, af, bf, cf);
+    d[g * 8 + 2 * t] = df[0];
+    d[g * 8 + 2 * t + 1] = df[1];
+    d[(g + 8) * 8 + 2 * t] = df[2];
+    d[(g + 8) * 8 + 2 * t + 1] = df[3];
+}
+
+// As selftest_mma_tf32_v1 for one mma.m16n8k16 .bf16: a [16, 16], b [16, 8] ([k, n]), the
+// inputs rounded to bf16. swap = 1 exchanges the A registers 1 and 2 (rows g + 8 and columns
+// 2t + 8 trade places), swap = 2 the B registers.
+// Launch: one block of 32 threads.
+PIXELRNN_KERNEL void __launch_bounds__(32)
+selftest_mma_bf16_v1(const float* __restrict__ a, const float* __restrict__ b,
+                     const float* __restrict__ c, float* __restrict__ d, int swap) {
+    const int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
+    unsigned af[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const int row = g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
+        af[r] = pixelrnn_pack_bf16x2(pixelrnn_round_bf16(a[row * 16 + col]),
+                                     pixelrnn_round_bf16(a[row * 16 + col + 1]));
+    }
+    unsigned bf[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int k = 2 * t + 8 * r;
+        bf[r] = pixelrnn_pack_bf16x2(pixelrnn_round_bf16(b[k * 8 + g]),
+                                     pixelrnn_round_bf16(b[(k + 1) * 8 + g]));
+    }
+    if (swap == 1) {
+        const unsigned s = af[1];
+        af[1] = af[2];
+        af[2] = s;
+    } else if (swap == 2) {
+        const unsigned s = bf[0];
+        bf[0] = bf[1];
+        bf[1] = s;
+    }
+    const float cf[4] = {c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t],
+                         c[(g + 8) * 8 + 2 * t + 1]};
+    float df[4];
+    pixelrnn_mma_bf16_m16n8k16(df, af, bf, cf);
+    d[g * 8 + 2 * t] = df[0];
+    d[g * 8 + 2 * t + 1] = df[1];
+    d[(g + 8) * 8 + 2 * t] = df[2];
+    d[(g + 8) * 8 + 2 * t + 1] = df[3];
+}
+
+// An mma called by 16 lanes of a warp only (the others exit): an error, as mma.sync.aligned
+// is undefined on the GPU unless the whole warp executes it. Launch: one block of 32 threads.
+PIXELRNN_KERNEL void __launch_bounds__(32) selftest_mma_partial_v1(float* __restrict__ d) {
+    if (threadIdx.x >= 16) return;
+    const unsigned a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+    const float c[4] = {0, 0, 0, 0};
+    float df[4];
+    pixelrnn_mma_tf32_m16n8k8(df, a, b, c);
+    d[threadIdx.x] = df[0];
+}

@@ -10,9 +10,11 @@ mod conv_spec;
 pub mod cpu;
 pub mod cuda;
 pub mod geometry;
+mod precision;
 
 pub use conv_spec::{ConvSpec, Mask};
 pub use geometry::skew::{skewed_width, unskewed_width};
+pub use precision::{round_bf16, round_tf32, Precision};
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -115,6 +117,13 @@ pub trait Backend: Clone + Send + Sync + Sized + 'static {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+    /// The precision of the GEMM operands of the ops that have tensor-core kernels
+    /// ([`Precision`]; today `masked_conv2d`'s forward and backward), fp32 unless set.
+    fn precision(&self) -> Precision;
+    /// Sets [`Backend::precision`] for this backend and all its clones, from the next op on
+    /// (the one setter that `--precision` drives; the CPU backend rounds the same operands as
+    /// the CUDA backend's tensor-core kernels, so both compute the same arithmetic).
+    fn set_precision(&self, precision: Precision);
 
     /// Masked (or plain) 2-D convolution, stride 1, "same" zero padding.
     /// `x`: `[n, h, w, cin]`, `w`: `[cout, cin, kh, kw]`, `b`: `[cout]` -> `[n, h, w, cout]`.

@@ -9,7 +9,7 @@ use super::steps::{self, time_step};
 use super::timing::Choice;
 use super::{BenchBackend, BenchConfig, Ceilings, OpRow, Options, Part, Report};
 use crate::backend::cpu::CpuBackend;
-use crate::backend::Recurrence;
+use crate::backend::{Backend, Precision, Recurrence};
 use crate::error::{Error, Result};
 use crate::models::ModelKind;
 use crate::parity;
@@ -144,6 +144,9 @@ fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Rec
     rows
 }
 
+/// A case's reference outputs on the CPU (or why they failed).
+type Reference = Result<Vec<Vec<f32>>>;
+
 /// The rows of op `case`, one per variant the backend offers: each checked against
 /// `reference` (the same case on the CPU; `None` when the CPU itself is timed: its results
 /// are only checked to be finite), then timed. A row's variants are selected for it alone.
@@ -161,12 +164,32 @@ fn time_op<B: BenchBackend>(
     emit: &mut dyn FnMut(OpRow) -> Result<()>,
 ) -> Result<()> {
     let host = (case.inputs)()?;
-    // The reference result, once for all variants.
-    let want = reference.map(|r| {
-        let mut args = r.upload(cpu, &host)?;
-        r.results(cpu, &mut args)
-    });
+    // The reference result, once per precision for all variants: the CPU twin at the row's
+    // precision (the tensor-core rows' operands rounded as their kernels round them).
+    let mut wants: Vec<(Precision, Option<Reference>)> = Vec::new();
     for choice in be.choices(Some(case.kernel), case.sweep) {
+        if !wants.iter().any(|(p, _)| *p == choice.precision) {
+            let want = reference.map(|r| {
+                cpu.set_precision(choice.precision);
+                let out = r
+                    .upload(cpu, &host)
+                    .and_then(|mut args| r.results(cpu, &mut args));
+                cpu.set_precision(Precision::Fp32);
+                out
+            });
+            wants.push((choice.precision, want));
+        }
+        let want = &wants
+            .iter()
+            .find(|(p, _)| *p == choice.precision)
+            .expect("computed above")
+            .1;
+        // Tensor-core rows: the twin's tolerance (parity::MMA_REL_TOL, with its reason).
+        let tol = if choice.precision == Precision::Fp32 {
+            case.tol
+        } else {
+            case.tol.max(parity::MMA_REL_TOL)
+        };
         let mut row = OpRow::new(
             "op",
             case.name.to_string(),
@@ -177,27 +200,26 @@ fn time_op<B: BenchBackend>(
         row.recurrence = case.recurrence.map(rec_name);
         row.layout = choice.layout.map(|l| l.name().to_string());
         row.flops = case.flops;
-        row.tol = case.tol;
+        row.tol = tol;
         if !choice.runnable {
             row.status = "skipped".into();
             row.note = "GPU-only kernel: the emulator does not run it".into();
             emit(row)?;
             continue;
         }
-        let result = be.with_variants(choice.variants, || -> Result<()> {
+        let result = be.with_variants(choice.variants, choice.precision, || -> Result<()> {
             row.variants = be.variants();
             let mut args = case.upload(be, &host)?;
             let got = case.results(be, &mut args)?;
             row.bytes = Some(case.bytes);
-            match &want {
+            match want {
                 Some(Ok(w)) => {
                     let err = parity::l2_rel_err_all(&got, w);
                     row.rel_err = Some(err);
-                    let within = err <= case.tol; // NaN is not within
+                    let within = err <= tol; // NaN is not within
                     if !within {
                         row.status = "WRONG".into();
-                        row.note =
-                            format!("relative error {err:.2e} > {:.0e}: not timed", case.tol);
+                        row.note = format!("relative error {err:.2e} > {tol:.0e}: not timed");
                         return Ok(());
                     }
                 }

@@ -100,7 +100,7 @@ pub(crate) fn time_step<B: BenchBackend>(
     row.layout = choice.layout.map(|l| l.name().to_string());
     row.tol = parity::DEEP_REL_TOL;
     row.flops = step_flops(&mc, cfg.batch).map(|(_, s)| s);
-    let result = be.with_variants(choice.variants, || -> Result<()> {
+    let result = be.with_variants(choice.variants, choice.precision, || -> Result<()> {
         row.variants = be.variants();
         let images = cfg.images()?;
         let mut model = Model::new(be, mc.clone(), 0)?;

@@ -13,7 +13,7 @@ use crate::backend::cuda::{
     CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, MaskedConv2d,
     MaskedConv2dWeight, RowLstm, Variants,
 };
-use crate::backend::Backend;
+use crate::backend::{Backend, Precision};
 use crate::error::{Error, Result};
 
 /// Which kernel variants a row is timed under, one row each (declared by its op case).
@@ -44,6 +44,9 @@ pub struct Choice {
     pub variants: Option<Variants>,
     /// Whether the row's kernel runs here (the emulator skips GPU-only kernels).
     pub runnable: bool,
+    /// The backend's precision for the row (`Backend::set_precision`): tf32 and bf16 rows time
+    /// the tensor-core kernels, validated against the CPU twin at the same precision.
+    pub precision: Precision,
 }
 
 impl Choice {
@@ -54,6 +57,7 @@ impl Choice {
             layout: None,
             variants: None,
             runnable: true,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -95,10 +99,20 @@ pub trait BenchBackend: Backend {
         vec![Choice::only()]
     }
 
-    /// Runs `f` with `variants` selected, then the selection before it again.
-    fn with_variants<R>(&self, variants: Option<Variants>, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` with `variants` selected and the backend at `precision`, then the selection
+    /// and the precision before it again.
+    fn with_variants<R>(
+        &self,
+        variants: Option<Variants>,
+        precision: Precision,
+        f: impl FnOnce() -> R,
+    ) -> R {
         let _ = variants;
-        f()
+        let before = self.precision();
+        self.set_precision(precision);
+        let r = f();
+        self.set_precision(before);
+        r
     }
 
     /// The variants in force (`None`: the backend has none).
@@ -190,17 +204,30 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 
     /// Each variant of `sweep` on top of the selection in force, which is the defaults unless
     /// the caller selected others (every row puts back what it found); the kernels of the
-    /// other families have one version (`v1`).
+    /// other families have one version (`v1`). The masked_conv2d sweeps add the tensor-core
+    /// kernels at tf32 and bf16 (rows `tf32-v1`, `bf16-v1`).
     fn choices(&self, kernel: Option<&str>, sweep: Sweep) -> Vec<Choice> {
         let base = CudaBackend::variants(self);
+        let runnable = |name: String| {
+            !E::EMULATED || crate::kernels::signature(&name).is_none_or(|s| s.emulated)
+        };
         let choice = |version: u32, layout: Option<DiagLstmLayout>, variants: Variants| Choice {
             version: format!("v{version}"),
             layout,
             variants: Some(variants),
-            runnable: !E::EMULATED
-                || kernel.is_none_or(|k| {
-                    crate::kernels::signature(&format!("{k}_v{version}")).is_none_or(|s| s.emulated)
-                }),
+            runnable: kernel.is_none_or(|k| runnable(format!("{k}_v{version}"))),
+            precision: Precision::Fp32,
+        };
+        // The tensor-core rows: `kernel` is `masked_conv2d_<pass>`.
+        let mma = || {
+            let v = base.masked_conv2d_mma.number();
+            [Precision::Tf32, Precision::Bf16].map(|p| Choice {
+                version: format!("{p}-v{v}"),
+                layout: None,
+                variants: Some(base),
+                runnable: kernel.is_none_or(|k| runnable(format!("{k}_{p}_v{v}"))),
+                precision: p,
+            })
         };
         match sweep {
             Sweep::None => vec![choice(1, None, base)],
@@ -213,6 +240,7 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                     };
                     choice(v.number(), None, variants)
                 })
+                .chain(mma())
                 .collect(),
             Sweep::MaskedConv2dWeight => MaskedConv2dWeight::ALL
                 .iter()
@@ -223,6 +251,7 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                     };
                     choice(v.number(), None, variants)
                 })
+                .chain(mma())
                 .collect(),
             Sweep::DiagLstmLayout => DiagLstmLayout::ALL
                 .iter()
@@ -259,9 +288,18 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
         }
     }
 
-    fn with_variants<R>(&self, variants: Option<Variants>, f: impl FnOnce() -> R) -> R {
+    fn with_variants<R>(
+        &self,
+        variants: Option<Variants>,
+        precision: Precision,
+        f: impl FnOnce() -> R,
+    ) -> R {
         let _selected = variants.map(|v| self.select(v));
-        f()
+        let before = Backend::precision(self);
+        self.set_precision(precision);
+        let r = f();
+        self.set_precision(before);
+        r
     }
 
     fn variants(&self) -> Option<Variants> {

@@ -10,7 +10,7 @@ use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
     CudaBackend, EmuOptions, Emulator, Executor, MaskedConv2d, MaskedConv2dWeight, Variants,
 };
-use pixelrnn::backend::{Backend, ConvSpec, Mask};
+use pixelrnn::backend::{Backend, ConvSpec, Mask, Precision};
 use pixelrnn::tensor::Tensor;
 
 use crate::{assert_close, pair, FP32_REL_TOL};
@@ -526,26 +526,26 @@ pub fn check_conv_transpose2d<E: Executor>(gpu: &CudaBackend<E>) {
 }
 
 /// What the emulator's memory counters show of one launch.
-struct KernelCounters {
-    kernel: String,
+pub(crate) struct KernelCounters {
+    pub(crate) kernel: String,
     /// Byte-weighted global efficiency: distinct bytes over sector bytes, all global sites.
-    efficiency: f64,
+    pub(crate) efficiency: f64,
     /// Global sectors per request over all global sites.
-    sectors_per_request: f64,
+    pub(crate) sectors_per_request: f64,
     /// The worst shared site's wavefronts over its conflict-free minimum.
-    shared_excess: f64,
+    pub(crate) shared_excess: f64,
     /// The worst shared site's mean conflict degree.
-    shared_degree: f64,
+    pub(crate) shared_degree: f64,
     /// Shared words loaded: by every site, and by the 16-byte (float4) sites alone.
-    shared_words: u64,
-    float4_words: u64,
+    pub(crate) shared_words: u64,
+    pub(crate) float4_words: u64,
     /// Distinct bytes read and written.
-    compulsory_bytes: u64,
+    pub(crate) compulsory_bytes: u64,
 }
 
 /// Which pass of a layer [`conv_counters`] runs.
 #[derive(Clone, Copy)]
-enum Pass {
+pub(crate) enum Pass {
     /// `masked_conv2d_forward`.
     Forward,
     /// `masked_conv2d_backward` with dx (the input-gradient launches are kept).
@@ -554,16 +554,29 @@ enum Pass {
     Weight,
 }
 
-/// Runs one pass of one layer (x [n, h, w, cin], dy [n, h, w, cout], `spec`) under `variants`
-/// on an emulator with counters on, prints every site of the pass's launches, and sums up
-/// each launch.
+/// [`conv_counters_at`] at fp32.
 fn conv_counters(
+    map: [usize; 3],
+    cin: usize,
+    cout: usize,
+    spec: &ConvSpec,
+    variants: Variants,
+    pass: Pass,
+) -> Vec<KernelCounters> {
+    conv_counters_at(map, cin, cout, spec, variants, pass, Precision::Fp32)
+}
+
+/// Runs one pass of one layer (x [n, h, w, cin], dy [n, h, w, cout], `spec`) under `variants`
+/// at `precision` on an emulator with counters on, prints every site of the pass's launches,
+/// and sums up each launch.
+pub(crate) fn conv_counters_at(
     [n, h, w]: [usize; 3],
     cin: usize,
     cout: usize,
     spec: &ConvSpec,
     variants: Variants,
     pass: Pass,
+    precision: Precision,
 ) -> Vec<KernelCounters> {
     use pixelrnn::backend::cuda::{AccessOp, MemSpace};
     let exec = Emulator::new(EmuOptions {
@@ -575,6 +588,7 @@ fn conv_counters(
     .with_counters(true);
     let gpu = CudaBackend::new(exec);
     let _selected = gpu.select(variants);
+    gpu.set_precision(precision);
     let (_, x) = pair(&gpu, &[n, h, w, cin], 1, 1.0);
     let (_, wt) = pair(&gpu, &[cout, cin, spec.kh, spec.kw], 2, 0.5);
     let (_, b) = pair(&gpu, &[cout], 4, 0.5);

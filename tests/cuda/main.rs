@@ -14,6 +14,7 @@
 mod bench;
 mod class_bias;
 mod conv;
+mod conv_mma;
 mod diag_bilstm_combine;
 mod gated;
 mod geometry;

@@ -239,7 +239,7 @@ pub fn check_entry_points(name: &str, ptx: &str) -> Result<(Vec<String>, Vec<Str
                 "kernel {entry} is C++-mangled: declare it extern \"C\" (PIXELRNN_KERNEL)"
             ));
         }
-        if !follows_file_naming(name, entry) {
+        if !follows_naming(name, entry) {
             notes.push(format!(
                 "kernel {entry} does not follow the naming <op>_<pass>_v<N> with op = {name} \
                  (or, in a file <op>_<part>.cu of a split op, its op)"
@@ -262,19 +262,18 @@ pub fn entry_points(ptx: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `entry` of file `stem`.cu is `<op>_<pass>_v<N>` with op the stem, or the stem
-/// up to one of its underscores: an op whose kernels are split over several files by job
-/// (masked_conv2d.cu, masked_conv2d_packed.cu, masked_conv2d_weight.cu) names them all as
-/// its own.
-pub fn follows_file_naming(stem: &str, entry: &str) -> bool {
-    follows_naming(stem, entry)
-        || stem
-            .match_indices('_')
-            .any(|(i, _)| follows_naming(&stem[..i], entry))
+/// Whether `entry` is `<op>_<pass>_v<N>`, where the op is the module's name or, for one of
+/// an op's further files (kernels/masked_conv2d_mma.cu beside kernels/masked_conv2d.cu: one op,
+/// one name, its kernels in several files), the part of the name before one of its
+/// underscores.
+pub fn follows_naming(name: &str, entry: &str) -> bool {
+    std::iter::once(name)
+        .chain(name.match_indices('_').map(|(i, _)| &name[..i]))
+        .any(|op| follows_op_naming(op, entry))
 }
 
-/// Whether `entry` is `<op>_<pass>_v<N>`.
-pub fn follows_naming(op: &str, entry: &str) -> bool {
+/// Whether `entry` is `<op>_<pass>_v<N>` for exactly this op.
+fn follows_op_naming(op: &str, entry: &str) -> bool {
     let Some(rest) = entry.strip_prefix(op).and_then(|r| r.strip_prefix('_')) else {
         return false;
     };
@@ -306,24 +305,31 @@ mod tests {
         assert!(!follows_naming("fill", "fill_fwd_vx"));
         assert!(!follows_naming("fill", "fill_fwd"));
         assert!(!follows_naming("fill", "other_fwd_v1"));
+        // A further file of an op: its kernels keep the op's name.
+        assert!(follows_naming(
+            "masked_conv2d_mma",
+            "masked_conv2d_fwd_tf32_v1"
+        ));
+        assert!(follows_naming(
+            "masked_conv2d_mma_weight",
+            "masked_conv2d_bwd_weight_bf16_v1"
+        ));
+        assert!(!follows_naming("masked_conv2d_mma", "other_fwd_v1"));
     }
 
     #[test]
     fn a_split_op_names_its_kernels_after_the_op() {
-        assert!(follows_file_naming("masked_conv2d", "masked_conv2d_fwd_v1"));
-        assert!(follows_file_naming(
+        assert!(follows_naming("masked_conv2d", "masked_conv2d_fwd_v1"));
+        assert!(follows_naming(
             "masked_conv2d_weight",
             "masked_conv2d_bwd_weight_v2"
         ));
-        assert!(follows_file_naming(
+        assert!(follows_naming(
             "masked_conv2d_packed",
             "masked_conv2d_pack_v1"
         ));
-        assert!(!follows_file_naming(
-            "masked_conv2d_packed",
-            "masked_fwd_v1x"
-        ));
-        assert!(!follows_file_naming("masked_conv2d_packed", "other_fwd_v1"));
+        assert!(!follows_naming("masked_conv2d_packed", "masked_fwd_v1x"));
+        assert!(!follows_naming("masked_conv2d_packed", "other_fwd_v1"));
     }
 
     #[test]

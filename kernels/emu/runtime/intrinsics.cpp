@@ -1,5 +1,6 @@
 // runtime/intrinsics.cpp: the runtime side of cuda_emu.h's __syncthreads, warp operations
-// (__shfl*_sync, __ballot_sync, __any_sync, __all_sync, __reduce_*_sync, __syncwarp),
+// (__shfl*_sync, __ballot_sync, __any_sync, __all_sync, __reduce_*_sync, __syncwarp, the
+// tensor cores' mma.sync of kernels/mma.cuh),
 // __activemask and __trap. A calling fiber records what it waits for and yields to the
 // scheduler; once every lane of a warp operation's mask waits in it, complete_warp_op computes
 // every lane's result at once from the values they passed (lockstep exchange, whatever order the
@@ -28,8 +29,86 @@ const char* op_name(int kind) {
         case WARP_REDUCE_AND: return "__reduce_and_sync";
         case WARP_REDUCE_OR: return "__reduce_or_sync";
         case WARP_REDUCE_XOR: return "__reduce_xor_sync";
+        case WARP_MMA_TF32_M16N8K8: return "mma.sync.m16n8k8.tf32";
+        case WARP_MMA_BF16_M16N8K16: return "mma.sync.m16n8k16.bf16";
         default: return "warp operation";
     }
+}
+
+// The product of an mma warp operation (kernels/mma.cuh): every lane's MmaLane (op_in) holds
+// its fragments; the layouts are those of the PTX ISA (section 9.7.14.5.7 for m16n8k8 .tf32,
+// 9.7.14.5.8 for m16n8k16 .bf16; g = lane >> 2, t = lane % 4, listed in kernels/mma.cuh).
+// Inputs: a .tf32 operand is read as its 19 high bits (sign, exponent, 10 mantissa bits; the
+// ISA leaves the low 13 bits of a .tf32 register unspecified, so the kernels round with
+// cvt.rna first and the emulator ignores what a kernel failed to round); a .bf16 operand is
+// the upper half of a float. Each product of two such values is exact in fp32 (at most 11 + 11
+// significant bits), and D[i][j] = C[i][j] + the products over k in ascending order, in fp32:
+// fp32 accumulation, in one fixed order (the hardware's order is unspecified; tests compare
+// with tolerances or use values whose sums are exact in any order).
+static bool complete_mma(Fiber* lanes, int kind, unsigned mask, std::string* why) {
+    if (mask != 0xffffffffu) {
+        char buf[200];
+        snprintf(buf, sizeof buf,
+                 "%s needs all 32 lanes of the warp (mma.sync.aligned), mask 0x%08x", op_name(kind),
+                 mask);
+        *why = buf;
+        return false;
+    }
+    const bool tf32 = kind == WARP_MMA_TF32_M16N8K8;
+    const int K = tf32 ? 8 : 16;
+    float A[16][16], B[16][8], C[16][8];
+    auto as_float = [](uint32_t u) {
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    };
+    for (int l = 0; l < 32; ++l) {
+        const MmaLane* r = reinterpret_cast<const MmaLane*>((uintptr_t)lanes[l].op_in);
+        const int g = l >> 2, t = l & 3;
+        if (tf32) {
+            A[g][t] = as_float(r->a[0] & 0xffffe000u);
+            A[g + 8][t] = as_float(r->a[1] & 0xffffe000u);
+            A[g][t + 4] = as_float(r->a[2] & 0xffffe000u);
+            A[g + 8][t + 4] = as_float(r->a[3] & 0xffffe000u);
+            B[t][g] = as_float(r->b[0] & 0xffffe000u);
+            B[t + 4][g] = as_float(r->b[1] & 0xffffe000u);
+        } else {
+            for (int i = 0; i < 8; ++i) {
+                const uint32_t reg = r->a[i >> 1];
+                const uint32_t half = (i & 1) ? reg >> 16 : reg & 0xffffu;
+                const int row = g + 8 * ((i >> 1) & 1);
+                const int col = 2 * t + (i & 1) + 8 * (i >= 4);
+                A[row][col] = as_float(half << 16);
+            }
+            for (int i = 0; i < 4; ++i) {
+                const uint32_t reg = r->b[i >> 1];
+                const uint32_t half = (i & 1) ? reg >> 16 : reg & 0xffffu;
+                B[2 * t + (i & 1) + 8 * (i >= 2)][g] = as_float(half << 16);
+            }
+        }
+        C[g][2 * t] = r->c[0];
+        C[g][2 * t + 1] = r->c[1];
+        C[g + 8][2 * t] = r->c[2];
+        C[g + 8][2 * t + 1] = r->c[3];
+    }
+    float D[16][8];
+    for (int i = 0; i < 16; ++i) {
+        for (int j = 0; j < 8; ++j) {
+            float acc = C[i][j];
+            for (int k = 0; k < K; ++k) acc += A[i][k] * B[k][j];
+            D[i][j] = acc;
+        }
+    }
+    for (int l = 0; l < 32; ++l) {
+        MmaLane* r = reinterpret_cast<MmaLane*>((uintptr_t)lanes[l].op_in);
+        const int g = l >> 2, t = l & 3;
+        r->d[0] = D[g][2 * t];
+        r->d[1] = D[g][2 * t + 1];
+        r->d[2] = D[g + 8][2 * t];
+        r->d[3] = D[g + 8][2 * t + 1];
+        lanes[l].op_out = 0;
+    }
+    return true;
 }
 
 // Computes the results of the warp operation of the lanes in `mask` (all waiting in it).
@@ -50,6 +129,16 @@ bool complete_warp_op(Worker* w, int warp, unsigned mask, std::string* why) {
             *why = buf;
             return false;
         }
+    }
+    if (kind == WARP_MMA_TF32_M16N8K8 || kind == WARP_MMA_BF16_M16N8K16) {
+        if (!complete_mma(lanes, kind, mask, why)) return false;
+        for (unsigned m = mask; m; m &= m - 1) {
+            const int l = __builtin_ctz(m);
+            lanes[l].state = READY;
+            w->ready.push_back(warp * 32 + l);
+        }
+        w->warp_waiting[warp] &= ~mask;
+        return true;
     }
     uint64_t acc = 0;
     switch (kind) {

@@ -15,6 +15,7 @@ pub mod lstm_cell;
 pub mod lstm_tile;
 pub mod masked_conv2d;
 pub mod masked_conv2d_at;
+pub mod masked_conv2d_precision;
 pub mod mirror_shift;
 pub mod optim;
 pub mod position;
@@ -27,13 +28,21 @@ use super::geometry::{
     ConvGeom, GatedGeom, HeadGeom, LstmGeom, MixtureGeom, PackGeom, PositionGeom, SkewGeom,
     Targets, TransposeGeom,
 };
-use super::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
+use super::{
+    AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Precision, Recurrence, RmsPropStep,
+};
 use crate::error::Result;
 use crate::tensor::Tensor;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 /// Host memory and the rayon thread pool.
 #[derive(Clone, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    /// [`Backend::precision`] as [`Precision::code`], shared by the backend's clones (as the
+    /// CUDA backend's state is).
+    precision: Arc<AtomicU8>,
+}
 
 impl CpuBackend {
     /// The CPU backend (uses rayon's global pool; set its size with `RAYON_NUM_THREADS` or the
@@ -63,7 +72,7 @@ impl CpuBackend {
                 mallopt(-4, 0);
             });
         }
-        CpuBackend
+        CpuBackend::default()
     }
 }
 
@@ -204,6 +213,14 @@ impl Backend for CpuBackend {
         Ok(data.clone())
     }
 
+    fn precision(&self) -> Precision {
+        Precision::from_code(self.precision.load(Ordering::Relaxed))
+    }
+
+    fn set_precision(&self, precision: Precision) {
+        self.precision.store(precision.code(), Ordering::Relaxed);
+    }
+
     fn masked_conv2d_forward(
         &self,
         x: &Tensor<Self>,
@@ -214,7 +231,14 @@ impl Backend for CpuBackend {
         let g = ConvGeom::forward("masked_conv2d_forward", x, w, b, spec)?;
         Ok(Tensor {
             shape: g.out_shape().to_vec(),
-            data: masked_conv2d::forward(&x.data, &w.data, &b.data, g, spec),
+            data: masked_conv2d_precision::forward(
+                &x.data,
+                &w.data,
+                &b.data,
+                g,
+                spec,
+                self.precision(),
+            ),
         })
     }
 
@@ -227,7 +251,15 @@ impl Backend for CpuBackend {
         need_dx: bool,
     ) -> Result<ConvGrads<Self>> {
         let g = ConvGeom::backward("masked_conv2d_backward", x, w, dy, spec)?;
-        let (dx, dw, db) = masked_conv2d::backward(&x.data, &w.data, &dy.data, g, spec, need_dx);
+        let (dx, dw, db) = masked_conv2d_precision::backward(
+            &x.data,
+            &w.data,
+            &dy.data,
+            g,
+            spec,
+            need_dx,
+            self.precision(),
+        );
         Ok(ConvGrads {
             dx: dx.map(|data| Tensor {
                 shape: x.shape.clone(),

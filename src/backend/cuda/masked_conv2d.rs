@@ -10,11 +10,18 @@
 //! partial tiles, the bias fused in, then the fixed-order reduction `bwd_weight_reduce_v1`).
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.
+//!
+//! Precision ([`crate::backend::Backend::set_precision`]): at fp32 the selections above run;
+//! at tf32 or bf16 every pass runs on the tensor cores (kernels/masked_conv2d_mma.cu and
+//! kernels/masked_conv2d_mma_weight.cu, version [`super::MaskedConv2dMma`]): `fwd_<p>` and
+//! `bwd_data_<p>` from the same packed weights as v3, `bwd_weight_<p>` into split-K partials
+//! (128 x 64 tiles, chunks of 16 positions) finished by `bwd_weight_reduce_v1`. Their CPU twin
+//! is the CPU backend at the same precision (cpu/masked_conv2d_precision.rs).
 
 use super::launch_args::{block_per_element, int, long};
 use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MaskedConv2dWeight, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::ConvGeom;
-use crate::backend::{ConvGrads, ConvSpec, Mask};
+use crate::backend::{Backend, ConvGrads, ConvSpec, Mask, Precision};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -37,6 +44,14 @@ const WG_TARGET_BLOCKS: usize = 2 * 2 * 132;
 /// Fewest positions per split: below this the partial tile each block writes (64 KiB) costs
 /// more than a quarter of what the block reads.
 const WG_MIN_CHUNK: usize = 256;
+/// Rows (positions, or output features for the weight gradient) per block of the tensor-core
+/// kernels (`MCM_M`, kernels/masked_conv2d_mma.cuh).
+const MMA_TILE_M: usize = 128;
+/// Columns (features, or (tap, input feature) pairs) per block of the tensor-core kernels
+/// (`MCM_N`).
+const MMA_TILE_N: usize = 64;
+/// K chunk of the tensor-core kernels (`MCM_K`): the weight gradient's splits are multiples.
+const MMA_K: usize = 16;
 /// Side of the reduction's transpose tile (`MASKED_CONV2D_WR_TILE`).
 const WR_TILE: usize = 32;
 /// Largest map or kernel side: the v2 kernels mark tile rows past the end with a row index of
@@ -112,6 +127,40 @@ fn selected_version<E: Executor>(be: &CudaBackend<E>) -> u32 {
     be.variants().masked_conv2d.number()
 }
 
+/// The tensor-core kernel of `pass` (`fwd`, `bwd_data`, `bwd_weight`) at `precision`:
+/// `masked_conv2d_<pass>_<tf32|bf16>_v<N>` with N from [`super::Variants::masked_conv2d_mma`];
+/// `None` at fp32 (the fp32 selections apply).
+fn mma_kernel<E: Executor>(
+    be: &CudaBackend<E>,
+    pass: &str,
+    precision: Precision,
+) -> Option<String> {
+    (precision != Precision::Fp32).then(|| {
+        format!(
+            "{OP}_{pass}_{precision}_v{}",
+            be.variants().masked_conv2d_mma.number()
+        )
+    })
+}
+
+/// Launch configuration of the tensor-core `fwd` / `bwd_data` kernels over `rows` positions and
+/// `cols` features: position tiles on x, feature tiles on y.
+fn mma_tiles(op: &'static str, rows: usize, cols: usize) -> Result<LaunchCfg> {
+    let gx = int(op, "position tiles", rows.div_ceil(MMA_TILE_M))?;
+    let gy = u16::try_from(cols.div_ceil(MMA_TILE_N)).map_err(|_| {
+        Error::shape(
+            op,
+            format!("{cols} features exceed the tensor-core kernels' grid"),
+        )
+    })?;
+    Ok(LaunchCfg {
+        grid: [gx as u32, u32::from(gy), 1],
+        block: [BLOCK, 1, 1],
+        shared_bytes: 0,
+        flops: 0,
+    })
+}
+
 /// Launch configuration of pass `fwd` or `bwd_data` over `rows` positions and `cols` features
 /// (`elements` = rows * cols) for `version`.
 fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> Result<LaunchCfg> {
@@ -182,66 +231,103 @@ fn pack_transposed<E: Executor>(
     Ok(packed)
 }
 
-/// How `bwd_weight_v2` splits its work: the grid `(splits, tiles_n, tiles_m)` and the
+/// How a split-K weight-gradient kernel (`bwd_weight_v2`, the tensor-core
+/// `bwd_weight_{tf32,bf16}_v1`) splits its work: the grid `(splits, tiles_n, tiles_m)` and the
 /// positions per split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct WeightSplit {
     /// Position chunks (K splits), one partial tile each.
     splits: usize,
-    /// Positions per chunk, a multiple of [`WG_K`].
+    /// Positions per chunk, a multiple of the kernel's K chunk.
     chunk: usize,
-    /// Column tiles: ceil(max(live taps x cin, 1) / 128).
+    /// Column tiles: ceil(max(live taps x cin, 1) / tile_n).
     tiles_n: usize,
-    /// Row tiles: ceil(cout / 128).
+    /// Row tiles: ceil(cout / tile_m).
     tiles_m: usize,
+    /// Output features per block tile.
+    tile_m: usize,
+    /// (tap, input feature) columns per block tile.
+    tile_n: usize,
 }
 
 impl WeightSplit {
-    /// The split of a weight gradient over `positions` positions with `columns` = live taps
-    /// x cin, `cin` and `cout` features: as many splits as fill the device
-    /// ([`WG_TARGET_BLOCKS`]), but at least [`WG_MIN_CHUNK`] positions per split and no more
-    /// partial bytes than the inputs' (x and dy, `positions * (cin + cout)` floats).
+    /// `bwd_weight_v2`'s split ([`WeightSplit::tiled`] with 128 x 128 tiles, chunks of 8).
     fn new(positions: usize, columns: usize, cin: usize, cout: usize) -> Self {
-        let tiles_n = columns.max(1).div_ceil(WG_TILE);
-        let tiles_m = cout.div_ceil(WG_TILE);
-        let plane = tiles_m * tiles_n * WG_TILE * WG_TILE;
+        Self::tiled(positions, columns, cin, cout, (WG_TILE, WG_TILE, WG_K))
+    }
+
+    /// The split of a weight gradient over `positions` positions with `columns` = live taps
+    /// x cin, `cin` and `cout` features, for block tiles of `tile_m` x `tile_n` and position
+    /// chunks of `k_step`: as many splits as fill the device ([`WG_TARGET_BLOCKS`]), but at
+    /// least [`WG_MIN_CHUNK`] positions per split and no more partial bytes than the inputs'
+    /// (x and dy, `positions * (cin + cout)` floats).
+    fn tiled(
+        positions: usize,
+        columns: usize,
+        cin: usize,
+        cout: usize,
+        (tile_m, tile_n, k_step): (usize, usize, usize),
+    ) -> Self {
+        let tiles_n = columns.max(1).div_ceil(tile_n);
+        let tiles_m = cout.div_ceil(tile_m);
+        let plane = tiles_m * tiles_n * tile_m * tile_n;
         let by_blocks = WG_TARGET_BLOCKS.div_ceil(tiles_m * tiles_n);
         let by_chunk = positions.div_ceil(WG_MIN_CHUNK);
         let by_bytes = positions * (cin + cout) / plane;
         let wanted = by_blocks.min(by_chunk).min(by_bytes).max(1);
-        let chunk = positions.div_ceil(wanted).next_multiple_of(WG_K).max(WG_K);
+        let chunk = positions
+            .div_ceil(wanted)
+            .next_multiple_of(k_step)
+            .max(k_step);
         WeightSplit {
             splits: positions.div_ceil(chunk).max(1),
             chunk,
             tiles_n,
             tiles_m,
+            tile_m,
+            tile_n,
         }
     }
 
     /// Rows of a partial plane (`ld_m`).
     fn ld_m(&self) -> usize {
-        self.tiles_m * WG_TILE
+        self.tiles_m * self.tile_m
     }
 
     /// Columns of a partial plane (`ld_n`).
     fn ld_n(&self) -> usize {
-        self.tiles_n * WG_TILE
+        self.tiles_n * self.tile_n
     }
 }
 
-/// `dw` and `db` by `bwd_weight_v2` and its reduction.
-fn weight_grad_v2<E: Executor>(
+/// `dw` and `db` by a split-K weight-gradient kernel and its reduction: `bwd_weight_v2` at
+/// fp32, `bwd_weight_{tf32,bf16}_v<N>` ([`super::MaskedConv2dMma`]) at the other precisions.
+fn weight_grad_split<E: Executor>(
     be: &CudaBackend<E>,
-    x: &Tensor<CudaBackend<E>>,
-    dy: &Tensor<CudaBackend<E>>,
-    dw: &Tensor<CudaBackend<E>>,
-    db: &Tensor<CudaBackend<E>>,
+    (x, dy): (&Tensor<CudaBackend<E>>, &Tensor<CudaBackend<E>>),
+    (dw, db): (&Tensor<CudaBackend<E>>, &Tensor<CudaBackend<E>>),
     g: ConvGeom,
     spec: &ConvSpec,
+    precision: Precision,
 ) -> Result<()> {
     const NAME: &str = "masked_conv2d_backward";
     let taps = spec.taps().len();
-    let split = WeightSplit::new(g.positions(), taps * g.cin, g.cin, g.cout);
+    let (kernel, split) = match mma_kernel(be, "bwd_weight", precision) {
+        None => (
+            "masked_conv2d_bwd_weight_v2".to_string(),
+            WeightSplit::new(g.positions(), taps * g.cin, g.cin, g.cout),
+        ),
+        Some(name) => (
+            name,
+            WeightSplit::tiled(
+                g.positions(),
+                taps * g.cin,
+                g.cin,
+                g.cout,
+                (MMA_TILE_M, MMA_TILE_N, MMA_K),
+            ),
+        ),
+    };
     let grid_dim = |what: &str, v: usize| {
         u16::try_from(v).map(u32::from).map_err(|_| {
             Error::shape(
@@ -271,7 +357,7 @@ fn weight_grad_v2<E: Executor>(
         Arg::I32(int(NAME, "live taps", taps)?),
         Arg::I64(long(NAME, "positions per split", split.chunk)?),
     ]);
-    be.launch("masked_conv2d_bwd_weight_v2", &cfg, &args)?;
+    be.launch(&kernel, &cfg, &args)?;
 
     let reduce = LaunchCfg {
         grid: [
@@ -317,6 +403,15 @@ pub fn forward<E: Executor>(
     if y.numel() == 0 {
         return Ok(y);
     }
+    if let Some(kernel) = mma_kernel(be, "fwd", be.precision()) {
+        let cfg = mma_tiles(NAME, g.positions(), g.cout)?.with_flops(g.pass_flops(spec));
+        let packed = super::masked_conv2d_at::pack(be, w, spec)?;
+        let mut args = vec![arg(x), arg(&packed), arg(b), arg(&y)];
+        args.extend(geom_args(NAME, g)?);
+        args.extend(gemm3_args(NAME, spec)?);
+        be.launch(&kernel, &cfg, &args)?;
+        return Ok(y);
+    }
     let version = selected_version(be);
     let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?.with_flops(g.pass_flops(spec));
     if version == 3 {
@@ -351,11 +446,17 @@ pub fn backward<E: Executor>(
 
     let db = be.tensor_uninit(&[g.cout])?;
     let dw = be.tensor_uninit(&w.shape)?;
-    let weight_version = be.variants().masked_conv2d_weight;
+    let precision = be.precision();
+    // The tensor-core precisions always take the split-K path (their kernels are its GEMM).
+    let weight_version = if precision == Precision::Fp32 {
+        be.variants().masked_conv2d_weight
+    } else {
+        MaskedConv2dWeight::V2
+    };
     if weight_version == MaskedConv2dWeight::V2 && g.cout > 0 {
         // dw.numel() == 0 with cout > 0 means cin == 0: the GEMM has no columns, and the
         // reduction writes db alone.
-        weight_grad_v2(be, x, dy, &dw, &db, g, spec)?;
+        weight_grad_split(be, (x, dy), (&dw, &db), g, spec, precision)?;
     } else if g.cout > 0 {
         be.launch(
             "masked_conv2d_bwd_bias_v1",
@@ -382,7 +483,14 @@ pub fn backward<E: Executor>(
 
     let dx = if need_dx {
         let dx = be.tensor_uninit(&x.shape)?;
-        if dx.numel() > 0 {
+        if let (Some(kernel), true) = (mma_kernel(be, "bwd_data", precision), dx.numel() > 0) {
+            let cfg = mma_tiles(NAME, g.positions(), g.cin)?.with_flops(g.pass_flops(spec));
+            let packed = pack_transposed(be, w, g, spec)?;
+            let mut args = vec![arg(dy), arg(&packed), arg(&dx)];
+            args.extend(geom_args(NAME, g)?);
+            args.extend(gemm3_args(NAME, spec)?);
+            be.launch(&kernel, &cfg, &args)?;
+        } else if dx.numel() > 0 {
             let cfg = tiled_or_direct(NAME, version, g.positions(), g.cin)?
                 .with_flops(g.pass_flops(spec));
             if version == 3 {
@@ -438,6 +546,14 @@ mod tests {
             // The partials never outweigh the inputs (beyond one split).
             let partial = s.splits * s.ld_m() * s.ld_n();
             assert!(s.splits == 1 || partial <= p * (cin + cout), "{s:?}");
+        }
+        // The tensor-core kernels' split: 128 x 64 tiles, chunks of 16 positions.
+        for (p, cols, cin, cout) in shapes {
+            let s = WeightSplit::tiled(p, cols, cin, cout, (MMA_TILE_M, MMA_TILE_N, MMA_K));
+            assert_eq!(s.chunk % MMA_K, 0, "{s:?}");
+            assert!(s.splits * s.chunk >= p && (p == 0 || (s.splits - 1) * s.chunk < p));
+            assert_eq!(s.ld_n(), cols.max(1).div_ceil(MMA_TILE_N) * MMA_TILE_N);
+            assert_eq!(s.ld_m(), cout.div_ceil(MMA_TILE_M) * MMA_TILE_M);
         }
         // The PixelCNN body at batch 16: enough blocks for the device, chunks of >= 256.
         let s = WeightSplit::new(16384, 640, 128, 128);

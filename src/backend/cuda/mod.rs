@@ -41,7 +41,7 @@ mod softmax_nll;
 pub mod variants;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::ThreadId;
 
@@ -51,11 +51,13 @@ pub use emulator::{
 };
 pub use executor::{Arg, Executor, LaunchCfg};
 pub use variants::{
-    DiagLstm, DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, MaskedConv2dWeight, RowLstm, Selected,
-    Variants,
+    DiagLstm, DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dWeight,
+    RowLstm, Selected, Variants,
 };
 
-use crate::backend::{AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Recurrence, RmsPropStep};
+use crate::backend::{
+    AdamStep, Backend, ConvGrads, ConvSpec, LstmState, Precision, Recurrence, RmsPropStep,
+};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -84,6 +86,9 @@ struct Inner<E: Executor> {
     stats: Mutex<PoolStats>,
     /// The kernel variants in force ([`CudaBackend::select`]).
     variants: RwLock<Variants>,
+    /// [`Backend::precision`] as [`Precision::code`]: tf32 and bf16 run `masked_conv2d` on the
+    /// tensor-core kernels ([`Variants::masked_conv2d_mma`]).
+    precision: AtomicU8,
     /// Fill fresh output buffers with NaN, so an output element that a kernel forgets to
     /// write shows up in the parity tests.
     poison: bool,
@@ -173,6 +178,7 @@ impl<E: Executor> CudaBackend<E> {
                 free: Mutex::new(HashMap::new()),
                 stats: Mutex::new(PoolStats::default()),
                 variants: RwLock::new(Variants::default()),
+                precision: AtomicU8::new(Precision::Fp32.code()),
                 poison,
                 syncs: AtomicU64::new(0),
                 checks: Mutex::new(HashMap::new()),
@@ -374,6 +380,16 @@ impl<E: Executor> Backend for CudaBackend<E> {
         loss_targets::resolve(self)?;
         self.count_sync();
         self.inner.exec.synchronize()
+    }
+
+    fn precision(&self) -> Precision {
+        Precision::from_code(self.inner.precision.load(Ordering::Relaxed))
+    }
+
+    fn set_precision(&self, precision: Precision) {
+        self.inner
+            .precision
+            .store(precision.code(), Ordering::Relaxed);
     }
 
     fn masked_conv2d_forward(

@@ -50,6 +50,20 @@ pub enum MaskedConv2dWeight {
     V2,
 }
 
+/// `masked_conv2d`'s tensor-core kernels (kernels/masked_conv2d_mma.cu,
+/// kernels/masked_conv2d_mma_weight.cu: `masked_conv2d_{fwd,bwd_data,bwd_weight}_{tf32,bf16}_v<N>`),
+/// run for every pass when the backend's precision is tf32 or bf16
+/// ([`crate::backend::Backend::set_precision`]); at fp32 the selections above apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dMma {
+    /// Implicit GEMMs on `mma.sync` (m16n8k8 tf32, m16n8k16 bf16): 128 x 64 block tiles of 8
+    /// warps (32 x 32 each), K in chunks of 16 rounded into double-buffered shared tiles, from
+    /// the same packed weights as v3 (forward, input gradient) and the split-K partials of
+    /// `bwd_weight_v2` summed by `bwd_weight_reduce_v1` (weight and bias gradients).
+    #[default]
+    V1,
+}
+
 /// `masked_conv2d_pack` and `masked_conv2d_forward_at` (incremental sampling): the `pack` and
 /// `fwd_at` kernels of kernels/masked_conv2d.cu.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -124,6 +138,18 @@ impl MaskedConv2dWeight {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+        }
+    }
+}
+
+impl MaskedConv2dMma {
+    /// Every version, ascending.
+    pub const ALL: [Self; 1] = [Self::V1];
+
+    /// `N` of the kernels `masked_conv2d_<pass>_{tf32,bf16}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
         }
     }
 }
@@ -273,6 +299,13 @@ impl fmt::Display for MaskedConv2dWeight {
     }
 }
 
+impl fmt::Display for MaskedConv2dMma {
+    /// `v1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
 impl fmt::Display for MaskedConv2dAt {
     /// `v1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -312,6 +345,8 @@ pub struct Variants {
     pub masked_conv2d_weight: MaskedConv2dWeight,
     /// `masked_conv2d_pack` / `masked_conv2d_forward_at`.
     pub masked_conv2d_at: MaskedConv2dAt,
+    /// `masked_conv2d`'s tensor-core kernels (every pass, at tf32 and bf16).
+    pub masked_conv2d_mma: MaskedConv2dMma,
     /// The Diagonal LSTM's layout (forward and backward, every recurrence).
     pub diag_lstm_layout: DiagLstmLayout,
     /// The Row LSTM's recurrence kernels.
@@ -321,16 +356,17 @@ pub struct Variants {
 }
 
 impl fmt::Display for Variants {
-    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout
-    /// folded, row_lstm v2, diag_lstm v2`.
+    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d mma v1,
+    /// diag_lstm layout folded, row_lstm v2, diag_lstm v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, diag_lstm layout {}, \
-             row_lstm {}, diag_lstm {}",
+            "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d mma {}, \
+             diag_lstm layout {}, row_lstm {}, diag_lstm {}",
             self.masked_conv2d,
             self.masked_conv2d_weight,
             self.masked_conv2d_at,
+            self.masked_conv2d_mma,
             self.diag_lstm_layout,
             self.row_lstm,
             self.diag_lstm
@@ -420,8 +456,8 @@ mod tests {
         assert!(matches!(DiagLstm::try_from(3), Err(Error::Config(_))));
         assert_eq!(
             Variants::default().to_string(),
-            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, diag_lstm layout \
-             folded, row_lstm v2, diag_lstm v2"
+            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d mma \
+             v1, diag_lstm layout folded, row_lstm v2, diag_lstm v2"
         );
     }
 
@@ -449,6 +485,22 @@ mod tests {
             crate::kernels::versions("masked_conv2d", "bwd_weight_reduce"),
             [1]
         );
+        // The tensor-core kernels: one version list per precision and pass.
+        let mma = MaskedConv2dMma::ALL.map(MaskedConv2dMma::number).to_vec();
+        for pass in [
+            "fwd_tf32",
+            "fwd_bf16",
+            "bwd_data_tf32",
+            "bwd_data_bf16",
+            "bwd_weight_tf32",
+            "bwd_weight_bf16",
+        ] {
+            assert_eq!(
+                crate::kernels::versions("masked_conv2d", pass),
+                mma,
+                "{pass}"
+            );
+        }
         let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
         assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), at);
         assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
