@@ -16,6 +16,7 @@ mod conv;
 mod diag_bilstm_combine;
 mod geometry;
 mod lstm;
+mod lstm_persistent;
 mod model;
 mod nccl;
 mod pointwise;

@@ -8,7 +8,8 @@
 //! v1 only.
 
 use super::launch_args::{grid_stride, int};
-use super::lstm::{pack_weight, persistent_cfg, scan_version, step_cfg, Dims, T};
+use super::lstm::{pack_weight, scan_version, step_cfg, Dims, T};
+use super::lstm_persistent::launch_persistent;
 use super::skew::{skew, unskew};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::Geometry;
@@ -62,14 +63,8 @@ pub(super) fn skewed_forward<E: Executor>(
     };
     match rec {
         Recurrence::Persistent => {
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
-            let args = args_for(&[ws_i, i32::from(staged)]);
-            be.launch(
-                &be.kernel_name("diag_lstm", "skewed_persistent_fwd"),
-                &cfg,
-                &args,
-            )?;
+            let args = args_for(&[ws_i]);
+            launch_persistent(be, "diag_lstm_skewed_persistent_fwd", n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in 0..geo.steps() {
@@ -158,14 +153,8 @@ pub(super) fn skewed_backward<E: Executor>(
     };
     match rec {
         Recurrence::Persistent => {
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
-            let args = args_for(&[ws_i, i32::from(staged)]);
-            be.launch(
-                &be.kernel_name("diag_lstm", "skewed_persistent_bwd"),
-                &cfg,
-                &args,
-            )?;
+            let args = args_for(&[ws_i]);
+            launch_persistent(be, "diag_lstm_skewed_persistent_bwd", n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {

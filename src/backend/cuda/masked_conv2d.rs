@@ -127,6 +127,7 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
         grid: [gx as u32, u32::from(gy), 1],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: 0,
     })
 }
@@ -171,6 +172,7 @@ fn pack_transposed<E: Executor>(
             ],
             block: [BLOCK, 1, 1],
             shared_bytes: 0,
+            cluster: [1, 1, 1],
             flops: 0,
         };
         be.launch("masked_conv2d_pack_transposed_v1", &cfg, &args)?;
@@ -257,6 +259,7 @@ fn weight_grad_v2<E: Executor>(
         ],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: g.pass_flops(spec),
     };
     let mut args = vec![arg(x), arg(dy), arg(&part), arg(&part_db)];
@@ -281,6 +284,7 @@ fn weight_grad_v2<E: Executor>(
         ],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         // Additions only, memory-bound: not GEMM work (LaunchCfg::flops).
         flops: 0,
     };

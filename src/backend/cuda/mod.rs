@@ -25,6 +25,7 @@ mod launch_args;
 mod loss_targets;
 mod lstm;
 mod lstm_at;
+mod lstm_persistent;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;
@@ -44,7 +45,9 @@ pub use device::Device;
 pub use emulator::{
     AccessOp, EmuOptions, Emulator, LaunchCounters, MemSpace, SiteCounters, COUNTERS_ENV,
 };
-pub use executor::{Arg, Executor, LaunchCfg};
+pub use executor::{
+    Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES,
+};
 pub use variants::{
     DiagLstm, DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, MaskedConv2dWeight, RowLstm, Selected,
     Variants,
@@ -209,6 +212,11 @@ impl<E: Executor> CudaBackend<E> {
     /// Launches `kernel` on this backend's executor.
     pub fn launch(&self, kernel: &str, cfg: &LaunchCfg, args: &[Arg<'_, E>]) -> Result<()> {
         self.inner.exec.launch(kernel, cfg, args)
+    }
+
+    /// Lets `kernel` use `bytes` of dynamic shared memory ([`Executor::opt_in_shared`]).
+    pub fn opt_in_shared(&self, kernel: &str, bytes: u32) -> Result<()> {
+        self.inner.exec.opt_in_shared(kernel, bytes)
     }
 
     /// A buffer of `len` elements from the cache (or the executor), contents unspecified
