@@ -234,3 +234,34 @@ fn more_than_48_kib_of_dynamic_shared_memory_needs_the_opt_in() {
     let msg = device_message(e.opt_in_shared(kernel, MAX_SHARED_BYTES + 1));
     assert!(msg.contains("cannot opt in"), "{msg}");
 }
+
+#[test]
+fn block_sampling_runs_and_scales_whole_clusters() {
+    // With counters and a sample of 1, one whole cluster of 4 runs (a block cannot run without
+    // its cluster) and the counts are scaled by the grid's 12 blocks over the 4 that ran.
+    let e = emu(2, 2).with_counters(true);
+    e.set_block_sample(Some(1));
+    let (blocks, threads) = (12u32, 32u32);
+    let buf = zeros(&e, 2 * (blocks * threads) as usize);
+    let out = zeros(&e, (blocks * threads) as usize);
+    e.launch(
+        "selftest_cluster_exchange_v1",
+        &LaunchCfg::linear(blocks, threads).with_cluster(4),
+        &[Arg::Buf(&buf), Arg::Buf(&out), Arg::I32(1), Arg::I32(1)],
+    )
+    .expect("launch");
+    let c = e.take_counters().pop().expect("counters");
+    assert_eq!((c.blocks, c.blocks_run), (12, 4));
+    // Every lane of the 4 blocks that ran stored once into `out`: 4 x 32 lanes, scaled by 3.
+    let stores: u64 = c
+        .sites
+        .iter()
+        .filter(|s| s.op == pixelrnn::backend::cuda::AccessOp::Store)
+        .map(|s| s.lane_accesses)
+        .sum();
+    assert_eq!(
+        stores,
+        3 * 2 * 4 * 32,
+        "the buf and out stores, scaled to the grid"
+    );
+}

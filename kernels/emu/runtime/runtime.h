@@ -235,8 +235,9 @@ struct Launch {
         if (!counters || sample_blocks == 0 || sample_blocks >= nblocks) return true;
         return ((b + 1) * sample_blocks) / nblocks > (b * sample_blocks) / nblocks;
     }
-    // Blocks that run under the sample.
+    // Blocks that run under the sample (a cluster launch samples whole clusters).
     uint64_t blocks_run() const {
+        if (cluster_size > 1) return clusters_run() * cluster_size;
         return (!counters || sample_blocks == 0 || sample_blocks >= nblocks) ? nblocks
                                                                             : sample_blocks;
     }
