@@ -1,11 +1,12 @@
 //! The Diagonal LSTM's materialised layout on CUDA (layout 2 of `cuda/lstm.rs`, the paper's
 //! literal formulation, kept as the comparison variant): the forward and backward scans over
-//! skewed maps, host side of the `diag_lstm_skewed_*` kernels of `kernels/diag_lstm.cu`.
+//! skewed maps, host side of the `diag_lstm_skewed_*` kernels of `kernels/diag_lstm_skewed.cu`
+//! (and `diag_lstm_skewed_persistent.cu`).
 //! `cuda/lstm.rs` checks the operands, chooses the layout and reduces `d_w_ss` afterwards on
 //! the unskewed maps, as for layout 1. The stepwise scans run the selected version
 //! ([`super::DiagLstm`]: v2 with the state weight packed once per call and the register-tiled
-//! `diag_lstm_skewed_*_v2` kernels); the persistent kernels and the unfused gate kernels are
-//! v1 only.
+//! `diag_lstm_skewed_*_v2` kernels), so does the persistent one (`cuda/lstm_persistent.rs`);
+//! the unfused gate kernels are v1 only.
 
 use super::launch_args::{grid_stride, int};
 use super::lstm::{pack_weight, scan_version, step_cfg, Dims, T};
