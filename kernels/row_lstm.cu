@@ -36,12 +36,16 @@
 //       stored), row_lstm_step_bwd_v2 (fused: the recurrent dh, then the cell backward),
 //       row_lstm_ss_fwd_v2 / row_lstm_ss_bwd_data_v2 (unfused: the same products into the
 //       gates map / dh_carry; lstm_gates_*_v1 do the rest). The weight gradient of v2 is
-//       lstm_ss_bwd_weight_v2 (lstm.cu). Persistent and one-position kernels: v1 only.
+//       lstm_ss_bwd_weight_v2 (lstm.cu). The v2 bodies are in row_lstm_v2.cuh, shared with
+//       the persistent v2 kernels row_lstm_persistent_{fwd,bwd}_v2 (lstm_persistent.cuh: one
+//       thread-block cluster per image, each block's slice of the state weight in shared
+//       memory, the rows ordered by the cluster barrier). One-position kernel: v1 only.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,
 // tap t of (i, j) reads h(i-1, j + t - k/2).
 #include "common.cuh"
+#include "row_lstm_v2.cuh"
 
 // Strides of the state weight's element (x, u, v, t) (gate block x, unit u, input unit v, tap
 // t), as laid out in global memory ([4h, h, 1, k]: ((x*h + u)*h + v)*k + t) and as staged in
@@ -377,216 +381,62 @@ row_lstm_persistent_bwd_v1(const float* __restrict__ w, const float* __restrict_
     }
 }
 
-// v2 tiles: a block is ROW_LSTM_V2_WARPS warps; lane = unit u0 + lane, warp w owns the
-// positions j0 + w*ROW_LSTM_V2_PT .. + ROW_LSTM_V2_PT - 1 of the block's 16.
-#define ROW_LSTM_V2_UNITS 32
-#define ROW_LSTM_V2_WARPS 4
-#define ROW_LSTM_V2_PT 4
-#define ROW_LSTM_V2_POS (ROW_LSTM_V2_WARPS * ROW_LSTM_V2_PT)
-#define ROW_LSTM_V2_THREADS (ROW_LSTM_V2_WARPS * 32)
-#define ROW_LSTM_V2_CHUNK 128  // features staged per pass
+// The v2 bodies (tiles of 16 positions x 32 units, shared with the persistent v2 kernels of
+// lstm_persistent.cuh): row_lstm_v2.cuh.
 
-// Stages `src` rows of positions j0 + off .. j0 + off + 15 of map row `row` of image b
-// (features f0 .. f0 + count - 1 of `feat` per position; 0 outside the width or past count)
-// into tile[16][ROW_LSTM_V2_CHUNK]: lanes take consecutive features (coalesced).
-PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[ROW_LSTM_V2_CHUNK],
-                                       pixelrnn_index_t row_base, int width, int feat, int j0,
-                                       int off, int f0, int count) {
-    for (int e = threadIdx.x; e < ROW_LSTM_V2_POS * ROW_LSTM_V2_CHUNK;
-         e += ROW_LSTM_V2_THREADS) {
-        const int q = e / ROW_LSTM_V2_CHUNK;
-        const int f = e % ROW_LSTM_V2_CHUNK;
-        const int jj = j0 + q + off;
-        tile[q][f] = (f < count && jj >= 0 && jj < width)
-                         ? src[(row_base + jj) * feat + f0 + f]
-                         : 0.0f;
-    }
-}
-
-// The body of row_lstm_step_fwd_v2 (fused) and row_lstm_ss_fwd_v2 (unfused): pre = is +
-// conv1xk(h(row-1), w) for the block's 16 positions x 32 units x 4 gates, `wp` packed
-// forward ([k, h, 4, h]); fused: the cell in the epilogue (h, c, activated gates written);
-// unfused: pre written into the gates map.
-PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, const float* wp, float* h, float* c,
-                                          float* gates, int height, int width, int hidden,
-                                          int k, int row, bool fused) {
-    __shared__ float hs[ROW_LSTM_V2_POS][ROW_LSTM_V2_CHUNK];
-    const int g4 = 4 * hidden;
-    const int tiles = (width + ROW_LSTM_V2_POS - 1) / ROW_LSTM_V2_POS;
-    const int b = blockIdx.x / tiles;
-    const int j0 = (blockIdx.x % tiles) * ROW_LSTM_V2_POS;
-    const int lane = threadIdx.x % 32;
-    const int q0 = (threadIdx.x / 32) * ROW_LSTM_V2_PT;  // the warp's first local position
-    const int u = blockIdx.y * ROW_LSTM_V2_UNITS + lane;
-    const bool live = u < hidden;
-    const pixelrnn_index_t row_p = ((pixelrnn_index_t)b * height + row) * width;
-
-    float pre[ROW_LSTM_V2_PT][4];
-#pragma unroll
-    for (int i = 0; i < ROW_LSTM_V2_PT; ++i) {
-        const int j = j0 + q0 + i;
-#pragma unroll
-        for (int x = 0; x < 4; ++x) {
-            pre[i][x] = (live && j < width) ? is[(row_p + j) * g4 + x * hidden + u] : 0.0f;
-        }
-    }
-    if (row > 0) {
-        const pixelrnn_index_t above = row_p - width;
-        for (int t = 0; t < k; ++t) {
-            const int shift = t - k / 2;
-            for (int f0 = 0; f0 < hidden; f0 += ROW_LSTM_V2_CHUNK) {
-                const int count = hidden - f0 < ROW_LSTM_V2_CHUNK ? hidden - f0 : ROW_LSTM_V2_CHUNK;
-                __syncthreads();  // the previous chunk's reads are done
-                row_lstm_v2_stage(h, hs, above, width, hidden, j0, shift, f0, count);
-                __syncthreads();  // the chunk is complete
-                if (!live) continue;
-                const float* w = wp + ((pixelrnn_index_t)t * hidden + f0) * g4 + u;
-                for (int f = 0; f < count; ++f) {
-                    float wx[4];
-#pragma unroll
-                    for (int x = 0; x < 4; ++x) wx[x] = w[(pixelrnn_index_t)f * g4 + x * hidden];
-#pragma unroll
-                    for (int i = 0; i < ROW_LSTM_V2_PT; ++i) {
-                        const int jj = j0 + q0 + i + shift;
-                        // v1 skips a tap outside the width: so does v2 (same bits).
-                        if (jj < 0 || jj >= width) continue;
-                        const float hv = hs[q0 + i][f];
-#pragma unroll
-                        for (int x = 0; x < 4; ++x) pre[i][x] += wx[x] * hv;
-                    }
-                }
-            }
-        }
-    }
-    if (!live) return;
-#pragma unroll
-    for (int i = 0; i < ROW_LSTM_V2_PT; ++i) {
-        const int j = j0 + q0 + i;
-        if (j >= width) continue;
-        const pixelrnn_index_t p = row_p + j;
-        if (fused) {
-            const pixelrnn_index_t e = p * hidden + u;
-            const float cp = row > 0 ? c[e - (pixelrnn_index_t)width * hidden] : 0.0f;
-            pixelrnn_lstm_cell_fwd(pre[i][0], pre[i][1], pre[i][2], pre[i][3], cp,
-                                   gates + p * g4 + u, hidden, &c[e], &h[e]);
-        } else {
-#pragma unroll
-            for (int x = 0; x < 4; ++x) gates[p * g4 + x * hidden + u] = pre[i][x];
-        }
-    }
-}
-
-// The body of row_lstm_step_bwd_v2 (fused) and row_lstm_ss_bwd_data_v2 (unfused): the
-// recurrent dh of the block's 16 positions x 32 units of `row`, conv1xk^T(d_is(row+1), w) with
-// `wp` packed backward ([k, 4h, h]); fused: plus dh, then the cell backward (d_is of `row`,
-// dc_carry of row-1 written); unfused: written to dh_carry.
-PIXELRNN_DEVICE void row_lstm_v2_bwd_body(const float* wp, const float* gates, const float* c,
-                                          const float* dh, float* dc_carry, float* d_is,
-                                          float* dh_carry, int height, int width, int hidden,
-                                          int k, int row, bool fused) {
-    __shared__ float ds[ROW_LSTM_V2_POS][ROW_LSTM_V2_CHUNK];
-    const int g4 = 4 * hidden;
-    const int tiles = (width + ROW_LSTM_V2_POS - 1) / ROW_LSTM_V2_POS;
-    const int b = blockIdx.x / tiles;
-    const int j0 = (blockIdx.x % tiles) * ROW_LSTM_V2_POS;
-    const int lane = threadIdx.x % 32;
-    const int q0 = (threadIdx.x / 32) * ROW_LSTM_V2_PT;
-    const int u = blockIdx.y * ROW_LSTM_V2_UNITS + lane;
-    const bool live = u < hidden;
-    const pixelrnn_index_t row_p = ((pixelrnn_index_t)b * height + row) * width;
-
-    float acc[ROW_LSTM_V2_PT];
-#pragma unroll
-    for (int i = 0; i < ROW_LSTM_V2_PT; ++i) {
-        const int j = j0 + q0 + i;
-        acc[i] = (fused && live && j < width) ? dh[(row_p + j) * hidden + u] : 0.0f;
-    }
-    if (row + 1 < height) {
-        const pixelrnn_index_t below = row_p + width;
-        for (int t = 0; t < k; ++t) {
-            const int off = k / 2 - t;  // the consumer in row+1 reading (row, j) by tap t
-            for (int f0 = 0; f0 < g4; f0 += ROW_LSTM_V2_CHUNK) {
-                const int count = g4 - f0 < ROW_LSTM_V2_CHUNK ? g4 - f0 : ROW_LSTM_V2_CHUNK;
-                __syncthreads();  // the previous chunk's reads are done
-                row_lstm_v2_stage(d_is, ds, below, width, g4, j0, off, f0, count);
-                __syncthreads();  // the chunk is complete
-                if (!live) continue;
-                const float* w = wp + ((pixelrnn_index_t)t * g4 + f0) * hidden + u;
-                for (int f = 0; f < count; ++f) {
-                    const float wv = w[(pixelrnn_index_t)f * hidden];
-#pragma unroll
-                    for (int i = 0; i < ROW_LSTM_V2_PT; ++i) {
-                        const int jc = j0 + q0 + i + off;
-                        if (jc < 0 || jc >= width) continue;
-                        acc[i] += wv * ds[q0 + i][f];
-                    }
-                }
-            }
-        }
-    }
-    if (!live) return;
-#pragma unroll
-    for (int i = 0; i < ROW_LSTM_V2_PT; ++i) {
-        const int j = j0 + q0 + i;
-        if (j >= width) continue;
-        const pixelrnn_index_t p = row_p + j;
-        const pixelrnn_index_t e = p * hidden + u;
-        if (fused) {
-            const float cp = row > 0 ? c[e - (pixelrnn_index_t)width * hidden] : 0.0f;
-            const float dc_prev = pixelrnn_lstm_cell_bwd(gates + p * g4 + u, hidden, c[e], cp,
-                                                         acc[i], dc_carry[e], d_is + p * g4 + u);
-            if (row > 0) dc_carry[e - (pixelrnn_index_t)width * hidden] = dc_prev;
-        } else {
-            dh_carry[e] = acc[i];
-        }
-    }
-}
-
-// Launch (every row_lstm_*_v2 step kernel): blockDim.x = ROW_LSTM_V2_THREADS (128),
+// Launch (every row_lstm_*_v2 step kernel): blockDim.x = LSTM_V2_THREADS (128),
 // gridDim = (n * ceil(W / 16), ceil(h / 32)); `wp` from lstm_pack_ss_v2 (transposed = 0 for
 // the forward kernels, 1 for the backward ones).
 // Fused forward of one row (v2 tiles): as row_lstm_step_fwd_v1, h and c read at row-1 and
 // written at `row`, the activated gates written, no pre-activation stored.
-PIXELRNN_KERNEL void __launch_bounds__(ROW_LSTM_V2_THREADS)
+// __launch_bounds__(.., 1): since the weight strides are run-time values (lstm_wview, shared
+// with the persistent kernels), the bare block size held this kernel at 72 registers with 20
+// bytes of spills; stating the minimum of one block per SM lets it take what it needs.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
 row_lstm_step_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                      float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates,
                      int n, int height, int width, int hidden, int k, int row) {
     (void)n;
-    row_lstm_v2_fwd_body(is, wp, h, c, gates, height, width, hidden, k, row, true);
+    row_lstm_v2_fwd_body(is, lstm_wview_packed_fwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS), h, c,
+                         gates, height, width, hidden, k, row,
+                         lstm_v2_tile_of_block(width, hidden), true);
 }
 
 // Unfused forward, first half (v2 tiles): gates(row) = is(row) + conv1xk(h(row-1), w), the
 // pre-activation, which lstm_gates_fwd_v1 activates in place.
-PIXELRNN_KERNEL void __launch_bounds__(ROW_LSTM_V2_THREADS)
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
 row_lstm_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                    const float* __restrict__ h, float* __restrict__ gates, int n, int height,
                    int width, int hidden, int k, int row) {
     (void)n;
     // The unfused body reads h only (the fused one writes it too): the cast is never written
     // through.
-    row_lstm_v2_fwd_body(is, wp, const_cast<float*>(h), 0, gates, height, width, hidden, k, row,
-                         false);
+    row_lstm_v2_fwd_body(is, lstm_wview_packed_fwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS),
+                         const_cast<float*>(h), 0, gates, height, width, hidden, k, row,
+                         lstm_v2_tile_of_block(width, hidden), false);
 }
 
 // Fused backward of one row (v2 tiles): as row_lstm_step_bwd_v1 (d_is read at row+1 and
 // written at `row`, dc_carry read at `row` and written at row-1).
-PIXELRNN_KERNEL void __launch_bounds__(ROW_LSTM_V2_THREADS)
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
 row_lstm_step_bwd_v2(const float* __restrict__ wp, const float* __restrict__ gates,
                      const float* __restrict__ c, const float* __restrict__ dh,
                      float* __restrict__ dc_carry, float* __restrict__ d_is, int n, int height,
                      int width, int hidden, int k, int row) {
     (void)n;
-    row_lstm_v2_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, k, row,
-                         true);
+    row_lstm_v2_bwd_body(lstm_wview_packed_bwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS), gates, c,
+                         dh, dc_carry, d_is, 0, height, width, hidden, k, row,
+                         lstm_v2_tile_of_block(width, hidden), true);
 }
 
 // Unfused backward, second half (v2 tiles), called for row = i-1 after lstm_gates_bwd_v1 of
 // row i: dh_carry(row) = conv1xk^T(d_is(row+1), w).
-PIXELRNN_KERNEL void __launch_bounds__(ROW_LSTM_V2_THREADS)
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
 row_lstm_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__ d_is,
                         float* __restrict__ dh_carry, int n, int height, int width, int hidden,
                         int k, int row) {
     (void)n;
-    row_lstm_v2_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
-                         hidden, k, row, false);
+    row_lstm_v2_bwd_body(lstm_wview_packed_bwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS), 0, 0, 0,
+                         0, const_cast<float*>(d_is), dh_carry, height, width, hidden, k, row,
+                         lstm_v2_tile_of_block(width, hidden), false);
 }

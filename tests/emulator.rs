@@ -254,6 +254,7 @@ fn three_dimensional_grids_see_their_indices() {
         grid: [3, 2, 2],
         block: [4, 3, 2],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: 0,
     };
     let threads = 12 * 24;

@@ -82,8 +82,10 @@ fn modules_have_expected_entry_points_and_arch() {
     if !KERNELS_COMPILED {
         return;
     }
-    // compute_80 PTX says `.target sm_80`.
-    let target = PTX_ARCH.replace("compute_", "sm_");
+    // compute_80 PTX says `.target sm_80`; a file whose first line is the compute_90 marker
+    // (kernels/cluster.cuh: thread-block clusters) is `.target sm_90`.
+    let default_target = PTX_ARCH.replace("compute_", "sm_");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
     let expected = expected();
     let mut modules: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
     modules.sort_unstable();
@@ -113,6 +115,15 @@ fn modules_have_expected_entry_points_and_arch() {
                 "{name}: PTX lacks `{directive}`"
             );
         }
+        let source = std::fs::read_to_string(dir.join(format!("{name}.cu"))).expect("source");
+        let target = if source
+            .lines()
+            .any(|l| l.trim() == "// pixelrnn: arch compute_90")
+        {
+            "sm_90".to_string()
+        } else {
+            default_target.clone()
+        };
         assert_eq!(
             m.ptx_target(),
             Some(target.as_str()),

@@ -228,6 +228,37 @@ static inline unsigned __reduce_xor_sync(unsigned mask, unsigned v) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Thread-block clusters (sm_90; runtime/grid.cpp). The blocks of one cluster run together, one
+// host thread each, taking turns between cluster barriers in an order drawn from the launch's
+// seed: a block runs until all of its threads wait at the cluster barrier (or exited), then
+// the next block of the turn order runs. So a read of another block's data without the
+// barrier that orders it sees the data of the wrong phase, deterministically for a seed.
+// Device code: kernels/cluster.cuh (barrier.cluster.arrive.release + wait.acquire, and
+// %cluster_ctarank); these are its emulated twins. Outside a cluster launch (a 1x1x1 cluster)
+// the barrier is one of the block. The values come from runtime calls, not thread-locals read
+// by kernel code, so that the counted units do not count them as shared-memory accesses.
+
+namespace pixelrnn_emu {
+// Blocks the calling fiber until every thread of every block of its cluster arrived.
+void cluster_sync();
+// This block's rank in its cluster (x fastest), the cluster's blocks, and its shape.
+unsigned cluster_block_rank();
+unsigned cluster_num_blocks();
+dim3 cluster_dims();
+}  // namespace pixelrnn_emu
+
+// The cooperative-groups view of the same (cg::this_cluster()).
+namespace cooperative_groups {
+struct cluster_group {
+    void sync() const { ::pixelrnn_emu::cluster_sync(); }
+    unsigned block_rank() const { return ::pixelrnn_emu::cluster_block_rank(); }
+    unsigned num_blocks() const { return ::pixelrnn_emu::cluster_num_blocks(); }
+    dim3 dim_blocks() const { return ::pixelrnn_emu::cluster_dims(); }
+};
+static inline cluster_group this_cluster() { return cluster_group{}; }
+}  // namespace cooperative_groups
+
+// ---------------------------------------------------------------------------------------------
 // Atomics: blocks run on several host threads, so these are real atomic operations.
 
 namespace pixelrnn_emu {

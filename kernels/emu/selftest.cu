@@ -344,3 +344,53 @@ PIXELRNN_KERNEL void __launch_bounds__(32) selftest_mma_partial_v1(float* __rest
     pixelrnn_mma_tf32_m16n8k8(df, a, b, c);
     d[threadIdx.x] = df[0];
 }
+
+// Thread-block clusters (runtime/grid.cpp). Each block of a cluster of C blocks (along x)
+// takes `rounds` rounds: in round s it writes (rank + 1) * 100 + s + t at its thread t's slot of
+// buffer s % 2, waits at the cluster barrier (when `sync` != 0), then adds up the slots of all
+// C blocks of its cluster for thread t; out[block * blockDim.x + t] is that sum over the rounds.
+// Without the barrier a block reads slots the other blocks have not written yet.
+// Launch: gridDim.x a multiple of C (the cluster shape), buf 2 * gridDim.x * blockDim.x zeros.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_cluster_exchange_v1(float* __restrict__ buf, float* __restrict__ out, int rounds,
+                             int sync) {
+    const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    const unsigned size = cluster.num_blocks();
+    const unsigned rank = cluster.block_rank();
+    const unsigned first = blockIdx.x - rank;  // the cluster's first block
+    const int t = threadIdx.x;
+    const pixelrnn_index_t plane = (pixelrnn_index_t)gridDim.x * blockDim.x;
+    float acc = 0.0f;
+    for (int s = 0; s < rounds; ++s) {
+        float* b = buf + (s % 2) * plane;
+        b[(pixelrnn_index_t)blockIdx.x * blockDim.x + t] = (float)((rank + 1) * 100 + s + t);
+        if (sync) cluster.sync();
+        for (unsigned q = 0; q < size; ++q) {
+            acc += b[(pixelrnn_index_t)(first + q) * blockDim.x + t];
+        }
+    }
+    out[(pixelrnn_index_t)blockIdx.x * blockDim.x + t] = acc;
+}
+
+// Every thread writes its block's cluster rank, the cluster's blocks and dim x*10000+y*100+z:
+// out[3 * (linear block) + 0..3].
+// Launch: any grid of clusters, one thread per block.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_cluster_rank_v1(float* __restrict__ out) {
+    const pixelrnn_index_t block =
+        ((pixelrnn_index_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    const dim3 d = cooperative_groups::this_cluster().dim_blocks();
+    out[3 * block] = (float)cooperative_groups::this_cluster().block_rank();
+    out[3 * block + 1] = (float)cooperative_groups::this_cluster().num_blocks();
+    out[3 * block + 2] = (float)(d.x * 10000 + d.y * 100 + d.z);
+}
+
+// The block of rank 0 returns at once while the others wait at the cluster barrier: a
+// deadlock (undefined on the hardware), reported as an error.
+// Launch: clusters of at least 2 blocks.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_cluster_exit_v1(float* __restrict__ out) {
+    if (cooperative_groups::this_cluster().block_rank() == 0) return;
+    cooperative_groups::this_cluster().sync();
+    out[blockIdx.x] = 1.0f;
+}

@@ -12,9 +12,11 @@
 //!
 //! Shapes are small (the emulator runs one fiber per GPU thread on two cores) but cover odd
 //! sizes, a batch of two, H < W and H > W, one hidden unit and several, k = 1, 3 and 5. The
-//! persistent kernels take two more cases per scan: state weights over the 48 KiB they stage
-//! in shared memory (read from global memory instead), and steps with more (position, unit)
-//! pairs than the 1024 threads of a block (threads loop).
+//! persistent kernels take more cases per scan: state weights over the 48 KiB v1 stages in
+//! shared memory (read from global memory instead), steps with more (position, unit) pairs
+//! than the 1024 threads of a v1 block (threads loop), h = 128 (v2: clusters of 4 blocks,
+//! each with its weight slice in opted-in shared memory) and clusters of several position
+//! groups.
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
@@ -243,6 +245,11 @@ pub fn check_row_lstm<E: Executor>(gpu: &CudaBackend<E>) {
     check_scan(gpu, Scan::Row(3), [1, 2, 3, 32], 41);
     check_scan(gpu, Scan::Row(3), [2, 3, 5, 40], 42);
     check_scan(gpu, Scan::Row(1), [1, 2, 35, 32], 43);
+    // The paper's h = 128 (persistent v2: clusters of 4 blocks, each holding 192 KiB of
+    // weights in shared memory, opted in; v1 reads them from global memory), and a cluster of
+    // 2 unit tiles x 3 position groups (h = 40, 35 positions per row).
+    check_scan(gpu, Scan::Row(3), [1, 2, 3, 128], 44);
+    check_scan(gpu, Scan::Row(3), [1, 2, 35, 40], 45);
 }
 
 pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
@@ -254,6 +261,8 @@ pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
     for (dims, seed) in DIAG_CASES {
         check_scan(gpu, Scan::Diagonal, dims, seed);
     }
+    // h = 128: persistent v2 in clusters of 4 blocks, 128 KiB of weights each.
+    check_scan(gpu, Scan::Diagonal, [1, 3, 2, 128], 93);
 }
 
 /// The selection of Diagonal LSTM layout `layout` (`Folded` folds the skew into the
@@ -662,6 +671,7 @@ fn recurrence_counters() {
         grid: [(n * len.div_ceil(16)) as u32, hd.div_ceil(32) as u32, 1],
         block: [128, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: 0,
     };
     let report = |c: &LaunchCounters| {
@@ -845,6 +855,7 @@ fn recurrence_counters() {
                 grid: [nt as u32, mt as u32, splits_chunk.0 as u32],
                 block: [64, 1, 1],
                 shared_bytes: 0,
+                cluster: [1, 1, 1],
                 flops: 0,
             };
             let args: Vec<_> = [Arg::Buf(&h), Arg::Buf(&d_is), Arg::Buf(&partial)]
@@ -887,7 +898,7 @@ fn weight_split(positions: usize, tiles: usize) -> (usize, usize) {
 /// The version selection reaches the launches: under each version of each scan (the
 /// Diagonal LSTM in both layouts), the forward and backward of every stepwise recurrence
 /// launch that version's kernels (and v2 its pack and weight gradient GEMM), as the
-/// emulator's counters record them; the persistent kernels are v1 under either.
+/// emulator's counters record them, the persistent kernels included (v2 without a pack).
 #[test]
 fn each_version_launches_its_kernels() {
     use pixelrnn::backend::cuda::EmuOptions;
@@ -947,7 +958,10 @@ fn each_version_launches_its_kernels() {
                     assert!(!has(&format!("{op}_{pass}_v{}", 3 - v)), "{tag}: {pass}");
                 }
                 if rec == Recurrence::Persistent {
-                    assert!(has(&format!("{op}_persistent_fwd_v1")), "{tag}");
+                    for pass in ["fwd", "bwd"] {
+                        assert!(has(&format!("{op}_persistent_{pass}_v{v}")), "{tag}");
+                        assert!(!has(&format!("{op}_persistent_{pass}_v{}", 3 - v)), "{tag}");
+                    }
                 }
                 assert_eq!(
                     has("lstm_pack_ss_v2"),

@@ -141,9 +141,34 @@ fn probe_nvcc(ctx: &Ctx, nvcc: &Path) -> Result<Compiler, String> {
 
 /// `nvcc --ptx -arch=compute_80 -std=c++17 [-I ...] -o ptx src`.
 pub fn nvcc_command(nvcc: &Path, includes: &[PathBuf], src: &Path, ptx: &Path) -> Command {
+    nvcc_command_for(nvcc, includes, src, ptx, PTX_ARCH)
+}
+
+/// The line that makes a kernel file's module compute_90 PTX instead of [`PTX_ARCH`]: for
+/// kernels that use sm_90 features (thread-block clusters, kernels/cluster.cuh).
+pub const ARCH_90_MARKER: &str = "// pixelrnn: arch compute_90";
+
+/// The virtual architecture of a kernel file's PTX: compute_90 when a line of `source` is
+/// [`ARCH_90_MARKER`], else [`PTX_ARCH`].
+pub fn ptx_arch_of(source: &str) -> &'static str {
+    if source.lines().any(|l| l.trim() == ARCH_90_MARKER) {
+        "compute_90"
+    } else {
+        PTX_ARCH
+    }
+}
+
+/// `nvcc --ptx -arch=<arch> -std=c++17 [-I ...] -o ptx src`.
+pub fn nvcc_command_for(
+    nvcc: &Path,
+    includes: &[PathBuf],
+    src: &Path,
+    ptx: &Path,
+    arch: &str,
+) -> Command {
     let mut cmd = Command::new(nvcc);
     cmd.arg("--ptx")
-        .arg(format!("-arch={PTX_ARCH}"))
+        .arg(format!("-arch={arch}"))
         .arg("-std=c++17");
     for inc in includes {
         cmd.arg("-I").arg(inc);
@@ -188,7 +213,8 @@ pub fn compile_one(ctx: &Ctx, compiler: &Compiler, src: &Path) -> Result<Compile
         Compiler::Nvcc { path, includes, .. } => {
             let mut incs = vec![ctx.kernels_dir.clone()];
             incs.extend(includes.iter().cloned());
-            let out = nvcc_command(path, &incs, src, &ptx_path)
+            let source = fs::read_to_string(src).map_err(|e| e.to_string())?;
+            let out = nvcc_command_for(path, &incs, src, &ptx_path, ptx_arch_of(&source))
                 .output()
                 .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
             let log = output_log(&out);
@@ -201,7 +227,7 @@ pub fn compile_one(ctx: &Ctx, compiler: &Compiler, src: &Path) -> Result<Compile
         Compiler::Nvrtc { lib, includes, .. } => {
             let source = fs::read_to_string(src).map_err(|e| e.to_string())?;
             let mut options = vec![
-                format!("--gpu-architecture={PTX_ARCH}"),
+                format!("--gpu-architecture={}", ptx_arch_of(&source)),
                 "--std=c++17".to_string(),
                 format!("--include-path={}", ctx.kernels_dir.display()),
             ];
@@ -342,6 +368,20 @@ mod tests {
         assert!(err.contains("fill.ptx has no kernel"), "{err}");
         let err = check_entry_points("fill", ".visible .entry _Z4fillPf(\n").unwrap_err();
         assert!(err.contains("C++-mangled"), "{err}");
+    }
+
+    #[test]
+    fn the_arch_marker_selects_compute_90() {
+        assert_eq!(ptx_arch_of("#include \"common.cuh\"\n"), PTX_ARCH);
+        assert_eq!(
+            ptx_arch_of("// a.cu\n// pixelrnn: arch compute_90\n#include \"x.cuh\"\n"),
+            "compute_90"
+        );
+        // Only the exact line counts (not a mention inside another comment).
+        assert_eq!(
+            ptx_arch_of("// see `// pixelrnn: arch compute_90`\n"),
+            PTX_ARCH
+        );
     }
 
     #[test]

@@ -86,12 +86,16 @@ const char* pixelrnn_emu_name(size_t i) {
     return i < pixelrnn_emu_kernel_count ? pixelrnn_emu_kernels[i]->name : nullptr;
 }
 
-// Runs kernel `name` on grid x block synchronously. Returns 0 on success, else e->code.
+// Runs kernel `name` on grid x block synchronously, in clusters of `cluster` blocks
+// ((1, 1, 1): none). `max_shared` is the dynamic shared memory the kernel may use: 48 KiB,
+// or what the host opted in to (cuFuncSetAttribute's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_
+// SIZE_BYTES on a device), at most 227 KiB. Returns 0 on success, else e->code.
 int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned block[3],
-                        unsigned shared_bytes, void** args, size_t nargs,
-                        const PixelrnnEmuBuf* bufs, size_t nbufs, unsigned long long seed,
-                        unsigned workers, int bounds_check, PixelrnnEmuError* e,
-                        PixelrnnEmuCounters** counters_out, unsigned long long sample_blocks) {
+                        const unsigned cluster[3], unsigned shared_bytes, unsigned max_shared,
+                        void** args, size_t nargs, const PixelrnnEmuBuf* bufs, size_t nbufs,
+                        unsigned long long seed, unsigned workers, int bounds_check,
+                        PixelrnnEmuError* e, PixelrnnEmuCounters** counters_out,
+                        unsigned long long sample_blocks) {
     memset(e, 0, sizeof *e);
     if (counters_out) *counters_out = nullptr;
     const PixelrnnEmuKernel* kernel = nullptr;
@@ -138,6 +142,34 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
         return fail("%llu bytes of dynamic shared memory exceed the %llu of the device",
                     shared_bytes, kMaxSharedBytes);
     }
+    if (shared_bytes > max_shared) {
+        if (max_shared <= kDefaultSharedBytes) {
+            return fail("%llu bytes of dynamic shared memory exceed the %llu a kernel may use "
+                        "without opting in (cuFuncSetAttribute with "
+                        "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES; "
+                        "Executor::opt_in_shared)",
+                        shared_bytes, kDefaultSharedBytes);
+        }
+        return fail("%llu bytes of dynamic shared memory exceed the %llu the kernel opted in to",
+                    shared_bytes, max_shared);
+    }
+    unsigned long long cluster_size = 1;
+    for (int d = 0; d < 3; ++d) {
+        if (cluster[d] == 0 || grid[d] % cluster[d] != 0) {
+            e->code = 1;
+            snprintf(e->message, sizeof e->message,
+                     "invalid cluster (%u, %u, %u): every dimension at least 1 and dividing the "
+                     "grid's (%u, %u, %u)",
+                     cluster[0], cluster[1], cluster[2], grid[0], grid[1], grid[2]);
+            return e->code;
+        }
+        cluster_size *= cluster[d];
+    }
+    if (cluster_size > kMaxClusterBlocks) {
+        return fail("a cluster of %llu blocks exceeds the portable %llu (the non-portable "
+                    "cluster sizes are not emulated)",
+                    cluster_size, kMaxClusterBlocks);
+    }
     install_handlers();
 
     Launch L;
@@ -159,11 +191,37 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
     }
 
     uint64_t nworkers = workers == 0 ? 1 : workers;
-    if (nworkers > L.blocks_run()) nworkers = L.blocks_run();
+    if (cluster_size > 1) {
+        // One host thread per block of a cluster, in groups that run a cluster at a time.
+        L.cluster = dim3(cluster[0], cluster[1], cluster[2]);
+        L.cluster_size = (unsigned)cluster_size;
+        L.nclusters = L.nblocks / cluster_size;
+        uint64_t ngroups = nworkers / cluster_size;
+        if (ngroups < 1) ngroups = 1;
+        if (ngroups > L.clusters_run()) ngroups = L.clusters_run();
+        make_cluster_groups(&L, (int)ngroups);
+        nworkers = ngroups * cluster_size;
+    } else if (nworkers > L.blocks_run()) {
+        nworkers = L.blocks_run();
+    }
     HelperPool& helpers = helper_pool();
-    if (nworkers > 1) helpers.submit(&L, (int)(nworkers - 1));
-    run_worker(&L);
+    if (nworkers > 1) {
+        const int queued = helpers.submit(&L, (int)(nworkers - 1));
+        if (L.groups && (uint64_t)queued < nworkers - 1) {
+            // A cluster's blocks must run together: without their threads it cannot start.
+            PixelrnnEmuError why;
+            memset(&why, 0, sizeof why);
+            why.code = 1;
+            snprintf(why.message, sizeof why.message,
+                     "could not start the %llu host threads a cluster of %u blocks needs",
+                     (unsigned long long)(nworkers - 1), L.cluster_size);
+            *e = why;
+            L.failed.store(true);
+        }
+    }
+    if (!L.failed.load()) run_worker(&L);
     if (nworkers > 1) helpers.wait(&L);
+    free_cluster_groups(&L);
     if (counters_out && e->code == 0) {
         PixelrnnEmuCounters* c = new PixelrnnEmuCounters;
         c->blocks_run = L.blocks_run();

@@ -109,6 +109,10 @@ constexpr size_t kStackBytes = 64 * 1024;
 constexpr int kMaxThreads = 1024;
 // Largest opt-in dynamic shared memory per block of the H100/H200 (227 KiB).
 constexpr unsigned kMaxSharedBytes = 227 * 1024;
+// Dynamic shared memory a kernel may use without opting in to more (every CUDA device).
+constexpr unsigned kDefaultSharedBytes = 48 * 1024;
+// Blocks of the largest portable thread-block cluster (sm_90).
+constexpr unsigned kMaxClusterBlocks = 8;
 
 inline size_t page_size() {
     static const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -162,7 +166,8 @@ void make_context(Context* ctx, char* stack, size_t bytes, void* arg);
 // ---------------------------------------------------------------------------------------------
 // Fibers, workers, launches
 
-enum State : int { READY, RUNNING, AT_BARRIER, AT_WARP, DONE, TRAPPED };
+// AT_CLUSTER: waiting at a cluster barrier (cluster.sync(), barrier.cluster.arrive + wait).
+enum State : int { READY, RUNNING, AT_BARRIER, AT_WARP, DONE, TRAPPED, AT_CLUSTER };
 
 struct Worker;
 
@@ -203,6 +208,7 @@ struct LaunchCounters {
     std::unordered_set<uint64_t> read_sectors, written_sectors;
 };
 struct WorkerCounters;
+struct ClusterGroup;
 struct Launch {
     const PixelrnnEmuKernel* kernel;
     void** args;
@@ -229,13 +235,36 @@ struct Launch {
         if (!counters || sample_blocks == 0 || sample_blocks >= nblocks) return true;
         return ((b + 1) * sample_blocks) / nblocks > (b * sample_blocks) / nblocks;
     }
-    // Blocks that run under the sample.
+    // Blocks that run under the sample (a cluster launch samples whole clusters).
     uint64_t blocks_run() const {
+        if (cluster_size > 1) return clusters_run() * cluster_size;
         return (!counters || sample_blocks == 0 || sample_blocks >= nblocks) ? nblocks
                                                                             : sample_blocks;
     }
     // Helper-thread slots of this launch that have not finished (see HelperPool).
     int helpers_running = 0;
+    // Thread-block clusters (grid.cpp): blocks per cluster in each dimension ((1, 1, 1): no
+    // cluster), their product, and the clusters of the grid. A cluster launch runs each
+    // cluster on a group of `cluster_size` host threads, one block each, so that the blocks
+    // of a cluster are co-resident (their static __shared__ variables are per host thread).
+    dim3 cluster = dim3(1, 1, 1);
+    unsigned cluster_size = 1;
+    uint64_t nclusters = 0;
+    // The groups (ngroups of them) and the next host-thread slot to hand out.
+    ClusterGroup* groups = nullptr;
+    int ngroups = 0;
+    std::atomic<int> next_slot{0};
+    // Whether cluster `c` runs under the block sample (whole clusters are sampled: a block
+    // cannot run without the rest of its cluster).
+    bool runs_cluster(uint64_t c) const {
+        if (!counters || sample_blocks == 0 || sample_blocks >= nclusters) return true;
+        return ((c + 1) * sample_blocks) / nclusters > (c * sample_blocks) / nclusters;
+    }
+    // Clusters that run under the sample.
+    uint64_t clusters_run() const {
+        return (!counters || sample_blocks == 0 || sample_blocks >= nclusters) ? nclusters
+                                                                              : sample_blocks;
+    }
 };
 
 struct Worker {
@@ -263,6 +292,10 @@ struct Worker {
     uint64_t rng = 0;
     // The counting state of the launch this worker runs (null when counters are off).
     WorkerCounters* counting = nullptr;
+    // Cluster launches: the group of host threads this worker belongs to and its block's rank
+    // in the cluster (null: not a cluster launch).
+    ClusterGroup* group = nullptr;
+    unsigned cluster_rank = 0;
 
     ~Worker();
     // Makes `n` fibers with stacks; false when out of memory.
@@ -323,6 +356,17 @@ const char* op_name(int kind);
 // Computes the results of the warp operation of the lanes in `mask` (all waiting in it).
 // Returns false with `why` for an invalid operation (intrinsics.cpp).
 bool complete_warp_op(Worker* w, int warp, unsigned mask, std::string* why);
+
+// Cluster launches (grid.cpp): every thread of the running block waits at the cluster
+// barrier; hands the turn to the next block of the cluster and returns when this block's turn
+// comes in the next phase (true), or false with `e` filled when the launch failed or the
+// cluster deadlocked.
+bool cluster_wait(Worker* w, PixelrnnEmuError* e);
+// Ends a cluster launch's waits after an error (grid.cpp).
+void abort_clusters(Launch* L);
+// Creates and frees the groups of a cluster launch with `ngroups` groups (grid.cpp).
+void make_cluster_groups(Launch* L, int ngroups);
+void free_cluster_groups(Launch* L);
 
 // Installs the fault handlers, once (faults.cpp).
 void install_handlers();

@@ -95,6 +95,7 @@ bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e) {
     int done = 0;
     int at_barrier = 0;
     int at_warp = 0;
+    int at_cluster = 0;
     for (;;) {
         while (!w->ready.empty()) {
             // Random order between synchronisation points: a missing barrier shows up as
@@ -133,6 +134,7 @@ bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e) {
                     break;
                 }
                 case AT_BARRIER: ++at_barrier; break;
+                case AT_CLUSTER: ++at_cluster; break;
                 case TRAPPED:
                     set_error(w, e, f, std::string("kernel called ") + f->trap_why);
                     return false;
@@ -180,7 +182,32 @@ bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e) {
             }
         }
         if (done == n) return true;
-        if (at_warp == 0 && at_barrier == n - done) {
+        if (at_warp == 0 && at_barrier == 0 && at_cluster > 0 && at_cluster == n - done) {
+            // Every live thread waits at the cluster barrier.
+            if (done > 0) {
+                const Fiber* exited = nullptr;
+                for (int i = 0; i < n && !exited; ++i) {
+                    if (w->fibers[i].state == DONE) exited = &w->fibers[i];
+                }
+                char buf[300];
+                snprintf(buf, sizeof buf,
+                         "deadlock at the cluster barrier: %d of %d threads of the block exited "
+                         "without reaching it (e.g. thread %s) while %d wait at it",
+                         done, n, fmt_thread(*exited).c_str(), at_cluster);
+                set_error(w, e, nullptr, buf);
+                return false;
+            }
+            // A cluster launch hands the turn to the cluster's next block and resumes when
+            // every block arrived; without a cluster the barrier is the block's.
+            if (w->group && !cluster_wait(w, e)) return false;
+            for (int i = 0; i < n; ++i) {
+                w->fibers[i].state = READY;
+                w->ready.push_back(i);
+            }
+            at_cluster = 0;
+            continue;
+        }
+        if (at_warp == 0 && at_cluster == 0 && at_barrier == n - done) {
             if (done > 0) {
                 const Fiber* exited = nullptr;
                 const Fiber* waiting = nullptr;
@@ -225,14 +252,17 @@ bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e) {
                      "__syncthreads",
                      at_warp, op_name(warp_waiter->op_kind), warp_waiter->op_mask, lane,
                      fmt_thread(o).c_str(),
-                     o.state == AT_BARRIER ? "waits at __syncthreads"
-                     : o.state == AT_WARP  ? "waits in another warp operation"
-                                           : "exited",
+                     o.state == AT_BARRIER   ? "waits at __syncthreads"
+                     : o.state == AT_WARP    ? "waits in another warp operation"
+                     : o.state == AT_CLUSTER ? "waits at the cluster barrier"
+                                             : "exited",
                      at_barrier);
             set_error(w, e, warp_waiter, buf);
         } else {
-            snprintf(buf, sizeof buf, "deadlock: %d threads wait at __syncthreads, %d exited",
-                     at_barrier, done);
+            snprintf(buf, sizeof buf,
+                     "deadlock: %d threads wait at __syncthreads, %d at the cluster barrier, %d "
+                     "exited",
+                     at_barrier, at_cluster, done);
             set_error(w, e, barrier_waiter, buf);
         }
         return false;

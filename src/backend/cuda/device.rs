@@ -13,7 +13,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use super::executor::{launch_error, Arg, Executor, LaunchCfg};
+use super::executor::{check_opt_in, launch_error, Arg, Executor, LaunchCfg};
 use crate::error::{Error, Result};
 
 /// A CUDA device driven through cudarc.
@@ -243,6 +243,9 @@ impl Executor for Device {
                 Arg::F32(v) => builder.arg(v),
             };
         }
+        if cfg.cluster_size() > 1 {
+            return self.launch_cluster(kernel, &f, cfg, args);
+        }
         let config = LaunchConfig {
             grid_dim: (cfg.grid[0], cfg.grid[1], cfg.grid[2]),
             block_dim: (cfg.block[0], cfg.block[1], cfg.block[2]),
@@ -263,5 +266,101 @@ impl Executor for Device {
         self.stream
             .synchronize()
             .map_err(|e| driver_error("synchronize", e))
+    }
+
+    fn opt_in_shared(&self, kernel: &str, bytes: u32) -> Result<()> {
+        check_opt_in(kernel, bytes)?;
+        let f = self.function(kernel)?;
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
+        .map_err(|e| launch_error(kernel, format!("opting in to {bytes} bytes of shared memory: {e}")))
+    }
+}
+
+impl Device {
+    /// A launch in thread-block clusters: cudarc 0.19 has no safe API for launch attributes,
+    /// so this calls `cuLaunchKernelEx` with `CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION`
+    /// directly, with the argument array in cuLaunchKernel's convention.
+    fn launch_cluster(
+        &self,
+        kernel: &str,
+        f: &CudaFunction,
+        cfg: &LaunchCfg,
+        args: &[Arg<'_, Self>],
+    ) -> Result<()> {
+        use cudarc::driver::sys;
+        use cudarc::driver::DevicePtr;
+        /// One argument's value, which the argument array points to.
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        union Slot {
+            ptr: sys::CUdeviceptr,
+            i32: i32,
+            u32: u32,
+            i64: i64,
+            u64: u64,
+            f32: f32,
+        }
+        let mut guards = Vec::new();
+        let mut slots: Vec<Slot> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Buf(b) => {
+                    let (ptr, guard) = b.device_ptr(&self.stream);
+                    guards.push(guard);
+                    Slot { ptr }
+                }
+                Arg::I32(v) => Slot { i32: *v },
+                Arg::U32(v) => Slot { u32: *v },
+                Arg::I64(v) => Slot { i64: *v },
+                Arg::U64(v) => Slot { u64: *v },
+                Arg::F32(v) => Slot { f32: *v },
+            })
+            .collect();
+        let mut params: Vec<*mut std::ffi::c_void> =
+            slots.iter_mut().map(|s| (s as *mut Slot).cast()).collect();
+        // SAFETY: a zeroed attribute is a valid bit pattern (plain integers and a union).
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        attr.value.clusterDim.x = cfg.cluster[0];
+        attr.value.clusterDim.y = cfg.cluster[1];
+        attr.value.clusterDim.z = cfg.cluster[2];
+        let config = sys::CUlaunchConfig {
+            gridDimX: cfg.grid[0],
+            gridDimY: cfg.grid[1],
+            gridDimZ: cfg.grid[2],
+            blockDimX: cfg.block[0],
+            blockDimY: cfg.block[1],
+            blockDimZ: cfg.block[2],
+            sharedMemBytes: cfg.shared_bytes,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| launch_error(kernel, e))?;
+        // SAFETY: the argument list was checked against the kernel's parameter list
+        // (`check_args`); `params` points at `slots`, which outlive the call, as do the
+        // buffers (borrowed by `args`); the attribute array has the one element it says.
+        let code = unsafe {
+            sys::cuLaunchKernelEx(
+                &config,
+                f.cu_function(),
+                params.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
+        drop(guards);
+        code.result()
+            .map_err(|e| launch_error(kernel, format!("cluster launch: {e}")))?;
+        if self.sync_launches {
+            self.stream
+                .synchronize()
+                .map_err(|e| launch_error(kernel, format!("failed while running: {e}")))?;
+        }
+        Ok(())
     }
 }

@@ -1,14 +1,16 @@
 //! The Diagonal LSTM's materialised layout on CUDA (layout 2 of `cuda/lstm.rs`, the paper's
 //! literal formulation, kept as the comparison variant): the forward and backward scans over
-//! skewed maps, host side of the `diag_lstm_skewed_*` kernels of `kernels/diag_lstm.cu`.
+//! skewed maps, host side of the `diag_lstm_skewed_*` kernels of `kernels/diag_lstm_skewed.cu`
+//! (and `diag_lstm_skewed_persistent.cu`).
 //! `cuda/lstm.rs` checks the operands, chooses the layout and reduces `d_w_ss` afterwards on
 //! the unskewed maps, as for layout 1. The stepwise scans run the selected version
 //! ([`super::DiagLstm`]: v2 with the state weight packed once per call and the register-tiled
-//! `diag_lstm_skewed_*_v2` kernels); the persistent kernels and the unfused gate kernels are
-//! v1 only.
+//! `diag_lstm_skewed_*_v2` kernels), so does the persistent one (`cuda/lstm_persistent.rs`);
+//! the unfused gate kernels are v1 only.
 
 use super::launch_args::{grid_stride, int};
-use super::lstm::{pack_weight, persistent_cfg, scan_version, step_cfg, Dims, T};
+use super::lstm::{pack_weight, scan_version, step_cfg, Dims, T};
+use super::lstm_persistent::launch_persistent;
 use super::skew::{skew, unskew};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::Geometry;
@@ -62,14 +64,8 @@ pub(super) fn skewed_forward<E: Executor>(
     };
     match rec {
         Recurrence::Persistent => {
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
-            let args = args_for(&[ws_i, i32::from(staged)]);
-            be.launch(
-                &be.kernel_name("diag_lstm", "skewed_persistent_fwd"),
-                &cfg,
-                &args,
-            )?;
+            let args = args_for(&[ws_i]);
+            launch_persistent(be, "diag_lstm_skewed_persistent_fwd", n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in 0..geo.steps() {
@@ -158,14 +154,8 @@ pub(super) fn skewed_backward<E: Executor>(
     };
     match rec {
         Recurrence::Persistent => {
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
-            let args = args_for(&[ws_i, i32::from(staged)]);
-            be.launch(
-                &be.kernel_name("diag_lstm", "skewed_persistent_bwd"),
-                &cfg,
-                &args,
-            )?;
+            let args = args_for(&[ws_i]);
+            launch_persistent(be, "diag_lstm_skewed_persistent_bwd", n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {

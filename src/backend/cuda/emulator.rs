@@ -16,12 +16,13 @@
 //! shared-memory bank conflicts ([`LaunchCounters`], [`SiteCounters`], taken with
 //! [`Emulator::take_counters`]). See docs/emulator.md.
 
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::executor::{check_args, Arg, Executor, LaunchCfg};
+use super::executor::{check_args, check_opt_in, Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES};
 use crate::error::{Error, Result};
 // The C interface of kernels/emu/runtime/, linked by the kernels crate.
 use crate::kernels::emu as ffi;
@@ -204,6 +205,8 @@ pub struct Emulator {
     sample_blocks: AtomicU64,
     counted_launches: AtomicU64,
     counters: Mutex<Vec<LaunchCounters>>,
+    /// The dynamic shared memory each kernel opted in to ([`Executor::opt_in_shared`]).
+    shared_opt_in: Mutex<HashMap<String, u32>>,
 }
 
 impl Emulator {
@@ -217,6 +220,7 @@ impl Emulator {
             sample_blocks: AtomicU64::new(0),
             counted_launches: AtomicU64::new(0),
             counters: Mutex::new(Vec::new()),
+            shared_opt_in: Mutex::new(HashMap::new()),
         })
     }
 
@@ -455,6 +459,14 @@ impl Executor for Emulator {
         let mut err = ffi::EmuError::default();
         let workers = u32::try_from(self.options.workers.max(1)).unwrap_or(u32::MAX);
         let counting = self.counters_enabled();
+        let max_shared = self
+            .shared_opt_in
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kernel)
+            .copied()
+            .unwrap_or(DEFAULT_SHARED_BYTES)
+            .max(DEFAULT_SHARED_BYTES);
         let mut counters: *mut ffi::EmuCounters = std::ptr::null_mut();
         // SAFETY: every pointer passed lives until the call returns (the launch is
         // synchronous); buffer arguments point to live allocations of the lengths given in
@@ -464,7 +476,9 @@ impl Executor for Emulator {
                 name.as_ptr(),
                 cfg.grid.as_ptr(),
                 cfg.block.as_ptr(),
+                cfg.cluster.as_ptr(),
                 cfg.shared_bytes,
+                max_shared,
                 arg_ptrs.as_mut_ptr(),
                 arg_ptrs.len(),
                 bufs.as_ptr(),
@@ -496,6 +510,20 @@ impl Executor for Emulator {
 
     fn synchronize(&self) -> Result<()> {
         // Launches run to completion before they return.
+        Ok(())
+    }
+
+    fn opt_in_shared(&self, kernel: &str, bytes: u32) -> Result<()> {
+        check_opt_in(kernel, bytes)?;
+        if crate::kernels::launch_signature(kernel).is_none() {
+            return Err(Error::Device(format!(
+                "emulated kernel {kernel}: no such kernel"
+            )));
+        }
+        self.shared_opt_in
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(kernel.to_string(), bytes);
         Ok(())
     }
 }

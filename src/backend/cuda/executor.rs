@@ -12,8 +12,13 @@ pub struct LaunchCfg {
     pub grid: [u32; 3],
     /// Threads per block, `[x, y, z]`.
     pub block: [u32; 3],
-    /// Bytes of `extern __shared__` memory per block.
+    /// Bytes of `extern __shared__` memory per block. Above [`DEFAULT_SHARED_BYTES`] the
+    /// kernel must have opted in first ([`Executor::opt_in_shared`]), as on the hardware.
     pub shared_bytes: u32,
+    /// Blocks per thread-block cluster, `[x, y, z]` (sm_90; each divides `grid`; at most
+    /// [`MAX_CLUSTER_BLOCKS`] in all): the blocks of a cluster are co-scheduled and can wait
+    /// for each other at a cluster barrier (kernels/cluster.cuh). `[1, 1, 1]`: no cluster.
+    pub cluster: [u32; 3],
     /// The launch's useful FLOPs by the host-side formula of its op (2 per multiply-add of
     /// the GEMM-shaped work: convolutions and the recurrences' state-to-state products, over
     /// live taps only); 0 for kernels whose cost is their memory traffic (pointwise ops,
@@ -29,6 +34,7 @@ impl LaunchCfg {
             grid: [blocks.max(1), 1, 1],
             block: [threads, 1, 1],
             shared_bytes: 0,
+            cluster: [1, 1, 1],
             flops: 0,
         }
     }
@@ -46,6 +52,17 @@ impl LaunchCfg {
         self
     }
 
+    /// The same launch in clusters of `blocks` blocks along x ([`LaunchCfg::cluster`]).
+    pub fn with_cluster(mut self, blocks: u32) -> Self {
+        self.cluster = [blocks, 1, 1];
+        self
+    }
+
+    /// Blocks per cluster (1 without clusters).
+    pub fn cluster_size(&self) -> u32 {
+        self.cluster.iter().product()
+    }
+
     /// The same launch doing `flops` useful FLOPs ([`LaunchCfg::flops`]).
     pub fn with_flops(mut self, flops: u64) -> Self {
         self.flops = flops;
@@ -61,6 +78,15 @@ impl LaunchCfg {
             .product()
     }
 }
+
+/// Dynamic shared memory a kernel may use without opting in to more (every CUDA device).
+pub const DEFAULT_SHARED_BYTES: u32 = 48 * 1024;
+
+/// Most dynamic shared memory a kernel may opt in to: the 227 KiB per block of the H100/H200.
+pub const MAX_SHARED_BYTES: u32 = 227 * 1024;
+
+/// Most blocks of a portable thread-block cluster (the non-portable 16 are not used).
+pub const MAX_CLUSTER_BLOCKS: u32 = 8;
 
 /// One kernel argument, in the order of the kernel's parameter list.
 pub enum Arg<'a, E: Executor> {
@@ -124,11 +150,30 @@ pub trait Executor: Send + Sync + Sized + 'static {
         args: &[Arg<'_, Self>],
         touched: &[&Self::Buffer],
     ) -> Result<()>;
+    /// Lets `kernel` use up to `bytes` of dynamic shared memory (at most [`MAX_SHARED_BYTES`]):
+    /// `cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)` on a device.
+    /// Without it a launch with more than [`DEFAULT_SHARED_BYTES`] fails, on the emulator as
+    /// on the hardware.
+    fn opt_in_shared(&self, kernel: &str, bytes: u32) -> Result<()>;
     /// Waits until all launched work is done.
     fn synchronize(&self) -> Result<()>;
     /// The device address of `buf`, for a kernel that reads buffer pointers from a table in
     /// device memory (the multi-tensor launches: cuda/multi_tensor.rs).
     fn address(&self, buf: &Self::Buffer) -> u64;
+}
+
+/// Checks an opt-in request of [`Executor::opt_in_shared`] against the device's limit.
+pub fn check_opt_in(kernel: &str, bytes: u32) -> Result<()> {
+    if bytes > MAX_SHARED_BYTES {
+        return Err(launch_error(
+            kernel,
+            format!(
+                "cannot opt in to {bytes} bytes of dynamic shared memory: the device has \
+                 {MAX_SHARED_BYTES} per block"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Builds the error of a failed launch or transfer.

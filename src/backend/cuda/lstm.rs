@@ -11,8 +11,8 @@
 //! The state maps are allocated once per call.
 //!
 //! The three variants ([`Recurrence`]) and their kernels are described once, in
-//! docs/ARCHITECTURE.md, "Recurrence variants"; the persistent kernels stage the state weights
-//! in shared memory when they fit in [`PERSISTENT_SHARED_CAP`] (else `staged = 0`).
+//! docs/ARCHITECTURE.md, "Recurrence variants"; the persistent launches are chosen and
+//! configured in `cuda/lstm_persistent.rs`.
 //!
 //! Every backward path ends with one weight gradient: `d_w_ss` is reduced once over every
 //! position after the scan. Every dpre is final by then and `h` is kept, so there is no
@@ -30,8 +30,9 @@
 //! positions, split over blocks in fixed position ranges whose partials a second kernel adds in
 //! order (`lstm_ss_bwd_weight_v2`, `lstm_ss_bwd_weight_sum_v2`; `weight_grad_split`). The
 //! materialised layout's stepwise scans follow the selection too (`diag_lstm_skewed_*_v2`, the
-//! same bodies over the skewed maps); the persistent kernels have v1 only. `lstm_gates_*` (the
-//! unfused gate pass) is v1 under either.
+//! same bodies over the skewed maps), and so does the persistent recurrence (v2: one
+//! thread-block cluster per image over the v2 tile bodies, `cuda/lstm_persistent.rs`).
+//! `lstm_gates_*` (the unfused gate pass) is v1 under either.
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -50,6 +51,7 @@
 
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
+use super::lstm_persistent::launch_persistent;
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
 use crate::backend::{LstmState, Recurrence};
@@ -125,62 +127,6 @@ impl Dims {
                 .map(Arg::I32),
         );
     }
-}
-
-/// Dynamic shared memory a block may use without opting in to more (neither executor sets
-/// the attribute that allows more): the persistent kernels stage the state weights only when
-/// they fit (`4h*h*k` floats for the Row LSTM, `8h*h` for the Diagonal LSTM).
-pub(super) const PERSISTENT_SHARED_CAP: usize = 48 * 1024;
-
-/// Most threads per block of the persistent kernels (their `__launch_bounds__`).
-const PERSISTENT_MAX_THREADS: usize = 1024;
-
-/// Launch configuration of a persistent kernel (forward or backward) for `n` images, and
-/// whether it stages the state weights in shared memory (its `staged` flag).
-pub(super) fn persistent_cfg<E: Executor>(
-    w_ss: &T<E>,
-    n: usize,
-    geo: &Geometry,
-) -> (LaunchCfg, bool) {
-    let w_bytes = w_ss.numel() * std::mem::size_of::<f32>();
-    let staged = w_bytes <= PERSISTENT_SHARED_CAP;
-    // One thread per (position, unit) of the widest step (a row's W positions, an
-    // anti-diagonal's min(H, W)), whole warps; wider steps loop.
-    let threads = (geo.max_step_len() * geo.hidden)
-        .next_multiple_of(32)
-        .min(PERSISTENT_MAX_THREADS) as u32;
-    // One block per image; past MAX_BLOCKS the blocks loop over the images. Both casts are
-    // in range: n fits in int (Dims::new) and w_bytes is at most the 48 KiB cap when staged.
-    let blocks = n.min(MAX_BLOCKS as usize) as u32;
-    let shared = if staged { w_bytes as u32 } else { 0 };
-    (
-        LaunchCfg::linear(blocks, threads).with_shared(shared),
-        staged,
-    )
-}
-
-/// The persistent forward: one `<scan>_persistent_fwd` launch for the whole scan of `n`
-/// images (`n * H * W > 0`) into `state`.
-fn persistent_forward<E: Executor>(
-    be: &CudaBackend<E>,
-    is: &T<E>,
-    w_ss: &T<E>,
-    state: &LstmState<CudaBackend<E>>,
-    n: usize,
-    geo: &Geometry,
-    dims: &Dims,
-) -> Result<()> {
-    let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-    let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
-    let mut args = vec![
-        arg(is),
-        arg(w_ss),
-        arg(&state.h),
-        arg(&state.c),
-        arg(&state.gates),
-    ];
-    dims.push(&mut args, &[i32::from(staged)]);
-    be.launch(&be.kernel_name(scan_op(geo), "persistent_fwd"), &cfg, &args)
 }
 
 /// The fused (`fused`) or unfused forward: the scan on the host, one step of the whole batch
@@ -266,7 +212,18 @@ fn forward<E: Executor>(
         return skewed_forward(be, op, is, w_ss, rec, n, &geo, &dims);
     }
     match rec {
-        Recurrence::Persistent => persistent_forward(be, is, w_ss, &state, n, &geo, &dims)?,
+        Recurrence::Persistent => {
+            let mut args = vec![
+                arg(is),
+                arg(w_ss),
+                arg(&state.h),
+                arg(&state.c),
+                arg(&state.gates),
+            ];
+            dims.push(&mut args, &[]);
+            let stem = format!("{}_persistent_fwd", scan_op(&geo));
+            launch_persistent(be, &stem, n, &geo, args)?;
+        }
         Recurrence::Fused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, true)?,
         Recurrence::Unfused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, false)?,
     }
@@ -305,7 +262,7 @@ fn backward<E: Executor>(
 /// Version of the selected recurrence kernels of `geo`'s scan (1 or 2): the version of the
 /// stepwise (fused and unfused) paths' kernels (`<scan>_step_*`, `<scan>_ss_fwd`,
 /// `<scan>_ss_bwd_data`, and the materialised layout's `diag_lstm_skewed_*` step kernels) and
-/// of the weight gradient; the persistent kernels have v1 only and run it under either.
+/// of the weight gradient, and of the persistent kernels (`cuda/lstm_persistent.rs`).
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {
@@ -365,6 +322,7 @@ pub(super) fn step_cfg(
         ],
         block: [STEP_TILE_THREADS, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: 0,
     })
 }
@@ -432,6 +390,7 @@ fn weight_gradient<E: Executor>(
         ],
         block: [64, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops,
     };
     let diagonal = matches!(geo.scan, Scan::Diagonal);
@@ -498,8 +457,6 @@ fn folded_backward<E: Executor>(
     match rec {
         Recurrence::Persistent => {
             // One launch for the whole scan, the steps in reverse inside the kernel.
-            let (cfg, staged) = persistent_cfg(w_ss, n, geo);
-            let cfg = cfg.with_flops(geo.ss_flops(n * geo.height * geo.width));
             let mut args = vec![
                 arg(w_ss),
                 arg(&state.gates),
@@ -508,8 +465,8 @@ fn folded_backward<E: Executor>(
                 arg(&dc_carry),
                 arg(&d_is),
             ];
-            dims.push(&mut args, &[i32::from(staged)]);
-            be.launch(&be.kernel_name(scan, "persistent_bwd"), &cfg, &args)?;
+            dims.push(&mut args, &[]);
+            launch_persistent(be, &format!("{scan}_persistent_bwd"), n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {

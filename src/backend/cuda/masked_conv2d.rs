@@ -157,6 +157,7 @@ fn mma_tiles(op: &'static str, rows: usize, cols: usize) -> Result<LaunchCfg> {
         grid: [gx as u32, u32::from(gy), 1],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: 0,
     })
 }
@@ -180,6 +181,7 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
         grid: [gx as u32, u32::from(gy), 1],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: 0,
     })
 }
@@ -224,6 +226,7 @@ fn pack_transposed<E: Executor>(
             ],
             block: [BLOCK, 1, 1],
             shared_bytes: 0,
+            cluster: [1, 1, 1],
             flops: 0,
         };
         be.launch("masked_conv2d_pack_transposed_v1", &cfg, &args)?;
@@ -347,6 +350,7 @@ fn weight_grad_split<E: Executor>(
         ],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         flops: g.pass_flops(spec),
     };
     let mut args = vec![arg(x), arg(dy), arg(&part), arg(&part_db)];
@@ -371,6 +375,7 @@ fn weight_grad_split<E: Executor>(
         ],
         block: [BLOCK, 1, 1],
         shared_bytes: 0,
+        cluster: [1, 1, 1],
         // Additions only, memory-bound: not GEMM work (LaunchCfg::flops).
         flops: 0,
     };

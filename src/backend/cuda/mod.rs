@@ -28,6 +28,7 @@ mod logistic_mixture;
 mod loss_targets;
 mod lstm;
 mod lstm_at;
+mod lstm_persistent;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;
@@ -49,7 +50,9 @@ pub use device::Device;
 pub use emulator::{
     AccessOp, EmuOptions, Emulator, LaunchCounters, MemSpace, SiteCounters, COUNTERS_ENV,
 };
-pub use executor::{Arg, Executor, LaunchCfg};
+pub use executor::{
+    Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES,
+};
 pub use variants::{
     DiagLstm, DiagLstmLayout, MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dWeight,
     RowLstm, Selected, Variants,
@@ -247,6 +250,11 @@ impl<E: Executor> CudaBackend<E> {
     ) -> Result<()> {
         let touched: Vec<&E::Buffer> = touched.iter().map(|t| t.data.raw()).collect();
         self.inner.exec.launch_touching(kernel, cfg, args, &touched)
+    }
+
+    /// Lets `kernel` use `bytes` of dynamic shared memory ([`Executor::opt_in_shared`]).
+    pub fn opt_in_shared(&self, kernel: &str, bytes: u32) -> Result<()> {
+        self.inner.exec.opt_in_shared(kernel, bytes)
     }
 
     /// A buffer of `len` elements from the cache (or the executor), contents unspecified

@@ -86,7 +86,8 @@ pub enum RowLstm {
     /// per block, coalesced weight reads), the weight gradient as a tiled GEMM over positions
     /// (`lstm_ss_bwd_weight_v2`, split K summed in a fixed order): the default, chosen by the
     /// emulator's memory counters (docs/kernels.md, "Recurrence kernels v2"). The persistent
-    /// kernels have v1 only and run it under either.
+    /// recurrence follows it: v2 runs one thread-block cluster per image with the weight
+    /// slices in shared memory (`row_lstm_persistent_*_v2`), v1 one block per image.
     #[default]
     V2,
 }
@@ -98,8 +99,8 @@ pub enum DiagLstm {
     /// One thread per (position, unit) or per weight element (`diag_lstm_*_v1`).
     V1,
     /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
-    /// `lstm_ss_bwd_weight_v2`): the default. The persistent kernels have v1 only and run it
-    /// under either.
+    /// `lstm_ss_bwd_weight_v2`): the default, the persistent recurrence included
+    /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters).
     #[default]
     V2,
 }

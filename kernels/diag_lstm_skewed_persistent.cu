@@ -1,0 +1,35 @@
+// pixelrnn: arch compute_90
+// diag_lstm_skewed_persistent.cu: the Diagonal LSTM's persistent v2 recurrence, materialised
+// layout (diag_lstm_skewed_persistent_{fwd,bwd}_v2, over the skewed maps).
+// One launch per scan and pass, one thread-block cluster per image; the versions, the design,
+// the shared-memory budget and the staged layouts are described in lstm_persistent.cuh (v1
+// of the persistent recurrence: diag_lstm_skewed.cu). Compute_90 PTX (the first line: clusters).
+#include "lstm_persistent.cuh"
+
+// Launch (every kernel of this file; lstm_persistent.cuh): gridDim.x = n * C, blockDim.x =
+// LSTM_V2_THREADS (128), clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8 (G >= 1
+// position groups), dynamic shared memory 32 * (4h*taps + 1) floats (opted in above 48 KiB).
+// The maps written in one step and read by other blocks in the next (h, c; d_is, dc_carry) are
+// not __restrict__: their loads must not take the read-only (non-coherent) path.
+//
+// Diagonal LSTM forward, materialised layout (the skewed maps, row stride `skewed`).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_skewed_persistent_fwd_v2(const float* __restrict__ is, const float* __restrict__ w,
+                                   float* h, float* c, float* __restrict__ gates, int n,
+                                   int height, int width, int hidden, int skewed) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_fwd_v2_body(is, w, w_s, h, c, gates, height, width, hidden, skewed, 1);
+}
+
+// Diagonal LSTM backward, materialised layout. dc_carry cleared by the host.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_skewed_persistent_bwd_v2(const float* __restrict__ w, const float* __restrict__ gates,
+                                   const float* __restrict__ c, const float* __restrict__ dh,
+                                   float* dc_carry, float* d_is, int n, int height, int width,
+                                   int hidden, int skewed) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v2_body(w, w_s, gates, c, dh, dc_carry, d_is, height, width, hidden,
+                                     skewed, 1);
+}
