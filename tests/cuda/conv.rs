@@ -23,18 +23,19 @@ crate::parity_tests! {
     conv_transpose2d_forward_backward => super::check_conv_transpose2d,
 }
 
-/// One convolution to check: map `n x h x w x cin` -> `cout` features under `spec`.
-struct Case {
-    what: &'static str,
-    n: usize,
-    h: usize,
-    w: usize,
-    cin: usize,
-    cout: usize,
-    spec: ConvSpec,
+/// One convolution to check: map `n x h x w x cin` -> `cout` features under `spec` (also the
+/// tensor-core cases of conv_mma.rs).
+pub(crate) struct Case {
+    pub what: &'static str,
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub spec: ConvSpec,
 }
 
-fn case(
+pub(crate) fn case(
     what: &'static str,
     [n, h, w]: [usize; 3],
     cin: usize,

@@ -16,30 +16,12 @@ use pixelrnn::backend::{Backend, ConvSpec, Mask, Precision};
 use pixelrnn::parity::{l2_rel_err, MMA_REL_TOL};
 use pixelrnn::tensor::Tensor;
 
+use crate::conv::{case, Case};
 use crate::{assert_close, pair, rel_err};
 
 crate::parity_tests! {
     masked_conv2d_mma_forward_backward => super::check_masked_conv2d_mma,
     masked_conv2d_mma_causal => super::check_masked_conv2d_mma_causal,
-}
-
-/// One convolution: map `[n, h, w, cin]` -> `cout` features under `spec`.
-struct Case {
-    what: &'static str,
-    nhw: [usize; 3],
-    cin: usize,
-    cout: usize,
-    spec: ConvSpec,
-}
-
-fn case(what: &'static str, nhw: [usize; 3], cin: usize, cout: usize, spec: ConvSpec) -> Case {
-    Case {
-        what,
-        nhw,
-        cin,
-        cout,
-        spec,
-    }
 }
 
 /// Against the tensor-core tiles (128 positions x 64 features, K chunks of 16; weight
@@ -155,7 +137,7 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
         for (k, c) in cases().iter().enumerate() {
             let seed = 700 + 10 * k as u64;
             let spec = &c.spec;
-            let [n, h, w] = c.nhw;
+            let (n, h, w) = (c.n, c.h, c.w);
             let (x_c, x_g) = pair(gpu, &[n, h, w, c.cin], seed, 1.0);
             let (w_c, w_g) = pair(gpu, &[c.cout, c.cin, spec.kh, spec.kw], seed + 1, 0.5);
             let (b_c, b_g) = pair(gpu, &[c.cout], seed + 2, 0.5);
@@ -244,7 +226,7 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
     }
     gpu.set_precision(Precision::Fp32);
     let c = &cases()[2];
-    let [n, h, w] = c.nhw;
+    let (n, h, w) = (c.n, c.h, c.w);
     let (x_c, x_g) = pair(gpu, &[n, h, w, c.cin], 1, 1.0);
     let (w_c, w_g) = pair(gpu, &[c.cout, c.cin, c.spec.kh, c.spec.kw], 2, 0.5);
     let (b_c, b_g) = pair(gpu, &[c.cout], 3, 0.5);
