@@ -12,10 +12,10 @@ use pixelrnn::data::{
     draw_images, embedded_mnist, load_dataset_as, save_npy_u8, Binarize, DataError, Images,
     STOCHASTIC_SEED, TEST_STREAM,
 };
-use safetensors::SafeTensors;
 use serde_json::Value;
 
-use common::cli::{assert_clean_error, pixelrnn, s, write_npy_images, Out, TINY};
+use common::cli::{assert_clean_error, pixelrnn, s, write_npy_images};
+use common::runs::{last_test_nll, run_config, train, weights};
 
 fn ones(images: &Images) -> u64 {
     images.pixels.iter().map(|&v| u64::from(v)).sum()
@@ -199,45 +199,12 @@ fn saved_runs_before_the_modes_still_read() {
 
 // ----------------------------------------------------------------------------- the binary
 
-fn train(data: &str, out: &Path, steps: u32, extra: &[&str]) -> Out {
-    let steps = steps.to_string();
-    let mut args = vec!["train", "--data", data];
-    args.extend(TINY);
-    args.extend(["--steps", &steps, "--out", s(out)]);
-    args.extend(extra);
-    pixelrnn(&args)
-}
-
-fn config(run: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap()
-}
-
-fn last_test_nll(run: &Path) -> f64 {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    last["test_nll_nats"].as_f64().unwrap()
-}
-
 fn eval_nll(args: &[&str]) -> f64 {
     let mut all = vec!["eval", "--json", "--limit", "16", "--device", "cpu"];
     all.extend(args);
     let out = pixelrnn(&all).expect_ok();
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     v["test_nll_nats"].as_f64().unwrap()
-}
-
-/// The weight tensors (no optimizer state) of a run's checkpoint: name -> bytes.
-fn weights(run: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut w: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("optim."))
-        .map(|(n, v)| (n, v.data().to_vec()))
-        .collect();
-    w.sort();
-    w
 }
 
 /// 0/1 images of `h x w`: a `.npy` whose values are all 0 or 1.
@@ -272,7 +239,7 @@ fn zero_one_data_trains_binary_with_one_line_and_eval_follows() {
         "{}",
         out.stderr
     );
-    let cfg = config(&run);
+    let cfg = run_config(&run);
     assert_eq!(cfg["model"]["binary"], true);
     assert_eq!(cfg["binarize"], "auto");
     // Eval follows the checkpoint, with the run's data or the same file named again.
@@ -284,7 +251,7 @@ fn zero_one_data_trains_binary_with_one_line_and_eval_follows() {
     let kept = dir.path().join("kept");
     let out = train(s(&data), &kept, 2, &["--keep-levels"]).expect_ok();
     assert!(!out.stderr.contains("holds only 0 and 1"), "{}", out.stderr);
-    let cfg = config(&kept);
+    let cfg = run_config(&kept);
     assert_eq!(cfg["model"]["binary"], false);
     assert_eq!(cfg["binarize"], "keep-levels");
     let c = eval_nll(&["--checkpoint", s(&kept), "--data", s(&data)]);
@@ -313,7 +280,7 @@ fn grey_data_binarized_in_training_is_binarized_in_eval_and_sample() {
     ] {
         let run = dir.path().join(format!("run-{}", flags.len()));
         train(s(&data), &run, 2, &flags).expect_ok();
-        assert_eq!(config(&run)["binarize"], saved);
+        assert_eq!(run_config(&run)["binarize"], saved);
         let nll = last_test_nll(&run);
         // The case: `eval --data SAME_FILE` without repeating the flag.
         let e = eval_nll(&["--checkpoint", s(&run), "--data", s(&data)]);
@@ -410,7 +377,7 @@ fn dynamic_training_resumes_exactly_and_redraws_each_epoch() {
     let straight = dir.path().join("straight");
     train(s(&data), &straight, 8, &dynamic).expect_ok();
     assert_eq!(
-        config(&straight)["binarize"],
+        run_config(&straight)["binarize"],
         serde_json::json!({"dynamic": {"seed": 0}})
     );
     let resumed = dir.path().join("resumed");
@@ -452,7 +419,7 @@ fn embedded_stochastic_set_trains_and_records_its_seed() {
         "{}",
         out.stderr
     );
-    let cfg = config(&run);
+    let cfg = run_config(&run);
     assert_eq!(cfg["data"], "binarized-mnist-stochastic");
     assert_eq!(
         cfg["binarize"],

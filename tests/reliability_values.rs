@@ -18,6 +18,7 @@ use safetensors::SafeTensors;
 use serde_json::Value;
 
 use common::cli::{assert_clean_error, check_clean_error, pixelrnn, s, write_npy_images, Out};
+use common::runs::{metric_steps, train};
 
 // ---------------------------------------------------------------------------------- helpers
 
@@ -26,39 +27,11 @@ fn write_images(dir: &Path, n: usize) -> PathBuf {
     write_npy_images(dir, "grey.npy", (n, 8, 8, 1), 7)
 }
 
-/// `pixelrnn train` of a tiny model on `data` into `out`, `steps` steps, plus `extra` flags.
-fn train(data: &Path, out: &Path, steps: u32, extra: &[&str]) -> Out {
-    let steps = steps.to_string();
-    let mut args = vec![
-        "train",
-        "--data",
-        s(data),
-        "--layers",
-        "1",
-        "--hidden",
-        "4",
-        "--head",
-        "8",
-        "--batch",
-        "4",
-        "--eval-images",
-        "8",
-        "--device",
-        "cpu",
-        "--steps",
-        &steps,
-        "--out",
-        s(out),
-    ];
-    args.extend(extra);
-    pixelrnn(&args)
-}
-
 /// A run folder trained for `steps` steps (tiny PixelCNN on 20 generated 8x8 images).
 fn trained(dir: &Path, steps: u32, extra: &[&str]) -> PathBuf {
     let data = write_images(dir, 20);
     let run = dir.join("run");
-    train(&data, &run, steps, extra).expect_ok();
+    train(s(&data), &run, steps, extra).expect_ok();
     run
 }
 
@@ -112,18 +85,6 @@ fn set_tensor(run: &Path, which: &str, value: f32) {
         |_| {},
     );
     assert!(found, "the checkpoint has no tensor {which}");
-}
-
-/// The `step` of every line of `run`'s metrics.jsonl.
-fn metric_steps(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            v["step"].as_u64().expect("a step")
-        })
-        .collect()
 }
 
 /// The checkpoint's bytes and the metrics log's text: what a refused command must not change.
@@ -423,7 +384,7 @@ fn resume_from_a_step_0_checkpoint_writes_the_step_0_line_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_images(dir.path(), 20);
     let run = dir.path().join("run");
-    let out = train(&data, &run, 3, &["--lr", "1e30"]);
+    let out = train(s(&data), &run, 3, &["--lr", "1e30"]);
     assert!(out.code.is_some_and(|c| c != 0), "{}", out.stderr);
     assert_eq!(
         metric_steps(&run),

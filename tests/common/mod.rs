@@ -1,7 +1,7 @@
 //! What the integration tests share: the float64 references written from the spec
 //! (`reference`), random data, tensors and comparisons (`helpers`), the layers and models under
 //! test with randomised parameters and the causality probes (`layers`, `models`), and running
-//! the binary (`cli`).
+//! the binary (`cli`), and training runs and reading their folders (`runs`).
 //!
 //! A test file uses it with `mod common;` (tests/cuda/main.rs with
 //! `#[path = "../common/mod.rs"] mod common;`). Nothing here depends on a backend other than
@@ -17,3 +17,4 @@ pub mod layers;
 pub mod models;
 pub mod recurrent;
 pub mod reference;
+pub mod runs;

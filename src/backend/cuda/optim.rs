@@ -87,30 +87,16 @@ pub fn rmsprop_update_all<E: Executor>(
     grad_scale: f32,
     step: RmsPropStep,
 ) -> Result<()> {
-    const OP: &str = "rmsprop_update_all";
-    parameter_lists(OP, params, &[grads, ms])?;
-    unique(be, params)?;
-    unique(be, ms)?;
-    if grad_scale != 1.0 {
-        unique(be, grads)?;
-    }
-    let entries: Vec<_> = (0..params.len())
-        .map(|k| [Some(&*params[k]), Some(&*grads[k]), Some(&*ms[k]), None])
-        .collect();
-    let Some(chunks) = multi_tensor::upload(be, OP, &entries)? else {
-        return Ok(());
-    };
-    be.launch_touching(
-        &be.kernel_name("optim", "rmsprop_multi"),
-        &LaunchCfg::linear(chunks.rows, BLOCK),
-        &[
-            arg(&chunks.table),
-            Arg::F32(step.lr),
-            Arg::F32(step.decay),
-            Arg::F32(step.eps),
-            Arg::F32(grad_scale),
-        ],
-        &chunks.touched,
+    update_all(
+        be,
+        "rmsprop_update_all",
+        "rmsprop_multi",
+        params,
+        grads,
+        ms,
+        None,
+        grad_scale,
+        &[step.lr, step.decay, step.eps],
     )
 }
 
@@ -125,12 +111,53 @@ pub fn adam_update_all<E: Executor>(
     grad_scale: f32,
     step: AdamStep,
 ) -> Result<()> {
-    const OP: &str = "adam_update_all";
-    parameter_lists(OP, params, &[grads, m, v])?;
+    update_all(
+        be,
+        "adam_update_all",
+        "adam_multi",
+        params,
+        grads,
+        m,
+        Some(v),
+        grad_scale,
+        &[
+            step.lr,
+            step.beta1,
+            step.beta2,
+            step.eps,
+            step.bias_correction1,
+            step.bias_correction2,
+        ],
+    )
+}
+
+/// What the `_all` updates share: checks the lists against `params`, gives every tensor the
+/// kernel writes a buffer of its own, and launches `optim_<part>_v<N>` once over the chunk
+/// table of `[param, grad, stat, second stat]` per parameter, with the scalar arguments
+/// `hyper` and then `grad_scale` (the kernels' parameter order, kernels/optim.cu).
+#[allow(clippy::too_many_arguments)]
+fn update_all<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    part: &str,
+    params: &mut [&mut Tensor<CudaBackend<E>>],
+    grads: &mut [&mut Tensor<CudaBackend<E>>],
+    stat: &mut [&mut Tensor<CudaBackend<E>>],
+    mut second: Option<&mut [&mut Tensor<CudaBackend<E>>]>,
+    grad_scale: f32,
+    hyper: &[f32],
+) -> Result<()> {
+    match second.as_deref() {
+        Some(second) => parameter_lists(op, params, &[grads, stat, second])?,
+        None => parameter_lists(op, params, &[grads, stat])?,
+    }
     unique(be, params)?;
-    unique(be, m)?;
-    unique(be, v)?;
+    unique(be, stat)?;
+    if let Some(second) = second.as_deref_mut() {
+        unique(be, second)?;
+    }
     if grad_scale != 1.0 {
+        // The kernel writes the scaled gradients back.
         unique(be, grads)?;
     }
     let entries: Vec<_> = (0..params.len())
@@ -138,27 +165,21 @@ pub fn adam_update_all<E: Executor>(
             [
                 Some(&*params[k]),
                 Some(&*grads[k]),
-                Some(&*m[k]),
-                Some(&*v[k]),
+                Some(&*stat[k]),
+                second.as_deref().map(|list| &*list[k]),
             ]
         })
         .collect();
-    let Some(chunks) = multi_tensor::upload(be, OP, &entries)? else {
+    let Some(chunks) = multi_tensor::upload(be, op, &entries)? else {
         return Ok(());
     };
+    let mut args = vec![arg(&chunks.table)];
+    args.extend(hyper.iter().map(|&x| Arg::F32(x)));
+    args.push(Arg::F32(grad_scale));
     be.launch_touching(
-        &be.kernel_name("optim", "adam_multi"),
+        &be.kernel_name("optim", part),
         &LaunchCfg::linear(chunks.rows, BLOCK),
-        &[
-            arg(&chunks.table),
-            Arg::F32(step.lr),
-            Arg::F32(step.beta1),
-            Arg::F32(step.beta2),
-            Arg::F32(step.eps),
-            Arg::F32(step.bias_correction1),
-            Arg::F32(step.bias_correction2),
-            Arg::F32(grad_scale),
-        ],
+        &args,
         &chunks.touched,
     )
 }
