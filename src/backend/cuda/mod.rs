@@ -21,6 +21,7 @@ pub mod device;
 mod diag_bilstm_combine;
 mod diag_lstm_skewed;
 mod elementwise;
+mod emu_counters;
 pub mod emulator;
 mod executor;
 mod gated;
