@@ -115,12 +115,7 @@ pub(crate) fn time_step<B: BenchBackend>(
             let mut cm = Model::new(cpu, mc.clone(), 0)?;
             cm.set_recurrence(rec.unwrap_or_default());
             let mut copt = optimizer::<CpuBackend>();
-            // The CPU twin at the row's precision (its GEMM operands rounded alike).
-            let before = cpu.precision();
-            cpu.set_precision(choice.precision);
-            let twin = train_step(cpu, &mut cm, &mut copt, &images, true);
-            cpu.set_precision(before);
-            let (l, n) = twin?;
+            let (l, n) = train_step(cpu, &mut cm, &mut copt, &images, true)?;
             let err = ((loss - l) / l).abs().max(((norm - n) / n).abs());
             row.rel_err = Some(err);
             let within = err <= parity::DEEP_REL_TOL; // NaN is not within

@@ -4,7 +4,7 @@
 //! of its default v2, and every training step after them was timed with v1.)
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, MaskedConv2d, Variants};
-use pixelrnn::backend::{Precision, Recurrence};
+use pixelrnn::backend::Recurrence;
 use pixelrnn::bench::{self, ExecTimer, Options, Part};
 use pixelrnn::models::ModelKind;
 
@@ -25,7 +25,7 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
         configs: vec![bench::config("tiny").expect("the tiny config")],
         recurrences: vec![Recurrence::Fused],
         op_filter: vec!["masked_conv2d fwd".into()],
-        precisions: Precision::ALL.to_vec(),
+        precisions: pixelrnn::backend::Precision::ALL.to_vec(),
     };
     let report = bench::run(gpu, &o, &mut |_| {}).unwrap_or_else(|e| panic!("bench: {e}"));
     for r in &report.rows {
@@ -60,11 +60,11 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
     let steps: Vec<_> = report.rows.iter().filter(|r| r.kind == "step").collect();
     assert_eq!(
         steps.len(),
-        3 * Precision::ALL.len(),
-        "pixelcnn, diag-bilstm folded and materialised, at each precision"
+        3,
+        "pixelcnn, diag-bilstm folded and materialised"
     );
     for r in steps {
-        let layout = if r.variant.contains("/materialised") {
+        let layout = if r.variant.ends_with("/materialised") {
             DiagLstmLayout::Materialised
         } else {
             DiagLstmLayout::Folded
