@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::backend::{ConvSpec, Mask, Precision, Recurrence};
+use crate::backend::{ConvSpec, Mask, Recurrence};
 use crate::models::{ModelConfig, ModelKind};
 
 /// A model size of the bench (the layer shapes of the op rows and the training-step rows).
@@ -220,9 +220,6 @@ pub struct Options {
     /// Only op rows whose name contains one of these (empty: all; `--op`). A word that
     /// matches no op row is an error ([`super::check_filter`]).
     pub op_filter: Vec<String>,
-    /// Precisions of the rows (`--precision`): the op rows of the ops with tensor-core
-    /// kernels and every training step run at each; the other ops have fp32 rows only.
-    pub precisions: Vec<Precision>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::case::OpCase;
 use super::ops::{self, plan};
 use super::report::{fill_speedups, one_line, rec_name, utc_date};
 use super::steps::{self, time_step};
-use super::timing::{Choice, Sweep};
+use super::timing::Choice;
 use super::{BenchBackend, BenchConfig, Ceilings, OpRow, Options, Part, Report};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Precision, Recurrence};
@@ -21,14 +21,14 @@ pub fn count_rows<B: BenchBackend>(be: &B, o: &Options) -> Result<usize> {
         if o.part != Part::Steps {
             for case in plan::<B>(cfg, &o.recurrences)? {
                 if ops::selected(&o.op_filter, case.name) {
-                    rows += choices(be, Some(case.kernel), case.sweep, o).len();
+                    rows += be.choices(Some(case.kernel), case.sweep).len();
                 }
             }
         }
         if o.part != Part::Ops {
             for &kind in &o.models {
                 for rec in steps::recurrences(kind, o) {
-                    rows += choices(be, None, steps::sweep(kind, rec), o).len();
+                    rows += be.choices(None, steps::sweep(kind, rec)).len();
                 }
             }
         }
@@ -134,44 +134,13 @@ fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Rec
     let mut rows = Vec::new();
     for &kind in &o.models {
         for rec in steps::recurrences(kind, o) {
-            for choice in choices(be, None, steps::sweep(kind, rec), o) {
+            for choice in be.choices(None, steps::sweep(kind, rec)) {
                 rows.push((kind, rec, choice));
             }
         }
     }
     // A stable sort: within each group, the order above.
     rows.sort_by_key(|(_, rec, choice)| !steps::comes_first(*rec, choice));
-    rows
-}
-
-/// The rows of one op (`kernel`) or one training step (`None`) at the precisions of `o`: the
-/// backend's variants whose precision `o` lists, and for a training step each fp32 variant
-/// again at every other listed precision (a whole step at that precision: rows `tf32-v2`...).
-fn choices<B: BenchBackend>(
-    be: &B,
-    kernel: Option<&str>,
-    sweep: Sweep,
-    o: &Options,
-) -> Vec<Choice> {
-    let all = be.choices(kernel, sweep);
-    let mut rows: Vec<Choice> = all
-        .iter()
-        .filter(|c| o.precisions.contains(&c.precision))
-        .cloned()
-        .collect();
-    if kernel.is_none() {
-        for &p in o.precisions.iter().filter(|&&p| p != Precision::Fp32) {
-            rows.extend(
-                all.iter()
-                    .filter(|c| c.precision == Precision::Fp32)
-                    .map(|c| Choice {
-                        version: format!("{p}-{}", c.version),
-                        precision: p,
-                        ..c.clone()
-                    }),
-            );
-        }
-    }
     rows
 }
 
@@ -198,7 +167,7 @@ fn time_op<B: BenchBackend>(
     // The reference result, once per precision for all variants: the CPU twin at the row's
     // precision (the tensor-core rows' operands rounded as their kernels round them).
     let mut wants: Vec<(Precision, Option<Reference>)> = Vec::new();
-    for choice in choices(be, Some(case.kernel), case.sweep, o) {
+    for choice in be.choices(Some(case.kernel), case.sweep) {
         if !wants.iter().any(|(p, _)| *p == choice.precision) {
             let want = reference.map(|r| {
                 cpu.set_precision(choice.precision);
@@ -314,7 +283,6 @@ mod tests {
             configs: vec![super::super::config("tiny").unwrap()],
             recurrences: vec![crate::backend::Recurrence::Fused],
             op_filter: vec!["relu".into(), "nope".into()],
-            precisions: vec![Precision::Fp32],
         };
         let cpu = CpuBackend::new();
         match run(&cpu, &o, &mut |_| {}) {
@@ -340,7 +308,6 @@ mod tests {
             configs: vec![super::super::config("tiny").unwrap()],
             recurrences: vec![Recurrence::Persistent, Recurrence::Fused],
             op_filter: Vec::new(),
-            precisions: vec![Precision::Fp32],
         };
         let dir =
             std::env::temp_dir().join(format!("pixelrnn-bench-stream-{}", std::process::id()));

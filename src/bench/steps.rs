@@ -7,7 +7,7 @@ use super::timing::{Choice, Sweep};
 use super::{step_flops, BenchBackend, BenchConfig, Ceilings, OpRow, Options};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::DiagLstmLayout;
-use crate::backend::{Backend, Precision, Recurrence};
+use crate::backend::{Backend, Recurrence};
 use crate::data::Images;
 use crate::error::Result;
 use crate::models::{Model, ModelKind};
@@ -88,10 +88,6 @@ pub(crate) fn time_step<B: BenchBackend>(
     let mut variant = rec.map_or_else(|| "-".to_string(), rec_name);
     if let Some(l) = choice.layout.filter(|&l| l != DiagLstmLayout::Folded) {
         variant = format!("{variant}/{l}");
-    }
-    if choice.precision != Precision::Fp32 {
-        // A whole step with the GEMM operands rounded (`--precision`).
-        variant = format!("{variant} {}", choice.precision);
     }
     let mut row = OpRow::new(
         "step",

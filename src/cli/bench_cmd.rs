@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixelrnn::backend::{Precision, Recurrence};
+use pixelrnn::backend::Recurrence;
 use pixelrnn::bench::{self, BenchBackend, Options, Part};
 use pixelrnn::models::ModelKind;
 
@@ -22,19 +22,6 @@ enum RecurrenceArg {
     /// Persistent recurrence only (one launch per scan on CUDA; the fused sweep on the CPU).
     Persistent,
     /// Every variant, with the speed-up over unfused.
-    All,
-}
-
-/// `--precision` of the bench: one precision or all of them side by side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum PrecisionArg {
-    /// fp32 rows only.
-    Fp32,
-    /// tf32 rows only (the ops with tensor-core kernels, and the training steps).
-    Tf32,
-    /// bf16 rows only (the same).
-    Bf16,
-    /// fp32, tf32 and bf16 rows side by side.
     All,
 }
 
@@ -71,11 +58,6 @@ pub struct BenchArgs {
     /// Recurrence variants of the LSTM rows.
     #[arg(long, value_enum, default_value = "all")]
     recurrence: RecurrenceArg,
-    /// Precision of the rows: the ops with tensor-core kernels (the masked convolution) and
-    /// the training steps get a row at each; every row is validated against the CPU twin at
-    /// its own precision before it is timed. The other ops have fp32 rows only.
-    #[arg(long, value_enum, default_value = "fp32")]
-    precision: PrecisionArg,
     /// Only the op rows whose name contains one of these (comma-separated; e.g. conv,lstm).
     #[arg(long, value_delimiter = ',')]
     op: Vec<String>,
@@ -159,12 +141,6 @@ fn options(args: &BenchArgs, emulated: bool) -> anyhow::Result<Options> {
         configs,
         recurrences,
         op_filter: args.op.clone(),
-        precisions: match args.precision {
-            PrecisionArg::Fp32 => vec![Precision::Fp32],
-            PrecisionArg::Tf32 => vec![Precision::Tf32],
-            PrecisionArg::Bf16 => vec![Precision::Bf16],
-            PrecisionArg::All => Precision::ALL.to_vec(),
-        },
     })
 }
 

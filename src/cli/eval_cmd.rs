@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use pixelrnn::backend::{Backend, Precision};
+use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::{write_atomic, Checkpoint};
 use pixelrnn::data::{load_dataset_as, Binarize, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC};
 use pixelrnn::eval::evaluate;
@@ -63,10 +63,6 @@ pub struct EvalArgs {
     /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
-    /// Precision of the GEMM operands: fp32, tf32 or bf16 (README, "Precision") [default:
-    /// the precision the checkpoint was trained at, fp32 for runs saved before the flag].
-    #[arg(long, value_enum)]
-    precision: Option<Precision>,
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -112,10 +108,6 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
     }
     let model = ck.load_model(&backend)?;
     let saved = TrainConfig::from_checkpoint(&ck)?;
-    // Scored at the precision it was trained at unless asked otherwise: the NLL a run
-    // reported is what eval reproduces by default.
-    let precision = args.precision.unwrap_or(saved.precision);
-    backend.set_precision(precision);
     let spec = args.data.clone().unwrap_or(saved.data.clone());
     // The checkpoint decides how values are read (a binary model binarizes as it was trained,
     // a 256-level model never takes 0/1 data as binary), unless a flag says otherwise or
@@ -208,7 +200,6 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
             "stage2_nll_nats": r.stages.map(|s| s[1]),
             // Class-conditional checkpoints: the NLL is -log p(x | class), K classes.
             "classes": model.config.classes,
-            "precision": precision.name(),
             "images_per_sec": r.images as f64 / secs,
             "seconds": secs,
         });
@@ -225,9 +216,6 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
             r.bits_per_dim,
             secs
         );
-        if precision != Precision::Fp32 {
-            println!("  precision {precision}: GEMM operands rounded, fp32 accumulation");
-        }
         if let Some([a, b]) = r.stages {
             println!("  stage 1 NLL(x_s) {a:.4} + stage 2 NLL(x | x_s) {b:.4} nats/image");
         }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixelrnn::backend::{Backend, Precision};
+use pixelrnn::backend::Backend;
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::data::{draw_images, load_npy, save_npy_u8, Binarize, TEST_STREAM};
 use pixelrnn::sample::{
@@ -60,10 +60,6 @@ pub struct SampleArgs {
     /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
-    /// Precision of the GEMM operands: fp32, tf32 or bf16 (README, "Precision") [default:
-    /// the precision the checkpoint was trained at, fp32 for runs saved before the flag].
-    #[arg(long, value_enum)]
-    precision: Option<Precision>,
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -91,9 +87,6 @@ fn run_with<B: Backend>(
         super::check_writable("--npy", p)?;
     }
     let ck = Checkpoint::open(&args.checkpoint)?;
-    // Drawn at the precision the model was trained at unless asked otherwise (as eval).
-    let trained_at = TrainConfig::from_checkpoint(&ck).ok().map(|c| c.precision);
-    backend.set_precision(args.precision.or(trained_at).unwrap_or_default());
     let model = ck.load_model(&backend)?;
     let prefix = match (&args.prefix, args.rows) {
         (Some(path), Some(rows)) => Some(Prefix {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::cuda::{CudaBackend, Device};
-use pixelrnn::backend::{Backend, Precision, Recurrence};
+use pixelrnn::backend::{Backend, Recurrence};
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{
@@ -94,10 +94,6 @@ pub struct TrainArgs {
     /// How recurrent layers run their recurrence (same numbers, different speed) [default: fused].
     #[arg(long, value_enum)]
     recurrence: Option<Recurrence>,
-    /// Precision of the GEMM operands: fp32, tf32 or bf16 (operands rounded, fp32
-    /// accumulation; README, "Precision") [default: fp32; on --resume: the run's].
-    #[arg(long, value_enum)]
-    precision: Option<Precision>,
     /// Images per step [default: 16].
     #[arg(long)]
     batch: Option<usize>,
@@ -311,7 +307,6 @@ fn fresh_config(
         eval_images: args.eval_images,
         seed: args.seed.unwrap_or(0),
         recurrence: args.recurrence.unwrap_or_default(),
-        precision: args.precision.unwrap_or_default(),
         stage: args.stage,
     })
 }
@@ -406,15 +401,6 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     }
     if let Some(r) = args.recurrence {
         cfg.recurrence = r;
-    }
-    if let Some(p) = args.precision {
-        if p != cfg.precision {
-            eprintln!(
-                "--resume: precision {} (the run was trained at {} so far)",
-                p, cfg.precision
-            );
-        }
-        cfg.precision = p;
     }
     Ok(cfg)
 }
@@ -576,10 +562,7 @@ fn run_with<B: Backend>(
             );
             say(
                 &bar,
-                format!(
-                    "{params} parameters; steps {start_step}..{total_steps}; precision {}",
-                    cfg.precision
-                ),
+                format!("{params} parameters; steps {start_step}..{total_steps}"),
             );
         }
         Event::Step {

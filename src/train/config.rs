@@ -63,11 +63,6 @@ pub struct TrainConfig {
     /// How recurrent layers run their recurrence (fused, unfused or persistent: same numbers).
     #[serde(default)]
     pub recurrence: crate::backend::Recurrence,
-    /// The precision of the GEMM operands (`--precision`; src/backend/precision.rs): set on
-    /// the backend before the model is made, may change on `--resume`. Runs saved before the
-    /// flag existed read as fp32, as they were trained.
-    #[serde(default)]
-    pub precision: crate::backend::Precision,
     /// Multi-scale: train only stage 1 or only stage 2 (`None`: both, one loss = the sum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<u8>,

@@ -275,8 +275,6 @@ fn rank_state<B: Backend>(
     cfg: &TrainConfig,
     resume: Option<&Checkpoint>,
 ) -> Result<(Model<B>, Optimizer<B>)> {
-    // Before any tensor work: the precision holds for the backend and its clones.
-    backend.set_precision(cfg.precision);
     let (mut model, opt) = match resume {
         Some(ck) => {
             let mut model = ck.load_model(backend)?;

@@ -2,7 +2,6 @@
 //! causality probe of MODELS.md ("What must be tested").
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::{Backend, Precision};
 use pixelrnn::models::{Model, ModelConfig};
 use pixelrnn::nn::Param;
 use pixelrnn::tensor::Tensor;
@@ -93,14 +92,7 @@ pub fn logits_of(logits: &[f32], cfg: &ModelConfig, s: usize) -> Vec<f32> {
 /// MODELS.md, "What must be tested": perturb input sub-pixel p of the one image `x`; no output
 /// sub-pixel at or before p changes (exactly); some later one does.
 pub fn assert_causal(model: &Model<CpuBackend>, x: &[f32], what: &str) {
-    assert_causal_at(model, x, what, Precision::Fp32);
-}
-
-/// [`assert_causal`] with the backend at `precision` (the GEMM operands rounded: the masks
-/// must still hold exactly, whatever the rounding).
-pub fn assert_causal_at(model: &Model<CpuBackend>, x: &[f32], what: &str, precision: Precision) {
     let b = CpuBackend::new();
-    b.set_precision(precision);
     let cfg = &model.config;
     let shape = [1, cfg.height, cfg.width, cfg.channels];
     let run = |x: &[f32]| host(&b, &model.forward(&b, &t(&b, &shape, x)).unwrap().0);
