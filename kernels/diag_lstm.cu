@@ -51,6 +51,11 @@
 //       (lstm_persistent.cuh: one thread-block cluster per image over the same v2 bodies,
 //       each block's slice of the state weight in shared memory). The skewed gate and the
 //       one-position kernels: v1 only.
+//   v3: v2, except the backward through time: diag_lstm_step_bwd_v3, diag_lstm_ss_bwd_data_v3
+//       and the materialised layout's diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3 register-tile
+//       the transposed product 4 positions x 4 units per thread, blocks of 16 positions x 128
+//       units (diag_lstm_v3.cuh, lstm_v3.cuh): 8 FLOPs per shared word instead of v2's 2, same
+//       summation order. The forward, weight gradient and persistent kernels of v3 are v2's.
 //
 // Files (kernels are looked up by name, so the op's kernels may live in several modules):
 // diag_lstm.cu (this file: the folded layout's kernels), diag_lstm_skewed.cu (the materialised
@@ -66,6 +71,7 @@
 // count = min(s, H-1) - lo + 1.
 #include "diag_lstm.cuh"
 #include "diag_lstm_v2.cuh"
+#include "diag_lstm_v3.cuh"
 // ---------------------------------------------------------------------------------------------
 // Folded layout (op "diag_lstm_layout" = 1, the default): the image's own maps, no skewed map.
 
@@ -269,3 +275,31 @@ diag_lstm_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__
                           false);
 }
 
+
+// Launch (diag_lstm_step_bwd_v3, diag_lstm_ss_bwd_data_v3): blockDim.x = LSTM_V2_THREADS (128),
+// gridDim = (n * ceil(count / 16), ceil(h / 128)); `wp` from lstm_pack_ss_v2 (transposed = 1).
+// Fused backward of one anti-diagonal (v3 tiles, diag_lstm_v3.cuh): as diag_lstm_step_bwd_v2.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+diag_lstm_step_bwd_v3(const float* __restrict__ wp, const float* __restrict__ gates,
+                      const float* __restrict__ c, const float* __restrict__ dh,
+                      float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                      int height, int width, int hidden, int step) {
+    (void)n;
+    diag_lstm_v3_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, width, 0,
+                          step,
+                          lstm_v3_tile_of_block(diag_lstm_count(step, height, width), hidden),
+                          true);
+}
+
+// Unfused backward, second half (v3 tiles): as diag_lstm_ss_bwd_data_v2.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+diag_lstm_ss_bwd_data_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                         float* __restrict__ dh_carry, int n, int height, int width, int hidden,
+                         int step) {
+    (void)n;
+    // The unfused body reads d_is only: the cast is never written through.
+    diag_lstm_v3_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                          hidden, width, 0, step,
+                          lstm_v3_tile_of_block(diag_lstm_count(step, height, width), hidden),
+                          false);
+}

@@ -12,10 +12,13 @@
 //       (diag_lstm_v2.cuh) over the skewed maps; the persistent v2 kernels of this layout,
 //       diag_lstm_skewed_persistent_{fwd,bwd}_v2, are in lstm_persistent.cuh. The skewed gate
 //       kernels: v1 only.
+//   v3: v2's kernels, except diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3 (diag_lstm_v3.cuh):
+//       the backward product register-tiled 4 positions x 4 units per thread.
 //
 // Layout: the skewed maps [n, H, Ws, *] (section below); w_ss [4h, h, 2, 1] as in diag_lstm.cu.
 #include "diag_lstm.cuh"
 #include "diag_lstm_v2.cuh"
+#include "diag_lstm_v3.cuh"
 
 // Materialised layout (op "diag_lstm_layout" = 2, the comparison variant): the paper's literal
 // formulation. The host skews `is` to [n, H, Ws, 4h] (skew_fwd_v1, Ws = max(2W-1, H+W-1)), runs
@@ -205,3 +208,29 @@ diag_lstm_skewed_ss_bwd_data_v2(const float* __restrict__ wp, const float* __res
                           false);
 }
 
+
+// Materialised layout, v3 backward tiles (diag_lstm_v3.cuh) over the skewed maps (stride = Ws,
+// skew = 1), launched as the folded v3 kernels.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+diag_lstm_skewed_step_bwd_v3(const float* __restrict__ wp, const float* __restrict__ gates,
+                             const float* __restrict__ c, const float* __restrict__ dh,
+                             float* __restrict__ dc_carry, float* __restrict__ d_is, int n,
+                             int height, int width, int hidden, int skewed, int step) {
+    (void)n;
+    diag_lstm_v3_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, skewed, 1,
+                          step,
+                          lstm_v3_tile_of_block(diag_lstm_count(step, height, width), hidden),
+                          true);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+diag_lstm_skewed_ss_bwd_data_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                                float* __restrict__ dh_carry, int n, int height, int width,
+                                int hidden, int skewed, int step) {
+    (void)n;
+    // The unfused body reads d_is only: the cast is never written through.
+    diag_lstm_v3_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                          hidden, skewed, 1, step,
+                          lstm_v3_tile_of_block(diag_lstm_count(step, height, width), hidden),
+                          false);
+}

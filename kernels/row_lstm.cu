@@ -40,12 +40,18 @@
 //       the persistent v2 kernels row_lstm_persistent_{fwd,bwd}_v2 (lstm_persistent.cuh: one
 //       thread-block cluster per image, each block's slice of the state weight in shared
 //       memory, the rows ordered by the cluster barrier). One-position kernel: v1 only.
+//   v3: v2, except the backward through time: row_lstm_step_bwd_v3 (fused) and
+//       row_lstm_ss_bwd_data_v3 (unfused) register-tile the transposed product 4 positions x
+//       4 units per thread, blocks of 16 positions x 128 units (row_lstm_v3.cuh, lstm_v3.cuh):
+//       8 FLOPs per shared word instead of v2's 2, same summation order (same bits). The
+//       forward, the weight gradient and the persistent kernels of v3 are v2's.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,
 // tap t of (i, j) reads h(i-1, j + t - k/2).
 #include "common.cuh"
 #include "row_lstm_v2.cuh"
+#include "row_lstm_v3.cuh"
 
 // Strides of the state weight's element (x, u, v, t) (gate block x, unit u, input unit v, tap
 // t), as laid out in global memory ([4h, h, 1, k]: ((x*h + u)*h + v)*k + t) and as staged in
@@ -439,4 +445,31 @@ row_lstm_ss_bwd_data_v2(const float* __restrict__ wp, const float* __restrict__ 
     row_lstm_v2_bwd_body(lstm_wview_packed_bwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS), 0, 0, 0,
                          0, const_cast<float*>(d_is), dh_carry, height, width, hidden, k, row,
                          lstm_v2_tile_of_block(width, hidden), false);
+}
+
+// Launch (row_lstm_step_bwd_v3, row_lstm_ss_bwd_data_v3): blockDim.x = LSTM_V2_THREADS (128),
+// gridDim = (n * ceil(W / 16), ceil(h / 128)); `wp` from lstm_pack_ss_v2 (transposed = 1).
+// Fused backward of one row (v3 tiles): as row_lstm_step_bwd_v2.
+// __launch_bounds__(.., 1): with the bare block size ptxas held this kernel at 96 registers
+// and spilled 8 bytes (16 accumulators and the 16 unrolled cell epilogues); stating the
+// minimum of one block per SM lets it take what it needs.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+row_lstm_step_bwd_v3(const float* __restrict__ wp, const float* __restrict__ gates,
+                     const float* __restrict__ c, const float* __restrict__ dh,
+                     float* __restrict__ dc_carry, float* __restrict__ d_is, int n, int height,
+                     int width, int hidden, int k, int row) {
+    (void)n;
+    row_lstm_v3_bwd_body(wp, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, k, row,
+                         lstm_v3_tile_of_block(width, hidden), true);
+}
+
+// Unfused backward, second half (v3 tiles): as row_lstm_ss_bwd_data_v2.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+row_lstm_ss_bwd_data_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                        float* __restrict__ dh_carry, int n, int height, int width, int hidden,
+                        int k, int row) {
+    (void)n;
+    // The unfused body reads d_is only: the cast is never written through.
+    row_lstm_v3_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                         hidden, k, row, lstm_v3_tile_of_block(width, hidden), false);
 }

@@ -119,7 +119,7 @@ fn persistent_staged(scan: Scan, hd: usize) -> bool {
     floats * std::mem::size_of::<f32>() <= 48 * 1024
 }
 
-/// The selection of recurrence kernel version `v` (1 or 2) of `scan`, on top of `base`.
+/// The selection of recurrence kernel version `v` (1, 2 or 3) of `scan`, on top of `base`.
 fn scan_version(scan: Scan, v: u32, base: Variants) -> Variants {
     match scan {
         Scan::Row(_) => Variants {
@@ -524,11 +524,11 @@ pub fn check_versions_agree<E: Executor>(gpu: &CudaBackend<E>) {
     check_versions(gpu, false);
 }
 
-/// The step kernels of v2 keep v1's summation order, so on the emulator (one compiler for
-/// both, no contraction differences) their h, c, gates and d_is are the same bits as v1's;
+/// The step kernels of v2 and v3 keep v1's summation order, so on the emulator (one compiler
+/// for all, no contraction differences) their h, c, gates and d_is are the same bits as v1's;
 /// the weight gradients differ in summation order (within `FP32_REL_TOL`).
 #[test]
-fn v2_steps_equal_v1_bit_for_bit_on_the_emulator() {
+fn v2_and_v3_steps_equal_v1_bit_for_bit_on_the_emulator() {
     for seed in crate::SCHEDULE_SEEDS {
         check_versions(&crate::emulator(seed), true);
     }
@@ -547,6 +547,10 @@ fn check_versions<E: Executor>(gpu: &CudaBackend<E>, exact: bool) {
         (Scan::Row(1), [1, 2, 3, 130], 540),
         (Scan::Diagonal, [1, 2, 3, 130], 550),
         (Scan::Row(3), [1, 3, 5, 40], 560),
+        // v3's 128-unit tiles with a thread's units partly live (h = 100: lanes 0-3 own 4
+        // units, the others 3) and a second, almost empty unit tile (h = 130 above).
+        (Scan::Row(3), [2, 3, 18, 100], 570),
+        (Scan::Diagonal, [2, 5, 4, 100], 580),
     ];
     for (scan, [n, height, width, hd], seed) in cases {
         let what = format!("{scan:?} n={n} {height}x{width} h={hd}");
@@ -641,7 +645,7 @@ fn ss_bwd_weight_is_bit_identical_across_schedules() {
     }
 }
 
-/// The memory counters of the recurrence kernels, v1 against v2, at the size of issue 17's
+/// The memory counters of the recurrence kernels, v1, v2 and v3 (backward only), at the size of issue 17's
 /// table: h = 128, a 32 x 32 map, n = 2, one step (Row LSTM row 16, Diagonal LSTM
 /// anti-diagonal 31, the longest), launched directly so that only that step is emulated;
 /// the weight gradients (one launch for the whole map) on n = 1, 4 x 32 for v1 (one thread
@@ -667,8 +671,9 @@ fn recurrence_counters() {
         b
     };
     let linear = |elements: usize| LaunchCfg::for_elements(elements, 256, 65_535);
-    let tiles = |n: usize, len: usize, hd: usize| LaunchCfg {
-        grid: [(n * len.div_ceil(16)) as u32, hd.div_ceil(32) as u32, 1],
+    // v2: 16 positions x 32 units per block; v3 (the backward step kernels): x 128 units.
+    let tiles = |n: usize, len: usize, hd: usize, units: usize| LaunchCfg {
+        grid: [(n * len.div_ceil(16)) as u32, hd.div_ceil(units) as u32, 1],
         block: [128, 1, 1],
         shared_bytes: 0,
         cluster: [1, 1, 1],
@@ -778,36 +783,37 @@ fn recurrence_counters() {
             tail.push(k);
         }
         tail.push(step);
-        for v in [1u32, 2] {
-            if diagonal && pixelrnn::kernels::signature(&format!("{scan}_step_fwd_v{v}")).is_none()
+        for v in [1u32, 2, 3] {
+            if diagonal && pixelrnn::kernels::signature(&format!("{scan}_step_bwd_v{v}")).is_none()
             {
                 continue;
             }
             let wf = if v == 1 { &w } else { &packed[0] };
             let wb = if v == 1 { &w } else { &packed[1] };
-            let cfg = |elements: usize| {
-                if v == 1 {
-                    linear(elements)
-                } else {
-                    tiles(n, len, hd)
-                }
+            let cfg = |elements: usize| match v {
+                1 => linear(elements),
+                2 => tiles(n, len, hd, 32),
+                _ => tiles(n, len, hd, 128),
             };
             let run = |name: &str, bufs: Vec<Arg<'_, Emulator>>, cfg: LaunchCfg| {
                 let args: Vec<_> = bufs.into_iter().chain(ints(&tail)).collect();
                 emu.launch(&format!("{scan}_{name}_v{v}"), &cfg, &args)
                     .expect(name);
             };
-            run(
-                "step_fwd",
-                vec![
-                    Arg::Buf(&is),
-                    Arg::Buf(wf),
-                    Arg::Buf(&h),
-                    Arg::Buf(&c),
-                    Arg::Buf(&gates),
-                ],
-                cfg(n * len * hd),
-            );
+            // v3 has backward step kernels only (its forward is v2's).
+            if v < 3 {
+                run(
+                    "step_fwd",
+                    vec![
+                        Arg::Buf(&is),
+                        Arg::Buf(wf),
+                        Arg::Buf(&h),
+                        Arg::Buf(&c),
+                        Arg::Buf(&gates),
+                    ],
+                    cfg(n * len * hd),
+                );
+            }
             run(
                 "step_bwd",
                 vec![
@@ -820,11 +826,13 @@ fn recurrence_counters() {
                 ],
                 cfg(n * len * hd),
             );
-            run(
-                "ss_fwd",
-                vec![Arg::Buf(&is), Arg::Buf(wf), Arg::Buf(&h), Arg::Buf(&gates)],
-                cfg(n * len * g4),
-            );
+            if v < 3 {
+                run(
+                    "ss_fwd",
+                    vec![Arg::Buf(&is), Arg::Buf(wf), Arg::Buf(&h), Arg::Buf(&gates)],
+                    cfg(n * len * g4),
+                );
+            }
             run(
                 "ss_bwd_data",
                 vec![Arg::Buf(wb), Arg::Buf(&d_is), Arg::Buf(&dhc)],

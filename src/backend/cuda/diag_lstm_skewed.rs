@@ -9,7 +9,7 @@
 //! the unfused gate kernels are v1 only.
 
 use super::launch_args::{grid_stride, int};
-use super::lstm::{pack_weight, scan_version, step_cfg, Dims, T};
+use super::lstm::{bwd_step_version, pack_weight, scan_version, step_cfg, Dims, T};
 use super::lstm_persistent::launch_persistent;
 use super::skew::{skew, unskew};
 use super::{arg, CudaBackend, Executor};
@@ -132,9 +132,10 @@ pub(super) fn skewed_backward<E: Executor>(
     // The cell gradient handed from each column to the one before; zero where a cell has no
     // successor.
     let dc_carry = be.tensor_zeroed(&hs)?;
-    // The stepwise scans' kernel version; v2 reads the state weight packed once (transposed).
-    let version = scan_version(be, geo);
-    let packed = if version == 2 && rec != Recurrence::Persistent {
+    // The stepwise scans' kernel version; v2 and v3 read the state weight packed once
+    // (transposed).
+    let version = bwd_step_version(be, geo);
+    let packed = if version >= 2 && rec != Recurrence::Persistent {
         Some(pack_weight(be, w_ss, geo, true)?)
     } else {
         None

@@ -20,7 +20,7 @@
 //! independent of the thread schedule.
 //!
 //! Kernel versions ([`super::RowLstm`], [`super::DiagLstm`] in [`super::Variants`], one per
-//! scan; v2 the default): v1 runs one thread per (position, unit) or per gate row, reading the
+//! scan; v3 the default): v1 runs one thread per (position, unit) or per gate row, reading the
 //! state weight in its PyTorch layout (a lane stride of `h * taps` floats), and one thread per
 //! weight element for `d_w_ss` (`<scan>_ss_bwd_weight_v1`). v2 packs the state weight once per
 //! call (`lstm_pack_ss_v2`: forward `[taps, h, 4, h]`, backward `[taps, 4h, h]`, consecutive
@@ -32,7 +32,11 @@
 //! materialised layout's stepwise scans follow the selection too (`diag_lstm_skewed_*_v2`, the
 //! same bodies over the skewed maps), and so does the persistent recurrence (v2: one
 //! thread-block cluster per image over the v2 tile bodies, `cuda/lstm_persistent.rs`).
-//! `lstm_gates_*` (the unfused gate pass) is v1 under either.
+//! v3 is v2 but for the stepwise backward through time (`_step_bwd_v3`, `_ss_bwd_data_v3`,
+//! and the skewed twins: 4 positions x 4 units per thread, 16 x 128 per block, 8 FLOPs per
+//! shared word instead of 2; [`bwd_step_version`]); its forward, weight gradient and
+//! persistent kernels are v2's ([`scan_version`]). `lstm_gates_*` (the unfused gate pass) is
+//! v1 under every version.
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -259,11 +263,19 @@ fn backward<E: Executor>(
     Ok((d_is, dw))
 }
 
-/// Version of the selected recurrence kernels of `geo`'s scan (1 or 2): the version of the
-/// stepwise (fused and unfused) paths' kernels (`<scan>_step_*`, `<scan>_ss_fwd`,
-/// `<scan>_ss_bwd_data`, and the materialised layout's `diag_lstm_skewed_*` step kernels) and
-/// of the weight gradient, and of the persistent kernels (`cuda/lstm_persistent.rs`).
+/// Version of the selected recurrence kernels of `geo`'s scan but the backward step kernels
+/// (1 or 2; selection v3 is v2 here): the version of the stepwise forward kernels
+/// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
+/// of the weight gradient and its pack, and of the persistent kernels
+/// (`cuda/lstm_persistent.rs`).
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    bwd_step_version(be, geo).min(2)
+}
+
+/// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3):
+/// `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
+/// `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
+pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {
         Scan::Row { .. } => v.row_lstm.number(),
@@ -293,15 +305,17 @@ pub(super) fn pack_weight<E: Executor>(
     Ok(packed)
 }
 
-/// Positions and units of one v2 step kernel's block tile (`ROW_LSTM_V2_POS`,
-/// `ROW_LSTM_V2_UNITS` in kernels/row_lstm.cu; the same in kernels/diag_lstm.cu), and its
-/// threads.
+/// Positions and units of one v2 step kernel's block tile (`LSTM_V2_POS`, `LSTM_V2_UNITS` in
+/// kernels/lstm_v2.cuh), the units of a v3 backward tile (`LSTM_V3_UNITS`, lstm_v3.cuh), and
+/// their threads.
 const STEP_TILE_POSITIONS: usize = 16;
 const STEP_TILE_UNITS: usize = 32;
+const STEP_TILE_UNITS_V3: usize = 128;
 const STEP_TILE_THREADS: u32 = 128;
 
 /// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
-/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`.
+/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`; v3 (the
+/// backward step kernels) the same per 128 units.
 pub(super) fn step_cfg(
     version: u32,
     n: usize,
@@ -314,10 +328,15 @@ pub(super) fn step_cfg(
     }
     let op = "lstm step v2";
     let blocks = n * len.div_ceil(STEP_TILE_POSITIONS);
+    let units = if version >= 3 {
+        STEP_TILE_UNITS_V3
+    } else {
+        STEP_TILE_UNITS
+    };
     Ok(LaunchCfg {
         grid: [
             int(op, "n * position tiles", blocks)? as u32,
-            int(op, "unit tiles", hidden.div_ceil(STEP_TILE_UNITS))? as u32,
+            int(op, "unit tiles", hidden.div_ceil(units))? as u32,
             1,
         ],
         block: [STEP_TILE_THREADS, 1, 1],
@@ -446,9 +465,10 @@ fn folded_backward<E: Executor>(
     // The cell gradient handed from each step to the one before; zero where a cell has no
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
-    // The stepwise paths' kernel version; v2 reads the state weight packed once (transposed).
-    let version = scan_version(be, geo);
-    let packed = if version == 2 && rec != Recurrence::Persistent {
+    // The stepwise paths' kernel version; v2 and v3 read the state weight packed once
+    // (transposed).
+    let version = bwd_step_version(be, geo);
+    let packed = if version >= 2 && rec != Recurrence::Persistent {
         Some(pack_weight(be, w_ss, geo, true)?)
     } else {
         None

@@ -88,8 +88,14 @@ pub enum RowLstm {
     /// emulator's memory counters (docs/kernels.md, "Recurrence kernels v2"). The persistent
     /// recurrence follows it: v2 runs one thread-block cluster per image with the weight
     /// slices in shared memory (`row_lstm_persistent_*_v2`), v1 one block per image.
-    #[default]
     V2,
+    /// V2, except the backward through time: `row_lstm_step_bwd_v3` / `row_lstm_ss_bwd_data_v3`
+    /// register-tile the transposed product (4 positions x 4 units per thread, 16 x 128 per
+    /// block: 8 FLOPs per shared word instead of 2, the same summation order). The forward,
+    /// the weight gradient and the persistent kernels are V2's. The default, chosen by the
+    /// emulator's counters (docs/kernels.md, "Recurrence backward v3").
+    #[default]
+    V3,
 }
 
 /// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
@@ -99,10 +105,13 @@ pub enum DiagLstm {
     /// One thread per (position, unit) or per weight element (`diag_lstm_*_v1`).
     V1,
     /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
-    /// `lstm_ss_bwd_weight_v2`): the default, the persistent recurrence included
+    /// `lstm_ss_bwd_weight_v2`), the persistent recurrence included
     /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters).
-    #[default]
     V2,
+    /// As [`RowLstm::V3`], in both layouts (`diag_lstm_{step_bwd,ss_bwd_data}_v3`,
+    /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3`; everything else V2's): the default.
+    #[default]
+    V3,
 }
 
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.
@@ -169,26 +178,28 @@ impl MaskedConv2dAt {
 
 impl RowLstm {
     /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
 
     /// The version's number.
     pub fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+            Self::V3 => 3,
         }
     }
 }
 
 impl DiagLstm {
     /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
 
     /// The version's number.
     pub fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+            Self::V3 => 3,
         }
     }
 }
@@ -253,7 +264,7 @@ impl TryFrom<u32> for RowLstm {
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "row_lstm has kernel versions 1 to 2, version {n} requested"
+                "row_lstm has kernel versions 1 to 3, version {n} requested"
             ))
         })
     }
@@ -266,7 +277,7 @@ impl TryFrom<u32> for DiagLstm {
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "diag_lstm has kernel versions 1 to 2, version {n} requested"
+                "diag_lstm has kernel versions 1 to 3, version {n} requested"
             ))
         })
     }
@@ -315,14 +326,14 @@ impl fmt::Display for MaskedConv2dAt {
 }
 
 impl fmt::Display for RowLstm {
-    /// `v1`, `v2`.
+    /// `v1`, `v2`, `v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.number())
     }
 }
 
 impl fmt::Display for DiagLstm {
-    /// `v1`, `v2`.
+    /// `v1`, `v2`, `v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.number())
     }
@@ -358,7 +369,7 @@ pub struct Variants {
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d mma v1,
-    /// diag_lstm layout folded, row_lstm v2, diag_lstm v2`.
+    /// diag_lstm layout folded, row_lstm v3, diag_lstm v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -454,11 +465,11 @@ mod tests {
             assert_eq!(DiagLstm::try_from(v.number()).unwrap(), v);
         }
         assert!(matches!(RowLstm::try_from(0), Err(Error::Config(_))));
-        assert!(matches!(DiagLstm::try_from(3), Err(Error::Config(_))));
+        assert!(matches!(DiagLstm::try_from(4), Err(Error::Config(_))));
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d mma \
-             v1, diag_lstm layout folded, row_lstm v2, diag_lstm v2"
+             v1, diag_lstm layout folded, row_lstm v3, diag_lstm v3"
         );
     }
 
@@ -510,5 +521,18 @@ mod tests {
         assert_eq!(crate::kernels::versions("diag_lstm", "ss_bwd_weight"), [1]);
         assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight"), [2]);
         assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight_sum"), [2]);
+        // The recurrences' step kernels: the backward's at every version, the forward's at
+        // v1 and v2 (v3 runs v2's forward).
+        for scan in ["row_lstm", "diag_lstm"] {
+            let all = RowLstm::ALL.map(RowLstm::number).to_vec();
+            assert_eq!(crate::kernels::versions(scan, "step_bwd"), all, "{scan}");
+            assert_eq!(crate::kernels::versions(scan, "ss_bwd_data"), all, "{scan}");
+            assert_eq!(crate::kernels::versions(scan, "step_fwd"), [1, 2], "{scan}");
+            assert_eq!(crate::kernels::versions(scan, "ss_fwd"), [1, 2], "{scan}");
+        }
+        assert_eq!(
+            crate::kernels::versions("diag_lstm", "skewed_step_bwd"),
+            DiagLstm::ALL.map(DiagLstm::number).to_vec()
+        );
     }
 }
