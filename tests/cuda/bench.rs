@@ -25,6 +25,7 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
         configs: vec![bench::config("tiny").expect("the tiny config")],
         recurrences: vec![Recurrence::Fused],
         op_filter: vec!["masked_conv2d fwd".into()],
+        precisions: pixelrnn::backend::Precision::ALL.to_vec(),
     };
     let report = bench::run(gpu, &o, &mut |_| {}).unwrap_or_else(|e| panic!("bench: {e}"));
     for r in &report.rows {
