@@ -60,11 +60,11 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
     let steps: Vec<_> = report.rows.iter().filter(|r| r.kind == "step").collect();
     assert_eq!(
         steps.len(),
-        3,
-        "pixelcnn, diag-bilstm folded and materialised"
+        3 * pixelrnn::backend::Precision::ALL.len(),
+        "pixelcnn, diag-bilstm folded and materialised, at each precision"
     );
     for r in steps {
-        let layout = if r.variant.ends_with("/materialised") {
+        let layout = if r.variant.contains("/materialised") {
             DiagLstmLayout::Materialised
         } else {
             DiagLstmLayout::Folded
