@@ -61,6 +61,7 @@ fn bf16_learns_binarized_mnist_within_one_percent_of_fp32() {
         "bf16 gave fp32's numbers bit for bit: no rounding applied"
     );
     let rel = (end16 - end32).abs() / end32;
+    eprintln!("test NLL after {steps} steps: fp32 {start32:.3} -> {end32:.3}, bf16 {start16:.3} -> {end16:.3} nats/image");
     assert!(
         rel <= 0.01,
         "bf16 test NLL {end16:.3} vs fp32 {end32:.3}: {:.2} % apart (> 1 %)",
