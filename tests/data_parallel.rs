@@ -135,6 +135,7 @@ fn train_config(kind: ModelKind, steps: u64) -> TrainConfig {
         eval_images: Some(4),
         seed: 9,
         recurrence: Default::default(),
+        precision: Default::default(),
         stage: None,
     }
 }

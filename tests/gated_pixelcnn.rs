@@ -474,6 +474,7 @@ fn learns_binarized_mnist_in_200_steps() {
         eval_images: Some(200),
         seed: 3,
         recurrence: Default::default(),
+        precision: Default::default(),
         stage: None,
     };
     let dir = tempfile::tempdir().unwrap();

@@ -165,6 +165,7 @@ fn training_on_mnist_lowers_the_test_nll() {
         eval_images: Some(100),
         seed: 1,
         recurrence: Default::default(),
+        precision: Default::default(),
         stage: None,
     };
     let dir = tempfile::tempdir().unwrap();

@@ -661,6 +661,7 @@ fn training_on_mnist_lowers_both_stages() {
         eval_images: Some(50),
         seed: 1,
         recurrence: Default::default(),
+        precision: Default::default(),
         stage: None,
     };
     let dir = tempfile::tempdir().unwrap();

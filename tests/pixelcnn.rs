@@ -186,6 +186,7 @@ fn small_train_config(cfg: ModelConfig, data: &str, steps: u64, lr: f32) -> Trai
         eval_images: None,
         seed: 3,
         recurrence: Default::default(),
+        precision: Default::default(),
         stage: None,
     }
 }

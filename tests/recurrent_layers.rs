@@ -233,6 +233,7 @@ fn learns_binarized_mnist(kind: ModelKind) {
         eval_images: Some(100),
         seed: 5,
         recurrence: Recurrence::Fused,
+        precision: Default::default(),
         stage: None,
     };
     let dir = tempfile::tempdir().unwrap();

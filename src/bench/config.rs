@@ -220,6 +220,10 @@ pub struct Options {
     /// Only op rows whose name contains one of these (empty: all; `--op`). A word that
     /// matches no op row is an error ([`super::check_filter`]).
     pub op_filter: Vec<String>,
+    /// Precisions of the rows (`--precision`): the op rows of the backend's variants at these
+    /// precisions (tensor-core kernels at tf32 and bf16), and each training step once per
+    /// precision, each row validated against the CPU twin at its precision.
+    pub precisions: Vec<crate::backend::Precision>,
 }
 
 #[cfg(test)]

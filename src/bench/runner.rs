@@ -21,14 +21,14 @@ pub fn count_rows<B: BenchBackend>(be: &B, o: &Options) -> Result<usize> {
         if o.part != Part::Steps {
             for case in plan::<B>(cfg, &o.recurrences)? {
                 if ops::selected(&o.op_filter, case.name) {
-                    rows += be.choices(Some(case.kernel), case.sweep).len();
+                    rows += op_choices(be, case.kernel, case.sweep, o).len();
                 }
             }
         }
         if o.part != Part::Ops {
             for &kind in &o.models {
                 for rec in steps::recurrences(kind, o) {
-                    rows += be.choices(None, steps::sweep(kind, rec)).len();
+                    rows += step_choices(be, kind, rec, o).len();
                 }
             }
         }
@@ -134,7 +134,7 @@ fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Rec
     let mut rows = Vec::new();
     for &kind in &o.models {
         for rec in steps::recurrences(kind, o) {
-            for choice in be.choices(None, steps::sweep(kind, rec)) {
+            for choice in step_choices(be, kind, rec, o) {
                 rows.push((kind, rec, choice));
             }
         }
@@ -142,6 +142,39 @@ fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Rec
     // A stable sort: within each group, the order above.
     rows.sort_by_key(|(_, rec, choice)| !steps::comes_first(*rec, choice));
     rows
+}
+
+/// The backend's variants of op `kernel` whose precision `o` asks for (`--precision`).
+fn op_choices<B: BenchBackend>(
+    be: &B,
+    kernel: &str,
+    sweep: super::Sweep,
+    o: &Options,
+) -> Vec<Choice> {
+    be.choices(Some(kernel), sweep)
+        .into_iter()
+        .filter(|c| o.precisions.contains(&c.precision))
+        .collect()
+}
+
+/// The training-step rows of `kind` by `rec`: each variant of its sweep once per precision of
+/// `o` (the step's ops that honour the precision run their tensor-core kernels, the rest fp32).
+fn step_choices<B: BenchBackend>(
+    be: &B,
+    kind: ModelKind,
+    rec: Option<Recurrence>,
+    o: &Options,
+) -> Vec<Choice> {
+    let mut out = Vec::new();
+    for &p in &o.precisions {
+        for choice in be.choices(None, steps::sweep(kind, rec)) {
+            out.push(Choice {
+                precision: p,
+                ..choice
+            });
+        }
+    }
+    out
 }
 
 /// A case's reference outputs on the CPU (or why they failed).
@@ -167,7 +200,7 @@ fn time_op<B: BenchBackend>(
     // The reference result, once per precision for all variants: the CPU twin at the row's
     // precision (the tensor-core rows' operands rounded as their kernels round them).
     let mut wants: Vec<(Precision, Option<Reference>)> = Vec::new();
-    for choice in be.choices(Some(case.kernel), case.sweep) {
+    for choice in op_choices(be, case.kernel, case.sweep, o) {
         if !wants.iter().any(|(p, _)| *p == choice.precision) {
             let want = reference.map(|r| {
                 cpu.set_precision(choice.precision);
@@ -283,6 +316,7 @@ mod tests {
             configs: vec![super::super::config("tiny").unwrap()],
             recurrences: vec![crate::backend::Recurrence::Fused],
             op_filter: vec!["relu".into(), "nope".into()],
+            precisions: vec![Precision::Fp32],
         };
         let cpu = CpuBackend::new();
         match run(&cpu, &o, &mut |_| {}) {
@@ -308,6 +342,7 @@ mod tests {
             configs: vec![super::super::config("tiny").unwrap()],
             recurrences: vec![Recurrence::Persistent, Recurrence::Fused],
             op_filter: Vec::new(),
+            precisions: vec![Precision::Fp32],
         };
         let dir =
             std::env::temp_dir().join(format!("pixelrnn-bench-stream-{}", std::process::id()));

@@ -7,7 +7,7 @@ use super::timing::{Choice, Sweep};
 use super::{step_flops, BenchBackend, BenchConfig, Ceilings, OpRow, Options};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::DiagLstmLayout;
-use crate::backend::{Backend, Recurrence};
+use crate::backend::{Backend, Precision, Recurrence};
 use crate::data::Images;
 use crate::error::Result;
 use crate::models::{Model, ModelKind};
@@ -89,6 +89,9 @@ pub(crate) fn time_step<B: BenchBackend>(
     if let Some(l) = choice.layout.filter(|&l| l != DiagLstmLayout::Folded) {
         variant = format!("{variant}/{l}");
     }
+    if choice.precision != Precision::Fp32 {
+        variant = format!("{variant}/{}", choice.precision);
+    }
     let mut row = OpRow::new(
         "step",
         format!("{} train step", kind.name()),
@@ -98,7 +101,13 @@ pub(crate) fn time_step<B: BenchBackend>(
     );
     row.recurrence = rec.map(rec_name);
     row.layout = choice.layout.map(|l| l.name().to_string());
-    row.tol = parity::DEEP_REL_TOL;
+    // Tensor-core rows: at least the twin's tolerance (parity::MMA_REL_TOL, with its reason).
+    let tol = if choice.precision == Precision::Fp32 {
+        parity::DEEP_REL_TOL
+    } else {
+        parity::DEEP_REL_TOL.max(parity::MMA_REL_TOL)
+    };
+    row.tol = tol;
     row.flops = step_flops(&mc, cfg.batch).map(|(_, s)| s);
     let result = be.with_variants(choice.variants, choice.precision, || -> Result<()> {
         row.variants = be.variants();
@@ -108,13 +117,19 @@ pub(crate) fn time_step<B: BenchBackend>(
         let mut opt = optimizer::<B>();
         let (loss, norm) = train_step(be, &mut model, &mut opt, &images, true)?;
         if validate {
-            let mut cm = Model::new(cpu, mc.clone(), 0)?;
-            cm.set_recurrence(rec.unwrap_or_default());
-            let mut copt = optimizer::<CpuBackend>();
-            let (l, n) = train_step(cpu, &mut cm, &mut copt, &images, true)?;
+            // The CPU twin at the row's precision: the same roundings of the same operands.
+            cpu.set_precision(choice.precision);
+            let twin = (|| -> Result<(f64, f64)> {
+                let mut cm = Model::new(cpu, mc.clone(), 0)?;
+                cm.set_recurrence(rec.unwrap_or_default());
+                let mut copt = optimizer::<CpuBackend>();
+                train_step(cpu, &mut cm, &mut copt, &images, true)
+            })();
+            cpu.set_precision(Precision::Fp32);
+            let (l, n) = twin?;
             let err = ((loss - l) / l).abs().max(((norm - n) / n).abs());
             row.rel_err = Some(err);
-            let within = err <= parity::DEEP_REL_TOL; // NaN is not within
+            let within = err <= tol; // NaN is not within
             if !within {
                 row.status = "WRONG".into();
                 row.note = format!(

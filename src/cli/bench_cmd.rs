@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use pixelrnn::backend::Recurrence;
+use pixelrnn::backend::{Precision, Recurrence};
 use pixelrnn::bench::{self, BenchBackend, Options, Part};
 use pixelrnn::models::ModelKind;
 
@@ -22,6 +22,19 @@ enum RecurrenceArg {
     /// Persistent recurrence only (one launch per scan on CUDA; the fused sweep on the CPU).
     Persistent,
     /// Every variant, with the speed-up over unfused.
+    All,
+}
+
+/// `--precision` of the bench: one precision or all of them side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PrecisionArg {
+    /// fp32 rows only.
+    Fp32,
+    /// tf32 rows only.
+    Tf32,
+    /// bf16 rows only.
+    Bf16,
+    /// fp32, tf32 and bf16 rows side by side.
     All,
 }
 
@@ -74,6 +87,10 @@ pub struct BenchArgs {
     /// each row (`"complete": false` until the last).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Precisions of the rows side by side: fp32, tf32, bf16 or all (op rows of the kernels
+    /// at that precision; one training-step row per precision) [default: all].
+    #[arg(long, value_enum, default_value = "all")]
+    precision: PrecisionArg,
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -141,6 +158,12 @@ fn options(args: &BenchArgs, emulated: bool) -> anyhow::Result<Options> {
         configs,
         recurrences,
         op_filter: args.op.clone(),
+        precisions: match args.precision {
+            PrecisionArg::Fp32 => vec![Precision::Fp32],
+            PrecisionArg::Tf32 => vec![Precision::Tf32],
+            PrecisionArg::Bf16 => vec![Precision::Bf16],
+            PrecisionArg::All => Precision::ALL.to_vec(),
+        },
     })
 }
 

@@ -63,6 +63,10 @@ pub struct EvalArgs {
     /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+    /// GEMM-operand precision (fp32, tf32, bf16) [default: the checkpoint's training
+    /// precision, fp32 for checkpoints without one].
+    #[arg(long, value_enum)]
+    precision: Option<pixelrnn::backend::Precision>,
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -106,6 +110,7 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
             );
         }
     }
+    let precision = super::precision_arg::apply(&backend, &ck, args.precision)?;
     let model = ck.load_model(&backend)?;
     let saved = TrainConfig::from_checkpoint(&ck)?;
     let spec = args.data.clone().unwrap_or(saved.data.clone());
@@ -190,6 +195,7 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
             "split": split,
             "images": r.images,
             "step": ck.meta.step,
+            "precision": precision.name(),
             // The keys of metrics.jsonl; `--split train` reports under `train_*`.
             "train_nll": (args.split == Split::Train).then_some(r.nll_nats),
             "train_bits_per_dim": (args.split == Split::Train).then_some(r.bits_per_dim),
@@ -206,12 +212,13 @@ fn run_with<B: Backend>(backend: B, args: EvalArgs, auto_note: Option<&str>) -> 
         println!("{obj}");
     } else {
         println!(
-            "{} step {} on {} {} ({} images): {:.4} nats/image, {:.5} bits/dim ({:.1} s)",
+            "{} step {} on {} {} ({} images, {}): {:.4} nats/image, {:.5} bits/dim ({:.1} s)",
             model.config.kind.name(),
             ck.meta.step,
             data.name,
             split,
             r.images,
+            precision,
             r.nll_nats,
             r.bits_per_dim,
             secs

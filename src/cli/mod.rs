@@ -10,6 +10,7 @@ mod eval_cmd;
 mod info_cmd;
 mod likelihood_arg;
 mod plot_cmd;
+mod precision_arg;
 mod profile_cmd;
 mod sample_cmd;
 mod train_cmd;

@@ -60,6 +60,10 @@ pub struct SampleArgs {
     /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+    /// GEMM-operand precision (fp32, tf32, bf16) [default: the checkpoint's training
+    /// precision, fp32 for checkpoints without one].
+    #[arg(long, value_enum)]
+    precision: Option<pixelrnn::backend::Precision>,
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -87,6 +91,7 @@ fn run_with<B: Backend>(
         super::check_writable("--npy", p)?;
     }
     let ck = Checkpoint::open(&args.checkpoint)?;
+    let precision = super::precision_arg::apply(&backend, &ck, args.precision)?;
     let model = ck.load_model(&backend)?;
     let prefix = match (&args.prefix, args.rows) {
         (Some(path), Some(rows)) => Some(Prefix {
@@ -182,11 +187,12 @@ fn run_with<B: Backend>(
         save_npy_u8(p, &images)?;
     }
     println!(
-        "sampled {} {} images ({}, {}) in {:.2} s: {:.2} images/s; grid {}{}",
+        "sampled {} {} images ({}, {}, {}) in {:.2} s: {:.2} images/s; grid {}{}",
         images.n,
         model.config.format_label(),
         model.config.kind.name(),
         args.method.name(),
+        precision,
         secs,
         images.n as f64 / secs.max(1e-9),
         args.out.display(),

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::cuda::{CudaBackend, Device};
-use pixelrnn::backend::{Backend, Recurrence};
+use pixelrnn::backend::{Backend, Precision, Recurrence};
 use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{
@@ -94,6 +94,11 @@ pub struct TrainArgs {
     /// How recurrent layers run their recurrence (same numbers, different speed) [default: fused].
     #[arg(long, value_enum)]
     recurrence: Option<Recurrence>,
+    /// GEMM-operand precision of the ops with tensor-core kernels: fp32, tf32 or bf16 (operands
+    /// rounded, fp32 accumulation; README "Precision"). Saved in the run; --resume may change
+    /// it [default: fp32, or on --resume the saved run's].
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     /// Images per step [default: 16].
     #[arg(long)]
     batch: Option<usize>,
@@ -307,6 +312,7 @@ fn fresh_config(
         eval_images: args.eval_images,
         seed: args.seed.unwrap_or(0),
         recurrence: args.recurrence.unwrap_or_default(),
+        precision: args.precision.unwrap_or_default(),
         stage: args.stage,
     })
 }
@@ -401,6 +407,9 @@ fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainC
     }
     if let Some(r) = args.recurrence {
         cfg.recurrence = r;
+    }
+    if let Some(p) = args.precision {
+        cfg.precision = p;
     }
     Ok(cfg)
 }
@@ -498,9 +507,17 @@ fn run_with<B: Backend>(
     let (cfg, checkpoint, data, data_note) = if args.resume {
         let ck = Checkpoint::open(&out).context("--resume")?;
         let saved = TrainConfig::from_checkpoint(&ck).context("--resume")?;
+        let saved_precision = saved.precision;
         let cfg = resumed_config(&args, saved)?;
         let data = load_dataset_as(&cfg.data, cfg.binarize.for_model(cfg.model.binary))?;
-        (cfg, Some(ck), data, None)
+        // A changed precision is allowed (the fp32 master weights carry over) but said.
+        let note = (cfg.precision != saved_precision).then(|| {
+            format!(
+                "--resume: precision {} (the saved run trained at {} until step {})",
+                cfg.precision, saved_precision, ck.meta.step
+            )
+        });
+        (cfg, Some(ck), data, note)
     } else {
         let spec = args.data.as_deref().unwrap_or(defaults::DATA);
         let asked =
@@ -562,7 +579,10 @@ fn run_with<B: Backend>(
             );
             say(
                 &bar,
-                format!("{params} parameters; steps {start_step}..{total_steps}"),
+                format!(
+                    "{params} parameters; steps {start_step}..{total_steps}; precision {}",
+                    cfg.precision
+                ),
             );
         }
         Event::Step {

@@ -63,6 +63,11 @@ pub struct TrainConfig {
     /// How recurrent layers run their recurrence (fused, unfused or persistent: same numbers).
     #[serde(default)]
     pub recurrence: crate::backend::Recurrence,
+    /// The precision of the GEMM operands of the ops with tensor-core kernels (`--precision`;
+    /// set on the backend before any work). Runs saved before the key read as fp32, the only
+    /// arithmetic they could have used.
+    #[serde(default)]
+    pub precision: crate::backend::Precision,
     /// Multi-scale: train only stage 1 or only stage 2 (`None`: both, one loss = the sum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<u8>,

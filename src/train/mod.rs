@@ -119,6 +119,10 @@ pub fn train_ranks<B: Backend>(
     resume: Option<&Checkpoint>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Metrics> {
+    // Before any work (the fresh weights' first op included): every rank at the run's precision.
+    for backend in backends {
+        backend.set_precision(cfg.precision);
+    }
     let place = setup::place(backends, group, cfg, data)?;
     let run = RunDir {
         root: out.to_path_buf(),

@@ -25,6 +25,7 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
         configs: vec![bench::config("tiny").expect("the tiny config")],
         recurrences: vec![Recurrence::Fused],
         op_filter: vec!["masked_conv2d fwd".into()],
+        precisions: pixelrnn::backend::Precision::ALL.to_vec(),
     };
     let report = bench::run(gpu, &o, &mut |_| {}).unwrap_or_else(|e| panic!("bench: {e}"));
     for r in &report.rows {
@@ -59,11 +60,11 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
     let steps: Vec<_> = report.rows.iter().filter(|r| r.kind == "step").collect();
     assert_eq!(
         steps.len(),
-        3,
-        "pixelcnn, diag-bilstm folded and materialised"
+        3 * pixelrnn::backend::Precision::ALL.len(),
+        "pixelcnn, diag-bilstm folded and materialised, at each precision"
     );
     for r in steps {
-        let layout = if r.variant.ends_with("/materialised") {
+        let layout = if r.variant.contains("/materialised") {
             DiagLstmLayout::Materialised
         } else {
             DiagLstmLayout::Folded

@@ -91,6 +91,7 @@ mod device {
             eval_images: Some(4),
             seed: 1,
             recurrence: Default::default(),
+            precision: Default::default(),
             stage: None,
         };
         let plain = tempfile::tempdir().unwrap();
