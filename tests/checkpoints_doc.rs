@@ -119,6 +119,17 @@ fn every_tensor_and_metadata_key_of_every_kind_is_documented() {
             ],
         ),
         (
+            "cond-gated-pixelcnn",
+            vec![
+                "--data",
+                "mnist",
+                "--model",
+                "gated-pixelcnn",
+                "--condition",
+                "class",
+            ],
+        ),
+        (
             "cond-ms-pixelcnn",
             vec![
                 "--data",

@@ -1,6 +1,6 @@
 //! Class conditioning (`--condition class`) for every model: PixelCNN, Row LSTM, Diagonal
-//! BiLSTM and both stages of Multi-Scale (a stage 2 is tested as the conditioned base model
-//! it is). Every parameter, the class tables included, is randomised.
+//! BiLSTM, Gated PixelCNN and both stages of Multi-Scale (a stage 2 is tested as the
+//! conditioned base model it is). Every parameter, the class tables included, is randomised.
 //!
 //! - causality holds with a class: perturbing an input sub-pixel changes no output at or
 //!   before it (exactly), some later one does;
@@ -49,6 +49,8 @@ fn configs() -> Vec<(String, ModelConfig)> {
         (ModelKind::RowLstm, 1, true),
         (ModelKind::DiagBiLstm, 3, false),
         (ModelKind::DiagBiLstm, 1, true),
+        (ModelKind::GatedPixelCnn, 3, false),
+        (ModelKind::GatedPixelCnn, 1, true),
     ] {
         v.push((
             format!("{} C={c}", kind.name()),
@@ -190,13 +192,14 @@ fn zero_class_tables_give_the_unconditional_logits_bit_for_bit() {
                 }
             }
         }
-        // One table per layer and direction, plus the input layer's.
-        let per_layer = if cfg.kind == ModelKind::DiagBiLstm {
-            2
-        } else {
-            1
+        // One table per layer and direction, plus the input layer's (Gated PixelCNN has no
+        // input layer: one table per gated layer, shared by its two stacks).
+        let (per_layer, input) = match cfg.kind {
+            ModelKind::DiagBiLstm => (2, 1),
+            ModelKind::GatedPixelCnn => (1, 0),
+            _ => (1, 1),
         };
-        assert_eq!(tables, 1 + per_layer * cfg.layers as u64, "{name}");
+        assert_eq!(tables, input + per_layer * cfg.layers as u64, "{name}");
         let (x, xs) = inputs(&cfg, 2, 31);
         let xt = t(&be, &[2, cfg.height, cfg.width, cfg.channels], &x);
         let xst = xs

@@ -119,15 +119,6 @@ impl ModelConfig {
                 "a class-conditional model needs at least one class".into(),
             ));
         }
-        if self.classes.is_some() && self.kind == ModelKind::GatedPixelCnn {
-            // The stack takes a bias per layer (GatedStack::forward_biased), but the class
-            // tables are not wired into it yet: refused rather than trained unconditioned.
-            return Err(Error::Unsupported(
-                "class conditioning (--condition class) is not built for gated-pixelcnn yet; \
-                 use pixelcnn, row-lstm, diag-bilstm or multi-scale"
-                    .into(),
-            ));
-        }
         if self.kind == ModelKind::RowLstm && self.row_kernel.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "the Row LSTM kernel width must be odd, got {}",

@@ -1,6 +1,7 @@
 //! Models built from a [`ModelConfig`]: the 7x7 mask-A input layer, a stack of hidden layers,
 //! and the output head, with an explicit forward and backward.
 
+mod classes;
 mod config;
 mod likelihood;
 mod objective;
@@ -115,8 +116,11 @@ impl<B: Backend> Model<B> {
         let g = config.groups();
         let h2 = 2 * config.hidden;
         if config.kind == ModelKind::GatedPixelCnn {
-            config.validate()?; // refuses class conditioning, which the stack does not take yet
-            let stack = GatedStack::new(backend, config.layers, config.hidden, c, g, &mut rng)?;
+            let mut stack = GatedStack::new(backend, config.layers, config.hidden, c, g, &mut rng)?;
+            if let Some(k) = config.classes {
+                // Zero tables after every weight: as the other models' (below).
+                stack.add_class_bias(backend, k)?;
+            }
             let head = OutputHead::new(
                 backend,
                 h2,
@@ -214,9 +218,7 @@ impl<B: Backend> Model<B> {
                         x.left.class_bias = Some(ClassBias::new(backend, &pl, k, 4 * hid)?);
                         x.right.class_bias = Some(ClassBias::new(backend, &pr, k, 4 * hid)?);
                     }
-                    Layer::Gated(_) => {
-                        unreachable!("ModelConfig::validate refuses a gated model with classes")
-                    }
+                    Layer::Gated(_) => unreachable!("a gated model returned above"),
                 }
             }
         }
@@ -379,7 +381,7 @@ impl<B: Backend> Model<B> {
                     act = y;
                 }
                 Layer::Gated(stack) => {
-                    let (y, cache) = stack.forward(backend, &act)?;
+                    let (y, cache) = stack.forward_cond(backend, &act, labels)?;
                     caches.push(LayerCache::Gated(cache));
                     act = y;
                 }
@@ -445,7 +447,7 @@ impl<B: Backend> Model<B> {
                     out
                 }
                 (Layer::Gated(stack), LayerCache::Gated(c)) => {
-                    (stack.backward(backend, c, &grad, done)?.0, None)
+                    (stack.backward(backend, c, &grad, labels, done)?, None)
                 }
                 _ => unreachable!("caches are made by the same layers"),
             };
@@ -514,42 +516,6 @@ impl<B: Backend> Model<B> {
         p.extend(CondBias::params_mut(&mut self.input_cond));
         p.extend(ClassBias::params_mut(&mut self.input_class));
         p
-    }
-
-    /// The classes of images `indices` as the `[n]` labels tensor of a class-conditional
-    /// model's forward; `None` for an unconditional model. Unlabelled images, or a label the
-    /// model has no class for, are a clear error.
-    pub fn labels(
-        &self,
-        backend: &B,
-        images: &Images,
-        indices: &[usize],
-    ) -> Result<Option<Tensor<B>>> {
-        if self.config.classes.is_none() {
-            return Ok(None);
-        }
-        let Some(all) = images.labels.as_ref() else {
-            return Err(Error::Config(
-                "the model is class-conditional but the images have no class labels".into(),
-            ));
-        };
-        let classes: Vec<usize> = indices.iter().map(|&i| all[i] as usize).collect();
-        self.class_tensor(backend, &classes).map(Some)
-    }
-
-    /// The labels tensor `[n]` of classes `classes` (each checked against the model's K).
-    pub fn class_tensor(&self, backend: &B, classes: &[usize]) -> Result<Tensor<B>> {
-        let k = self.config.classes.ok_or_else(|| {
-            Error::Config("the model is not class-conditional: it takes no classes".into())
-        })?;
-        if let Some(&bad) = classes.iter().find(|&&c| c >= k) {
-            return Err(Error::Config(format!(
-                "class {bad} is out of range: the model has {k} classes (0..{})",
-                k - 1
-            )));
-        }
-        let v: Vec<f32> = classes.iter().map(|&c| c as f32).collect();
-        Tensor::from_slice(backend, &[classes.len()], &v)
     }
 
     /// Number of trainable scalars.

@@ -8,11 +8,15 @@
 //! vertical pre-activation, shifted down one row, reaches the horizontal one through an
 //! unmasked 1x1 convolution; both are gated, `tanh(f) * sigmoid(g)`; the horizontal stack has
 //! a 1x1 mask-B residual projection and a 1x1 mask-B skip projection into the output head.
+//!
+//! Class conditioning (the paper's `V^T h` with h one-hot): a table `[K, 4h]` whose row of
+//! the image's class is added to both stacks' pre-activations, the vertical one before the
+//! shift (docs/gated-pixelcnn.md, "Class conditioning").
 
 use rand_pcg::Pcg64;
 
 use super::residual::need;
-use super::{MaskedConv2d, Param};
+use super::{ClassBias, MaskedConv2d, Param};
 use crate::backend::{Backend, ConvSpec, Mask};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -45,6 +49,9 @@ pub struct GatedLayer<B: Backend> {
     pub skip_conv: MaskedConv2d<B>,
     /// First and/or last.
     pub role: GatedRole,
+    /// Class-conditional models: the table `[K, 4h]` named `{prefix}.class_bias`, added to
+    /// both stacks' pre-activations (`None`: unconditional).
+    pub class_bias: Option<ClassBias<B>>,
 }
 
 /// What the layer's backward needs.
@@ -55,7 +62,6 @@ pub struct GatedCache<B: Backend> {
     v_shift: Tensor<B>,
     h_pre: Tensor<B>,
     h_gate: Tensor<B>,
-    biased: bool,
 }
 
 /// A layer's outputs.
@@ -74,8 +80,6 @@ pub struct GatedGrads<B: Backend> {
     pub dv_in: Tensor<B>,
     /// W.r.t. the horizontal input.
     pub dh_in: Tensor<B>,
-    /// W.r.t. the bias added to both pre-activations, when one was given.
-    pub dbias: Option<Tensor<B>>,
 }
 
 impl<B: Backend> GatedLayer<B> {
@@ -122,27 +126,28 @@ impl<B: Backend> GatedLayer<B> {
             },
             skip_conv: conv("skip_conv", h2, h2, point, rng)?,
             role,
+            class_bias: None,
         })
     }
 
     /// The layer on vertical input `v_in` and horizontal input `h_in` (in the first layer
-    /// both are the network input). `bias` `[n, H, W, 4h]`, when given, is added to both
-    /// stacks' pre-activations (the hook for conditioning).
+    /// both are the network input); `labels` `[n]` each image's class (class-conditional
+    /// layers only: the row `table[label]` is added to both stacks' pre-activations).
     pub fn forward(
         &self,
         backend: &B,
         v_in: &Tensor<B>,
         h_in: &Tensor<B>,
-        bias: Option<&Tensor<B>>,
+        labels: Option<&Tensor<B>>,
     ) -> Result<(GatedOut<B>, GatedCache<B>)> {
-        let add_bias = |pre: Tensor<B>| match bias {
-            Some(b) => backend.add(&pre, b),
-            None => Ok(pre),
-        };
-        let v_pre = add_bias(self.v_conv.forward(backend, v_in)?)?;
+        let class = |pre: Tensor<B>| ClassBias::add(&self.class_bias, backend, pre, labels);
+        // The class row joins the vertical pre-activation before the shift, so that the
+        // vertical gate sees it (the paper's V_v^T h) and, through the link, so does the
+        // horizontal stack of the row below: still only a function of the class.
+        let v_pre = class(self.v_conv.forward(backend, v_in)?)?;
         // The vertical map at row i has seen all of row i; one row down, it is causal.
         let v_shift = backend.shift_down(&v_pre)?;
-        let h_pre = add_bias(backend.add(
+        let h_pre = class(backend.add(
             &self.h_conv.forward(backend, h_in)?,
             &self.link.forward(backend, &v_shift)?,
         )?)?;
@@ -173,13 +178,13 @@ impl<B: Backend> GatedLayer<B> {
                 v_shift,
                 h_pre,
                 h_gate,
-                biased: bias.is_some(),
             },
         ))
     }
 
     /// Stores the parameter gradients from the gradients w.r.t. the layer's outputs (`None`
     /// where nothing reads an output: the last layer's) and returns the input gradients.
+    /// `labels`: the classes the forward was given (class-conditional layers only).
     pub fn backward(
         &mut self,
         backend: &B,
@@ -187,6 +192,7 @@ impl<B: Backend> GatedLayer<B> {
         dv: Option<&Tensor<B>>,
         dh: Option<&Tensor<B>>,
         dskip: &Tensor<B>,
+        labels: Option<&Tensor<B>>,
     ) -> Result<GatedGrads<B>> {
         let mut d_gate = need(
             self.skip_conv
@@ -210,16 +216,13 @@ impl<B: Backend> GatedLayer<B> {
             d_v_pre = backend.add(&d_v_pre, &backend.gated_backward(&cache.v_pre, dv)?)?;
         }
         let dv_in = need(self.v_conv.backward(backend, &cache.v_in, &d_v_pre, true)?);
-        let dbias = if cache.biased {
-            Some(backend.add(&d_v_pre, &d_h_pre)?)
-        } else {
-            None
-        };
-        Ok(GatedGrads {
-            dv_in,
-            dh_in,
-            dbias,
-        })
+        if self.class_bias.is_some() {
+            // The same row joins both pre-activations: its gradient is the sum of theirs
+            // (d_v_pre already holds what reached it through the link).
+            let dpre = backend.add(&d_v_pre, &d_h_pre)?;
+            ClassBias::backward(&mut self.class_bias, backend, &dpre, labels)?;
+        }
+        Ok(GatedGrads { dv_in, dh_in })
     }
 
     /// The layer's parameters.
@@ -232,6 +235,7 @@ impl<B: Backend> GatedLayer<B> {
             p.extend(res.params_mut());
         }
         p.extend(self.skip_conv.params_mut());
+        p.extend(ClassBias::params_mut(&mut self.class_bias));
         p
     }
 }

@@ -6,11 +6,13 @@
 //! the skip sum) at one position, and [`GatedStackAt::finish_row`] computes the vertical
 //! stacks of a whole row once it is complete, storing each layer's pre-activation one row
 //! down (the shift) where the next row's steps read it. Same ops and the same order of
-//! additions as [`super::GatedStack::forward`], so the logits agree bit for bit.
+//! additions as [`super::GatedStack::forward`], so the logits agree bit for bit. A
+//! class-conditional stack keeps each layer's class bias as a whole map (the row of each
+//! image's class at every position, made once) and adds it where the forward adds the row.
 
 use super::gated::{GatedLayer, GatedRole};
 use super::incremental::ConvAt;
-use super::GatedStack;
+use super::{ClassBias, GatedStack};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -31,6 +33,8 @@ struct GatedLayerAt<B: Backend> {
     v_in: Option<Tensor<B>>,
     /// The vertical pre-activation shifted down one row, `[n, H, W, 4h]` (row 0 stays zero).
     v_shift: Tensor<B>,
+    /// Class-conditional layers: the class bias map `[n, H, W, 4h]`.
+    class: Option<Tensor<B>>,
 }
 
 /// A Gated PixelCNN's incremental state: every layer's cached maps.
@@ -45,8 +49,8 @@ impl<B: Backend> GatedLayer<B> {
         &self,
         backend: &B,
         n: usize,
-        height: usize,
-        width: usize,
+        (height, width): (usize, usize),
+        labels: Option<&Tensor<B>>,
     ) -> Result<GatedLayerAt<B>> {
         let cin = self.h_conv.weight.value.shape[1];
         let h4 = self.h_conv.weight.value.shape[0];
@@ -73,6 +77,7 @@ impl<B: Backend> GatedLayer<B> {
                 Some(map(cin)?)
             },
             v_shift: map(h4)?,
+            class: ClassBias::map(&self.class_bias, backend, labels, (n, height, width))?,
         })
     }
 }
@@ -86,11 +91,24 @@ impl<B: Backend> GatedStack<B> {
         height: usize,
         width: usize,
     ) -> Result<GatedStackAt<B>> {
+        self.incremental_with(backend, n, height, width, None)
+    }
+
+    /// [`GatedStack::incremental`] given each image's class `labels` `[n]` (a
+    /// class-conditional stack; `None` for an unconditional one).
+    pub fn incremental_with(
+        &self,
+        backend: &B,
+        n: usize,
+        height: usize,
+        width: usize,
+        labels: Option<&Tensor<B>>,
+    ) -> Result<GatedStackAt<B>> {
         Ok(GatedStackAt {
             layers: self
                 .layers
                 .iter()
-                .map(|l| l.incremental(backend, n, height, width))
+                .map(|l| l.incremental(backend, n, (height, width), labels))
                 .collect::<Result<Vec<_>>>()?,
             height,
             width,
@@ -117,7 +135,13 @@ impl<B: Backend> GatedStackAt<B> {
             let link = layer
                 .link
                 .point(backend, &backend.read_position(&layer.v_shift, i, j)?)?;
-            let h_pre = backend.add(&layer.h_conv.at(backend, h_in, i, j)?, &link)?;
+            let h_pre = add_class(
+                backend,
+                backend.add(&layer.h_conv.at(backend, h_in, i, j)?, &link)?,
+                &layer.class,
+                i,
+                j,
+            )?;
             let gate = backend.gated_forward(&h_pre)?;
             let s = layer.skip_conv.point(backend, &gate)?;
             skip = Some(match skip {
@@ -146,7 +170,13 @@ impl<B: Backend> GatedStackAt<B> {
                 let layer = &mut self.layers[l];
                 let v_in = layer.v_in.as_ref().unwrap_or(x);
                 for j in 0..self.width {
-                    let v_pre = layer.v_conv.at(backend, v_in, r, j)?;
+                    let v_pre = add_class(
+                        backend,
+                        layer.v_conv.at(backend, v_in, r, j)?,
+                        &layer.class,
+                        r,
+                        j,
+                    )?;
                     if !layer.role.last {
                         outs.push(backend.gated_forward(&v_pre)?);
                     }
@@ -166,5 +196,20 @@ impl<B: Backend> GatedStackAt<B> {
             }
         }
         Ok(())
+    }
+}
+
+/// `pre + class[:, i, j, :]` when the layer has a class bias map, else `pre` (the forward's
+/// `ClassBias::add`, at one position).
+fn add_class<B: Backend>(
+    backend: &B,
+    pre: Tensor<B>,
+    class: &Option<Tensor<B>>,
+    i: usize,
+    j: usize,
+) -> Result<Tensor<B>> {
+    match class {
+        Some(m) => backend.add(&pre, &backend.read_position(m, i, j)?),
+        None => Ok(pre),
     }
 }

@@ -5,7 +5,7 @@
 use rand_pcg::Pcg64;
 
 use super::gated::{GatedCache, GatedLayer, GatedRole};
-use super::Param;
+use super::{ClassBias, Param};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -20,10 +20,6 @@ pub struct GatedStack<B: Backend> {
     /// The layers, first to last.
     pub layers: Vec<GatedLayer<B>>,
 }
-
-/// Each layer's gradient w.r.t. the bias added to its pre-activations (`None` where none
-/// was added), first layer first.
-pub type GatedBiasGrads<B> = Vec<Option<Tensor<B>>>;
 
 /// What the stack's backward needs: each layer's cache.
 pub struct GatedStackCache<B: Backend> {
@@ -72,26 +68,41 @@ impl<B: Backend> GatedStack<B> {
         Ok(GatedStack { layers })
     }
 
-    /// The sum of the layers' skip projections, `[n, H, W, 2h]`, for network input `x`
-    /// `[n, H, W, C]`.
-    pub fn forward(&self, backend: &B, x: &Tensor<B>) -> Result<(Tensor<B>, GatedStackCache<B>)> {
-        self.forward_biased(backend, x, &mut |_| Ok(None))
+    /// Makes the stack class-conditional with `classes` classes: every layer gets a zero
+    /// table `[K, 4h]` named `layers.{l}.class_bias` (zero: the conditional model starts as
+    /// the unconditional one).
+    pub fn add_class_bias(&mut self, backend: &B, classes: usize) -> Result<()> {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let h4 = layer.h_conv.weight.value.shape[0];
+            layer.class_bias = Some(ClassBias::new(
+                backend,
+                &format!("layers.{l}"),
+                classes,
+                h4,
+            )?);
+        }
+        Ok(())
     }
 
-    /// [`GatedStack::forward`] with `bias(l)` added to both pre-activations of layer `l` (the
-    /// conditioning hook; `None`: no bias).
-    pub fn forward_biased(
+    /// The sum of the layers' skip projections, `[n, H, W, 2h]`, for network input `x`
+    /// `[n, H, W, C]` (an unconditional stack).
+    pub fn forward(&self, backend: &B, x: &Tensor<B>) -> Result<(Tensor<B>, GatedStackCache<B>)> {
+        self.forward_cond(backend, x, None)
+    }
+
+    /// [`GatedStack::forward`] given each image's class `labels` `[n]` (a class-conditional
+    /// stack; `None` for an unconditional one).
+    pub fn forward_cond(
         &self,
         backend: &B,
         x: &Tensor<B>,
-        bias: &mut dyn FnMut(usize) -> Result<Option<Tensor<B>>>,
+        labels: Option<&Tensor<B>>,
     ) -> Result<(Tensor<B>, GatedStackCache<B>)> {
         let (mut v, mut h) = (x.clone(), x.clone());
         let mut skip: Option<Tensor<B>> = None;
         let mut caches = Vec::with_capacity(self.layers.len());
-        for (l, layer) in self.layers.iter().enumerate() {
-            let b = bias(l)?;
-            let (out, cache) = layer.forward(backend, &v, &h, b.as_ref())?;
+        for layer in &self.layers {
+            let (out, cache) = layer.forward(backend, &v, &h, labels)?;
             caches.push(cache);
             skip = Some(match skip {
                 None => out.skip,
@@ -106,30 +117,28 @@ impl<B: Backend> GatedStack<B> {
         Ok((skip, GatedStackCache { layers: caches }))
     }
 
-    /// Backward from the gradient w.r.t. the skip sum: stores every parameter gradient, hands
-    /// each layer's parameters to `done` as soon as they are final (last layer first), and
-    /// returns the gradient w.r.t. the network input together with each layer's bias
-    /// gradient (`None` where no bias was added).
+    /// Backward from the gradient w.r.t. the skip sum: stores every parameter gradient (the
+    /// class tables' included, given the forward's `labels`), hands each layer's parameters
+    /// to `done` as soon as they are final (last layer first), and returns the gradient
+    /// w.r.t. the network input.
     pub fn backward(
         &mut self,
         backend: &B,
         cache: GatedStackCache<B>,
         dskip: &Tensor<B>,
+        labels: Option<&Tensor<B>>,
         done: &mut dyn FnMut(Vec<&mut Param<B>>) -> Result<()>,
-    ) -> Result<(Tensor<B>, GatedBiasGrads<B>)> {
+    ) -> Result<Tensor<B>> {
         let mut dv: Option<Tensor<B>> = None;
         let mut dh: Option<Tensor<B>> = None;
-        let mut dbias = Vec::with_capacity(self.layers.len());
         for (layer, c) in self.layers.iter_mut().zip(cache.layers).rev() {
-            let g = layer.backward(backend, c, dv.as_ref(), dh.as_ref(), dskip)?;
+            let g = layer.backward(backend, c, dv.as_ref(), dh.as_ref(), dskip, labels)?;
             done(layer.params_mut())?;
-            dbias.push(g.dbias);
             dv = Some(g.dv_in);
             dh = Some(g.dh_in);
         }
-        dbias.reverse();
         let (dv, dh) = (dv.expect("one layer"), dh.expect("one layer"));
-        Ok((backend.add(&dv, &dh)?, dbias))
+        backend.add(&dv, &dh)
     }
 
     /// Every layer's parameters, first layer first.

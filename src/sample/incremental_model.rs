@@ -114,7 +114,9 @@ impl<B: Backend> Model<B> {
                         }
                         LayerAt::DiagBiLstm(at)
                     }
-                    Layer::Gated(g) => LayerAt::Gated(g.incremental(backend, n, h, w)?),
+                    Layer::Gated(g) => {
+                        LayerAt::Gated(g.incremental_with(backend, n, h, w, labels)?)
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -244,7 +244,7 @@ pub fn check_gated_pixelcnn_step<E: Executor>(gpu: &CudaBackend<E>) {
 }
 
 /// Class-conditional (`--condition class`, 3 classes): PixelCNN with C = 3, Row LSTM, the
-/// Diagonal BiLSTM (both directions' tables) and both stages of Multi-Scale, with random
+/// Diagonal BiLSTM (both directions' tables), Gated PixelCNN and both stages of Multi-Scale, with random
 /// class tables: the class-bias kernels forward and backward inside whole training steps.
 pub fn check_conditional_step<E: Executor>(gpu: &CudaBackend<E>) {
     let cond = |mut cfg: ModelConfig| {
@@ -256,6 +256,13 @@ pub fn check_conditional_step<E: Executor>(gpu: &CudaBackend<E>) {
     check_step(gpu, cond(config(ModelKind::PixelCnn, 3, false)), rec, k);
     check_step(gpu, cond(config(ModelKind::RowLstm, 1, true)), rec, k);
     check_step(gpu, cond(config(ModelKind::DiagBiLstm, 1, false)), rec, k);
+    // Gated PixelCNN: each layer's table joins both stacks' pre-activations.
+    check_step(
+        gpu,
+        cond(config(ModelKind::GatedPixelCnn, 3, false)),
+        rec,
+        k,
+    );
     let mut ms = cond(config(ModelKind::MultiScale, 1, true));
     (ms.height, ms.width, ms.layers) = (6, 6, 1);
     ms.multiscale = Some(MultiScaleConfig {
