@@ -81,6 +81,20 @@ def test_images(spec: str, split: str) -> np.ndarray:
     return a[a.shape[0] - n_test:] if split == "test" else a[:a.shape[0] - n_test]
 
 
+def test_labels(spec: str, split: str) -> np.ndarray | None:
+    """The classes of `test_images(spec, split)` (an .npz with `train_labels`/`test_labels` or
+    `y_train`/`y_test`, or the embedded MNIST's), None when the data has none."""
+    if spec in ("mnist", "binarized-mnist"):
+        spec = os.path.join(ROOT, "data", "mnist.npz")
+    if not spec.endswith(".npz"):
+        return None
+    z = np.load(spec)
+    for tr, te in (("train_labels", "test_labels"), ("y_train", "y_test")):
+        if tr in z.files and te in z.files:
+            return np.asarray(z[te] if split == "test" else z[tr]).astype(np.int64).reshape(-1)
+    return None
+
+
 def binarize(a: np.ndarray) -> np.ndarray:
     return a if np.isin(a, (0, 1)).all() else (a >= 128).astype(np.uint8)
 
@@ -168,13 +182,21 @@ def compare(args) -> int:
         imgs = imgs[:args.limit]
     if cfg.binary:
         imgs = binarize(imgs)
+    labels = None
+    if cfg.classes:
+        labels = test_labels(spec, args.split)
+        if labels is None:
+            sys.exit(f"crosscheck: the model is class-conditional but {spec} has no labels")
+        labels = labels[:len(imgs)]
     if imgs.shape[1:] != (cfg.height, cfg.width, cfg.channels):
         sys.exit(f"crosscheck: data is {imgs.shape[1:]}, the model "
                  f"{(cfg.height, cfg.width, cfg.channels)}")
     t0 = time.time()
     with torch.no_grad():
-        ref = torch.cat([model.nll_images(torch.from_numpy(imgs[i:i + 64]))
-                         for i in range(0, len(imgs), 64)]).numpy()
+        ref = torch.cat([model.nll_images(
+            torch.from_numpy(imgs[i:i + 64]),
+            *(() if labels is None else (torch.from_numpy(labels[i:i + 64]),)))
+            for i in range(0, len(imgs), 64)]).numpy()
     t_torch = time.time() - t0
     if ours.shape != ref.shape:
         sys.exit(f"crosscheck: pixelrnn dumped {ours.shape}, reference {ref.shape}")
@@ -186,7 +208,8 @@ def compare(args) -> int:
         "model": cfg.kind if cfg.multiscale is None
         else f"{cfg.kind}({cfg.multiscale['base']}, scale {cfg.multiscale['scale']})",
         "format": f"{cfg.height}x{cfg.width}x{cfg.channels}" + (" binary" if cfg.binary else "")
-                  + (f" mixture K{cfg.mixtures}" if cfg.mixtures else ""),
+                  + (f" mixture K{cfg.mixtures}" if cfg.mixtures else "")
+                  + (f" class K{cfg.classes}" if cfg.classes else ""),
         "layers": cfg.layers, "hidden": cfg.hidden, "head": cfg.head,
         "step": int(meta.get("step", 0)),
         "images": int(ref.shape[0]),

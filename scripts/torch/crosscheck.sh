@@ -12,7 +12,9 @@
 # target/release/pixelrnn, built with cargo build --release only when missing),
 # CROSSCHECK_DIR (work folder, default a temporary one), H, W (image size, default 7 x 9:
 # not square, so that a swapped height and width shows), TOL (default 1e-4), SCALE (of the
-# randomized pass, default 1: see crosscheck.py --randomize).
+# randomized pass, default 1: see crosscheck.py --randomize), MODELS (the models to check,
+# default all of them: pixelcnn row-lstm diag-bilstm gated-pixelcnn ms-pixelcnn ms-row-lstm
+# ms-diag-bilstm).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,6 +22,7 @@ venv="${PIXELRNN_TORCH_VENV:-$root/.venv-torch}"
 py="$venv/bin/python"
 exe="${PIXELRNN:-$root/target/release/pixelrnn}"
 H="${H:-7}"; W="${W:-9}"; TOL="${TOL:-1e-4}"; SCALE="${SCALE:-1}"
+MODELS="${MODELS:-pixelcnn row-lstm diag-bilstm gated-pixelcnn ms-pixelcnn ms-row-lstm ms-diag-bilstm}"
 [ -x "$py" ] || { echo "crosscheck.sh: no venv at $venv: run scripts/torch/install.sh" >&2; exit 2; }
 if [ ! -x "$exe" ]; then
     echo "crosscheck.sh: $exe missing: cargo build --release" >&2
@@ -41,13 +44,19 @@ for c in (1, 3):
     np.save(f"{work}/data_c{c}.npy", rng.integers(0, 256, size=(40, h, w, c), dtype=np.uint8))
     # Multi-scale needs a square image cut into whole blocks: 8 x 8, scale 4 (r = 2).
     np.save(f"{work}/square_c{c}.npy", rng.integers(0, 256, size=(40, 8, 8, c), dtype=np.uint8))
+    # Class-conditional (--condition class): the same kind of images with labels 0..2 (K = 3).
+    for name, (hh, ww) in (("cond", (h, w)), ("cond_square", (8, 8))):
+        img = lambda n: rng.integers(0, 256, size=(n, hh, ww, c), dtype=np.uint8)
+        np.savez(f"{work}/{name}_c{c}.npz", train=img(36), test=img(4),
+                 train_labels=np.arange(36, dtype=np.uint8) % 3,
+                 test_labels=np.array([2, 0, 1, 2], dtype=np.uint8))
 PY
 
 fail=0
 results="$work/results.jsonl"
 : > "$results"
-for model in pixelcnn row-lstm diag-bilstm gated-pixelcnn ms-pixelcnn ms-row-lstm ms-diag-bilstm; do
-    for fmt in c1-binary c1 c3 c1-mixture c3-mixture; do
+for model in $MODELS; do
+    for fmt in c1-binary c1 c3 c1-mixture c3-mixture c1-class c3-class; do
         c="${fmt:1:1}"
         run="$work/$model-$fmt"
         extra=()
@@ -55,10 +64,15 @@ for model in pixelcnn row-lstm diag-bilstm gated-pixelcnn ms-pixelcnn ms-row-lst
         # The discretized logistic mixture (docs/logistic-mixture.md): one channel group.
         case "$fmt" in *-mixture) extra=(--likelihood logistic-mixture --mixtures 3) ;; esac
         data="$work/data_c$c.npy"
+        square="$work/square_c$c.npy"
+        # Class-conditional: every class table (docs/CHECKPOINTS.md), labels from the .npz.
+        case "$fmt" in *-class)
+            extra=(--condition class); data="$work/cond_c$c.npz"; square="$work/cond_square_c$c.npz" ;;
+        esac
         kind=(--model "$model")
         case "$model" in ms-*)
             # Both stages, every conditioning tensor (upsample, input.cond, layers.*.cond)
-            data="$work/square_c$c.npy"
+            data="$square"
             kind=(--model multiscale --base "${model#ms-}" --scale 4 --cond-features 3) ;;
         esac
         rm -rf "$run"

@@ -107,6 +107,18 @@ def input_to_state(cin, h, kw, groups):
 # Layers
 # --------------------------------------------------------------------------------------------
 
+def add_class(module, pre):
+    """`pre + class_bias[labels]` (NCHW; the row of each image's class at every position) for a
+    module with a class table (class-conditional models, docs/CHECKPOINTS.md; the model's
+    forward sets `module.labels`), else `pre`."""
+    table = getattr(module, "class_bias", None)
+    return pre if table is None else pre + table[module.labels][:, :, None, None]
+
+
+def class_table(k, f):
+    return nn.Parameter(torch.zeros(k, f))
+
+
 class ResidualBlock(nn.Module):
     """PixelCNN: ReLU -> 1x1 B 2h->h -> ReLU -> 3x3 B h->h -> ReLU -> 1x1 B h->2h, + input."""
 
@@ -121,6 +133,7 @@ class ResidualBlock(nn.Module):
         y = self.conv_mid(F.relu(y))
         if m is not None:  # multi-scale stage 2: the conditioning bias on the 3x3's output
             y = y + self.cond(m)
+        y = add_class(self, y)
         y = self.conv_out(F.relu(y))
         return x + y
 
@@ -156,6 +169,7 @@ class RowLstm(nn.Module):
         pre = self.is_conv(x)
         if m is not None:  # multi-scale stage 2: conditioning bias on the pre-activations
             pre = pre + self.cond(m)
+        pre = add_class(self, pre)
         return x + self.res_conv(self.recurrence(pre))
 
 
@@ -193,6 +207,7 @@ class DiagDirection(nn.Module):
         pre = self.is_conv(x)
         if m is not None:
             pre = pre + self.cond(m)
+        pre = add_class(self, pre)  # the same at every position: mirroring leaves it as it is
         s = skew(pre)  # [N, 4h, H, 2W-1]
         t_all = torch.arange(2 * w - 1, device=x.device)
         r_all = torch.arange(hh, device=x.device)
@@ -314,6 +329,8 @@ class Config:
     multiscale: dict | None = None
     # Logistic mixture components K (docs/logistic-mixture.md), None for the 256-way softmax.
     mixtures: int | None = None
+    # Class conditioning (`--condition class`): the number of classes K, None: unconditional.
+    classes: int | None = None
 
     @property
     def groups(self) -> int:
@@ -334,7 +351,8 @@ class Config:
                       channels=d["channels"], binary=d["binary"], layers=d["layers"],
                       hidden=d["hidden"], head=d["head"], row_kernel=d.get("row_kernel", 3),
                       multiscale=d.get("multiscale"),
-                      mixtures=mixtures_of(d.get("likelihood", "softmax")))
+                      mixtures=mixtures_of(d.get("likelihood", "softmax")),
+                      classes=d.get("classes"))
 
     def stage(self, k: int) -> "Config":
         """Stage 1 (the base model of the s x s image) or 2 (the conditioned full model)."""
@@ -342,10 +360,10 @@ class Config:
         if k == 1:
             return Config(ms["base"], ms["scale"], ms["scale"], self.channels, self.binary,
                           self.layers, self.hidden, self.head, self.row_kernel, None,
-                          self.mixtures)
+                          self.mixtures, self.classes)
         return Config(ms["base"], self.height, self.width, self.channels, self.binary,
                       self.layers, self.hidden, self.head, self.row_kernel, dict(ms),
-                      self.mixtures)
+                      self.mixtures, self.classes)
 
 
 class PixelModel(nn.Module):
@@ -372,6 +390,9 @@ class PixelModel(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.head = OutputHead(2 * h, cfg.head, cfg.outputs, g)
         self.stride = None
+        if cfg.classes:  # layers.{l}.class_bias [K, 4h]; no input layer, no input table
+            for layer in self.layers:
+                layer.class_bias = class_table(cfg.classes, 4 * h)
         if cfg.multiscale is not None:
             f = cfg.multiscale["cond_features"]
             r = self.stride = cfg.height // cfg.multiscale["scale"]
@@ -387,6 +408,26 @@ class PixelModel(nn.Module):
                 else:
                     width = h if cfg.kind == "pixelcnn" else 4 * h
                     layer.cond = MaskedConv2d(f, width, 1, 1, "none", c)
+        if cfg.classes:
+            # Class tables (docs/CHECKPOINTS.md): input.class_bias [K, 2h], layers.{l}.class_bias
+            # (PixelCNN [K, h] on the 3x3's output, Row LSTM [K, 4h] on is_conv's),
+            # layers.{l}.{left,right}.class_bias [K, 4h]; each after the multi-scale bias.
+            k = cfg.classes
+            self.input.class_bias = class_table(k, 2 * h)
+            for layer in self.layers:
+                if cfg.kind == "diag-bilstm":
+                    layer.left.class_bias = class_table(k, 4 * h)
+                    layer.right.class_bias = class_table(k, 4 * h)
+                else:
+                    layer.class_bias = class_table(k, h if cfg.kind == "pixelcnn" else 4 * h)
+
+    def set_labels(self, labels):
+        """Hands each image's class [N] (long) to every module with a class table."""
+        if self.cfg.classes and labels is None:
+            raise ValueError("a class-conditional model needs each image's class")
+        for mod in self.modules():
+            if getattr(mod, "class_bias", None) is not None:
+                mod.labels = labels.to(mod.class_bias.device).long()
 
     def network_input(self, x_uint8):
         """[N, H, W, C] values (uint8 or 0/1) -> [N, C, H, W] network input, on the model's
@@ -395,14 +436,16 @@ class PixelModel(nn.Module):
         x = x_uint8.to(w.device).permute(0, 3, 1, 2).to(w.dtype)
         return x if self.cfg.binary else x / 127.5 - 1.0
 
-    def forward(self, x, xs=None):
+    def forward(self, x, xs=None, labels=None):
         """Network input [N, C, H, W] -> logits [N, 256C or C, H, W] (logit k of channel c is
         feature k*C + c). A conditioned model also takes the small image `xs` [N, C, s, s],
-        scaled like the input."""
+        scaled like the input; a class-conditional one each image's class `labels` [N]."""
+        self.set_labels(labels)
         m = None if self.stride is None else self.upsample(xs)
         a = self.input(x)
         if m is not None:
             a = a + self.input.cond(m)
+        a = add_class(self.input, a)
         for layer in self.layers:
             a = layer(a) if m is None else layer(a, m)
         return self.head(a)
@@ -420,12 +463,12 @@ class PixelModel(nn.Module):
         z = logits.view(n, 256, c, hh, w)
         return F.cross_entropy(z, targets.long(), reduction="none")
 
-    def nll_images(self, images):
+    def nll_images(self, images, labels=None):
         """Per-sub-pixel NLL in nats, NHWC like pixelrnn's `--dump-nll`, for uint8 images
-        [N, H, W, C] (binary models: 0/1 values)."""
+        [N, H, W, C] (binary models: 0/1 values) of classes `labels` [N] (class-conditional)."""
         x = self.network_input(images)
         t = images.permute(0, 3, 1, 2)
-        return self.nll(self(x), t).permute(0, 2, 3, 1)
+        return self.nll(self(x, labels=labels), t).permute(0, 2, 3, 1)
 
 
 class MultiScaleModel(nn.Module):
@@ -441,14 +484,14 @@ class MultiScaleModel(nn.Module):
         self.stage2 = PixelModel(cfg.stage(2))
         self.stride = self.stage2.stride
 
-    def nll_images(self, images):
+    def nll_images(self, images, labels=None):
         r = self.stride
         small = images[:, ::r, ::r]
-        n1 = self.stage1.nll_images(small)  # [N, s, s, C]
+        n1 = self.stage1.nll_images(small, labels)  # [N, s, s, C]
         x = self.stage2.network_input(images)
         xs = self.stage2.network_input(small)
         t = images.permute(0, 3, 1, 2)
-        n2 = self.stage2.nll(self.stage2(x, xs), t).permute(0, 2, 3, 1).clone()
+        n2 = self.stage2.nll(self.stage2(x, xs, labels), t).permute(0, 2, 3, 1).clone()
         n2[:, ::r, ::r] = n1
         return n2
 
@@ -483,8 +526,11 @@ class GatedLayer(nn.Module):
         self.skip_conv = MaskedConv2d(2 * h, 2 * h, 1, 1, "B", groups)
 
     def forward(self, v, x_h):
-        vp = self.v_conv(v)
-        hp = self.h_conv(x_h) + self.link(shift_down(vp))
+        # Class-conditional: the paper's V^T h, one row per class, on both stacks'
+        # pre-activations (docs/gated-pixelcnn.md, "Class conditioning"); the vertical one
+        # before the shift.
+        vp = add_class(self, self.v_conv(v))
+        hp = add_class(self, self.h_conv(x_h) + self.link(shift_down(vp)))
         u = gate(hp)
         skip = self.skip_conv(u)
         if self.last:
@@ -502,12 +548,14 @@ class GatedPixelModel(PixelModel):
         if cfg.multiscale is not None:
             raise ValueError("a Gated PixelCNN has no multi-scale form")
         self.cfg = cfg
-        c, h = cfg.channels, cfg.hidden
+        # Channel groups and head outputs as every model's: the logistic mixture predicts
+        # whole pixels (one group, K (1 + 2C + C(C-1)/2) outputs; docs/logistic-mixture.md).
+        c, h, g = cfg.channels, cfg.hidden, cfg.groups
         self.layers = nn.ModuleList([
-            GatedLayer(c if l == 0 else 2 * h, h, 7 if l == 0 else 3, c, l == 0,
+            GatedLayer(c if l == 0 else 2 * h, h, 7 if l == 0 else 3, g, l == 0,
                        l + 1 == cfg.layers)
             for l in range(cfg.layers)])
-        self.head = OutputHead(2 * h, cfg.head, c if cfg.binary else 256 * c, c)
+        self.head = OutputHead(2 * h, cfg.head, cfg.outputs, g)
         self.stride = None
 
     def network_input(self, x_uint8):
@@ -515,7 +563,8 @@ class GatedPixelModel(PixelModel):
         x = x_uint8.to(w.device).permute(0, 3, 1, 2).to(w.dtype)
         return x if self.cfg.binary else x / 127.5 - 1.0
 
-    def forward(self, x, xs=None):
+    def forward(self, x, xs=None, labels=None):
+        self.set_labels(labels)
         v, x_h, total = x, x, 0
         for layer in self.layers:
             v, x_h, skip = layer(v, x_h)
