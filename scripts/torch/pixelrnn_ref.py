@@ -390,9 +390,6 @@ class PixelModel(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.head = OutputHead(2 * h, cfg.head, cfg.outputs, g)
         self.stride = None
-        if cfg.classes:  # layers.{l}.class_bias [K, 4h]; no input layer, no input table
-            for layer in self.layers:
-                layer.class_bias = class_table(cfg.classes, 4 * h)
         if cfg.multiscale is not None:
             f = cfg.multiscale["cond_features"]
             r = self.stride = cfg.height // cfg.multiscale["scale"]
@@ -557,6 +554,9 @@ class GatedPixelModel(PixelModel):
             for l in range(cfg.layers)])
         self.head = OutputHead(2 * h, cfg.head, cfg.outputs, g)
         self.stride = None
+        if cfg.classes:  # layers.{l}.class_bias [K, 4h]; no input layer, no input table
+            for layer in self.layers:
+                layer.class_bias = class_table(cfg.classes, 4 * h)
 
     def network_input(self, x_uint8):
         w = self.head.hidden.weight
