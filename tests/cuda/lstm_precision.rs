@@ -33,6 +33,8 @@ fn assert_refused<T>(r: pixelrnn::error::Result<T>, op: &str, variant: &str, p: 
 }
 
 type G<E> = CudaBackend<E>;
+/// A backward's `(d_is, d_w_ss)`.
+type Grads<E> = pixelrnn::error::Result<(Tensor<G<E>>, Tensor<G<E>>)>;
 
 fn forward<B: Backend>(
     gpu: &B,
@@ -55,7 +57,7 @@ fn backward<E: Executor>(
     w: &Tensor<G<E>>,
     dh: &Tensor<G<E>>,
     rec: Recurrence,
-) -> pixelrnn::error::Result<(Tensor<G<E>>, Tensor<G<E>>)> {
+) -> Grads<E> {
     if diagonal {
         gpu.diag_lstm_backward(state, w, dh, rec)
     } else {

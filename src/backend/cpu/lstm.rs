@@ -346,6 +346,7 @@ fn transpose_packed(wp: &[f32], tk: usize, g: usize) -> Vec<f32> {
 /// backward of every position, then one small product `d_pre . W^T` for the gradient reaching
 /// the previous step's states. The weight gradient waits until the image is done: one GEMM
 /// `cols^T . d_pre` over all its positions.
+#[allow(clippy::too_many_arguments)]
 fn backward_fused(
     h: &[f32],
     c: &[f32],
@@ -491,6 +492,7 @@ fn backward_fused(
     (d_is, dwp)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn backward_unfused(
     h: &[f32],
     c: &[f32],
