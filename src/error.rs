@@ -29,6 +29,16 @@ pub enum Error {
     /// A CUDA (or emulated CUDA) allocation, transfer or kernel launch that failed.
     #[error("{0}")]
     Device(String),
+    /// A recurrence path with no kernels at the backend's precision: it refuses rather than
+    /// silently running fp32 (`cuda/lstm_precision.rs`).
+    #[error(
+        "{op}: the {variant} recurrence has no {precision} kernels on CUDA (it would run fp32); use --precision fp32, or the CPU backend"
+    )]
+    PrecisionUnsupported {
+        op: &'static str,
+        variant: &'static str,
+        precision: crate::backend::Precision,
+    },
     /// Another process is writing this run folder (it holds the folder's lock).
     #[error(
         "run folder {path} is in use by another pixelrnn train ({holder}): wait for it to end, or choose another --out"

@@ -157,7 +157,9 @@ pub(crate) fn time_step<B: BenchBackend>(
         Ok(())
     });
     if let Err(e) = result {
-        row.status = "error".into();
+        // A path that refuses the row's precision is skipped, with the refusal as the reason.
+        let refused = matches!(e, crate::error::Error::PrecisionUnsupported { .. });
+        row.status = if refused { "skipped" } else { "error" }.into();
         row.note = one_line(&e.to_string());
     }
     row

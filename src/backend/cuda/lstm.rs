@@ -56,9 +56,10 @@
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
 use super::lstm_persistent::launch_persistent;
+use super::lstm_precision::{self, Path};
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
-use crate::backend::{LstmState, Recurrence};
+use crate::backend::{Backend, LstmState, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -67,6 +68,21 @@ pub(super) type T<E> = Tensor<CudaBackend<E>>;
 /// Whether the selected Diagonal LSTM layout is the materialised one.
 fn materialised<E: Executor>(be: &CudaBackend<E>) -> bool {
     be.variants().diag_lstm_layout == DiagLstmLayout::Materialised
+}
+
+/// The precision decision for recurrence `op` by `rec` (`cuda/lstm_precision.rs`).
+fn check_precision<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    rec: Recurrence,
+    diagonal: bool,
+) -> Result<()> {
+    let path = if diagonal && materialised(be) {
+        Path::Materialised
+    } else {
+        Path::Folded(rec)
+    };
+    lstm_precision::check(op, path, be.precision())
 }
 
 /// The op name of a scan's kernels (`row_lstm_*` or `diag_lstm_*`).
@@ -200,6 +216,7 @@ fn forward<E: Executor>(
     diagonal: bool,
 ) -> Result<LstmState<CudaBackend<E>>> {
     let lg = LstmGeom::forward(op, is, w_ss, diagonal)?;
+    check_precision(be, op, rec, diagonal)?;
     let (n, geo) = (lg.n, lg.geo);
     let hs = lg.state_shape();
     // Every position is written by its step, so none of the maps needs clearing.
@@ -245,6 +262,7 @@ fn backward<E: Executor>(
     diagonal: bool,
 ) -> Result<(T<E>, T<E>)> {
     let lg = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
+    check_precision(be, op, rec, diagonal)?;
     let (n, geo) = (lg.n, lg.geo);
     if lg.positions() == 0 {
         return Ok((

@@ -6,8 +6,10 @@
 
 use super::launch_args::grid_stride;
 use super::lstm::{scan_op, Dims};
+use super::lstm_precision::{self, Path};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::LstmGeom;
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -26,6 +28,7 @@ fn forward_at<E: Executor>(
     j: usize,
 ) -> Result<()> {
     let LstmGeom { n, geo } = LstmGeom::at(op, is, w_ss, h, c, diagonal, i, j)?;
+    lstm_precision::check(op, Path::ForwardAt, be.precision())?;
     if n * geo.hidden == 0 {
         return Ok(());
     }

@@ -31,6 +31,7 @@ mod loss_targets;
 mod lstm;
 mod lstm_at;
 mod lstm_persistent;
+mod lstm_precision;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;

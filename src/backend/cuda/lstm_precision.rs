@@ -1,0 +1,84 @@
+//! The precision decision of the CUDA recurrences, in one place ([`check`]): which recurrence
+//! path runs at the backend's [`Precision`], and which refuses.
+//!
+//! At tf32/bf16 the CPU twin (`cpu/lstm.rs`) rounds the state-to-state GEMM operands (the
+//! gathered states, the state weight, d_pre) and accumulates in fp32. No CUDA recurrence
+//! kernel computes that arithmetic yet: the fp32 SIMT kernels would silently run fp32. So at
+//! tf32/bf16 every CUDA recurrence path refuses with [`Error::PrecisionUnsupported`], naming
+//! the op, the path and the precision, before it launches anything:
+//!
+//! - fused (`<scan>_step_fwd` / `_step_bwd`, folded layout): until its tensor-core step
+//!   kernels land (branch `lstmmma`), which then pass here;
+//! - unfused (`<scan>_ss_fwd`, `_ss_bwd_data`, `lstm_gates_*`) and the sampler's
+//!   `<scan>_fwd_at`: could run the twin's arithmetic by rounding operands on load in the
+//!   SIMT kernels (products of rounded operands are exact in fp32); not done yet;
+//! - persistent and the materialised Diagonal layout: refused by design (comparison
+//!   variants; no mma versions planned).
+//!
+//! At fp32 every path runs, as before.
+
+use crate::backend::{Precision, Recurrence};
+use crate::error::{Error, Result};
+
+/// A CUDA recurrence path, as [`check`] decides about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Path {
+    /// One of the stepwise or persistent variants over the folded layout.
+    Folded(Recurrence),
+    /// The materialised Diagonal LSTM layout (any variant).
+    Materialised,
+    /// The one-position step of sampling (`*_forward_at`).
+    ForwardAt,
+}
+
+impl Path {
+    /// The path's name in the refusal.
+    fn name(self) -> &'static str {
+        match self {
+            Path::Folded(Recurrence::Fused) => "fused",
+            Path::Folded(Recurrence::Unfused) => "unfused",
+            Path::Folded(Recurrence::Persistent) => "persistent",
+            Path::Materialised => "materialised-layout",
+            Path::ForwardAt => "forward_at (sampling)",
+        }
+    }
+}
+
+/// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
+/// refusal (module comment: no CUDA recurrence kernel rounds its operands yet).
+pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
+    if precision == Precision::Fp32 {
+        return Ok(());
+    }
+    Err(Error::PrecisionUnsupported {
+        op,
+        variant: path.name(),
+        precision,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fp32_runs_everything_and_the_rest_refuse_by_name() {
+        let paths = [
+            Path::Folded(Recurrence::Fused),
+            Path::Folded(Recurrence::Unfused),
+            Path::Folded(Recurrence::Persistent),
+            Path::Materialised,
+            Path::ForwardAt,
+        ];
+        for path in paths {
+            assert!(check("row_lstm_forward", path, Precision::Fp32).is_ok());
+            for p in [Precision::Tf32, Precision::Bf16] {
+                let msg = check("row_lstm_forward", path, p).unwrap_err().to_string();
+                assert!(msg.contains("row_lstm_forward"), "{msg}");
+                assert!(msg.contains(path.name()), "{msg}");
+                assert!(msg.contains(p.name()), "{msg}");
+                assert!(!msg.contains('\n'), "{msg}");
+            }
+        }
+    }
+}
