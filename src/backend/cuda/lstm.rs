@@ -58,7 +58,7 @@ use super::launch_args::{grid_stride, int};
 use super::lstm_persistent::launch_persistent;
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
-use crate::backend::{LstmState, Recurrence};
+use crate::backend::{Backend, LstmState, Precision, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -150,8 +150,9 @@ fn stepwise_forward<E: Executor>(
     let hd = geo.hidden;
     let scan = scan_op(geo);
     let version = scan_version(be, geo);
-    // v2 reads the state weight packed once for the whole scan.
-    let packed = if version == 2 {
+    let mma = if fused { mma_step(be, "step_fwd", geo) } else { None };
+    // v2 and the tensor-core step read the state weight packed once for the whole scan.
+    let packed = if version == 2 || mma.is_some() {
         Some(pack_weight(be, w_ss, geo, false)?)
     } else {
         None
@@ -169,9 +170,14 @@ fn stepwise_forward<E: Executor>(
                 arg(&state.gates),
             ];
             dims.push(&mut args, &[step]);
-            let cfg =
-                step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
-            be.launch(&format!("{scan}_step_fwd_v{version}"), &cfg, &args)?;
+            let (kernel, cfg) = match &mma {
+                Some(k) => (k.clone(), mma_step_cfg(n, geo.step_len(s), hd, MMA_FWD_UNITS)?),
+                None => (
+                    format!("{scan}_step_fwd_v{version}"),
+                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?,
+                ),
+            };
+            be.launch(&kernel, &cfg.with_flops(geo.ss_flops(m)), &args)?;
         } else {
             let mut args = vec![arg(is), arg(w), arg(&state.h), arg(&state.gates)];
             dims.push(&mut args, &[step]);
@@ -346,6 +352,51 @@ pub(super) fn step_cfg(
     })
 }
 
+/// Version of the tensor-core fused step kernels (kernels/row_lstm_mma.cu,
+/// kernels/diag_lstm_mma.cu): v1 is the only one.
+const MMA_STEP_VERSION: u32 = 1;
+
+/// Positions of a tensor-core step kernel's block tile (`MCM_M`, kernels/masked_conv2d_mma.cuh),
+/// the units of a forward tile (16 units x 4 gates = `MCM_N` columns, `LSTM_MMA_FWD_UNITS`) and
+/// of a backward one (`LSTM_MMA_BWD_UNITS`), and their threads (8 warps).
+const MMA_TILE_POSITIONS: usize = 128;
+const MMA_FWD_UNITS: usize = 16;
+const MMA_BWD_UNITS: usize = 64;
+const MMA_TILE_THREADS: u32 = 256;
+
+/// The tensor-core fused step kernel of `pass` (`step_fwd`, `step_bwd`) for `geo`'s scan at the
+/// backend's precision: `<scan>_<pass>_<tf32|bf16>_v1` (kernels/row_lstm_mma.cu,
+/// kernels/diag_lstm_mma.cu); `None` at fp32, where the fp32 selections apply. The one place
+/// that chooses them; the callers run it for the fused recurrence with the skew folded (the
+/// materialised layout's scans are in `cuda/diag_lstm_skewed.rs`).
+pub(super) fn mma_step<E: Executor>(
+    be: &CudaBackend<E>,
+    pass: &str,
+    geo: &Geometry,
+) -> Option<String> {
+    let precision = be.precision();
+    (precision != Precision::Fp32)
+        .then(|| format!("{}_{pass}_{precision}_v{MMA_STEP_VERSION}", scan_op(geo)))
+}
+
+/// Launch configuration of a tensor-core step kernel: one block of 256 threads per 128
+/// positions of the step (`len` per image, the images' positions consecutive) x `units` of
+/// `hidden`.
+fn mma_step_cfg(n: usize, len: usize, hidden: usize, units: usize) -> Result<LaunchCfg> {
+    let op = "lstm step mma";
+    Ok(LaunchCfg {
+        grid: [
+            int(op, "position tiles", (n * len).div_ceil(MMA_TILE_POSITIONS))? as u32,
+            int(op, "unit tiles", hidden.div_ceil(units))? as u32,
+            1,
+        ],
+        block: [MMA_TILE_THREADS, 1, 1],
+        shared_bytes: 0,
+        cluster: [1, 1, 1],
+        flops: 0,
+    })
+}
+
 /// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
 /// 16-position shared tile): below this a split costs more in its partial tile's write and
 /// read than it saves.
@@ -468,7 +519,12 @@ fn folded_backward<E: Executor>(
     // The stepwise paths' kernel version; v2 and v3 read the state weight packed once
     // (transposed).
     let version = bwd_step_version(be, geo);
-    let packed = if version >= 2 && rec != Recurrence::Persistent {
+    let mma = if rec == Recurrence::Fused {
+        mma_step(be, "step_bwd", geo)
+    } else {
+        None
+    };
+    let packed = if (version >= 2 || mma.is_some()) && rec != Recurrence::Persistent {
         Some(pack_weight(be, w_ss, geo, true)?)
     } else {
         None
@@ -500,9 +556,14 @@ fn folded_backward<E: Executor>(
                     arg(&d_is),
                 ];
                 dims.push(&mut args, &[int(op, "step", s)?]);
-                let cfg =
-                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
-                be.launch(&format!("{scan}_step_bwd_v{version}"), &cfg, &args)?;
+                let (kernel, cfg) = match &mma {
+                    Some(k) => (k.clone(), mma_step_cfg(n, geo.step_len(s), hd, MMA_BWD_UNITS)?),
+                    None => (
+                        format!("{scan}_step_bwd_v{version}"),
+                        step_cfg(version, n, geo.step_len(s), hd, m * hd)?,
+                    ),
+                };
+                be.launch(&kernel, &cfg.with_flops(geo.ss_flops(m)), &args)?;
             }
         }
         Recurrence::Unfused => {
