@@ -6,8 +6,9 @@
 
 mod common;
 
-use pixelrnn::backend::cpu::lstm::{backward, forward, Geometry, Scan};
-use pixelrnn::backend::cpu::lstm_at::forward_at;
+use pixelrnn::backend::cpu::lstm::{backward, forward, forward_precision, Geometry, Scan};
+use pixelrnn::backend::cpu::lstm_at::{forward_at, forward_at_precision};
+use pixelrnn::backend::Precision;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
@@ -175,22 +176,39 @@ fn forward_at_is_bit_identical_to_the_fused_forward() {
         let g = 4 * hd;
         let is = uniform(&mut rng, n * plane * g, -1.0, 1.0);
         let w = uniform(&mut rng, geo.weight_shape().iter().product(), -0.5, 0.5);
-        let (h, c, _) = forward(&is, &w, n, &geo, true);
-        let mut hm = vec![0.0f32; n * plane * hd];
-        let mut cm = vec![0.0f32; n * plane * hd];
-        for i in 0..height {
-            for j in 0..width {
-                let p = i * width + j;
-                let is_p: Vec<f32> = (0..n)
-                    .flat_map(|b| is[(b * plane + p) * g..(b * plane + p + 1) * g].to_vec())
-                    .collect();
-                forward_at(&is_p, &w, &mut hm, &mut cm, n, &geo, i, j);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        let mut fp32_h = Vec::new();
+        let reads_a_state = (0..height)
+            .any(|r| (0..width).any(|j| (0..geo.taps()).any(|t| geo.neighbour(r, j, t).is_some())));
+        // At every precision: the sampler rounds the same operands the same way.
+        for pr in Precision::ALL {
+            let (h, c, _) = forward_precision(&is, &w, n, &geo, true, pr);
+            let mut hm = vec![0.0f32; n * plane * hd];
+            let mut cm = vec![0.0f32; n * plane * hd];
+            for i in 0..height {
+                for j in 0..width {
+                    let p = i * width + j;
+                    let is_p: Vec<f32> = (0..n)
+                        .flat_map(|b| is[(b * plane + p) * g..(b * plane + p + 1) * g].to_vec())
+                        .collect();
+                    if pr == Precision::Fp32 {
+                        forward_at(&is_p, &w, &mut hm, &mut cm, n, &geo, i, j);
+                    } else {
+                        forward_at_precision(&is_p, &w, &mut hm, &mut cm, n, &geo, i, j, pr);
+                    }
+                }
+            }
+            let what = format!("{scan:?} n {n} {height}x{width} h {hd} at {pr}");
+            assert_eq!(bits(&hm), bits(&h), "{what}: hidden states");
+            assert_eq!(bits(&cm), bits(&c), "{what}: cell states");
+            if pr == Precision::Fp32 {
+                assert_eq!(bits(&h), bits(&forward(&is, &w, n, &geo, true).0));
+                fp32_h = h;
+            } else if reads_a_state {
+                // The rounding was applied (a single position reads no earlier state).
+                assert_ne!(bits(&h), bits(&fp32_h), "{what}: no rounding applied");
             }
         }
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-        let what = format!("{scan:?} n {n} {height}x{width} h {hd}");
-        assert_eq!(bits(&hm), bits(&h), "{what}: hidden states");
-        assert_eq!(bits(&cm), bits(&c), "{what}: cell states");
     }
 }
 

@@ -302,7 +302,7 @@ impl Backend for CpuBackend {
         w_ss: &Tensor<Self>,
         rec: Recurrence,
     ) -> Result<LstmState<Self>> {
-        lstm_forward("row_lstm_forward", is, w_ss, rec, false)
+        lstm_forward("row_lstm_forward", is, w_ss, rec, false, self.precision())
     }
 
     fn row_lstm_backward(
@@ -312,7 +312,15 @@ impl Backend for CpuBackend {
         dh: &Tensor<Self>,
         rec: Recurrence,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
-        lstm_backward("row_lstm_backward", state, w_ss, dh, rec, false)
+        lstm_backward(
+            "row_lstm_backward",
+            state,
+            w_ss,
+            dh,
+            rec,
+            false,
+            self.precision(),
+        )
     }
 
     fn diag_lstm_forward(
@@ -321,7 +329,7 @@ impl Backend for CpuBackend {
         w_ss: &Tensor<Self>,
         rec: Recurrence,
     ) -> Result<LstmState<Self>> {
-        lstm_forward("diag_lstm_forward", is, w_ss, rec, true)
+        lstm_forward("diag_lstm_forward", is, w_ss, rec, true, self.precision())
     }
 
     fn diag_lstm_backward(
@@ -331,7 +339,15 @@ impl Backend for CpuBackend {
         dh: &Tensor<Self>,
         rec: Recurrence,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
-        lstm_backward("diag_lstm_backward", state, w_ss, dh, rec, true)
+        lstm_backward(
+            "diag_lstm_backward",
+            state,
+            w_ss,
+            dh,
+            rec,
+            true,
+            self.precision(),
+        )
     }
 
     fn skew(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
@@ -440,7 +456,17 @@ impl Backend for CpuBackend {
         i: usize,
         j: usize,
     ) -> Result<()> {
-        lstm_forward_at("row_lstm_forward_at", is, w_ss, h, c, false, i, j)
+        lstm_forward_at(
+            "row_lstm_forward_at",
+            is,
+            w_ss,
+            h,
+            c,
+            false,
+            i,
+            j,
+            self.precision(),
+        )
     }
 
     fn diag_lstm_forward_at(
@@ -452,7 +478,17 @@ impl Backend for CpuBackend {
         i: usize,
         j: usize,
     ) -> Result<()> {
-        lstm_forward_at("diag_lstm_forward_at", is, w_ss, h, c, true, i, j)
+        lstm_forward_at(
+            "diag_lstm_forward_at",
+            is,
+            w_ss,
+            h,
+            c,
+            true,
+            i,
+            j,
+            self.precision(),
+        )
     }
 
     fn rmsprop_update(

@@ -2,6 +2,14 @@
 //! BiLSTM anti-diagonals) and both paths (fused, unfused). CPU twins of `kernels/lstm.cu`,
 //! `kernels/row_lstm.cu` and `kernels/diag_lstm.cu`.
 //!
+//! At tf32/bf16 ([`Precision`]) the state-to-state GEMMs round their operands and accumulate in
+//! fp32, as the tensor-core kernels do: forward, the gathered previous states and the packed
+//! state weight; backward data, the gate gradients (d_pre) and the state weight; weight
+//! gradient, d_pre and the gathered states. Cell state, gates, nonlinearities and the outputs
+//! (h, c, gates, d_is) stay fp32. Each operand is rounded once: the weight once per call, the
+//! states as they are gathered, d_pre as it is copied for its product. At fp32 nothing is
+//! rounded and the arithmetic is the fp32 path's, bit for bit.
+//!
 //! A scan says, for each position, which earlier positions its state-to-state taps read and
 //! which position its cell state continues (`backend::geometry::Geometry`). The two paths are
 //! described once, with the CUDA ones, in docs/ARCHITECTURE.md, "Recurrence variants".
@@ -11,7 +19,7 @@ use rayon::prelude::*;
 use super::gemm::{sgemm, sgemm_serial, MatRef};
 use super::lstm_cell::{block, cell_backward, cell_forward, unblock, LANES};
 use super::lstm_tile::rows_times;
-use crate::backend::Recurrence;
+use crate::backend::{Precision, Recurrence};
 // The CPU twins' signatures take the scan's geometry, device-neutral (`backend::geometry`).
 pub use crate::backend::geometry::scan::{Geometry, Scan};
 // `tanh` is the cell's; tests reach it here.
@@ -99,6 +107,39 @@ pub(super) fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mu
     }
 }
 
+/// [`gather`], then the gathered states rounded as GEMM operands of `precision` (nothing done
+/// at fp32).
+#[inline]
+pub(super) fn gather_as(
+    geo: &Geometry,
+    h_img: &[f32],
+    r: usize,
+    j: usize,
+    col: &mut [f32],
+    precision: Precision,
+) {
+    gather(geo, h_img, r, j, col);
+    round_in_place(col, precision);
+}
+
+/// Rounds `v` in place as GEMM operands of `precision` (nothing done at fp32).
+#[inline]
+pub(super) fn round_in_place(v: &mut [f32], precision: Precision) {
+    if precision != Precision::Fp32 {
+        for x in v {
+            *x = precision.round(*x);
+        }
+    }
+}
+
+/// [`pack_state_weight`], rounded as a GEMM operand of `precision`: the packed weight that
+/// every state-to-state product reads (rounded once per call).
+pub fn pack_state_weight_as(w: &[f32], geo: &Geometry, precision: Precision) -> Vec<f32> {
+    let mut wp = pack_state_weight(w, geo);
+    round_in_place(&mut wp, precision);
+    wp
+}
+
 /// Whether recurrence variant `rec` runs as the fused sweep on the CPU (else the unfused
 /// per-step GEMMs). [`Recurrence::Persistent`] is the fused sweep: that sweep already makes one
 /// pass per image with the packed weights in cache, which is what the persistent variant adds
@@ -113,21 +154,34 @@ pub fn fused_sweep(rec: Recurrence) -> bool {
 /// Outputs of a forward recurrence: `(h, c, gates)`, NHWC.
 pub type Forward = (Vec<f32>, Vec<f32>, Vec<f32>);
 
-/// Forward over a batch of `n` images. `is`: `[n, H, W, 4h]`; `w`: the state weight in
-/// `[4h, h, kh, kw]` layout.
+/// Forward over a batch of `n` images at fp32. `is`: `[n, H, W, 4h]`; `w`: the state weight
+/// in `[4h, h, kh, kw]` layout.
 pub fn forward(is: &[f32], w: &[f32], n: usize, geo: &Geometry, fused: bool) -> Forward {
-    let wp = pack_state_weight(w, geo);
+    forward_precision(is, w, n, geo, fused, Precision::Fp32)
+}
+
+/// [`forward`] at `precision`: the gathered previous states and the packed state weight
+/// rounded (module comment), fp32 accumulation, everything else fp32.
+pub fn forward_precision(
+    is: &[f32],
+    w: &[f32],
+    n: usize,
+    geo: &Geometry,
+    fused: bool,
+    precision: Precision,
+) -> Forward {
+    let wp = pack_state_weight_as(w, geo, precision);
     if fused {
-        forward_fused(is, &wp, n, geo)
+        forward_fused(is, &wp, n, geo, precision)
     } else {
-        forward_unfused(is, &wp, n, geo)
+        forward_unfused(is, &wp, n, geo, precision)
     }
 }
 
 /// The fused sweep: each image on its own thread, its steps in order; per step one small
 /// product for all the step's positions ([`rows_times`], the arithmetic `forward_at` shares),
 /// then the gates position by position.
-fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
+fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry, pr: Precision) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
     let tk = geo.taps() * hd;
@@ -150,7 +204,7 @@ fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
                 for q in 0..m {
                     let (r, j) = geo.step_position(s, q);
                     let p = p0 + q * stride;
-                    gather(geo, h_img, r, j, &mut cols[q * tk..(q + 1) * tk]);
+                    gather_as(geo, h_img, r, j, &mut cols[q * tk..(q + 1) * tk], pr);
                     copy_small(&mut pre[q * g..(q + 1) * g], &is_img[p * g..(p + 1) * g]);
                 }
                 rows_times(&cols, tk, m, tk, wp, g, g, &mut pre, g);
@@ -192,7 +246,7 @@ fn step_cells(
 /// The unfused path: per step, one GEMM over the step's positions in the whole batch (rows
 /// `b * m + q`: image `b`, `q`-th position of the step), then a separate gate pass, run per
 /// image, that writes straight into the outputs. The step buffers are allocated once.
-fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward {
+fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry, pr: Precision) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
     let tk = geo.taps() * hd;
@@ -212,7 +266,7 @@ fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward 
                 let (r, j) = geo.step_position(s, q);
                 let (row, p) = (b * m + q, b * plane + p0 + q * stride);
                 copy_small(&mut pre[row * g..(row + 1) * g], &is[p * g..(p + 1) * g]);
-                gather(geo, h_img, r, j, &mut cols[row * tk..(row + 1) * tk]);
+                gather_as(geo, h_img, r, j, &mut cols[row * tk..(row + 1) * tk], pr);
             }
         }
         sgemm(
@@ -236,9 +290,9 @@ fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry) -> Forward 
     (h, c, gates)
 }
 
-/// Backward through time. `h`, `c`, `gates` from the forward; `dh` `[n, H, W, h]` is the
-/// gradient reaching the hidden states from outside the recurrence. Returns `(d_is, d_w)` with
-/// `d_w` in `[4h, h, kh, kw]` layout.
+/// Backward through time at fp32. `h`, `c`, `gates` from the forward; `dh` `[n, H, W, h]` is
+/// the gradient reaching the hidden states from outside the recurrence. Returns `(d_is, d_w)`
+/// with `d_w` in `[4h, h, kh, kw]` layout.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     h: &[f32],
@@ -250,11 +304,29 @@ pub fn backward(
     geo: &Geometry,
     fused: bool,
 ) -> (Vec<f32>, Vec<f32>) {
-    let wp = pack_state_weight(w, geo);
+    backward_precision(h, c, gates, w, dh, n, geo, fused, Precision::Fp32)
+}
+
+/// [`backward`] at `precision`: the state gradient `d_pre . W^T` with d_pre and the packed
+/// weight rounded, the weight gradient `cols^T . d_pre` with the gathered states and d_pre
+/// rounded, fp32 accumulation; `d_is` (= d_pre) itself is returned unrounded.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_precision(
+    h: &[f32],
+    c: &[f32],
+    gates: &[f32],
+    w: &[f32],
+    dh: &[f32],
+    n: usize,
+    geo: &Geometry,
+    fused: bool,
+    precision: Precision,
+) -> (Vec<f32>, Vec<f32>) {
+    let wp = pack_state_weight_as(w, geo, precision);
     let (d_is, dwp) = if fused {
-        backward_fused(h, c, gates, &wp, dh, n, geo)
+        backward_fused(h, c, gates, &wp, dh, n, geo, precision)
     } else {
-        backward_unfused(h, c, gates, &wp, dh, n, geo)
+        backward_unfused(h, c, gates, &wp, dh, n, geo, precision)
     };
     (d_is, unpack_state_weight(&dwp, geo))
 }
@@ -282,6 +354,7 @@ fn backward_fused(
     dh: &[f32],
     n: usize,
     geo: &Geometry,
+    pr: Precision,
 ) -> (Vec<f32>, Vec<f32>) {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
@@ -301,6 +374,12 @@ fn backward_fused(
             let mut dh_carry = vec![0.0f32; plane * hd];
             let mut dc_carry = vec![0.0f32; plane * hd];
             let mut dcols = vec![0.0f32; geo.max_step_len() * tk];
+            // The step's d_pre rows rounded as GEMM operands (tf32/bf16 only).
+            let mut dpre_r = if pr == Precision::Fp32 {
+                Vec::new()
+            } else {
+                vec![0.0f32; geo.max_step_len() * g]
+            };
             let (mut dh_tot, mut dc_prev) = (vec![0.0f32; hd], vec![0.0f32; hd]);
             for s in (0..geo.steps()).rev() {
                 let (p0, m, stride) = geo.step_span(s);
@@ -339,19 +418,30 @@ fn backward_fused(
                 if s == 0 {
                     break; // the first step reads no earlier state
                 }
-                // The step's d_pre rows are `stride` positions apart in d_is: no gather.
+                // The step's d_pre rows are `stride` positions apart in d_is: no gather at
+                // fp32; at tf32/bf16 a rounded copy (d_is itself stays unrounded).
                 dcols[..m * tk].fill(0.0);
-                rows_times(
-                    &d_is_img[p0 * g..],
-                    stride * g,
-                    m,
-                    g,
-                    &wpt,
-                    tk,
-                    tk,
-                    &mut dcols,
-                    tk,
-                );
+                if pr == Precision::Fp32 {
+                    rows_times(
+                        &d_is_img[p0 * g..],
+                        stride * g,
+                        m,
+                        g,
+                        &wpt,
+                        tk,
+                        tk,
+                        &mut dcols,
+                        tk,
+                    );
+                } else {
+                    for q in 0..m {
+                        let p = p0 + q * stride;
+                        let dst = &mut dpre_r[q * g..(q + 1) * g];
+                        copy_small(dst, &d_is_img[p * g..(p + 1) * g]);
+                        round_in_place(dst, pr);
+                    }
+                    rows_times(&dpre_r, g, m, g, &wpt, tk, tk, &mut dcols, tk);
+                }
                 for q in 0..m {
                     let (r, j) = geo.step_position(s, q);
                     for t in 0..geo.taps() {
@@ -369,16 +459,23 @@ fn backward_fused(
             for r in 0..geo.height {
                 for j in 0..geo.width {
                     let p = r * geo.width + j;
-                    gather(geo, h_img, r, j, &mut cols[p * tk..(p + 1) * tk]);
+                    gather_as(geo, h_img, r, j, &mut cols[p * tk..(p + 1) * tk], pr);
                 }
             }
+            let d_pre_r;
+            let d_pre: &[f32] = if pr == Precision::Fp32 {
+                d_is_img
+            } else {
+                d_pre_r = pr.round_all(d_is_img);
+                &d_pre_r
+            };
             let mut dwp = vec![0.0f32; tk * g];
             sgemm_serial(
                 tk,
                 g,
                 plane,
                 MatRef::transposed(&cols, tk),
-                MatRef::row_major(d_is_img, g),
+                MatRef::row_major(d_pre, g),
                 &mut dwp,
                 false,
             );
@@ -402,6 +499,7 @@ fn backward_unfused(
     dh: &[f32],
     n: usize,
     geo: &Geometry,
+    pr: Precision,
 ) -> (Vec<f32>, Vec<f32>) {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
@@ -447,10 +545,9 @@ fn backward_unfused(
                     if let Some(q) = cp {
                         copy_small(&mut dc_img[q * hd..(q + 1) * hd], &dc_prev);
                     }
-                    copy_small(
-                        &mut dp_img[q * g..(q + 1) * g],
-                        &d_is_img[p * g..(p + 1) * g],
-                    );
+                    let dst = &mut dp_img[q * g..(q + 1) * g];
+                    copy_small(dst, &d_is_img[p * g..(p + 1) * g]);
+                    round_in_place(dst, pr);
                 }
             });
         // State gradient of the step: one GEMM.
@@ -491,16 +588,23 @@ fn backward_unfused(
             for r in 0..geo.height {
                 for j in 0..geo.width {
                     let p = r * geo.width + j;
-                    gather(geo, h_img, r, j, &mut cols_img[p * tk..(p + 1) * tk]);
+                    gather_as(geo, h_img, r, j, &mut cols_img[p * tk..(p + 1) * tk], pr);
                 }
             }
         });
+    let d_pre_r;
+    let d_pre_all: &[f32] = if pr == Precision::Fp32 {
+        &d_is
+    } else {
+        d_pre_r = pr.round_all(&d_is);
+        &d_pre_r
+    };
     sgemm(
         tk,
         g,
         n * plane,
         MatRef::transposed(&cols, tk),
-        MatRef::row_major(&d_is, g),
+        MatRef::row_major(d_pre_all, g),
         &mut dwp,
         false,
     );

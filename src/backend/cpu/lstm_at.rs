@@ -3,15 +3,16 @@
 //! writing the new ones into them (incremental sampling). The arithmetic is the fused path's,
 //! through the same code: the zero-filled gather, [`super::lstm_tile::rows_times`] (here one
 //! row per image) and [`super::lstm_cell::cell_forward`], so that sampling reproduces the training
-//! forward bit for bit.
+//! forward bit for bit, at every [`Precision`] (the same operands rounded the same way).
 
-use super::lstm::{gather, pack_state_weight};
+use super::lstm::{gather_as, pack_state_weight_as};
 use super::lstm_cell::cell_forward;
 use super::lstm_tile::rows_times;
 use crate::backend::geometry::Geometry;
+use crate::backend::Precision;
 
-/// Position `(i, j)` of every image. `is`: `[n, 4h]`; `w`: `[4h, h, kh, kw]`; `h`, `c`:
-/// `[n, H, W, h]` maps, updated at `(i, j)`.
+/// Position `(i, j)` of every image at fp32. `is`: `[n, 4h]`; `w`: `[4h, h, kh, kw]`; `h`,
+/// `c`: `[n, H, W, h]` maps, updated at `(i, j)`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_at(
     is: &[f32],
@@ -23,7 +24,24 @@ pub fn forward_at(
     i: usize,
     j: usize,
 ) {
-    let wp = pack_state_weight(w, geo);
+    forward_at_precision(is, w, h, c, n, geo, i, j, Precision::Fp32);
+}
+
+/// [`forward_at`] at `precision`: the gathered states and the packed weight rounded as in
+/// [`super::lstm::forward_precision`], so that it reproduces that training forward bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_at_precision(
+    is: &[f32],
+    w: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    n: usize,
+    geo: &Geometry,
+    i: usize,
+    j: usize,
+    precision: Precision,
+) {
+    let wp = pack_state_weight_as(w, geo, precision);
     let hd = geo.hidden;
     let g = 4 * hd;
     let tk = geo.taps() * hd;
@@ -32,7 +50,7 @@ pub fn forward_at(
     let mut cols = vec![0.0f32; n * tk];
     for b in 0..n {
         let h_img = &h[b * plane * hd..(b + 1) * plane * hd];
-        gather(geo, h_img, i, j, &mut cols[b * tk..(b + 1) * tk]);
+        gather_as(geo, h_img, i, j, &mut cols[b * tk..(b + 1) * tk], precision);
     }
     let mut pre = is[..n * g].to_vec();
     rows_times(&cols, tk, n, tk, &wp, g, g, &mut pre, g);

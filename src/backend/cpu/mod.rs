@@ -83,9 +83,11 @@ fn lstm_forward(
     w_ss: &Tensor<CpuBackend>,
     rec: Recurrence,
     diagonal: bool,
+    precision: Precision,
 ) -> Result<LstmState<CpuBackend>> {
     let LstmGeom { n, geo } = LstmGeom::forward(op, is, w_ss, diagonal)?;
-    let (h, c, gates) = lstm::forward(&is.data, &w_ss.data, n, &geo, lstm::fused_sweep(rec));
+    let fused = lstm::fused_sweep(rec);
+    let (h, c, gates) = lstm::forward_precision(&is.data, &w_ss.data, n, &geo, fused, precision);
     let hs = vec![n, geo.height, geo.width, geo.hidden];
     Ok(LstmState {
         h: Tensor {
@@ -107,9 +109,10 @@ fn lstm_backward(
     dh: &Tensor<CpuBackend>,
     rec: Recurrence,
     diagonal: bool,
+    precision: Precision,
 ) -> Result<(Tensor<CpuBackend>, Tensor<CpuBackend>)> {
     let LstmGeom { n, geo } = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
-    let (d_is, d_w) = lstm::backward(
+    let (d_is, d_w) = lstm::backward_precision(
         &state.h.data,
         &state.c.data,
         &state.gates.data,
@@ -118,6 +121,7 @@ fn lstm_backward(
         n,
         &geo,
         lstm::fused_sweep(rec),
+        precision,
     );
     Ok((
         Tensor {
@@ -141,9 +145,10 @@ fn lstm_forward_at(
     diagonal: bool,
     i: usize,
     j: usize,
+    precision: Precision,
 ) -> Result<()> {
     let LstmGeom { n, geo } = LstmGeom::at(op, is, w_ss, h, c, diagonal, i, j)?;
-    lstm_at::forward_at(
+    lstm_at::forward_at_precision(
         &is.data,
         &w_ss.data,
         &mut h.data,
@@ -152,6 +157,7 @@ fn lstm_forward_at(
         &geo,
         i,
         j,
+        precision,
     );
     Ok(())
 }
