@@ -12,7 +12,7 @@
 //! more than the tolerance.
 //!
 //! Tolerances ([`tolerance`]): relative L2 over each output. The GEMM outputs alone would be
-//! within [`MMA_REL_TOL`] (the products of rounded operands are exact in fp32; twin and
+//! within `parity::MMA_REL_TOL` (the products of rounded operands are exact in fp32; twin and
 //! kernel differ in the order of the fp32 additions). The recurrence compounds that: step
 //! s + 1 rounds the h that step s computed, and an fp32-ulp difference in h can move its
 //! rounded value by one tf32 / bf16 ulp (2^-11 / 2^-8 relative), which then propagates through
@@ -20,11 +20,9 @@
 //! these cases (stated with the constants).
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{
-    Arg, CudaBackend, EmuOptions, Emulator, Executor, LaunchCfg,
-};
+use pixelrnn::backend::cuda::{Arg, CudaBackend, EmuOptions, Emulator, Executor, LaunchCfg};
 use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
-use pixelrnn::parity::{l2_rel_err, MMA_REL_TOL};
+use pixelrnn::parity::l2_rel_err;
 use pixelrnn::tensor::Tensor;
 
 use crate::{pair, random, rel_err};
@@ -41,8 +39,26 @@ fn tolerance(precision: Precision) -> f64 {
         _ => BF16_TOL,
     }
 }
-const TF32_TOL: f64 = 2e-3;
-const BF16_TOL: f64 = 2e-2;
+// Measured on the cases below (both seeds alike): tf32 at most 3.0e-5 (d_is of the h = 70 Row
+// LSTM case; h, c and gates at most 1.8e-6), bf16 at most 3.3e-5 (the same d_is; h, c, gates
+// at most 3.1e-7). The twin's pooled distance from fp32 is 1.6e-4 (tf32) and 1.25e-3 (bf16).
+const TF32_TOL: f64 = 1e-4;
+const BF16_TOL: f64 = 2e-4;
+
+/// Whether the build has the tensor-core weight gradient of the recurrences at `precision`
+/// (`lstm_ss_bwd_weight_<precision>_v<N>`, another branch's kernels).
+fn weight_grad_mma(precision: Precision) -> bool {
+    !pixelrnn::kernels::versions("lstm_ss_bwd_weight", precision.name()).is_empty()
+}
+
+/// The bound on d_w_ss while the weight gradient runs fp32 at `precision` (see
+/// [`check_lstm_mma`]): measured at most 2.9e-4 at tf32, 2.3e-3 at bf16.
+fn dw_fp32_tolerance(precision: Precision) -> f64 {
+    match precision {
+        Precision::Tf32 => 1e-3,
+        _ => 1e-2,
+    }
+}
 
 /// One recurrence: the scan (`k`: the Row LSTM's kernel width; `None`: Diagonal), images and
 /// map, hidden units.
@@ -164,7 +180,18 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 .backward(gpu, &got, &w_g, &dh_g)
                 .unwrap_or_else(|e| panic!("{}: {e}", what("backward")));
             let ref32 = c.forward(&fp32, &is_c, &w_c).expect("fp32 forward");
-            let (d_is32, dw32) = c.backward(&fp32, &ref32, &w_c, &dh_c).expect("fp32 backward");
+            let (d_is32, dw32) = c
+                .backward(&fp32, &ref32, &w_c, &dh_c)
+                .expect("fp32 backward");
+            // d_w_ss is the weight-gradient kernel's (lstm_ss_bwd_weight): until its
+            // tensor-core version is in the build it runs fp32 on the rounded recurrence's
+            // h and d_is, and differs from the twin (which rounds its operands) by the
+            // rounding itself.
+            let dw_tol = if weight_grad_mma(precision) {
+                tol
+            } else {
+                dw_fp32_tolerance(precision)
+            };
             for (part, g, t, f) in [
                 ("h", &got.h, &want.h, &ref32.h),
                 ("c", &got.c, &want.c, &ref32.c),
@@ -175,7 +202,12 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 assert_eq!(g.shape, t.shape, "{}: shapes differ", what(part));
                 let err = rel_err(&what(part), &host(gpu, g, part), &t.data);
                 eprintln!("{}: rel err {err:.3e}", what(part));
-                assert!(err <= tol, "{}: rel err {err:.3e} > {tol:.1e}", what(part));
+                let bound = if part == "d_w_ss" { dw_tol } else { tol };
+                assert!(
+                    err <= bound,
+                    "{}: rel err {err:.3e} > {bound:.1e}",
+                    what(part)
+                );
                 for (a, b) in t.data.iter().zip(&f.data) {
                     gap_num += (f64::from(*a) - f64::from(*b)).powi(2);
                     gap_den += f64::from(*a).powi(2);
@@ -227,14 +259,54 @@ fn pack(w: &[f32], hidden: usize, taps: usize, transposed: bool) -> Vec<f32> {
     p
 }
 
-/// One step of `kernel` (a Row LSTM step kernel, forward or backward) on fixed random inputs:
-/// the step's output (h of row 1 forward, d_is of row 0 backward).
-fn one_step(kernel: &str, fwd: bool) -> Vec<f32> {
-    let (n, height, width, hd, k) = (2usize, 2usize, 9usize, 24usize, 3usize);
-    let e = emu();
-    let w = random(51, 4 * hd * hd * k, 0.5);
-    let wp = upload(&e, &pack(&w, hd, k, !fwd));
-    let map = n * height * width;
+/// One step's launch geometry: images, map, hidden units, the scan (the Row LSTM with k = 3,
+/// or the Diagonal LSTM) and the step.
+#[derive(Clone, Copy)]
+struct Shape {
+    n: usize,
+    height: usize,
+    width: usize,
+    hd: usize,
+    diag: bool,
+    step: usize,
+}
+
+impl Shape {
+    fn taps(&self) -> usize {
+        if self.diag {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// Positions of the step in one image.
+    fn len(&self) -> usize {
+        if self.diag {
+            let lo = (self.step + 1).saturating_sub(self.width);
+            let hi = self.step.min(self.height - 1);
+            hi + 1 - lo
+        } else {
+            self.width
+        }
+    }
+}
+
+/// One step of the step kernel `kernel` (forward or backward, of `s`'s scan) on fixed random
+/// inputs, on an emulator with its counters on when `counters`: the output map the step
+/// writes into (h forward, d_is backward; the other steps' entries are the inputs) and the
+/// launch's counters.
+fn launch_step(
+    kernel: &str,
+    fwd: bool,
+    s: &Shape,
+    counters: bool,
+) -> (Vec<f32>, Vec<pixelrnn::backend::cuda::LaunchCounters>) {
+    let (n, hd, taps) = (s.n, s.hd, s.taps());
+    let e = emu().with_counters(counters);
+    let w = random(51, 4 * hd * hd * taps, 0.5);
+    let wp = upload(&e, &pack(&w, hd, taps, !fwd));
+    let map = n * s.height * s.width;
     let a = upload(&e, &random(52, map * 4 * hd, 1.0));
     let b = upload(&e, &random(53, map * hd, 1.0));
     let c = upload(&e, &random(54, map * hd, 1.0));
@@ -243,7 +315,7 @@ fn one_step(kernel: &str, fwd: bool) -> Vec<f32> {
     let units = if fwd { 16 } else { 64 };
     let cfg = LaunchCfg {
         grid: [
-            (n * width).div_ceil(128) as u32,
+            (n * s.len()).div_ceil(128) as u32,
             hd.div_ceil(units) as u32,
             1,
         ],
@@ -252,10 +324,8 @@ fn one_step(kernel: &str, fwd: bool) -> Vec<f32> {
         cluster: [1, 1, 1],
         flops: 0,
     };
-    let dims = [n, height, width, hd, k].map(|x| Arg::I32(x as i32));
-    let row = Arg::I32(if fwd { 1 } else { 0 });
-    // Forward: is = a, h = b (row 0 read, row 1 written), c = c, gates. Backward: gates, c,
-    // dh = b, dc_carry = d, d_is = a (row 1 read, row 0 written).
+    // Forward: is = a, h = b, c = c, gates. Backward: gates, c, dh = b, dc_carry = d,
+    // d_is = a.
     let mut args = if fwd {
         vec![
             Arg::Buf(&a),
@@ -274,20 +344,46 @@ fn one_step(kernel: &str, fwd: bool) -> Vec<f32> {
             Arg::Buf(&a),
         ]
     };
-    args.extend(dims);
-    args.push(row);
+    args.extend([n, s.height, s.width, hd].map(|x| Arg::I32(x as i32)));
+    if !s.diag {
+        args.push(Arg::I32(3));
+    }
+    args.push(Arg::I32(s.step as i32));
+    e.take_counters();
     e.launch(kernel, &cfg, &args)
         .unwrap_or_else(|err| panic!("{kernel}: {err}"));
-    // The rows the step wrote: row 1 of every image's h, row 0 of every image's d_is.
-    let (buf, feat, r) = if fwd { (&b, hd, 1) } else { (&a, 4 * hd, 0) };
-    let all = e.download(buf, map * feat).unwrap();
-    let row_len = width * feat;
-    (0..n)
+    let out = if fwd {
+        e.download(&b, map * hd).unwrap()
+    } else {
+        e.download(&a, map * 4 * hd).unwrap()
+    };
+    (out, e.take_counters())
+}
+
+/// The rows a Row LSTM step wrote: row 1 of every image's h (forward), row 0 of every image's
+/// d_is (backward).
+fn written_rows(all: &[f32], s: &Shape, fwd: bool) -> Vec<f32> {
+    let (feat, r) = if fwd { (s.hd, 1) } else { (4 * s.hd, 0) };
+    let row_len = s.width * feat;
+    (0..s.n)
         .flat_map(|img| {
-            let at = (img * height + r) * row_len;
+            let at = (img * s.height + r) * row_len;
             all[at..at + row_len].to_vec()
         })
         .collect()
+}
+
+/// One step of `kernel` (a Row LSTM step kernel) on 2 images of 2 x 9, h = 24: what it wrote.
+fn one_step(kernel: &str, fwd: bool) -> Vec<f32> {
+    let s = Shape {
+        n: 2,
+        height: 2,
+        width: 9,
+        hd: 24,
+        diag: false,
+        step: if fwd { 1 } else { 0 },
+    };
+    written_rows(&launch_step(kernel, fwd, &s, false).0, &s, fwd)
 }
 
 /// A kernel whose A fragments have registers 0 <-> 2 and 1 <-> 3 swapped misses the kernel it
@@ -303,5 +399,80 @@ fn a_step_kernel_that_swaps_fragment_registers_fails() {
             err > 10.0 * TF32_TOL,
             "step_{pass}: the swapped kernel is only {err:.3e} from the tested one"
         );
+    }
+}
+
+/// The emulator's memory counters of one step of each tensor-core step kernel at the
+/// cifar-large recurrence size (n = 16, 32 x 32, h = 128; Row LSTM k = 3): Row LSTM row 16
+/// (512 positions), Diagonal LSTM anti-diagonal 31 (the longest, 512 positions), launched
+/// directly so that only that step is emulated. Prints one markdown row per kernel: grid,
+/// global efficiency (unique bytes / sector bytes over every global site) and sectors per
+/// request, the worst shared site's wavefronts over the conflict-free ideal, and FLOPs per
+/// shared word loaded (FLOPs = 2 x positions x columns x K, K = taps x features, the edge
+/// taps' zeros included). A measurement, not a check:
+/// `cargo test --release --test cuda -- --ignored --nocapture lstm_mma_counters`.
+#[test]
+#[ignore = "measurement (about a minute on the emulator): the counters of docs/kernels.md"]
+fn lstm_mma_counters() {
+    use pixelrnn::backend::cuda::{AccessOp, MemSpace};
+    let (n, height, width, hd) = (16usize, 32usize, 32usize, 128usize);
+    println!("| kernel | grid | global efficiency | sectors/request | worst shared site (of ideal) | FLOP/shared word |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for diag in [false, true] {
+        for fwd in [true, false] {
+            for precision in ["tf32", "bf16"] {
+                let scan = if diag { "diag" } else { "row" };
+                let pass = if fwd { "fwd" } else { "bwd" };
+                let kernel = format!("{scan}_lstm_step_{pass}_{precision}_v1");
+                let step = Shape {
+                    n,
+                    height,
+                    width,
+                    hd,
+                    diag,
+                    step: if diag { 31 } else { 16 },
+                };
+                let (_, counters) = launch_step(&kernel, fwd, &step, true);
+                let c = counters
+                    .iter()
+                    .find(|c| c.kernel == kernel)
+                    .expect("counters");
+                let global: Vec<_> = c
+                    .sites
+                    .iter()
+                    .filter(|s| s.space == MemSpace::Global)
+                    .collect();
+                let shared: Vec<_> = c
+                    .sites
+                    .iter()
+                    .filter(|s| s.space == MemSpace::Shared)
+                    .collect();
+                let unique: u64 = global.iter().map(|s| s.unique_bytes).sum();
+                let sectors: u64 = global.iter().map(|s| s.sectors).sum();
+                let requests: u64 = global.iter().map(|s| s.requests).sum();
+                let words: u64 = shared
+                    .iter()
+                    .filter(|s| s.op == AccessOp::Load)
+                    .map(|s| s.bytes / 4)
+                    .sum();
+                let excess = shared
+                    .iter()
+                    .map(|s| s.excess_wavefronts())
+                    .fold(0.0, f64::max);
+                let taps = if diag { 2 } else { 3 };
+                let (cols, feat) = if fwd { (4 * hd, hd) } else { (hd, 4 * hd) };
+                let m = n * step.len();
+                let flops = 2 * m * cols * taps * feat;
+                println!(
+                    "| `{kernel}` | {}x{} | {:.3} | {:.2} | {:.2} | {:.1} |",
+                    c.grid[0],
+                    c.grid[1],
+                    unique as f64 / (32 * sectors).max(1) as f64,
+                    sectors as f64 / requests.max(1) as f64,
+                    excess,
+                    flops as f64 / words.max(1) as f64
+                );
+            }
+        }
     }
 }
