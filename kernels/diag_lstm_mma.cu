@@ -1,7 +1,7 @@
 // diag_lstm_mma.cu: tensor-core (mma.sync) versions of the Diagonal LSTM's fused step kernels
 // in the folded layout (diag_lstm.cu describes the recurrence and the fp32 versions). Bodies:
 // kernels/lstm_mma.cuh. CPU twin: the CPU backend's Diagonal LSTM at the same precision
-// (src/backend/cpu/lstm.rs); host side: src/backend/cuda/lstm.rs (`mma_step`, selected by the
+// (src/backend/cpu/lstm.rs); host side: src/backend/cuda/lstm_mma.rs (`mma_step`, selected by the
 // backend's precision when the recurrence is fused and the layout folded).
 //
 // Versions (each pass and precision its own kernel, all v1):
@@ -26,25 +26,25 @@
 // Launch (forward): blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * len / 128),
 // ceil(h / 16)), len = the anti-diagonal's positions; `wp` = lstm_pack_ss_v2(w_ss, 0).
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-diag_lstm_step_fwd_tf32_v1(const float* __restrict__ is, const float* __restrict__ wp, float* __restrict__ h,
-    float* __restrict__ c, float* __restrict__ gates, int n, int height, int width, int hidden,
-    int step) {
+diag_lstm_step_fwd_tf32_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int step) {
     lstm_mma_step_fwd<MCM_TF32, false>(is, wp, h, c, gates, n, hidden,
-                                  lstm_mma_geo_of(1, 0, height, width, step));
+                                       lstm_mma_geo_of(1, 0, height, width, step));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-diag_lstm_step_fwd_bf16_v1(const float* __restrict__ is, const float* __restrict__ wp, float* __restrict__ h,
-    float* __restrict__ c, float* __restrict__ gates, int n, int height, int width, int hidden,
-    int step) {
+diag_lstm_step_fwd_bf16_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int step) {
     lstm_mma_step_fwd<MCM_BF16, false>(is, wp, h, c, gates, n, hidden,
-                                  lstm_mma_geo_of(1, 0, height, width, step));
+                                       lstm_mma_geo_of(1, 0, height, width, step));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-diag_lstm_step_fwd_tf32_swapped_v1(const float* __restrict__ is, const float* __restrict__ wp, float* __restrict__ h,
-    float* __restrict__ c, float* __restrict__ gates, int n, int height, int width, int hidden,
-    int step) {
+diag_lstm_step_fwd_tf32_swapped_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int step) {
     lstm_mma_step_fwd<MCM_TF32, true>(is, wp, h, c, gates, n, hidden,
-                                  lstm_mma_geo_of(1, 0, height, width, step));
+                                       lstm_mma_geo_of(1, 0, height, width, step));
 }
 
 // Launch (backward): blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * len / 128),
@@ -54,19 +54,19 @@ diag_lstm_step_bwd_tf32_v1(const float* __restrict__ wp, const float* __restrict
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int step) {
     lstm_mma_step_bwd<MCM_TF32, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                  lstm_mma_geo_of(1, 0, height, width, step));
+                                       lstm_mma_geo_of(1, 0, height, width, step));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_step_bwd_bf16_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int step) {
     lstm_mma_step_bwd<MCM_BF16, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                  lstm_mma_geo_of(1, 0, height, width, step));
+                                       lstm_mma_geo_of(1, 0, height, width, step));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 diag_lstm_step_bwd_tf32_swapped_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int step) {
     lstm_mma_step_bwd<MCM_TF32, true>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                  lstm_mma_geo_of(1, 0, height, width, step));
+                                       lstm_mma_geo_of(1, 0, height, width, step));
 }

@@ -3,7 +3,7 @@
 // both scans and both precisions; the kernels are in kernels/row_lstm_mma.cu and
 // kernels/diag_lstm_mma.cu, which describe their versions. CPU twin: the CPU backend's
 // recurrences at the same precision (src/backend/cpu/lstm.rs: the state-to-state products'
-// operands rounded, fp32 accumulation); host side: src/backend/cuda/lstm.rs (`mma_step`).
+// operands rounded, fp32 accumulation); host side: src/backend/cuda/lstm_mma.rs (`mma_step`).
 //
 // A step's state-to-state product is a GEMM over the step's positions (rows m = image b x
 // position k of the step, n * len of them), K = taps x features (k = t * F + f): A[m][k] is
@@ -272,7 +272,8 @@ PIXELRNN_DEVICE void lstm_mma_step_bwd(const float* __restrict__ wp,
                 const float cp = has_prev ? c[el - back * hidden] : 0.0f;
                 const float dc_prev =
                     pixelrnn_lstm_cell_bwd(gates + p * g4 + u, hidden, c[el], cp,
-                                           dh[el] + acc[mi][ni][e], dc_carry[el], d_is + p * g4 + u);
+                                           dh[el] + acc[mi][ni][e], dc_carry[el],
+                                           d_is + p * g4 + u);
                 if (has_prev) dc_carry[el - back * hidden] = dc_prev;
             }
         }

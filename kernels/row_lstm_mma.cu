@@ -2,7 +2,7 @@
 // (row_lstm.cu describes the recurrence and the fp32 versions). Bodies: kernels/lstm_mma.cuh
 // (the step's state-to-state product as an implicit GEMM on masked_conv2d_mma.cuh's tiles,
 // the cell in the epilogue). CPU twin: the CPU backend's Row LSTM at the same precision
-// (src/backend/cpu/lstm.rs); host side: src/backend/cuda/lstm.rs (`mma_step`, selected by the
+// (src/backend/cpu/lstm.rs); host side: src/backend/cuda/lstm_mma.rs (`mma_step`, selected by the
 // backend's precision when the recurrence is fused).
 //
 // Versions (each pass and precision its own kernel, all v1):
@@ -29,25 +29,25 @@
 // ceil(h / 16)); `wp` = lstm_pack_ss_v2(w_ss, transposed = 0). `h`, `c` read at row-1 and
 // written at `row`.
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-row_lstm_step_fwd_tf32_v1(const float* __restrict__ is, const float* __restrict__ wp, float* __restrict__ h,
-    float* __restrict__ c, float* __restrict__ gates, int n, int height, int width, int hidden,
-    int k, int row) {
+row_lstm_step_fwd_tf32_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
     lstm_mma_step_fwd<MCM_TF32, false>(is, wp, h, c, gates, n, hidden,
-                                  lstm_mma_geo_of(0, k, height, width, row));
+                                       lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-row_lstm_step_fwd_bf16_v1(const float* __restrict__ is, const float* __restrict__ wp, float* __restrict__ h,
-    float* __restrict__ c, float* __restrict__ gates, int n, int height, int width, int hidden,
-    int k, int row) {
+row_lstm_step_fwd_bf16_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
     lstm_mma_step_fwd<MCM_BF16, false>(is, wp, h, c, gates, n, hidden,
-                                  lstm_mma_geo_of(0, k, height, width, row));
+                                       lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-row_lstm_step_fwd_tf32_swapped_v1(const float* __restrict__ is, const float* __restrict__ wp, float* __restrict__ h,
-    float* __restrict__ c, float* __restrict__ gates, int n, int height, int width, int hidden,
-    int k, int row) {
+row_lstm_step_fwd_tf32_swapped_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
     lstm_mma_step_fwd<MCM_TF32, true>(is, wp, h, c, gates, n, hidden,
-                                  lstm_mma_geo_of(0, k, height, width, row));
+                                       lstm_mma_geo_of(0, k, height, width, row));
 }
 
 // Launch (backward): blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * W / 128),
@@ -58,19 +58,19 @@ row_lstm_step_bwd_tf32_v1(const float* __restrict__ wp, const float* __restrict_
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
     lstm_mma_step_bwd<MCM_TF32, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                  lstm_mma_geo_of(0, k, height, width, row));
+                                       lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_bwd_bf16_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
     lstm_mma_step_bwd<MCM_BF16, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                  lstm_mma_geo_of(0, k, height, width, row));
+                                       lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_bwd_tf32_swapped_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
     lstm_mma_step_bwd<MCM_TF32, true>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                  lstm_mma_geo_of(0, k, height, width, row));
+                                       lstm_mma_geo_of(0, k, height, width, row));
 }

@@ -38,6 +38,10 @@
 //! persistent kernels are v2's ([`scan_version`]). `lstm_gates_*` (the unfused gate pass) is
 //! v1 under every version.
 //!
+//! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core
+//! step kernels (`<scan>_step_{fwd,bwd}_{tf32,bf16}_v1`, chosen by `cuda/lstm_mma.rs`,
+//! `mma_step`) in place of `_step_fwd_v<N>` / `_step_bwd_v<N>`, on the same packed weight.
+//!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
 //! indexing as above; `Materialised` (2) materialises it, the paper's literal formulation, as
@@ -55,10 +59,11 @@
 
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
+use super::lstm_mma::{mma_step, mma_step_cfg, MMA_BWD_UNITS, MMA_FWD_UNITS};
 use super::lstm_persistent::launch_persistent;
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
-use crate::backend::{Backend, LstmState, Precision, Recurrence};
+use crate::backend::{LstmState, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -150,7 +155,11 @@ fn stepwise_forward<E: Executor>(
     let hd = geo.hidden;
     let scan = scan_op(geo);
     let version = scan_version(be, geo);
-    let mma = if fused { mma_step(be, "step_fwd", geo) } else { None };
+    let mma = if fused {
+        mma_step(be, "step_fwd", geo)
+    } else {
+        None
+    };
     // v2 and the tensor-core step read the state weight packed once for the whole scan.
     let packed = if version == 2 || mma.is_some() {
         Some(pack_weight(be, w_ss, geo, false)?)
@@ -171,7 +180,10 @@ fn stepwise_forward<E: Executor>(
             ];
             dims.push(&mut args, &[step]);
             let (kernel, cfg) = match &mma {
-                Some(k) => (k.clone(), mma_step_cfg(n, geo.step_len(s), hd, MMA_FWD_UNITS)?),
+                Some(k) => (
+                    k.clone(),
+                    mma_step_cfg(n, geo.step_len(s), hd, MMA_FWD_UNITS)?,
+                ),
                 None => (
                     format!("{scan}_step_fwd_v{version}"),
                     step_cfg(version, n, geo.step_len(s), hd, m * hd)?,
@@ -352,51 +364,6 @@ pub(super) fn step_cfg(
     })
 }
 
-/// Version of the tensor-core fused step kernels (kernels/row_lstm_mma.cu,
-/// kernels/diag_lstm_mma.cu): v1 is the only one.
-const MMA_STEP_VERSION: u32 = 1;
-
-/// Positions of a tensor-core step kernel's block tile (`MCM_M`, kernels/masked_conv2d_mma.cuh),
-/// the units of a forward tile (16 units x 4 gates = `MCM_N` columns, `LSTM_MMA_FWD_UNITS`) and
-/// of a backward one (`LSTM_MMA_BWD_UNITS`), and their threads (8 warps).
-const MMA_TILE_POSITIONS: usize = 128;
-const MMA_FWD_UNITS: usize = 16;
-const MMA_BWD_UNITS: usize = 64;
-const MMA_TILE_THREADS: u32 = 256;
-
-/// The tensor-core fused step kernel of `pass` (`step_fwd`, `step_bwd`) for `geo`'s scan at the
-/// backend's precision: `<scan>_<pass>_<tf32|bf16>_v1` (kernels/row_lstm_mma.cu,
-/// kernels/diag_lstm_mma.cu); `None` at fp32, where the fp32 selections apply. The one place
-/// that chooses them; the callers run it for the fused recurrence with the skew folded (the
-/// materialised layout's scans are in `cuda/diag_lstm_skewed.rs`).
-pub(super) fn mma_step<E: Executor>(
-    be: &CudaBackend<E>,
-    pass: &str,
-    geo: &Geometry,
-) -> Option<String> {
-    let precision = be.precision();
-    (precision != Precision::Fp32)
-        .then(|| format!("{}_{pass}_{precision}_v{MMA_STEP_VERSION}", scan_op(geo)))
-}
-
-/// Launch configuration of a tensor-core step kernel: one block of 256 threads per 128
-/// positions of the step (`len` per image, the images' positions consecutive) x `units` of
-/// `hidden`.
-fn mma_step_cfg(n: usize, len: usize, hidden: usize, units: usize) -> Result<LaunchCfg> {
-    let op = "lstm step mma";
-    Ok(LaunchCfg {
-        grid: [
-            int(op, "position tiles", (n * len).div_ceil(MMA_TILE_POSITIONS))? as u32,
-            int(op, "unit tiles", hidden.div_ceil(units))? as u32,
-            1,
-        ],
-        block: [MMA_TILE_THREADS, 1, 1],
-        shared_bytes: 0,
-        cluster: [1, 1, 1],
-        flops: 0,
-    })
-}
-
 /// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
 /// 16-position shared tile): below this a split costs more in its partial tile's write and
 /// read than it saves.
@@ -557,7 +524,10 @@ fn folded_backward<E: Executor>(
                 ];
                 dims.push(&mut args, &[int(op, "step", s)?]);
                 let (kernel, cfg) = match &mma {
-                    Some(k) => (k.clone(), mma_step_cfg(n, geo.step_len(s), hd, MMA_BWD_UNITS)?),
+                    Some(k) => (
+                        k.clone(),
+                        mma_step_cfg(n, geo.step_len(s), hd, MMA_BWD_UNITS)?,
+                    ),
                     None => (
                         format!("{scan}_step_bwd_v{version}"),
                         step_cfg(version, n, geo.step_len(s), hd, m * hd)?,
