@@ -6,12 +6,12 @@
 //! 128-position x 64-column tiles and the K chunks of 16 (h not a multiple of 8 or 16, one
 //! image, a step of more than 128 positions, several unit tiles), outputs NaN-poisoned (the
 //! emulated backend poisons every uninitialised tensor), every scheduling seed. Each precision
-//! also checks that the twin is further from the fp32 run than the tolerance, so that a kernel
+//! also checks that the twin is further from the fp32 run than the forward tolerance, so that a kernel
 //! that skipped the rounding fails; and a mutant kernel that swaps A fragment registers
 //! (`<scan>_step_{fwd,bwd}_tf32_swapped_v1`) is shown to miss the kernel it mutates by far
 //! more than the tolerance.
 //!
-//! Tolerances ([`tolerance`]): relative L2 over each output. The GEMM outputs alone would be
+//! Tolerances ([`FWD_TOL`], [`D_IS_TOL`]): relative L2 over each output. The GEMM outputs alone would be
 //! within `parity::MMA_REL_TOL` (the products of rounded operands are exact in fp32; twin and
 //! kernel differ in the order of the fp32 additions). The recurrence compounds that: step
 //! s + 1 rounds the h that step s computed, and an fp32-ulp difference in h can move its
@@ -31,19 +31,13 @@ crate::parity_tests! {
     lstm_mma_fused_recurrence => super::check_lstm_mma,
 }
 
-/// Relative L2 bound of the fused recurrence's outputs at `precision` (measured maxima over
-/// the cases below, both seeds: see the module doc).
-fn tolerance(precision: Precision) -> f64 {
-    match precision {
-        Precision::Tf32 => TF32_TOL,
-        _ => BF16_TOL,
-    }
-}
-// Measured on the cases below (both seeds alike): tf32 at most 3.0e-5 (d_is of the h = 70 Row
-// LSTM case; h, c and gates at most 1.8e-6), bf16 at most 3.3e-5 (the same d_is; h, c, gates
-// at most 3.1e-7). The twin's pooled distance from fp32 is 1.6e-4 (tf32) and 1.25e-3 (bf16).
-const TF32_TOL: f64 = 1e-4;
-const BF16_TOL: f64 = 2e-4;
+/// Relative L2 bounds of the fused recurrence's outputs at tf32 and bf16 alike: the forward's
+/// (h, c, gates) and d_is (which compounds the rounding of every later step as well). Measured
+/// on the cases below (both seeds give the same bits): forward at most 5.8e-6 (tf32) and
+/// 3.1e-7 (bf16), d_is at most 7.4e-5 (tf32) and 5.0e-5 (bf16), both at h = 128. The twin's
+/// distance from fp32, pooled over the forward outputs, must exceed FWD_TOL (checked).
+const FWD_TOL: f64 = 2e-5;
+const D_IS_TOL: f64 = 2e-4;
 
 /// Whether the build has the tensor-core weight gradient of the recurrences at `precision`
 /// (`lstm_ss_bwd_weight_<precision>_v<N>`, another branch's kernels).
@@ -93,6 +87,9 @@ fn cases() -> Vec<Case> {
         // 3 x 45 = 135 positions per row: two position tiles, the second 7 rows; h = 70: two
         // backward unit tiles (64 + 6), five forward ones.
         row(3, 3, 3, 45, 70),
+        // h = 128 (the cifar-large size): eight forward unit tiles, two backward, K = 384 /
+        // 1536 (24 / 96 chunks).
+        row(3, 1, 3, 8, 128),
         // The Diagonal LSTM: anti-diagonals of 1 .. min(H, W) positions, h = 9 (K = 18).
         diag(2, 5, 4, 9),
         diag(1, 3, 6, 20),
@@ -159,9 +156,8 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
         let cpu = CpuBackend::new();
         cpu.set_precision(precision);
         let fp32 = CpuBackend::new();
-        let tol = tolerance(precision);
-        // The twin's distance from fp32, pooled over every output of every case: if it is
-        // above the tolerance, some output of a kernel that computed in fp32 would be too.
+        // The twin's distance from fp32, pooled over the forward outputs of every case: if it
+        // is above FWD_TOL, some output of a kernel that computed in fp32 would be too.
         let (mut gap_num, mut gap_den) = (0.0f64, 0.0f64);
         for (i, c) in cases().iter().enumerate() {
             let seed = 900 + 10 * i as u64;
@@ -188,7 +184,7 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
             // h and d_is, and differs from the twin (which rounds its operands) by the
             // rounding itself.
             let dw_tol = if weight_grad_mma(precision) {
-                tol
+                D_IS_TOL
             } else {
                 dw_fp32_tolerance(precision)
             };
@@ -202,12 +198,19 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 assert_eq!(g.shape, t.shape, "{}: shapes differ", what(part));
                 let err = rel_err(&what(part), &host(gpu, g, part), &t.data);
                 eprintln!("{}: rel err {err:.3e}", what(part));
-                let bound = if part == "d_w_ss" { dw_tol } else { tol };
+                let bound = match part {
+                    "d_w_ss" => dw_tol,
+                    "d_is" => D_IS_TOL,
+                    _ => FWD_TOL,
+                };
                 assert!(
                     err <= bound,
                     "{}: rel err {err:.3e} > {bound:.1e}",
                     what(part)
                 );
+                if !matches!(part, "h" | "c" | "gates") {
+                    continue;
+                }
                 for (a, b) in t.data.iter().zip(&f.data) {
                     gap_num += (f64::from(*a) - f64::from(*b)).powi(2);
                     gap_den += f64::from(*a).powi(2);
@@ -215,9 +218,9 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
             }
         }
         let gap = (gap_num / gap_den).sqrt();
-        eprintln!("{precision}: twin vs fp32, pooled rel distance {gap:.3e}");
+        eprintln!("{precision}: twin vs fp32 (forward), pooled rel distance {gap:.3e}");
         assert!(
-            gap > tol,
+            gap > FWD_TOL,
             "{precision}: the twin is within {gap:.3e} of fp32: the data does not show rounding"
         );
     }
@@ -396,7 +399,7 @@ fn a_step_kernel_that_swaps_fragment_registers_fails() {
         let bad = one_step(&format!("row_lstm_step_{pass}_tf32_swapped_v1"), fwd);
         let err = l2_rel_err(&bad, &good);
         assert!(
-            err > 10.0 * TF32_TOL,
+            err > 10.0 * D_IS_TOL,
             "step_{pass}: the swapped kernel is only {err:.3e} from the tested one"
         );
     }
