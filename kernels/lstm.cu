@@ -18,7 +18,15 @@
 //       written to a partial buffer; lstm_ss_bwd_weight_sum_v2 adds the partials in split
 //       order (deterministic, no atomics). The scans differ only in the taps' offsets.
 //       The v1 reductions (one thread per weight element) are row_lstm_ss_bwd_weight_v1 and
-//       diag_lstm_ss_bwd_weight_v1. lstm_pack_ss_v2: the state weight packed once per call
+//       diag_lstm_ss_bwd_weight_v1.
+//   tf32 v1 / bf16 v1 (the weight gradient at tf32 / bf16, selected by the backend's
+//       precision for the fused recurrence): lstm_ss_bwd_weight_{tf32,bf16}_v1, v2's GEMM with
+//       both operands rounded as they are staged (cvt.rna.tf32 / cvt.rn.bf16, mma.cuh), fp32
+//       FMA accumulation, summed by lstm_ss_bwd_weight_sum_v2. A product of two rounded
+//       operands is exact in fp32, so this is the CPU twin's arithmetic (cpu/lstm.rs at the
+//       same precision) without tensor cores: the weight gradient is one GEMM per backward,
+//       not per step, and its tensor-core version is left for later.
+//       lstm_pack_ss_v2: the state weight packed once per call
 //       into the unit-contiguous layouts the v2 step kernels read (forward [taps, h, 4, h],
 //       backward [taps, 4h, h]; see the kernel).
 //
@@ -32,6 +40,7 @@
 //   diagonal: lo = max(0, s-W+1), (lo+k, s-lo-k), count = min(s, H-1) - lo + 1, the cell
 //             continues (r, j-1) (none in column 0).
 #include "common.cuh"
+#include "mma.cuh"
 
 // Number of positions of step `s` in one image.
 PIXELRNN_DEVICE int lstm_step_count(int s, int height, int width, int diagonal) {
@@ -141,10 +150,25 @@ lstm_gates_bwd_v1(const float* __restrict__ gates, const float* __restrict__ c,
 // writes one row of 32 consecutive words). Inner loop: per position, two float4 reads of
 // each tile (the 8 lanes of a warp with one threadIdx.y read one float4: a broadcast) and
 // 64 FMAs.
-PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
-lstm_ss_bwd_weight_v2(const float* __restrict__ h, const float* __restrict__ d_is,
-                      float* __restrict__ partial, int n, int height, int width, int hidden,
-                      int taps, int diagonal, int chunk) {
+// The body of lstm_ss_bwd_weight_v2 and its rounded versions: P = LSTM_WG_FP32 loads the
+// operands as they are (v2's bits), LSTM_WG_TF32 / LSTM_WG_BF16 round each as it is staged
+// (mma.cuh's conversions), the GEMM's FMAs unchanged.
+#define LSTM_WG_FP32 0
+#define LSTM_WG_TF32 1
+#define LSTM_WG_BF16 2
+template <int P>
+PIXELRNN_DEVICE float lstm_wg_operand(float x) {
+    return P == LSTM_WG_TF32   ? pixelrnn_round_tf32(x)
+           : P == LSTM_WG_BF16 ? pixelrnn_round_bf16(x)
+                               : x;
+}
+
+template <int P>
+PIXELRNN_DEVICE void lstm_ss_bwd_weight_body(const float* __restrict__ h,
+                                             const float* __restrict__ d_is,
+                                             float* __restrict__ partial, int n, int height,
+                                             int width, int hidden, int taps, int diagonal,
+                                             int chunk) {
     __shared__ __align__(16) float as[LSTM_WG_K][LSTM_WG_TILE];
     __shared__ __align__(16) float bs[LSTM_WG_K][LSTM_WG_TILE];
     const int g4 = 4 * hidden;
@@ -190,8 +214,8 @@ lstm_ss_bwd_weight_v2(const float* __restrict__ h, const float* __restrict__ d_i
                     if (r >= dy && jj >= 0 && jj < width) b = h[(p - back) * hidden + bv];
                 }
             }
-            as[kk][tid] = a;
-            bs[kk][tid] = b;
+            as[kk][tid] = lstm_wg_operand<P>(a);
+            bs[kk][tid] = lstm_wg_operand<P>(b);
         }
         __syncthreads();  // both tiles complete before any thread reads them
 #pragma unroll 4
@@ -226,6 +250,31 @@ lstm_ss_bwd_weight_v2(const float* __restrict__ h, const float* __restrict__ d_i
                 make_float4(acc[i][c], acc[i][c + 1], acc[i][c + 2], acc[i][c + 3]);
         }
     }
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
+lstm_ss_bwd_weight_v2(const float* __restrict__ h, const float* __restrict__ d_is,
+                      float* __restrict__ partial, int n, int height, int width, int hidden,
+                      int taps, int diagonal, int chunk) {
+    lstm_ss_bwd_weight_body<LSTM_WG_FP32>(h, d_is, partial, n, height, width, hidden, taps,
+                                          diagonal, chunk);
+}
+
+// lstm_ss_bwd_weight_v2 at tf32 / bf16: the same launch, the same partials' layout.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
+lstm_ss_bwd_weight_tf32_v1(const float* __restrict__ h, const float* __restrict__ d_is,
+                           float* __restrict__ partial, int n, int height, int width, int hidden,
+                           int taps, int diagonal, int chunk) {
+    lstm_ss_bwd_weight_body<LSTM_WG_TF32>(h, d_is, partial, n, height, width, hidden, taps,
+                                          diagonal, chunk);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
+lstm_ss_bwd_weight_bf16_v1(const float* __restrict__ h, const float* __restrict__ d_is,
+                           float* __restrict__ partial, int n, int height, int width, int hidden,
+                           int taps, int diagonal, int chunk) {
+    lstm_ss_bwd_weight_body<LSTM_WG_BF16>(h, d_is, partial, n, height, width, hidden, taps,
+                                          diagonal, chunk);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, one thread per weight element (4h * h * taps): any

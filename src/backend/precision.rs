@@ -10,10 +10,10 @@
 //! operands are exact in fp32 (at most 11 + 11 significant bits), so twin and kernel differ
 //! only by the order of their fp32 additions. Today the ops that honour it are `masked_conv2d`
 //! forward and backward (every pass) on both backends, and the Row LSTM / Diagonal LSTM
-//! recurrences' state-to-state products on the CPU (`cpu/lstm.rs`: states, state weight and
-//! gate gradients rounded; cell, gates and nonlinearities fp32). On CUDA the recurrences refuse
-//! tf32/bf16 with [`Error::PrecisionUnsupported`] on every path (one decision,
-//! `cuda/lstm_precision.rs`) until their tensor-core kernels exist; the other ops run fp32 at
+//! recurrences' state-to-state products (`cpu/lstm.rs`: states, state weight and gate
+//! gradients rounded; cell, gates and nonlinearities fp32). On CUDA the fused recurrence with
+//! the skew folded runs them on the tensor cores; its other paths refuse tf32/bf16 with
+//! [`Error::PrecisionUnsupported`] (one decision, `cuda/lstm_precision.rs`); the other ops run fp32 at
 //! every precision (docs/ARCHITECTURE.md, "Precision").
 
 use std::fmt;

@@ -1,8 +1,8 @@
-//! The CUDA recurrences at tf32/bf16 (cuda/lstm_precision.rs): no CUDA recurrence kernel rounds
-//! its operands yet, so every path (fused, unfused, persistent, the materialised Diagonal
-//! layout, the sampler's `*_forward_at`) must refuse with one clear error naming the op, the
-//! path and the precision instead of silently running fp32; at fp32 the same calls run and
-//! match the CPU twin.
+//! The CUDA recurrences at tf32/bf16 (cuda/lstm_precision.rs): the fused path with the skew
+//! folded runs (its parity with the twin is tests/cuda/lstm_mma.rs); every other path
+//! (unfused, persistent, the materialised Diagonal layout, the sampler's `*_forward_at`) must
+//! refuse with one clear error naming the op, the path and the precision instead of silently
+//! running fp32; at fp32 the same calls run and match the CPU twin.
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Executor, Variants};
 use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
@@ -10,7 +10,7 @@ use pixelrnn::error::Error;
 use pixelrnn::tensor::Tensor;
 
 crate::parity_tests! {
-    recurrences_refuse_tf32_and_bf16 => super::check_recurrences_refuse_tf32_and_bf16,
+    recurrences_refuse_tf32_and_bf16_but_fused => super::check_recurrences_refuse_tf32_and_bf16_but_fused,
 }
 
 /// `r` is the refusal of `op` by `variant` at `p`, and prints as one line naming them.
@@ -65,7 +65,7 @@ fn backward<E: Executor>(
     }
 }
 
-pub fn check_recurrences_refuse_tf32_and_bf16<E: Executor>(gpu: &CudaBackend<E>) {
+pub fn check_recurrences_refuse_tf32_and_bf16_but_fused<E: Executor>(gpu: &CudaBackend<E>) {
     let (n, hgt, wid, hd) = (2, 3, 4, 8);
     let g = 4 * hd;
     for diagonal in [false, true] {
@@ -114,6 +114,13 @@ pub fn check_recurrences_refuse_tf32_and_bf16<E: Executor>(gpu: &CudaBackend<E>)
                 );
                 for p in [Precision::Tf32, Precision::Bf16] {
                     gpu.set_precision(p);
+                    if variant == "fused" {
+                        let st = forward(gpu, diagonal, &is, &w, rec)
+                            .unwrap_or_else(|e| panic!("{scan} fused at {p}: {e}"));
+                        backward(gpu, diagonal, &st, &w, &dh, rec)
+                            .unwrap_or_else(|e| panic!("{scan} fused backward at {p}: {e}"));
+                        continue;
+                    }
                     let fwd = format!("{scan}_forward");
                     let bwd = format!("{scan}_backward");
                     assert_refused(forward(gpu, diagonal, &is, &w, rec), &fwd, variant, p);

@@ -20,6 +20,7 @@ mod gated;
 mod geometry;
 mod logistic_mixture;
 mod lstm;
+mod lstm_mma;
 mod lstm_persistent;
 mod lstm_precision;
 mod model;

@@ -38,6 +38,10 @@
 //! persistent kernels are v2's ([`scan_version`]). `lstm_gates_*` (the unfused gate pass) is
 //! v1 under every version.
 //!
+//! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core
+//! step kernels (`<scan>_step_{fwd,bwd}_{tf32,bf16}_v1`, chosen by `cuda/lstm_mma.rs`,
+//! `mma_step`) in place of `_step_fwd_v<N>` / `_step_bwd_v<N>`, on the same packed weight.
+//!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
 //! indexing as above; `Materialised` (2) materialises it, the paper's literal formulation, as
@@ -55,11 +59,12 @@
 
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
+use super::lstm_mma::{mma_step, mma_step_cfg, MMA_BWD_UNITS, MMA_FWD_UNITS};
 use super::lstm_persistent::launch_persistent;
 use super::lstm_precision::{self, Path};
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
-use crate::backend::{Backend, LstmState, Recurrence};
+use crate::backend::{Backend, LstmState, Precision, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -166,8 +171,13 @@ fn stepwise_forward<E: Executor>(
     let hd = geo.hidden;
     let scan = scan_op(geo);
     let version = scan_version(be, geo);
-    // v2 reads the state weight packed once for the whole scan.
-    let packed = if version == 2 {
+    let mma = if fused {
+        mma_step(be, "step_fwd", geo)
+    } else {
+        None
+    };
+    // v2 and the tensor-core step read the state weight packed once for the whole scan.
+    let packed = if version == 2 || mma.is_some() {
         Some(pack_weight(be, w_ss, geo, false)?)
     } else {
         None
@@ -185,9 +195,17 @@ fn stepwise_forward<E: Executor>(
                 arg(&state.gates),
             ];
             dims.push(&mut args, &[step]);
-            let cfg =
-                step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
-            be.launch(&format!("{scan}_step_fwd_v{version}"), &cfg, &args)?;
+            let (kernel, cfg) = match &mma {
+                Some(k) => (
+                    k.clone(),
+                    mma_step_cfg(n, geo.step_len(s), hd, MMA_FWD_UNITS)?,
+                ),
+                None => (
+                    format!("{scan}_step_fwd_v{version}"),
+                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?,
+                ),
+            };
+            be.launch(&kernel, &cfg.with_flops(geo.ss_flops(m)), &args)?;
         } else {
             let mut args = vec![arg(is), arg(w), arg(&state.h), arg(&state.gates)];
             dims.push(&mut args, &[step]);
@@ -400,7 +418,8 @@ fn weight_gradient<E: Executor>(
 ) -> Result<T<E>> {
     let dw = be.tensor_uninit(&w_ss.shape)?;
     let flops = geo.ss_flops(n * geo.height * geo.width);
-    if scan_version(be, geo) == 1 {
+    // v1 has no rounded twin: at tf32 / bf16 every version takes the GEMM below.
+    if scan_version(be, geo) == 1 && be.precision() == Precision::Fp32 {
         let mut args = vec![arg(h), arg(d_is), arg(&dw)];
         dims.push(&mut args, &[]);
         be.launch(
@@ -411,6 +430,12 @@ fn weight_gradient<E: Executor>(
         return Ok(dw);
     }
     const TILE: usize = 64;
+    // At tf32 / bf16 the same GEMM with its operands rounded as they are staged (the CPU
+    // twin's arithmetic; cuda/lstm_precision.rs lets only the fused path through there).
+    let kernel = match be.precision() {
+        Precision::Fp32 => "lstm_ss_bwd_weight_v2".to_string(),
+        p => format!("lstm_ss_bwd_weight_{p}_v1"),
+    };
     let op = "lstm_ss_bwd_weight_v2";
     let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
     let (mt, nt) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
@@ -447,7 +472,7 @@ fn weight_gradient<E: Executor>(
     );
     // The partials' offsets are 64-bit in the kernels; their count must fit a buffer.
     int(op, "splits * 4h * taps*h tiles", splits * mpad * npad)?;
-    be.launch(op, &cfg, &args)?;
+    be.launch(&kernel, &cfg, &args)?;
     let args = vec![
         arg(&partial),
         arg(&dw),
@@ -486,7 +511,12 @@ fn folded_backward<E: Executor>(
     // The stepwise paths' kernel version; v2 and v3 read the state weight packed once
     // (transposed).
     let version = bwd_step_version(be, geo);
-    let packed = if version >= 2 && rec != Recurrence::Persistent {
+    let mma = if rec == Recurrence::Fused {
+        mma_step(be, "step_bwd", geo)
+    } else {
+        None
+    };
+    let packed = if (version >= 2 || mma.is_some()) && rec != Recurrence::Persistent {
         Some(pack_weight(be, w_ss, geo, true)?)
     } else {
         None
@@ -518,9 +548,17 @@ fn folded_backward<E: Executor>(
                     arg(&d_is),
                 ];
                 dims.push(&mut args, &[int(op, "step", s)?]);
-                let cfg =
-                    step_cfg(version, n, geo.step_len(s), hd, m * hd)?.with_flops(geo.ss_flops(m));
-                be.launch(&format!("{scan}_step_bwd_v{version}"), &cfg, &args)?;
+                let (kernel, cfg) = match &mma {
+                    Some(k) => (
+                        k.clone(),
+                        mma_step_cfg(n, geo.step_len(s), hd, MMA_BWD_UNITS)?,
+                    ),
+                    None => (
+                        format!("{scan}_step_bwd_v{version}"),
+                        step_cfg(version, n, geo.step_len(s), hd, m * hd)?,
+                    ),
+                };
+                be.launch(&kernel, &cfg.with_flops(geo.ss_flops(m)), &args)?;
             }
         }
         Recurrence::Unfused => {

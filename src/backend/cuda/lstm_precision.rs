@@ -2,20 +2,20 @@
 //! path runs at the backend's [`Precision`], and which refuses.
 //!
 //! At tf32/bf16 the CPU twin (`cpu/lstm.rs`) rounds the state-to-state GEMM operands (the
-//! gathered states, the state weight, d_pre) and accumulates in fp32. No CUDA recurrence
-//! kernel computes that arithmetic yet: the fp32 SIMT kernels would silently run fp32. So at
-//! tf32/bf16 every CUDA recurrence path refuses with [`Error::PrecisionUnsupported`], naming
-//! the op, the path and the precision, before it launches anything:
+//! gathered states, the state weight, d_pre) and accumulates in fp32. On CUDA:
 //!
-//! - fused (`<scan>_step_fwd` / `_step_bwd`, folded layout): until its tensor-core step
-//!   kernels land (branch `lstmmma`), which then pass here;
+//! - fused, folded layout (the default): runs. The steps are the tensor-core kernels
+//!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v1` (`cuda/lstm_mma.rs`), the weight gradient
+//!   `lstm_ss_bwd_weight_{tf32,bf16}_v1` (kernels/lstm.cu: operands rounded as staged, fp32
+//!   FMA, which is the twin's arithmetic since products of rounded operands are exact in fp32);
 //! - unfused (`<scan>_ss_fwd`, `_ss_bwd_data`, `lstm_gates_*`) and the sampler's
-//!   `<scan>_fwd_at`: could run the twin's arithmetic by rounding operands on load in the
-//!   SIMT kernels (products of rounded operands are exact in fp32); not done yet;
+//!   `<scan>_fwd_at`: refused; they could run the twin's arithmetic by rounding operands on
+//!   load in the SIMT kernels; not done yet;
 //! - persistent and the materialised Diagonal layout: refused by design (comparison
-//!   variants; no mma versions planned).
+//!   variants; no tf32/bf16 versions planned).
 //!
-//! At fp32 every path runs, as before.
+//! A refusal is [`Error::PrecisionUnsupported`], naming the op, the path and the precision,
+//! returned before anything is launched. At fp32 every path runs, as before.
 
 use crate::backend::{Precision, Recurrence};
 use crate::error::{Error, Result};
@@ -45,9 +45,9 @@ impl Path {
 }
 
 /// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
-/// refusal (module comment: no CUDA recurrence kernel rounds its operands yet).
+/// refusal (module comment: only the fused path with the skew folded has tf32/bf16 kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
-    if precision == Precision::Fp32 {
+    if precision == Precision::Fp32 || path == Path::Folded(Recurrence::Fused) {
         return Ok(());
     }
     Err(Error::PrecisionUnsupported {
@@ -62,9 +62,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_fused_runs_everywhere_and_the_rest_refuse_by_name() {
+        for p in Precision::ALL {
+            assert!(check("row_lstm_forward", Path::Folded(Recurrence::Fused), p).is_ok());
+        }
         let paths = [
-            Path::Folded(Recurrence::Fused),
             Path::Folded(Recurrence::Unfused),
             Path::Folded(Recurrence::Persistent),
             Path::Materialised,

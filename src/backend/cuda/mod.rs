@@ -30,6 +30,7 @@ mod logistic_mixture;
 mod loss_targets;
 mod lstm;
 mod lstm_at;
+mod lstm_mma;
 mod lstm_persistent;
 mod lstm_precision;
 mod masked_conv2d;

@@ -1,0 +1,76 @@
+// row_lstm_mma.cu: tensor-core (mma.sync) versions of the Row LSTM's fused step kernels
+// (row_lstm.cu describes the recurrence and the fp32 versions). Bodies: kernels/lstm_mma.cuh
+// (the step's state-to-state product as an implicit GEMM on masked_conv2d_mma.cuh's tiles,
+// the cell in the epilogue). CPU twin: the CPU backend's Row LSTM at the same precision
+// (src/backend/cpu/lstm.rs); host side: src/backend/cuda/lstm_mma.rs (`mma_step`, selected by the
+// backend's precision when the recurrence is fused).
+//
+// Versions (each pass and precision its own kernel, all v1):
+//   step_fwd_tf32 v1: pre = is + conv1xk(h(row-1), w) for the row of every image, 128
+//                     positions x (16 units x 4 gates) per 256-thread block, mma.m16n8k8 .tf32
+//                     over K = k * h (h of the row above gathered and rounded to tf32 as it is
+//                     staged, the packed weight of lstm_pack_ss_v2 likewise), fp32
+//                     accumulation; the epilogue is the fp32 fused step's cell
+//                     (pixelrnn_lstm_cell_fwd): h, c, the activated gates.
+//   step_fwd_bf16 v1: the same with mma.m16n8k16 .bf16, operands rounded to bf16.
+//   step_bwd_tf32 v1: dh_tot = dh + conv1xk^T(d_is(row+1), w) for 128 positions x 64 units per
+//                     block, K = k * 4h, tf32 as above, then the cell backward of
+//                     row_lstm_step_bwd_v3 (pixelrnn_lstm_cell_bwd): d_is of the row,
+//                     dc_carry of the row above.
+//   step_bwd_bf16 v1: the same in bf16.
+// row_lstm_step_{fwd,bwd}_tf32_swapped_v1: the mutation check's kernels (A fragment
+// registers swapped, lstm_mma.cuh); never selected by the host.
+//
+// Layout: as row_lstm.cu.
+#include "common.cuh"
+#include "lstm_mma.cuh"
+
+// Launch (forward): blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * W / 128),
+// ceil(h / 16)); `wp` = lstm_pack_ss_v2(w_ss, transposed = 0). `h`, `c` read at row-1 and
+// written at `row`.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_fwd_tf32_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
+    lstm_mma_step_fwd<MCM_TF32, false>(is, wp, h, c, gates, n, hidden,
+                                       lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_fwd_bf16_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
+    lstm_mma_step_fwd<MCM_BF16, false>(is, wp, h, c, gates, n, hidden,
+                                       lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_fwd_tf32_swapped_v1(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
+    lstm_mma_step_fwd<MCM_TF32, true>(is, wp, h, c, gates, n, hidden,
+                                       lstm_mma_geo_of(0, k, height, width, row));
+}
+
+// Launch (backward): blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * W / 128),
+// ceil(h / 64)); `wp` = lstm_pack_ss_v2(w_ss, transposed = 1). Rows in reverse; `d_is` read
+// at row+1 and written at `row`, `dc_carry` read at `row` and written at row-1.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_bwd_tf32_v1(const float* __restrict__ wp, const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
+    float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
+    lstm_mma_step_bwd<MCM_TF32, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                       lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_bwd_bf16_v1(const float* __restrict__ wp, const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
+    float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
+    lstm_mma_step_bwd<MCM_BF16, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                       lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_step_bwd_tf32_swapped_v1(const float* __restrict__ wp, const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
+    float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
+    lstm_mma_step_bwd<MCM_TF32, true>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                       lstm_mma_geo_of(0, k, height, width, row));
+}

@@ -1,0 +1,461 @@
+//! Parity of the recurrences' tensor-core fused step kernels (kernels/row_lstm_mma.cu,
+//! kernels/diag_lstm_mma.cu, bodies in kernels/lstm_mma.cuh) with their CPU twin: the CPU
+//! backend's Row LSTM and Diagonal LSTM at the same precision (the state-to-state products'
+//! operands rounded, fp32 accumulation). For tf32 and bf16, both scans, the whole fused
+//! recurrence forward (h, c, gates) and backward (d_is, d_w_ss) on shapes ragged against the
+//! 128-position x 64-column tiles and the K chunks of 16 (h not a multiple of 8 or 16, one
+//! image, a step of more than 128 positions, several unit tiles), outputs NaN-poisoned (the
+//! emulated backend poisons every uninitialised tensor), every scheduling seed. Each precision
+//! also checks that the twin is further from the fp32 run than the forward tolerance, so that a kernel
+//! that skipped the rounding fails; and a mutant kernel that swaps A fragment registers
+//! (`<scan>_step_{fwd,bwd}_tf32_swapped_v1`) is shown to miss the kernel it mutates by far
+//! more than the tolerance.
+//!
+//! Tolerances ([`FWD_TOL`], [`D_IS_TOL`]): relative L2 over each output. The GEMM outputs alone would be
+//! within `parity::MMA_REL_TOL` (the products of rounded operands are exact in fp32; twin and
+//! kernel differ in the order of the fp32 additions). The recurrence compounds that: step
+//! s + 1 rounds the h that step s computed, and an fp32-ulp difference in h can move its
+//! rounded value by one tf32 / bf16 ulp (2^-11 / 2^-8 relative), which then propagates through
+//! the later steps and the backward. The bounds are a few times the largest error measured on
+//! these cases (stated with the constants).
+
+use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::cuda::{Arg, CudaBackend, EmuOptions, Emulator, Executor, LaunchCfg};
+use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
+use pixelrnn::parity::l2_rel_err;
+use pixelrnn::tensor::Tensor;
+
+use crate::{pair, random, rel_err};
+
+crate::parity_tests! {
+    lstm_mma_fused_recurrence => super::check_lstm_mma,
+}
+
+/// Relative L2 bounds of the fused recurrence's outputs at tf32 and bf16 alike: the forward's
+/// (h, c, gates) and d_is (which compounds the rounding of every later step as well). Measured
+/// on the cases below (both seeds give the same bits): forward at most 5.8e-6 (tf32) and
+/// 3.1e-7 (bf16), d_is at most 7.4e-5 (tf32) and 5.0e-5 (bf16), both at h = 128. The twin's
+/// distance from fp32, pooled over the forward outputs, must exceed FWD_TOL (checked).
+const FWD_TOL: f64 = 2e-5;
+const D_IS_TOL: f64 = 2e-4;
+
+/// One recurrence: the scan (`k`: the Row LSTM's kernel width; `None`: Diagonal), images and
+/// map, hidden units.
+struct Case {
+    k: Option<usize>,
+    n: usize,
+    height: usize,
+    width: usize,
+    hidden: usize,
+}
+
+fn cases() -> Vec<Case> {
+    let row = |k, n, height, width, hidden| Case {
+        k: Some(k),
+        n,
+        height,
+        width,
+        hidden,
+    };
+    let diag = |n, height, width, hidden| Case {
+        k: None,
+        n,
+        height,
+        width,
+        hidden,
+    };
+    vec![
+        // One image, h = 3: one ragged K chunk (K = 9), one unit of 16 / 64 live per tile row.
+        row(3, 1, 3, 4, 3),
+        // h = 17: two forward unit tiles (16 + 1), K = 5 x 17 = 85 (ragged chunk).
+        row(5, 2, 4, 7, 17),
+        // 3 x 45 = 135 positions per row: two position tiles, the second 7 rows; h = 70: two
+        // backward unit tiles (64 + 6), five forward ones.
+        row(3, 3, 3, 45, 70),
+        // h = 128 (the cifar-large size): eight forward unit tiles, two backward, K = 384 /
+        // 1536 (24 / 96 chunks).
+        row(3, 1, 3, 8, 128),
+        // The Diagonal LSTM: anti-diagonals of 1 .. min(H, W) positions, h = 9 (K = 18).
+        diag(2, 5, 4, 9),
+        diag(1, 3, 6, 20),
+    ]
+}
+
+impl Case {
+    fn what(&self) -> String {
+        match self.k {
+            Some(k) => format!(
+                "row_lstm k={k} n={} {}x{} h={}",
+                self.n, self.height, self.width, self.hidden
+            ),
+            None => format!(
+                "diag_lstm n={} {}x{} h={}",
+                self.n, self.height, self.width, self.hidden
+            ),
+        }
+    }
+
+    fn w_shape(&self) -> [usize; 4] {
+        let h = self.hidden;
+        match self.k {
+            Some(k) => [4 * h, h, 1, k],
+            None => [4 * h, h, 2, 1],
+        }
+    }
+
+    fn forward<B: Backend>(
+        &self,
+        be: &B,
+        is: &Tensor<B>,
+        w: &Tensor<B>,
+    ) -> pixelrnn::error::Result<LstmState<B>> {
+        match self.k {
+            Some(_) => be.row_lstm_forward(is, w, Recurrence::Fused),
+            None => be.diag_lstm_forward(is, w, Recurrence::Fused),
+        }
+    }
+
+    fn backward<B: Backend>(
+        &self,
+        be: &B,
+        state: &LstmState<B>,
+        w: &Tensor<B>,
+        dh: &Tensor<B>,
+    ) -> pixelrnn::error::Result<(Tensor<B>, Tensor<B>)> {
+        match self.k {
+            Some(_) => be.row_lstm_backward(state, w, dh, Recurrence::Fused),
+            None => be.diag_lstm_backward(state, w, dh, Recurrence::Fused),
+        }
+    }
+}
+
+fn host<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
+    t.to_vec(gpu)
+        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
+}
+
+/// The fused recurrence of every case at tf32 and bf16 against the twin at the same precision.
+pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
+    for precision in [Precision::Tf32, Precision::Bf16] {
+        gpu.set_precision(precision);
+        let cpu = CpuBackend::new();
+        cpu.set_precision(precision);
+        let fp32 = CpuBackend::new();
+        // The twin's distance from fp32, pooled over the forward outputs of every case: if it
+        // is above FWD_TOL, some output of a kernel that computed in fp32 would be too.
+        let (mut gap_num, mut gap_den) = (0.0f64, 0.0f64);
+        for (i, c) in cases().iter().enumerate() {
+            let seed = 900 + 10 * i as u64;
+            let (n, h, w, hd) = (c.n, c.height, c.width, c.hidden);
+            let (is_c, is_g) = pair(gpu, &[n, h, w, 4 * hd], seed, 1.0);
+            let (w_c, w_g) = pair(gpu, &c.w_shape(), seed + 1, 0.5);
+            let (dh_c, dh_g) = pair(gpu, &[n, h, w, hd], seed + 2, 1.0);
+            let what = |part: &str| format!("{} {precision} {part}", c.what());
+
+            let want = c.forward(&cpu, &is_c, &w_c).expect("cpu forward");
+            let (d_is_want, dw_want) = c.backward(&cpu, &want, &w_c, &dh_c).expect("cpu backward");
+            let got = c
+                .forward(gpu, &is_g, &w_g)
+                .unwrap_or_else(|e| panic!("{}: {e}", what("forward")));
+            let (d_is, dw) = c
+                .backward(gpu, &got, &w_g, &dh_g)
+                .unwrap_or_else(|e| panic!("{}: {e}", what("backward")));
+            let ref32 = c.forward(&fp32, &is_c, &w_c).expect("fp32 forward");
+            let (d_is32, dw32) = c
+                .backward(&fp32, &ref32, &w_c, &dh_c)
+                .expect("fp32 backward");
+            // d_w_ss is lstm_ss_bwd_weight_<precision>_v1's (operands rounded as staged, fp32
+            // FMA): the twin's arithmetic on the recurrence's h and d_is, so it inherits
+            // d_is's bound.
+            let dw_tol = D_IS_TOL;
+            for (part, g, t, f) in [
+                ("h", &got.h, &want.h, &ref32.h),
+                ("c", &got.c, &want.c, &ref32.c),
+                ("gates", &got.gates, &want.gates, &ref32.gates),
+                ("d_is", &d_is, &d_is_want, &d_is32),
+                ("d_w_ss", &dw, &dw_want, &dw32),
+            ] {
+                assert_eq!(g.shape, t.shape, "{}: shapes differ", what(part));
+                let err = rel_err(&what(part), &host(gpu, g, part), &t.data);
+                eprintln!("{}: rel err {err:.3e}", what(part));
+                let bound = match part {
+                    "d_w_ss" => dw_tol,
+                    "d_is" => D_IS_TOL,
+                    _ => FWD_TOL,
+                };
+                assert!(
+                    err <= bound,
+                    "{}: rel err {err:.3e} > {bound:.1e}",
+                    what(part)
+                );
+                if !matches!(part, "h" | "c" | "gates") {
+                    continue;
+                }
+                for (a, b) in t.data.iter().zip(&f.data) {
+                    gap_num += (f64::from(*a) - f64::from(*b)).powi(2);
+                    gap_den += f64::from(*a).powi(2);
+                }
+            }
+        }
+        let gap = (gap_num / gap_den).sqrt();
+        eprintln!("{precision}: twin vs fp32 (forward), pooled rel distance {gap:.3e}");
+        assert!(
+            gap > FWD_TOL,
+            "{precision}: the twin is within {gap:.3e} of fp32: the data does not show rounding"
+        );
+    }
+    gpu.set_precision(Precision::Fp32);
+}
+
+fn emu() -> Emulator {
+    Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: true,
+    })
+    .expect("emulator")
+}
+
+fn upload(e: &Emulator, data: &[f32]) -> <Emulator as Executor>::Buffer {
+    let mut b = e.alloc(data.len()).expect("alloc");
+    e.upload_into(&mut b, data).expect("upload");
+    b
+}
+
+/// `w` ([4h, h, taps]) packed as lstm_pack_ss_v2 does: forward `[taps, h, 4, h]`, transposed
+/// `[taps, 4h, h]`.
+fn pack(w: &[f32], hidden: usize, taps: usize, transposed: bool) -> Vec<f32> {
+    let mut p = vec![0.0; w.len()];
+    for o in 0..4 * hidden {
+        for v in 0..hidden {
+            for t in 0..taps {
+                let (x, u) = (o / hidden, o % hidden);
+                let dst = if transposed {
+                    (t * 4 * hidden + o) * hidden + v
+                } else {
+                    ((t * hidden + v) * 4 + x) * hidden + u
+                };
+                p[dst] = w[(o * hidden + v) * taps + t];
+            }
+        }
+    }
+    p
+}
+
+/// One step's launch geometry: images, map, hidden units, the scan (the Row LSTM with k = 3,
+/// or the Diagonal LSTM) and the step.
+#[derive(Clone, Copy)]
+struct Shape {
+    n: usize,
+    height: usize,
+    width: usize,
+    hd: usize,
+    diag: bool,
+    step: usize,
+}
+
+impl Shape {
+    fn taps(&self) -> usize {
+        if self.diag {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// Positions of the step in one image.
+    fn len(&self) -> usize {
+        if self.diag {
+            let lo = (self.step + 1).saturating_sub(self.width);
+            let hi = self.step.min(self.height - 1);
+            hi + 1 - lo
+        } else {
+            self.width
+        }
+    }
+}
+
+/// One step of the step kernel `kernel` (forward or backward, of `s`'s scan) on fixed random
+/// inputs, on an emulator with its counters on when `counters`: the output map the step
+/// writes into (h forward, d_is backward; the other steps' entries are the inputs) and the
+/// launch's counters.
+fn launch_step(
+    kernel: &str,
+    fwd: bool,
+    s: &Shape,
+    counters: bool,
+) -> (Vec<f32>, Vec<pixelrnn::backend::cuda::LaunchCounters>) {
+    let (n, hd, taps) = (s.n, s.hd, s.taps());
+    let e = emu().with_counters(counters);
+    let w = random(51, 4 * hd * hd * taps, 0.5);
+    let wp = upload(&e, &pack(&w, hd, taps, !fwd));
+    let map = n * s.height * s.width;
+    let a = upload(&e, &random(52, map * 4 * hd, 1.0));
+    let b = upload(&e, &random(53, map * hd, 1.0));
+    let c = upload(&e, &random(54, map * hd, 1.0));
+    let d = upload(&e, &random(55, map * hd, 1.0));
+    let gates = upload(&e, &random(56, map * 4 * hd, 0.9));
+    let units = if fwd { 16 } else { 64 };
+    let cfg = LaunchCfg {
+        grid: [
+            (n * s.len()).div_ceil(128) as u32,
+            hd.div_ceil(units) as u32,
+            1,
+        ],
+        block: [256, 1, 1],
+        shared_bytes: 0,
+        cluster: [1, 1, 1],
+        flops: 0,
+    };
+    // Forward: is = a, h = b, c = c, gates. Backward: gates, c, dh = b, dc_carry = d,
+    // d_is = a.
+    let mut args = if fwd {
+        vec![
+            Arg::Buf(&a),
+            Arg::Buf(&wp),
+            Arg::Buf(&b),
+            Arg::Buf(&c),
+            Arg::Buf(&gates),
+        ]
+    } else {
+        vec![
+            Arg::Buf(&wp),
+            Arg::Buf(&gates),
+            Arg::Buf(&c),
+            Arg::Buf(&b),
+            Arg::Buf(&d),
+            Arg::Buf(&a),
+        ]
+    };
+    args.extend([n, s.height, s.width, hd].map(|x| Arg::I32(x as i32)));
+    if !s.diag {
+        args.push(Arg::I32(3));
+    }
+    args.push(Arg::I32(s.step as i32));
+    e.take_counters();
+    e.launch(kernel, &cfg, &args)
+        .unwrap_or_else(|err| panic!("{kernel}: {err}"));
+    let out = if fwd {
+        e.download(&b, map * hd).unwrap()
+    } else {
+        e.download(&a, map * 4 * hd).unwrap()
+    };
+    (out, e.take_counters())
+}
+
+/// The rows a Row LSTM step wrote: row 1 of every image's h (forward), row 0 of every image's
+/// d_is (backward).
+fn written_rows(all: &[f32], s: &Shape, fwd: bool) -> Vec<f32> {
+    let (feat, r) = if fwd { (s.hd, 1) } else { (4 * s.hd, 0) };
+    let row_len = s.width * feat;
+    (0..s.n)
+        .flat_map(|img| {
+            let at = (img * s.height + r) * row_len;
+            all[at..at + row_len].to_vec()
+        })
+        .collect()
+}
+
+/// One step of `kernel` (a Row LSTM step kernel) on 2 images of 2 x 9, h = 24: what it wrote.
+fn one_step(kernel: &str, fwd: bool) -> Vec<f32> {
+    let s = Shape {
+        n: 2,
+        height: 2,
+        width: 9,
+        hd: 24,
+        diag: false,
+        step: if fwd { 1 } else { 0 },
+    };
+    written_rows(&launch_step(kernel, fwd, &s, false).0, &s, fwd)
+}
+
+/// A kernel whose A fragments have registers 0 <-> 2 and 1 <-> 3 swapped misses the kernel it
+/// mutates by far more than the parity tolerance, forward and backward: the parity check above
+/// (which the unmutated kernel passes) would fail it.
+#[test]
+fn a_step_kernel_that_swaps_fragment_registers_fails() {
+    for (pass, fwd) in [("fwd", true), ("bwd", false)] {
+        let good = one_step(&format!("row_lstm_step_{pass}_tf32_v1"), fwd);
+        let bad = one_step(&format!("row_lstm_step_{pass}_tf32_swapped_v1"), fwd);
+        let err = l2_rel_err(&bad, &good);
+        assert!(
+            err > 10.0 * D_IS_TOL,
+            "step_{pass}: the swapped kernel is only {err:.3e} from the tested one"
+        );
+    }
+}
+
+/// The emulator's memory counters of one step of each tensor-core step kernel at the
+/// cifar-large recurrence size (n = 16, 32 x 32, h = 128; Row LSTM k = 3): Row LSTM row 16
+/// (512 positions), Diagonal LSTM anti-diagonal 31 (the longest, 512 positions), launched
+/// directly so that only that step is emulated. Prints one markdown row per kernel: grid,
+/// global efficiency (unique bytes / sector bytes over every global site) and sectors per
+/// request, the worst shared site's wavefronts over the conflict-free ideal, and FLOPs per
+/// shared word loaded (FLOPs = 2 x positions x columns x K, K = taps x features, the edge
+/// taps' zeros included). A measurement, not a check:
+/// `cargo test --release --test cuda -- --ignored --nocapture lstm_mma_counters`.
+#[test]
+#[ignore = "measurement (about a minute on the emulator): the counters of docs/kernels.md"]
+fn lstm_mma_counters() {
+    use pixelrnn::backend::cuda::{AccessOp, MemSpace};
+    let (n, height, width, hd) = (16usize, 32usize, 32usize, 128usize);
+    println!("| kernel | grid | global efficiency | sectors/request | worst shared site (of ideal) | FLOP/shared word |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for diag in [false, true] {
+        for fwd in [true, false] {
+            for precision in ["tf32", "bf16"] {
+                let scan = if diag { "diag" } else { "row" };
+                let pass = if fwd { "fwd" } else { "bwd" };
+                let kernel = format!("{scan}_lstm_step_{pass}_{precision}_v1");
+                let step = Shape {
+                    n,
+                    height,
+                    width,
+                    hd,
+                    diag,
+                    step: if diag { 31 } else { 16 },
+                };
+                let (_, counters) = launch_step(&kernel, fwd, &step, true);
+                let c = counters
+                    .iter()
+                    .find(|c| c.kernel == kernel)
+                    .expect("counters");
+                let global: Vec<_> = c
+                    .sites
+                    .iter()
+                    .filter(|s| s.space == MemSpace::Global)
+                    .collect();
+                let shared: Vec<_> = c
+                    .sites
+                    .iter()
+                    .filter(|s| s.space == MemSpace::Shared)
+                    .collect();
+                let unique: u64 = global.iter().map(|s| s.unique_bytes).sum();
+                let sectors: u64 = global.iter().map(|s| s.sectors).sum();
+                let requests: u64 = global.iter().map(|s| s.requests).sum();
+                let words: u64 = shared
+                    .iter()
+                    .filter(|s| s.op == AccessOp::Load)
+                    .map(|s| s.bytes / 4)
+                    .sum();
+                let excess = shared
+                    .iter()
+                    .map(|s| s.excess_wavefronts())
+                    .fold(0.0, f64::max);
+                let taps = if diag { 2 } else { 3 };
+                let (cols, feat) = if fwd { (4 * hd, hd) } else { (hd, 4 * hd) };
+                let m = n * step.len();
+                let flops = 2 * m * cols * taps * feat;
+                println!(
+                    "| `{kernel}` | {}x{} | {:.3} | {:.2} | {:.2} | {:.1} |",
+                    c.grid[0],
+                    c.grid[1],
+                    unique as f64 / (32 * sectors).max(1) as f64,
+                    sectors as f64 / requests.max(1) as f64,
+                    excess,
+                    flops as f64 / words.max(1) as f64
+                );
+            }
+        }
+    }
+}
