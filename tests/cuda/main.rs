@@ -24,6 +24,7 @@ mod lstm_persistent;
 mod model;
 mod multi_tensor;
 mod nccl;
+mod peak_mma;
 mod pointwise;
 
 use pixelrnn::backend::cpu::CpuBackend;
