@@ -314,7 +314,7 @@ sanitizer_phase() {
 
 # Phase 8: Nsight Compute on a cifar-large Row LSTM training step (fused, folded: the step
 # the comparison is about). Pass 1: the duration of each of the first NCU_LAUNCHES launches
-# (ceilings' peak_fma excluded), summed per kernel; pass 2: one launch of each of the three
+# (ceilings' peak_fma and peak_mma excluded), summed per kernel; pass 2: one launch of each of the three
 # longest, with the counters the emulator reports. The last line of ncu-summary.txt is the
 # phase's state.
 NCU_METRICS=gpu__time_duration.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,smsp__inst_executed_op_shared_st.sum,sm__warps_active.avg.pct_of_peak_sustained_active
@@ -346,7 +346,7 @@ import csv, sys
 rows = list(csv.DictReader(l for l in open(sys.argv[1], errors="replace") if l.startswith('"')))
 tot = {}
 for r in rows:
-    if r.get("Metric Name") == "gpu__time_duration.sum" and not r["Kernel Name"].startswith("peak_fma"):
+    if r.get("Metric Name") == "gpu__time_duration.sum" and not r["Kernel Name"].startswith(("peak_fma", "peak_mma")):
         v = float(r["Metric Value"].replace(",", "") or 0)
         n, s = tot.get(r["Kernel Name"], (0, 0.0))
         tot[r["Kernel Name"]] = (n + 1, s + v)
