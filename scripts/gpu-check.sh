@@ -16,17 +16,22 @@
 #       0. machine: driver and CUDA versions, GPU name, ldd --version, nvcc/ncu/sanitizer
 #          versions, printed first (~2 s);
 #       1. .gpu/pixelrnn info: devices, kernels, ptxas resources (~1 s);
-#       1b. mma: the tensor-core parity tests first (tests/cuda/conv_mma.rs, `conv_mma::*::device`:
-#          masked_conv2d's tf32 and bf16 kernels against the CPU twin at the same precision,
-#          causality at every precision), so that a short run still checks mma.sync on the
-#          hardware against what the emulator checked (MMA_LIMIT 40; ~5-15 s);
-#       2. parity: the suite's device tests (conv_mma excluded: phase 1b ran it) (every kernel against its CPU twin on the GPU),
+#       1b. mma: the tensor-core parity tests first, the device tests of the groups in
+#          MMA_GROUPS: conv_mma (masked_conv2d's tf32 and bf16 kernels against the CPU twin at
+#          the same precision, causality at every precision), lstm_mma and lstm_precision (the
+#          recurrences' tensor-core kernels; a group without tests yet matches nothing) and
+#          peak_mma (the tensor-core ceiling kernels against their twin, bit for bit), so that
+#          a short run still checks mma.sync on the hardware against what the emulator
+#          checked (MMA_LIMIT 40; ~5-15 s);
+#       2. parity: the suite's device tests (the MMA_GROUPS excluded: phase 1b ran them) (every kernel against its CPU twin on the GPU),
 #          one process per test group with PIXELRNN_SYNC_LAUNCHES=1, so a fault names its
 #          kernel and poisons no other group; a test that failed after an earlier failure
 #          of its process is rerun alone. The NCCL tests are skipped, with the reason, when
 #          no libnccl is found (TESTS_LIMIT 90; ~30-60 s);
-#       3. bench: pixelrnn bench --device cuda --recurrence all, mnist and cifar, every op
-#          and kernel version, then a training step per model (BENCH_LIMIT 110; ~40-90 s);
+#       3. bench: pixelrnn bench --device cuda --recurrence all --precision all, mnist and
+#          cifar: the ceilings (copy, fp32 FMA, tf32 and bf16 mma), every op and kernel
+#          version at every precision (tf32/bf16 rows against their own ceiling), then a
+#          training step per model and precision (BENCH_LIMIT 110; ~40-90 s);
 #       4. cifar-large: the training steps at 32x32x3 L12 h128 (the fused-vs-unfused
 #          numbers), fused and unfused in the folded layout first, then persistent and
 #          materialised (LARGE_LIMIT 90; ~30-80 s, most of it the CPU reference steps);
@@ -77,6 +82,9 @@ TORCH_LIMIT=${TORCH_LIMIT:-60}
 SANITIZER_LIMIT=${SANITIZER_LIMIT:-60}
 NCU_LIMIT=${NCU_LIMIT:-90}
 NCU_LAUNCHES=${NCU_LAUNCHES:-1200}
+# The test groups (tests/cuda/<group>.rs) of phase 1b, the tensor-core parity tests, as an
+# extended regex alternation; phase 2 leaves them out.
+MMA_GROUPS="conv_mma|lstm_mma|lstm_precision|peak_mma"
 
 prepare() {
     set -e
@@ -157,15 +165,18 @@ r = json.load(open(sys.argv[1]))
 c = r["ceilings"]
 fmt = lambda v, f: "-" if v is None else f.format(v)
 print(f"bench on {r['device']} ({r['date']}){'' if r.get('complete', True) else ', INCOMPLETE (cut off at its time limit?)'}: copy {fmt(c['copy_gb_per_s'], '{:.0f}')} GB/s, "
-      f"fp32 {fmt(c['fp32_gflop_per_s'], '{:.0f}')} GFLOP/s")
+      f"fp32 {fmt(c['fp32_gflop_per_s'], '{:.0f}')} GFLOP/s, tf32 mma {fmt(c.get('tf32_gflop_per_s'), '{:.0f}')} GFLOP/s, "
+      f"bf16 mma {fmt(c.get('bf16_gflop_per_s'), '{:.0f}')} GFLOP/s"
+      + ("" if c.get('tf32_gflop_per_s') is not None else " ('-': not measured, see the bench log's ceilings line)"))
 bad = [x for x in r["rows"] if x["status"] != "ok"]
 ops = [x for x in r["rows"] if x["kind"] == "op"]
 print(f"  {len(ops)} op rows, {len(bad)} wrong or failed"
       + "".join(f"\n  NOT OK: {x['name']} {x['config']} {x['shape']} {x['variant']}: {x['status']} {x['note'][:80]}" for x in bad[:8]))
 for x in r["rows"]:
     if x["kind"] == "step":
-        print(f"  {x['name']:<24} {x['config']:<12} {x['variant']:<10} "
-              f"{fmt(x['ms'], '{:9.3f}')} ms {fmt(x['gflop_per_s'], '{:8.1f}')} GFLOP/s "
+        peak = fmt(x.get('frac_peak'), '{:.0%}') + " of " + x.get('peak', 'fp32')
+        print(f"  {x['name']:<24} {x['config']:<12} {x['variant']:<16} "
+              f"{fmt(x['ms'], '{:9.3f}')} ms {fmt(x['gflop_per_s'], '{:8.1f}')} GFLOP/s {peak:>12} "
               f"{fmt(x['speedup_vs_unfused'], '{:5.2f}x vs unfused'):>18}  {x['status']}")
 PY
 }
@@ -303,7 +314,7 @@ sanitizer_phase() {
 
 # Phase 8: Nsight Compute on a cifar-large Row LSTM training step (fused, folded: the step
 # the comparison is about). Pass 1: the duration of each of the first NCU_LAUNCHES launches
-# (ceilings' peak_fma excluded), summed per kernel; pass 2: one launch of each of the three
+# (ceilings' peak_fma and peak_mma excluded), summed per kernel; pass 2: one launch of each of the three
 # longest, with the counters the emulator reports. The last line of ncu-summary.txt is the
 # phase's state.
 NCU_METRICS=gpu__time_duration.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,smsp__inst_executed_op_shared_st.sum,sm__warps_active.avg.pct_of_peak_sustained_active
@@ -335,7 +346,7 @@ import csv, sys
 rows = list(csv.DictReader(l for l in open(sys.argv[1], errors="replace") if l.startswith('"')))
 tot = {}
 for r in rows:
-    if r.get("Metric Name") == "gpu__time_duration.sum" and not r["Kernel Name"].startswith("peak_fma"):
+    if r.get("Metric Name") == "gpu__time_duration.sum" and not r["Kernel Name"].startswith(("peak_fma", "peak_mma")):
         v = float(r["Metric Value"].replace(",", "") or 0)
         n, s = tot.get(r["Kernel Name"], (0, 0.0))
         tot[r["Kernel Name"]] = (n + 1, s + v)
@@ -520,14 +531,16 @@ summary() {
     echo "files: $OUT/{summary.txt,logs.tar.gz,bench.json,bench-large.json,torch.json}; logs.tar.gz holds logs/ (machine, info, tests-*, bench*, torch, sanitizer, ncu)"
 }
 
-# Phase 1b: the tensor-core parity tests (the conv_mma group's device tests), in one process
+# Phase 1b: the tensor-core parity tests (the device tests of the MMA_GROUPS), in one process
 # with PIXELRNN_SYNC_LAUNCHES=1. Sets MMA_STATE; a failure on a device fails the run.
 mma_phase() {
     local lim=$1 names=() rc n_ok
-    mapfile -t names < <("$GPU_DIR/$TEST_NAME" --list --include-ignored conv_mma:: 2>/dev/null |
-        sed -n 's/: test$//p' | grep '::device$')
+    # Every device test, then the groups of MMA_GROUPS: a group with no tests yet (the
+    # recurrences' lstm_mma, lstm_precision while they are written) matches nothing, harmlessly.
+    mapfile -t names < <("$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null |
+        sed -n 's/: test$//p' | grep '::device$' | grep -E "^($MMA_GROUPS)::" || true)
     if ((${#names[@]} == 0)); then
-        MMA_STATE="no conv_mma device tests in .gpu/$TEST_NAME"
+        MMA_STATE="no tensor-core device tests ($MMA_GROUPS) in .gpu/$TEST_NAME"
         ((HAS_GPU)) && TESTS_FAILED=1
         echo "mma: $MMA_STATE"
         return 0
@@ -551,7 +564,7 @@ mma_phase() {
 parity_phase() {
     local lim=$1 t_end=$(($(date +%s) + $1)) nccl_why=""
     "$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null | sed -n 's/: test$//p' |
-        grep -v '::emulated$' | grep -v '^conv_mma::' >"$LOGS/tests.list"
+        grep -v '::emulated$' | grep -vE "^($MMA_GROUPS)::" >"$LOGS/tests.list"
     : >"$LOGS/skipped.txt"
     [[ -z "$NCCL_LIB" ]] && nccl_why="libnccl not found (ldconfig, nvidia.nccl of $(command -v python3 || echo 'no python'))"
     local groups g rc=0 worst=0
@@ -675,7 +688,7 @@ check() {
     # 1b. The tensor-core parity tests (reserve: the other phases' minimum).
     local lim
     lim=$(limit_for "$MMA_LIMIT" 300)
-    phase_start mma "tensor-core device tests (conv_mma), PIXELRNN_SYNC_LAUNCHES=1" "$lim"
+    phase_start mma "tensor-core device tests ($MMA_GROUPS), PIXELRNN_SYNC_LAUNCHES=1" "$lim"
     mma_phase "$lim"
     phase_end mma "$MMA_STATE"
 
@@ -687,14 +700,14 @@ check() {
 
     # 3. The bench, mnist and cifar (rows printed as they land, JSON rewritten after each).
     lim=$(limit_for "$BENCH_LIMIT" 150)
-    phase_start bench "pixelrnn bench --device cuda --recurrence all --config mnist,cifar" "$lim"
-    timeout "$lim" "$GPU_DIR/pixelrnn" bench --device cuda --recurrence all \
+    phase_start bench "pixelrnn bench --device cuda --recurrence all --precision all --config mnist,cifar" "$lim"
+    timeout "$lim" "$GPU_DIR/pixelrnn" bench --device cuda --recurrence all --precision all \
         --config mnist,cifar --json "$OUT/bench.json" >"$LOGS/bench.log" 2>&1
     bench_rc=$?
     tail -n 200 "$LOGS/bench.log"
     if ((!HAS_GPU)); then
         echo "-- no CUDA device: pixelrnn bench --device cpu --config tiny (a dry run of the bench path)"
-        "$GPU_DIR/pixelrnn" bench --device cpu --config tiny --iters 2 --step-iters 1 \
+        "$GPU_DIR/pixelrnn" bench --device cpu --config tiny --precision all --iters 2 --step-iters 1 \
             --warmup 1 --json "$LOGS/bench-cpu.json" >"$LOGS/bench-cpu.log" 2>&1
         local cpu_rc=$?
         tail -n 5 "$LOGS/bench-cpu.log"

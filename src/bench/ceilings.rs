@@ -1,12 +1,16 @@
-//! Ceilings: the copy bandwidth and FP32 rate of the device, measured in the same run as the
-//! rows, so that every row's GB/s and GFLOP/s can be set against them.
+//! Ceilings: the copy bandwidth, the FP32 rate and the tensor-core rates (tf32, bf16) of the
+//! device, measured in the same run as the rows, so that every row's GB/s and GFLOP/s can be
+//! set against them: fp32 rows against the FP32 rate, tf32 and bf16 rows against the
+//! tensor-core rate of their precision ([`Ceilings::gflop_per_s`]).
 
 use std::time::Instant;
 
 use serde::Serialize;
 
+use super::peak_mma;
 use super::{ExecTimer, OpRow};
 use crate::backend::cuda::{arg, Arg, CudaBackend, LaunchCfg, BLOCK};
+use crate::backend::Precision;
 use crate::error::{Error, Result};
 
 /// The device's ceilings, measured by the bench.
@@ -16,8 +20,27 @@ pub struct Ceilings {
     pub copy_gb_per_s: Option<f64>,
     /// FP32 rate in GFLOP/s (an FMA is two FLOPs).
     pub fp32_gflop_per_s: Option<f64>,
-    /// How they were measured.
+    /// Tensor-core rate at tf32 in GFLOP/s (`peak_mma_tf32_v1`, mma.m16n8k8); `None` on the
+    /// CPU (no tensor cores) and on the emulator (not measured).
+    pub tf32_gflop_per_s: Option<f64>,
+    /// Tensor-core rate at bf16 in GFLOP/s (`peak_mma_bf16_v1`, mma.m16n8k16); `None` as
+    /// `tf32_gflop_per_s`.
+    pub bf16_gflop_per_s: Option<f64>,
+    /// How they were measured (and why a ceiling is absent).
     pub how: String,
+}
+
+impl Ceilings {
+    /// The compute ceiling a row at precision `p` is set against: the FP32 rate for fp32, the
+    /// tensor-core rate of `p` for tf32 and bf16 (`None` where it was not measured: a
+    /// tensor-core row then has no fraction, never one of the FP32 rate).
+    pub fn gflop_per_s(&self, p: Precision) -> Option<f64> {
+        match p {
+            Precision::Fp32 => self.fp32_gflop_per_s,
+            Precision::Tf32 => self.tf32_gflop_per_s,
+            Precision::Bf16 => self.bf16_gflop_per_s,
+        }
+    }
 }
 
 /// The median of `t` (0 when empty).
@@ -80,9 +103,12 @@ pub(crate) fn cpu(iters: usize) -> Result<(Ceilings, Vec<OpRow>)> {
     let ceilings = Ceilings {
         copy_gb_per_s: Some(copy),
         fp32_gflop_per_s: Some(fp32),
+        tf32_gflop_per_s: None,
+        bf16_gflop_per_s: None,
         how: format!(
             "copy: 64 MiB memcpy split over {} threads (read + write counted); fp32: \
-             1024x1024x1024 sgemm (gemm crate); medians of {iters}",
+             1024x1024x1024 sgemm (gemm crate); medians of {iters}; tf32, bf16: none (the CPU \
+             has no tensor cores: its tf32/bf16 rows have no ceiling fraction)",
             rayon::current_num_threads()
         ),
     };
@@ -91,15 +117,20 @@ pub(crate) fn cpu(iters: usize) -> Result<(Ceilings, Vec<OpRow>)> {
         ceiling_rows(
             &ceilings,
             copy_bytes,
-            gemm_flops,
             "memcpy 64 MiB",
-            "sgemm 1024^3",
+            &[(Precision::Fp32, gemm_flops, "sgemm 1024^3")],
         ),
     ))
 }
 
-/// The ceiling rows of `c`: what was copied and what computed the FMAs.
-fn ceiling_rows(c: &Ceilings, copy_bytes: f64, flops: f64, copy: &str, fma: &str) -> Vec<OpRow> {
+/// The ceiling rows of `c`: what was copied, then per precision of `compute` (FLOPs of one
+/// call, what computed them) the compute ceiling, where `c` has it.
+fn ceiling_rows(
+    c: &Ceilings,
+    copy_bytes: f64,
+    copy: &str,
+    compute: &[(Precision, f64, &str)],
+) -> Vec<OpRow> {
     let mut rows = Vec::new();
     if let Some(bw) = c.copy_gb_per_s {
         let mut r = OpRow::new("ceiling", "copy".into(), "", copy.into(), "-".into());
@@ -109,13 +140,16 @@ fn ceiling_rows(c: &Ceilings, copy_bytes: f64, flops: f64, copy: &str, fma: &str
         r.frac_copy_bw = Some(1.0);
         rows.push(r);
     }
-    if let Some(rate) = c.fp32_gflop_per_s {
-        let mut r = OpRow::new("ceiling", "fp32".into(), "", fma.into(), "-".into());
-        r.flops = Some(flops);
-        r.gflop_per_s = Some(rate);
-        r.ms = Some(flops / rate / 1e6);
-        r.frac_fp32 = Some(1.0);
-        rows.push(r);
+    for &(p, flops, what) in compute {
+        if let Some(rate) = c.gflop_per_s(p) {
+            let mut r = OpRow::new("ceiling", p.name().into(), "", what.into(), "-".into());
+            r.precision = p;
+            r.flops = Some(flops);
+            r.gflop_per_s = Some(rate);
+            r.ms = Some(flops / rate / 1e6);
+            r.frac_peak = Some(1.0);
+            rows.push(r);
+        }
     }
     rows
 }
@@ -140,8 +174,9 @@ pub fn peak_fma_expected(t: usize, rounds: usize, a: f32, b: f32) -> f64 {
         .sum()
 }
 
-/// A CUDA executor's ceilings: a device-to-device copy and `peak_fma_v1`, checked against the
-/// host first (on the emulator: run and checked, not measured).
+/// A CUDA executor's ceilings: a device-to-device copy, `peak_fma_v1` and the tensor-core
+/// kernels `peak_mma_tf32_v1` and `peak_mma_bf16_v1` (kernels/peak_mma.cu), each checked against
+/// its host twin first (on the emulator: run and checked, not measured).
 pub(crate) fn cuda<E: ExecTimer>(
     be: &CudaBackend<E>,
     iters: usize,
@@ -149,11 +184,12 @@ pub(crate) fn cuda<E: ExecTimer>(
     let exec = be.executor();
     let iters = iters.clamp(3, 50);
     // Sizes: the emulator only proves the path and the kernel (tiny), the GPU gets a copy
-    // far beyond L2 (256 MiB) and enough FMA blocks to fill every SM many times over.
-    let (n, blocks, rounds) = if E::EMULATED {
-        (1 << 12, 2u32, 4i32)
+    // far beyond L2 (256 MiB) and enough FMA and mma blocks to fill every SM many times over
+    // (mma: 8192 blocks x 8 warps x 16384 mma, a few ms per launch on an H200).
+    let (n, blocks, rounds, mma_rounds) = if E::EMULATED {
+        (1 << 12, 2u32, 4i32, 2usize)
     } else {
-        (64 << 20, 8192u32, 4096i32)
+        (64 << 20, 8192u32, 4096i32, 1024usize)
     };
     let src = exec.alloc(n)?;
     let mut dst = exec.alloc(n)?;
@@ -201,41 +237,64 @@ pub(crate) fn cuda<E: ExecTimer>(
     }
     let fma_flops = 2.0 * (threads * rounds as usize * PEAK_UNROLL * PEAK_CHAINS) as f64;
     let fp32 = fma_flops / (median(times) / 1e3) / 1e9;
+    // Tensor cores: every thread's value checked against the twin, then timed.
+    let (tf32, tf32_flops) = peak_mma::measure(be, Precision::Tf32, blocks, mma_rounds, iters)?;
+    let (bf16, bf16_flops) = peak_mma::measure(be, Precision::Bf16, blocks, mma_rounds, iters)?;
     let ceilings = if E::EMULATED {
         Ceilings {
             copy_gb_per_s: None,
             fp32_gflop_per_s: None,
-            how: "emulated: the copy and peak_fma_v1 ran and were checked, not measured".into(),
+            tf32_gflop_per_s: None,
+            bf16_gflop_per_s: None,
+            how: "emulated: the copy, peak_fma_v1, peak_mma_tf32_v1 and peak_mma_bf16_v1 ran \
+                  and were checked, not measured"
+                .into(),
         }
     } else {
         Ceilings {
             copy_gb_per_s: Some(copy),
             fp32_gflop_per_s: Some(fp32),
+            tf32_gflop_per_s: Some(tf32),
+            bf16_gflop_per_s: Some(bf16),
             how: format!(
                 "copy: {} MiB device-to-device (read + write counted); fp32: peak_fma_v1, \
-                 {blocks} blocks x 256 threads x {} FMAs; medians of {iters}",
+                 {blocks} blocks x 256 threads x {} FMAs; tf32, bf16: peak_mma_tf32_v1, \
+                 peak_mma_bf16_v1 (mma.sync), {blocks} blocks x 8 warps x {} mma; medians of \
+                 {iters}",
                 (n * 4) >> 20,
-                rounds as usize * PEAK_UNROLL * PEAK_CHAINS
+                rounds as usize * PEAK_UNROLL * PEAK_CHAINS,
+                mma_rounds * peak_mma::PEAK_MMA_CHAINS * peak_mma::PEAK_MMA_UNROLL
             ),
         }
     };
     let mut rows = ceiling_rows(
         &ceilings,
         copy_bytes,
-        fma_flops,
         &format!("device-to-device {} MiB", (n * 4) >> 20),
-        "peak_fma_v1",
+        &[
+            (Precision::Fp32, fma_flops, "peak_fma_v1"),
+            (Precision::Tf32, tf32_flops, "peak_mma_tf32_v1 (m16n8k8)"),
+            (Precision::Bf16, bf16_flops, "peak_mma_bf16_v1 (m16n8k16)"),
+        ],
     );
     if E::EMULATED {
-        let mut r = OpRow::new(
-            "ceiling",
-            "peak_fma".into(),
-            "",
-            "peak_fma_v1 (checked only)".into(),
-            "v1".into(),
-        );
-        r.note = "emulated: not a ceiling".into();
-        rows.push(r);
+        for (p, kernel) in [
+            (Precision::Fp32, "peak_fma_v1"),
+            (Precision::Tf32, "peak_mma_tf32_v1"),
+            (Precision::Bf16, "peak_mma_bf16_v1"),
+        ] {
+            let name = kernel.trim_end_matches("_v1");
+            let mut r = OpRow::new(
+                "ceiling",
+                name.into(),
+                "",
+                format!("{kernel} (checked only)"),
+                "v1".into(),
+            );
+            r.precision = p;
+            r.note = "emulated: not a ceiling".into();
+            rows.push(r);
+        }
     }
     Ok((ceilings, rows))
 }

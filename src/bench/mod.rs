@@ -16,8 +16,11 @@
 //! every convolution and the recurrences' state-to-state products, two FLOPs each, forward +
 //! weight gradients + input gradients). Both are set against ceilings measured in the same
 //! run ([`Ceilings`]): on the CPU a large multi-threaded memcpy and a large GEMM (the `gemm`
-//! crate through the backend's `sgemm`); on CUDA a large device-to-device copy and the
-//! FMA-throughput kernel `peak_fma_v1` (kernels/peak.cu).
+//! crate through the backend's `sgemm`), and no tensor-core ceilings; on CUDA a large
+//! device-to-device copy, the FMA-throughput kernel `peak_fma_v1` (kernels/peak.cu) and the
+//! tensor-core throughput kernels `peak_mma_tf32_v1` and `peak_mma_bf16_v1`
+//! (kernels/peak_mma.cu). A row's compute fraction (`frac_peak`) is set against the ceiling
+//! of its precision (`peak`: fp32 rows the FMA rate, tf32 and bf16 rows their mma rate).
 //!
 //! Layout: [`config`](BenchConfig) (sizes, options, step FLOPs), `ops/` (one file per op
 //! family: the cases), `case` (what a case is), `timing` (timers, kernel variants per row),
@@ -35,6 +38,7 @@ mod case;
 mod ceilings;
 mod config;
 mod ops;
+mod peak_mma;
 mod report;
 mod runner;
 mod steps;
@@ -44,6 +48,10 @@ pub use case::{Args, HostTensor, OpCase, Output};
 pub use ceilings::{peak_fma_expected, Ceilings, PEAK_CHAINS, PEAK_UNROLL};
 pub use config::{config, step_flops, BenchConfig, Options, Part, CONFIGS};
 pub use ops::{check_filter, op_row_names};
+pub use peak_mma::{
+    check_peak_mma, peak_mma_check_rounds, peak_mma_expected, peak_mma_flops, peak_mma_k,
+    peak_mma_kernel, PEAK_MMA_CHAINS, PEAK_MMA_UNROLL,
+};
 pub use report::{table, table_header, table_row, utc_date, OpRow, Report};
 pub use runner::{count_rows, run, run_streaming};
 pub use timing::{BenchBackend, Choice, ExecTimer, Sweep};

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Ceilings;
 use crate::backend::cuda::{DiagLstmLayout, Variants};
-use crate::backend::Recurrence;
+use crate::backend::{Precision, Recurrence};
 use crate::parity;
 
 /// One timed (or refused) row.
@@ -51,8 +51,16 @@ pub struct OpRow {
     pub gflop_per_s: Option<f64>,
     /// GB/s over the measured copy bandwidth.
     pub frac_copy_bw: Option<f64>,
-    /// GFLOP/s over the measured FP32 rate.
-    pub frac_fp32: Option<f64>,
+    /// The precision the row ran at (`fp32`, `tf32`, `bf16`): its GEMM operands' rounding,
+    /// and the compute ceiling its `frac_peak` is set against.
+    pub precision: Precision,
+    /// The ceiling `frac_peak` uses: `fp32` (the FP32 FMA rate, `peak_fma_v1` / the CPU's
+    /// sgemm), `tf32` or `bf16` (the tensor-core rate of that precision, `peak_mma_*_v1`).
+    pub peak: &'static str,
+    /// GFLOP/s over the ceiling named by `peak` ([`Ceilings::gflop_per_s`] of the row's
+    /// precision); `None` where that ceiling is absent (the CPU has no tensor cores, the
+    /// emulator measures none).
+    pub frac_peak: Option<f64>,
     /// Recurrent rows: time of the unfused row of the same op and size over this row's.
     pub speedup_vs_unfused: Option<f64>,
     /// Error text, or what the row means.
@@ -64,8 +72,8 @@ pub struct OpRow {
 }
 
 impl OpRow {
-    /// A row with status `ok`, the fp32 tolerance and nothing measured yet.
-    pub(crate) fn new(
+    /// A row with status `ok`, the fp32 tolerance, precision fp32 and nothing measured yet.
+    pub fn new(
         kind: &'static str,
         name: String,
         config: &str,
@@ -91,15 +99,24 @@ impl OpRow {
             gb_per_s: None,
             gflop_per_s: None,
             frac_copy_bw: None,
-            frac_fp32: None,
+            precision: Precision::Fp32,
+            peak: Precision::Fp32.name(),
+            frac_peak: None,
             speedup_vs_unfused: None,
             note: String::new(),
             variants: None,
         }
     }
 
-    /// Sets the median and minimum of `times` (ms) and the rates against `ceilings`.
-    pub(crate) fn set_times(&mut self, times: &mut [f64], ceilings: &Ceilings) {
+    /// Sets the row's precision, and with it the ceiling its compute fraction is set against.
+    pub fn set_precision(&mut self, p: Precision) {
+        self.precision = p;
+        self.peak = p.name();
+    }
+
+    /// Sets the median and minimum of `times` (ms) and the rates against `ceilings`: the copy
+    /// bandwidth, and the compute ceiling of the row's precision ([`OpRow::set_precision`]).
+    pub fn set_times(&mut self, times: &mut [f64], ceilings: &Ceilings) {
         if times.is_empty() {
             return;
         }
@@ -117,9 +134,10 @@ impl OpRow {
             .gb_per_s
             .zip(ceilings.copy_gb_per_s)
             .map(|(a, b)| a / b);
-        self.frac_fp32 = self
+        self.peak = self.precision.name();
+        self.frac_peak = self
             .gflop_per_s
-            .zip(ceilings.fp32_gflop_per_s)
+            .zip(ceilings.gflop_per_s(self.precision))
             .map(|(a, b)| a / b);
     }
 }
@@ -219,14 +237,21 @@ pub fn table_header(r: &Report) -> String {
         r.date,
         r.timer
     ));
+    let c = &r.ceilings;
     s.push_str(&format!(
-        "ceilings: copy {} GB/s, fp32 {} GFLOP/s ({})\n",
-        fmt_opt(r.ceilings.copy_gb_per_s, |v| format!("{v:.1}")),
-        fmt_opt(r.ceilings.fp32_gflop_per_s, |v| format!("{v:.1}")),
-        r.ceilings.how
+        "ceilings: copy {} GB/s, fp32 {} GFLOP/s, tf32 {} GFLOP/s, bf16 {} GFLOP/s ({})\n",
+        fmt_opt(c.copy_gb_per_s, |v| format!("{v:.1}")),
+        fmt_opt(c.fp32_gflop_per_s, |v| format!("{v:.1}")),
+        fmt_opt(c.tf32_gflop_per_s, |v| format!("{v:.1}")),
+        fmt_opt(c.bf16_gflop_per_s, |v| format!("{v:.1}")),
+        c.how
     ));
+    s.push_str(
+        "%peak: GFLOP/s over the ceiling named after it (fp32 rows: the fp32 FMA rate; tf32 and \
+         bf16 rows: the tensor-core rate of their precision; '-' where it is absent)\n",
+    );
     s.push_str(&format!(
-        "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}\n",
+        "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>10} {:>7} {:>9}  {}\n",
         "row",
         "config",
         "shape",
@@ -235,7 +260,7 @@ pub fn table_header(r: &Report) -> String {
         "GB/s",
         "GFLOP/s",
         "%bw",
-        "%fp32",
+        "%peak",
         "vs unf",
         "rel err",
         "status"
@@ -255,7 +280,7 @@ pub fn table_row(row: &OpRow) -> String {
         _ => row.variant.clone(),
     };
     format!(
-        "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>6} {:>7} {:>9}  {}{}\n",
+        "{:<22} {:<11} {:<34} {:<26} {:>10} {:>9} {:>9} {:>6} {:>10} {:>7} {:>9}  {}{}\n",
         row.name,
         row.config,
         truncate(&row.shape, 34),
@@ -264,7 +289,7 @@ pub fn table_row(row: &OpRow) -> String {
         fmt_opt(row.gb_per_s, |v| format!("{v:.1}")),
         fmt_opt(row.gflop_per_s, |v| format!("{v:.1}")),
         fmt_opt(row.frac_copy_bw, |v| format!("{:.0}%", v * 100.0)),
-        fmt_opt(row.frac_fp32, |v| format!("{:.0}%", v * 100.0)),
+        peak_cell(row),
         fmt_opt(row.speedup_vs_unfused, |v| format!("{v:.2}x")),
         fmt_opt(row.rel_err, |v| format!("{v:.1e}")),
         row.status,
@@ -274,6 +299,11 @@ pub fn table_row(row: &OpRow) -> String {
             format!(" ({})", row.note)
         }
     )
+}
+
+/// The `%peak` cell: the fraction and the ceiling it uses (`41% bf16`), `-` without one.
+fn peak_cell(row: &OpRow) -> String {
+    fmt_opt(row.frac_peak, |v| format!("{:.0}% {}", v * 100.0, row.peak))
 }
 
 fn truncate(s: &str, n: usize) -> String {

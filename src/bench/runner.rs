@@ -232,6 +232,7 @@ fn time_op<B: BenchBackend>(
         );
         row.recurrence = case.recurrence.map(rec_name);
         row.layout = choice.layout.map(|l| l.name().to_string());
+        row.set_precision(choice.precision);
         row.flops = case.flops;
         row.tol = tol;
         if !choice.runnable {

@@ -101,6 +101,7 @@ pub(crate) fn time_step<B: BenchBackend>(
     );
     row.recurrence = rec.map(rec_name);
     row.layout = choice.layout.map(|l| l.name().to_string());
+    row.set_precision(choice.precision);
     // Tensor-core rows: at least the twin's tolerance (parity::MMA_REL_TOL, with its reason).
     let tol = if choice.precision == Precision::Fp32 {
         parity::DEEP_REL_TOL

@@ -89,7 +89,8 @@ pub trait BenchBackend: Backend {
         Ok(t0.elapsed().as_secs_f64() * 1e3)
     }
 
-    /// Measures the copy bandwidth and the FP32 rate; `rows` receives one row for each.
+    /// Measures the copy bandwidth, the FP32 rate and (CUDA) the tensor-core rates at tf32 and
+    /// bf16; `rows` receives one row for each.
     fn measure_ceilings(&self, iters: usize) -> Result<(Ceilings, Vec<OpRow>)>;
 
     /// The variants a row is timed under, one row each: for an op row, `kernel` is the stem

@@ -26,6 +26,7 @@ mod lstm_precision;
 mod model;
 mod multi_tensor;
 mod nccl;
+mod peak_mma;
 mod pointwise;
 
 use pixelrnn::backend::cpu::CpuBackend;
