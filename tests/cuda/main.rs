@@ -21,6 +21,7 @@ mod geometry;
 mod logistic_mixture;
 mod lstm;
 mod lstm_persistent;
+mod lstm_persistent_v3;
 mod model;
 mod multi_tensor;
 mod nccl;
