@@ -1,10 +1,11 @@
 // pixelrnn: arch compute_90
 // diag_lstm_skewed_persistent.cu: the Diagonal LSTM's persistent v2 recurrence, materialised
-// layout (diag_lstm_skewed_persistent_{fwd,bwd}_v2, over the skewed maps).
+// layout (diag_lstm_skewed_persistent_{fwd,bwd}_v2, over the skewed maps) and the persistent
+// v3 backward (diag_lstm_skewed_persistent_bwd_v3, lstm_persistent_v3.cuh).
 // One launch per scan and pass, one thread-block cluster per image; the versions, the design,
 // the shared-memory budget and the staged layouts are described in lstm_persistent.cuh (v1
 // of the persistent recurrence: diag_lstm_skewed.cu). Compute_90 PTX (the first line: clusters).
-#include "lstm_persistent.cuh"
+#include "lstm_persistent_v3.cuh"
 
 // Launch (every kernel of this file; lstm_persistent.cuh): gridDim.x = n * C, blockDim.x =
 // LSTM_V2_THREADS (128), clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8 (G >= 1
@@ -31,5 +32,19 @@ diag_lstm_skewed_persistent_bwd_v2(const float* __restrict__ w, const float* __r
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     diag_lstm_persistent_bwd_v2_body(w, w_s, gates, c, dh, dc_carry, d_is, height, width, hidden,
+                                     skewed, 1);
+}
+
+// Diagonal LSTM backward on v3 tiles (lstm_persistent_v3.cuh): as the v2 backward above, the
+// same bits. Launch: as the v2 kernels but blockDim.x = LSTM_PERSISTENT_V3_THREADS (64) and
+// position groups of 32-position tiles.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V3_THREADS, 1)
+diag_lstm_skewed_persistent_bwd_v3(const float* __restrict__ w, const float* __restrict__ gates,
+                                   const float* __restrict__ c, const float* __restrict__ dh,
+                                   float* dc_carry, float* d_is, int n, int height, int width,
+                                   int hidden, int skewed) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v3_body(w, w_s, gates, c, dh, dc_carry, d_is, height, width, hidden,
                                      skewed, 1);
 }

@@ -21,13 +21,14 @@ PIXELRNN_DEVICE bool diag_lstm_v2_neighbour(int r, int j, int t, int dir, int he
 // Stages, for the block's 16 positions k0 + q of anti-diagonal `step` of image b, the
 // features f0 .. f0 + count - 1 (of `feat`) of their tap-t neighbour (`dir` as above) into
 // tile[16][LSTM_V2_CHUNK], 0 for a neighbour outside the image or a position past
-// `positions`: lanes take consecutive features of one position (coalesced).
-PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[LSTM_V2_CHUNK],
-                                        int b, int step, int k0, int positions, int t, int dir,
-                                        int height, int width, int stride, int skew, int feat,
-                                        int f0, int count) {
-    for (int e = threadIdx.x; e < LSTM_V2_POS * LSTM_V2_CHUNK;
-         e += LSTM_V2_THREADS) {
+// `positions`: lanes take consecutive features of one position (coalesced). POS, THREADS,
+// PITCH: as row_lstm_v2_stage (the defaults are v2's tile).
+template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK>
+PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[PITCH], int b, int step,
+                                        int k0, int positions, int t, int dir, int height,
+                                        int width, int stride, int skew, int feat, int f0,
+                                        int count) {
+    for (int e = threadIdx.x; e < POS * LSTM_V2_CHUNK; e += THREADS) {
         const int q = e / LSTM_V2_CHUNK;
         const int f = e % LSTM_V2_CHUNK;
         float v = 0.0f;

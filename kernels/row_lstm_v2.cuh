@@ -9,12 +9,14 @@
 
 // Stages `src` rows of positions j0 + off .. j0 + off + 15 of map row `row` of image b
 // (features f0 .. f0 + count - 1 of `feat` per position; 0 outside the width or past count)
-// into tile[16][LSTM_V2_CHUNK]: lanes take consecutive features (coalesced).
-PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[LSTM_V2_CHUNK],
+// into tile[16][LSTM_V2_CHUNK]: lanes take consecutive features (coalesced). The persistent
+// v3 backward stages POS = 32 positions into rows of PITCH = 129 floats on 64 threads
+// (lstm_persistent_v3.cuh); the defaults are v2's tile.
+template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK>
+PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
                                        pixelrnn_index_t row_base, int width, int feat, int j0,
                                        int off, int f0, int count) {
-    for (int e = threadIdx.x; e < LSTM_V2_POS * LSTM_V2_CHUNK;
-         e += LSTM_V2_THREADS) {
+    for (int e = threadIdx.x; e < POS * LSTM_V2_CHUNK; e += THREADS) {
         const int q = e / LSTM_V2_CHUNK;
         const int f = e % LSTM_V2_CHUNK;
         const int jj = j0 + q + off;

@@ -1,8 +1,10 @@
 //! The persistent recurrence's launches (src/backend/cuda/lstm_persistent.rs,
 //! kernels/lstm_persistent.cuh): at the paper's h = 128 the v2 kernels run one thread-block
 //! cluster per image with the weight slices in opted-in shared memory, in at most 3 launches
-//! per layer and pass (issue 17's target), as the emulator's counters record them. Their
-//! numbers are checked against the CPU twin in tests/cuda/lstm.rs (h = 128 included).
+//! per layer and pass (issue 17's target), as the emulator's counters record them; under the
+//! default (v3) the backward is `<scan>_persistent_bwd_v3` (64 threads per block). Their
+//! numbers are checked against the CPU twin in tests/cuda/lstm.rs (h = 128 included) and
+//! tests/cuda/lstm_persistent_v3.rs.
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstm, EmuOptions, Emulator, RowLstm, Variants};
 use pixelrnn::backend::{Backend, Recurrence};
@@ -10,16 +12,16 @@ use pixelrnn::backend::{Backend, Recurrence};
 use crate::pair;
 
 /// The kernels one call launched, in order.
-fn launched(gpu: &CudaBackend<Emulator>) -> Vec<(String, [u32; 3], u32)> {
+fn launched(gpu: &CudaBackend<Emulator>) -> Vec<(String, [u32; 3], [u32; 3], u32)> {
     gpu.executor()
         .take_counters()
         .into_iter()
-        .map(|c| (c.kernel, c.grid, c.shared_bytes))
+        .map(|c| (c.kernel, c.grid, c.block, c.shared_bytes))
         .collect()
 }
 
 #[test]
-fn persistent_v2_is_one_launch_forward_and_three_backward_at_h_128() {
+fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
     let emu = Emulator::new(EmuOptions {
         seed: 3,
         workers: 2,
@@ -64,22 +66,24 @@ fn persistent_v2_is_one_launch_forward_and_three_backward_at_h_128() {
             [(
                 format!("{op}_persistent_fwd_v2"),
                 [4 * n as u32, 1, 1],
+                [128, 1, 1],
                 shared
             )],
             "{op} forward"
         );
-        let names: Vec<&str> = bwd.iter().map(|(k, _, _)| k.as_str()).collect();
+        let names: Vec<&str> = bwd.iter().map(|(k, _, _, _)| k.as_str()).collect();
         assert_eq!(
             names,
             [
-                format!("{op}_persistent_bwd_v2").as_str(),
+                format!("{op}_persistent_bwd_v3").as_str(),
                 "lstm_ss_bwd_weight_v2",
                 "lstm_ss_bwd_weight_sum_v2"
             ],
             "{op} backward"
         );
         assert_eq!(bwd[0].1, [4 * n as u32, 1, 1], "{op} backward grid");
-        assert_eq!(bwd[0].2, shared, "{op} backward shared memory");
+        assert_eq!(bwd[0].2, [64, 1, 1], "{op} backward block (v3 tiles)");
+        assert_eq!(bwd[0].3, shared, "{op} backward shared memory");
     }
 
     // v1 stays selectable: one block per image, the weights from global memory at h = 128.
@@ -97,6 +101,7 @@ fn persistent_v2_is_one_launch_forward_and_three_backward_at_h_128() {
         [(
             "row_lstm_persistent_fwd_v1".to_string(),
             [n as u32, 1, 1],
+            [3 * 128, 1, 1],
             0
         )]
     );

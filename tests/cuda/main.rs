@@ -22,6 +22,7 @@ mod logistic_mixture;
 mod lstm;
 mod lstm_mma;
 mod lstm_persistent;
+mod lstm_persistent_v3;
 mod lstm_precision;
 mod model;
 mod multi_tensor;

@@ -34,8 +34,9 @@
 //! thread-block cluster per image over the v2 tile bodies, `cuda/lstm_persistent.rs`).
 //! v3 is v2 but for the stepwise backward through time (`_step_bwd_v3`, `_ss_bwd_data_v3`,
 //! and the skewed twins: 4 positions x 4 units per thread, 16 x 128 per block, 8 FLOPs per
-//! shared word instead of 2; [`bwd_step_version`]); its forward, weight gradient and
-//! persistent kernels are v2's ([`scan_version`]). `lstm_gates_*` (the unfused gate pass) is
+//! shared word instead of 2; [`bwd_step_version`], which also selects the persistent v3
+//! backward, `cuda/lstm_persistent.rs`); its forward, weight gradient and persistent forward
+//! are v2's ([`scan_version`]). `lstm_gates_*` (the unfused gate pass) is
 //! v1 under every version.
 //!
 //! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core

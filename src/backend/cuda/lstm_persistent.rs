@@ -1,26 +1,31 @@
 //! The persistent recurrence on CUDA (`Recurrence::Persistent`): the whole scan of a pass in
 //! one launch, for both scans and both Diagonal LSTM layouts. Host side of the
 //! `<scan>_persistent_{fwd,bwd}_v<N>` kernels (kernels/row_lstm.cu, kernels/diag_lstm.cu,
-//! kernels/diag_lstm_skewed.cu for v1; kernels/lstm_persistent.cuh for v2). CPU twin:
+//! kernels/diag_lstm_skewed.cu for v1; kernels/lstm_persistent.cuh for v2,
+//! kernels/lstm_persistent_v3.cuh for the v3 backward). CPU twin:
 //! `cpu/lstm.rs`.
 //!
 //! The version follows the scan's selection ([`super::RowLstm`], [`super::DiagLstm`]):
 //! - v1: one block per image (one thread per (position, unit) of the widest step, at most
 //!   1024), the state weight staged in dynamic shared memory when it fits in
 //!   [`PERSISTENT_SHARED_CAP`], else read from global memory (`staged = 0`);
-//! - v2 (the default): one thread-block cluster per image ([`persistent_v2_cfg`]): the
+//! - v2: one thread-block cluster per image ([`persistent_v2_cfg`]): the
 //!   blocks of a cluster split the units in tiles of 32 (and the step's positions in
 //!   groups), each stages its units' slice of the state weight in dynamic shared memory once
 //!   (opted in above 48 KiB: [`Executor::opt_in_shared`]) and runs the fused v2 tile bodies on
 //!   it, the steps ordered by the cluster barrier. At h = 128 a block holds 192 KiB (Row LSTM,
 //!   k = 3) or 128 KiB (Diagonal LSTM) of weights. Where the slice does not fit the
-//!   device's 227 KiB (or h needs more than 8 unit tiles) v2 falls back to v1.
+//!   device's 227 KiB (or h needs more than 8 unit tiles) v2 falls back to v1;
+//! - v3 (the default; backward only, the forward is v2's): the v2 clusters over v3's
+//!   register tiles ([`persistent_v3_cfg`], kernels/lstm_persistent_v3.cuh: 4 positions x 4
+//!   units per thread, 32 positions x 32 units per 64-thread block, the same bits as v2);
+//!   where its 16.1 KiB staging tile does not fit beside the slice it falls back to v2.
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
 
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
-use super::lstm::scan_version;
+use super::lstm::{bwd_step_version, scan_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
 use crate::error::Result;
@@ -33,15 +38,35 @@ pub(super) const PERSISTENT_SHARED_CAP: usize = DEFAULT_SHARED_BYTES as usize;
 /// Most threads per block of the persistent v1 kernels (their `__launch_bounds__`).
 const PERSISTENT_MAX_THREADS: usize = 1024;
 
-/// Units and positions of a v2 tile, and its threads (`LSTM_V2_UNITS`, `LSTM_V2_POS`,
-/// `LSTM_V2_THREADS` in kernels/lstm_v2.cuh).
+/// Units of a block's weight slice in the v2 and v3 kernels (`LSTM_V2_UNITS` in
+/// kernels/lstm_v2.cuh).
 const TILE_UNITS: usize = 32;
-const TILE_POSITIONS: usize = 16;
-const TILE_THREADS: u32 = 128;
 
-/// Static shared memory of the v2 tile bodies (their 16 x 128 float staging tile), which
-/// counts against the device's per-block limit with the dynamic part.
-const TILE_STATIC_SHARED: usize = TILE_POSITIONS * 128 * 4;
+/// The block tile of a persistent v2 or v3 kernel: its positions, threads and static shared
+/// memory (the staged step inputs, which count against the device's per-block limit with the
+/// dynamic part).
+struct TileShape {
+    positions: usize,
+    threads: u32,
+    static_shared: usize,
+}
+
+/// v2: 16 positions x 32 units on 128 threads, a 16 x 128 float staging tile
+/// (`LSTM_V2_POS`, `LSTM_V2_THREADS`, kernels/lstm_v2.cuh).
+const TILE_V2: TileShape = TileShape {
+    positions: 16,
+    threads: 128,
+    static_shared: 16 * 128 * 4,
+};
+
+/// v3 (backward only): 32 positions x 32 units on 64 threads, 4 x 4 per thread, a 32 x 129
+/// float staging tile (`LSTM_PERSISTENT_V3_POS`, `LSTM_PERSISTENT_V3_THREADS`,
+/// kernels/lstm_persistent_v3.cuh).
+const TILE_V3: TileShape = TileShape {
+    positions: 32,
+    threads: 64,
+    static_shared: 32 * 129 * 4,
+};
 
 /// Launch configuration of a persistent v1 kernel for `n` images, and whether it stages the
 /// state weights in shared memory (its `staged` flag).
@@ -69,21 +94,31 @@ fn persistent_v1_cfg(n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
 /// `32 * (4h * taps + 1)` floats of dynamic shared memory. `None` when the weight slice and
 /// the static tile exceed the device's 227 KiB per block, or h needs more than 8 unit tiles.
 pub(super) fn persistent_v2_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_V2)
+}
+
+/// As [`persistent_v2_cfg`] for the persistent v3 backward (kernels/lstm_persistent_v3.cuh):
+/// 64 threads, position tiles of 32, 16.1 KiB of static staging tile.
+pub(super) fn persistent_v3_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_V3)
+}
+
+fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<LaunchCfg> {
     let unit_tiles = geo.hidden.div_ceil(TILE_UNITS);
     let max_cluster = MAX_CLUSTER_BLOCKS as usize;
     let shared = TILE_UNITS * (4 * geo.hidden * geo.taps() + 1) * std::mem::size_of::<f32>();
-    if unit_tiles > max_cluster || shared + TILE_STATIC_SHARED > MAX_SHARED_BYTES as usize {
+    if unit_tiles > max_cluster || shared + tile.static_shared > MAX_SHARED_BYTES as usize {
         return None;
     }
     let groups = (max_cluster / unit_tiles)
-        .min(geo.max_step_len().div_ceil(TILE_POSITIONS))
+        .min(geo.max_step_len().div_ceil(tile.positions))
         .max(1);
     let cluster = unit_tiles * groups;
     // The grid's blocks fit in int, as the kernels compute blockIdx.x / C in int.
     let blocks = i32::try_from(n.checked_mul(cluster)?).ok()? as u32;
     Some(LaunchCfg {
         grid: [blocks, 1, 1],
-        block: [TILE_THREADS, 1, 1],
+        block: [tile.threads, 1, 1],
         shared_bytes: shared as u32,
         cluster: [cluster as u32, 1, 1],
         flops: 0,
@@ -92,7 +127,10 @@ pub(super) fn persistent_v2_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
 
 /// Launches the persistent kernel `<stem>_v<N>` for `n` images of `geo` with `args` (its
 /// buffers and sizes; v1 takes its `staged` flag after them), the version following the
-/// scan's selection, v2 falling back to v1 where its weight slice does not fit.
+/// scan's selection: the backward (`stem` ending in `_bwd`) takes the backward step version
+/// ([`bwd_step_version`]: v3 runs `<scan>_persistent_bwd_v3`), the forward [`scan_version`]
+/// (v3 is v2). A version whose weight slice does not fit falls back to the one below (v3 to
+/// v2, v2 to v1).
 pub(super) fn launch_persistent<E: Executor>(
     be: &CudaBackend<E>,
     stem: &str,
@@ -101,14 +139,24 @@ pub(super) fn launch_persistent<E: Executor>(
     mut args: Vec<Arg<'_, E>>,
 ) -> Result<()> {
     let flops = geo.ss_flops(n * geo.height * geo.width);
-    if scan_version(be, geo) == 2 {
-        if let Some(cfg) = persistent_v2_cfg(n, geo) {
-            let kernel = format!("{stem}_v2");
-            if cfg.shared_bytes > DEFAULT_SHARED_BYTES {
-                be.opt_in_shared(&kernel, cfg.shared_bytes)?;
-            }
-            return be.launch(&kernel, &cfg.with_flops(flops), &args);
+    let version = if stem.ends_with("_bwd") {
+        bwd_step_version(be, geo)
+    } else {
+        scan_version(be, geo)
+    };
+    let tiled = [
+        (3, persistent_v3_cfg(n, geo)),
+        (2, persistent_v2_cfg(n, geo)),
+    ];
+    for (v, cfg) in tiled {
+        let Some(cfg) = cfg.filter(|_| version >= v) else {
+            continue;
+        };
+        let kernel = format!("{stem}_v{v}");
+        if cfg.shared_bytes > DEFAULT_SHARED_BYTES {
+            be.opt_in_shared(&kernel, cfg.shared_bytes)?;
         }
+        return be.launch(&kernel, &cfg.with_flops(flops), &args);
     }
     let (cfg, staged) = persistent_v1_cfg(n, geo);
     args.push(Arg::I32(i32::from(staged)));

@@ -91,9 +91,11 @@ pub enum RowLstm {
     V2,
     /// V2, except the backward through time: `row_lstm_step_bwd_v3` / `row_lstm_ss_bwd_data_v3`
     /// register-tile the transposed product (4 positions x 4 units per thread, 16 x 128 per
-    /// block: 8 FLOPs per shared word instead of 2, the same summation order). The forward,
-    /// the weight gradient and the persistent kernels are V2's. The default, chosen by the
-    /// emulator's counters (docs/kernels.md, "Recurrence backward v3").
+    /// block: 8 FLOPs per shared word instead of 2, the same summation order), and so does
+    /// the persistent backward (`row_lstm_persistent_bwd_v3`: V2's clusters, 4 x 4 per thread,
+    /// the same bits). The forward, the weight gradient and the persistent forward are V2's.
+    /// The default, chosen by the emulator's counters (docs/kernels.md, "Recurrence backward
+    /// v3", "Persistent backward v3").
     #[default]
     V3,
 }
@@ -109,7 +111,8 @@ pub enum DiagLstm {
     /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters).
     V2,
     /// As [`RowLstm::V3`], in both layouts (`diag_lstm_{step_bwd,ss_bwd_data}_v3`,
-    /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3`; everything else V2's): the default.
+    /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3`, the persistent backward
+    /// `diag_lstm{,_skewed}_persistent_bwd_v3`; everything else V2's): the default.
     #[default]
     V3,
 }
