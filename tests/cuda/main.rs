@@ -12,6 +12,7 @@
 //! whole output (fp32 on both sides), tolerances from `pixelrnn::parity` (see each check).
 
 mod bench;
+mod bench_rows;
 mod class_bias;
 mod conv;
 mod conv_cases;
