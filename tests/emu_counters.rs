@@ -355,7 +355,7 @@ fn masked_conv2d_bwd_weight_v1_reads_one_value_per_sector() {
     // Issue 16's prediction: its lanes read x[q * cin + i] (and dy[p * cout + o]) at a stride
     // of cin (cout) floats, so each 32-byte sector serves one 4-byte value.
     let gpu = CudaBackend::new(emu(true));
-    // v1 is no longer the default weight gradient (v2 is: tests/cuda/conv.rs measures it).
+    // v1 is no longer the default weight gradient (v2 is: tests/cuda/conv_counters.rs measures it).
     let _v1 = gpu.select(Variants {
         masked_conv2d_weight: MaskedConv2dWeight::V1,
         ..Variants::default()

@@ -1,5 +1,5 @@
 //! `Backend::sample_logits` on the CPU (src/backend/cpu/sample_logits.rs), the reference its
-//! CUDA kernel is checked against (tests/cuda/pointwise.rs): the draws follow the softmax's
+//! CUDA kernel is checked against (tests/cuda/sampling.rs): the draws follow the softmax's
 //! probabilities, values of zero probability are never drawn, the channels of the interleaved
 //! layout are independent, and the binary draw is a threshold on the sigmoid.
 

@@ -27,9 +27,10 @@ pub enum Sweep {
     MaskedConv2dWeight,
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
-    /// Every [`RowLstm`] version.
+    /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
+    /// and v3 (`v2+v3`: v3's forward is v2's kernels).
     RowLstm,
-    /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s.
+    /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
 }
 
@@ -186,6 +187,33 @@ impl ExecTimer for Emulator {
     }
 }
 
+/// Whether recurrence kernel version `v` runs the previous version's kernels in the row of
+/// kernel stem `kernel`: v3 is v2 but for the backward through time (`*_step_bwd_v3`,
+/// `*_ss_bwd_data_v3`; src/backend/cuda/variants.rs), so a v3 forward row would time v2's
+/// kernels again.
+pub(crate) fn shares_previous_kernels(kernel: Option<&str>, v: u32) -> bool {
+    v == 3 && kernel.is_some_and(|k| !k.contains("bwd"))
+}
+
+/// The `(version, choice)`s of a recurrence sweep, in order, with each version that runs the
+/// previous one's kernels ([`shares_previous_kernels`]) folded into that one's row: one row
+/// per distinct kernel, labelled with every version it stands for (`v2+v3`).
+fn distinct_rows(
+    kernel: Option<&str>,
+    versions: impl Iterator<Item = (u32, Choice)>,
+) -> Vec<Choice> {
+    let mut out: Vec<Choice> = Vec::new();
+    for (v, c) in versions {
+        match out.last_mut() {
+            Some(last) if shares_previous_kernels(kernel, v) => {
+                last.version = format!("{}+v{v}", last.version);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
     fn emulated(&self) -> bool {
         E::EMULATED
@@ -264,28 +292,30 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                     choice(1, Some(l), variants)
                 })
                 .collect(),
-            Sweep::RowLstm => RowLstm::ALL
-                .iter()
-                .map(|&v| {
+            Sweep::RowLstm => distinct_rows(
+                kernel,
+                RowLstm::ALL.iter().map(|&v| {
                     let variants = Variants {
                         row_lstm: v,
                         ..base
                     };
-                    choice(v.number(), None, variants)
-                })
-                .collect(),
-            Sweep::DiagLstm => DiagLstmLayout::ALL
-                .iter()
-                .flat_map(|&l| DiagLstm::ALL.iter().map(move |&v| (l, v)))
-                .map(|(l, v)| {
-                    let variants = Variants {
-                        diag_lstm_layout: l,
-                        diag_lstm: v,
-                        ..base
-                    };
-                    choice(v.number(), Some(l), variants)
-                })
-                .collect(),
+                    (v.number(), choice(v.number(), None, variants))
+                }),
+            ),
+            Sweep::DiagLstm => {
+                let versions = DiagLstmLayout::ALL
+                    .iter()
+                    .flat_map(|&l| DiagLstm::ALL.iter().map(move |&v| (l, v)))
+                    .map(|(l, v)| {
+                        let variants = Variants {
+                            diag_lstm_layout: l,
+                            diag_lstm: v,
+                            ..base
+                        };
+                        (v.number(), choice(v.number(), Some(l), variants))
+                    });
+                distinct_rows(kernel, versions)
+            }
         }
     }
 

@@ -12,6 +12,7 @@ mod likelihood_arg;
 mod plot_cmd;
 mod precision_arg;
 mod profile_cmd;
+mod resume;
 mod sample_cmd;
 mod train_cmd;
 

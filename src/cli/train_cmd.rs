@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use pixelrnn::backend::cuda::{CudaBackend, Device};
 use pixelrnn::backend::{Backend, Precision, Recurrence};
-use pixelrnn::checkpoint::Checkpoint;
 use pixelrnn::collective::{Collective, NcclCollective};
 use pixelrnn::data::{
     load_dataset_as, Binarize, Dataset, BINARIZED_MNIST, BINARIZED_MNIST_STOCHASTIC, MNIST,
@@ -31,12 +30,12 @@ pub struct TrainArgs {
     /// (vertical and horizontal stacks, gated activations, no blind spot; --layers counts its
     /// gated layers; docs/gated-pixelcnn.md).
     #[arg(long, value_enum)]
-    model: Option<ModelKind>,
+    pub(super) model: Option<ModelKind>,
     /// Dataset: binarized-mnist (default; embedded digits thresholded at 128),
     /// binarized-mnist-stochastic (the same digits binarized as the paper's: see --binarize),
     /// mnist (256 grey levels), or a path to .npy, .npz, MNIST IDX or CIFAR-10 binary data.
     #[arg(long)]
-    data: Option<String>,
+    pub(super) data: Option<String>,
     /// Binarize grey data for a Bernoulli output: threshold (v >= 128 -> 1; --binarize alone),
     /// stochastic (each pixel 1 with probability v/255, drawn once from --binarize-seed, as
     /// the paper's binarized MNIST was made) or dynamic (the training images drawn afresh
@@ -44,129 +43,129 @@ pub struct TrainArgs {
     /// whose values are all 0 or 1 is binary without it.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "threshold",
           conflicts_with = "keep_levels")]
-    binarize: Option<BinarizeArg>,
+    pub(super) binarize: Option<BinarizeArg>,
     /// Seed of --binarize stochastic|dynamic and of --data binarized-mnist-stochastic
     /// [default: 0]; recorded in the run's config.json.
     #[arg(long)]
-    binarize_seed: Option<u64>,
+    pub(super) binarize_seed: Option<u64>,
     /// Data whose values are all 0 or 1 stays 256-level data (a 256-way softmax over 0..255)
     /// instead of being taken as binary.
     #[arg(long)]
-    keep_levels: bool,
+    pub(super) keep_levels: bool,
     /// Hidden layers after the 7x7 input layer (PixelCNN: residual blocks) [default: 7].
     #[arg(long)]
-    layers: Option<usize>,
+    pub(super) layers: Option<usize>,
     /// h: maps between layers have 2h features [default: 32].
     #[arg(long)]
-    hidden: Option<usize>,
+    pub(super) hidden: Option<usize>,
     /// D: width of the output head [default: 64].
     #[arg(long)]
-    head: Option<usize>,
+    pub(super) head: Option<usize>,
     /// Multi-scale (--model multiscale): the variant of both stages [default: row-lstm].
     #[arg(long, value_enum)]
-    base: Option<ModelKind>,
+    pub(super) base: Option<ModelKind>,
     /// Multi-scale: side s of the small image x[::n/s, ::n/s] that stage 1 models [default:
     /// half the image side, 14 for MNIST].
     #[arg(long)]
-    scale: Option<usize>,
+    pub(super) scale: Option<usize>,
     /// Multi-scale: features F of the conditioning map [default: h].
     #[arg(long)]
-    cond_features: Option<usize>,
+    pub(super) cond_features: Option<usize>,
     /// Multi-scale: train only stage 1 or only stage 2 [default: both, one loss = the sum].
     #[arg(long)]
-    stage: Option<u8>,
+    pub(super) stage: Option<u8>,
     /// Conditioning: class (every layer adds a learned per-class bias to its gate or
     /// input-to-state pre-activations, from the data's labels; sample with --class K or
     /// --classes all) [default: none].
     #[arg(long, value_enum)]
-    condition: Option<ConditionArg>,
+    pub(super) condition: Option<ConditionArg>,
     /// Row LSTM: width k of its 1xk convolutions [default: 3].
     #[arg(long)]
-    row_kernel: Option<usize>,
+    pub(super) row_kernel: Option<usize>,
     /// Output distribution of 256-level data: softmax (the paper's 256-way softmax per
     /// sub-pixel) or logistic-mixture (PixelCNN++'s discretized logistic mixture of whole
     /// pixels, --mixtures components; docs/logistic-mixture.md) [default: softmax].
     #[arg(long, value_enum)]
-    likelihood: Option<LikelihoodArg>,
+    pub(super) likelihood: Option<LikelihoodArg>,
     /// Components K of --likelihood logistic-mixture, 1..=32 [default: 10, as PixelCNN++].
     #[arg(long)]
-    mixtures: Option<usize>,
+    pub(super) mixtures: Option<usize>,
     /// How recurrent layers run their recurrence (same numbers, different speed) [default: fused].
     #[arg(long, value_enum)]
-    recurrence: Option<Recurrence>,
+    pub(super) recurrence: Option<Recurrence>,
     /// GEMM-operand precision of the ops with tensor-core kernels: fp32, tf32 or bf16 (operands
     /// rounded, fp32 accumulation; README "Precision"). Saved in the run; --resume may change
     /// it [default: fp32, or on --resume the saved run's].
     #[arg(long, value_enum)]
-    precision: Option<Precision>,
+    pub(super) precision: Option<Precision>,
     /// Images per step [default: 16].
     #[arg(long)]
-    batch: Option<usize>,
+    pub(super) batch: Option<usize>,
     /// Optimizer steps [default: 1500].
     #[arg(long, conflicts_with = "epochs")]
-    steps: Option<u64>,
+    pub(super) steps: Option<u64>,
     /// Train for this many passes over the training split instead of --steps.
     #[arg(long)]
-    epochs: Option<f64>,
+    pub(super) epochs: Option<f64>,
     /// Peak learning rate [default: 1e-3].
     #[arg(long, allow_negative_numbers = true)]
-    lr: Option<f32>,
+    pub(super) lr: Option<f32>,
     /// Update rule [default: adam].
     #[arg(long, value_enum)]
-    optimizer: Option<OptimizerKind>,
+    pub(super) optimizer: Option<OptimizerKind>,
     /// Clip the global gradient norm to this value [default: off].
     #[arg(long, allow_negative_numbers = true)]
-    clip: Option<f32>,
+    pub(super) clip: Option<f32>,
     /// Learning-rate schedule [default: constant].
     #[arg(long, value_enum)]
-    schedule: Option<Schedule>,
+    pub(super) schedule: Option<Schedule>,
     /// Linear learning-rate warm-up steps [default: 0].
     #[arg(long)]
-    warmup: Option<u64>,
+    pub(super) warmup: Option<u64>,
     /// Device (emulator: the CUDA kernels on the CPU emulation of the CUDA execution model,
     /// for debugging kernels; very slow).
     #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceArg,
+    pub(super) device: DeviceArg,
     /// Seed of the weights and the batch order [default: 0].
     #[arg(long)]
-    seed: Option<u64>,
+    pub(super) seed: Option<u64>,
     /// Run folder [default: runs/<model>-<UTC date-time>, e.g. runs/pixelcnn-2026-12-01T18-12-34].
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(super) out: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint.
     #[arg(long, requires = "out")]
-    resume: bool,
+    pub(super) resume: bool,
     /// Evaluate, log and checkpoint every N steps [default: 250].
     #[arg(long)]
-    eval_every: Option<u64>,
+    pub(super) eval_every: Option<u64>,
     /// Score only the first N test images at each evaluation [default: all].
     #[arg(long)]
-    eval_images: Option<usize>,
+    pub(super) eval_images: Option<usize>,
     /// CPU threads [default: all cores].
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Data-parallel ranks in this process: each step's batch is split into N shards whose
     /// gradients are summed (same result as 1 up to summation order; resumes with any N).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    workers: u64,
+    pub(super) workers: u64,
     /// Data-parallel over the first N GPUs of this machine, one rank (thread) per GPU, gradients
     /// summed with NCCL (needs libnccl); same result as one GPU up to summation order.
     #[arg(long, conflicts_with = "workers", value_parser = clap::value_parser!(u64).range(1..=64))]
-    gpus: Option<u64>,
+    pub(super) gpus: Option<u64>,
     /// Multi-process (multi-node) data parallel: this process is global rank R of
     /// --world-size W, one GPU each, NCCL between them; rank 0 writes the run folder.
     #[arg(long, requires_all = ["world_size", "init"], conflicts_with_all = ["workers", "gpus"])]
-    rank: Option<u64>,
+    pub(super) rank: Option<u64>,
     /// Number of processes of a multi-process run (see --rank).
     #[arg(long, requires = "rank", value_parser = clap::value_parser!(u64).range(1..=4096))]
-    world_size: Option<u64>,
+    pub(super) world_size: Option<u64>,
     /// Rendezvous file of a multi-process run on a file system every rank sees: rank 0 writes
     /// NCCL's id there, the others wait for it (use a fresh path per run).
     #[arg(long, requires = "rank")]
-    init: Option<PathBuf>,
+    pub(super) init: Option<PathBuf>,
     /// GPU of this process in a multi-process run [default: rank modulo the GPUs present].
     #[arg(long, requires = "rank")]
-    gpu: Option<usize>,
+    pub(super) gpu: Option<usize>,
 }
 
 /// `--condition`: what the model is conditioned on.
@@ -186,31 +185,9 @@ enum Ranks<B: Backend> {
     Devices(Vec<B>, Vec<Box<dyn Collective<B>>>),
 }
 
-/// Fails if a flag was given with a value that differs from the resumed run's.
-fn same_on_resume<T: PartialEq + ToString>(
-    flag: &str,
-    given: Option<T>,
-    saved: T,
-) -> anyhow::Result<()> {
-    match given {
-        Some(v) if v != saved => bail!(
-            "--resume: the saved run has {flag} {}, the command line says {} (drop the flag or start a new --out)",
-            saved.to_string(),
-            v.to_string()
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// An enum flag's value as it is spelled on the command line.
-fn spelled<T: clap::ValueEnum>(v: T) -> String {
-    v.to_possible_value()
-        .map_or_else(String::new, |p| p.get_name().to_string())
-}
-
 /// A dataset spec as saved in the run: paths become absolute so that the run folder can be
 /// evaluated or resumed from any working directory.
-fn saved_data_spec(spec: &str) -> String {
+pub(super) fn saved_data_spec(spec: &str) -> String {
     std::fs::canonicalize(spec).map_or_else(|_| spec.to_string(), |p| p.display().to_string())
 }
 
@@ -317,103 +294,6 @@ fn fresh_config(
     })
 }
 
-fn resumed_config(args: &TrainArgs, saved: TrainConfig) -> anyhow::Result<TrainConfig> {
-    same_on_resume(
-        "--model",
-        args.model.map(spelled),
-        spelled(saved.model.kind),
-    )?;
-    same_on_resume(
-        "--data",
-        args.data.as_deref().map(saved_data_spec),
-        saved.data.clone(),
-    )?;
-    same_on_resume("--layers", args.layers, saved.model.layers)?;
-    same_on_resume("--hidden", args.hidden, saved.model.hidden)?;
-    same_on_resume("--head", args.head, saved.model.head)?;
-    same_on_resume("--row-kernel", args.row_kernel, saved.model.row_kernel)?;
-    if args.likelihood.is_some() || args.mixtures.is_some() {
-        let asked = likelihood_of(args.likelihood, args.mixtures)?;
-        same_on_resume(
-            "--likelihood",
-            Some(asked.name()),
-            saved.model.likelihood.name(),
-        )?;
-        same_on_resume(
-            "--mixtures",
-            asked.mixtures(),
-            saved.model.likelihood.mixtures().unwrap_or(0),
-        )?;
-    }
-    same_on_resume("--batch", args.batch, saved.batch)?;
-    let ms = saved.model.multiscale;
-    same_on_resume(
-        "--base",
-        args.base.map(spelled),
-        ms.map_or(String::new(), |m| spelled(m.base)),
-    )?;
-    same_on_resume("--scale", args.scale, ms.map_or(0, |m| m.scale))?;
-    same_on_resume(
-        "--cond-features",
-        args.cond_features,
-        ms.map_or(0, |m| m.cond_features),
-    )?;
-    same_on_resume("--stage", args.stage, saved.stage.unwrap_or(0))?;
-    same_on_resume(
-        "--condition",
-        args.condition.map(spelled),
-        spelled(match saved.model.classes {
-            Some(_) => ConditionArg::Class,
-            None => ConditionArg::None,
-        }),
-    )?;
-    same_on_resume("--lr", args.lr, saved.optim.lr)?;
-    same_on_resume(
-        "--optimizer",
-        args.optimizer.map(spelled),
-        spelled(saved.optim.kind),
-    )?;
-    same_on_resume(
-        "--schedule",
-        args.schedule.map(spelled),
-        spelled(saved.optim.schedule),
-    )?;
-    same_on_resume("--seed", args.seed, saved.seed)?;
-    if args.binarize.is_some() || args.binarize_seed.is_some() || args.keep_levels {
-        let asked = super::requested_binarize(
-            args.binarize,
-            args.binarize_seed,
-            args.keep_levels,
-            &saved.data,
-        )?;
-        if asked != saved.binarize {
-            bail!(
-                "--resume: the saved run was trained with {}, the command line says {} (drop the flag or start a new --out)",
-                saved.binarize.flag(),
-                asked.flag()
-            );
-        }
-    }
-    if args.epochs.is_some() {
-        bail!("--resume: give the new total as --steps, not --epochs");
-    }
-    let mut cfg = saved;
-    if let Some(s) = args.steps {
-        cfg.steps = s;
-        cfg.optim.total_steps = s;
-    }
-    if let Some(e) = args.eval_every {
-        cfg.eval_every = e;
-    }
-    if let Some(r) = args.recurrence {
-        cfg.recurrence = r;
-    }
-    if let Some(p) = args.precision {
-        cfg.precision = p;
-    }
-    Ok(cfg)
-}
-
 /// Runs `pixelrnn train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(gpus) = args.gpus {
@@ -505,19 +385,15 @@ fn run_with<B: Backend>(
         pixelrnn::run_dir::default_run_folder(model, SystemTime::now())
     });
     let (cfg, checkpoint, data, data_note) = if args.resume {
-        let ck = Checkpoint::open(&out).context("--resume")?;
-        let saved = TrainConfig::from_checkpoint(&ck).context("--resume")?;
-        let saved_precision = saved.precision;
-        let cfg = resumed_config(&args, saved)?;
-        let data = load_dataset_as(&cfg.data, cfg.binarize.for_model(cfg.model.binary))?;
-        // A changed precision is allowed (the fp32 master weights carry over) but said.
-        let note = (cfg.precision != saved_precision).then(|| {
-            format!(
-                "--resume: precision {} (the saved run trained at {} until step {})",
-                cfg.precision, saved_precision, ck.meta.step
-            )
-        });
-        (cfg, Some(ck), data, note)
+        let resumed = super::resume::resume(&args, &out)?;
+        let data = load_dataset_as(
+            &resumed.config.data,
+            resumed
+                .config
+                .binarize
+                .for_model(resumed.config.model.binary),
+        )?;
+        (resumed.config, Some(resumed.checkpoint), data, resumed.note)
     } else {
         let spec = args.data.as_deref().unwrap_or(defaults::DATA);
         let asked =

@@ -202,40 +202,6 @@ impl ModelConfig {
         }
     }
 
-    /// A lower bound on the model's parameters, computed from the sizes alone (the weights of
-    /// its convolutions and head; biases left out), for [`crate::memory`] checks before any
-    /// weight is allocated.
-    pub fn estimated_params(&self) -> u128 {
-        if let (ModelKind::MultiScale, Some(_)) = (self.kind, self.multiscale) {
-            return self.stage1_config().estimated_params()
-                + self.stage2_config().estimated_params();
-        }
-        let (h, c, d) = (
-            self.hidden as u128,
-            self.channels as u128,
-            self.head as u128,
-        );
-        let k = self.row_kernel as u128;
-        let out = self.logits_per_position() as u128;
-        if self.kind == ModelKind::GatedPixelCnn {
-            // Per later layer: 3x3 vertical (6 live taps) and 1x3 horizontal (2 taps) 2h -> 4h,
-            // the 4h -> 4h link, the residual and skip 1x1s 2h -> 2h; the first layer reads C
-            // features through 28 + 4 taps.
-            let first = 32 * c * 4 * h + 24 * h * h;
-            let later = self.layers.saturating_sub(1) as u128 * 88 * h * h;
-            return first + later + 2 * h * d + d * out;
-        }
-        let per_layer = match self.kind {
-            // 1x1 2h -> h, 3x3 h -> h, 1x1 h -> 2h.
-            ModelKind::PixelCnn => 13 * h * h,
-            // 1xk 2h -> 4h (input-to-state), 1xk h -> 4h (state-to-state), 1x1 h -> 2h.
-            ModelKind::RowLstm => 12 * k * h * h + 2 * h * h,
-            // 1x1 2h -> 4h, h -> 4h and the 1x1 h -> 2h output, at least.
-            ModelKind::DiagBiLstm | ModelKind::MultiScale | ModelKind::GatedPixelCnn => 14 * h * h,
-        };
-        49 * c * 2 * h + self.layers as u128 * per_layer + 2 * h * d + d * out
-    }
-
     /// A lower bound on the floats per image position that a forward pass keeps for the
     /// backward: each layer's maps (PixelCNN 4h, Row LSTM 8h, Diagonal BiLSTM 17h; see
     /// docs/ARCHITECTURE.md), the input layer's output, the head's hidden map and the logits

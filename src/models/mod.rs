@@ -5,6 +5,7 @@ mod classes;
 mod config;
 mod likelihood;
 mod objective;
+mod param_count;
 
 pub use config::{ModelConfig, ModelKind, MultiScaleConfig, DEFAULT_ROW_KERNEL};
 pub use likelihood::{Likelihood, DEFAULT_MIXTURES, MAX_MIXTURES};

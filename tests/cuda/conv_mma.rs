@@ -16,7 +16,7 @@ use pixelrnn::backend::{Backend, ConvSpec, Mask, Precision};
 use pixelrnn::parity::{l2_rel_err, MMA_REL_TOL};
 use pixelrnn::tensor::Tensor;
 
-use crate::conv::{case, Case};
+use crate::conv_cases::{case, Case};
 use crate::{assert_close, pair, rel_err};
 
 crate::parity_tests! {
@@ -308,7 +308,7 @@ pub fn check_masked_conv2d_mma_causal<E: Executor>(gpu: &CudaBackend<E>) {
 /// pitch; bf16's packed-weight tile stores 2-way).
 #[test]
 fn masked_conv2d_mma_counters_meet_the_targets() {
-    use crate::conv::{conv_counters_at, Pass};
+    use crate::conv_counters::{conv_counters_at, Pass};
     use pixelrnn::backend::cuda::Variants;
     let (cin, cout) = (64, 64);
     let spec = ConvSpec::new(3, 3, Mask::B, 3, cin, cout);

@@ -12,23 +12,31 @@
 //! whole output (fp32 on both sides), tolerances from `pixelrnn::parity` (see each check).
 
 mod bench;
+mod bench_rows;
 mod class_bias;
 mod conv;
+mod conv_cases;
+mod conv_counters;
 mod conv_mma;
 mod diag_bilstm_combine;
 mod gated;
 mod geometry;
 mod logistic_mixture;
 mod lstm;
+mod lstm_counters;
 mod lstm_mma;
+mod lstm_moves;
 mod lstm_persistent;
 mod lstm_persistent_v3;
 mod lstm_precision;
+mod lstm_scan;
+mod lstm_versions;
 mod model;
 mod multi_tensor;
 mod nccl;
 mod peak_mma;
 mod pointwise;
+mod sampling;
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{CudaBackend, Device, EmuOptions, Emulator, Executor};

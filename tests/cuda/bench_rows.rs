@@ -1,0 +1,76 @@
+//! `pixelrnn bench`'s recurrence rows: one row per distinct kernel. v3 of the recurrences is
+//! v2 but for the backward through time, so the forward rows time v1 and `v2+v3` (under v2's
+//! selection) in each layout, and the backward rows v1, v2 and v3; every row validated.
+
+use pixelrnn::backend::cuda::{CudaBackend, DiagLstm, DiagLstmLayout, RowLstm, Variants};
+use pixelrnn::backend::Recurrence;
+use pixelrnn::bench::{self, ExecTimer, Options, Part};
+
+crate::parity_tests! {
+    bench_lstm_rows_once_per_kernel => super::check_lstm_rows,
+}
+
+/// The `(variant, layout)` labels of the op rows named `name`, in order.
+fn labels(report: &bench::Report, name: &str) -> Vec<(String, Option<String>)> {
+    report
+        .rows
+        .iter()
+        .filter(|r| r.kind == "op" && r.name == name)
+        .map(|r| (r.variant.clone(), r.layout.clone()))
+        .collect()
+}
+
+pub fn check_lstm_rows<E: ExecTimer>(gpu: &CudaBackend<E>) {
+    let o = Options {
+        part: Part::Ops,
+        iters: 1,
+        step_iters: 1,
+        warmup: 0,
+        models: vec![],
+        configs: vec![bench::config("tiny").expect("the tiny config")],
+        recurrences: vec![Recurrence::Fused],
+        op_filter: [
+            "row_lstm fwd",
+            "row_lstm bwd",
+            "diag_lstm fwd",
+            "diag_lstm bwd",
+        ]
+        .map(String::from)
+        .to_vec(),
+        precisions: vec![pixelrnn::backend::Precision::Fp32],
+    };
+    let report = bench::run(gpu, &o, &mut |_| {}).unwrap_or_else(|e| panic!("bench: {e}"));
+    for r in &report.rows {
+        assert_eq!(r.status, "ok", "{} {}: {}", r.name, r.variant, r.note);
+    }
+    let plain = |v: &[&str]| -> Vec<(String, Option<String>)> {
+        v.iter().map(|s| (s.to_string(), None)).collect()
+    };
+    let laid = |v: &[&str]| -> Vec<(String, Option<String>)> {
+        ["folded", "materialised"]
+            .iter()
+            .flat_map(|l| v.iter().map(move |s| (s.to_string(), Some(l.to_string()))))
+            .collect()
+    };
+    assert_eq!(labels(&report, "row_lstm fwd"), plain(&["v1", "v2+v3"]));
+    assert_eq!(labels(&report, "row_lstm bwd"), plain(&["v1", "v2", "v3"]));
+    assert_eq!(labels(&report, "diag_lstm fwd"), laid(&["v1", "v2+v3"]));
+    assert_eq!(labels(&report, "diag_lstm bwd"), laid(&["v1", "v2", "v3"]));
+    // The shared forward row runs under v2's selection.
+    for r in report.rows.iter().filter(|r| r.variant == "v2+v3") {
+        let layout = match r.layout.as_deref() {
+            Some("materialised") => DiagLstmLayout::Materialised,
+            _ => DiagLstmLayout::Folded,
+        };
+        let mut want = Variants {
+            diag_lstm_layout: layout,
+            ..Variants::default()
+        };
+        if r.name.starts_with("row_lstm") {
+            want.row_lstm = RowLstm::V2;
+        } else {
+            want.diag_lstm = DiagLstm::V2;
+        }
+        assert_eq!(r.variants, Some(want), "{} {:?}", r.name, r.layout);
+    }
+}
