@@ -7,7 +7,7 @@
 // The op's kernels live in three files by job, with what they share in masked_conv2d.cuh;
 // this header is the index of all of them:
 //   masked_conv2d.cu         fwd v1, v2 and bwd_data v1, v2 (direct, and the 64x64 GEMM)
-//   masked_conv2d_packed.cu  fwd v3, bwd_data v3, pack v1, pack_transposed v1, fwd_at v1 (the
+//   masked_conv2d_packed.cu  fwd v3, bwd_data v3, pack v1, v2, pack_transposed v1, fwd_at v1 (the
 //                            kernels that run from weights packed once per call)
 //   masked_conv2d_weight.cu  bwd_weight v1, v2, bwd_weight_reduce v1, bwd_bias v1
 //
@@ -48,10 +48,14 @@
 //                  bwd_weight v1; v2 computes db itself).
 //   pack v1:       [cout, cin, kh, kw] -> [taps * cin, cout] with the centre tap's group mask
 //                  applied (masked entries 0), one thread per packed element.
+//   pack v2:       pack v1's result through a 32 x 33 shared transpose tile: rows of w read
+//                  whole by lanes along kh*kw*cin, packed rows written by lanes along cout
+//                  (coalesced both ways, conflict-free). The default (docs/kernels.md).
 //   fwd_at v1:     one output position for the whole batch from the packed weight, one thread
 //                  per (image, output feature): coalesced reads of the packed rows.
-// bwd_weight has its own selection (MaskedConv2dWeight in src/backend/cuda/variants.rs); bwd_bias,
-// pack and fwd_at have one version each, used whichever version of the op is selected.
+// bwd_weight has its own selection (MaskedConv2dWeight in src/backend/cuda/variants.rs), and
+// so has pack (MaskedConv2dPack); bwd_bias and fwd_at have one version each, used whichever
+// version of the op is selected.
 //
 // Live taps (src/backend/conv_spec.rs): the raster taps 0..taps-1 (the host passes `taps`:
 // kh*kw unmasked, the centre included for masks A/B unless mask A with one group, which stops

@@ -1,6 +1,6 @@
 // masked_conv2d_packed.cu: the masked_conv2d kernels that run from weights packed once per
 // call (the index of every version: kernels/masked_conv2d.cu's header): fwd v3 and bwd_data v3
-// (the 128x128 implicit GEMM), pack v1 and pack_transposed v1 (their packings), and fwd_at v1
+// (the 128x128 implicit GEMM), pack v1, v2 and pack_transposed v1 (their packings), fwd_at v1
 // (incremental sampling, from pack v1's layout). CPU twins: src/backend/cpu/masked_conv2d.rs
 // and masked_conv2d_at.rs; host side: src/backend/cuda/masked_conv2d.rs and
 // masked_conv2d_at.rs.
@@ -259,6 +259,42 @@ masked_conv2d_pack_v1(const float* __restrict__ w, float* __restrict__ packed, i
         packed[e] = masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block)
                         ? w[((pixelrnn_index_t)o * cin + i) * khw + t]
                         : 0.0f;
+    }
+}
+
+// Launch: blockDim.x = PIXELRNN_BLOCK, gridDim = (ceil(cin*kh*kw / 32), ceil(cout / 32)).
+// pack v1's result (packed[(t * cin + i) * cout + o] = w[o, i, t], or 0 where masked) as a
+// transpose of w viewed as a [cout, cin*kh*kw] matrix (column c = i * kh*kw + t) through a
+// 32 x 33 shared tile: a warp reads 32 consecutive columns of one row o (the dead taps too,
+// so that the run is contiguous: full sectors when cin*kh*kw is a multiple of 8) and writes
+// 32 consecutive o of one packed row (t, i) for the live taps (full sectors when cout is a
+// multiple of 8). The odd pitch puts both the row stores and the column loads of a warp on
+// 32 distinct banks.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+masked_conv2d_pack_v2(const float* __restrict__ w, float* __restrict__ packed, int cin,
+                      int cout, int kh, int kw, int taps, int mask, int groups, int out_block,
+                      int in_block) {
+    __shared__ float tile[MASKED_CONV2D_WR_TILE][MASKED_CONV2D_WR_TILE + 1];
+    const int khw = kh * kw;
+    const int centre = (kh / 2) * kw + kw / 2;
+    const int cols = cin * khw;
+    const int c0 = blockIdx.x * MASKED_CONV2D_WR_TILE, o0 = blockIdx.y * MASKED_CONV2D_WR_TILE;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    const int c = c0 + lane;
+    for (int r = warp; r < MASKED_CONV2D_WR_TILE; r += warps) {
+        const int o = o0 + r;
+        if (o < cout && c < cols) tile[r][lane] = w[(pixelrnn_index_t)o * cols + c];
+    }
+    __syncthreads();
+    const int o = o0 + lane;
+    for (int r = warp; r < MASKED_CONV2D_WR_TILE; r += warps) {
+        const int cc = c0 + r;
+        const int i = cc / khw, t = cc - i * khw;
+        if (cc >= cols || t >= taps || o >= cout) continue;  // past the row, a dead tap
+        // Read whatever the mask says, so that the warp's shared load stays one request.
+        const float v = tile[lane][r];
+        packed[((pixelrnn_index_t)t * cin + i) * cout + o] =
+            masked_conv2d_live(t, centre, o, i, mask, groups, out_block, in_block) ? v : 0.0f;
     }
 }
 

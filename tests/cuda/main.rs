@@ -18,6 +18,7 @@ mod conv;
 mod conv_cases;
 mod conv_counters;
 mod conv_mma;
+mod conv_pack;
 mod diag_bilstm_combine;
 mod gated;
 mod geometry;

@@ -4,8 +4,8 @@
 //!
 //! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
 //! element), v2 (implicit GEMM in 64x64 shared-memory tiles) and v3 (implicit GEMM in 128x128
-//! tiles from weights packed once per call: `pack_v1` for the forward, `pack_transposed_v1`
-//! for the input gradient) of the passes `fwd` and `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
+//! tiles from weights packed once per call: `pack_v<N>` ([`super::MaskedConv2dPack`]) for the
+//! forward, `pack_transposed_v1` for the input gradient) of the passes `fwd` and `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
 //! per weight element, with `bwd_bias_v1`) and v2 (implicit GEMM over position chunks into
 //! partial tiles, the bias fused in, then the fixed-order reduction `bwd_weight_reduce_v1`).
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the

@@ -4,15 +4,20 @@
 //! Packed layout: `[taps * cin, cout]`, row `t * cin + i` holding `w[:, i, tap t]` over the
 //! live raster taps with the centre tap's group mask applied (masked entries 0), the CPU
 //! twin's layout: `fwd_at` runs one thread per (image, output feature), so neighbouring
-//! threads read neighbouring words of each packed row. One version each (`_v1`), selected by
-//! [`super::MaskedConv2dAt`].
+//! threads read neighbouring words of each packed row. The pack is also what fwd v3 and the
+//! tensor-core forward run from. Versions: `pack` v1 (one thread per packed element) and v2
+//! (a 32 x 33 shared transpose tile, coalesced both ways), selected by
+//! [`super::MaskedConv2dPack`]; `fwd_at` v1, selected by [`super::MaskedConv2dAt`].
 
 use super::launch_args::int;
 use super::masked_conv2d::spec_args;
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, BLOCK, MAX_BLOCKS};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, MaskedConv2dPack, BLOCK, MAX_BLOCKS};
 use crate::backend::geometry::{ConvGeom, PackGeom};
 use crate::backend::ConvSpec;
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Side of `pack_v2`'s transpose tile (`MASKED_CONV2D_WR_TILE`).
+const PACK_TILE: usize = 32;
 use crate::tensor::Tensor;
 
 /// The selected version ([`super::Variants::masked_conv2d_at`]).
@@ -29,7 +34,7 @@ pub fn pack<E: Executor>(
     const NAME: &str = "masked_conv2d_pack";
     let g = PackGeom::new(NAME, w, spec)?;
     int(NAME, "weight elements", w.numel())?;
-    let version = selected_version(be);
+    let version = be.variants().masked_conv2d_pack;
     let packed = be.tensor_uninit(&g.packed_shape())?;
     if packed.numel() == 0 {
         return Ok(packed);
@@ -41,9 +46,32 @@ pub fn pack<E: Executor>(
         Arg::I32(int(NAME, "output features", g.cout)?),
     ];
     args.extend(spec_args(NAME, spec)?);
+    let cfg = match version {
+        MaskedConv2dPack::V1 => LaunchCfg::for_elements(packed.numel(), BLOCK, MAX_BLOCKS),
+        // One 32 x 32 tile per block: (cin * kh * kw) weight columns x cout rows.
+        MaskedConv2dPack::V2 => LaunchCfg {
+            grid: [
+                int(
+                    NAME,
+                    "pack blocks",
+                    (g.cin * spec.kh * spec.kw).div_ceil(PACK_TILE),
+                )? as u32,
+                u16::try_from(g.cout.div_ceil(PACK_TILE))
+                    .map(u32::from)
+                    .map_err(|_| {
+                        Error::shape(NAME, "too many output features for the pack's grid")
+                    })?,
+                1,
+            ],
+            block: [BLOCK, 1, 1],
+            shared_bytes: 0,
+            cluster: [1, 1, 1],
+            flops: 0,
+        },
+    };
     be.launch(
-        &format!("masked_conv2d_pack_v{version}"),
-        &LaunchCfg::for_elements(packed.numel(), BLOCK, MAX_BLOCKS),
+        &format!("masked_conv2d_pack_v{}", version.number()),
+        &cfg,
         &args,
     )?;
     Ok(packed)

@@ -64,13 +64,29 @@ pub enum MaskedConv2dMma {
     V1,
 }
 
-/// `masked_conv2d_pack` and `masked_conv2d_forward_at` (incremental sampling): the `pack` and
-/// `fwd_at` kernels of kernels/masked_conv2d.cu.
+/// `masked_conv2d_forward_at` (incremental sampling): the `fwd_at` kernels of
+/// kernels/masked_conv2d_packed.cu (its pack has its own selection, [`MaskedConv2dPack`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MaskedConv2dAt {
     /// One thread per (image, output feature), reading the packed `[taps * cin, cout]` rows.
     #[default]
     V1,
+}
+
+/// `masked_conv2d`'s weight pack `[cout, cin, kh, kw]` -> `[live taps * cin, cout]`, masked
+/// entries 0 (`masked_conv2d_pack_v<N>`, kernels/masked_conv2d_packed.cu): what fwd v3, the
+/// tensor-core forward and `masked_conv2d_pack` (incremental sampling) run from. Every version
+/// gives the same bits (a permutation with zeros).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dPack {
+    /// One thread per packed element: coalesced writes, reads at a stride of `cin * kh * kw`
+    /// floats (23 % byte-efficient, docs/kernels.md).
+    V1,
+    /// A 32 x 33 shared transpose tile: rows of the weight read whole, packed rows written
+    /// along `cout`, both sides coalesced and the shared accesses conflict-free. The default:
+    /// the emulator's memory counters (docs/kernels.md); not timed on a GPU.
+    #[default]
+    V2,
 }
 
 /// The Row LSTM's recurrence kernels (kernels/row_lstm.cu, and the state-to-state weight
@@ -179,6 +195,19 @@ impl MaskedConv2dAt {
     }
 }
 
+impl MaskedConv2dPack {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernel `masked_conv2d_pack_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
 impl RowLstm {
     /// Every version, ascending.
     pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
@@ -260,6 +289,19 @@ impl TryFrom<u32> for MaskedConv2dWeight {
     }
 }
 
+impl TryFrom<u32> for MaskedConv2dPack {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d's weight pack has kernel versions 1 to 2, version {n} requested"
+            ))
+        })
+    }
+}
+
 impl TryFrom<u32> for RowLstm {
     type Error = Error;
 
@@ -328,6 +370,13 @@ impl fmt::Display for MaskedConv2dAt {
     }
 }
 
+impl fmt::Display for MaskedConv2dPack {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
 impl fmt::Display for RowLstm {
     /// `v1`, `v2`, `v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -360,6 +409,8 @@ pub struct Variants {
     pub masked_conv2d_weight: MaskedConv2dWeight,
     /// `masked_conv2d_pack` / `masked_conv2d_forward_at`.
     pub masked_conv2d_at: MaskedConv2dAt,
+    /// `masked_conv2d`'s weight pack (fwd v3, the tensor-core forward, incremental sampling).
+    pub masked_conv2d_pack: MaskedConv2dPack,
     /// `masked_conv2d`'s tensor-core kernels (every pass, at tf32 and bf16).
     pub masked_conv2d_mma: MaskedConv2dMma,
     /// The Diagonal LSTM's layout (forward and backward, every recurrence).
@@ -371,16 +422,17 @@ pub struct Variants {
 }
 
 impl fmt::Display for Variants {
-    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d mma v1,
-    /// diag_lstm layout folded, row_lstm v3, diag_lstm v3`.
+    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
+    /// masked_conv2d mma v1, diag_lstm layout folded, row_lstm v3, diag_lstm v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d mma {}, \
-             diag_lstm layout {}, row_lstm {}, diag_lstm {}",
+            "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d pack \
+             {}, masked_conv2d mma {}, diag_lstm layout {}, row_lstm {}, diag_lstm {}",
             self.masked_conv2d,
             self.masked_conv2d_weight,
             self.masked_conv2d_at,
+            self.masked_conv2d_pack,
             self.masked_conv2d_mma,
             self.diag_lstm_layout,
             self.row_lstm,
@@ -447,6 +499,13 @@ mod tests {
         for v in DiagLstmLayout::ALL {
             assert_eq!(DiagLstmLayout::try_from(v.number()).unwrap(), v);
         }
+        for v in MaskedConv2dPack::ALL {
+            assert_eq!(MaskedConv2dPack::try_from(v.number()).unwrap(), v);
+        }
+        assert!(matches!(
+            MaskedConv2dPack::try_from(3),
+            Err(Error::Config(_))
+        ));
         assert!(matches!(MaskedConv2d::try_from(4), Err(Error::Config(_))));
         assert!(matches!(
             MaskedConv2dWeight::try_from(0),
@@ -471,8 +530,8 @@ mod tests {
         assert!(matches!(DiagLstm::try_from(4), Err(Error::Config(_))));
         assert_eq!(
             Variants::default().to_string(),
-            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d mma \
-             v1, diag_lstm layout folded, row_lstm v3, diag_lstm v3"
+            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
+             v2, masked_conv2d mma v1, diag_lstm layout folded, row_lstm v3, diag_lstm v3"
         );
     }
 
@@ -517,7 +576,8 @@ mod tests {
             );
         }
         let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
-        assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), at);
+        let pack = MaskedConv2dPack::ALL.map(MaskedConv2dPack::number).to_vec();
+        assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), pack);
         assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
         // The recurrences' weight gradient: v1 per scan, v2 one GEMM for both.
         assert_eq!(crate::kernels::versions("row_lstm", "ss_bwd_weight"), [1]);
