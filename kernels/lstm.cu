@@ -150,19 +150,9 @@ lstm_gates_bwd_v1(const float* __restrict__ gates, const float* __restrict__ c,
 // writes one row of 32 consecutive words). Inner loop: per position, two float4 reads of
 // each tile (the 8 lanes of a warp with one threadIdx.y read one float4: a broadcast) and
 // 64 FMAs.
-// The body of lstm_ss_bwd_weight_v2 and its rounded versions: P = LSTM_WG_FP32 loads the
-// operands as they are (v2's bits), LSTM_WG_TF32 / LSTM_WG_BF16 round each as it is staged
-// (mma.cuh's conversions), the GEMM's FMAs unchanged.
-#define LSTM_WG_FP32 0
-#define LSTM_WG_TF32 1
-#define LSTM_WG_BF16 2
-template <int P>
-PIXELRNN_DEVICE float lstm_wg_operand(float x) {
-    return P == LSTM_WG_TF32   ? pixelrnn_round_tf32(x)
-           : P == LSTM_WG_BF16 ? pixelrnn_round_bf16(x)
-                               : x;
-}
-
+// The body of lstm_ss_bwd_weight_v2 and its rounded versions: P = PIXELRNN_ROUND_FP32 loads
+// the operands as they are (v2's bits), PIXELRNN_ROUND_TF32 / _BF16 round each as it is staged
+// (mma.cuh's pixelrnn_round_as), the GEMM's FMAs unchanged.
 template <int P>
 PIXELRNN_DEVICE void lstm_ss_bwd_weight_body(const float* __restrict__ h,
                                              const float* __restrict__ d_is,
@@ -214,8 +204,8 @@ PIXELRNN_DEVICE void lstm_ss_bwd_weight_body(const float* __restrict__ h,
                     if (r >= dy && jj >= 0 && jj < width) b = h[(p - back) * hidden + bv];
                 }
             }
-            as[kk][tid] = lstm_wg_operand<P>(a);
-            bs[kk][tid] = lstm_wg_operand<P>(b);
+            as[kk][tid] = pixelrnn_round_as<P>(a);
+            bs[kk][tid] = pixelrnn_round_as<P>(b);
         }
         __syncthreads();  // both tiles complete before any thread reads them
 #pragma unroll 4
@@ -256,7 +246,7 @@ PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
 lstm_ss_bwd_weight_v2(const float* __restrict__ h, const float* __restrict__ d_is,
                       float* __restrict__ partial, int n, int height, int width, int hidden,
                       int taps, int diagonal, int chunk) {
-    lstm_ss_bwd_weight_body<LSTM_WG_FP32>(h, d_is, partial, n, height, width, hidden, taps,
+    lstm_ss_bwd_weight_body<PIXELRNN_ROUND_FP32>(h, d_is, partial, n, height, width, hidden, taps,
                                           diagonal, chunk);
 }
 
@@ -265,7 +255,7 @@ PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
 lstm_ss_bwd_weight_tf32_v1(const float* __restrict__ h, const float* __restrict__ d_is,
                            float* __restrict__ partial, int n, int height, int width, int hidden,
                            int taps, int diagonal, int chunk) {
-    lstm_ss_bwd_weight_body<LSTM_WG_TF32>(h, d_is, partial, n, height, width, hidden, taps,
+    lstm_ss_bwd_weight_body<PIXELRNN_ROUND_TF32>(h, d_is, partial, n, height, width, hidden, taps,
                                           diagonal, chunk);
 }
 
@@ -273,7 +263,7 @@ PIXELRNN_KERNEL void __launch_bounds__(LSTM_WG_THREADS)
 lstm_ss_bwd_weight_bf16_v1(const float* __restrict__ h, const float* __restrict__ d_is,
                            float* __restrict__ partial, int n, int height, int width, int hidden,
                            int taps, int diagonal, int chunk) {
-    lstm_ss_bwd_weight_body<LSTM_WG_BF16>(h, d_is, partial, n, height, width, hidden, taps,
+    lstm_ss_bwd_weight_body<PIXELRNN_ROUND_BF16>(h, d_is, partial, n, height, width, hidden, taps,
                                           diagonal, chunk);
 }
 

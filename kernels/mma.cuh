@@ -6,6 +6,11 @@
 //   pixelrnn_round_tf32(x)       the same as a float (what a .tf32 operand holds)
 //   pixelrnn_round_bf16(x)       fp32 -> the nearest bf16 value, ties to even, as a float
 //                                (cvt.rn.bf16x2.f32: 7 mantissa bits kept, the low 16 zero)
+//   pixelrnn_round_as<P>(x)      x rounded to precision P as a float: PIXELRNN_ROUND_FP32 (0,
+//                                unchanged), PIXELRNN_ROUND_TF32 (1), PIXELRNN_ROUND_BF16 (2);
+//                                for SIMT kernels that run the CPU twin's rounded-operand
+//                                arithmetic with fp32 FMA (a product of two rounded operands
+//                                is exact in fp32, so only the accumulation order differs)
 //   pixelrnn_pack_bf16x2(lo, hi) two floats that already hold bf16 values -> one .b32 register
 //                                (lo in bits 0-15: the lower-numbered fragment element)
 //   pixelrnn_mma_tf32_m16n8k8    D[16x8] = A[16x8] * B[8x8] + C, tf32 inputs, fp32 accumulation
@@ -131,6 +136,21 @@ PIXELRNN_DEVICE void pixelrnn_mma_bf16_m16n8k16(float d[4], const unsigned a[4],
 #endif
 
 PIXELRNN_DEVICE float pixelrnn_round_tf32(float x) { return pixelrnn_bits_float(pixelrnn_tf32(x)); }
+
+// The precisions of pixelrnn_round_as, as template arguments (the Rust side's
+// backend::Precision in the same order).
+#define PIXELRNN_ROUND_FP32 0
+#define PIXELRNN_ROUND_TF32 1
+#define PIXELRNN_ROUND_BF16 2
+
+template <int P>
+PIXELRNN_DEVICE float pixelrnn_round_as(float x) {
+    static_assert(P == PIXELRNN_ROUND_FP32 || P == PIXELRNN_ROUND_TF32 || P == PIXELRNN_ROUND_BF16,
+                  "pixelrnn_round_as: P is one of PIXELRNN_ROUND_{FP32,TF32,BF16}");
+    return P == PIXELRNN_ROUND_TF32   ? pixelrnn_round_tf32(x)
+           : P == PIXELRNN_ROUND_BF16 ? pixelrnn_round_bf16(x)
+                                      : x;
+}
 
 // Two bf16 values (floats whose low 16 bits are 0, from pixelrnn_round_bf16) as one register:
 // `lo` in bits 0-15, `hi` in bits 16-31 (PRMT on the GPU; no rounding left to do).
