@@ -533,3 +533,109 @@ fn the_reference_rounds_as_its_precision() {
     let (t, b) = (gap(Precision::Tf32), gap(Precision::Bf16));
     assert!(b > 4.0 * t, "bf16 gap {b:.3e} vs tf32 gap {t:.3e}");
 }
+
+/// The rounded products move exactly the fp32 kernels' memory traffic: the rounding is
+/// arithmetic on loaded values (a `cvt` per staged operand and weight word), not an access.
+/// One step of each rounded kernel and of the fp32 kernel it derives from, launched directly
+/// on the same inputs with the emulator's counters on: the same multiset of access sites
+/// (space, op, width, requests, bytes, distinct bytes, sectors, shared wavefronts) and the
+/// same sectors read and written. Prints each kernel's totals (a measurement for
+/// docs/kernels.md).
+#[test]
+fn rounded_products_move_the_fp32_kernels_bytes() {
+    use pixelrnn::backend::cuda::{EmuOptions, LaunchCounters, MemSpace};
+    let emu = Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: true,
+    })
+    .expect("emulator")
+    .with_counters(true);
+    let gpu = CudaBackend::with_options(emu, true);
+    let traffic = |c: &LaunchCounters| {
+        let mut sites: Vec<_> = c
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    format!("{:?} {:?}", s.space, s.op),
+                    s.access_bytes,
+                    s.requests,
+                    s.bytes,
+                    s.unique_bytes,
+                    s.sectors,
+                    s.wavefronts,
+                )
+            })
+            .collect();
+        sites.sort();
+        (sites, c.sectors_read, c.sectors_written)
+    };
+    let cases = [
+        Case {
+            scan: Scan::Row(3),
+            n: 2,
+            height: 3,
+            width: 18,
+            hidden: 40,
+        },
+        Case {
+            scan: Scan::Diagonal,
+            n: 2,
+            height: 5,
+            width: 4,
+            hidden: 40,
+        },
+    ];
+    for c in cases {
+        let scan = match c.scan {
+            Scan::Row(_) => "row_lstm",
+            Scan::Diagonal => "diag_lstm",
+        };
+        for (pass, v, backward) in [("ss_fwd", 2, false), ("ss_bwd_data", 3, true)] {
+            let s = if backward {
+                (c.steps() - 1) / 2
+            } else {
+                c.steps() / 2
+            };
+            let run = |kernel: &str| {
+                gpu.executor().take_counters();
+                if backward {
+                    backward_step(&gpu, &c, kernel, Precision::Bf16, s, 5)
+                } else {
+                    forward_step(&gpu, &c, kernel, Precision::Bf16, s, 5)
+                };
+                let counters = gpu.executor().take_counters();
+                let launch = counters
+                    .iter()
+                    .find(|l| l.kernel == kernel)
+                    .unwrap_or_else(|| panic!("{kernel}: no counters"));
+                let (global, shared): (Vec<_>, Vec<_>) = launch
+                    .sites
+                    .iter()
+                    .partition(|s| s.space == MemSpace::Global);
+                let sectors: u64 = global.iter().map(|s| s.sectors).sum();
+                let requests: u64 = global.iter().map(|s| s.requests).sum();
+                let unique: u64 = global.iter().map(|s| s.unique_bytes).sum();
+                let wavefronts: u64 = shared.iter().map(|s| s.wavefronts).sum();
+                println!(
+                    "{} {kernel}: {} sites, global {requests} requests {sectors} sectors \
+                     (efficiency {:.3}), shared {wavefronts} wavefronts",
+                    c.what(),
+                    launch.sites.len(),
+                    unique as f64 / (32 * sectors).max(1) as f64
+                );
+                traffic(launch)
+            };
+            let fp32 = run(&format!("{scan}_{pass}_v{v}"));
+            for p in ["tf32", "bf16"] {
+                let kernel = format!("{scan}_{pass}_{p}_v{v}");
+                assert!(
+                    run(&kernel) == fp32,
+                    "{}: {kernel} moves other bytes",
+                    c.what()
+                );
+            }
+        }
+    }
+}
