@@ -56,6 +56,15 @@
 //       the transposed product 4 positions x 4 units per thread, blocks of 16 positions x 128
 //       units (diag_lstm_v3.cuh, lstm_v3.cuh): 8 FLOPs per shared word instead of v2's 2, same
 //       summation order. The forward, weight gradient and persistent kernels of v3 are v2's.
+//   tf32 v2 / bf16 v2, tf32 v3 / bf16 v3 (the unfused recurrence at tf32 / bf16 over the
+//       folded layout, selected by the backend's precision under every version; the number
+//       names the fp32 version each is the rounded twin of): diag_lstm_ss_fwd_{tf32,bf16}_v2
+//       (diag_lstm_ss_fwd_v2's body and launch) and diag_lstm_ss_bwd_data_{tf32,bf16}_v3
+//       (diag_lstm_ss_bwd_data_v3's), the bodies instantiated with P = PIXELRNN_ROUND_TF32 /
+//       _BF16: each GEMM operand (staged h or d_is, every packed weight word) rounded on load,
+//       fp32 FMA, as row_lstm.cu's rounded kernels (which say why that is the CPU twin's
+//       arithmetic). The fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations, code and
+//       bits unchanged. The materialised layout has no rounded kernels (it refuses tf32 / bf16).
 //
 // Files (kernels are looked up by name, so the op's kernels may live in several modules):
 // diag_lstm.cu (this file: the folded layout's kernels), diag_lstm_skewed.cu (the materialised
@@ -248,6 +257,37 @@ diag_lstm_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                           false);
 }
 
+// Unfused forward at tf32 / bf16 (the rounded twins of diag_lstm_ss_fwd_v2: the same launch,
+// the staged h and each packed weight word rounded to P on load, fp32 accumulation).
+template <int P>
+PIXELRNN_DEVICE void diag_lstm_ss_fwd_rounded(const float* is, const float* wp, const float* h,
+                                              float* gates, int height, int width, int hidden,
+                                              int step) {
+    // The unfused body reads h only: the cast is never written through.
+    diag_lstm_v2_fwd_body<P>(is, lstm_wview_packed_fwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS),
+                             const_cast<float*>(h), 0, gates, height, width, hidden, width, 0,
+                             step,
+                             lstm_v2_tile_of_block(diag_lstm_count(step, height, width), hidden),
+                             false);
+}
+
+// __launch_bounds__(.., 1): as diag_lstm_ss_fwd_v2.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_ss_fwd_tf32_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                         const float* __restrict__ h, float* __restrict__ gates, int n,
+                         int height, int width, int hidden, int step) {
+    (void)n;
+    diag_lstm_ss_fwd_rounded<PIXELRNN_ROUND_TF32>(is, wp, h, gates, height, width, hidden, step);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_ss_fwd_bf16_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                         const float* __restrict__ h, float* __restrict__ gates, int n,
+                         int height, int width, int hidden, int step) {
+    (void)n;
+    diag_lstm_ss_fwd_rounded<PIXELRNN_ROUND_BF16>(is, wp, h, gates, height, width, hidden, step);
+}
+
 // Fused backward of one anti-diagonal (v2 tiles): as diag_lstm_step_bwd_v1.
 PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
 diag_lstm_step_bwd_v2(const float* __restrict__ wp, const float* __restrict__ gates,
@@ -302,4 +342,36 @@ diag_lstm_ss_bwd_data_v3(const float* __restrict__ wp, const float* __restrict__
                           hidden, width, 0, step,
                           lstm_v3_tile_of_block(diag_lstm_count(step, height, width), hidden),
                           false);
+}
+
+// Unfused backward, second half, at tf32 / bf16 (the rounded twins of
+// diag_lstm_ss_bwd_data_v3: the same launch, the staged d_is and each packed weight word
+// rounded to P on load, fp32 accumulation).
+template <int P>
+PIXELRNN_DEVICE void diag_lstm_ss_bwd_data_rounded(const float* wp, const float* d_is,
+                                                   float* dh_carry, int height, int width,
+                                                   int hidden, int step) {
+    // The unfused body reads d_is only: the cast is never written through.
+    diag_lstm_v3_bwd_body<P>(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                             hidden, width, 0, step,
+                             lstm_v3_tile_of_block(diag_lstm_count(step, height, width), hidden),
+                             false);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+diag_lstm_ss_bwd_data_tf32_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                              float* __restrict__ dh_carry, int n, int height, int width,
+                              int hidden, int step) {
+    (void)n;
+    diag_lstm_ss_bwd_data_rounded<PIXELRNN_ROUND_TF32>(wp, d_is, dh_carry, height, width, hidden,
+                                                       step);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+diag_lstm_ss_bwd_data_bf16_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                              float* __restrict__ dh_carry, int n, int height, int width,
+                              int hidden, int step) {
+    (void)n;
+    diag_lstm_ss_bwd_data_rounded<PIXELRNN_ROUND_BF16>(wp, d_is, dh_carry, height, width, hidden,
+                                                       step);
 }

@@ -22,8 +22,9 @@ PIXELRNN_DEVICE bool diag_lstm_v2_neighbour(int r, int j, int t, int dir, int he
 // features f0 .. f0 + count - 1 (of `feat`) of their tap-t neighbour (`dir` as above) into
 // tile[16][LSTM_V2_CHUNK], 0 for a neighbour outside the image or a position past
 // `positions`: lanes take consecutive features of one position (coalesced). POS, THREADS,
-// PITCH: as row_lstm_v2_stage (the defaults are v2's tile).
-template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK>
+// PITCH, P (each staged value rounded to P): as row_lstm_v2_stage (the defaults are v2's tile).
+template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK,
+          int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[PITCH], int b, int step,
                                         int k0, int positions, int t, int dir, int height,
                                         int width, int stride, int skew, int feat, int f0,
@@ -38,7 +39,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[PITCH], 
             if (diag_lstm_v2_neighbour(r, step - r, t, dir, height, width, &rn, &jn)) {
                 const pixelrnn_index_t pn =
                     (pixelrnn_index_t)b * height * stride + diag_lstm_pos(rn, jn, stride, skew);
-                v = src[pn * feat + f0 + f];
+                v = pixelrnn_round_as<P>(src[pn * feat + f0 + f]);
             }
         }
         tile[q][f] = v;
@@ -48,7 +49,9 @@ PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[PITCH], 
 // The body of diag_lstm_step_fwd_v2 (fused), diag_lstm_ss_fwd_v2 (unfused), their skewed twins
 // and the persistent v2 forward: pre = is + w[:, :, 0] h(above) + w[:, :, 1] h(left) for the
 // tile's 16 positions x 32 units x 4 gates, the weight read through `wv` (lstm_v2.cuh); fused:
-// the cell in the epilogue; unfused: pre into the gates map.
+// the cell in the epilogue; unfused: pre into the gates map. P: as row_lstm_v2_fwd_body (the
+// staged h and each weight word rounded on load; diag_lstm_ss_fwd_{tf32,bf16}_v2).
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                            float* gates, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
@@ -76,8 +79,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
         for (int f0 = 0; f0 < hidden; f0 += LSTM_V2_CHUNK) {
             const int n_f = hidden - f0 < LSTM_V2_CHUNK ? hidden - f0 : LSTM_V2_CHUNK;
             __syncthreads();  // the previous chunk's reads are done
-            diag_lstm_v2_stage(h, hs, b, step, k0, count, t, -1, height, width, stride, skew,
-                               hidden, f0, n_f);
+            diag_lstm_v2_stage<LSTM_V2_POS, LSTM_V2_THREADS, LSTM_V2_CHUNK, P>(
+                h, hs, b, step, k0, count, t, -1, height, width, stride, skew, hidden, f0, n_f);
             __syncthreads();  // the chunk is complete
             if (!live) continue;
             // The positions whose tap t is in the image: v1 skips a tap in the skew's
@@ -91,7 +94,9 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
             for (int f = 0; f < n_f; ++f) {
                 float wx[4];
 #pragma unroll
-                for (int x = 0; x < 4; ++x) wx[x] = w[f * wv.sf + x * wv.sx];
+                for (int x = 0; x < 4; ++x) {
+                    wx[x] = pixelrnn_round_as<P>(w[f * wv.sf + x * wv.sx]);
+                }
 #pragma unroll
                 for (int i = 0; i < LSTM_V2_PT; ++i) {
                     if (!((taps_in >> i) & 1u)) continue;

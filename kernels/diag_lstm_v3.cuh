@@ -12,8 +12,9 @@
 // The recurrent dh of the tile's positions x units of anti-diagonal `step`,
 // w[:, :, 0]^T d_is(below) + w[:, :, 1]^T d_is(right), the weight read through `wv` (as
 // row_lstm_v3_bwd_tile) on tile shape S; fused: dh + that (v1's order), then the cell
-// backward; unfused: written to dh_carry.
-template <class S>
+// backward; unfused: written to dh_carry. P: as row_lstm_v3_bwd_tile (the staged d_is and
+// each weight word rounded on load; diag_lstm_ss_bwd_data_{tf32,bf16}_v3).
+template <class S, int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
@@ -43,10 +44,11 @@ PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, co
             }
         }
         const auto stage = [&](int f0, int n_f) {
-            diag_lstm_v2_stage<S::POS, S::THREADS>(d_is, ds, b, step, k0, count, t, 1, height,
-                                                   width, stride, skew, g4, f0, n_f);
+            diag_lstm_v2_stage<S::POS, S::THREADS, S::PITCH, P>(d_is, ds, b, step, k0, count, t,
+                                                                1, height, width, stride, skew,
+                                                                g4, f0, n_f);
         };
-        lstm_v3_bwd_tap<S::PITCH>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
+        lstm_v3_bwd_tap<S::PITCH, P>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
     }
 #pragma unroll
     for (int i = 0; i < LSTM_V2_PT; ++i) {
@@ -60,13 +62,14 @@ PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, co
 }
 
 // The stepwise body (diag_lstm{,_skewed}_{step_bwd,ss_bwd_data}_v3): `wp` the packed backward
-// weight ([2, 4h, h]), 16 positions x 128 units per block.
+// weight ([2, 4h, h]), 16 positions x 128 units per block; P as diag_lstm_v3_bwd_tile.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_v3_bwd_body(const float* wp, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
                                            bool fused) {
-    diag_lstm_v3_bwd_tile<lstm_v3_step_shape>(lstm_v3_wview_packed_bwd(wp, hidden, tile.u),
-                                              gates, c, dh, dc_carry, d_is, dh_carry, height,
-                                              width, hidden, stride, skew, step, tile, fused);
+    diag_lstm_v3_bwd_tile<lstm_v3_step_shape, P>(lstm_v3_wview_packed_bwd(wp, hidden, tile.u),
+                                                 gates, c, dh, dc_carry, d_is, dh_carry, height,
+                                                 width, hidden, stride, skew, step, tile, fused);
 }

@@ -20,7 +20,8 @@
 //       The v1 reductions (one thread per weight element) are row_lstm_ss_bwd_weight_v1 and
 //       diag_lstm_ss_bwd_weight_v1.
 //   tf32 v1 / bf16 v1 (the weight gradient at tf32 / bf16, selected by the backend's
-//       precision for the fused recurrence): lstm_ss_bwd_weight_{tf32,bf16}_v1, v2's GEMM with
+//       precision for the fused and the unfused recurrence under every version):
+//       lstm_ss_bwd_weight_{tf32,bf16}_v1, v2's GEMM with
 //       both operands rounded as they are staged (cvt.rna.tf32 / cvt.rn.bf16, mma.cuh), fp32
 //       FMA accumulation, summed by lstm_ss_bwd_weight_sum_v2. A product of two rounded
 //       operands is exact in fp32, so this is the CPU twin's arithmetic (cpu/lstm.rs at the

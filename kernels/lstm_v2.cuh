@@ -3,9 +3,13 @@
 // view of the state weight the bodies read. The stepwise v2 kernels (row_lstm.cu,
 // diag_lstm.cu, diag_lstm_skewed.cu) read the weight packed in global memory; the persistent
 // v2 kernels (lstm_persistent.cuh) read a block's slice of it staged in shared memory.
+// The bodies are templates over P (mma.cuh's PIXELRNN_ROUND_*): P = PIXELRNN_ROUND_FP32 (the
+// default, every fp32 kernel) loads the GEMM operands as they are, PIXELRNN_ROUND_TF32 / _BF16
+// (the unfused recurrence's rounded kernels) round each operand on load, fp32 FMA.
 #pragma once
 
 #include "common.cuh"
+#include "mma.cuh"
 
 // A tile: LSTM_V2_POS consecutive positions of one step of one image x LSTM_V2_UNITS units,
 // all four gates, on LSTM_V2_THREADS threads; lane = unit u0 + lane, warp w owns the local

@@ -45,6 +45,17 @@
 //       4 units per thread, blocks of 16 positions x 128 units (row_lstm_v3.cuh, lstm_v3.cuh):
 //       8 FLOPs per shared word instead of v2's 2, same summation order (same bits). The
 //       forward, the weight gradient and the persistent kernels of v3 are v2's.
+//   tf32 v2 / bf16 v2, tf32 v3 / bf16 v3 (the unfused recurrence at tf32 / bf16, selected by
+//       the backend's precision under every version; the number names the fp32 version each
+//       is the rounded twin of): row_lstm_ss_fwd_{tf32,bf16}_v2 (row_lstm_ss_fwd_v2's body and
+//       launch) and row_lstm_ss_bwd_data_{tf32,bf16}_v3 (row_lstm_ss_bwd_data_v3's), the bodies
+//       instantiated with P = PIXELRNN_ROUND_TF32 / _BF16 (mma.cuh's pixelrnn_round_as): each
+//       GEMM operand (the staged h or d_is, every packed weight word) rounded on load, fp32
+//       FMA, `is` added in fp32. A product of two rounded operands is exact in fp32, so this is
+//       the CPU twin's arithmetic (cpu/lstm.rs at the same precision) up to the order of the
+//       additions. The fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations (rounding
+//       the identity): their code and bits are unchanged. lstm_gates_*_v1 and the weight
+//       gradient (lstm_ss_bwd_weight_{tf32,bf16}_v1, lstm.cu) complete the step.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,
@@ -422,6 +433,34 @@ row_lstm_ss_fwd_v2(const float* __restrict__ is, const float* __restrict__ wp,
                          lstm_v2_tile_of_block(width, hidden), false);
 }
 
+// Unfused forward at tf32 / bf16 (the rounded twins of row_lstm_ss_fwd_v2: the same launch,
+// the staged h and each packed weight word rounded to P on load, fp32 accumulation).
+template <int P>
+PIXELRNN_DEVICE void row_lstm_ss_fwd_rounded(const float* is, const float* wp, const float* h,
+                                             float* gates, int height, int width, int hidden,
+                                             int k, int row) {
+    // The unfused body reads h only: the cast is never written through.
+    row_lstm_v2_fwd_body<P>(is, lstm_wview_packed_fwd(wp, hidden, blockIdx.y * LSTM_V2_UNITS),
+                            const_cast<float*>(h), 0, gates, height, width, hidden, k, row,
+                            lstm_v2_tile_of_block(width, hidden), false);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+row_lstm_ss_fwd_tf32_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                        const float* __restrict__ h, float* __restrict__ gates, int n,
+                        int height, int width, int hidden, int k, int row) {
+    (void)n;
+    row_lstm_ss_fwd_rounded<PIXELRNN_ROUND_TF32>(is, wp, h, gates, height, width, hidden, k, row);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+row_lstm_ss_fwd_bf16_v2(const float* __restrict__ is, const float* __restrict__ wp,
+                        const float* __restrict__ h, float* __restrict__ gates, int n,
+                        int height, int width, int hidden, int k, int row) {
+    (void)n;
+    row_lstm_ss_fwd_rounded<PIXELRNN_ROUND_BF16>(is, wp, h, gates, height, width, hidden, k, row);
+}
+
 // Fused backward of one row (v2 tiles): as row_lstm_step_bwd_v1 (d_is read at row+1 and
 // written at `row`, dc_carry read at `row` and written at row-1).
 PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
@@ -472,4 +511,34 @@ row_lstm_ss_bwd_data_v3(const float* __restrict__ wp, const float* __restrict__ 
     // The unfused body reads d_is only: the cast is never written through.
     row_lstm_v3_bwd_body(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
                          hidden, k, row, lstm_v3_tile_of_block(width, hidden), false);
+}
+
+// Unfused backward, second half, at tf32 / bf16 (the rounded twins of row_lstm_ss_bwd_data_v3:
+// the same launch, the staged d_is and each packed weight word rounded to P on load, fp32
+// accumulation).
+template <int P>
+PIXELRNN_DEVICE void row_lstm_ss_bwd_data_rounded(const float* wp, const float* d_is,
+                                                  float* dh_carry, int height, int width,
+                                                  int hidden, int k, int row) {
+    // The unfused body reads d_is only: the cast is never written through.
+    row_lstm_v3_bwd_body<P>(wp, 0, 0, 0, 0, const_cast<float*>(d_is), dh_carry, height, width,
+                            hidden, k, row, lstm_v3_tile_of_block(width, hidden), false);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+row_lstm_ss_bwd_data_tf32_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                             float* __restrict__ dh_carry, int n, int height, int width,
+                             int hidden, int k, int row) {
+    (void)n;
+    row_lstm_ss_bwd_data_rounded<PIXELRNN_ROUND_TF32>(wp, d_is, dh_carry, height, width, hidden,
+                                                      k, row);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS)
+row_lstm_ss_bwd_data_bf16_v3(const float* __restrict__ wp, const float* __restrict__ d_is,
+                             float* __restrict__ dh_carry, int n, int height, int width,
+                             int hidden, int k, int row) {
+    (void)n;
+    row_lstm_ss_bwd_data_rounded<PIXELRNN_ROUND_BF16>(wp, d_is, dh_carry, height, width, hidden,
+                                                      k, row);
 }

@@ -9,10 +9,12 @@
 
 // Stages `src` rows of positions j0 + off .. j0 + off + 15 of map row `row` of image b
 // (features f0 .. f0 + count - 1 of `feat` per position; 0 outside the width or past count)
-// into tile[16][LSTM_V2_CHUNK]: lanes take consecutive features (coalesced). The persistent
-// v3 backward stages POS = 32 positions into rows of PITCH = 129 floats on 64 threads
-// (lstm_persistent_v3.cuh); the defaults are v2's tile.
-template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK>
+// into tile[16][LSTM_V2_CHUNK]: lanes take consecutive features (coalesced), each rounded to
+// precision P as it is staged (the rounded kernels' GEMM operand; P = fp32: as loaded). The
+// persistent v3 backward stages POS = 32 positions into rows of PITCH = 129 floats on 64
+// threads (lstm_persistent_v3.cuh); the defaults are v2's tile.
+template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK,
+          int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
                                        pixelrnn_index_t row_base, int width, int feat, int j0,
                                        int off, int f0, int count) {
@@ -21,7 +23,7 @@ PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
         const int f = e % LSTM_V2_CHUNK;
         const int jj = j0 + q + off;
         tile[q][f] = (f < count && jj >= 0 && jj < width)
-                         ? src[(row_base + jj) * feat + f0 + f]
+                         ? pixelrnn_round_as<P>(src[(row_base + jj) * feat + f0 + f])
                          : 0.0f;
     }
 }
@@ -29,7 +31,10 @@ PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
 // The body of row_lstm_step_fwd_v2 (fused), row_lstm_ss_fwd_v2 (unfused) and
 // row_lstm_persistent_fwd_v2: pre = is + conv1xk(h(row-1), w) for the tile's 16 positions x 32
 // units x 4 gates, the weight read through `wv` (lstm_v2.cuh); fused: the cell in the epilogue
-// (h, c, activated gates written); unfused: pre written into the gates map.
+// (h, c, activated gates written); unfused: pre written into the gates map. P: the precision
+// of the product's operands (lstm_v2.cuh): the staged h and each weight word rounded on load
+// (row_lstm_ss_fwd_{tf32,bf16}_v2), `is` and the accumulation fp32.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                           float* gates, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
@@ -55,14 +60,17 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
             for (int f0 = 0; f0 < hidden; f0 += LSTM_V2_CHUNK) {
                 const int count = hidden - f0 < LSTM_V2_CHUNK ? hidden - f0 : LSTM_V2_CHUNK;
                 __syncthreads();  // the previous chunk's reads are done
-                row_lstm_v2_stage(h, hs, above, width, hidden, j0, shift, f0, count);
+                row_lstm_v2_stage<LSTM_V2_POS, LSTM_V2_THREADS, LSTM_V2_CHUNK, P>(
+                    h, hs, above, width, hidden, j0, shift, f0, count);
                 __syncthreads();  // the chunk is complete
                 if (!live) continue;
                 const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;
                 for (int f = 0; f < count; ++f) {
                     float wx[4];
 #pragma unroll
-                    for (int x = 0; x < 4; ++x) wx[x] = w[f * wv.sf + x * wv.sx];
+                    for (int x = 0; x < 4; ++x) {
+                        wx[x] = pixelrnn_round_as<P>(w[f * wv.sf + x * wv.sx]);
+                    }
 #pragma unroll
                     for (int i = 0; i < LSTM_V2_PT; ++i) {
                         const int jj = j0 + q0 + i + shift;

@@ -12,8 +12,9 @@
 // weight read through `wv` (at the thread's first unit: lstm_v3_wview_packed_bwd for the
 // stepwise kernels, the staged slice for the persistent one) on tile shape S (lstm_v3.cuh);
 // fused: plus dh (first, as v1), then the cell backward (d_is of `row`, dc_carry of row-1
-// written); unfused: written to dh_carry.
-template <class S>
+// written); unfused: written to dh_carry. P: the product's operands (the staged d_is, each
+// weight word) rounded on load (row_lstm_ss_bwd_data_{tf32,bf16}_v3), fp32 accumulation.
+template <class S, int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
@@ -47,10 +48,10 @@ PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, con
                 if (jc >= 0 && jc < width) mask |= 1u << i;
             }
             const auto stage = [&](int f0, int n_f) {
-                row_lstm_v2_stage<S::POS, S::THREADS>(d_is, ds, below, width, g4, j0, off, f0,
-                                                      n_f);
+                row_lstm_v2_stage<S::POS, S::THREADS, S::PITCH, P>(d_is, ds, below, width, g4,
+                                                                   j0, off, f0, n_f);
             };
-            lstm_v3_bwd_tap<S::PITCH>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
+            lstm_v3_bwd_tap<S::PITCH, P>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
         }
     }
 #pragma unroll
@@ -64,12 +65,14 @@ PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, con
 }
 
 // The stepwise body (row_lstm_step_bwd_v3, row_lstm_ss_bwd_data_v3): `wp` the packed backward
-// weight (lstm_pack_ss_v2, transposed: [taps, 4h, h]), 16 positions x 128 units per block.
+// weight (lstm_pack_ss_v2, transposed: [taps, 4h, h]), 16 positions x 128 units per block;
+// P as row_lstm_v3_bwd_tile.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v3_bwd_body(const float* wp, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
-    row_lstm_v3_bwd_tile<lstm_v3_step_shape>(lstm_v3_wview_packed_bwd(wp, hidden, tile.u),
-                                             gates, c, dh, dc_carry, d_is, dh_carry, height,
-                                             width, hidden, k, row, tile, fused);
+    row_lstm_v3_bwd_tile<lstm_v3_step_shape, P>(lstm_v3_wview_packed_bwd(wp, hidden, tile.u),
+                                                gates, c, dh, dc_carry, d_is, dh_carry, height,
+                                                width, hidden, k, row, tile, fused);
 }

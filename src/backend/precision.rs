@@ -12,9 +12,10 @@
 //! forward and backward (every pass) on both backends, and the Row LSTM / Diagonal LSTM
 //! recurrences' state-to-state products (`cpu/lstm.rs`: states, state weight and gate
 //! gradients rounded; cell, gates and nonlinearities fp32). On CUDA the fused recurrence with
-//! the skew folded runs them on the tensor cores; its other paths refuse tf32/bf16 with
-//! [`Error::PrecisionUnsupported`] (one decision, `cuda/lstm_precision.rs`); the other ops run fp32 at
-//! every precision (docs/ARCHITECTURE.md, "Precision").
+//! the skew folded runs them on the tensor cores, the unfused one in rounded SIMT kernels; its
+//! other paths refuse tf32/bf16 with [`Error::PrecisionUnsupported`] (one decision,
+//! `cuda/lstm_precision.rs`); the other ops run fp32 at every precision (docs/ARCHITECTURE.md,
+//! "Precision").
 
 use std::fmt;
 use std::str::FromStr;

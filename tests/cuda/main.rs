@@ -31,6 +31,7 @@ mod lstm_persistent;
 mod lstm_persistent_v3;
 mod lstm_precision;
 mod lstm_scan;
+mod lstm_unfused_precision;
 mod lstm_versions;
 mod model;
 mod multi_tensor;

@@ -42,6 +42,10 @@
 //! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core
 //! step kernels (`<scan>_step_{fwd,bwd}_{tf32,bf16}_v1`, chosen by `cuda/lstm_mma.rs`,
 //! `mma_step`) in place of `_step_fwd_v<N>` / `_step_bwd_v<N>`, on the same packed weight.
+//! The unfused recurrence runs the rounded SIMT twins of the newest fp32 state products,
+//! `<scan>_ss_fwd_{tf32,bf16}_v2` and `<scan>_ss_bwd_data_{tf32,bf16}_v3` (operands rounded
+//! on load, fp32 FMA; [`unfused_product`]), under every selected version, as the weight
+//! gradient runs `lstm_ss_bwd_weight_{tf32,bf16}_v1` under every version.
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -155,6 +159,32 @@ impl Dims {
     }
 }
 
+/// The unfused recurrence's state-to-state product of `pass` (`"ss_fwd"` or
+/// `"ss_bwd_data"`) for `geo`'s scan at the backend's precision: `(kernel, version)`, the
+/// version its launch configuration ([`step_cfg`]) and weight layout follow. At fp32 the
+/// selected version's kernel (`<scan>_<pass>_v<N>`, [`scan_version`] forward,
+/// [`bwd_step_version`] backward); at tf32 / bf16, whatever the selection, the rounded twin of
+/// the newest fp32 kernel, `<scan>_ss_fwd_<p>_v2` / `<scan>_ss_bwd_data_<p>_v3` (v1 has no
+/// rounded twin, and v3's forward is v2's), on the packed weight.
+fn unfused_product<E: Executor>(be: &CudaBackend<E>, pass: &str, geo: &Geometry) -> (String, u32) {
+    let scan = scan_op(geo);
+    let backward = pass == "ss_bwd_data";
+    match be.precision() {
+        Precision::Fp32 => {
+            let v = if backward {
+                bwd_step_version(be, geo)
+            } else {
+                scan_version(be, geo)
+            };
+            (format!("{scan}_{pass}_v{v}"), v)
+        }
+        p => {
+            let v = if backward { 3 } else { 2 };
+            (format!("{scan}_{pass}_{p}_v{v}"), v)
+        }
+    }
+}
+
 /// The fused (`fused`) or unfused forward: the scan on the host, one step of the whole batch
 /// per launch (fused) or two (unfused), into `state`.
 #[allow(clippy::too_many_arguments)]
@@ -171,7 +201,14 @@ fn stepwise_forward<E: Executor>(
 ) -> Result<()> {
     let hd = geo.hidden;
     let scan = scan_op(geo);
-    let version = scan_version(be, geo);
+    let (ss_kernel, ss_version) = unfused_product(be, "ss_fwd", geo);
+    // The fused steps' version; the unfused product's (v2 at tf32 / bf16 whatever the
+    // selection) is `ss_version`.
+    let version = if fused {
+        scan_version(be, geo)
+    } else {
+        ss_version
+    };
     let mma = if fused {
         mma_step(be, "step_fwd", geo)
     } else {
@@ -212,7 +249,7 @@ fn stepwise_forward<E: Executor>(
             dims.push(&mut args, &[step]);
             let cfg =
                 step_cfg(version, n, geo.step_len(s), hd, m * 4 * hd)?.with_flops(geo.ss_flops(m));
-            be.launch(&format!("{scan}_ss_fwd_v{version}"), &cfg, &args)?;
+            be.launch(&ss_kernel, &cfg, &args)?;
             let mut args = vec![arg(&state.gates), arg(&state.c), arg(&state.h)];
             dims.push_gates(&mut args, step);
             be.launch(
@@ -432,7 +469,7 @@ fn weight_gradient<E: Executor>(
     }
     const TILE: usize = 64;
     // At tf32 / bf16 the same GEMM with its operands rounded as they are staged (the CPU
-    // twin's arithmetic; cuda/lstm_precision.rs lets only the fused path through there).
+    // twin's arithmetic), for the fused and the unfused recurrence alike.
     let kernel = match be.precision() {
         Precision::Fp32 => "lstm_ss_bwd_weight_v2".to_string(),
         p => format!("lstm_ss_bwd_weight_{p}_v1"),
@@ -509,9 +546,14 @@ fn folded_backward<E: Executor>(
     // The cell gradient handed from each step to the one before; zero where a cell has no
     // successor (the last row / the last column).
     let dc_carry = be.tensor_zeroed(&hs)?;
-    // The stepwise paths' kernel version; v2 and v3 read the state weight packed once
-    // (transposed).
-    let version = bwd_step_version(be, geo);
+    // The stepwise paths' kernel version (the unfused product's: v3 at tf32 / bf16 whatever
+    // the selection); v2 and v3 read the state weight packed once (transposed).
+    let (ss_kernel, ss_version) = unfused_product(be, "ss_bwd_data", geo);
+    let version = if rec == Recurrence::Unfused {
+        ss_version
+    } else {
+        bwd_step_version(be, geo)
+    };
     let mma = if rec == Recurrence::Fused {
         mma_step(be, "step_bwd", geo)
     } else {
@@ -588,7 +630,7 @@ fn folded_backward<E: Executor>(
                     dims.push(&mut args, &[int(op, "step", s - 1)?]);
                     let cfg = step_cfg(version, n, geo.step_len(s - 1), hd, prev * hd)?
                         .with_flops(geo.ss_flops(m));
-                    be.launch(&format!("{scan}_ss_bwd_data_v{version}"), &cfg, &args)?;
+                    be.launch(&ss_kernel, &cfg, &args)?;
                 }
             }
         }

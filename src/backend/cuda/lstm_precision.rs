@@ -8,9 +8,14 @@
 //!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v1` (`cuda/lstm_mma.rs`), the weight gradient
 //!   `lstm_ss_bwd_weight_{tf32,bf16}_v1` (kernels/lstm.cu: operands rounded as staged, fp32
 //!   FMA, which is the twin's arithmetic since products of rounded operands are exact in fp32);
-//! - unfused (`<scan>_ss_fwd`, `_ss_bwd_data`, `lstm_gates_*`) and the sampler's
-//!   `<scan>_fwd_at`: refused; they could run the twin's arithmetic by rounding operands on
-//!   load in the SIMT kernels; not done yet;
+//! - unfused, folded layout: runs, under every selected version. The state products are the
+//!   rounded SIMT twins of the newest fp32 ones, `<scan>_ss_fwd_{tf32,bf16}_v2` and
+//!   `<scan>_ss_bwd_data_{tf32,bf16}_v3` (kernels/row_lstm.cu, diag_lstm.cu: each operand
+//!   rounded on load, fp32 FMA, the twin's arithmetic for the same reason; `cuda/lstm.rs`,
+//!   `unfused_product`), the gate passes `lstm_gates_*_v1` (fp32 at every precision, as the
+//!   twin's cell) and the weight gradient as the fused path's;
+//! - the sampler's `<scan>_fwd_at`: refused; it could run the twin's arithmetic by rounding
+//!   operands on load in the SIMT kernel; not done yet;
 //! - persistent and the materialised Diagonal layout: refused by design (comparison
 //!   variants; no tf32/bf16 versions planned).
 //!
@@ -45,9 +50,15 @@ impl Path {
 }
 
 /// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
-/// refusal (module comment: only the fused path with the skew folded has tf32/bf16 kernels).
+/// refusal (module comment: only the fused and unfused paths with the skew folded have
+/// tf32/bf16 kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
-    if precision == Precision::Fp32 || path == Path::Folded(Recurrence::Fused) {
+    let rounded = match path {
+        Path::Folded(Recurrence::Fused) => true,
+        Path::Folded(Recurrence::Unfused) => true,
+        Path::Folded(Recurrence::Persistent) | Path::Materialised | Path::ForwardAt => false,
+    };
+    if precision == Precision::Fp32 || rounded {
         return Ok(());
     }
     Err(Error::PrecisionUnsupported {
@@ -62,12 +73,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_fused_runs_everywhere_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_fused_and_unfused_run_everywhere_and_the_rest_refuse_by_name() {
         for p in Precision::ALL {
-            assert!(check("row_lstm_forward", Path::Folded(Recurrence::Fused), p).is_ok());
+            for rec in [Recurrence::Fused, Recurrence::Unfused] {
+                assert!(check("row_lstm_forward", Path::Folded(rec), p).is_ok());
+            }
         }
         let paths = [
-            Path::Folded(Recurrence::Unfused),
             Path::Folded(Recurrence::Persistent),
             Path::Materialised,
             Path::ForwardAt,
