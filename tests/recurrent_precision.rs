@@ -18,16 +18,16 @@ mod common;
 
 use pixelrnn::backend::cpu::lstm::{backward_precision, forward_precision, Geometry, Scan};
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::{Backend, Precision};
+use pixelrnn::backend::Precision;
 use pixelrnn::data::load_dataset;
-use pixelrnn::models::{Model, ModelConfig, ModelKind};
+use pixelrnn::models::{ModelConfig, ModelKind};
 use pixelrnn::optim::OptimConfig;
-use pixelrnn::tensor::Tensor;
 use pixelrnn::train::{train, TrainConfig};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
 use common::helpers::uniform;
+use common::models::assert_causal_at;
 use common::reference::lstm::cell;
 
 /// States and d_is: fp32 accumulation of `taps * h` products (~1e-6 absolute on a
@@ -243,60 +243,11 @@ fn rounded_recurrences_match_a_float64_recurrence_of_the_rounded_operands() {
     }
 }
 
-/// Overwrites every parameter with uniform values in [-0.6, 0.6).
-fn randomize<B: Backend>(be: &B, model: &mut Model<B>, seed: u64) {
-    let mut r = Pcg64::seed_from_u64(seed);
-    for p in model.params_mut() {
-        let v: Vec<f32> = (0..p.value.numel())
-            .map(|_| r.random_range(-0.6f32..0.6))
-            .collect();
-        p.value = Tensor::from_slice(be, &p.value.shape.clone(), &v).unwrap();
-    }
-}
-
-/// Perturbs each input sub-pixel p in turn: no output at or before p may change (bit for bit)
-/// and some later one must, for `kind` at `precision`.
+/// The perturbation probe ([`assert_causal_at`]) for `kind` at `precision` on the CPU, on a
+/// small model of 4 x 5 RGB images.
 fn assert_causal(kind: ModelKind, precision: Precision) {
-    let be = CpuBackend::new();
-    be.set_precision(precision);
     let cfg = ModelConfig::plain(kind, (4, 5, 3), false, (1, 4, 8));
-    let mut model = Model::new(&be, cfg.clone(), 1).unwrap();
-    randomize(&be, &mut model, 2);
-    let mut r = Pcg64::seed_from_u64(3);
-    let x: Vec<f32> = (0..cfg.dims())
-        .map(|_| r.random_range(0.0f32..1.0))
-        .collect();
-    let shape = [1, cfg.height, cfg.width, cfg.channels];
-    let run = |x: &[f32]| {
-        let t = Tensor::from_slice(&be, &shape, x).unwrap();
-        model.forward(&be, &t).unwrap().0.to_vec(&be).unwrap()
-    };
-    let base = run(&x);
-    let (c, per) = (cfg.channels, cfg.logits_per_position());
-    let of = |l: &[f32], s: usize| -> Vec<u32> {
-        (0..per / c)
-            .map(|k| l[(s / c) * per + k * c + s % c].to_bits())
-            .collect()
-    };
-    let dims = cfg.dims();
-    for p in 0..dims {
-        let mut xp = x.clone();
-        xp[p] += 1.5;
-        let out = run(&xp);
-        for q in 0..=p {
-            assert_eq!(
-                of(&base, q),
-                of(&out, q),
-                "{kind:?} at {precision}: output {q} changed when input {p} was perturbed"
-            );
-        }
-        if p + c < dims {
-            assert!(
-                (p + 1..dims).any(|q| of(&base, q) != of(&out, q)),
-                "{kind:?} at {precision}: no later output depends on input {p}"
-            );
-        }
-    }
+    assert_causal_at(&CpuBackend::new(), &cfg, precision, &format!("{kind:?}"));
 }
 
 #[test]
