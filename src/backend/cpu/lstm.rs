@@ -60,7 +60,7 @@ pub(super) fn unpack_state_weight(p: &[f32], geo: &Geometry) -> Vec<f32> {
 /// blocks of [`LANES`] with a fixed-size copy each, so that no `memmove` call is made per
 /// position (those calls were a tenth of a Diagonal BiLSTM step).
 #[inline(always)]
-pub(super) fn copy_small(dst: &mut [f32], src: &[f32]) {
+fn copy_small(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "copy_small: lengths differ");
     let mut d = dst.chunks_exact_mut(LANES);
     let mut s = src.chunks_exact(LANES);

@@ -51,8 +51,8 @@ pub fn pack_state_weight_as(w: &[f32], geo: &Geometry, precision: Precision) -> 
     wp
 }
 
-/// [`super::lstm::forward`] at `precision`: the gathered previous states and the packed state weight
-/// rounded (module comment), fp32 accumulation, everything else fp32.
+/// [`super::lstm::forward`] at `precision`: the gathered previous states and the packed state
+/// weight rounded (module comment), fp32 accumulation, everything else fp32.
 pub fn forward_precision(
     is: &[f32],
     w: &[f32],
@@ -69,9 +69,9 @@ pub fn forward_precision(
     }
 }
 
-/// [`super::lstm::backward`] at `precision`: the state gradient `d_pre . W^T` with d_pre and the packed
-/// weight rounded, the weight gradient `cols^T . d_pre` with the gathered states and d_pre
-/// rounded, fp32 accumulation; `d_is` (= d_pre) itself is returned unrounded.
+/// [`super::lstm::backward`] at `precision`: the state gradient `d_pre . W^T` with d_pre and
+/// the packed weight rounded, the weight gradient `cols^T . d_pre` with the gathered states
+/// and d_pre rounded, fp32 accumulation; `d_is` (= d_pre) itself is returned unrounded.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_precision(
     h: &[f32],
