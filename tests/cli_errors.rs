@@ -7,13 +7,54 @@
 
 mod common;
 
+use std::path::Path;
+
 use safetensors::SafeTensors;
 use serde_json::Value;
 
 use common::cli::{
-    assert_clean_error, assert_no_panic, bytes, check_clean_error, pixelrnn, pixelrnn_in, s, TINY,
+    assert_clean_error, assert_no_panic, bytes, check_clean_error, pixelrnn, pixelrnn_in, s, Out,
+    TINY,
 };
 use common::runs::{assert_none_failed, train, trained_pixelcnn, write_images};
+
+/// `pixelrnn eval --checkpoint <checkpoint> extra...`.
+fn eval(checkpoint: &Path, extra: &[&str]) -> Out {
+    let mut args = vec!["eval", "--checkpoint", s(checkpoint)];
+    args.extend(extra);
+    pixelrnn(&args)
+}
+
+/// `pixelrnn train --resume --out <run> extra...`.
+fn resume(run: &Path, extra: &[&str]) -> Out {
+    let mut args = vec!["train", "--resume", "--out", s(run)];
+    args.extend(extra);
+    pixelrnn(&args)
+}
+
+/// Writes `content` to `dir/name`, trains on it (4 steps into `dir/run`) and asserts a clean
+/// error that names the file.
+fn assert_bad_data_file(dir: &Path, name: &str, content: &[u8]) {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    let out = train(s(&path), &dir.join("run"), 4, &[]);
+    assert_clean_error(&out, &[name]);
+}
+
+/// The bytes of an .npy file of `shape` holding `values`, in `T`'s default dtype.
+fn npy<T: npyz::AutoSerialize>(shape: &[u64], values: impl IntoIterator<Item = T>) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let mut b = Vec::new();
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut b)
+        .begin_nd()
+        .unwrap();
+    w.extend(values).unwrap();
+    w.finish().unwrap();
+    b
+}
 
 // ------------------------------------------------------------------------ bad data files
 
@@ -31,57 +72,27 @@ fn data_truncated_npy_is_a_clear_error() {
     let full = write_images(dir.path(), "full.npy", 40, 8, 8, 1);
     let mut b = std::fs::read(&full).unwrap();
     b.truncate(b.len() - 100); // header intact, data cut
-    let path = dir.path().join("trunc.npy");
-    std::fs::write(&path, &b).unwrap();
-    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
-    assert_clean_error(&out, &["trunc.npy"]);
+    assert_bad_data_file(dir.path(), "trunc.npy", &b);
 }
 
 #[test]
 fn data_float64_npy_is_a_clear_error() {
-    use npyz::WriterBuilder;
     let dir = tempfile::tempdir().unwrap();
-    let mut b = Vec::new();
-    let mut w = npyz::WriteOptions::<f64>::new()
-        .default_dtype()
-        .shape(&[40, 8, 8, 1])
-        .writer(&mut b)
-        .begin_nd()
-        .unwrap();
-    w.extend((0..40 * 64).map(|i| (i % 256) as f64)).unwrap();
-    w.finish().unwrap();
-    let path = dir.path().join("f64.npy");
-    std::fs::write(&path, &b).unwrap();
-    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
-    assert_clean_error(&out, &["f64.npy"]);
+    let b = npy(&[40, 8, 8, 1], (0..40 * 64).map(|i| (i % 256) as f64));
+    assert_bad_data_file(dir.path(), "f64.npy", &b);
 }
 
 #[test]
 fn data_uint8_rank2_npy_is_a_clear_error() {
-    use npyz::WriterBuilder;
     let dir = tempfile::tempdir().unwrap();
-    let mut b = Vec::new();
-    let mut w = npyz::WriteOptions::<u8>::new()
-        .default_dtype()
-        .shape(&[40, 64])
-        .writer(&mut b)
-        .begin_nd()
-        .unwrap();
-    w.extend(bytes(40 * 64, 7)).unwrap();
-    w.finish().unwrap();
-    let path = dir.path().join("rank2.npy");
-    std::fs::write(&path, &b).unwrap();
-    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
-    assert_clean_error(&out, &["rank2.npy"]);
+    let b = npy(&[40, 64], bytes(40 * 64, 7));
+    assert_bad_data_file(dir.path(), "rank2.npy", &b);
 }
 
 #[test]
 fn data_text_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notes.txt");
-    std::fs::write(&path, "these are not images\n").unwrap();
-    let out = train(s(&path), &dir.path().join("run"), 4, &[]);
-    assert_clean_error(&out, &["notes.txt"]);
+    assert_bad_data_file(dir.path(), "notes.txt", b"these are not images\n");
 }
 
 // ------------------------------------------------------------------------ bad checkpoints
@@ -90,13 +101,13 @@ fn data_text_file_is_a_clear_error() {
 fn eval_missing_checkpoint_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-run");
-    let out = pixelrnn(&["eval", "--checkpoint", s(&missing)]);
+    let out = eval(&missing, &[]);
     assert_clean_error(&out, &["no-such-run"]);
 
     // A folder that exists but holds no checkpoint.
     let empty = dir.path().join("empty-run");
     std::fs::create_dir(&empty).unwrap();
-    let out = pixelrnn(&["eval", "--checkpoint", s(&empty)]);
+    let out = eval(&empty, &[]);
     assert_clean_error(&out, &["empty-run"]);
 }
 
@@ -113,15 +124,15 @@ fn eval_corrupt_checkpoint_is_a_clear_error() {
         // As a file ...
         let file = t.dir.path().join(format!("{name}.safetensors"));
         std::fs::write(&file, &content).unwrap();
-        let out = pixelrnn(&["eval", "--checkpoint", s(&file)]);
+        let out = eval(&file, &[]);
         assert_clean_error(&out, &[&format!("{name}.safetensors")]);
         // ... and as the checkpoint of a run folder.
         let run = t.dir.path().join(format!("{name}-run"));
         std::fs::create_dir(&run).unwrap();
         std::fs::write(run.join("checkpoint.safetensors"), &content).unwrap();
-        let out = pixelrnn(&["eval", "--checkpoint", s(&run)]);
+        let out = eval(&run, &[]);
         assert_clean_error(&out, &[&format!("{name}-run")]);
-        let out = pixelrnn(&["train", "--resume", "--out", s(&run), "--steps", "8"]);
+        let out = resume(&run, &["--steps", "8"]);
         assert_clean_error(&out, &[&format!("{name}-run")]);
     }
 }
@@ -130,16 +141,7 @@ fn eval_corrupt_checkpoint_is_a_clear_error() {
 fn resume_with_another_model_kind_is_a_clear_error() {
     let t = trained_pixelcnn();
     let before = std::fs::read(t.run.join("checkpoint.safetensors")).unwrap();
-    let out = pixelrnn(&[
-        "train",
-        "--resume",
-        "--out",
-        s(&t.run),
-        "--model",
-        "row-lstm",
-        "--steps",
-        "8",
-    ]);
+    let out = resume(&t.run, &["--model", "row-lstm", "--steps", "8"]);
     assert_clean_error(&out, &["--model"]);
     let after = std::fs::read(t.run.join("checkpoint.safetensors")).unwrap();
     assert!(
@@ -152,21 +154,14 @@ fn resume_with_another_model_kind_is_a_clear_error() {
 #[test]
 fn resume_model_mismatch_names_the_models_as_the_cli_spells_them() {
     let t = trained_pixelcnn();
-    let out = pixelrnn(&[
-        "train",
-        "--resume",
-        "--out",
-        s(&t.run),
-        "--model",
-        "row-lstm",
-    ]);
+    let out = resume(&t.run, &["--model", "row-lstm"]);
     assert_clean_error(&out, &["--model", "pixelcnn", "row-lstm"]);
 }
 
 #[test]
 fn eval_with_another_model_kind_is_a_clear_error() {
     let t = trained_pixelcnn();
-    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--model", "row-lstm"]);
+    let out = eval(&t.run, &["--model", "row-lstm"]);
     assert_clean_error(&out, &["run", "row-lstm"]);
 }
 
@@ -198,7 +193,7 @@ fn eval_checkpoint_whose_tensors_do_not_fit_its_config_is_a_clear_error() {
         let run = t.dir.path().join(name);
         std::fs::create_dir(&run).unwrap();
         std::fs::write(run.join("checkpoint.safetensors"), out_bytes).unwrap();
-        let out = pixelrnn(&["eval", "--checkpoint", s(&run)]);
+        let out = eval(&run, &[]);
         assert_clean_error(&out, &[name]);
     }
 }
@@ -213,7 +208,7 @@ fn non_numeric_flags_are_clear_errors() {
     assert_clean_error(&out, &["--steps", "abc"]);
     let out = pixelrnn(&["train", "--lr", "x", "--out", s(&run)]);
     assert_clean_error(&out, &["--lr"]);
-    let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--limit", "many"]);
+    let out = eval(&run, &["--limit", "many"]);
     assert_clean_error(&out, &["--limit"]);
     assert!(
         !run.exists(),
@@ -236,7 +231,7 @@ fn device_cuda_without_a_gpu_is_a_clear_error() {
     assert_clean_error(&pixelrnn(&args), &["cuda"]);
 
     let t = trained_pixelcnn();
-    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--device", "cuda"]);
+    let out = eval(&t.run, &["--device", "cuda"]);
     assert_clean_error(&out, &["cuda"]);
 }
 
@@ -325,7 +320,7 @@ fn non_finite_loss_stops_with_a_clear_error() {
     assert_no_panic(&out);
     let last = out.stderr.lines().last().unwrap_or("");
     assert!(last.contains("non-finite"), "last line: {last}");
-    let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--json"]).expect_ok();
+    let out = eval(&run, &["--json"]).expect_ok();
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(v["step"], 0, "the last good checkpoint is the step-0 one");
 }
@@ -360,15 +355,9 @@ fn nonsense_lr_and_clip_values_are_clear_errors() {
 fn eval_on_data_of_another_shape_is_a_clear_error() {
     let t = trained_pixelcnn();
     let rgb = write_images(t.dir.path(), "rgb.npy", 40, 8, 8, 3);
-    let out = pixelrnn(&["eval", "--checkpoint", s(&t.run), "--data", s(&rgb)]);
+    let out = eval(&t.run, &["--data", s(&rgb)]);
     assert_clean_error(&out, &["rgb.npy"]);
-    let out = pixelrnn(&[
-        "eval",
-        "--checkpoint",
-        s(&t.run),
-        "--data",
-        "binarized-mnist",
-    ]);
+    let out = eval(&t.run, &["--data", "binarized-mnist"]);
     assert_clean_error(&out, &["binarized-mnist"]);
 }
 
@@ -390,15 +379,9 @@ fn error_lines_do_not_repeat_their_cause() {
     let t = trained_pixelcnn();
     let gone = t.dir.path().join("gone");
     let cases = [
-        pixelrnn(&["eval", "--checkpoint", s(&gone)]),
-        pixelrnn(&["train", "--resume", "--out", s(&gone)]),
-        pixelrnn(&[
-            "eval",
-            "--checkpoint",
-            s(&t.run),
-            "--dump-nll",
-            s(&gone.join("nll.npy")),
-        ]),
+        eval(&gone, &[]),
+        resume(&gone, &[]),
+        eval(&t.run, &["--dump-nll", s(&gone.join("nll.npy"))]),
     ];
     let mut failures = Vec::new();
     for out in cases {

@@ -347,24 +347,19 @@ fn cli_bad_inputs_are_one_line_errors() {
     let ck = checkpoint(d, model(ModelKind::PixelCnn, 1, true, 1));
     let png = d.join("x.png");
     let (ck_s, png_s) = (s(&ck), s(&png));
-    let wrong_shape = d.join("wrong.npy");
-    save_npy_u8(
-        &wrong_shape,
-        &Images::new(1, 5, 7, 1, false, vec![0; 35]).unwrap(),
-    )
-    .unwrap();
-    let grey = d.join("grey.npy");
-    save_npy_u8(
-        &grey,
-        &Images::new(1, H, W, 1, false, vec![200; H * W]).unwrap(),
-    )
-    .unwrap();
-    let ok01 = d.join("ok.npy");
-    save_npy_u8(
-        &ok01,
-        &Images::new(1, H, W, 1, false, vec![1; H * W]).unwrap(),
-    )
-    .unwrap();
+    // One-image prefixes: 5 x 7 (the wrong shape), grey levels (not binary), 0/1 (good).
+    let prefix = |name: &str, h: usize, w: usize, value: u8| {
+        let path = d.join(name);
+        save_npy_u8(
+            &path,
+            &Images::new(1, h, w, 1, false, vec![value; h * w]).unwrap(),
+        )
+        .unwrap();
+        path
+    };
+    let wrong_shape = prefix("wrong.npy", 5, 7, 0);
+    let grey = prefix("grey.npy", H, W, 200);
+    let ok01 = prefix("ok.npy", H, W, 1);
     let missing = d.join("nope");
     let no_dir_png = d.join("no/such/dir/x.png");
     let base = |extra: &[&str]| {
@@ -372,83 +367,44 @@ fn cli_bad_inputs_are_one_line_errors() {
         a.extend(extra);
         pixelrnn(&a)
     };
-    assert_clean_error(
-        &base(&["--checkpoint", s(&missing), "--out", png_s]),
-        &["nope"],
-    );
-    assert_clean_error(
-        &base(&["--checkpoint", ck_s, "--out", png_s, "--n", "0"]),
-        &["--n"],
-    );
-    assert_clean_error(
-        &base(&["--checkpoint", ck_s, "--out", s(&no_dir_png)]),
-        &["--out", "does not exist"],
-    );
-    assert_clean_error(&base(&["--checkpoint", ck_s, "--out", s(d)]), &["folder"]);
-    assert_clean_error(
-        &base(&["--checkpoint", ck_s, "--out", png_s, "--temperature", "-1"]),
-        &["--temperature"],
-    );
-    assert_clean_error(
-        &base(&[
-            "--checkpoint",
+    // (--checkpoint, --out, further flags, what the error must mention).
+    let cases: [(&str, &str, &[&str], &[&str]); 11] = [
+        (s(&missing), png_s, &[], &["nope"]),
+        (ck_s, png_s, &["--n", "0"], &["--n"]),
+        (ck_s, s(&no_dir_png), &[], &["--out", "does not exist"]),
+        (ck_s, s(d), &[], &["folder"]),
+        (ck_s, png_s, &["--temperature", "-1"], &["--temperature"]),
+        (
             ck_s,
-            "--out",
             png_s,
-            "--prefix",
-            s(&ok01),
-            "--rows",
-            "7",
-        ]),
-        &["--rows", "height"],
-    );
-    assert_clean_error(
-        &base(&[
-            "--checkpoint",
+            &["--prefix", s(&ok01), "--rows", "7"],
+            &["--rows", "height"],
+        ),
+        (
             ck_s,
-            "--out",
             png_s,
-            "--prefix",
-            s(&wrong_shape),
-            "--rows",
-            "2",
-        ]),
-        &["--prefix", "5x7x1"],
-    );
-    assert_clean_error(
-        &base(&[
-            "--checkpoint",
+            &["--prefix", s(&wrong_shape), "--rows", "2"],
+            &["--prefix", "5x7x1"],
+        ),
+        (
             ck_s,
-            "--out",
             png_s,
-            "--prefix",
-            s(&grey),
-            "--rows",
-            "2",
-        ]),
-        &["binary"],
-    );
-    assert_clean_error(
-        &base(&[
-            "--checkpoint",
+            &["--prefix", s(&grey), "--rows", "2"],
+            &["binary"],
+        ),
+        (
             ck_s,
-            "--out",
             png_s,
-            "--prefix",
-            s(&missing),
-            "--rows",
-            "2",
-        ]),
-        &["nope"],
-    );
-    assert_clean_error(
-        &base(&["--checkpoint", ck_s, "--out", png_s, "--rows", "2"]),
-        &["--prefix"],
-    );
-    assert_clean_error(
-        &base(&["--checkpoint", ck_s, "--out", png_s, "--prefix", s(&ok01)]),
-        &["--rows"],
-    );
+            &["--prefix", s(&missing), "--rows", "2"],
+            &["nope"],
+        ),
+        (ck_s, png_s, &["--rows", "2"], &["--prefix"]),
+        (ck_s, png_s, &["--prefix", s(&ok01)], &["--rows"]),
+    ];
+    for (checkpoint, out, extra, mentions) in cases {
+        let args = [&["--checkpoint", checkpoint, "--out", out], extra].concat();
+        assert_clean_error(&base(&args), mentions);
+    }
     // The good prefix works and is kept.
     let npy = d.join("done.npy");
     let out = base(&[

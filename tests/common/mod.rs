@@ -2,7 +2,8 @@
 //! (`reference`), random data, tensors and comparisons (`helpers`), the layers and models under
 //! test with randomised parameters and the causality probes (`layers`, `models`), running
 //! the binary (`cli`), training runs and reading their folders (`runs`), the Multi-Scale
-//! configurations (`multiscale`) and the emulator tests' buffers and launches (`emu`).
+//! configurations (`multiscale`), the emulator tests' buffers and launches (`emu`) and the
+//! precision tests' training runs (`precision`).
 //!
 //! A test file uses it with `mod common;` (tests/cuda/main.rs with
 //! `#[path = "../common/mod.rs"] mod common;`). Nothing here depends on a backend other than
@@ -19,6 +20,7 @@ pub mod helpers;
 pub mod layers;
 pub mod models;
 pub mod multiscale;
+pub mod precision;
 pub mod recurrent;
 pub mod reference;
 pub mod runs;

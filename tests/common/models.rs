@@ -1,7 +1,9 @@
 //! Models under test: randomised parameters (masked taps included), random inputs, and the
-//! causality probe of MODELS.md ("What must be tested").
+//! causality probes of MODELS.md ("What must be tested"): [`assert_causal`] on the CPU, and
+//! [`assert_causal_at`] bit for bit at a precision on any backend.
 
 use pixelrnn::backend::cpu::CpuBackend;
+use pixelrnn::backend::{Backend, Precision};
 use pixelrnn::models::{Model, ModelConfig};
 use pixelrnn::nn::Param;
 use pixelrnn::tensor::Tensor;
@@ -121,4 +123,56 @@ pub fn assert_causal(model: &Model<CpuBackend>, x: &[f32], what: &str) {
             );
         }
     }
+}
+
+/// Overwrites every parameter of `model` on `be` (masked taps included) with values uniform in
+/// `[-bound, bound)` from one stream seeded by `seed`: [`randomize_uniform`] on any backend.
+fn randomize_uniform_on<B: Backend>(be: &B, model: &mut Model<B>, seed: u64, bound: f32) {
+    let mut r = rng(seed);
+    for p in model.params_mut() {
+        let v = uniform(&mut r, p.value.numel(), -bound, bound);
+        p.value = Tensor::from_slice(be, &p.value.shape.clone(), &v).unwrap();
+    }
+}
+
+/// Causality by perturbation at `precision` on `be`, bit for bit: a model of `cfg` (seed 1)
+/// with every parameter uniform in [-0.6, 0.6) (seed 2, masked taps included: the masks must
+/// hold structurally, whatever the rounding) and one input uniform in [0, 1) (seed 3). Each
+/// input sub-pixel p in turn is moved by 1.5; no output at or before p may change (its logits'
+/// bits) and some later one must (checked up to the last pixel, as in [`assert_causal`]).
+/// Messages start with `what` and the precision; `be` is left at fp32.
+pub fn assert_causal_at<B: Backend>(be: &B, cfg: &ModelConfig, precision: Precision, what: &str) {
+    be.set_precision(precision);
+    let mut model = Model::new(be, cfg.clone(), 1).unwrap();
+    randomize_uniform_on(be, &mut model, 2, 0.6);
+    let x = uniform(&mut rng(3), cfg.dims(), 0.0, 1.0);
+    let shape = [1, cfg.height, cfg.width, cfg.channels];
+    let run = |x: &[f32]| {
+        let t = Tensor::from_slice(be, &shape, x).unwrap();
+        model.forward(be, &t).unwrap().0.to_vec(be).unwrap()
+    };
+    let base = run(&x);
+    let bits = |l: &[f32], s: usize| -> Vec<u32> {
+        logits_of(l, cfg, s).iter().map(|v| v.to_bits()).collect()
+    };
+    let (c, dims) = (cfg.channels, cfg.dims());
+    for p in 0..dims {
+        let mut xp = x.clone();
+        xp[p] += 1.5;
+        let out = run(&xp);
+        for q in 0..=p {
+            assert_eq!(
+                bits(&base, q),
+                bits(&out, q),
+                "{what} at {precision}: output {q} changed when input {p} was perturbed"
+            );
+        }
+        if p + c < dims {
+            assert!(
+                (p + 1..dims).any(|q| bits(&base, q) != bits(&out, q)),
+                "{what} at {precision}: no later output depends on input {p}"
+            );
+        }
+    }
+    be.set_precision(Precision::Fp32);
 }

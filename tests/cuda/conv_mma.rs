@@ -14,9 +14,8 @@ use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{CudaBackend, Executor};
 use pixelrnn::backend::{Backend, ConvSpec, Mask, Precision};
 use pixelrnn::parity::{l2_rel_err, MMA_REL_TOL};
-use pixelrnn::tensor::Tensor;
 
-use crate::conv_cases::{case, Case};
+use crate::conv_cases::{self, case, download, Case};
 use crate::{assert_close, pair, rel_err};
 
 crate::parity_tests! {
@@ -24,34 +23,13 @@ crate::parity_tests! {
     masked_conv2d_mma_causal => super::check_masked_conv2d_mma_causal,
 }
 
-/// Against the tensor-core tiles (128 positions x 64 features, K chunks of 16; weight
-/// gradient 128 outputs x 64 columns, splits of a multiple of 16 positions).
+/// The shapes the models use ([`conv_cases::cases`]), then the edges of the tensor-core tiles
+/// (128 positions x 64 features, K chunks of 16; weight gradient 128 outputs x 64 columns,
+/// splits of a multiple of 16 positions) that those do not reach.
 fn cases() -> Vec<Case> {
     let plain = |kh, kw, mask, groups, cin, cout| ConvSpec::new(kh, kw, mask, groups, cin, cout);
-    vec![
-        // First layers: K = 24 taps x 1 (one full chunk and a ragged one), 12 features.
-        case(
-            "7x7 mask A, C=1",
-            [2, 5, 7],
-            1,
-            12,
-            plain(7, 7, Mask::A, 1, 1, 12),
-        ),
-        case(
-            "7x7 mask A, C=3",
-            [1, 5, 6],
-            3,
-            16,
-            plain(7, 7, Mask::A, 3, 3, 16),
-        ),
-        // 67 features: two column tiles, the second 3 wide; K = 5 x 7 = 35; 84 positions.
-        case(
-            "3x3 mask B, C=3",
-            [2, 6, 7],
-            7,
-            67,
-            plain(3, 3, Mask::B, 3, 7, 67),
-        ),
+    let mut all = conv_cases::cases();
+    all.extend([
         // 143 positions: two position tiles, the second 15 rows.
         case(
             "3x3 mask B, C=1",
@@ -59,39 +37,6 @@ fn cases() -> Vec<Case> {
             5,
             9,
             plain(3, 3, Mask::B, 1, 5, 9),
-        ),
-        // Row LSTM input-to-state: gate blocks (out_block = h).
-        case(
-            "1x3 mask B gate blocks, h=5, C=3",
-            [2, 3, 5],
-            10,
-            20,
-            ConvSpec {
-                out_block: 5,
-                ..plain(1, 3, Mask::B, 3, 10, 20)
-            },
-        ),
-        case(
-            "1x1 mask B, C=3",
-            [2, 3, 5],
-            6,
-            9,
-            plain(1, 1, Mask::B, 3, 6, 9),
-        ),
-        case(
-            "3x3 unmasked",
-            [1, 4, 5],
-            4,
-            5,
-            plain(3, 3, Mask::None, 3, 4, 5),
-        ),
-        // No live tap: the output is the bias, dx and dw are 0.
-        case(
-            "1x1 mask A, C=1",
-            [2, 3, 3],
-            3,
-            4,
-            plain(1, 1, Mask::A, 1, 3, 4),
         ),
         // Weight gradient: 2 x 3 tiles (130 outputs, 150 columns), 2 position splits (899
         // positions: 464 + 435, the last ending inside a chunk of 16).
@@ -102,15 +47,8 @@ fn cases() -> Vec<Case> {
             130,
             plain(3, 3, Mask::A, 3, 30, 130),
         ),
-        // 2 splits over 2 images (1150 positions), one tile.
-        case(
-            "3x3 mask A, C=1, 2 splits",
-            [2, 23, 25],
-            6,
-            26,
-            plain(3, 3, Mask::A, 1, 6, 26),
-        ),
-    ]
+    ]);
+    all
 }
 
 /// The CPU twin at `precision`.
@@ -118,11 +56,6 @@ fn twin(precision: Precision) -> CpuBackend {
     let cpu = CpuBackend::new();
     cpu.set_precision(precision);
     cpu
-}
-
-fn download<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
-    t.to_vec(gpu)
-        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
 }
 
 /// Forward and backward of every case at tf32 and bf16 against the twin at the same
@@ -308,7 +241,7 @@ pub fn check_masked_conv2d_mma_causal<E: Executor>(gpu: &CudaBackend<E>) {
 /// pitch; bf16's packed-weight tile stores 2-way).
 #[test]
 fn masked_conv2d_mma_counters_meet_the_targets() {
-    use crate::conv_counters::{conv_counters_at, Pass};
+    use crate::conv_counters::{assert_coalesced_and_conflict_free, conv_counters_at, Pass};
     use pixelrnn::backend::cuda::Variants;
     let (cin, cout) = (64, 64);
     let spec = ConvSpec::new(3, 3, Mask::B, 3, cin, cout);
@@ -332,16 +265,7 @@ fn masked_conv2d_mma_counters_meet_the_targets() {
                 .iter()
                 .find(|k| k.kernel == kernel)
                 .unwrap_or_else(|| panic!("no {kernel} launch"));
-            assert!(
-                k.efficiency >= 0.8,
-                "{kernel} global efficiency {}",
-                k.efficiency
-            );
-            assert!(
-                k.shared_excess <= 2.0,
-                "{kernel} shared excess {}",
-                k.shared_excess
-            );
+            assert_coalesced_and_conflict_free(k, &kernel);
         }
     }
 }

@@ -160,6 +160,24 @@ fn random_targets(rng: &mut Pcg64, n: usize, levels: u32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(0..levels) as f32).collect()
 }
 
+/// A loss op's `(nll, dlogits)` on the device against the CPU twin's, both within
+/// [`FP32_REL_TOL`]; `what` names the op and shape in the messages.
+fn assert_nll_close<E: Executor>(
+    what: &str,
+    gpu: &CudaBackend<E>,
+    (nll, dlogits): (&Tensor<CudaBackend<E>>, &Tensor<CudaBackend<E>>),
+    (nll_want, dlogits_want): (&Tensor<CpuBackend>, &Tensor<CpuBackend>),
+) {
+    assert_close(&format!("{what} nll"), gpu, nll, nll_want, FP32_REL_TOL);
+    assert_close(
+        &format!("{what} dlogits"),
+        gpu,
+        dlogits,
+        dlogits_want,
+        FP32_REL_TOL,
+    );
+}
+
 pub fn check_softmax_nll<E: Executor>(gpu: &CudaBackend<E>) {
     let cpu = CpuBackend::new();
     // (leading shape, channels): one position; C = 1 with a row count that is not a multiple
@@ -178,20 +196,7 @@ pub fn check_softmax_nll<E: Executor>(gpu: &CudaBackend<E>) {
             .softmax_nll(&to_gpu(gpu, &logits), &to_gpu(gpu, &targets), grad_scale)
             .unwrap();
         let what = format!("softmax_nll {lshape:?}");
-        assert_close(
-            &format!("{what} nll"),
-            gpu,
-            &nll_gpu,
-            &nll_cpu,
-            FP32_REL_TOL,
-        );
-        assert_close(
-            &format!("{what} dlogits"),
-            gpu,
-            &dl_gpu,
-            &dl_cpu,
-            FP32_REL_TOL,
-        );
+        assert_nll_close(&what, gpu, (&nll_gpu, &dl_gpu), (&nll_cpu, &dl_cpu));
     }
 }
 
@@ -269,20 +274,7 @@ pub fn check_bernoulli_nll<E: Executor>(gpu: &CudaBackend<E>) {
             .bernoulli_nll(&to_gpu(gpu, &logits), &to_gpu(gpu, &targets), grad_scale)
             .unwrap();
         let what = format!("bernoulli_nll {shape:?}");
-        assert_close(
-            &format!("{what} nll"),
-            gpu,
-            &nll_gpu,
-            &nll_cpu,
-            FP32_REL_TOL,
-        );
-        assert_close(
-            &format!("{what} dlogits"),
-            gpu,
-            &dl_gpu,
-            &dl_cpu,
-            FP32_REL_TOL,
-        );
+        assert_nll_close(&what, gpu, (&nll_gpu, &dl_gpu), (&nll_cpu, &dl_cpu));
     }
 }
 

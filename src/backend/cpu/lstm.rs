@@ -1,14 +1,11 @@
 //! The LSTM recurrences on the CPU, written once for both scans (Row LSTM rows, Diagonal
-//! BiLSTM anti-diagonals) and both paths (fused, unfused). CPU twins of `kernels/lstm.cu`,
-//! `kernels/row_lstm.cu` and `kernels/diag_lstm.cu`.
+//! BiLSTM anti-diagonals) and both paths (fused, unfused): the sweeps, forward and backward,
+//! and the packing of the state weight. CPU twins of `kernels/lstm.cu`, `kernels/row_lstm.cu`
+//! and `kernels/diag_lstm.cu`.
 //!
-//! At tf32/bf16 ([`Precision`]) the state-to-state GEMMs round their operands and accumulate in
-//! fp32, as the tensor-core kernels do: forward, the gathered previous states and the packed
-//! state weight; backward data, the gate gradients (d_pre) and the state weight; weight
-//! gradient, d_pre and the gathered states. Cell state, gates, nonlinearities and the outputs
-//! (h, c, gates, d_is) stay fp32. Each operand is rounded once: the weight once per call, the
-//! states as they are gathered, d_pre as it is copied for its product. At fp32 nothing is
-//! rounded and the arithmetic is the fp32 path's, bit for bit.
+//! The sweeps run at a [`Precision`]; what is rounded at tf32/bf16, and the entry points that
+//! take a precision ([`forward_precision`], [`backward_precision`]), are
+//! [`super::lstm_precision`]'s (re-exported here, where callers have always found them).
 //!
 //! A scan says, for each position, which earlier positions its state-to-state taps read and
 //! which position its cell state continues (`backend::geometry::Geometry`). The two paths are
@@ -18,8 +15,12 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, sgemm_serial, MatRef};
 use super::lstm_cell::{block, cell_backward, cell_forward, unblock, LANES};
+use super::lstm_precision::{gather_as, round_in_place};
 use super::lstm_tile::rows_times;
 use crate::backend::{Precision, Recurrence};
+// The entry points at a precision, and the rounded weight pack, where callers have always
+// found them (`cpu::lstm::forward_precision`, ...).
+pub use super::lstm_precision::{backward_precision, forward_precision, pack_state_weight_as};
 // The CPU twins' signatures take the scan's geometry, device-neutral (`backend::geometry`).
 pub use crate::backend::geometry::scan::{Geometry, Scan};
 // `tanh` is the cell's; tests reach it here.
@@ -41,7 +42,7 @@ pub fn pack_state_weight(w: &[f32], geo: &Geometry) -> Vec<f32> {
 }
 
 /// Inverse of [`pack_state_weight`] for the gradient.
-fn unpack_state_weight(p: &[f32], geo: &Geometry) -> Vec<f32> {
+pub(super) fn unpack_state_weight(p: &[f32], geo: &Geometry) -> Vec<f32> {
     let [g, hd, kh, kw] = geo.weight_shape();
     let taps = kh * kw;
     let mut w = vec![0.0f32; g * hd * taps];
@@ -107,39 +108,6 @@ pub(super) fn gather(geo: &Geometry, h_img: &[f32], r: usize, j: usize, col: &mu
     }
 }
 
-/// [`gather`], then the gathered states rounded as GEMM operands of `precision` (nothing done
-/// at fp32).
-#[inline]
-pub(super) fn gather_as(
-    geo: &Geometry,
-    h_img: &[f32],
-    r: usize,
-    j: usize,
-    col: &mut [f32],
-    precision: Precision,
-) {
-    gather(geo, h_img, r, j, col);
-    round_in_place(col, precision);
-}
-
-/// Rounds `v` in place as GEMM operands of `precision` (nothing done at fp32).
-#[inline]
-pub(super) fn round_in_place(v: &mut [f32], precision: Precision) {
-    if precision != Precision::Fp32 {
-        for x in v {
-            *x = precision.round(*x);
-        }
-    }
-}
-
-/// [`pack_state_weight`], rounded as a GEMM operand of `precision`: the packed weight that
-/// every state-to-state product reads (rounded once per call).
-pub fn pack_state_weight_as(w: &[f32], geo: &Geometry, precision: Precision) -> Vec<f32> {
-    let mut wp = pack_state_weight(w, geo);
-    round_in_place(&mut wp, precision);
-    wp
-}
-
 /// Whether recurrence variant `rec` runs as the fused sweep on the CPU (else the unfused
 /// per-step GEMMs). [`Recurrence::Persistent`] is the fused sweep: that sweep already makes one
 /// pass per image with the packed weights in cache, which is what the persistent variant adds
@@ -160,28 +128,16 @@ pub fn forward(is: &[f32], w: &[f32], n: usize, geo: &Geometry, fused: bool) -> 
     forward_precision(is, w, n, geo, fused, Precision::Fp32)
 }
 
-/// [`forward`] at `precision`: the gathered previous states and the packed state weight
-/// rounded (module comment), fp32 accumulation, everything else fp32.
-pub fn forward_precision(
-    is: &[f32],
-    w: &[f32],
-    n: usize,
-    geo: &Geometry,
-    fused: bool,
-    precision: Precision,
-) -> Forward {
-    let wp = pack_state_weight_as(w, geo, precision);
-    if fused {
-        forward_fused(is, &wp, n, geo, precision)
-    } else {
-        forward_unfused(is, &wp, n, geo, precision)
-    }
-}
-
 /// The fused sweep: each image on its own thread, its steps in order; per step one small
 /// product for all the step's positions ([`rows_times`], the arithmetic `forward_at` shares),
 /// then the gates position by position.
-fn forward_fused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry, pr: Precision) -> Forward {
+pub(super) fn forward_fused(
+    is: &[f32],
+    wp: &[f32],
+    n: usize,
+    geo: &Geometry,
+    pr: Precision,
+) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
     let tk = geo.taps() * hd;
@@ -246,7 +202,13 @@ fn step_cells(
 /// The unfused path: per step, one GEMM over the step's positions in the whole batch (rows
 /// `b * m + q`: image `b`, `q`-th position of the step), then a separate gate pass, run per
 /// image, that writes straight into the outputs. The step buffers are allocated once.
-fn forward_unfused(is: &[f32], wp: &[f32], n: usize, geo: &Geometry, pr: Precision) -> Forward {
+pub(super) fn forward_unfused(
+    is: &[f32],
+    wp: &[f32],
+    n: usize,
+    geo: &Geometry,
+    pr: Precision,
+) -> Forward {
     let (hd, plane) = (geo.hidden, geo.height * geo.width);
     let g = 4 * hd;
     let tk = geo.taps() * hd;
@@ -307,30 +269,6 @@ pub fn backward(
     backward_precision(h, c, gates, w, dh, n, geo, fused, Precision::Fp32)
 }
 
-/// [`backward`] at `precision`: the state gradient `d_pre . W^T` with d_pre and the packed
-/// weight rounded, the weight gradient `cols^T . d_pre` with the gathered states and d_pre
-/// rounded, fp32 accumulation; `d_is` (= d_pre) itself is returned unrounded.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_precision(
-    h: &[f32],
-    c: &[f32],
-    gates: &[f32],
-    w: &[f32],
-    dh: &[f32],
-    n: usize,
-    geo: &Geometry,
-    fused: bool,
-    precision: Precision,
-) -> (Vec<f32>, Vec<f32>) {
-    let wp = pack_state_weight_as(w, geo, precision);
-    let (d_is, dwp) = if fused {
-        backward_fused(h, c, gates, &wp, dh, n, geo, precision)
-    } else {
-        backward_unfused(h, c, gates, &wp, dh, n, geo, precision)
-    };
-    (d_is, unpack_state_weight(&dwp, geo))
-}
-
 /// Transposes the packed `[taps * h, 4h]` state weight to `[4h, taps * h]`.
 fn transpose_packed(wp: &[f32], tk: usize, g: usize) -> Vec<f32> {
     let mut t = vec![0.0f32; g * tk];
@@ -347,7 +285,7 @@ fn transpose_packed(wp: &[f32], tk: usize, g: usize) -> Vec<f32> {
 /// the previous step's states. The weight gradient waits until the image is done: one GEMM
 /// `cols^T . d_pre` over all its positions.
 #[allow(clippy::too_many_arguments)]
-fn backward_fused(
+pub(super) fn backward_fused(
     h: &[f32],
     c: &[f32],
     gates: &[f32],
@@ -493,7 +431,7 @@ fn backward_fused(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn backward_unfused(
+pub(super) fn backward_unfused(
     h: &[f32],
     c: &[f32],
     gates: &[f32],

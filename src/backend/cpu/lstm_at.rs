@@ -5,8 +5,8 @@
 //! row per image) and [`super::lstm_cell::cell_forward`], so that sampling reproduces the training
 //! forward bit for bit, at every [`Precision`] (the same operands rounded the same way).
 
-use super::lstm::{gather_as, pack_state_weight_as};
 use super::lstm_cell::cell_forward;
+use super::lstm_precision::{gather_as, pack_state_weight_as};
 use super::lstm_tile::rows_times;
 use crate::backend::geometry::Geometry;
 use crate::backend::Precision;
@@ -28,7 +28,7 @@ pub fn forward_at(
 }
 
 /// [`forward_at`] at `precision`: the gathered states and the packed weight rounded as in
-/// [`super::lstm::forward_precision`], so that it reproduces that training forward bit for bit.
+/// [`super::lstm_precision::forward_precision`], so that it reproduces that training forward bit for bit.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_at_precision(
     is: &[f32],

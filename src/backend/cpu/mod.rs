@@ -13,6 +13,7 @@ pub mod loss_targets;
 pub mod lstm;
 pub mod lstm_at;
 pub mod lstm_cell;
+pub mod lstm_precision;
 pub mod lstm_tile;
 pub mod masked_conv2d;
 pub mod masked_conv2d_at;
@@ -87,7 +88,8 @@ fn lstm_forward(
 ) -> Result<LstmState<CpuBackend>> {
     let LstmGeom { n, geo } = LstmGeom::forward(op, is, w_ss, diagonal)?;
     let fused = lstm::fused_sweep(rec);
-    let (h, c, gates) = lstm::forward_precision(&is.data, &w_ss.data, n, &geo, fused, precision);
+    let (h, c, gates) =
+        lstm_precision::forward_precision(&is.data, &w_ss.data, n, &geo, fused, precision);
     let hs = vec![n, geo.height, geo.width, geo.hidden];
     Ok(LstmState {
         h: Tensor {
@@ -112,7 +114,7 @@ fn lstm_backward(
     precision: Precision,
 ) -> Result<(Tensor<CpuBackend>, Tensor<CpuBackend>)> {
     let LstmGeom { n, geo } = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
-    let (d_is, d_w) = lstm::backward_precision(
+    let (d_is, d_w) = lstm_precision::backward_precision(
         &state.h.data,
         &state.c.data,
         &state.gates.data,
