@@ -15,8 +15,7 @@
 //                     positions x 64 units, K = 2 * 4h, then the cell backward of
 //                     diag_lstm_step_bwd_v3 (d_is of the step, dc_carry of the left pixel).
 //   step_bwd_bf16 v1: the same in bf16.
-//   step_{fwd,bwd}_{tf32,bf16} v2: v1 with the epilogue's per-unit operands read and written as
-//                     float2 pairs (units 2t, 2t+1: whole 32-byte sectors); v1's bits; default.
+//   step_{fwd,bwd}_{tf32,bf16} v2: v1 with float2 epilogue accesses (whole sectors), v1's bits.
 // diag_lstm_step_{fwd,bwd}_tf32_swapped_v1: the mutation check's kernels (A fragment
 // registers swapped, lstm_mma.cuh); never selected by the host.
 //

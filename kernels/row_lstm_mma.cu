@@ -18,8 +18,7 @@
 //                     row_lstm_step_bwd_v3 (pixelrnn_lstm_cell_bwd): d_is of the row,
 //                     dc_carry of the row above.
 //   step_bwd_bf16 v1: the same in bf16.
-//   step_{fwd,bwd}_{tf32,bf16} v2: v1 with the epilogue's per-unit operands read and written as
-//                     float2 pairs (units 2t, 2t+1: whole 32-byte sectors); v1's bits; default.
+//   step_{fwd,bwd}_{tf32,bf16} v2: v1 with float2 epilogue accesses (whole sectors), v1's bits.
 // row_lstm_step_{fwd,bwd}_tf32_swapped_v1: the mutation check's kernels (A fragment
 // registers swapped, lstm_mma.cuh); never selected by the host.
 //
