@@ -21,6 +21,15 @@
 // thread the accumulators of columns wn*32 + ni*8 + 2t + e, so ni is the gate: every thread
 // holds all four pre-activations of its (position, unit) pairs and the cell update needs no
 // exchange. Backward columns: 64 consecutive units (dh of unit u0 + c).
+//
+// Epilogue memory access (PAIRS, the v2 kernels): a thread's accumulators e = 0, 1 (and 2, 3)
+// are adjacent units 2t, 2t + 1 of one position, so v2 reads and writes every per-unit operand
+// of the cell (is, the gates, c, h, dh, dc_carry, d_is) as one float2 per pair: a warp's
+// request covers 8 positions x 8 consecutive units = 8 whole 32-byte sectors at h a multiple
+// of 8, where v1's one float per lane (units 2t + e) fills half of each. The cell runs the
+// same device function on the same operands in the same order, so v2 gives v1's bits (tested,
+// tests/cuda/lstm_mma.rs). Pairs need 8-byte alignment: h even (the buffers are allocation
+// aligned); an odd h runs v1's epilogue.
 #pragma once
 
 #include "common.cuh"
@@ -183,11 +192,19 @@ PIXELRNN_DEVICE bool lstm_mma_prev_cell(const lstm_mma_geo& g, int r, int c,
     return g.diag ? c > 0 : r > 0;
 }
 
+// Two adjacent floats at an 8-byte aligned address as one access (v2's epilogue).
+PIXELRNN_DEVICE float2 lstm_mma_ld2(const float* p) {
+    return *reinterpret_cast<const float2*>(p);
+}
+PIXELRNN_DEVICE void lstm_mma_st2(float* p, float a, float b) {
+    *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * len / 128), ceil(h / 16)),
 // `wp` = lstm_pack_ss_v2(w, transposed = 0) ([taps, h, 4, h]).
 // The fused forward step: pre = is + product (rounded operands, fp32 accumulation), then the
 // cell; h, c and the activated gates of the step written.
-template <int P, bool SWAP>
+template <int P, bool SWAP, bool PAIRS>
 PIXELRNN_DEVICE void lstm_mma_step_fwd(const float* __restrict__ is,
                                        const float* __restrict__ wp, float* __restrict__ h,
                                        float* __restrict__ c, float* __restrict__ gates, int n,
@@ -208,6 +225,7 @@ PIXELRNN_DEVICE void lstm_mma_step_fwd(const float* __restrict__ is,
     lstm_mma_product<P, SWAP>(ld, m_total, acc);
     const int g4 = 4 * hidden;
     const int lane = threadIdx.x & 31, wn = (threadIdx.x >> 5) >> 2;
+    const bool pairs = PAIRS && (hidden & 1) == 0;  // then u even and u + 1 < hidden
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi) {
 #pragma unroll
@@ -215,12 +233,36 @@ PIXELRNN_DEVICE void lstm_mma_step_fwd(const float* __restrict__ is,
             const int m = blockIdx.x * MCM_M + mcm_row(mi, e);
             const int u = ld.u0 + wn * 8 + 2 * (lane & 3) + (e & 1);
             if (m >= m_total || u >= hidden) continue;
+            if (pairs && (e & 1)) continue;  // done with its pair e - 1
             int r, cl;
             const pixelrnn_index_t p = lstm_mma_pixel(g, m, &r, &cl);
             const float* ip = is + p * g4 + u;
             pixelrnn_index_t back;
             const pixelrnn_index_t el = p * hidden + u;
-            const float cp = lstm_mma_prev_cell(g, r, cl, &back) ? c[el - back * hidden] : 0.0f;
+            const bool has_prev = lstm_mma_prev_cell(g, r, cl, &back);
+            if (pairs) {
+                // Units u, u + 1: the cell of each on registers (gates at a stride of 1),
+                // then one float2 per output.
+                float2 ix[4];
+#pragma unroll
+                for (int x = 0; x < 4; ++x) ix[x] = lstm_mma_ld2(ip + x * hidden);
+                const float2 cp =
+                    has_prev ? lstm_mma_ld2(c + el - back * hidden) : make_float2(0.0f, 0.0f);
+                float go[2][4], cn[2], hn[2];
+                pixelrnn_lstm_cell_fwd(ix[0].x + acc[mi][0][e], ix[1].x + acc[mi][1][e],
+                                       ix[2].x + acc[mi][2][e], ix[3].x + acc[mi][3][e], cp.x,
+                                       go[0], 1, &cn[0], &hn[0]);
+                pixelrnn_lstm_cell_fwd(ix[0].y + acc[mi][0][e + 1], ix[1].y + acc[mi][1][e + 1],
+                                       ix[2].y + acc[mi][2][e + 1], ix[3].y + acc[mi][3][e + 1],
+                                       cp.y, go[1], 1, &cn[1], &hn[1]);
+                float* gp = gates + p * g4 + u;
+#pragma unroll
+                for (int x = 0; x < 4; ++x) lstm_mma_st2(gp + x * hidden, go[0][x], go[1][x]);
+                lstm_mma_st2(&c[el], cn[0], cn[1]);
+                lstm_mma_st2(&h[el], hn[0], hn[1]);
+                continue;
+            }
+            const float cp = has_prev ? c[el - back * hidden] : 0.0f;
             pixelrnn_lstm_cell_fwd(ip[0] + acc[mi][0][e], ip[hidden] + acc[mi][1][e],
                                    ip[2 * hidden] + acc[mi][2][e],
                                    ip[3 * hidden] + acc[mi][3][e], cp, gates + p * g4 + u,
@@ -234,7 +276,7 @@ PIXELRNN_DEVICE void lstm_mma_step_fwd(const float* __restrict__ is,
 // The fused backward step: dh_tot = dh + product (the consumers' d_is times the transposed
 // weight, rounded operands, fp32 accumulation), then the cell backward: d_is of the step and
 // dc_carry of the previous cell written (d_is read at the consumers, dc_carry at the step).
-template <int P, bool SWAP>
+template <int P, bool SWAP, bool PAIRS>
 PIXELRNN_DEVICE void lstm_mma_step_bwd(const float* __restrict__ wp,
                                        const float* __restrict__ gates,
                                        const float* __restrict__ c, const float* __restrict__ dh,
@@ -255,6 +297,7 @@ PIXELRNN_DEVICE void lstm_mma_step_bwd(const float* __restrict__ wp,
     float acc[2][4][4];
     lstm_mma_product<P, SWAP>(ld, m_total, acc);
     const int g4 = 4 * hidden;
+    const bool pairs = PAIRS && (hidden & 1) == 0;  // then u even and u + 1 < hidden
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi) {
 #pragma unroll
@@ -264,11 +307,38 @@ PIXELRNN_DEVICE void lstm_mma_step_bwd(const float* __restrict__ wp,
                 const int m = blockIdx.x * MCM_M + mcm_row(mi, e);
                 const int u = ld.u0 + mcm_col(ni, e);
                 if (m >= m_total || u >= hidden) continue;
+                if (pairs && (e & 1)) continue;  // done with its pair e - 1
                 int r, cl;
                 const pixelrnn_index_t p = lstm_mma_pixel(g, m, &r, &cl);
                 const pixelrnn_index_t el = p * hidden + u;
                 pixelrnn_index_t back;
                 const bool has_prev = lstm_mma_prev_cell(g, r, cl, &back);
+                if (pairs) {
+                    // Units u, u + 1: every operand one float2, the cells on registers
+                    // (gates and d at a stride of 1).
+                    const float* gp = gates + p * g4 + u;
+                    float gl[2][4], d[2][4];
+#pragma unroll
+                    for (int x = 0; x < 4; ++x) {
+                        const float2 v = lstm_mma_ld2(gp + x * hidden);
+                        gl[0][x] = v.x;
+                        gl[1][x] = v.y;
+                    }
+                    const float2 cc = lstm_mma_ld2(c + el);
+                    const float2 cp = has_prev ? lstm_mma_ld2(c + el - back * hidden)
+                                               : make_float2(0.0f, 0.0f);
+                    const float2 dhv = lstm_mma_ld2(dh + el);
+                    const float2 dcv = lstm_mma_ld2(dc_carry + el);
+                    const float dp0 = pixelrnn_lstm_cell_bwd(
+                        gl[0], 1, cc.x, cp.x, dhv.x + acc[mi][ni][e], dcv.x, d[0]);
+                    const float dp1 = pixelrnn_lstm_cell_bwd(
+                        gl[1], 1, cc.y, cp.y, dhv.y + acc[mi][ni][e + 1], dcv.y, d[1]);
+                    float* dp = d_is + p * g4 + u;
+#pragma unroll
+                    for (int x = 0; x < 4; ++x) lstm_mma_st2(dp + x * hidden, d[0][x], d[1][x]);
+                    if (has_prev) lstm_mma_st2(dc_carry + el - back * hidden, dp0, dp1);
+                    continue;
+                }
                 const float cp = has_prev ? c[el - back * hidden] : 0.0f;
                 const float dc_prev =
                     pixelrnn_lstm_cell_bwd(gates + p * g4 + u, hidden, c[el], cp,

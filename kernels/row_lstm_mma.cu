@@ -5,7 +5,7 @@
 // (src/backend/cpu/lstm.rs); host side: src/backend/cuda/lstm_mma.rs (`mma_step`, selected by the
 // backend's precision when the recurrence is fused).
 //
-// Versions (each pass and precision its own kernel, all v1):
+// Versions (each pass and precision its own kernel):
 //   step_fwd_tf32 v1: pre = is + conv1xk(h(row-1), w) for the row of every image, 128
 //                     positions x (16 units x 4 gates) per 256-thread block, mma.m16n8k8 .tf32
 //                     over K = k * h (h of the row above gathered and rounded to tf32 as it is
@@ -18,6 +18,7 @@
 //                     row_lstm_step_bwd_v3 (pixelrnn_lstm_cell_bwd): d_is of the row,
 //                     dc_carry of the row above.
 //   step_bwd_bf16 v1: the same in bf16.
+//   step_{fwd,bwd}_{tf32,bf16} v2: v1 with float2 epilogue accesses (whole sectors), v1's bits.
 // row_lstm_step_{fwd,bwd}_tf32_swapped_v1: the mutation check's kernels (A fragment
 // registers swapped, lstm_mma.cuh); never selected by the host.
 //
@@ -32,22 +33,22 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_fwd_tf32_v1(const float* __restrict__ is, const float* __restrict__ wp,
     float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
     int width, int hidden, int k, int row) {
-    lstm_mma_step_fwd<MCM_TF32, false>(is, wp, h, c, gates, n, hidden,
-                                       lstm_mma_geo_of(0, k, height, width, row));
+    lstm_mma_step_fwd<MCM_TF32, false, false>(is, wp, h, c, gates, n, hidden,
+                                              lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_fwd_bf16_v1(const float* __restrict__ is, const float* __restrict__ wp,
     float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
     int width, int hidden, int k, int row) {
-    lstm_mma_step_fwd<MCM_BF16, false>(is, wp, h, c, gates, n, hidden,
-                                       lstm_mma_geo_of(0, k, height, width, row));
+    lstm_mma_step_fwd<MCM_BF16, false, false>(is, wp, h, c, gates, n, hidden,
+                                              lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_fwd_tf32_swapped_v1(const float* __restrict__ is, const float* __restrict__ wp,
     float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
     int width, int hidden, int k, int row) {
-    lstm_mma_step_fwd<MCM_TF32, true>(is, wp, h, c, gates, n, hidden,
-                                       lstm_mma_geo_of(0, k, height, width, row));
+    lstm_mma_step_fwd<MCM_TF32, true, false>(is, wp, h, c, gates, n, hidden,
+                                             lstm_mma_geo_of(0, k, height, width, row));
 }
 
 // Launch (backward): blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n * W / 128),
@@ -57,20 +58,53 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_bwd_tf32_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
-    lstm_mma_step_bwd<MCM_TF32, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                       lstm_mma_geo_of(0, k, height, width, row));
+    lstm_mma_step_bwd<MCM_TF32, false, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                              lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_bwd_bf16_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
-    lstm_mma_step_bwd<MCM_BF16, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                       lstm_mma_geo_of(0, k, height, width, row));
+    lstm_mma_step_bwd<MCM_BF16, false, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                              lstm_mma_geo_of(0, k, height, width, row));
 }
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 row_lstm_step_bwd_tf32_swapped_v1(const float* __restrict__ wp, const float* __restrict__ gates,
     const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
     float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
-    lstm_mma_step_bwd<MCM_TF32, true>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
-                                       lstm_mma_geo_of(0, k, height, width, row));
+    lstm_mma_step_bwd<MCM_TF32, true, false>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                             lstm_mma_geo_of(0, k, height, width, row));
+}
+
+// v2: v1 with the epilogue's operands as float2 pairs (lstm_mma.cuh, PAIRS); same bits.
+// __launch_bounds__(256, 1): without the stated minimum ptxas (12.9, sm_90) holds these kernels
+// to 128 registers and the bf16 backward spills 8 bytes; with it, one block per SM as v1 (whose
+// 124-142 registers allow no more), no spills.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 1)
+row_lstm_step_fwd_tf32_v2(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
+    lstm_mma_step_fwd<MCM_TF32, false, true>(is, wp, h, c, gates, n, hidden,
+                                             lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 1)
+row_lstm_step_fwd_bf16_v2(const float* __restrict__ is, const float* __restrict__ wp,
+    float* __restrict__ h, float* __restrict__ c, float* __restrict__ gates, int n, int height,
+    int width, int hidden, int k, int row) {
+    lstm_mma_step_fwd<MCM_BF16, false, true>(is, wp, h, c, gates, n, hidden,
+                                             lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 1)
+row_lstm_step_bwd_tf32_v2(const float* __restrict__ wp, const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
+    float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
+    lstm_mma_step_bwd<MCM_TF32, false, true>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                             lstm_mma_geo_of(0, k, height, width, row));
+}
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 1)
+row_lstm_step_bwd_bf16_v2(const float* __restrict__ wp, const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* __restrict__ dc_carry,
+    float* __restrict__ d_is, int n, int height, int width, int hidden, int k, int row) {
+    lstm_mma_step_bwd<MCM_BF16, false, true>(wp, gates, c, dh, dc_carry, d_is, n, hidden,
+                                             lstm_mma_geo_of(0, k, height, width, row));
 }

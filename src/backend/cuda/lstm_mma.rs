@@ -11,10 +11,6 @@ use crate::backend::geometry::Geometry;
 use crate::backend::{Backend, Precision};
 use crate::error::Result;
 
-/// Version of the tensor-core fused step kernels (kernels/row_lstm_mma.cu,
-/// kernels/diag_lstm_mma.cu): v1 is the only one.
-const MMA_STEP_VERSION: u32 = 1;
-
 /// Positions of a tensor-core step kernel's block tile (`MCM_M`, kernels/masked_conv2d_mma.cuh),
 /// the units of a forward tile (16 units x 4 gates = `MCM_N` columns, `LSTM_MMA_FWD_UNITS`) and
 /// of a backward one (`LSTM_MMA_BWD_UNITS`), and their threads (8 warps).
@@ -24,8 +20,9 @@ pub(super) const MMA_BWD_UNITS: usize = 64;
 const MMA_TILE_THREADS: u32 = 256;
 
 /// The tensor-core fused step kernel of `pass` (`step_fwd`, `step_bwd`) for `geo`'s scan at the
-/// backend's precision: `<scan>_<pass>_<tf32|bf16>_v1` (kernels/row_lstm_mma.cu,
-/// kernels/diag_lstm_mma.cu); `None` at fp32, where the fp32 selections apply. The one place
+/// backend's precision: `<scan>_<pass>_<tf32|bf16>_v<N>` (kernels/row_lstm_mma.cu,
+/// kernels/diag_lstm_mma.cu), N from [`super::Variants::lstm_mma`] (default v2: the
+/// epilogue's float2 pairs, docs/kernels.md); `None` at fp32, where the fp32 selections apply. The one place
 /// that chooses them; the callers run it for the fused recurrence with the skew folded (the
 /// materialised layout's scans are in `cuda/diag_lstm_skewed.rs`).
 pub(super) fn mma_step<E: Executor>(
@@ -34,8 +31,9 @@ pub(super) fn mma_step<E: Executor>(
     geo: &Geometry,
 ) -> Option<String> {
     let precision = be.precision();
+    let version = be.variants().lstm_mma.number();
     (precision != Precision::Fp32)
-        .then(|| format!("{}_{pass}_{precision}_v{MMA_STEP_VERSION}", scan_op(geo)))
+        .then(|| format!("{}_{pass}_{precision}_v{version}", scan_op(geo)))
 }
 
 /// Launch configuration of a tensor-core step kernel: one block of 256 threads per 128

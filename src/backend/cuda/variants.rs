@@ -64,6 +64,40 @@ pub enum MaskedConv2dMma {
     V1,
 }
 
+/// The recurrences' tensor-core fused step kernels (kernels/row_lstm_mma.cu,
+/// kernels/diag_lstm_mma.cu: `<scan>_step_{fwd,bwd}_{tf32,bf16}_v<N>`), run by the fused
+/// recurrence with the skew folded at tf32 / bf16 (`cuda/lstm_mma.rs`, `mma_step`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LstmMma {
+    /// The step's product on `mma.sync` in 128 x 64 tiles, the cell in the epilogue with one
+    /// float per accumulator (half of each 32-byte sector per warp request).
+    V1,
+    /// V1 with the epilogue's per-unit operands as float2 pairs (whole sectors), the same
+    /// bits. The default: the emulator's memory counters (docs/kernels.md); not timed on a GPU.
+    #[default]
+    V2,
+}
+
+impl LstmMma {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernels `<scan>_step_{fwd,bwd}_{tf32,bf16}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl fmt::Display for LstmMma {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
 /// `masked_conv2d_forward_at` (incremental sampling): the `fwd_at` kernels of
 /// kernels/masked_conv2d_packed.cu (its pack has its own selection, [`MaskedConv2dPack`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -413,6 +447,8 @@ pub struct Variants {
     pub masked_conv2d_pack: MaskedConv2dPack,
     /// `masked_conv2d`'s tensor-core kernels (every pass, at tf32 and bf16).
     pub masked_conv2d_mma: MaskedConv2dMma,
+    /// The recurrences' tensor-core fused step kernels (at tf32 and bf16).
+    pub lstm_mma: LstmMma,
     /// The Diagonal LSTM's layout (forward and backward, every recurrence).
     pub diag_lstm_layout: DiagLstmLayout,
     /// The Row LSTM's recurrence kernels.
@@ -423,17 +459,19 @@ pub struct Variants {
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
-    /// masked_conv2d mma v1, diag_lstm layout folded, row_lstm v3, diag_lstm v3`.
+    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d pack \
-             {}, masked_conv2d mma {}, diag_lstm layout {}, row_lstm {}, diag_lstm {}",
+             {}, masked_conv2d mma {}, lstm mma {}, diag_lstm layout {}, row_lstm {}, \
+             diag_lstm {}",
             self.masked_conv2d,
             self.masked_conv2d_weight,
             self.masked_conv2d_at,
             self.masked_conv2d_pack,
             self.masked_conv2d_mma,
+            self.lstm_mma,
             self.diag_lstm_layout,
             self.row_lstm,
             self.diag_lstm
@@ -531,7 +569,8 @@ mod tests {
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
-             v2, masked_conv2d mma v1, diag_lstm layout folded, row_lstm v3, diag_lstm v3"
+             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, \
+             diag_lstm v3"
         );
     }
 
@@ -592,6 +631,22 @@ mod tests {
             assert_eq!(crate::kernels::versions(scan, "ss_bwd_data"), all, "{scan}");
             assert_eq!(crate::kernels::versions(scan, "step_fwd"), [1, 2], "{scan}");
             assert_eq!(crate::kernels::versions(scan, "ss_fwd"), [1, 2], "{scan}");
+        }
+        // The tensor-core step kernels: one version list per scan, pass and precision.
+        let lstm_mma = LstmMma::ALL.map(LstmMma::number).to_vec();
+        for scan in ["row_lstm", "diag_lstm"] {
+            for pass in [
+                "step_fwd_tf32",
+                "step_fwd_bf16",
+                "step_bwd_tf32",
+                "step_bwd_bf16",
+            ] {
+                assert_eq!(
+                    crate::kernels::versions(scan, pass),
+                    lstm_mma,
+                    "{scan} {pass}"
+                );
+            }
         }
         assert_eq!(
             crate::kernels::versions("diag_lstm", "skewed_step_bwd"),
