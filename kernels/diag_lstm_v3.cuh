@@ -11,9 +11,9 @@
 
 // The recurrent dh of the tile's positions x units of anti-diagonal `step`,
 // w[:, :, 0]^T d_is(below) + w[:, :, 1]^T d_is(right), the weight read through `wv` (as
-// row_lstm_v3_bwd_tile) on tile shape S; fused: dh + that (v1's order), then the cell
-// backward; unfused: written to dh_carry.
-template <class S>
+// row_lstm_v3_bwd_tile) on tile shape S, the staged d_is rounded to P (diag_lstm_v2.cuh);
+// fused: dh + that (v1's order), then the cell backward; unfused: written to dh_carry.
+template <class S, int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
@@ -43,8 +43,8 @@ PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, co
             }
         }
         const auto stage = [&](int f0, int n_f) {
-            diag_lstm_v2_stage<S::POS, S::THREADS>(d_is, ds, b, step, k0, count, t, 1, height,
-                                                   width, stride, skew, g4, f0, n_f);
+            diag_lstm_v2_stage<S::POS, S::THREADS, S::PITCH, P>(
+                d_is, ds, b, step, k0, count, t, 1, height, width, stride, skew, g4, f0, n_f);
         };
         lstm_v3_bwd_tap<S::PITCH>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
     }

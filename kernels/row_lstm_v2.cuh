@@ -3,16 +3,22 @@
 // launch per row, the packed weight in global memory) and the persistent v2 kernels
 // (lstm_persistent.cuh: one cluster per image, each block's weight slice in shared memory).
 // Layout: as row_lstm.cu.
+//
+// P (PIXELRNN_ROUND_{FP32,TF32,BF16}, mma.cuh) rounds each staged input as it is staged: the
+// persistent tf32/bf16 kernels run the CPU twin's rounded-operand products with fp32 FMA; the
+// default FP32 stages the inputs unchanged (the fp32 kernels' bits).
 #pragma once
 
 #include "lstm_v2.cuh"
+#include "mma.cuh"
 
 // Stages `src` rows of positions j0 + off .. j0 + off + 15 of map row `row` of image b
 // (features f0 .. f0 + count - 1 of `feat` per position; 0 outside the width or past count)
 // into tile[16][LSTM_V2_CHUNK]: lanes take consecutive features (coalesced). The persistent
 // v3 backward stages POS = 32 positions into rows of PITCH = 129 floats on 64 threads
-// (lstm_persistent_v3.cuh); the defaults are v2's tile.
-template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK>
+// (lstm_persistent_v3.cuh); the defaults are v2's tile. P: each value rounded as staged.
+template <int POS = LSTM_V2_POS, int THREADS = LSTM_V2_THREADS, int PITCH = LSTM_V2_CHUNK,
+          int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
                                        pixelrnn_index_t row_base, int width, int feat, int j0,
                                        int off, int f0, int count) {
@@ -21,7 +27,7 @@ PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
         const int f = e % LSTM_V2_CHUNK;
         const int jj = j0 + q + off;
         tile[q][f] = (f < count && jj >= 0 && jj < width)
-                         ? src[(row_base + jj) * feat + f0 + f]
+                         ? pixelrnn_round_as<P>(src[(row_base + jj) * feat + f0 + f])
                          : 0.0f;
     }
 }
@@ -29,7 +35,9 @@ PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
 // The body of row_lstm_step_fwd_v2 (fused), row_lstm_ss_fwd_v2 (unfused) and
 // row_lstm_persistent_fwd_v2: pre = is + conv1xk(h(row-1), w) for the tile's 16 positions x 32
 // units x 4 gates, the weight read through `wv` (lstm_v2.cuh); fused: the cell in the epilogue
-// (h, c, activated gates written); unfused: pre written into the gates map.
+// (h, c, activated gates written); unfused: pre written into the gates map. P: the staged h
+// rounded (the file's comment).
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                           float* gates, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
@@ -55,7 +63,8 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
             for (int f0 = 0; f0 < hidden; f0 += LSTM_V2_CHUNK) {
                 const int count = hidden - f0 < LSTM_V2_CHUNK ? hidden - f0 : LSTM_V2_CHUNK;
                 __syncthreads();  // the previous chunk's reads are done
-                row_lstm_v2_stage(h, hs, above, width, hidden, j0, shift, f0, count);
+                row_lstm_v2_stage<LSTM_V2_POS, LSTM_V2_THREADS, LSTM_V2_CHUNK, P>(
+                    h, hs, above, width, hidden, j0, shift, f0, count);
                 __syncthreads();  // the chunk is complete
                 if (!live) continue;
                 const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;
@@ -98,7 +107,8 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
 // row_lstm_persistent_bwd_v2: the recurrent dh of the tile's 16 positions x 32 units of `row`,
 // conv1xk^T(d_is(row+1), w) with the weight read through `wv` (backward view); fused: plus dh,
 // then the cell backward (d_is of `row`, dc_carry of row-1 written); unfused: written to
-// dh_carry.
+// dh_carry. P: the staged d_is rounded.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
@@ -122,7 +132,8 @@ PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, con
             for (int f0 = 0; f0 < g4; f0 += LSTM_V2_CHUNK) {
                 const int count = g4 - f0 < LSTM_V2_CHUNK ? g4 - f0 : LSTM_V2_CHUNK;
                 __syncthreads();  // the previous chunk's reads are done
-                row_lstm_v2_stage(d_is, ds, below, width, g4, j0, off, f0, count);
+                row_lstm_v2_stage<LSTM_V2_POS, LSTM_V2_THREADS, LSTM_V2_CHUNK, P>(
+                    d_is, ds, below, width, g4, j0, off, f0, count);
                 __syncthreads();  // the chunk is complete
                 if (!live) continue;
                 const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;

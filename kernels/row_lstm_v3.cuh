@@ -12,8 +12,8 @@
 // weight read through `wv` (at the thread's first unit: lstm_v3_wview_packed_bwd for the
 // stepwise kernels, the staged slice for the persistent one) on tile shape S (lstm_v3.cuh);
 // fused: plus dh (first, as v1), then the cell backward (d_is of `row`, dc_carry of row-1
-// written); unfused: written to dh_carry.
-template <class S>
+// written); unfused: written to dh_carry. P: the staged d_is rounded (row_lstm_v2.cuh).
+template <class S, int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
@@ -47,8 +47,8 @@ PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, con
                 if (jc >= 0 && jc < width) mask |= 1u << i;
             }
             const auto stage = [&](int f0, int n_f) {
-                row_lstm_v2_stage<S::POS, S::THREADS>(d_is, ds, below, width, g4, j0, off, f0,
-                                                      n_f);
+                row_lstm_v2_stage<S::POS, S::THREADS, S::PITCH, P>(d_is, ds, below, width, g4,
+                                                                   j0, off, f0, n_f);
             };
             lstm_v3_bwd_tap<S::PITCH>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
         }

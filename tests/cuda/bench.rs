@@ -13,8 +13,9 @@ crate::parity_tests! {
 }
 
 /// The masked_conv2d forward rows (every version), then a PixelCNN step and a Diagonal
-/// BiLSTM step in both layouts, on the tiny size: each op row ran under its own version, each
-/// step under the defaults (but for its layout), and the defaults are in force afterwards.
+/// BiLSTM step by the fused and the persistent recurrence in both layouts, on the tiny size:
+/// each op row ran under its own version, each step under the defaults (but for its layout),
+/// and the defaults are in force afterwards.
 pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>) {
     let o = Options {
         part: Part::All,
@@ -23,15 +24,16 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
         warmup: 0,
         models: vec![ModelKind::PixelCnn, ModelKind::DiagBiLstm],
         configs: vec![bench::config("tiny").expect("the tiny config")],
-        recurrences: vec![Recurrence::Fused],
+        recurrences: vec![Recurrence::Fused, Recurrence::Persistent],
         op_filter: vec!["masked_conv2d fwd".into()],
         precisions: pixelrnn::backend::Precision::ALL.to_vec(),
     };
     let report = bench::run(gpu, &o, &mut |_| {}).unwrap_or_else(|e| panic!("bench: {e}"));
     for r in &report.rows {
-        // At tf32/bf16 only the fused recurrence with the skew folded has CUDA kernels
-        // (cuda/lstm_precision.rs): the materialised layout's step rows are skipped with the
-        // refusal, naming the op and the precision; every other row runs.
+        // At tf32/bf16 the fused and persistent recurrences with the skew folded have CUDA
+        // kernels (cuda/lstm_precision.rs): the materialised layout's step rows are skipped
+        // with the refusal, naming the op and the precision; every other row runs (the
+        // persistent tf32/bf16 rows too, validated against the twin: issue 18).
         let refused = r.kind == "step"
             && r.variant.contains("materialised")
             && (r.variant.contains("/tf32") || r.variant.contains("/bf16"));
@@ -79,8 +81,8 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
     let steps: Vec<_> = report.rows.iter().filter(|r| r.kind == "step").collect();
     assert_eq!(
         steps.len(),
-        3 * pixelrnn::backend::Precision::ALL.len(),
-        "pixelcnn, diag-bilstm folded and materialised, at each precision"
+        5 * pixelrnn::backend::Precision::ALL.len(),
+        "pixelcnn, diag-bilstm fused and persistent, folded and materialised, at each precision"
     );
     for r in steps {
         let layout = if r.variant.contains("/materialised") {

@@ -1,8 +1,9 @@
-//! The CUDA recurrences at tf32/bf16 (cuda/lstm_precision.rs): the fused path with the skew
-//! folded runs (its parity with the twin is tests/cuda/lstm_mma.rs); every other path
-//! (unfused, persistent, the materialised Diagonal layout, the sampler's `*_forward_at`) must
-//! refuse with one clear error naming the op, the path and the precision instead of silently
-//! running fp32; at fp32 the same calls run and match the CPU twin.
+//! The CUDA recurrences at tf32/bf16 (cuda/lstm_precision.rs): the fused and persistent paths
+//! with the skew folded run (their parity with the twin is tests/cuda/lstm_mma.rs and
+//! tests/cuda/lstm_persistent_precision.rs); every other path (unfused, the materialised
+//! Diagonal layout, the sampler's `*_forward_at`) must refuse with one clear error naming the
+//! op, the path and the precision instead of silently running fp32; at fp32 the same calls run
+//! and match the CPU twin.
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Executor, Variants};
 use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
@@ -114,11 +115,11 @@ pub fn check_recurrences_refuse_tf32_and_bf16_but_fused<E: Executor>(gpu: &CudaB
                 );
                 for p in [Precision::Tf32, Precision::Bf16] {
                     gpu.set_precision(p);
-                    if variant == "fused" {
+                    if variant == "fused" || variant == "persistent" {
                         let st = forward(gpu, diagonal, &is, &w, rec)
-                            .unwrap_or_else(|e| panic!("{scan} fused at {p}: {e}"));
+                            .unwrap_or_else(|e| panic!("{scan} {variant} at {p}: {e}"));
                         backward(gpu, diagonal, &st, &w, &dh, rec)
-                            .unwrap_or_else(|e| panic!("{scan} fused backward at {p}: {e}"));
+                            .unwrap_or_else(|e| panic!("{scan} {variant} backward at {p}: {e}"));
                         continue;
                     }
                     let fwd = format!("{scan}_forward");

@@ -28,6 +28,7 @@ mod lstm_counters;
 mod lstm_mma;
 mod lstm_moves;
 mod lstm_persistent;
+mod lstm_persistent_precision;
 mod lstm_persistent_v3;
 mod lstm_precision;
 mod lstm_scan;

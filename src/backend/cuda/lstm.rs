@@ -41,7 +41,9 @@
 //!
 //! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core
 //! step kernels (`<scan>_step_{fwd,bwd}_{tf32,bf16}_v1`, chosen by `cuda/lstm_mma.rs`,
-//! `mma_step`) in place of `_step_fwd_v<N>` / `_step_bwd_v<N>`, on the same packed weight.
+//! `mma_step`) in place of `_step_fwd_v<N>` / `_step_bwd_v<N>`, on the same packed weight;
+//! the persistent recurrence (folded) its rounded SIMT kernels
+//! (`<scan>_persistent_{fwd,bwd}_{tf32,bf16}_v<N>`, `cuda/lstm_persistent.rs`).
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -61,7 +63,7 @@
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
 use super::lstm_mma::{mma_step, mma_step_cfg, MMA_BWD_UNITS, MMA_FWD_UNITS};
-use super::lstm_persistent::launch_persistent;
+use super::lstm_persistent::{self, launch_persistent};
 use super::lstm_precision::{self, Path};
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
@@ -237,6 +239,10 @@ fn forward<E: Executor>(
     let lg = LstmGeom::forward(op, is, w_ss, diagonal)?;
     check_precision(be, op, rec, diagonal)?;
     let (n, geo) = (lg.n, lg.geo);
+    if rec == Recurrence::Persistent {
+        // At tf32 / bf16 the persistent path runs where a cluster fits (refusal: here).
+        lstm_persistent::check_precision(be, op, n, &geo, false)?;
+    }
     let hs = lg.state_shape();
     // Every position is written by its step, so none of the maps needs clearing.
     let state = LstmState {
@@ -262,7 +268,7 @@ fn forward<E: Executor>(
             ];
             dims.push(&mut args, &[]);
             let stem = format!("{}_persistent_fwd", scan_op(&geo));
-            launch_persistent(be, &stem, n, &geo, args)?;
+            launch_persistent(be, op, &stem, n, &geo, args)?;
         }
         Recurrence::Fused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, true)?,
         Recurrence::Unfused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, false)?,
@@ -283,6 +289,9 @@ fn backward<E: Executor>(
     let lg = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
     check_precision(be, op, rec, diagonal)?;
     let (n, geo) = (lg.n, lg.geo);
+    if rec == Recurrence::Persistent {
+        lstm_persistent::check_precision(be, op, n, &geo, true)?;
+    }
     if lg.positions() == 0 {
         return Ok((
             be.tensor_uninit(&state.gates.shape)?,
@@ -432,7 +441,7 @@ fn weight_gradient<E: Executor>(
     }
     const TILE: usize = 64;
     // At tf32 / bf16 the same GEMM with its operands rounded as they are staged (the CPU
-    // twin's arithmetic; cuda/lstm_precision.rs lets only the fused path through there).
+    // twin's arithmetic; cuda/lstm_precision.rs decides which paths get there).
     let kernel = match be.precision() {
         Precision::Fp32 => "lstm_ss_bwd_weight_v2".to_string(),
         p => format!("lstm_ss_bwd_weight_{p}_v1"),
@@ -535,7 +544,7 @@ fn folded_backward<E: Executor>(
                 arg(&d_is),
             ];
             dims.push(&mut args, &[]);
-            launch_persistent(be, &format!("{scan}_persistent_bwd"), n, geo, args)?;
+            launch_persistent(be, op, &format!("{scan}_persistent_bwd"), n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {

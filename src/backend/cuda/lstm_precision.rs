@@ -8,11 +8,17 @@
 //!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v1` (`cuda/lstm_mma.rs`), the weight gradient
 //!   `lstm_ss_bwd_weight_{tf32,bf16}_v1` (kernels/lstm.cu: operands rounded as staged, fp32
 //!   FMA, which is the twin's arithmetic since products of rounded operands are exact in fp32);
+//! - persistent, folded layout: runs (issue 18). `<scan>_persistent_{fwd,bwd}_{tf32,bf16}_v<N>`
+//!   (`cuda/lstm_persistent.rs`, kernels/lstm_persistent.cuh): the v2 / v3 cluster kernels
+//!   with the state weight rounded as it is staged into shared memory and the states / d_pre
+//!   as they are staged, fp32 FMA (SIMT, no tensor cores), and the rounded weight gradient
+//!   above. Where no v2 / v3 cluster fits (the v1 fallback: h past 256, or a weight slice
+//!   past a block's 227 KiB) `lstm_persistent::check_precision` refuses, with the same error;
 //! - unfused (`<scan>_ss_fwd`, `_ss_bwd_data`, `lstm_gates_*`) and the sampler's
 //!   `<scan>_fwd_at`: refused; they could run the twin's arithmetic by rounding operands on
 //!   load in the SIMT kernels; not done yet;
-//! - persistent and the materialised Diagonal layout: refused by design (comparison
-//!   variants; no tf32/bf16 versions planned).
+//! - the materialised Diagonal layout: refused by design (the comparison variant; no
+//!   tf32/bf16 versions planned).
 //!
 //! A refusal is [`Error::PrecisionUnsupported`], naming the op, the path and the precision,
 //! returned before anything is launched. At fp32 every path runs, as before.
@@ -45,9 +51,13 @@ impl Path {
 }
 
 /// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
-/// refusal (module comment: only the fused path with the skew folded has tf32/bf16 kernels).
+/// refusal (module comment: the fused and persistent paths with the skew folded have
+/// tf32/bf16 kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
-    if precision == Precision::Fp32 || path == Path::Folded(Recurrence::Fused) {
+    if precision == Precision::Fp32
+        || path == Path::Folded(Recurrence::Fused)
+        || path == Path::Folded(Recurrence::Persistent)
+    {
         return Ok(());
     }
     Err(Error::PrecisionUnsupported {
@@ -62,13 +72,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_fused_runs_everywhere_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_fused_and_persistent_run_everywhere_and_the_rest_refuse_by_name() {
         for p in Precision::ALL {
             assert!(check("row_lstm_forward", Path::Folded(Recurrence::Fused), p).is_ok());
+            assert!(check("row_lstm_forward", Path::Folded(Recurrence::Persistent), p).is_ok());
         }
         let paths = [
             Path::Folded(Recurrence::Unfused),
-            Path::Folded(Recurrence::Persistent),
             Path::Materialised,
             Path::ForwardAt,
         ];
