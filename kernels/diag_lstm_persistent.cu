@@ -1,7 +1,10 @@
 // pixelrnn: arch compute_90
 // diag_lstm_persistent.cu: the Diagonal LSTM's persistent v2 recurrence, folded layout
-// (diag_lstm_persistent_{fwd,bwd}_v2) and the persistent v3 backward
-// (diag_lstm_persistent_bwd_v3, lstm_persistent_v3.cuh).
+// (diag_lstm_persistent_{fwd,bwd}_v2), the persistent v3 backward
+// (diag_lstm_persistent_bwd_v3, lstm_persistent_v3.cuh), and both at tf32 / bf16
+// (diag_lstm_persistent_fwd_{tf32,bf16}_v2, diag_lstm_persistent_bwd_{tf32,bf16}_v2,
+// diag_lstm_persistent_bwd_{tf32,bf16}_v3: the operands of the state-to-state product rounded
+// as they are staged, fp32 FMA; lstm_persistent.cuh, Versions).
 // One launch per scan and pass, one thread-block cluster per image; the versions, the design,
 // the shared-memory budget and the staged layouts are described in lstm_persistent.cuh (v1
 // of the persistent recurrence: diag_lstm.cu). Compute_90 PTX (the first line: clusters).
@@ -48,4 +51,71 @@ diag_lstm_persistent_bwd_v3(const float* __restrict__ w, const float* __restrict
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     diag_lstm_persistent_bwd_v3_body(w, w_s, gates, c, dh, dc_carry, d_is, height, width, hidden,
                                      width, 0);
+}
+
+// The same three at tf32 and bf16 (the launches and the parameters are the fp32 kernels'):
+// the state weight rounded as it is staged into shared memory, the neighbours' h (forward) or
+// d_is (backward) as each chunk is staged; everything else fp32.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_persistent_fwd_tf32_v2(const float* __restrict__ is, const float* __restrict__ w,
+                                 float* h, float* c, float* __restrict__ gates, int n, int height,
+                                 int width, int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_fwd_v2_body<PIXELRNN_ROUND_TF32>(is, w, w_s, h, c, gates, height, width,
+                                                          hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_persistent_fwd_bf16_v2(const float* __restrict__ is, const float* __restrict__ w,
+                                 float* h, float* c, float* __restrict__ gates, int n, int height,
+                                 int width, int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_fwd_v2_body<PIXELRNN_ROUND_BF16>(is, w, w_s, h, c, gates, height, width,
+                                                          hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_persistent_bwd_tf32_v2(const float* __restrict__ w, const float* __restrict__ gates,
+                                 const float* __restrict__ c, const float* __restrict__ dh,
+                                 float* dc_carry, float* d_is, int n, int height, int width,
+                                 int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v2_body<PIXELRNN_ROUND_TF32>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                          height, width, hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+diag_lstm_persistent_bwd_bf16_v2(const float* __restrict__ w, const float* __restrict__ gates,
+                                 const float* __restrict__ c, const float* __restrict__ dh,
+                                 float* dc_carry, float* d_is, int n, int height, int width,
+                                 int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v2_body<PIXELRNN_ROUND_BF16>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                          height, width, hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V3_THREADS, 1)
+diag_lstm_persistent_bwd_tf32_v3(const float* __restrict__ w, const float* __restrict__ gates,
+                                 const float* __restrict__ c, const float* __restrict__ dh,
+                                 float* dc_carry, float* d_is, int n, int height, int width,
+                                 int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v3_body<PIXELRNN_ROUND_TF32>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                          height, width, hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V3_THREADS, 1)
+diag_lstm_persistent_bwd_bf16_v3(const float* __restrict__ w, const float* __restrict__ gates,
+                                 const float* __restrict__ c, const float* __restrict__ dh,
+                                 float* dc_carry, float* d_is, int n, int height, int width,
+                                 int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v3_body<PIXELRNN_ROUND_BF16>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                          height, width, hidden, width, 0);
 }

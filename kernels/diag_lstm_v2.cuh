@@ -4,10 +4,15 @@
 // the persistent v2 kernels (lstm_persistent.cuh: one cluster per image, each block's weight
 // slice in shared memory). Tiles of 16 consecutive positions of an anti-diagonal x 32 units
 // (lstm_v2.cuh), the tap's inputs staged in shared memory.
+//
+// P (PIXELRNN_ROUND_{FP32,TF32,BF16}, mma.cuh) rounds each staged input as it is staged: the
+// persistent tf32/bf16 kernels run the CPU twin's rounded-operand products with fp32 FMA; the
+// default FP32 stages the inputs unchanged (the fp32 kernels' bits).
 #pragma once
 
 #include "diag_lstm.cuh"
 #include "lstm_v2.cuh"
+#include "mma.cuh"
 
 // The neighbour of pixel (r, j) that tap t touches, `dir` = -1: the tap's source (t = 0 above,
 // t = 1 left), +1: its consumer (t = 0 below, t = 1 right); false outside the image.
@@ -130,7 +135,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
 // twins and the persistent v2 backward: the recurrent dh of the tile's 16 positions x 32 units
 // of anti-diagonal `step`, w[:, :, 0]^T d_is(below) + w[:, :, 1]^T d_is(right), the weight read
 // through `wv` (backward view); fused: dh + that, then the cell backward; unfused: written to
-// dh_carry.
+// dh_carry. P: the staged d_is rounded.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(lstm_wview wv, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
@@ -151,8 +157,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(lstm_wview wv, const float* gates, co
         for (int f0 = 0; f0 < g4; f0 += LSTM_V2_CHUNK) {
             const int n_f = g4 - f0 < LSTM_V2_CHUNK ? g4 - f0 : LSTM_V2_CHUNK;
             __syncthreads();  // the previous chunk's reads are done
-            diag_lstm_v2_stage(d_is, ds, b, step, k0, count, t, 1, height, width, stride, skew,
-                               g4, f0, n_f);
+            diag_lstm_v2_stage<LSTM_V2_POS, LSTM_V2_THREADS, LSTM_V2_CHUNK, P>(
+                d_is, ds, b, step, k0, count, t, 1, height, width, stride, skew, g4, f0, n_f);
             __syncthreads();  // the chunk is complete
             if (!live) continue;
             // The positions whose tap-t consumer is in the image (v1 skips the others).

@@ -22,6 +22,20 @@
 //       by all blocks of the cluster, are complete before the next step stages them. No pack
 //       launch: the forward is one launch; the backward one launch plus the weight gradient
 //       (lstm_ss_bwd_weight_v2 and its sum: 3 launches per layer and pass in all).
+//   v3: row_lstm_persistent_bwd_v3, diag_lstm_persistent_bwd_v3,
+//       diag_lstm_skewed_persistent_bwd_v3 (backward only; lstm_persistent_v3.cuh): v2's
+//       clusters over v3's register tiles (4 positions x 4 units per thread), v2's bits.
+//   tf32 / bf16 (the persistent recurrence at tensor-core precision, folded layout only):
+//       row_lstm_persistent_fwd_{tf32,bf16}_v2, row_lstm_persistent_bwd_{tf32,bf16}_v2,
+//       row_lstm_persistent_bwd_{tf32,bf16}_v3, diag_lstm_persistent_fwd_{tf32,bf16}_v2,
+//       diag_lstm_persistent_bwd_{tf32,bf16}_v2, diag_lstm_persistent_bwd_{tf32,bf16}_v3.
+//       The v2 / v3 bodies instantiated at P = PIXELRNN_ROUND_{TF32,BF16} (mma.cuh): the state
+//       weight rounded once as it is staged into shared memory, the previous states (forward)
+//       or d_is (backward) as they are staged per chunk, then the same fp32 FMAs. A product of
+//       two rounded operands is exact in fp32, so this is the CPU twin's arithmetic
+//       (cpu/lstm.rs forward_precision / backward_precision) up to the order of the fp32
+//       additions. SIMT, no mma (docs/kernels.md says what an mma version would need). The
+//       fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations, unchanged bits.
 //
 // Why a cluster and global memory: the weights of one image's recurrence at h = 128 (4h*h*k
 // floats: 768 KiB for the Row LSTM, 512 KiB for the Diagonal LSTM) exceed one SM's 227 KiB,
@@ -50,14 +64,16 @@
 
 #include "cluster.cuh"
 #include "diag_lstm_v2.cuh"
+#include "mma.cuh"
 #include "row_lstm_v2.cuh"
 
 // Floats of a unit's (forward) or an input unit's (backward) staged row.
 PIXELRNN_DEVICE int lstm_persistent_row(int hidden, int taps) { return 4 * hidden * taps + 1; }
 
 // Stages the forward slice of units u0 .. u0 + 31 of `w` ([4h, h, taps]) into `w_s` (0 for
-// units past h): consecutive threads take consecutive floats of a global row (coalesced) and
-// write consecutive words.
+// units past h), each weight rounded to P once here: consecutive threads take consecutive
+// floats of a global row (coalesced) and write consecutive words.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void lstm_persistent_stage_fwd(const float* w, float* w_s, int hidden, int taps,
                                                int u0) {
     const int ht = hidden * taps;
@@ -68,13 +84,15 @@ PIXELRNN_DEVICE void lstm_persistent_stage_fwd(const float* w, float* w_s, int h
         const int x = rem / ht;
         const int vt = rem - x * ht;
         const int u = u0 + uu;
-        w_s[uu * su + rem] = u < hidden ? w[(x * hidden + u) * ht + vt] : 0.0f;
+        w_s[uu * su + rem] =
+            u < hidden ? pixelrnn_round_as<P>(w[(x * hidden + u) * ht + vt]) : 0.0f;
     }
     __syncthreads();  // the slice is complete before any step reads it
 }
 
 // Stages the backward slice of input units v0 .. v0 + 31 of `w`: element (o, v, t) from
-// o*h*taps + v*taps + t (a run of 32*taps floats per gate row o, read whole).
+// o*h*taps + v*taps + t (a run of 32*taps floats per gate row o, read whole), rounded to P.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void lstm_persistent_stage_bwd(const float* w, float* w_s, int hidden, int taps,
                                                int v0) {
     const int ht = hidden * taps;
@@ -86,7 +104,8 @@ PIXELRNN_DEVICE void lstm_persistent_stage_bwd(const float* w, float* w_s, int h
         const int vv = rem / taps;
         const int t = rem - vv * taps;
         const int v = v0 + vv;
-        w_s[vv * sv + o * taps + t] = v < hidden ? w[o * ht + v * taps + t] : 0.0f;
+        w_s[vv * sv + o * taps + t] =
+            v < hidden ? pixelrnn_round_as<P>(w[o * ht + v * taps + t]) : 0.0f;
     }
     __syncthreads();
 }
@@ -120,39 +139,87 @@ PIXELRNN_DEVICE lstm_wview lstm_persistent_view_bwd(const float* w_s, int hidden
     return lstm_wview{w_s, 1, taps, 0, lstm_persistent_row(hidden, taps)};
 }
 
-// The Diagonal LSTM's scans in either layout (stride, skew as in diag_lstm.cuh).
+// The Row LSTM's scans (row_lstm_persistent.cu), at precision P (the Versions above): forward
+// rows top-down, h, c and the activated gates written as by row_lstm_step_fwd_v2.
+template <int P>
+PIXELRNN_DEVICE void row_lstm_persistent_fwd_v2_body(const float* is, const float* w, float* w_s,
+                                                     float* h, float* c, float* gates,
+                                                     int height, int width, int hidden, int k) {
+    const lstm_persistent_block me = lstm_persistent_place(hidden);
+    lstm_persistent_stage_fwd<P>(w, w_s, hidden, k, me.u0);
+    const lstm_wview wv = lstm_persistent_view_fwd(w_s, hidden, k);
+    const int tiles = (width + LSTM_V2_POS - 1) / LSTM_V2_POS;
+    for (int r = 0; r < height; ++r) {
+        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
+            row_lstm_v2_fwd_body<P>(is, wv, h, c, gates, height, width, hidden, k, r,
+                                    lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden), true);
+        }
+        // Row r of every unit (h and c, in global memory) is complete before row r+1 reads it.
+        pixelrnn_cluster_sync();
+    }
+}
+
+// Backward rows bottom-up: d_is of every position and the cell gradients handed to the row
+// above, as row_lstm_step_bwd_v2.
+template <int P>
+PIXELRNN_DEVICE void row_lstm_persistent_bwd_v2_body(const float* w, float* w_s,
+                                                     const float* gates, const float* c,
+                                                     const float* dh, float* dc_carry,
+                                                     float* d_is, int height, int width,
+                                                     int hidden, int k) {
+    const lstm_persistent_block me = lstm_persistent_place(hidden);
+    lstm_persistent_stage_bwd<P>(w, w_s, hidden, k, me.u0);
+    const lstm_wview wv = lstm_persistent_view_bwd(w_s, hidden, k);
+    const int tiles = (width + LSTM_V2_POS - 1) / LSTM_V2_POS;
+    for (int r = height - 1; r >= 0; --r) {
+        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
+            row_lstm_v2_bwd_body<P>(wv, gates, c, dh, dc_carry, d_is, 0, height, width, hidden,
+                                    k, r, lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden),
+                                    true);
+        }
+        // Row r's d_is (every gate row) and its cell gradients are complete before row r-1.
+        pixelrnn_cluster_sync();
+    }
+}
+
+// The Diagonal LSTM's scans in either layout (stride, skew as in diag_lstm.cuh), at precision
+// P (the materialised layout's kernels: fp32 only).
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v2_body(const float* is, const float* w, float* w_s,
                                                       float* h, float* c, float* gates,
                                                       int height, int width, int hidden,
                                                       int stride, int skew) {
     const lstm_persistent_block me = lstm_persistent_place(hidden);
-    lstm_persistent_stage_fwd(w, w_s, hidden, 2, me.u0);
+    lstm_persistent_stage_fwd<P>(w, w_s, hidden, 2, me.u0);
     const lstm_wview wv = lstm_persistent_view_fwd(w_s, hidden, 2);
     for (int s = 0; s < height + width - 1; ++s) {
         const int tiles = (diag_lstm_count(s, height, width) + LSTM_V2_POS - 1) / LSTM_V2_POS;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            diag_lstm_v2_fwd_body(is, wv, h, c, gates, height, width, hidden, stride, skew, s,
-                                  lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden), true);
+            diag_lstm_v2_fwd_body<P>(is, wv, h, c, gates, height, width, hidden, stride, skew, s,
+                                     lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden),
+                                     true);
         }
         // Anti-diagonal s of every unit is complete before s+1 reads it.
         pixelrnn_cluster_sync();
     }
 }
 
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v2_body(const float* w, float* w_s,
                                                       const float* gates, const float* c,
                                                       const float* dh, float* dc_carry,
                                                       float* d_is, int height, int width,
                                                       int hidden, int stride, int skew) {
     const lstm_persistent_block me = lstm_persistent_place(hidden);
-    lstm_persistent_stage_bwd(w, w_s, hidden, 2, me.u0);
+    lstm_persistent_stage_bwd<P>(w, w_s, hidden, 2, me.u0);
     const lstm_wview wv = lstm_persistent_view_bwd(w_s, hidden, 2);
     for (int s = height + width - 2; s >= 0; --s) {
         const int tiles = (diag_lstm_count(s, height, width) + LSTM_V2_POS - 1) / LSTM_V2_POS;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            diag_lstm_v2_bwd_body(wv, gates, c, dh, dc_carry, d_is, 0, height, width, hidden,
-                                  stride, skew, s,
-                                  lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden), true);
+            diag_lstm_v2_bwd_body<P>(wv, gates, c, dh, dc_carry, d_is, 0, height, width, hidden,
+                                     stride, skew, s,
+                                     lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden),
+                                     true);
         }
         // Anti-diagonal s's d_is and cell gradients are complete before s-1 reads them.
         pixelrnn_cluster_sync();

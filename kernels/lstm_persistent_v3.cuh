@@ -19,7 +19,8 @@
 // d_is, 32 x 129 floats (16.1 KiB, static): Row LSTM (k = 3) at h = 128 208.3 KiB, Diagonal
 // LSTM 144.2 KiB, under the H100/H200's 227 KiB; the host falls back to v2 (then v1) past it.
 // The summation order per element is v1's and v2's: the same bits as the v2 persistent
-// backward.
+// backward, at every precision P (the tf32 / bf16 kernels round as v2's do:
+// lstm_persistent.cuh, Versions).
 #pragma once
 
 #include "diag_lstm_v3.cuh"
@@ -59,19 +60,21 @@ PIXELRNN_DEVICE lstm_wview lstm_persistent_v3_view(const float* w_s, int hidden,
                       lstm_v3_persistent_shape::UNIT_STRIDE * row};
 }
 
-// The Row LSTM's persistent v3 backward: rows bottom-up, as row_lstm_persistent_bwd_v2.
+// The Row LSTM's persistent v3 backward at precision P: rows bottom-up, as
+// row_lstm_persistent_bwd_v2.
+template <int P>
 PIXELRNN_DEVICE void row_lstm_persistent_bwd_v3_body(const float* w, float* w_s,
                                                      const float* gates, const float* c,
                                                      const float* dh, float* dc_carry,
                                                      float* d_is, int height, int width,
                                                      int hidden, int k) {
     const lstm_persistent_block me = lstm_persistent_place(hidden);
-    lstm_persistent_stage_bwd(w, w_s, hidden, k, me.u0);
+    lstm_persistent_stage_bwd<P>(w, w_s, hidden, k, me.u0);
     const int tiles = (width + LSTM_PERSISTENT_V3_POS - 1) / LSTM_PERSISTENT_V3_POS;
     for (int r = height - 1; r >= 0; --r) {
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
             const lstm_v2_tile tile = lstm_persistent_v3_tile(me.b, pt, me.u0, hidden);
-            row_lstm_v3_bwd_tile<lstm_v3_persistent_shape>(
+            row_lstm_v3_bwd_tile<lstm_v3_persistent_shape, P>(
                 lstm_persistent_v3_view(w_s, hidden, k, tile, me.u0), gates, c, dh, dc_carry,
                 d_is, 0, height, width, hidden, k, r, tile, true);
         }
@@ -81,20 +84,22 @@ PIXELRNN_DEVICE void row_lstm_persistent_bwd_v3_body(const float* w, float* w_s,
 }
 
 // The Diagonal LSTM's persistent v3 backward in either layout (stride, skew as in
-// diag_lstm.cuh): anti-diagonals in reverse, as diag_lstm_persistent_bwd_v2_body.
+// diag_lstm.cuh) at precision P: anti-diagonals in reverse, as
+// diag_lstm_persistent_bwd_v2_body.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v3_body(const float* w, float* w_s,
                                                       const float* gates, const float* c,
                                                       const float* dh, float* dc_carry,
                                                       float* d_is, int height, int width,
                                                       int hidden, int stride, int skew) {
     const lstm_persistent_block me = lstm_persistent_place(hidden);
-    lstm_persistent_stage_bwd(w, w_s, hidden, 2, me.u0);
+    lstm_persistent_stage_bwd<P>(w, w_s, hidden, 2, me.u0);
     for (int s = height + width - 2; s >= 0; --s) {
         const int count = diag_lstm_count(s, height, width);
         const int tiles = (count + LSTM_PERSISTENT_V3_POS - 1) / LSTM_PERSISTENT_V3_POS;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
             const lstm_v2_tile tile = lstm_persistent_v3_tile(me.b, pt, me.u0, hidden);
-            diag_lstm_v3_bwd_tile<lstm_v3_persistent_shape>(
+            diag_lstm_v3_bwd_tile<lstm_v3_persistent_shape, P>(
                 lstm_persistent_v3_view(w_s, hidden, 2, tile, me.u0), gates, c, dh, dc_carry,
                 d_is, 0, height, width, hidden, stride, skew, s, tile, true);
         }

@@ -1,7 +1,10 @@
 // pixelrnn: arch compute_90
 // row_lstm_persistent.cu: the Row LSTM's persistent v2 recurrence
-// (row_lstm_persistent_{fwd,bwd}_v2) and the persistent v3 backward
-// (row_lstm_persistent_bwd_v3, lstm_persistent_v3.cuh).
+// (row_lstm_persistent_{fwd,bwd}_v2), the persistent v3 backward
+// (row_lstm_persistent_bwd_v3, lstm_persistent_v3.cuh), and both at tf32 / bf16
+// (row_lstm_persistent_fwd_{tf32,bf16}_v2, row_lstm_persistent_bwd_{tf32,bf16}_v2,
+// row_lstm_persistent_bwd_{tf32,bf16}_v3: the operands of the state-to-state product rounded
+// as they are staged, fp32 FMA; lstm_persistent.cuh, Versions).
 // One launch per scan and pass, one thread-block cluster per image; the versions, the design,
 // the shared-memory budget and the staged layouts are described in lstm_persistent.cuh (v1
 // of the persistent recurrence: row_lstm.cu). Compute_90 PTX (the first line: clusters).
@@ -21,18 +24,8 @@ row_lstm_persistent_fwd_v2(const float* __restrict__ is, const float* __restrict
                            int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const lstm_persistent_block me = lstm_persistent_place(hidden);
-    lstm_persistent_stage_fwd(w, w_s, hidden, k, me.u0);
-    const lstm_wview wv = lstm_persistent_view_fwd(w_s, hidden, k);
-    const int tiles = (width + LSTM_V2_POS - 1) / LSTM_V2_POS;
-    for (int r = 0; r < height; ++r) {
-        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            row_lstm_v2_fwd_body(is, wv, h, c, gates, height, width, hidden, k, r,
-                                 lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden), true);
-        }
-        // Row r of every unit (h and c, in global memory) is complete before row r+1 reads it.
-        pixelrnn_cluster_sync();
-    }
+    row_lstm_persistent_fwd_v2_body<PIXELRNN_ROUND_FP32>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
 }
 
 // Row LSTM backward of the whole scan: rows bottom-up, d_is of every position and the cell
@@ -44,19 +37,8 @@ row_lstm_persistent_bwd_v2(const float* __restrict__ w, const float* __restrict_
                            int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    const lstm_persistent_block me = lstm_persistent_place(hidden);
-    lstm_persistent_stage_bwd(w, w_s, hidden, k, me.u0);
-    const lstm_wview wv = lstm_persistent_view_bwd(w_s, hidden, k);
-    const int tiles = (width + LSTM_V2_POS - 1) / LSTM_V2_POS;
-    for (int r = height - 1; r >= 0; --r) {
-        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            row_lstm_v2_bwd_body(wv, gates, c, dh, dc_carry, d_is, 0, height, width, hidden, k,
-                                 r, lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden),
-                                 true);
-        }
-        // Row r's d_is (every gate row) and its cell gradients are complete before row r-1.
-        pixelrnn_cluster_sync();
-    }
+    row_lstm_persistent_bwd_v2_body<PIXELRNN_ROUND_FP32>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                         height, width, hidden, k);
 }
 
 
@@ -70,6 +52,73 @@ row_lstm_persistent_bwd_v3(const float* __restrict__ w, const float* __restrict_
                            int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
-    row_lstm_persistent_bwd_v3_body(w, w_s, gates, c, dh, dc_carry, d_is, height, width, hidden,
-                                    k);
+    row_lstm_persistent_bwd_v3_body<PIXELRNN_ROUND_FP32>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                         height, width, hidden, k);
+}
+
+// The same three at tf32 and bf16 (the launches and the parameters are the fp32 kernels'):
+// the state weight rounded as it is staged into shared memory, h(row-1) (forward) or
+// d_is(row+1) (backward) as each chunk is staged; everything else fp32.
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+row_lstm_persistent_fwd_tf32_v2(const float* __restrict__ is, const float* __restrict__ w,
+                                float* h, float* c, float* __restrict__ gates, int n, int height,
+                                int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_fwd_v2_body<PIXELRNN_ROUND_TF32>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+row_lstm_persistent_fwd_bf16_v2(const float* __restrict__ is, const float* __restrict__ w,
+                                float* h, float* c, float* __restrict__ gates, int n, int height,
+                                int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_fwd_v2_body<PIXELRNN_ROUND_BF16>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+row_lstm_persistent_bwd_tf32_v2(const float* __restrict__ w, const float* __restrict__ gates,
+                                const float* __restrict__ c, const float* __restrict__ dh,
+                                float* dc_carry, float* d_is, int n, int height, int width,
+                                int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v2_body<PIXELRNN_ROUND_TF32>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                         height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_V2_THREADS, 1)
+row_lstm_persistent_bwd_bf16_v2(const float* __restrict__ w, const float* __restrict__ gates,
+                                const float* __restrict__ c, const float* __restrict__ dh,
+                                float* dc_carry, float* d_is, int n, int height, int width,
+                                int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v2_body<PIXELRNN_ROUND_BF16>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                         height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V3_THREADS, 1)
+row_lstm_persistent_bwd_tf32_v3(const float* __restrict__ w, const float* __restrict__ gates,
+                                const float* __restrict__ c, const float* __restrict__ dh,
+                                float* dc_carry, float* d_is, int n, int height, int width,
+                                int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v3_body<PIXELRNN_ROUND_TF32>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                         height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V3_THREADS, 1)
+row_lstm_persistent_bwd_bf16_v3(const float* __restrict__ w, const float* __restrict__ gates,
+                                const float* __restrict__ c, const float* __restrict__ dh,
+                                float* dc_carry, float* d_is, int n, int height, int width,
+                                int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v3_body<PIXELRNN_ROUND_BF16>(w, w_s, gates, c, dh, dc_carry, d_is,
+                                                         height, width, hidden, k);
 }

@@ -3,9 +3,14 @@
 // launch per row, the packed weight in global memory) and the persistent v2 kernels
 // (lstm_persistent.cuh: one cluster per image, each block's weight slice in shared memory).
 // Layout: as row_lstm.cu.
+//
+// P (PIXELRNN_ROUND_{FP32,TF32,BF16}, mma.cuh) rounds each staged input as it is staged: the
+// persistent tf32/bf16 kernels run the CPU twin's rounded-operand products with fp32 FMA; the
+// default FP32 stages the inputs unchanged (the fp32 kernels' bits).
 #pragma once
 
 #include "lstm_v2.cuh"
+#include "mma.cuh"
 
 // Stages `src` rows of positions j0 + off .. j0 + off + 15 of map row `row` of image b
 // (features f0 .. f0 + count - 1 of `feat` per position; 0 outside the width or past count)
@@ -106,7 +111,8 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
 // row_lstm_persistent_bwd_v2: the recurrent dh of the tile's 16 positions x 32 units of `row`,
 // conv1xk^T(d_is(row+1), w) with the weight read through `wv` (backward view); fused: plus dh,
 // then the cell backward (d_is of `row`, dc_carry of row-1 written); unfused: written to
-// dh_carry.
+// dh_carry. P: the staged d_is rounded.
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
@@ -130,7 +136,8 @@ PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, con
             for (int f0 = 0; f0 < g4; f0 += LSTM_V2_CHUNK) {
                 const int count = g4 - f0 < LSTM_V2_CHUNK ? g4 - f0 : LSTM_V2_CHUNK;
                 __syncthreads();  // the previous chunk's reads are done
-                row_lstm_v2_stage(d_is, ds, below, width, g4, j0, off, f0, count);
+                row_lstm_v2_stage<LSTM_V2_POS, LSTM_V2_THREADS, LSTM_V2_CHUNK, P>(
+                    d_is, ds, below, width, g4, j0, off, f0, count);
                 __syncthreads();  // the chunk is complete
                 if (!live) continue;
                 const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;

@@ -13,7 +13,7 @@ crate::parity_tests! {
 }
 
 /// The masked_conv2d forward rows (every version), then a PixelCNN step and a Diagonal
-/// BiLSTM step by the fused and the unfused recurrence in both layouts, at every precision, on
+/// BiLSTM step by the fused, unfused and persistent recurrences in both layouts, at every precision, on
 /// the tiny size: each op row ran under its own version, each step under the defaults (but for
 /// its layout), the steps that refuse their precision are `skipped`, and the defaults are in
 /// force afterwards.
@@ -25,16 +25,16 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
         warmup: 0,
         models: vec![ModelKind::PixelCnn, ModelKind::DiagBiLstm],
         configs: vec![bench::config("tiny").expect("the tiny config")],
-        recurrences: vec![Recurrence::Fused, Recurrence::Unfused],
+        recurrences: vec![Recurrence::Fused, Recurrence::Unfused, Recurrence::Persistent],
         op_filter: vec!["masked_conv2d fwd".into()],
         precisions: pixelrnn::backend::Precision::ALL.to_vec(),
     };
     let report = bench::run(gpu, &o, &mut |_| {}).unwrap_or_else(|e| panic!("bench: {e}"));
     for r in &report.rows {
-        // At tf32/bf16 the fused and unfused recurrences with the skew folded have CUDA
-        // kernels (cuda/lstm_precision.rs): the materialised layout's step rows are skipped
-        // with the refusal, naming the op and the precision; every other row runs (the
-        // unfused tf32/bf16 rows included).
+        // At tf32/bf16 the fused, unfused and persistent recurrences with the skew folded have
+        // CUDA kernels (cuda/lstm_precision.rs): the materialised layout's step rows are
+        // skipped with the refusal, naming the op and the precision; every other row runs (the
+        // unfused and persistent tf32/bf16 rows too, validated against the twin: issue 18).
         let refused = r.kind == "step"
             && r.variant.contains("materialised")
             && (r.variant.contains("/tf32") || r.variant.contains("/bf16"));
@@ -82,8 +82,8 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
     let steps: Vec<_> = report.rows.iter().filter(|r| r.kind == "step").collect();
     assert_eq!(
         steps.len(),
-        5 * pixelrnn::backend::Precision::ALL.len(),
-        "pixelcnn, diag-bilstm fused and unfused, folded and materialised, at each precision"
+        7 * pixelrnn::backend::Precision::ALL.len(),
+        "pixelcnn, diag-bilstm fused, unfused and persistent, folded and materialised, at each precision"
     );
     let unfused_rounded = steps
         .iter()
@@ -96,6 +96,18 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
     assert_eq!(
         unfused_rounded, 2,
         "the unfused tf32 and bf16 rows (folded)"
+    );
+    let persistent_rounded = steps
+        .iter()
+        .filter(|r| {
+            r.recurrence.as_deref() == Some("persistent")
+                && !r.variant.contains("materialised")
+                && (r.variant.contains("/tf32") || r.variant.contains("/bf16"))
+        })
+        .count();
+    assert_eq!(
+        persistent_rounded, 2,
+        "the persistent tf32 and bf16 rows (folded)"
     );
     for r in steps {
         let layout = if r.variant.contains("/materialised") {

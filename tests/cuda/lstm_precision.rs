@@ -1,7 +1,7 @@
-//! The CUDA recurrences at tf32/bf16 (cuda/lstm_precision.rs): the fused and unfused paths
-//! with the skew folded run (their parity with the twin: tests/cuda/lstm_mma.rs,
-//! tests/cuda/lstm_unfused_precision.rs); every other path (persistent, the materialised
-//! Diagonal layout, the sampler's `*_forward_at`) must refuse with one clear error naming the
+//! The CUDA recurrences at tf32/bf16 (cuda/lstm_precision.rs): the fused, unfused and
+//! persistent paths with the skew folded run (their parity with the twin: tests/cuda/lstm_mma.rs,
+//! tests/cuda/lstm_unfused_precision.rs, tests/cuda/lstm_persistent_precision.rs); every other
+//! path (the materialised Diagonal layout, the sampler's `*_forward_at`) must refuse with one clear error naming the
 //! op, the path and the precision instead of silently running fp32; at fp32 the same calls run
 //! and match the CPU twin.
 
@@ -115,7 +115,7 @@ pub fn check_recurrences_at_tf32_and_bf16_run_or_refuse<E: Executor>(gpu: &CudaB
                 );
                 for p in [Precision::Tf32, Precision::Bf16] {
                     gpu.set_precision(p);
-                    if variant == "fused" || variant == "unfused" {
+                    if variant == "fused" || variant == "unfused" || variant == "persistent" {
                         let st = forward(gpu, diagonal, &is, &w, rec)
                             .unwrap_or_else(|e| panic!("{scan} {variant} at {p}: {e}"));
                         backward(gpu, diagonal, &st, &w, &dh, rec)

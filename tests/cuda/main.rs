@@ -29,6 +29,7 @@ mod lstm_mma;
 mod lstm_mma_v2;
 mod lstm_moves;
 mod lstm_persistent;
+mod lstm_persistent_precision;
 mod lstm_persistent_v3;
 mod lstm_precision;
 mod lstm_scan;

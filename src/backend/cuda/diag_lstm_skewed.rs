@@ -65,7 +65,7 @@ pub(super) fn skewed_forward<E: Executor>(
     match rec {
         Recurrence::Persistent => {
             let args = args_for(&[ws_i]);
-            launch_persistent(be, "diag_lstm_skewed_persistent_fwd", n, geo, args)?;
+            launch_persistent(be, op, "diag_lstm_skewed_persistent_fwd", n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in 0..geo.steps() {
@@ -156,7 +156,7 @@ pub(super) fn skewed_backward<E: Executor>(
     match rec {
         Recurrence::Persistent => {
             let args = args_for(&[ws_i]);
-            launch_persistent(be, "diag_lstm_skewed_persistent_bwd", n, geo, args)?;
+            launch_persistent(be, op, "diag_lstm_skewed_persistent_bwd", n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {

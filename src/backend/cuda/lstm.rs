@@ -46,6 +46,8 @@
 //! `<scan>_ss_fwd_{tf32,bf16}_v2` and `<scan>_ss_bwd_data_{tf32,bf16}_v3` (operands rounded
 //! on load, fp32 FMA; [`unfused_product`]), under every selected version, as the weight
 //! gradient runs `lstm_ss_bwd_weight_{tf32,bf16}_v1` under every version.
+//! The persistent recurrence (folded) runs its rounded SIMT kernels
+//! (`<scan>_persistent_{fwd,bwd}_{tf32,bf16}_v<N>`, `cuda/lstm_persistent.rs`).
 //!
 //! Layout of the Diagonal LSTM ([`super::DiagLstmLayout`], selected with
 //! [`CudaBackend::select`]): `Folded` (1, the default) folds the skew into the kernels'
@@ -65,7 +67,7 @@
 use super::diag_lstm_skewed::{skewed_backward, skewed_forward};
 use super::launch_args::{grid_stride, int};
 use super::lstm_mma::{mma_step, mma_step_cfg, MMA_BWD_UNITS, MMA_FWD_UNITS};
-use super::lstm_persistent::launch_persistent;
+use super::lstm_persistent::{self, launch_persistent};
 use super::lstm_precision::{self, Path};
 use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
@@ -274,6 +276,10 @@ fn forward<E: Executor>(
     let lg = LstmGeom::forward(op, is, w_ss, diagonal)?;
     check_precision(be, op, rec, diagonal)?;
     let (n, geo) = (lg.n, lg.geo);
+    if rec == Recurrence::Persistent {
+        // At tf32 / bf16 the persistent path runs where a cluster fits (refusal: here).
+        lstm_persistent::check_precision(be, op, n, &geo, false)?;
+    }
     let hs = lg.state_shape();
     // Every position is written by its step, so none of the maps needs clearing.
     let state = LstmState {
@@ -299,7 +305,7 @@ fn forward<E: Executor>(
             ];
             dims.push(&mut args, &[]);
             let stem = format!("{}_persistent_fwd", scan_op(&geo));
-            launch_persistent(be, &stem, n, &geo, args)?;
+            launch_persistent(be, op, &stem, n, &geo, args)?;
         }
         Recurrence::Fused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, true)?,
         Recurrence::Unfused => stepwise_forward(be, op, is, w_ss, &state, n, &geo, &dims, false)?,
@@ -320,6 +326,9 @@ fn backward<E: Executor>(
     let lg = LstmGeom::backward(op, state, w_ss, dh, diagonal)?;
     check_precision(be, op, rec, diagonal)?;
     let (n, geo) = (lg.n, lg.geo);
+    if rec == Recurrence::Persistent {
+        lstm_persistent::check_precision(be, op, n, &geo, true)?;
+    }
     if lg.positions() == 0 {
         return Ok((
             be.tensor_uninit(&state.gates.shape)?,
@@ -469,7 +478,7 @@ fn weight_gradient<E: Executor>(
     }
     const TILE: usize = 64;
     // At tf32 / bf16 the same GEMM with its operands rounded as they are staged (the CPU
-    // twin's arithmetic), for the fused and the unfused recurrence alike.
+    // twin's arithmetic), for the fused, unfused and persistent recurrences alike.
     let kernel = match be.precision() {
         Precision::Fp32 => "lstm_ss_bwd_weight_v2".to_string(),
         p => format!("lstm_ss_bwd_weight_{p}_v1"),
@@ -577,7 +586,7 @@ fn folded_backward<E: Executor>(
                 arg(&d_is),
             ];
             dims.push(&mut args, &[]);
-            launch_persistent(be, &format!("{scan}_persistent_bwd"), n, geo, args)?;
+            launch_persistent(be, op, &format!("{scan}_persistent_bwd"), n, geo, args)?;
         }
         Recurrence::Fused => {
             for s in (0..geo.steps()).rev() {

@@ -23,12 +23,26 @@
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
+//!
+//! Precision ([`Backend::precision`]): at tf32 / bf16 the v2 and v3 kernels run as
+//! `<stem>_{tf32,bf16}_v<N>` (the same launches; the state weight rounded as it is staged, the
+//! states or d_is as each chunk is staged, fp32 FMA: the CPU twin's arithmetic up to the order
+//! of the fp32 additions). There is no rounded v1: at tf32 / bf16 a v1 selection runs v2 (as
+//! the weight gradient runs its v2 GEMM there), and a shape for which no cluster fits (h past
+//! 8 unit tiles, or a weight slice past the 227 KiB of a block) refuses with
+//! [`Error::PrecisionUnsupported`] ([`check_precision`], before anything is launched) rather
+//! than run fp32.
 
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
 use super::lstm::{bwd_step_version, scan_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
-use crate::error::Result;
+use crate::backend::{Backend, Precision};
+use crate::error::{Error, Result};
+
+/// The refused path's name at tf32 / bf16 ([`Error::PrecisionUnsupported`]'s `variant`).
+const V1_FALLBACK: &str =
+    "persistent (v1 fallback: no cluster of the v2/v3 kernels fits this h in shared memory)";
 
 /// Dynamic shared memory a block may use without opting in to more: the persistent v1 kernels
 /// stage the state weights only when they fit (`4h*h*k` floats for the Row LSTM, `8h*h` for
@@ -125,40 +139,87 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
     })
 }
 
-/// Launches the persistent kernel `<stem>_v<N>` for `n` images of `geo` with `args` (its
-/// buffers and sizes; v1 takes its `staged` flag after them), the version following the
-/// scan's selection: the backward (`stem` ending in `_bwd`) takes the backward step version
-/// ([`bwd_step_version`]: v3 runs `<scan>_persistent_bwd_v3`), the forward [`scan_version`]
-/// (v3 is v2). A version whose weight slice does not fit falls back to the one below (v3 to
-/// v2, v2 to v1).
+/// The persistent kernel a call of `geo` for `n` images runs (`backward`: the backward
+/// scan): its version and, for v2 and v3, its cluster launch (`None`: v1). The version follows
+/// the scan's selection: the backward takes the backward step version ([`bwd_step_version`]:
+/// v3 runs `<scan>_persistent_bwd_v3`), the forward [`scan_version`] (v3 is v2); at tf32 /
+/// bf16 at least v2 (no rounded v1). A version whose weight slice does not fit falls back to
+/// the one below (v3 to v2, v2 to v1).
+fn choose<E: Executor>(
+    be: &CudaBackend<E>,
+    n: usize,
+    geo: &Geometry,
+    backward: bool,
+) -> (u32, Option<LaunchCfg>) {
+    let selected = if backward {
+        bwd_step_version(be, geo)
+    } else {
+        scan_version(be, geo)
+    };
+    let version = if be.precision() == Precision::Fp32 {
+        selected
+    } else {
+        selected.max(2)
+    };
+    let v3 = if backward {
+        persistent_v3_cfg(n, geo)
+    } else {
+        None
+    };
+    [(3, v3), (2, persistent_v2_cfg(n, geo))]
+        .into_iter()
+        .find_map(|(v, cfg)| cfg.filter(|_| version >= v).map(|c| (v, Some(c))))
+        .unwrap_or((1, None))
+}
+
+/// The persistent recurrence's precision decision for `op` on `geo` and `n` images
+/// (`backward`: the backward scan): `Ok` at fp32 and wherever a v2 / v3 cluster fits, else
+/// the refusal (module comment). Called before anything of the op is launched.
+pub(super) fn check_precision<E: Executor>(
+    be: &CudaBackend<E>,
+    op: &'static str,
+    n: usize,
+    geo: &Geometry,
+    backward: bool,
+) -> Result<()> {
+    let precision = be.precision();
+    if precision != Precision::Fp32 && choose(be, n, geo, backward).1.is_none() {
+        return Err(Error::PrecisionUnsupported {
+            op,
+            variant: V1_FALLBACK,
+            precision,
+        });
+    }
+    Ok(())
+}
+
+/// Launches the persistent kernel of `stem` (`<scan>_persistent_{fwd,bwd}`) for `n` images of
+/// `geo` with `args` (its buffers and sizes; v1 takes its `staged` flag after them): the
+/// version [`choose`] picks, `<stem>_v<N>` at fp32 and `<stem>_{tf32,bf16}_v<N>` at the
+/// rounded precisions (v1 refuses there: [`check_precision`]).
 pub(super) fn launch_persistent<E: Executor>(
     be: &CudaBackend<E>,
+    op: &'static str,
     stem: &str,
     n: usize,
     geo: &Geometry,
     mut args: Vec<Arg<'_, E>>,
 ) -> Result<()> {
     let flops = geo.ss_flops(n * geo.height * geo.width);
-    let version = if stem.ends_with("_bwd") {
-        bwd_step_version(be, geo)
-    } else {
-        scan_version(be, geo)
+    let backward = stem.ends_with("_bwd");
+    check_precision(be, op, n, geo, backward)?;
+    let (version, cfg) = choose(be, n, geo, backward);
+    let Some(cfg) = cfg else {
+        let (cfg, staged) = persistent_v1_cfg(n, geo);
+        args.push(Arg::I32(i32::from(staged)));
+        return be.launch(&format!("{stem}_v1"), &cfg.with_flops(flops), &args);
     };
-    let tiled = [
-        (3, persistent_v3_cfg(n, geo)),
-        (2, persistent_v2_cfg(n, geo)),
-    ];
-    for (v, cfg) in tiled {
-        let Some(cfg) = cfg.filter(|_| version >= v) else {
-            continue;
-        };
-        let kernel = format!("{stem}_v{v}");
-        if cfg.shared_bytes > DEFAULT_SHARED_BYTES {
-            be.opt_in_shared(&kernel, cfg.shared_bytes)?;
-        }
-        return be.launch(&kernel, &cfg.with_flops(flops), &args);
+    let kernel = match be.precision() {
+        Precision::Fp32 => format!("{stem}_v{version}"),
+        p => format!("{stem}_{p}_v{version}"),
+    };
+    if cfg.shared_bytes > DEFAULT_SHARED_BYTES {
+        be.opt_in_shared(&kernel, cfg.shared_bytes)?;
     }
-    let (cfg, staged) = persistent_v1_cfg(n, geo);
-    args.push(Arg::I32(i32::from(staged)));
-    be.launch(&format!("{stem}_v1"), &cfg.with_flops(flops), &args)
+    be.launch(&kernel, &cfg.with_flops(flops), &args)
 }

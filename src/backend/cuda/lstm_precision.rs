@@ -5,7 +5,7 @@
 //! gathered states, the state weight, d_pre) and accumulates in fp32. On CUDA:
 //!
 //! - fused, folded layout (the default): runs. The steps are the tensor-core kernels
-//!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v1` (`cuda/lstm_mma.rs`), the weight gradient
+//!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v2` (v1 selectable; `cuda/lstm_mma.rs`), the weight gradient
 //!   `lstm_ss_bwd_weight_{tf32,bf16}_v1` (kernels/lstm.cu: operands rounded as staged, fp32
 //!   FMA, which is the twin's arithmetic since products of rounded operands are exact in fp32);
 //! - unfused, folded layout: runs, under every selected version. The state products are the
@@ -14,10 +14,16 @@
 //!   rounded on load, fp32 FMA, the twin's arithmetic for the same reason; `cuda/lstm.rs`,
 //!   `unfused_product`), the gate passes `lstm_gates_*_v1` (fp32 at every precision, as the
 //!   twin's cell) and the weight gradient as the fused path's;
+//! - persistent, folded layout: runs (issue 18). `<scan>_persistent_{fwd,bwd}_{tf32,bf16}_v<N>`
+//!   (`cuda/lstm_persistent.rs`, kernels/lstm_persistent.cuh): the v2 / v3 cluster kernels
+//!   with the state weight rounded as it is staged into shared memory and the states / d_pre
+//!   as they are staged, fp32 FMA (SIMT, no tensor cores), and the rounded weight gradient
+//!   above. Where no v2 / v3 cluster fits (the v1 fallback: h past 256, or a weight slice
+//!   past a block's 227 KiB) `lstm_persistent::check_precision` refuses, with the same error;
 //! - the sampler's `<scan>_fwd_at`: refused; it could run the twin's arithmetic by rounding
 //!   operands on load in the SIMT kernel; not done yet;
-//! - persistent and the materialised Diagonal layout: refused by design (comparison
-//!   variants; no tf32/bf16 versions planned).
+//! - the materialised Diagonal layout: refused by design (the comparison variant; no
+//!   tf32/bf16 versions planned).
 //!
 //! A refusal is [`Error::PrecisionUnsupported`], naming the op, the path and the precision,
 //! returned before anything is launched. At fp32 every path runs, as before.
@@ -50,13 +56,14 @@ impl Path {
 }
 
 /// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
-/// refusal (module comment: only the fused and unfused paths with the skew folded have
-/// tf32/bf16 kernels).
+/// refusal (module comment: the fused, unfused and persistent paths with the skew folded
+/// have tf32/bf16 kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
     let rounded = match path {
         Path::Folded(Recurrence::Fused) => true,
         Path::Folded(Recurrence::Unfused) => true,
-        Path::Folded(Recurrence::Persistent) | Path::Materialised | Path::ForwardAt => false,
+        Path::Folded(Recurrence::Persistent) => true,
+        Path::Materialised | Path::ForwardAt => false,
     };
     if precision == Precision::Fp32 || rounded {
         return Ok(());
@@ -73,14 +80,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_fused_and_unfused_run_everywhere_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_the_folded_paths_run_everywhere_and_the_rest_refuse_by_name() {
         for p in Precision::ALL {
-            for rec in [Recurrence::Fused, Recurrence::Unfused] {
+            for rec in [Recurrence::Fused, Recurrence::Unfused, Recurrence::Persistent] {
                 assert!(check("row_lstm_forward", Path::Folded(rec), p).is_ok());
             }
         }
         let paths = [
-            Path::Folded(Recurrence::Persistent),
             Path::Materialised,
             Path::ForwardAt,
         ];
