@@ -19,7 +19,9 @@
 #       1b. mma: the tensor-core parity tests first, the device tests of the groups in
 #          MMA_GROUPS: conv_mma (masked_conv2d's tf32 and bf16 kernels against the CPU twin at
 #          the same precision, causality at every precision), lstm_mma and lstm_precision (the
-#          recurrences' tensor-core kernels; a group without tests yet matches nothing) and
+#          recurrences' tensor-core kernels; a group without tests yet matches nothing),
+#          lstm_at_precision (the sampler's tf32/bf16 one-position steps: their cvt rounding
+#          against the twin, and the sweep against the tensor-core fused forward) and
 #          peak_mma (the tensor-core ceiling kernels against their twin, bit for bit), so that
 #          a short run still checks mma.sync on the hardware against what the emulator
 #          checked (MMA_LIMIT 40; ~5-15 s);
@@ -84,7 +86,7 @@ NCU_LIMIT=${NCU_LIMIT:-90}
 NCU_LAUNCHES=${NCU_LAUNCHES:-1200}
 # The test groups (tests/cuda/<group>.rs) of phase 1b, the tensor-core parity tests, as an
 # extended regex alternation; phase 2 leaves them out.
-MMA_GROUPS="conv_mma|lstm_mma|lstm_precision|peak_mma"
+MMA_GROUPS="conv_mma|lstm_mma|lstm_precision|lstm_at_precision|peak_mma"
 
 prepare() {
     set -e

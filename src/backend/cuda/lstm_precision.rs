@@ -8,9 +8,12 @@
 //!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v1` (`cuda/lstm_mma.rs`), the weight gradient
 //!   `lstm_ss_bwd_weight_{tf32,bf16}_v1` (kernels/lstm.cu: operands rounded as staged, fp32
 //!   FMA, which is the twin's arithmetic since products of rounded operands are exact in fp32);
-//! - unfused (`<scan>_ss_fwd`, `_ss_bwd_data`, `lstm_gates_*`) and the sampler's
-//!   `<scan>_fwd_at`: refused; they could run the twin's arithmetic by rounding operands on
-//!   load in the SIMT kernels; not done yet;
+//! - the sampler's one-position step (`*_forward_at`): runs. The kernels are
+//!   `<scan>_fwd_at_{tf32,bf16}_v1` (`cuda/lstm_at.rs`): the fp32 body with both operands of
+//!   the state-to-state product rounded as loaded and fp32 FMA, the twin's
+//!   `forward_at_precision` arithmetic;
+//! - unfused (`<scan>_ss_fwd`, `_ss_bwd_data`, `lstm_gates_*`): refused; it could run the
+//!   twin's arithmetic by rounding operands on load in the SIMT kernels; not done yet;
 //! - persistent and the materialised Diagonal layout: refused by design (comparison
 //!   variants; no tf32/bf16 versions planned).
 //!
@@ -45,9 +48,12 @@ impl Path {
 }
 
 /// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
-/// refusal (module comment: only the fused path with the skew folded has tf32/bf16 kernels).
+/// refusal (module comment: only the fused path with the skew folded and the one-position
+/// step have tf32/bf16 kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
-    if precision == Precision::Fp32 || path == Path::Folded(Recurrence::Fused) {
+    if precision == Precision::Fp32
+        || matches!(path, Path::Folded(Recurrence::Fused) | Path::ForwardAt)
+    {
         return Ok(());
     }
     Err(Error::PrecisionUnsupported {
@@ -62,15 +68,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_fused_runs_everywhere_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_fused_and_forward_at_run_everywhere_the_rest_refuse_by_name() {
         for p in Precision::ALL {
             assert!(check("row_lstm_forward", Path::Folded(Recurrence::Fused), p).is_ok());
+            assert!(check("row_lstm_forward_at", Path::ForwardAt, p).is_ok());
+            assert!(check("diag_lstm_forward_at", Path::ForwardAt, p).is_ok());
         }
         let paths = [
             Path::Folded(Recurrence::Unfused),
             Path::Folded(Recurrence::Persistent),
             Path::Materialised,
-            Path::ForwardAt,
         ];
         for path in paths {
             assert!(check("row_lstm_forward", path, Precision::Fp32).is_ok());
