@@ -125,6 +125,8 @@ impl Case {
             .collect()
     }
 
+    /// The scan's one-position step at (i, j) on `be`.
+    #[allow(clippy::too_many_arguments)]
     fn step<B: Backend>(
         &self,
         be: &B,
