@@ -19,7 +19,9 @@
 //       no dh buffer. Both paths finish with diag_lstm_ss_bwd_weight_v1: dw_ss once after the
 //       scan, one thread per weight element summing over every position (deterministic, no
 //       atomics, no per-step partial buffers). diag_lstm_fwd_at_v1: one position (sampling),
-//       the fused step's arithmetic. Persistent: diag_lstm_persistent_fwd_v1, ONE launch for
+//       the fused step's arithmetic; diag_lstm_fwd_at_{tf32,bf16}_v1: the same body at tf32 /
+//       bf16 (h and w_ss rounded as loaded, fp32 FMA: the CPU twin's rounded arithmetic),
+//       selected by the backend's precision. Persistent: diag_lstm_persistent_fwd_v1, ONE launch for
 //       the whole scan, one block per image looping over the anti-diagonals with a
 //       __syncthreads() between them, the state weights staged once in dynamic shared memory
 //       (transposed so that consecutive units read consecutive words) when they fit in 48 KiB,
@@ -172,24 +174,50 @@ diag_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gat
                             step);
 }
 
-// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, u): any gridDim.x (grid-stride),
-// e.g. ceil(n * h / PIXELRNN_BLOCK).
-// One position (i, j) of the fused forward for every image (incremental sampling): `is` is
-// [n, 4h], the maps h, c hold the pixel above and the pixel to the left; writes h(i, j),
-// c(i, j).
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-diag_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
-                    float* __restrict__ h, float* __restrict__ c, int n, int height, int width,
-                    int hidden, int i, int j) {
+// One position (i, j) of the fused forward for every image (incremental sampling), the
+// state-to-state operands rounded to P (diag_lstm_unit_fwd): `is` is [n, 4h], the maps h, c
+// hold the pixel above and the pixel to the left; writes h(i, j), c(i, j). The body of
+// diag_lstm_fwd_at_{,tf32_,bf16_}v1.
+template <int P>
+PIXELRNN_DEVICE void diag_lstm_fwd_at_body(const float* __restrict__ is,
+                                           const float* __restrict__ w, float* __restrict__ h,
+                                           float* __restrict__ c, int n, int height, int width,
+                                           int hidden, int i, int j) {
     const pixelrnn_index_t total = (pixelrnn_index_t)n * hidden;
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * width * hidden;
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
         const int u = (int)(idx % hidden);
         const pixelrnn_index_t b = idx / hidden;
-        diag_lstm_unit_fwd(is + b * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden), h + b * plane,
-                           c + b * plane, 0, width, 0, hidden, i, j, u);
+        diag_lstm_unit_fwd<P>(is + b * 4 * hidden, w, DIAG_LSTM_W_GLOBAL(hidden),
+                              h + b * plane, c + b * plane, 0, width, 0, hidden, i, j, u);
     }
+}
+
+// Launch (diag_lstm_fwd_at_v1, _tf32_v1, _bf16_v1): blockDim.x = PIXELRNN_BLOCK, one thread
+// per (b, u): any gridDim.x (grid-stride), e.g. ceil(n * h / PIXELRNN_BLOCK).
+// One position of the fused forward at fp32 (diag_lstm_fwd_at_body).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+diag_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
+                    float* __restrict__ h, float* __restrict__ c, int n, int height, int width,
+                    int hidden, int i, int j) {
+    diag_lstm_fwd_at_body<PIXELRNN_ROUND_FP32>(is, w, h, c, n, height, width, hidden, i, j);
+}
+
+// diag_lstm_fwd_at_v1 at tf32: h and w_ss rounded to tf32 as loaded, fp32 FMA.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+diag_lstm_fwd_at_tf32_v1(const float* __restrict__ is, const float* __restrict__ w,
+                         float* __restrict__ h, float* __restrict__ c, int n, int height,
+                         int width, int hidden, int i, int j) {
+    diag_lstm_fwd_at_body<PIXELRNN_ROUND_TF32>(is, w, h, c, n, height, width, hidden, i, j);
+}
+
+// diag_lstm_fwd_at_v1 at bf16: h and w_ss rounded to bf16 as loaded, fp32 FMA.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+diag_lstm_fwd_at_bf16_v1(const float* __restrict__ is, const float* __restrict__ w,
+                         float* __restrict__ h, float* __restrict__ c, int n, int height,
+                         int width, int hidden, int i, int j) {
+    diag_lstm_fwd_at_body<PIXELRNN_ROUND_BF16>(is, w, h, c, n, height, width, hidden, i, j);
 }
 
 // Launch: gridDim.x = n (one block per image; a smaller grid also works: blocks loop over the

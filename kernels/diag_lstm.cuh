@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common.cuh"
+#include "mma.cuh"
 
 // Number of positions of anti-diagonal `s` in one image.
 PIXELRNN_DEVICE int diag_lstm_count(int s, int height, int width) {
@@ -47,6 +48,11 @@ PIXELRNN_DEVICE pixelrnn_index_t diag_lstm_pos(int r, int j, int stride, int ske
 // DIAG_LSTM_W_STAGED; 8h*h fits in int, the host checks). Writes the activated gates to
 // `gates_out` (4 entries h apart) when not null. The fused, persistent and one-position
 // kernels of both layouts all call this, so they agree bit for bit.
+// P (mma.cuh's PIXELRNN_ROUND_*): both operands of the state-to-state product are rounded to P
+// as they are loaded (pixelrnn_round_as), the FMAs stay fp32: the CPU twin's tf32 / bf16
+// arithmetic (cpu/lstm_at.rs forward_at_precision) up to the order of the fp32 additions.
+// The default, PIXELRNN_ROUND_FP32, rounds nothing (the fp32 kernels' code is unchanged).
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, int sx, int su,
                                         int sv, int st, float* h_img, float* c_img,
                                         float* gates_out, int stride, int skew, int hidden,
@@ -61,10 +67,10 @@ PIXELRNN_DEVICE void diag_lstm_unit_fwd(const float* pre_in, const float* w, int
             t == 0 ? e - (pixelrnn_index_t)(stride + skew) * hidden : e - hidden;
         const float* hp = h_img + (src - u);
         for (int v = 0; v < hidden; ++v) {
-            const float hv = hp[v];
+            const float hv = pixelrnn_round_as<P>(hp[v]);
 #pragma unroll
             for (int x = 0; x < 4; ++x) {
-                pre[x] += w[x * sx + u * su + v * sv + t * st] * hv;
+                pre[x] += pixelrnn_round_as<P>(w[x * sx + u * su + v * sv + t * st]) * hv;
             }
         }
     }

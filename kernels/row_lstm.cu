@@ -16,7 +16,9 @@
 //       row_lstm_ss_bwd_weight_v1: dw_ss once after the scan, one thread per weight element
 //       summing over every position (every dpre is final by then and h is kept): deterministic,
 //       no atomics and no per-row partial buffers. row_lstm_fwd_at_v1: one position (sampling),
-//       the fused step's arithmetic. Persistent: row_lstm_persistent_fwd_v1, ONE launch for the
+//       the fused step's arithmetic; row_lstm_fwd_at_{tf32,bf16}_v1: the same body at tf32 /
+//       bf16 (h and w_ss rounded as loaded, fp32 FMA: the CPU twin's rounded arithmetic),
+//       selected by the backend's precision. Persistent: row_lstm_persistent_fwd_v1, ONE launch for the
 //       whole scan, one block per image looping over the rows with a __syncthreads() between
 //       rows, the state weights staged once in dynamic shared memory (transposed so that the
 //       lanes of a warp, consecutive units, read consecutive words) when they fit in 48 KiB,
@@ -39,7 +41,8 @@
 //       lstm_ss_bwd_weight_v2 (lstm.cu). The v2 bodies are in row_lstm_v2.cuh, shared with
 //       the persistent v2 kernels row_lstm_persistent_{fwd,bwd}_v2 (lstm_persistent.cuh: one
 //       thread-block cluster per image, each block's slice of the state weight in shared
-//       memory, the rows ordered by the cluster barrier). One-position kernel: v1 only.
+//       memory, the rows ordered by the cluster barrier). One-position kernels: v1 only
+//       (row_lstm_fwd_at_v1, _tf32_v1, _bf16_v1).
 //   v3: v2, except the backward through time: row_lstm_step_bwd_v3 (fused) and
 //       row_lstm_ss_bwd_data_v3 (unfused) register-tile the transposed product 4 positions x
 //       4 units per thread, blocks of 16 positions x 128 units (row_lstm_v3.cuh, lstm_v3.cuh):
@@ -61,6 +64,7 @@
 // w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,
 // tap t of (i, j) reads h(i-1, j + t - k/2).
 #include "common.cuh"
+#include "mma.cuh"
 #include "row_lstm_v2.cuh"
 #include "row_lstm_v3.cuh"
 
@@ -78,6 +82,11 @@
 // host checks). Writes the activated gates to `gates_out` (4 entries h apart) when not null.
 // Same arithmetic as lstm_gates_fwd_v1 (lstm.cu) after the state-to-state product; the fused,
 // persistent and one-position kernels all call this, so they agree bit for bit.
+// P (mma.cuh's PIXELRNN_ROUND_*): both operands of the state-to-state product are rounded to P
+// as they are loaded (pixelrnn_round_as), the FMAs stay fp32: the CPU twin's tf32 / bf16
+// arithmetic (cpu/lstm_at.rs forward_at_precision) up to the order of the fp32 additions.
+// The default, PIXELRNN_ROUND_FP32, rounds nothing (the fp32 kernels' code is unchanged).
+template <int P = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, int sx, int su,
                                        int sv, int st, float* h_img, float* c_img,
                                        float* gates_out, int width, int hidden, int k, int r,
@@ -91,10 +100,10 @@ PIXELRNN_DEVICE void row_lstm_unit_fwd(const float* pre_in, const float* w, int 
             if (jj < 0 || jj >= width) continue;
             const float* hp = h_img + ((pixelrnn_index_t)(r - 1) * width + jj) * hidden;
             for (int v = 0; v < hidden; ++v) {
-                const float hv = hp[v];
+                const float hv = pixelrnn_round_as<P>(hp[v]);
 #pragma unroll
                 for (int x = 0; x < 4; ++x) {
-                    pre[x] += w[x * sx + u * su + v * sv + t * st] * hv;
+                    pre[x] += pixelrnn_round_as<P>(w[x * sx + u * su + v * sv + t * st]) * hv;
                 }
             }
         }
@@ -288,23 +297,49 @@ row_lstm_step_bwd_v1(const float* __restrict__ w, const float* __restrict__ gate
     }
 }
 
-// Launch: blockDim.x = PIXELRNN_BLOCK, one thread per (b, u): any gridDim.x (grid-stride),
-// e.g. ceil(n * h / PIXELRNN_BLOCK).
-// One position (i, j) of the fused forward for every image (incremental sampling): `is` is
-// [n, 4h], the maps h, c hold row i-1; writes h(i, j), c(i, j).
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
-row_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
-                   float* __restrict__ h, float* __restrict__ c, int n, int height, int width,
-                   int hidden, int k, int i, int j) {
+// One position (i, j) of the fused forward for every image (incremental sampling), the
+// state-to-state operands rounded to P (row_lstm_unit_fwd): `is` is [n, 4h], the maps h, c
+// hold row i-1; writes h(i, j), c(i, j). The body of row_lstm_fwd_at_{,tf32_,bf16_}v1.
+template <int P>
+PIXELRNN_DEVICE void row_lstm_fwd_at_body(const float* __restrict__ is,
+                                          const float* __restrict__ w, float* __restrict__ h,
+                                          float* __restrict__ c, int n, int height, int width,
+                                          int hidden, int k, int i, int j) {
     const pixelrnn_index_t total = (pixelrnn_index_t)n * hidden;
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     const pixelrnn_index_t plane = (pixelrnn_index_t)height * width * hidden;
     for (pixelrnn_index_t idx = pixelrnn_global_thread(); idx < total; idx += stride) {
         const int u = (int)(idx % hidden);
         const pixelrnn_index_t b = idx / hidden;
-        row_lstm_unit_fwd(is + b * 4 * hidden, w, ROW_LSTM_W_GLOBAL(hidden, k), h + b * plane,
-                          c + b * plane, 0, width, hidden, k, i, j, u);
+        row_lstm_unit_fwd<P>(is + b * 4 * hidden, w, ROW_LSTM_W_GLOBAL(hidden, k),
+                             h + b * plane, c + b * plane, 0, width, hidden, k, i, j, u);
     }
+}
+
+// Launch (row_lstm_fwd_at_v1, _tf32_v1, _bf16_v1): blockDim.x = PIXELRNN_BLOCK, one thread
+// per (b, u): any gridDim.x (grid-stride), e.g. ceil(n * h / PIXELRNN_BLOCK).
+// One position of the fused forward at fp32 (row_lstm_fwd_at_body).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_fwd_at_v1(const float* __restrict__ is, const float* __restrict__ w,
+                   float* __restrict__ h, float* __restrict__ c, int n, int height, int width,
+                   int hidden, int k, int i, int j) {
+    row_lstm_fwd_at_body<PIXELRNN_ROUND_FP32>(is, w, h, c, n, height, width, hidden, k, i, j);
+}
+
+// row_lstm_fwd_at_v1 at tf32: h and w_ss rounded to tf32 as loaded, fp32 FMA.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_fwd_at_tf32_v1(const float* __restrict__ is, const float* __restrict__ w,
+                        float* __restrict__ h, float* __restrict__ c, int n, int height,
+                        int width, int hidden, int k, int i, int j) {
+    row_lstm_fwd_at_body<PIXELRNN_ROUND_TF32>(is, w, h, c, n, height, width, hidden, k, i, j);
+}
+
+// row_lstm_fwd_at_v1 at bf16: h and w_ss rounded to bf16 as loaded, fp32 FMA.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
+row_lstm_fwd_at_bf16_v1(const float* __restrict__ is, const float* __restrict__ w,
+                        float* __restrict__ h, float* __restrict__ c, int n, int height,
+                        int width, int hidden, int k, int i, int j) {
+    row_lstm_fwd_at_body<PIXELRNN_ROUND_BF16>(is, w, h, c, n, height, width, hidden, k, i, j);
 }
 
 // Launch: gridDim.x = n (one block per image; a smaller grid also works: blocks loop over the

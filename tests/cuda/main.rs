@@ -24,6 +24,7 @@ mod gated;
 mod geometry;
 mod logistic_mixture;
 mod lstm;
+mod lstm_at_precision;
 mod lstm_counters;
 mod lstm_mma;
 mod lstm_mma_v2;

@@ -1,19 +1,32 @@
 //! `row_lstm_forward_at` and `diag_lstm_forward_at` on CUDA (incremental sampling): host side
-//! of `row_lstm_fwd_at_v<N>` (`kernels/row_lstm.cu`) and `diag_lstm_fwd_at_v<N>`
-//! (`kernels/diag_lstm.cu`). CPU twin: `cpu/lstm_at.rs`. One launch per position, one thread
-//! per (image, hidden unit), with the fused step's arithmetic (the kernels share its device
-//! function), so sweeping every position in raster order reproduces the full forward.
+//! of `row_lstm_fwd_at_v1` (`kernels/row_lstm.cu`) and `diag_lstm_fwd_at_v1`
+//! (`kernels/diag_lstm.cu`), and of their tf32 / bf16 versions `<scan>_fwd_at_{tf32,bf16}_v1`
+//! (the same body, the state-to-state operands rounded as loaded, fp32 FMA), chosen by the
+//! backend's precision ([`at_kernel`]). CPU twin: `cpu/lstm_at.rs` (`forward_at_precision`).
+//! One launch per position, one thread per (image, hidden unit), with the fused step's
+//! arithmetic (the kernels share its device function), so sweeping every position in raster
+//! order reproduces the full forward (at tf32 / bf16 the full forward is the tensor-core
+//! steps', which add in another order: equal up to fp32 rounding, not bit for bit).
 
 use super::launch_args::grid_stride;
 use super::lstm::{scan_op, Dims};
 use super::lstm_precision::{self, Path};
 use super::{arg, CudaBackend, Executor};
-use crate::backend::geometry::LstmGeom;
-use crate::backend::Backend;
+use crate::backend::geometry::{Geometry, LstmGeom};
+use crate::backend::{Backend, Precision};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
 type T<E> = Tensor<CudaBackend<E>>;
+
+/// The one-position kernel of `geo`'s scan at `precision`: `<scan>_fwd_at_v1` at fp32,
+/// `<scan>_fwd_at_<tf32|bf16>_v1` otherwise (v1 is the only version of each).
+fn at_kernel(geo: &Geometry, precision: Precision) -> String {
+    match precision {
+        Precision::Fp32 => format!("{}_fwd_at_v1", scan_op(geo)),
+        p => format!("{}_fwd_at_{p}_v1", scan_op(geo)),
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn forward_at<E: Executor>(
@@ -40,7 +53,7 @@ fn forward_at<E: Executor>(
     // i < H and j < W, which Dims::new checked to fit in int.
     dims.push(&mut args, &[i as i32, j as i32]);
     be.launch(
-        &be.kernel_name(scan_op(&geo), "fwd_at"),
+        &at_kernel(&geo, be.precision()),
         &grid_stride(n * geo.hidden),
         &args,
     )

@@ -20,8 +20,10 @@
 //!   as they are staged, fp32 FMA (SIMT, no tensor cores), and the rounded weight gradient
 //!   above. Where no v2 / v3 cluster fits (the v1 fallback: h past 256, or a weight slice
 //!   past a block's 227 KiB) `lstm_persistent::check_precision` refuses, with the same error;
-//! - the sampler's `<scan>_fwd_at`: refused; it could run the twin's arithmetic by rounding
-//!   operands on load in the SIMT kernel; not done yet;
+//! - the sampler's one-position step (`*_forward_at`): runs. The kernels are
+//!   `<scan>_fwd_at_{tf32,bf16}_v1` (`cuda/lstm_at.rs`): the fp32 body with both operands of
+//!   the state-to-state product rounded as loaded and fp32 FMA, the twin's
+//!   `forward_at_precision` arithmetic;
 //! - the materialised Diagonal layout: refused by design (the comparison variant; no
 //!   tf32/bf16 versions planned).
 //!
@@ -56,14 +58,15 @@ impl Path {
 }
 
 /// Whether recurrence op `op` may run `path` at `precision` on CUDA: `Ok` at fp32, else the
-/// refusal (module comment: the fused, unfused and persistent paths with the skew folded
-/// have tf32/bf16 kernels).
+/// refusal (module comment: every path but the materialised Diagonal layout has tf32/bf16
+/// kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
     let rounded = match path {
         Path::Folded(Recurrence::Fused) => true,
         Path::Folded(Recurrence::Unfused) => true,
         Path::Folded(Recurrence::Persistent) => true,
-        Path::Materialised | Path::ForwardAt => false,
+        Path::ForwardAt => true,
+        Path::Materialised => false,
     };
     if precision == Precision::Fp32 || rounded {
         return Ok(());
@@ -80,15 +83,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_the_folded_paths_run_everywhere_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_the_folded_paths_and_forward_at_run_everywhere_and_the_rest_refuse_by_name() {
         for p in Precision::ALL {
             for rec in [Recurrence::Fused, Recurrence::Unfused, Recurrence::Persistent] {
                 assert!(check("row_lstm_forward", Path::Folded(rec), p).is_ok());
             }
+            assert!(check("row_lstm_forward_at", Path::ForwardAt, p).is_ok());
+            assert!(check("diag_lstm_forward_at", Path::ForwardAt, p).is_ok());
         }
         let paths = [
             Path::Materialised,
-            Path::ForwardAt,
         ];
         for path in paths {
             assert!(check("row_lstm_forward", path, Precision::Fp32).is_ok());
