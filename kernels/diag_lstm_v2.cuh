@@ -54,9 +54,9 @@ PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[PITCH], 
 // The body of diag_lstm_step_fwd_v2 (fused), diag_lstm_ss_fwd_v2 (unfused), their skewed twins
 // and the persistent v2 forward: pre = is + w[:, :, 0] h(above) + w[:, :, 1] h(left) for the
 // tile's 16 positions x 32 units x 4 gates, the weight read through `wv` (lstm_v2.cuh); fused:
-// the cell in the epilogue; unfused: pre into the gates map. P: as row_lstm_v2_fwd_body (the
+// the cell in the epilogue; unfused: pre into the gates map. P, PW: as row_lstm_v2_fwd_body (the
 // staged h and each weight word rounded on load; diag_lstm_ss_fwd_{tf32,bf16}_v2).
-template <int P = PIXELRNN_ROUND_FP32>
+template <int P = PIXELRNN_ROUND_FP32, int PW = P>
 PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                            float* gates, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
@@ -100,7 +100,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
                 float wx[4];
 #pragma unroll
                 for (int x = 0; x < 4; ++x) {
-                    wx[x] = pixelrnn_round_as<P>(w[f * wv.sf + x * wv.sx]);
+                    wx[x] = pixelrnn_round_as<PW>(w[f * wv.sf + x * wv.sx]);
                 }
 #pragma unroll
                 for (int i = 0; i < LSTM_V2_PT; ++i) {

@@ -12,9 +12,9 @@
 // The recurrent dh of the tile's positions x units of anti-diagonal `step`,
 // w[:, :, 0]^T d_is(below) + w[:, :, 1]^T d_is(right), the weight read through `wv` (as
 // row_lstm_v3_bwd_tile) on tile shape S; fused: dh + that (v1's order), then the cell
-// backward; unfused: written to dh_carry. P: as row_lstm_v3_bwd_tile (the staged d_is and
+// backward; unfused: written to dh_carry. P, PW: as row_lstm_v3_bwd_tile (the staged d_is and
 // each weight word rounded on load; diag_lstm_ss_bwd_data_{tf32,bf16}_v3).
-template <class S, int P = PIXELRNN_ROUND_FP32>
+template <class S, int P = PIXELRNN_ROUND_FP32, int PW = P>
 PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
@@ -48,7 +48,7 @@ PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, co
                                                                 1, height, width, stride, skew,
                                                                 g4, f0, n_f);
         };
-        lstm_v3_bwd_tap<S::PITCH, P>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
+        lstm_v3_bwd_tap<S::PITCH, PW>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
     }
 #pragma unroll
     for (int i = 0; i < LSTM_V2_PT; ++i) {

@@ -151,7 +151,7 @@ PIXELRNN_DEVICE void row_lstm_persistent_fwd_v2_body(const float* is, const floa
     const int tiles = (width + LSTM_V2_POS - 1) / LSTM_V2_POS;
     for (int r = 0; r < height; ++r) {
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            row_lstm_v2_fwd_body<P>(is, wv, h, c, gates, height, width, hidden, k, r,
+            row_lstm_v2_fwd_body<P, PIXELRNN_ROUND_FP32>(is, wv, h, c, gates, height, width, hidden, k, r,
                                     lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden), true);
         }
         // Row r of every unit (h and c, in global memory) is complete before row r+1 reads it.
@@ -195,7 +195,7 @@ PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v2_body(const float* is, const flo
     for (int s = 0; s < height + width - 1; ++s) {
         const int tiles = (diag_lstm_count(s, height, width) + LSTM_V2_POS - 1) / LSTM_V2_POS;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            diag_lstm_v2_fwd_body<P>(is, wv, h, c, gates, height, width, hidden, stride, skew, s,
+            diag_lstm_v2_fwd_body<P, PIXELRNN_ROUND_FP32>(is, wv, h, c, gates, height, width, hidden, stride, skew, s,
                                      lstm_v2_tile_at(me.b, pt * LSTM_V2_POS, me.u0, hidden),
                                      true);
         }

@@ -74,7 +74,7 @@ PIXELRNN_DEVICE void row_lstm_persistent_bwd_v3_body(const float* w, float* w_s,
     for (int r = height - 1; r >= 0; --r) {
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
             const lstm_v2_tile tile = lstm_persistent_v3_tile(me.b, pt, me.u0, hidden);
-            row_lstm_v3_bwd_tile<lstm_v3_persistent_shape, P>(
+            row_lstm_v3_bwd_tile<lstm_v3_persistent_shape, P, PIXELRNN_ROUND_FP32>(
                 lstm_persistent_v3_view(w_s, hidden, k, tile, me.u0), gates, c, dh, dc_carry,
                 d_is, 0, height, width, hidden, k, r, tile, true);
         }
@@ -99,7 +99,7 @@ PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v3_body(const float* w, float* w_s
         const int tiles = (count + LSTM_PERSISTENT_V3_POS - 1) / LSTM_PERSISTENT_V3_POS;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
             const lstm_v2_tile tile = lstm_persistent_v3_tile(me.b, pt, me.u0, hidden);
-            diag_lstm_v3_bwd_tile<lstm_v3_persistent_shape, P>(
+            diag_lstm_v3_bwd_tile<lstm_v3_persistent_shape, P, PIXELRNN_ROUND_FP32>(
                 lstm_persistent_v3_view(w_s, hidden, 2, tile, me.u0), gates, c, dh, dc_carry,
                 d_is, 0, height, width, hidden, stride, skew, s, tile, true);
         }

@@ -61,9 +61,10 @@ PIXELRNN_DEVICE lstm_wview lstm_v3_wview_packed_bwd(const float* wp, int hidden,
 // f < n_f, the positions i whose bit is set in `mask` and the units j < n_u (`w` at the
 // thread's first unit of the chunk's first feature; a dead unit's weight reads as 0, and its
 // accumulator is never stored). Per f: LSTM_V2_PT broadcast shared loads, LSTM_V3_UT
-// weight loads, LSTM_V2_PT x LSTM_V3_UT FMAs. P: each weight word rounded to P on load
-// (lstm_v2.cuh; the staged d_is is rounded by the stage); fp32 by default.
-template <int PITCH, int P = PIXELRNN_ROUND_FP32>
+// weight loads, LSTM_V2_PT x LSTM_V3_UT FMAs. PW: each weight word rounded to PW on load
+// (lstm_v2.cuh; the staged d_is is rounded by the stage); fp32 by default, and fp32 for the
+// persistent kernels, whose staged slice is already rounded (row_lstm_v2_fwd_body).
+template <int PITCH, int PW = PIXELRNN_ROUND_FP32>
 PIXELRNN_DEVICE void lstm_v3_bwd_chunk(const float* w, int sf, int su, const float (*ds)[PITCH],
                                        int q0, int n_f, unsigned mask, int n_u,
                                        float (*acc)[LSTM_V3_UT]) {
@@ -71,7 +72,7 @@ PIXELRNN_DEVICE void lstm_v3_bwd_chunk(const float* w, int sf, int su, const flo
         float wj[LSTM_V3_UT];
 #pragma unroll
         for (int j = 0; j < LSTM_V3_UT; ++j) {
-            wj[j] = j < n_u ? pixelrnn_round_as<P>(w[f * sf + su * j]) : 0.0f;
+            wj[j] = j < n_u ? pixelrnn_round_as<PW>(w[f * sf + su * j]) : 0.0f;
         }
 #pragma unroll
         for (int i = 0; i < LSTM_V2_PT; ++i) {
@@ -86,9 +87,9 @@ PIXELRNN_DEVICE void lstm_v3_bwd_chunk(const float* w, int sf, int su, const flo
 // The product of tap t over all 4h gate rows, LSTM_V2_CHUNK rows at a time: each chunk staged
 // by `stage(f0, n_f)` (the scan's geometry, into `ds`) between two block barriers, then
 // accumulated (lstm_v3_bwd_chunk) with the weight of tap t read through `wv` (at the
-// thread's first unit, rounded to P as lstm_v3_bwd_chunk). Every thread of the block calls it
+// thread's first unit, rounded to PW as lstm_v3_bwd_chunk). Every thread of the block calls it
 // (the barriers).
-template <int PITCH, int P = PIXELRNN_ROUND_FP32, class Stage>
+template <int PITCH, int PW = PIXELRNN_ROUND_FP32, class Stage>
 PIXELRNN_DEVICE void lstm_v3_bwd_tap(Stage stage, lstm_wview wv, int t, int g4,
                                      const float (*ds)[PITCH], int q0, unsigned mask, int n_u,
                                      float (*acc)[LSTM_V3_UT]) {
@@ -98,7 +99,7 @@ PIXELRNN_DEVICE void lstm_v3_bwd_tap(Stage stage, lstm_wview wv, int t, int g4,
         stage(f0, n_f);
         __syncthreads();  // the chunk is complete
         if (n_u == 0) continue;
-        lstm_v3_bwd_chunk<PITCH, P>(wv.p + (pixelrnn_index_t)t * wv.st +
+        lstm_v3_bwd_chunk<PITCH, PW>(wv.p + (pixelrnn_index_t)t * wv.st +
                                      (pixelrnn_index_t)f0 * wv.sf,
                                  wv.sf, wv.su, ds, q0, n_f, mask, n_u, acc);
     }

@@ -37,9 +37,11 @@ PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
 // row_lstm_persistent_fwd_v2: pre = is + conv1xk(h(row-1), w) for the tile's 16 positions x 32
 // units x 4 gates, the weight read through `wv` (lstm_v2.cuh); fused: the cell in the epilogue
 // (h, c, activated gates written); unfused: pre written into the gates map. P: the precision
-// of the product's operands (lstm_v2.cuh): the staged h and each weight word rounded on load
-// (row_lstm_ss_fwd_{tf32,bf16}_v2), `is` and the accumulation fp32.
-template <int P = PIXELRNN_ROUND_FP32>
+// of the product's operands (lstm_v2.cuh): the staged h rounded to P, each weight word to PW
+// on load (row_lstm_ss_fwd_{tf32,bf16}_v2: PW = P), `is` and the accumulation fp32. The
+// persistent kernels pass PW = fp32: their weight slice was rounded once as it was staged
+// into shared memory, so rounding it again in the inner loop would only cost conversions.
+template <int P = PIXELRNN_ROUND_FP32, int PW = P>
 PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                           float* gates, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
@@ -74,7 +76,7 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
                     float wx[4];
 #pragma unroll
                     for (int x = 0; x < 4; ++x) {
-                        wx[x] = pixelrnn_round_as<P>(w[f * wv.sf + x * wv.sx]);
+                        wx[x] = pixelrnn_round_as<PW>(w[f * wv.sf + x * wv.sx]);
                     }
 #pragma unroll
                     for (int i = 0; i < LSTM_V2_PT; ++i) {

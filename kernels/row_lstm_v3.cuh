@@ -12,9 +12,10 @@
 // weight read through `wv` (at the thread's first unit: lstm_v3_wview_packed_bwd for the
 // stepwise kernels, the staged slice for the persistent one) on tile shape S (lstm_v3.cuh);
 // fused: plus dh (first, as v1), then the cell backward (d_is of `row`, dc_carry of row-1
-// written); unfused: written to dh_carry. P: the product's operands (the staged d_is, each
-// weight word) rounded on load (row_lstm_ss_bwd_data_{tf32,bf16}_v3), fp32 accumulation.
-template <class S, int P = PIXELRNN_ROUND_FP32>
+// written); unfused: written to dh_carry. P: the staged d_is rounded on load, PW each weight
+// word (row_lstm_ss_bwd_data_{tf32,bf16}_v3: PW = P; the persistent kernels: fp32, their
+// staged slice already rounded, as row_lstm_v2_fwd_body), fp32 accumulation.
+template <class S, int P = PIXELRNN_ROUND_FP32, int PW = P>
 PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
@@ -51,7 +52,7 @@ PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, con
                 row_lstm_v2_stage<S::POS, S::THREADS, S::PITCH, P>(d_is, ds, below, width, g4,
                                                                    j0, off, f0, n_f);
             };
-            lstm_v3_bwd_tap<S::PITCH, P>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
+            lstm_v3_bwd_tap<S::PITCH, PW>(stage, wv, t, g4, ds, q0, mask, n_u, acc);
         }
     }
 #pragma unroll

@@ -25,7 +25,11 @@ pub fn check_bench_restores_default_variants<E: ExecTimer>(gpu: &CudaBackend<E>)
         warmup: 0,
         models: vec![ModelKind::PixelCnn, ModelKind::DiagBiLstm],
         configs: vec![bench::config("tiny").expect("the tiny config")],
-        recurrences: vec![Recurrence::Fused, Recurrence::Unfused, Recurrence::Persistent],
+        recurrences: vec![
+            Recurrence::Fused,
+            Recurrence::Unfused,
+            Recurrence::Persistent,
+        ],
         op_filter: vec!["masked_conv2d fwd".into()],
         precisions: pixelrnn::backend::Precision::ALL.to_vec(),
     };

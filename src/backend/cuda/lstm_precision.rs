@@ -62,9 +62,8 @@ impl Path {
 /// kernels).
 pub(super) fn check(op: &'static str, path: Path, precision: Precision) -> Result<()> {
     let rounded = match path {
-        Path::Folded(Recurrence::Fused) => true,
-        Path::Folded(Recurrence::Unfused) => true,
-        Path::Folded(Recurrence::Persistent) => true,
+        // Exhaustive, so that a new path must be decided here.
+        Path::Folded(Recurrence::Fused | Recurrence::Unfused | Recurrence::Persistent) => true,
         Path::ForwardAt => true,
         Path::Materialised => false,
     };
@@ -83,17 +82,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fp32_runs_everything_the_folded_paths_and_forward_at_run_everywhere_and_the_rest_refuse_by_name() {
+    fn fp32_runs_everything_the_folded_paths_and_forward_at_run_everywhere_and_the_rest_refuse_by_name(
+    ) {
         for p in Precision::ALL {
-            for rec in [Recurrence::Fused, Recurrence::Unfused, Recurrence::Persistent] {
+            for rec in [
+                Recurrence::Fused,
+                Recurrence::Unfused,
+                Recurrence::Persistent,
+            ] {
                 assert!(check("row_lstm_forward", Path::Folded(rec), p).is_ok());
             }
             assert!(check("row_lstm_forward_at", Path::ForwardAt, p).is_ok());
             assert!(check("diag_lstm_forward_at", Path::ForwardAt, p).is_ok());
         }
-        let paths = [
-            Path::Materialised,
-        ];
+        let paths = [Path::Materialised];
         for path in paths {
             assert!(check("row_lstm_forward", path, Precision::Fp32).is_ok());
             for p in [Precision::Tf32, Precision::Bf16] {
