@@ -21,7 +21,8 @@
 #          the same precision, causality at every precision), lstm_mma and lstm_precision (the
 #          recurrences' tensor-core kernels; a group without tests yet matches nothing),
 #          lstm_unfused_precision (the unfused recurrence's rounded SIMT products at tf32 and
-#          bf16 against the twin and against the fused tensor-core steps) and
+#          bf16 against the twin and against the fused tensor-core steps), lstm_mma_weight
+#          (the recurrences' tensor-core weight gradient against v1 and the twin) and
 #          peak_mma (the tensor-core ceiling kernels against their twin, bit for bit), so that
 #          a short run still checks mma.sync on the hardware against what the emulator
 #          checked (MMA_LIMIT 40; ~5-15 s);
@@ -86,7 +87,7 @@ NCU_LIMIT=${NCU_LIMIT:-90}
 NCU_LAUNCHES=${NCU_LAUNCHES:-1200}
 # The test groups (tests/cuda/<group>.rs) of phase 1b, the tensor-core parity tests, as an
 # extended regex alternation; phase 2 leaves them out.
-MMA_GROUPS="conv_mma|lstm_mma|lstm_precision|lstm_unfused_precision|peak_mma"
+MMA_GROUPS="conv_mma|lstm_mma|lstm_mma_weight|lstm_precision|lstm_unfused_precision|peak_mma"
 
 prepare() {
     set -e

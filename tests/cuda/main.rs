@@ -26,6 +26,7 @@ mod logistic_mixture;
 mod lstm;
 mod lstm_counters;
 mod lstm_mma;
+mod lstm_mma_weight;
 mod lstm_moves;
 mod lstm_persistent;
 mod lstm_persistent_v3;
