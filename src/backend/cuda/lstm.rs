@@ -481,12 +481,7 @@ fn weight_gradient<E: Executor>(
     let (kernel, tile_m, tile_n, threads) = match (be.precision(), version) {
         (Precision::Fp32, _) => ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64),
         (p, LstmWeight::V1) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64),
-        (p, LstmWeight::V2) => (
-            format!("lstm_ss_bwd_weight_{p}_v2"),
-            128,
-            64,
-            BLOCK,
-        ),
+        (p, LstmWeight::V2) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK),
     };
     let op = "lstm_ss_bwd_weight_v2";
     let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
