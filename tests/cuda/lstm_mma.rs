@@ -164,8 +164,8 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
             let (d_is32, dw32) = c
                 .backward(&fp32, &ref32, &w_c, &dh_c)
                 .expect("fp32 backward");
-            // d_w_ss is lstm_ss_bwd_weight_<precision>_v1's (operands rounded as staged, fp32
-            // FMA): the twin's arithmetic on the recurrence's h and d_is, so it inherits
+            // d_w_ss is lstm_ss_bwd_weight_<precision>_v2's (the default; operands rounded as
+            // staged, fp32 accumulation): the twin's arithmetic on the recurrence's h and d_is, so it inherits
             // d_is's bound.
             let dw_tol = D_IS_TOL;
             for (part, g, t, f) in [

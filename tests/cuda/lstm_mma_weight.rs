@@ -373,7 +373,8 @@ pub fn check_recurrence<E: Executor>(gpu: &CudaBackend<E>) {
 
 /// The emulator's memory counters of the weight gradient GEMM, v1 (rounded SIMT) against v2
 /// (mma), at tf32 on a cifar-large-like recurrence (h = 128; Row LSTM k = 3 and Diagonal) on
-/// one 16 x 16 image (256 positions, 2 splits of 128: the emulator's time bounds the size).
+/// 4 images of 32 x 32 (4096 positions; the emulator's time bounds the size), each split as
+/// the host splits it.
 /// Prints one markdown row per kernel: grid, global efficiency (unique bytes / sector bytes
 /// over every global site), sectors per request, shared words loaded, the worst shared site's
 /// wavefronts over the ideal, and FLOPs per shared word loaded (FLOPs = 2 x positions x 4h x
@@ -387,13 +388,13 @@ fn lstm_mma_weight_counters() {
     println!("| scan | kernel | grid | global efficiency | sectors/request | shared words loaded | worst shared site (of ideal) | FLOP/shared word |");
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     for k in [Some(3), None] {
-        let c = Case {
+        let mut c = Case {
             k,
-            n: 1,
-            height: 16,
-            width: 16,
+            n: 4,
+            height: 32,
+            width: 32,
             hidden: 128,
-            chunk: 128,
+            chunk: 16,
         };
         let h = random(71, c.positions() * c.hidden, 1.0);
         let d_is = random(72, c.positions() * 4 * c.hidden, 1.0);
@@ -401,6 +402,12 @@ fn lstm_mma_weight_counters() {
             ("lstm_ss_bwd_weight_tf32_v1", false),
             ("lstm_ss_bwd_weight_tf32_v2", true),
         ] {
+            // The host's split (cuda/lstm.rs weight_grad_split: chunks of >= 256 positions,
+            // about 264 blocks) for this kernel's tiles.
+            let (tm, tn) = if mma { (128, 64) } else { (64, 64) };
+            let tiles = (4 * c.hidden).div_ceil(tm) * (c.taps() * c.hidden).div_ceil(tn);
+            let want = c.positions().div_ceil(256).min(264usize.div_ceil(tiles)).max(1);
+            c.chunk = c.positions().div_ceil(want).next_multiple_of(16);
             e.take_counters();
             launch(&e, kernel, mma, &c, &h, &d_is);
             let all = e.take_counters();
