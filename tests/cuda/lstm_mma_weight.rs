@@ -406,7 +406,11 @@ fn lstm_mma_weight_counters() {
             // about 264 blocks) for this kernel's tiles.
             let (tm, tn) = if mma { (128, 64) } else { (64, 64) };
             let tiles = (4 * c.hidden).div_ceil(tm) * (c.taps() * c.hidden).div_ceil(tn);
-            let want = c.positions().div_ceil(256).min(264usize.div_ceil(tiles)).max(1);
+            let want = c
+                .positions()
+                .div_ceil(256)
+                .min(264usize.div_ceil(tiles))
+                .max(1);
             c.chunk = c.positions().div_ceil(want).next_multiple_of(16);
             e.take_counters();
             launch(&e, kernel, mma, &c, &h, &d_is);
