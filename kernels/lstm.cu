@@ -19,14 +19,15 @@
 //       order (deterministic, no atomics). The scans differ only in the taps' offsets.
 //       The v1 reductions (one thread per weight element) are row_lstm_ss_bwd_weight_v1 and
 //       diag_lstm_ss_bwd_weight_v1.
-//   tf32 v1 / bf16 v1 (the weight gradient at tf32 / bf16, selected by the backend's
-//       precision for the fused and the unfused recurrence under every version):
+//   tf32 v1 / bf16 v1 (the weight gradient at tf32 / bf16 with Variants::lstm_weight V1,
+//       for the fused and the unfused recurrence under every version):
 //       lstm_ss_bwd_weight_{tf32,bf16}_v1, v2's GEMM with
 //       both operands rounded as they are staged (cvt.rna.tf32 / cvt.rn.bf16, mma.cuh), fp32
 //       FMA accumulation, summed by lstm_ss_bwd_weight_sum_v2. A product of two rounded
 //       operands is exact in fp32, so this is the CPU twin's arithmetic (cpu/lstm.rs at the
-//       same precision) without tensor cores: the weight gradient is one GEMM per backward,
-//       not per step, and its tensor-core version is left for later.
+//       same precision) without tensor cores; its tensor-core version is
+//       lstm_ss_bwd_weight_{tf32,bf16}_v2 (kernels/lstm_mma_weight.cu, the default; these
+//       stay selectable, Variants::lstm_weight), whose partials this same sum adds.
 //       lstm_pack_ss_v2: the state weight packed once per call
 //       into the unit-contiguous layouts the v2 step kernels read (forward [taps, h, 4, h],
 //       backward [taps, 4h, h]; see the kernel).

@@ -58,7 +58,7 @@
 //       the CPU twin's arithmetic (cpu/lstm.rs at the same precision) up to the order of the
 //       additions. The fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations (rounding
 //       the identity): their code and bits are unchanged. lstm_gates_*_v1 and the weight
-//       gradient (lstm_ss_bwd_weight_{tf32,bf16}_v1, lstm.cu) complete the step.
+//       gradient (lstm_ss_bwd_weight_{tf32,bf16}_v2, lstm_mma_weight.cu) complete the step.
 //
 // Layout: is, gates, d_is [n, H, W, 4h] (blocks [o, f, i, g]); h, c, dh [n, H, W, h];
 // w_ss, dw [4h, h, 1, k] (PyTorch layout: element (o, v, 0, t) at (o*h + v)*k + t), k odd,

@@ -174,9 +174,9 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 let (d_is, dw) = c
                     .backward(gpu, &got, &w_g, &dh_g)
                     .unwrap_or_else(|e| panic!("{}: {e}", what("backward")));
-                // d_w_ss is lstm_ss_bwd_weight_<precision>_v1's (operands rounded as staged,
-                // fp32 FMA): the twin's arithmetic on the recurrence's h and d_is, so it
-                // inherits d_is's bound.
+                // d_w_ss is lstm_ss_bwd_weight_<precision>_v2's (the default; operands rounded
+                // as staged, fp32 accumulation): the twin's arithmetic on the recurrence's h and
+                // d_is, so it inherits d_is's bound.
                 let dw_tol = D_IS_TOL;
                 for (i, (part, g, t, f)) in [
                     ("h", &got.h, &want.h, &ref32.h),

@@ -485,7 +485,7 @@ fn rounded_products_run_under_every_version() {
                     format!("{name}_ss_bwd_data_{p}_v3"),
                     "lstm_gates_fwd_v1".to_string(),
                     "lstm_gates_bwd_v1".to_string(),
-                    format!("lstm_ss_bwd_weight_{p}_v1"),
+                    format!("lstm_ss_bwd_weight_{p}_v2"), // Variants::lstm_weight V2, the default
                 ] {
                     assert!(launched.contains(&k), "{tag}: no {k}");
                 }

@@ -28,6 +28,7 @@ mod lstm_at_precision;
 mod lstm_counters;
 mod lstm_mma;
 mod lstm_mma_v2;
+mod lstm_mma_weight;
 mod lstm_moves;
 mod lstm_persistent;
 mod lstm_persistent_precision;

@@ -45,7 +45,8 @@
 //! The unfused recurrence runs the rounded SIMT twins of the newest fp32 state products,
 //! `<scan>_ss_fwd_{tf32,bf16}_v2` and `<scan>_ss_bwd_data_{tf32,bf16}_v3` (operands rounded
 //! on load, fp32 FMA; [`unfused_product`]), under every selected version, as the weight
-//! gradient runs `lstm_ss_bwd_weight_{tf32,bf16}_v1` under every version.
+//! gradient runs `lstm_ss_bwd_weight_{tf32,bf16}_v2` (tensor cores, kernels/lstm_mma_weight.cu;
+//! `_v1`, the rounded SIMT GEMM, with [`LstmWeight::V1`]) under every version.
 //! The persistent recurrence (folded) runs its rounded SIMT kernels
 //! (`<scan>_persistent_{fwd,bwd}_{tf32,bf16}_v<N>`, `cuda/lstm_persistent.rs`).
 //!
@@ -69,7 +70,9 @@ use super::launch_args::{grid_stride, int};
 use super::lstm_mma::{mma_step, mma_step_cfg, MMA_BWD_UNITS, MMA_FWD_UNITS};
 use super::lstm_persistent::{self, launch_persistent};
 use super::lstm_precision::{self, Path};
-use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, MAX_BLOCKS};
+use super::{
+    arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, LstmWeight, BLOCK, MAX_BLOCKS,
+};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
 use crate::backend::{Backend, LstmState, Precision, Recurrence};
 use crate::error::Result;
@@ -453,7 +456,9 @@ pub(super) fn weight_grad_split(positions: usize, tiles: usize) -> (usize, usize
 /// `d_w_ss` of either scan from `h` and `d_is` (every dpre final): v1 one thread per weight
 /// element (`<scan>_ss_bwd_weight_v1`), v2 the tiled GEMM over positions with its K split
 /// (`lstm_ss_bwd_weight_v2`) and the partials summed in split order
-/// (`lstm_ss_bwd_weight_sum_v2`). Both are deterministic and write every element.
+/// (`lstm_ss_bwd_weight_sum_v2`); at tf32 / bf16 the same split on the tensor cores
+/// (`lstm_ss_bwd_weight_<p>_v2`, [`LstmWeight::V2`], the default) or v2's GEMM rounded
+/// (`lstm_ss_bwd_weight_<p>_v1`). All are deterministic and write every element.
 fn weight_gradient<E: Executor>(
     be: &CudaBackend<E>,
     h: &T<E>,
@@ -476,28 +481,38 @@ fn weight_gradient<E: Executor>(
         )?;
         return Ok(dw);
     }
-    const TILE: usize = 64;
-    // At tf32 / bf16 the same GEMM with its operands rounded as they are staged (the CPU
-    // twin's arithmetic), for the fused, unfused and persistent recurrences alike.
-    let kernel = match be.precision() {
-        Precision::Fp32 => "lstm_ss_bwd_weight_v2".to_string(),
-        p => format!("lstm_ss_bwd_weight_{p}_v1"),
+    // At tf32 / bf16 the same split-K product with its operands rounded as they are staged
+    // (the CPU twin's arithmetic), for the fused, unfused and persistent recurrences alike: by default
+    // on the tensor cores (v2: 128 x 64 mma tiles of 256 threads), or v1's rounded SIMT GEMM
+    // (64 x 64 tiles of 64 threads). Both write partials [splits, mpad, npad] for
+    // lstm_ss_bwd_weight_sum_v2.
+    let version = be.variants().lstm_weight;
+    let (kernel, tile_m, tile_n, threads) = match (be.precision(), version) {
+        (Precision::Fp32, _) => ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64),
+        (p, LstmWeight::V1) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64),
+        (p, LstmWeight::V2) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK),
     };
     let op = "lstm_ss_bwd_weight_v2";
     let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
-    let (mt, nt) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
+    let (mt, nt) = (rows.div_ceil(tile_m), cols.div_ceil(tile_n));
     let positions = n * geo.height * geo.width;
     let (splits, chunk) = weight_grad_split(positions, mt * nt);
-    let (mpad, npad) = (mt * TILE, nt * TILE);
+    let (mpad, npad) = (mt * tile_m, nt * tile_n);
     // Every element of the partials is written (zeros past the weight's rows and columns).
     let partial = be.tensor_uninit(&[splits, mpad, npad])?;
+    let (mt32, nt32, s32) = (
+        int(op, "tiles of 4h", mt)? as u32,
+        int(op, "tiles of taps*h", nt)? as u32,
+        int(op, "splits", splits)? as u32,
+    );
+    let grid = if matches!(version, LstmWeight::V2) && be.precision() != Precision::Fp32 {
+        [s32, nt32, mt32]
+    } else {
+        [nt32, mt32, s32]
+    };
     let cfg = LaunchCfg {
-        grid: [
-            int(op, "tiles of taps*h", nt)? as u32,
-            int(op, "tiles of 4h", mt)? as u32,
-            int(op, "splits", splits)? as u32,
-        ],
-        block: [64, 1, 1],
+        grid,
+        block: [threads, 1, 1],
         shared_bytes: 0,
         cluster: [1, 1, 1],
         flops,

@@ -6,8 +6,10 @@
 //!
 //! - fused, folded layout (the default): runs. The steps are the tensor-core kernels
 //!   `<scan>_step_{fwd,bwd}_{tf32,bf16}_v2` (v1 selectable; `cuda/lstm_mma.rs`), the weight gradient
-//!   `lstm_ss_bwd_weight_{tf32,bf16}_v1` (kernels/lstm.cu: operands rounded as staged, fp32
-//!   FMA, which is the twin's arithmetic since products of rounded operands are exact in fp32);
+//!   `lstm_ss_bwd_weight_{tf32,bf16}_v2` (kernels/lstm_mma_weight.cu: mma.sync, operands
+//!   rounded as staged, fp32 accumulation, which is the twin's arithmetic since products of
+//!   rounded operands are exact in fp32; `_v1`, the rounded SIMT GEMM, with
+//!   `Variants::lstm_weight` V1);
 //! - unfused, folded layout: runs, under every selected version. The state products are the
 //!   rounded SIMT twins of the newest fp32 ones, `<scan>_ss_fwd_{tf32,bf16}_v2` and
 //!   `<scan>_ss_bwd_data_{tf32,bf16}_v3` (kernels/row_lstm.cu, diag_lstm.cu: each operand

@@ -98,6 +98,40 @@ impl fmt::Display for LstmMma {
     }
 }
 
+/// The recurrences' state-to-state weight gradient at tf32 / bf16, both scans and every
+/// recurrence (`lstm_ss_bwd_weight_{tf32,bf16}_v<N>`, summed by `lstm_ss_bwd_weight_sum_v2`);
+/// at fp32 the scan's version applies ([`RowLstm`], [`DiagLstm`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LstmWeight {
+    /// The split-K SIMT GEMM of `lstm_ss_bwd_weight_v2` with its operands rounded as staged,
+    /// fp32 FMA (kernels/lstm.cu).
+    V1,
+    /// The same split-K product on `mma.sync` tiles (m16n8k8 tf32, m16n8k16 bf16; the 128 x 64
+    /// block tile of masked_conv2d_mma.cuh), kernels/lstm_mma_weight.cu: the default.
+    #[default]
+    V2,
+}
+
+impl LstmWeight {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernels `lstm_ss_bwd_weight_{tf32,bf16}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl fmt::Display for LstmWeight {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
 /// `masked_conv2d_forward_at` (incremental sampling): the `fwd_at` kernels of
 /// kernels/masked_conv2d_packed.cu (its pack has its own selection, [`MaskedConv2dPack`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -455,17 +489,20 @@ pub struct Variants {
     pub row_lstm: RowLstm,
     /// The Diagonal LSTM's recurrence kernels (either layout).
     pub diag_lstm: DiagLstm,
+    /// The recurrences' weight gradient at tf32 and bf16.
+    pub lstm_weight: LstmWeight,
 }
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
-    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3`.
+    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3,
+    /// lstm weight v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d pack \
              {}, masked_conv2d mma {}, lstm mma {}, diag_lstm layout {}, row_lstm {}, \
-             diag_lstm {}",
+             diag_lstm {}, lstm weight {}",
             self.masked_conv2d,
             self.masked_conv2d_weight,
             self.masked_conv2d_at,
@@ -474,7 +511,8 @@ impl fmt::Display for Variants {
             self.lstm_mma,
             self.diag_lstm_layout,
             self.row_lstm,
-            self.diag_lstm
+            self.diag_lstm,
+            self.lstm_weight
         )
     }
 }
@@ -570,7 +608,7 @@ mod tests {
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
              v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, \
-             diag_lstm v3"
+             diag_lstm v3, lstm weight v2"
         );
     }
 
@@ -623,6 +661,10 @@ mod tests {
         assert_eq!(crate::kernels::versions("diag_lstm", "ss_bwd_weight"), [1]);
         assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight"), [2]);
         assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight_sum"), [2]);
+        let lw = LstmWeight::ALL.map(LstmWeight::number).to_vec();
+        for pass in ["ss_bwd_weight_tf32", "ss_bwd_weight_bf16"] {
+            assert_eq!(crate::kernels::versions("lstm", pass), lw, "{pass}");
+        }
         // The recurrences' step kernels: the backward's at every version, the forward's at
         // v1 and v2 (v3 runs v2's forward).
         for scan in ["row_lstm", "diag_lstm"] {
