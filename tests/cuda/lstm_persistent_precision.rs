@@ -341,7 +341,7 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
                     launched(&gpu),
                     [
                         format!("{scan}_persistent_bwd_{precision}_v{bwd_v}"),
-                        format!("lstm_ss_bwd_weight_{precision}_v1"),
+                        format!("lstm_ss_bwd_weight_{precision}_v2"),
                         "lstm_ss_bwd_weight_sum_v2".to_string(),
                     ],
                     "{scan} v{v} backward at {precision}"
