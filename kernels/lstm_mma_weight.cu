@@ -118,20 +118,9 @@ PIXELRNN_DEVICE void lstm_mma_weight(const float* __restrict__ h, const float* _
     float acc[2][4][4];
     mcm_gemm<P>(ld, p_begin, p_end, acc);
 
-    // The whole tile, adjacent column pairs as 8-byte stores (ld_n is a multiple of 64).
+    // The whole tile (mcm_store_tile).
     float* tile = partial + ((pixelrnn_index_t)blockIdx.x * ld_m + o0) * ld_n + c0;
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi) {
-#pragma unroll
-        for (int ni = 0; ni < 4; ++ni) {
-#pragma unroll
-            for (int s = 0; s < 2; ++s) {
-                float* o = tile + (pixelrnn_index_t)mcm_row(mi, 2 * s) * ld_n + mcm_col(ni, 0);
-                *reinterpret_cast<float2*>(o) =
-                    make_float2(acc[mi][ni][2 * s], acc[mi][ni][2 * s + 1]);
-            }
-        }
-    }
+    mcm_store_tile(tile, ld_n, acc);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (splits, ceil(taps*h / 64),

@@ -53,7 +53,7 @@
 //                  (coalesced both ways, conflict-free). The default (docs/kernels.md).
 //   fwd_at v1:     one output position for the whole batch from the packed weight, one thread
 //                  per (image, output feature): coalesced reads of the packed rows.
-// bwd_weight has its own selection (MaskedConv2dWeight in src/backend/cuda/variants.rs), and
+// bwd_weight has its own selection (MaskedConv2dWeight in src/backend/cuda/variants/), and
 // so has pack (MaskedConv2dPack); bwd_bias and fwd_at have one version each, used whichever
 // version of the op is selected.
 //

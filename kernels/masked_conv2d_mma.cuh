@@ -150,3 +150,22 @@ PIXELRNN_DEVICE int mcm_col(int ni, int e) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     return (warp >> 2) * 32 + ni * 8 + 2 * (lane & 3) + (e & 1);
 }
+
+// Stores this thread's accumulators into the whole block tile at `tile` (row pitch `ld_n`
+// floats, a multiple of 64 so that every row of the tile is 8-byte aligned), adjacent column
+// pairs as 8-byte stores: a warp writes 8 rows x 32 contiguous bytes per store. The split-K
+// weight gradients' partial tiles (kernels/masked_conv2d_mma_weight.cu, lstm_mma_weight.cu).
+PIXELRNN_DEVICE void mcm_store_tile(float* tile, pixelrnn_index_t ld_n, float acc[2][4][4]) {
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi) {
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) {
+#pragma unroll
+            for (int s = 0; s < 2; ++s) {
+                float* o = tile + (pixelrnn_index_t)mcm_row(mi, 2 * s) * ld_n + mcm_col(ni, 0);
+                *reinterpret_cast<float2*>(o) =
+                    make_float2(acc[mi][ni][2 * s], acc[mi][ni][2 * s + 1]);
+            }
+        }
+    }
+}

@@ -122,21 +122,9 @@ PIXELRNN_DEVICE void masked_conv2d_mma_weight(const float* __restrict__ x,
     float acc[2][4][4];
     mcm_gemm<P>(ld, p_begin, p_end, acc);
 
-    // The whole tile, adjacent column pairs as 8-byte stores (ld_n is a multiple of 64): a warp
-    // writes 8 rows x 32 contiguous bytes per store.
+    // The whole tile (mcm_store_tile).
     float* tile = part + ((pixelrnn_index_t)blockIdx.x * ld_m + o0) * ld_n + c0;
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi) {
-#pragma unroll
-        for (int ni = 0; ni < 4; ++ni) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float* o = tile + (pixelrnn_index_t)mcm_row(mi, 2 * h) * ld_n + mcm_col(ni, 0);
-                *reinterpret_cast<float2*>(o) =
-                    make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]);
-            }
-        }
-    }
+    mcm_store_tile(tile, ld_n, acc);
     if (ld.bias_block) {  // uniform over the block: every lane of every warp shuffles
         // The 4 lanes of one feature pair (kb = 0..3, adjacent lanes) meet in a fixed order.
 #pragma unroll

@@ -3,7 +3,7 @@
 // bwd_bias v1, and bwd_weight v2 (implicit GEMM, split K) with its fixed-order second pass
 // bwd_weight_reduce v1. CPU twin: src/backend/cpu/masked_conv2d.rs; host side:
 // src/backend/cuda/masked_conv2d.rs; selection: MaskedConv2dWeight in
-// src/backend/cuda/variants.rs.
+// src/backend/cuda/variants/.
 #include "masked_conv2d.cuh"
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim.x = cout * cin * kh * kw (one block per weight

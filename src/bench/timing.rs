@@ -189,7 +189,7 @@ impl ExecTimer for Emulator {
 
 /// Whether recurrence kernel version `v` runs the previous version's kernels in the row of
 /// kernel stem `kernel`: v3 is v2 but for the backward through time (`*_step_bwd_v3`,
-/// `*_ss_bwd_data_v3`; src/backend/cuda/variants.rs), so a v3 forward row would time v2's
+/// `*_ss_bwd_data_v3`; src/backend/cuda/variants/), so a v3 forward row would time v2's
 /// kernels again.
 pub(crate) fn shares_previous_kernels(kernel: Option<&str>, v: u32) -> bool {
     v == 3 && kernel.is_some_and(|k| !k.contains("bwd"))

@@ -158,7 +158,7 @@ pub fn check_diag_lstm<E: Executor>(gpu: &CudaBackend<E>) {
 }
 
 /// The selection of Diagonal LSTM layout `layout` (`Folded` folds the skew into the
-/// indexing, `Materialised` materialises it; src/backend/cuda/variants.rs).
+/// indexing, `Materialised` materialises it; src/backend/cuda/variants/).
 fn diag_layout(layout: DiagLstmLayout) -> Variants {
     Variants {
         diag_lstm_layout: layout,

@@ -255,7 +255,7 @@ fn recurrence_counters() {
 }
 
 /// The host's split of the weight gradient GEMM (`weight_grad_split` in
-/// src/backend/cuda/lstm.rs), restated for the direct launches of `recurrence_counters`.
+/// src/backend/cuda/lstm_weight.rs), restated for the direct launches of `recurrence_counters`.
 fn weight_split(positions: usize, tiles: usize) -> (usize, usize) {
     let by_size = positions.div_ceil(256).max(1);
     let by_grid = 264usize.div_ceil(tiles.max(1)).max(1);

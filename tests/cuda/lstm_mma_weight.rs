@@ -402,7 +402,7 @@ fn lstm_mma_weight_counters() {
             ("lstm_ss_bwd_weight_tf32_v1", false),
             ("lstm_ss_bwd_weight_tf32_v2", true),
         ] {
-            // The host's split (cuda/lstm.rs weight_grad_split: chunks of >= 256 positions,
+            // The host's split (cuda/lstm_weight.rs weight_grad_split: chunks of >= 256 positions,
             // about 264 blocks) for this kernel's tiles.
             let (tm, tn) = if mma { (128, 64) } else { (64, 64) };
             let tiles = (4 * c.hidden).div_ceil(tm) * (c.taps() * c.hidden).div_ceil(tn);

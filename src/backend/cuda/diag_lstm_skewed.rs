@@ -9,8 +9,9 @@
 //! the unfused gate kernels are v1 only.
 
 use super::launch_args::{grid_stride, int};
-use super::lstm::{bwd_step_version, pack_weight, scan_version, step_cfg, Dims, T};
+use super::lstm::{Dims, T};
 use super::lstm_persistent::launch_persistent;
+use super::lstm_steps::{bwd_step_version, pack_weight, scan_version, step_cfg};
 use super::skew::{skew, unskew};
 use super::{arg, CudaBackend, Executor};
 use crate::backend::geometry::Geometry;

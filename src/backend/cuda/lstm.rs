@@ -28,7 +28,8 @@
 //! `_step_bwd_v2`, `_ss_fwd_v2`, `_ss_bwd_data_v2`: a 128-thread block per 16 positions of the
 //! step x 32 units, all four gates; `step_cfg`), and the weight gradient as a tiled GEMM over
 //! positions, split over blocks in fixed position ranges whose partials a second kernel adds in
-//! order (`lstm_ss_bwd_weight_v2`, `lstm_ss_bwd_weight_sum_v2`; `weight_grad_split`). The
+//! order (`lstm_ss_bwd_weight_v2`, `lstm_ss_bwd_weight_sum_v2`; `weight_grad_split` in
+//! `cuda/lstm_weight.rs`). The
 //! materialised layout's stepwise scans follow the selection too (`diag_lstm_skewed_*_v2`, the
 //! same bodies over the skewed maps), and so does the persistent recurrence (v2: one
 //! thread-block cluster per image over the v2 tile bodies, `cuda/lstm_persistent.rs`).
@@ -70,11 +71,11 @@ use super::launch_args::{grid_stride, int};
 use super::lstm_mma::{mma_step, mma_step_cfg, MMA_BWD_UNITS, MMA_FWD_UNITS};
 use super::lstm_persistent::{self, launch_persistent};
 use super::lstm_precision::{self, Path};
-use super::{
-    arg, Arg, CudaBackend, DiagLstmLayout, Executor, LaunchCfg, LstmWeight, BLOCK, MAX_BLOCKS,
-};
+use super::lstm_steps::{bwd_step_version, pack_weight, scan_version, step_cfg, unfused_product};
+use super::lstm_weight::weight_gradient;
+use super::{arg, Arg, CudaBackend, DiagLstmLayout, Executor};
 use crate::backend::geometry::{Geometry, LstmGeom, Scan};
-use crate::backend::{Backend, LstmState, Precision, Recurrence};
+use crate::backend::{Backend, LstmState, Recurrence};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -111,10 +112,10 @@ pub(super) fn scan_op(geo: &Geometry) -> &'static str {
 /// A recurrence's sizes as the kernels' `int` parameters, checked once per call.
 #[derive(Clone, Copy)]
 pub(super) struct Dims {
-    n: i32,
-    height: i32,
-    width: i32,
-    hidden: i32,
+    pub(super) n: i32,
+    pub(super) height: i32,
+    pub(super) width: i32,
+    pub(super) hidden: i32,
     /// The Row LSTM's kernel width (the diagonal kernels have no `k` parameter).
     k: Option<i32>,
 }
@@ -161,32 +162,6 @@ impl Dims {
                 .into_iter()
                 .map(Arg::I32),
         );
-    }
-}
-
-/// The unfused recurrence's state-to-state product of `pass` (`"ss_fwd"` or
-/// `"ss_bwd_data"`) for `geo`'s scan at the backend's precision: `(kernel, version)`, the
-/// version its launch configuration ([`step_cfg`]) and weight layout follow. At fp32 the
-/// selected version's kernel (`<scan>_<pass>_v<N>`, [`scan_version`] forward,
-/// [`bwd_step_version`] backward); at tf32 / bf16, whatever the selection, the rounded twin of
-/// the newest fp32 kernel, `<scan>_ss_fwd_<p>_v2` / `<scan>_ss_bwd_data_<p>_v3` (v1 has no
-/// rounded twin, and v3's forward is v2's), on the packed weight.
-fn unfused_product<E: Executor>(be: &CudaBackend<E>, pass: &str, geo: &Geometry) -> (String, u32) {
-    let scan = scan_op(geo);
-    let backward = pass == "ss_bwd_data";
-    match be.precision() {
-        Precision::Fp32 => {
-            let v = if backward {
-                bwd_step_version(be, geo)
-            } else {
-                scan_version(be, geo)
-            };
-            (format!("{scan}_{pass}_v{v}"), v)
-        }
-        p => {
-            let v = if backward { 3 } else { 2 };
-            (format!("{scan}_{pass}_{p}_v{v}"), v)
-        }
     }
 }
 
@@ -347,205 +322,6 @@ fn backward<E: Executor>(
     // d_w_ss from the unskewed maps whatever the layout.
     let dw = weight_gradient(be, &state.h, &d_is, w_ss, n, &geo, &dims)?;
     Ok((d_is, dw))
-}
-
-/// Version of the selected recurrence kernels of `geo`'s scan but the backward step kernels
-/// (1 or 2; selection v3 is v2 here): the version of the stepwise forward kernels
-/// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
-/// of the weight gradient and its pack, and of the persistent kernels
-/// (`cuda/lstm_persistent.rs`).
-pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
-    bwd_step_version(be, geo).min(2)
-}
-
-/// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3):
-/// `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
-/// `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
-pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
-    let v = be.variants();
-    match geo.scan {
-        Scan::Row { .. } => v.row_lstm.number(),
-        Scan::Diagonal => v.diag_lstm.number(),
-    }
-}
-
-/// The state weight packed once per call for the v2 step kernels (`lstm_pack_ss_v2`):
-/// `[taps, h, 4, h]` for the forward product, `[taps, 4h, h]` (`transposed`) for the
-/// backward's, consecutive units in consecutive words.
-pub(super) fn pack_weight<E: Executor>(
-    be: &CudaBackend<E>,
-    w_ss: &T<E>,
-    geo: &Geometry,
-    transposed: bool,
-) -> Result<T<E>> {
-    let op = "lstm_pack_ss_v2";
-    let packed = be.tensor_uninit(&[w_ss.numel()])?;
-    let args = vec![
-        arg(w_ss),
-        arg(&packed),
-        Arg::I32(int(op, "h", geo.hidden)?),
-        Arg::I32(int(op, "taps", geo.taps())?),
-        Arg::I32(i32::from(transposed)),
-    ];
-    be.launch(op, &grid_stride(w_ss.numel()), &args)?;
-    Ok(packed)
-}
-
-/// Positions and units of one v2 step kernel's block tile (`LSTM_V2_POS`, `LSTM_V2_UNITS` in
-/// kernels/lstm_v2.cuh), the units of a v3 backward tile (`LSTM_V3_UNITS`, lstm_v3.cuh), and
-/// their threads.
-const STEP_TILE_POSITIONS: usize = 16;
-const STEP_TILE_UNITS: usize = 32;
-const STEP_TILE_UNITS_V3: usize = 128;
-const STEP_TILE_THREADS: u32 = 128;
-
-/// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
-/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`; v3 (the
-/// backward step kernels) the same per 128 units.
-pub(super) fn step_cfg(
-    version: u32,
-    n: usize,
-    len: usize,
-    hidden: usize,
-    elements: usize,
-) -> Result<LaunchCfg> {
-    if version == 1 {
-        return Ok(grid_stride(elements));
-    }
-    let op = "lstm step v2";
-    let blocks = n * len.div_ceil(STEP_TILE_POSITIONS);
-    let units = if version >= 3 {
-        STEP_TILE_UNITS_V3
-    } else {
-        STEP_TILE_UNITS
-    };
-    Ok(LaunchCfg {
-        grid: [
-            int(op, "n * position tiles", blocks)? as u32,
-            int(op, "unit tiles", hidden.div_ceil(units))? as u32,
-            1,
-        ],
-        block: [STEP_TILE_THREADS, 1, 1],
-        shared_bytes: 0,
-        cluster: [1, 1, 1],
-        flops: 0,
-    })
-}
-
-/// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
-/// 16-position shared tile): below this a split costs more in its partial tile's write and
-/// read than it saves.
-const WEIGHT_GRAD_MIN_CHUNK: usize = 256;
-
-/// Blocks of `lstm_ss_bwd_weight_v2` the split over positions aims at: two per SM of an
-/// H200 (132 SMs), so that the small `M x N` tile grid of `d_w_ss` (48 tiles at h = 128,
-/// k = 3) still fills the device.
-const WEIGHT_GRAD_TARGET_BLOCKS: usize = 264;
-
-/// The split of the weight gradient GEMM over `positions` for `tiles` output tiles:
-/// `(splits, chunk)`, each split summing `chunk` consecutive positions (a multiple of 16),
-/// the last one the rest. A function of the shapes only, so the result's bits are too.
-pub(super) fn weight_grad_split(positions: usize, tiles: usize) -> (usize, usize) {
-    let by_size = positions.div_ceil(WEIGHT_GRAD_MIN_CHUNK).max(1);
-    let by_grid = WEIGHT_GRAD_TARGET_BLOCKS.div_ceil(tiles.max(1)).max(1);
-    let want = by_size.min(by_grid).min(MAX_BLOCKS as usize);
-    let chunk = positions.div_ceil(want).next_multiple_of(16).max(16);
-    (positions.div_ceil(chunk).max(1), chunk)
-}
-
-/// `d_w_ss` of either scan from `h` and `d_is` (every dpre final): v1 one thread per weight
-/// element (`<scan>_ss_bwd_weight_v1`), v2 the tiled GEMM over positions with its K split
-/// (`lstm_ss_bwd_weight_v2`) and the partials summed in split order
-/// (`lstm_ss_bwd_weight_sum_v2`); at tf32 / bf16 the same split on the tensor cores
-/// (`lstm_ss_bwd_weight_<p>_v2`, [`LstmWeight::V2`], the default) or v2's GEMM rounded
-/// (`lstm_ss_bwd_weight_<p>_v1`). All are deterministic and write every element.
-fn weight_gradient<E: Executor>(
-    be: &CudaBackend<E>,
-    h: &T<E>,
-    d_is: &T<E>,
-    w_ss: &T<E>,
-    n: usize,
-    geo: &Geometry,
-    dims: &Dims,
-) -> Result<T<E>> {
-    let dw = be.tensor_uninit(&w_ss.shape)?;
-    let flops = geo.ss_flops(n * geo.height * geo.width);
-    // v1 has no rounded twin: at tf32 / bf16 every version takes the GEMM below.
-    if scan_version(be, geo) == 1 && be.precision() == Precision::Fp32 {
-        let mut args = vec![arg(h), arg(d_is), arg(&dw)];
-        dims.push(&mut args, &[]);
-        be.launch(
-            &format!("{}_ss_bwd_weight_v1", scan_op(geo)),
-            &grid_stride(dw.numel()).with_flops(flops),
-            &args,
-        )?;
-        return Ok(dw);
-    }
-    // At tf32 / bf16 the same split-K product with its operands rounded as they are staged
-    // (the CPU twin's arithmetic), for the fused, unfused and persistent recurrences alike: by default
-    // on the tensor cores (v2: 128 x 64 mma tiles of 256 threads), or v1's rounded SIMT GEMM
-    // (64 x 64 tiles of 64 threads). Both write partials [splits, mpad, npad] for
-    // lstm_ss_bwd_weight_sum_v2.
-    let version = be.variants().lstm_weight;
-    let (kernel, tile_m, tile_n, threads) = match (be.precision(), version) {
-        (Precision::Fp32, _) => ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64),
-        (p, LstmWeight::V1) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64),
-        (p, LstmWeight::V2) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK),
-    };
-    let op = "lstm_ss_bwd_weight_v2";
-    let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
-    let (mt, nt) = (rows.div_ceil(tile_m), cols.div_ceil(tile_n));
-    let positions = n * geo.height * geo.width;
-    let (splits, chunk) = weight_grad_split(positions, mt * nt);
-    let (mpad, npad) = (mt * tile_m, nt * tile_n);
-    // Every element of the partials is written (zeros past the weight's rows and columns).
-    let partial = be.tensor_uninit(&[splits, mpad, npad])?;
-    let (mt32, nt32, s32) = (
-        int(op, "tiles of 4h", mt)? as u32,
-        int(op, "tiles of taps*h", nt)? as u32,
-        int(op, "splits", splits)? as u32,
-    );
-    let grid = if matches!(version, LstmWeight::V2) && be.precision() != Precision::Fp32 {
-        [s32, nt32, mt32]
-    } else {
-        [nt32, mt32, s32]
-    };
-    let cfg = LaunchCfg {
-        grid,
-        block: [threads, 1, 1],
-        shared_bytes: 0,
-        cluster: [1, 1, 1],
-        flops,
-    };
-    let diagonal = matches!(geo.scan, Scan::Diagonal);
-    let taps = int(op, "taps", geo.taps())?;
-    let mut args = vec![arg(h), arg(d_is), arg(&partial)];
-    args.extend(
-        [
-            dims.n,
-            dims.height,
-            dims.width,
-            dims.hidden,
-            taps,
-            i32::from(diagonal),
-            int(op, "chunk", chunk)?,
-        ]
-        .map(Arg::I32),
-    );
-    // The partials' offsets are 64-bit in the kernels; their count must fit a buffer.
-    int(op, "splits * 4h * taps*h tiles", splits * mpad * npad)?;
-    be.launch(&kernel, &cfg, &args)?;
-    let args = vec![
-        arg(&partial),
-        arg(&dw),
-        Arg::I32(dims.hidden),
-        Arg::I32(taps),
-        Arg::I32(int(op, "splits", splits)?),
-        Arg::I32(int(op, "mpad", mpad)?),
-        Arg::I32(int(op, "npad", npad)?),
-    ];
-    be.launch("lstm_ss_bwd_weight_sum_v2", &grid_stride(dw.numel()), &args)?;
-    Ok(dw)
 }
 
 /// The backward scan of either scan with the skew folded into the indexing (every Row LSTM,

@@ -34,7 +34,7 @@
 //! than run fp32.
 
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
-use super::lstm::{bwd_step_version, scan_version};
+use super::lstm_steps::{bwd_step_version, scan_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
 use crate::backend::{Backend, Precision};

@@ -33,6 +33,8 @@ mod lstm_at;
 mod lstm_mma;
 mod lstm_persistent;
 mod lstm_precision;
+mod lstm_steps;
+mod lstm_weight;
 mod masked_conv2d;
 mod masked_conv2d_at;
 mod mirror_shift;

@@ -1,0 +1,126 @@
+//! The recurrences' stepwise kernel choices on CUDA: which version of the step kernels a scan
+//! runs ([`scan_version`], [`bwd_step_version`]), the unfused state product at each precision
+//! ([`unfused_product`]), the packed state weight of the v2+ kernels ([`pack_weight`],
+//! `lstm_pack_ss_v2` in kernels/lstm.cu) and the step kernels' launch configuration
+//! ([`step_cfg`]). The versions themselves are described once, in `cuda/lstm.rs`'s header;
+//! the callers are `cuda/lstm.rs`, `cuda/diag_lstm_skewed.rs` and `cuda/lstm_persistent.rs`.
+
+use super::launch_args::{grid_stride, int};
+use super::lstm::{scan_op, T};
+use super::{arg, Arg, CudaBackend, Executor, LaunchCfg};
+use crate::backend::geometry::{Geometry, Scan};
+use crate::backend::{Backend, Precision};
+use crate::error::Result;
+
+/// The unfused recurrence's state-to-state product of `pass` (`"ss_fwd"` or
+/// `"ss_bwd_data"`) for `geo`'s scan at the backend's precision: `(kernel, version)`, the
+/// version its launch configuration ([`step_cfg`]) and weight layout follow. At fp32 the
+/// selected version's kernel (`<scan>_<pass>_v<N>`, [`scan_version`] forward,
+/// [`bwd_step_version`] backward); at tf32 / bf16, whatever the selection, the rounded twin of
+/// the newest fp32 kernel, `<scan>_ss_fwd_<p>_v2` / `<scan>_ss_bwd_data_<p>_v3` (v1 has no
+/// rounded twin, and v3's forward is v2's), on the packed weight.
+pub(super) fn unfused_product<E: Executor>(
+    be: &CudaBackend<E>,
+    pass: &str,
+    geo: &Geometry,
+) -> (String, u32) {
+    let scan = scan_op(geo);
+    let backward = pass == "ss_bwd_data";
+    match be.precision() {
+        Precision::Fp32 => {
+            let v = if backward {
+                bwd_step_version(be, geo)
+            } else {
+                scan_version(be, geo)
+            };
+            (format!("{scan}_{pass}_v{v}"), v)
+        }
+        p => {
+            let v = if backward { 3 } else { 2 };
+            (format!("{scan}_{pass}_{p}_v{v}"), v)
+        }
+    }
+}
+
+/// Version of the selected recurrence kernels of `geo`'s scan but the backward step kernels
+/// (1 or 2; selection v3 is v2 here): the version of the stepwise forward kernels
+/// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
+/// of the weight gradient and its pack, and of the persistent kernels
+/// (`cuda/lstm_persistent.rs`).
+pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    bwd_step_version(be, geo).min(2)
+}
+
+/// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3):
+/// `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
+/// `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
+pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    let v = be.variants();
+    match geo.scan {
+        Scan::Row { .. } => v.row_lstm.number(),
+        Scan::Diagonal => v.diag_lstm.number(),
+    }
+}
+
+/// The state weight packed once per call for the v2 step kernels (`lstm_pack_ss_v2`):
+/// `[taps, h, 4, h]` for the forward product, `[taps, 4h, h]` (`transposed`) for the
+/// backward's, consecutive units in consecutive words.
+pub(super) fn pack_weight<E: Executor>(
+    be: &CudaBackend<E>,
+    w_ss: &T<E>,
+    geo: &Geometry,
+    transposed: bool,
+) -> Result<T<E>> {
+    let op = "lstm_pack_ss_v2";
+    let packed = be.tensor_uninit(&[w_ss.numel()])?;
+    let args = vec![
+        arg(w_ss),
+        arg(&packed),
+        Arg::I32(int(op, "h", geo.hidden)?),
+        Arg::I32(int(op, "taps", geo.taps())?),
+        Arg::I32(i32::from(transposed)),
+    ];
+    be.launch(op, &grid_stride(w_ss.numel()), &args)?;
+    Ok(packed)
+}
+
+/// Positions and units of one v2 step kernel's block tile (`LSTM_V2_POS`, `LSTM_V2_UNITS` in
+/// kernels/lstm_v2.cuh), the units of a v3 backward tile (`LSTM_V3_UNITS`, lstm_v3.cuh), and
+/// their threads.
+const STEP_TILE_POSITIONS: usize = 16;
+const STEP_TILE_UNITS: usize = 32;
+const STEP_TILE_UNITS_V3: usize = 128;
+const STEP_TILE_THREADS: u32 = 128;
+
+/// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
+/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`; v3 (the
+/// backward step kernels) the same per 128 units.
+pub(super) fn step_cfg(
+    version: u32,
+    n: usize,
+    len: usize,
+    hidden: usize,
+    elements: usize,
+) -> Result<LaunchCfg> {
+    if version == 1 {
+        return Ok(grid_stride(elements));
+    }
+    let op = "lstm step v2";
+    let blocks = n * len.div_ceil(STEP_TILE_POSITIONS);
+    let units = if version >= 3 {
+        STEP_TILE_UNITS_V3
+    } else {
+        STEP_TILE_UNITS
+    };
+    Ok(LaunchCfg {
+        grid: [
+            int(op, "n * position tiles", blocks)? as u32,
+            int(op, "unit tiles", hidden.div_ceil(units))? as u32,
+            1,
+        ],
+        block: [STEP_TILE_THREADS, 1, 1],
+        shared_bytes: 0,
+        cluster: [1, 1, 1],
+        flops: 0,
+    })
+}

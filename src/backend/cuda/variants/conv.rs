@@ -1,0 +1,220 @@
+//! The masked convolution's kernel variants (kernels/masked_conv2d*.cu): the forward and
+//! input gradient, the weight and bias gradients, the weight pack, the one-position forward of
+//! sampling and the tensor-core kernels. What a variant is: `variants/mod.rs`.
+
+use std::fmt;
+
+use super::numbered;
+use crate::error::{Error, Result};
+
+/// `masked_conv2d`'s `fwd` and `bwd_data` kernels (kernels/masked_conv2d.cu); the weight and
+/// bias gradients have their own selection, [`MaskedConv2dWeight`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2d {
+    /// Direct: one thread per output (or input-gradient) element.
+    V1,
+    /// Implicit GEMM in 64x64 shared-memory tiles, skipping the masked taps (4x4 outputs per
+    /// thread: 4 FLOPs per shared word; its gathers 24 % efficient, docs/kernels.md).
+    V2,
+    /// Implicit GEMM in 128x128 tiles, 8x8 outputs per thread through float4 shared reads,
+    /// double-buffered K chunks, from weights packed once per call (`pack_v1`,
+    /// `pack_transposed_v1`): no mask test and no division in the K loop. The default: the
+    /// emulator's memory counters show it coalesced (98-100 %), conflict-free and at 8 FLOPs
+    /// per shared word (docs/kernels.md); not yet timed on a GPU (`pixelrnn bench` times all
+    /// three side by side).
+    #[default]
+    V3,
+}
+
+impl MaskedConv2d {
+    /// Every version, ascending.
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
+
+    /// `N` of the kernels `masked_conv2d_<pass>_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+impl TryFrom<u32> for MaskedConv2d {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d has kernel versions 1 to 3, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for MaskedConv2d {
+    /// `v1`, `v2`, `v3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// `masked_conv2d`'s weight (and bias) gradient: the `bwd_weight` kernels of
+/// kernels/masked_conv2d.cu.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dWeight {
+    /// One block per weight element reducing over all positions (lanes at a stride of `cin`
+    /// floats: one 4-byte value per 32-byte sector), and `bwd_bias_v1` for the bias.
+    V1,
+    /// Implicit GEMM (M = cout, N = live taps x cin, K = positions) in 128x128 tiles with 8x8
+    /// per thread, K split over position chunks into partial tiles, then a fixed-order
+    /// reduction (`bwd_weight_reduce_v1`, deterministic), the bias gradient fused in. The
+    /// default: the emulator's memory counters show it coalesced (docs/kernels.md).
+    #[default]
+    V2,
+}
+
+impl MaskedConv2dWeight {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernel `masked_conv2d_bwd_weight_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl TryFrom<u32> for MaskedConv2dWeight {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d's weight gradient has kernel versions 1 to 2, version {n} \
+                 requested"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for MaskedConv2dWeight {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// `masked_conv2d`'s tensor-core kernels (kernels/masked_conv2d_mma.cu,
+/// kernels/masked_conv2d_mma_weight.cu: `masked_conv2d_{fwd,bwd_data,bwd_weight}_{tf32,bf16}_v<N>`),
+/// run for every pass when the backend's precision is tf32 or bf16
+/// ([`crate::backend::Backend::set_precision`]); at fp32 the selections above apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dMma {
+    /// Implicit GEMMs on `mma.sync` (m16n8k8 tf32, m16n8k16 bf16): 128 x 64 block tiles of 8
+    /// warps (32 x 32 each), K in chunks of 16 rounded into double-buffered shared tiles, from
+    /// the same packed weights as v3 (forward, input gradient) and the split-K partials of
+    /// `bwd_weight_v2` summed by `bwd_weight_reduce_v1` (weight and bias gradients).
+    #[default]
+    V1,
+}
+
+impl MaskedConv2dMma {
+    /// Every version, ascending.
+    pub const ALL: [Self; 1] = [Self::V1];
+
+    /// `N` of the kernels `masked_conv2d_<pass>_{tf32,bf16}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+        }
+    }
+}
+
+impl fmt::Display for MaskedConv2dMma {
+    /// `v1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// `masked_conv2d_forward_at` (incremental sampling): the `fwd_at` kernels of
+/// kernels/masked_conv2d_packed.cu (its pack has its own selection, [`MaskedConv2dPack`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dAt {
+    /// One thread per (image, output feature), reading the packed `[taps * cin, cout]` rows.
+    #[default]
+    V1,
+}
+
+impl MaskedConv2dAt {
+    /// Every version, ascending.
+    pub const ALL: [Self; 1] = [Self::V1];
+
+    /// `N` of the kernels `masked_conv2d_{pack,fwd_at}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+        }
+    }
+}
+
+impl fmt::Display for MaskedConv2dAt {
+    /// `v1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// `masked_conv2d`'s weight pack `[cout, cin, kh, kw]` -> `[live taps * cin, cout]`, masked
+/// entries 0 (`masked_conv2d_pack_v<N>`, kernels/masked_conv2d_packed.cu): what fwd v3, the
+/// tensor-core forward and `masked_conv2d_pack` (incremental sampling) run from. Every version
+/// gives the same bits (a permutation with zeros).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MaskedConv2dPack {
+    /// One thread per packed element: coalesced writes, reads at a stride of `cin * kh * kw`
+    /// floats (23 % byte-efficient, docs/kernels.md).
+    V1,
+    /// A 32 x 33 shared transpose tile: rows of the weight read whole, packed rows written
+    /// along `cout`, both sides coalesced and the shared accesses conflict-free. The default:
+    /// the emulator's memory counters (docs/kernels.md); not timed on a GPU.
+    #[default]
+    V2,
+}
+
+impl MaskedConv2dPack {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernel `masked_conv2d_pack_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl TryFrom<u32> for MaskedConv2dPack {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "masked_conv2d's weight pack has kernel versions 1 to 2, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for MaskedConv2dPack {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}

@@ -1,0 +1,241 @@
+//! The recurrences' kernel variants (kernels/row_lstm.cu, diag_lstm.cu, lstm*.cu): the
+//! step kernels' version per scan, the Diagonal LSTM's layout, the tensor-core step kernels
+//! and the weight gradient at tf32 / bf16. What a variant is: `variants/mod.rs`.
+
+use std::fmt;
+
+use super::numbered;
+use crate::error::{Error, Result};
+
+/// The recurrences' tensor-core fused step kernels (kernels/row_lstm_mma.cu,
+/// kernels/diag_lstm_mma.cu: `<scan>_step_{fwd,bwd}_{tf32,bf16}_v<N>`), run by the fused
+/// recurrence with the skew folded at tf32 / bf16 (`cuda/lstm_mma.rs`, `mma_step`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LstmMma {
+    /// The step's product on `mma.sync` in 128 x 64 tiles, the cell in the epilogue with one
+    /// float per accumulator (half of each 32-byte sector per warp request).
+    V1,
+    /// V1 with the epilogue's per-unit operands as float2 pairs (whole sectors), the same
+    /// bits. The default: the emulator's memory counters (docs/kernels.md); not timed on a GPU.
+    #[default]
+    V2,
+}
+
+impl LstmMma {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernels `<scan>_step_{fwd,bwd}_{tf32,bf16}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl fmt::Display for LstmMma {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// The recurrences' state-to-state weight gradient at tf32 / bf16, both scans and every
+/// recurrence (`lstm_ss_bwd_weight_{tf32,bf16}_v<N>`, summed by `lstm_ss_bwd_weight_sum_v2`);
+/// at fp32 the scan's version applies ([`RowLstm`], [`DiagLstm`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LstmWeight {
+    /// The split-K SIMT GEMM of `lstm_ss_bwd_weight_v2` with its operands rounded as staged,
+    /// fp32 FMA (kernels/lstm.cu).
+    V1,
+    /// The same split-K product on `mma.sync` tiles (m16n8k8 tf32, m16n8k16 bf16; the 128 x 64
+    /// block tile of masked_conv2d_mma.cuh), kernels/lstm_mma_weight.cu: the default.
+    #[default]
+    V2,
+}
+
+impl LstmWeight {
+    /// Every version, ascending.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// `N` of the kernels `lstm_ss_bwd_weight_{tf32,bf16}_v<N>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+}
+
+impl fmt::Display for LstmWeight {
+    /// `v1`, `v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// The Row LSTM's recurrence kernels (kernels/row_lstm.cu, and the state-to-state weight
+/// gradient GEMM of kernels/lstm.cu, which serves both scans).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RowLstm {
+    /// One thread per (position, unit) or per weight element (`row_lstm_*_v1`): the state
+    /// weight is read with a lane stride of `h * k` floats, the weight gradient sums every
+    /// position in one thread.
+    V1,
+    /// The state weight packed once per call (`lstm_pack_ss_v2`) and register-tiled step
+    /// kernels (`row_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v2`: 16 positions x 32 units
+    /// per block, coalesced weight reads), the weight gradient as a tiled GEMM over positions
+    /// (`lstm_ss_bwd_weight_v2`, split K summed in a fixed order): the default, chosen by the
+    /// emulator's memory counters (docs/kernels.md, "Recurrence kernels v2"). The persistent
+    /// recurrence follows it: v2 runs one thread-block cluster per image with the weight
+    /// slices in shared memory (`row_lstm_persistent_*_v2`), v1 one block per image.
+    V2,
+    /// V2, except the backward through time: `row_lstm_step_bwd_v3` / `row_lstm_ss_bwd_data_v3`
+    /// register-tile the transposed product (4 positions x 4 units per thread, 16 x 128 per
+    /// block: 8 FLOPs per shared word instead of 2, the same summation order), and so does
+    /// the persistent backward (`row_lstm_persistent_bwd_v3`: V2's clusters, 4 x 4 per thread,
+    /// the same bits). The forward, the weight gradient and the persistent forward are V2's.
+    /// The default, chosen by the emulator's counters (docs/kernels.md, "Recurrence backward
+    /// v3", "Persistent backward v3").
+    #[default]
+    V3,
+}
+
+impl RowLstm {
+    /// Every version, ascending.
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
+
+    /// The version's number.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+impl TryFrom<u32> for RowLstm {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "row_lstm has kernel versions 1 to 3, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for RowLstm {
+    /// `v1`, `v2`, `v3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
+/// of kernels/lstm.cu), for both layouts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DiagLstm {
+    /// One thread per (position, unit) or per weight element (`diag_lstm_*_v1`).
+    V1,
+    /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
+    /// `lstm_ss_bwd_weight_v2`), the persistent recurrence included
+    /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters).
+    V2,
+    /// As [`RowLstm::V3`], in both layouts (`diag_lstm_{step_bwd,ss_bwd_data}_v3`,
+    /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3`, the persistent backward
+    /// `diag_lstm{,_skewed}_persistent_bwd_v3`; everything else V2's): the default.
+    #[default]
+    V3,
+}
+
+impl DiagLstm {
+    /// Every version, ascending.
+    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
+
+    /// The version's number.
+    pub fn number(self) -> u32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+impl TryFrom<u32> for DiagLstm {
+    type Error = Error;
+
+    /// Version `n`; a configuration error naming the versions there are otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "diag_lstm has kernel versions 1 to 3, version {n} requested"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for DiagLstm {
+    /// `v1`, `v2`, `v3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
+/// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DiagLstmLayout {
+    /// The skew folded into the kernels' indexing (step `s` visits `(r, s - r)` in place).
+    #[default]
+    Folded,
+    /// The paper's literal formulation, kept as the comparison: skewed maps materialised
+    /// (`skew_fwd`, the `diag_lstm_skewed_*` kernels, unskew).
+    Materialised,
+}
+
+impl DiagLstmLayout {
+    /// Both layouts, the default first.
+    pub const ALL: [Self; 2] = [Self::Folded, Self::Materialised];
+
+    /// The layout's number (1 folded, 2 materialised).
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Folded => 1,
+            Self::Materialised => 2,
+        }
+    }
+
+    /// `folded` or `materialised`, as in `pixelrnn bench`'s rows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Folded => "folded",
+            Self::Materialised => "materialised",
+        }
+    }
+}
+
+impl TryFrom<u32> for DiagLstmLayout {
+    type Error = Error;
+
+    /// Layout `n` (1 folded, 2 materialised); unsupported otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "Diagonal LSTM layout {n} does not exist (1 = skew folded into the indexing, 2 = \
+                 materialised skewed maps)"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for DiagLstmLayout {
+    /// `folded`, `materialised`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

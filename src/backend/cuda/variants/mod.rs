@@ -1,0 +1,261 @@
+//! Kernel variants: which version of an op's kernels (or which layout of its scan) the CUDA
+//! backend runs, one enum per op family that has a choice, gathered in [`Variants`].
+//!
+//! An op's kernels are `<op>_<pass>_v<N>`. Ops whose kernels have one version name `_v1`
+//! directly ([`CudaBackend::kernel_name`]); the families below have a typed selection instead,
+//! so an unknown version cannot be selected. The selection belongs to a backend (and its
+//! clones) and changes only through [`CudaBackend::select`], whose guard puts the previous
+//! selection back when dropped: a benchmark or a test that times or checks one variant leaves
+//! the defaults behind by construction.
+//!
+//! The recurrence variant (fused, unfused, persistent) is not here: it is a per-call option of
+//! the model ([`crate::backend::Recurrence`]), not a property of the backend.
+
+mod conv;
+mod lstm;
+
+use std::fmt;
+
+pub use conv::{
+    MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight,
+};
+pub use lstm::{DiagLstm, DiagLstmLayout, LstmMma, LstmWeight, RowLstm};
+
+use super::{CudaBackend, Executor};
+
+/// The variant of `all` whose number is `n`.
+fn numbered<V: Copy>(all: &[V], number: fn(V) -> u32, n: u32) -> Option<V> {
+    all.iter().copied().find(|&v| number(v) == n)
+}
+
+/// The kernel variant of every op family that has a choice. `Variants::default()` is what the
+/// backend runs unless told otherwise; select others with struct-update syntax:
+/// `Variants { masked_conv2d: MaskedConv2d::V1, ..Variants::default() }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Variants {
+    /// `masked_conv2d` forward and input gradient.
+    pub masked_conv2d: MaskedConv2d,
+    /// `masked_conv2d` weight and bias gradients.
+    pub masked_conv2d_weight: MaskedConv2dWeight,
+    /// `masked_conv2d_pack` / `masked_conv2d_forward_at`.
+    pub masked_conv2d_at: MaskedConv2dAt,
+    /// `masked_conv2d`'s weight pack (fwd v3, the tensor-core forward, incremental sampling).
+    pub masked_conv2d_pack: MaskedConv2dPack,
+    /// `masked_conv2d`'s tensor-core kernels (every pass, at tf32 and bf16).
+    pub masked_conv2d_mma: MaskedConv2dMma,
+    /// The recurrences' tensor-core fused step kernels (at tf32 and bf16).
+    pub lstm_mma: LstmMma,
+    /// The Diagonal LSTM's layout (forward and backward, every recurrence).
+    pub diag_lstm_layout: DiagLstmLayout,
+    /// The Row LSTM's recurrence kernels.
+    pub row_lstm: RowLstm,
+    /// The Diagonal LSTM's recurrence kernels (either layout).
+    pub diag_lstm: DiagLstm,
+    /// The recurrences' weight gradient at tf32 and bf16.
+    pub lstm_weight: LstmWeight,
+}
+
+impl fmt::Display for Variants {
+    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
+    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3,
+    /// lstm weight v2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d pack \
+             {}, masked_conv2d mma {}, lstm mma {}, diag_lstm layout {}, row_lstm {}, \
+             diag_lstm {}, lstm weight {}",
+            self.masked_conv2d,
+            self.masked_conv2d_weight,
+            self.masked_conv2d_at,
+            self.masked_conv2d_pack,
+            self.masked_conv2d_mma,
+            self.lstm_mma,
+            self.diag_lstm_layout,
+            self.row_lstm,
+            self.diag_lstm,
+            self.lstm_weight
+        )
+    }
+}
+
+/// A selection of [`Variants`] in force until dropped ([`CudaBackend::select`]); dropping it
+/// restores the selection that was in force before. Guards of one backend nest: drop them in
+/// the reverse order of their creation (scopes do).
+#[must_use = "the selection ends when the guard is dropped"]
+pub struct Selected<'a, E: Executor> {
+    backend: &'a CudaBackend<E>,
+    previous: Variants,
+}
+
+impl<E: Executor> Drop for Selected<'_, E> {
+    fn drop(&mut self) {
+        self.backend.set_variants(self.previous);
+    }
+}
+
+impl<E: Executor> CudaBackend<E> {
+    /// The kernel variants in force.
+    pub fn variants(&self) -> Variants {
+        self.inner
+            .variants
+            .read()
+            .map_or_else(|e| *e.into_inner(), |v| *v)
+    }
+
+    /// Runs `variants` until the returned guard is dropped, then the previous selection again
+    /// (benchmarks and parity tests; training and sampling run the defaults).
+    pub fn select(&self, variants: Variants) -> Selected<'_, E> {
+        let previous = self.variants();
+        self.set_variants(variants);
+        Selected {
+            backend: self,
+            previous,
+        }
+    }
+
+    fn set_variants(&self, variants: Variants) {
+        match self.inner.variants.write() {
+            Ok(mut v) => *v = variants,
+            Err(poisoned) => *poisoned.into_inner() = variants,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn numbers_round_trip_and_unknown_ones_are_errors() {
+        for v in MaskedConv2d::ALL {
+            assert_eq!(MaskedConv2d::try_from(v.number()).unwrap(), v);
+        }
+        for v in MaskedConv2dWeight::ALL {
+            assert_eq!(MaskedConv2dWeight::try_from(v.number()).unwrap(), v);
+        }
+        for v in DiagLstmLayout::ALL {
+            assert_eq!(DiagLstmLayout::try_from(v.number()).unwrap(), v);
+        }
+        for v in MaskedConv2dPack::ALL {
+            assert_eq!(MaskedConv2dPack::try_from(v.number()).unwrap(), v);
+        }
+        assert!(matches!(
+            MaskedConv2dPack::try_from(3),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(MaskedConv2d::try_from(4), Err(Error::Config(_))));
+        assert!(matches!(
+            MaskedConv2dWeight::try_from(0),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            DiagLstmLayout::try_from(0),
+            Err(Error::Unsupported(_))
+        ));
+        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V3);
+        assert_eq!(
+            Variants::default().masked_conv2d_weight,
+            MaskedConv2dWeight::V2
+        );
+        for v in RowLstm::ALL {
+            assert_eq!(RowLstm::try_from(v.number()).unwrap(), v);
+        }
+        for v in DiagLstm::ALL {
+            assert_eq!(DiagLstm::try_from(v.number()).unwrap(), v);
+        }
+        assert!(matches!(RowLstm::try_from(0), Err(Error::Config(_))));
+        assert!(matches!(DiagLstm::try_from(4), Err(Error::Config(_))));
+        assert_eq!(
+            Variants::default().to_string(),
+            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
+             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, \
+             diag_lstm v3, lstm weight v2"
+        );
+    }
+
+    /// The host side names `masked_conv2d_<pass>_v<N>` from [`MaskedConv2d::number`]: every
+    /// variant must have its kernels, and every version in kernels/*.cu its variant.
+    #[test]
+    fn variants_match_the_kernel_sources() {
+        // The signatures are parsed from kernels/*.cu with or without a CUDA compiler.
+        let conv = MaskedConv2d::ALL.map(MaskedConv2d::number).to_vec();
+        assert_eq!(crate::kernels::versions("masked_conv2d", "fwd"), conv);
+        assert_eq!(crate::kernels::versions("masked_conv2d", "bwd_data"), conv);
+        let weight = MaskedConv2dWeight::ALL
+            .map(MaskedConv2dWeight::number)
+            .to_vec();
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "bwd_weight"),
+            weight
+        );
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "pack_transposed"),
+            [1]
+        );
+        // v2's second pass.
+        assert_eq!(
+            crate::kernels::versions("masked_conv2d", "bwd_weight_reduce"),
+            [1]
+        );
+        // The tensor-core kernels: one version list per precision and pass.
+        let mma = MaskedConv2dMma::ALL.map(MaskedConv2dMma::number).to_vec();
+        for pass in [
+            "fwd_tf32",
+            "fwd_bf16",
+            "bwd_data_tf32",
+            "bwd_data_bf16",
+            "bwd_weight_tf32",
+            "bwd_weight_bf16",
+        ] {
+            assert_eq!(
+                crate::kernels::versions("masked_conv2d", pass),
+                mma,
+                "{pass}"
+            );
+        }
+        let at = MaskedConv2dAt::ALL.map(MaskedConv2dAt::number).to_vec();
+        let pack = MaskedConv2dPack::ALL.map(MaskedConv2dPack::number).to_vec();
+        assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), pack);
+        assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
+        // The recurrences' weight gradient: v1 per scan, v2 one GEMM for both.
+        assert_eq!(crate::kernels::versions("row_lstm", "ss_bwd_weight"), [1]);
+        assert_eq!(crate::kernels::versions("diag_lstm", "ss_bwd_weight"), [1]);
+        assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight"), [2]);
+        assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight_sum"), [2]);
+        let lw = LstmWeight::ALL.map(LstmWeight::number).to_vec();
+        for pass in ["ss_bwd_weight_tf32", "ss_bwd_weight_bf16"] {
+            assert_eq!(crate::kernels::versions("lstm", pass), lw, "{pass}");
+        }
+        // The recurrences' step kernels: the backward's at every version, the forward's at
+        // v1 and v2 (v3 runs v2's forward).
+        for scan in ["row_lstm", "diag_lstm"] {
+            let all = RowLstm::ALL.map(RowLstm::number).to_vec();
+            assert_eq!(crate::kernels::versions(scan, "step_bwd"), all, "{scan}");
+            assert_eq!(crate::kernels::versions(scan, "ss_bwd_data"), all, "{scan}");
+            assert_eq!(crate::kernels::versions(scan, "step_fwd"), [1, 2], "{scan}");
+            assert_eq!(crate::kernels::versions(scan, "ss_fwd"), [1, 2], "{scan}");
+        }
+        // The tensor-core step kernels: one version list per scan, pass and precision.
+        let lstm_mma = LstmMma::ALL.map(LstmMma::number).to_vec();
+        for scan in ["row_lstm", "diag_lstm"] {
+            for pass in [
+                "step_fwd_tf32",
+                "step_fwd_bf16",
+                "step_bwd_tf32",
+                "step_bwd_bf16",
+            ] {
+                assert_eq!(
+                    crate::kernels::versions(scan, pass),
+                    lstm_mma,
+                    "{scan} {pass}"
+                );
+            }
+        }
+        assert_eq!(
+            crate::kernels::versions("diag_lstm", "skewed_step_bwd"),
+            DiagLstm::ALL.map(DiagLstm::number).to_vec()
+        );
+    }
+}
