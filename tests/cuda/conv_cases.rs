@@ -3,9 +3,7 @@
 //! helpers. No tests here.
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{CudaBackend, Executor};
 use pixelrnn::backend::{ConvSpec, Mask};
-use pixelrnn::tensor::Tensor;
 
 /// One convolution to check: map `n x h x w x cin` -> `cout` features under `spec` (also the
 /// tensor-core cases of conv_mma.rs).
@@ -165,12 +163,4 @@ pub(crate) fn cpu() -> CpuBackend {
     CpuBackend::new()
 }
 
-/// `t` downloaded, or a panic naming `what`.
-pub(crate) fn download<E: Executor>(
-    gpu: &CudaBackend<E>,
-    t: &Tensor<CudaBackend<E>>,
-    what: &str,
-) -> Vec<f32> {
-    t.to_vec(gpu)
-        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
-}
+pub(crate) use crate::download;

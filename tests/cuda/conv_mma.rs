@@ -16,7 +16,7 @@ use pixelrnn::backend::{Backend, ConvSpec, Mask, Precision};
 use pixelrnn::parity::{l2_rel_err, MMA_REL_TOL};
 
 use crate::conv_cases::{self, case, download, Case};
-use crate::{assert_close, pair, rel_err};
+use crate::{assert_close, pair, rel_err, RoundingGap};
 
 crate::parity_tests! {
     masked_conv2d_mma_forward_backward => super::check_masked_conv2d_mma,
@@ -66,7 +66,7 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
         let cpu = twin(precision);
         let fp32 = CpuBackend::new();
         // ||twin - fp32|| over every output of every case: the rounding must show.
-        let (mut gap_num, mut gap_den) = (0.0f64, 0.0f64);
+        let mut gap = RoundingGap::default();
         for (k, c) in cases().iter().enumerate() {
             let seed = 700 + 10 * k as u64;
             let spec = &c.spec;
@@ -133,10 +133,7 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 (&dx_want.data, &g32.dx.as_ref().expect("dx").data),
                 (&want.dw.data, &g32.dw.data),
             ] {
-                for (a, b) in t.iter().zip(f.iter()) {
-                    gap_num += (*a as f64 - *b as f64).powi(2);
-                    gap_den += (*b as f64).powi(2);
-                }
+                gap.add(t, f);
             }
             // bf16's rounding is visible in every case with live taps.
             if precision == Precision::Bf16 && !spec.taps().is_empty() {
@@ -148,7 +145,7 @@ pub fn check_masked_conv2d_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 );
             }
         }
-        let gap = (gap_num / gap_den).sqrt();
+        let gap = gap.value();
         assert!(
             gap > 2.0 * MMA_REL_TOL && gap < precision.rel_tol_vs_fp32(),
             "{precision}: the twin is {gap:e} from fp32"

@@ -28,7 +28,7 @@ use pixelrnn::backend::{Backend, Precision, Recurrence};
 use pixelrnn::parity::l2_rel_err;
 use pixelrnn::tensor::Tensor;
 
-use crate::{random, rel_err, FP32_REL_TOL};
+use crate::{download, random, rel_err, FP32_REL_TOL};
 
 crate::parity_tests! {
     lstm_at_precision_one_step => super::check_one_step,
@@ -147,11 +147,6 @@ impl Case {
     }
 }
 
-fn host<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
-    t.to_vec(gpu)
-        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
-}
-
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -249,7 +244,7 @@ pub fn check_one_step<E: Executor>(gpu: &CudaBackend<E>) {
                 let mut c = Tensor::from_slice(gpu, &shape, &c0).expect("upload c");
                 case.step(gpu, &is_g, &w_g, &mut h, &mut c, i, j)
                     .unwrap_or_else(|e| panic!("{what}: {e}"));
-                let (h_got, c_got) = (host(gpu, &h, &what), host(gpu, &c, &what));
+                let (h_got, c_got) = (download(gpu, &h, &what), download(gpu, &c, &what));
                 for (part, got, want, fp32, before) in [
                     ("h", &h_got, &h_want, &h32, &h0),
                     ("c", &c_got, &c_want, &c32, &c0),
@@ -341,8 +336,8 @@ pub fn check_raster_sweep<E: Executor>(gpu: &CudaBackend<E>) {
                 ("h", &h, &fused.h, &h_twin, &fp32_h),
                 ("c", &c, &fused.c, &c_twin, &fp32_c),
             ] {
-                let got = host(gpu, got, &what);
-                let fused = host(gpu, fused, &what);
+                let got = download(gpu, got, &what);
+                let fused = download(gpu, fused, &what);
                 let e_fused = rel_err(&format!("{what}: {part} vs fused"), &got, &fused);
                 let e_twin = rel_err(&format!("{what}: {part} vs twin"), &got, twin);
                 worst_fused = worst_fused.max(e_fused);

@@ -28,7 +28,8 @@ use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
 use pixelrnn::parity::l2_rel_err;
 use pixelrnn::tensor::Tensor;
 
-use crate::{pair, random, rel_err};
+use crate::lstm_scan::pack_ss;
+use crate::{download, pair, random, rel_err, RoundingGap};
 
 crate::parity_tests! {
     lstm_mma_fused_recurrence => super::check_lstm_mma,
@@ -132,11 +133,6 @@ impl Case {
     }
 }
 
-fn host<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
-    t.to_vec(gpu)
-        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
-}
-
 /// The fused recurrence of every case at tf32 and bf16 against the twin at the same precision.
 pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
     for precision in [Precision::Tf32, Precision::Bf16] {
@@ -146,7 +142,7 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
         let fp32 = CpuBackend::new();
         // The twin's distance from fp32, pooled over the forward outputs of every case: if it
         // is above FWD_TOL, some output of a kernel that computed in fp32 would be too.
-        let (mut gap_num, mut gap_den) = (0.0f64, 0.0f64);
+        let mut gap = RoundingGap::default();
         for (i, c) in cases().iter().enumerate() {
             let seed = 900 + 10 * i as u64;
             let (n, h, w, hd) = (c.n, c.height, c.width, c.hidden);
@@ -189,7 +185,7 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 .enumerate()
                 {
                     assert_eq!(g.shape, t.shape, "{}: shapes differ", what(part));
-                    let data = host(gpu, g, part);
+                    let data = download(gpu, g, part);
                     let err = rel_err(&what(part), &data, &t.data);
                     eprintln!("{}: rel err {err:.3e}", what(part));
                     let bound = match part {
@@ -216,14 +212,11 @@ pub fn check_lstm_mma<E: Executor>(gpu: &CudaBackend<E>) {
                     if version != LstmMma::V1 || !matches!(part, "h" | "c" | "gates") {
                         continue;
                     }
-                    for (a, b) in t.data.iter().zip(&f.data) {
-                        gap_num += (f64::from(*a) - f64::from(*b)).powi(2);
-                        gap_den += f64::from(*a).powi(2);
-                    }
+                    gap.add(&t.data, &f.data);
                 }
             }
         }
-        let gap = (gap_num / gap_den).sqrt();
+        let gap = gap.value();
         eprintln!("{precision}: twin vs fp32 (forward), pooled rel distance {gap:.3e}");
         assert!(
             gap > FWD_TOL,
@@ -246,26 +239,6 @@ fn upload(e: &Emulator, data: &[f32]) -> <Emulator as Executor>::Buffer {
     let mut b = e.alloc(data.len()).expect("alloc");
     e.upload_into(&mut b, data).expect("upload");
     b
-}
-
-/// `w` ([4h, h, taps]) packed as lstm_pack_ss_v2 does: forward `[taps, h, 4, h]`, transposed
-/// `[taps, 4h, h]`.
-fn pack(w: &[f32], hidden: usize, taps: usize, transposed: bool) -> Vec<f32> {
-    let mut p = vec![0.0; w.len()];
-    for o in 0..4 * hidden {
-        for v in 0..hidden {
-            for t in 0..taps {
-                let (x, u) = (o / hidden, o % hidden);
-                let dst = if transposed {
-                    (t * 4 * hidden + o) * hidden + v
-                } else {
-                    ((t * hidden + v) * 4 + x) * hidden + u
-                };
-                p[dst] = w[(o * hidden + v) * taps + t];
-            }
-        }
-    }
-    p
 }
 
 /// One step's launch geometry: images, map, hidden units, the scan (the Row LSTM with k = 3,
@@ -314,7 +287,7 @@ pub(crate) fn launch_step(
     let (n, hd, taps) = (s.n, s.hd, s.taps());
     let e = emu().with_counters(counters);
     let w = random(51, 4 * hd * hd * taps, 0.5);
-    let wp = upload(&e, &pack(&w, hd, taps, !fwd));
+    let wp = upload(&e, &pack_ss(&w, hd, taps, !fwd));
     let map = n * s.height * s.width;
     let a = upload(&e, &random(52, map * 4 * hd, 1.0));
     let b = upload(&e, &random(53, map * hd, 1.0));

@@ -38,7 +38,7 @@ use pixelrnn::error::Error;
 use pixelrnn::parity::l2_rel_err;
 use pixelrnn::tensor::Tensor;
 
-use crate::{pair, rel_err, to_gpu};
+use crate::{download, pair, rel_err, to_gpu};
 
 crate::parity_tests! {
     lstm_persistent_precision => super::check_lstm_persistent_precision,
@@ -146,11 +146,6 @@ fn version(k: Option<usize>, v: u32) -> Variants {
     }
 }
 
-fn host<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
-    t.to_vec(gpu)
-        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
-}
-
 /// The twin's distance from a run that skipped the rounding, pooled over every case: the sums
 /// of squared differences and of squared references.
 #[derive(Default)]
@@ -205,7 +200,7 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 ("c", &got.c, &want.c),
                 ("gates", &got.gates, &want.gates),
             ] {
-                let err = rel_err(&what(part), &host(gpu, g, part), &t.data);
+                let err = rel_err(&what(part), &download(gpu, g, part), &t.data);
                 eprintln!("{}: rel err {err:.3e}", what(part));
                 fwd_max = fwd_max.max(err);
                 assert!(err <= fwd_tol, "{}: rel err {err:.3e}", what(part));
@@ -222,7 +217,7 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
             for v in [2, 3] {
                 let _v = gpu.select(version(k, v));
                 let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, rec);
-                let got = [host(gpu, &d_is, "d_is"), host(gpu, &dw, "d_w_ss")];
+                let got = [download(gpu, &d_is, "d_is"), download(gpu, &dw, "d_w_ss")];
                 for (part, g, t, tol, max) in [
                     ("d_is", &got[0], &d_is_want.data, d_is_tol, &mut d_is_max),
                     ("d_w_ss", &got[1], &dw_want.data, dw_tol, &mut dw_max),
@@ -250,14 +245,14 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
             for (part, a, b, tol) in [
                 (
                     "h",
-                    host(gpu, &got.h, "h"),
-                    host(gpu, &fused.h, "h"),
+                    download(gpu, &got.h, "h"),
+                    download(gpu, &fused.h, "h"),
                     fwd_tol,
                 ),
                 (
                     "d_is",
                     by_version[1][0].clone(),
-                    host(gpu, &d_is_fused, "d_is"),
+                    download(gpu, &d_is_fused, "d_is"),
                     d_is_tol,
                 ),
             ] {
@@ -274,9 +269,9 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
             // the twin, pooled.
             gpu.set_precision(Precision::Fp32);
             let plain = forward(gpu, k, &is_g, &w_g, rec);
-            fwd_gap.add(&host(gpu, &plain.h, "h"), &want.h.data);
+            fwd_gap.add(&download(gpu, &plain.h, "h"), &want.h.data);
             let (d_is_plain, _) = backward(gpu, k, &state, &w_g, &dh_g, rec);
-            bwd_gap.add(&host(gpu, &d_is_plain, "d_is"), &d_is_want.data);
+            bwd_gap.add(&download(gpu, &d_is_plain, "d_is"), &d_is_want.data);
         }
         let (fg, bg) = (fwd_gap.rel(), bwd_gap.rel());
         eprintln!(

@@ -108,3 +108,24 @@ pub fn scan_versions(scan: Scan) -> Vec<u32> {
         Scan::Diagonal => DiagLstm::ALL.map(DiagLstm::number).to_vec(),
     }
 }
+
+/// `w` ([4h, h, taps]) packed as lstm_pack_ss_v2 does (the tests' direct launches of the
+/// step kernels): forward `[taps, h, 4, h]`, transposed
+/// `[taps, 4h, h]`.
+pub fn pack_ss(w: &[f32], hidden: usize, taps: usize, transposed: bool) -> Vec<f32> {
+    let mut p = vec![0.0; w.len()];
+    for o in 0..4 * hidden {
+        for v in 0..hidden {
+            for t in 0..taps {
+                let (x, u) = (o / hidden, o % hidden);
+                let dst = if transposed {
+                    (t * 4 * hidden + o) * hidden + v
+                } else {
+                    ((t * hidden + v) * 4 + x) * hidden + u
+                };
+                p[dst] = w[(o * hidden + v) * taps + t];
+            }
+        }
+    }
+    p
+}

@@ -19,12 +19,12 @@
 //! 4h = 160 (two chunks backward).
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{arg, CudaBackend, Emulator, Executor, LaunchCfg, Variants};
+use pixelrnn::backend::cuda::{arg, Arg, CudaBackend, Emulator, Executor, LaunchCfg, Variants};
 use pixelrnn::backend::{Backend, Precision, Recurrence};
 use pixelrnn::tensor::Tensor;
 
-use crate::lstm_scan::{scan_version, scan_versions, Scan};
-use crate::{pair, random, rel_err};
+use crate::lstm_scan::{pack_ss, scan_version, scan_versions, Scan};
+use crate::{download, pair, random, rel_err, RoundingGap};
 
 crate::parity_tests! {
     lstm_unfused_products => super::check_unfused_products,
@@ -132,26 +132,6 @@ impl Case {
     }
 }
 
-/// `w` ([4h, h, taps]) packed as lstm_pack_ss_v2 does: forward `[taps, h, 4, h]`, transposed
-/// `[taps, 4h, h]`.
-fn pack(w: &[f32], hidden: usize, taps: usize, transposed: bool) -> Vec<f32> {
-    let mut p = vec![0.0; w.len()];
-    for o in 0..4 * hidden {
-        for v in 0..hidden {
-            for t in 0..taps {
-                let (x, u) = (o / hidden, o % hidden);
-                let dst = if transposed {
-                    (t * 4 * hidden + o) * hidden + v
-                } else {
-                    ((t * hidden + v) * 4 + x) * hidden + u
-                };
-                p[dst] = w[(o * hidden + v) * taps + t];
-            }
-        }
-    }
-    p
-}
-
 /// The launch of a stepwise v2 (forward) or v3 (backward) product kernel for a step of `len`
 /// positions: one 128-thread block per (image, 16 positions) x 32 (v2) or 128 (v3) units.
 fn step_launch(n: usize, len: usize, hidden: usize, backward: bool) -> LaunchCfg {
@@ -169,9 +149,14 @@ fn step_launch(n: usize, len: usize, hidden: usize, backward: bool) -> LaunchCfg
     }
 }
 
-fn host<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
-    t.to_vec(gpu)
-        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
+/// Appends a step kernel's trailing parameters for step `s` of `c`: `n, H, W, h[, k], step`.
+fn push_step_ints<E: Executor>(args: &mut Vec<Arg<'_, E>>, c: &Case, s: usize) {
+    let mut ints = vec![c.n, c.height, c.width, c.hidden];
+    if let Scan::Row(k) = c.scan {
+        ints.push(k);
+    }
+    ints.push(s);
+    args.extend(ints.iter().map(|&x| Arg::I32(x as i32)));
 }
 
 /// One step `s` of `c`'s forward product by `kernel`: `(got, want)` over the step's positions
@@ -193,7 +178,7 @@ fn forward_step<E: Executor>(
     let up = |shape: &[usize], data: &[f32]| {
         Tensor::from_slice(gpu, shape, data).unwrap_or_else(|e| panic!("upload: {e}"))
     };
-    let wp = up(&[w.len()], &pack(&w, hd, taps, false));
+    let wp = up(&[w.len()], &pack_ss(&w, hd, taps, false));
     let is_g = up(&[n, c.height, c.width, g], &is);
     let h_g = up(&[n, c.height, c.width, hd], &h);
     // Every element the step does not write stays NaN (the poisoned fresh tensor).
@@ -201,19 +186,11 @@ fn forward_step<E: Executor>(
         .tensor_uninit(&[n, c.height, c.width, g])
         .expect("gates");
     let mut args = vec![arg(&is_g), arg(&wp), arg(&h_g), arg(&gates)];
-    let mut ints = vec![n, c.height, c.width, hd];
-    if let Scan::Row(k) = c.scan {
-        ints.push(k);
-    }
-    ints.push(s);
-    args.extend(
-        ints.iter()
-            .map(|&x| pixelrnn::backend::cuda::Arg::I32(x as i32)),
-    );
+    push_step_ints(&mut args, c, s);
     let positions = c.step_positions(s);
     gpu.launch(kernel, &step_launch(n, positions.len(), hd, false), &args)
         .unwrap_or_else(|e| panic!("{kernel}: {e}"));
-    let out = host(gpu, &gates, kernel);
+    let out = download(gpu, &gates, kernel);
     let rd = |x: f32| f64::from(p.round(x));
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for b in 0..n {
@@ -256,25 +233,17 @@ fn backward_step<E: Executor>(
     let up = |shape: &[usize], data: &[f32]| {
         Tensor::from_slice(gpu, shape, data).unwrap_or_else(|e| panic!("upload: {e}"))
     };
-    let wp = up(&[w.len()], &pack(&w, hd, taps, true));
+    let wp = up(&[w.len()], &pack_ss(&w, hd, taps, true));
     let d_is_g = up(&[n, c.height, c.width, g], &d_is);
     let dh_carry = gpu
         .tensor_uninit(&[n, c.height, c.width, hd])
         .expect("dh_carry");
     let mut args = vec![arg(&wp), arg(&d_is_g), arg(&dh_carry)];
-    let mut ints = vec![n, c.height, c.width, hd];
-    if let Scan::Row(k) = c.scan {
-        ints.push(k);
-    }
-    ints.push(s);
-    args.extend(
-        ints.iter()
-            .map(|&x| pixelrnn::backend::cuda::Arg::I32(x as i32)),
-    );
+    push_step_ints(&mut args, c, s);
     let positions = c.step_positions(s);
     gpu.launch(kernel, &step_launch(n, positions.len(), hd, true), &args)
         .unwrap_or_else(|e| panic!("{kernel}: {e}"));
-    let out = host(gpu, &dh_carry, kernel);
+    let out = download(gpu, &dh_carry, kernel);
     let rd = |x: f32| f64::from(p.round(x));
     // Every consumer (r', j') of step s + 1 and tap t adds W[:, :, t]^T d_is(r', j') to its
     // source, when the source is on step s.
@@ -384,7 +353,7 @@ pub fn check_unfused_recurrence<E: Executor>(gpu: &CudaBackend<E>) {
         gpu.set_precision(p);
         let cpu = CpuBackend::new();
         cpu.set_precision(p);
-        let (mut gap_num, mut gap_den) = (0.0f64, 0.0f64);
+        let mut gap = RoundingGap::default();
         for (i, c) in cases().iter().enumerate() {
             let seed = 1900 + 10 * i as u64;
             let (n, h, w, hd) = (c.n, c.height, c.width, c.hidden);
@@ -409,9 +378,9 @@ pub fn check_unfused_recurrence<E: Executor>(gpu: &CudaBackend<E>) {
             for (part, g, t, f, bound) in outputs {
                 let what = format!("{} {p} unfused {part}", c.what());
                 assert_eq!(g.shape, t.shape, "{what}: shapes differ");
-                let got_h = host(gpu, g, &what);
+                let got_h = download(gpu, g, &what);
                 let err = rel_err(&what, &got_h, &t.data);
-                let fused_h = host(gpu, f, &what);
+                let fused_h = download(gpu, f, &what);
                 let vs_fused = rel_err(&format!("{what} vs fused"), &got_h, &fused_h);
                 eprintln!("{what}: rel err {err:.3e} vs twin, {vs_fused:.3e} vs fused");
                 assert!(err <= bound, "{what}: rel err {err:.3e} > {bound:.1e}");
@@ -425,13 +394,10 @@ pub fn check_unfused_recurrence<E: Executor>(gpu: &CudaBackend<E>) {
                 (&want.c, &ref32.c),
                 (&want.gates, &ref32.gates),
             ] {
-                for (a, b) in t.data.iter().zip(&f.data) {
-                    gap_num += (f64::from(*a) - f64::from(*b)).powi(2);
-                    gap_den += f64::from(*a).powi(2);
-                }
+                gap.add(&t.data, &f.data);
             }
         }
-        let gap = (gap_num / gap_den).sqrt();
+        let gap = gap.value();
         eprintln!("{p}: twin vs fp32 (forward), pooled rel distance {gap:.3e}");
         assert!(
             gap > FWD_TOL,

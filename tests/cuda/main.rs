@@ -144,6 +144,42 @@ pub fn rel_err(what: &str, got: &[f32], want: &[f32]) -> f64 {
     parity::l2_rel_err(got, want)
 }
 
+/// The distance of a rounded-precision twin from the fp32 reference, pooled over the outputs
+/// added: `||twin - fp32|| / ||fp32||`. A test that bounds a tf32 / bf16 kernel's error
+/// against its twin checks with it that the data show the rounding, so that a kernel computing
+/// in fp32 would miss the bound.
+#[derive(Default)]
+pub struct RoundingGap {
+    num: f64,
+    den: f64,
+}
+
+impl RoundingGap {
+    /// Pools one output: the twin's values and the fp32 reference's, element by element.
+    pub fn add(&mut self, twin: &[f32], fp32: &[f32]) {
+        assert_eq!(twin.len(), fp32.len(), "rounding gap: lengths differ");
+        for (a, b) in twin.iter().zip(fp32) {
+            self.num += (f64::from(*a) - f64::from(*b)).powi(2);
+            self.den += f64::from(*b).powi(2);
+        }
+    }
+
+    /// The pooled relative distance.
+    pub fn value(&self) -> f64 {
+        (self.num / self.den).sqrt()
+    }
+}
+
+/// `t`'s elements on the host; a failed download panics with `what`.
+pub fn download<E: Executor>(
+    gpu: &CudaBackend<E>,
+    t: &Tensor<CudaBackend<E>>,
+    what: &str,
+) -> Vec<f32> {
+    t.to_vec(gpu)
+        .unwrap_or_else(|e| panic!("{what}: download: {e}"))
+}
+
 /// Downloads `got` and asserts it matches the CPU tensor `want` within `tol`.
 pub fn assert_close<E: Executor>(
     what: &str,
