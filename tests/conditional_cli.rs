@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::cli::{assert_clean_error, pixelrnn, s, write_npy_images, TINY};
+use common::cli::{assert_clean_error, pixelrnn, s, sample_npy, write_npy_images, TINY};
 
 fn train(out: &std::path::Path, data: &str, extra: &[&str]) -> common::cli::Out {
     let mut args = vec!["train", "--data", data, "--steps", "2", "--out", s(out)];
@@ -40,25 +40,14 @@ fn conditional_train_eval_sample() {
     let out = pixelrnn(&["eval", "--checkpoint", s(&run), "--limit", "8"]).expect_ok();
     assert!(out.stdout.contains("conditional NLL"), "{}", out.stdout);
 
+    let (_, drawn) = sample_npy(
+        &run,
+        dir.path(),
+        "k",
+        &["--class", "3", "--n", "2", "--device", "cpu"],
+    );
+    assert_eq!(drawn.n, 2);
     let png = dir.path().join("k.png");
-    let npy = dir.path().join("k.npy");
-    pixelrnn(&[
-        "sample",
-        "--checkpoint",
-        s(&run),
-        "--class",
-        "3",
-        "--n",
-        "2",
-        "--out",
-        s(&png),
-        "--npy",
-        s(&npy),
-        "--device",
-        "cpu",
-    ])
-    .expect_ok();
-    assert!(png.is_file() && npy.is_file());
     let all = dir.path().join("all.png");
     pixelrnn(&[
         "sample",
@@ -165,26 +154,10 @@ fn gated_pixelcnn_conditional_train_eval_sample() {
     assert_eq!(v["classes"], 10);
     assert!(v["test_nll_nats"].as_f64().unwrap() > 0.0);
     let draw = |method: &str| {
-        let npy = dir.path().join(format!("{method}.npy"));
-        pixelrnn(&[
-            "sample",
-            "--checkpoint",
-            s(&run),
-            "--class",
-            "7",
-            "--n",
-            "2",
-            "--method",
-            method,
-            "--out",
-            s(&dir.path().join(format!("{method}.png"))),
-            "--npy",
-            s(&npy),
-            "--device",
-            "cpu",
-        ])
-        .expect_ok();
-        std::fs::read(npy).unwrap()
+        let args = [
+            "--class", "7", "--n", "2", "--method", method, "--device", "cpu",
+        ];
+        sample_npy(&run, dir.path(), method, &args).1
     };
     assert_eq!(draw("cached"), draw("naive"), "cached and naive differ");
 }

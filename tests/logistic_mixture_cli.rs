@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::cli::{assert_clean_error, pixelrnn, s, write_npy_images, TINY};
+use common::cli::{assert_clean_error, pixelrnn, s, sample_npy, write_npy_images, TINY};
 
 #[test]
 fn train_eval_and_sample_a_mixture_model() {
@@ -38,21 +38,8 @@ fn train_eval_and_sample_a_mixture_model() {
         v["test_nll_nats"], last["test_nll_nats"],
         "eval equals training's evaluation"
     );
-    let png = dir.path().join("s.png");
-    let npy = dir.path().join("s.npy");
-    pixelrnn(&[
-        "sample",
-        "--checkpoint",
-        s(&run),
-        "--n",
-        "2",
-        "--out",
-        s(&png),
-        "--npy",
-        s(&npy),
-    ])
-    .expect_ok();
-    assert!(png.exists() && npy.exists());
+    let (_, drawn) = sample_npy(&run, dir.path(), "s", &["--n", "2"]);
+    assert_eq!(drawn.n, 2);
     // The likelihood cannot change on resume.
     assert_clean_error(
         &pixelrnn(&[

@@ -21,7 +21,7 @@ use pixelrnn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
-use common::cli::{assert_clean_error, pixelrnn, s};
+use common::cli::{assert_clean_error, pixelrnn, s, sample_npy};
 use common::models::add_noise;
 
 const KINDS: [ModelKind; 4] = [
@@ -300,26 +300,11 @@ fn cli_writes_grid_and_npy_and_methods_agree() {
     let ck = checkpoint(dir.path(), model(ModelKind::DiagBiLstm, 3, false, 4));
     let mut arrays = Vec::new();
     for method in ["cached", "naive"] {
+        let args = [
+            "--n", "5", "--method", method, "--seed", "3", "--device", "cpu",
+        ];
+        let (out, a) = sample_npy(&ck, dir.path(), method, &args);
         let png = dir.path().join(format!("{method}.png"));
-        let npy = dir.path().join(format!("{method}.npy"));
-        let out = pixelrnn(&[
-            "sample",
-            "--checkpoint",
-            s(&ck),
-            "--n",
-            "5",
-            "--out",
-            s(&png),
-            "--npy",
-            s(&npy),
-            "--method",
-            method,
-            "--seed",
-            "3",
-            "--device",
-            "cpu",
-        ]);
-        assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
         assert!(out.stdout.contains("images/s"), "{}", out.stdout);
         let decoder =
             png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
@@ -330,7 +315,6 @@ fn cli_writes_grid_and_npy_and_methods_agree() {
         let scale = pixelrnn::sample::grid_scale(H, W);
         assert_eq!(info.width as usize, 3 * (W * scale + 2) + 2);
         assert_eq!(info.height as usize, 2 * (H * scale + 2) + 2);
-        let a = load_npy(&npy).unwrap();
         assert_eq!((a.n, a.height, a.width, a.channels), (5, H, W, 3));
         arrays.push(a.pixels);
     }

@@ -29,9 +29,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use pixelrnn::data::load_npy;
-
-use common::cli::{pixelrnn, s, write_npy_images, TINY};
+use common::cli::{pixelrnn, s, sample_npy, write_npy_images, TINY};
 
 /// A tiny `model` trained 3 steps at bf16 on the CPU in `dir/<model>`; its run folder.
 fn trained(dir: &Path, data: &Path, model: &str) -> PathBuf {
@@ -46,12 +44,8 @@ fn trained(dir: &Path, data: &Path, model: &str) -> PathBuf {
 /// `pixelrnn sample` of 2 images from `run` at `precision` with `method` on `device`: the
 /// pixels.
 fn sample(run: &Path, precision: &str, device: &str, method: &str) -> Vec<u8> {
-    let png = run.join(format!("{precision}-{device}-{method}.png"));
-    let npy = run.join(format!("{precision}-{device}-{method}.npy"));
-    let out = pixelrnn(&[
-        "sample",
-        "--checkpoint",
-        s(run),
+    let name = format!("{precision}-{device}-{method}");
+    let args = [
         "--n",
         "2",
         "--seed",
@@ -62,18 +56,13 @@ fn sample(run: &Path, precision: &str, device: &str, method: &str) -> Vec<u8> {
         method,
         "--device",
         device,
-        "--out",
-        s(&png),
-        "--npy",
-        s(&npy),
-    ])
-    .expect_ok();
+    ];
+    let (out, images) = sample_npy(run, run, &name, &args);
     assert!(
         out.stdout.contains(&format!(", {precision})")),
         "sample on {device} ({method}) names {precision}:\n{}",
         out.stdout
     );
-    let images = load_npy(&npy).expect("the .npy reads back");
     assert_eq!(
         (images.n, images.height, images.width, images.channels),
         (2, 8, 8, 1),

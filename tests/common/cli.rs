@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pixelrnn::data::{save_npy_u8, Images};
+use pixelrnn::data::{load_npy, save_npy_u8, Images};
 
 /// What one run of the binary did.
 pub struct Out {
@@ -53,6 +53,21 @@ pub fn pixelrnn_in(cwd: &Path, args: &[&str]) -> Out {
 
 pub fn pixelrnn(args: &[&str]) -> Out {
     pixelrnn_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// `pixelrnn sample --checkpoint RUN ARGS... --out DIR/NAME.png --npy DIR/NAME.npy`, which must
+/// succeed: what it printed and the drawn images read back from the `.npy` (the PNG grid is
+/// written beside it).
+pub fn sample_npy(run: &Path, dir: &Path, name: &str, args: &[&str]) -> (Out, Images) {
+    let png = dir.join(format!("{name}.png"));
+    let npy = dir.join(format!("{name}.npy"));
+    let mut all = vec!["sample", "--checkpoint", s(run)];
+    all.extend_from_slice(args);
+    all.extend(["--out", s(&png), "--npy", s(&npy)]);
+    let out = pixelrnn(&all).expect_ok();
+    assert!(png.is_file(), "{}: no {}", out.cmd, png.display());
+    let images = load_npy(&npy).unwrap_or_else(|e| panic!("{}: {}: {e}", out.cmd, npy.display()));
+    (out, images)
 }
 
 /// No trace of a panic or a backtrace in `stderr`.
