@@ -34,6 +34,8 @@
 //! than run fp32.
 
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
+use super::lstm::scan_op;
+use super::lstm_persistent_mma;
 use super::lstm_steps::{bwd_step_version, scan_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
@@ -183,7 +185,11 @@ pub(super) fn check_precision<E: Executor>(
     backward: bool,
 ) -> Result<()> {
     let precision = be.precision();
-    if precision != Precision::Fp32 && choose(be, n, geo, backward).1.is_none() {
+    let stem = format!("{}_persistent_{}", scan_op(geo), if backward { "bwd" } else { "fwd" });
+    if precision != Precision::Fp32
+        && choose(be, n, geo, backward).1.is_none()
+        && lstm_persistent_mma::choose(be, &stem, n, geo).is_none()
+    {
         return Err(Error::PrecisionUnsupported {
             op,
             variant: V1_FALLBACK,
@@ -208,6 +214,13 @@ pub(super) fn launch_persistent<E: Executor>(
     let flops = geo.ss_flops(n * geo.height * geo.width);
     let backward = stem.ends_with("_bwd");
     check_precision(be, op, n, geo, backward)?;
+    if let Some((kernel, cfg)) = lstm_persistent_mma::choose(be, stem, n, geo) {
+        // The tensor-core kernels first (cuda/lstm_persistent_mma.rs says where they run).
+        if cfg.shared_bytes > DEFAULT_SHARED_BYTES {
+            be.opt_in_shared(&kernel, cfg.shared_bytes)?;
+        }
+        return be.launch(&kernel, &cfg.with_flops(flops), &args);
+    }
     let (version, cfg) = choose(be, n, geo, backward);
     let Some(cfg) = cfg else {
         let (cfg, staged) = persistent_v1_cfg(n, geo);
