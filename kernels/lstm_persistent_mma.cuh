@@ -135,8 +135,10 @@ PIXELRNN_DEVICE void lstm_pmma_stage_state_fwd(const float* h, unsigned* a_s,
 // acc[ni] += A (16 rows from `a_rows`, pitch `pitch_a` words) x B (rows ni * 8 .. of
 // `b_rows`, pitch `pitch_b`) over `kw_n` words (a multiple of 8), the mma K steps in ascending
 // order (8 words each: tf32 k8, bf16 k16). Fragments per kernels/mma.cuh; the word offsets are
-// the same at both precisions.
-template <int P>
+// the same at both precisions. SWAP (the mutation check's kernel only,
+// row_lstm_persistent_mma_fwd_tf32_swapped_v1, never selected): A fragment registers 0 <-> 2
+// and 1 <-> 3 exchanged, which tests/cuda/lstm_persistent_mma.rs shows to fail.
+template <int P, bool SWAP = false>
 PIXELRNN_DEVICE void lstm_pmma_mma(const unsigned* a_rows, int pitch_a, const unsigned* b_rows,
                                    int pitch_b, int kw_n, float acc[4][4]) {
     const int lane = threadIdx.x & 31;
@@ -149,6 +151,13 @@ PIXELRNN_DEVICE void lstm_pmma_mma(const unsigned* a_rows, int pitch_a, const un
         af[1] = r1[kw + t];
         af[2] = r0[kw + t + 4];
         af[3] = r1[kw + t + 4];
+        if (SWAP) {
+            const unsigned a0 = af[0], a1 = af[1];
+            af[0] = af[2];
+            af[1] = af[3];
+            af[2] = a0;
+            af[3] = a1;
+        }
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni) {
             const unsigned* bc = b_rows + (ni * 8 + g) * pitch_b;
@@ -176,7 +185,7 @@ PIXELRNN_DEVICE void lstm_pmma_zero(float acc[4][4]) {
 // per step, per position tile of this block, stage h of the sources, the product, the cell
 // (the fused step's: h, c and the activated gates of the step written); one cluster barrier
 // per step.
-template <int P>
+template <int P, bool SWAP = false>
 PIXELRNN_DEVICE void lstm_pmma_fwd_body(const float* is, const float* w, unsigned* smem,
                                         float* h, float* c, float* gates, int diag, int height,
                                         int width, int hidden, int k) {
@@ -207,7 +216,7 @@ PIXELRNN_DEVICE void lstm_pmma_fwd_body(const float* is, const float* w, unsigne
             if (product) {
                 lstm_pmma_stage_state_fwd<P>(h, a_s, geo, b, q0, hidden, taps);
                 __syncthreads();  // the tile is staged before any warp reads it
-                lstm_pmma_mma<P>(a_s, pitch, w_s + wp * 32 * pitch, pitch, kw_n, acc);
+                lstm_pmma_mma<P, SWAP>(a_s, pitch, w_s + wp * 32 * pitch, pitch, kw_n, acc);
                 __syncthreads();  // every warp has read it before the next tile overwrites it
             }
 #pragma unroll

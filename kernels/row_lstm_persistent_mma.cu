@@ -3,6 +3,8 @@
 // state-to-state product on the tensor cores (mma.sync), tf32 and bf16, the folded layout:
 //   row_lstm_persistent_mma_fwd_{tf32,bf16}_v1: the forward of the whole scan;
 //   row_lstm_persistent_mma_bwd_{tf32,bf16}_v1: the backward through time.
+// row_lstm_persistent_mma_fwd_tf32_swapped_v1: the mutation check's kernel (A fragment
+// registers swapped, lstm_persistent_mma.cuh); never selected by the host.
 // One launch per scan and pass, one thread-block cluster per image; the design, the
 // shared-memory layouts and the bits (the fused tensor-core step's) are described in
 // kernels/lstm_persistent_mma.cuh, which both scans' kernels share. CPU twin: the CPU
@@ -30,6 +32,15 @@ row_lstm_persistent_mma_fwd_bf16_v1(const float* __restrict__ is, const float* _
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
     lstm_pmma_fwd_body<MCM_BF16>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
+row_lstm_persistent_mma_fwd_tf32_swapped_v1(const float* __restrict__ is,
+    const float* __restrict__ w, float* h, float* c, float* __restrict__ gates, int n,
+    int height, int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
+    lstm_pmma_fwd_body<MCM_TF32, true>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
 }
 
 // Launch (backward): as the forward, but groups of 64-position tiles and dynamic shared

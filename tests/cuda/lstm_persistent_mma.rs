@@ -16,8 +16,8 @@
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
-    AccessOp, CudaBackend, EmuOptions, Emulator, Executor, LaunchCounters, LstmPersistentProduct,
-    MemSpace, Variants,
+    AccessOp, Arg, CudaBackend, EmuOptions, Emulator, Executor, LaunchCfg, LaunchCounters,
+    LstmPersistentProduct, MemSpace, Variants,
 };
 use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
 use pixelrnn::error::Error;
@@ -107,7 +107,11 @@ pub fn check_lstm_persistent_mma<E: Executor>(gpu: &CudaBackend<E>) {
                 let err = rel_err(&what(part), &g, &t.data);
                 eprintln!("{}: rel err {err:.3e}", what(part));
                 fwd_max = fwd_max.max(err);
-                assert!(err <= fwd_tol, "{}: rel err {err:.3e} > {fwd_tol:.3e}", what(part));
+                assert!(
+                    err <= fwd_tol,
+                    "{}: rel err {err:.3e} > {fwd_tol:.3e}",
+                    what(part)
+                );
                 let differ = bits_differ(&g, &host(gpu, f, part));
                 assert_eq!(
                     differ,
@@ -235,7 +239,10 @@ fn persistent_mma_launches_and_falls_back() {
         (
             136,
             Precision::Tf32,
-            Some(["row_lstm_persistent_fwd_tf32_v2", "row_lstm_persistent_bwd_tf32_v3"]),
+            Some([
+                "row_lstm_persistent_fwd_tf32_v2",
+                "row_lstm_persistent_bwd_tf32_v3",
+            ]),
         ),
         (
             160,
@@ -348,4 +355,67 @@ fn lstm_persistent_mma_counters() {
             }
         }
     }
+}
+
+/// h of one direct launch of the Row LSTM (k = 3) persistent tensor-core forward `kernel` at
+/// n = 1, 3 x 20, h = 40 (2 unit tiles x 2 position groups: C = 4; the launch of
+/// cuda/lstm_persistent_mma.rs restated: 128 threads, (128 + 16) x (128 + 4) words of shared
+/// memory, K = 120 padded to 128).
+fn direct_forward_h(kernel: &str) -> Vec<f32> {
+    let (n, height, width, hd, k) = (1usize, 3usize, 20usize, 40usize, 3usize);
+    let e = Emulator::new(EmuOptions {
+        seed: 1,
+        workers: 2,
+        bounds_check: true,
+    })
+    .expect("emulator");
+    let upload = |data: &[f32]| {
+        let mut b = e.alloc(data.len()).expect("alloc");
+        e.upload_into(&mut b, data).expect("upload");
+        b
+    };
+    let map = n * height * width;
+    let is = upload(&crate::random(61, map * 4 * hd, 1.5));
+    let w = upload(&crate::random(62, 4 * hd * hd * k, 0.15));
+    let h = upload(&vec![f32::NAN; map * hd]);
+    let c = upload(&vec![f32::NAN; map * hd]);
+    let gates = upload(&vec![f32::NAN; map * 4 * hd]);
+    let shared = ((128 + 16) * (128 + 4) * 4) as u32;
+    e.opt_in_shared(kernel, shared).expect("opt in");
+    let cfg = LaunchCfg {
+        grid: [4, 1, 1],
+        block: [128, 1, 1],
+        shared_bytes: shared,
+        cluster: [4, 1, 1],
+        flops: 0,
+    };
+    let mut args = vec![
+        Arg::Buf(&is),
+        Arg::Buf(&w),
+        Arg::Buf(&h),
+        Arg::Buf(&c),
+        Arg::Buf(&gates),
+    ];
+    args.extend([n, height, width, hd, k].map(|x| Arg::I32(x as i32)));
+    e.launch(kernel, &cfg, &args)
+        .unwrap_or_else(|err| panic!("{kernel}: {err}"));
+    e.download(&h, map * hd).expect("download")
+}
+
+/// The mutant whose A fragments have registers 0 <-> 2 and 1 <-> 3 swapped
+/// (`row_lstm_persistent_mma_fwd_tf32_swapped_v1`) misses the kernel it mutates by far more
+/// than the forward bound: the parity check above (which the unmutated kernel passes) would
+/// fail it.
+#[test]
+fn a_persistent_mma_kernel_that_swaps_fragment_registers_fails() {
+    let good = direct_forward_h("row_lstm_persistent_mma_fwd_tf32_v1");
+    let bad = direct_forward_h("row_lstm_persistent_mma_fwd_tf32_swapped_v1");
+    assert!(good.iter().all(|x| x.is_finite()), "every h written");
+    let err = pixelrnn::parity::l2_rel_err(&bad, &good);
+    let tol = FWD_U * unit_roundoff(Precision::Tf32);
+    eprintln!("swapped persistent mma forward: h at {err:.3e} from the tested kernel");
+    assert!(
+        err > 10.0 * tol,
+        "the swapped kernel is only {err:.3e} from the tested one"
+    );
 }

@@ -155,7 +155,11 @@ fn simt(variants: Variants) -> Variants {
     }
 }
 
-pub(crate) fn host<E: Executor>(gpu: &CudaBackend<E>, t: &Tensor<CudaBackend<E>>, what: &str) -> Vec<f32> {
+pub(crate) fn host<E: Executor>(
+    gpu: &CudaBackend<E>,
+    t: &Tensor<CudaBackend<E>>,
+    what: &str,
+) -> Vec<f32> {
     t.to_vec(gpu)
         .unwrap_or_else(|e| panic!("{what}: download: {e}"))
 }

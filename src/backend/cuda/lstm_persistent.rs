@@ -31,7 +31,8 @@
 //! the weight gradient runs its v2 GEMM there), and a shape for which no cluster fits (h past
 //! 8 unit tiles, or a weight slice past the 227 KiB of a block) refuses with
 //! [`Error::PrecisionUnsupported`] ([`check_precision`], before anything is launched) rather
-//! than run fp32.
+//! than run fp32. Before all of this, at tf32 / bf16 the tensor-core cluster kernels run
+//! where they fit (`cuda/lstm_persistent_mma.rs`; the refusal then needs neither to fit).
 
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
 use super::lstm::scan_op;
@@ -185,7 +186,11 @@ pub(super) fn check_precision<E: Executor>(
     backward: bool,
 ) -> Result<()> {
     let precision = be.precision();
-    let stem = format!("{}_persistent_{}", scan_op(geo), if backward { "bwd" } else { "fwd" });
+    let stem = format!(
+        "{}_persistent_{}",
+        scan_op(geo),
+        if backward { "bwd" } else { "fwd" }
+    );
     if precision != Precision::Fp32
         && choose(be, n, geo, backward).1.is_none()
         && lstm_persistent_mma::choose(be, &stem, n, geo).is_none()

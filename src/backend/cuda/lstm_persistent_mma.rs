@@ -93,7 +93,11 @@ pub(super) fn mma_cfg(
     if unit_tiles > max_cluster || shared > MAX_SHARED_BYTES as usize {
         return None;
     }
-    let positions = if backward { BWD.positions } else { FWD.positions };
+    let positions = if backward {
+        BWD.positions
+    } else {
+        FWD.positions
+    };
     let groups = (max_cluster / unit_tiles)
         .min(geo.max_step_len().div_ceil(positions))
         .max(1);
