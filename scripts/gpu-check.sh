@@ -23,7 +23,8 @@
 #          lstm_unfused_precision and lstm_persistent_precision (the unfused and persistent
 #          recurrences' rounded SIMT kernels at tf32 and bf16 against the twin and against the
 #          fused tensor-core steps), lstm_mma_weight (the recurrences' tensor-core weight gradient
-#          against v1 and the twin), lstm_at_precision (the sampler's tf32/bf16 one-position
+#          against v1 and the twin), lstm_persistent_mma (the persistent recurrence's
+#          tensor-core forward against the twin and the fused tensor-core forward), lstm_at_precision (the sampler's tf32/bf16 one-position
 #          steps against the twin, and their sweep against the tensor-core fused forward) and
 #          peak_mma (the tensor-core ceiling kernels against their twin, bit for bit), so that
 #          a short run still checks mma.sync on the hardware against what the emulator
@@ -89,7 +90,7 @@ NCU_LIMIT=${NCU_LIMIT:-90}
 NCU_LAUNCHES=${NCU_LAUNCHES:-1200}
 # The test groups (tests/cuda/<group>.rs) of phase 1b, the tensor-core parity tests, as an
 # extended regex alternation; phase 2 leaves them out.
-MMA_GROUPS="conv_mma|lstm_mma|lstm_mma_weight|lstm_at_precision|lstm_persistent_precision|lstm_precision|lstm_unfused_precision|peak_mma"
+MMA_GROUPS="conv_mma|lstm_mma|lstm_mma_weight|lstm_at_precision|lstm_persistent_mma|lstm_persistent_precision|lstm_precision|lstm_unfused_precision|peak_mma"
 
 prepare() {
     set -e

@@ -30,8 +30,8 @@
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
-    AccessOp, CudaBackend, DiagLstm, EmuOptions, Emulator, Executor, LaunchCounters, MemSpace,
-    RowLstm, SiteCounters, Variants,
+    AccessOp, CudaBackend, DiagLstm, EmuOptions, Emulator, Executor, LaunchCounters,
+    LstmPersistentProduct, MemSpace, RowLstm, SiteCounters, Variants,
 };
 use pixelrnn::backend::{Backend, LstmState, Precision, Recurrence};
 use pixelrnn::error::Error;
@@ -47,7 +47,7 @@ crate::parity_tests! {
 /// The unit roundoff of the rounded operands: tf32 keeps 10 mantissa bits (2^-11), bf16 7
 /// (2^-8). A rounding flip (module comment) moves an operand by up to twice this, so the
 /// bounds below are multiples of it.
-fn unit_roundoff(p: Precision) -> f64 {
+pub(crate) fn unit_roundoff(p: Precision) -> f64 {
     match p {
         Precision::Bf16 => 2f64.powi(-8),
         _ => 2f64.powi(-11),
@@ -57,16 +57,16 @@ fn unit_roundoff(p: Precision) -> f64 {
 /// Relative L2 bound of the forward outputs (h, c, gates) against the twin, in units of the
 /// unit roundoff: 9.8e-6 (tf32), 7.8e-5 (bf16). Measured on the cases below (emulator, both
 /// seeds): at most 9.8e-8 at both precisions (no flip: only the order of the fp32 additions).
-const FWD_U: f64 = 0.02;
+pub(crate) const FWD_U: f64 = 0.02;
 
 /// Relative L2 bound of d_is against the twin (the backward from the twin's states): 2.0e-5
 /// (tf32), 1.6e-4 (bf16). Measured: at most 1.2e-6 (tf32), 7.9e-6 (bf16).
-const D_IS_U: f64 = 0.04;
+pub(crate) const D_IS_U: f64 = 0.04;
 
 /// Relative L2 bound of d_w_ss (lstm_ss_bwd_weight_<precision>_v1 on the twin's h and the
 /// kernel's d_is, a sum over every position): 9.8e-5 (tf32), 7.8e-4 (bf16). Measured: at most
 /// 7.7e-6 (tf32), 5.0e-5 (bf16).
-const DW_U: f64 = 0.2;
+pub(crate) const DW_U: f64 = 0.2;
 
 /// One recurrence: the Row LSTM's kernel width (`None`: the Diagonal LSTM), `[n, H, W, h]`, a
 /// seed.
@@ -96,14 +96,14 @@ fn what(case: &Case) -> String {
     }
 }
 
-fn w_shape(k: Option<usize>, hd: usize) -> [usize; 4] {
+pub(crate) fn w_shape(k: Option<usize>, hd: usize) -> [usize; 4] {
     match k {
         Some(k) => [4 * hd, hd, 1, k],
         None => [4 * hd, hd, 2, 1],
     }
 }
 
-fn forward<B: Backend>(
+pub(crate) fn forward<B: Backend>(
     be: &B,
     k: Option<usize>,
     is: &Tensor<B>,
@@ -117,7 +117,7 @@ fn forward<B: Backend>(
     .unwrap_or_else(|e| panic!("forward ({rec:?}) at {}: {e}", be.precision()))
 }
 
-fn backward<B: Backend>(
+pub(crate) fn backward<B: Backend>(
     be: &B,
     k: Option<usize>,
     state: &LstmState<B>,
@@ -143,6 +143,15 @@ fn version(k: Option<usize>, v: u32) -> Variants {
             diag_lstm: DiagLstm::try_from(v).expect("version"),
             ..Variants::default()
         },
+    }
+}
+
+/// `variants` with the persistent recurrence's SIMT product (the kernels this file checks
+/// under their names; the tensor-core forward is tests/cuda/lstm_persistent_mma.rs's).
+fn simt(variants: Variants) -> Variants {
+    Variants {
+        lstm_persistent_product: LstmPersistentProduct::Simt,
+        ..variants
     }
 }
 
@@ -194,7 +203,10 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
             // The forward, against the twin; without the rounding (the fp32 kernel) it must
             // miss by more (pooled below).
             gpu.set_precision(precision);
-            let got = forward(gpu, k, &is_g, &w_g, rec);
+            let got = {
+                let _simt = gpu.select(simt(Variants::default()));
+                forward(gpu, k, &is_g, &w_g, rec)
+            };
             for (part, g, t) in [
                 ("h", &got.h, &want.h),
                 ("c", &got.c, &want.c),
@@ -290,7 +302,7 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
 }
 
 /// The kernels one call launched, in order.
-fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
+pub(crate) fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
     gpu.executor()
         .take_counters()
         .into_iter()
@@ -322,7 +334,8 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
             let (_, w) = pair(&gpu, &w_shape(k, hd), 2, 0.1);
             let (_, dh) = pair(&gpu, &[n, height, width, hd], 3, 1.0);
             for (v, bwd_v) in [(3, 3), (2, 2), (1, 2)] {
-                let _v = gpu.select(version(k, v));
+                // The SIMT product (the tensor-core forward: tests/cuda/lstm_persistent_mma.rs).
+                let _v = gpu.select(simt(version(k, v)));
                 gpu.set_precision(precision);
                 launched(&gpu);
                 let state = forward(&gpu, k, &is, &w, rec);
@@ -345,7 +358,9 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
             }
         }
 
-        // The v1 fallback refuses at tf32 / bf16 (it would run fp32).
+        // The v1 fallback refuses at tf32 / bf16 (it would run fp32). Under the SIMT product
+        // (the tensor-core forward fits at bf16 here: tests/cuda/lstm_persistent_mma.rs).
+        let _simt = gpu.select(simt(Variants::default()));
         let (n, height, width, hd) = (1, 2, 2, 160);
         let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 4, 1.0);
         let (_, w) = pair(&gpu, &w_shape(Some(3), hd), 5, 0.05);
@@ -425,6 +440,7 @@ fn rounded_persistent_kernels_move_the_fp32_kernels_memory() {
     .expect("emulator")
     .with_counters(true);
     let gpu = CudaBackend::new(emu);
+    let _simt = gpu.select(simt(Variants::default()));
     let rec = Recurrence::Persistent;
     for (k, [n, height, width, hd]) in [(Some(3), [1, 2, 32, 64]), (None, [1, 8, 8, 64])] {
         let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 11, 1.5);

@@ -31,6 +31,7 @@ mod lstm_mma_v2;
 mod lstm_mma_weight;
 mod lstm_moves;
 mod lstm_persistent;
+mod lstm_persistent_mma;
 mod lstm_persistent_precision;
 mod lstm_persistent_v3;
 mod lstm_precision;

@@ -31,9 +31,12 @@
 //! the weight gradient runs its v2 GEMM there), and a shape for which no cluster fits (h past
 //! 8 unit tiles, or a weight slice past the 227 KiB of a block) refuses with
 //! [`Error::PrecisionUnsupported`] ([`check_precision`], before anything is launched) rather
-//! than run fp32.
+//! than run fp32. Before all of this, at tf32 / bf16 the tensor-core cluster kernels run
+//! where they fit (`cuda/lstm_persistent_mma.rs`; the refusal then needs neither to fit).
 
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
+use super::lstm::scan_op;
+use super::lstm_persistent_mma;
 use super::lstm_steps::{bwd_step_version, scan_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
@@ -183,7 +186,15 @@ pub(super) fn check_precision<E: Executor>(
     backward: bool,
 ) -> Result<()> {
     let precision = be.precision();
-    if precision != Precision::Fp32 && choose(be, n, geo, backward).1.is_none() {
+    let stem = format!(
+        "{}_persistent_{}",
+        scan_op(geo),
+        if backward { "bwd" } else { "fwd" }
+    );
+    if precision != Precision::Fp32
+        && choose(be, n, geo, backward).1.is_none()
+        && lstm_persistent_mma::choose(be, &stem, n, geo).is_none()
+    {
         return Err(Error::PrecisionUnsupported {
             op,
             variant: V1_FALLBACK,
@@ -208,6 +219,13 @@ pub(super) fn launch_persistent<E: Executor>(
     let flops = geo.ss_flops(n * geo.height * geo.width);
     let backward = stem.ends_with("_bwd");
     check_precision(be, op, n, geo, backward)?;
+    if let Some((kernel, cfg)) = lstm_persistent_mma::choose(be, stem, n, geo) {
+        // The tensor-core kernels first (cuda/lstm_persistent_mma.rs says where they run).
+        if cfg.shared_bytes > DEFAULT_SHARED_BYTES {
+            be.opt_in_shared(&kernel, cfg.shared_bytes)?;
+        }
+        return be.launch(&kernel, &cfg.with_flops(flops), &args);
+    }
     let (version, cfg) = choose(be, n, geo, backward);
     let Some(cfg) = cfg else {
         let (cfg, staged) = persistent_v1_cfg(n, geo);

@@ -32,6 +32,7 @@ mod lstm;
 mod lstm_at;
 mod lstm_mma;
 mod lstm_persistent;
+mod lstm_persistent_mma;
 mod lstm_precision;
 mod lstm_steps;
 mod lstm_weight;
@@ -60,8 +61,9 @@ pub use executor::{
     Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES,
 };
 pub use variants::{
-    DiagLstm, DiagLstmLayout, LstmMma, LstmWeight, MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma,
-    MaskedConv2dPack, MaskedConv2dWeight, RowLstm, Selected, Variants,
+    DiagLstm, DiagLstmLayout, LstmMma, LstmPersistentProduct, LstmWeight, MaskedConv2d,
+    MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight, RowLstm, Selected,
+    Variants,
 };
 
 use crate::backend::{

@@ -75,6 +75,57 @@ impl fmt::Display for LstmWeight {
     }
 }
 
+/// The persistent recurrence's state-to-state product at tf32 / bf16 (folded layout; at fp32
+/// the scan's version applies). `cuda/lstm_persistent_mma.rs` says where each runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LstmPersistentProduct {
+    /// The rounded SIMT cluster kernels, `<scan>_persistent_{fwd,bwd}_{tf32,bf16}_v{2,3}`
+    /// (kernels/lstm_persistent.cuh, lstm_persistent_v3.cuh).
+    Simt,
+    /// The product on `mma.sync` in the same clusters,
+    /// `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v1` (kernels/row_lstm_persistent_mma.cu,
+    /// diag_lstm_persistent_mma.cu), where its cluster fits (else Simt's kernel): the fused
+    /// tensor-core steps' bits. The default.
+    #[default]
+    Mma,
+}
+
+impl LstmPersistentProduct {
+    /// Both products, ascending.
+    pub const ALL: [Self; 2] = [Self::Simt, Self::Mma];
+
+    /// The product's number (1 simt, 2 mma).
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Simt => 1,
+            Self::Mma => 2,
+        }
+    }
+}
+
+impl TryFrom<u32> for LstmPersistentProduct {
+    type Error = Error;
+
+    /// Product `n` (1 simt, 2 mma); a configuration error otherwise.
+    fn try_from(n: u32) -> Result<Self> {
+        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+            Error::Config(format!(
+                "lstm persistent product has variants 1 (simt) and 2 (mma), {n} requested"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for LstmPersistentProduct {
+    /// `simt`, `mma`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Simt => "simt",
+            Self::Mma => "mma",
+        })
+    }
+}
+
 /// The Row LSTM's recurrence kernels (kernels/row_lstm.cu, and the state-to-state weight
 /// gradient GEMM of kernels/lstm.cu, which serves both scans).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -19,7 +19,7 @@ use std::fmt;
 pub use conv::{
     MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight,
 };
-pub use lstm::{DiagLstm, DiagLstmLayout, LstmMma, LstmWeight, RowLstm};
+pub use lstm::{DiagLstm, DiagLstmLayout, LstmMma, LstmPersistentProduct, LstmWeight, RowLstm};
 
 use super::{CudaBackend, Executor};
 
@@ -53,18 +53,20 @@ pub struct Variants {
     pub diag_lstm: DiagLstm,
     /// The recurrences' weight gradient at tf32 and bf16.
     pub lstm_weight: LstmWeight,
+    /// The persistent recurrence's state product at tf32 and bf16.
+    pub lstm_persistent_product: LstmPersistentProduct,
 }
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
     /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3,
-    /// lstm weight v2`.
+    /// lstm weight v2, lstm persistent product mma`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d pack \
              {}, masked_conv2d mma {}, lstm mma {}, diag_lstm layout {}, row_lstm {}, \
-             diag_lstm {}, lstm weight {}",
+             diag_lstm {}, lstm weight {}, lstm persistent product {}",
             self.masked_conv2d,
             self.masked_conv2d_weight,
             self.masked_conv2d_at,
@@ -74,7 +76,8 @@ impl fmt::Display for Variants {
             self.diag_lstm_layout,
             self.row_lstm,
             self.diag_lstm,
-            self.lstm_weight
+            self.lstm_weight,
+            self.lstm_persistent_product
         )
     }
 }
@@ -171,8 +174,15 @@ mod tests {
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
              v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, \
-             diag_lstm v3, lstm weight v2"
+             diag_lstm v3, lstm weight v2, lstm persistent product mma"
         );
+        for v in LstmPersistentProduct::ALL {
+            assert_eq!(LstmPersistentProduct::try_from(v.number()).unwrap(), v);
+        }
+        assert!(matches!(
+            LstmPersistentProduct::try_from(3),
+            Err(Error::Config(_))
+        ));
     }
 
     /// The host side names `masked_conv2d_<pass>_v<N>` from [`MaskedConv2d::number`]: every
@@ -251,6 +261,17 @@ mod tests {
                     lstm_mma,
                     "{scan} {pass}"
                 );
+            }
+        }
+        // The persistent recurrence's tensor-core kernels (kernels/<scan>_persistent_mma.cu).
+        for scan in ["row_lstm", "diag_lstm"] {
+            for pass in [
+                "persistent_mma_fwd_tf32",
+                "persistent_mma_fwd_bf16",
+                "persistent_mma_bwd_tf32",
+                "persistent_mma_bwd_bf16",
+            ] {
+                assert_eq!(crate::kernels::versions(scan, pass), [1], "{scan} {pass}");
             }
         }
         assert_eq!(
