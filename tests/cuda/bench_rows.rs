@@ -54,9 +54,15 @@ pub fn check_lstm_rows<E: ExecTimer>(gpu: &CudaBackend<E>) {
             .collect()
     };
     assert_eq!(labels(&report, "row_lstm fwd"), plain(&["v1", "v2+v3+v4"]));
-    assert_eq!(labels(&report, "row_lstm bwd"), plain(&["v1", "v2", "v3", "v4"]));
+    assert_eq!(
+        labels(&report, "row_lstm bwd"),
+        plain(&["v1", "v2", "v3", "v4"])
+    );
     assert_eq!(labels(&report, "diag_lstm fwd"), laid(&["v1", "v2+v3+v4"]));
-    assert_eq!(labels(&report, "diag_lstm bwd"), laid(&["v1", "v2", "v3", "v4"]));
+    assert_eq!(
+        labels(&report, "diag_lstm bwd"),
+        laid(&["v1", "v2", "v3", "v4"])
+    );
     // The shared forward row runs under v2's selection.
     for r in report.rows.iter().filter(|r| r.variant == "v2+v3+v4") {
         let layout = match r.layout.as_deref() {

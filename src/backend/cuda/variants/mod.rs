@@ -235,9 +235,21 @@ mod tests {
             let all = RowLstm::ALL.map(RowLstm::number).to_vec();
             assert_eq!(all, [1, 2, 3, 4]);
             assert_eq!(DiagLstm::ALL.map(DiagLstm::number).to_vec(), all);
-            assert_eq!(crate::kernels::versions(scan, "step_bwd"), [1, 2, 3], "{scan}");
-            assert_eq!(crate::kernels::versions(scan, "ss_bwd_data"), [1, 2, 3], "{scan}");
-            assert_eq!(crate::kernels::versions(scan, "persistent_bwd"), all, "{scan}");
+            assert_eq!(
+                crate::kernels::versions(scan, "step_bwd"),
+                [1, 2, 3],
+                "{scan}"
+            );
+            assert_eq!(
+                crate::kernels::versions(scan, "ss_bwd_data"),
+                [1, 2, 3],
+                "{scan}"
+            );
+            assert_eq!(
+                crate::kernels::versions(scan, "persistent_bwd"),
+                all,
+                "{scan}"
+            );
             for p in ["tf32", "bf16"] {
                 assert_eq!(
                     crate::kernels::versions(scan, &format!("persistent_bwd_{p}")),
