@@ -27,8 +27,8 @@ pub enum Sweep {
     MaskedConv2dWeight,
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
-    /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
-    /// and v3 (`v2+v3`: v3's forward is v2's kernels).
+    /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2,
+    /// v3 and v4 (`v2+v3+v4`: their forward is v2's kernels).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -190,9 +190,11 @@ impl ExecTimer for Emulator {
 /// Whether recurrence kernel version `v` runs the previous version's kernels in the row of
 /// kernel stem `kernel`: v3 is v2 but for the backward through time (`*_step_bwd_v3`,
 /// `*_ss_bwd_data_v3`; src/backend/cuda/variants/), so a v3 forward row would time v2's
-/// kernels again.
+/// kernels again; v4 is v3 but for the persistent backward (`*_persistent_bwd_v4`), so its
+/// forward rows fold too. Its backward rows stay (the stem does not say the recurrence: under
+/// the fused and unfused recurrences a v4 backward row times v3's kernels again).
 pub(crate) fn shares_previous_kernels(kernel: Option<&str>, v: u32) -> bool {
-    v == 3 && kernel.is_some_and(|k| !k.contains("bwd"))
+    (v == 3 || v == 4) && kernel.is_some_and(|k| !k.contains("bwd"))
 }
 
 /// The `(version, choice)`s of a recurrence sweep, in order, with each version that runs the

@@ -19,7 +19,12 @@
 //! - v3 (the default; backward only, the forward is v2's): the v2 clusters over v3's
 //!   register tiles ([`persistent_v3_cfg`], kernels/lstm_persistent_v3.cuh: 4 positions x 4
 //!   units per thread, 32 positions x 32 units per 64-thread block, the same bits as v2);
-//!   where its 16.1 KiB staging tile does not fit beside the slice it falls back to v2.
+//!   where its 16.1 KiB staging tile does not fit beside the slice it falls back to v2;
+//! - v4 (backward only, selected by `RowLstm::V4` / `DiagLstm::V4`): the v2 clusters over an
+//!   8 x 8 register tile with the K range split over the two halves of each warp and summed
+//!   by shuffles ([`persistent_v4_cfg`], kernels/lstm_persistent_v4.cuh: 64 positions x 32
+//!   units per 64-thread block, 8 FLOPs per shared word, another summation order than v3's);
+//!   where its 16 KiB staging tile does not fit it falls back to v3, then v2, then v1.
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
@@ -37,7 +42,7 @@
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
 use super::lstm::scan_op;
 use super::lstm_persistent_mma;
-use super::lstm_steps::{bwd_step_version, scan_version};
+use super::lstm_steps::{persistent_bwd_version, scan_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
 use crate::backend::{Backend, Precision};
@@ -85,6 +90,17 @@ const TILE_V3: TileShape = TileShape {
     static_shared: 32 * 129 * 4,
 };
 
+/// v4 (backward only): 64 positions x 32 units on 64 threads (two warps of 32 positions),
+/// 8 x 8 per thread over half the K range, a 64 x 64 float staging tile
+/// (`LSTM_PERSISTENT_V4_POS`, `LSTM_PERSISTENT_V4_THREADS`, `LSTM_PERSISTENT_V4_CHUNK`,
+/// kernels/lstm_persistent_v4.cuh). Its weight slice is 32 x 4h x taps floats: the dynamic
+/// shared memory reserved is v2's (32 more floats), the same fallback bound.
+const TILE_V4: TileShape = TileShape {
+    positions: 64,
+    threads: 64,
+    static_shared: 64 * 64 * 4,
+};
+
 /// Launch configuration of a persistent v1 kernel for `n` images, and whether it stages the
 /// state weights in shared memory (its `staged` flag).
 fn persistent_v1_cfg(n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
@@ -120,6 +136,12 @@ pub(super) fn persistent_v3_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
     persistent_tiled_cfg(n, geo, &TILE_V3)
 }
 
+/// As [`persistent_v3_cfg`] for the persistent v4 backward (kernels/lstm_persistent_v4.cuh):
+/// 64 threads, position tiles of 64, 16 KiB of static staging tile.
+pub(super) fn persistent_v4_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_V4)
+}
+
 fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<LaunchCfg> {
     let unit_tiles = geo.hidden.div_ceil(TILE_UNITS);
     let max_cluster = MAX_CLUSTER_BLOCKS as usize;
@@ -143,11 +165,11 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
 }
 
 /// The persistent kernel a call of `geo` for `n` images runs (`backward`: the backward
-/// scan): its version and, for v2 and v3, its cluster launch (`None`: v1). The version follows
-/// the scan's selection: the backward takes the backward step version ([`bwd_step_version`]:
-/// v3 runs `<scan>_persistent_bwd_v3`), the forward [`scan_version`] (v3 is v2); at tf32 /
-/// bf16 at least v2 (no rounded v1). A version whose weight slice does not fit falls back to
-/// the one below (v3 to v2, v2 to v1).
+/// scan): its version and, for v2 to v4, its cluster launch (`None`: v1). The version follows
+/// the scan's selection: the backward takes it whole ([`persistent_bwd_version`]: v4 runs
+/// `<scan>_persistent_bwd_v4`, v3 `_v3`), the forward [`scan_version`] (v3 and v4 are v2); at
+/// tf32 / bf16 at least v2 (no rounded v1). A version whose shared memory does not fit falls
+/// back to the one below (v4 to v3, v3 to v2, v2 to v1).
 fn choose<E: Executor>(
     be: &CudaBackend<E>,
     n: usize,
@@ -155,7 +177,7 @@ fn choose<E: Executor>(
     backward: bool,
 ) -> (u32, Option<LaunchCfg>) {
     let selected = if backward {
-        bwd_step_version(be, geo)
+        persistent_bwd_version(be, geo)
     } else {
         scan_version(be, geo)
     };
@@ -164,12 +186,12 @@ fn choose<E: Executor>(
     } else {
         selected.max(2)
     };
-    let v3 = if backward {
-        persistent_v3_cfg(n, geo)
+    let (v4, v3) = if backward {
+        (persistent_v4_cfg(n, geo), persistent_v3_cfg(n, geo))
     } else {
-        None
+        (None, None)
     };
-    [(3, v3), (2, persistent_v2_cfg(n, geo))]
+    [(4, v4), (3, v3), (2, persistent_v2_cfg(n, geo))]
         .into_iter()
         .find_map(|(v, cfg)| cfg.filter(|_| version >= v).map(|c| (v, Some(c))))
         .unwrap_or((1, None))

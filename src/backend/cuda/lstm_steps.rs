@@ -51,10 +51,17 @@ pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> 
     bwd_step_version(be, geo).min(2)
 }
 
-/// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3):
-/// `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
+/// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3; selection v4 is
+/// v3 here): `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
 /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
 pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    persistent_bwd_version(be, geo).min(3)
+}
+
+/// Version of the selected recurrence kernels of `geo`'s scan as the persistent backward
+/// takes it (1 to 4: `<scan>_persistent_bwd_v<N>`, before `cuda/lstm_persistent.rs`'s
+/// fallbacks); the only user of the selection's v4.
+pub(super) fn persistent_bwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {
         Scan::Row { .. } => v.row_lstm.number(),

@@ -151,11 +151,17 @@ pub enum RowLstm {
     /// v3", "Persistent backward v3").
     #[default]
     V3,
+    /// V3, except the persistent backward: `row_lstm_persistent_bwd_v4` (V2's clusters, 8
+    /// positions x 8 units per thread, the K range split over the two halves of a warp and
+    /// summed by shuffles: 8 FLOPs per shared word instead of 4; another summation order than
+    /// V3's). The stepwise kernels are V3's (no `row_lstm_step_bwd_v4`). Not the default: no
+    /// GPU has timed it (docs/kernels.md, "Persistent backward v4").
+    V4,
 }
 
 impl RowLstm {
     /// Every version, ascending.
-    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
+    pub const ALL: [Self; 4] = [Self::V1, Self::V2, Self::V3, Self::V4];
 
     /// The version's number.
     pub fn number(self) -> u32 {
@@ -163,6 +169,7 @@ impl RowLstm {
             Self::V1 => 1,
             Self::V2 => 2,
             Self::V3 => 3,
+            Self::V4 => 4,
         }
     }
 }
@@ -174,14 +181,14 @@ impl TryFrom<u32> for RowLstm {
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "row_lstm has kernel versions 1 to 3, version {n} requested"
+                "row_lstm has kernel versions 1 to 4, version {n} requested"
             ))
         })
     }
 }
 
 impl fmt::Display for RowLstm {
-    /// `v1`, `v2`, `v3`.
+    /// `v1` .. `v4`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.number())
     }
@@ -202,11 +209,14 @@ pub enum DiagLstm {
     /// `diag_lstm{,_skewed}_persistent_bwd_v3`; everything else V2's): the default.
     #[default]
     V3,
+    /// As [`RowLstm::V4`]: V3 but the persistent backward runs
+    /// `diag_lstm{,_skewed}_persistent_bwd_v4`.
+    V4,
 }
 
 impl DiagLstm {
     /// Every version, ascending.
-    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
+    pub const ALL: [Self; 4] = [Self::V1, Self::V2, Self::V3, Self::V4];
 
     /// The version's number.
     pub fn number(self) -> u32 {
@@ -214,6 +224,7 @@ impl DiagLstm {
             Self::V1 => 1,
             Self::V2 => 2,
             Self::V3 => 3,
+            Self::V4 => 4,
         }
     }
 }
@@ -225,14 +236,14 @@ impl TryFrom<u32> for DiagLstm {
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "diag_lstm has kernel versions 1 to 3, version {n} requested"
+                "diag_lstm has kernel versions 1 to 4, version {n} requested"
             ))
         })
     }
 }
 
 impl fmt::Display for DiagLstm {
-    /// `v1`, `v2`, `v3`.
+    /// `v1` .. `v4`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.number())
     }

@@ -169,7 +169,7 @@ mod tests {
             assert_eq!(DiagLstm::try_from(v.number()).unwrap(), v);
         }
         assert!(matches!(RowLstm::try_from(0), Err(Error::Config(_))));
-        assert!(matches!(DiagLstm::try_from(4), Err(Error::Config(_))));
+        assert!(matches!(DiagLstm::try_from(5), Err(Error::Config(_))));
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
@@ -238,12 +238,35 @@ mod tests {
         for pass in ["ss_bwd_weight_tf32", "ss_bwd_weight_bf16"] {
             assert_eq!(crate::kernels::versions("lstm", pass), lw, "{pass}");
         }
-        // The recurrences' step kernels: the backward's at every version, the forward's at
-        // v1 and v2 (v3 runs v2's forward).
+        // The recurrences' step kernels: the backward's at v1 to v3 (v4 runs v3's), the
+        // forward's at v1 and v2 (v3 runs v2's forward); the persistent backward at v2 to v4
+        // (v1's is `<scan>_persistent_bwd_v1`, in the scan's module), the rounded ones from v2.
         for scan in ["row_lstm", "diag_lstm"] {
             let all = RowLstm::ALL.map(RowLstm::number).to_vec();
-            assert_eq!(crate::kernels::versions(scan, "step_bwd"), all, "{scan}");
-            assert_eq!(crate::kernels::versions(scan, "ss_bwd_data"), all, "{scan}");
+            assert_eq!(all, [1, 2, 3, 4]);
+            assert_eq!(DiagLstm::ALL.map(DiagLstm::number).to_vec(), all);
+            assert_eq!(
+                crate::kernels::versions(scan, "step_bwd"),
+                [1, 2, 3],
+                "{scan}"
+            );
+            assert_eq!(
+                crate::kernels::versions(scan, "ss_bwd_data"),
+                [1, 2, 3],
+                "{scan}"
+            );
+            assert_eq!(
+                crate::kernels::versions(scan, "persistent_bwd"),
+                all,
+                "{scan}"
+            );
+            for p in ["tf32", "bf16"] {
+                assert_eq!(
+                    crate::kernels::versions(scan, &format!("persistent_bwd_{p}")),
+                    [2, 3, 4],
+                    "{scan} {p}"
+                );
+            }
             assert_eq!(crate::kernels::versions(scan, "step_fwd"), [1, 2], "{scan}");
             assert_eq!(crate::kernels::versions(scan, "ss_fwd"), [1, 2], "{scan}");
         }
@@ -276,7 +299,11 @@ mod tests {
         }
         assert_eq!(
             crate::kernels::versions("diag_lstm", "skewed_step_bwd"),
-            DiagLstm::ALL.map(DiagLstm::number).to_vec()
+            [1, 2, 3]
+        );
+        assert_eq!(
+            crate::kernels::versions("diag_lstm", "skewed_persistent_bwd"),
+            [1, 2, 3, 4]
         );
     }
 }

@@ -1,0 +1,50 @@
+// pixelrnn: arch compute_90
+// row_lstm_persistent_v4.cu: the Row LSTM's persistent v4 backward
+// (row_lstm_persistent_bwd_v4 and its rounded twins row_lstm_persistent_bwd_{tf32,bf16}_v4):
+// v2's clusters over a K-split 8 x 8 register tile, 8 FLOPs per shared word
+// (kernels/lstm_persistent_v4.cuh has the design). Compute_90 PTX (the first line: clusters).
+#include "lstm_persistent_v4.cuh"
+
+// Launch (every kernel of this file): gridDim.x = n * C, blockDim.x =
+// LSTM_PERSISTENT_V4_THREADS (64), clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8
+// (G >= 1 position groups of 64-position tiles), dynamic shared memory >= 32 * 4h * taps
+// floats (opted in above 48 KiB).
+// The maps written in one step and read by other blocks in the next (d_is, dc_carry) are not
+// __restrict__: their loads must not take the read-only (non-coherent) path. dc_carry zeroed
+// by the host.
+
+// Row LSTM backward of the whole scan: rows bottom-up (row_lstm_persistent_bwd_v3's
+// semantics). Then the same at tf32 and bf16 (the weight rounded as it is staged, d_is as
+// each chunk is staged, fp32 FMA; the launches and parameters are the fp32 kernel's).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V4_THREADS, 1)
+row_lstm_persistent_bwd_v4(const float* __restrict__ w, const float* __restrict__ gates,
+                           const float* __restrict__ c, const float* __restrict__ dh,
+                           float* dc_carry, float* d_is, int n, int height, int width,
+                           int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v4_body<PIXELRNN_ROUND_FP32>(w, w_s, gates, c, dh, dc_carry,
+        d_is, height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V4_THREADS, 1)
+row_lstm_persistent_bwd_tf32_v4(const float* __restrict__ w, const float* __restrict__ gates,
+                                const float* __restrict__ c, const float* __restrict__ dh,
+                                float* dc_carry, float* d_is, int n, int height, int width,
+                                int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v4_body<PIXELRNN_ROUND_TF32>(w, w_s, gates, c, dh, dc_carry,
+        d_is, height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_V4_THREADS, 1)
+row_lstm_persistent_bwd_bf16_v4(const float* __restrict__ w, const float* __restrict__ gates,
+                                const float* __restrict__ c, const float* __restrict__ dh,
+                                float* dc_carry, float* d_is, int n, int height, int width,
+                                int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_bwd_v4_body<PIXELRNN_ROUND_BF16>(w, w_s, gates, c, dh, dc_carry,
+        d_is, height, width, hidden, k);
+}
