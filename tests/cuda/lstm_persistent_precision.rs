@@ -218,16 +218,17 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 assert!(err <= fwd_tol, "{}: rel err {err:.3e}", what(part));
             }
 
-            // The backward from the twin's states, under the v2 and the v3 persistent
-            // backward (v3: the default).
+            // The backward from the twin's states, under the v2, v3 (the default) and v4
+            // persistent backward of the SIMT product (v4: another summation order, so only
+            // v2 and v3 must agree bit for bit).
             let state = LstmState {
                 h: to_gpu(gpu, &want.h),
                 c: to_gpu(gpu, &want.c),
                 gates: to_gpu(gpu, &want.gates),
             };
             let mut by_version = Vec::new();
-            for v in [2, 3] {
-                let _v = gpu.select(version(k, v));
+            for v in [2, 3, 4] {
+                let _v = gpu.select(simt(version(k, v)));
                 let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, rec);
                 let got = [download(gpu, &d_is, "d_is"), download(gpu, &dw, "d_w_ss")];
                 for (part, g, t, tol, max) in [
@@ -311,8 +312,8 @@ pub(crate) fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
 }
 
 /// The launches at tf32 / bf16 (the emulator's counters): the forward is the one rounded v2
-/// cluster kernel, the backward the rounded v3 (v2 under `V2`, and under `V1`, which has no
-/// rounded kernel) plus the rounded weight gradient; where no cluster fits (h = 160, Row LSTM
+/// cluster kernel, the backward the rounded v3 (v4 under `V4`, v2 under `V2`, and under `V1`,
+/// which has no rounded kernel) plus the rounded weight gradient; where no cluster fits (h = 160, Row LSTM
 /// k = 3: a 240 KiB weight slice per block) the op refuses, naming the persistent path and
 /// the precision, before launching anything.
 #[test]
@@ -333,7 +334,7 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
             let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 1, 1.0);
             let (_, w) = pair(&gpu, &w_shape(k, hd), 2, 0.1);
             let (_, dh) = pair(&gpu, &[n, height, width, hd], 3, 1.0);
-            for (v, bwd_v) in [(3, 3), (2, 2), (1, 2)] {
+            for (v, bwd_v) in [(4, 4), (3, 3), (2, 2), (1, 2)] {
                 // The SIMT product (the tensor-core forward: tests/cuda/lstm_persistent_mma.rs).
                 let _v = gpu.select(simt(version(k, v)));
                 gpu.set_precision(precision);
