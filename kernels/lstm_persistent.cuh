@@ -25,6 +25,11 @@
 //   v3: row_lstm_persistent_bwd_v3, diag_lstm_persistent_bwd_v3,
 //       diag_lstm_skewed_persistent_bwd_v3 (backward only; lstm_persistent_v3.cuh): v2's
 //       clusters over v3's register tiles (4 positions x 4 units per thread), v2's bits.
+//   v4: row_lstm_persistent_bwd_v4, diag_lstm_persistent_bwd_v4,
+//       diag_lstm_skewed_persistent_bwd_v4 and the folded tf32 / bf16 twins (backward only;
+//       lstm_persistent_v4.cuh, entry points in *_persistent_v4.cu): v2's clusters over 8 x 8
+//       thread tiles, K split over the two half-warps (8 FLOPs per shared word; another
+//       summation order than v3's). Selectable (RowLstm::V4, DiagLstm::V4), not the default.
 //   tf32 / bf16 (the persistent recurrence at tensor-core precision, folded layout only):
 //       row_lstm_persistent_fwd_{tf32,bf16}_v2, row_lstm_persistent_bwd_{tf32,bf16}_v2,
 //       row_lstm_persistent_bwd_{tf32,bf16}_v3, diag_lstm_persistent_fwd_{tf32,bf16}_v2,
@@ -34,8 +39,9 @@
 //       or d_is (backward) as they are staged per chunk, then the same fp32 FMAs. A product of
 //       two rounded operands is exact in fp32, so this is the CPU twin's arithmetic
 //       (cpu/lstm.rs forward_precision / backward_precision) up to the order of the fp32
-//       additions. SIMT, no mma (docs/kernels.md says what an mma version would need). The
-//       fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations, unchanged bits.
+//       additions. SIMT, no mma; the tensor-core persistent kernels, the default at tf32 /
+//       bf16, are <scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v1 (lstm_persistent_mma.cuh).
+//       The fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations, unchanged bits.
 //
 // Why a cluster and global memory: the weights of one image's recurrence at h = 128 (4h*h*k
 // floats: 768 KiB for the Row LSTM, 512 KiB for the Diagonal LSTM) exceed one SM's 227 KiB,

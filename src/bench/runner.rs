@@ -21,7 +21,7 @@ pub fn count_rows<B: BenchBackend>(be: &B, o: &Options) -> Result<usize> {
         if o.part != Part::Steps {
             for case in plan::<B>(cfg, &o.recurrences)? {
                 if ops::selected(&o.op_filter, case.name) {
-                    rows += op_choices(be, case.kernel, case.sweep, o).len();
+                    rows += op_choices(be, &case, o).len();
                 }
             }
         }
@@ -144,14 +144,9 @@ fn step_rows<B: BenchBackend>(be: &B, o: &Options) -> Vec<(ModelKind, Option<Rec
     rows
 }
 
-/// The backend's variants of op `kernel` whose precision `o` asks for (`--precision`).
-fn op_choices<B: BenchBackend>(
-    be: &B,
-    kernel: &str,
-    sweep: super::Sweep,
-    o: &Options,
-) -> Vec<Choice> {
-    be.choices(Some(kernel), sweep)
+/// The backend's variants of op row `case` whose precision `o` asks for (`--precision`).
+fn op_choices<B: BenchBackend>(be: &B, case: &OpCase<B>, o: &Options) -> Vec<Choice> {
+    be.choices(Some(case.kernel), case.sweep, case.recurrence)
         .into_iter()
         .filter(|c| o.precisions.contains(&c.precision))
         .collect()
@@ -167,7 +162,7 @@ fn step_choices<B: BenchBackend>(
 ) -> Vec<Choice> {
     let mut out = Vec::new();
     for &p in &o.precisions {
-        for choice in be.choices(None, steps::sweep(kind, rec)) {
+        for choice in be.choices(None, steps::sweep(kind, rec), rec) {
             out.push(Choice {
                 precision: p,
                 ..choice
@@ -200,7 +195,7 @@ fn time_op<B: BenchBackend>(
     // The reference result, once per precision for all variants: the CPU twin at the row's
     // precision (the tensor-core rows' operands rounded as their kernels round them).
     let mut wants: Vec<(Precision, Option<Reference>)> = Vec::new();
-    for choice in op_choices(be, case.kernel, case.sweep, o) {
+    for choice in op_choices(be, case, o) {
         if !wants.iter().any(|(p, _)| *p == choice.precision) {
             let want = reference.map(|r| {
                 cpu.set_precision(choice.precision);

@@ -13,7 +13,7 @@ use crate::backend::cuda::{
     CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, MaskedConv2d,
     MaskedConv2dWeight, RowLstm, Variants,
 };
-use crate::backend::{Backend, Precision};
+use crate::backend::{Backend, Precision, Recurrence};
 use crate::error::{Error, Result};
 
 /// Which kernel variants a row is timed under, one row each (declared by its op case).
@@ -95,9 +95,10 @@ pub trait BenchBackend: Backend {
     fn measure_ceilings(&self, iters: usize) -> Result<(Ceilings, Vec<OpRow>)>;
 
     /// The variants a row is timed under, one row each: for an op row, `kernel` is the stem
-    /// `<op>_<pass>` of its kernels; a training step has none.
-    fn choices(&self, kernel: Option<&str>, sweep: Sweep) -> Vec<Choice> {
-        let _ = (kernel, sweep);
+    /// `<op>_<pass>` of its kernels and `rec` its recurrence (if it has one); a training step
+    /// has no kernel.
+    fn choices(&self, kernel: Option<&str>, sweep: Sweep, rec: Option<Recurrence>) -> Vec<Choice> {
+        let _ = (kernel, sweep, rec);
         vec![Choice::only()]
     }
 
@@ -191,10 +192,22 @@ impl ExecTimer for Emulator {
 /// kernel stem `kernel`: v3 is v2 but for the backward through time (`*_step_bwd_v3`,
 /// `*_ss_bwd_data_v3`; src/backend/cuda/variants/), so a v3 forward row would time v2's
 /// kernels again; v4 is v3 but for the persistent backward (`*_persistent_bwd_v4`), so its
-/// forward rows fold too. Its backward rows stay (the stem does not say the recurrence: under
-/// the fused and unfused recurrences a v4 backward row times v3's kernels again).
-pub(crate) fn shares_previous_kernels(kernel: Option<&str>, v: u32) -> bool {
-    (v == 3 || v == 4) && kernel.is_some_and(|k| !k.contains("bwd"))
+/// forward rows fold too, and so do its backward rows under any recurrence `rec` but the
+/// persistent one (the fused and unfused backward run v3's kernels under v4).
+pub(crate) fn shares_previous_kernels(
+    kernel: Option<&str>,
+    v: u32,
+    rec: Option<Recurrence>,
+) -> bool {
+    let Some(k) = kernel else {
+        return false;
+    };
+    let backward = k.contains("bwd");
+    match v {
+        3 => !backward,
+        4 => !backward || rec != Some(Recurrence::Persistent),
+        _ => false,
+    }
 }
 
 /// The `(version, choice)`s of a recurrence sweep, in order, with each version that runs the
@@ -202,12 +215,13 @@ pub(crate) fn shares_previous_kernels(kernel: Option<&str>, v: u32) -> bool {
 /// per distinct kernel, labelled with every version it stands for (`v2+v3`).
 fn distinct_rows(
     kernel: Option<&str>,
+    rec: Option<Recurrence>,
     versions: impl Iterator<Item = (u32, Choice)>,
 ) -> Vec<Choice> {
     let mut out: Vec<Choice> = Vec::new();
     for (v, c) in versions {
         match out.last_mut() {
-            Some(last) if shares_previous_kernels(kernel, v) => {
+            Some(last) if shares_previous_kernels(kernel, v, rec) => {
                 last.version = format!("{}+v{v}", last.version);
             }
             _ => out.push(c),
@@ -237,7 +251,7 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
     /// the caller selected others (every row puts back what it found); the kernels of the
     /// other families have one version (`v1`). The masked_conv2d sweeps add the tensor-core
     /// kernels at tf32 and bf16 (rows `tf32-v1`, `bf16-v1`).
-    fn choices(&self, kernel: Option<&str>, sweep: Sweep) -> Vec<Choice> {
+    fn choices(&self, kernel: Option<&str>, sweep: Sweep, rec: Option<Recurrence>) -> Vec<Choice> {
         let base = CudaBackend::variants(self);
         let runnable = |name: String| {
             !E::EMULATED || crate::kernels::signature(&name).is_none_or(|s| s.emulated)
@@ -296,6 +310,7 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                 .collect(),
             Sweep::RowLstm => distinct_rows(
                 kernel,
+                rec,
                 RowLstm::ALL.iter().map(|&v| {
                     let variants = Variants {
                         row_lstm: v,
@@ -316,7 +331,7 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                         };
                         (v.number(), choice(v.number(), Some(l), variants))
                     });
-                distinct_rows(kernel, versions)
+                distinct_rows(kernel, rec, versions)
             }
         }
     }
@@ -337,5 +352,32 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 
     fn variants(&self) -> Option<Variants> {
         Some(CudaBackend::variants(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which versions fold into the previous one's row: v3 and v4 in every forward row, v4 in
+    /// the backward rows of every recurrence but the persistent one, nothing for a training
+    /// step (no kernel stem) or for v2.
+    #[test]
+    fn versions_fold_where_they_run_the_previous_kernels() {
+        let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
+        let persistent = Some(Recurrence::Persistent);
+        for rec in [
+            None,
+            Some(Recurrence::Fused),
+            Some(Recurrence::Unfused),
+            persistent,
+        ] {
+            assert!(shares_previous_kernels(fwd, 3, rec));
+            assert!(shares_previous_kernels(fwd, 4, rec));
+            assert!(!shares_previous_kernels(fwd, 2, rec));
+            assert!(!shares_previous_kernels(bwd, 3, rec));
+            assert!(!shares_previous_kernels(None, 4, rec));
+            assert_eq!(shares_previous_kernels(bwd, 4, rec), rec != persistent);
+        }
     }
 }

@@ -78,7 +78,10 @@ fn check_versions<E: Executor>(gpu: &CudaBackend<E>, exact: bool) {
                     .zip(versions[0].iter().zip(other))
                 {
                     let tag = format!("{what} {rec:?}: {name} v1 vs v{}", v + 1);
-                    if exact && *name != "d_w_ss" {
+                    // v4's persistent backward sums in another order (K split over two
+                    // half-warps, tests/cuda/lstm_persistent_v4.rs): within the tolerance.
+                    let reordered = v + 1 == 4 && rec == Recurrence::Persistent;
+                    if exact && *name != "d_w_ss" && !reordered {
                         // The step kernels keep v1's summation order per element.
                         let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
                         assert!(same, "{tag}: not bit-identical");
@@ -203,13 +206,11 @@ fn each_version_launches_its_kernels() {
                     Recurrence::Persistent => &[],
                 };
                 // v3 is v2 but for the backward step kernels (step_bwd, ss_bwd_data): every
-                // other kernel of a v3 scan is v2's.
-                let version_of = |pass: &str| {
-                    if v == 3 && !pass.contains("bwd") {
-                        2
-                    } else {
-                        v
-                    }
+                // other kernel of a v3 scan is v2's; v4 is v3 but for the persistent backward.
+                let version_of = |pass: &str| match v {
+                    3 | 4 if !pass.contains("bwd") => 2,
+                    4 => 3,
+                    _ => v,
                 };
                 for pass in passes {
                     let want = version_of(pass);
@@ -219,11 +220,11 @@ fn each_version_launches_its_kernels() {
                     }
                 }
                 if rec == Recurrence::Persistent {
-                    // The persistent forward has v1 and v2 (v3 runs v2's); the persistent
-                    // backward has v1, v2 and v3 (cuda/lstm_persistent.rs).
+                    // The persistent forward has v1 and v2 (v3 and v4 run v2's); the
+                    // persistent backward has v1 to v4 (cuda/lstm_persistent.rs).
                     for pass in ["fwd", "bwd"] {
                         let want = if pass == "bwd" { v } else { v.min(2) };
-                        for other in [1, 2, 3] {
+                        for other in [1, 2, 3, 4] {
                             let name = format!("{op}_persistent_{pass}_v{other}");
                             assert_eq!(has(&name), other == want, "{tag}: {name}");
                         }
