@@ -27,6 +27,17 @@
 #define PIXELRNN_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
+// A static shared array, declared inside a kernel or device function:
+// `PIXELRNN_SHARED(float, tile, [32][33]);` then tile[i][j], as `__shared__ float tile[32][33]`.
+// 16-byte aligned (128-bit shared loads may read it). The emulator keeps these arrays in a
+// per-worker arena instead of thread-local storage (kernels/emu/cuda_emu.h says why), so
+// every kernel declares them through this macro; a plain `__shared__` does not compile there.
+#ifdef PIXELRNN_EMU
+#define PIXELRNN_SHARED(type, name, dims) PIXELRNN_EMU_SHARED(type, name, dims)
+#else
+#define PIXELRNN_SHARED(type, name, dims) __shared__ __align__(16) type name dims
+#endif
+
 #define PIXELRNN_WARP 32
 #define PIXELRNN_BLOCK 256
 #define PIXELRNN_FULL_MASK 0xffffffffu

@@ -99,7 +99,7 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 conv_transpose2d_bwd_weight_v1(const float* __restrict__ x, const float* __restrict__ dy,
                                float* __restrict__ dw, int n, int height, int width, int cin,
                                int cout, int k, int r) {
-    __shared__ float scratch[PIXELRNN_WARP];
+    PIXELRNN_SHARED(float, scratch, [PIXELRNN_WARP]);
     const int pad = (k - r) / 2;
     const int oh = height * r, ow = width * r;
     const pixelrnn_index_t e = blockIdx.x;
@@ -126,7 +126,7 @@ conv_transpose2d_bwd_weight_v1(const float* __restrict__ x, const float* __restr
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 conv_transpose2d_bwd_bias_v1(const float* __restrict__ dy, float* __restrict__ db,
                              pixelrnn_index_t positions, int cout) {
-    __shared__ float scratch[PIXELRNN_WARP];
+    PIXELRNN_SHARED(float, scratch, [PIXELRNN_WARP]);
     const int f = blockIdx.x;
     float acc = 0.0f;
     for (pixelrnn_index_t p = threadIdx.x; p < positions; p += blockDim.x) {

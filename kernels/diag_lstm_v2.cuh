@@ -61,7 +61,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
                                            float* gates, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
                                            bool fused) {
-    __shared__ float hs[LSTM_V2_POS][LSTM_V2_CHUNK];
+    PIXELRNN_SHARED(float, hs, [LSTM_V2_POS][LSTM_V2_CHUNK]);
     const int g4 = 4 * hidden;
     const int count = diag_lstm_count(step, height, width);
     const int b = tile.b, k0 = tile.p0, q0 = tile.q0, u = tile.u;
@@ -142,7 +142,7 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(lstm_wview wv, const float* gates, co
                                            float* dh_carry, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
                                            bool fused) {
-    __shared__ float ds[LSTM_V2_POS][LSTM_V2_CHUNK];
+    PIXELRNN_SHARED(float, ds, [LSTM_V2_POS][LSTM_V2_CHUNK]);
     const int g4 = 4 * hidden;
     const int count = diag_lstm_count(step, height, width);
     const int b = tile.b, k0 = tile.p0, q0 = tile.q0, u = tile.u;

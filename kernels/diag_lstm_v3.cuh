@@ -20,7 +20,7 @@ PIXELRNN_DEVICE void diag_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, co
                                            float* dh_carry, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
                                            bool fused) {
-    __shared__ float ds[S::POS][S::PITCH];
+    PIXELRNN_SHARED(float, ds, [S::POS][S::PITCH]);
     const int g4 = 4 * hidden;
     const int count = diag_lstm_count(step, height, width);
     const int b = tile.b, k0 = tile.p0, q0 = tile.q0, u = tile.u;

@@ -161,8 +161,8 @@ PIXELRNN_DEVICE void lstm_ss_bwd_weight_body(const float* __restrict__ h,
                                              float* __restrict__ partial, int n, int height,
                                              int width, int hidden, int taps, int diagonal,
                                              int chunk) {
-    __shared__ __align__(16) float as[LSTM_WG_K][LSTM_WG_TILE];
-    __shared__ __align__(16) float bs[LSTM_WG_K][LSTM_WG_TILE];
+    PIXELRNN_SHARED(float, as, [LSTM_WG_K][LSTM_WG_TILE]);
+    PIXELRNN_SHARED(float, bs, [LSTM_WG_K][LSTM_WG_TILE]);
     const int g4 = 4 * hidden;
     const int cols = taps * hidden;
     const int tid = threadIdx.x;

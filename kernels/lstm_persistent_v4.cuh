@@ -192,7 +192,7 @@ PIXELRNN_DEVICE void row_lstm_persistent_bwd_v4_body(const float* w, float* w_s,
                                                      const float* dh, float* dc_carry,
                                                      float* d_is, int height, int width,
                                                      int hidden, int k) {
-    __shared__ __align__(16) float ds[LSTM_PERSISTENT_V4_POS * LSTM_PERSISTENT_V4_CHUNK];
+    PIXELRNN_SHARED(float, ds, [LSTM_PERSISTENT_V4_POS * LSTM_PERSISTENT_V4_CHUNK]);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_v4_lane ln = lstm_v4_lane_of_thread();
     lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, k, me.u0);
@@ -243,7 +243,7 @@ PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v4_body(const float* w, float* w_s
                                                       const float* dh, float* dc_carry,
                                                       float* d_is, int height, int width,
                                                       int hidden, int stride, int skew) {
-    __shared__ __align__(16) float ds[LSTM_PERSISTENT_V4_POS * LSTM_PERSISTENT_V4_CHUNK];
+    PIXELRNN_SHARED(float, ds, [LSTM_PERSISTENT_V4_POS * LSTM_PERSISTENT_V4_CHUNK]);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_v4_lane ln = lstm_v4_lane_of_thread();
     lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, 2, me.u0);

@@ -224,8 +224,8 @@ masked_conv2d_fwd_v2(const float* __restrict__ x, const float* __restrict__ w,
                      const float* __restrict__ b, float* __restrict__ y, int n, int height,
                      int width, int cin, int cout, int kh, int kw, int taps, int mask, int groups,
                      int out_block, int in_block) {
-    __shared__ float xs[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
-    __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    PIXELRNN_SHARED(float, xs, [MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD]);
+    PIXELRNN_SHARED(float, ws, [MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD]);
     masked_conv2d_gemm_tile(x, cin, 1, w, b, y, cout, xs, ws, n, height, width, cin, kh, kw,
                             taps, mask, groups, out_block, in_block);
 }
@@ -281,8 +281,8 @@ masked_conv2d_bwd_data_v2(const float* __restrict__ dy, const float* __restrict_
                           float* __restrict__ dx, int n, int height, int width, int cin,
                           int cout, int kh, int kw, int taps, int mask, int groups,
                           int out_block, int in_block) {
-    __shared__ float ds[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
-    __shared__ float ws[MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD];
+    PIXELRNN_SHARED(float, ds, [MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD]);
+    PIXELRNN_SHARED(float, ws, [MASKED_CONV2D_TILE_K][MASKED_CONV2D_TILE_PAD]);
     masked_conv2d_gemm_tile(dy, cout, -1, w, 0, dx, cin, ds, ws, n, height, width, cin, kh, kw,
                             taps, mask, groups, out_block, in_block);
 }

@@ -113,8 +113,8 @@ template <int P, class Loader>
 PIXELRNN_DEVICE void mcm_gemm(Loader& ld, pixelrnn_index_t k_begin, pixelrnn_index_t k_end,
                               float acc[2][4][4]) {
     constexpr int PITCH = McmPrec<P>::PITCH;
-    __shared__ __align__(16) float As[2][MCM_M][PITCH];
-    __shared__ __align__(16) float Bs[2][MCM_N][PITCH];
+    PIXELRNN_SHARED(float, As, [2][MCM_M][PITCH]);
+    PIXELRNN_SHARED(float, Bs, [2][MCM_N][PITCH]);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3, wm = warp & 3, wn = warp >> 2;
 #pragma unroll

@@ -80,8 +80,8 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
                                          const float* __restrict__ bias, float* __restrict__ out,
                                          int out_c, int n, int height, int width, int kh, int kw,
                                          int taps) {
-    __shared__ __align__(16) float as[2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_PITCH];
-    __shared__ __align__(16) float bs[2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_N];
+    PIXELRNN_SHARED(float, as, [2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_PITCH]);
+    PIXELRNN_SHARED(float, bs, [2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_N]);
     const int tid = threadIdx.x;
     const int tx = tid % 16, ty = tid / 16;
     const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
@@ -213,7 +213,7 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 masked_conv2d_pack_transposed_v1(const float* __restrict__ w, float* __restrict__ packed,
                                  int cin, int cout, int kh, int kw, int taps, int mask,
                                  int groups, int out_block, int in_block) {
-    __shared__ float tile[MASKED_CONV2D_WR_TILE * (MASKED_CONV2D_WR_TILE + 1)];
+    PIXELRNN_SHARED(float, tile, [MASKED_CONV2D_WR_TILE * (MASKED_CONV2D_WR_TILE + 1)]);
     const int khw = kh * kw;
     const int centre = (kh / 2) * kw + kw / 2;
     const int rows = cout * cin;
@@ -274,7 +274,7 @@ PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 masked_conv2d_pack_v2(const float* __restrict__ w, float* __restrict__ packed, int cin,
                       int cout, int kh, int kw, int taps, int mask, int groups, int out_block,
                       int in_block) {
-    __shared__ float tile[MASKED_CONV2D_WR_TILE][MASKED_CONV2D_WR_TILE + 1];
+    PIXELRNN_SHARED(float, tile, [MASKED_CONV2D_WR_TILE][MASKED_CONV2D_WR_TILE + 1]);
     const int khw = kh * kw;
     const int centre = (kh / 2) * kw + kw / 2;
     const int cols = cin * khw;

@@ -15,7 +15,7 @@ masked_conv2d_bwd_weight_v1(const float* __restrict__ x, const float* __restrict
                             float* __restrict__ dw, int n, int height, int width, int cin,
                             int cout, int kh, int kw, int taps, int mask, int groups,
                             int out_block, int in_block) {
-    __shared__ float scratch[PIXELRNN_WARP];
+    PIXELRNN_SHARED(float, scratch, [PIXELRNN_WARP]);
     const int khw = kh * kw;
     const pixelrnn_index_t e = blockIdx.x;
     const int t = (int)(e % khw);
@@ -108,8 +108,8 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
                             float* __restrict__ part, float* __restrict__ part_db, int n,
                             int height, int width, int cin, int cout, int kh, int kw, int taps,
                             pixelrnn_index_t chunk) {
-    __shared__ __align__(16) float dys[2][MASKED_CONV2D_WG_K][MASKED_CONV2D_WG_M];
-    __shared__ __align__(16) float xs[2][MASKED_CONV2D_WG_K][MASKED_CONV2D_WG_N];
+    PIXELRNN_SHARED(float, dys, [2][MASKED_CONV2D_WG_K][MASKED_CONV2D_WG_M]);
+    PIXELRNN_SHARED(float, xs, [2][MASKED_CONV2D_WG_K][MASKED_CONV2D_WG_N]);
     const int tid = threadIdx.x;
     const int tx = tid % 16, ty = tid / 16;
     const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
@@ -231,7 +231,7 @@ masked_conv2d_bwd_weight_reduce_v1(const float* __restrict__ part,
                                    float* __restrict__ db, int splits, int ld_m, int ld_n,
                                    int cin, int kh, int kw, int taps, int mask, int groups,
                                    int out_block, int in_block) {
-    __shared__ float tile[MASKED_CONV2D_WR_TILE * (MASKED_CONV2D_WR_TILE + 1)];
+    PIXELRNN_SHARED(float, tile, [MASKED_CONV2D_WR_TILE * (MASKED_CONV2D_WR_TILE + 1)]);
     // cin = 0 still has one block per output feature: it writes db.
     const int ichunks = max(1, pixelrnn_ceil_div(cin, MASKED_CONV2D_WR_TILE));
     const int o = blockIdx.x / ichunks;
@@ -270,7 +270,7 @@ masked_conv2d_bwd_weight_reduce_v1(const float* __restrict__ part,
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 masked_conv2d_bwd_bias_v1(const float* __restrict__ dy, float* __restrict__ db,
                           pixelrnn_index_t positions, int cout) {
-    __shared__ float scratch[PIXELRNN_WARP];
+    PIXELRNN_SHARED(float, scratch, [PIXELRNN_WARP]);
     const int o = blockIdx.x;
     float acc = 0.0f;
     for (pixelrnn_index_t p = threadIdx.x; p < positions; p += blockDim.x) {

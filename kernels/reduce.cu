@@ -42,7 +42,7 @@ PIXELRNN_DEVICE double reduce_block_sum_f64(double v, double* scratch) {
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 reduce_sum_fwd_v1(const float* __restrict__ x, double* __restrict__ partials,
                   pixelrnn_index_t n) {
-    __shared__ double scratch[PIXELRNN_BLOCK];
+    PIXELRNN_SHARED(double, scratch, [PIXELRNN_BLOCK]);
     double acc = 0.0;
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
@@ -56,7 +56,7 @@ reduce_sum_fwd_v1(const float* __restrict__ x, double* __restrict__ partials,
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 reduce_sum_squares_fwd_v1(const float* __restrict__ x, double* __restrict__ partials,
                           pixelrnn_index_t n) {
-    __shared__ double scratch[PIXELRNN_BLOCK];
+    PIXELRNN_SHARED(double, scratch, [PIXELRNN_BLOCK]);
     double acc = 0.0;
     const pixelrnn_index_t stride = pixelrnn_grid_stride();
     for (pixelrnn_index_t i = pixelrnn_global_thread(); i < n; i += stride) {
@@ -71,7 +71,7 @@ reduce_sum_squares_fwd_v1(const float* __restrict__ x, double* __restrict__ part
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 reduce_finish_v1(const double* __restrict__ partials, double* __restrict__ out,
                  int count) {
-    __shared__ double scratch[PIXELRNN_BLOCK];
+    PIXELRNN_SHARED(double, scratch, [PIXELRNN_BLOCK]);
     double acc = 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) {
         acc += partials[i];
@@ -86,7 +86,7 @@ reduce_finish_v1(const double* __restrict__ partials, double* __restrict__ out,
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 reduce_sum_squares_multi_v1(const long long* __restrict__ table,
                             double* __restrict__ partials) {
-    __shared__ double scratch[PIXELRNN_BLOCK];
+    PIXELRNN_SHARED(double, scratch, [PIXELRNN_BLOCK]);
     const long long* row = table + (pixelrnn_index_t)blockIdx.x * PIXELRNN_MULTI_ROW;
     const float* x = reinterpret_cast<const float*>(static_cast<unsigned long long>(row[0]));
     const pixelrnn_index_t end = row[5];
@@ -105,7 +105,7 @@ reduce_sum_squares_multi_v1(const long long* __restrict__ table,
 PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK)
 reduce_finish_checked_v1(const double* __restrict__ partials, double* __restrict__ out,
                          int count, const float* __restrict__ flag) {
-    __shared__ double scratch[PIXELRNN_BLOCK];
+    PIXELRNN_SHARED(double, scratch, [PIXELRNN_BLOCK]);
     double acc = 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) {
         acc += partials[i];

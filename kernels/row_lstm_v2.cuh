@@ -45,7 +45,7 @@ template <int P = PIXELRNN_ROUND_FP32, int PW = P>
 PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                           float* gates, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
-    __shared__ float hs[LSTM_V2_POS][LSTM_V2_CHUNK];
+    PIXELRNN_SHARED(float, hs, [LSTM_V2_POS][LSTM_V2_CHUNK]);
     const int g4 = 4 * hidden;
     const int b = tile.b, j0 = tile.p0, q0 = tile.q0, u = tile.u;
     const bool live = tile.live;
@@ -119,7 +119,7 @@ PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, con
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
-    __shared__ float ds[LSTM_V2_POS][LSTM_V2_CHUNK];
+    PIXELRNN_SHARED(float, ds, [LSTM_V2_POS][LSTM_V2_CHUNK]);
     const int g4 = 4 * hidden;
     const int b = tile.b, j0 = tile.p0, q0 = tile.q0, u = tile.u;
     const bool live = tile.live;

@@ -20,7 +20,7 @@ PIXELRNN_DEVICE void row_lstm_v3_bwd_tile(lstm_wview wv, const float* gates, con
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
-    __shared__ float ds[S::POS][S::PITCH];
+    PIXELRNN_SHARED(float, ds, [S::POS][S::PITCH]);
     const int g4 = 4 * hidden;
     const int j0 = tile.p0, q0 = tile.q0, u = tile.u;
     const int n_u = lstm_v3_units_live<S>(tile, hidden);

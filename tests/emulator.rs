@@ -302,6 +302,64 @@ fn fill_and_softmax_nll_match_the_cpu_twin() {
 }
 
 #[test]
+fn static_shared_arrays_are_distinct_per_declaration_and_template_instance() {
+    for seed in [1, 2] {
+        let e = emu(seed, true);
+        let y = zeros(&e, 128);
+        let cfg = LaunchCfg::linear(1, 32);
+        e.launch("selftest_shared_instances_v1", &cfg, &[Arg::Buf(&y)])
+            .unwrap();
+        let got = e.download(&y, 128).unwrap();
+        let want: Vec<f32> = (0..128)
+            .map(|i| (100 * (i / 32) + (i % 32 + 1) % 32) as f32)
+            .collect();
+        assert_eq!(got, want, "seed {seed}");
+    }
+}
+
+/// The emulator keeps static shared arrays out of thread-local storage, whose static part glibc
+/// takes from every thread's stack: with them there (2.05 MB of it on 2026-12-03) a thread with
+/// the test harness's 2 MiB stack had a few KiB left and overflowed. Here a thread with a 512 KiB
+/// stack runs kernels with static shared arrays and then uses 256 KiB of its stack.
+#[test]
+fn static_shared_arrays_take_no_thread_stack() {
+    let tls = Emulator::static_tls_bytes();
+    assert!(tls < 64 << 10, "the program's static TLS is {tls} bytes");
+    fn deep(n: u32) -> u64 {
+        let frame = std::hint::black_box([n as u8; 1024]);
+        if n == 0 {
+            frame[7] as u64
+        } else {
+            deep(n - 1) + frame[n as usize % 1024] as u64
+        }
+    }
+    let used = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(|| {
+            let e = emu(1, false);
+            let x = ints(256 * 4, 1);
+            let xb = upload(&e, &x);
+            let out = zeros(&e, 4);
+            e.launch(
+                "selftest_block_sum_v1",
+                &LaunchCfg::linear(4, 256),
+                &[Arg::Buf(&xb), Arg::Buf(&out)],
+            )
+            .unwrap();
+            assert_eq!(e.download(&out, 4).unwrap(), block_sums(&x, 256));
+            deep(256)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(used > 0);
+    assert!(
+        Emulator::static_shared_bytes() >= 4096,
+        "selftest_block_sum_v1's 4 KiB array is in the arena"
+    );
+}
+
+#[test]
 fn a_block_of_256_threads_with_barriers_is_fast() {
     let e = emu(1, false);
     let x = ints(256 * 64, 1);

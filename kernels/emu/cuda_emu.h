@@ -7,8 +7,12 @@
 // - threadIdx is a per-fiber value, read through a thread-local pointer that the scheduler
 //   (runtime/scheduler.cpp) points at the running fiber before switching to it;
 // - blockIdx/blockDim/gridDim are per-worker (thread-local) values;
-// - static __shared__ arrays are `static thread_local`: one copy per worker thread, i.e. one
-//   per running block (a worker runs its blocks one after the other);
+// - static shared arrays (PIXELRNN_SHARED, kernels/common.cuh) live in the running worker's
+//   static shared arena, one copy per worker, i.e. one per running block (a worker runs its
+//   blocks one after the other). Not in `thread_local` storage: the main program's static TLS
+//   is carved out of every thread's stack by glibc, so a megabyte of shared arrays there left
+//   every thread of any program that links the emulator a megabyte less stack (at 2.05 MB it
+//   overflowed the test harness's 2 MiB threads). A plain `__shared__` does not compile here;
 // - __syncthreads() and the warp intrinsics switch back to the scheduler, which resumes the
 //   fibers when the barrier or the warp-wide operation is complete (warp lockstep).
 #pragma once
@@ -80,8 +84,9 @@ static inline uint3 make_uint3(unsigned x, unsigned y, unsigned z) { return uint
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-// One copy per host worker thread = per running block (see the header comment).
-#define __shared__ static thread_local
+// Static shared arrays are declared with PIXELRNN_SHARED (see the header comment); this makes
+// a plain `__shared__` declaration a compile error that names the macro to use.
+#define __shared__ PIXELRNN_SHARED_declares_static_shared_arrays_in_kernels
 // __restrict__ is a GNU C++ keyword already.
 
 // ---------------------------------------------------------------------------------------------
@@ -95,6 +100,20 @@ extern thread_local uint3 tl_block_idx PIXELRNN_EMU_TLS;
 extern thread_local dim3 tl_block_dim PIXELRNN_EMU_TLS;
 extern thread_local dim3 tl_grid_dim PIXELRNN_EMU_TLS;
 extern thread_local unsigned char* tl_dynamic_shared PIXELRNN_EMU_TLS;
+extern thread_local unsigned char* tl_static_shared PIXELRNN_EMU_TLS;
+
+// The offset of a new static shared array of `bytes` bytes in every worker's static shared
+// arena (runtime/memory.cpp; 128-byte aligned, so that its banks are the device's). Called once
+// per declaration (per template instance), the first time a thread runs it.
+size_t register_static_shared(size_t bytes);
+
+// The running block's copy of the static shared array of declaration `Site` (a lambda type:
+// one per declaration and template instance, as a function-local static would be).
+template <class T, class Site>
+static inline T& static_shared(Site) {
+    static const size_t offset = register_static_shared(sizeof(T));
+    return *reinterpret_cast<T*>(tl_static_shared + offset);
+}
 
 // Kinds of warp-wide operations (runtime/intrinsics.cpp computes them once every lane of the
 // mask came).
@@ -150,6 +169,11 @@ static inline T from_bits(uint64_t bits) {
 #define blockDim (::pixelrnn_emu::tl_block_dim)
 #define gridDim (::pixelrnn_emu::tl_grid_dim)
 #define warpSize 32
+
+// A static shared array `type name dims` (PIXELRNN_SHARED): a reference to the running block's
+// copy in the worker's static shared arena.
+#define PIXELRNN_EMU_SHARED(type, name, dims) \
+    type(&name) dims = ::pixelrnn_emu::static_shared<type dims>([] {})
 
 // Dynamic shared memory: a pointer to this block's LaunchCfg::shared_bytes bytes.
 #define PIXELRNN_EMU_DYNAMIC_SHARED(type, name) \

@@ -11,7 +11,7 @@
 // Launch: gridDim.x = n / blockDim.x.
 PIXELRNN_KERNEL void __launch_bounds__(1024)
 selftest_block_sum_v1(const float* __restrict__ x, float* __restrict__ out) {
-    __shared__ float s[1024];
+    PIXELRNN_SHARED(float, s, [1024]);
     const int t = threadIdx.x;
     s[t] = x[(pixelrnn_index_t)blockIdx.x * blockDim.x + t];
     __syncthreads();
@@ -27,7 +27,7 @@ selftest_block_sum_v1(const float* __restrict__ x, float* __restrict__ out) {
 // Launch: as selftest_block_sum_v1.
 PIXELRNN_KERNEL void __launch_bounds__(1024)
 selftest_block_sum_racy_v1(const float* __restrict__ x, float* __restrict__ out) {
-    __shared__ float s[1024];
+    PIXELRNN_SHARED(float, s, [1024]);
     const int t = threadIdx.x;
     s[t] = x[(pixelrnn_index_t)blockIdx.x * blockDim.x + t];
     __syncthreads();
@@ -219,13 +219,34 @@ selftest_count_load4_v1(const float* __restrict__ x, float* __restrict__ y) {
 PIXELRNN_KERNEL void __launch_bounds__(32)
 selftest_count_shared_v1(const float* __restrict__ x, float* __restrict__ y, int stride,
                          int dynamic) {
-    __shared__ float fixed[1024];
+    PIXELRNN_SHARED(float, fixed, [1024]);
     PIXELRNN_DYNAMIC_SHARED(float, dyn);
     float* s = dynamic ? dyn : fixed;
     const int t = threadIdx.x;
     for (int j = 0; j < 32; ++j) s[j * 32 + t] = x[j * 32 + t];
     __syncthreads();
     y[t] = s[(t * stride) % 1024];
+}
+
+// A device function's static shared array: one per template instance, as on the device.
+template <int I>
+PIXELRNN_DEVICE float* selftest_instance_array() {
+    PIXELRNN_SHARED(float, s, [32]);
+    return s;
+}
+
+// Four static shared arrays that must not alias: two declarations in this kernel and two
+// template instances of one declaration. Each gets its own values before one barrier, then
+// y[32 a + t] = array a at (t + 1) % 32: 100 a + (t + 1) % 32 when they are distinct.
+// Launch: grid 1, block 32.
+PIXELRNN_KERNEL void __launch_bounds__(32) selftest_shared_instances_v1(float* __restrict__ y) {
+    PIXELRNN_SHARED(float, a0, [32]);
+    PIXELRNN_SHARED(float, a1, [32]);
+    float* const arrays[4] = {a0, a1, selftest_instance_array<0>(), selftest_instance_array<1>()};
+    const int t = threadIdx.x;
+    for (int a = 0; a < 4; ++a) arrays[a][t] = (float)(100 * a + t);
+    __syncthreads();
+    for (int a = 0; a < 4; ++a) y[32 * a + t] = arrays[a][(t + 1) % 32];
 }
 
 // Every thread adds 1 to acc[0] and to count[0] (atomics, which the counted build must still

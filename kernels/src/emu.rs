@@ -117,6 +117,12 @@ extern "C" {
     pub fn pixelrnn_emu_alloc(len: usize, guarded: c_int) -> *mut f32;
     /// Frees a buffer of [`pixelrnn_emu_alloc`] (same `len` and `guarded`).
     pub fn pixelrnn_emu_free(p: *mut f32, len: usize, guarded: c_int);
+    /// The bytes of the static shared arena registered so far (every `PIXELRNN_SHARED`
+    /// declaration that ran).
+    pub fn pixelrnn_emu_static_shared_bytes() -> usize;
+    /// The main program's static thread-local storage in bytes (its PT_TLS segment), which
+    /// glibc takes from every thread's stack.
+    pub fn pixelrnn_emu_static_tls_bytes() -> usize;
     /// The number of emulated kernels.
     pub fn pixelrnn_emu_count() -> usize;
     /// The name of emulated kernel `i` (a static NUL-terminated string).

@@ -5,6 +5,7 @@
 // of a counted launch.
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <algorithm>
 
@@ -78,6 +79,30 @@ void pixelrnn_emu_free(float* p, size_t len, int guarded) {
     } else {
         free(p);
     }
+}
+
+// The bytes of the static shared arena registered so far (every PIXELRNN_SHARED declaration
+// that ran, 128-byte aligned; memory.cpp).
+size_t pixelrnn_emu_static_shared_bytes() { return static_shared_registered(); }
+
+// The main program's static thread-local storage (its PT_TLS segment, rounded to its
+// alignment), in bytes. glibc carves it out of every thread's stack, which is why the emulator
+// keeps shared arrays out of it (cuda_emu.h); tests/emulator.rs holds it small.
+size_t pixelrnn_emu_static_tls_bytes() {
+    size_t bytes = 0;
+    dl_iterate_phdr(
+        [](struct dl_phdr_info* info, size_t, void* data) {
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+                if (ph.p_type == PT_TLS) {
+                    const size_t align = ph.p_align ? ph.p_align : 1;
+                    *static_cast<size_t*>(data) = round_up(ph.p_memsz, align);
+                }
+            }
+            return 1;  // the first object is the main program: stop
+        },
+        &bytes);
+    return bytes;
 }
 
 // Number of emulated kernels, and the name of kernel `i` (for tests of the table).

@@ -5,8 +5,8 @@
 // instrumentation calls the __tsan_* functions below for every memory access of the kernel
 // code, without libtsan). The callbacks keep the accesses that fall in the launch's argument
 // buffers (global memory) or in the running block's shared memory (dynamic, or the worker's
-// static thread-local storage, where __shared__ arrays live), and ignore everything else
-// (fiber stacks, the runtime's state). The site of an access is the return address of the
+// static shared arena, where PIXELRNN_SHARED arrays live), and ignore everything else (fiber
+// stacks, thread-locals, the runtime's state). The site of an access is the return address of the
 // callback: one instruction of the counted kernel code.
 //
 // Warp requests: the k-th execution of a site by each lane of a warp forms the k-th request of
@@ -15,8 +15,6 @@
 // lanes on the same word a broadcast) and added to per-site totals of the worker; at the end
 // of the launch the workers' totals and their sets of sectors read and written are merged.
 // The normal (uncounted) units contain no calls to any of this.
-
-#include <link.h>
 
 #include <algorithm>
 #include <unordered_map>
@@ -44,43 +42,11 @@ struct SiteBlock {
     std::unordered_map<uint64_t, std::vector<LaneAccess>> requests;
 };
 
-// The extent of the main program's static TLS block (x86-64: [tp - size, tp)).
-struct TlsExtent {
-    size_t size = 0;
-    bool known = false;
-};
-
-int tls_phdr(struct dl_phdr_info* info, size_t, void* data) {
-    TlsExtent* t = static_cast<TlsExtent*>(data);
-    for (int i = 0; i < info->dlpi_phnum; ++i) {
-        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-        if (ph.p_type == PT_TLS) {
-            const size_t align = ph.p_align ? ph.p_align : 1;
-            t->size = round_up(ph.p_memsz, align);
-            t->known = true;
-        }
-    }
-    return 1;  // the first object is the main program: stop
-}
-
-const TlsExtent& main_tls() {
-    static const TlsExtent extent = [] {
-        TlsExtent t;
-        dl_iterate_phdr(tls_phdr, &t);
-        return t;
-    }();
-    return extent;
-}
-
 }  // namespace
 
 // A worker's counting state for the launch it runs.
 struct WorkerCounters {
     int nthreads = 0;
-    // Static TLS of this host thread (static __shared__ arrays), and the runtime's own
-    // thread-locals in it that kernel code reads (threadIdx, blockIdx...), which are not
-    // shared memory.
-    uint64_t tls_lo = 0, tls_hi = 0;
     std::unordered_map<uint64_t, SiteBlock> block;
     std::unordered_map<uint64_t, SiteTotals> totals;
     std::unordered_set<uint64_t> read_sectors, written_sectors;
@@ -93,23 +59,17 @@ bool in_range(uint64_t a, const void* p, size_t bytes) {
     return a >= lo && a < lo + bytes;
 }
 
-bool runtime_tls(uint64_t a) {
-    return in_range(a, &tl_thread_idx, sizeof tl_thread_idx) ||
-           in_range(a, &tl_block_idx, sizeof tl_block_idx) ||
-           in_range(a, &tl_block_dim, sizeof tl_block_dim) ||
-           in_range(a, &tl_grid_dim, sizeof tl_grid_dim) ||
-           in_range(a, &tl_dynamic_shared, sizeof tl_dynamic_shared) ||
-           in_range(a, &tl_worker, sizeof tl_worker);
-}
-
 // Space of the access at `a`, or -1 when it is neither global nor shared memory.
-int classify(const Worker* w, const WorkerCounters* c, uint64_t a) {
+int classify(const Worker* w, uint64_t a) {
     const Launch* L = w->launch;
     for (size_t i = 0; i < L->nbufs; ++i) {
         if (in_range(a, L->bufs[i].ptr, L->bufs[i].len * 4)) return COUNT_GLOBAL;
     }
     if (w->dyn && in_range(a, w->dyn, w->dyn_bytes)) return COUNT_SHARED;
-    if (a >= c->tls_lo && a < c->tls_hi && !runtime_tls(a)) return COUNT_SHARED;
+    // Only PIXELRNN_SHARED arrays are ever in the static shared arena (memory.cpp).
+    if (w->static_shared && in_range(a, w->static_shared, kStaticSharedBytes)) {
+        return COUNT_SHARED;
+    }
     return -1;
 }
 
@@ -118,7 +78,7 @@ void record(const void* addr, size_t size, int op, const void* pc) {
     if (!w || !w->counting || !w->current || size == 0) return;
     WorkerCounters* c = w->counting;
     const uint64_t a = (uint64_t)(uintptr_t)addr;
-    const int space = classify(w, c, a);
+    const int space = classify(w, a);
     if (space < 0) return;
     if (space == COUNT_GLOBAL) {
         auto& sectors = op == COUNT_LOAD ? c->read_sectors : c->written_sectors;
@@ -190,14 +150,6 @@ void counters_begin_worker(Worker* w, Launch* L) {
     if (!L->counters) return;
     WorkerCounters* c = new WorkerCounters;
     c->nthreads = (int)(L->block.x * L->block.y * L->block.z);
-#if defined(__x86_64__)
-    const TlsExtent& tls = main_tls();
-    if (tls.known) {
-        const uint64_t tp = (uint64_t)(uintptr_t)__builtin_thread_pointer();
-        c->tls_lo = tp - tls.size;
-        c->tls_hi = tp;
-    }
-#endif
     w->counting = c;
 }
 

@@ -1,13 +1,13 @@
 // runtime/grid.cpp: a launch's grid. Its blocks are handed out, in order, to `workers` host
 // threads: the launching thread and helper threads kept across launches (creating a thread per
 // launch cost more than a small launch itself). Each thread runs its blocks on a pooled Worker
-// (fibers, stacks, alternate signal stack) and publishes the block's view (blockDim, gridDim,
-// dynamic shared memory) in the thread-locals that cuda_emu.h reads; the first error ends the
-// launch.
+// (fibers, stacks, alternate signal stack, static shared arena) and publishes the block's view
+// (blockDim, gridDim, static and dynamic shared memory) in the thread-locals that cuda_emu.h
+// reads; the first error ends the launch.
 //
 // Thread-block clusters: a cluster launch runs each cluster on a group of cluster_size host
-// threads, one block each (so that the blocks of a cluster are co-resident, with their own
-// static __shared__ variables), the groups taking the clusters in turn. The blocks of a
+// threads, one block each (so that the blocks of a cluster are co-resident, each with its own
+// worker's static shared arrays), the groups taking the clusters in turn. The blocks of a
 // cluster take turns too: between two cluster barriers, one block runs at a time, in an order
 // drawn per phase from the launch's seed, until all its threads wait at the barrier (or
 // exited); when every block arrived the barrier releases them all (a new phase), or, when all
@@ -24,6 +24,7 @@ thread_local uint3 tl_block_idx PIXELRNN_EMU_TLS = {0, 0, 0};
 thread_local dim3 tl_block_dim PIXELRNN_EMU_TLS = dim3(1, 1, 1);
 thread_local dim3 tl_grid_dim PIXELRNN_EMU_TLS = dim3(1, 1, 1);
 thread_local unsigned char* tl_dynamic_shared PIXELRNN_EMU_TLS = nullptr;
+thread_local unsigned char* tl_static_shared PIXELRNN_EMU_TLS = nullptr;
 
 namespace rt {
 
@@ -241,7 +242,7 @@ void run_worker(Launch* L) {
     PixelrnnEmuError e;
     memset(&e, 0, sizeof e);
     const int n = (int)(L->block.x * L->block.y * L->block.z);
-    if (!w->ensure_fibers(n) || !w->ensure_altstack() ||
+    if (!w->ensure_fibers(n) || !w->ensure_altstack() || !w->ensure_static_shared() ||
         !w->alloc_dyn(L->shared_bytes, L->bounds_check)) {
         e.code = 1;
         snprintf(e.message, sizeof e.message,
@@ -263,6 +264,7 @@ void run_worker(Launch* L) {
     tl_block_dim = L->block;
     tl_grid_dim = L->grid;
     tl_dynamic_shared = w->dyn;
+    tl_static_shared = w->static_shared;
     counters_begin_worker(w, L);
     if (L->groups) {
         if (!L->failed.load()) run_cluster_slot(w, L, &e);
@@ -273,6 +275,7 @@ void run_worker(Launch* L) {
     tl_worker = prev_worker;
     tl_thread_idx = prev_tid;
     tl_dynamic_shared = nullptr;
+    tl_static_shared = nullptr;
     // Keep the previous alternate stack (Rust's stack-overflow handler uses one).
     sigaltstack(&old_alt, nullptr);
     release_worker(w);

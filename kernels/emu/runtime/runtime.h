@@ -23,7 +23,8 @@
 //   context.cpp     fibers: the context switch (x86-64 assembly or ucontext), the fiber body
 //   scheduler.cpp   one block: its fibers in seeded random order, barriers, deadlocks
 //   intrinsics.cpp  the runtime side of __syncthreads, warp operations, __activemask, __trap
-//   memory.cpp      guarded allocations, a worker's stacks and dynamic shared memory
+//   memory.cpp      guarded allocations, a worker's stacks, its static and dynamic shared
+//                   memory
 //   faults.cpp      the SIGSEGV/SIGBUS/SIGFPE handler and the error it reports
 //   grid.cpp        a launch's grid: pooled workers, helper threads, the thread-locals
 //   counters.cpp    the memory counters (opt-in): the __tsan_* callbacks of the counted units
@@ -285,6 +286,9 @@ struct Worker {
     // Alternate signal stack: the handler must run even when a fiber overflowed its stack.
     char* altstack = nullptr;
     size_t altstack_bytes = 0;
+    // Static shared arena (PIXELRNN_SHARED arrays at their registered offsets; memory.cpp):
+    // mapped once, kStaticSharedBytes of address space, pages committed as they are touched.
+    unsigned char* static_shared = nullptr;
     // Dynamic shared memory of the running block.
     unsigned char* dyn = nullptr;
     size_t dyn_bytes = 0;
@@ -302,12 +306,21 @@ struct Worker {
     bool ensure_fibers(int n);
     // Maps the alternate signal stack once; false when out of memory.
     bool ensure_altstack();
+    // Maps the static shared arena once; false when out of memory.
+    bool ensure_static_shared();
     // Replaces the dynamic shared memory with `bytes` bytes (guarded or not).
     bool alloc_dyn(size_t bytes, bool guarded);
     void free_dyn();
 };
 
 extern thread_local Worker* tl_worker PIXELRNN_EMU_TLS;
+
+// Address space of each worker's static shared arena: every PIXELRNN_SHARED declaration of
+// every kernel has its own offset in it (register_static_shared), about 1 MiB in all today.
+constexpr size_t kStaticSharedBytes = 16u << 20;
+
+// The end of the registered part of the arena (the offsets handed out so far).
+size_t static_shared_registered();
 
 // Switches from the running fiber back to its worker's scheduler (context.cpp).
 void yield_to_scheduler(Fiber* f);

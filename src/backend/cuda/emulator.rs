@@ -123,6 +123,20 @@ impl Emulator {
         self.options
     }
 
+    /// Bytes of static shared memory the emulator holds per worker for the `PIXELRNN_SHARED`
+    /// arrays that have run so far (kernels/common.cuh; 128-byte aligned each).
+    pub fn static_shared_bytes() -> usize {
+        // SAFETY: reads an atomic counter of the runtime.
+        unsafe { ffi::pixelrnn_emu_static_shared_bytes() }
+    }
+
+    /// The program's static thread-local storage in bytes, which glibc takes from every
+    /// thread's stack: the emulator keeps its shared arrays out of it (kernels/emu/cuda_emu.h).
+    pub fn static_tls_bytes() -> usize {
+        // SAFETY: walks the loaded objects' program headers (dl_iterate_phdr), read-only.
+        unsafe { ffi::pixelrnn_emu_static_tls_bytes() }
+    }
+
     /// Names of the kernels this build can emulate (those of `kernels/*.cu` not marked
     /// GPU-only, plus the emulator's self-test kernels).
     pub fn kernels() -> Vec<String> {
