@@ -413,15 +413,7 @@ pub fn check_unfused_recurrence<E: Executor>(gpu: &CudaBackend<E>) {
 /// the kernels); its outputs are the same bits under every version (the same kernels).
 #[test]
 fn rounded_products_run_under_every_version() {
-    use pixelrnn::backend::cuda::EmuOptions;
-    let emu = Emulator::new(EmuOptions {
-        seed: 1,
-        workers: 2,
-        bounds_check: true,
-    })
-    .expect("emulator")
-    .with_counters(true);
-    let gpu = CudaBackend::with_options(emu, true);
+    let gpu = crate::counted_emulator(1);
     for scan in [Scan::Row(3), Scan::Diagonal] {
         let name = match scan {
             Scan::Row(_) => "row_lstm",

@@ -153,15 +153,7 @@ fn ss_bwd_weight_is_bit_identical_across_schedules() {
 /// emulator's counters record them, the persistent kernels included (v2 without a pack).
 #[test]
 fn each_version_launches_its_kernels() {
-    use pixelrnn::backend::cuda::EmuOptions;
-    let emu = Emulator::new(EmuOptions {
-        seed: 1,
-        workers: 2,
-        bounds_check: true,
-    })
-    .expect("emulator")
-    .with_counters(true);
-    let gpu = CudaBackend::with_options(emu, true);
+    let gpu = crate::counted_emulator(1);
     let materialised = Variants {
         diag_lstm_layout: DiagLstmLayout::Materialised,
         ..Variants::default()

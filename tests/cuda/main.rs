@@ -31,6 +31,7 @@ mod lstm_mma_v2;
 mod lstm_mma_weight;
 mod lstm_moves;
 mod lstm_persistent;
+mod lstm_persistent_bwd;
 mod lstm_persistent_mma;
 mod lstm_persistent_precision;
 mod lstm_persistent_v3;
@@ -68,6 +69,21 @@ pub fn emulator(seed: u64) -> CudaBackend<Emulator> {
         bounds_check: true,
     };
     let exec = Emulator::new(options).unwrap_or_else(|e| panic!("emulator: {e}"));
+    CudaBackend::with_options(exec, true)
+}
+
+/// [`emulator`] with the memory counters on, for tests that check which kernels ran or what
+/// they touched. (Counter measurements use an unguarded emulator of their own: guard pages
+/// place buffers at page ends, which moves their 32-byte sectors.)
+pub fn counted_emulator(seed: u64) -> CudaBackend<Emulator> {
+    let options = EmuOptions {
+        seed,
+        workers: 2,
+        bounds_check: true,
+    };
+    let exec = Emulator::new(options)
+        .unwrap_or_else(|e| panic!("emulator: {e}"))
+        .with_counters(true);
     CudaBackend::with_options(exec, true)
 }
 
