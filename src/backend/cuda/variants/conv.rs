@@ -2,11 +2,6 @@
 //! input gradient, the weight and bias gradients, the weight pack, the one-position forward of
 //! sampling and the tensor-core kernels. What a variant is: `variants/mod.rs`.
 
-use std::fmt;
-
-use super::numbered;
-use crate::error::{Error, Result};
-
 /// `masked_conv2d`'s `fwd` and `bwd_data` kernels (kernels/masked_conv2d.cu); the weight and
 /// bias gradients have their own selection, [`MaskedConv2dWeight`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -26,39 +21,12 @@ pub enum MaskedConv2d {
     V3,
 }
 
-impl MaskedConv2d {
-    /// Every version, ascending.
-    pub const ALL: [Self; 3] = [Self::V1, Self::V2, Self::V3];
-
-    /// `N` of the kernels `masked_conv2d_<pass>_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-            Self::V3 => 3,
-        }
-    }
-}
-
-impl TryFrom<u32> for MaskedConv2d {
-    type Error = Error;
-
-    /// Version `n`; a configuration error naming the versions there are otherwise.
-    fn try_from(n: u32) -> Result<Self> {
-        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
-            Error::Config(format!(
-                "masked_conv2d has kernel versions 1 to 3, version {n} requested"
-            ))
-        })
-    }
-}
-
-impl fmt::Display for MaskedConv2d {
-    /// `v1`, `v2`, `v3`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    MaskedConv2d,
+    "masked_conv2d",
+    "the kernels `masked_conv2d_<pass>_v<N>`",
+    [V1 = 1, V2 = 2, V3 = 3]
+);
 
 /// `masked_conv2d`'s weight (and bias) gradient: the `bwd_weight` kernels of
 /// kernels/masked_conv2d.cu.
@@ -75,39 +43,12 @@ pub enum MaskedConv2dWeight {
     V2,
 }
 
-impl MaskedConv2dWeight {
-    /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
-
-    /// `N` of the kernel `masked_conv2d_bwd_weight_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-        }
-    }
-}
-
-impl TryFrom<u32> for MaskedConv2dWeight {
-    type Error = Error;
-
-    /// Version `n`; a configuration error naming the versions there are otherwise.
-    fn try_from(n: u32) -> Result<Self> {
-        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
-            Error::Config(format!(
-                "masked_conv2d's weight gradient has kernel versions 1 to 2, version {n} \
-                 requested"
-            ))
-        })
-    }
-}
-
-impl fmt::Display for MaskedConv2dWeight {
-    /// `v1`, `v2`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    MaskedConv2dWeight,
+    "masked_conv2d's weight gradient",
+    "the kernel `masked_conv2d_bwd_weight_v<N>`",
+    [V1 = 1, V2 = 2]
+);
 
 /// `masked_conv2d`'s tensor-core kernels (kernels/masked_conv2d_mma.cu,
 /// kernels/masked_conv2d_mma_weight.cu: `masked_conv2d_{fwd,bwd_data,bwd_weight}_{tf32,bf16}_v<N>`),
@@ -123,24 +64,12 @@ pub enum MaskedConv2dMma {
     V1,
 }
 
-impl MaskedConv2dMma {
-    /// Every version, ascending.
-    pub const ALL: [Self; 1] = [Self::V1];
-
-    /// `N` of the kernels `masked_conv2d_<pass>_{tf32,bf16}_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-        }
-    }
-}
-
-impl fmt::Display for MaskedConv2dMma {
-    /// `v1`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    MaskedConv2dMma,
+    "masked_conv2d's tensor-core kernels",
+    "the kernels `masked_conv2d_<pass>_{tf32,bf16}_v<N>`",
+    [V1 = 1]
+);
 
 /// `masked_conv2d_forward_at` (incremental sampling): the `fwd_at` kernels of
 /// kernels/masked_conv2d_packed.cu (its pack has its own selection, [`MaskedConv2dPack`]).
@@ -151,24 +80,12 @@ pub enum MaskedConv2dAt {
     V1,
 }
 
-impl MaskedConv2dAt {
-    /// Every version, ascending.
-    pub const ALL: [Self; 1] = [Self::V1];
-
-    /// `N` of the kernels `masked_conv2d_{pack,fwd_at}_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-        }
-    }
-}
-
-impl fmt::Display for MaskedConv2dAt {
-    /// `v1`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    MaskedConv2dAt,
+    "masked_conv2d_forward_at",
+    "the kernels `masked_conv2d_{pack,fwd_at}_v<N>`",
+    [V1 = 1]
+);
 
 /// `masked_conv2d`'s weight pack `[cout, cin, kh, kw]` -> `[live taps * cin, cout]`, masked
 /// entries 0 (`masked_conv2d_pack_v<N>`, kernels/masked_conv2d_packed.cu): what fwd v3, the
@@ -186,35 +103,9 @@ pub enum MaskedConv2dPack {
     V2,
 }
 
-impl MaskedConv2dPack {
-    /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
-
-    /// `N` of the kernel `masked_conv2d_pack_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-        }
-    }
-}
-
-impl TryFrom<u32> for MaskedConv2dPack {
-    type Error = Error;
-
-    /// Version `n`; a configuration error naming the versions there are otherwise.
-    fn try_from(n: u32) -> Result<Self> {
-        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
-            Error::Config(format!(
-                "masked_conv2d's weight pack has kernel versions 1 to 2, version {n} requested"
-            ))
-        })
-    }
-}
-
-impl fmt::Display for MaskedConv2dPack {
-    /// `v1`, `v2`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    MaskedConv2dPack,
+    "masked_conv2d's weight pack",
+    "the kernel `masked_conv2d_pack_v<N>`",
+    [V1 = 1, V2 = 2]
+);

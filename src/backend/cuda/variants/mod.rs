@@ -11,6 +11,50 @@
 //! The recurrence variant (fused, unfused, persistent) is not here: it is a per-call option of
 //! the model ([`crate::backend::Recurrence`]), not a property of the backend.
 
+/// The impls of a variant enum whose variants are numbered kernel versions, listed ascending
+/// as `Variant = number`: `ALL`, `number`, `TryFrom<u32>` (a configuration error naming the
+/// versions there are, with `$family` saying whose) and `Display` (`v<N>`). `$kernels` names the
+/// kernels whose `N` the number is. The enums and their variants' docs stay hand-written.
+macro_rules! numbered_versions {
+    ($enum:ident, $family:literal, $kernels:literal, [$($variant:ident = $n:literal),+ $(,)?]) => {
+        impl $enum {
+            /// Every version, ascending.
+            pub const ALL: [Self; [$($n),+].len()] = [$(Self::$variant),+];
+
+            #[doc = concat!("`N` of ", $kernels, ".")]
+            pub fn number(self) -> u32 {
+                match self {
+                    $(Self::$variant => $n,)+
+                }
+            }
+        }
+
+        impl TryFrom<u32> for $enum {
+            type Error = $crate::error::Error;
+
+            /// Version `n`; a configuration error naming the versions there are otherwise.
+            fn try_from(n: u32) -> $crate::error::Result<Self> {
+                let numbers = Self::ALL.map(Self::number);
+                $crate::backend::cuda::variants::numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
+                    $crate::error::Error::Config(format!(
+                        "{} has kernel versions {} to {}, version {n} requested",
+                        $family,
+                        numbers[0],
+                        numbers[numbers.len() - 1]
+                    ))
+                })
+            }
+        }
+
+        impl std::fmt::Display for $enum {
+            /// `v<N>`.
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "v{}", self.number())
+            }
+        }
+    };
+}
+
 mod conv;
 mod lstm;
 
@@ -148,7 +192,18 @@ mod tests {
             MaskedConv2dPack::try_from(3),
             Err(Error::Config(_))
         ));
-        assert!(matches!(MaskedConv2d::try_from(4), Err(Error::Config(_))));
+        match MaskedConv2d::try_from(4) {
+            Err(Error::Config(m)) => assert_eq!(
+                m,
+                "masked_conv2d has kernel versions 1 to 3, version 4 requested"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            MaskedConv2dMma::try_from(2),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(MaskedConv2dAt::try_from(0), Err(Error::Config(_))));
         assert!(matches!(
             MaskedConv2dWeight::try_from(0),
             Err(Error::Config(_))
