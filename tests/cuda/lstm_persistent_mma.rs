@@ -46,7 +46,8 @@ fn bits_differ(got: &[f32], want: &[f32]) -> usize {
 }
 
 /// The tensor-core products, each version.
-const MMA: [LstmPersistentProduct; 2] = [LstmPersistentProduct::MmaV1, LstmPersistentProduct::MmaV2];
+const MMA: [LstmPersistentProduct; 2] =
+    [LstmPersistentProduct::MmaV1, LstmPersistentProduct::MmaV2];
 
 /// Every case at tf32 and bf16, under both tensor-core versions: the persistent forward and
 /// backward against the twin and against the fused tensor-core recurrence (bit for bit).
@@ -367,7 +368,10 @@ fn sites(c: &LaunchCounters) -> String {
         .iter()
         .map(|x| {
             let eff = if x.space == MemSpace::Global {
-                format!("efficiency {:.3}", x.unique_bytes as f64 / (x.sectors as f64 * 32.0))
+                format!(
+                    "efficiency {:.3}",
+                    x.unique_bytes as f64 / (x.sectors as f64 * 32.0)
+                )
             } else {
                 format!("wavefronts {} / ideal {}", x.wavefronts, x.ideal_wavefronts)
             };
@@ -406,7 +410,11 @@ fn lstm_persistent_mma_v2_counters() {
                     c.kernel,
                     sites(c)
                 );
-                assert!(eff >= 0.80, "{shape:?} {}: global efficiency {eff:.3}", c.kernel);
+                assert!(
+                    eff >= 0.80,
+                    "{shape:?} {}: global efficiency {eff:.3}",
+                    c.kernel
+                );
                 assert_eq!(wave, ideal, "{shape:?} {}: shared load conflicts", c.kernel);
             }
         }
