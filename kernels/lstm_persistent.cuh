@@ -40,7 +40,8 @@
 //       two rounded operands is exact in fp32, so this is the CPU twin's arithmetic
 //       (cpu/lstm.rs forward_precision / backward_precision) up to the order of the fp32
 //       additions. SIMT, no mma; the tensor-core persistent kernels, the default at tf32 /
-//       bf16, are <scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v1 (lstm_persistent_mma.cuh).
+//       bf16, are <scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v2 (v1 selectable;
+//       lstm_persistent_mma.cuh).
 //       The fp32 kernels are the P = PIXELRNN_ROUND_FP32 instantiations, unchanged bits.
 //
 // Why a cluster and global memory: the weights of one image's recurrence at h = 128 (4h*h*k

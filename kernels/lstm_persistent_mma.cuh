@@ -3,8 +3,12 @@
 // layout), tf32 and bf16. The kernels are in kernels/row_lstm_persistent_mma.cu and
 // kernels/diag_lstm_persistent_mma.cu; host side:
 // src/backend/cuda/lstm_persistent_mma.rs. CPU twin: the CPU recurrences at the same precision
-// (src/backend/cpu/lstm.rs forward_precision, backward_precision). The forward first; the
-// backward at the end of this file.
+// (src/backend/cpu/lstm.rs forward_precision, backward_precision). The forward's helpers
+// first, then the backward's, v2's staging and epilogue, and the two scans' bodies at the end.
+//
+// Versions (the bodies' template argument V): v1 stages the weight slice in the fragments'
+// order and moves one float per access; v2 (the default) is v1's arithmetic, layouts and
+// launch with coalesced global traffic (the "v2" section below). Both give the same bits.
 //
 // Design (docs/kernels.md, "The persistent recurrence on the tensor cores"): as the persistent
 // v2 kernels (lstm_persistent.cuh), one thread-block cluster of C = U x G blocks per image
@@ -85,14 +89,17 @@ struct LstmPmmaWeightFwd {
     }
 };
 
-// Stages the forward slice of units u0 .. u0 + 31 (module comment), rounded once.
-template <int P>
-PIXELRNN_DEVICE void lstm_pmma_stage_fwd(const float* w, unsigned* w_s, int hidden, int taps,
-                                         int u0) {
-    const int kw_n = lstm_pmma_kw<P>(hidden, taps), pitch = lstm_pmma_pitch<P>(hidden, taps);
-    for (int e = threadIdx.x; e < LSTM_PMMA_COLS * kw_n; e += blockDim.x) {
+// v1's staging of either pass's slice (`rows` GEMM columns of `kw_n` words, pitch `pitch`)
+// in the fragments' order: consecutive threads take consecutive words of one row, each word's
+// elements gathered from w_ss by `Elem` (LstmPmmaWeightFwd / Bwd), rounded once. In w_ss
+// consecutive k are `taps` floats apart (forward) or h x taps (backward): v2 stages in global
+// order instead (lstm_pmma_stage_slice_v2).
+template <int P, class Elem>
+PIXELRNN_DEVICE void lstm_pmma_stage_slice_v1(const float* w, unsigned* w_s, int rows, int hidden,
+                                              int taps, int u0, int kw_n, int pitch) {
+    for (int e = threadIdx.x; e < rows * kw_n; e += blockDim.x) {
         const int col = e / kw_n, kw = e - col * kw_n;
-        const LstmPmmaWeightFwd el{w, hidden, taps, u0, col};
+        const Elem el{w, hidden, taps, u0, col};
         w_s[col * pitch + kw] = lstm_pmma_word<P>(el, kw);
     }
     __syncthreads();  // the slice is complete before any step reads it
@@ -181,68 +188,6 @@ PIXELRNN_DEVICE void lstm_pmma_zero(float acc[4][4]) {
     }
 }
 
-// The forward scan of one image (`diag`: the Diagonal LSTM, else the Row LSTM of width k):
-// per step, per position tile of this block, stage h of the sources, the product, the cell
-// (the fused step's: h, c and the activated gates of the step written); one cluster barrier
-// per step.
-template <int P, bool SWAP = false>
-PIXELRNN_DEVICE void lstm_pmma_fwd_body(const float* is, const float* w, unsigned* smem,
-                                        float* h, float* c, float* gates, int diag, int height,
-                                        int width, int hidden, int k) {
-    const int taps = diag ? 2 : k;
-    const int size = (int)pixelrnn_cluster_blocks();
-    const int rank = (int)pixelrnn_cluster_rank();
-    const int unit_tiles = (hidden + LSTM_PMMA_UNITS - 1) / LSTM_PMMA_UNITS;
-    const int b = blockIdx.x / size;
-    const int u0 = (rank % unit_tiles) * LSTM_PMMA_UNITS;
-    const int first_tile = rank / unit_tiles, groups = size / unit_tiles;
-    const int kw_n = lstm_pmma_kw<P>(hidden, taps), pitch = lstm_pmma_pitch<P>(hidden, taps);
-    unsigned* w_s = smem;
-    unsigned* a_s = smem + LSTM_PMMA_COLS * pitch;
-    lstm_pmma_stage_fwd<P>(w, w_s, hidden, taps, u0);
-    const int steps = diag ? height + width - 1 : height;
-    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-    const int g4 = 4 * hidden;
-    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
-    for (int s = 0; s < steps; ++s) {
-        const lstm_mma_geo geo = lstm_mma_geo_of(diag, k, height, width, s);
-        const int tiles = (geo.len + LSTM_PMMA_POS - 1) / LSTM_PMMA_POS;
-        const bool product = lstm_mma_has_product(geo, -1);  // uniform over the cluster
-        for (int pt = first_tile; pt < tiles; pt += groups) {
-            const int q0 = pt * LSTM_PMMA_POS;
-            float acc[4][4];
-            lstm_pmma_zero(acc);
-            // The first step has no earlier states: the fused step skips its GEMM (acc 0).
-            if (product) {
-                lstm_pmma_stage_state_fwd<P>(h, a_s, geo, b, q0, hidden, taps);
-                __syncthreads();  // the tile is staged before any warp reads it
-                lstm_pmma_mma<P, SWAP>(a_s, pitch, w_s + wp * 32 * pitch, pitch, kw_n, acc);
-                __syncthreads();  // every warp has read it before the next tile overwrites it
-            }
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int q = q0 + (lane >> 2) + 8 * (e >> 1);
-                const int u = u0 + wp * 8 + 2 * (lane & 3) + (e & 1);
-                if (q >= geo.len || u >= hidden) continue;
-                int r, cl;
-                lstm_mma_rc(geo, q, &r, &cl);
-                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + cl;
-                const float* ip = is + p * g4 + u;
-                const pixelrnn_index_t el = p * hidden + u;
-                pixelrnn_index_t back;
-                const bool has_prev = lstm_mma_prev_cell(geo, r, cl, &back);
-                const float cp = has_prev ? c[el - back * hidden] : 0.0f;
-                // The fused step's operands in its order (lstm_mma_step_fwd): the same bits.
-                pixelrnn_lstm_cell_fwd(ip[0] + acc[0][e], ip[hidden] + acc[1][e],
-                                       ip[2 * hidden] + acc[2][e], ip[3 * hidden] + acc[3][e],
-                                       cp, gates + p * g4 + u, hidden, &c[el], &h[el]);
-            }
-        }
-        // Step s of every unit (h and c, in global memory) is complete before s + 1 reads it.
-        pixelrnn_cluster_sync();
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The backward: dh_tot = dh + the consumers' d_is x the transposed weight (M = positions,
 // N = 32 units of the block's slice, K = taps x 4h, k = t * 4h + o as the fused backward
@@ -272,19 +217,6 @@ struct LstmPmmaWeightBwd {
         return w[((pixelrnn_index_t)o * hidden + u) * taps + t];
     }
 };
-
-template <int P>
-PIXELRNN_DEVICE void lstm_pmma_stage_bwd(const float* w, unsigned* w_s, int hidden, int taps,
-                                         int u0) {
-    const int kw_n = lstm_pmma_kw<P>(4 * hidden, taps);
-    const int pitch = lstm_pmma_pitch<P>(4 * hidden, taps);
-    for (int e = threadIdx.x; e < LSTM_PMMA_UNITS * kw_n; e += blockDim.x) {
-        const int col = e / kw_n, kw = e - col * kw_n;
-        const LstmPmmaWeightBwd el{w, hidden, taps, u0, col};
-        w_s[col * pitch + kw] = lstm_pmma_word<P>(el, kw);
-    }
-    __syncthreads();  // the slice is complete before any step reads it
-}
 
 // The backward A element (row i, k): d_is feature o of the tap-t consumer of position q0 + i.
 struct LstmPmmaGradBwd {
@@ -320,9 +252,339 @@ PIXELRNN_DEVICE void lstm_pmma_stage_grad_bwd(const float* d_is, unsigned* a_s,
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// v2: v1's arithmetic (the same shared layouts, fragments, mma K steps and cell calls, hence
+// v1's bits) with coalesced global traffic (docs/kernels.md, "The persistent recurrence on the
+// tensor cores", v2):
+// - the weight slice is read in w_ss's own order, consecutive threads on consecutive floats
+//   (LstmPmmaSliceFwd / Bwd say where each lands), and scattered into the fragments' layout
+//   (lstm_pmma_stage_slice_v2, ONE function for both passes). bf16 keeps pairs packed along
+//   K, but the two elements of a word are not adjacent in w_ss (k, k + 1 are `taps` floats
+//   apart forward, h x taps backward): each thread stores its element's 16-bit half of the
+//   word (little-endian: the lower k in the low half, pixelrnn_pack_bf16x2's order);
+// - the state / d_is tiles: at bf16 one float2 per word (its two elements are adjacent
+//   features of one tap where the features per tap are even: always in the backward, 4h;
+//   forward at even h), at tf32 one float per word as v1 (consecutive lanes on consecutive
+//   features already);
+// - the epilogue's per-unit operands as float2 pairs (units 2t, 2t + 1 of a lane, as the
+//   fused step's v2, lstm_mma.cuh PAIRS) at even h; an odd h runs v1's epilogue.
+
+// The forward slice in w_ss's order: per gate x, the rows x * h + u0 .. + nu - 1 (the block's
+// live units) are nu x h x taps contiguous floats; float e of that run is unit ul, input unit
+// v, tap t (e = (ul * h + v) * taps + t), GEMM column (ul / 8) * 32 + x * 8 + ul % 8 (the
+// module comment's column order), k = t * h + v (the fused step's K order).
+struct LstmPmmaSliceFwd {
+    static constexpr int ROWS = LSTM_PMMA_COLS;
+    int hidden, taps, u0, nu;
+    PIXELRNN_DEVICE int count() const { return 4 * nu * hidden * taps; }
+    PIXELRNN_DEVICE int k_real() const { return taps * hidden; }
+    PIXELRNN_DEVICE bool live(int col) const {
+        return u0 + (col / 32) * 8 + col % 8 < hidden;
+    }
+    PIXELRNN_DEVICE void at(int e, pixelrnn_index_t* g, int* col, int* k) const {
+        const int run = hidden * taps, gate = nu * run;
+        const int x = e / gate, rem = e - x * gate;
+        const int ul = rem / run, j = rem - ul * run;
+        const int v = j / taps, t = j - v * taps;
+        *g = (pixelrnn_index_t)(x * hidden + u0) * run + rem;
+        *col = (ul / 8) * 32 + x * 8 + ul % 8;
+        *k = t * hidden + v;
+    }
+};
+
+// The backward slice in w_ss's order: per gate row o, the units u0 .. + nu - 1 are nu x taps
+// contiguous floats; float e of that run is unit ul, tap t (e = ul * taps + t), GEMM column
+// ul, k = t * 4h + o (the fused backward step's K order).
+struct LstmPmmaSliceBwd {
+    static constexpr int ROWS = LSTM_PMMA_UNITS;
+    int hidden, taps, u0, nu;
+    PIXELRNN_DEVICE int count() const { return 4 * hidden * nu * taps; }
+    PIXELRNN_DEVICE int k_real() const { return taps * 4 * hidden; }
+    PIXELRNN_DEVICE bool live(int col) const { return u0 + col < hidden; }
+    PIXELRNN_DEVICE void at(int e, pixelrnn_index_t* g, int* col, int* k) const {
+        const int run = nu * taps;
+        const int o = e / run, rem = e - o * run;
+        const int ul = rem / taps, t = rem - ul * taps;
+        *g = ((pixelrnn_index_t)o * hidden + u0) * taps + rem;
+        *col = ul;
+        *k = t * 4 * hidden + o;
+    }
+};
+
+// Stages a pass's slice (`Slice`: LstmPmmaSliceFwd or LstmPmmaSliceBwd) into v1's layout
+// (ROWS rows of `kw_n` words at pitch `pitch`), each weight rounded once: first the zeros (the
+// words holding K padding, and the rows of units past h), then, after a barrier (at bf16 the
+// last real word can be half padding: its zero must land before its real half), every float
+// of the slice in global order, each stored where the fragments read it. Shared stores of the
+// scatter are many-way bank conflicted (lanes of one warp on k = t * F + f of a few f and
+// every t, F a multiple of 32 at the measured shapes): once per launch, measured in
+// docs/kernels.md.
+template <int P, class Slice>
+PIXELRNN_DEVICE void lstm_pmma_stage_slice_v2(const float* w, unsigned* w_s, const Slice& sl,
+                                              int kw_n, int pitch) {
+    const int per_word = P == MCM_TF32 ? 1 : 2;
+    const int kw_pad = sl.k_real() / per_word;  // the first word with a padding element
+    const int pad_n = kw_n - kw_pad;
+    for (int e = threadIdx.x; e < Slice::ROWS * pad_n; e += blockDim.x) {
+        const int row = e / pad_n;
+        w_s[row * pitch + kw_pad + (e - row * pad_n)] = 0u;
+    }
+    if (sl.nu < LSTM_PMMA_UNITS) {
+        for (int e = threadIdx.x; e < Slice::ROWS * kw_pad; e += blockDim.x) {
+            const int row = e / kw_pad;
+            if (!sl.live(row)) w_s[row * pitch + (e - row * kw_pad)] = 0u;
+        }
+    }
+    __syncthreads();  // the zeros are in place before the real halves of shared words land
+    unsigned short* w_h = reinterpret_cast<unsigned short*>(w_s);
+    const int n = sl.count();
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        pixelrnn_index_t g;
+        int col, k;
+        sl.at(e, &g, &col, &k);
+        const float x = w[g];
+        if (P == MCM_TF32) {
+            w_s[col * pitch + k] = pixelrnn_tf32(x);
+        } else {
+            // The bf16 bits of x: the high half of the rounded float (pixelrnn_pack_bf16x2).
+            w_h[2 * col * pitch + k] =
+                (unsigned short)(pixelrnn_float_bits(pixelrnn_round_bf16(x)) >> 16);
+        }
+    }
+    __syncthreads();  // the slice is complete before any step reads it
+}
+
+// Element k (k = t * feat + f, below taps * feat) of tile row (r, c) of image `base`: feature
+// f of the tap-t neighbour in direction `dir` (-1 the forward's sources, +1 the backward's
+// consumers), 0 outside the image. The element of LstmPmmaStateFwd / LstmPmmaGradBwd.
+PIXELRNN_DEVICE const float* lstm_pmma_tap_ptr(const float* src, const lstm_mma_geo& g,
+                                               pixelrnn_index_t base, int r, int c, int feat,
+                                               int dir, int k) {
+    const int t = k / feat, f = k - t * feat;
+    int dr, dc;
+    lstm_mma_tap(g, t, dir, &dr, &dc);
+    const int rr = r + dr, cc = c + dc;
+    if (rr < 0 || rr >= g.height || cc < 0 || cc >= g.width) return nullptr;
+    return src + (base + (pixelrnn_index_t)rr * g.width + cc) * feat + f;
+}
+
+// Stages the words [kw0, kw0 + kw_n) of `rows` tile rows (positions q0 .. of the step, image
+// b) of either pass's A operand, rounded (v1's lstm_pmma_stage_state_fwd /
+// lstm_pmma_stage_grad_bwd, the same words): consecutive threads on consecutive words of a
+// row; a bf16 word's two elements read as one float2 where `feat` is even (then k = 2 kw is
+// even and k, k + 1 are adjacent features of one tap, 8-byte aligned), else one by one.
+template <int P>
+PIXELRNN_DEVICE void lstm_pmma_stage_tile_v2(const float* src, unsigned* a_s,
+                                             const lstm_mma_geo& g, int b, int q0, int rows,
+                                             int feat, int taps, int dir, int kw0, int kw_n,
+                                             int pitch) {
+    const pixelrnn_index_t base = (pixelrnn_index_t)b * g.height * g.width;
+    const int k_end = taps * feat;
+    const bool pairs = P != MCM_TF32 && (feat & 1) == 0;
+    for (int e = threadIdx.x; e < rows * kw_n; e += blockDim.x) {
+        const int i = e / kw_n, kw = e - i * kw_n;
+        unsigned word = 0u;
+        if (q0 + i < g.len) {
+            int r, c;
+            lstm_mma_rc(g, q0 + i, &r, &c);
+            if (P == MCM_TF32) {
+                const int k = kw0 + kw;
+                const float* p = k < k_end ? lstm_pmma_tap_ptr(src, g, base, r, c, feat, dir, k)
+                                           : nullptr;
+                word = pixelrnn_tf32(p ? *p : 0.0f);
+            } else if (pairs) {
+                const int k = 2 * (kw0 + kw);
+                const float* p = k < k_end ? lstm_pmma_tap_ptr(src, g, base, r, c, feat, dir, k)
+                                           : nullptr;
+                const float2 x = p ? lstm_mma_ld2(p) : make_float2(0.0f, 0.0f);
+                word = pixelrnn_pack_bf16x2(pixelrnn_round_bf16(x.x), pixelrnn_round_bf16(x.y));
+            } else {
+                float x[2];
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const int k = 2 * (kw0 + kw) + j;
+                    const float* p =
+                        k < k_end ? lstm_pmma_tap_ptr(src, g, base, r, c, feat, dir, k) : nullptr;
+                    x[j] = pixelrnn_round_bf16(p ? *p : 0.0f);
+                }
+                word = pixelrnn_pack_bf16x2(x[0], x[1]);
+            }
+        }
+        a_s[i * pitch + kw] = word;
+    }
+}
+
+// The forward epilogue of v2 at even h: per accumulator pair (e = 0, 1 and 2, 3: units u,
+// u + 1 of one position) every per-unit operand as one float2, the cells on registers, as the
+// fused step's v2 (lstm_mma_step_fwd, PAIRS): the same function on the same operands in the
+// same order as v1's epilogue, so v1's bits.
+PIXELRNN_DEVICE void lstm_pmma_epilogue_fwd_pairs(const float* is, float* h, float* c,
+                                                  float* gates, const lstm_mma_geo& geo, int b,
+                                                  int q0, int u0, int hidden,
+                                                  const float acc[4][4]) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t plane = (pixelrnn_index_t)geo.height * geo.width;
+#pragma unroll
+    for (int e = 0; e < 4; e += 2) {
+        const int q = q0 + (lane >> 2) + 8 * (e >> 1);
+        const int u = u0 + wp * 8 + 2 * (lane & 3);  // even: u + 1 < hidden too
+        if (q >= geo.len || u >= hidden) continue;
+        int r, cl;
+        lstm_mma_rc(geo, q, &r, &cl);
+        const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * geo.width + cl;
+        const float* ip = is + p * g4 + u;
+        const pixelrnn_index_t el = p * hidden + u;
+        pixelrnn_index_t back;
+        const bool has_prev = lstm_mma_prev_cell(geo, r, cl, &back);
+        float2 ix[4];
+#pragma unroll
+        for (int x = 0; x < 4; ++x) ix[x] = lstm_mma_ld2(ip + x * hidden);
+        const float2 cp =
+            has_prev ? lstm_mma_ld2(c + el - back * hidden) : make_float2(0.0f, 0.0f);
+        float go[2][4], cn[2], hn[2];
+        pixelrnn_lstm_cell_fwd(ix[0].x + acc[0][e], ix[1].x + acc[1][e], ix[2].x + acc[2][e],
+                               ix[3].x + acc[3][e], cp.x, go[0], 1, &cn[0], &hn[0]);
+        pixelrnn_lstm_cell_fwd(ix[0].y + acc[0][e + 1], ix[1].y + acc[1][e + 1],
+                               ix[2].y + acc[2][e + 1], ix[3].y + acc[3][e + 1], cp.y, go[1], 1,
+                               &cn[1], &hn[1]);
+        float* gp = gates + p * g4 + u;
+#pragma unroll
+        for (int x = 0; x < 4; ++x) lstm_mma_st2(gp + x * hidden, go[0][x], go[1][x]);
+        lstm_mma_st2(&c[el], cn[0], cn[1]);
+        lstm_mma_st2(&h[el], hn[0], hn[1]);
+    }
+}
+
+// The backward epilogue of v2 at even h: as the forward's, the fused backward step's v2
+// (lstm_mma_step_bwd, PAIRS) on v1's accumulators: v1's bits.
+PIXELRNN_DEVICE void lstm_pmma_epilogue_bwd_pairs(const float* gates, const float* c,
+                                                  const float* dh, float* dc_carry,
+                                                  float* d_is, const lstm_mma_geo& geo, int b,
+                                                  int q0, int u0, int hidden,
+                                                  const float acc[4][4]) {
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t plane = (pixelrnn_index_t)geo.height * geo.width;
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {
+            const int q = q0 + wp * 16 + (lane >> 2) + 8 * (e >> 1);
+            const int u = u0 + ni * 8 + 2 * (lane & 3);  // even: u + 1 < hidden too
+            if (q >= geo.len || u >= hidden) continue;
+            int r, cl;
+            lstm_mma_rc(geo, q, &r, &cl);
+            const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * geo.width + cl;
+            const pixelrnn_index_t el = p * hidden + u;
+            pixelrnn_index_t back;
+            const bool has_prev = lstm_mma_prev_cell(geo, r, cl, &back);
+            const float* gp = gates + p * g4 + u;
+            float gl[2][4], d[2][4];
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+                const float2 v = lstm_mma_ld2(gp + x * hidden);
+                gl[0][x] = v.x;
+                gl[1][x] = v.y;
+            }
+            const float2 cc = lstm_mma_ld2(c + el);
+            const float2 cp =
+                has_prev ? lstm_mma_ld2(c + el - back * hidden) : make_float2(0.0f, 0.0f);
+            const float2 dhv = lstm_mma_ld2(dh + el);
+            const float2 dcv = lstm_mma_ld2(dc_carry + el);
+            const float dp0 =
+                pixelrnn_lstm_cell_bwd(gl[0], 1, cc.x, cp.x, dhv.x + acc[ni][e], dcv.x, d[0]);
+            const float dp1 = pixelrnn_lstm_cell_bwd(gl[1], 1, cc.y, cp.y,
+                                                     dhv.y + acc[ni][e + 1], dcv.y, d[1]);
+            float* dp = d_is + p * g4 + u;
+#pragma unroll
+            for (int x = 0; x < 4; ++x) lstm_mma_st2(dp + x * hidden, d[0][x], d[1][x]);
+            if (has_prev) lstm_mma_st2(dc_carry + el - back * hidden, dp0, dp1);
+        }
+    }
+}
+
+// The forward scan of one image (`diag`: the Diagonal LSTM, else the Row LSTM of width k):
+// per step, per position tile of this block, stage h of the sources, the product, the cell
+// (the fused step's: h, c and the activated gates of the step written); one cluster barrier
+// per step. V: the version (1, or 2 with v2's coalesced staging and epilogue, the same bits).
+template <int P, int V, bool SWAP = false>
+PIXELRNN_DEVICE void lstm_pmma_fwd_body(const float* is, const float* w, unsigned* smem,
+                                        float* h, float* c, float* gates, int diag, int height,
+                                        int width, int hidden, int k) {
+    const int taps = diag ? 2 : k;
+    const int size = (int)pixelrnn_cluster_blocks();
+    const int rank = (int)pixelrnn_cluster_rank();
+    const int unit_tiles = (hidden + LSTM_PMMA_UNITS - 1) / LSTM_PMMA_UNITS;
+    const int b = blockIdx.x / size;
+    const int u0 = (rank % unit_tiles) * LSTM_PMMA_UNITS;
+    const int first_tile = rank / unit_tiles, groups = size / unit_tiles;
+    const int kw_n = lstm_pmma_kw<P>(hidden, taps), pitch = lstm_pmma_pitch<P>(hidden, taps);
+    unsigned* w_s = smem;
+    unsigned* a_s = smem + LSTM_PMMA_COLS * pitch;
+    if (V == 1) {
+        lstm_pmma_stage_slice_v1<P, LstmPmmaWeightFwd>(w, w_s, LSTM_PMMA_COLS, hidden, taps, u0,
+                                                       kw_n, pitch);
+    } else {
+        const int nu = hidden - u0 < LSTM_PMMA_UNITS ? hidden - u0 : LSTM_PMMA_UNITS;
+        lstm_pmma_stage_slice_v2<P>(w, w_s, LstmPmmaSliceFwd{hidden, taps, u0, nu}, kw_n, pitch);
+    }
+    const int steps = diag ? height + width - 1 : height;
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t plane = (pixelrnn_index_t)height * width;
+    for (int s = 0; s < steps; ++s) {
+        const lstm_mma_geo geo = lstm_mma_geo_of(diag, k, height, width, s);
+        const int tiles = (geo.len + LSTM_PMMA_POS - 1) / LSTM_PMMA_POS;
+        const bool product = lstm_mma_has_product(geo, -1);  // uniform over the cluster
+        for (int pt = first_tile; pt < tiles; pt += groups) {
+            const int q0 = pt * LSTM_PMMA_POS;
+            float acc[4][4];
+            lstm_pmma_zero(acc);
+            // The first step has no earlier states: the fused step skips its GEMM (acc 0).
+            if (product) {
+                if (V == 1) {
+                    lstm_pmma_stage_state_fwd<P>(h, a_s, geo, b, q0, hidden, taps);
+                } else {
+                    lstm_pmma_stage_tile_v2<P>(h, a_s, geo, b, q0, LSTM_PMMA_POS, hidden, taps,
+                                               -1, 0, kw_n, pitch);
+                }
+                __syncthreads();  // the tile is staged before any warp reads it
+                lstm_pmma_mma<P, SWAP>(a_s, pitch, w_s + wp * 32 * pitch, pitch, kw_n, acc);
+                __syncthreads();  // every warp has read it before the next tile overwrites it
+            }
+            if (V == 2 && (hidden & 1) == 0) {
+                lstm_pmma_epilogue_fwd_pairs(is, h, c, gates, geo, b, q0, u0, hidden, acc);
+                continue;
+            }
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int q = q0 + (lane >> 2) + 8 * (e >> 1);
+                const int u = u0 + wp * 8 + 2 * (lane & 3) + (e & 1);
+                if (q >= geo.len || u >= hidden) continue;
+                int r, cl;
+                lstm_mma_rc(geo, q, &r, &cl);
+                const pixelrnn_index_t p = b * plane + (pixelrnn_index_t)r * width + cl;
+                const float* ip = is + p * g4 + u;
+                const pixelrnn_index_t el = p * hidden + u;
+                pixelrnn_index_t back;
+                const bool has_prev = lstm_mma_prev_cell(geo, r, cl, &back);
+                const float cp = has_prev ? c[el - back * hidden] : 0.0f;
+                // The fused step's operands in its order (lstm_mma_step_fwd): the same bits.
+                pixelrnn_lstm_cell_fwd(ip[0] + acc[0][e], ip[hidden] + acc[1][e],
+                                       ip[2 * hidden] + acc[2][e], ip[3 * hidden] + acc[3][e],
+                                       cp, gates + p * g4 + u, hidden, &c[el], &h[el]);
+            }
+        }
+        // Step s of every unit (h and c, in global memory) is complete before s + 1 reads it.
+        pixelrnn_cluster_sync();
+    }
+}
+
 // The backward scan of one image: steps in reverse, d_is of every position and the cell
 // gradients handed to the previous cell (dc_carry zeroed by the host), as the fused backward.
-template <int P>
+// V: the version, as the forward's.
+template <int P, int V>
 PIXELRNN_DEVICE void lstm_pmma_bwd_body(const float* w, unsigned* smem, const float* gates,
                                         const float* c, const float* dh, float* dc_carry,
                                         float* d_is, int diag, int height, int width,
@@ -340,7 +602,13 @@ PIXELRNN_DEVICE void lstm_pmma_bwd_body(const float* w, unsigned* smem, const fl
     const int per_word = P == MCM_TF32 ? 1 : 2;  // elements per word
     unsigned* w_s = smem;
     unsigned* a_s = smem + LSTM_PMMA_UNITS * pitch;
-    lstm_pmma_stage_bwd<P>(w, w_s, hidden, taps, u0);
+    if (V == 1) {
+        lstm_pmma_stage_slice_v1<P, LstmPmmaWeightBwd>(w, w_s, LSTM_PMMA_UNITS, hidden, taps, u0,
+                                                       kw_n, pitch);
+    } else {
+        const int nu = hidden - u0 < LSTM_PMMA_UNITS ? hidden - u0 : LSTM_PMMA_UNITS;
+        lstm_pmma_stage_slice_v2<P>(w, w_s, LstmPmmaSliceBwd{hidden, taps, u0, nu}, kw_n, pitch);
+    }
     const int steps = diag ? height + width - 1 : height;
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const int g4 = 4 * hidden;
@@ -356,11 +624,21 @@ PIXELRNN_DEVICE void lstm_pmma_bwd_body(const float* w, unsigned* smem, const fl
             // The last step has no consumers: the fused step skips its GEMM (acc 0).
             for (int kw0 = 0; product && kw0 < kw_n; kw0 += cw) {
                 const int cw_n = kw_n - kw0 < cw ? kw_n - kw0 : cw;
-                lstm_pmma_stage_grad_bwd<P>(d_is, a_s, geo, b, q0, hidden, taps,
-                                            kw0 * per_word, cw_n);
+                if (V == 1) {
+                    lstm_pmma_stage_grad_bwd<P>(d_is, a_s, geo, b, q0, hidden, taps,
+                                                kw0 * per_word, cw_n);
+                } else {
+                    lstm_pmma_stage_tile_v2<P>(d_is, a_s, geo, b, q0, LSTM_PMMA_BWD_POS, g4, taps,
+                                               1, kw0, cw_n, pitch_a);
+                }
                 __syncthreads();  // the chunk is staged before any warp reads it
                 lstm_pmma_mma<P>(a_s + wp * 16 * pitch_a, pitch_a, w_s + kw0, pitch, cw_n, acc);
                 __syncthreads();  // every warp has read it before the next chunk overwrites it
+            }
+            if (V == 2 && (hidden & 1) == 0) {
+                lstm_pmma_epilogue_bwd_pairs(gates, c, dh, dc_carry, d_is, geo, b, q0, u0, hidden,
+                                             acc);
+                continue;
             }
 #pragma unroll
             for (int ni = 0; ni < 4; ++ni) {

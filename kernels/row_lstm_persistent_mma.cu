@@ -2,7 +2,9 @@
 // row_lstm_persistent_mma.cu: the Row LSTM's persistent recurrence with the
 // state-to-state product on the tensor cores (mma.sync), tf32 and bf16, the folded layout:
 //   row_lstm_persistent_mma_fwd_{tf32,bf16}_v1: the forward of the whole scan;
-//   row_lstm_persistent_mma_bwd_{tf32,bf16}_v1: the backward through time.
+//   row_lstm_persistent_mma_bwd_{tf32,bf16}_v1: the backward through time;
+//   row_lstm_persistent_mma_{fwd,bwd}_{tf32,bf16}_v2: v1 (its launch, shared memory and
+//       bits) with coalesced global traffic (lstm_persistent_mma.cuh, v2): the default.
 // row_lstm_persistent_mma_fwd_tf32_swapped_v1: the mutation check's kernel (A fragment
 // registers swapped, lstm_persistent_mma.cuh); never selected by the host.
 // One launch per scan and pass, one thread-block cluster per image; the design, the
@@ -22,7 +24,7 @@ row_lstm_persistent_mma_fwd_tf32_v1(const float* __restrict__ is, const float* _
     int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
-    lstm_pmma_fwd_body<MCM_TF32>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
+    lstm_pmma_fwd_body<MCM_TF32, 1>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
 }
 
 PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
@@ -31,7 +33,7 @@ row_lstm_persistent_mma_fwd_bf16_v1(const float* __restrict__ is, const float* _
     int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
-    lstm_pmma_fwd_body<MCM_BF16>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
+    lstm_pmma_fwd_body<MCM_BF16, 1>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
 }
 
 PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
@@ -40,7 +42,8 @@ row_lstm_persistent_mma_fwd_tf32_swapped_v1(const float* __restrict__ is,
     int height, int width, int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
-    lstm_pmma_fwd_body<MCM_TF32, true>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
+    lstm_pmma_fwd_body<MCM_TF32, 1, true>(is, w, smem, h, c, gates, 0, height, width, hidden,
+                                          k);
 }
 
 // Launch (backward): as the forward, but groups of 64-position tiles and dynamic shared
@@ -54,8 +57,8 @@ row_lstm_persistent_mma_bwd_tf32_v1(const float* __restrict__ w,
     int n, int height, int width, int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
-    lstm_pmma_bwd_body<MCM_TF32>(w, smem, gates, c, dh, dc_carry, d_is, 0, height, width,
-                                 hidden, k);
+    lstm_pmma_bwd_body<MCM_TF32, 1>(w, smem, gates, c, dh, dc_carry, d_is, 0, height, width,
+                                    hidden, k);
 }
 
 PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
@@ -65,6 +68,49 @@ row_lstm_persistent_mma_bwd_bf16_v1(const float* __restrict__ w,
     int n, int height, int width, int hidden, int k) {
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
-    lstm_pmma_bwd_body<MCM_BF16>(w, smem, gates, c, dh, dc_carry, d_is, 0, height, width,
-                                 hidden, k);
+    lstm_pmma_bwd_body<MCM_BF16, 1>(w, smem, gates, c, dh, dc_carry, d_is, 0, height, width,
+                                    hidden, k);
+}
+
+// v2: v1's launches, shared memory and bits, the global traffic coalesced (the weight slice
+// read in global order and scattered, float2 tiles at bf16, float2 epilogue pairs at even h:
+// lstm_persistent_mma.cuh, v2).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
+row_lstm_persistent_mma_fwd_tf32_v2(const float* __restrict__ is, const float* __restrict__ w,
+    float* h, float* c, float* __restrict__ gates, int n, int height, int width,
+    int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
+    lstm_pmma_fwd_body<MCM_TF32, 2>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
+row_lstm_persistent_mma_fwd_bf16_v2(const float* __restrict__ is, const float* __restrict__ w,
+    float* h, float* c, float* __restrict__ gates, int n, int height, int width,
+    int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
+    lstm_pmma_fwd_body<MCM_BF16, 2>(is, w, smem, h, c, gates, 0, height, width, hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
+row_lstm_persistent_mma_bwd_tf32_v2(const float* __restrict__ w,
+    const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* dc_carry, float* d_is,
+    int n, int height, int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
+    lstm_pmma_bwd_body<MCM_TF32, 2>(w, smem, gates, c, dh, dc_carry, d_is, 0, height, width,
+                                    hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PMMA_THREADS, 1)
+row_lstm_persistent_mma_bwd_bf16_v2(const float* __restrict__ w,
+    const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* dc_carry, float* d_is,
+    int n, int height, int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(unsigned, smem);
+    lstm_pmma_bwd_body<MCM_BF16, 2>(w, smem, gates, c, dh, dc_carry, d_is, 0, height, width,
+                                    hidden, k);
 }

@@ -1,18 +1,22 @@
 //! The persistent recurrence on the tensor cores (issue 18):
-//! `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v1` (kernels/row_lstm_persistent_mma.cu,
+//! `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v{1,2}` (kernels/row_lstm_persistent_mma.cu,
 //! diag_lstm_persistent_mma.cu, bodies in lstm_persistent_mma.cuh; host
-//! cuda/lstm_persistent_mma.rs), both scans in the folded layout, the default
-//! (`LstmPersistentProduct::Mma`) at tf32 / bf16.
+//! cuda/lstm_persistent_mma.rs), both scans in the folded layout, at tf32 / bf16: v2
+//! (`LstmPersistentProduct::MmaV2`, the default: v1 with coalesced global traffic) and v1
+//! (`MmaV1`).
 //!
-//! Parity (every scheduling seed, outputs NaN-poisoned): h, c and the gates, and d_is and
-//! d_w_ss (the backward from the twin's states, so that it is checked alone), against the CPU
-//! twin at the same precision within tests/cuda/lstm_persistent_precision.rs's bounds
-//! (`FWD_U`, `D_IS_U`, `DW_U` unit roundoffs, its reasons), and against the fused tensor-core
-//! recurrence BIT FOR BIT: the kernels run the fused step's K order, mma K steps and cell on
-//! the same operands (kernels/lstm_persistent_mma.cuh, Bits). The launches (the emulator's
-//! log): the tensor-core kernels by default, the SIMT ones under `Simt` and where only their
-//! cluster fits, the refusal only where neither fits. `lstm_persistent_mma_counters` (ignored) prints the emulator's memory
-//! counters of the tensor-core and the SIMT forward for docs/kernels.md.
+//! Parity, both versions (every scheduling seed, outputs NaN-poisoned, the shapes of
+//! tests/cuda/lstm_persistent_precision.rs): h, c and the gates, and d_is and d_w_ss (the
+//! backward from the twin's states, so that it is checked alone), against the CPU twin at the
+//! same precision within that file's bounds (`FWD_U`, `D_IS_U`, `DW_U` unit roundoffs, its
+//! reasons), and against the fused tensor-core recurrence BIT FOR BIT: the kernels run the
+//! fused step's K order, mma K steps and cell on the same operands
+//! (kernels/lstm_persistent_mma.cuh, Bits), so v2 is v1's bits too. The launches (the
+//! emulator's log): the tensor-core kernels of the selected version, the SIMT ones under
+//! `Simt` and where only their cluster fits, the refusal only where neither fits. The
+//! counters: `lstm_persistent_mma_v2_counters` asserts v2's global efficiency
+//! and conflict-free shared loads; `lstm_persistent_mma_counters` (ignored) prints every
+//! product's counters for docs/kernels.md.
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
@@ -24,42 +28,13 @@ use pixelrnn::error::Error;
 use pixelrnn::tensor::Tensor;
 
 use crate::lstm_persistent_precision::{
-    backward, forward, launched, unit_roundoff, w_shape, DW_U, D_IS_U, FWD_U,
+    backward, forward, launched, setup, unit_roundoff, w_shape, what, Setup, CASES, DW_U, D_IS_U,
+    FWD_U,
 };
 use crate::{download, pair, rel_err, to_gpu};
 
 crate::parity_tests! {
     lstm_persistent_mma => super::check_lstm_persistent_mma,
-}
-
-/// One recurrence: the Row LSTM's kernel width (`None`: the Diagonal LSTM), `[n, H, W, h]`, a
-/// seed.
-type Case = (Option<usize>, [usize; 4], u64);
-
-const CASES: [Case; 6] = [
-    // One image, h = 3: one unit tile, 29 of its 32 units dead (zero columns), K = 9 padded
-    // to 16.
-    (Some(3), [1, 3, 5, 3], 2800),
-    // h = 40 (not a multiple of 8 or 16): 2 unit tiles (the second 8 live units) x 2 position
-    // groups (W = 20: tiles of 16 and 4 positions), two images.
-    (Some(3), [2, 3, 20, 40], 2810),
-    // k = 5, h = 64: 2 full unit tiles.
-    (Some(5), [1, 3, 6, 64], 2820),
-    // h = 128: 4 unit tiles, 218.3 KiB of shared memory per block at tf32 (the edge of the
-    // 227 KiB), 109.7 KiB at bf16.
-    (Some(3), [1, 2, 4, 128], 2830),
-    // The Diagonal LSTM: anti-diagonals of 1 .. 4 positions, two images, h = 9.
-    (None, [2, 4, 5, 9], 2840),
-    // h = 70: 3 unit tiles (the last 6 live units), one image.
-    (None, [1, 3, 4, 70], 2850),
-];
-
-fn what(case: &Case) -> String {
-    let (k, [n, height, width, hd], _) = *case;
-    match k {
-        Some(k) => format!("row_lstm k={k} n={n} {height}x{width} h={hd}"),
-        None => format!("diag_lstm n={n} {height}x{width} h={hd}"),
-    }
 }
 
 /// The elements of `got` whose bits differ from `want`'s.
@@ -70,94 +45,104 @@ fn bits_differ(got: &[f32], want: &[f32]) -> usize {
         .count()
 }
 
-/// Every case at tf32 and bf16: the persistent tensor-core forward and backward against the
-/// twin and against the fused tensor-core recurrence (bit for bit).
+/// The tensor-core products, each version.
+const MMA: [LstmPersistentProduct; 2] =
+    [LstmPersistentProduct::MmaV1, LstmPersistentProduct::MmaV2];
+
+/// Every case at tf32 and bf16, under both tensor-core versions: the persistent forward and
+/// backward against the twin and against the fused tensor-core recurrence (bit for bit).
 pub fn check_lstm_persistent_mma<E: Executor>(gpu: &CudaBackend<E>) {
     assert_eq!(
         Variants::default().lstm_persistent_product,
-        LstmPersistentProduct::Mma
+        LstmPersistentProduct::MmaV2
     );
     for precision in [Precision::Tf32, Precision::Bf16] {
         let cpu = CpuBackend::new();
         cpu.set_precision(precision);
         let u = unit_roundoff(precision);
         let (fwd_tol, d_is_tol, dw_tol) = (FWD_U * u, D_IS_U * u, DW_U * u);
-        let (mut fwd_max, mut bwd_max) = (0.0f64, [0.0f64; 2]);
+        let (mut fwd_max, mut bwd_max) = ([0.0f64; 2], [[0.0f64; 2]; 2]);
         for case in CASES {
-            let (k, [n, height, width, hd], seed) = case;
-            let what = |part: &str| format!("{} {precision} {part}", what(&case));
-            let ws = w_shape(k, hd);
-            let fan_in = (ws[1] * ws[2] * ws[3]) as f32;
-            let (is_c, is_g) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
-            let (w_c, w_g) = pair(gpu, &ws, seed + 1, 1.5 / fan_in.sqrt());
-            let (dh_c, dh_g) = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
-            let want = forward(&cpu, k, &is_c, &w_c, Recurrence::Persistent);
-            let (d_is_want, dw_want) =
-                backward(&cpu, k, &want, &w_c, &dh_c, Recurrence::Persistent);
+            let k = case.0;
+            let Setup {
+                is: (_, is_g),
+                w: (_, w_g),
+                dh: (_, dh_g),
+                want,
+                d_is_want,
+                dw_want,
+            } = setup(gpu, &cpu, &case);
             gpu.set_precision(precision);
-            let got = forward(gpu, k, &is_g, &w_g, Recurrence::Persistent);
             let fused = forward(gpu, k, &is_g, &w_g, Recurrence::Fused);
-            for (part, g, f, t) in [
-                ("h", &got.h, &fused.h, &want.h),
-                ("c", &got.c, &fused.c, &want.c),
-                ("gates", &got.gates, &fused.gates, &want.gates),
-            ] {
-                let g = download(gpu, g, part);
-                let err = rel_err(&what(part), &g, &t.data);
-                eprintln!("{}: rel err {err:.3e}", what(part));
-                fwd_max = fwd_max.max(err);
-                assert!(
-                    err <= fwd_tol,
-                    "{}: rel err {err:.3e} > {fwd_tol:.3e}",
-                    what(part)
-                );
-                let differ = bits_differ(&g, &download(gpu, f, part));
-                assert_eq!(
-                    differ,
-                    0,
-                    "{}: {differ} of {} elements are not the fused tensor-core forward's bits",
-                    what(part),
-                    g.len()
-                );
-            }
-
             // The backward from the twin's states.
             let state = LstmState {
                 h: to_gpu(gpu, &want.h),
                 c: to_gpu(gpu, &want.c),
                 gates: to_gpu(gpu, &want.gates),
             };
-            let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, Recurrence::Persistent);
             let (d_is_f, dw_f) = backward(gpu, k, &state, &w_g, &dh_g, Recurrence::Fused);
-            for (i, (part, g, f, t, tol)) in [
-                ("d_is", &d_is, &d_is_f, &d_is_want, d_is_tol),
-                ("d_w_ss", &dw, &dw_f, &dw_want, dw_tol),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let g = download(gpu, g, part);
-                let err = rel_err(&what(part), &g, &t.data);
-                eprintln!("{}: rel err {err:.3e}", what(part));
-                bwd_max[i] = bwd_max[i].max(err);
-                assert!(err <= tol, "{}: rel err {err:.3e} > {tol:.3e}", what(part));
-                let differ = bits_differ(&g, &download(gpu, f, part));
-                assert_eq!(
-                    differ,
-                    0,
-                    "{}: {differ} of {} elements are not the fused tensor-core backward's bits",
-                    what(part),
-                    g.len()
-                );
+            for (vi, p) in MMA.into_iter().enumerate() {
+                let what = |part: &str| format!("{} {precision} {p} {part}", what(&case));
+                let _p = gpu.select(product(p));
+                let got = forward(gpu, k, &is_g, &w_g, Recurrence::Persistent);
+                for (part, g, f, t) in [
+                    ("h", &got.h, &fused.h, &want.h),
+                    ("c", &got.c, &fused.c, &want.c),
+                    ("gates", &got.gates, &fused.gates, &want.gates),
+                ] {
+                    let g = download(gpu, g, part);
+                    let err = rel_err(&what(part), &g, &t.data);
+                    eprintln!("{}: rel err {err:.3e}", what(part));
+                    fwd_max[vi] = fwd_max[vi].max(err);
+                    assert!(
+                        err <= fwd_tol,
+                        "{}: rel err {err:.3e} > {fwd_tol:.3e}",
+                        what(part)
+                    );
+                    let differ = bits_differ(&g, &download(gpu, f, part));
+                    assert_eq!(
+                        differ,
+                        0,
+                        "{}: {differ} of {} elements are not the fused tensor-core forward's \
+                         bits",
+                        what(part),
+                        g.len()
+                    );
+                }
+                let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, Recurrence::Persistent);
+                for (i, (part, g, f, t, tol)) in [
+                    ("d_is", &d_is, &d_is_f, &d_is_want, d_is_tol),
+                    ("d_w_ss", &dw, &dw_f, &dw_want, dw_tol),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let g = download(gpu, g, part);
+                    let err = rel_err(&what(part), &g, &t.data);
+                    eprintln!("{}: rel err {err:.3e}", what(part));
+                    bwd_max[vi][i] = bwd_max[vi][i].max(err);
+                    assert!(err <= tol, "{}: rel err {err:.3e} > {tol:.3e}", what(part));
+                    let differ = bits_differ(&g, &download(gpu, f, part));
+                    assert_eq!(
+                        differ,
+                        0,
+                        "{}: {differ} of {} elements are not the fused tensor-core backward's \
+                         bits",
+                        what(part),
+                        g.len()
+                    );
+                }
             }
             gpu.set_precision(Precision::Fp32);
         }
-        eprintln!(
-            "persistent mma {precision}: max rel err forward {fwd_max:.3e} (bound \
-             {fwd_tol:.3e}), d_is {:.3e} ({d_is_tol:.3e}), d_w_ss {:.3e} ({dw_tol:.3e}); the \
-             fused tensor-core recurrence's bits",
-            bwd_max[0], bwd_max[1]
-        );
+        for (vi, p) in MMA.into_iter().enumerate() {
+            eprintln!(
+                "persistent {p} {precision}: max rel err forward {:.3e} (bound {fwd_tol:.3e}), \
+                 d_is {:.3e} ({d_is_tol:.3e}), d_w_ss {:.3e} ({dw_tol:.3e}); the fused \
+                 tensor-core recurrence's bits",
+                fwd_max[vi], bwd_max[vi][0], bwd_max[vi][1]
+            );
+        }
     }
 }
 
@@ -181,13 +166,14 @@ fn product(p: LstmPersistentProduct) -> Variants {
 }
 
 /// The launches at tf32 / bf16: the forward and the backward are the tensor-core cluster
-/// kernels by default, the rounded SIMT ones (v2 forward, v3 backward) under `Simt`; the
-/// backward's weight gradient is `lstm_ss_bwd_weight_<p>_v2` under both. Row LSTM k = 3 at
-/// larger h: at h = 136, tf32, the tensor-core clusters do not fit (236.3 KiB forward,
-/// 237.5 KiB backward, against 227 KiB) and the SIMT ones do (212.1 KiB, 220.2 KiB): SIMT
-/// runs; at h = 160, bf16, only the tensor-core ones fit (137.2 KiB / 137.5 KiB of packed
-/// pairs, the SIMT forward's 248.1 KiB does not): they run; at
-/// h = 160, tf32, none fits: both passes refuse before launching anything.
+/// kernels of the selected version (`MmaV1`: `_v1`, `MmaV2`: `_v2`), the rounded SIMT ones
+/// (v2 forward, v3 backward) under `Simt`; the backward's weight gradient is
+/// `lstm_ss_bwd_weight_<p>_v2` under all three. Row LSTM k = 3 at larger h, under both
+/// tensor-core versions (the same shared memory): at h = 136, tf32, the tensor-core clusters
+/// do not fit (236.3 KiB forward, 237.5 KiB backward, against 227 KiB) and the SIMT ones do
+/// (212.1 KiB, 220.2 KiB): SIMT runs; at h = 160, bf16, only the tensor-core ones fit
+/// (137.2 KiB / 137.5 KiB of packed pairs, the SIMT forward's 248.1 KiB does not): they run;
+/// at h = 160, tf32, none fits: both passes refuse before launching anything.
 #[test]
 fn persistent_mma_launches_and_falls_back() {
     let gpu = counting_emulator();
@@ -198,17 +184,20 @@ fn persistent_mma_launches_and_falls_back() {
             let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 1, 1.0);
             let (_, w) = pair(&gpu, &w_shape(k, hd), 2, 0.1);
             let (_, dh) = pair(&gpu, &[n, height, width, hd], 3, 1.0);
-            for (p, fwd, bwd) in [
+            let mma = |v: u32| {
                 (
-                    LstmPersistentProduct::Mma,
-                    format!("{scan}_persistent_mma_fwd_{precision}_v1"),
-                    format!("{scan}_persistent_mma_bwd_{precision}_v1"),
-                ),
-                (
-                    LstmPersistentProduct::Simt,
-                    format!("{scan}_persistent_fwd_{precision}_v2"),
-                    format!("{scan}_persistent_bwd_{precision}_v3"),
-                ),
+                    format!("{scan}_persistent_mma_fwd_{precision}_v{v}"),
+                    format!("{scan}_persistent_mma_bwd_{precision}_v{v}"),
+                )
+            };
+            let simt = (
+                format!("{scan}_persistent_fwd_{precision}_v2"),
+                format!("{scan}_persistent_bwd_{precision}_v3"),
+            );
+            for (p, (fwd, bwd)) in [
+                (LstmPersistentProduct::MmaV1, mma(1)),
+                (LstmPersistentProduct::MmaV2, mma(2)),
+                (LstmPersistentProduct::Simt, simt),
             ] {
                 let _p = gpu.select(product(p));
                 gpu.set_precision(precision);
@@ -230,61 +219,65 @@ fn persistent_mma_launches_and_falls_back() {
         }
     }
 
-    // The fits, Row LSTM k = 3, one image of 1 x 2.
+    // The fits, Row LSTM k = 3, one image of 1 x 2, under each tensor-core version.
     let zeros = |shape: &[usize]| {
         Tensor::from_slice(&gpu, shape, &vec![0.0; shape.iter().product()]).expect("upload")
     };
-    for (hd, precision, kernels) in [
-        (
-            136,
-            Precision::Tf32,
-            Some([
-                "row_lstm_persistent_fwd_tf32_v2",
-                "row_lstm_persistent_bwd_tf32_v3",
-            ]),
-        ),
-        (
-            160,
-            Precision::Bf16,
-            Some([
-                "row_lstm_persistent_mma_fwd_bf16_v1",
-                "row_lstm_persistent_mma_bwd_bf16_v1",
-            ]),
-        ),
-        (160, Precision::Tf32, None),
-    ] {
-        let (n, height, width) = (1, 1, 2);
-        let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 4, 1.0);
-        let (_, w) = pair(&gpu, &w_shape(Some(3), hd), 5, 0.05);
-        let (_, dh) = pair(&gpu, &[n, height, width, hd], 6, 1.0);
-        let state = LstmState {
-            h: zeros(&[n, height, width, hd]),
-            c: zeros(&[n, height, width, hd]),
-            gates: zeros(&[n, height, width, 4 * hd]),
-        };
-        gpu.set_precision(precision);
-        launched(&gpu);
-        let f = gpu.row_lstm_forward(&is, &w, rec).map(drop);
-        let f_launched = launched(&gpu);
-        let b = gpu.row_lstm_backward(&state, &w, &dh, rec).map(drop);
-        let b_launched = launched(&gpu);
-        gpu.set_precision(Precision::Fp32);
-        match kernels {
-            Some([fwd, bwd]) => {
-                f.unwrap_or_else(|e| panic!("h = {hd} at {precision}: {e}"));
-                b.unwrap_or_else(|e| panic!("h = {hd} backward at {precision}: {e}"));
-                assert_eq!(f_launched, [fwd], "h = {hd} at {precision}");
-                assert_eq!(b_launched[0], bwd, "h = {hd} backward at {precision}");
-            }
-            None => {
-                for (r, l) in [(f, f_launched), (b, b_launched)] {
-                    let e = r.expect_err("no cluster fits: refused");
-                    assert!(
-                        matches!(e, Error::PrecisionUnsupported { .. }),
-                        "another error: {e}"
-                    );
-                    assert!(e.to_string().contains("persistent"), "{e}");
-                    assert_eq!(l, Vec::<String>::new(), "refused first");
+    for p in MMA {
+        let _p = gpu.select(product(p));
+        let v = p.mma_version().expect("a tensor-core product");
+        for (hd, precision, kernels) in [
+            (
+                136,
+                Precision::Tf32,
+                Some([
+                    "row_lstm_persistent_fwd_tf32_v2".to_string(),
+                    "row_lstm_persistent_bwd_tf32_v3".to_string(),
+                ]),
+            ),
+            (
+                160,
+                Precision::Bf16,
+                Some([
+                    format!("row_lstm_persistent_mma_fwd_bf16_v{v}"),
+                    format!("row_lstm_persistent_mma_bwd_bf16_v{v}"),
+                ]),
+            ),
+            (160, Precision::Tf32, None),
+        ] {
+            let (n, height, width) = (1, 1, 2);
+            let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 4, 1.0);
+            let (_, w) = pair(&gpu, &w_shape(Some(3), hd), 5, 0.05);
+            let (_, dh) = pair(&gpu, &[n, height, width, hd], 6, 1.0);
+            let state = LstmState {
+                h: zeros(&[n, height, width, hd]),
+                c: zeros(&[n, height, width, hd]),
+                gates: zeros(&[n, height, width, 4 * hd]),
+            };
+            gpu.set_precision(precision);
+            launched(&gpu);
+            let f = gpu.row_lstm_forward(&is, &w, rec).map(drop);
+            let f_launched = launched(&gpu);
+            let b = gpu.row_lstm_backward(&state, &w, &dh, rec).map(drop);
+            let b_launched = launched(&gpu);
+            gpu.set_precision(Precision::Fp32);
+            match kernels {
+                Some([fwd, bwd]) => {
+                    f.unwrap_or_else(|e| panic!("{p}: h = {hd} at {precision}: {e}"));
+                    b.unwrap_or_else(|e| panic!("{p}: h = {hd} backward at {precision}: {e}"));
+                    assert_eq!(f_launched, [fwd], "{p}: h = {hd} at {precision}");
+                    assert_eq!(b_launched[0], bwd, "{p}: h = {hd} backward at {precision}");
+                }
+                None => {
+                    for (r, l) in [(f, f_launched), (b, b_launched)] {
+                        let e = r.expect_err("no cluster fits: refused");
+                        assert!(
+                            matches!(e, Error::PrecisionUnsupported { .. }),
+                            "{p}: another error: {e}"
+                        );
+                        assert!(e.to_string().contains("persistent"), "{e}");
+                        assert_eq!(l, Vec::<String>::new(), "{p}: refused first");
+                    }
                 }
             }
         }
@@ -328,29 +321,120 @@ fn report(c: &LaunchCounters) -> String {
     )
 }
 
-/// The emulator's counters of the tensor-core persistent kernels and the rounded SIMT ones
-/// (tf32 and bf16, Row LSTM k = 3 at n = 1, 2 x 32, h = 64 and the Diagonal LSTM at n = 1,
-/// 8 x 8, h = 64), printed for docs/kernels.md: `cargo test --release --test cuda --
-/// --ignored --nocapture lstm_persistent_mma_counters`.
+/// The counters' shapes (docs/kernels.md's table): Row LSTM k = 3 at n = 1, 2 x 32, h = 64
+/// (2 unit tiles x 2 position groups) and the Diagonal LSTM at n = 1, 8 x 8, h = 64.
+const COUNTER_SHAPES: [(Option<usize>, [usize; 4]); 2] =
+    [(Some(3), [1, 2, 32, 64]), (None, [1, 8, 8, 64])];
+
+/// The counters of every launch of one forward and one backward of `shape` under product `p`
+/// at `precision`.
+fn counted(
+    gpu: &CudaBackend<Emulator>,
+    (k, [n, height, width, hd]): (Option<usize>, [usize; 4]),
+    p: LstmPersistentProduct,
+    precision: Precision,
+) -> Vec<LaunchCounters> {
+    let (_, is) = pair(gpu, &[n, height, width, 4 * hd], 11, 1.5);
+    let (_, w) = pair(gpu, &w_shape(k, hd), 12, 0.1);
+    let (_, dh) = pair(gpu, &[n, height, width, hd], 13, 1.0);
+    let _p = gpu.select(product(p));
+    gpu.set_precision(precision);
+    gpu.executor().take_counters();
+    let state = forward(gpu, k, &is, &w, Recurrence::Persistent);
+    backward(gpu, k, &state, &w, &dh, Recurrence::Persistent);
+    gpu.set_precision(Precision::Fp32);
+    gpu.executor().take_counters()
+}
+
+/// A launch's byte-weighted global efficiency (unique bytes over sector bytes, loads and
+/// stores together) and its shared load wavefronts against the conflict-free minimum.
+fn efficiency_and_conflicts(c: &LaunchCounters) -> (f64, u64, u64) {
+    let (mut unique, mut sectors) = (0u64, 0u64);
+    for op in [AccessOp::Load, AccessOp::Store] {
+        for x in c.sites_of(MemSpace::Global, op) {
+            unique += x.unique_bytes;
+            sectors += x.sectors;
+        }
+    }
+    let loads = c.sites_of(MemSpace::Shared, AccessOp::Load);
+    let wave = loads.iter().map(|x| x.wavefronts).sum();
+    let ideal = loads.iter().map(|x| x.ideal_wavefronts).sum();
+    (unique as f64 / (sectors as f64 * 32.0), wave, ideal)
+}
+
+/// Every site of a launch, one line each (`--nocapture`): which access loses the sectors.
+fn sites(c: &LaunchCounters) -> String {
+    c.sites
+        .iter()
+        .map(|x| {
+            let eff = if x.space == MemSpace::Global {
+                format!(
+                    "efficiency {:.3}",
+                    x.unique_bytes as f64 / (x.sectors as f64 * 32.0)
+                )
+            } else {
+                format!("wavefronts {} / ideal {}", x.wavefronts, x.ideal_wavefronts)
+            };
+            format!(
+                "\n  site {} {:?} {:?} {} B x {} requests: {} bytes, {eff}",
+                x.index, x.space, x.op, x.access_bytes, x.requests, x.bytes
+            )
+        })
+        .collect()
+}
+
+/// Issue 17's targets on v2 (`MmaV2`), at the table's shapes, tf32 and bf16, forward and
+/// backward: a byte-weighted global efficiency of at least 0.80, and every shared load
+/// conflict-free (wavefronts = the conflict-free minimum: the fragment reads are v1's). The
+/// staging's scattered shared STORES are conflicted and are not asserted (once per launch,
+/// measured in docs/kernels.md). `cargo test --release --test cuda -- --ignored --nocapture
+/// lstm_persistent_mma_v2_counters` prints every site (4 s on the 2-core machine: not
+/// ignored).
+#[test]
+fn lstm_persistent_mma_v2_counters() {
+    let gpu = counting_emulator();
+    for shape in COUNTER_SHAPES {
+        for precision in [Precision::Tf32, Precision::Bf16] {
+            let launches = counted(&gpu, shape, LstmPersistentProduct::MmaV2, precision);
+            let mma: Vec<_> = launches
+                .iter()
+                .filter(|c| c.kernel.contains("_persistent_mma_"))
+                .collect();
+            assert_eq!(mma.len(), 2, "{shape:?} {precision}: forward and backward");
+            for c in mma {
+                assert!(c.kernel.ends_with("_v2"), "{}", c.kernel);
+                let (eff, wave, ideal) = efficiency_and_conflicts(c);
+                eprintln!(
+                    "{shape:?} {}: global efficiency {eff:.3}, shared load wavefronts {wave} / \
+                     {ideal}{}",
+                    c.kernel,
+                    sites(c)
+                );
+                assert!(
+                    eff >= 0.80,
+                    "{shape:?} {}: global efficiency {eff:.3}",
+                    c.kernel
+                );
+                assert_eq!(wave, ideal, "{shape:?} {}: shared load conflicts", c.kernel);
+            }
+        }
+    }
+}
+
+/// The emulator's counters of the tensor-core persistent kernels (v1 and v2) and the rounded
+/// SIMT ones (tf32 and bf16, [`COUNTER_SHAPES`]), printed for docs/kernels.md: `cargo test
+/// --release --test cuda -- --ignored --nocapture lstm_persistent_mma_counters`.
 #[test]
 #[ignore = "prints the counters for docs/kernels.md"]
 fn lstm_persistent_mma_counters() {
     let gpu = counting_emulator();
-    for (k, [n, height, width, hd]) in [(Some(3), [1, 2, 32, 64]), (None, [1, 8, 8, 64])] {
-        let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 11, 1.5);
-        let (_, w) = pair(&gpu, &w_shape(k, hd), 12, 0.1);
-        let (_, dh) = pair(&gpu, &[n, height, width, hd], 13, 1.0);
+    for shape in COUNTER_SHAPES {
+        let [n, height, width, hd] = shape.1;
         for precision in [Precision::Tf32, Precision::Bf16] {
             for p in LstmPersistentProduct::ALL {
-                let _p = gpu.select(product(p));
-                gpu.set_precision(precision);
-                gpu.executor().take_counters();
-                let state = forward(&gpu, k, &is, &w, Recurrence::Persistent);
-                backward(&gpu, k, &state, &w, &dh, Recurrence::Persistent);
-                for c in gpu.executor().take_counters() {
+                for c in counted(&gpu, shape, p, precision) {
                     eprintln!("[{n} x {height} x {width}, h = {hd}] {}", report(&c));
                 }
-                gpu.set_precision(Precision::Fp32);
             }
         }
     }

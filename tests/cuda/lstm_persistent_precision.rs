@@ -70,9 +70,11 @@ pub(crate) const DW_U: f64 = 0.2;
 
 /// One recurrence: the Row LSTM's kernel width (`None`: the Diagonal LSTM), `[n, H, W, h]`, a
 /// seed.
-type Case = (Option<usize>, [usize; 4], u64);
+pub(crate) type Case = (Option<usize>, [usize; 4], u64);
 
-const CASES: [Case; 6] = [
+/// The shapes of every persistent-at-precision check (this file's SIMT kernels and the
+/// tensor-core ones of tests/cuda/lstm_persistent_mma.rs).
+pub(crate) const CASES: [Case; 6] = [
     // One image, h = 3: one unit tile, 29 of its 32 lanes dead.
     (Some(3), [1, 3, 5, 3], 1800),
     // h = 40: 2 unit tiles (the second 8 live units) x 2 position groups (W = 20: 2 tiles of
@@ -88,7 +90,8 @@ const CASES: [Case; 6] = [
     (None, [1, 3, 4, 70], 1850),
 ];
 
-fn what(case: &Case) -> String {
+/// The case in words, for messages.
+pub(crate) fn what(case: &Case) -> String {
     let (k, [n, height, width, hd], _) = *case;
     match k {
         Some(k) => format!("row_lstm k={k} n={n} {height}x{width} h={hd}"),
@@ -96,6 +99,40 @@ fn what(case: &Case) -> String {
     }
 }
 
+/// A case's inputs, each on the CPU and on the device (`is`, `w_ss` at a 1.5 / sqrt(fan-in)
+/// scale, `dh`), and the CPU twin's forward and backward (from its own states) at the twin's
+/// precision.
+pub(crate) struct Setup<E: Executor> {
+    pub(crate) is: (Tensor<CpuBackend>, Tensor<CudaBackend<E>>),
+    pub(crate) w: (Tensor<CpuBackend>, Tensor<CudaBackend<E>>),
+    pub(crate) dh: (Tensor<CpuBackend>, Tensor<CudaBackend<E>>),
+    pub(crate) want: LstmState<CpuBackend>,
+    pub(crate) d_is_want: Tensor<CpuBackend>,
+    pub(crate) dw_want: Tensor<CpuBackend>,
+}
+
+/// [`Setup`] of `case` on `gpu`, the twin `cpu` (set to the precision under test).
+pub(crate) fn setup<E: Executor>(gpu: &CudaBackend<E>, cpu: &CpuBackend, case: &Case) -> Setup<E> {
+    let (k, [n, height, width, hd], seed) = *case;
+    let rec = Recurrence::Persistent;
+    let ws = w_shape(k, hd);
+    let fan_in = (ws[1] * ws[2] * ws[3]) as f32;
+    let is = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
+    let w = pair(gpu, &ws, seed + 1, 1.5 / fan_in.sqrt());
+    let dh = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
+    let want = forward(cpu, k, &is.0, &w.0, rec);
+    let (d_is_want, dw_want) = backward(cpu, k, &want, &w.0, &dh.0, rec);
+    Setup {
+        is,
+        w,
+        dh,
+        want,
+        d_is_want,
+        dw_want,
+    }
+}
+
+/// The state weight's shape: `[4h, h, 1, k]` (Row LSTM) or `[4h, h, 2, 1]` (Diagonal LSTM).
 pub(crate) fn w_shape(k: Option<usize>, hd: usize) -> [usize; 4] {
     match k {
         Some(k) => [4 * hd, hd, 1, k],
@@ -190,15 +227,16 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
         let (mut fwd_max, mut d_is_max, mut dw_max) = (0.0f64, 0.0f64, 0.0f64);
         let mut vs_fused_max = 0.0f64;
         for case in CASES {
-            let (k, [n, height, width, hd], seed) = case;
+            let k = case.0;
             let what = |part: &str| format!("{} {precision} {part}", what(&case));
-            let ws = w_shape(k, hd);
-            let fan_in = (ws[1] * ws[2] * ws[3]) as f32;
-            let (is_c, is_g) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
-            let (w_c, w_g) = pair(gpu, &ws, seed + 1, 1.5 / fan_in.sqrt());
-            let (dh_c, dh_g) = pair(gpu, &[n, height, width, hd], seed + 2, 1.0);
-            let want = forward(&cpu, k, &is_c, &w_c, rec);
-            let (d_is_want, dw_want) = backward(&cpu, k, &want, &w_c, &dh_c, rec);
+            let Setup {
+                is: (_, is_g),
+                w: (_, w_g),
+                dh: (_, dh_g),
+                want,
+                d_is_want,
+                dw_want,
+            } = setup(gpu, &cpu, &case);
 
             // The forward, against the twin; without the rounding (the fp32 kernel) it must
             // miss by more (pooled below).

@@ -1,20 +1,23 @@
 //! The persistent recurrence's state-to-state product on the tensor cores at tf32 / bf16:
 //! launch configuration, shared memory and fit check of the
-//! `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v1` kernels (kernels/row_lstm_persistent_mma.cu,
-//! kernels/diag_lstm_persistent_mma.cu, bodies in kernels/lstm_persistent_mma.cuh), for both
-//! scans in the folded layout. CPU twin: the CPU
-//! recurrences at the same precision (`cpu/lstm.rs`).
+//! `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v{1,2}` kernels
+//! (kernels/row_lstm_persistent_mma.cu, kernels/diag_lstm_persistent_mma.cu, bodies in
+//! kernels/lstm_persistent_mma.cuh), for both scans in the folded layout. CPU twin: the CPU
+//! recurrences at the same precision (`cpu/lstm.rs`). v1 and v2 have the same launch and
+//! shared memory (v2 only reorders the global traffic), so one configuration serves both.
 //!
 //! They run, in place of the rounded SIMT cluster kernels of `cuda/lstm_persistent.rs`, where
-//! the selection is [`LstmPersistentProduct::Mma`] (the default), the precision tf32 or bf16,
-//! the precision tf32 or bf16 and their cluster fits ([`mma_cfg`]), forward and backward.
+//! the selection is a tensor-core product ([`super::LstmPersistentProduct::MmaV2`], the
+//! default, or [`super::LstmPersistentProduct::MmaV1`]), the precision tf32 or bf16 and their
+//! cluster fits
+//! ([`mma_cfg`]), forward and backward.
 //! Elsewhere `lstm_persistent.rs` decides as before: the SIMT kernels, or the refusal where no
 //! cluster fits at all. The backward's weight gradient stays `lstm_ss_bwd_weight_<p>_v2`
 //! (launched by `cuda/lstm.rs` after the scan).
 
 use super::executor::{MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
 use super::lstm::scan_op;
-use super::{CudaBackend, Executor, LaunchCfg, LstmPersistentProduct};
+use super::{CudaBackend, Executor, LaunchCfg};
 use crate::backend::geometry::Geometry;
 use crate::backend::{Backend, Precision};
 
@@ -114,9 +117,9 @@ pub(super) fn mma_cfg(
 }
 
 /// The tensor-core persistent kernel that replaces `stem`'s (`<scan>_persistent_{fwd,bwd}`,
-/// the folded layout) for `n` images of `geo`, and its launch: `Some` at tf32 / bf16 with
-/// [`LstmPersistentProduct::Mma`] where [`mma_cfg`] fits; `None` otherwise (the SIMT kernels'
-/// decision applies: module comment).
+/// the folded layout) for `n` images of `geo`, and its launch: `Some` at tf32 / bf16 with a
+/// tensor-core [`super::LstmPersistentProduct`] (its version `_v<N>`) where [`mma_cfg`] fits; `None`
+/// otherwise (the SIMT kernels' decision applies: module comment).
 pub(super) fn choose<E: Executor>(
     be: &CudaBackend<E>,
     stem: &str,
@@ -124,15 +127,17 @@ pub(super) fn choose<E: Executor>(
     geo: &Geometry,
 ) -> Option<(String, LaunchCfg)> {
     let precision = be.precision();
-    if precision == Precision::Fp32
-        || be.variants().lstm_persistent_product != LstmPersistentProduct::Mma
-    {
+    if precision == Precision::Fp32 {
         return None;
     }
+    let version = be.variants().lstm_persistent_product.mma_version()?;
     let scan = scan_op(geo);
     let pass = ["fwd", "bwd"]
         .into_iter()
         .find(|pass| stem == format!("{scan}_persistent_{pass}"))?;
     let cfg = mma_cfg(n, geo, precision, pass == "bwd")?;
-    Some((format!("{scan}_persistent_mma_{pass}_{precision}_v1"), cfg))
+    Some((
+        format!("{scan}_persistent_mma_{pass}_{precision}_v{version}"),
+        cfg,
+    ))
 }

@@ -85,20 +85,37 @@ pub enum LstmPersistentProduct {
     /// The product on `mma.sync` in the same clusters,
     /// `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v1` (kernels/row_lstm_persistent_mma.cu,
     /// diag_lstm_persistent_mma.cu), where its cluster fits (else Simt's kernel): the fused
-    /// tensor-core steps' bits. The default.
+    /// tensor-core steps' bits. Its global traffic is 0.22-0.54 efficient (the weight slice
+    /// staged in the fragments' order, one float per epilogue operand).
+    MmaV1,
+    /// MmaV1 with coalesced global traffic, `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v2`:
+    /// the slice read in w_ss's order and scattered into shared memory, float2 state tiles
+    /// at bf16, float2 epilogue pairs (at even h); MmaV1's launches, shared memory and bits.
+    /// The default: the emulator's memory counters (docs/kernels.md); not timed on a GPU.
     #[default]
-    Mma,
+    MmaV2,
 }
 
 impl LstmPersistentProduct {
-    /// Both products, ascending.
-    pub const ALL: [Self; 2] = [Self::Simt, Self::Mma];
+    /// Every product, ascending.
+    pub const ALL: [Self; 3] = [Self::Simt, Self::MmaV1, Self::MmaV2];
 
-    /// The product's number (1 simt, 2 mma).
+    /// The product's number (1 simt, 2 mma v1, 3 mma v2).
     pub fn number(self) -> u32 {
         match self {
             Self::Simt => 1,
-            Self::Mma => 2,
+            Self::MmaV1 => 2,
+            Self::MmaV2 => 3,
+        }
+    }
+
+    /// `N` of the tensor-core kernels `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v<N>`
+    /// (`None`: the SIMT product).
+    pub fn mma_version(self) -> Option<u32> {
+        match self {
+            Self::Simt => None,
+            Self::MmaV1 => Some(1),
+            Self::MmaV2 => Some(2),
         }
     }
 }
@@ -106,23 +123,24 @@ impl LstmPersistentProduct {
 impl TryFrom<u32> for LstmPersistentProduct {
     type Error = Error;
 
-    /// Product `n` (1 simt, 2 mma); a configuration error otherwise.
+    /// Product `n` (1 simt, 2 mma v1, 3 mma v2); a configuration error otherwise.
     fn try_from(n: u32) -> Result<Self> {
         numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
             Error::Config(format!(
-                "lstm persistent product has variants 1 (simt) and 2 (mma), {n} requested"
+                "lstm persistent product has variants 1 (simt), 2 (mma v1) and 3 (mma v2), {n} \
+                 requested"
             ))
         })
     }
 }
 
 impl fmt::Display for LstmPersistentProduct {
-    /// `simt`, `mma`.
+    /// `simt`, `mma v1`, `mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Simt => "simt",
-            Self::Mma => "mma",
-        })
+        match self.mma_version() {
+            None => f.write_str("simt"),
+            Some(v) => write!(f, "mma v{v}"),
+        }
     }
 }
 

@@ -104,7 +104,7 @@ pub struct Variants {
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
     /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3,
-    /// lstm weight v2, lstm persistent product mma`.
+    /// lstm weight v2, lstm persistent product mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -229,15 +229,20 @@ mod tests {
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
              v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, \
-             diag_lstm v3, lstm weight v2, lstm persistent product mma"
+             diag_lstm v3, lstm weight v2, lstm persistent product mma v2"
         );
         for v in LstmPersistentProduct::ALL {
             assert_eq!(LstmPersistentProduct::try_from(v.number()).unwrap(), v);
         }
         assert!(matches!(
-            LstmPersistentProduct::try_from(3),
+            LstmPersistentProduct::try_from(4),
             Err(Error::Config(_))
         ));
+        assert_eq!(
+            Variants::default().lstm_persistent_product,
+            LstmPersistentProduct::MmaV2
+        );
+        assert_eq!(LstmPersistentProduct::MmaV1.to_string(), "mma v1");
     }
 
     /// The host side names `masked_conv2d_<pass>_v<N>` from [`MaskedConv2d::number`]: every
@@ -341,7 +346,12 @@ mod tests {
                 );
             }
         }
-        // The persistent recurrence's tensor-core kernels (kernels/<scan>_persistent_mma.cu).
+        // The persistent recurrence's tensor-core kernels (kernels/<scan>_persistent_mma.cu):
+        // one version per tensor-core product.
+        let pmma: Vec<u32> = LstmPersistentProduct::ALL
+            .iter()
+            .filter_map(|p| p.mma_version())
+            .collect();
         for scan in ["row_lstm", "diag_lstm"] {
             for pass in [
                 "persistent_mma_fwd_tf32",
@@ -349,7 +359,7 @@ mod tests {
                 "persistent_mma_bwd_tf32",
                 "persistent_mma_bwd_bf16",
             ] {
-                assert_eq!(crate::kernels::versions(scan, pass), [1], "{scan} {pass}");
+                assert_eq!(crate::kernels::versions(scan, pass), pmma, "{scan} {pass}");
             }
         }
         assert_eq!(
