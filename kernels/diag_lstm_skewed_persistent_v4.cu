@@ -1,11 +1,30 @@
 // pixelrnn: arch compute_90
-// diag_lstm_skewed_persistent_v4.cu: the Diagonal LSTM's persistent v4 backward,
-// materialised layout (diag_lstm_skewed_persistent_bwd_v4, fp32 only as v3's):
-// v2's clusters over a K-split 8 x 8 register tile, 8 FLOPs per shared word
-// (kernels/lstm_persistent_v4.cuh has the design). Compute_90 PTX (the first line: clusters).
+// diag_lstm_skewed_persistent_v4.cu: the Diagonal LSTM's persistent v4 recurrence,
+// materialised layout (fp32 only, as v2's and v3's): the forward
+// (diag_lstm_skewed_persistent_fwd_v4: v2's clusters over an 8 positions x 2 units x 4 gates
+// register tile; kernels/lstm_persistent_fwd_v4.cuh) and the backward
+// (diag_lstm_skewed_persistent_bwd_v4: a K-split 8 x 8 register tile;
+// kernels/lstm_persistent_v4.cuh), 8 FLOPs per shared word each. Compute_90 PTX (the first
+// line: clusters).
+#include "lstm_persistent_fwd_v4.cuh"
 #include "lstm_persistent_v4.cuh"
 
-// Launch (every kernel of this file): gridDim.x = n * C, blockDim.x =
+// Launch of the forward: as row_lstm_persistent_fwd_v4's (kernels/row_lstm_persistent_v4.cu):
+// 64 threads, clusters of C = ceil(h / 32) * G <= 8 blocks (32-position tiles), dynamic shared
+// memory >= 32 * 4h * 2 floats. h and c are not __restrict__ (read by other blocks next step).
+//
+// Diagonal LSTM forward over the skewed maps (row stride `skewed`).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V4_THREADS, 1)
+diag_lstm_skewed_persistent_fwd_v4(const float* __restrict__ is, const float* __restrict__ w,
+                                   float* h, float* c, float* __restrict__ gates, int n,
+                                   int height, int width, int hidden, int skewed) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_fwd_v4_body<PIXELRNN_ROUND_FP32>(is, w, w_s, h, c, gates, height, width,
+                                                          hidden, skewed, 1);
+}
+
+// Launch of the backward: gridDim.x = n * C, blockDim.x =
 // LSTM_PERSISTENT_V4_THREADS (64), clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8
 // (G >= 1 position groups of 64-position tiles), dynamic shared memory >= 32 * 4h * taps
 // floats (opted in above 48 KiB).

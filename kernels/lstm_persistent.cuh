@@ -26,10 +26,14 @@
 //       diag_lstm_skewed_persistent_bwd_v3 (backward only; lstm_persistent_v3.cuh): v2's
 //       clusters over v3's register tiles (4 positions x 4 units per thread), v2's bits.
 //   v4: row_lstm_persistent_bwd_v4, diag_lstm_persistent_bwd_v4,
-//       diag_lstm_skewed_persistent_bwd_v4 and the folded tf32 / bf16 twins (backward only;
-//       lstm_persistent_v4.cuh, entry points in *_persistent_v4.cu): v2's clusters over 8 x 8
+//       diag_lstm_skewed_persistent_bwd_v4 and the folded tf32 / bf16 twins
+//       (lstm_persistent_v4.cuh, entry points in *_persistent_v4.cu): v2's clusters over 8 x 8
 //       thread tiles, K split over the two half-warps (8 FLOPs per shared word; another
-//       summation order than v3's). Selectable (RowLstm::V4, DiagLstm::V4), not the default.
+//       summation order than v3's); and row_lstm_persistent_fwd_v4,
+//       diag_lstm_persistent_fwd_v4, diag_lstm_skewed_persistent_fwd_v4 (fp32;
+//       lstm_persistent_fwd_v4.cuh, the same modules): v2's clusters over 8 positions x 2
+//       units x 4 gates per thread (8 FLOPs per shared word, the cell on registers; v2's
+//       summation order and bits). Selectable (RowLstm::V4, DiagLstm::V4), not the default.
 //   tf32 / bf16 (the persistent recurrence at tensor-core precision, folded layout only):
 //       row_lstm_persistent_fwd_{tf32,bf16}_v2, row_lstm_persistent_bwd_{tf32,bf16}_v2,
 //       row_lstm_persistent_bwd_{tf32,bf16}_v3, diag_lstm_persistent_fwd_{tf32,bf16}_v2,

@@ -1,11 +1,32 @@
 // pixelrnn: arch compute_90
-// row_lstm_persistent_v4.cu: the Row LSTM's persistent v4 backward
-// (row_lstm_persistent_bwd_v4 and its rounded twins row_lstm_persistent_bwd_{tf32,bf16}_v4):
-// v2's clusters over a K-split 8 x 8 register tile, 8 FLOPs per shared word
-// (kernels/lstm_persistent_v4.cuh has the design). Compute_90 PTX (the first line: clusters).
+// row_lstm_persistent_v4.cu: the Row LSTM's persistent v4 recurrence: the forward
+// (row_lstm_persistent_fwd_v4, fp32: v2's clusters over an 8 positions x 2 units x 4 gates
+// register tile, 8 FLOPs per shared word; kernels/lstm_persistent_fwd_v4.cuh has the design)
+// and the backward (row_lstm_persistent_bwd_v4 and its rounded twins
+// row_lstm_persistent_bwd_{tf32,bf16}_v4: v2's clusters over a K-split 8 x 8 register tile, 8
+// FLOPs per shared word; kernels/lstm_persistent_v4.cuh). Compute_90 PTX (the first line:
+// clusters).
+#include "lstm_persistent_fwd_v4.cuh"
 #include "lstm_persistent_v4.cuh"
 
-// Launch (every kernel of this file): gridDim.x = n * C, blockDim.x =
+// Launch of the forward: gridDim.x = n * C, blockDim.x = LSTM_PERSISTENT_FWD_V4_THREADS (64),
+// clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8 (G >= 1 position groups of
+// 32-position tiles), dynamic shared memory >= 32 * 4h * taps floats (opted in above 48 KiB).
+// h and c, written in one step and read by other blocks in the next, are not __restrict__.
+//
+// Row LSTM forward of the whole scan: rows top-down, h, c and the activated gates written as
+// by row_lstm_persistent_fwd_v2 (its summation order).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V4_THREADS, 1)
+row_lstm_persistent_fwd_v4(const float* __restrict__ is, const float* __restrict__ w, float* h,
+                           float* c, float* __restrict__ gates, int n, int height, int width,
+                           int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_fwd_v4_body<PIXELRNN_ROUND_FP32>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
+}
+
+// Launch of the backward (every other kernel of this file): gridDim.x = n * C, blockDim.x =
 // LSTM_PERSISTENT_V4_THREADS (64), clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8
 // (G >= 1 position groups of 64-position tiles), dynamic shared memory >= 32 * 4h * taps
 // floats (opted in above 48 KiB).

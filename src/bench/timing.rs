@@ -28,7 +28,8 @@ pub enum Sweep {
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
     /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2,
-    /// v3 and v4 (`v2+v3+v4`: their forward is v2's kernels).
+    /// v3 and v4 (`v2+v3+v4`: their forward is v2's kernels) but under the persistent
+    /// recurrence, where v4's forward has a row of its own (`v2+v3`, `v4`).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -191,9 +192,10 @@ impl ExecTimer for Emulator {
 /// Whether recurrence kernel version `v` runs the previous version's kernels in the row of
 /// kernel stem `kernel`: v3 is v2 but for the backward through time (`*_step_bwd_v3`,
 /// `*_ss_bwd_data_v3`; src/backend/cuda/variants/), so a v3 forward row would time v2's
-/// kernels again; v4 is v3 but for the persistent backward (`*_persistent_bwd_v4`), so its
-/// forward rows fold too, and so do its backward rows under any recurrence `rec` but the
-/// persistent one (the fused and unfused backward run v3's kernels under v4).
+/// kernels again; v4 is v3 but for the persistent recurrence (`*_persistent_fwd_v4`,
+/// `*_persistent_bwd_v4`), so its rows fold under any recurrence `rec` but the persistent one
+/// (the fused and unfused recurrences run v3's kernels under v4, forward v2's), and stay
+/// under the persistent one, forward and backward.
 pub(crate) fn shares_previous_kernels(
     kernel: Option<&str>,
     v: u32,
@@ -202,10 +204,9 @@ pub(crate) fn shares_previous_kernels(
     let Some(k) = kernel else {
         return false;
     };
-    let backward = k.contains("bwd");
     match v {
-        3 => !backward,
-        4 => !backward || rec != Some(Recurrence::Persistent),
+        3 => !k.contains("bwd"),
+        4 => rec != Some(Recurrence::Persistent),
         _ => false,
     }
 }
@@ -359,9 +360,9 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 mod tests {
     use super::*;
 
-    /// Which versions fold into the previous one's row: v3 and v4 in every forward row, v4 in
-    /// the backward rows of every recurrence but the persistent one, nothing for a training
-    /// step (no kernel stem) or for v2.
+    /// Which versions fold into the previous one's row: v3 in every forward row, v4 in the
+    /// rows (forward and backward) of every recurrence but the persistent one, nothing for a
+    /// training step (no kernel stem) or for v2.
     #[test]
     fn versions_fold_where_they_run_the_previous_kernels() {
         let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
@@ -373,7 +374,7 @@ mod tests {
             persistent,
         ] {
             assert!(shares_previous_kernels(fwd, 3, rec));
-            assert!(shares_previous_kernels(fwd, 4, rec));
+            assert_eq!(shares_previous_kernels(fwd, 4, rec), rec != persistent);
             assert!(!shares_previous_kernels(fwd, 2, rec));
             assert!(!shares_previous_kernels(bwd, 3, rec));
             assert!(!shares_previous_kernels(None, 4, rec));

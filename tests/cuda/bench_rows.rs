@@ -1,8 +1,9 @@
 //! `pixelrnn bench`'s recurrence rows: one row per distinct kernel. v3 of the recurrences is
-//! v2 but for the backward through time and v4 is v3 but for the persistent backward, so the
-//! forward rows time v1 and `v2+v3+v4` (under v2's selection) in each layout, and the backward
-//! rows of the fused recurrence v1, v2 and `v3+v4` (a v4 backward row of its own is the
-//! persistent recurrence's only: src/bench/timing.rs); every row validated.
+//! v2 but for the backward through time and v4 is v3 but for the persistent recurrence, so
+//! under the fused recurrence the forward rows time v1 and `v2+v3+v4` (under v2's selection) in
+//! each layout and the backward rows v1, v2 and `v3+v4`; under the persistent recurrence the
+//! forward rows v1, `v2+v3` and v4, the backward rows v1 to v4 (src/bench/timing.rs); every row
+//! validated.
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstm, DiagLstmLayout, RowLstm, Variants};
 use pixelrnn::backend::Recurrence;
@@ -12,12 +13,12 @@ crate::parity_tests! {
     bench_lstm_rows_once_per_kernel => super::check_lstm_rows,
 }
 
-/// The `(variant, layout)` labels of the op rows named `name`, in order.
-fn labels(report: &bench::Report, name: &str) -> Vec<(String, Option<String>)> {
+/// The `(variant, layout)` labels of the op rows named `name` of recurrence `rec`, in order.
+fn labels(report: &bench::Report, name: &str, rec: &str) -> Vec<(String, Option<String>)> {
     report
         .rows
         .iter()
-        .filter(|r| r.kind == "op" && r.name == name)
+        .filter(|r| r.kind == "op" && r.name == name && r.recurrence.as_deref() == Some(rec))
         .map(|r| (r.variant.clone(), r.layout.clone()))
         .collect()
 }
@@ -30,7 +31,7 @@ pub fn check_lstm_rows<E: ExecTimer>(gpu: &CudaBackend<E>) {
         warmup: 0,
         models: vec![],
         configs: vec![bench::config("tiny").expect("the tiny config")],
-        recurrences: vec![Recurrence::Fused],
+        recurrences: vec![Recurrence::Fused, Recurrence::Persistent],
         op_filter: [
             "row_lstm fwd",
             "row_lstm bwd",
@@ -54,20 +55,49 @@ pub fn check_lstm_rows<E: ExecTimer>(gpu: &CudaBackend<E>) {
             .flat_map(|l| v.iter().map(move |s| (s.to_string(), Some(l.to_string()))))
             .collect()
     };
-    assert_eq!(labels(&report, "row_lstm fwd"), plain(&["v1", "v2+v3+v4"]));
-    // Under the fused recurrence v4's backward is v3's kernels (v4 differs in the persistent
-    // backward only): one row for both.
+    let fused = "fused";
     assert_eq!(
-        labels(&report, "row_lstm bwd"),
+        labels(&report, "row_lstm fwd", fused),
+        plain(&["v1", "v2+v3+v4"])
+    );
+    // Under the fused recurrence v4's backward is v3's kernels (v4 differs in the persistent
+    // recurrence only): one row for both.
+    assert_eq!(
+        labels(&report, "row_lstm bwd", fused),
         plain(&["v1", "v2", "v3+v4"])
     );
-    assert_eq!(labels(&report, "diag_lstm fwd"), laid(&["v1", "v2+v3+v4"]));
     assert_eq!(
-        labels(&report, "diag_lstm bwd"),
+        labels(&report, "diag_lstm fwd", fused),
+        laid(&["v1", "v2+v3+v4"])
+    );
+    assert_eq!(
+        labels(&report, "diag_lstm bwd", fused),
         laid(&["v1", "v2", "v3+v4"])
     );
-    // The shared forward row runs under v2's selection.
-    for r in report.rows.iter().filter(|r| r.variant == "v2+v3+v4") {
+    // Under the persistent recurrence v4 has a forward and a backward kernel of its own.
+    let persistent = "persistent";
+    assert_eq!(
+        labels(&report, "row_lstm fwd", persistent),
+        plain(&["v1", "v2+v3", "v4"])
+    );
+    assert_eq!(
+        labels(&report, "row_lstm bwd", persistent),
+        plain(&["v1", "v2", "v3", "v4"])
+    );
+    assert_eq!(
+        labels(&report, "diag_lstm fwd", persistent),
+        laid(&["v1", "v2+v3", "v4"])
+    );
+    assert_eq!(
+        labels(&report, "diag_lstm bwd", persistent),
+        laid(&["v1", "v2", "v3", "v4"])
+    );
+    // The shared forward rows run under v2's selection.
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.variant == "v2+v3+v4" || r.variant == "v2+v3")
+    {
         let layout = match r.layout.as_deref() {
             Some("materialised") => DiagLstmLayout::Materialised,
             _ => DiagLstmLayout::Folded,

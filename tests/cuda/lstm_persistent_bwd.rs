@@ -1,6 +1,6 @@
-//! What the persistent backward's version tests share (lstm_persistent_v3.rs,
-//! lstm_persistent_v4.rs): a case, its CPU reference, one version's run checked against it,
-//! and the launch's counters. No tests here.
+//! What the persistent recurrence's version tests share (lstm_persistent_v3.rs,
+//! lstm_persistent_v4.rs): a case, its CPU reference, one version's forward or backward run
+//! checked against it, and the launch's counters. No tests here.
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
@@ -29,28 +29,43 @@ pub fn select(scan: Scan, v: u32, layout: DiagLstmLayout) -> Variants {
 /// The persistent backward launch of a call's counters (the one kernel named
 /// `*_persistent_bwd_v*`); no step kernel of version 4 is ever launched (v4 runs v3's).
 pub fn persistent_launch(counters: Vec<LaunchCounters>) -> LaunchCounters {
+    persistent_launch_of(counters, "bwd")
+}
+
+/// The persistent forward launch of a call's counters (the one kernel named
+/// `*_persistent_fwd_v*`), as [`persistent_launch`].
+pub fn persistent_fwd_launch(counters: Vec<LaunchCounters>) -> LaunchCounters {
+    persistent_launch_of(counters, "fwd")
+}
+
+fn persistent_launch_of(counters: Vec<LaunchCounters>, pass: &str) -> LaunchCounters {
     assert!(
-        counters.iter().all(|c| !c.kernel.contains("step_bwd_v4")),
+        counters
+            .iter()
+            .all(|c| !c.kernel.contains("step_bwd_v4") && !c.kernel.contains("step_fwd_v4")),
         "a step kernel v4 was named"
     );
     let mut found: Vec<_> = counters
         .into_iter()
-        .filter(|c| c.kernel.contains("_persistent_bwd_v"))
+        .filter(|c| c.kernel.contains(&format!("_persistent_{pass}_v")))
         .collect();
-    assert_eq!(found.len(), 1, "one persistent backward launch");
+    assert_eq!(found.len(), 1, "one persistent {pass} launch");
     found.remove(0)
 }
 
-/// A case on the emulator: the CPU twin's states uploaded (so that every version's backward
-/// sees the same states), the weight and dh, and the twin's d_is and d_w_ss.
+/// A case on the emulator: the input-to-state pre-activations, the CPU twin's states uploaded
+/// (so that every version's backward sees the same states), the weight and dh, and the twin's
+/// h, c and gates (forward) and d_is and d_w_ss (backward).
 pub struct Prepared {
     /// The case in words, for messages.
     pub what: String,
     scan: Scan,
     layout: DiagLstmLayout,
+    is: Tensor<Gpu>,
     state: LstmState<Gpu>,
     w: Tensor<Gpu>,
     dh: Tensor<Gpu>,
+    want_fwd: [Vec<f32>; 3],
     want: [Vec<f32>; 2],
 }
 
@@ -59,7 +74,7 @@ pub fn prepare(gpu: &Gpu, layout: DiagLstmLayout, case: Case) -> Prepared {
     let cpu = CpuBackend::new();
     let (scan, [n, height, width, hd], seed) = case;
     let what = format!("{scan:?} {layout:?} n={n} {height}x{width} h={hd}");
-    let (is_c, _) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
+    let (is_c, is) = pair(gpu, &[n, height, width, 4 * hd], seed, 1.5);
     let w_shape = scan.weight_shape(hd);
     let taps = w_shape[2] * w_shape[3];
     let (w_c, w) = pair(gpu, &w_shape, seed + 1, 1.5 / ((taps * hd) as f32).sqrt());
@@ -75,14 +90,45 @@ pub fn prepare(gpu: &Gpu, layout: DiagLstmLayout, case: Case) -> Prepared {
         what,
         scan,
         layout,
+        is,
         state,
         w,
         dh,
+        want_fwd: [s_c.h.data, s_c.c.data, s_c.gates.data],
         want: [d_is_c.data, dw_c.data],
     }
 }
 
 impl Prepared {
+    /// Version `v`'s persistent forward: it must launch `<scan>_persistent_fwd_v<v>` with
+    /// `threads` per block, and h, c and the activated gates must be within [`FP32_REL_TOL`]
+    /// of the twin's (the same products, the twin summing in its own order). Returns
+    /// `[h, c, gates]`.
+    pub fn run_fwd(&self, gpu: &Gpu, v: u32, threads: u32) -> [Vec<f32>; 3] {
+        let what = &self.what;
+        let _v = gpu.select(select(self.scan, v, self.layout));
+        gpu.executor().take_counters();
+        let s = self
+            .scan
+            .forward(gpu, &self.is, &self.w, Recurrence::Persistent);
+        let launch = persistent_fwd_launch(gpu.executor().take_counters());
+        assert!(
+            launch.kernel.ends_with(&format!("_persistent_fwd_v{v}")),
+            "{what}: v{v} launched {}",
+            launch.kernel
+        );
+        assert_eq!(launch.block, [threads, 1, 1], "{what}: v{v} block");
+        let got = [s.h, s.c, s.gates].map(|t| t.to_vec(gpu).expect("download"));
+        for (i, name) in ["h", "c", "gates"].iter().enumerate() {
+            let err = rel_err(&format!("{what} v{v}: {name}"), &got[i], &self.want_fwd[i]);
+            assert!(
+                err <= FP32_REL_TOL,
+                "{what} v{v}: {name}: relative error {err:.3e}"
+            );
+        }
+        got
+    }
+
     /// Version `v`'s persistent backward: it must launch `<scan>_persistent_bwd_v<v>` with
     /// `threads` per block, and d_is and d_w_ss must be within [`FP32_REL_TOL`] of the twin's
     /// (the same products summed in another order: the bound of every fp32 reduction-order
@@ -119,7 +165,18 @@ impl Prepared {
 /// The counters' measurement shape (Row LSTM k = 3, n = 1, 2 x 32, h = 64): the persistent
 /// backward's launch under each of `versions`, from the same states.
 pub fn row_counters(gpu: &Gpu, versions: &[u32]) -> Vec<LaunchCounters> {
-    let (scan, [n, height, width, hd]) = (Scan::Row(3), [1, 2, 32, 64]);
+    counters(gpu, Scan::Row(3), [1, 2, 32, 64], true, versions)
+}
+
+/// The persistent forward's (`backward` false) or backward's launch of `scan` on `[n, H, W, h]`
+/// (folded layout) under each of `versions`, from the same inputs and states.
+pub fn counters(
+    gpu: &Gpu,
+    scan: Scan,
+    [n, height, width, hd]: [usize; 4],
+    backward: bool,
+    versions: &[u32],
+) -> Vec<LaunchCounters> {
     let (_, is) = pair(gpu, &[n, height, width, 4 * hd], 1, 1.5);
     let (_, w) = pair(gpu, &scan.weight_shape(hd), 2, 0.1);
     let (_, dh) = pair(gpu, &[n, height, width, hd], 3, 1.0);
@@ -129,8 +186,13 @@ pub fn row_counters(gpu: &Gpu, versions: &[u32]) -> Vec<LaunchCounters> {
         .map(|&v| {
             let _v = gpu.select(select(scan, v, DiagLstmLayout::Folded));
             gpu.executor().take_counters();
-            scan.backward(gpu, &state, &w, &dh, Recurrence::Persistent);
-            persistent_launch(gpu.executor().take_counters())
+            if backward {
+                scan.backward(gpu, &state, &w, &dh, Recurrence::Persistent);
+                persistent_launch(gpu.executor().take_counters())
+            } else {
+                scan.forward(gpu, &is, &w, Recurrence::Persistent);
+                persistent_fwd_launch(gpu.executor().take_counters())
+            }
         })
         .collect()
 }
@@ -145,4 +207,26 @@ pub fn shared_loads(c: &LaunchCounters) -> (u64, f64) {
         .map(|s| s.excess_wavefronts())
         .fold(0.0, f64::max);
     (words, worst)
+}
+
+/// The worst shared-store excess over the conflict-free wavefronts of one launch.
+pub fn shared_store_excess(c: &LaunchCounters) -> f64 {
+    c.sites_of(MemSpace::Shared, AccessOp::Store)
+        .iter()
+        .map(|s| s.excess_wavefronts())
+        .fold(0.0, f64::max)
+}
+
+/// Global memory efficiency of one launch: byte-weighted over its sites (distinct bytes over
+/// the sectors' bytes, summed) and the worst site's.
+pub fn global_efficiency(c: &LaunchCounters) -> (f64, f64) {
+    let sites: Vec<_> = c
+        .sites
+        .iter()
+        .filter(|s| s.space == MemSpace::Global && s.requests > 0)
+        .collect();
+    let used: u64 = sites.iter().map(|s| s.unique_bytes).sum();
+    let moved: u64 = sites.iter().map(|s| s.sectors * 32).sum();
+    let worst = sites.iter().map(|s| s.efficiency()).fold(1.0, f64::min);
+    (used as f64 / moved.max(1) as f64, worst)
 }

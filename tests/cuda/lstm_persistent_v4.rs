@@ -1,17 +1,26 @@
-//! The persistent v4 backward (`<scan>_persistent_bwd_v4`, kernels/lstm_persistent_v4.cuh):
-//! v2's clusters over an 8 x 8 register tile with the K range split over the two halves of a
-//! warp (summed by shuffles), selected by `RowLstm::V4` / `DiagLstm::V4`. Checked on the
-//! emulator (NaN-poisoned outputs, both scheduling seeds) against the CPU twin and against the
-//! persistent v3 backward (another summation order: within fp32 bounds, not bit for bit), for
-//! determinism (the same bits on every run and schedule), the fallback where its shared
-//! memory does not fit, and by its counters (FLOPs per shared word, conflicts). The runs:
-//! lstm_persistent_bwd.rs.
+//! The persistent v4 recurrence, selected by `RowLstm::V4` / `DiagLstm::V4`.
+//!
+//! The backward (`<scan>_persistent_bwd_v4`, kernels/lstm_persistent_v4.cuh): v2's clusters
+//! over an 8 x 8 register tile with the K range split over the two halves of a warp (summed by
+//! shuffles). Checked on the emulator (NaN-poisoned outputs, both scheduling seeds) against the
+//! CPU twin and against the persistent v3 backward (another summation order: within fp32
+//! bounds, not bit for bit), for determinism (the same bits on every run and schedule), the
+//! fallback where its shared memory does not fit, and by its counters (FLOPs per shared word,
+//! conflicts).
+//!
+//! The forward (`<scan>_persistent_fwd_v4`, kernels/lstm_persistent_fwd_v4.cuh): v2's clusters
+//! over an 8 positions x 2 units x 4 gates register tile, v2's summation order. Checked the
+//! same way against the CPU twin (h, c, gates) and bit for bit against the persistent v2
+//! forward, at the tile edges, where it stops fitting, and by its counters.
+//!
+//! The runs: lstm_persistent_bwd.rs.
 
 use pixelrnn::backend::cuda::{AccessOp, CudaBackend, DiagLstmLayout, Emulator, MemSpace};
 use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    persistent_launch, prepare, row_counters, select, shared_loads, Case,
+    counters, global_efficiency, persistent_fwd_launch, persistent_launch, prepare, row_counters,
+    select, shared_loads, shared_store_excess, Case,
 };
 use crate::lstm_scan::Scan;
 use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
@@ -138,4 +147,162 @@ fn persistent_bwd_v4_loads_8_flops_per_shared_word() {
         "shared words loaded: v4 {w4}, v3 {w3}"
     );
     assert!(c4 <= 1.0, "v4 shared load excess {c4}");
+}
+
+const FWD_CASES: [Case; 9] = [
+    // k = 1, 3, 5; steps shorter than the 32-position tile (the second warp idle, and for
+    // W <= 8 the first warp's second half-warp); h = 3 and 8: part of the first unit half live.
+    (Scan::Row(1), [1, 3, 5, 3], 900),
+    (Scan::Row(3), [1, 3, 5, 8], 910),
+    // h = 20: units 16..19 live in the second unit half (j = 1) of their unit groups.
+    (Scan::Row(5), [2, 2, 6, 20], 920),
+    // The tile edges: 4 unit tiles (h = 100: the last has 4 live units), so 2 position groups
+    // of 32-position tiles over W = 70 (3 tiles: group 0 runs tiles 0 and 2, the last has 6
+    // positions); h = 100 input units per tap: chunks of 64 and 36.
+    (Scan::Row(3), [1, 2, 70, 100], 930),
+    // The paper's h = 128: 4 unit tiles of 128 KiB + 64 KiB slices, 2 full chunks per tap.
+    (Scan::Row(3), [1, 2, 5, 128], 940),
+    (Scan::Diagonal, [2, 4, 3, 12], 950),
+    (Scan::Diagonal, [1, 5, 4, 36], 960),
+    // Anti-diagonals of up to 18 positions: the first warp busy, the second's first
+    // half-warp busy from 17 positions on.
+    (Scan::Diagonal, [1, 20, 18, 8], 970),
+    (Scan::Diagonal, [1, 3, 2, 8], 980),
+];
+
+/// The forward of `case` under v2 (128 threads per block) and v4 (64, twice), each against the
+/// CPU twin; v4 the same bits as v2 (the same summation order per element: is, then taps and
+/// input units ascending; a tap outside the map adds w x 0 = 0 where v2 skips it) and as its
+/// second run. Returns v4's outputs (for the cross-schedule comparison).
+fn check_fwd_case(
+    gpu: &CudaBackend<Emulator>,
+    layout: DiagLstmLayout,
+    case: Case,
+) -> [Vec<f32>; 3] {
+    let p = prepare(gpu, layout, case);
+    let v2 = p.run_fwd(gpu, 2, 128);
+    let v4 = p.run_fwd(gpu, 4, 64);
+    let again = p.run_fwd(gpu, 4, 64);
+    for (i, name) in ["h", "c", "gates"].iter().enumerate() {
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(
+            same(&v4[i], &v2[i]),
+            "{}: {name}: v4 is not v2's bits",
+            p.what
+        );
+        assert!(
+            same(&v4[i], &again[i]),
+            "{}: {name}: two v4 runs differ",
+            p.what
+        );
+    }
+    v4
+}
+
+#[test]
+fn persistent_fwd_v4_matches_the_cpu_and_v2_and_is_deterministic() {
+    let mut by_seed = Vec::new();
+    for seed in crate::SCHEDULE_SEEDS {
+        let gpu = counted_emulator(seed);
+        let mut outs = Vec::new();
+        for case in FWD_CASES {
+            outs.push(check_fwd_case(&gpu, DiagLstmLayout::Folded, case));
+        }
+        // The materialised layout's kernel (diag_lstm_skewed_persistent_fwd_v4).
+        for case in FWD_CASES
+            .into_iter()
+            .filter(|c| matches!(c.0, Scan::Diagonal))
+        {
+            outs.push(check_fwd_case(&gpu, DiagLstmLayout::Materialised, case));
+        }
+        by_seed.push(outs);
+    }
+    for (a, b) in by_seed[0].iter().zip(&by_seed[1]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "v4 forward differs between scheduling seeds"
+            );
+        }
+    }
+}
+
+/// v4's forward reserves v2's shared memory (32 x (4h taps + 1) floats) beside a static tile of
+/// v2's 8 KiB, so it fits exactly where v2 does: the largest h is 145 for the Row LSTM with
+/// k = 3 (32 x 1741 floats + 8 KiB = 231 040 B of 232 448) and 218 for the Diagonal LSTM; one
+/// unit more and neither fits, so V4 runs v1 (as V2 does).
+#[test]
+fn persistent_fwd_v4_runs_up_to_its_largest_h_then_falls_back_to_v1() {
+    let gpu = counted_emulator(1);
+    for (scan, hd, want) in [
+        (Scan::Row(3), 145, "row_lstm_persistent_fwd_v4"),
+        (Scan::Row(3), 146, "row_lstm_persistent_fwd_v1"),
+        (Scan::Diagonal, 218, "diag_lstm_persistent_fwd_v4"),
+        (Scan::Diagonal, 219, "diag_lstm_persistent_fwd_v1"),
+    ] {
+        let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
+        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
+        let _v = gpu.select(select(scan, 4, DiagLstmLayout::Folded));
+        gpu.executor().take_counters();
+        scan.forward(&gpu, &is, &w, Recurrence::Persistent);
+        let launch = persistent_fwd_launch(gpu.executor().take_counters());
+        assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
+    }
+}
+
+/// The counters of the persistent forward, v2 against v4, at the v4 backward's measurement
+/// shape (Row LSTM k = 3, n = 1, 2 x 32, h = 64) and the Diagonal LSTM on 8 x 8 (h = 64). The
+/// Row LSTM's first row skips the product in both versions (no row above), so at H = 2 the
+/// product runs for one row of two: FLOPs per shared word per product are the formula's FLOPs
+/// halved. v4: >= 8 (analysis: 8 + 8 words per 64 FMAs), conflict-free shared loads, global
+/// efficiency >= 80 % byte-weighted.
+#[test]
+fn persistent_fwd_v4_loads_8_flops_per_shared_word() {
+    let gpu = counted_emulator(1);
+    let row = counters(&gpu, Scan::Row(3), [1, 2, 32, 64], false, &[2, 4]);
+    let diag = counters(&gpu, Scan::Diagonal, [1, 8, 8, 64], false, &[2, 4]);
+    let measure = |c: &pixelrnn::backend::cuda::LaunchCounters| {
+        let (words, load) = shared_loads(c);
+        let (bytes_eff, worst) = global_efficiency(c);
+        (
+            c.flops,
+            words,
+            load,
+            shared_store_excess(c),
+            bytes_eff,
+            worst,
+        )
+    };
+    for (what, launches, per_product) in [
+        ("row_lstm k=3 n=1 2x32 h=64", &row, 2.0),
+        ("diag_lstm n=1 8x8 h=64", &diag, 1.0),
+    ] {
+        for (v, c) in [2, 4].iter().zip(launches.iter()) {
+            let (f, w, l, st, be, gw) = measure(c);
+            eprintln!(
+                "persistent fwd {what} v{v} ({}): FLOPs {f}, shared words {w} ({:.2} FLOPs/word, \
+                 per product {:.2}), load excess {l:.3}, store excess {st:.3}, global \
+                 efficiency {be:.3} byte-weighted, worst site {gw:.3}",
+                c.kernel,
+                f as f64 / w as f64,
+                f as f64 / per_product / w as f64
+            );
+        }
+    }
+    let (f2, w2, _, _, _, _) = measure(&row[0]);
+    let (f4, w4, l4, _, be4, _) = measure(&row[1]);
+    assert_eq!(f2, f4, "the same FLOPs by the formula");
+    let per_product = f4 as f64 / 2.0 / w4 as f64;
+    assert!(
+        per_product >= 8.0,
+        "v4: {per_product:.3} FLOPs per shared word per product"
+    );
+    assert!(
+        w2 as f64 >= 1.9 * w4 as f64,
+        "shared words loaded: v4 {w4}, v2 {w2}"
+    );
+    assert!(l4 <= 1.0, "v4 shared load excess {l4}");
+    assert!(be4 >= 0.8, "v4 global efficiency {be4:.3}");
+    let (_, _, dl4, _, _, _) = measure(&diag[1]);
+    assert!(dl4 <= 1.0, "v4 Diagonal shared load excess {dl4}");
 }

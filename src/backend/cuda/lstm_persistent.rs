@@ -2,8 +2,8 @@
 //! one launch, for both scans and both Diagonal LSTM layouts. Host side of the
 //! `<scan>_persistent_{fwd,bwd}_v<N>` kernels (kernels/row_lstm.cu, kernels/diag_lstm.cu,
 //! kernels/diag_lstm_skewed.cu for v1; kernels/lstm_persistent.cuh for v2,
-//! kernels/lstm_persistent_v3.cuh for the v3 backward). CPU twin:
-//! `cpu/lstm.rs`.
+//! kernels/lstm_persistent_v3.cuh for the v3 backward, kernels/lstm_persistent_fwd_v4.cuh and
+//! lstm_persistent_v4.cuh for the v4 forward and backward). CPU twin: `cpu/lstm.rs`.
 //!
 //! The version follows the scan's selection ([`super::RowLstm`], [`super::DiagLstm`]):
 //! - v1: one block per image (one thread per (position, unit) of the widest step, at most
@@ -20,11 +20,17 @@
 //!   register tiles ([`persistent_v3_cfg`], kernels/lstm_persistent_v3.cuh: 4 positions x 4
 //!   units per thread, 32 positions x 32 units per 64-thread block, the same bits as v2);
 //!   where its 16.1 KiB staging tile does not fit beside the slice it falls back to v2;
-//! - v4 (backward only, selected by `RowLstm::V4` / `DiagLstm::V4`): the v2 clusters over an
-//!   8 x 8 register tile with the K range split over the two halves of each warp and summed
-//!   by shuffles ([`persistent_v4_cfg`], kernels/lstm_persistent_v4.cuh: 64 positions x 32
-//!   units per 64-thread block, 8 FLOPs per shared word, another summation order than v3's);
-//!   where its 16 KiB staging tile does not fit it falls back to v3, then v2, then v1.
+//! - v4 (selected by `RowLstm::V4` / `DiagLstm::V4`), forward and backward at 8 FLOPs per
+//!   shared word on the v2 clusters. The backward: an 8 x 8 register tile with the K range
+//!   split over the two halves of each warp and summed by shuffles ([`persistent_v4_cfg`],
+//!   kernels/lstm_persistent_v4.cuh: 64 positions x 32 units per 64-thread block, another
+//!   summation order than v3's); where its 16 KiB staging tile does not fit it falls back to
+//!   v3, then v2, then v1. The forward (fp32): 8 positions x 2 units x 4 gates per thread
+//!   ([`persistent_fwd_v4_cfg`], kernels/lstm_persistent_fwd_v4.cuh: 32 positions x 32 units
+//!   per 64-thread block, v2's summation order); its 8 KiB staging tile is v2's, so it fits
+//!   wherever v2 does (Row LSTM k = 3 up to h = 145, Diagonal h = 218) and falls back as v2
+//!   does (to v1). At tf32 / bf16 the forward under v4 is v2's rounded kernel (there is no
+//!   rounded v4 forward: docs/kernels.md, "Persistent forward v4").
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
@@ -42,7 +48,7 @@
 use super::executor::{DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES};
 use super::lstm::scan_op;
 use super::lstm_persistent_mma;
-use super::lstm_steps::{persistent_bwd_version, scan_version};
+use super::lstm_steps::{persistent_bwd_version, persistent_fwd_version};
 use super::{Arg, CudaBackend, Executor, LaunchCfg, MAX_BLOCKS};
 use crate::backend::geometry::Geometry;
 use crate::backend::{Backend, Precision};
@@ -101,6 +107,16 @@ const TILE_V4: TileShape = TileShape {
     static_shared: 64 * 64 * 4,
 };
 
+/// The v4 forward: 32 positions x 32 units on 64 threads (two warps of 16 positions), 8
+/// positions x 2 units x 4 gates per thread, a 64 x 32 float staging tile
+/// (`LSTM_PERSISTENT_FWD_V4_POS`, `_THREADS`, `_CHUNK`, kernels/lstm_persistent_fwd_v4.cuh). Its
+/// weight slice is 32 x 4h x taps floats: v2's reservation and static tile size, so v2's fits.
+const TILE_FWD_V4: TileShape = TileShape {
+    positions: 32,
+    threads: 64,
+    static_shared: 64 * 32 * 4,
+};
+
 /// Launch configuration of a persistent v1 kernel for `n` images, and whether it stages the
 /// state weights in shared memory (its `staged` flag).
 fn persistent_v1_cfg(n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
@@ -142,6 +158,12 @@ pub(super) fn persistent_v4_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
     persistent_tiled_cfg(n, geo, &TILE_V4)
 }
 
+/// As [`persistent_v2_cfg`] for the persistent v4 forward (kernels/lstm_persistent_fwd_v4.cuh):
+/// 64 threads, position tiles of 32, 8 KiB of static staging tile.
+pub(super) fn persistent_fwd_v4_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_FWD_V4)
+}
+
 fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<LaunchCfg> {
     let unit_tiles = geo.hidden.div_ceil(TILE_UNITS);
     let max_cluster = MAX_CLUSTER_BLOCKS as usize;
@@ -167,9 +189,11 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
 /// The persistent kernel a call of `geo` for `n` images runs (`backward`: the backward
 /// scan): its version and, for v2 to v4, its cluster launch (`None`: v1). The version follows
 /// the scan's selection: the backward takes it whole ([`persistent_bwd_version`]: v4 runs
-/// `<scan>_persistent_bwd_v4`, v3 `_v3`), the forward [`scan_version`] (v3 and v4 are v2); at
-/// tf32 / bf16 at least v2 (no rounded v1). A version whose shared memory does not fit falls
-/// back to the one below (v4 to v3, v3 to v2, v2 to v1).
+/// `<scan>_persistent_bwd_v4`, v3 `_v3`), the forward [`persistent_fwd_version`] (v4 runs
+/// `<scan>_persistent_fwd_v4` at fp32, v3 is v2); at tf32 / bf16 at least v2 (no rounded v1)
+/// and a forward at most v2 (no rounded v4 forward). A version whose shared memory does not
+/// fit falls back to the one below that exists (backward v4 to v3, v3 to v2; forward v4 to
+/// v2; v2 to v1).
 fn choose<E: Executor>(
     be: &CudaBackend<E>,
     n: usize,
@@ -179,7 +203,7 @@ fn choose<E: Executor>(
     let selected = if backward {
         persistent_bwd_version(be, geo)
     } else {
-        scan_version(be, geo)
+        persistent_fwd_version(be, geo)
     };
     let version = if be.precision() == Precision::Fp32 {
         selected
@@ -188,6 +212,8 @@ fn choose<E: Executor>(
     };
     let (v4, v3) = if backward {
         (persistent_v4_cfg(n, geo), persistent_v3_cfg(n, geo))
+    } else if be.precision() == Precision::Fp32 {
+        (persistent_fwd_v4_cfg(n, geo), None)
     } else {
         (None, None)
     };

@@ -45,8 +45,9 @@ pub(super) fn unfused_product<E: Executor>(
 /// Version of the selected recurrence kernels of `geo`'s scan but the backward step kernels
 /// (1 or 2; selection v3 is v2 here): the version of the stepwise forward kernels
 /// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
-/// of the weight gradient and its pack, and of the persistent kernels
-/// (`cuda/lstm_persistent.rs`).
+/// of the weight gradient and its pack, and of the persistent v1 / v2 kernels
+/// (`cuda/lstm_persistent.rs`; the persistent forward and backward have a v4 too:
+/// [`persistent_fwd_version`], [`persistent_bwd_version`]).
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     bwd_step_version(be, geo).min(2)
 }
@@ -58,9 +59,19 @@ pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry)
     persistent_bwd_version(be, geo).min(3)
 }
 
+/// Version of the selected recurrence kernels of `geo`'s scan as the persistent forward takes
+/// it (1, 2 or 4: `<scan>_persistent_fwd_v<N>`, before `cuda/lstm_persistent.rs`'s fallbacks;
+/// selection v3 is v2 here: v3 differs in the backward only).
+pub(super) fn persistent_fwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    match persistent_bwd_version(be, geo) {
+        3 => 2,
+        v => v,
+    }
+}
+
 /// Version of the selected recurrence kernels of `geo`'s scan as the persistent backward
 /// takes it (1 to 4: `<scan>_persistent_bwd_v<N>`, before `cuda/lstm_persistent.rs`'s
-/// fallbacks); the only user of the selection's v4.
+/// fallbacks); with [`persistent_fwd_version`] the only users of the selection's v4.
 pub(super) fn persistent_bwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {

@@ -169,11 +169,16 @@ pub enum RowLstm {
     /// v3", "Persistent backward v3").
     #[default]
     V3,
-    /// V3, except the persistent backward: `row_lstm_persistent_bwd_v4` (V2's clusters, 8
-    /// positions x 8 units per thread, the K range split over the two halves of a warp and
-    /// summed by shuffles: 8 FLOPs per shared word instead of 4; another summation order than
-    /// V3's). The stepwise kernels are V3's (no `row_lstm_step_bwd_v4`). Not the default: no
-    /// GPU has timed it (docs/kernels.md, "Persistent backward v4").
+    /// V3, except the persistent recurrence, whose forward and backward are v4 (V2's
+    /// clusters, 8 FLOPs per shared word each): `row_lstm_persistent_fwd_v4` (8 positions x 2
+    /// units x 4 gates per thread, the cell on its registers; V2's summation order, 4 FLOPs
+    /// per shared word in V2) and `row_lstm_persistent_bwd_v4` (8 positions x 8 units per
+    /// thread, the K range split over the two halves of a warp and summed by shuffles, instead
+    /// of V3's 4; another summation order than V3's). Where their shared memory does not fit,
+    /// the forward falls back to V2's kernel, the backward to V3's (then V2's, V1's). At tf32 /
+    /// bf16 the forward is V2's rounded kernel. The stepwise kernels are V3's (no
+    /// `row_lstm_step_bwd_v4`). Not the default: no GPU has timed them (docs/kernels.md,
+    /// "Persistent forward v4", "Persistent backward v4").
     V4,
 }
 
@@ -227,8 +232,8 @@ pub enum DiagLstm {
     /// `diag_lstm{,_skewed}_persistent_bwd_v3`; everything else V2's): the default.
     #[default]
     V3,
-    /// As [`RowLstm::V4`]: V3 but the persistent backward runs
-    /// `diag_lstm{,_skewed}_persistent_bwd_v4`.
+    /// As [`RowLstm::V4`]: V3 but the persistent recurrence runs
+    /// `diag_lstm{,_skewed}_persistent_fwd_v4` and `diag_lstm{,_skewed}_persistent_bwd_v4`.
     V4,
 }
 
