@@ -21,25 +21,12 @@ pub enum LstmMma {
     V2,
 }
 
-impl LstmMma {
-    /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
-
-    /// `N` of the kernels `<scan>_step_{fwd,bwd}_{tf32,bf16}_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-        }
-    }
-}
-
-impl fmt::Display for LstmMma {
-    /// `v1`, `v2`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    LstmMma,
+    "the recurrences' tensor-core step kernels",
+    "the kernels `<scan>_step_{fwd,bwd}_{tf32,bf16}_v<N>`",
+    [V1 = 1, V2 = 2]
+);
 
 /// The recurrences' state-to-state weight gradient at tf32 / bf16, both scans and every
 /// recurrence (`lstm_ss_bwd_weight_{tf32,bf16}_v<N>`, summed by `lstm_ss_bwd_weight_sum_v2`);
@@ -55,25 +42,12 @@ pub enum LstmWeight {
     V2,
 }
 
-impl LstmWeight {
-    /// Every version, ascending.
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
-
-    /// `N` of the kernels `lstm_ss_bwd_weight_{tf32,bf16}_v<N>`.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-        }
-    }
-}
-
-impl fmt::Display for LstmWeight {
-    /// `v1`, `v2`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    LstmWeight,
+    "the recurrences' tf32 / bf16 weight gradient",
+    "the kernels `lstm_ss_bwd_weight_{tf32,bf16}_v<N>`",
+    [V1 = 1, V2 = 2]
+);
 
 /// The persistent recurrence's state-to-state product at tf32 / bf16 (folded layout; at fp32
 /// the scan's version applies). `cuda/lstm_persistent_mma.rs` says where each runs.
@@ -182,40 +156,12 @@ pub enum RowLstm {
     V4,
 }
 
-impl RowLstm {
-    /// Every version, ascending.
-    pub const ALL: [Self; 4] = [Self::V1, Self::V2, Self::V3, Self::V4];
-
-    /// The version's number.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-            Self::V3 => 3,
-            Self::V4 => 4,
-        }
-    }
-}
-
-impl TryFrom<u32> for RowLstm {
-    type Error = Error;
-
-    /// Version `n`; a configuration error naming the versions there are otherwise.
-    fn try_from(n: u32) -> Result<Self> {
-        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
-            Error::Config(format!(
-                "row_lstm has kernel versions 1 to 4, version {n} requested"
-            ))
-        })
-    }
-}
-
-impl fmt::Display for RowLstm {
-    /// `v1` .. `v4`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    RowLstm,
+    "row_lstm",
+    "the kernels `row_lstm_<pass>_v<N>` (which pass runs which version: `cuda/lstm.rs`'s header)",
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4]
+);
 
 /// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
 /// of kernels/lstm.cu), for both layouts.
@@ -237,40 +183,12 @@ pub enum DiagLstm {
     V4,
 }
 
-impl DiagLstm {
-    /// Every version, ascending.
-    pub const ALL: [Self; 4] = [Self::V1, Self::V2, Self::V3, Self::V4];
-
-    /// The version's number.
-    pub fn number(self) -> u32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-            Self::V3 => 3,
-            Self::V4 => 4,
-        }
-    }
-}
-
-impl TryFrom<u32> for DiagLstm {
-    type Error = Error;
-
-    /// Version `n`; a configuration error naming the versions there are otherwise.
-    fn try_from(n: u32) -> Result<Self> {
-        numbered(&Self::ALL, Self::number, n).ok_or_else(|| {
-            Error::Config(format!(
-                "diag_lstm has kernel versions 1 to 4, version {n} requested"
-            ))
-        })
-    }
-}
-
-impl fmt::Display for DiagLstm {
-    /// `v1` .. `v4`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.number())
-    }
-}
+numbered_versions!(
+    DiagLstm,
+    "diag_lstm",
+    "the kernels `diag_lstm{,_skewed}_<pass>_v<N>` (as [`RowLstm`])",
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4]
+);
 
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -223,8 +223,25 @@ mod tests {
         for v in DiagLstm::ALL {
             assert_eq!(DiagLstm::try_from(v.number()).unwrap(), v);
         }
+        for v in LstmMma::ALL {
+            assert_eq!(LstmMma::try_from(v.number()).unwrap(), v);
+        }
+        for v in LstmWeight::ALL {
+            assert_eq!(LstmWeight::try_from(v.number()).unwrap(), v);
+        }
         assert!(matches!(RowLstm::try_from(0), Err(Error::Config(_))));
-        assert!(matches!(DiagLstm::try_from(5), Err(Error::Config(_))));
+        assert!(matches!(DiagLstm::try_from(99), Err(Error::Config(_))));
+        assert!(matches!(LstmWeight::try_from(0), Err(Error::Config(_))));
+        match RowLstm::try_from(99) {
+            Err(Error::Config(m)) => assert_eq!(
+                m,
+                format!(
+                    "row_lstm has kernel versions 1 to {}, version 99 requested",
+                    RowLstm::ALL.len()
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
