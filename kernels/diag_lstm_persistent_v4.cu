@@ -1,6 +1,7 @@
 // pixelrnn: arch compute_90
 // diag_lstm_persistent_v4.cu: the Diagonal LSTM's persistent v4 recurrence, skew folded: the
-// forward (diag_lstm_persistent_fwd_v4, fp32: v2's clusters over an 8 positions x 2 units x 4
+// forward (diag_lstm_persistent_fwd_v4 and its rounded twins
+// diag_lstm_persistent_fwd_{tf32,bf16}_v4: v2's clusters over an 8 positions x 2 units x 4
 // gates register tile, 8 FLOPs per shared word; kernels/lstm_persistent_fwd_v4.cuh) and the
 // backward (diag_lstm_persistent_bwd_v4 and its rounded twins
 // diag_lstm_persistent_bwd_{tf32,bf16}_v4: v2's clusters over a K-split 8 x 8 register tile, 8
@@ -22,6 +23,26 @@ diag_lstm_persistent_fwd_v4(const float* __restrict__ is, const float* __restric
     (void)n;
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     diag_lstm_persistent_fwd_v4_body<PIXELRNN_ROUND_FP32>(is, w, w_s, h, c, gates, height, width,
+                                                          hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V4_THREADS, 1)
+diag_lstm_persistent_fwd_tf32_v4(const float* __restrict__ is, const float* __restrict__ w, float* h,
+                                 float* c, float* __restrict__ gates, int n, int height, int width,
+                                 int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_fwd_v4_body<PIXELRNN_ROUND_TF32>(is, w, w_s, h, c, gates, height, width,
+                                                          hidden, width, 0);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V4_THREADS, 1)
+diag_lstm_persistent_fwd_bf16_v4(const float* __restrict__ is, const float* __restrict__ w, float* h,
+                                 float* c, float* __restrict__ gates, int n, int height, int width,
+                                 int hidden) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_fwd_v4_body<PIXELRNN_ROUND_BF16>(is, w, w_s, h, c, gates, height, width,
                                                           hidden, width, 0);
 }
 

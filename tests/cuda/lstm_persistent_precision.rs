@@ -245,6 +245,25 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 let _simt = gpu.select(simt(Variants::default()));
                 forward(gpu, k, &is_g, &w_g, rec)
             };
+            // The rounded v4 forward (`V4`): v2's summation order and roundings, so the
+            // default's (v2's) bits exactly.
+            let got_v4 = {
+                let _v4 = gpu.select(simt(version(k, 4)));
+                forward(gpu, k, &is_g, &w_g, rec)
+            };
+            for (part, a, b) in [
+                ("h", &got.h, &got_v4.h),
+                ("c", &got.c, &got_v4.c),
+                ("gates", &got.gates, &got_v4.gates),
+            ] {
+                let (a, b) = (download(gpu, a, part), download(gpu, b, part));
+                let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{}: the rounded v4 forward is not v2's bits",
+                    what(part)
+                );
+            }
             for (part, g, t) in [
                 ("h", &got.h, &want.h),
                 ("c", &got.c, &want.c),
@@ -350,7 +369,7 @@ pub(crate) fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
 }
 
 /// The launches at tf32 / bf16 (the emulator's counters): the forward is the one rounded v2
-/// cluster kernel, the backward the rounded v3 (v4 under `V4`, v2 under `V2`, and under `V1`,
+/// cluster kernel (v4 under `V4`), the backward the rounded v3 (v4 under `V4`, v2 under `V2`, and under `V1`,
 /// which has no rounded kernel) plus the rounded weight gradient; where no cluster fits (h = 160, Row LSTM
 /// k = 3: a 240 KiB weight slice per block) the op refuses, naming the persistent path and
 /// the precision, before launching anything.
@@ -372,7 +391,7 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
             let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 1, 1.0);
             let (_, w) = pair(&gpu, &w_shape(k, hd), 2, 0.1);
             let (_, dh) = pair(&gpu, &[n, height, width, hd], 3, 1.0);
-            for (v, bwd_v) in [(4, 4), (3, 3), (2, 2), (1, 2)] {
+            for (v, fwd_v, bwd_v) in [(4, 4, 4), (3, 2, 3), (2, 2, 2), (1, 2, 2)] {
                 // The SIMT product (the tensor-core forward: tests/cuda/lstm_persistent_mma.rs).
                 let _v = gpu.select(simt(version(k, v)));
                 gpu.set_precision(precision);
@@ -380,7 +399,7 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
                 let state = forward(&gpu, k, &is, &w, rec);
                 assert_eq!(
                     launched(&gpu),
-                    [format!("{scan}_persistent_fwd_{precision}_v2")],
+                    [format!("{scan}_persistent_fwd_{precision}_v{fwd_v}")],
                     "{scan} v{v} forward at {precision}"
                 );
                 backward(&gpu, k, &state, &w, &dh, rec);

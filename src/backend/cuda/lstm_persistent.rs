@@ -25,12 +25,12 @@
 //!   split over the two halves of each warp and summed by shuffles ([`persistent_v4_cfg`],
 //!   kernels/lstm_persistent_v4.cuh: 64 positions x 32 units per 64-thread block, another
 //!   summation order than v3's); where its 16 KiB staging tile does not fit it falls back to
-//!   v3, then v2, then v1. The forward (fp32): 8 positions x 2 units x 4 gates per thread
+//!   v3, then v2, then v1. The forward: 8 positions x 2 units x 4 gates per thread
 //!   ([`persistent_fwd_v4_cfg`], kernels/lstm_persistent_fwd_v4.cuh: 32 positions x 32 units
 //!   per 64-thread block, v2's summation order); its 8 KiB staging tile is v2's, so it fits
 //!   wherever v2 does (Row LSTM k = 3 up to h = 145, Diagonal h = 218) and falls back as v2
-//!   does (to v1). At tf32 / bf16 the forward under v4 is v2's rounded kernel (there is no
-//!   rounded v4 forward: docs/kernels.md, "Persistent forward v4").
+//!   does (to v1). At tf32 / bf16 the forward under v4 is its rounded twin
+//!   (`<scan>_persistent_fwd_{tf32,bf16}_v4`, folded layout, v2's rounded kernel's bits).
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
@@ -190,9 +190,9 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
 /// scan): its version and, for v2 to v4, its cluster launch (`None`: v1). The version follows
 /// the scan's selection: the backward takes it whole ([`persistent_bwd_version`]: v4 runs
 /// `<scan>_persistent_bwd_v4`, v3 `_v3`), the forward [`persistent_fwd_version`] (v4 runs
-/// `<scan>_persistent_fwd_v4` at fp32, v3 is v2); at tf32 / bf16 at least v2 (no rounded v1)
-/// and a forward at most v2 (no rounded v4 forward). A version whose shared memory does not
-/// fit falls back to the one below that exists (backward v4 to v3, v3 to v2; forward v4 to
+/// `<scan>_persistent_fwd_v4`, v3 is v2); at tf32 / bf16 at least v2 (no rounded v1; the
+/// rounded v4 kernels are v4's templates at the precision). A version whose shared memory does
+/// not fit falls back to the one below that exists (backward v4 to v3, v3 to v2; forward v4 to
 /// v2; v2 to v1).
 fn choose<E: Executor>(
     be: &CudaBackend<E>,
@@ -212,10 +212,8 @@ fn choose<E: Executor>(
     };
     let (v4, v3) = if backward {
         (persistent_v4_cfg(n, geo), persistent_v3_cfg(n, geo))
-    } else if be.precision() == Precision::Fp32 {
-        (persistent_fwd_v4_cfg(n, geo), None)
     } else {
-        (None, None)
+        (persistent_fwd_v4_cfg(n, geo), None)
     };
     [(4, v4), (3, v3), (2, persistent_v2_cfg(n, geo))]
         .into_iter()

@@ -150,7 +150,8 @@ pub enum RowLstm {
     /// thread, the K range split over the two halves of a warp and summed by shuffles, instead
     /// of V3's 4; another summation order than V3's). Where their shared memory does not fit,
     /// the forward falls back to V2's kernel, the backward to V3's (then V2's, V1's). At tf32 /
-    /// bf16 the forward is V2's rounded kernel. The stepwise kernels are V3's (no
+    /// bf16 (the SIMT product) both run their rounded twins, the forward with V2's rounded
+    /// kernel's bits. The stepwise kernels are V3's (no
     /// `row_lstm_step_bwd_v4`). Not the default: no GPU has timed them (docs/kernels.md,
     /// "Persistent forward v4", "Persistent backward v4").
     V4,
