@@ -267,7 +267,11 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 ("c", &got5.c, &want.c),
                 ("gates", &got5.gates, &want.gates),
             ] {
-                let err = rel_err(&what(&format!("v5 {part}")), &download(gpu, g, part), &t.data);
+                let err = rel_err(
+                    &what(&format!("v5 {part}")),
+                    &download(gpu, g, part),
+                    &t.data,
+                );
                 eprintln!("{} v5: rel err {err:.3e}", what(part));
                 fwd_max = fwd_max.max(err);
                 assert!(err <= fwd_tol, "{} v5: rel err {err:.3e}", what(part));

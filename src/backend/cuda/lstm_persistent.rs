@@ -241,15 +241,10 @@ fn choose<E: Executor>(
         let v4 = persistent_fwd_v4_cfg(n, geo).filter(|_| fp32);
         (persistent_fwd_v5_cfg(n, geo), v4, None)
     };
-    [
-        (5, v5),
-        (4, v4),
-        (3, v3),
-        (2, persistent_v2_cfg(n, geo)),
-    ]
-    .into_iter()
-    .find_map(|(v, cfg)| cfg.filter(|_| version >= v).map(|c| (v, Some(c))))
-    .unwrap_or((1, None))
+    [(5, v5), (4, v4), (3, v3), (2, persistent_v2_cfg(n, geo))]
+        .into_iter()
+        .find_map(|(v, cfg)| cfg.filter(|_| version >= v).map(|c| (v, Some(c))))
+        .unwrap_or((1, None))
 }
 
 /// The persistent recurrence's precision decision for `op` on `geo` and `n` images
