@@ -27,9 +27,10 @@ pub enum Sweep {
     MaskedConv2dWeight,
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
-    /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2,
-    /// v3 and v4 (`v2+v3+v4`: their forward is v2's kernels) but under the persistent
-    /// recurrence, where v4's forward has a row of its own (`v2+v3`, `v4`).
+    /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
+    /// to v5 (`v2+v3+v4+v5`: their forward is v2's kernels) but under the persistent
+    /// recurrence, where v4's and v5's forward have rows of their own (`v2+v3`, `v4`, `v5`;
+    /// the persistent backward row `v4+v5`).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -195,7 +196,8 @@ impl ExecTimer for Emulator {
 /// kernels again; v4 is v3 but for the persistent recurrence (`*_persistent_fwd_v4`,
 /// `*_persistent_bwd_v4`), so its rows fold under any recurrence `rec` but the persistent one
 /// (the fused and unfused recurrences run v3's kernels under v4, forward v2's), and stay
-/// under the persistent one, forward and backward.
+/// under the persistent one, forward and backward; v5 is v4 but for the persistent forward
+/// (`*_persistent_fwd_v5`), so its rows fold everywhere but the persistent forward.
 pub(crate) fn shares_previous_kernels(
     kernel: Option<&str>,
     v: u32,
@@ -207,6 +209,7 @@ pub(crate) fn shares_previous_kernels(
     match v {
         3 => !k.contains("bwd"),
         4 => rec != Some(Recurrence::Persistent),
+        5 => rec != Some(Recurrence::Persistent) || k.contains("bwd"),
         _ => false,
     }
 }
@@ -361,8 +364,8 @@ mod tests {
     use super::*;
 
     /// Which versions fold into the previous one's row: v3 in every forward row, v4 in the
-    /// rows (forward and backward) of every recurrence but the persistent one, nothing for a
-    /// training step (no kernel stem) or for v2.
+    /// rows (forward and backward) of every recurrence but the persistent one, v5 in every row
+    /// but the persistent forward, nothing for a training step (no kernel stem) or for v2.
     #[test]
     fn versions_fold_where_they_run_the_previous_kernels() {
         let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
@@ -379,6 +382,9 @@ mod tests {
             assert!(!shares_previous_kernels(bwd, 3, rec));
             assert!(!shares_previous_kernels(None, 4, rec));
             assert_eq!(shares_previous_kernels(bwd, 4, rec), rec != persistent);
+            assert_eq!(shares_previous_kernels(fwd, 5, rec), rec != persistent);
+            assert!(shares_previous_kernels(bwd, 5, rec));
+            assert!(!shares_previous_kernels(None, 5, rec));
         }
     }
 }

@@ -1,10 +1,9 @@
 //! `pixelrnn bench`'s recurrence rows: one row per distinct kernel. v3 of the recurrences is
-//! v2 but for the backward through time and v4 is v3 but for the persistent recurrence, so
-//! under the fused recurrence the forward rows time v1 and `v2+v3+v4` (under v2's selection) in
-//! each layout and the backward rows v1, v2 and `v3+v4`; under the persistent recurrence the
-//! forward rows v1, `v2+v3` and v4, the backward rows v1 to v4 (src/bench/timing.rs); every row
-//! validated.
-
+//! v2 but for the backward through time, v4 is v3 but for the persistent recurrence and v5 is
+//! v4 but for the persistent forward, so under the fused recurrence the forward rows time v1
+//! and `v2+v3+v4+v5` (under v2's selection) in each layout and the backward rows v1, v2 and
+//! `v3+v4+v5`; under the persistent recurrence the forward rows v1, `v2+v3`, v4 and v5, the
+//! backward rows v1, v2, v3 and `v4+v5` (src/bench/timing.rs); every row validated.
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstm, DiagLstmLayout, RowLstm, Variants};
 use pixelrnn::backend::Recurrence;
 use pixelrnn::bench::{self, ExecTimer, Options, Part};
@@ -58,45 +57,45 @@ pub fn check_lstm_rows<E: ExecTimer>(gpu: &CudaBackend<E>) {
     let fused = "fused";
     assert_eq!(
         labels(&report, "row_lstm fwd", fused),
-        plain(&["v1", "v2+v3+v4"])
+        plain(&["v1", "v2+v3+v4+v5"])
     );
     // Under the fused recurrence v4's backward is v3's kernels (v4 differs in the persistent
     // recurrence only): one row for both.
     assert_eq!(
         labels(&report, "row_lstm bwd", fused),
-        plain(&["v1", "v2", "v3+v4"])
+        plain(&["v1", "v2", "v3+v4+v5"])
     );
     assert_eq!(
         labels(&report, "diag_lstm fwd", fused),
-        laid(&["v1", "v2+v3+v4"])
+        laid(&["v1", "v2+v3+v4+v5"])
     );
     assert_eq!(
         labels(&report, "diag_lstm bwd", fused),
-        laid(&["v1", "v2", "v3+v4"])
+        laid(&["v1", "v2", "v3+v4+v5"])
     );
     // Under the persistent recurrence v4 has a forward and a backward kernel of its own.
     let persistent = "persistent";
     assert_eq!(
         labels(&report, "row_lstm fwd", persistent),
-        plain(&["v1", "v2+v3", "v4"])
+        plain(&["v1", "v2+v3", "v4", "v5"])
     );
     assert_eq!(
         labels(&report, "row_lstm bwd", persistent),
-        plain(&["v1", "v2", "v3", "v4"])
+        plain(&["v1", "v2", "v3", "v4+v5"])
     );
     assert_eq!(
         labels(&report, "diag_lstm fwd", persistent),
-        laid(&["v1", "v2+v3", "v4"])
+        laid(&["v1", "v2+v3", "v4", "v5"])
     );
     assert_eq!(
         labels(&report, "diag_lstm bwd", persistent),
-        laid(&["v1", "v2", "v3", "v4"])
+        laid(&["v1", "v2", "v3", "v4+v5"])
     );
     // The shared forward rows run under v2's selection.
     for r in report
         .rows
         .iter()
-        .filter(|r| r.variant == "v2+v3+v4" || r.variant == "v2+v3")
+        .filter(|r| r.variant == "v2+v3+v4+v5" || r.variant == "v2+v3")
     {
         let layout = match r.layout.as_deref() {
             Some("materialised") => DiagLstmLayout::Materialised,

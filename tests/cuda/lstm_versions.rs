@@ -1,4 +1,4 @@
-//! The recurrence kernel versions (v1 to v4 of kernels/{row_lstm,diag_lstm}.cu and the
+//! The recurrence kernel versions (v1 to v5 of kernels/{row_lstm,diag_lstm}.cu and the
 //! persistent kernels) against
 //! each other: forward and backward within `FP32_REL_TOL` on every backend, the step kernels
 //! bit for bit on the emulator, the weight gradient bit-identical across thread schedules, and
@@ -81,8 +81,16 @@ fn check_versions<E: Executor>(gpu: &CudaBackend<E>, exact: bool) {
                     let tag = format!("{what} {rec:?}: {name} v1 vs v{}", v + 1);
                     // v4's persistent backward sums in another order (K split over two
                     // half-warps, tests/cuda/lstm_persistent_v4.rs): within the tolerance. Its
-                    // persistent forward keeps v2's order (v1's bits).
-                    let reordered = v + 1 == 4 && rec == Recurrence::Persistent && *name == "d_is";
+                    // persistent forward keeps v2's order (v1's bits). v5's persistent forward
+                    // sums 4 K-groups' partials (tests/cuda/lstm_persistent_v5_fwd.rs), its
+                    // backward is v4's.
+                    let persistent = rec == Recurrence::Persistent;
+                    let reordered = persistent
+                        && match v + 1 {
+                            4 => *name == "d_is",
+                            5 => *name != "d_w_ss",
+                            _ => false,
+                        };
                     if exact && *name != "d_w_ss" && !reordered {
                         // The step kernels keep v1's summation order per element.
                         let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
@@ -200,10 +208,11 @@ fn each_version_launches_its_kernels() {
                     Recurrence::Persistent => &[],
                 };
                 // v3 is v2 but for the backward step kernels (step_bwd, ss_bwd_data): every
-                // other kernel of a v3 scan is v2's; v4 is v3 but for the persistent kernels.
+                // other kernel of a v3 scan is v2's; v4 is v3 but for the persistent kernels,
+                // v5 v4 but for the persistent forward.
                 let version_of = |pass: &str| match v {
-                    3 | 4 if !pass.contains("bwd") => 2,
-                    4 => 3,
+                    3..=5 if !pass.contains("bwd") => 2,
+                    4 | 5 => 3,
                     _ => v,
                 };
                 for pass in passes {
@@ -214,11 +223,15 @@ fn each_version_launches_its_kernels() {
                     }
                 }
                 if rec == Recurrence::Persistent {
-                    // The persistent forward has v1, v2 and v4 (v3 runs v2's); the
-                    // persistent backward has v1 to v4 (cuda/lstm_persistent.rs).
+                    // The persistent forward has v1, v2, v4 and v5 (v3 runs v2's); the
+                    // persistent backward has v1 to v4 (v5 runs v4's; cuda/lstm_persistent.rs).
                     for pass in ["fwd", "bwd"] {
-                        let want = if pass == "bwd" || v == 4 { v } else { v.min(2) };
-                        for other in [1, 2, 3, 4] {
+                        let want = match (pass, v) {
+                            ("bwd", _) => v.min(4),
+                            (_, 4 | 5) => v,
+                            _ => v.min(2),
+                        };
+                        for other in [1, 2, 3, 4, 5] {
                             let name = format!("{op}_persistent_{pass}_v{other}");
                             assert_eq!(has(&name), other == want, "{tag}: {name}");
                         }

@@ -46,8 +46,8 @@ pub(super) fn unfused_product<E: Executor>(
 /// (1 or 2; selection v3 is v2 here): the version of the stepwise forward kernels
 /// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
 /// of the weight gradient and its pack, and of the persistent v1 / v2 kernels
-/// (`cuda/lstm_persistent.rs`; the persistent forward and backward have a v4 too:
-/// [`persistent_fwd_version`], [`persistent_bwd_version`]).
+/// (`cuda/lstm_persistent.rs`; the persistent forward has a v4 and a v5 too, the backward a
+/// v4: [`persistent_fwd_version`], [`persistent_bwd_version`]).
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     bwd_step_version(be, geo).min(2)
 }
@@ -60,10 +60,10 @@ pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry)
 }
 
 /// Version of the selected recurrence kernels of `geo`'s scan as the persistent forward takes
-/// it (1, 2 or 4: `<scan>_persistent_fwd_v<N>`, before `cuda/lstm_persistent.rs`'s fallbacks;
-/// selection v3 is v2 here: v3 differs in the backward only).
+/// it (1, 2, 4 or 5: `<scan>_persistent_fwd_v<N>`, before `cuda/lstm_persistent.rs`'s
+/// fallbacks; selection v3 is v2 here: v3 differs in the backward only).
 pub(super) fn persistent_fwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
-    match persistent_bwd_version(be, geo) {
+    match selected_version(be, geo) {
         3 => 2,
         v => v,
     }
@@ -71,8 +71,15 @@ pub(super) fn persistent_fwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geo
 
 /// Version of the selected recurrence kernels of `geo`'s scan as the persistent backward
 /// takes it (1 to 4: `<scan>_persistent_bwd_v<N>`, before `cuda/lstm_persistent.rs`'s
-/// fallbacks); with [`persistent_fwd_version`] the only users of the selection's v4.
+/// fallbacks; selection v5 is v4 here: v5 differs in the persistent forward only); with
+/// [`persistent_fwd_version`] the only users of the selection's v4 and v5.
 pub(super) fn persistent_bwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
+    selected_version(be, geo).min(4)
+}
+
+/// The number of `geo`'s scan's selected recurrence version ([`super::RowLstm`],
+/// [`super::DiagLstm`]).
+fn selected_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     let v = be.variants();
     match geo.scan {
         Scan::Row { .. } => v.row_lstm.number(),

@@ -155,13 +155,22 @@ pub enum RowLstm {
     /// `row_lstm_step_bwd_v4`). Not the default: no GPU has timed them (docs/kernels.md,
     /// "Persistent forward v4", "Persistent backward v4").
     V4,
+    /// V4, except the persistent forward: `row_lstm_persistent_fwd_v5` (V2's clusters and
+    /// 16 x 32 block tile on 128 threads, V4's 8 positions x 2 units x 4 gates per thread with
+    /// the K range split over 4 K-groups of each warp and summed by shuffles: 8 FLOPs per
+    /// shared word on V2's warps; another summation order than V2's), with rounded twins at
+    /// tf32 / bf16. The persistent backward is V4's (`row_lstm_persistent_bwd_v4`) and the
+    /// stepwise kernels are V3's. Falls back as V4 does where its shared memory does not fit
+    /// (it needs V2's). Not the default: no GPU has timed it (docs/kernels.md, "Persistent
+    /// forward v5 (issue 17)").
+    V5,
 }
 
 numbered_versions!(
     RowLstm,
     "row_lstm",
     "the kernels `row_lstm_<pass>_v<N>` (which pass runs which version: `cuda/lstm.rs`'s header)",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5]
 );
 
 /// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
@@ -182,13 +191,16 @@ pub enum DiagLstm {
     /// As [`RowLstm::V4`]: V3 but the persistent recurrence runs
     /// `diag_lstm{,_skewed}_persistent_fwd_v4` and `diag_lstm{,_skewed}_persistent_bwd_v4`.
     V4,
+    /// As [`RowLstm::V5`]: V4 but the persistent forward runs
+    /// `diag_lstm{,_skewed}_persistent_fwd_v5` (rounded twins in the folded layout).
+    V5,
 }
 
 numbered_versions!(
     DiagLstm,
     "diag_lstm",
     "the kernels `diag_lstm{,_skewed}_<pass>_v<N>` (as [`RowLstm`])",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5]
 );
 
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.

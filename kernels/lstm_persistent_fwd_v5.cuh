@@ -1,0 +1,358 @@
+// lstm_persistent_fwd_v5.cuh: the persistent v5 forward of both scans
+// (row_lstm_persistent_fwd_v5, diag_lstm_persistent_fwd_v5, diag_lstm_skewed_persistent_fwd_v5
+// and the folded layout's rounded twins <scan>_persistent_fwd_{tf32,bf16}_v5; entry points in
+// kernels/row_lstm_persistent_v5.cu, diag_lstm_persistent_v5.cu,
+// diag_lstm_skewed_persistent_v5.cu, one module per op name): v2's clusters and block tile (16
+// positions x 32 units x 4 gates per 128-thread block, one cluster barrier per step, the states
+// through global memory; lstm_persistent.cuh) over v4's thread tile (8 positions x 2 units x 4
+// gates, lstm_persistent_fwd_v4.cuh) with the K range split 4 ways inside each warp.
+//
+// Why (issue 17): v4 reaches 8 FLOPs per shared word with its 8 x 2 x 4 thread tile, but its
+// 32 x 32 block tile on 64 threads runs half of v2's warps per image at cifar-large (4 blocks x
+// 2 warps against 8 x 4). v5 keeps the thread tile (per feature two float4 of staged h and two
+// of weight for 64 FMAs: 8 FLOPs per word) and gives each warp a quarter of v4's block tile:
+// the 32 lanes are 4 K-groups (kg = lane / 8) x 8 unit groups (ug = lane % 8); K-group kg takes
+// the chunk's features kg, kg + 4, kg + 8, ..., so the 4 lanes (ug, kg = 0..3) hold 4 partial
+// 8 x 2 x 4 tiles of the same outputs. Warp w covers positions 8 (w % 2) .. + 7 (its octet) and
+// units 16 (w / 2) + ug, + ug + 8 of the slice: the block is v2's 16 x 32 tile on v2's 128
+// threads. The partials are summed by two butterfly levels of __shfl_xor_sync (reduce-scatter:
+// lane bit 4 splits the 8 positions 4 / 4, 32 shuffles; lane bit 3 splits them 2 / 2, 16
+// shuffles), after which lane (kg, ug) holds the complete pre-activations of positions
+// 2 kg, 2 kg + 1 of its octet x its 2 units x 4 gates and runs the fp32 cell on its registers.
+// Shuffles are not shared-memory words: the counters' ratio stays at 8 (docs/kernels.md,
+// "Persistent forward v5").
+//
+// Summation order per element (deterministic: the same bits on every run and schedule, not
+// v2's / v4's bits): K-group 0's accumulators start at is (is first), each K-group then adds
+// its features (tap, input unit) ascending; the partials P0..P3 are combined as
+// (P0 + P2) + (P1 + P3) (the two lanes of a butterfly compute the same sum: fp32 addition is
+// commutative). A tap whose source is outside the map multiplies the staged 0. The Row LSTM's
+// first row and the Diagonal LSTM's first anti-diagonal skip the product; a warp whose 8
+// positions are all past the step skips its product and shuffles (warp-uniform).
+//
+// Layouts (no padding: float4 alignment kept, conflicts removed by XOR swizzles):
+//   staged h: hs[f][16] (chunk input unit f, the block's 16 positions), position q at column
+//     q ^ (4 * ((f >> 1) & 3)). A load request: the 8 lanes of a K-group read one float4 (a
+//     broadcast), the 4 K-groups features f .. f + 3: words 16 (f & 1) + column, the XOR puts
+//     f and f + 2 in different 4-bank groups: 16 distinct banks, 1 wavefront. The stage writes
+//     8 consecutive features x 4 consecutive positions per request (4 sectors of 32 bytes from
+//     global): for each parity of f the 4 features' XORs differ, 32 distinct banks.
+//   weight slice: row kk = v * taps + t (input unit v, tap t) of 128 floats, unit uu of the
+//     tile and gate x at (uu / 8) * 32 + 4 * ((uu % 8) ^ (kk & 7)) + x. Lane ug of warp w reads
+//     the float4 of units 16 (w / 2) + ug + 8 j: the 8 lanes of a K-group a permutation of 32
+//     consecutive words, the 4 K-groups 4 such runs (128 words: 4 wavefronts, the minimum). The
+//     one-time stage writes 8 consecutive kk x 4 gates of one unit per request: 32 banks.
+// Chunks: LSTM_PERSISTENT_FWD_V5_CHUNK (128) input units of one tap per stage (16 x 128 floats
+// = 8 KiB static, v2's tile).
+//
+// Shared memory per block: 32 x 4h x taps floats (dynamic; the host reserves v2's 32 x (4h
+// taps + 1)) + 8 KiB static: v2's budget, so v5 fits wherever v2 does (Row LSTM, k = 3: up to
+// h = 145; Diagonal: h = 218).
+#pragma once
+
+#include "diag_lstm_v2.cuh"
+#include "lstm_persistent.cuh"
+
+#define LSTM_PERSISTENT_FWD_V5_POS 16
+#define LSTM_PERSISTENT_FWD_V5_THREADS 128
+#define LSTM_PERSISTENT_FWD_V5_CHUNK 128
+// Positions and units per thread (the partial tile); floats of one weight row.
+#define LSTM_FWD5_PT 8
+#define LSTM_FWD5_UT 2
+#define LSTM_FWD5_ROW 128
+// Positions per lane after the two shuffle levels.
+#define LSTM_FWD5_PF 2
+
+// The column of position q in the staged row of chunk feature f.
+PIXELRNN_DEVICE int lstm_fwd5_col(int q, int f) { return q ^ (4 * ((f >> 1) & 3)); }
+
+// The offset of (unit uu of the tile, gate x) in weight row kk.
+PIXELRNN_DEVICE int lstm_fwd5_wcol(int uu, int x, int kk) {
+    return (uu >> 3) * 32 + 4 * ((uu & 7) ^ (kk & 7)) + x;
+}
+
+// Stages the forward slice of units u0 .. u0 + 31 of `w` ([4h, h, taps]) in the v5 layout
+// (above), rounded to P, 0 for units past h. Element e: kk = 8 (e/32 % runs) + e % 8, gate
+// x = e/8 % 4, unit e/32/runs (runs = ceil(h taps / 8)).
+template <int P = PIXELRNN_ROUND_FP32>
+PIXELRNN_DEVICE void lstm_fwd5_stage_weight(const float* w, float* w_s, int hidden, int taps,
+                                            int u0) {
+    const int ht = hidden * taps;
+    const int runs = (ht + 7) / 8;
+    for (int e = threadIdx.x; e < LSTM_V2_UNITS * 32 * runs; e += blockDim.x) {
+        const int kl = e & 7;
+        const int x = (e >> 3) & 3;
+        const int rest = e >> 5;
+        const int uu = rest / runs;
+        const int kk = (rest - uu * runs) * 8 + kl;
+        if (kk >= ht) continue;
+        const int u = u0 + uu;
+        w_s[kk * LSTM_FWD5_ROW + lstm_fwd5_wcol(uu, x, kk)] =
+            u < hidden ? pixelrnn_round_as<P>(w[(x * hidden + u) * ht + kk]) : 0.0f;
+    }
+    __syncthreads();  // the slice is complete before any step reads it
+}
+
+// Stages input units f0 .. f0 + n_f - 1 of one tap's source positions into hs (the block's 16
+// positions; 0 where `src_pos(q)` < 0 or past n_f), rounded to P. Element e: feature
+// 8 (e/128) + e % 8, position 4 (e/32 % 4) + e/8 % 4.
+template <int P, class SrcPos>
+PIXELRNN_DEVICE void lstm_fwd5_stage_h(const float* h, float* hs, SrcPos src_pos, int hidden,
+                                       int f0, int n_f) {
+    constexpr int POS = LSTM_PERSISTENT_FWD_V5_POS;
+    for (int e = threadIdx.x; e < POS * LSTM_PERSISTENT_FWD_V5_CHUNK;
+         e += LSTM_PERSISTENT_FWD_V5_THREADS) {
+        const int f = ((e >> 7) << 3) + (e & 7);
+        const int q = 4 * ((e >> 5) & 3) + ((e >> 3) & 3);
+        const pixelrnn_index_t pn = src_pos(q);
+        hs[f * POS + lstm_fwd5_col(q, f)] =
+            (f < n_f && pn >= 0) ? pixelrnn_round_as<P>(h[pn * hidden + f0 + f]) : 0.0f;
+    }
+}
+
+// The thread's place: its warp's first local position q0 (0 or 8), its first unit uh (0 or
+// 16: units uh + ug, uh + ug + 8 of the tile), its K-group kg and unit group ug.
+struct lstm_fwd5_lane {
+    int q0, uh, kg, ug;
+};
+
+PIXELRNN_DEVICE lstm_fwd5_lane lstm_fwd5_lane_of_thread() {
+    const int warp = (int)threadIdx.x / 32;
+    const int lane = (int)threadIdx.x % 32;
+    return lstm_fwd5_lane{8 * (warp & 1), 16 * (warp >> 1), lane >> 3, lane & 7};
+}
+
+// The unit of the tile of the thread's unit j.
+PIXELRNN_DEVICE int lstm_fwd5_unit(lstm_fwd5_lane me, int j) { return me.uh + me.ug + 8 * j; }
+
+// acc[i][j][x] += w(gate x, unit j of the thread; input f0 + f, tap t) * hs(f, position
+// q0 + i) for the K-group's features f = kg, kg + 4, ... < n_f, ascending: per feature two
+// float4 of staged h and two of weight feed 64 FMAs.
+PIXELRNN_DEVICE void lstm_fwd5_chunk(const float* w_s, const float* hs, lstm_fwd5_lane me,
+                                     int taps, int t, int f0, int n_f,
+                                     float (*acc)[LSTM_FWD5_UT][4]) {
+    for (int f = me.kg; f < n_f; f += 4) {
+        const int sw = 4 * ((f >> 1) & 3);
+        const float* hrow = hs + f * LSTM_PERSISTENT_FWD_V5_POS;
+        const float4 h0 = *reinterpret_cast<const float4*>(hrow + (me.q0 ^ sw));
+        const float4 h1 = *reinterpret_cast<const float4*>(hrow + ((me.q0 + 4) ^ sw));
+        const int kk = (f0 + f) * taps + t;
+        const float* wrow = w_s + kk * LSTM_FWD5_ROW + 4 * me.uh + 4 * (me.ug ^ (kk & 7));
+        const float4 w0 = *reinterpret_cast<const float4*>(wrow);
+        const float4 w1 = *reinterpret_cast<const float4*>(wrow + 32);
+        const float hv[LSTM_FWD5_PT] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+        const float wv[LSTM_FWD5_UT][4] = {{w0.x, w0.y, w0.z, w0.w}, {w1.x, w1.y, w1.z, w1.w}};
+#pragma unroll
+        for (int i = 0; i < LSTM_FWD5_PT; ++i) {
+#pragma unroll
+            for (int j = 0; j < LSTM_FWD5_UT; ++j) {
+#pragma unroll
+                for (int x = 0; x < 4; ++x) acc[i][j][x] += wv[j][x] * hv[i];
+            }
+        }
+    }
+}
+
+// One tap's product over the h input units, LSTM_PERSISTENT_FWD_V5_CHUNK at a time: each chunk
+// staged between two block barriers (every thread calls this), then accumulated by the warps
+// with positions in the step (`busy`, warp-uniform).
+template <int P, class SrcPos>
+PIXELRNN_DEVICE void lstm_fwd5_tap(const float* w_s, float* hs, const float* h, SrcPos src_pos,
+                                   lstm_fwd5_lane me, int hidden, int taps, int t, bool busy,
+                                   float (*acc)[LSTM_FWD5_UT][4]) {
+    for (int f0 = 0; f0 < hidden; f0 += LSTM_PERSISTENT_FWD_V5_CHUNK) {
+        const int n_f = hidden - f0 < LSTM_PERSISTENT_FWD_V5_CHUNK
+                            ? hidden - f0
+                            : LSTM_PERSISTENT_FWD_V5_CHUNK;
+        __syncthreads();  // the previous chunk's reads are done
+        lstm_fwd5_stage_h<P>(h, hs, src_pos, hidden, f0, n_f);
+        __syncthreads();  // the chunk is complete
+        if (busy) lstm_fwd5_chunk(w_s, hs, me, taps, t, f0, n_f, acc);
+    }
+}
+
+// K-group 0's accumulators start at the input-to-state pre-activations (is first) of the
+// warp's positions (`pos(q)`: the map position of local position q, -1 past the step) and live
+// units; every other accumulator at 0.
+template <class Pos>
+PIXELRNN_DEVICE void lstm_fwd5_init(const float* is, int hidden, int u0, lstm_fwd5_lane me,
+                                    Pos pos, float (*acc)[LSTM_FWD5_UT][4]) {
+    const int g4 = 4 * hidden;
+#pragma unroll
+    for (int i = 0; i < LSTM_FWD5_PT; ++i) {
+        const pixelrnn_index_t p = me.kg == 0 ? pos(me.q0 + i) : -1;
+#pragma unroll
+        for (int j = 0; j < LSTM_FWD5_UT; ++j) {
+            const int u = u0 + lstm_fwd5_unit(me, j);
+            const bool live = p >= 0 && u < hidden;
+#pragma unroll
+            for (int x = 0; x < 4; ++x) acc[i][j][x] = live ? is[p * g4 + x * hidden + u] : 0.0f;
+        }
+    }
+}
+
+// The two butterfly levels: out[i][j][x] = the sum of the 4 K-groups' acc at position
+// 2 kg + i of the octet, (P0 + P2) + (P1 + P3). Level 1 (lane bit 4, K-group bit 1): the lane
+// keeps positions 4 (kg >> 1) .. + 3 and sends the other 4; level 2 (lane bit 3, K-group bit 0)
+// keeps 2 of those 4. Every lane of the warp calls this (the shuffles are warp-collective).
+PIXELRNN_DEVICE void lstm_fwd5_reduce(lstm_fwd5_lane me, float (*acc)[LSTM_FWD5_UT][4],
+                                      float (*out)[LSTM_FWD5_UT][4]) {
+    const bool hi = (me.kg & 2) != 0;
+    float half[4][LSTM_FWD5_UT][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int j = 0; j < LSTM_FWD5_UT; ++j) {
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+                const float keep = hi ? acc[i + 4][j][x] : acc[i][j][x];
+                const float send = hi ? acc[i][j][x] : acc[i + 4][j][x];
+                half[i][j][x] = keep + __shfl_xor_sync(PIXELRNN_FULL_MASK, send, 16);
+            }
+        }
+    }
+    const bool odd = (me.kg & 1) != 0;
+#pragma unroll
+    for (int i = 0; i < LSTM_FWD5_PF; ++i) {
+#pragma unroll
+        for (int j = 0; j < LSTM_FWD5_UT; ++j) {
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+                const float keep = odd ? half[i + 2][j][x] : half[i][j][x];
+                const float send = odd ? half[i][j][x] : half[i + 2][j][x];
+                out[i][j][x] = keep + __shfl_xor_sync(PIXELRNN_FULL_MASK, send, 8);
+            }
+        }
+    }
+}
+
+// The epilogue: the fp32 cell of the lane's 2 positions (local q0 + 2 kg + i) x live units on
+// its registers, h, c and the activated gates written (a request: 8 consecutive units of 4
+// positions, 4 full sectors). `prev(q)`: the offset in elements of local position q's
+// predecessor cell (0: none, c_prev = 0).
+template <class Pos, class Prev>
+PIXELRNN_DEVICE void lstm_fwd5_finish(float* h, float* c, float* gates, int hidden, int u0,
+                                      lstm_fwd5_lane me, Pos pos, Prev prev,
+                                      float (*pre)[LSTM_FWD5_UT][4]) {
+    const int g4 = 4 * hidden;
+#pragma unroll
+    for (int i = 0; i < LSTM_FWD5_PF; ++i) {
+        const int q = me.q0 + 2 * me.kg + i;
+        const pixelrnn_index_t p = pos(q);
+        if (p < 0) continue;
+        const pixelrnn_index_t back = prev(q);
+#pragma unroll
+        for (int j = 0; j < LSTM_FWD5_UT; ++j) {
+            const int u = u0 + lstm_fwd5_unit(me, j);
+            if (u >= hidden) continue;
+            const pixelrnn_index_t e = p * hidden + u;
+            const float cp = back ? c[e - back] : 0.0f;
+            pixelrnn_lstm_cell_fwd(pre[i][j][0], pre[i][j][1], pre[i][j][2], pre[i][j][3], cp,
+                                   gates + p * g4 + u, hidden, &c[e], &h[e]);
+        }
+    }
+}
+
+// One block tile's step: init, the taps' products (`taps_fn(acc, busy)` runs every tap; it
+// is called by every thread, as it stages), the reduction where the warp is busy, the cell.
+template <class Pos, class Prev, class Taps>
+PIXELRNN_DEVICE void lstm_fwd5_tile(const float* is, float* h, float* c, float* gates,
+                                    int hidden, int u0, lstm_fwd5_lane me, bool busy,
+                                    bool product, Pos pos, Prev prev, Taps taps_fn) {
+    float acc[LSTM_FWD5_PT][LSTM_FWD5_UT][4];
+    lstm_fwd5_init(is, hidden, u0, me, pos, acc);
+    if (product) taps_fn(acc, busy);
+    if (!busy) return;  // no position of the warp's octet in the step (warp-uniform)
+    float pre[LSTM_FWD5_PF][LSTM_FWD5_UT][4];
+    lstm_fwd5_reduce(me, acc, pre);
+    lstm_fwd5_finish(h, c, gates, hidden, u0, me, pos, prev, pre);
+}
+
+// The Row LSTM's persistent v5 forward at precision P: rows top-down, h, c and the activated
+// gates written as by row_lstm_persistent_fwd_v2.
+template <int P = PIXELRNN_ROUND_FP32>
+PIXELRNN_DEVICE void row_lstm_persistent_fwd_v5_body(const float* is, const float* w, float* w_s,
+                                                     float* h, float* c, float* gates,
+                                                     int height, int width, int hidden, int k) {
+    PIXELRNN_SHARED(float, hs, [LSTM_PERSISTENT_FWD_V5_POS * LSTM_PERSISTENT_FWD_V5_CHUNK]);
+    const lstm_persistent_block me = lstm_persistent_place(hidden);
+    const lstm_fwd5_lane ln = lstm_fwd5_lane_of_thread();
+    lstm_fwd5_stage_weight<P>(w, w_s, hidden, k, me.u0);
+    const int tiles = (width + LSTM_PERSISTENT_FWD_V5_POS - 1) / LSTM_PERSISTENT_FWD_V5_POS;
+    for (int r = 0; r < height; ++r) {
+        const pixelrnn_index_t row_p = ((pixelrnn_index_t)me.b * height + r) * width;
+        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
+            const int j0 = pt * LSTM_PERSISTENT_FWD_V5_POS;
+            const auto pos = [&](int q) -> pixelrnn_index_t {
+                return j0 + q < width ? row_p + j0 + q : -1;
+            };
+            const auto prev = [&](int) -> pixelrnn_index_t {
+                return r > 0 ? (pixelrnn_index_t)width * hidden : 0;
+            };
+            const auto taps = [&](float (*acc)[LSTM_FWD5_UT][4], bool busy) {
+                const pixelrnn_index_t above = row_p - width;
+                for (int t = 0; t < k; ++t) {
+                    const int shift = t - k / 2;
+                    const auto src = [&](int q) -> pixelrnn_index_t {
+                        const int jj = j0 + q + shift;
+                        return jj >= 0 && jj < width ? above + jj : -1;
+                    };
+                    lstm_fwd5_tap<P>(w_s, hs, h, src, ln, hidden, k, t, busy, acc);
+                }
+            };
+            lstm_fwd5_tile(is, h, c, gates, hidden, me.u0, ln, j0 + ln.q0 < width, r > 0, pos,
+                           prev, taps);
+        }
+        // Row r of every unit (h and c, in global memory) is complete before row r+1 reads it.
+        pixelrnn_cluster_sync();
+    }
+}
+
+// The Diagonal LSTM's persistent v5 forward in either layout (stride, skew as in
+// diag_lstm.cuh) at precision P: anti-diagonals in order, as diag_lstm_persistent_fwd_v2_body.
+template <int P = PIXELRNN_ROUND_FP32>
+PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v5_body(const float* is, const float* w,
+                                                      float* w_s, float* h, float* c,
+                                                      float* gates, int height, int width,
+                                                      int hidden, int stride, int skew) {
+    PIXELRNN_SHARED(float, hs, [LSTM_PERSISTENT_FWD_V5_POS * LSTM_PERSISTENT_FWD_V5_CHUNK]);
+    const lstm_persistent_block me = lstm_persistent_place(hidden);
+    const lstm_fwd5_lane ln = lstm_fwd5_lane_of_thread();
+    lstm_fwd5_stage_weight<P>(w, w_s, hidden, 2, me.u0);
+    const pixelrnn_index_t img = (pixelrnn_index_t)me.b * height * stride;
+    for (int s = 0; s < height + width - 1; ++s) {
+        const int count = diag_lstm_count(s, height, width);
+        const int tiles = (count + LSTM_PERSISTENT_FWD_V5_POS - 1) / LSTM_PERSISTENT_FWD_V5_POS;
+        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
+            const int k0 = pt * LSTM_PERSISTENT_FWD_V5_POS;
+            const auto pos = [&](int q) -> pixelrnn_index_t {
+                if (k0 + q >= count) return -1;
+                const int r = diag_lstm_row(s, k0 + q, width);
+                return img + diag_lstm_pos(r, s - r, stride, skew);
+            };
+            const auto prev = [&](int q) -> pixelrnn_index_t {
+                return s - diag_lstm_row(s, k0 + q, width) > 0 ? (pixelrnn_index_t)hidden : 0;
+            };
+            const auto taps = [&](float (*acc)[LSTM_FWD5_UT][4], bool busy) {
+                for (int t = 0; t < 2; ++t) {
+                    // Position q's tap-t source (above for t = 0, left for t = 1), or none.
+                    const auto src = [&](int q) -> pixelrnn_index_t {
+                        if (k0 + q >= count) return -1;
+                        const int r = diag_lstm_row(s, k0 + q, width);
+                        int rn, jn;
+                        if (!diag_lstm_v2_neighbour(r, s - r, t, -1, height, width, &rn, &jn)) {
+                            return -1;
+                        }
+                        return img + diag_lstm_pos(rn, jn, stride, skew);
+                    };
+                    lstm_fwd5_tap<P>(w_s, hs, h, src, ln, hidden, 2, t, busy, acc);
+                }
+            };
+            // Anti-diagonal 0 (pixel (0, 0)) has no neighbour to multiply.
+            lstm_fwd5_tile(is, h, c, gates, hidden, me.u0, ln, k0 + ln.q0 < count, s > 0, pos,
+                           prev, taps);
+        }
+        // Anti-diagonal s of every unit is complete before s+1 reads it.
+        pixelrnn_cluster_sync();
+    }
+}

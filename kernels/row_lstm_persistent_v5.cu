@@ -1,0 +1,48 @@
+// pixelrnn: arch compute_90
+// row_lstm_persistent_v5.cu: the Row LSTM's persistent v5 recurrence: the forward
+// (row_lstm_persistent_fwd_v5 and its rounded twins row_lstm_persistent_fwd_{tf32,bf16}_v5:
+// v2's clusters and 16 x 32 block tile over v4's 8 positions x 2 units x 4 gates thread tile,
+// the K range split over 4 K-groups of each warp and summed by shuffles, 8 FLOPs per shared
+// word; kernels/lstm_persistent_fwd_v5.cuh has the design). Compute_90 PTX (the first line:
+// clusters).
+#include "lstm_persistent_fwd_v5.cuh"
+
+// Launch of the forward: gridDim.x = n * C, blockDim.x = LSTM_PERSISTENT_FWD_V5_THREADS (128),
+// clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8 (G >= 1 position groups of
+// 16-position tiles: v2's launch), dynamic shared memory >= 32 * 4h * taps floats (opted in
+// above 48 KiB). h and c, written in one step and read by other blocks in the next, are not
+// __restrict__.
+//
+// Row LSTM forward of the whole scan: rows top-down, h, c and the activated gates written as
+// by row_lstm_persistent_fwd_v2 (another summation order: the K-groups' partials). Then the
+// same at tf32 and bf16 (the weight rounded as it is staged, h as each chunk is staged, fp32
+// FMA; the launches and parameters are the fp32 kernel's).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V5_THREADS, 1)
+row_lstm_persistent_fwd_v5(const float* __restrict__ is, const float* __restrict__ w, float* h,
+                           float* c, float* __restrict__ gates, int n, int height, int width,
+                           int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_fwd_v5_body<PIXELRNN_ROUND_FP32>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V5_THREADS, 1)
+row_lstm_persistent_fwd_tf32_v5(const float* __restrict__ is, const float* __restrict__ w,
+                                float* h, float* c, float* __restrict__ gates, int n, int height,
+                                int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_fwd_v5_body<PIXELRNN_ROUND_TF32>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_FWD_V5_THREADS, 1)
+row_lstm_persistent_fwd_bf16_v5(const float* __restrict__ is, const float* __restrict__ w,
+                                float* h, float* c, float* __restrict__ gates, int n, int height,
+                                int width, int hidden, int k) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    row_lstm_persistent_fwd_v5_body<PIXELRNN_ROUND_BF16>(is, w, w_s, h, c, gates, height, width,
+                                                         hidden, k);
+}
