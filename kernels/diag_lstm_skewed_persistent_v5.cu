@@ -1,10 +1,16 @@
 // pixelrnn: arch compute_90
 // diag_lstm_skewed_persistent_v5.cu: the Diagonal LSTM's persistent v5 recurrence,
-// materialised layout (fp32 only, as v2's to v4's): the forward
-// (diag_lstm_skewed_persistent_fwd_v5: v2's clusters and 16 x 32 block tile over an 8
-// positions x 2 units x 4 gates thread tile, the K range split over 4 K-groups of each warp, 8
-// FLOPs per shared word; kernels/lstm_persistent_fwd_v5.cuh). Compute_90 PTX (the first line:
-// clusters).
+// materialised layout (fp32 only, as v2's to v4's), forward and backward. CPU twin:
+// src/backend/cpu/lstm.rs; host side: src/backend/cuda/lstm_persistent.rs.
+// Versions:
+//   fwd v5 (diag_lstm_skewed_persistent_fwd_v5): v2's clusters and 16 x 32 block tile over an
+//     8 positions x 2 units x 4 gates thread tile, the K range split over 4 K-groups of each
+//     warp, 8 FLOPs per shared word; kernels/lstm_persistent_fwd_v5.cuh.
+//   bwd v5 (diag_lstm_skewed_persistent_bwd_v5): v3's clusters and 32 x 32 block tile over an
+//     8 x 8 thread tile, the K range split over 4 K-groups of each warp, 8 FLOPs per shared
+//     word; kernels/lstm_persistent_bwd_v5.cuh.
+// Compute_90 PTX (the first line: clusters).
+#include "lstm_persistent_bwd_v5.cuh"
 #include "lstm_persistent_fwd_v5.cuh"
 
 // Launch of the forward: as row_lstm_persistent_fwd_v5's (kernels/row_lstm_persistent_v5.cu):
@@ -20,4 +26,22 @@ diag_lstm_skewed_persistent_fwd_v5(const float* __restrict__ is, const float* __
     PIXELRNN_DYNAMIC_SHARED(float, w_s);
     diag_lstm_persistent_fwd_v5_body<PIXELRNN_ROUND_FP32>(is, w, w_s, h, c, gates, height, width,
                                                           hidden, skewed, 1);
+}
+
+// Launch of the backward (every kernel below): gridDim.x = n * C, blockDim.x =
+// LSTM_PERSISTENT_BWD_V5_THREADS (64), clusters of (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8
+// (G >= 1 position groups of 32-position tiles: v3's launch), dynamic shared memory >= 32 * 4h
+// * taps floats (opted in above 48 KiB). The maps written in one step and read by other blocks
+// in the next (d_is, dc_carry) are not __restrict__: their loads must not take the read-only
+// (non-coherent) path. dc_carry zeroed by the host.
+//
+// Diagonal LSTM backward over the skewed maps (row stride `skewed`).
+PIXELRNN_KERNEL void __launch_bounds__(LSTM_PERSISTENT_BWD_V5_THREADS, 1)
+diag_lstm_skewed_persistent_bwd_v5(const float* __restrict__ w, const float* __restrict__ gates,
+    const float* __restrict__ c, const float* __restrict__ dh, float* dc_carry, float* d_is,
+    int n, int height, int width, int hidden, int skewed) {
+    (void)n;
+    PIXELRNN_DYNAMIC_SHARED(float, w_s);
+    diag_lstm_persistent_bwd_v5_body<PIXELRNN_ROUND_FP32>(w, w_s, gates, c, dh, dc_carry,
+        d_is, height, width, hidden, skewed, 1);
 }

@@ -29,8 +29,8 @@ pub enum Sweep {
     DiagLstmLayout,
     /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
     /// to v5 (`v2+v3+v4+v5`: their forward is v2's kernels) but under the persistent
-    /// recurrence, where v4's and v5's forward have rows of their own (`v2+v3`, `v4`, `v5`;
-    /// the persistent backward row `v4+v5`).
+    /// recurrence, where v4's and v5's forward and backward have rows of their own (`v2+v3`,
+    /// `v4`, `v5`).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -196,8 +196,8 @@ impl ExecTimer for Emulator {
 /// kernels again; v4 is v3 but for the persistent recurrence (`*_persistent_fwd_v4`,
 /// `*_persistent_bwd_v4`), so its rows fold under any recurrence `rec` but the persistent one
 /// (the fused and unfused recurrences run v3's kernels under v4, forward v2's), and stay
-/// under the persistent one, forward and backward; v5 is v4 but for the persistent forward
-/// (`*_persistent_fwd_v5`), so its rows fold everywhere but the persistent forward.
+/// under the persistent one, forward and backward; v5 is v4 but for the persistent recurrence
+/// again (`*_persistent_fwd_v5`, `*_persistent_bwd_v5`): it folds as v4 does.
 pub(crate) fn shares_previous_kernels(
     kernel: Option<&str>,
     v: u32,
@@ -208,8 +208,7 @@ pub(crate) fn shares_previous_kernels(
     };
     match v {
         3 => !k.contains("bwd"),
-        4 => rec != Some(Recurrence::Persistent),
-        5 => rec != Some(Recurrence::Persistent) || k.contains("bwd"),
+        4 | 5 => rec != Some(Recurrence::Persistent),
         _ => false,
     }
 }
@@ -363,9 +362,9 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 mod tests {
     use super::*;
 
-    /// Which versions fold into the previous one's row: v3 in every forward row, v4 in the
-    /// rows (forward and backward) of every recurrence but the persistent one, v5 in every row
-    /// but the persistent forward, nothing for a training step (no kernel stem) or for v2.
+    /// Which versions fold into the previous one's row: v3 in every forward row, v4 and v5 in
+    /// the rows (forward and backward) of every recurrence but the persistent one, nothing for
+    /// a training step (no kernel stem) or for v2.
     #[test]
     fn versions_fold_where_they_run_the_previous_kernels() {
         let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
@@ -383,7 +382,7 @@ mod tests {
             assert!(!shares_previous_kernels(None, 4, rec));
             assert_eq!(shares_previous_kernels(bwd, 4, rec), rec != persistent);
             assert_eq!(shares_previous_kernels(fwd, 5, rec), rec != persistent);
-            assert!(shares_previous_kernels(bwd, 5, rec));
+            assert_eq!(shares_previous_kernels(bwd, 5, rec), rec != persistent);
             assert!(!shares_previous_kernels(None, 5, rec));
         }
     }

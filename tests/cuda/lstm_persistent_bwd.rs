@@ -1,5 +1,5 @@
 //! What the persistent recurrence's version tests share (lstm_persistent_v3.rs,
-//! lstm_persistent_v4.rs): a case, its CPU reference, one version's forward or backward run
+//! lstm_persistent_v4.rs, lstm_persistent_v5_fwd.rs, lstm_persistent_v5_bwd.rs): a case, its CPU reference, one version's forward or backward run
 //! checked against it, and the launch's counters. No tests here.
 
 use pixelrnn::backend::cpu::CpuBackend;

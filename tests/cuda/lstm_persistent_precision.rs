@@ -1,5 +1,6 @@
 //! The persistent recurrence at tf32 and bf16 (issue 18): `<scan>_persistent_fwd_{tf32,bf16}_v2`
-//! (and `_v5`, the forward under `V5`) and `<scan>_persistent_bwd_{tf32,bf16}_v{2,3}` (kernels/lstm_persistent.cuh, Versions;
+//! (and `_v5`, the forward under `V5`) and `<scan>_persistent_bwd_{tf32,bf16}_v{2,3}` (and
+//! `_v5`, the backward under `V5`; kernels/lstm_persistent.cuh, Versions;
 //! host cuda/lstm_persistent.rs), the folded layout of both scans, against the CPU twin at the
 //! same precision (cpu/lstm.rs `forward_precision` / `backward_precision`: the state-to-state
 //! products' operands rounded once, fp32 accumulation). NaN-poisoned outputs, every scheduling
@@ -296,8 +297,8 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 assert!(err <= fwd_tol, "{} v5: rel err {err:.3e}", what(part));
             }
 
-            // The backward from the twin's states, under the v2, v3 (the default) and v4
-            // persistent backward of the SIMT product (v4: another summation order, so only
+            // The backward from the twin's states, under the v2, v3 (the default), v4 and v5
+            // persistent backward of the SIMT product (v4, v5: other summation orders, so only
             // v2 and v3 must agree bit for bit).
             let state = LstmState {
                 h: to_gpu(gpu, &want.h),
@@ -305,7 +306,7 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 gates: to_gpu(gpu, &want.gates),
             };
             let mut by_version = Vec::new();
-            for v in [2, 3, 4] {
+            for v in [2, 3, 4, 5] {
                 let _v = gpu.select(simt(version(k, v)));
                 let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, rec);
                 let got = [download(gpu, &d_is, "d_is"), download(gpu, &dw, "d_w_ss")];
@@ -391,7 +392,7 @@ pub(crate) fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
 
 /// The launches at tf32 / bf16 (the emulator's counters): the forward is the one rounded v2
 /// cluster kernel (the rounded v4 under `V4`, v5 under `V5`), the backward the rounded v3
-/// (v4 under `V4` and `V5`, v2 under `V2`, and under `V1`,
+/// (v4 under `V4`, v5 under `V5`, v2 under `V2`, and under `V1`,
 /// which has no rounded kernel) plus the rounded weight gradient; where no cluster fits (h = 160, Row LSTM
 /// k = 3: a 240 KiB weight slice per block) the op refuses, naming the persistent path and
 /// the precision, before launching anything.
@@ -413,7 +414,7 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
             let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 1, 1.0);
             let (_, w) = pair(&gpu, &w_shape(k, hd), 2, 0.1);
             let (_, dh) = pair(&gpu, &[n, height, width, hd], 3, 1.0);
-            for (v, fwd_v, bwd_v) in [(5, 5, 4), (4, 4, 4), (3, 2, 3), (2, 2, 2), (1, 2, 2)] {
+            for (v, fwd_v, bwd_v) in [(5, 5, 5), (4, 4, 4), (3, 2, 3), (2, 2, 2), (1, 2, 2)] {
                 // The SIMT product (the tensor-core forward: tests/cuda/lstm_persistent_mma.rs).
                 let _v = gpu.select(simt(version(k, v)));
                 gpu.set_precision(precision);

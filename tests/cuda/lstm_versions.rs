@@ -82,8 +82,8 @@ fn check_versions<E: Executor>(gpu: &CudaBackend<E>, exact: bool) {
                     // v4's persistent backward sums in another order (K split over two
                     // half-warps, tests/cuda/lstm_persistent_v4.rs): within the tolerance. Its
                     // persistent forward keeps v2's order (v1's bits). v5's persistent forward
-                    // sums 4 K-groups' partials (tests/cuda/lstm_persistent_v5_fwd.rs), its
-                    // backward is v4's.
+                    // and backward sum 4 K-groups' partials (tests/cuda/lstm_persistent_v5_fwd.rs,
+                    // lstm_persistent_v5_bwd.rs).
                     let persistent = rec == Recurrence::Persistent;
                     let reordered = persistent
                         && match v + 1 {
@@ -208,8 +208,8 @@ fn each_version_launches_its_kernels() {
                     Recurrence::Persistent => &[],
                 };
                 // v3 is v2 but for the backward step kernels (step_bwd, ss_bwd_data): every
-                // other kernel of a v3 scan is v2's; v4 is v3 but for the persistent kernels,
-                // v5 v4 but for the persistent forward.
+                // other kernel of a v3 scan is v2's; v4 and v5 are v3 but for the persistent
+                // kernels.
                 let version_of = |pass: &str| match v {
                     3..=5 if !pass.contains("bwd") => 2,
                     4 | 5 => 3,
@@ -224,10 +224,10 @@ fn each_version_launches_its_kernels() {
                 }
                 if rec == Recurrence::Persistent {
                     // The persistent forward has v1, v2, v4 and v5 (v3 runs v2's); the
-                    // persistent backward has v1 to v4 (v5 runs v4's; cuda/lstm_persistent.rs).
+                    // persistent backward has v1 to v5 (cuda/lstm_persistent.rs).
                     for pass in ["fwd", "bwd"] {
                         let want = match (pass, v) {
-                            ("bwd", _) => v.min(4),
+                            ("bwd", _) => v,
                             (_, 4 | 5) => v,
                             _ => v.min(2),
                         };

@@ -36,6 +36,7 @@ mod lstm_persistent_mma;
 mod lstm_persistent_precision;
 mod lstm_persistent_v3;
 mod lstm_persistent_v4;
+mod lstm_persistent_v5_bwd;
 mod lstm_persistent_v5_fwd;
 mod lstm_precision;
 mod lstm_scan;

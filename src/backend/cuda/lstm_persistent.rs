@@ -3,8 +3,8 @@
 //! `<scan>_persistent_{fwd,bwd}_v<N>` kernels (kernels/row_lstm.cu, kernels/diag_lstm.cu,
 //! kernels/diag_lstm_skewed.cu for v1; kernels/lstm_persistent.cuh for v2,
 //! kernels/lstm_persistent_v3.cuh for the v3 backward, kernels/lstm_persistent_fwd_v4.cuh and
-//! lstm_persistent_v4.cuh for the v4 forward and backward, kernels/lstm_persistent_fwd_v5.cuh for
-//! the v5 forward). CPU twin: `cpu/lstm.rs`.
+//! lstm_persistent_v4.cuh for the v4 forward and backward, kernels/lstm_persistent_fwd_v5.cuh and
+//! lstm_persistent_bwd_v5.cuh for the v5 forward and backward). CPU twin: `cpu/lstm.rs`.
 //!
 //! The version follows the scan's selection ([`super::RowLstm`], [`super::DiagLstm`]):
 //! - v1: one block per image (one thread per (position, unit) of the widest step, at most
@@ -32,12 +32,18 @@
 //!   wherever v2 does (Row LSTM k = 3 up to h = 145, Diagonal h = 218) and falls back as v2
 //!   does (to v1). At tf32 / bf16 the forward under v4 is its rounded twin
 //!   (`<scan>_persistent_fwd_{tf32,bf16}_v4`, folded layout, v2's rounded kernel's bits).
-//! - v5 (selected by `RowLstm::V5` / `DiagLstm::V5`; the backward is v4's): the forward on
-//!   v2's launch ([`persistent_fwd_v5_cfg`], kernels/lstm_persistent_fwd_v5.cuh: 16 positions
-//!   x 32 units per 128-thread block, v4's 8 x 2 x 4 thread tile with the K range split over 4
-//!   K-groups of each warp and summed by shuffles, 8 FLOPs per shared word; another summation
-//!   order), with rounded twins at tf32 / bf16 in the folded layout; its shared memory is v2's,
-//!   so it fits wherever v2 does and falls back as v2 does (to v1).
+//! - v5 (selected by `RowLstm::V5` / `DiagLstm::V5`), forward and backward at 8 FLOPs per
+//!   shared word on the default's warps. The forward on v2's launch ([`persistent_fwd_v5_cfg`],
+//!   kernels/lstm_persistent_fwd_v5.cuh: 16 positions x 32 units per 128-thread block, v4's
+//!   8 x 2 x 4 thread tile with the K range split over 4 K-groups of each warp and summed by
+//!   shuffles; another summation order); its shared memory is v2's, so it fits wherever v2
+//!   does and falls back as v2 does (to v1). The backward on v3's launch
+//!   ([`persistent_bwd_v5_cfg`], kernels/lstm_persistent_bwd_v5.cuh: 32 positions x 32 units
+//!   per 64-thread block, v4's 8 x 8 thread tile with the K range split over 4 K-groups of each
+//!   warp and summed by two shuffle levels; another summation order than v3's and v4's); its
+//!   16 KiB staging tile fits where v3's does (Row LSTM k = 3 up to h = 140, Diagonal h = 210),
+//!   past that it falls back to v4, v3, v2 (up to 145 / 218), then v1. Both have rounded twins
+//!   at tf32 / bf16 in the folded layout.
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
@@ -135,6 +141,17 @@ const TILE_FWD_V5: TileShape = TileShape {
     static_shared: 128 * 16 * 4,
 };
 
+/// The v5 backward: v3's tile (32 positions x 32 units on 64 threads: two warps of 16
+/// positions x 32 units, each 4 K-groups of 8 lanes with 8 x 8 per lane), a 32 x 128 float
+/// staging tile (`LSTM_PERSISTENT_BWD_V5_POS`, `_THREADS`, `_CHUNK`,
+/// kernels/lstm_persistent_bwd_v5.cuh): v3's launch, 128 bytes less static shared memory and
+/// the same dynamic reservation, so v5 fits exactly where v3 does.
+const TILE_BWD_V5: TileShape = TileShape {
+    positions: 32,
+    threads: 64,
+    static_shared: 32 * 128 * 4,
+};
+
 /// Launch configuration of a persistent v1 kernel for `n` images, and whether it stages the
 /// state weights in shared memory (its `staged` flag).
 fn persistent_v1_cfg(n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
@@ -188,6 +205,12 @@ pub(super) fn persistent_fwd_v5_cfg(n: usize, geo: &Geometry) -> Option<LaunchCf
     persistent_tiled_cfg(n, geo, &TILE_FWD_V5)
 }
 
+/// As [`persistent_v3_cfg`] for the persistent v5 backward (kernels/lstm_persistent_bwd_v5.cuh):
+/// v3's launch (64 threads, position tiles of 32, 16 KiB of static staging tile).
+pub(super) fn persistent_bwd_v5_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_BWD_V5)
+}
+
 fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<LaunchCfg> {
     let unit_tiles = geo.hidden.div_ceil(TILE_UNITS);
     let max_cluster = MAX_CLUSTER_BLOCKS as usize;
@@ -212,12 +235,12 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
 
 /// The persistent kernel a call of `geo` for `n` images runs (`backward`: the backward
 /// scan): its version and, for v2 to v5, its cluster launch (`None`: v1). The version follows
-/// the scan's selection: the backward [`persistent_bwd_version`] (v4 and v5 run
-/// `<scan>_persistent_bwd_v4`, v3 `_v3`), the forward [`persistent_fwd_version`] (v5 runs
-/// `<scan>_persistent_fwd_v5`, v4 `_v4`, v3 is v2); at tf32 / bf16 at least v2 (no rounded
-/// v1; the rounded v4 and v5 kernels are their templates at the precision). A version whose
-/// shared memory does not fit falls back to the one below that exists (backward v4 to v3, v3
-/// to v2; forward v5 to v4 to v2; v2 to v1).
+/// the scan's selection: the backward [`persistent_bwd_version`] (v5 runs
+/// `<scan>_persistent_bwd_v5`, v4 `_v4`, v3 `_v3`), the forward [`persistent_fwd_version`]
+/// (v5 runs `<scan>_persistent_fwd_v5`, v4 `_v4`, v3 is v2); at tf32 / bf16 at least v2 (no
+/// rounded v1; the rounded v4 and v5 kernels are their templates at the precision). A version
+/// whose shared memory does not fit falls back to the one below that exists (backward v5 to
+/// v4 to v3 to v2; forward v5 to v4 to v2; v2 to v1).
 fn choose<E: Executor>(
     be: &CudaBackend<E>,
     n: usize,
@@ -235,7 +258,11 @@ fn choose<E: Executor>(
         selected.max(2)
     };
     let (v5, v4, v3) = if backward {
-        (None, persistent_v4_cfg(n, geo), persistent_v3_cfg(n, geo))
+        (
+            persistent_bwd_v5_cfg(n, geo),
+            persistent_v4_cfg(n, geo),
+            persistent_v3_cfg(n, geo),
+        )
     } else {
         (
             persistent_fwd_v5_cfg(n, geo),

@@ -155,14 +155,17 @@ pub enum RowLstm {
     /// `row_lstm_step_bwd_v4`). Not the default: no GPU has timed them (docs/kernels.md,
     /// "Persistent forward v4", "Persistent backward v4").
     V4,
-    /// V4, except the persistent forward: `row_lstm_persistent_fwd_v5` (V2's clusters and
-    /// 16 x 32 block tile on 128 threads, V4's 8 positions x 2 units x 4 gates per thread with
-    /// the K range split over 4 K-groups of each warp and summed by shuffles: 8 FLOPs per
-    /// shared word on V2's warps; another summation order than V2's), with rounded twins at
-    /// tf32 / bf16. The persistent backward is V4's (`row_lstm_persistent_bwd_v4`) and the
-    /// stepwise kernels are V3's. Falls back as V4 does where its shared memory does not fit
-    /// (it needs V2's). Not the default: no GPU has timed it (docs/kernels.md, "Persistent
-    /// forward v5 (issue 17)").
+    /// The persistent recurrence at 8 FLOPs per shared word on the defaults' warps. The
+    /// forward: `row_lstm_persistent_fwd_v5` (V2's clusters and 16 x 32 block tile on 128
+    /// threads, V4's 8 positions x 2 units x 4 gates per thread with the K range split over 4
+    /// K-groups of each warp and summed by shuffles; another summation order than V2's). The
+    /// backward: `row_lstm_persistent_bwd_v5` (V3's clusters and 32 x 32 block tile on 64
+    /// threads, V4's 8 x 8 per thread with the K range split over 4 K-groups of each warp and
+    /// summed by two shuffle levels; another summation order than V3's and V4's). Both with
+    /// rounded twins at tf32 / bf16; the stepwise kernels are V3's. Each falls back where its
+    /// shared memory does not fit (the forward needs V2's, the backward V3's: backward v5 to v4,
+    /// v3, v2, v1). Not the default: no GPU has timed it (docs/kernels.md, "Persistent forward
+    /// v5 (issue 17)", "Persistent backward v5 (issue 17)").
     V5,
 }
 
@@ -191,8 +194,9 @@ pub enum DiagLstm {
     /// As [`RowLstm::V4`]: V3 but the persistent recurrence runs
     /// `diag_lstm{,_skewed}_persistent_fwd_v4` and `diag_lstm{,_skewed}_persistent_bwd_v4`.
     V4,
-    /// As [`RowLstm::V5`]: V4 but the persistent forward runs
-    /// `diag_lstm{,_skewed}_persistent_fwd_v5` (rounded twins in the folded layout).
+    /// As [`RowLstm::V5`]: V3 but the persistent recurrence runs
+    /// `diag_lstm{,_skewed}_persistent_fwd_v5` and `diag_lstm{,_skewed}_persistent_bwd_v5`
+    /// (rounded twins in the folded layout).
     V5,
 }
 

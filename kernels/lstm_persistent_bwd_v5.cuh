@@ -1,0 +1,324 @@
+// lstm_persistent_bwd_v5.cuh: the persistent v5 backward of both scans
+// (row_lstm_persistent_bwd_v5, diag_lstm_persistent_bwd_v5, diag_lstm_skewed_persistent_bwd_v5
+// and the folded layout's rounded twins <scan>_persistent_bwd_{tf32,bf16}_v5; entry points in
+// kernels/row_lstm_persistent_v5.cu, diag_lstm_persistent_v5.cu,
+// diag_lstm_skewed_persistent_v5.cu, one module per op name): v3's clusters and block tile (32
+// positions x 32 units per 64-thread block, one cluster barrier per step, d_is and dc_carry
+// through global memory; lstm_persistent_v3.cuh) over v4's thread tile (8 positions x 8 units,
+// lstm_persistent_v4.cuh) with the K range split 4 ways inside each warp.
+//
+// Why (issue 17): v4 reaches 8 FLOPs per shared word with its 8 x 8 thread tile, but its 64 x
+// 32 block tile on 64 threads leaves one of the two warps idle at W = 32 (cifar-large: every
+// step has at most 32 positions). v5 keeps the thread tile (per feature two float4 of staged
+// d_is and two of weight for 64 FMAs: 8 FLOPs per word) and gives each warp half of v4's warp
+// tile: the 32 lanes are 4 K-groups (kg = lane / 8) x 8 lanes (pg = lane % 2: positions pg + 2i
+// of the warp's 16, i < 8; ug = lane % 8 / 2: units ug + 4j of the slice, j < 8); K-group kg
+// takes the chunk's features kg, kg + 4, kg + 8, ..., so the 4 lanes (pg, ug, kg = 0..3) hold 4
+// partial 8 x 8 tiles of the same outputs. Warp w covers positions 16 w .. 16 w + 15 of the
+// block's 32: both warps are busy wherever the step has more than 16 positions. The partials
+// are summed by two butterfly levels of __shfl_xor_sync (reduce-scatter: lane bit 4 splits the
+// units by j parity, 32 shuffles; lane bit 3 splits the positions by i parity, 16 shuffles),
+// after which lane (kg, pg, ug) holds the complete products of positions pg + 2 (kg & 1) + 4n
+// (n < 4) x units ug + 4 (kg >> 1) + 8m (m < 4) and runs the cell backward on its registers
+// (lstm_v3_bwd_store). Shuffles are not shared-memory words: the counters' ratio stays at 8
+// (docs/kernels.md, "Persistent backward v5 (issue 17)").
+//
+// Summation order per element (deterministic: the same bits on every run and schedule, not
+// v3's / v4's bits): each K-group adds its features (tap, then feature of its class mod 4)
+// ascending from 0; the partials P0..P3 are combined as (P0 + P2) + (P1 + P3) (the two lanes of
+// a butterfly compute the same sum: fp32 addition is commutative); the cell then adds dh first
+// (dh + product, as v3 and v4). A tap's product is not skipped for a position whose consumer is
+// outside the map: the stage holds 0 there, and a finite weight times 0 adds 0. A warp whose 16
+// positions are all past the step skips its product and shuffles (warp-uniform).
+//
+// Layouts (no padding: float4 alignment kept, conflicts removed by XOR swizzles):
+//   staged d_is: ds[w][f][16] (warp w, chunk feature f), the warp's position q at column
+//     ((q % 2) * 8 + q / 2) ^ (4 * ((f >> 1) & 3)); lane (pg, ug, kg) reads the positions
+//     pg + 2i (i < 8) as two float4. A load request: the 4 K-groups read features f .. f + 3
+//     (f % 4 == 0), each 2 distinct float4 (pg = 0, 1; the 4 ug lanes are a broadcast): the
+//     even features in banks 0..15, the odd in 16..31, and f, f + 2 XORed 4 apart: 32 distinct
+//     banks, 1 wavefront. The stage writes 8 consecutive features x 4 positions of one parity
+//     per request (4 sectors of 32 bytes from global): per feature parity the 4 features' XORs
+//     are 4 distinct 4-bank blocks, 32 distinct banks.
+//   weight slice: v4's (lstm_persistent_v4_stage_bwd, lstm_v4_col): w_s[(o * taps + t) * 32 +
+//     (((v % 4) * 8 + v / 4) ^ (4 * (o & 7)))]; lane ug reads its units ug + 4j as two float4.
+//     A request: the 4 K-groups' rows o .. o + 3 (o % 4 == 0) hold 4 distinct float4 each (64
+//     words, 2 wavefronts at least), and their XORs 4 (o & 7) put every bank under exactly 2 of
+//     them: 2 wavefronts, the minimum.
+// Chunks: LSTM_PERSISTENT_BWD_V5_CHUNK (128) features of one tap per stage (32 positions x 128
+// features = 16 KiB static, within v3's 16.1 KiB tile).
+//
+// Shared memory per block: 32 x 4h x taps floats (dynamic; the host reserves v2's and v3's
+// 32 x (4h taps + 1)) + 16 KiB: v3's budget less 128 bytes, so v5 fits exactly where v3 does
+// (Row LSTM k = 3 up to h = 140, Diagonal up to h = 210; past them the host falls back to v4's
+// fallbacks: v4 does not fit either, then v2 up to 145 / 218, then v1).
+#pragma once
+
+#include "diag_lstm_v2.cuh"
+#include "lstm_persistent.cuh"
+#include "lstm_persistent_v4.cuh"
+#include "lstm_v3.cuh"
+
+#define LSTM_PERSISTENT_BWD_V5_POS 32
+#define LSTM_PERSISTENT_BWD_V5_THREADS 64
+#define LSTM_PERSISTENT_BWD_V5_CHUNK 128
+// Positions of one warp's tile; positions (and units) per thread's partial tile; positions
+// (and units) per lane after the two shuffle levels.
+#define LSTM_BWD5_WARP_POS 16
+#define LSTM_BWD5_T 8
+#define LSTM_BWD5_F 4
+
+// The column of the warp's position q in the staged row of chunk feature f.
+PIXELRNN_DEVICE int lstm_bwd5_col(int q, int f) {
+    return ((q & 1) * 8 + (q >> 1)) ^ (4 * ((f >> 1) & 3));
+}
+
+// Stages features f0 .. f0 + n_f - 1 of one tap's source positions into ds (the block's 32
+// positions, 0 where `src_pos(q)` < 0 or past n_f), rounded to P. Element e: feature
+// 8 (e/32 % 16) + e % 8; the warp-local position q = par + 2 (4 hb + e/8 % 4) of warp w, where
+// e/512 = par + 2 hb + 4 w: a request reads 8 consecutive floats of 4 positions (4 sectors)
+// and writes 32 distinct banks.
+template <int P, class SrcPos>
+PIXELRNN_DEVICE void lstm_bwd5_stage(const float* d_is, float* ds, SrcPos src_pos, int g4,
+                                     int f0, int n_f) {
+    constexpr int CH = LSTM_PERSISTENT_BWD_V5_CHUNK;
+    for (int e = threadIdx.x; e < LSTM_PERSISTENT_BWD_V5_POS * CH;
+         e += LSTM_PERSISTENT_BWD_V5_THREADS) {
+        const int f_low = e & 7;
+        const int m_low = (e >> 3) & 3;
+        const int r = e >> 5;
+        const int f = (r % (CH / 8)) * 8 + f_low;
+        const int rest = r / (CH / 8);
+        const int par = rest & 1;
+        const int hb = (rest >> 1) & 1;
+        const int w = rest >> 2;
+        const int q = par + 2 * (4 * hb + m_low);
+        const pixelrnn_index_t pn = src_pos(LSTM_BWD5_WARP_POS * w + q);
+        ds[(w * CH + f) * LSTM_BWD5_WARP_POS + lstm_bwd5_col(q, f)] =
+            (f < n_f && pn >= 0) ? pixelrnn_round_as<P>(d_is[pn * g4 + f0 + f]) : 0.0f;
+    }
+}
+
+// The thread's place: warp w (its 16 positions), K-group kg, position group pg, unit group ug.
+struct lstm_bwd5_lane {
+    int w, kg, pg, ug;
+};
+
+PIXELRNN_DEVICE lstm_bwd5_lane lstm_bwd5_lane_of_thread() {
+    const int lane = (int)threadIdx.x % 32;
+    return lstm_bwd5_lane{(int)threadIdx.x / 32, lane >> 3, lane & 1, (lane & 7) >> 1};
+}
+
+// acc[i][j] += w(o, t, unit ug + 4j) * ds(f, position pg + 2i) for the K-group's features
+// f = kg, kg + 4, ... < n_f of a staged chunk (o = f0 + f), ascending: per feature two float4
+// per operand feed 64 FMAs.
+PIXELRNN_DEVICE void lstm_bwd5_chunk(const float* w_s, const float* ds, lstm_bwd5_lane me,
+                                     int taps, int t, int f0, int n_f,
+                                     float (*acc)[LSTM_BWD5_T]) {
+    const float* dsw = ds + me.w * LSTM_PERSISTENT_BWD_V5_CHUNK * LSTM_BWD5_WARP_POS;
+    for (int f = me.kg; f < n_f; f += 4) {
+        const int sd = 4 * ((f >> 1) & 3);
+        const int sw = 4 * (f & 7);  // f0 is a multiple of 8: o & 7 == f & 7
+        const float* drow = dsw + f * LSTM_BWD5_WARP_POS;
+        const float* wrow = w_s + ((f0 + f) * taps + t) * LSTM_V4_WARP_POS;
+        const float4 d0 = *reinterpret_cast<const float4*>(drow + ((8 * me.pg) ^ sd));
+        const float4 d1 = *reinterpret_cast<const float4*>(drow + ((8 * me.pg + 4) ^ sd));
+        const float4 w0 = *reinterpret_cast<const float4*>(wrow + ((8 * me.ug) ^ sw));
+        const float4 w1 = *reinterpret_cast<const float4*>(wrow + ((8 * me.ug + 4) ^ sw));
+        const float d[LSTM_BWD5_T] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
+        const float wv[LSTM_BWD5_T] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+        for (int i = 0; i < LSTM_BWD5_T; ++i) {
+#pragma unroll
+            for (int j = 0; j < LSTM_BWD5_T; ++j) acc[i][j] += wv[j] * d[i];
+        }
+    }
+}
+
+// One tap's product over the 4h gate rows, LSTM_PERSISTENT_BWD_V5_CHUNK at a time: each chunk
+// staged between two block barriers (every thread calls this), then accumulated by the warps
+// with positions in the step (`busy`, warp-uniform).
+template <int P, class SrcPos>
+PIXELRNN_DEVICE void lstm_bwd5_tap(const float* w_s, float* ds, const float* d_is,
+                                   SrcPos src_pos, lstm_bwd5_lane me, int taps, int t, int g4,
+                                   bool busy, float (*acc)[LSTM_BWD5_T]) {
+    for (int f0 = 0; f0 < g4; f0 += LSTM_PERSISTENT_BWD_V5_CHUNK) {
+        const int n_f = g4 - f0 < LSTM_PERSISTENT_BWD_V5_CHUNK ? g4 - f0
+                                                                : LSTM_PERSISTENT_BWD_V5_CHUNK;
+        __syncthreads();  // the previous chunk's reads are done
+        lstm_bwd5_stage<P>(d_is, ds, src_pos, g4, f0, n_f);
+        __syncthreads();  // the chunk is complete
+        if (busy) lstm_bwd5_chunk(w_s, ds, me, taps, t, f0, n_f, acc);
+    }
+}
+
+// The two butterfly levels: out[n][m] = the sum of the 4 K-groups' acc at position i =
+// 2n + (kg & 1), unit j = 2m + (kg >> 1) of the thread tile, (P0 + P2) + (P1 + P3). Level 1
+// (lane bit 4, K-group bit 1): the lane keeps the units j of parity kg >> 1 and sends the other
+// 32 values; level 2 (lane bit 3, K-group bit 0) keeps the positions i of parity kg & 1 of
+// those. Every lane of the warp calls this (the shuffles are warp-collective).
+PIXELRNN_DEVICE void lstm_bwd5_reduce(lstm_bwd5_lane me, float (*acc)[LSTM_BWD5_T],
+                                      float (*out)[LSTM_BWD5_F]) {
+    const bool hi = (me.kg & 2) != 0;
+    float half[LSTM_BWD5_T][LSTM_BWD5_F];
+#pragma unroll
+    for (int i = 0; i < LSTM_BWD5_T; ++i) {
+#pragma unroll
+        for (int m = 0; m < LSTM_BWD5_F; ++m) {
+            const float keep = hi ? acc[i][2 * m + 1] : acc[i][2 * m];
+            const float send = hi ? acc[i][2 * m] : acc[i][2 * m + 1];
+            half[i][m] = keep + __shfl_xor_sync(PIXELRNN_FULL_MASK, send, 16);
+        }
+    }
+    const bool odd = (me.kg & 1) != 0;
+#pragma unroll
+    for (int n = 0; n < LSTM_BWD5_F; ++n) {
+#pragma unroll
+        for (int m = 0; m < LSTM_BWD5_F; ++m) {
+            const float keep = odd ? half[2 * n + 1][m] : half[2 * n][m];
+            const float send = odd ? half[2 * n][m] : half[2 * n + 1][m];
+            out[n][m] = keep + __shfl_xor_sync(PIXELRNN_FULL_MASK, send, 8);
+        }
+    }
+}
+
+// The epilogue of one warp's tile: lane (kg, pg, ug) finishes its positions pg + 2 (kg & 1) +
+// 4n of the warp's 16 at the units ug + 4 (kg >> 1) + 8m (m < 4: 8 consecutive units per
+// request with its partner lanes, 4 positions: 4 full sectors per gate), the cell backward
+// (lstm_v3_bwd_store: dh + the product). `pos(q)` is the map position of the warp's local
+// position q, or -1 past the step; `prev(q)` the predecessor's offset (0: none).
+template <class Pos, class Prev>
+PIXELRNN_DEVICE void lstm_bwd5_finish(const float* gates, const float* c, const float* dh,
+                                      float* dc_carry, float* d_is, int hidden, int u0,
+                                      lstm_bwd5_lane me, Pos pos, Prev prev,
+                                      float (*tot)[LSTM_BWD5_F]) {
+    const int u = u0 + me.ug + 4 * (me.kg >> 1);
+    int n_u = 0;
+#pragma unroll
+    for (int m = 0; m < LSTM_BWD5_F; ++m) n_u += u + 8 * m < hidden ? 1 : 0;
+#pragma unroll
+    for (int n = 0; n < LSTM_BWD5_F; ++n) {
+        const int q = me.pg + 2 * (me.kg & 1) + 4 * n;
+        const pixelrnn_index_t p = pos(q);
+        if (p < 0) continue;
+        lstm_v3_bwd_store(gates, c, dh, dc_carry, d_is, 0, p, hidden, u, 8, n_u, prev(q),
+                          tot[n], true);
+    }
+}
+
+// One warp's step: the taps' products (`taps_fn(acc, busy)` runs every tap; every thread calls
+// it, as it stages), then, where the warp is busy, the reduction and the cell backward.
+template <class Pos, class Prev, class Taps>
+PIXELRNN_DEVICE void lstm_bwd5_tile(const float* gates, const float* c, const float* dh,
+                                    float* dc_carry, float* d_is, int hidden, int u0,
+                                    lstm_bwd5_lane me, bool busy, bool product, Pos pos,
+                                    Prev prev, Taps taps_fn) {
+    float acc[LSTM_BWD5_T][LSTM_BWD5_T];
+#pragma unroll
+    for (int i = 0; i < LSTM_BWD5_T; ++i) {
+#pragma unroll
+        for (int j = 0; j < LSTM_BWD5_T; ++j) acc[i][j] = 0.0f;
+    }
+    if (product) taps_fn(acc, busy);
+    if (!busy) return;  // no position of the warp's 16 in the step (warp-uniform)
+    float tot[LSTM_BWD5_F][LSTM_BWD5_F];
+    lstm_bwd5_reduce(me, acc, tot);
+    lstm_bwd5_finish(gates, c, dh, dc_carry, d_is, hidden, u0, me, pos, prev, tot);
+}
+
+// The Row LSTM's persistent v5 backward at precision P: rows bottom-up, as
+// row_lstm_persistent_bwd_v3_body.
+template <int P = PIXELRNN_ROUND_FP32>
+PIXELRNN_DEVICE void row_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
+                                                     const float* gates, const float* c,
+                                                     const float* dh, float* dc_carry,
+                                                     float* d_is, int height, int width,
+                                                     int hidden, int k) {
+    PIXELRNN_SHARED(float, ds, [LSTM_PERSISTENT_BWD_V5_POS * LSTM_PERSISTENT_BWD_V5_CHUNK]);
+    const lstm_persistent_block me = lstm_persistent_place(hidden);
+    const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread();
+    lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, k, me.u0);
+    const int g4 = 4 * hidden;
+    const int tiles = (width + LSTM_PERSISTENT_BWD_V5_POS - 1) / LSTM_PERSISTENT_BWD_V5_POS;
+    for (int r = height - 1; r >= 0; --r) {
+        const pixelrnn_index_t row_p = ((pixelrnn_index_t)me.b * height + r) * width;
+        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
+            const int j0 = pt * LSTM_PERSISTENT_BWD_V5_POS;
+            const int jw = j0 + LSTM_BWD5_WARP_POS * ln.w;  // the warp's first position
+            const auto pos = [&](int q) -> pixelrnn_index_t {
+                return jw + q < width ? row_p + jw + q : -1;
+            };
+            const auto prev = [&](int) -> pixelrnn_index_t {
+                return r > 0 ? (pixelrnn_index_t)width * hidden : 0;
+            };
+            const auto taps = [&](float (*acc)[LSTM_BWD5_T], bool busy) {
+                const pixelrnn_index_t below = row_p + width;
+                for (int t = 0; t < k; ++t) {
+                    const int off = k / 2 - t;  // the consumer in row r+1 reading (r, j) by tap t
+                    const auto src = [&](int q) -> pixelrnn_index_t {
+                        const int jj = j0 + q + off;
+                        return jj >= 0 && jj < width ? below + jj : -1;
+                    };
+                    lstm_bwd5_tap<P>(w_s, ds, d_is, src, ln, k, t, g4, busy, acc);
+                }
+            };
+            // The last row has no consumer: its product is 0.
+            lstm_bwd5_tile(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, jw < width,
+                           r + 1 < height, pos, prev, taps);
+        }
+        // Row r's d_is (every gate row) and its cell gradients are complete before row r-1.
+        pixelrnn_cluster_sync();
+    }
+}
+
+// The Diagonal LSTM's persistent v5 backward in either layout (stride, skew as in
+// diag_lstm.cuh) at precision P: anti-diagonals in reverse, as
+// diag_lstm_persistent_bwd_v3_body.
+template <int P = PIXELRNN_ROUND_FP32>
+PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
+                                                      const float* gates, const float* c,
+                                                      const float* dh, float* dc_carry,
+                                                      float* d_is, int height, int width,
+                                                      int hidden, int stride, int skew) {
+    PIXELRNN_SHARED(float, ds, [LSTM_PERSISTENT_BWD_V5_POS * LSTM_PERSISTENT_BWD_V5_CHUNK]);
+    const lstm_persistent_block me = lstm_persistent_place(hidden);
+    const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread();
+    lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, 2, me.u0);
+    const int g4 = 4 * hidden;
+    const pixelrnn_index_t img = (pixelrnn_index_t)me.b * height * stride;
+    for (int s = height + width - 2; s >= 0; --s) {
+        const int count = diag_lstm_count(s, height, width);
+        const int tiles = (count + LSTM_PERSISTENT_BWD_V5_POS - 1) / LSTM_PERSISTENT_BWD_V5_POS;
+        for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
+            const int k0 = pt * LSTM_PERSISTENT_BWD_V5_POS;
+            const int kw = k0 + LSTM_BWD5_WARP_POS * ln.w;
+            const auto pos = [&](int q) -> pixelrnn_index_t {
+                if (kw + q >= count) return -1;
+                const int r = diag_lstm_row(s, kw + q, width);
+                return img + diag_lstm_pos(r, s - r, stride, skew);
+            };
+            const auto prev = [&](int q) -> pixelrnn_index_t {
+                return s - diag_lstm_row(s, kw + q, width) > 0 ? (pixelrnn_index_t)hidden : 0;
+            };
+            const auto taps = [&](float (*acc)[LSTM_BWD5_T], bool busy) {
+                for (int t = 0; t < 2; ++t) {
+                    // Position q's tap-t consumer (below for t = 0, right for t = 1), or none.
+                    const auto src = [&](int q) -> pixelrnn_index_t {
+                        if (k0 + q >= count) return -1;
+                        const int r = diag_lstm_row(s, k0 + q, width);
+                        int rn, jn;
+                        if (!diag_lstm_v2_neighbour(r, s - r, t, 1, height, width, &rn, &jn)) {
+                            return -1;
+                        }
+                        return img + diag_lstm_pos(rn, jn, stride, skew);
+                    };
+                    lstm_bwd5_tap<P>(w_s, ds, d_is, src, ln, 2, t, g4, busy, acc);
+                }
+            };
+            lstm_bwd5_tile(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, kw < count, true,
+                           pos, prev, taps);
+        }
+        // Anti-diagonal s's d_is and cell gradients are complete before s-1 reads them.
+        pixelrnn_cluster_sync();
+    }
+}
