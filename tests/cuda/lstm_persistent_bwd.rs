@@ -26,6 +26,39 @@ pub fn select(scan: Scan, v: u32, layout: DiagLstmLayout) -> Variants {
     scan_version(scan, v, base)
 }
 
+/// Runs `check` on every case in the folded layout and on the Diagonal cases in the
+/// materialised layout too (the skewed kernels), once per scheduling seed, and asserts that
+/// every output has the same bits under every seed: the kernels' summation order is fixed.
+/// `what` names the kernel in the failure message.
+pub fn check_cases_under_every_seed<const N: usize>(
+    what: &str,
+    cases: &[Case],
+    check: impl Fn(&Gpu, DiagLstmLayout, Case) -> [Vec<f32>; N],
+) {
+    let mut by_seed = Vec::new();
+    for seed in crate::SCHEDULE_SEEDS {
+        let gpu = crate::counted_emulator(seed);
+        let mut outs = Vec::new();
+        for &case in cases {
+            outs.push(check(&gpu, DiagLstmLayout::Folded, case));
+        }
+        for &case in cases.iter().filter(|c| matches!(c.0, Scan::Diagonal)) {
+            outs.push(check(&gpu, DiagLstmLayout::Materialised, case));
+        }
+        by_seed.push(outs);
+    }
+    for outs in &by_seed[1..] {
+        for (a, b) in by_seed[0].iter().zip(outs) {
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{what} differs between scheduling seeds"
+                );
+            }
+        }
+    }
+}
+
 /// The persistent backward launch of a call's counters (the one kernel named
 /// `*_persistent_bwd_v*`); no step kernel of version 4 is ever launched (v4 runs v3's).
 pub fn persistent_launch(counters: Vec<LaunchCounters>) -> LaunchCounters {

@@ -19,8 +19,8 @@ use pixelrnn::backend::cuda::{AccessOp, CudaBackend, DiagLstmLayout, Emulator, M
 use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    counters, global_efficiency, persistent_fwd_launch, persistent_launch, prepare, row_counters,
-    select, shared_loads, shared_store_excess, Case,
+    check_cases_under_every_seed, counters, global_efficiency, persistent_fwd_launch,
+    persistent_launch, prepare, row_counters, select, shared_loads, shared_store_excess, Case,
 };
 use crate::lstm_scan::Scan;
 use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
@@ -62,28 +62,7 @@ fn check_case(gpu: &CudaBackend<Emulator>, layout: DiagLstmLayout, case: Case) -
 
 #[test]
 fn persistent_bwd_v4_matches_the_cpu_and_v3_and_is_deterministic() {
-    let mut by_seed = Vec::new();
-    for seed in crate::SCHEDULE_SEEDS {
-        let gpu = counted_emulator(seed);
-        let mut outs = Vec::new();
-        for case in CASES {
-            outs.push(check_case(&gpu, DiagLstmLayout::Folded, case));
-        }
-        // The materialised layout's kernel (diag_lstm_skewed_persistent_bwd_v4).
-        for case in CASES.into_iter().filter(|c| matches!(c.0, Scan::Diagonal)) {
-            outs.push(check_case(&gpu, DiagLstmLayout::Materialised, case));
-        }
-        by_seed.push(outs);
-    }
-    // Fixed summation order: the same bits under both schedules.
-    for (a, b) in by_seed[0].iter().zip(&by_seed[1]) {
-        for (x, y) in a.iter().zip(b) {
-            assert!(
-                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "v4 differs between scheduling seeds"
-            );
-        }
-    }
+    check_cases_under_every_seed("v4", &CASES, check_case);
 }
 
 /// Where v4's staging tile does not fit beside the weight slice (Row LSTM, k = 3, h = 145:
@@ -201,30 +180,7 @@ fn check_fwd_case(
 
 #[test]
 fn persistent_fwd_v4_matches_the_cpu_and_v2_and_is_deterministic() {
-    let mut by_seed = Vec::new();
-    for seed in crate::SCHEDULE_SEEDS {
-        let gpu = counted_emulator(seed);
-        let mut outs = Vec::new();
-        for case in FWD_CASES {
-            outs.push(check_fwd_case(&gpu, DiagLstmLayout::Folded, case));
-        }
-        // The materialised layout's kernel (diag_lstm_skewed_persistent_fwd_v4).
-        for case in FWD_CASES
-            .into_iter()
-            .filter(|c| matches!(c.0, Scan::Diagonal))
-        {
-            outs.push(check_fwd_case(&gpu, DiagLstmLayout::Materialised, case));
-        }
-        by_seed.push(outs);
-    }
-    for (a, b) in by_seed[0].iter().zip(&by_seed[1]) {
-        for (x, y) in a.iter().zip(b) {
-            assert!(
-                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "v4 forward differs between scheduling seeds"
-            );
-        }
-    }
+    check_cases_under_every_seed("v4 forward", &FWD_CASES, check_fwd_case);
 }
 
 /// v4's forward reserves v2's shared memory (32 x (4h taps + 1) floats) beside a static tile of

@@ -15,8 +15,8 @@ use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Emulator, LaunchCount
 use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    counters, global_efficiency, persistent_fwd_launch, prepare, select, shared_loads,
-    shared_store_excess, Case,
+    check_cases_under_every_seed, counters, global_efficiency, persistent_fwd_launch, prepare,
+    select, shared_loads, shared_store_excess, Case,
 };
 use crate::lstm_scan::Scan;
 use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
@@ -65,28 +65,7 @@ fn check_case(gpu: &CudaBackend<Emulator>, layout: DiagLstmLayout, case: Case) -
 
 #[test]
 fn persistent_fwd_v5_matches_the_cpu_and_v2_and_is_deterministic() {
-    let mut by_seed = Vec::new();
-    for seed in crate::SCHEDULE_SEEDS {
-        let gpu = counted_emulator(seed);
-        let mut outs = Vec::new();
-        for case in CASES {
-            outs.push(check_case(&gpu, DiagLstmLayout::Folded, case));
-        }
-        // The materialised layout's kernel (diag_lstm_skewed_persistent_fwd_v5).
-        for case in CASES.into_iter().filter(|c| matches!(c.0, Scan::Diagonal)) {
-            outs.push(check_case(&gpu, DiagLstmLayout::Materialised, case));
-        }
-        by_seed.push(outs);
-    }
-    // A fixed summation order: the same bits under both schedules.
-    for (a, b) in by_seed[0].iter().zip(&by_seed[1]) {
-        for (x, y) in a.iter().zip(b) {
-            assert!(
-                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "v5 forward differs between scheduling seeds"
-            );
-        }
-    }
+    check_cases_under_every_seed("v5 forward", &CASES, check_case);
 }
 
 /// v5's forward reserves v2's shared memory (32 x (4h taps + 1) floats) beside a static tile of
