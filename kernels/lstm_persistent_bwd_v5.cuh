@@ -125,13 +125,7 @@ PIXELRNN_DEVICE void lstm_bwd5_chunk(const float* w_s, const float* ds, lstm_bwd
         const float4 d1 = *reinterpret_cast<const float4*>(drow + ((8 * me.pg + 4) ^ sd));
         const float4 w0 = *reinterpret_cast<const float4*>(wrow + ((8 * me.ug) ^ sw));
         const float4 w1 = *reinterpret_cast<const float4*>(wrow + ((8 * me.ug + 4) ^ sw));
-        const float d[LSTM_BWD5_T] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
-        const float wv[LSTM_BWD5_T] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
-#pragma unroll
-        for (int i = 0; i < LSTM_BWD5_T; ++i) {
-#pragma unroll
-            for (int j = 0; j < LSTM_BWD5_T; ++j) acc[i][j] += wv[j] * d[i];
-        }
+        lstm_v4_bwd_fma_tile(d0, d1, w0, w1, acc);  // LSTM_BWD5_T == LSTM_V4_T
     }
 }
 

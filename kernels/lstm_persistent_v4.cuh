@@ -113,6 +113,20 @@ PIXELRNN_DEVICE lstm_v4_lane lstm_v4_lane_of_thread() {
     return lstm_v4_lane{(int)threadIdx.x / 32, lane / 16, lane % 4, (lane % 16) / 4};
 }
 
+// The thread tile's 64 FMAs of one feature: acc[i][j] += w[j] * d[i], with d the 8 staged
+// d_is values of the thread's positions (d0, d1) and w the 8 weights of its units (w0, w1).
+// The backward v4's and v5's (kernels/lstm_persistent_bwd_v5.cuh) product step.
+PIXELRNN_DEVICE void lstm_v4_bwd_fma_tile(float4 d0, float4 d1, float4 w0, float4 w1,
+                                          float (*acc)[LSTM_V4_T]) {
+    const float d[LSTM_V4_T] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
+    const float wv[LSTM_V4_T] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+    for (int i = 0; i < LSTM_V4_T; ++i) {
+#pragma unroll
+        for (int j = 0; j < LSTM_V4_T; ++j) acc[i][j] += wv[j] * d[i];
+    }
+}
+
 // acc[i][j] += w(o, t, unit ug + 4j) * ds(f, position pg + 4i) for the features f = g, g + 2,
 // .. < n_f of a staged chunk (o = f0 + f), two float4 per operand per feature.
 PIXELRNN_DEVICE void lstm_v4_bwd_chunk(const float* w_s, const float* ds, lstm_v4_lane me,
@@ -127,13 +141,7 @@ PIXELRNN_DEVICE void lstm_v4_bwd_chunk(const float* w_s, const float* ds, lstm_v
         const float4 d1 = *reinterpret_cast<const float4*>(drow + ((8 * me.pg + 4) ^ sw));
         const float4 w0 = *reinterpret_cast<const float4*>(wrow + ((8 * me.ug) ^ sw));
         const float4 w1 = *reinterpret_cast<const float4*>(wrow + ((8 * me.ug + 4) ^ sw));
-        const float d[LSTM_V4_T] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
-        const float wv[LSTM_V4_T] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
-#pragma unroll
-        for (int i = 0; i < LSTM_V4_T; ++i) {
-#pragma unroll
-            for (int j = 0; j < LSTM_V4_T; ++j) acc[i][j] += wv[j] * d[i];
-        }
+        lstm_v4_bwd_fma_tile(d0, d1, w0, w1, acc);
     }
 }
 
