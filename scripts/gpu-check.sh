@@ -5,7 +5,8 @@
 #   Here (has Rust, no GPU):   scripts/gpu-check.sh --prepare
 #       With PIXELRNN_REQUIRE_KERNELS=1 (forced): cargo build --release, cargo test --release
 #       --no-run --test cuda (the GPU parity suite, tests/cuda/main.rs); copies the pixelrnn
-#       binary and the cuda test executable (stripped) into .gpu/ (ignored by git). Fails
+#       binary and the cuda test executable (stripped, gzipped; the check unpacks them and
+#       checks their sha256 sums) into .gpu/ (ignored by git). Fails
 #       unless `.gpu/pixelrnn info` lists the compiled kernels with an sm_90 cubin for every
 #       module, and unless everything that travels (tracked and untracked-not-ignored files,
 #       plus .gpu/) is under 60 MiB (run carries 64 MiB). Prints the `run` call to make.
@@ -60,6 +61,9 @@
 #       bench-large.json and torch.json (run returns at most 8 files). The summary, last,
 #       has a row per test, the bench rows, pixelrnn's step time per recurrence next to
 #       PyTorch's with the ratio (issue 6's target: >= 3x), and the phases' wall times.
+#   Focused rerun (GPU), after a full check found something and it was fixed here:
+#                              scripts/gpu-check.sh --focus   (FOCUS_TESTS, FOCUS_BENCH: focus())
+#       The named device test groups, then a few bench commands, logged to $OUT/focus.log.
 #   Dry run (no GPU, e.g. here after --prepare):  scripts/gpu-check.sh
 #       The same phases: the device tests fail at once with 'no CUDA device', the GPU bench
 #       phases fail at once, the bench runs the tiny size on the CPU instead (a dry run of
@@ -143,6 +147,10 @@ prepare() {
         echo "kernel modules: $modules, each with an sm_90 cubin"
         (cd "$GPU_DIR" && sha256sum pixelrnn "$TEST_NAME")
     } >"$GPU_DIR/MANIFEST"
+    # The two binaries embed every module's cubin and PTX (~30 MiB each stripped); gzip packs
+    # them to ~8-10 MiB each so that they fit what travels. check() unpacks them and checks
+    # the MANIFEST's sha256 sums.
+    gzip -9 -n "$GPU_DIR/pixelrnn" "$GPU_DIR/$TEST_NAME"
     # Everything that travels: tracked and untracked-not-ignored files (shared/ among them
     # when the checkout has one), plus .gpu/.
     local tree gpu bytes
@@ -628,10 +636,34 @@ parity_phase() {
     return 0
 }
 
+# The binaries that --prepare packed (.gpu/*.gz), unpacked into a fresh folder (the carried
+# tree may be read-only) that becomes GPU_DIR, with the MANIFEST's sha256 sums checked. Does
+# nothing when .gpu/ holds them unpacked (an older --prepare).
+unpack_binaries() {
+    [[ -f "$GPU_DIR/pixelrnn.gz" && -f "$GPU_DIR/$TEST_NAME.gz" ]] || return 0
+    local dir
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/gpu-bin.XXXXXX")" || return 1
+    cp "$GPU_DIR/MANIFEST" "$GPU_DIR/info.txt" "$dir/" 2>/dev/null
+    local f
+    for f in pixelrnn "$TEST_NAME"; do
+        if ! gzip -dc "$GPU_DIR/$f.gz" >"$dir/$f"; then
+            echo "error: could not unpack .gpu/$f.gz into $dir" >&2
+            return 1
+        fi
+        chmod +x "$dir/$f"
+    done
+    if ! (cd "$dir" && grep -E '^[0-9a-f]{64}  ' MANIFEST | sha256sum -c --quiet -); then
+        echo "error: the unpacked binaries do not match .gpu/MANIFEST's sha256 sums" >&2
+        return 1
+    fi
+    GPU_DIR="$dir"
+}
+
 check() {
     OUT="${OUT:-$GPU_DIR/out}"
     mkdir -p "$OUT"
     cd "$ROOT"
+    unpack_binaries || exit 2
     if [[ ! -x "$GPU_DIR/pixelrnn" || ! -x "$GPU_DIR/$TEST_NAME" ]]; then
         echo "error: .gpu/pixelrnn or .gpu/$TEST_NAME missing: run scripts/gpu-check.sh --prepare here and carry [\".gpu\"]" >&2
         exit 2
@@ -817,12 +849,54 @@ check() {
     exit 0
 }
 
+# The focused rerun (--focus): after a full check found something and was fixed, the device
+# tests whose names contain one of FOCUS_TESTS (space-separated; default: the LSTM and
+# tensor-core groups), then each line of FOCUS_BENCH (pixelrnn bench arguments, one command per
+# line, each with --json $OUT/focus-<n>.json added), each under FOCUS_LIMIT seconds (default
+# 150). Every line lands in $OUT/focus.log as it is printed; at most 8 files come back.
+FOCUS_TESTS=${FOCUS_TESTS:-"lstm peak_mma"}
+FOCUS_BENCH=${FOCUS_BENCH:-"--part ops --config cifar-large --op row_lstm,diag_lstm --precision fp32 --iters 10
+--part steps --config cifar,cifar-large --model row-lstm,diag-bilstm --recurrence persistent --step-iters 3"}
+FOCUS_LIMIT=${FOCUS_LIMIT:-150}
+focus() {
+    OUT="${OUT:-$GPU_DIR/out}"
+    mkdir -p "$OUT"
+    cd "$ROOT"
+    unpack_binaries || exit 2
+    [[ -x "$GPU_DIR/pixelrnn" && -x "$GPU_DIR/$TEST_NAME" ]] || {
+        echo "error: .gpu/ has no binaries: run scripts/gpu-check.sh --prepare here" >&2
+        exit 2
+    }
+    local log="$OUT/focus.log" rc=0 n=0 line
+    {
+        echo "gpu-check --focus $(date -u +%Y-%m-%dT%H:%M:%SZ), $(grep -m1 '^commit:' "$GPU_DIR/MANIFEST")"
+        nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -n 1
+        local -a filters=()
+        read -r -a filters <<<"$FOCUS_TESTS"
+        echo "== device tests matching: ${filters[*]}"
+        PIXELRNN_SYNC_LAUNCHES=1 timeout "$FOCUS_LIMIT" "$GPU_DIR/$TEST_NAME" --include-ignored \
+            --skip emulated --test-threads=1 "${filters[@]}" 2>&1 | grep -vE '^\s*$' || rc=1
+        while IFS= read -r line; do
+            [[ -n "$line" ]] || continue
+            n=$((n + 1))
+            local -a a=()
+            read -r -a a <<<"$line"
+            echo "== bench ${a[*]}"
+            timeout "$FOCUS_LIMIT" "$GPU_DIR/pixelrnn" bench --device cuda "${a[@]}" \
+                --json "$OUT/focus-$n.json" 2>&1 || { echo "-- rc=$?"; rc=1; }
+        done <<<"$FOCUS_BENCH"
+        echo "focus: rc=$rc"
+    } 2>&1 | tee "$log"
+    exit "$rc"
+}
+
 case "${1:-}" in
     --prepare) prepare ;;
+    --focus) focus ;;
     "") check ;;
-    -h | --help) sed -n '2,57p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,72p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
-        echo "usage: $0 [--prepare]" >&2
+        echo "usage: $0 [--prepare | --focus]" >&2
         exit 2
         ;;
 esac

@@ -236,6 +236,46 @@ fn more_than_48_kib_of_dynamic_shared_memory_needs_the_opt_in() {
 }
 
 #[test]
+fn static_and_dynamic_shared_memory_share_the_48_kib() {
+    // The kernel declares 16 KiB of static shared memory: without the opt-in, 32 KiB of
+    // dynamic is the most it may launch with, as on an H200 (where 16.1 KiB static + 32.1 KiB
+    // dynamic failed with CUDA_ERROR_INVALID_VALUE: docs/benchmarks.md, 2026-12-04).
+    let e = emu(0, 2);
+    let (blocks, threads) = (2u32, 64u32);
+    let x: Vec<f32> = (0..blocks * threads).map(|i| i as f32).collect();
+    let mut xb = e.alloc(x.len()).expect("alloc");
+    e.upload_into(&mut xb, &x).expect("upload");
+    let out = zeros(&e, x.len());
+    let args = [Arg::Buf(&xb), Arg::Buf(&out)];
+    let kernel = "selftest_static_and_dynamic_shared_v1";
+    let static_bytes = 4096 * 4;
+    let fits = DEFAULT_SHARED_BYTES - static_bytes;
+    let want: Vec<f32> = x
+        .chunks(threads as usize)
+        .flat_map(|c| c.iter().rev().copied())
+        .collect();
+    let cfg = |bytes| LaunchCfg::linear(blocks, threads).with_shared(bytes);
+    e.launch(kernel, &cfg(fits), &args)
+        .expect("static + dynamic = 48 KiB without the opt-in");
+    assert_eq!(e.download(&out, x.len()).unwrap(), want);
+    let msg = device_message(e.launch(kernel, &cfg(fits + 4), &args));
+    assert!(
+        msg.contains("32772 bytes of dynamic and 16384 of static"),
+        "{msg}"
+    );
+    assert!(msg.contains("without opting in"), "{msg}");
+    // Opted in to what it launches with, below 48 KiB, it runs.
+    e.opt_in_shared(kernel, fits + 4).expect("opt in");
+    e.launch(kernel, &cfg(fits + 4), &args)
+        .expect("after the opt-in");
+    // Opted in to more than the 227 KiB leave beside the static part, it does not.
+    e.opt_in_shared(kernel, MAX_SHARED_BYTES - static_bytes + 4)
+        .expect("opt in");
+    let msg = device_message(e.launch(kernel, &cfg(fits), &args));
+    assert!(msg.contains("and 16384 of static exceed"), "{msg}");
+}
+
+#[test]
 fn block_sampling_runs_and_scales_whole_clusters() {
     // With counters and a sample of 1, one whole cluster of 4 runs (a block cannot run without
     // its cluster) and the counts are scaled by the grid's 12 blocks over the 4 that ran.

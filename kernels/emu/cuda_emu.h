@@ -101,6 +101,11 @@ extern thread_local dim3 tl_block_dim PIXELRNN_EMU_TLS;
 extern thread_local dim3 tl_grid_dim PIXELRNN_EMU_TLS;
 extern thread_local unsigned char* tl_dynamic_shared PIXELRNN_EMU_TLS;
 extern thread_local unsigned char* tl_static_shared PIXELRNN_EMU_TLS;
+// The running launch's serial number on this host thread (runtime/grid.cpp) and the static
+// shared bytes its declarations added on this thread: the kernel's static shared size, which
+// the launch checks with its dynamic bytes against the device's per-block limits (c_api.cpp).
+extern thread_local uint64_t tl_launch_serial PIXELRNN_EMU_TLS;
+extern thread_local size_t tl_static_bytes PIXELRNN_EMU_TLS;
 
 // The offset of a new static shared array of `bytes` bytes in every worker's static shared
 // arena (runtime/memory.cpp; 128-byte aligned, so that its banks are the device's). Called once
@@ -112,6 +117,12 @@ size_t register_static_shared(size_t bytes);
 template <class T, class Site>
 static inline T& static_shared(Site) {
     static const size_t offset = register_static_shared(sizeof(T));
+    // Counted once per launch and host thread, as ptxas sums a kernel's __shared__ arrays.
+    static thread_local uint64_t counted_in = 0;
+    if (counted_in != tl_launch_serial) {
+        counted_in = tl_launch_serial;
+        tl_static_bytes += sizeof(T);
+    }
     return *reinterpret_cast<T*>(tl_static_shared + offset);
 }
 

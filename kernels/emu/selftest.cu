@@ -107,6 +107,23 @@ selftest_dynamic_shared_v1(const float* __restrict__ x, float* __restrict__ out)
     out[base + t] = smem[blockDim.x - 1 - t];
 }
 
+// As selftest_dynamic_shared_v1, through a 16 KiB static array first and then dynamic shared
+// memory: its static and dynamic bytes count together against the 48 KiB a kernel gets
+// without opting in. Launch: shared_bytes >= 4 * blockDim.x; one thread per element, at most
+// 1024 per block.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_static_and_dynamic_shared_v1(const float* __restrict__ x, float* __restrict__ out) {
+    PIXELRNN_SHARED(float, fixed, [4096]);
+    PIXELRNN_DYNAMIC_SHARED(float, smem);
+    const int t = threadIdx.x;
+    const pixelrnn_index_t base = (pixelrnn_index_t)blockIdx.x * blockDim.x;
+    fixed[t] = x[base + t];
+    __syncthreads();
+    smem[t] = fixed[blockDim.x - 1 - t];
+    __syncthreads();
+    out[base + t] = smem[t];
+}
+
 // Every thread of a 3-D grid of 3-D blocks writes its coordinates: out[8g + 0..8] =
 // blockIdx.xyz, threadIdx.xyz, blockDim as x*10000+y*100+z, gridDim likewise, where g is the
 // thread's global linear index (x fastest, blocks then threads).

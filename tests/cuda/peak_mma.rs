@@ -61,9 +61,10 @@ fn the_twin_depends_on_every_mma() {
     assert_eq!(bench::peak_mma_flops(Precision::Fp32, 64, 10), None);
 }
 
-/// The bench on the emulator, every precision: the ceiling kernels ran and were checked (their
-/// rows, each with its precision), no ceiling is measured, and every op and step row names
-/// the ceiling of its own precision.
+/// The bench at every precision. On the emulator: the ceiling kernels ran and were checked
+/// (their rows, each with its precision), no ceiling is measured, and every op and step row
+/// names the ceiling of its own precision. On a GPU: the four ceilings are measured (copy, fp32
+/// FMA, tf32 and bf16 mma), each row is set against its own precision's.
 pub fn check_bench_ceilings<E: ExecTimer>(gpu: &CudaBackend<E>) {
     let o = Options {
         part: Part::All,
@@ -83,16 +84,32 @@ pub fn check_bench_ceilings<E: ExecTimer>(gpu: &CudaBackend<E>) {
         .filter(|r| r.kind == "ceiling")
         .map(|r| (r.name.as_str(), r.precision))
         .collect();
-    assert_eq!(
-        ceiling,
-        [
-            ("peak_fma", Precision::Fp32),
-            ("peak_mma_tf32", Precision::Tf32),
-            ("peak_mma_bf16", Precision::Bf16)
-        ]
-    );
     let c = &report.ceilings;
-    assert!(c.tf32_gflop_per_s.is_none() && c.bf16_gflop_per_s.is_none());
+    if E::EMULATED {
+        assert_eq!(
+            ceiling,
+            [
+                ("peak_fma", Precision::Fp32),
+                ("peak_mma_tf32", Precision::Tf32),
+                ("peak_mma_bf16", Precision::Bf16)
+            ]
+        );
+        assert!(c.tf32_gflop_per_s.is_none() && c.bf16_gflop_per_s.is_none());
+    } else {
+        assert_eq!(
+            ceiling,
+            [
+                ("copy", Precision::Fp32),
+                ("fp32", Precision::Fp32),
+                ("tf32", Precision::Tf32),
+                ("bf16", Precision::Bf16)
+            ]
+        );
+        for p in Precision::ALL {
+            let rate = c.gflop_per_s(p);
+            assert!(rate.is_some_and(|r| r > 0.0), "{p} ceiling: {rate:?}");
+        }
+    }
     assert!(c.how.contains("peak_mma_bf16_v1"), "{}", c.how);
     for p in Precision::ALL {
         for kind in ["op", "step"] {
@@ -105,7 +122,17 @@ pub fn check_bench_ceilings<E: ExecTimer>(gpu: &CudaBackend<E>) {
             for r in rows {
                 assert_eq!(r.status, "ok", "{} {}: {}", r.name, r.variant, r.note);
                 assert_eq!(r.peak, p.name(), "{} {}", r.name, r.variant);
-                assert_eq!(r.frac_peak, None, "emulated: no ceiling to set it against");
+                if E::EMULATED {
+                    assert_eq!(r.frac_peak, None, "emulated: no ceiling to set it against");
+                } else {
+                    let f = r.frac_peak;
+                    assert!(
+                        f.is_some_and(|f| f > 0.0),
+                        "{} {}: {f:?}",
+                        r.name,
+                        r.variant
+                    );
+                }
             }
         }
     }

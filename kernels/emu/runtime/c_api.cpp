@@ -112,9 +112,13 @@ const char* pixelrnn_emu_name(size_t i) {
 }
 
 // Runs kernel `name` on grid x block synchronously, in clusters of `cluster` blocks
-// ((1, 1, 1): none). `max_shared` is the dynamic shared memory the kernel may use: 48 KiB,
-// or what the host opted in to (cuFuncSetAttribute's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_
-// SIZE_BYTES on a device), at most 227 KiB. Returns 0 on success, else e->code.
+// ((1, 1, 1): none). `max_shared` is what the host opted the kernel in to (cuFuncSetAttribute's
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES on a device), at most 227 KiB, or 0 when it
+// did not. As on the hardware, a kernel's static and dynamic shared memory together get 48 KiB
+// without the opt-in; with it the dynamic part gets what was opted in to, and static plus
+// opted-in must fit the 227 KiB. The static part is known once the kernel's declarations ran,
+// so that check comes after the run (whose outputs the error then voids). Returns 0 on
+// success, else e->code.
 int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned block[3],
                         const unsigned cluster[3], unsigned shared_bytes, unsigned max_shared,
                         void** args, size_t nargs, const PixelrnnEmuBuf* bufs, size_t nbufs,
@@ -167,8 +171,8 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
         return fail("%llu bytes of dynamic shared memory exceed the %llu of the device",
                     shared_bytes, kMaxSharedBytes);
     }
-    if (shared_bytes > max_shared) {
-        if (max_shared <= kDefaultSharedBytes) {
+    if (shared_bytes > (max_shared ? max_shared : kDefaultSharedBytes)) {
+        if (max_shared == 0) {
             return fail("%llu bytes of dynamic shared memory exceed the %llu a kernel may use "
                         "without opting in (cuFuncSetAttribute with "
                         "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES; "
@@ -203,6 +207,8 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
     L.grid = dim3(grid[0], grid[1], grid[2]);
     L.block = dim3(block[0], block[1], block[2]);
     L.shared_bytes = shared_bytes;
+    static std::atomic<uint64_t> launches{0};
+    L.serial = ++launches;
     L.seed = seed;
     L.bounds_check = bounds_check != 0;
     L.bufs = bufs;
@@ -247,6 +253,21 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
     if (!L.failed.load()) run_worker(&L);
     if (nworkers > 1) helpers.wait(&L);
     free_cluster_groups(&L);
+    const unsigned long long static_bytes = L.static_bytes.load();
+    if (e->code == 0 && max_shared == 0 && shared_bytes + static_bytes > kDefaultSharedBytes) {
+        e->code = 1;
+        snprintf(e->message, sizeof e->message,
+                 "%u bytes of dynamic and %llu of static shared memory exceed the %u a kernel may "
+                 "use without opting in (cuFuncSetAttribute with "
+                 "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES; Executor::opt_in_shared)",
+                 shared_bytes, static_bytes, kDefaultSharedBytes);
+    } else if (e->code == 0 && max_shared > 0 && max_shared + static_bytes > kMaxSharedBytes) {
+        e->code = 1;
+        snprintf(e->message, sizeof e->message,
+                 "the %u bytes of dynamic shared memory opted in to and %llu of static exceed "
+                 "the %u of the device",
+                 max_shared, static_bytes, kMaxSharedBytes);
+    }
     if (counters_out && e->code == 0) {
         PixelrnnEmuCounters* c = new PixelrnnEmuCounters;
         c->blocks_run = L.blocks_run();

@@ -25,6 +25,8 @@ thread_local dim3 tl_block_dim PIXELRNN_EMU_TLS = dim3(1, 1, 1);
 thread_local dim3 tl_grid_dim PIXELRNN_EMU_TLS = dim3(1, 1, 1);
 thread_local unsigned char* tl_dynamic_shared PIXELRNN_EMU_TLS = nullptr;
 thread_local unsigned char* tl_static_shared PIXELRNN_EMU_TLS = nullptr;
+thread_local uint64_t tl_launch_serial PIXELRNN_EMU_TLS = 0;
+thread_local size_t tl_static_bytes PIXELRNN_EMU_TLS = 0;
 
 namespace rt {
 
@@ -265,6 +267,8 @@ void run_worker(Launch* L) {
     tl_grid_dim = L->grid;
     tl_dynamic_shared = w->dyn;
     tl_static_shared = w->static_shared;
+    tl_launch_serial = L->serial;
+    tl_static_bytes = 0;
     counters_begin_worker(w, L);
     if (L->groups) {
         if (!L->failed.load()) run_cluster_slot(w, L, &e);
@@ -272,6 +276,11 @@ void run_worker(Launch* L) {
         run_blocks(w, L, &e);
     }
     if (w->counting) counters_end_worker(w, L);
+    // A thread that ran this launch before counted its declarations then (max, not sum).
+    size_t seen = L->static_bytes.load();
+    while (tl_static_bytes > seen && !L->static_bytes.compare_exchange_weak(seen, tl_static_bytes)) {
+    }
+    tl_launch_serial = 0;
     tl_worker = prev_worker;
     tl_thread_idx = prev_tid;
     tl_dynamic_shared = nullptr;

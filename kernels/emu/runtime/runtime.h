@@ -216,6 +216,10 @@ struct Launch {
     dim3 grid;
     dim3 block;
     unsigned shared_bytes;
+    // This launch's serial number (never 0) and the largest static shared size any host thread
+    // saw it declare (cuda_emu.h's static_shared; checked after the run, c_api.cpp).
+    uint64_t serial = 0;
+    std::atomic<size_t> static_bytes{0};
     uint64_t seed;
     bool bounds_check;
     const PixelrnnEmuBuf* bufs;

@@ -22,7 +22,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::executor::{check_args, check_opt_in, Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES};
+use super::executor::{check_args, check_opt_in, Arg, Executor, LaunchCfg};
 use crate::error::{Error, Result};
 // The C interface of kernels/emu/runtime/, linked by the kernels crate.
 use crate::kernels::emu as ffi;
@@ -336,8 +336,7 @@ impl Executor for Emulator {
             .unwrap_or_else(|e| e.into_inner())
             .get(kernel)
             .copied()
-            .unwrap_or(DEFAULT_SHARED_BYTES)
-            .max(DEFAULT_SHARED_BYTES);
+            .unwrap_or(0); // 0: not opted in (the runtime's limits, c_api.cpp)
         let mut counters: *mut ffi::EmuCounters = std::ptr::null_mut();
         // SAFETY: every pointer passed lives until the call returns (the launch is
         // synchronous); buffer arguments point to live allocations of the lengths given in

@@ -152,8 +152,10 @@ pub trait Executor: Send + Sync + Sized + 'static {
     ) -> Result<()>;
     /// Lets `kernel` use up to `bytes` of dynamic shared memory (at most [`MAX_SHARED_BYTES`]):
     /// `cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)` on a device.
-    /// Without it a launch with more than [`DEFAULT_SHARED_BYTES`] fails, on the emulator as
-    /// on the hardware.
+    /// Without it a launch whose dynamic shared memory plus the kernel's static `__shared__`
+    /// arrays exceed [`DEFAULT_SHARED_BYTES`] fails, on the emulator as on the hardware
+    /// (`CUDA_ERROR_INVALID_VALUE` on an H200: the first device run, docs/benchmarks.md); with
+    /// it, static plus `bytes` must fit [`MAX_SHARED_BYTES`].
     fn opt_in_shared(&self, kernel: &str, bytes: u32) -> Result<()>;
     /// Waits until all launched work is done.
     fn synchronize(&self) -> Result<()>;
