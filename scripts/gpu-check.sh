@@ -871,11 +871,16 @@ focus() {
     {
         echo "gpu-check --focus $(date -u +%Y-%m-%dT%H:%M:%SZ), $(grep -m1 '^commit:' "$GPU_DIR/MANIFEST")"
         nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -n 1
-        local -a filters=()
-        read -r -a filters <<<"$FOCUS_TESTS"
-        echo "== device tests matching: ${filters[*]}"
-        PIXELRNN_SYNC_LAUNCHES=1 timeout "$FOCUS_LIMIT" "$GPU_DIR/$TEST_NAME" --include-ignored \
-            --skip emulated --test-threads=1 "${filters[@]}" 2>&1 | grep -vE '^\s*$' || rc=1
+        # The device tests only (their names end in ::device), of the groups named.
+        local -a names=()
+        mapfile -t names < <("$GPU_DIR/$TEST_NAME" --list --include-ignored 2>/dev/null |
+            sed -n 's/: test$//p' | grep -E '::device($|::)' |
+            grep -E "$(tr -s ' ' '|' <<<"$FOCUS_TESTS")")
+        echo "== ${#names[@]} device tests matching: $FOCUS_TESTS"
+        if ((${#names[@]})); then
+            PIXELRNN_SYNC_LAUNCHES=1 timeout "$FOCUS_LIMIT" "$GPU_DIR/$TEST_NAME" --include-ignored \
+                --exact --test-threads=1 "${names[@]}" 2>&1 | grep -vE '^\s*$' || rc=1
+        fi
         while IFS= read -r line; do
             [[ -n "$line" ]] || continue
             n=$((n + 1))
