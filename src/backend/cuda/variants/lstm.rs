@@ -129,19 +129,23 @@ pub enum RowLstm {
     /// The state weight packed once per call (`lstm_pack_ss_v2`) and register-tiled step
     /// kernels (`row_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v2`: 16 positions x 32 units
     /// per block, coalesced weight reads), the weight gradient as a tiled GEMM over positions
-    /// (`lstm_ss_bwd_weight_v2`, split K summed in a fixed order): the default, chosen by the
-    /// emulator's memory counters (docs/kernels.md, "Recurrence kernels v2"). The persistent
-    /// recurrence follows it: v2 runs one thread-block cluster per image with the weight
-    /// slices in shared memory (`row_lstm_persistent_*_v2`), v1 one block per image.
+    /// (`lstm_ss_bwd_weight_v2`, split K summed in a fixed order). The persistent recurrence
+    /// follows it: v2 runs one thread-block cluster per image with the weight slices in shared
+    /// memory (`row_lstm_persistent_*_v2`), v1 one block per image. The default, as measured
+    /// on an H200 (docs/benchmarks.md, "First device run"): its backward kernels were the
+    /// fastest of every version, 2.1x V3's stepwise backward and 2.8x V3's persistent
+    /// backward at h = 32, because its tiles launch four times V3's warps on these small
+    /// grids (6 % achieved occupancy under V3 at h = 128, ncu).
+    #[default]
     V2,
     /// V2, except the backward through time: `row_lstm_step_bwd_v3` / `row_lstm_ss_bwd_data_v3`
     /// register-tile the transposed product (4 positions x 4 units per thread, 16 x 128 per
     /// block: 8 FLOPs per shared word instead of 2, the same summation order), and so does
     /// the persistent backward (`row_lstm_persistent_bwd_v3`: V2's clusters, 4 x 4 per thread,
     /// the same bits). The forward, the weight gradient and the persistent forward are V2's.
-    /// The default, chosen by the emulator's counters (docs/kernels.md, "Recurrence backward
-    /// v3", "Persistent backward v3").
-    #[default]
+    /// The emulator's counters favoured it (docs/kernels.md, "Recurrence backward v3",
+    /// "Persistent backward v3"); the H200 measured it slower than V2 (see [`RowLstm::V2`]),
+    /// so it is selectable, not the default.
     V3,
     /// V3, except the persistent recurrence, whose forward and backward are v4 (V2's
     /// clusters, 8 FLOPs per shared word each): `row_lstm_persistent_fwd_v4` (8 positions x 2
@@ -152,8 +156,9 @@ pub enum RowLstm {
     /// the forward falls back to V2's kernel, the backward to V3's (then V2's, V1's). At tf32 /
     /// bf16 (the SIMT product) both run their rounded twins, the forward with V2's rounded
     /// kernel's bits. The stepwise kernels are V3's (no
-    /// `row_lstm_step_bwd_v4`). Not the default: no GPU has timed them (docs/kernels.md,
-    /// "Persistent forward v4", "Persistent backward v4").
+    /// `row_lstm_step_bwd_v4`). Not the default: on the H200 its persistent forward took 2.2x
+    /// V2's and its backward 3.5x at h = 32 (docs/benchmarks.md; docs/kernels.md, "Persistent
+    /// forward v4", "Persistent backward v4").
     V4,
     /// The persistent recurrence at 8 FLOPs per shared word on the defaults' warps. The
     /// forward: `row_lstm_persistent_fwd_v5` (V2's clusters and 16 x 32 block tile on 128
@@ -164,8 +169,10 @@ pub enum RowLstm {
     /// summed by two shuffle levels; another summation order than V3's and V4's). Both with
     /// rounded twins at tf32 / bf16; the stepwise kernels are V3's. Each falls back where its
     /// shared memory does not fit (the forward needs V2's, the backward V3's: backward v5 to v4,
-    /// v3, v2, v1). Not the default: no GPU has timed it (docs/kernels.md, "Persistent forward
-    /// v5 (issue 17)", "Persistent backward v5 (issue 17)").
+    /// v3, v2, v1). Not the default: on the H200 at h = 32 its persistent forward was the
+    /// fastest (0.82x V2's time) but its backward took 2.0x V2's, and its stepwise kernels are
+    /// V3's (docs/benchmarks.md; docs/kernels.md, "Persistent forward v5 (issue 17)",
+    /// "Persistent backward v5 (issue 17)").
     V5,
 }
 
@@ -184,12 +191,15 @@ pub enum DiagLstm {
     V1,
     /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
     /// `lstm_ss_bwd_weight_v2`), the persistent recurrence included
-    /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters).
+    /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters). The
+    /// default, as measured on an H200 (docs/benchmarks.md): at h = 16 its backward took 0.47x
+    /// V3's time stepwise and 0.48x persistent.
+    #[default]
     V2,
     /// As [`RowLstm::V3`], in both layouts (`diag_lstm_{step_bwd,ss_bwd_data}_v3`,
     /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3`, the persistent backward
-    /// `diag_lstm{,_skewed}_persistent_bwd_v3`; everything else V2's): the default.
-    #[default]
+    /// `diag_lstm{,_skewed}_persistent_bwd_v3`; everything else V2's). Selectable, not the
+    /// default (see [`DiagLstm::V2`]).
     V3,
     /// As [`RowLstm::V4`]: V3 but the persistent recurrence runs
     /// `diag_lstm{,_skewed}_persistent_fwd_v4` and `diag_lstm{,_skewed}_persistent_bwd_v4`.
