@@ -103,7 +103,7 @@ pub struct Variants {
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
-    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, diag_lstm v3,
+    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v2, diag_lstm v2,
     /// lstm weight v2, lstm persistent product mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -245,8 +245,8 @@ mod tests {
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
-             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v3, \
-             diag_lstm v3, lstm weight v2, lstm persistent product mma v2"
+             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v2, \
+             diag_lstm v2, lstm weight v2, lstm persistent product mma v2"
         );
         for v in LstmPersistentProduct::ALL {
             assert_eq!(LstmPersistentProduct::try_from(v.number()).unwrap(), v);
