@@ -297,7 +297,7 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 assert!(err <= fwd_tol, "{} v5: rel err {err:.3e}", what(part));
             }
 
-            // The backward from the twin's states, under the v2, v3 (the default), v4 and v5
+            // The backward from the twin's states, under the v2 (the default), v3, v4 and v5
             // persistent backward of the SIMT product (v4, v5: other summation orders, so only
             // v2 and v3 must agree bit for bit).
             let state = LstmState {
@@ -391,8 +391,8 @@ pub(crate) fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
 }
 
 /// The launches at tf32 / bf16 (the emulator's counters): the forward is the one rounded v2
-/// cluster kernel (the rounded v4 under `V4`, v5 under `V5`), the backward the rounded v3
-/// (v4 under `V4`, v5 under `V5`, v2 under `V2`, and under `V1`,
+/// cluster kernel (the rounded v4 under `V4`, v5 under `V5`), the backward the rounded v2
+/// under the default `V2` (v3 under `V3`, v4 under `V4`, v5 under `V5`, and v2 under `V1`,
 /// which has no rounded kernel) plus the rounded weight gradient; where no cluster fits (h = 160, Row LSTM
 /// k = 3: a 240 KiB weight slice per block) the op refuses, naming the persistent path and
 /// the precision, before launching anything.
