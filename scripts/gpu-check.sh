@@ -545,14 +545,20 @@ summary() {
     echo "files: $OUT/{summary.txt,logs.tar.gz,bench.json,bench-large.json,torch.json}; logs.tar.gz holds logs/ (machine, info, tests-*, bench*, torch, sanitizer, ncu)"
 }
 
+# The names of the suite's device tests (`<group>::<test>::device`, NCCL's `nccl::device::<test>`),
+# one per line.
+device_tests() {
+    "$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null | sed -n 's/: test$//p' |
+        grep -v '::emulated$'
+}
+
 # Phase 1b: the tensor-core parity tests (the device tests of the MMA_GROUPS), in one process
 # with PIXELRNN_SYNC_LAUNCHES=1. Sets MMA_STATE; a failure on a device fails the run.
 mma_phase() {
     local lim=$1 names=() rc n_ok
     # Every device test, then the groups of MMA_GROUPS: a group with no tests yet (the
     # recurrences' lstm_mma, lstm_precision while they are written) matches nothing, harmlessly.
-    mapfile -t names < <("$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null |
-        sed -n 's/: test$//p' | grep '::device$' | grep -E "^($MMA_GROUPS)::" || true)
+    mapfile -t names < <(device_tests | grep '::device$' | grep -E "^($MMA_GROUPS)::" || true)
     if ((${#names[@]} == 0)); then
         MMA_STATE="no tensor-core device tests ($MMA_GROUPS) in .gpu/$TEST_NAME"
         ((HAS_GPU)) && TESTS_FAILED=1
@@ -577,8 +583,7 @@ mma_phase() {
 # collateral (a fault poisons the context): each such test is rerun alone.
 parity_phase() {
     local lim=$1 t_end=$(($(date +%s) + $1)) nccl_why=""
-    "$GPU_DIR/$TEST_NAME" --list --include-ignored ::device 2>/dev/null | sed -n 's/: test$//p' |
-        grep -v '::emulated$' | grep -vE "^($MMA_GROUPS)::" >"$LOGS/tests.list"
+    device_tests | grep -vE "^($MMA_GROUPS)::" >"$LOGS/tests.list"
     : >"$LOGS/skipped.txt"
     [[ -z "$NCCL_LIB" ]] && nccl_why="libnccl not found (ldconfig, nvidia.nccl of $(command -v python3 || echo 'no python'))"
     local groups g rc=0 worst=0
@@ -659,7 +664,9 @@ unpack_binaries() {
     GPU_DIR="$dir"
 }
 
-check() {
+# What both device modes start with: $OUT made (.gpu/out/ when unset), the repository root
+# entered, the binaries unpacked (GPU_DIR then names their folder); exits 2 without them.
+enter_run() {
     OUT="${OUT:-$GPU_DIR/out}"
     mkdir -p "$OUT"
     cd "$ROOT"
@@ -668,6 +675,10 @@ check() {
         echo "error: .gpu/pixelrnn or .gpu/$TEST_NAME missing: run scripts/gpu-check.sh --prepare here and carry [\".gpu\"]" >&2
         exit 2
     fi
+}
+
+check() {
+    enter_run
     DEADLINE=$(($(date +%s) + TOTAL_LIMIT))
     WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")"
     LOGS="$WORK/logs"
@@ -859,23 +870,13 @@ FOCUS_BENCH=${FOCUS_BENCH:-"--part ops --config cifar-large --op row_lstm,diag_l
 --part steps --config cifar,cifar-large --model row-lstm,diag-bilstm --recurrence persistent --step-iters 3"}
 FOCUS_LIMIT=${FOCUS_LIMIT:-150}
 focus() {
-    OUT="${OUT:-$GPU_DIR/out}"
-    mkdir -p "$OUT"
-    cd "$ROOT"
-    unpack_binaries || exit 2
-    [[ -x "$GPU_DIR/pixelrnn" && -x "$GPU_DIR/$TEST_NAME" ]] || {
-        echo "error: .gpu/ has no binaries: run scripts/gpu-check.sh --prepare here" >&2
-        exit 2
-    }
+    enter_run
     local log="$OUT/focus.log" rc=0 n=0 line
     {
         echo "gpu-check --focus $(date -u +%Y-%m-%dT%H:%M:%SZ), $(grep -m1 '^commit:' "$GPU_DIR/MANIFEST")"
         nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -n 1
-        # The device tests only (their names end in ::device), of the groups named.
         local -a names=()
-        mapfile -t names < <("$GPU_DIR/$TEST_NAME" --list --include-ignored 2>/dev/null |
-            sed -n 's/: test$//p' | grep -E '::device($|::)' |
-            grep -E "$(tr -s ' ' '|' <<<"$FOCUS_TESTS")")
+        mapfile -t names < <(device_tests | grep -E "$(tr -s ' ' '|' <<<"$FOCUS_TESTS")")
         echo "== ${#names[@]} device tests matching: $FOCUS_TESTS"
         if ((${#names[@]})); then
             PIXELRNN_SYNC_LAUNCHES=1 timeout "$FOCUS_LIMIT" "$GPU_DIR/$TEST_NAME" --include-ignored \

@@ -3,8 +3,8 @@
 //! tested with the self-test kernels of kernels/emu/selftest.cu: a cluster barrier orders the
 //! blocks of a cluster, the same kernel without it is caught under every seed, ranks and
 //! shapes are the hardware's, a block that exits while the others wait is a deadlock error,
-//! invalid cluster shapes and more than 48 KiB of dynamic shared memory without the opt-in
-//! are refused.
+//! invalid cluster shapes and more than 48 KiB of shared memory (dynamic, or static plus
+//! dynamic) without the opt-in are refused.
 
 use pixelrnn::backend::cuda::{
     Arg, EmuOptions, Emulator, Executor, LaunchCfg, DEFAULT_SHARED_BYTES, MAX_SHARED_BYTES,
@@ -192,14 +192,34 @@ fn invalid_cluster_shapes_are_refused() {
     assert!(msg.contains("exceeds the portable 8"), "{msg}");
 }
 
+/// The shared-memory reversal self-tests' buffers (`selftest_dynamic_shared_v1`,
+/// `selftest_static_and_dynamic_shared_v1`): `blocks * threads` floats `0, 1, ...` uploaded
+/// as the input, a zeroed output, and what the kernels write there (each block's slice of
+/// `threads` reversed).
+fn reversal(
+    e: &Emulator,
+    blocks: u32,
+    threads: u32,
+) -> (
+    <Emulator as Executor>::Buffer,
+    <Emulator as Executor>::Buffer,
+    Vec<f32>,
+) {
+    let x: Vec<f32> = (0..blocks * threads).map(|i| i as f32).collect();
+    let mut xb = e.alloc(x.len()).expect("alloc");
+    e.upload_into(&mut xb, &x).expect("upload");
+    let want = x
+        .chunks(threads as usize)
+        .flat_map(|c| c.iter().rev().copied())
+        .collect();
+    (xb, zeros(e, x.len()), want)
+}
+
 #[test]
 fn more_than_48_kib_of_dynamic_shared_memory_needs_the_opt_in() {
     let e = emu(0, 2);
     let (blocks, threads) = (2u32, 64u32);
-    let x: Vec<f32> = (0..blocks * threads).map(|i| i as f32).collect();
-    let mut xb = e.alloc(x.len()).expect("alloc");
-    e.upload_into(&mut xb, &x).expect("upload");
-    let out = zeros(&e, x.len());
+    let (xb, out, want) = reversal(&e, blocks, threads);
     let args = [Arg::Buf(&xb), Arg::Buf(&out)];
     let kernel = "selftest_dynamic_shared_v1";
     let big = DEFAULT_SHARED_BYTES + 4096;
@@ -223,11 +243,7 @@ fn more_than_48_kib_of_dynamic_shared_memory_needs_the_opt_in() {
     assert!(msg.contains("exceed the"), "{msg}");
     e.opt_in_shared(kernel, big).expect("opt in");
     e.launch(kernel, &cfg, &args).expect("after the opt-in");
-    let want: Vec<f32> = x
-        .chunks(threads as usize)
-        .flat_map(|c| c.iter().rev().copied())
-        .collect();
-    assert_eq!(e.download(&out, x.len()).unwrap(), want);
+    assert_eq!(e.download(&out, want.len()).unwrap(), want);
     // The opt-in is per kernel and per executor, and capped at the device's 227 KiB.
     let msg = device_message(emu(0, 2).launch(kernel, &cfg, &args));
     assert!(msg.contains("without opting in"), "{msg}");
@@ -242,22 +258,15 @@ fn static_and_dynamic_shared_memory_share_the_48_kib() {
     // dynamic failed with CUDA_ERROR_INVALID_VALUE: docs/benchmarks.md, 2026-12-04).
     let e = emu(0, 2);
     let (blocks, threads) = (2u32, 64u32);
-    let x: Vec<f32> = (0..blocks * threads).map(|i| i as f32).collect();
-    let mut xb = e.alloc(x.len()).expect("alloc");
-    e.upload_into(&mut xb, &x).expect("upload");
-    let out = zeros(&e, x.len());
+    let (xb, out, want) = reversal(&e, blocks, threads);
     let args = [Arg::Buf(&xb), Arg::Buf(&out)];
     let kernel = "selftest_static_and_dynamic_shared_v1";
     let static_bytes = 4096 * 4;
     let fits = DEFAULT_SHARED_BYTES - static_bytes;
-    let want: Vec<f32> = x
-        .chunks(threads as usize)
-        .flat_map(|c| c.iter().rev().copied())
-        .collect();
     let cfg = |bytes| LaunchCfg::linear(blocks, threads).with_shared(bytes);
     e.launch(kernel, &cfg(fits), &args)
         .expect("static + dynamic = 48 KiB without the opt-in");
-    assert_eq!(e.download(&out, x.len()).unwrap(), want);
+    assert_eq!(e.download(&out, want.len()).unwrap(), want);
     let msg = device_message(e.launch(kernel, &cfg(fits + 4), &args));
     assert!(
         msg.contains("32772 bytes of dynamic and 16384 of static"),

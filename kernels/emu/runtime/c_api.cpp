@@ -117,8 +117,9 @@ const char* pixelrnn_emu_name(size_t i) {
 // did not. As on the hardware, a kernel's static and dynamic shared memory together get 48 KiB
 // without the opt-in; with it the dynamic part gets what was opted in to, and static plus
 // opted-in must fit the 227 KiB. The static part is known once the kernel's declarations ran,
-// so that check comes after the run (whose outputs the error then voids). Returns 0 on
-// success, else e->code.
+// so that check comes after the run (whose outputs the error then voids); it is the sum of the
+// declarations that ran, where ptxas counts every one (a declaration on a branch no thread
+// took is missed). Returns 0 on success, else e->code.
 int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned block[3],
                         const unsigned cluster[3], unsigned shared_bytes, unsigned max_shared,
                         void** args, size_t nargs, const PixelrnnEmuBuf* bufs, size_t nbufs,
