@@ -10,7 +10,7 @@
 // kernels/lstm_persistent_mma.cuh, which both scans' kernels share. CPU twin: the CPU
 // recurrences at the same precision (src/backend/cpu/lstm.rs); host side:
 // src/backend/cuda/lstm_persistent_mma.rs. Compute_90 PTX (the first line: clusters).
-#include "lstm_persistent_mma.cuh"
+#include "lstm_persistent_mma_scan.cuh"
 
 // Launch (forward): gridDim.x = n * C, blockDim.x = LSTM_PMMA_THREADS (128), clusters of
 // (C, 1, 1) blocks, C = ceil(h / 32) * G <= 8 (G >= 1 groups of 16-position tiles), dynamic

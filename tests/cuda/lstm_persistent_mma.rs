@@ -1,6 +1,6 @@
 //! The persistent recurrence on the tensor cores (issue 18):
 //! `<scan>_persistent_mma_{fwd,bwd}_{tf32,bf16}_v{1,2}` (kernels/row_lstm_persistent_mma.cu,
-//! diag_lstm_persistent_mma.cu, bodies in lstm_persistent_mma.cuh; host
+//! diag_lstm_persistent_mma.cu, bodies in lstm_persistent_mma_scan.cuh; host
 //! cuda/lstm_persistent_mma.rs), both scans in the folded layout, at tf32 / bf16: v2
 //! (`LstmPersistentProduct::MmaV2`, the default: v1 with coalesced global traffic) and v1
 //! (`MmaV1`).
