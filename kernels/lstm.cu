@@ -19,6 +19,10 @@
 //       order (deterministic, no atomics). The scans differ only in the taps' offsets.
 //       The v1 reductions (one thread per weight element) are row_lstm_ss_bwd_weight_v1 and
 //       diag_lstm_ss_bwd_weight_v1.
+//   v3 (the fp32 weight gradient's default, Variants::lstm_weight_fp32; v2 stays selectable):
+//       lstm_ss_bwd_weight_v3 in kernels/lstm_weight.cu, the same GEMM and partials' sum in
+//       masked_conv2d_bwd_weight_v2's pipeline (kernels/wgrad_gemm.cuh): 128 x 128 tiles of
+//       256 threads, double-buffered, no division in the K loop.
 //   tf32 v1 / bf16 v1 (the weight gradient at tf32 / bf16 with Variants::lstm_weight V1,
 //       for the fused and the unfused recurrence under every version):
 //       lstm_ss_bwd_weight_{tf32,bf16}_v1, v2's GEMM with

@@ -332,6 +332,23 @@ sanitizer_phase() {
 # longest, with the counters the emulator reports. The last line of ncu-summary.txt is the
 # phase's state.
 NCU_METRICS=gpu__time_duration.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,smsp__inst_executed_op_shared_st.sum,sm__warps_active.avg.pct_of_peak_sustained_active
+# The kernels of an ncu --csv log of gpu__time_duration.sum ($1), summed per kernel, longest
+# first, at most $2 of them: "name launches ms" per line (the ceilings' peak kernels left out).
+ncu_kernel_totals() {
+    python3 - "$1" "$2" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(l for l in open(sys.argv[1], errors="replace") if l.startswith('"')))
+tot = {}
+for r in rows:
+    if r.get("Metric Name") == "gpu__time_duration.sum" and not r["Kernel Name"].startswith(("peak_fma", "peak_mma")):
+        v = float(r["Metric Value"].replace(",", "") or 0)
+        n, s = tot.get(r["Kernel Name"], (0, 0.0))
+        tot[r["Kernel Name"]] = (n + 1, s + v)
+for k, (n, s) in sorted(tot.items(), key=lambda kv: -kv[1][1])[:int(sys.argv[2])]:
+    print(f"{k} {n} {s / 1e6:.3f}")
+PY
+}
+
 ncu_phase() {
     local lim=$1 out="$LOGS/ncu-summary.txt" t_end=$(($(date +%s) + $1))
     : >"$out"
@@ -355,19 +372,7 @@ ncu_phase() {
         --log-file "$LOGS/ncu-times.csv" "${step[@]}" >"$LOGS/ncu-times.log" 2>&1
     rc=$?
     local top
-    top="$(python3 - "$LOGS/ncu-times.csv" <<'PY' 2>>"$LOGS/ncu-times.log"
-import csv, sys
-rows = list(csv.DictReader(l for l in open(sys.argv[1], errors="replace") if l.startswith('"')))
-tot = {}
-for r in rows:
-    if r.get("Metric Name") == "gpu__time_duration.sum" and not r["Kernel Name"].startswith(("peak_fma", "peak_mma")):
-        v = float(r["Metric Value"].replace(",", "") or 0)
-        n, s = tot.get(r["Kernel Name"], (0, 0.0))
-        tot[r["Kernel Name"]] = (n + 1, s + v)
-for k, (n, s) in sorted(tot.items(), key=lambda kv: -kv[1][1])[:3]:
-    print(f"{k} {n} {s / 1e6:.3f}")
-PY
-)"
+    top="$(ncu_kernel_totals "$LOGS/ncu-times.csv" 3 2>>"$LOGS/ncu-times.log")"
     if [[ -z "$top" ]]; then
         echo "ncu: no kernel times (rc=$rc$( ((rc == 124)) && echo ", timed out after ${t}s"); see ncu-times.log): $(grep -m1 -E 'ERROR|error' "$LOGS/ncu-times.log" | cut -c1-120)" | tee -a "$out"
         return
@@ -864,11 +869,14 @@ check() {
 # tests whose names contain one of FOCUS_TESTS (space-separated; default: the LSTM and
 # tensor-core groups), then each line of FOCUS_BENCH (pixelrnn bench arguments, one command per
 # line, each with --json $OUT/focus-<n>.json added), each under FOCUS_LIMIT seconds (default
-# 150). Every line lands in $OUT/focus.log as it is printed; at most 8 files come back.
+# 150), then, under ncu, one cifar-large persistent step of each of FOCUS_NCU_MODELS (default
+# row-lstm diag-bilstm; empty: none) with its time per kernel. Every line lands in
+# $OUT/focus.log as it is printed; at most 8 files come back (ncu-<model>.csv among them).
 FOCUS_TESTS=${FOCUS_TESTS:-"lstm peak_mma"}
 FOCUS_BENCH=${FOCUS_BENCH:-"--part ops --config cifar-large --op row_lstm,diag_lstm --precision fp32 --iters 10
 --part steps --config cifar,cifar-large --model row-lstm,diag-bilstm --recurrence persistent --step-iters 3"}
 FOCUS_LIMIT=${FOCUS_LIMIT:-150}
+FOCUS_NCU_MODELS=${FOCUS_NCU_MODELS:-"row-lstm diag-bilstm"}
 focus() {
     enter_run
     local log="$OUT/focus.log" rc=0 n=0 line
@@ -891,6 +899,19 @@ focus() {
             timeout "$FOCUS_LIMIT" "$GPU_DIR/pixelrnn" bench --device cuda "${a[@]}" \
                 --json "$OUT/focus-$n.json" 2>&1 || { echo "-- rc=$?"; rc=1; }
         done <<<"$FOCUS_BENCH"
+        # Where a persistent cifar-large step's time goes: every launch of one step under ncu
+        # (duration only), summed per kernel.
+        local model
+        for model in $FOCUS_NCU_MODELS; do
+            command -v ncu >/dev/null 2>&1 || { echo "== ncu: not found"; break; }
+            echo "== ncu: one cifar-large $model persistent step, ms per kernel (launches, ms)"
+            timeout "$FOCUS_LIMIT" ncu --csv --print-units base --kernel-name-base function \
+                --metrics gpu__time_duration.sum --log-file "$OUT/ncu-$model.csv" \
+                "$GPU_DIR/pixelrnn" bench --device cuda --part steps --config cifar-large \
+                --model "$model" --recurrence persistent --warmup 0 --step-iters 1 --iters 1 \
+                >/dev/null 2>&1 || echo "-- ncu rc=$?"
+            [[ -s "$OUT/ncu-$model.csv" ]] && ncu_kernel_totals "$OUT/ncu-$model.csv" 25 | sed 's/^/  /'
+        done
         echo "focus: rc=$rc"
     } 2>&1 | tee "$log"
     exit "$rc"

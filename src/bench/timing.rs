@@ -10,8 +10,8 @@ use std::time::Instant;
 use super::{ceilings, Ceilings, OpRow};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::{
-    CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, MaskedConv2d,
-    MaskedConv2dWeight, RowLstm, Variants,
+    CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, LstmWeightFp32,
+    MaskedConv2d, MaskedConv2dWeight, RowLstm, Variants,
 };
 use crate::backend::{Backend, Precision, Recurrence};
 use crate::error::{Error, Result};
@@ -34,6 +34,8 @@ pub enum Sweep {
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
+    /// Every [`LstmWeightFp32`] version (the recurrences' fp32 weight gradient), at fp32 only.
+    LstmWeightFp32,
 }
 
 /// One variant a row is timed under, as the backend offers it.
@@ -336,6 +338,16 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
                     });
                 distinct_rows(kernel, rec, versions)
             }
+            Sweep::LstmWeightFp32 => LstmWeightFp32::ALL
+                .iter()
+                .map(|&v| {
+                    let variants = Variants {
+                        lstm_weight_fp32: v,
+                        ..base
+                    };
+                    choice(v.number(), None, variants)
+                })
+                .collect(),
         }
     }
 

@@ -20,13 +20,12 @@
 //! the steps).
 
 use pixelrnn::backend::cpu::CpuBackend;
-use pixelrnn::backend::cuda::{
-    Arg, CudaBackend, EmuOptions, Emulator, Executor, LaunchCfg, LstmWeight, Variants,
-};
+use pixelrnn::backend::cuda::{CudaBackend, Executor, LstmWeight, Variants};
 
 use pixelrnn::backend::{round_bf16, round_tf32, Backend, Precision, Recurrence};
 use pixelrnn::parity::l2_rel_err;
 
+use crate::lstm_weight_cases::{cases, emulator, launch, print_counters_table, Tiling};
 use crate::{pair, random, rel_err};
 
 crate::parity_tests! {
@@ -44,188 +43,6 @@ const GEMM_TOL: f64 = 1e-5;
 /// (2e-4; the device's and the twin's d_is differ by rounding compounded over the steps, and
 /// d_w_ss is a product with d_is).
 const RECURRENCE_TOL: f64 = 2e-4;
-
-/// One weight gradient: the scan (`k`: the Row LSTM's kernel width; `None`: Diagonal), images
-/// and map, hidden units, and the split's chunk of positions (a multiple of 16).
-#[derive(Clone, Copy)]
-struct Case {
-    k: Option<usize>,
-    n: usize,
-    height: usize,
-    width: usize,
-    hidden: usize,
-    chunk: usize,
-}
-
-fn cases() -> Vec<Case> {
-    let row = |k, n, height, width, hidden, chunk| Case {
-        k: Some(k),
-        n,
-        height,
-        width,
-        hidden,
-        chunk,
-    };
-    let diag = |n, height, width, hidden, chunk| Case {
-        k: None,
-        n,
-        height,
-        width,
-        hidden,
-        chunk,
-    };
-    vec![
-        // One image, K = 15 (less than one chunk of 16), h = 3.
-        row(3, 1, 3, 5, 3, 16),
-        // h = 17 with k = 5 (N = 85), K = 2 x 4 x 7 = 56 in splits of 32 (the last 24).
-        row(5, 2, 4, 7, 17, 32),
-        // h = 128 (cifar-large): M = 512 (4 row tiles), N = 384 (6 column tiles), K = 77.
-        row(3, 1, 7, 11, 128, 48),
-        // The Diagonal LSTM: h = 9, K = 40 in splits of 16 (the last 8).
-        diag(2, 5, 4, 9, 16),
-        // h = 40 (not a multiple of 16 or 32), one image, K = 42.
-        diag(1, 6, 7, 40, 32),
-        // h = 128, K = 2 x 4 x 6 = 48 in one split.
-        diag(2, 4, 6, 128, 64),
-    ]
-}
-
-impl Case {
-    fn taps(&self) -> usize {
-        self.k.unwrap_or(2)
-    }
-
-    fn positions(&self) -> usize {
-        self.n * self.height * self.width
-    }
-
-    fn what(&self) -> String {
-        match self.k {
-            Some(k) => format!(
-                "row_lstm k={k} n={} {}x{} h={}",
-                self.n, self.height, self.width, self.hidden
-            ),
-            None => format!(
-                "diag_lstm n={} {}x{} h={}",
-                self.n, self.height, self.width, self.hidden
-            ),
-        }
-    }
-
-    /// The pixel tap `t` of position (img, r, j) reads, if inside the map: Row, the previous
-    /// row at columns j - k/2 .. j + k/2; Diagonal, the pixel above (t = 0) and the one to the
-    /// left (t = 1).
-    fn source(&self, img: usize, r: usize, j: usize, t: usize) -> Option<usize> {
-        let (rr, jj) = match self.k {
-            Some(k) => (r.checked_sub(1)?, (j + t).checked_sub(k / 2)?),
-            None if t == 0 => (r.checked_sub(1)?, j),
-            None => (r, j.checked_sub(1)?),
-        };
-        (jj < self.width).then_some((img * self.height + rr) * self.width + jj)
-    }
-
-    /// dw [4h, h, taps] in float64 from the operands as given.
-    fn reference(&self, h: &[f32], d_is: &[f32]) -> Vec<f32> {
-        let (hd, taps) = (self.hidden, self.taps());
-        let mut dw = vec![0.0f64; 4 * hd * hd * taps];
-        for img in 0..self.n {
-            for r in 0..self.height {
-                for j in 0..self.width {
-                    let p = (img * self.height + r) * self.width + j;
-                    for t in 0..taps {
-                        let Some(src) = self.source(img, r, j, t) else {
-                            continue;
-                        };
-                        for o in 0..4 * hd {
-                            let a = f64::from(d_is[p * 4 * hd + o]);
-                            for v in 0..hd {
-                                dw[(o * hd + v) * taps + t] += a * f64::from(h[src * hd + v]);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        dw.iter().map(|&x| x as f32).collect()
-    }
-}
-
-fn upload(e: &Emulator, data: &[f32]) -> <Emulator as Executor>::Buffer {
-    let mut b = e.alloc(data.len()).expect("alloc");
-    e.upload_into(&mut b, data).expect("upload");
-    b
-}
-
-/// `kernel` (one of the `lstm_ss_bwd_weight_*` GEMMs: `mma` says whether it is a v2 one, with
-/// 128 x 64 tiles of 256 threads and the splits in gridDim.x) and the sum on `h`, `d_is`:
-/// dw. Partials and dw start as NaN.
-fn launch(e: &Emulator, kernel: &str, mma: bool, c: &Case, h: &[f32], d_is: &[f32]) -> Vec<f32> {
-    let (tm, tn) = if mma { (128, 64) } else { (64, 64) };
-    let (hd, taps) = (c.hidden, c.taps());
-    let (mt, nt) = ((4 * hd).div_ceil(tm), (taps * hd).div_ceil(tn));
-    let splits = c.positions().div_ceil(c.chunk).max(1);
-    let (mpad, npad) = (mt * tm, nt * tn);
-    let hb = upload(e, h);
-    let db = upload(e, d_is);
-    let partial = upload(e, &vec![f32::NAN; splits * mpad * npad]);
-    let total = 4 * hd * hd * taps;
-    let dw = upload(e, &vec![f32::NAN; total]);
-    let grid = if mma {
-        [splits as u32, nt as u32, mt as u32]
-    } else {
-        [nt as u32, mt as u32, splits as u32]
-    };
-    let cfg = LaunchCfg {
-        grid,
-        block: [if mma { 256 } else { 64 }, 1, 1],
-        shared_bytes: 0,
-        cluster: [1, 1, 1],
-        flops: 0,
-    };
-    let mut args = vec![Arg::Buf(&hb), Arg::Buf(&db), Arg::Buf(&partial)];
-    args.extend(
-        [
-            c.n,
-            c.height,
-            c.width,
-            hd,
-            taps,
-            usize::from(c.k.is_none()),
-            c.chunk,
-        ]
-        .map(|x| Arg::I32(x as i32)),
-    );
-    e.launch(kernel, &cfg, &args)
-        .unwrap_or_else(|err| panic!("{kernel}: {err}"));
-    let sum = LaunchCfg {
-        grid: [total.div_ceil(256) as u32, 1, 1],
-        block: [256, 1, 1],
-        shared_bytes: 0,
-        cluster: [1, 1, 1],
-        flops: 0,
-    };
-    let args = [
-        Arg::Buf(&partial),
-        Arg::Buf(&dw),
-        Arg::I32(hd as i32),
-        Arg::I32(taps as i32),
-        Arg::I32(splits as i32),
-        Arg::I32(mpad as i32),
-        Arg::I32(npad as i32),
-    ];
-    e.launch("lstm_ss_bwd_weight_sum_v2", &sum, &args)
-        .unwrap_or_else(|err| panic!("sum after {kernel}: {err}"));
-    e.download(&dw, total).expect("download")
-}
-
-fn emulator(seed: u64) -> Emulator {
-    Emulator::new(EmuOptions {
-        seed,
-        workers: 2,
-        bounds_check: true,
-    })
-    .expect("emulator")
-}
 
 fn rounding(precision: &str) -> fn(f32) -> f32 {
     if precision == "tf32" {
@@ -254,7 +71,7 @@ fn direct() {
                 let v2 = launch(
                     &e,
                     &format!("lstm_ss_bwd_weight_{precision}_v2"),
-                    true,
+                    Tiling::Mma128x64,
                     c,
                     &h,
                     &d_is,
@@ -262,7 +79,7 @@ fn direct() {
                 let v1 = launch(
                     &e,
                     &format!("lstm_ss_bwd_weight_{precision}_v1"),
-                    false,
+                    Tiling::Simt64,
                     c,
                     &h,
                     &d_is,
@@ -296,11 +113,18 @@ fn a_weight_kernel_that_swaps_fragment_registers_fails() {
     let c = cases()[1];
     let h = random(61, c.positions() * c.hidden, 1.0);
     let d_is = random(62, c.positions() * 4 * c.hidden, 1.0);
-    let good = launch(&e, "lstm_ss_bwd_weight_tf32_v2", true, &c, &h, &d_is);
+    let good = launch(
+        &e,
+        "lstm_ss_bwd_weight_tf32_v2",
+        Tiling::Mma128x64,
+        &c,
+        &h,
+        &d_is,
+    );
     let bad = launch(
         &e,
         "lstm_ss_bwd_weight_tf32_swapped_v2",
-        true,
+        Tiling::Mma128x64,
         &c,
         &h,
         &d_is,
@@ -383,73 +207,8 @@ pub fn check_recurrence<E: Executor>(gpu: &CudaBackend<E>) {
 #[test]
 #[ignore = "measurement (minutes on the emulator): the counters of docs/kernels.md"]
 fn lstm_mma_weight_counters() {
-    use pixelrnn::backend::cuda::{AccessOp, MemSpace};
-    let e = emulator(1).with_counters(true);
-    println!("| scan | kernel | grid | global efficiency | sectors/request | shared words loaded | worst shared site (of ideal) | FLOP/shared word |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
-    for k in [Some(3), None] {
-        let mut c = Case {
-            k,
-            n: 4,
-            height: 32,
-            width: 32,
-            hidden: 128,
-            chunk: 16,
-        };
-        let h = random(71, c.positions() * c.hidden, 1.0);
-        let d_is = random(72, c.positions() * 4 * c.hidden, 1.0);
-        for (kernel, mma) in [
-            ("lstm_ss_bwd_weight_tf32_v1", false),
-            ("lstm_ss_bwd_weight_tf32_v2", true),
-        ] {
-            // The host's split (cuda/lstm_weight.rs weight_grad_split: chunks of >= 256 positions,
-            // about 264 blocks) for this kernel's tiles.
-            let (tm, tn) = if mma { (128, 64) } else { (64, 64) };
-            let tiles = (4 * c.hidden).div_ceil(tm) * (c.taps() * c.hidden).div_ceil(tn);
-            let want = c
-                .positions()
-                .div_ceil(256)
-                .min(264usize.div_ceil(tiles))
-                .max(1);
-            c.chunk = c.positions().div_ceil(want).next_multiple_of(16);
-            e.take_counters();
-            launch(&e, kernel, mma, &c, &h, &d_is);
-            let all = e.take_counters();
-            let cn = all.iter().find(|x| x.kernel == kernel).expect("counters");
-            let global: Vec<_> = cn
-                .sites
-                .iter()
-                .filter(|s| s.space == MemSpace::Global)
-                .collect();
-            let shared: Vec<_> = cn
-                .sites
-                .iter()
-                .filter(|s| s.space == MemSpace::Shared)
-                .collect();
-            let unique: u64 = global.iter().map(|s| s.unique_bytes).sum();
-            let sectors: u64 = global.iter().map(|s| s.sectors).sum();
-            let requests: u64 = global.iter().map(|s| s.requests).sum();
-            let words: u64 = shared
-                .iter()
-                .filter(|s| s.op == AccessOp::Load)
-                .map(|s| s.bytes / 4)
-                .sum();
-            let excess = shared
-                .iter()
-                .map(|s| s.excess_wavefronts())
-                .fold(0.0, f64::max);
-            let flops = 2 * c.positions() * 4 * c.hidden * c.taps() * c.hidden;
-            println!(
-                "| {} | `{kernel}` | {}x{}x{} | {:.3} | {:.2} | {words} | {:.2} | {:.1} |",
-                if k.is_some() { "row k=3" } else { "diagonal" },
-                cn.grid[0],
-                cn.grid[1],
-                cn.grid[2],
-                unique as f64 / (32 * sectors).max(1) as f64,
-                sectors as f64 / requests.max(1) as f64,
-                excess,
-                flops as f64 / words.max(1) as f64
-            );
-        }
-    }
+    print_counters_table(&[
+        ("lstm_ss_bwd_weight_tf32_v1", Tiling::Simt64),
+        ("lstm_ss_bwd_weight_tf32_v2", Tiling::Mma128x64),
+    ]);
 }

@@ -76,7 +76,7 @@ fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
             names,
             [
                 format!("{op}_persistent_bwd_v2").as_str(),
-                "lstm_ss_bwd_weight_v2",
+                "lstm_ss_bwd_weight_v3",
                 "lstm_ss_bwd_weight_sum_v2"
             ],
             "{op} backward"

@@ -42,6 +42,8 @@ mod lstm_precision;
 mod lstm_scan;
 mod lstm_unfused_precision;
 mod lstm_versions;
+mod lstm_weight;
+mod lstm_weight_cases;
 mod model;
 mod multi_tensor;
 mod nccl;

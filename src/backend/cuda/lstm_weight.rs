@@ -1,25 +1,29 @@
 //! The recurrences' state-to-state weight gradient on CUDA, `d_w_ss`, reduced once over every
 //! position after the scan (why once: `cuda/lstm.rs`'s header): host side of
 //! `<scan>_ss_bwd_weight_v1` (kernels/row_lstm.cu, kernels/diag_lstm.cu),
-//! `lstm_ss_bwd_weight_v2` and `lstm_ss_bwd_weight_sum_v2` (kernels/lstm.cu) and the
+//! `lstm_ss_bwd_weight_v2` and `lstm_ss_bwd_weight_sum_v2` (kernels/lstm.cu),
+//! `lstm_ss_bwd_weight_v3` (kernels/lstm_weight.cu) and the
 //! tensor-core `lstm_ss_bwd_weight_{tf32,bf16}_v2` (kernels/lstm_mma_weight.cu). CPU twin:
 //! `cpu/lstm.rs`'s weight gradient (and `cpu/lstm_precision.rs` at tf32 / bf16).
 
 use super::launch_args::{grid_stride, int};
 use super::lstm::{scan_op, Dims, T};
 use super::lstm_steps::scan_version;
-use super::{arg, Arg, CudaBackend, Executor, LaunchCfg, LstmWeight, BLOCK, MAX_BLOCKS};
+use super::{
+    arg, Arg, CudaBackend, Executor, LaunchCfg, LstmWeight, LstmWeightFp32, BLOCK, MAX_BLOCKS,
+};
 use crate::backend::geometry::{Geometry, Scan};
 use crate::backend::{Backend, Precision};
 use crate::error::Result;
 
-/// Positions summed by one block of `lstm_ss_bwd_weight_v2` at least (a multiple of its
-/// 16-position shared tile): below this a split costs more in its partial tile's write and
-/// read than it saves.
+/// Positions summed by one block of the split GEMMs at least (a multiple of every version's
+/// positions per shared chunk: 16 for v2 and the tensor-core v2, 8 for v3): below this a split
+/// costs more in its partial tile's write and read than it saves.
 const WEIGHT_GRAD_MIN_CHUNK: usize = 256;
 
-/// Blocks of `lstm_ss_bwd_weight_v2` the split over positions aims at: two per SM of an
-/// H200 (132 SMs), so that the small `M x N` tile grid of `d_w_ss` (48 tiles at h = 128,
+/// Blocks of the split GEMMs the split over positions aims at: two per SM of an H200 (132
+/// SMs; v3's 256 threads of about 128 registers each fit two per SM), so that the small
+/// `M x N` tile grid of `d_w_ss` (48 64 x 64 tiles, or 12 of v3's 128 x 128, at h = 128,
 /// k = 3) still fills the device.
 const WEIGHT_GRAD_TARGET_BLOCKS: usize = 264;
 
@@ -35,9 +39,10 @@ pub(super) fn weight_grad_split(positions: usize, tiles: usize) -> (usize, usize
 }
 
 /// `d_w_ss` of either scan from `h` and `d_is` (every dpre final): v1 one thread per weight
-/// element (`<scan>_ss_bwd_weight_v1`), v2 the tiled GEMM over positions with its K split
-/// (`lstm_ss_bwd_weight_v2`) and the partials summed in split order
-/// (`lstm_ss_bwd_weight_sum_v2`); at tf32 / bf16 the same split on the tensor cores
+/// element (`<scan>_ss_bwd_weight_v1`), else the tiled GEMM over positions with its K split,
+/// at fp32 [`LstmWeightFp32`]'s (`lstm_ss_bwd_weight_v3`, the default, or `_v2`), and the
+/// partials summed in split order (`lstm_ss_bwd_weight_sum_v2`); at tf32 / bf16 the same split
+/// on the tensor cores
 /// (`lstm_ss_bwd_weight_<p>_v2`, [`LstmWeight::V2`], the default) or v2's GEMM rounded
 /// (`lstm_ss_bwd_weight_<p>_v1`). All are deterministic and write every element.
 pub(super) fn weight_gradient<E: Executor>(
@@ -68,11 +73,18 @@ pub(super) fn weight_gradient<E: Executor>(
     // (64 x 64 tiles of 64 threads). Both write partials [splits, mpad, npad] for
     // lstm_ss_bwd_weight_sum_v2.
     let version = be.variants().lstm_weight;
-    let (kernel, tile_m, tile_n, threads) = match (be.precision(), version) {
-        (Precision::Fp32, _) => ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64),
-        (p, LstmWeight::V1) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64),
-        (p, LstmWeight::V2) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK),
-    };
+    // v3 and the tensor-core kernels put the splits in gridDim.x, the others in gridDim.z.
+    let (kernel, tile_m, tile_n, threads, splits_in_x) =
+        match (be.precision(), version, be.variants().lstm_weight_fp32) {
+            (Precision::Fp32, _, LstmWeightFp32::V2) => {
+                ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64, false)
+            }
+            (Precision::Fp32, _, LstmWeightFp32::V3) => {
+                ("lstm_ss_bwd_weight_v3".to_string(), 128, 128, BLOCK, true)
+            }
+            (p, LstmWeight::V1, _) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64, false),
+            (p, LstmWeight::V2, _) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK, true),
+        };
     let op = "lstm_ss_bwd_weight_v2";
     let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
     let (mt, nt) = (rows.div_ceil(tile_m), cols.div_ceil(tile_n));
@@ -86,7 +98,7 @@ pub(super) fn weight_gradient<E: Executor>(
         int(op, "tiles of taps*h", nt)? as u32,
         int(op, "splits", splits)? as u32,
     );
-    let grid = if matches!(version, LstmWeight::V2) && be.precision() != Precision::Fp32 {
+    let grid = if splits_in_x {
         [s32, nt32, mt32]
     } else {
         [nt32, mt32, s32]

@@ -32,9 +32,9 @@ const TILE: usize = 64;
 /// Positions and features per block of the v3 kernels (`MASKED_CONV2D_G3_M/N`).
 const TILE_V3: usize = 128;
 /// Output features and (tap, input feature) columns per block of `bwd_weight_v2`
-/// (`MASKED_CONV2D_WG_M/N`).
+/// (`WGRAD_M/N`, kernels/wgrad_gemm.cuh).
 const WG_TILE: usize = 128;
-/// Positions per shared chunk of `bwd_weight_v2` (`MASKED_CONV2D_WG_K`): every split but the
+/// Positions per shared chunk of `bwd_weight_v2` (`WGRAD_K`): every split but the
 /// last is a multiple of it.
 const WG_K: usize = 8;
 /// Blocks `bwd_weight_v2` aims for: two waves' worth of the 132 SMs of an H200 at its two

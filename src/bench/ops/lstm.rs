@@ -7,6 +7,9 @@
 //! input-to-state pre-activations; the backward's saved state is the CPU forward of the same
 //! inputs.
 //!
+//! The rows `<scan> bwd d_w_ss` time the backward under each fp32 version of the state weight
+//! gradient ([`crate::backend::cuda::LstmWeightFp32`]) in the run's first recurrence.
+//!
 //! Tolerance: [`parity::DEEP_REL_TOL`], errors compound through the scan's dependent steps.
 
 use super::super::case::{numel, random, state, HostTensor, OpCase, Output};
@@ -55,7 +58,8 @@ impl Scan {
 }
 
 /// The cases of `cfg`, for each scan and each of `recurrences`: forward (is, w_ss -> h, c,
-/// gates) and backward (h, c, gates, w_ss, dh -> d_is, d_w_ss).
+/// gates) and backward (h, c, gates, w_ss, dh -> d_is, d_w_ss); and the backward by d_w_ss
+/// version in the first of `recurrences`.
 pub fn cases<X: Backend>(cfg: &BenchConfig, recurrences: &[Recurrence]) -> Vec<OpCase<X>> {
     let (n, hh, ww, h) = (cfg.batch, cfg.height, cfg.width, cfg.hidden);
     let k = crate::models::DEFAULT_ROW_KERNEL;
@@ -70,19 +74,59 @@ pub fn cases<X: Backend>(cfg: &BenchConfig, recurrences: &[Recurrence]) -> Vec<O
         let f = 2.0 * cfg.positions() * numel(&ws) as f64;
         let (names, kernels, what, sweep) = match scan {
             Scan::Row => (
-                ["row_lstm fwd", "row_lstm bwd"],
+                ["row_lstm fwd", "row_lstm bwd", "row_lstm bwd d_w_ss"],
                 ["row_lstm_step_fwd", "row_lstm_step_bwd"],
                 format!("h{h} 1x{k} on {n}x{hh}x{ww}"),
                 Sweep::RowLstm,
             ),
             Scan::Diagonal => (
-                ["diag_lstm fwd", "diag_lstm bwd"],
+                ["diag_lstm fwd", "diag_lstm bwd", "diag_lstm bwd d_w_ss"],
                 ["diag_lstm_step_fwd", "diag_lstm_step_bwd"],
                 format!("h{h} 2x1 on {n}x{hh}x{ww} (one direction)"),
                 Sweep::DiagLstm,
             ),
         };
         let (g, w, hn) = (numel(&gates), numel(&ws), numel(&hs));
+        // The backward (h, c, gates, w_ss, dh -> d_is, d_w_ss) as row `name`.
+        let backward = |name, kernel, what, rec, sweep| {
+            OpCase::new(
+                name,
+                kernel,
+                what,
+                move || {
+                    // The saved state: the CPU forward of the forward case's inputs.
+                    let cpu = CpuBackend::new();
+                    let is = random(&gates, seed, 1.0);
+                    let w_ss = random(&ws, seed + 1, 0.3);
+                    let is_t = Tensor::from_slice(&cpu, &is.shape, &is.data)?;
+                    let w_t = Tensor::from_slice(&cpu, &w_ss.shape, &w_ss.data)?;
+                    let st = scan.forward(&cpu, &is_t, &w_t, Recurrence::default())?;
+                    let host = |t: Tensor<CpuBackend>| HostTensor {
+                        shape: t.shape,
+                        data: t.data,
+                    };
+                    Ok(vec![
+                        host(st.h),
+                        host(st.c),
+                        host(st.gates),
+                        w_ss,
+                        random(&hs, seed + 2, 1.0),
+                    ])
+                },
+                move |be: &X, a| {
+                    let (d_is, dw) = scan.backward(be, state(a)?, &a.t[0], &a.t[1], rec)?;
+                    Ok(vec![Output::T(d_is), Output::T(dw)])
+                },
+            )
+            .saved_state()
+            .recurrence(rec)
+            .sweep(sweep)
+            .tol(parity::DEEP_REL_TOL)
+            // d_is and d_w_ss are a forward's products each.
+            .flops(2.0 * f)
+            // h + c + gates + w_ss + dh + d_is + d_w_ss
+            .bytes(hn + hn + g + w + hn + g + w)
+        };
         for &rec in recurrences {
             out.push(
                 OpCase::new(
@@ -102,45 +146,19 @@ pub fn cases<X: Backend>(cfg: &BenchConfig, recurrences: &[Recurrence]) -> Vec<O
                 // is + w_ss + h + c + gates
                 .bytes(g + w + hn + hn + g),
             );
-            out.push(
-                OpCase::new(
-                    names[1],
-                    kernels[1],
-                    what.clone(),
-                    move || {
-                        // The saved state: the CPU forward of the forward case's inputs.
-                        let cpu = CpuBackend::new();
-                        let is = random(&gates, seed, 1.0);
-                        let w_ss = random(&ws, seed + 1, 0.3);
-                        let is_t = Tensor::from_slice(&cpu, &is.shape, &is.data)?;
-                        let w_t = Tensor::from_slice(&cpu, &w_ss.shape, &w_ss.data)?;
-                        let st = scan.forward(&cpu, &is_t, &w_t, Recurrence::default())?;
-                        let host = |t: Tensor<CpuBackend>| HostTensor {
-                            shape: t.shape,
-                            data: t.data,
-                        };
-                        Ok(vec![
-                            host(st.h),
-                            host(st.c),
-                            host(st.gates),
-                            w_ss,
-                            random(&hs, seed + 2, 1.0),
-                        ])
-                    },
-                    move |be: &X, a| {
-                        let (d_is, dw) = scan.backward(be, state(a)?, &a.t[0], &a.t[1], rec)?;
-                        Ok(vec![Output::T(d_is), Output::T(dw)])
-                    },
-                )
-                .saved_state()
-                .recurrence(rec)
-                .sweep(sweep)
-                .tol(parity::DEEP_REL_TOL)
-                // d_is and d_w_ss are a forward's products each.
-                .flops(2.0 * f)
-                // h + c + gates + w_ss + dh + d_is + d_w_ss
-                .bytes(hn + hn + g + w + hn + g + w),
-            );
+            out.push(backward(names[1], kernels[1], what.clone(), rec, sweep));
+        }
+        // The weight gradient's fp32 versions (LstmWeightFp32), under the default scan
+        // version, in one recurrence (every recurrence runs the same d_w_ss kernels after its
+        // scan): the rows time the whole backward, so they differ by d_w_ss's time.
+        if let Some(&rec) = recurrences.first() {
+            out.push(backward(
+                names[2],
+                "lstm_ss_bwd_weight",
+                what.clone(),
+                rec,
+                Sweep::LstmWeightFp32,
+            ));
         }
     }
     out

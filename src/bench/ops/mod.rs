@@ -79,7 +79,7 @@ mod tests {
     }
 
     /// Every row name has its cases, and each name times the kernels of one op, which exist in
-    /// kernels/*.cu (the kernel signatures are parsed with or without a CUDA compiler).
+    /// kernels/*.cu (from v1, or from v2 or v3 for a sweep whose versions start there) (the kernel signatures are parsed with or without a CUDA compiler).
     #[test]
     fn every_op_name_has_a_planned_case() {
         let planned = every_case(super::super::config("tiny").unwrap());
@@ -95,9 +95,11 @@ mod tests {
                     .all(|p| p.kernel == key),
                 "{name}: key {key}"
             );
+            // v1, or the first version of a sweep that starts later (the fp32 weight
+            // gradient's v2 and v3).
             assert!(
-                crate::kernels::signature(&format!("{key}_v1")).is_some(),
-                "{name}: no kernel {key}_v1"
+                (1..=3).any(|v| crate::kernels::signature(&format!("{key}_v{v}")).is_some()),
+                "{name}: no kernel {key}_v1 to _v3"
             );
         }
     }

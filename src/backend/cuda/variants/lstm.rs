@@ -49,6 +49,31 @@ numbered_versions!(
     [V1 = 1, V2 = 2]
 );
 
+/// The recurrences' state-to-state weight gradient at fp32 under the scan versions 2 to 5
+/// ([`RowLstm`], [`DiagLstm`]; version 1 runs the per-element `<scan>_ss_bwd_weight_v1`), both
+/// scans and every recurrence (`lstm_ss_bwd_weight_v<N>`, summed by
+/// `lstm_ss_bwd_weight_sum_v2`); at tf32 / bf16 [`LstmWeight`] applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LstmWeightFp32 {
+    /// The split-K SIMT GEMM in 64 x 64 tiles of 64 threads, single-buffered
+    /// (kernels/lstm.cu). The H200 ran it at 3.5 TFLOP/s at cifar-large (ncu: 4 warps per
+    /// SM, a 64-bit division per load; docs/benchmarks.md).
+    V2,
+    /// masked_conv2d_bwd_weight_v2's pipeline (kernels/wgrad_gemm.cuh): 128 x 128 tiles of 256
+    /// threads, double-buffered, no division in the K loop, splits for a full wave of 2 blocks
+    /// per SM (kernels/lstm_weight.cu). The default: by design and the emulator's counters
+    /// (docs/kernels.md); not yet timed on a GPU.
+    #[default]
+    V3,
+}
+
+numbered_versions!(
+    LstmWeightFp32,
+    "the recurrences' fp32 weight gradient",
+    "the kernels `lstm_ss_bwd_weight_v<N>`",
+    [V2 = 2, V3 = 3]
+);
+
 /// The persistent recurrence's state-to-state product at tf32 / bf16 (folded layout; at fp32
 /// the scan's version applies). `cuda/lstm_persistent_mma.rs` says where each runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

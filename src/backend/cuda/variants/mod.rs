@@ -63,7 +63,9 @@ use std::fmt;
 pub use conv::{
     MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight,
 };
-pub use lstm::{DiagLstm, DiagLstmLayout, LstmMma, LstmPersistentProduct, LstmWeight, RowLstm};
+pub use lstm::{
+    DiagLstm, DiagLstmLayout, LstmMma, LstmPersistentProduct, LstmWeight, LstmWeightFp32, RowLstm,
+};
 
 use super::{CudaBackend, Executor};
 
@@ -97,6 +99,8 @@ pub struct Variants {
     pub diag_lstm: DiagLstm,
     /// The recurrences' weight gradient at tf32 and bf16.
     pub lstm_weight: LstmWeight,
+    /// The recurrences' weight gradient at fp32 (scan versions 2 to 5).
+    pub lstm_weight_fp32: LstmWeightFp32,
     /// The persistent recurrence's state product at tf32 and bf16.
     pub lstm_persistent_product: LstmPersistentProduct,
 }
@@ -104,13 +108,13 @@ pub struct Variants {
 impl fmt::Display for Variants {
     /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
     /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v2, diag_lstm v2,
-    /// lstm weight v2, lstm persistent product mma v2`.
+    /// lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "masked_conv2d {}, masked_conv2d weight {}, masked_conv2d_at {}, masked_conv2d pack \
              {}, masked_conv2d mma {}, lstm mma {}, diag_lstm layout {}, row_lstm {}, \
-             diag_lstm {}, lstm weight {}, lstm persistent product {}",
+             diag_lstm {}, lstm weight {}, lstm weight fp32 {}, lstm persistent product {}",
             self.masked_conv2d,
             self.masked_conv2d_weight,
             self.masked_conv2d_at,
@@ -121,6 +125,7 @@ impl fmt::Display for Variants {
             self.row_lstm,
             self.diag_lstm,
             self.lstm_weight,
+            self.lstm_weight_fp32,
             self.lstm_persistent_product
         )
     }
@@ -232,6 +237,17 @@ mod tests {
         assert!(matches!(RowLstm::try_from(0), Err(Error::Config(_))));
         assert!(matches!(DiagLstm::try_from(99), Err(Error::Config(_))));
         assert!(matches!(LstmWeight::try_from(0), Err(Error::Config(_))));
+        for v in LstmWeightFp32::ALL {
+            assert_eq!(LstmWeightFp32::try_from(v.number()).unwrap(), v);
+        }
+        match LstmWeightFp32::try_from(1) {
+            Err(Error::Config(m)) => assert_eq!(
+                m,
+                "the recurrences' fp32 weight gradient has kernel versions 2 to 3, version 1 \
+                 requested"
+            ),
+            other => panic!("{other:?}"),
+        }
         match RowLstm::try_from(99) {
             Err(Error::Config(m)) => assert_eq!(
                 m,
@@ -246,7 +262,7 @@ mod tests {
             Variants::default().to_string(),
             "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
              v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v2, \
-             diag_lstm v2, lstm weight v2, lstm persistent product mma v2"
+             diag_lstm v2, lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2"
         );
         for v in LstmPersistentProduct::ALL {
             assert_eq!(LstmPersistentProduct::try_from(v.number()).unwrap(), v);
@@ -306,10 +322,11 @@ mod tests {
         let pack = MaskedConv2dPack::ALL.map(MaskedConv2dPack::number).to_vec();
         assert_eq!(crate::kernels::versions("masked_conv2d", "pack"), pack);
         assert_eq!(crate::kernels::versions("masked_conv2d", "fwd_at"), at);
-        // The recurrences' weight gradient: v1 per scan, v2 one GEMM for both.
+        // The recurrences' weight gradient: v1 per scan, v2 and v3 one GEMM for both.
         assert_eq!(crate::kernels::versions("row_lstm", "ss_bwd_weight"), [1]);
         assert_eq!(crate::kernels::versions("diag_lstm", "ss_bwd_weight"), [1]);
-        assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight"), [2]);
+        let fp32 = LstmWeightFp32::ALL.map(LstmWeightFp32::number).to_vec();
+        assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight"), fp32);
         assert_eq!(crate::kernels::versions("lstm", "ss_bwd_weight_sum"), [2]);
         let lw = LstmWeight::ALL.map(LstmWeight::number).to_vec();
         for pass in ["ss_bwd_weight_tf32", "ss_bwd_weight_bf16"] {

@@ -1,0 +1,173 @@
+// wgrad_gemm.cuh: the split-K implicit GEMM of a weight gradient over positions, written once
+// for the two ops whose weight gradient has this shape:
+//   dw[m, c] = sum over positions p of dy[p, m] * x[p + shift(t), i]   (c = t * cin + i)
+// where dy is [positions, cout] (rows m), x is [positions, cin], and column c reads x at the
+// position tap t points at (0 outside the map). It runs
+// - masked_conv2d_bwd_weight_v2 (kernels/masked_conv2d_weight.cu): t a live tap of the kernel;
+// - lstm_ss_bwd_weight_v3 (kernels/lstm_weight.cu): t a state-to-state tap of a scan, dy the
+//   gate pre-activations' gradient (cout = 4h), x the hidden state (cin = h).
+// Tiles: WGRAD_M x WGRAD_N per block of 256 threads, each thread an 8x8 micro-tile
+// (masked_conv2d.cuh's masked_conv2d_fma_8x8: 4 float4 shared reads, 16 words, for 64 FMAs,
+// 8 FLOPs per word); WGRAD_K positions per shared chunk, double-buffered with the next chunk's
+// global loads in flight during this chunk's FMAs; no division and no tap decode in the K loop.
+#pragma once
+#include "masked_conv2d.cuh"
+
+#define WGRAD_M 128
+#define WGRAD_N 128
+#define WGRAD_K 8
+// Each thread loads WGRAD_LOADS rows of each tile per chunk, at one column: tid % 128.
+#define WGRAD_LOADS (WGRAD_K * WGRAD_N / PIXELRNN_BLOCK)
+#define WGRAD_ROW_STEP (PIXELRNN_BLOCK / WGRAD_N)
+static_assert(WGRAD_M == WGRAD_N, "one loader column serves both tiles");
+static_assert(WGRAD_ROW_STEP == 2, "two loader rows per column");
+
+// Moves a loader row (yy, xx) of one image forward by `step` positions in raster order (the
+// image index is not tracked: a tap that stays inside the map stays in the same image, so the
+// shifted position is the flattened one plus the tap's flat offset).
+PIXELRNN_DEVICE void wgrad_advance(int& yy, int& xx, int step, int height, int width) {
+    xx += step;
+    while (xx >= width) {
+        xx -= width;
+        if (++yy == height) yy = 0;
+    }
+}
+
+// The loader's fixed place in both tiles, decoded once per block: its column (`m` of dy and
+// (t, i) of x), its tap's offset, and the raster coordinates of its rows.
+struct WgradLoader {
+    int row0;         // first tile row (0 or 1); rows row0 + WGRAD_ROW_STEP * j
+    int m;            // dy column (output feature / gate row)
+    bool m_ok;        // m < cout
+    int i;            // x column (input feature / unit) of this tile column
+    bool col_ok;      // the tile column is a column of dw (t < taps)
+    int tap_dy;       // the tap's offset in rows ...
+    int tap_dx;       // ... and columns
+    pixelrnn_index_t tap_shift;  // tap_dy * width + tap_dx: the source's flat offset
+    int yy[WGRAD_LOADS];  // row and column of each loader row's position
+    int xx[WGRAD_LOADS];
+};
+
+// The loader's column of both tiles, the same for every thread of one tid % 128: dy column
+// m0 + tid % 128 (m, m_ok against cout) and its first row (row0); returns the dw column
+// c0 + tid % 128 and sets col_ok against `columns`, for the caller to decode into its tap
+// (i, tap_dy, tap_dx, tap_shift).
+PIXELRNN_DEVICE int wgrad_loader_column(WgradLoader& l, int m0, int c0, int cout, int columns) {
+    const int col = threadIdx.x % WGRAD_N;
+    l.row0 = threadIdx.x / WGRAD_N;
+    l.m = m0 + col;
+    l.m_ok = l.m < cout;
+    l.col_ok = c0 + col < columns;
+    return c0 + col;
+}
+
+// One chunk of both tiles into registers: rows p = pk + row0 + WGRAD_ROW_STEP * j of dy (at the
+// loader's m) and of x shifted by its tap (at its i); 0 past the split's end, outside the map,
+// or past the matrix edge. Lanes of a warp share the row and take consecutive columns:
+// consecutive words of dy, and consecutive words of x within one tap (taps of one kernel row
+// are one position apart, so even a tile that spans several taps of a small cin reads runs of
+// consecutive words).
+PIXELRNN_DEVICE void wgrad_load(const float* __restrict__ x, const float* __restrict__ dy,
+                                float dv[WGRAD_LOADS], float xv[WGRAD_LOADS],
+                                pixelrnn_index_t pk, pixelrnn_index_t p_end,
+                                const WgradLoader& l, int height, int width, int cin,
+                                int cout) {
+#pragma unroll
+    for (int j = 0; j < WGRAD_LOADS; ++j) {
+        const pixelrnn_index_t p = pk + l.row0 + WGRAD_ROW_STEP * j;
+        const bool in = p < p_end;
+        dv[j] = in && l.m_ok ? dy[p * cout + l.m] : 0.0f;
+        const int iy = l.yy[j] + l.tap_dy, ix = l.xx[j] + l.tap_dx;
+        const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
+        xv[j] = in && l.col_ok && inside ? x[(p + l.tap_shift) * cin + l.i] : 0.0f;
+    }
+}
+
+// The K loop of one block over positions [p_begin, p_end) (the caller's split), into this
+// thread's 8x8 accumulators (rows 4ty.. and 64+4ty.., columns 4tx.. and 64+4tx.., tx = tid % 16,
+// ty = tid / 16; set to 0 first) and, in `bias_acc` (set to 0 first), the sum of the dy values
+// this thread loaded itself (rows row0, row0 + 2, .. of column m: masked_conv2d's bias blocks; a caller
+// without a bias leaves it, and the compiler drops it). `l` is set up for p_begin
+// (wgrad_loader_rows). Ends with a barrier: the shared tiles are free afterwards.
+PIXELRNN_DEVICE void wgrad_gemm(const float* __restrict__ x, const float* __restrict__ dy,
+                                float (*dys)[WGRAD_K][WGRAD_M], float (*xs)[WGRAD_K][WGRAD_N],
+                                float acc[8][8], float& bias_acc, WgradLoader& l,
+                                pixelrnn_index_t p_begin, pixelrnn_index_t p_end, int height,
+                                int width, int cin, int cout) {
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const int col = tid % WGRAD_N;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+    }
+    bias_acc = 0.0f;
+    float dv[WGRAD_LOADS], xv[WGRAD_LOADS];
+    int buf = 0;
+    if (p_begin < p_end) {
+        wgrad_load(x, dy, dv, xv, p_begin, p_end, l, height, width, cin, cout);
+#pragma unroll
+        for (int j = 0; j < WGRAD_LOADS; ++j) bias_acc += dv[j];
+#pragma unroll
+        for (int j = 0; j < WGRAD_LOADS; ++j) {
+            dys[0][l.row0 + WGRAD_ROW_STEP * j][col] = dv[j];
+            xs[0][l.row0 + WGRAD_ROW_STEP * j][col] = xv[j];
+        }
+    }
+    __syncthreads();
+    for (pixelrnn_index_t pk = p_begin; pk < p_end; pk += WGRAD_K) {
+        // Software pipeline: the next chunk's global loads are in flight during this chunk's
+        // FMAs, then land in the other buffer (read by nobody until the barrier below).
+        const bool more = pk + WGRAD_K < p_end;
+        if (more) {
+#pragma unroll
+            for (int j = 0; j < WGRAD_LOADS; ++j) {
+                wgrad_advance(l.yy[j], l.xx[j], WGRAD_K, height, width);
+            }
+            wgrad_load(x, dy, dv, xv, pk + WGRAD_K, p_end, l, height, width, cin, cout);
+#pragma unroll
+            for (int j = 0; j < WGRAD_LOADS; ++j) bias_acc += dv[j];
+        }
+#pragma unroll
+        for (int k = 0; k < WGRAD_K; ++k) {
+            masked_conv2d_fma_8x8(acc, dys[buf][k], xs[buf][k], tx, ty);
+        }
+        if (more) {
+#pragma unroll
+            for (int j = 0; j < WGRAD_LOADS; ++j) {
+                dys[buf ^ 1][l.row0 + WGRAD_ROW_STEP * j][col] = dv[j];
+                xs[buf ^ 1][l.row0 + WGRAD_ROW_STEP * j][col] = xv[j];
+            }
+        }
+        __syncthreads();
+        buf ^= 1;
+    }
+}
+
+// The raster coordinates of the loader's rows at the split's first position p_begin (the only
+// divisions of the kernel).
+PIXELRNN_DEVICE void wgrad_loader_rows(WgradLoader& l, pixelrnn_index_t p_begin, int height,
+                                       int width) {
+#pragma unroll
+    for (int j = 0; j < WGRAD_LOADS; ++j) {
+        const pixelrnn_index_t p = p_begin + l.row0 + WGRAD_ROW_STEP * j;
+        l.xx[j] = (int)(p % width);
+        l.yy[j] = (int)((p / width) % height);
+    }
+}
+
+// The block's whole WGRAD_M x WGRAD_N partial tile at `tile` (row stride ld_n), as float4 rows:
+// a warp stores 2 rows x 256 contiguous bytes.
+PIXELRNN_DEVICE void wgrad_store_tile(float* __restrict__ tile, const float acc[8][8], int ld_n) {
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+        const int m = (r < 4 ? 0 : 64) + 4 * ty + (r & 3);
+        float* row = tile + (pixelrnn_index_t)m * ld_n;
+        *reinterpret_cast<float4*>(row + 4 * tx) =
+            make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+        *reinterpret_cast<float4*>(row + 64 + 4 * tx) =
+            make_float4(acc[r][4], acc[r][5], acc[r][6], acc[r][7]);
+    }
+}
