@@ -136,7 +136,7 @@ fn the_gate_fails_a_kernel_that_stops_coalescing() {
         config: GATE_CONFIG.name.into(),
         shape: String::new(),
         roofline: H200,
-        kernels: profile::summarize(&launches, &H200),
+        kernels: profile::summarize(&launches, &H200, &profile::H200_SM),
         launches: launches.len() as u64,
         host_syncs: 0,
         flops: 0,

@@ -19,11 +19,13 @@
 //! those of `pixelrnn train` (the loss's download, the gradient norm's reductions).
 
 mod baseline;
+mod occupancy;
 mod roofline;
 mod summary;
 mod table;
 
 pub use baseline::{compare, parse_baseline, write_baseline, BaselineEntry, GateFinding};
+pub use occupancy::{kernel_resources, Occupancy, SmLimits, H200_SM};
 pub use roofline::{Bound, Roofline, H200};
 pub use summary::{summarize, KernelProfile, WorstSite, WORST_SITE_MIN_SHARE};
 pub use table::{markdown, summary_line, table};
@@ -160,6 +162,17 @@ pub struct StepProfile {
 }
 
 impl StepProfile {
+    /// The mean warps per SM of the step's kernels, weighted by their estimates (those with
+    /// ptxas resources; `None` without any).
+    pub fn warps_per_sm(&self) -> Option<f64> {
+        let (sum, weight) = self
+            .kernels
+            .iter()
+            .filter_map(|k| k.warps_per_sm.map(|w| (w * k.estimate_s, k.estimate_s)))
+            .fold((0.0, 0.0), |(s, w), (a, b)| (s + a, w + b));
+        (weight > 0.0).then(|| sum / weight)
+    }
+
     /// The FLOP floor of the step (all FLOPs at the fp32 rate), seconds.
     pub fn flop_floor_s(&self) -> f64 {
         self.flops as f64 / self.roofline.flops_per_s
@@ -229,7 +242,7 @@ pub fn profile_step(
         None => e,
     })?;
 
-    let kernels = summarize(&launches, roofline);
+    let kernels = summarize(&launches, roofline, &H200_SM);
     Ok(StepProfile {
         target: target.label(),
         config: cfg.name.to_string(),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::occupancy::{kernel_resources, SmLimits};
 use super::roofline::{Bound, Roofline};
 use crate::backend::cuda::{AccessOp, LaunchCounters, MemSpace, SiteCounters};
 
@@ -64,6 +65,10 @@ pub struct KernelProfile {
     pub shared_conflict: Option<f64>,
     /// The worst mean excess of one shared site (same measure as `shared_conflict`).
     pub shared_conflict_max: Option<f64>,
+    /// Mean warps per SM of its launches, weighted by their estimates
+    /// ([`super::occupancy`]: the grid against an SM's residency limits, from ptxas's
+    /// registers and shared memory); `None` without ptxas resources.
+    pub warps_per_sm: Option<f64>,
     /// The roofline estimate of all launches, seconds (launch overhead included).
     pub estimate_s: f64,
     /// What bounds most of the estimate.
@@ -102,6 +107,9 @@ struct Acc {
     flops: u64,
     compulsory: u64,
     estimate: f64,
+    /// Sum over launches of estimate x warps per SM, and of the estimates it covers.
+    warps_weighted: f64,
+    warps_weight: f64,
     by_bound: BTreeMap<&'static str, f64>,
     /// Global sites merged by address: the same instruction across launches.
     global: BTreeMap<(u64, u8), SiteCounters>,
@@ -128,9 +136,13 @@ fn merge(into: &mut BTreeMap<(u64, u8), SiteCounters>, s: &SiteCounters) {
     }
 }
 
-/// Gathers `launches` (one step's counted launches) per kernel, estimated on `roofline`;
-/// kernels in descending order of their estimate.
-pub fn summarize(launches: &[LaunchCounters], roofline: &Roofline) -> Vec<KernelProfile> {
+/// Gathers `launches` (one step's counted launches) per kernel, estimated on `roofline`, their
+/// occupancy on `sm`; kernels in descending order of their estimate.
+pub fn summarize(
+    launches: &[LaunchCounters],
+    roofline: &Roofline,
+    sm: &SmLimits,
+) -> Vec<KernelProfile> {
     let mut accs: BTreeMap<&str, Acc> = BTreeMap::new();
     for l in launches {
         let a = accs.entry(l.kernel.as_str()).or_default();
@@ -140,6 +152,14 @@ pub fn summarize(launches: &[LaunchCounters], roofline: &Roofline) -> Vec<Kernel
         let (t, bound) = roofline.launch_bound(l.compulsory_bytes(), l.flops);
         a.estimate += t;
         *a.by_bound.entry(bound.name()).or_default() += t;
+        let blocks = l.grid.iter().map(|&g| u64::from(g)).product();
+        let threads = l.block.iter().product();
+        if let Some(o) = kernel_resources(&l.kernel).and_then(|(regs, static_shared)| {
+            sm.occupancy(blocks, threads, regs, static_shared + l.shared_bytes)
+        }) {
+            a.warps_weighted += t * o.warps_per_sm;
+            a.warps_weight += t;
+        }
         for s in &l.sites {
             match s.space {
                 MemSpace::Global => merge(&mut a.global, s),
@@ -218,6 +238,7 @@ fn kernel_profile(kernel: &str, a: Acc) -> KernelProfile {
         shared_words_loaded,
         shared_conflict,
         shared_conflict_max,
+        warps_per_sm: (a.warps_weight > 0.0).then(|| a.warps_weighted / a.warps_weight),
         estimate_s: a.estimate,
         bound,
     }

@@ -13,7 +13,7 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 }
 
 /// The cells of one kernel's row.
-fn cells(k: &KernelProfile, step_s: f64) -> [String; 13] {
+fn cells(k: &KernelProfile, step_s: f64) -> [String; 14] {
     let global = k.global_requests > 0;
     [
         k.kernel.clone(),
@@ -44,6 +44,7 @@ fn cells(k: &KernelProfile, step_s: f64) -> [String; 13] {
             _ => "-".into(),
         },
         opt(k.flops_per_shared_word(), |x| format!("{x:.1}")),
+        opt(k.warps_per_sm, |w| format!("{w:.1}")),
         format!("{:.1}", k.estimate_s * 1e6),
         pct(if step_s > 0.0 {
             k.estimate_s / step_s
@@ -54,7 +55,7 @@ fn cells(k: &KernelProfile, step_s: f64) -> [String; 13] {
     ]
 }
 
-const HEADERS: [&str; 13] = [
+const HEADERS: [&str; 14] = [
     "kernel",
     "launches",
     "GFLOP",
@@ -65,17 +66,21 @@ const HEADERS: [&str; 13] = [
     "worst site",
     "shared conf (max)",
     "FLOP/sh word",
+    "warps/SM",
     "est. µs",
     "share",
     "bound",
 ];
+
+/// The last column (`bound`), left-aligned like the first.
+const LAST: usize = HEADERS.len() - 1;
 
 /// The summary line of a step: launches, host synchronisations, floors and the estimate.
 pub fn summary_line(p: &StepProfile) -> String {
     let sectors: u64 = p.kernels.iter().map(|k| k.sector_bytes).sum();
     format!(
         "{} launches, {} host syncs, {:.2} GFLOP, {:.1} MB compulsory, {:.2} GB of sectors \
-         requested; estimate {:.0} µs \
+         requested; {} warps per SM (of 64, estimate-weighted); estimate {:.0} µs \
          (each launch at its own bound plus its launch; step floors: FLOPs {:.0} µs, DRAM \
          {:.0} µs, launches {:.0} µs)",
         p.launches,
@@ -83,6 +88,7 @@ pub fn summary_line(p: &StepProfile) -> String {
         p.flops as f64 / 1e9,
         p.compulsory_bytes as f64 / 1e6,
         sectors as f64 / 1e9,
+        opt(p.warps_per_sm(), |w| format!("{w:.1}")),
         p.estimate_s * 1e6,
         p.flop_floor_s() * 1e6,
         p.memory_floor_s() * 1e6,
@@ -111,7 +117,7 @@ fn title(p: &StepProfile) -> String {
 /// The fixed-width table of a profiled step, kernels by descending estimate, then the
 /// summary line.
 pub fn table(p: &StepProfile) -> String {
-    let rows: Vec<[String; 13]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
+    let rows: Vec<[String; 14]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
     let mut w = HEADERS.map(|h| h.chars().count());
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -122,7 +128,7 @@ pub fn table(p: &StepProfile) -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             let pad = w[i] - c.chars().count();
-            if i == 0 || i == 12 {
+            if i == 0 || i == LAST {
                 let _ = write!(s, "{c}{}", " ".repeat(pad));
             } else {
                 let _ = write!(s, "{}{c}", " ".repeat(pad));
@@ -150,7 +156,7 @@ pub fn markdown(p: &StepProfile) -> String {
         HEADERS
             .iter()
             .enumerate()
-            .map(|(i, _)| if i == 0 || i == 12 { "---|" } else { "---:|" })
+            .map(|(i, _)| if i == 0 || i == LAST { "---|" } else { "---:|" })
             .collect::<String>()
     );
     for k in &p.kernels {
