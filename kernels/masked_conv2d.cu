@@ -7,7 +7,7 @@
 // The op's kernels live in three files by job, with what they share in masked_conv2d.cuh;
 // this header is the index of all of them:
 //   masked_conv2d.cu         fwd v1, v2 and bwd_data v1, v2 (direct, and the 64x64 GEMM)
-//   masked_conv2d_packed.cu  fwd v3, bwd_data v3, pack v1, v2, pack_transposed v1, fwd_at v1 (the
+//   masked_conv2d_packed.cu  fwd v3, v4, bwd_data v3, v4, pack v1, v2, pack_transposed v1, fwd_at v1 (the
 //                            kernels that run from weights packed once per call)
 //   masked_conv2d_weight.cu  bwd_weight v1, v2, bwd_weight_reduce v1, bwd_bias v1
 //
@@ -25,9 +25,13 @@
 //                  thread read as float4 from padded shared tiles, K (live taps x cin) in
 //                  chunks of 8 register-staged into double-buffered shared tiles, from weights
 //                  packed once per call by pack v1 (no mask test, no division in the K loop).
-//                  The default (docs/kernels.md: the counters).
+//                  The default before v4 (docs/kernels.md: the counters). 151 registers: one
+//                  block of 8 warps per SM.
 //   bwd_data v3:   fwd v3's GEMM with the roles swapped (dy gathered at -tap offsets, K = live
 //                  taps x cout), from weights packed by pack_transposed v1.
+//   fwd v4, bwd_data v4: v3's GEMM and bits at two resident blocks per SM
+//                  (__launch_bounds__(256, 2), the chunk's 8 k steps not unrolled: 127 / 118
+//                  registers, no spills), 16 warps per SM. The default (docs/kernels.md).
 //   pack_transposed v1: [cout, cin, kh, kw] -> [taps * cout, cin], masked entries 0 (bwd_data
 //                  v3's packing), through a 32 x 32 shared transpose tile (coalesced both ways).
 //   bwd_weight v1: one block per weight element reducing x * dy over all n*H*W positions

@@ -56,16 +56,22 @@ PIXELRNN_DEVICE void masked_conv2d_g3_load(
     const bool k_ok = k0 + kl < k_total;
     const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
     const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
+    // One 64-bit base per chunk; the 4 positions are 32 rows of src_c floats apart.
+    const float* a_base = src + (pm + shift) * src_c + cur.s;
+    const pixelrnn_index_t a_step = (pixelrnn_index_t)32 * src_c;
 #pragma unroll
     for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
         const int iy = yy[j] + sy, ix = xx[j] + sx;
         const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
-        av[j] = k_ok && inside ? src[(pm + 32 * j + shift) * src_c + cur.s] : 0.0f;
+        av[j] = k_ok && inside ? a_base[j * a_step] : 0.0f;
     }
+    const int kr = k0 + kb;
+    const float* b_base = packed + (pixelrnn_index_t)kr * out_c + qf;
+    const pixelrnn_index_t b_step = (pixelrnn_index_t)(PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * out_c;
 #pragma unroll
     for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
-        const int k = k0 + kb + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j;
-        bv[j] = k < k_total && q_ok ? packed[(pixelrnn_index_t)k * out_c + qf] : 0.0f;
+        const int k = kr + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j;
+        bv[j] = k < k_total && q_ok ? b_base[j * b_step] : 0.0f;
     }
 }
 
@@ -75,6 +81,7 @@ PIXELRNN_DEVICE void masked_conv2d_g3_load(
 // cout]. Input gradient: src = dy (src_c = cout), dir = -1 (the outputs that read position m
 // through tap t), packed = masked_conv2d_pack_transposed_v1's [taps*cout, cin]. Tile of this
 // block: positions blockIdx.x * 128.., features blockIdx.y * 128...
+template <bool LEAN = false>
 PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_c, int dir,
                                          const float* __restrict__ packed,
                                          const float* __restrict__ bias, float* __restrict__ out,
@@ -138,9 +145,17 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
                                   k_total, dir, yy, xx, pm, kb, qf, q_ok, height, width, src_c,
                                   out_c, kh, kw);
         }
+        if (LEAN) {
+            // v4: one k at a time, so that fewer shared operands are in flight.
+#pragma unroll 1
+            for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
+                masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], tx, ty);
+            }
+        } else {
 #pragma unroll
-        for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
-            masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], tx, ty);
+            for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
+                masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], tx, ty);
+            }
         }
         if (more) {
 #pragma unroll
@@ -200,6 +215,23 @@ masked_conv2d_bwd_data_v3(const float* __restrict__ dy, const float* __restrict_
                           float* __restrict__ dx, int n, int height, int width, int cin,
                           int cout, int kh, int kw, int taps) {
     masked_conv2d_gemm3(dy, cout, -1, packed, 0, dx, cin, n, height, width, kh, kw, taps);
+}
+
+// fwd v4 and bwd_data v4: v3's kernels (the same masked_conv2d_gemm3, launch and bits) held
+// to 128 registers by __launch_bounds__(256, 2), so that two blocks fit an SM: 16 warps per SM
+// where v3's 151-153 registers leave room for one block, 8 warps (docs/kernels.md).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+masked_conv2d_fwd_v4(const float* __restrict__ x, const float* __restrict__ packed,
+                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                     int width, int cin, int cout, int kh, int kw, int taps) {
+    masked_conv2d_gemm3<true>(x, cin, 1, packed, b, y, cout, n, height, width, kh, kw, taps);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+masked_conv2d_bwd_data_v4(const float* __restrict__ dy, const float* __restrict__ packed,
+                          float* __restrict__ dx, int n, int height, int width, int cin,
+                          int cout, int kh, int kw, int taps) {
+    masked_conv2d_gemm3<true>(dy, cout, -1, packed, 0, dx, cin, n, height, width, kh, kw, taps);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim = (ceil(cout*cin / 32), ceil(taps / 32)).

@@ -398,7 +398,7 @@ fn profile_reports_a_counted_step() {
     .expect_ok();
     assert!(
         out.stdout.contains("pixelcnn train step, tiny")
-            && out.stdout.contains("masked_conv2d_fwd_v3")
+            && out.stdout.contains("masked_conv2d_fwd_v4")
             && out.stdout.contains("host syncs"),
         "{}",
         out.stdout

@@ -291,8 +291,8 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
         .masked_conv2d_forward_at(&x, &packed, &bad_b, &spec, 0, 0)
         .is_err());
     // Versions are typed: an unknown one is refused when it is named, before any launch.
-    let err = MaskedConv2d::try_from(4);
-    assert!(err.is_err(), "version 4 does not exist");
+    let err = MaskedConv2d::try_from(5);
+    assert!(err.is_err(), "version 5 does not exist");
     assert!(MaskedConv2dWeight::try_from(3).is_err(), "weight version 3");
     let _v1 = gpu.select(Variants {
         masked_conv2d: MaskedConv2d::V1,

@@ -248,8 +248,9 @@ fn masked_conv2d_weight_grad_counters_meet_the_targets() {
     assert_coalesced_and_conflict_free(&v2[1], "reduction");
 }
 
-/// fwd v3 and bwd_data v3 against the same targets at the same layer (their K loops read
-/// float4 from shared memory too: 16 words per 64 FMAs), v2 below them on FLOPs per word.
+/// fwd and bwd_data v3 and v4 (v3's GEMM at two blocks per SM) against the same targets at the
+/// same layer (their K loops read float4 from shared memory too: 16 words per 64 FMAs), v2
+/// below them on FLOPs per word.
 #[test]
 fn masked_conv2d_v3_counters_meet_the_targets() {
     let (cin, cout) = (128, 128);
@@ -257,12 +258,14 @@ fn masked_conv2d_v3_counters_meet_the_targets() {
     // 128 positions: one whole 128-position tile.
     let map = [2, 8, 8];
     let flops = 2.0 * 128.0 * (spec.taps().len() * cin * cout) as f64;
-    for (pass, kernel) in [
-        (Pass::Forward, "masked_conv2d_fwd_v3"),
-        (Pass::Data, "masked_conv2d_bwd_data_v3"),
+    for (pass, kernel, version) in [
+        (Pass::Forward, "masked_conv2d_fwd_v3", MaskedConv2d::V3),
+        (Pass::Data, "masked_conv2d_bwd_data_v3", MaskedConv2d::V3),
+        (Pass::Forward, "masked_conv2d_fwd_v4", MaskedConv2d::V4),
+        (Pass::Data, "masked_conv2d_bwd_data_v4", MaskedConv2d::V4),
     ] {
         let variants = Variants {
-            masked_conv2d: MaskedConv2d::V3,
+            masked_conv2d: version,
             ..Variants::default()
         };
         let launches = conv_counters(map, cin, cout, &spec, variants, pass);
@@ -281,12 +284,12 @@ fn masked_conv2d_v3_counters_meet_the_targets() {
             all_words >= 8.0,
             "{kernel}: {all_words} FLOPs per shared word"
         );
-        // bwd_data v3's weight transpose is coalesced both ways too.
+        // bwd_data's weight transpose is coalesced both ways too.
         if matches!(pass, Pass::Data) {
             let p = launches
                 .iter()
                 .find(|k| k.kernel == "masked_conv2d_pack_transposed_v1")
-                .expect("bwd_data v3 packs its weights");
+                .expect("bwd_data v3 and v4 pack their weights");
             assert_coalesced_and_conflict_free(p, "pack_transposed");
         }
     }
@@ -309,7 +312,7 @@ fn masked_conv2d_weight_grad_counters_at_layer_shape() {
         }
         println!("{weight}: {:.1} s", t0.elapsed().as_secs_f64());
     }
-    for version in [MaskedConv2d::V2, MaskedConv2d::V3] {
+    for version in [MaskedConv2d::V2, MaskedConv2d::V3, MaskedConv2d::V4] {
         let variants = Variants {
             masked_conv2d: version,
             ..Variants::default()

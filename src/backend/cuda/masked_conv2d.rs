@@ -169,7 +169,7 @@ fn tiled_or_direct(op: &'static str, version: u32, rows: usize, cols: usize) -> 
         return Ok(LaunchCfg::for_elements(rows * cols, BLOCK, MAX_BLOCKS));
     }
     // v2, v3: position tiles on x (up to 2^31 - 1 blocks), feature tiles on y (up to 65535).
-    let tile = if version == 3 { TILE_V3 } else { TILE };
+    let tile = if version >= 3 { TILE_V3 } else { TILE };
     let gx = int(op, "position tiles", rows.div_ceil(tile))?;
     let gy = u16::try_from(cols.div_ceil(tile)).map_err(|_| {
         Error::shape(
@@ -419,13 +419,14 @@ pub fn forward<E: Executor>(
     }
     let version = selected_version(be);
     let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?.with_flops(g.pass_flops(spec));
-    if version == 3 {
+    if version >= 3 {
         // [taps * cin, cout], masked entries 0: the layout of incremental sampling's pack.
+        // v4 is v3's kernel held to two blocks per SM (kernels/masked_conv2d_packed.cu).
         let packed = super::masked_conv2d_at::pack(be, w, spec)?;
         let mut args = vec![arg(x), arg(&packed), arg(b), arg(&y)];
         args.extend(geom_args(NAME, g)?);
         args.extend(gemm3_args(NAME, spec)?);
-        be.launch("masked_conv2d_fwd_v3", &cfg, &args)?;
+        be.launch(&format!("{OP}_fwd_v{version}"), &cfg, &args)?;
         return Ok(y);
     }
     let mut args = vec![arg(x), arg(w), arg(b), arg(&y)];
@@ -498,12 +499,12 @@ pub fn backward<E: Executor>(
         } else if dx.numel() > 0 {
             let cfg = tiled_or_direct(NAME, version, g.positions(), g.cin)?
                 .with_flops(g.pass_flops(spec));
-            if version == 3 {
+            if version >= 3 {
                 let packed = pack_transposed(be, w, g, spec)?;
                 let mut args = vec![arg(dy), arg(&packed), arg(&dx)];
                 args.extend(geom_args(NAME, g)?);
                 args.extend(gemm3_args(NAME, spec)?);
-                be.launch("masked_conv2d_bwd_data_v3", &cfg, &args)?;
+                be.launch(&format!("{OP}_bwd_data_v{version}"), &cfg, &args)?;
             } else {
                 let mut args = vec![arg(dy), arg(w), arg(&dx)];
                 args.extend(geom_args(NAME, g)?);

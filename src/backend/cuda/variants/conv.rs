@@ -15,17 +15,23 @@ pub enum MaskedConv2d {
     /// double-buffered K chunks, from weights packed once per call (`pack_v1`,
     /// `pack_transposed_v1`): no mask test and no division in the K loop. The default: the
     /// emulator's memory counters show it coalesced (98-100 %), conflict-free and at 8 FLOPs
-    /// per shared word (docs/kernels.md); not yet timed on a GPU (`pixelrnn bench` times all
-    /// three side by side).
-    #[default]
+    /// per shared word (docs/kernels.md). 151-153 registers: one block of 8 warps per SM.
     V3,
+    /// V3's GEMM (the same bits) compiled for two resident blocks per SM
+    /// (`__launch_bounds__(256, 2)`, the K chunk's 8 steps not unrolled so that it fits 128
+    /// registers without spilling): 16 warps per SM where V3 has 8, the parallelism the first
+    /// device run found the latency-bound kernels short of. The default, by that analysis
+    /// (`pixelrnn profile`'s warps per SM); not yet timed on a GPU (`pixelrnn bench` times
+    /// every version side by side).
+    #[default]
+    V4,
 }
 
 numbered_versions!(
     MaskedConv2d,
     "masked_conv2d",
     "the kernels `masked_conv2d_<pass>_v<N>`",
-    [V1 = 1, V2 = 2, V3 = 3]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4]
 );
 
 /// `masked_conv2d`'s weight (and bias) gradient: the `bwd_weight` kernels of

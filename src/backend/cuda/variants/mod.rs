@@ -106,7 +106,7 @@ pub struct Variants {
 }
 
 impl fmt::Display for Variants {
-    /// `masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
+    /// `masked_conv2d v4, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
     /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v2, diag_lstm v2,
     /// lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,10 +197,10 @@ mod tests {
             MaskedConv2dPack::try_from(3),
             Err(Error::Config(_))
         ));
-        match MaskedConv2d::try_from(4) {
+        match MaskedConv2d::try_from(5) {
             Err(Error::Config(m)) => assert_eq!(
                 m,
-                "masked_conv2d has kernel versions 1 to 3, version 4 requested"
+                "masked_conv2d has kernel versions 1 to 4, version 5 requested"
             ),
             other => panic!("{other:?}"),
         }
@@ -217,7 +217,7 @@ mod tests {
             DiagLstmLayout::try_from(0),
             Err(Error::Unsupported(_))
         ));
-        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V3);
+        assert_eq!(Variants::default().masked_conv2d, MaskedConv2d::V4);
         assert_eq!(
             Variants::default().masked_conv2d_weight,
             MaskedConv2dWeight::V2
@@ -260,7 +260,7 @@ mod tests {
         }
         assert_eq!(
             Variants::default().to_string(),
-            "masked_conv2d v3, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
+            "masked_conv2d v4, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
              v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v2, \
              diag_lstm v2, lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2"
         );
