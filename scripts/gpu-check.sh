@@ -915,7 +915,7 @@ focus() {
             [[ -s "$OUT/ncu-$model.csv" ]] && ncu_kernel_totals "$OUT/ncu-$model.csv" 25 | sed 's/^/  /'
         done
         echo "focus: rc=$rc"
-    } 2>&1 | tee "$log"
+    } > >(tee "$log") 2>&1  # not a pipe: rc stays this shell's
     exit "$rc"
 }
 
