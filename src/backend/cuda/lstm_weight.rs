@@ -85,7 +85,8 @@ pub(super) fn weight_gradient<E: Executor>(
             (p, LstmWeight::V1, _) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64, false),
             (p, LstmWeight::V2, _) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK, true),
         };
-    let op = "lstm_ss_bwd_weight_v2";
+    // The op named in a limit error: the GEMM's stem, whichever version runs.
+    let op = "lstm_ss_bwd_weight";
     let (rows, cols) = (4 * geo.hidden, geo.taps() * geo.hidden);
     let (mt, nt) = (rows.div_ceil(tile_m), cols.div_ceil(tile_n));
     let positions = n * geo.height * geo.width;
