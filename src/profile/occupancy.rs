@@ -123,6 +123,40 @@ mod tests {
         assert_eq!(f.warps_per_sm, 128.0 * 4.0 / 132.0);
     }
 
+    /// The GEMM kernels whose design is two resident blocks of 256 threads per SM (16 warps)
+    /// keep it: ptxas's registers and static shared memory must let two blocks fit (a change
+    /// that raises them past 128 registers halves their warps, as v3's 151 did). Skipped
+    /// where ptxas did not run at build time (no resources to read).
+    #[test]
+    fn the_two_block_gemms_fit_two_blocks_per_sm() {
+        for kernel in [
+            "masked_conv2d_fwd_v4",
+            "masked_conv2d_bwd_data_v4",
+            "masked_conv2d_bwd_weight_v2",
+            "lstm_ss_bwd_weight_v3",
+        ] {
+            let Some((regs, shared)) = kernel_resources(kernel) else {
+                assert!(
+                    crate::kernels::modules()
+                        .iter()
+                        .all(|m| m.resource_report.is_none() || !m.has_entry_point(kernel)),
+                    "{kernel}: ptxas ran but reported nothing for it"
+                );
+                continue;
+            };
+            let o = H200_SM.occupancy(10_000, 256, regs, shared).unwrap();
+            assert_eq!(
+                o.resident_blocks, 2,
+                "{kernel}: {regs} registers, {shared} B shared: {o:?}"
+            );
+        }
+        // And v3's own resources really do leave room for one block only.
+        if let Some((regs, shared)) = kernel_resources("masked_conv2d_fwd_v3") {
+            let o = H200_SM.occupancy(10_000, 256, regs, shared).unwrap();
+            assert_eq!(o.resident_blocks, 1, "{regs} registers: {o:?}");
+        }
+    }
+
     /// The limits, each binding in turn, by hand.
     #[test]
     fn residency_is_the_tightest_limit() {
