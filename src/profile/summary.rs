@@ -107,6 +107,8 @@ struct Acc {
     flops: u64,
     compulsory: u64,
     estimate: f64,
+    /// The kernel's ptxas (registers, static shared bytes), looked up at its first launch.
+    resources: Option<Option<(u32, u32)>>,
     /// Sum over launches of estimate x warps per SM, and of the estimates it covers.
     warps_weighted: f64,
     warps_weight: f64,
@@ -154,7 +156,10 @@ pub fn summarize(
         *a.by_bound.entry(bound.name()).or_default() += t;
         let blocks = l.grid.iter().map(|&g| u64::from(g)).product();
         let threads = l.block.iter().product();
-        if let Some(o) = kernel_resources(&l.kernel).and_then(|(regs, static_shared)| {
+        let resources = *a
+            .resources
+            .get_or_insert_with(|| kernel_resources(&l.kernel));
+        if let Some(o) = resources.and_then(|(regs, static_shared)| {
             sm.occupancy(blocks, threads, regs, static_shared + l.shared_bytes)
         }) {
             a.warps_weighted += t * o.warps_per_sm;

@@ -5,7 +5,8 @@
 //! coordinates, not the kernels' `p - back`), and a launcher that NaN-poisons the partials
 //! and dw.
 
-use pixelrnn::backend::cuda::{AccessOp, Arg, EmuOptions, Emulator, Executor, LaunchCfg, MemSpace};
+use pixelrnn::backend::cuda::{Arg, EmuOptions, Emulator, Executor, LaunchCfg};
+use pixelrnn::profile::{summarize, H200, H200_SM};
 
 /// One weight gradient: the scan (`k`: the Row LSTM's kernel width; `None`: Diagonal), images
 /// and map, hidden units, and the split's chunk of positions (a multiple of 16).
@@ -281,42 +282,26 @@ pub(crate) fn measure(
     c.chunk = c.positions().div_ceil(want).next_multiple_of(16);
     e.take_counters();
     launch(e, kernel, tiling, c, h, d_is);
-    let all = e.take_counters();
-    let cn = all
-        .iter()
-        .find(|x| x.kernel == kernel)
-        .unwrap_or_else(|| panic!("no counters of {kernel}"));
-    let global: Vec<_> = cn
-        .sites
-        .iter()
-        .filter(|s| s.space == MemSpace::Global)
+    let all: Vec<_> = e
+        .take_counters()
+        .into_iter()
+        .filter(|x| x.kernel == kernel)
         .collect();
-    let shared: Vec<_> = cn
-        .sites
-        .iter()
-        .filter(|s| s.space == MemSpace::Shared)
-        .collect();
-    let unique: u64 = global.iter().map(|s| s.unique_bytes).sum();
-    let sectors: u64 = global.iter().map(|s| s.sectors).sum();
-    let requests: u64 = global.iter().map(|s| s.requests).sum();
-    let words: u64 = shared
-        .iter()
-        .filter(|s| s.op == AccessOp::Load)
-        .map(|s| s.bytes / 4)
-        .sum();
-    let worst_shared = shared
-        .iter()
-        .map(|s| s.excess_wavefronts())
-        .fold(0.0, f64::max);
+    let grid = all
+        .first()
+        .unwrap_or_else(|| panic!("no counters of {kernel}"))
+        .grid;
+    // The per-kernel figures of `pixelrnn profile` (src/profile/summary.rs), for this launch.
+    let k = &summarize(&all, &H200, &H200_SM)[0];
     let flops = 2 * c.positions() * 4 * c.hidden * c.taps() * c.hidden;
     GemmCounters {
-        grid: cn.grid,
-        global_efficiency: unique as f64 / (32 * sectors).max(1) as f64,
-        global_sectors: sectors,
-        sectors_per_request: sectors as f64 / requests.max(1) as f64,
-        shared_words: words,
-        worst_shared,
-        flop_per_word: flops as f64 / words.max(1) as f64,
+        grid,
+        global_efficiency: k.efficiency,
+        global_sectors: k.sector_bytes / 32,
+        sectors_per_request: k.sectors_per_request,
+        shared_words: k.shared_words_loaded,
+        worst_shared: k.shared_conflict_max.unwrap_or(0.0),
+        flop_per_word: flops as f64 / k.shared_words_loaded.max(1) as f64,
     }
 }
 

@@ -72,10 +72,11 @@ pub(super) fn weight_gradient<E: Executor>(
     // on the tensor cores (v2: 128 x 64 mma tiles of 256 threads), or v1's rounded SIMT GEMM
     // (64 x 64 tiles of 64 threads). Both write partials [splits, mpad, npad] for
     // lstm_ss_bwd_weight_sum_v2.
-    let version = be.variants().lstm_weight;
+    let variants = be.variants();
+    let version = variants.lstm_weight;
     // v3 and the tensor-core kernels put the splits in gridDim.x, the others in gridDim.z.
     let (kernel, tile_m, tile_n, threads, splits_in_x) =
-        match (be.precision(), version, be.variants().lstm_weight_fp32) {
+        match (be.precision(), version, variants.lstm_weight_fp32) {
             (Precision::Fp32, _, LstmWeightFp32::V2) => {
                 ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64, false)
             }
