@@ -52,6 +52,23 @@
 // 32 x (4h taps + 1)) + 16 KiB: v3's budget less 128 bytes, so v5 fits exactly where v3 does
 // (Row LSTM k = 3 up to h = 140, Diagonal up to h = 210; past them the host falls back to v4's
 // fallbacks: v4 does not fit either, then v2 up to 145 / 218, then v1).
+//
+// v6 (row_lstm_persistent_bwd_v6, diag_lstm_persistent_bwd_v6, diag_lstm_skewed_persistent_bwd_v6
+// and the folded twins <scan>_persistent_bwd_{tf32,bf16}_v6; entry points in
+// kernels/*_persistent_v6.cu): these bodies at lstm_bwd6_design, 16-position block tiles (v2's:
+// at W = 32 two position groups, so twice v5's blocks) of one position warp x 8 warp groups,
+// 256 threads. Why (issue 17): at h = 128 one block runs per SM (the weight slice fills its
+// shared memory), and v5's 64-thread blocks give the SM 2 warps, on half the SMs at
+// cifar-large; v6 gives it 8 on all of them (docs/kernels.md, "Persistent v6"). Warp group wg
+// takes the chunk features kg + 4 wg + 32 i (32 K-slots), chunks of 256 features, at v5's 8
+// FLOPs per shared word. After each warp's butterfly the groups sum through the staging tile
+// (lstm_bwd6_exchange: 16 words per lane and step, float2, conflict-free), group wg finishing
+// position n = wg % 4 of the lane's 4 at 2 of its 4 units; summation order (deterministic, not
+// v5's bits): each group's partial as v5's, then ((P0 + P1) + (P2 + P3)) + ((P4 + P5) +
+// (P6 + P7)), then the cell adds dh first. A step without a product (the Row LSTM's last row)
+// skips the exchange (every partial is 0). Shared memory: v5's (the 16 x 256 float staging
+// tile is v5's 16 KiB and holds the exchange, 8 groups x 8 float2 x 32 lanes), so v6 fits
+// exactly where v5 does.
 #pragma once
 
 #include "diag_lstm_v2.cuh"
@@ -68,22 +85,41 @@
 #define LSTM_BWD5_T 8
 #define LSTM_BWD5_F 4
 
+// The block designs: D position warps of 16 positions per warp group, WG warp groups splitting
+// the K range, CH features per staged chunk. v5: 2 x 1 on 64 threads, chunks of 128 (the
+// 16 KiB tile); v6: 1 x 8 on 256 threads, chunks of 256 (the same 16 KiB tile, which also holds
+// the exchange: 8 groups x 4 float4 x 32 lanes).
+#define LSTM_BWD6_GROUPS 8
+#define LSTM_PERSISTENT_BWD_V6_THREADS 256
+#define LSTM_PERSISTENT_BWD_V6_POS 16
+#define LSTM_PERSISTENT_BWD_V6_CHUNK 256
+struct lstm_bwd5_design {
+    static constexpr int D = 2, WG = 1, THREADS = LSTM_PERSISTENT_BWD_V5_THREADS,
+                         CH = LSTM_PERSISTENT_BWD_V5_CHUNK, POS = LSTM_PERSISTENT_BWD_V5_POS;
+};
+struct lstm_bwd6_design {
+    static constexpr int D = 1, WG = LSTM_BWD6_GROUPS, THREADS = LSTM_PERSISTENT_BWD_V6_THREADS,
+                         CH = LSTM_PERSISTENT_BWD_V6_CHUNK, POS = LSTM_PERSISTENT_BWD_V6_POS;
+};
+static_assert(LSTM_PERSISTENT_BWD_V6_POS * LSTM_PERSISTENT_BWD_V6_CHUNK ==
+                  LSTM_BWD6_GROUPS * 4 * 4 * 32,
+              "v6's exchange fills its staging tile exactly");
+
 // The column of the warp's position q in the staged row of chunk feature f.
 PIXELRNN_DEVICE int lstm_bwd5_col(int q, int f) {
     return ((q & 1) * 8 + (q >> 1)) ^ (4 * ((f >> 1) & 3));
 }
 
-// Stages features f0 .. f0 + n_f - 1 of one tap's source positions into ds (the block's 32
-// positions, 0 where `src_pos(q)` < 0 or past n_f), rounded to P. Element e: feature
-// 8 (e/32 % 16) + e % 8; the warp-local position q = par + 2 (4 hb + e/8 % 4) of warp w, where
-// e/512 = par + 2 hb + 4 w: a request reads 8 consecutive floats of 4 positions (4 sectors)
+// Stages features f0 .. f0 + n_f - 1 of one tap's source positions into ds (the block's 16 D
+// positions, D = 2 in v5, 1 in v6; 0 where `src_pos(q)` < 0 or past n_f), rounded to P, by the
+// block's THREADS threads, CH features per chunk. Element e: feature 8 (e/32 % (CH/8)) + e % 8;
+// the warp-local position q = par + 2 (4 hb + e/8 % 4) of position warp w, where
+// e/(4 CH) = par + 2 hb + 4 w: a request reads 8 consecutive floats of 4 positions (4 sectors)
 // and writes 32 distinct banks.
-template <int P, class SrcPos>
+template <int P, int D, int THREADS, int CH, class SrcPos>
 PIXELRNN_DEVICE void lstm_bwd5_stage(const float* d_is, float* ds, SrcPos src_pos, int g4,
                                      int f0, int n_f) {
-    constexpr int CH = LSTM_PERSISTENT_BWD_V5_CHUNK;
-    for (int e = threadIdx.x; e < LSTM_PERSISTENT_BWD_V5_POS * CH;
-         e += LSTM_PERSISTENT_BWD_V5_THREADS) {
+    for (int e = threadIdx.x; e < LSTM_BWD5_WARP_POS * D * CH; e += THREADS) {
         const int f_low = e & 7;
         const int m_low = (e >> 3) & 3;
         const int r = e >> 5;
@@ -99,24 +135,29 @@ PIXELRNN_DEVICE void lstm_bwd5_stage(const float* d_is, float* ds, SrcPos src_po
     }
 }
 
-// The thread's place: warp w (its 16 positions), K-group kg, position group pg, unit group ug.
+// The thread's place: position warp w (its 16 positions), K-group kg, position group pg, unit
+// group ug, and warp group wg (v6: warp wg of the block; 0 in v5, whose warps are w = 0, 1).
 struct lstm_bwd5_lane {
-    int w, kg, pg, ug;
+    int w, kg, pg, ug, wg;
 };
 
+// D position warps per warp group (v5: 2 warps, 1 group; v6: 1 position warp, 8 groups).
+template <int D>
 PIXELRNN_DEVICE lstm_bwd5_lane lstm_bwd5_lane_of_thread() {
     const int lane = (int)threadIdx.x % 32;
-    return lstm_bwd5_lane{(int)threadIdx.x / 32, lane >> 3, lane & 1, (lane & 7) >> 1};
+    const int warp = (int)threadIdx.x / 32;
+    return lstm_bwd5_lane{warp % D, lane >> 3, lane & 1, (lane & 7) >> 1, warp / D};
 }
 
 // acc[i][j] += w(o, t, unit ug + 4j) * ds(f, position pg + 2i) for the K-group's features
-// f = kg, kg + 4, ... < n_f of a staged chunk (o = f0 + f), ascending: per feature two float4
-// per operand feed 64 FMAs.
+// f = kg + 4 wg, kg + 4 wg + 4 WG, ... < n_f of a staged chunk of CH features (o = f0 + f),
+// ascending (WG warp groups: v5 1, v6 8): per feature two float4 per operand feed 64 FMAs.
+template <int WG, int CH>
 PIXELRNN_DEVICE void lstm_bwd5_chunk(const float* w_s, const float* ds, lstm_bwd5_lane me,
                                      int taps, int t, int f0, int n_f,
                                      float (*acc)[LSTM_BWD5_T]) {
-    const float* dsw = ds + me.w * LSTM_PERSISTENT_BWD_V5_CHUNK * LSTM_BWD5_WARP_POS;
-    for (int f = me.kg; f < n_f; f += 4) {
+    const float* dsw = ds + me.w * CH * LSTM_BWD5_WARP_POS;
+    for (int f = me.kg + 4 * me.wg; f < n_f; f += 4 * WG) {
         const int sd = 4 * ((f >> 1) & 3);
         const int sw = 4 * (f & 7);  // f0 is a multiple of 8: o & 7 == f & 7
         const float* drow = dsw + f * LSTM_BWD5_WARP_POS;
@@ -129,20 +170,19 @@ PIXELRNN_DEVICE void lstm_bwd5_chunk(const float* w_s, const float* ds, lstm_bwd
     }
 }
 
-// One tap's product over the 4h gate rows, LSTM_PERSISTENT_BWD_V5_CHUNK at a time: each chunk
-// staged between two block barriers (every thread calls this), then accumulated by the warps
-// with positions in the step (`busy`, warp-uniform).
-template <int P, class SrcPos>
+// One tap's product over the 4h gate rows, CH at a time (the design G: lstm_bwd5_design):
+// each chunk staged between two block barriers (every thread calls this), then accumulated by
+// the warps with positions in the step (`busy`, warp-uniform).
+template <int P, class G, class SrcPos>
 PIXELRNN_DEVICE void lstm_bwd5_tap(const float* w_s, float* ds, const float* d_is,
                                    SrcPos src_pos, lstm_bwd5_lane me, int taps, int t, int g4,
                                    bool busy, float (*acc)[LSTM_BWD5_T]) {
-    for (int f0 = 0; f0 < g4; f0 += LSTM_PERSISTENT_BWD_V5_CHUNK) {
-        const int n_f = g4 - f0 < LSTM_PERSISTENT_BWD_V5_CHUNK ? g4 - f0
-                                                                : LSTM_PERSISTENT_BWD_V5_CHUNK;
+    for (int f0 = 0; f0 < g4; f0 += G::CH) {
+        const int n_f = g4 - f0 < G::CH ? g4 - f0 : G::CH;
         __syncthreads();  // the previous chunk's reads are done
-        lstm_bwd5_stage<P>(d_is, ds, src_pos, g4, f0, n_f);
+        lstm_bwd5_stage<P, G::D, G::THREADS, G::CH>(d_is, ds, src_pos, g4, f0, n_f);
         __syncthreads();  // the chunk is complete
-        if (busy) lstm_bwd5_chunk(w_s, ds, me, taps, t, f0, n_f, acc);
+        if (busy) lstm_bwd5_chunk<G::WG, G::CH>(w_s, ds, me, taps, t, f0, n_f, acc);
     }
 }
 
@@ -200,13 +240,53 @@ PIXELRNN_DEVICE void lstm_bwd5_finish(const float* gates, const float* c, const 
     }
 }
 
-// One warp's step: the taps' products (`taps_fn(acc, busy)` runs every tap; every thread calls
-// it, as it stages), then, where the warp is busy, the reduction and the cell backward.
-template <class Pos, class Prev, class Taps>
+// v6's exchange between the 8 warp groups (after each warp's butterfly; every thread of the
+// block calls this: two block barriers). Each group writes its lane's 4 positions x 4 units,
+// tot[n][2 half], tot[n][2 half + 1] as one float2 at xs[((wg * 4 + n) * 2 + half) * 32 + lane]
+// (the staging tile, free once every product has read it), then group wg finishes position
+// n = wg % 4 at the units of m = 2 (wg / 4), + 1: it reads that float2 of every group and sums
+// them in the fixed order ((P0 + P1) + (P2 + P3)) + ((P4 + P5) + (P6 + P7)) into fin[0..1].
+// Consecutive lanes, consecutive float2 both ways: 2 wavefronts per request, the minimum.
+// `busy` (warp-uniform, the same in every group: all cover the block's 16 positions).
+PIXELRNN_DEVICE void lstm_bwd6_exchange(float* xs, lstm_bwd5_lane me, bool busy,
+                                        float (*tot)[LSTM_BWD5_F], float* fin) {
+    const int lane = (int)threadIdx.x % 32;
+    float2* x2 = reinterpret_cast<float2*>(xs);
+    __syncthreads();  // every product's reads of the staging tile (xs) are done
+    if (busy) {
+#pragma unroll
+        for (int n = 0; n < LSTM_BWD5_F; ++n) {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                x2[((me.wg * LSTM_BWD5_F + n) * 2 + hf) * 32 + lane] =
+                    make_float2(tot[n][2 * hf], tot[n][2 * hf + 1]);
+            }
+        }
+    }
+    __syncthreads();  // every group's partials are written
+    if (!busy) return;
+    const int n = me.wg % LSTM_BWD5_F;
+    const int half = me.wg / LSTM_BWD5_F;
+    float2 part[LSTM_BWD6_GROUPS];
+#pragma unroll
+    for (int g = 0; g < LSTM_BWD6_GROUPS; ++g) {
+        part[g] = x2[((g * LSTM_BWD5_F + n) * 2 + half) * 32 + lane];
+    }
+    fin[0] = ((part[0].x + part[1].x) + (part[2].x + part[3].x)) +
+             ((part[4].x + part[5].x) + (part[6].x + part[7].x));
+    fin[1] = ((part[0].y + part[1].y) + (part[2].y + part[3].y)) +
+             ((part[4].y + part[5].y) + (part[6].y + part[7].y));
+}
+
+// One warp's step (the design G): the taps' products (`taps_fn(acc, busy)` runs every tap;
+// every thread calls it, as it stages), then, where the warp is busy, the reduction and the cell
+// backward; under v6 the exchange between the warp groups through `xs` in between (every
+// thread), after which the lane finishes one position x 2 units.
+template <class G, class Pos, class Prev, class Taps>
 PIXELRNN_DEVICE void lstm_bwd5_tile(const float* gates, const float* c, const float* dh,
                                     float* dc_carry, float* d_is, int hidden, int u0,
                                     lstm_bwd5_lane me, bool busy, bool product, Pos pos,
-                                    Prev prev, Taps taps_fn) {
+                                    Prev prev, Taps taps_fn, float* xs) {
     float acc[LSTM_BWD5_T][LSTM_BWD5_T];
 #pragma unroll
     for (int i = 0; i < LSTM_BWD5_T; ++i) {
@@ -214,30 +294,45 @@ PIXELRNN_DEVICE void lstm_bwd5_tile(const float* gates, const float* c, const fl
         for (int j = 0; j < LSTM_BWD5_T; ++j) acc[i][j] = 0.0f;
     }
     if (product) taps_fn(acc, busy);
-    if (!busy) return;  // no position of the warp's 16 in the step (warp-uniform)
     float tot[LSTM_BWD5_F][LSTM_BWD5_F];
-    lstm_bwd5_reduce(me, acc, tot);
-    lstm_bwd5_finish(gates, c, dh, dc_carry, d_is, hidden, u0, me, pos, prev, tot);
+    if (busy) lstm_bwd5_reduce(me, acc, tot);  // warp-uniform
+    if (G::WG == 1) {
+        if (!busy) return;  // no position of the warp's 16 in the step (warp-uniform)
+        lstm_bwd5_finish(gates, c, dh, dc_carry, d_is, hidden, u0, me, pos, prev, tot);
+        return;
+    }
+    float fin[LSTM_BWD5_F] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // No product (block-uniform): every partial is 0, and so is fin.
+    if (product) lstm_bwd6_exchange(xs, me, busy, tot, fin);
+    if (!busy) return;
+    // Position q = pg + 2 (kg & 1) + 4 n of the warp's 16, units u + 16 half + 8 m' (m' < 2).
+    const int n = me.wg % LSTM_BWD5_F;
+    const int u = u0 + me.ug + 4 * (me.kg >> 1) + 2 * 8 * (me.wg / LSTM_BWD5_F);
+    const int n_u = (u < hidden ? 1 : 0) + (u + 8 < hidden ? 1 : 0);
+    const int q = me.pg + 2 * (me.kg & 1) + 4 * n;
+    const pixelrnn_index_t p = pos(q);
+    if (p < 0) return;
+    lstm_v3_bwd_store(gates, c, dh, dc_carry, d_is, 0, p, hidden, u, 8, n_u, prev(q), fin, true);
 }
 
-// The Row LSTM's persistent v5 backward at precision P: rows bottom-up, as
-// row_lstm_persistent_bwd_v3_body.
-template <int P = PIXELRNN_ROUND_FP32>
+// The Row LSTM's persistent v5 (G = lstm_bwd5_design) or v6 (lstm_bwd6_design) backward at
+// precision P: rows bottom-up, as row_lstm_persistent_bwd_v3_body.
+template <int P = PIXELRNN_ROUND_FP32, class G = lstm_bwd5_design>
 PIXELRNN_DEVICE void row_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
                                                      const float* gates, const float* c,
                                                      const float* dh, float* dc_carry,
                                                      float* d_is, int height, int width,
                                                      int hidden, int k) {
-    PIXELRNN_SHARED(float, ds, [LSTM_PERSISTENT_BWD_V5_POS * LSTM_PERSISTENT_BWD_V5_CHUNK]);
+    PIXELRNN_SHARED(float, ds, [G::POS * G::CH]);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
-    const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread();
+    const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread<G::D>();
     lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, k, me.u0);
     const int g4 = 4 * hidden;
-    const int tiles = (width + LSTM_PERSISTENT_BWD_V5_POS - 1) / LSTM_PERSISTENT_BWD_V5_POS;
+    const int tiles = (width + G::POS - 1) / G::POS;
     for (int r = height - 1; r >= 0; --r) {
         const pixelrnn_index_t row_p = ((pixelrnn_index_t)me.b * height + r) * width;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            const int j0 = pt * LSTM_PERSISTENT_BWD_V5_POS;
+            const int j0 = pt * G::POS;
             const int jw = j0 + LSTM_BWD5_WARP_POS * ln.w;  // the warp's first position
             const auto pos = [&](int q) -> pixelrnn_index_t {
                 return jw + q < width ? row_p + jw + q : -1;
@@ -253,38 +348,38 @@ PIXELRNN_DEVICE void row_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
                         const int jj = j0 + q + off;
                         return jj >= 0 && jj < width ? below + jj : -1;
                     };
-                    lstm_bwd5_tap<P>(w_s, ds, d_is, src, ln, k, t, g4, busy, acc);
+                    lstm_bwd5_tap<P, G>(w_s, ds, d_is, src, ln, k, t, g4, busy, acc);
                 }
             };
             // The last row has no consumer: its product is 0.
-            lstm_bwd5_tile(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, jw < width,
-                           r + 1 < height, pos, prev, taps);
+            lstm_bwd5_tile<G>(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, jw < width,
+                              r + 1 < height, pos, prev, taps, ds);
         }
         // Row r's d_is (every gate row) and its cell gradients are complete before row r-1.
         pixelrnn_cluster_sync();
     }
 }
 
-// The Diagonal LSTM's persistent v5 backward in either layout (stride, skew as in
-// diag_lstm.cuh) at precision P: anti-diagonals in reverse, as
-// diag_lstm_persistent_bwd_v3_body.
-template <int P = PIXELRNN_ROUND_FP32>
+// The Diagonal LSTM's persistent v5 (G = lstm_bwd5_design) or v6 (lstm_bwd6_design) backward
+// in either layout (stride, skew as in diag_lstm.cuh) at precision P: anti-diagonals in
+// reverse, as diag_lstm_persistent_bwd_v3_body.
+template <int P = PIXELRNN_ROUND_FP32, class G = lstm_bwd5_design>
 PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
                                                       const float* gates, const float* c,
                                                       const float* dh, float* dc_carry,
                                                       float* d_is, int height, int width,
                                                       int hidden, int stride, int skew) {
-    PIXELRNN_SHARED(float, ds, [LSTM_PERSISTENT_BWD_V5_POS * LSTM_PERSISTENT_BWD_V5_CHUNK]);
+    PIXELRNN_SHARED(float, ds, [G::POS * G::CH]);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
-    const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread();
+    const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread<G::D>();
     lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, 2, me.u0);
     const int g4 = 4 * hidden;
     const pixelrnn_index_t img = (pixelrnn_index_t)me.b * height * stride;
     for (int s = height + width - 2; s >= 0; --s) {
         const int count = diag_lstm_count(s, height, width);
-        const int tiles = (count + LSTM_PERSISTENT_BWD_V5_POS - 1) / LSTM_PERSISTENT_BWD_V5_POS;
+        const int tiles = (count + G::POS - 1) / G::POS;
         for (int pt = me.first_tile; pt < tiles; pt += me.groups) {
-            const int k0 = pt * LSTM_PERSISTENT_BWD_V5_POS;
+            const int k0 = pt * G::POS;
             const int kw = k0 + LSTM_BWD5_WARP_POS * ln.w;
             const auto pos = [&](int q) -> pixelrnn_index_t {
                 if (kw + q >= count) return -1;
@@ -306,11 +401,11 @@ PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v5_body(const float* w, float* w_s
                         }
                         return img + diag_lstm_pos(rn, jn, stride, skew);
                     };
-                    lstm_bwd5_tap<P>(w_s, ds, d_is, src, ln, 2, t, g4, busy, acc);
+                    lstm_bwd5_tap<P, G>(w_s, ds, d_is, src, ln, 2, t, g4, busy, acc);
                 }
             };
-            lstm_bwd5_tile(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, kw < count, true,
-                           pos, prev, taps);
+            lstm_bwd5_tile<G>(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, kw < count, true,
+                              pos, prev, taps, ds);
         }
         // Anti-diagonal s's d_is and cell gradients are complete before s-1 reads them.
         pixelrnn_cluster_sync();

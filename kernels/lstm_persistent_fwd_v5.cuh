@@ -48,6 +48,23 @@
 // Shared memory per block: 32 x 4h x taps floats (dynamic; the host reserves v2's 32 x (4h
 // taps + 1)) + 8 KiB static: v2's budget, so v5 fits wherever v2 does (Row LSTM, k = 3: up to
 // h = 145; Diagonal: h = 218).
+//
+// v6 (row_lstm_persistent_fwd_v6, diag_lstm_persistent_fwd_v6, diag_lstm_skewed_persistent_fwd_v6
+// and the folded twins <scan>_persistent_fwd_{tf32,bf16}_v6; entry points in
+// kernels/*_persistent_v6.cu): these bodies at WG = 2, two warp groups of v5's 128 threads on
+// the same block tile, 256 threads. Why (issue 17): at h = 128 a block's weight slice fills
+// the SM's shared memory, so one block runs per SM and v5's 4 warps are the SM's (latency-bound:
+// docs/kernels.md, "Persistent v6"); v6 runs 8. Warp group wg takes the chunk features
+// kg + 4 wg + 8 i (8 K-slots per lane position instead of 4), so each lane does half of v5's
+// FMAs per step at v5's 8 FLOPs per shared word. After each warp's butterfly the groups swap
+// halves through the staging tile (lstm_fwd6_exchange: group g keeps unit j = g of its lane's
+// 2 x 2 x 4 tile, sends unit 1 - g; 8 words per lane and step, 2 float4, conflict-free) and
+// each finishes one unit of the lane's two. Summation order (deterministic, not v5's bits):
+// group 0's K-group 0 starts at is, the in-warp butterfly as v5's, then group 0's sum plus
+// group 1's. A step without a product (the Row LSTM's first row, the Diagonal's first
+// anti-diagonal) skips the exchange: each group's K-group 0 starts at is. Shared memory: v5's
+// (the exchange reuses the staging tile: 2 groups x 2 positions x 128 lanes x 4 floats = its
+// 2048 floats), so v6 fits wherever v5 does.
 #pragma once
 
 #include "diag_lstm_v2.cuh"
@@ -56,6 +73,9 @@
 #define LSTM_PERSISTENT_FWD_V5_POS 16
 #define LSTM_PERSISTENT_FWD_V5_THREADS 128
 #define LSTM_PERSISTENT_FWD_V5_CHUNK 128
+// v6: two warp groups of v5's 128 threads over the same 16 x 32 block tile (the K range split
+// between them, the exchange through the staging tile: lstm_fwd6_exchange).
+#define LSTM_PERSISTENT_FWD_V6_THREADS 256
 // Positions and units per thread (the partial tile); floats of one weight row.
 #define LSTM_FWD5_PT 8
 #define LSTM_FWD5_UT 2
@@ -96,12 +116,12 @@ PIXELRNN_DEVICE void lstm_fwd5_stage_weight(const float* w, float* w_s, int hidd
 // Stages input units f0 .. f0 + n_f - 1 of one tap's source positions into hs (the block's 16
 // positions; 0 where `src_pos(q)` < 0 or past n_f), rounded to P. Element e: feature
 // 8 (e/128) + e % 8, position 4 (e/32 % 4) + e/8 % 4.
-template <int P, class SrcPos>
+template <int P, int WG, class SrcPos>
 PIXELRNN_DEVICE void lstm_fwd5_stage_h(const float* h, float* hs, SrcPos src_pos, int hidden,
                                        int f0, int n_f) {
     constexpr int POS = LSTM_PERSISTENT_FWD_V5_POS;
     for (int e = threadIdx.x; e < POS * LSTM_PERSISTENT_FWD_V5_CHUNK;
-         e += LSTM_PERSISTENT_FWD_V5_THREADS) {
+         e += LSTM_PERSISTENT_FWD_V5_THREADS * WG) {
         const int f = ((e >> 7) << 3) + (e & 7);
         const int q = 4 * ((e >> 5) & 3) + ((e >> 3) & 3);
         const pixelrnn_index_t pn = src_pos(q);
@@ -111,27 +131,31 @@ PIXELRNN_DEVICE void lstm_fwd5_stage_h(const float* h, float* hs, SrcPos src_pos
 }
 
 // The thread's place: its warp's first local position q0 (0 or 8), its first unit uh (0 or
-// 16: units uh + ug, uh + ug + 8 of the tile), its K-group kg and unit group ug.
+// 16: units uh + ug, uh + ug + 8 of the tile), its K-group kg and unit group ug, and (v6) its
+// warp group wg (threads 128 wg .. 128 wg + 127: 0 in v5).
 struct lstm_fwd5_lane {
-    int q0, uh, kg, ug;
+    int q0, uh, kg, ug, wg;
 };
 
 PIXELRNN_DEVICE lstm_fwd5_lane lstm_fwd5_lane_of_thread() {
-    const int warp = (int)threadIdx.x / 32;
+    const int warp = (int)threadIdx.x / 32 % 4;
     const int lane = (int)threadIdx.x % 32;
-    return lstm_fwd5_lane{8 * (warp & 1), 16 * (warp >> 1), lane >> 3, lane & 7};
+    return lstm_fwd5_lane{8 * (warp & 1), 16 * (warp >> 1), lane >> 3, lane & 7,
+                          (int)threadIdx.x / LSTM_PERSISTENT_FWD_V5_THREADS};
 }
 
 // The unit of the tile of the thread's unit j.
 PIXELRNN_DEVICE int lstm_fwd5_unit(lstm_fwd5_lane me, int j) { return me.uh + me.ug + 8 * j; }
 
 // acc[i][j][x] += w(gate x, unit j of the thread; input f0 + f, tap t) * hs(f, position
-// q0 + i) for the K-group's features f = kg, kg + 4, ... < n_f, ascending: per feature two
-// float4 of staged h and two of weight feed 64 FMAs.
+// q0 + i) for the K-group's features f = kg + 4 wg, kg + 4 wg + 4 WG, ... < n_f, ascending
+// (WG warp groups: v5 1, v6 2): per feature two float4 of staged h and two of weight feed 64
+// FMAs.
+template <int WG>
 PIXELRNN_DEVICE void lstm_fwd5_chunk(const float* w_s, const float* hs, lstm_fwd5_lane me,
                                      int taps, int t, int f0, int n_f,
                                      float (*acc)[LSTM_FWD5_UT][4]) {
-    for (int f = me.kg; f < n_f; f += 4) {
+    for (int f = me.kg + 4 * me.wg; f < n_f; f += 4 * WG) {
         const int sw = 4 * ((f >> 1) & 3);
         const float* hrow = hs + f * LSTM_PERSISTENT_FWD_V5_POS;
         const float4 h0 = *reinterpret_cast<const float4*>(hrow + (me.q0 ^ sw));
@@ -156,7 +180,7 @@ PIXELRNN_DEVICE void lstm_fwd5_chunk(const float* w_s, const float* hs, lstm_fwd
 // One tap's product over the h input units, LSTM_PERSISTENT_FWD_V5_CHUNK at a time: each chunk
 // staged between two block barriers (every thread calls this), then accumulated by the warps
 // with positions in the step (`busy`, warp-uniform).
-template <int P, class SrcPos>
+template <int P, int WG, class SrcPos>
 PIXELRNN_DEVICE void lstm_fwd5_tap(const float* w_s, float* hs, const float* h, SrcPos src_pos,
                                    lstm_fwd5_lane me, int hidden, int taps, int t, bool busy,
                                    float (*acc)[LSTM_FWD5_UT][4]) {
@@ -165,22 +189,24 @@ PIXELRNN_DEVICE void lstm_fwd5_tap(const float* w_s, float* hs, const float* h, 
                             ? hidden - f0
                             : LSTM_PERSISTENT_FWD_V5_CHUNK;
         __syncthreads();  // the previous chunk's reads are done
-        lstm_fwd5_stage_h<P>(h, hs, src_pos, hidden, f0, n_f);
+        lstm_fwd5_stage_h<P, WG>(h, hs, src_pos, hidden, f0, n_f);
         __syncthreads();  // the chunk is complete
-        if (busy) lstm_fwd5_chunk(w_s, hs, me, taps, t, f0, n_f, acc);
+        if (busy) lstm_fwd5_chunk<WG>(w_s, hs, me, taps, t, f0, n_f, acc);
     }
 }
 
 // K-group 0's accumulators start at the input-to-state pre-activations (is first) of the
 // warp's positions (`pos(q)`: the map position of local position q, -1 past the step) and live
-// units; every other accumulator at 0.
+// units, in warp group 0 only where the groups' partials are exchanged (`exchanged`: v6's steps
+// with a product); every other accumulator at 0.
 template <class Pos>
 PIXELRNN_DEVICE void lstm_fwd5_init(const float* is, int hidden, int u0, lstm_fwd5_lane me,
-                                    Pos pos, float (*acc)[LSTM_FWD5_UT][4]) {
+                                    bool exchanged, Pos pos, float (*acc)[LSTM_FWD5_UT][4]) {
     const int g4 = 4 * hidden;
 #pragma unroll
     for (int i = 0; i < LSTM_FWD5_PT; ++i) {
-        const pixelrnn_index_t p = me.kg == 0 ? pos(me.q0 + i) : -1;
+        const pixelrnn_index_t p =
+            me.kg == 0 && (me.wg == 0 || !exchanged) ? pos(me.q0 + i) : -1;
 #pragma unroll
         for (int j = 0; j < LSTM_FWD5_UT; ++j) {
             const int u = u0 + lstm_fwd5_unit(me, j);
@@ -226,13 +252,13 @@ PIXELRNN_DEVICE void lstm_fwd5_reduce(lstm_fwd5_lane me, float (*acc)[LSTM_FWD5_
     }
 }
 
-// The epilogue: the fp32 cell of the lane's 2 positions (local q0 + 2 kg + i) x live units on
-// its registers, h, c and the activated gates written (a request: 8 consecutive units of 4
-// positions, 4 full sectors). `prev(q)`: the offset in elements of local position q's
-// predecessor cell (0: none, c_prev = 0).
+// The epilogue: the fp32 cell of the lane's 2 positions (local q0 + 2 kg + i) x live units j
+// of `units` (bit j: v5 both, v6 unit wg) on its registers, h, c and the activated gates
+// written (a request: 8 consecutive units of 4 positions, 4 full sectors). `prev(q)`: the
+// offset in elements of local position q's predecessor cell (0: none, c_prev = 0).
 template <class Pos, class Prev>
 PIXELRNN_DEVICE void lstm_fwd5_finish(float* h, float* c, float* gates, int hidden, int u0,
-                                      lstm_fwd5_lane me, Pos pos, Prev prev,
+                                      lstm_fwd5_lane me, int units, Pos pos, Prev prev,
                                       float (*pre)[LSTM_FWD5_UT][4]) {
     const int g4 = 4 * hidden;
 #pragma unroll
@@ -244,7 +270,7 @@ PIXELRNN_DEVICE void lstm_fwd5_finish(float* h, float* c, float* gates, int hidd
 #pragma unroll
         for (int j = 0; j < LSTM_FWD5_UT; ++j) {
             const int u = u0 + lstm_fwd5_unit(me, j);
-            if (u >= hidden) continue;
+            if (u >= hidden || ((units >> j) & 1) == 0) continue;
             const pixelrnn_index_t e = p * hidden + u;
             const float cp = back ? c[e - back] : 0.0f;
             pixelrnn_lstm_cell_fwd(pre[i][j][0], pre[i][j][1], pre[i][j][2], pre[i][j][3], cp,
@@ -253,24 +279,70 @@ PIXELRNN_DEVICE void lstm_fwd5_finish(float* h, float* c, float* gates, int hidd
     }
 }
 
-// One block tile's step: init, the taps' products (`taps_fn(acc, busy)` runs every tap; it
-// is called by every thread, as it stages), the reduction where the warp is busy, the cell.
-template <class Pos, class Prev, class Taps>
-PIXELRNN_DEVICE void lstm_fwd5_tile(const float* is, float* h, float* c, float* gates,
-                                    int hidden, int u0, lstm_fwd5_lane me, bool busy,
-                                    bool product, Pos pos, Prev prev, Taps taps_fn) {
-    float acc[LSTM_FWD5_PT][LSTM_FWD5_UT][4];
-    lstm_fwd5_init(is, hidden, u0, me, pos, acc);
-    if (product) taps_fn(acc, busy);
-    if (!busy) return;  // no position of the warp's octet in the step (warp-uniform)
-    float pre[LSTM_FWD5_PF][LSTM_FWD5_UT][4];
-    lstm_fwd5_reduce(me, acc, pre);
-    lstm_fwd5_finish(h, c, gates, hidden, u0, me, pos, prev, pre);
+// v6's exchange between the two warp groups (after each warp's butterfly): group g keeps
+// unit j = g of the lane's 2 positions x 2 units and hands unit 1 - g to the same lane of the
+// other group through xs (the staging tile, free once every product has read it), as 2 float4
+// per lane at xs[((g * 2 + i) * 128 + lane of the group) * 4]: consecutive lanes, consecutive
+// float4 (4 wavefronts per request, the minimum). pre[i][g] becomes group 0's partial plus group
+// 1's (commutative: the same bits in both groups' order). Every thread of the block calls this
+// (two block barriers); `busy` (warp-uniform, the same for a warp and its partner, which cover
+// the same octet) says whether its warp has partials.
+PIXELRNN_DEVICE void lstm_fwd6_exchange(float* xs, lstm_fwd5_lane me, bool busy,
+                                        float (*pre)[LSTM_FWD5_UT][4]) {
+    const int tl = (int)threadIdx.x % LSTM_PERSISTENT_FWD_V5_THREADS;
+    float4* x4 = reinterpret_cast<float4*>(xs);
+    __syncthreads();  // every product's reads of the staging tile (xs) are done
+    if (busy) {
+#pragma unroll
+        for (int i = 0; i < LSTM_FWD5_PF; ++i) {
+            float give[4];
+#pragma unroll
+            for (int x = 0; x < 4; ++x) give[x] = me.wg == 0 ? pre[i][1][x] : pre[i][0][x];
+            x4[(me.wg * LSTM_FWD5_PF + i) * LSTM_PERSISTENT_FWD_V5_THREADS + tl] =
+                make_float4(give[0], give[1], give[2], give[3]);
+        }
+    }
+    __syncthreads();  // both groups' halves are written
+    if (!busy) return;
+#pragma unroll
+    for (int i = 0; i < LSTM_FWD5_PF; ++i) {
+        const float4 got =
+            x4[((1 - me.wg) * LSTM_FWD5_PF + i) * LSTM_PERSISTENT_FWD_V5_THREADS + tl];
+        const float theirs[4] = {got.x, got.y, got.z, got.w};
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+            if (me.wg == 0) {
+                pre[i][0][x] = pre[i][0][x] + theirs[x];
+            } else {
+                pre[i][1][x] = pre[i][1][x] + theirs[x];
+            }
+        }
+    }
 }
 
-// The Row LSTM's persistent v5 forward at precision P: rows top-down, h, c and the activated
-// gates written as by row_lstm_persistent_fwd_v2.
-template <int P = PIXELRNN_ROUND_FP32>
+// One block tile's step: init, the taps' products (`taps_fn(acc, busy)` runs every tap; it
+// is called by every thread, as it stages), the reduction where the warp is busy, under v6
+// (WG = 2) the exchange between the warp groups through `xs` (every thread; not in a step
+// without a product, where each group's init holds is and the partials are 0), the cell.
+template <int WG, class Pos, class Prev, class Taps>
+PIXELRNN_DEVICE void lstm_fwd5_tile(const float* is, float* h, float* c, float* gates,
+                                    int hidden, int u0, lstm_fwd5_lane me, bool busy,
+                                    bool product, Pos pos, Prev prev, Taps taps_fn, float* xs) {
+    static_assert(WG == 1 || WG == 2, "v5 runs one warp group, v6 two");
+    float acc[LSTM_FWD5_PT][LSTM_FWD5_UT][4];
+    const bool exchanged = WG == 2 && product;  // block-uniform
+    lstm_fwd5_init(is, hidden, u0, me, exchanged, pos, acc);
+    if (product) taps_fn(acc, busy);
+    float pre[LSTM_FWD5_PF][LSTM_FWD5_UT][4];
+    if (busy) lstm_fwd5_reduce(me, acc, pre);  // warp-uniform
+    if (exchanged) lstm_fwd6_exchange(xs, me, busy, pre);
+    if (!busy) return;  // no position of the warp's octet in the step (warp-uniform)
+    lstm_fwd5_finish(h, c, gates, hidden, u0, me, WG == 1 ? 3 : 1 << me.wg, pos, prev, pre);
+}
+
+// The Row LSTM's persistent v5 (WG = 1) or v6 (WG = 2) forward at precision P: rows
+// top-down, h, c and the activated gates written as by row_lstm_persistent_fwd_v2.
+template <int P = PIXELRNN_ROUND_FP32, int WG = 1>
 PIXELRNN_DEVICE void row_lstm_persistent_fwd_v5_body(const float* is, const float* w, float* w_s,
                                                      float* h, float* c, float* gates,
                                                      int height, int width, int hidden, int k) {
@@ -297,20 +369,21 @@ PIXELRNN_DEVICE void row_lstm_persistent_fwd_v5_body(const float* is, const floa
                         const int jj = j0 + q + shift;
                         return jj >= 0 && jj < width ? above + jj : -1;
                     };
-                    lstm_fwd5_tap<P>(w_s, hs, h, src, ln, hidden, k, t, busy, acc);
+                    lstm_fwd5_tap<P, WG>(w_s, hs, h, src, ln, hidden, k, t, busy, acc);
                 }
             };
-            lstm_fwd5_tile(is, h, c, gates, hidden, me.u0, ln, j0 + ln.q0 < width, r > 0, pos,
-                           prev, taps);
+            lstm_fwd5_tile<WG>(is, h, c, gates, hidden, me.u0, ln, j0 + ln.q0 < width, r > 0,
+                               pos, prev, taps, hs);
         }
         // Row r of every unit (h and c, in global memory) is complete before row r+1 reads it.
         pixelrnn_cluster_sync();
     }
 }
 
-// The Diagonal LSTM's persistent v5 forward in either layout (stride, skew as in
-// diag_lstm.cuh) at precision P: anti-diagonals in order, as diag_lstm_persistent_fwd_v2_body.
-template <int P = PIXELRNN_ROUND_FP32>
+// The Diagonal LSTM's persistent v5 (WG = 1) or v6 (WG = 2) forward in either layout
+// (stride, skew as in diag_lstm.cuh) at precision P: anti-diagonals in order, as
+// diag_lstm_persistent_fwd_v2_body.
+template <int P = PIXELRNN_ROUND_FP32, int WG = 1>
 PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v5_body(const float* is, const float* w,
                                                       float* w_s, float* h, float* c,
                                                       float* gates, int height, int width,
@@ -345,12 +418,12 @@ PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v5_body(const float* is, const flo
                         }
                         return img + diag_lstm_pos(rn, jn, stride, skew);
                     };
-                    lstm_fwd5_tap<P>(w_s, hs, h, src, ln, hidden, 2, t, busy, acc);
+                    lstm_fwd5_tap<P, WG>(w_s, hs, h, src, ln, hidden, 2, t, busy, acc);
                 }
             };
             // Anti-diagonal 0 (pixel (0, 0)) has no neighbour to multiply.
-            lstm_fwd5_tile(is, h, c, gates, hidden, me.u0, ln, k0 + ln.q0 < count, s > 0, pos,
-                           prev, taps);
+            lstm_fwd5_tile<WG>(is, h, c, gates, hidden, me.u0, ln, k0 + ln.q0 < count, s > 0,
+                               pos, prev, taps, hs);
         }
         // Anti-diagonal s of every unit is complete before s+1 reads it.
         pixelrnn_cluster_sync();

@@ -28,9 +28,9 @@ pub enum Sweep {
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
     /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
-    /// to v5 (`v2+v3+v4+v5`: their forward is v2's kernels) but under the persistent
-    /// recurrence, where v4's and v5's forward and backward have rows of their own (`v2+v3`,
-    /// `v4`, `v5`).
+    /// to v6 (`v2+v3+v4+v5+v6`: their forward is v2's kernels) and a backward row v2 and v6
+    /// (`v2+v6`) but under the persistent recurrence, where v4's to v6's forward and backward
+    /// have rows of their own (`v2+v3`, `v4`, `v5`, `v6`).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -192,32 +192,33 @@ impl ExecTimer for Emulator {
     }
 }
 
-/// Whether recurrence kernel version `v` runs the previous version's kernels in the row of
-/// kernel stem `kernel`: v3 is v2 but for the backward through time (`*_step_bwd_v3`,
+/// The earlier recurrence kernel version whose kernels version `v` runs in the row of kernel
+/// stem `kernel` under recurrence `rec` (`None`: kernels of its own, or a training step, which
+/// has no stem). v3 is v2 but for the backward through time (`*_step_bwd_v3`,
 /// `*_ss_bwd_data_v3`; src/backend/cuda/variants/), so a v3 forward row would time v2's
 /// kernels again; v4 is v3 but for the persistent recurrence (`*_persistent_fwd_v4`,
-/// `*_persistent_bwd_v4`), so its rows fold under any recurrence `rec` but the persistent one
-/// (the fused and unfused recurrences run v3's kernels under v4, forward v2's), and stay
-/// under the persistent one, forward and backward; v5 is v4 but for the persistent recurrence
-/// again (`*_persistent_fwd_v5`, `*_persistent_bwd_v5`): it folds as v4 does.
-pub(crate) fn shares_previous_kernels(
+/// `*_persistent_bwd_v4`), so under any recurrence but the persistent one its rows are v3's
+/// (forward: v2's), and under the persistent one they stay, forward and backward; v5 is v4 but
+/// for the persistent recurrence again, and v6 is v2 but for it (`*_persistent_{fwd,bwd}_v6`).
+pub(crate) fn runs_kernels_of(
     kernel: Option<&str>,
     v: u32,
     rec: Option<Recurrence>,
-) -> bool {
-    let Some(k) = kernel else {
-        return false;
-    };
+) -> Option<u32> {
+    let k = kernel?;
+    let persistent = rec == Some(Recurrence::Persistent);
     match v {
-        3 => !k.contains("bwd"),
-        4 | 5 => rec != Some(Recurrence::Persistent),
-        _ => false,
+        3 if !k.contains("bwd") => Some(2),
+        4 | 5 if !persistent => Some(v - 1),
+        6 if !persistent => Some(2),
+        _ => None,
     }
 }
 
-/// The `(version, choice)`s of a recurrence sweep, in order, with each version that runs the
-/// previous one's kernels ([`shares_previous_kernels`]) folded into that one's row: one row
-/// per distinct kernel, labelled with every version it stands for (`v2+v3`).
+/// The `(version, choice)`s of a recurrence sweep, in order, with each version that runs an
+/// earlier one's kernels ([`runs_kernels_of`]) folded into that one's row of the same layout:
+/// one row per distinct kernel and layout, labelled with every version it stands for (`v2+v3`,
+/// `v2+v6`).
 fn distinct_rows(
     kernel: Option<&str>,
     rec: Option<Recurrence>,
@@ -225,11 +226,15 @@ fn distinct_rows(
 ) -> Vec<Choice> {
     let mut out: Vec<Choice> = Vec::new();
     for (v, c) in versions {
-        match out.last_mut() {
-            Some(last) if shares_previous_kernels(kernel, v, rec) => {
-                last.version = format!("{}+v{v}", last.version);
-            }
-            _ => out.push(c),
+        let earlier = runs_kernels_of(kernel, v, rec).map(|u| format!("v{u}"));
+        // The earlier version's row of the same layout (a Diagonal sweep runs both).
+        let row = earlier.and_then(|u| {
+            out.iter_mut()
+                .find(|r| r.layout == c.layout && r.version.split('+').any(|label| label == u))
+        });
+        match row {
+            Some(row) => row.version = format!("{}+v{v}", row.version),
+            None => out.push(c),
         }
     }
     out
@@ -374,11 +379,12 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 mod tests {
     use super::*;
 
-    /// Which versions fold into the previous one's row: v3 in every forward row, v4 and v5 in
-    /// the rows (forward and backward) of every recurrence but the persistent one, nothing for
-    /// a training step (no kernel stem) or for v2.
+    /// Which versions fold into an earlier one's row: v3 into v2's in every forward row, v4
+    /// and v5 into the one below (v3's, or v2's in a forward row after v3 folded) and v6 into
+    /// v2's in the rows (forward and backward) of every recurrence but the persistent one,
+    /// nothing for a training step (no kernel stem) or for v2.
     #[test]
-    fn versions_fold_where_they_run_the_previous_kernels() {
+    fn versions_fold_where_they_run_earlier_kernels() {
         let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
         let persistent = Some(Recurrence::Persistent);
         for rec in [
@@ -387,15 +393,72 @@ mod tests {
             Some(Recurrence::Unfused),
             persistent,
         ] {
-            assert!(shares_previous_kernels(fwd, 3, rec));
-            assert_eq!(shares_previous_kernels(fwd, 4, rec), rec != persistent);
-            assert!(!shares_previous_kernels(fwd, 2, rec));
-            assert!(!shares_previous_kernels(bwd, 3, rec));
-            assert!(!shares_previous_kernels(None, 4, rec));
-            assert_eq!(shares_previous_kernels(bwd, 4, rec), rec != persistent);
-            assert_eq!(shares_previous_kernels(fwd, 5, rec), rec != persistent);
-            assert_eq!(shares_previous_kernels(bwd, 5, rec), rec != persistent);
-            assert!(!shares_previous_kernels(None, 5, rec));
+            let unless_persistent = |u: u32| (rec != persistent).then_some(u);
+            assert_eq!(runs_kernels_of(fwd, 3, rec), Some(2));
+            assert_eq!(runs_kernels_of(bwd, 3, rec), None);
+            assert_eq!(runs_kernels_of(fwd, 2, rec), None);
+            for k in [fwd, bwd] {
+                assert_eq!(runs_kernels_of(k, 4, rec), unless_persistent(3));
+                assert_eq!(runs_kernels_of(k, 5, rec), unless_persistent(4));
+                assert_eq!(runs_kernels_of(k, 6, rec), unless_persistent(2));
+            }
+            for v in 1..=6 {
+                assert_eq!(runs_kernels_of(None, v, rec), None);
+            }
         }
+    }
+
+    /// The rows a fused backward sweep of v1 to v6 gets: v6 joins v2's row, not the last one.
+    #[test]
+    fn v6_folds_into_v2s_row_not_the_last_one() {
+        let choice = |v: u32| Choice {
+            version: format!("v{v}"),
+            ..Choice::only()
+        };
+        let rows = distinct_rows(
+            Some("row_lstm_step_bwd"),
+            Some(Recurrence::Fused),
+            (1..=6).map(|v| (v, choice(v))),
+        );
+        let labels: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
+        assert_eq!(labels, ["v1", "v2+v6", "v3+v4+v5"]);
+        let rows = distinct_rows(
+            Some("row_lstm_step_fwd"),
+            Some(Recurrence::Persistent),
+            (1..=6).map(|v| (v, choice(v))),
+        );
+        let labels: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
+        assert_eq!(labels, ["v1", "v2+v3", "v4", "v5", "v6"]);
+        // A Diagonal sweep runs both layouts, one after the other: each folds into its own.
+        let laid = |layout: DiagLstmLayout, v: u32| Choice {
+            layout: Some(layout),
+            ..choice(v)
+        };
+        let rows = distinct_rows(
+            Some("diag_lstm_step_bwd"),
+            Some(Recurrence::Fused),
+            DiagLstmLayout::ALL
+                .into_iter()
+                .flat_map(|l| (1..=6).map(move |v| (v, laid(l, v)))),
+        );
+        let labels: Vec<(&str, Option<DiagLstmLayout>)> = rows
+            .iter()
+            .map(|r| (r.version.as_str(), r.layout))
+            .collect();
+        let (f, m) = (
+            Some(DiagLstmLayout::Folded),
+            Some(DiagLstmLayout::Materialised),
+        );
+        assert_eq!(
+            labels,
+            [
+                ("v1", f),
+                ("v2+v6", f),
+                ("v3+v4+v5", f),
+                ("v1", m),
+                ("v2+v6", m),
+                ("v3+v4+v5", m)
+            ]
+        );
     }
 }

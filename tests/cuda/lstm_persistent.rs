@@ -2,7 +2,7 @@
 //! kernels/lstm_persistent.cuh): at the paper's h = 128 the v2 kernels run one thread-block
 //! cluster per image with the weight slices in opted-in shared memory, in at most 3 launches
 //! per layer and pass (issue 17's target), as the emulator's counters record them; under the
-//! default (v2) the backward is `<scan>_persistent_bwd_v2` too (128 threads per block). Their
+//! default (v6) both are `<scan>_persistent_{fwd,bwd}_v6` (256 threads per block). Their
 //! numbers are checked against the CPU twin in tests/cuda/lstm.rs (h = 128 included) and
 //! tests/cuda/lstm_persistent_v3.rs.
 
@@ -64,9 +64,9 @@ fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
         assert_eq!(
             fwd,
             [(
-                format!("{op}_persistent_fwd_v2"),
+                format!("{op}_persistent_fwd_v6"),
                 [4 * n as u32, 1, 1],
-                [128, 1, 1],
+                [256, 1, 1],
                 shared
             )],
             "{op} forward"
@@ -75,14 +75,18 @@ fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
         assert_eq!(
             names,
             [
-                format!("{op}_persistent_bwd_v2").as_str(),
+                format!("{op}_persistent_bwd_v6").as_str(),
                 "lstm_ss_bwd_weight_v3",
                 "lstm_ss_bwd_weight_sum_v2"
             ],
             "{op} backward"
         );
         assert_eq!(bwd[0].1, [4 * n as u32, 1, 1], "{op} backward grid");
-        assert_eq!(bwd[0].2, [128, 1, 1], "{op} backward block (v2 tiles)");
+        assert_eq!(
+            bwd[0].2,
+            [256, 1, 1],
+            "{op} backward block (v6: v2's tiles, 8 warps)"
+        );
         assert_eq!(bwd[0].3, shared, "{op} backward shared memory");
     }
 

@@ -167,11 +167,11 @@ fn product(p: LstmPersistentProduct) -> Variants {
 
 /// The launches at tf32 / bf16: the forward and the backward are the tensor-core cluster
 /// kernels of the selected version (`MmaV1`: `_v1`, `MmaV2`: `_v2`), the rounded SIMT ones
-/// (v2 forward, v2 backward: the default V2) under `Simt`; the backward's weight gradient is
+/// (v6 forward, v6 backward: the default V6) under `Simt`; the backward's weight gradient is
 /// `lstm_ss_bwd_weight_<p>_v2` under all three. Row LSTM k = 3 at larger h, under both
 /// tensor-core versions (the same shared memory): at h = 136, tf32, the tensor-core clusters
-/// do not fit (236.3 KiB forward, 237.5 KiB backward, against 227 KiB) and the SIMT ones do
-/// (212.1 KiB, 220.2 KiB): SIMT runs; at h = 160, bf16, only the tensor-core ones fit
+/// do not fit (236.3 KiB forward, 237.5 KiB backward, against 227 KiB) and the SIMT v6 ones do
+/// (212.1 KiB, 220.1 KiB): SIMT runs; at h = 160, bf16, only the tensor-core ones fit
 /// (137.2 KiB / 137.5 KiB of packed pairs, the SIMT forward's 248.1 KiB does not): they run;
 /// at h = 160, tf32, none fits: both passes refuse before launching anything.
 #[test]
@@ -191,8 +191,8 @@ fn persistent_mma_launches_and_falls_back() {
                 )
             };
             let simt = (
-                format!("{scan}_persistent_fwd_{precision}_v2"),
-                format!("{scan}_persistent_bwd_{precision}_v2"),
+                format!("{scan}_persistent_fwd_{precision}_v6"),
+                format!("{scan}_persistent_bwd_{precision}_v6"),
             );
             for (p, (fwd, bwd)) in [
                 (LstmPersistentProduct::MmaV1, mma(1)),
@@ -231,8 +231,8 @@ fn persistent_mma_launches_and_falls_back() {
                 136,
                 Precision::Tf32,
                 Some([
-                    "row_lstm_persistent_fwd_tf32_v2".to_string(),
-                    "row_lstm_persistent_bwd_tf32_v2".to_string(),
+                    "row_lstm_persistent_fwd_tf32_v6".to_string(),
+                    "row_lstm_persistent_bwd_tf32_v6".to_string(),
                 ]),
             ),
             (

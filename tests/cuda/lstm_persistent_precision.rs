@@ -243,11 +243,11 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
             // miss by more (pooled below).
             gpu.set_precision(precision);
             let got = {
-                let _simt = gpu.select(simt(Variants::default()));
+                let _simt = gpu.select(simt(version(k, 2)));
                 forward(gpu, k, &is_g, &w_g, rec)
             };
-            // The rounded v4 forward (`V4`): v2's summation order and roundings, so the
-            // default's (v2's) bits exactly.
+            // The rounded v4 forward (`V4`): v2's summation order and roundings, so v2's bits
+            // exactly.
             let got_v4 = {
                 let _v4 = gpu.select(simt(version(k, 4)));
                 forward(gpu, k, &is_g, &w_g, rec)
@@ -276,37 +276,39 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 assert!(err <= fwd_tol, "{}: rel err {err:.3e}", what(part));
             }
 
-            // The rounded v5 forward (V5 under the SIMT product: another summation order than
-            // v2's, the same tolerance against the twin).
-            let got5 = {
-                let _v5 = gpu.select(simt(version(k, 5)));
-                forward(gpu, k, &is_g, &w_g, rec)
-            };
-            for (part, g, t) in [
-                ("h", &got5.h, &want.h),
-                ("c", &got5.c, &want.c),
-                ("gates", &got5.gates, &want.gates),
-            ] {
-                let err = rel_err(
-                    &what(&format!("v5 {part}")),
-                    &download(gpu, g, part),
-                    &t.data,
-                );
-                eprintln!("{} v5: rel err {err:.3e}", what(part));
-                fwd_max = fwd_max.max(err);
-                assert!(err <= fwd_tol, "{} v5: rel err {err:.3e}", what(part));
+            // The rounded v5 and v6 forward (V5, V6 under the SIMT product: other summation
+            // orders than v2's, the same tolerance against the twin).
+            for v in [5, 6] {
+                let got_v = {
+                    let _v = gpu.select(simt(version(k, v)));
+                    forward(gpu, k, &is_g, &w_g, rec)
+                };
+                for (part, g, t) in [
+                    ("h", &got_v.h, &want.h),
+                    ("c", &got_v.c, &want.c),
+                    ("gates", &got_v.gates, &want.gates),
+                ] {
+                    let err = rel_err(
+                        &what(&format!("v{v} {part}")),
+                        &download(gpu, g, part),
+                        &t.data,
+                    );
+                    eprintln!("{} v{v}: rel err {err:.3e}", what(part));
+                    fwd_max = fwd_max.max(err);
+                    assert!(err <= fwd_tol, "{} v{v}: rel err {err:.3e}", what(part));
+                }
             }
 
-            // The backward from the twin's states, under the v2 (the default), v3, v4 and v5
-            // persistent backward of the SIMT product (v4, v5: other summation orders, so only
-            // v2 and v3 must agree bit for bit).
+            // The backward from the twin's states, under the v2, v3, v4, v5 and v6 (the
+            // default) persistent backward of the SIMT product (v4 to v6: other summation
+            // orders, so only v2 and v3 must agree bit for bit).
             let state = LstmState {
                 h: to_gpu(gpu, &want.h),
                 c: to_gpu(gpu, &want.c),
                 gates: to_gpu(gpu, &want.gates),
             };
             let mut by_version = Vec::new();
-            for v in [2, 3, 4, 5] {
+            for v in [2, 3, 4, 5, 6] {
                 let _v = gpu.select(simt(version(k, v)));
                 let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, rec);
                 let got = [download(gpu, &d_is, "d_is"), download(gpu, &dw, "d_w_ss")];
@@ -391,8 +393,8 @@ pub(crate) fn launched(gpu: &CudaBackend<Emulator>) -> Vec<String> {
 }
 
 /// The launches at tf32 / bf16 (the emulator's counters): the forward is the one rounded v2
-/// cluster kernel (the rounded v4 under `V4`, v5 under `V5`), the backward the rounded v2
-/// under the default `V2` (v3 under `V3`, v4 under `V4`, v5 under `V5`, and v2 under `V1`,
+/// cluster kernel (the rounded v4 under `V4`, v5 under `V5`, v6 under the default `V6`), the
+/// backward the rounded v2 under `V2` (v3 under `V3`, v4 to v6 under `V4` to `V6`, and v2 under `V1`,
 /// which has no rounded kernel) plus the rounded weight gradient; where no cluster fits (h = 160, Row LSTM
 /// k = 3: a 240 KiB weight slice per block) the op refuses, naming the persistent path and
 /// the precision, before launching anything.
@@ -414,7 +416,14 @@ fn persistent_launches_the_rounded_kernels_and_refuses_the_v1_fallback() {
             let (_, is) = pair(&gpu, &[n, height, width, 4 * hd], 1, 1.0);
             let (_, w) = pair(&gpu, &w_shape(k, hd), 2, 0.1);
             let (_, dh) = pair(&gpu, &[n, height, width, hd], 3, 1.0);
-            for (v, fwd_v, bwd_v) in [(5, 5, 5), (4, 4, 4), (3, 2, 3), (2, 2, 2), (1, 2, 2)] {
+            for (v, fwd_v, bwd_v) in [
+                (6, 6, 6),
+                (5, 5, 5),
+                (4, 4, 4),
+                (3, 2, 3),
+                (2, 2, 2),
+                (1, 2, 2),
+            ] {
                 // The SIMT product (the tensor-core forward: tests/cuda/lstm_persistent_mma.rs).
                 let _v = gpu.select(simt(version(k, v)));
                 gpu.set_precision(precision);

@@ -38,6 +38,7 @@ mod lstm_persistent_v3;
 mod lstm_persistent_v4;
 mod lstm_persistent_v5_bwd;
 mod lstm_persistent_v5_fwd;
+mod lstm_persistent_v6;
 mod lstm_precision;
 mod lstm_scan;
 mod lstm_unfused_precision;

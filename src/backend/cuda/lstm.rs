@@ -37,8 +37,9 @@
 //! and the skewed twins: 4 positions x 4 units per thread, 16 x 128 per block, 8 FLOPs per
 //! shared word instead of 2; [`bwd_step_version`], which also selects the persistent v3
 //! backward, `cuda/lstm_persistent.rs`); its forward, weight gradient and persistent forward
-//! are v2's ([`scan_version`]). `lstm_gates_*` (the unfused gate pass) is
-//! v1 under every version.
+//! are v2's ([`scan_version`]). v4 and v5 are v3 here; v6 is v2 here (it differs in the
+//! persistent kernels only, `cuda/lstm_persistent.rs`). `lstm_gates_*` (the unfused gate pass)
+//! is v1 under every version.
 //!
 //! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core
 //! step kernels (`<scan>_step_{fwd,bwd}_{tf32,bf16}_v1`, chosen by `cuda/lstm_mma.rs`,

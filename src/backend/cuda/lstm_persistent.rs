@@ -44,6 +44,17 @@
 //!   16 KiB staging tile fits where v3's does (Row LSTM k = 3 up to h = 140, Diagonal h = 210),
 //!   past that it falls back to v4, v3, v2 (up to 145 / 218), then v1. Both have rounded twins
 //!   at tf32 / bf16 in the folded layout.
+//! - v6 (selected by `RowLstm::V6` / `DiagLstm::V6`): v5's thread tiles on 8 warps per block,
+//!   the K range split between warp groups whose partials are summed through the staging tile
+//!   (kernels/lstm_persistent_fwd_v5.cuh, lstm_persistent_bwd_v5.cuh, entry points in
+//!   `*_persistent_v6.cu`). The forward on v5's launch with 256 threads
+//!   ([`persistent_fwd_v6_cfg`]: two warp groups of 128), v5's shared memory, so it fits
+//!   wherever v2 does; the backward on v2's launch (16-position tiles: at W = 32 twice v5's
+//!   clusters' blocks) with 256 threads ([`persistent_bwd_v6_cfg`]: eight warp groups of one
+//!   warp) and v5's 16 KiB staging tile, so it fits where v5 does. Each falls back to v5's
+//!   chain. Why: at h = 128 one block fits an SM (the weight slice fills its shared memory), so
+//!   the block's warps are the SM's; v5's 4 (forward) and 2 (backward) leave the SM
+//!   latency-bound (docs/kernels.md, "Persistent v6").
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
@@ -152,6 +163,26 @@ const TILE_BWD_V5: TileShape = TileShape {
     static_shared: 32 * 128 * 4,
 };
 
+/// The v6 forward: v5's tile on two warp groups (256 threads), the same 128 x 16 float staging
+/// tile, which also holds the groups' exchange (`LSTM_PERSISTENT_FWD_V6_THREADS`,
+/// kernels/lstm_persistent_fwd_v5.cuh): v5's shared memory, so v6 fits wherever v2 does.
+const TILE_FWD_V6: TileShape = TileShape {
+    positions: 16,
+    threads: 256,
+    static_shared: 128 * 16 * 4,
+};
+
+/// The v6 backward: 16 positions x 32 units on 256 threads (eight warp groups of one warp of
+/// 16 positions x 32 units, 4 K-groups of 8 lanes with 8 x 8 per lane), a 16 x 256 float
+/// staging tile holding the groups' exchange too (`LSTM_PERSISTENT_BWD_V6_POS`, `_THREADS`,
+/// `_CHUNK`, kernels/lstm_persistent_bwd_v5.cuh): v2's position tiles, v5's shared memory, so v6
+/// fits exactly where v5 does.
+const TILE_BWD_V6: TileShape = TileShape {
+    positions: 16,
+    threads: 256,
+    static_shared: 16 * 256 * 4,
+};
+
 /// Launch configuration of a persistent v1 kernel for `n` images, and whether it stages the
 /// state weights in shared memory (its `staged` flag).
 fn persistent_v1_cfg(n: usize, geo: &Geometry) -> (LaunchCfg, bool) {
@@ -211,6 +242,17 @@ pub(super) fn persistent_bwd_v5_cfg(n: usize, geo: &Geometry) -> Option<LaunchCf
     persistent_tiled_cfg(n, geo, &TILE_BWD_V5)
 }
 
+/// As [`persistent_fwd_v5_cfg`] for the persistent v6 forward: 256 threads.
+pub(super) fn persistent_fwd_v6_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_FWD_V6)
+}
+
+/// As [`persistent_v2_cfg`] for the persistent v6 backward: 256 threads, position tiles of 16,
+/// 16 KiB of static staging tile.
+pub(super) fn persistent_bwd_v6_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_BWD_V6)
+}
+
 fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<LaunchCfg> {
     let unit_tiles = geo.hidden.div_ceil(TILE_UNITS);
     let max_cluster = MAX_CLUSTER_BLOCKS as usize;
@@ -234,13 +276,14 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
 }
 
 /// The persistent kernel a call of `geo` for `n` images runs (`backward`: the backward
-/// scan): its version and, for v2 to v5, its cluster launch (`None`: v1). The version follows
-/// the scan's selection: the backward [`persistent_bwd_version`] (v5 runs
-/// `<scan>_persistent_bwd_v5`, v4 `_v4`, v3 `_v3`), the forward [`persistent_fwd_version`]
-/// (v5 runs `<scan>_persistent_fwd_v5`, v4 `_v4`, v3 is v2); at tf32 / bf16 at least v2 (no
-/// rounded v1; the rounded v4 and v5 kernels are their templates at the precision). A version
-/// whose shared memory does not fit falls back to the one below that exists (backward v5 to
-/// v4 to v3 to v2; forward v5 to v4 to v2; v2 to v1).
+/// scan): its version and, for v2 to v6, its cluster launch (`None`: v1). The version follows
+/// the scan's selection: the backward [`persistent_bwd_version`] (v6 runs
+/// `<scan>_persistent_bwd_v6`, v5 `_v5`, v4 `_v4`, v3 `_v3`), the forward
+/// [`persistent_fwd_version`] (v6 runs `<scan>_persistent_fwd_v6`, v5 `_v5`, v4 `_v4`, v3 is
+/// v2); at tf32 / bf16 at least v2 (no rounded v1; the rounded v4 to v6 kernels are their
+/// templates at the precision). A version whose shared memory does not fit falls back to the
+/// one below that exists (backward v6 to v5 to v4 to v3 to v2; forward v6 to v5 to v4 to v2;
+/// v2 to v1).
 fn choose<E: Executor>(
     be: &CudaBackend<E>,
     n: usize,
@@ -257,23 +300,31 @@ fn choose<E: Executor>(
     } else {
         selected.max(2)
     };
-    let (v5, v4, v3) = if backward {
+    let (v6, v5, v4, v3) = if backward {
         (
+            persistent_bwd_v6_cfg(n, geo),
             persistent_bwd_v5_cfg(n, geo),
             persistent_v4_cfg(n, geo),
             persistent_v3_cfg(n, geo),
         )
     } else {
         (
+            persistent_fwd_v6_cfg(n, geo),
             persistent_fwd_v5_cfg(n, geo),
             persistent_fwd_v4_cfg(n, geo),
             None,
         )
     };
-    [(5, v5), (4, v4), (3, v3), (2, persistent_v2_cfg(n, geo))]
-        .into_iter()
-        .find_map(|(v, cfg)| cfg.filter(|_| version >= v).map(|c| (v, Some(c))))
-        .unwrap_or((1, None))
+    [
+        (6, v6),
+        (5, v5),
+        (4, v4),
+        (3, v3),
+        (2, persistent_v2_cfg(n, geo)),
+    ]
+    .into_iter()
+    .find_map(|(v, cfg)| cfg.filter(|_| version >= v).map(|c| (v, Some(c))))
+    .unwrap_or((1, None))
 }
 
 /// The persistent recurrence's precision decision for `op` on `geo` and `n` images

@@ -160,8 +160,7 @@ pub enum RowLstm {
     /// on an H200 (docs/benchmarks.md, "First device run"): its backward kernels were the
     /// fastest of every version, 2.1x V3's stepwise backward and 2.8x V3's persistent
     /// backward at h = 32, because its tiles launch four times V3's warps on these small
-    /// grids (6 % achieved occupancy under V3 at h = 128, ncu).
-    #[default]
+    /// grids (6 % achieved occupancy under V3 at h = 128, ncu). The default until V6.
     V2,
     /// V2, except the backward through time: `row_lstm_step_bwd_v3` / `row_lstm_ss_bwd_data_v3`
     /// register-tile the transposed product (4 positions x 4 units per thread, 16 x 128 per
@@ -199,13 +198,27 @@ pub enum RowLstm {
     /// V3's (docs/benchmarks.md; docs/kernels.md, "Persistent forward v5 (issue 17)",
     /// "Persistent backward v5 (issue 17)").
     V5,
+    /// V2, except the persistent recurrence, whose forward and backward are v6: V5's thread
+    /// tiles (8 FLOPs per shared word) on 8 warps per block, the K range split between warp
+    /// groups summed through shared memory in a fixed order (another summation order than
+    /// V5's). `row_lstm_persistent_fwd_v6`: V5's 16 x 32 block tile on two groups of 128
+    /// threads; `row_lstm_persistent_bwd_v6`: V2's 16-position block tiles (V2's clusters) on
+    /// eight groups of one warp. Rounded twins at tf32 / bf16; each falls back where its shared
+    /// memory does not fit (to V5's kernels, then theirs). The stepwise kernels and the weight
+    /// gradient are V2's (the H200's fastest). The default, by design and the emulator's
+    /// counters: at h = 128 one block fits an SM (the weight slice fills its shared memory), and
+    /// V2's persistent kernels run 4 warps per SM at 4.2 (forward) and 1.7 (backward) FLOPs per
+    /// shared word, V6's 8 warps at 8 (docs/kernels.md, "Persistent v6"). Not yet timed on a
+    /// GPU: the prepared run (scripts/gpu-check.sh --focus) times V2 against V6 first.
+    #[default]
+    V6,
 }
 
 numbered_versions!(
     RowLstm,
     "row_lstm",
     "the kernels `row_lstm_<pass>_v<N>` (which pass runs which version: `cuda/lstm.rs`'s header)",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6]
 );
 
 /// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
@@ -217,9 +230,8 @@ pub enum DiagLstm {
     /// As [`RowLstm::V2`], in both layouts (`diag_lstm_*_v2`, `diag_lstm_skewed_*_v2`,
     /// `lstm_ss_bwd_weight_v2`), the persistent recurrence included
     /// (`diag_lstm_persistent_*_v2`, `diag_lstm_skewed_persistent_*_v2`: clusters). The
-    /// default, as measured on an H200 (docs/benchmarks.md): at h = 16 its backward took 0.47x
-    /// V3's time stepwise and 0.48x persistent.
-    #[default]
+    /// default until V6; as measured on an H200 (docs/benchmarks.md): at h = 16 its backward
+    /// took 0.47x V3's time stepwise and 0.48x persistent.
     V2,
     /// As [`RowLstm::V3`], in both layouts (`diag_lstm_{step_bwd,ss_bwd_data}_v3`,
     /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3`, the persistent backward
@@ -233,13 +245,18 @@ pub enum DiagLstm {
     /// `diag_lstm{,_skewed}_persistent_fwd_v5` and `diag_lstm{,_skewed}_persistent_bwd_v5`
     /// (rounded twins in the folded layout).
     V5,
+    /// As [`RowLstm::V6`]: V2 but the persistent recurrence runs
+    /// `diag_lstm{,_skewed}_persistent_fwd_v6` and `diag_lstm{,_skewed}_persistent_bwd_v6`
+    /// (rounded twins in the folded layout). The default, as [`RowLstm::V6`] (not yet timed).
+    #[default]
+    V6,
 }
 
 numbered_versions!(
     DiagLstm,
     "diag_lstm",
     "the kernels `diag_lstm{,_skewed}_<pass>_v<N>` (as [`RowLstm`])",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6]
 );
 
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.
