@@ -88,7 +88,7 @@
 // The block designs: D position warps of 16 positions per warp group, WG warp groups splitting
 // the K range, CH features per staged chunk. v5: 2 x 1 on 64 threads, chunks of 128 (the
 // 16 KiB tile); v6: 1 x 8 on 256 threads, chunks of 256 (the same 16 KiB tile, which also holds
-// the exchange: 8 groups x 4 float4 x 32 lanes).
+// the exchange: 8 groups x 8 float2 x 32 lanes).
 #define LSTM_BWD6_GROUPS 8
 #define LSTM_PERSISTENT_BWD_V6_THREADS 256
 #define LSTM_PERSISTENT_BWD_V6_POS 16
@@ -102,7 +102,7 @@ struct lstm_bwd6_design {
                          CH = LSTM_PERSISTENT_BWD_V6_CHUNK, POS = LSTM_PERSISTENT_BWD_V6_POS;
 };
 static_assert(LSTM_PERSISTENT_BWD_V6_POS * LSTM_PERSISTENT_BWD_V6_CHUNK ==
-                  LSTM_BWD6_GROUPS * 4 * 4 * 32,
+                  LSTM_BWD6_GROUPS * 8 * 2 * 32,
               "v6's exchange fills its staging tile exactly");
 
 // The column of the warp's position q in the staged row of chunk feature f.
