@@ -263,3 +263,42 @@ pub fn global_efficiency(c: &LaunchCounters) -> (f64, f64) {
     let worst = sites.iter().map(|s| s.efficiency()).fold(1.0, f64::min);
     (used as f64 / moved.max(1) as f64, worst)
 }
+
+/// One launch's counters: FLOPs (the formula's), shared words loaded, the worst shared load
+/// and store excess, global efficiency (byte-weighted, worst site).
+pub fn measure(c: &LaunchCounters) -> (u64, u64, f64, f64, f64, f64) {
+    let (words, load) = shared_loads(c);
+    let (bytes_eff, worst) = global_efficiency(c);
+    (
+        c.flops,
+        words,
+        load,
+        shared_store_excess(c),
+        bytes_eff,
+        worst,
+    )
+}
+
+/// Prints the counters of `launches` (versions `versions`) of pass `pass` (`fwd`, `bwd`) on case
+/// `what`; `per_product`: the formula's FLOPs over those of the products that run.
+pub fn report(
+    pass: &str,
+    what: &str,
+    versions: &[u32],
+    launches: &[LaunchCounters],
+    per_product: f64,
+) {
+    for (v, c) in versions.iter().zip(launches) {
+        let (f, w, l, st, be, gw) = measure(c);
+        eprintln!(
+            "persistent {pass} {what} v{v} ({}, grid {:?} x block {:?}): FLOPs {f}, \
+             shared words {w} ({:.2} FLOPs/word, per product {:.2}), load excess {l:.3}, store \
+             excess {st:.3}, global efficiency {be:.3} byte-weighted, worst site {gw:.3}",
+            c.kernel,
+            c.grid,
+            c.block,
+            f as f64 / w as f64,
+            f as f64 / per_product / w as f64
+        );
+    }
+}

@@ -19,8 +19,8 @@ use pixelrnn::backend::cuda::{AccessOp, CudaBackend, DiagLstmLayout, Emulator, M
 use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, global_efficiency, persistent_fwd_launch,
-    persistent_launch, prepare, row_counters, select, shared_loads, shared_store_excess, Case,
+    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, persistent_launch,
+    prepare, report, row_counters, select, shared_loads, Case,
 };
 use crate::lstm_scan::Scan;
 use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
@@ -217,34 +217,8 @@ fn persistent_fwd_v4_loads_8_flops_per_shared_word() {
     let gpu = counted_emulator(1);
     let row = counters(&gpu, Scan::Row(3), [1, 2, 32, 64], false, &[2, 4]);
     let diag = counters(&gpu, Scan::Diagonal, [1, 8, 8, 64], false, &[2, 4]);
-    let measure = |c: &pixelrnn::backend::cuda::LaunchCounters| {
-        let (words, load) = shared_loads(c);
-        let (bytes_eff, worst) = global_efficiency(c);
-        (
-            c.flops,
-            words,
-            load,
-            shared_store_excess(c),
-            bytes_eff,
-            worst,
-        )
-    };
-    for (what, launches, per_product) in [
-        ("row_lstm k=3 n=1 2x32 h=64", &row, 2.0),
-        ("diag_lstm n=1 8x8 h=64", &diag, 1.0),
-    ] {
-        for (v, c) in [2, 4].iter().zip(launches.iter()) {
-            let (f, w, l, st, be, gw) = measure(c);
-            eprintln!(
-                "persistent fwd {what} v{v} ({}): FLOPs {f}, shared words {w} ({:.2} FLOPs/word, \
-                 per product {:.2}), load excess {l:.3}, store excess {st:.3}, global \
-                 efficiency {be:.3} byte-weighted, worst site {gw:.3}",
-                c.kernel,
-                f as f64 / w as f64,
-                f as f64 / per_product / w as f64
-            );
-        }
-    }
+    report("fwd", "row_lstm k=3 n=1 2x32 h=64", &[2, 4], &row, 2.0);
+    report("fwd", "diag_lstm n=1 8x8 h=64", &[2, 4], &diag, 1.0);
     let (f2, w2, _, _, _, _) = measure(&row[0]);
     let (f4, w4, l4, _, be4, _) = measure(&row[1]);
     assert_eq!(f2, f4, "the same FLOPs by the formula");

@@ -11,12 +11,12 @@
 //!
 //! The runs: lstm_persistent_bwd.rs.
 
-use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Emulator, LaunchCounters};
+use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Emulator};
 use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, global_efficiency, persistent_fwd_launch, prepare,
-    select, shared_loads, shared_store_excess, Case,
+    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, prepare, report,
+    select, Case,
 };
 use crate::lstm_scan::Scan;
 use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
@@ -91,39 +91,6 @@ fn persistent_fwd_v5_runs_up_to_its_largest_h_then_falls_back_to_v1() {
     }
 }
 
-/// One launch's counters: FLOPs (the formula's), shared words loaded, the worst shared load
-/// and store excess, global efficiency (byte-weighted, worst site).
-fn measure(c: &LaunchCounters) -> (u64, u64, f64, f64, f64, f64) {
-    let (words, load) = shared_loads(c);
-    let (bytes_eff, worst) = global_efficiency(c);
-    (
-        c.flops,
-        words,
-        load,
-        shared_store_excess(c),
-        bytes_eff,
-        worst,
-    )
-}
-
-/// Prints the counters of `launches` (versions `versions`) of case `what`; `per_product`: the
-/// formula's FLOPs over those of the products that run.
-fn report(what: &str, versions: &[u32], launches: &[LaunchCounters], per_product: f64) {
-    for (v, c) in versions.iter().zip(launches) {
-        let (f, w, l, st, be, gw) = measure(c);
-        eprintln!(
-            "persistent fwd {what} v{v} ({}, grid {:?} x block {:?}): FLOPs {f}, \
-             shared words {w} ({:.2} FLOPs/word, per product {:.2}), load excess {l:.3}, store \
-             excess {st:.3}, global efficiency {be:.3} byte-weighted, worst site {gw:.3}",
-            c.kernel,
-            c.grid,
-            c.block,
-            f as f64 / w as f64,
-            f as f64 / per_product / w as f64
-        );
-    }
-}
-
 /// The counters of the persistent forward, v2 against v4 and v5, at the v4 sections'
 /// measurement shape (Row LSTM k = 3, n = 1, 2 x 32, h = 64) and the Diagonal LSTM on 8 x 8
 /// (h = 64). The Row LSTM's first row skips the product (no row above), so at H = 2 the
@@ -138,8 +105,8 @@ fn persistent_fwd_v5_loads_8_flops_per_shared_word_on_v2s_launch() {
     let versions = [2, 4, 5];
     let row = counters(&gpu, Scan::Row(3), [1, 2, 32, 64], false, &versions);
     let diag = counters(&gpu, Scan::Diagonal, [1, 8, 8, 64], false, &versions);
-    report("row_lstm k=3 n=1 2x32 h=64", &versions, &row, 2.0);
-    report("diag_lstm n=1 8x8 h=64", &versions, &diag, 1.0);
+    report("fwd", "row_lstm k=3 n=1 2x32 h=64", &versions, &row, 2.0);
+    report("fwd", "diag_lstm n=1 8x8 h=64", &versions, &diag, 1.0);
     for launches in [&row, &diag] {
         let (v2, v5) = (&launches[0], &launches[2]);
         assert!(v5.kernel.ends_with("_persistent_fwd_v5"), "{}", v5.kernel);
@@ -177,7 +144,7 @@ fn persistent_fwd_v5_cifar_counters() {
     let gpu = counted_emulator(1);
     let versions = [2, 4, 5];
     let row = counters(&gpu, Scan::Row(3), [1, 2, 32, 128], false, &versions);
-    report("row_lstm k=3 n=1 2x32 h=128", &versions, &row, 2.0);
+    report("fwd", "row_lstm k=3 n=1 2x32 h=128", &versions, &row, 2.0);
     assert_eq!(row[2].block, row[0].block, "v2's block");
     assert_eq!(row[2].grid, row[0].grid, "v2's grid");
 }

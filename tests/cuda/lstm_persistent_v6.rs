@@ -18,8 +18,8 @@ use pixelrnn::backend::cuda::{
 use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, global_efficiency, persistent_fwd_launch,
-    persistent_launch, prepare, select, shared_loads, shared_store_excess, Case,
+    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, persistent_launch,
+    prepare, report, select, Case,
 };
 use crate::lstm_scan::Scan;
 use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
@@ -168,39 +168,6 @@ fn persistent_v6_runs_up_to_v5s_largest_h_then_falls_back() {
             persistent_fwd_launch(gpu.executor().take_counters())
         };
         assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
-    }
-}
-
-/// One launch's counters: FLOPs (the formula's), shared words loaded, the worst shared load
-/// and store excess, global efficiency (byte-weighted, worst site).
-fn measure(c: &LaunchCounters) -> (u64, u64, f64, f64, f64, f64) {
-    let (words, load) = shared_loads(c);
-    let (bytes_eff, worst) = global_efficiency(c);
-    (
-        c.flops,
-        words,
-        load,
-        shared_store_excess(c),
-        bytes_eff,
-        worst,
-    )
-}
-
-/// Prints the counters of `launches` (versions `versions`) of pass `pass` on case `what`;
-/// `per_product`: the formula's FLOPs over those of the products that run.
-fn report(pass: &str, what: &str, versions: &[u32], launches: &[LaunchCounters], per_product: f64) {
-    for (v, c) in versions.iter().zip(launches) {
-        let (f, w, l, st, be, gw) = measure(c);
-        eprintln!(
-            "persistent {pass} {what} v{v} ({}, grid {:?} x block {:?}): FLOPs {f}, \
-             shared words {w} ({:.2} FLOPs/word, per product {:.2}), load excess {l:.3}, store \
-             excess {st:.3}, global efficiency {be:.3} byte-weighted, worst site {gw:.3}",
-            c.kernel,
-            c.grid,
-            c.block,
-            f as f64 / w as f64,
-            f as f64 / per_product / w as f64
-        );
     }
 }
 
