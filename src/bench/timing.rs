@@ -10,8 +10,9 @@ use std::time::Instant;
 use super::{ceilings, Ceilings, OpRow};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::{
-    CudaBackend, Device, DiagLstm, DiagLstmLayout, Emulator, Executor, LstmWeightFp32,
-    MaskedConv2d, MaskedConv2dWeight, RowLstm, Variants,
+    persistent_kernel_version, stepwise_kernel_version, CudaBackend, Device, DiagLstm,
+    DiagLstmLayout, Emulator, Executor, LstmWeightFp32, MaskedConv2d, MaskedConv2dWeight, RowLstm,
+    Variants,
 };
 use crate::backend::{Backend, Precision, Recurrence};
 use crate::error::{Error, Result};
@@ -192,27 +193,25 @@ impl ExecTimer for Emulator {
     }
 }
 
-/// The earlier recurrence kernel version whose kernels version `v` runs in the row of kernel
-/// stem `kernel` under recurrence `rec` (`None`: kernels of its own, or a training step, which
-/// has no stem). v3 is v2 but for the backward through time (`*_step_bwd_v3`,
-/// `*_ss_bwd_data_v3`; src/backend/cuda/variants/), so a v3 forward row would time v2's
-/// kernels again; v4 is v3 but for the persistent recurrence (`*_persistent_fwd_v4`,
-/// `*_persistent_bwd_v4`), so under any recurrence but the persistent one its rows are v3's
-/// (forward: v2's), and under the persistent one they stay, forward and backward; v5 is v4 but
-/// for the persistent recurrence again, and v6 is v2 but for it (`*_persistent_{fwd,bwd}_v6`).
+/// The earliest recurrence kernel version whose kernels version `v` runs in the row of kernel
+/// stem `kernel` (its pass: `bwd` in the stem) under recurrence `rec` (`None`: kernels of its
+/// own, or a training step, which has no stem), by the backend's own mapping: the persistent
+/// kernels' ([`persistent_kernel_version`]: v3's forward is v2's) under the persistent
+/// recurrence, the stepwise kernels' ([`stepwise_kernel_version`]: v3's forward is v2's, v4's
+/// and v5's kernels are v3's, v6's v2's) under the others.
 pub(crate) fn runs_kernels_of(
     kernel: Option<&str>,
     v: u32,
     rec: Option<Recurrence>,
 ) -> Option<u32> {
-    let k = kernel?;
-    let persistent = rec == Some(Recurrence::Persistent);
-    match v {
-        3 if !k.contains("bwd") => Some(2),
-        4 | 5 if !persistent => Some(v - 1),
-        6 if !persistent => Some(2),
-        _ => None,
-    }
+    let backward = kernel?.contains("bwd");
+    let runs = if rec == Some(Recurrence::Persistent) {
+        persistent_kernel_version
+    } else {
+        stepwise_kernel_version
+    };
+    let mine = runs(v, backward);
+    (1..v).find(|&u| runs(u, backward) == mine)
 }
 
 /// The `(version, choice)`s of a recurrence sweep, in order, with each version that runs an
@@ -379,10 +378,9 @@ impl<E: ExecTimer> BenchBackend for CudaBackend<E> {
 mod tests {
     use super::*;
 
-    /// Which versions fold into an earlier one's row: v3 into v2's in every forward row, v4
-    /// and v5 into the one below (v3's, or v2's in a forward row after v3 folded) and v6 into
-    /// v2's in the rows (forward and backward) of every recurrence but the persistent one,
-    /// nothing for a training step (no kernel stem) or for v2.
+    /// Which versions fold into an earlier one's row: v3 into v2's in every forward row; in the
+    /// rows of every recurrence but the persistent one v4 and v5 into v3's backward and v2's
+    /// forward, v6 into v2's both ways; nothing for a training step (no kernel stem) or for v2.
     #[test]
     fn versions_fold_where_they_run_earlier_kernels() {
         let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
@@ -397,9 +395,9 @@ mod tests {
             assert_eq!(runs_kernels_of(fwd, 3, rec), Some(2));
             assert_eq!(runs_kernels_of(bwd, 3, rec), None);
             assert_eq!(runs_kernels_of(fwd, 2, rec), None);
-            for k in [fwd, bwd] {
-                assert_eq!(runs_kernels_of(k, 4, rec), unless_persistent(3));
-                assert_eq!(runs_kernels_of(k, 5, rec), unless_persistent(4));
+            for (k, v3) in [(fwd, 2), (bwd, 3)] {
+                assert_eq!(runs_kernels_of(k, 4, rec), unless_persistent(v3));
+                assert_eq!(runs_kernels_of(k, 5, rec), unless_persistent(v3));
                 assert_eq!(runs_kernels_of(k, 6, rec), unless_persistent(2));
             }
             for v in 1..=6 {

@@ -61,9 +61,9 @@ pub use executor::{
     Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES,
 };
 pub use variants::{
-    DiagLstm, DiagLstmLayout, LstmMma, LstmPersistentProduct, LstmWeight, LstmWeightFp32,
-    MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight, RowLstm,
-    Selected, Variants,
+    persistent_kernel_version, stepwise_kernel_version, DiagLstm, DiagLstmLayout, LstmMma,
+    LstmPersistentProduct, LstmWeight, LstmWeightFp32, MaskedConv2d, MaskedConv2dAt,
+    MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight, RowLstm, Selected, Variants,
 };
 
 use crate::backend::{

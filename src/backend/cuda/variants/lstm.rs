@@ -252,6 +252,36 @@ pub enum DiagLstm {
     V6,
 }
 
+/// The version of the stepwise kernels (`<scan>_step_{fwd,bwd}_v<N>`, `<scan>_ss_{fwd,
+/// bwd_data}_v<N>`, the materialised layout's twins; forward also the weight gradient and its
+/// pack) that recurrence version `selection` ([`RowLstm`], [`DiagLstm`]: the same numbers)
+/// runs in the backward (`backward`) or forward pass: v3 is v2 but for the backward, v4 and v5
+/// are v3 and v6 is v2 here (they differ in the persistent kernels only), and the forward
+/// kernels exist at v1 and v2 only.
+pub fn stepwise_kernel_version(selection: u32, backward: bool) -> u32 {
+    let bwd = match selection {
+        4 | 5 => 3,
+        6 => 2,
+        v => v,
+    };
+    if backward {
+        bwd
+    } else {
+        bwd.min(2)
+    }
+}
+
+/// The version of the persistent kernels (`<scan>_persistent_{fwd,bwd}_v<N>`) that recurrence
+/// version `selection` runs before `cuda/lstm_persistent.rs`'s shared-memory fallbacks: its own
+/// number, except v3's forward, which is v2's (v3 differs in the backward only).
+pub fn persistent_kernel_version(selection: u32, backward: bool) -> u32 {
+    if selection == 3 && !backward {
+        2
+    } else {
+        selection
+    }
+}
+
 numbered_versions!(
     DiagLstm,
     "diag_lstm",

@@ -64,7 +64,8 @@ pub use conv::{
     MaskedConv2d, MaskedConv2dAt, MaskedConv2dMma, MaskedConv2dPack, MaskedConv2dWeight,
 };
 pub use lstm::{
-    DiagLstm, DiagLstmLayout, LstmMma, LstmPersistentProduct, LstmWeight, LstmWeightFp32, RowLstm,
+    persistent_kernel_version, stepwise_kernel_version, DiagLstm, DiagLstmLayout, LstmMma,
+    LstmPersistentProduct, LstmWeight, LstmWeightFp32, RowLstm,
 };
 
 use super::{CudaBackend, Executor};
