@@ -216,27 +216,37 @@ PIXELRNN_DEVICE void lstm_bwd5_reduce(lstm_bwd5_lane me, float (*acc)[LSTM_BWD5_
     }
 }
 
-// The epilogue of one warp's tile: lane (kg, pg, ug) finishes its positions pg + 2 (kg & 1) +
-// 4n of the warp's 16 at the units ug + 4 (kg >> 1) + 8m (m < 4: 8 consecutive units per
-// request with its partner lanes, 4 positions: 4 full sectors per gate), the cell backward
-// (lstm_v3_bwd_store: dh + the product). `pos(q)` is the map position of the warp's local
-// position q, or -1 past the step; `prev(q)` the predecessor's offset (0: none).
+// The epilogue of one lane's position n < 4 of its tile (the warp's local position
+// pg + 2 (kg & 1) + 4n of 16) at its units m0 .. m0 + count - 1 (slice unit ug + 4 (kg >> 1) +
+// 8m: 8 consecutive units per request with its partner lanes, 4 positions: 4 full sectors per
+// gate), the cell backward (lstm_v3_bwd_store: dh + vals[m - m0], the product). `pos(q)` is the
+// map position of the warp's local position q, or -1 past the step; `prev(q)` the
+// predecessor's offset (0: none).
+template <class Pos, class Prev>
+PIXELRNN_DEVICE void lstm_bwd5_finish_at(const float* gates, const float* c, const float* dh,
+                                         float* dc_carry, float* d_is, int hidden, int u0,
+                                         lstm_bwd5_lane me, int n, int m0, int count, Pos pos,
+                                         Prev prev, const float* vals) {
+    const int u = u0 + me.ug + 4 * (me.kg >> 1) + 8 * m0;
+    int n_u = 0;
+#pragma unroll
+    for (int m = 0; m < LSTM_BWD5_F; ++m) n_u += m < count && u + 8 * m < hidden ? 1 : 0;
+    const int q = me.pg + 2 * (me.kg & 1) + 4 * n;
+    const pixelrnn_index_t p = pos(q);
+    if (p < 0) return;
+    lstm_v3_bwd_store(gates, c, dh, dc_carry, d_is, 0, p, hidden, u, 8, n_u, prev(q), vals, true);
+}
+
+// v5's epilogue of one warp's tile: every position n of the lane at all its 4 units.
 template <class Pos, class Prev>
 PIXELRNN_DEVICE void lstm_bwd5_finish(const float* gates, const float* c, const float* dh,
                                       float* dc_carry, float* d_is, int hidden, int u0,
                                       lstm_bwd5_lane me, Pos pos, Prev prev,
                                       float (*tot)[LSTM_BWD5_F]) {
-    const int u = u0 + me.ug + 4 * (me.kg >> 1);
-    int n_u = 0;
-#pragma unroll
-    for (int m = 0; m < LSTM_BWD5_F; ++m) n_u += u + 8 * m < hidden ? 1 : 0;
 #pragma unroll
     for (int n = 0; n < LSTM_BWD5_F; ++n) {
-        const int q = me.pg + 2 * (me.kg & 1) + 4 * n;
-        const pixelrnn_index_t p = pos(q);
-        if (p < 0) continue;
-        lstm_v3_bwd_store(gates, c, dh, dc_carry, d_is, 0, p, hidden, u, 8, n_u, prev(q),
-                          tot[n], true);
+        lstm_bwd5_finish_at(gates, c, dh, dc_carry, d_is, hidden, u0, me, n, 0, LSTM_BWD5_F, pos,
+                            prev, tot[n]);
     }
 }
 
@@ -305,14 +315,9 @@ PIXELRNN_DEVICE void lstm_bwd5_tile(const float* gates, const float* c, const fl
     // No product (block-uniform): every partial is 0, and so is fin.
     if (product) lstm_bwd6_exchange(xs, me, busy, tot, fin);
     if (!busy) return;
-    // Position q = pg + 2 (kg & 1) + 4 n of the warp's 16, units u + 16 half + 8 m' (m' < 2).
-    const int n = me.wg % LSTM_BWD5_F;
-    const int u = u0 + me.ug + 4 * (me.kg >> 1) + 2 * 8 * (me.wg / LSTM_BWD5_F);
-    const int n_u = (u < hidden ? 1 : 0) + (u + 8 < hidden ? 1 : 0);
-    const int q = me.pg + 2 * (me.kg & 1) + 4 * n;
-    const pixelrnn_index_t p = pos(q);
-    if (p < 0) return;
-    lstm_v3_bwd_store(gates, c, dh, dc_carry, d_is, 0, p, hidden, u, 8, n_u, prev(q), fin, true);
+    // Group wg's share (lstm_bwd6_exchange): position n = wg % 4, units m = 2 (wg / 4), + 1.
+    lstm_bwd5_finish_at(gates, c, dh, dc_carry, d_is, hidden, u0, me, me.wg % LSTM_BWD5_F,
+                        2 * (me.wg / LSTM_BWD5_F), 2, pos, prev, fin);
 }
 
 // The Row LSTM's persistent v5 (G = lstm_bwd5_design) or v6 (lstm_bwd6_design) backward at
