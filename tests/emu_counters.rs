@@ -455,3 +455,62 @@ fn block_sampling_runs_a_spread_sample_and_scales_the_counts() {
     assert!(none.is_empty());
     assert_eq!(y, full_y);
 }
+
+/// Runs selftest_cp_async_v1 on one block of 64 threads with every copy in range; checks what
+/// the block read back and returns the launch's counters.
+fn cp_async(mode: i32) -> LaunchCounters {
+    let e = emu(true);
+    let x = upload(&e, &ramp(256));
+    let out = e.alloc(256).expect("alloc");
+    let n = if mode == 3 { 256 } else { 64 };
+    e.launch(
+        "selftest_cp_async_v1",
+        &LaunchCfg::linear(1, 64),
+        &[Arg::Buf(&x), Arg::Buf(&out), Arg::I32(n), Arg::I32(mode)],
+    )
+    .expect("launch");
+    let got = e.download(&out, if mode == 3 { 256 } else { 64 }).unwrap();
+    let want: Vec<f32> = if mode == 3 {
+        (0..256).map(|i| ((i + 4) % 256) as f32).collect()
+    } else {
+        (0..64).map(|t| ((t + 1) % 64) as f32).collect()
+    };
+    assert_eq!(got, want, "mode {mode}");
+    one_launch(e.take_counters(), "selftest_cp_async_v1")
+}
+
+/// An asynchronous copy is counted where it is issued: its global read as a load of the copy's
+/// width (coalesced here: 4 or 16 sectors per warp request), its shared destination as a store;
+/// the landing at the wait is not an access of the kernel.
+#[test]
+fn an_async_copy_counts_its_global_read_and_shared_write_at_the_issue() {
+    let c = cp_async(0);
+    let load = only(&c, MemSpace::Global, AccessOp::Load);
+    assert_eq!((load.requests, load.access_bytes), (2, 4), "{load:?}");
+    assert_eq!((load.sectors_per_request(), load.efficiency()), (4.0, 1.0));
+    let store = only(&c, MemSpace::Shared, AccessOp::Store);
+    assert_eq!((store.requests, store.lane_accesses), (2, 64), "{store:?}");
+    assert_eq!(store.conflict_degree(), 1.0, "{store:?}");
+    // The read of the neighbour's landed value: one request per warp, conflict-free.
+    let read = only(&c, MemSpace::Shared, AccessOp::Load);
+    assert_eq!(
+        (read.requests, read.conflict_degree()),
+        (2, 1.0),
+        "{read:?}"
+    );
+    assert_eq!((c.sectors_read, c.sectors_written), (8, 8), "{c:#?}");
+
+    let c = cp_async(3);
+    let load = only(&c, MemSpace::Global, AccessOp::Load);
+    assert_eq!((load.requests, load.access_bytes), (2, 16), "{load:?}");
+    assert_eq!((load.sectors_per_request(), load.efficiency()), (16.0, 1.0));
+    let store = only(&c, MemSpace::Shared, AccessOp::Store);
+    assert_eq!((store.requests, store.access_bytes), (2, 16), "{store:?}");
+    // 512 bytes a warp: 4 wavefronts, the fewest (a 16-byte store is conflict-free when it
+    // takes no more wavefronts than its bytes need).
+    assert_eq!(
+        (store.wavefronts, store.ideal_wavefronts),
+        (8, 8),
+        "{store:?}"
+    );
+}

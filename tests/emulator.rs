@@ -213,6 +213,87 @@ fn dynamic_shared_memory_is_per_block() {
     assert!(msg.contains("dynamic shared memory"), "{msg}");
 }
 
+/// Runs selftest_cp_async_v1 in `mode` on one block of `block` threads with `n` valid inputs
+/// (x[i] = i + 1); returns `out` (4 * block floats, zeroed first).
+fn cp_async(seed: u64, mode: i32, block: usize, n: usize) -> Vec<f32> {
+    let e = emu(seed, true);
+    let x: Vec<f32> = (0..4 * block).map(|i| i as f32 + 1.0).collect();
+    let xb = upload(&e, &x);
+    let out = zeros(&e, 4 * block);
+    e.launch(
+        "selftest_cp_async_v1",
+        &LaunchCfg::linear(1, block as u32),
+        &[
+            Arg::Buf(&xb),
+            Arg::Buf(&out),
+            Arg::I32(n as i32),
+            Arg::I32(mode),
+        ],
+    )
+    .expect("launch");
+    e.download(&out, 4 * block).unwrap()
+}
+
+/// The bits of kernels/cp_async.cuh's poison (PIXELRNN_CP_ASYNC_POISON).
+const CP_ASYNC_POISON: u32 = 0x7fc0_a5a5;
+
+/// cp.async: what a wait lands, what a zero-fill writes, and what a read that no wait ordered
+/// sees (the emulator's poison), under several scheduling seeds.
+#[test]
+fn async_copies_land_at_their_wait_and_not_before() {
+    let block = 64;
+    // The staged value of thread t, read by thread t - 1: x[t] = t + 1, or 0 past n.
+    let staged = |t: usize, n: usize| if t < n { t as f32 + 1.0 } else { 0.0 };
+    for seed in [0, 1, 7, 0x5eed] {
+        // Waited for: every value, zero-filled past n.
+        let n = 50;
+        let out = cp_async(seed, 0, block, n);
+        for t in 0..block {
+            assert_eq!(
+                out[t],
+                staged((t + 1) % block, n),
+                "mode 0, seed {seed}, t {t}"
+            );
+        }
+        // No wait: every read sees the poison.
+        let out = cp_async(seed, 1, block, n);
+        assert!(
+            out[..block].iter().all(|v| v.to_bits() == CP_ASYNC_POISON),
+            "seed {seed}: a read before the wait saw {:?}",
+            &out[..block]
+        );
+        // wait<1> of two groups: the older landed, the newer still in flight.
+        let n = 2 * block - 10;
+        let out = cp_async(seed, 2, block, n);
+        for t in 0..block {
+            assert_eq!(
+                out[t],
+                staged((t + 1) % block, n),
+                "mode 2, seed {seed}, t {t}"
+            );
+            assert_eq!(
+                out[block + t].to_bits(),
+                CP_ASYNC_POISON,
+                "mode 2, seed {seed}, t {t}"
+            );
+        }
+        // 16-byte copies, zero-filled where 4t >= n.
+        let n = 4 * block - 8;
+        let out = cp_async(seed, 3, block, n);
+        for t in 0..block {
+            let u = (t + 1) % block;
+            for c in 0..4 {
+                let want = if 4 * u < n {
+                    (4 * u + c) as f32 + 1.0
+                } else {
+                    0.0
+                };
+                assert_eq!(out[4 * t + c], want, "mode 3, seed {seed}, t {t}, c {c}");
+            }
+        }
+    }
+}
+
 #[test]
 fn three_dimensional_grids_see_their_indices() {
     let cfg = LaunchCfg {

@@ -294,6 +294,22 @@ static inline cluster_group this_cluster() { return cluster_group{}; }
 }  // namespace cooperative_groups
 
 // ---------------------------------------------------------------------------------------------
+// Asynchronous copies (cp.async): the emulated side of kernels/cp_async.cuh. Each thread keeps
+// its issued copies (destination and value) until the wait that covers their commit group lands
+// them (runtime/async_copy.cpp); the copies still in flight when a thread exits never land.
+
+namespace pixelrnn_emu {
+// Queues a copy of `bytes` (4 or 16) bytes of `value` to shared address `dst` in the calling
+// thread's open group.
+void cp_async_issue(void* dst, const void* value, unsigned bytes);
+// Closes the calling thread's open group (cp.async.commit_group).
+void cp_async_commit();
+// Lands every copy of the calling thread's committed groups but the `newest_pending` newest
+// (cp.async.wait_group).
+void cp_async_wait(int newest_pending);
+}  // namespace pixelrnn_emu
+
+// ---------------------------------------------------------------------------------------------
 // Atomics: blocks run on several host threads, so these are real atomic operations.
 
 namespace pixelrnn_emu {

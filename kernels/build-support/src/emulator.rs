@@ -74,6 +74,7 @@ pub const RUNTIME_SOURCES: &[&str] = &[
     "context.cpp",
     "scheduler.cpp",
     "intrinsics.cpp",
+    "async_copy.cpp",
     "memory.cpp",
     "faults.cpp",
     "grid.cpp",

@@ -23,6 +23,7 @@
 //   context.cpp     fibers: the context switch (x86-64 assembly or ucontext), the fiber body
 //   scheduler.cpp   one block: its fibers in seeded random order, barriers, deadlocks
 //   intrinsics.cpp  the runtime side of __syncthreads, warp operations, __activemask, __trap
+//   async_copy.cpp  cp.async: a thread's copies in flight, landed by the wait of their group
 //   memory.cpp      guarded allocations, a worker's stacks, its static and dynamic shared
 //                   memory
 //   faults.cpp      the SIGSEGV/SIGBUS/SIGFPE handler and the error it reports
@@ -187,6 +188,15 @@ struct Fiber {
     int op_a = 0;
     int op_b = 0;
     const char* trap_why = nullptr;
+    // cp.async copies issued and not yet landed (async_copy.cpp), and the groups committed.
+    struct PendingCopy {
+        void* dst;
+        unsigned char bytes[16];
+        unsigned size;
+        int64_t group;  // -1: in the open group
+    };
+    std::vector<PendingCopy> copies;
+    int64_t groups_committed = 0;
 };
 
 // Memory counters (counters.cpp). Spaces and operations of an access.

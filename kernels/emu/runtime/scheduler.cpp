@@ -86,6 +86,8 @@ bool run_block(Worker* w, Launch* L, uint64_t b, PixelrnnEmuError* e) {
                       (unsigned)(i / (bd.x * bd.y))};
         f.state = READY;
         f.trap_why = nullptr;
+        f.copies.clear();
+        f.groups_committed = 0;
         // Stack tops staggered by cache lines: 64 KiB-aligned tops would all fall into the
         // same cache sets and evict each other on every switch.
         const size_t colour = (size_t)(i % 64) * 64;
