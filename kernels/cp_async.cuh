@@ -30,11 +30,13 @@
 #define PIXELRNN_CP_ASYNC_POISON 0x7fc0a5a5u
 
 PIXELRNN_DEVICE void pixelrnn_cp_async_f32(float* dst, const float* src, bool pred) {
+    ::pixelrnn_emu::cp_async_check(dst, pred ? src : nullptr, sizeof(float));
     const float v = pred ? *src : 0.0f;
     *dst = __uint_as_float(PIXELRNN_CP_ASYNC_POISON);
     ::pixelrnn_emu::cp_async_issue(dst, &v, sizeof v);
 }
 PIXELRNN_DEVICE void pixelrnn_cp_async_f32x4(float* dst, const float* src, bool pred) {
+    ::pixelrnn_emu::cp_async_check(dst, pred ? src : nullptr, sizeof(float4));
     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     const float4 v = pred ? *reinterpret_cast<const float4*>(src) : zero;
     const float p = __uint_as_float(PIXELRNN_CP_ASYNC_POISON);

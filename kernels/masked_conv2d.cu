@@ -7,8 +7,8 @@
 // The op's kernels live in three files by job, with what they share in masked_conv2d.cuh;
 // this header is the index of all of them:
 //   masked_conv2d.cu         fwd v1, v2 and bwd_data v1, v2 (direct, and the 64x64 GEMM)
-//   masked_conv2d_packed.cu  fwd v3, v4, bwd_data v3, v4, pack v1, v2, pack_transposed v1, fwd_at v1 (the
-//                            kernels that run from weights packed once per call)
+//   masked_conv2d_packed.cu  fwd v3-v5, bwd_data v3-v5, pack v1, v2, pack_transposed v1, fwd_at
+//                            v1 (the kernels that run from weights packed once per call)
 //   masked_conv2d_weight.cu  bwd_weight v1, v2, bwd_weight_reduce v1, bwd_bias v1
 //
 // Versions:
@@ -32,6 +32,11 @@
 //   fwd v4, bwd_data v4: v3's GEMM and bits at two resident blocks per SM
 //                  (__launch_bounds__(256, 2), the chunk's 8 k steps not unrolled: 127 / 118
 //                  registers, no spills), 16 warps per SM. The default (docs/kernels.md).
+//   fwd v5, bwd_data v5: v3's GEMM and bits with both tiles staged by cp.async
+//                  (kernels/cp_async.cuh) in a 4-stage pipeline, three chunks of loads in
+//                  flight behind the FMAs, no staging registers; the packed tile in 16-byte
+//                  copies when its rows are 16-byte aligned. Two blocks per SM (123 / 122
+//                  registers, 33 KB static shared), as v4.
 //   pack_transposed v1: [cout, cin, kh, kw] -> [taps * cout, cin], masked entries 0 (bwd_data
 //                  v3's packing), through a 32 x 32 shared transpose tile (coalesced both ways).
 //   bwd_weight v1: one block per weight element reducing x * dy over all n*H*W positions

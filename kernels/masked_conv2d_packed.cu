@@ -1,9 +1,10 @@
 // masked_conv2d_packed.cu: the masked_conv2d kernels that run from weights packed once per
-// call (the index of every version: kernels/masked_conv2d.cu's header): fwd v3 and bwd_data v3
-// (the 128x128 implicit GEMM), pack v1, v2 and pack_transposed v1 (their packings), fwd_at v1
+// call (the index of every version: kernels/masked_conv2d.cu's header): fwd and bwd_data v3,
+// v4, v5 (the 128x128 implicit GEMM; v5 through cp.async), pack v1, v2 and pack_transposed v1 (their packings), fwd_at v1
 // (incremental sampling, from pack v1's layout). CPU twins: src/backend/cpu/masked_conv2d.rs
 // and masked_conv2d_at.rs; host side: src/backend/cuda/masked_conv2d.rs and
 // masked_conv2d_at.rs.
+#include "cp_async.cuh"
 #include "masked_conv2d.cuh"
 
 // Tile of fwd v3 and bwd_data v3 (masked_conv2d_gemm3): 128 positions x 128 features per block
@@ -22,6 +23,9 @@
 #define MASKED_CONV2D_G3_A_LOADS (MASKED_CONV2D_G3_K * MASKED_CONV2D_G3_M / PIXELRNN_BLOCK)
 // Packed-weight rows each thread loads per chunk (at one column).
 #define MASKED_CONV2D_G3_B_LOADS (MASKED_CONV2D_G3_K * MASKED_CONV2D_G3_N / PIXELRNN_BLOCK)
+// Stages of fwd v5 / bwd_data v5's cp.async pipeline: chunks in flight while one is multiplied
+// (STAGES - 1 ahead). 4 stages of both tiles: 33 KB of static shared memory, 2 blocks per SM.
+#define MASKED_CONV2D_G5_STAGES 4
 
 // The gather position of K index kk = t * src_c + s, kept by one loader thread as it advances
 // by 8 per chunk: the source feature s and the tap's kernel row and column (ky, kx).
@@ -75,6 +79,64 @@ PIXELRNN_DEVICE void masked_conv2d_g3_load(
     }
 }
 
+// The first chunk-independent step of every 128x128 GEMM (v3, v4, v5): the loader's positions
+// pm + 32j decoded once into map rows and columns; a row past the last position gets a row
+// index far outside the map, so that every tap misses it.
+PIXELRNN_DEVICE void masked_conv2d_g3_decode(int yy[MASKED_CONV2D_G3_A_LOADS],
+                                             int xx[MASKED_CONV2D_G3_A_LOADS],
+                                             pixelrnn_index_t pm, pixelrnn_index_t positions,
+                                             int height, int width) {
+#pragma unroll
+    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
+        const pixelrnn_index_t m = pm + 32 * j;
+        const bool valid = m < positions;
+        xx[j] = valid ? (int)(m % width) : 0;
+        yy[j] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
+    }
+}
+
+// The accumulators start at the bias (read once, not kept for the epilogue), or at 0.
+PIXELRNN_DEVICE void masked_conv2d_g3_start(float acc[8][8], const float* __restrict__ bias,
+                                            int q0, int tx, int out_c) {
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+        const int q = q0 + (c < 4 ? 0 : 64) + 4 * tx + (c & 3);
+        const float b0 = bias != 0 && q < out_c ? bias[q] : 0.0f;
+#pragma unroll
+        for (int r = 0; r < 8; ++r) acc[r][c] = b0;
+    }
+}
+
+// The epilogue of every 128x128 GEMM: this thread's 8x8 outputs to out [positions, out_c].
+PIXELRNN_DEVICE void masked_conv2d_g3_store(const float acc[8][8], float* __restrict__ out,
+                                            pixelrnn_index_t m0, int q0, int tx, int ty,
+                                            pixelrnn_index_t positions, int out_c) {
+    // Rows 4ty.. and 64 + 4ty.., columns 4tx.. and 64 + 4tx..: float4 stores along the
+    // feature row when it is 16-byte aligned (out_c a multiple of 4), else one word each.
+    const bool vec = out_c % 4 == 0;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+        const pixelrnn_index_t m = m0 + (r < 4 ? 0 : 64) + 4 * ty + (r & 3);
+        if (m >= positions) continue;
+        float* row = out + m * out_c;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int q = q0 + 64 * h + 4 * tx;
+            float v[4];
+#pragma unroll
+            for (int c = 0; c < 4; ++c) v[c] = acc[r][4 * h + c];
+            if (vec && q < out_c) {
+                *reinterpret_cast<float4*>(row + q) = make_float4(v[0], v[1], v[2], v[3]);
+            } else if (!vec) {
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    if (q + c < out_c) row[q + c] = v[c];
+                }
+            }
+        }
+    }
+}
+
 // The implicit GEMM of fwd v3 and bwd_data v3, written once: out[m, q] (+ bias[q]) = sum over
 // kk = t * src_c + s < taps * src_c of src[m + dir * (tap t's offset), s] * packed[kk * out_c
 // + q]. Forward: src = x (src_c = cin), dir = +1, packed = masked_conv2d_pack_v1's [taps*cin,
@@ -96,18 +158,11 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
     const int q0 = blockIdx.y * MASKED_CONV2D_G3_N;
     const int k_total = taps * src_c;
 
-    // Gathered-tile loader: k = tid % 8, positions m0 + tid / 8 + 32j (decoded once). A row
-    // past the last position gets a row index far outside the map: every tap misses it.
+    // Gathered-tile loader: k = tid % 8, positions m0 + tid / 8 + 32j (decoded once).
     const int kl = tid % MASKED_CONV2D_G3_K, ml = tid / MASKED_CONV2D_G3_K;
     const pixelrnn_index_t pm = m0 + ml;
     int yy[MASKED_CONV2D_G3_A_LOADS], xx[MASKED_CONV2D_G3_A_LOADS];
-#pragma unroll
-    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-        const pixelrnn_index_t m = pm + 32 * j;
-        const bool valid = m < positions;
-        xx[j] = valid ? (int)(m % width) : 0;
-        yy[j] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
-    }
+    masked_conv2d_g3_decode(yy, xx, pm, positions, height, width);
     MaskedConv2dTapCursor cur = {kl, 0, 0};
     masked_conv2d_cursor_advance(cur, 0, src_c, kw);  // kl may already pass a tap (src_c < 8)
     // Packed-tile loader: column q0 + tid % 128, rows tid / 128 + 2j.
@@ -115,15 +170,8 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
     const int qf = q0 + qb;
     const bool q_ok = qf < out_c;
 
-    // The accumulators start at the bias (read once, not kept for the epilogue).
     float acc[8][8];
-#pragma unroll
-    for (int c = 0; c < 8; ++c) {
-        const int q = q0 + (c < 4 ? 0 : 64) + 4 * tx + (c & 3);
-        const float b0 = bias != 0 && q < out_c ? bias[q] : 0.0f;
-#pragma unroll
-        for (int r = 0; r < 8; ++r) acc[r][c] = b0;
-    }
+    masked_conv2d_g3_start(acc, bias, q0, tx, out_c);
     float av[MASKED_CONV2D_G3_A_LOADS], bv[MASKED_CONV2D_G3_B_LOADS];
     int buf = 0;
     if (k_total > 0) {
@@ -171,30 +219,7 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
         buf ^= 1;
     }
 
-    // Rows 4ty.. and 64 + 4ty.., columns 4tx.. and 64 + 4tx..: float4 stores along the
-    // feature row when it is 16-byte aligned (out_c a multiple of 4), else one word each.
-    const bool vec = out_c % 4 == 0;
-#pragma unroll
-    for (int r = 0; r < 8; ++r) {
-        const pixelrnn_index_t m = m0 + (r < 4 ? 0 : 64) + 4 * ty + (r & 3);
-        if (m >= positions) continue;
-        float* row = out + m * out_c;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int q = q0 + 64 * h + 4 * tx;
-            float v[4];
-#pragma unroll
-            for (int c = 0; c < 4; ++c) v[c] = acc[r][4 * h + c];
-            if (vec && q < out_c) {
-                *reinterpret_cast<float4*>(row + q) = make_float4(v[0], v[1], v[2], v[3]);
-            } else if (!vec) {
-#pragma unroll
-                for (int c = 0; c < 4; ++c) {
-                    if (q + c < out_c) row[q + c] = v[c];
-                }
-            }
-        }
-    }
+    masked_conv2d_g3_store(acc, out, m0, q0, tx, ty, positions, out_c);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 128), ceil(cout / 128)).
@@ -232,6 +257,131 @@ masked_conv2d_bwd_data_v4(const float* __restrict__ dy, const float* __restrict_
                           float* __restrict__ dx, int n, int height, int width, int cin,
                           int cout, int kh, int kw, int taps) {
     masked_conv2d_gemm3<true>(dy, cout, -1, packed, 0, dx, cin, n, height, width, kh, kw, taps);
+}
+
+// One chunk of both tiles of fwd v5 / bwd_data v5 issued as cp.async copies into one stage,
+// the elements and the zeros of masked_conv2d_g3_load (a copy whose element is 0 there is a
+// zero-fill here, reading nothing; its source is the buffer's base, never an address past
+// it). Packed tile: one 16-byte copy per thread (row tid / 32, columns 4 (tid % 32)..: a warp
+// copies one row, 512 contiguous bytes) when out_c is a multiple of 4, so that every row is
+// 16-byte aligned; else g3_load's 4 word copies.
+PIXELRNN_DEVICE void masked_conv2d_g5_issue(
+    const float* __restrict__ src, const float* __restrict__ packed,
+    float (*as)[MASKED_CONV2D_G3_PITCH], float (*bs)[MASKED_CONV2D_G3_N],
+    const MaskedConv2dTapCursor& cur, int k0, int kl, int ml, int k_total, int dir,
+    const int yy[MASKED_CONV2D_G3_A_LOADS], const int xx[MASKED_CONV2D_G3_A_LOADS],
+    pixelrnn_index_t pm, int tid, int q0, int height, int width, int src_c, int out_c, int kh,
+    int kw) {
+    const bool k_ok = k0 + kl < k_total;
+    const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
+    const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
+    const float* a_base = src + (pm + shift) * src_c + cur.s;
+    const pixelrnn_index_t a_step = (pixelrnn_index_t)32 * src_c;
+#pragma unroll
+    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
+        const int iy = yy[j] + sy, ix = xx[j] + sx;
+        const bool ok = k_ok && iy >= 0 && iy < height && ix >= 0 && ix < width;
+        pixelrnn_cp_async_f32(&as[kl][ml + 32 * j], ok ? a_base + j * a_step : src, ok);
+    }
+    if (out_c % 4 == 0) {
+        const int row = tid / 32, col = 4 * (tid % 32);
+        const int k = k0 + row, q = q0 + col;
+        const bool ok = k < k_total && q < out_c;
+        const float* from = packed + (pixelrnn_index_t)k * out_c + q;
+        pixelrnn_cp_async_f32x4(&bs[row][col], ok ? from : packed, ok);
+    } else {
+        const int qb = tid % MASKED_CONV2D_G3_N, kb = tid / MASKED_CONV2D_G3_N;
+        const bool q_ok = q0 + qb < out_c;
+#pragma unroll
+        for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
+            const int r = kb + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j, k = k0 + r;
+            const bool ok = k < k_total && q_ok;
+            const float* from = packed + (pixelrnn_index_t)k * out_c + q0 + qb;
+            pixelrnn_cp_async_f32(&bs[r][qb], ok ? from : packed, ok);
+        }
+    }
+}
+
+// The GEMM of masked_conv2d_gemm3 (the same operands, tile, micro-kernel and FMA order, so the
+// same bits) with the tiles staged by cp.async in a MASKED_CONV2D_G5_STAGES-deep pipeline
+// instead of through registers: no staging registers, and STAGES - 1 chunks of global loads in
+// flight behind the FMAs instead of one. Per chunk c: wait until this thread's copies of
+// chunk c have landed, a barrier (everyone's have; and everyone is done with chunk c - 1's
+// stage), issue chunk c + STAGES - 1 into that freed stage, then multiply chunk c. Every
+// iteration commits a group, empty past the last chunk, so that the wait's count holds.
+PIXELRNN_DEVICE void masked_conv2d_gemm5(const float* __restrict__ src, int src_c, int dir,
+                                         const float* __restrict__ packed,
+                                         const float* __restrict__ bias, float* __restrict__ out,
+                                         int out_c, int n, int height, int width, int kh, int kw,
+                                         int taps) {
+    PIXELRNN_SHARED(float, as,
+                    [MASKED_CONV2D_G5_STAGES][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_PITCH]);
+    PIXELRNN_SHARED(float, bs, [MASKED_CONV2D_G5_STAGES][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_N]);
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
+    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_G3_M;
+    const int q0 = blockIdx.y * MASKED_CONV2D_G3_N;
+    const int k_total = taps * src_c;
+    const int kl = tid % MASKED_CONV2D_G3_K, ml = tid / MASKED_CONV2D_G3_K;
+    const pixelrnn_index_t pm = m0 + ml;
+    int yy[MASKED_CONV2D_G3_A_LOADS], xx[MASKED_CONV2D_G3_A_LOADS];
+    masked_conv2d_g3_decode(yy, xx, pm, positions, height, width);
+    // The cursor is at the next chunk to issue.
+    MaskedConv2dTapCursor cur = {kl, 0, 0};
+    masked_conv2d_cursor_advance(cur, 0, src_c, kw);
+    float acc[8][8];
+    masked_conv2d_g3_start(acc, bias, q0, tx, out_c);
+
+    int issued = 0;  // K index of the next chunk to issue
+#pragma unroll
+    for (int s = 0; s < MASKED_CONV2D_G5_STAGES - 1; ++s) {
+        if (issued < k_total) {
+            masked_conv2d_g5_issue(src, packed, as[s], bs[s], cur, issued, kl, ml, k_total, dir,
+                                   yy, xx, pm, tid, q0, height, width, src_c, out_c, kh, kw);
+            masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
+            issued += MASKED_CONV2D_G3_K;
+        }
+        pixelrnn_cp_async_commit();
+    }
+    int read = 0, write = MASKED_CONV2D_G5_STAGES - 1;
+    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_G3_K) {
+        pixelrnn_cp_async_wait<MASKED_CONV2D_G5_STAGES - 2>();
+        __syncthreads();
+        if (issued < k_total) {
+            masked_conv2d_g5_issue(src, packed, as[write], bs[write], cur, issued, kl, ml,
+                                   k_total, dir, yy, xx, pm, tid, q0, height, width, src_c,
+                                   out_c, kh, kw);
+            masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
+            issued += MASKED_CONV2D_G3_K;
+        }
+        pixelrnn_cp_async_commit();
+        // Not unrolled, as v4: unrolled by 2 or more the forward spills at 128 registers
+        // (ptxas, sm_90); rolled it takes 123, the input gradient 122, no spills.
+#pragma unroll 1
+        for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
+            masked_conv2d_fma_8x8(acc, as[read][k], bs[read][k], tx, ty);
+        }
+        read = read + 1 == MASKED_CONV2D_G5_STAGES ? 0 : read + 1;
+        write = write + 1 == MASKED_CONV2D_G5_STAGES ? 0 : write + 1;
+    }
+    masked_conv2d_g3_store(acc, out, m0, q0, tx, ty, positions, out_c);
+}
+
+// fwd v5 and bwd_data v5: masked_conv2d_gemm5 (v3's launch, operands and bits) at two resident
+// blocks per SM, as v4.
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+masked_conv2d_fwd_v5(const float* __restrict__ x, const float* __restrict__ packed,
+                     const float* __restrict__ b, float* __restrict__ y, int n, int height,
+                     int width, int cin, int cout, int kh, int kw, int taps) {
+    masked_conv2d_gemm5(x, cin, 1, packed, b, y, cout, n, height, width, kh, kw, taps);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+masked_conv2d_bwd_data_v5(const float* __restrict__ dy, const float* __restrict__ packed,
+                          float* __restrict__ dx, int n, int height, int width, int cin,
+                          int cout, int kh, int kw, int taps) {
+    masked_conv2d_gemm5(dy, cout, -1, packed, 0, dx, cin, n, height, width, kh, kw, taps);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK, gridDim = (ceil(cout*cin / 32), ceil(taps / 32)).

@@ -248,12 +248,8 @@ fn async_copies_land_at_their_wait_and_not_before() {
         // Waited for: every value, zero-filled past n.
         let n = 50;
         let out = cp_async(seed, 0, block, n);
-        for t in 0..block {
-            assert_eq!(
-                out[t],
-                staged((t + 1) % block, n),
-                "mode 0, seed {seed}, t {t}"
-            );
+        for (t, &v) in out.iter().enumerate().take(block) {
+            assert_eq!(v, staged((t + 1) % block, n), "mode 0, seed {seed}, t {t}");
         }
         // No wait: every read sees the poison.
         let out = cp_async(seed, 1, block, n);

@@ -131,6 +131,19 @@ fn launch_limits_and_traps_are_errors() {
     )
     .expect("no trap");
 
+    // cp.async's 16-byte copy from a source 4 bytes off its alignment (fine for a plain load
+    // on the host; refused by the hardware).
+    let out = zeros(&e, 4 * 32);
+    let msg = device_message(e.launch(
+        "selftest_cp_async_v1",
+        &LaunchCfg::linear(1, 32),
+        &[Arg::Buf(&x), Arg::Buf(&out), Arg::I32(32), Arg::I32(4)],
+    ));
+    assert!(
+        msg.contains("cp.async: the global source is misaligned"),
+        "{msg}"
+    );
+
     let msg = device_message(e.launch(
         "selftest_block_sum_v1",
         &LaunchCfg::linear(1, 2048),

@@ -299,8 +299,12 @@ static inline cluster_group this_cluster() { return cluster_group{}; }
 // them (runtime/async_copy.cpp); the copies still in flight when a thread exits never land.
 
 namespace pixelrnn_emu {
-// Queues a copy of `bytes` (4 or 16) bytes of `value` to shared address `dst` in the calling
-// thread's open group.
+// Traps unless a copy of `bytes` (4, 8 or 16) from global `src` (null for a zero-fill, which
+// reads nothing) to shared `dst` is one the hardware takes: both addresses aligned to its size.
+// Called before the source is read, so that a misaligned copy is an error, not a fault.
+void cp_async_check(const void* dst, const void* src, unsigned bytes);
+// Queues a copy of `bytes` bytes of `value` (already read) to shared address `dst` in the
+// calling thread's open group.
 void cp_async_issue(void* dst, const void* value, unsigned bytes);
 // Closes the calling thread's open group (cp.async.commit_group).
 void cp_async_commit();

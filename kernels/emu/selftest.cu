@@ -435,19 +435,24 @@ selftest_cluster_exit_v1(float* __restrict__ out) {
 }
 
 // cp.async (kernels/cp_async.cuh) through a shared tile, out[t] = the value that thread
-// (t + 1) % blockDim.x staged, in one of four modes:
+// (t + 1) % blockDim.x staged, in one of five modes:
 //   0: x[t] staged by 4-byte copies (zero-filled past n), committed, waited for, then a barrier;
 //   1: as 0 without the wait (reads see the emulator's poison);
 //   2: two groups, x[t] then x[blockDim.x + t], waited for down to one group in flight
 //      (wait<1>): the first tile's values, the second tile's poison, in out[t], out[bd + t];
 //   3: 16-byte copies: thread t stages x[4t..4t + 4) (zero-filled past n), out[4t..4t + 4)
-//      from thread (t + 1)'s.
+//      from thread (t + 1)'s;
+//   4: a 16-byte copy from x + 1, 4 bytes off its alignment (the emulator traps).
 // Launch: one block of at most 256 threads; out has 4 * blockDim.x floats.
 PIXELRNN_KERNEL void __launch_bounds__(256)
 selftest_cp_async_v1(const float* __restrict__ x, float* __restrict__ out, int n, int mode) {
     PIXELRNN_SHARED(float, s, [4 * 256]);
     PIXELRNN_SHARED(float, s2, [256]);
     const int t = threadIdx.x, bd = blockDim.x, u = (t + 1) % bd;
+    if (mode == 4) {
+        pixelrnn_cp_async_f32x4(&s[4 * t], x + 1, true);
+        return;
+    }
     if (mode == 3) {
         pixelrnn_cp_async_f32x4(&s[4 * t], 4 * t < n ? &x[4 * t] : x, 4 * t < n);
         pixelrnn_cp_async_commit();

@@ -132,6 +132,8 @@ mod tests {
         for kernel in [
             "masked_conv2d_fwd_v4",
             "masked_conv2d_bwd_data_v4",
+            "masked_conv2d_fwd_v5",
+            "masked_conv2d_bwd_data_v5",
             "masked_conv2d_bwd_weight_v2",
             "lstm_ss_bwd_weight_v3",
         ] {

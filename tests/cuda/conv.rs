@@ -1,6 +1,7 @@
 //! Parity of the convolution kernels (`kernels/masked_conv2d.cu`, `kernels/conv_transpose2d.cu`)
 //! with their CPU twins: `masked_conv2d` forward and backward (every kernel version, every
-//! kernel shape and mask the models use, channel-group and gate-block specs, odd map sizes),
+//! kernel shape and mask the models use, channel-group and gate-block specs, odd map sizes;
+//! the 128x128 GEMM versions v3, v4 and v5 to the bit),
 //! its weight gradient in every version (shapes across several 128-wide tiles and position
 //! splits, the same bits on every run and every schedule), the one-position
 //! `masked_conv2d_forward_at` against the full forward, and `conv_transpose2d` with strides 2
@@ -11,11 +12,13 @@ use pixelrnn::backend::cuda::{
     CudaBackend, EmuOptions, Emulator, Executor, MaskedConv2d, MaskedConv2dWeight, Variants,
 };
 use pixelrnn::backend::{Backend, ConvSpec, Mask};
+use pixelrnn::tensor::Tensor;
 
 use crate::{assert_close, pair, FP32_REL_TOL};
 
 crate::parity_tests! {
     masked_conv2d_forward_backward => super::check_masked_conv2d,
+    masked_conv2d_gemm_versions_same_bits => super::check_masked_conv2d_gemm_versions_same_bits,
     masked_conv2d_weight_grad_deterministic => super::check_masked_conv2d_weight_deterministic,
     masked_conv2d_forward_at => super::check_masked_conv2d_forward_at,
     masked_conv2d_errors => super::check_masked_conv2d_errors,
@@ -85,6 +88,41 @@ pub fn check_masked_conv2d<E: Executor>(gpu: &CudaBackend<E>) {
             assert_close(&what("dw"), gpu, &grads.dw, &grads_want.dw, FP32_REL_TOL);
             assert_close(&what("db"), gpu, &grads.db, &grads_want.db, FP32_REL_TOL);
             assert_masked_zero(&what("dw"), &download(gpu, &grads.dw, &what("dw")), c);
+        }
+    }
+}
+
+/// The 128x128 GEMM versions (v3; v4, its two-blocks-per-SM build; v5, its cp.async pipeline)
+/// share the operands, micro-kernel and FMA order, so their forward and input gradient must
+/// agree to the bit on every case, whatever stages, copy widths and zero-fills v5 used.
+pub fn check_masked_conv2d_gemm_versions_same_bits<E: Executor>(gpu: &CudaBackend<E>) {
+    let bits = |t: &Tensor<CudaBackend<E>>, what: &str| -> Vec<u32> {
+        download(gpu, t, what).iter().map(|v| v.to_bits()).collect()
+    };
+    for (k, c) in cases().iter().enumerate() {
+        let seed = 300 + 10 * k as u64;
+        let spec = &c.spec;
+        let (_, x) = pair(gpu, &[c.n, c.h, c.w, c.cin], seed, 1.0);
+        let (_, w) = pair(gpu, &[c.cout, c.cin, spec.kh, spec.kw], seed + 1, 0.5);
+        let (_, b) = pair(gpu, &[c.cout], seed + 2, 0.5);
+        let (_, dy) = pair(gpu, &[c.n, c.h, c.w, c.cout], seed + 3, 1.0);
+        let mut first: Option<(MaskedConv2d, Vec<u32>, Vec<u32>)> = None;
+        for version in [MaskedConv2d::V3, MaskedConv2d::V4, MaskedConv2d::V5] {
+            let _selected = gpu.select(Variants {
+                masked_conv2d: version,
+                ..Variants::default()
+            });
+            let what = format!("masked_conv2d {version}, {}", c.what);
+            let y = gpu.masked_conv2d_forward(&x, &w, &b, spec).unwrap();
+            let g = gpu.masked_conv2d_backward(&x, &w, &dy, spec, true).unwrap();
+            let (y, dx) = (bits(&y, &what), bits(g.dx.as_ref().unwrap(), &what));
+            match &first {
+                None => first = Some((version, y, dx)),
+                Some((v0, y0, dx0)) => {
+                    assert!(*y0 == y, "{what}: forward bits differ from {v0}'s");
+                    assert!(*dx0 == dx, "{what}: input gradient bits differ from {v0}'s");
+                }
+            }
         }
     }
 }
@@ -291,8 +329,8 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
         .masked_conv2d_forward_at(&x, &packed, &bad_b, &spec, 0, 0)
         .is_err());
     // Versions are typed: an unknown one is refused when it is named, before any launch.
-    let err = MaskedConv2d::try_from(5);
-    assert!(err.is_err(), "version 5 does not exist");
+    let err = MaskedConv2d::try_from(6);
+    assert!(err.is_err(), "version 6 does not exist");
     assert!(MaskedConv2dWeight::try_from(3).is_err(), "weight version 3");
     let _v1 = gpu.select(Variants {
         masked_conv2d: MaskedConv2d::V1,

@@ -248,8 +248,8 @@ fn masked_conv2d_weight_grad_counters_meet_the_targets() {
     assert_coalesced_and_conflict_free(&v2[1], "reduction");
 }
 
-/// fwd and bwd_data v3 and v4 (v3's GEMM at two blocks per SM) against the same targets at the
-/// same layer (their K loops read float4 from shared memory too: 16 words per 64 FMAs), v2
+/// fwd and bwd_data v3, v4 (v3's GEMM at two blocks per SM) and v5 (its cp.async pipeline,
+/// whose copies are counted where they are issued) against the same targets at the same layer (their K loops read float4 from shared memory too: 16 words per 64 FMAs), v2
 /// below them on FLOPs per word.
 #[test]
 fn masked_conv2d_v3_counters_meet_the_targets() {
@@ -263,6 +263,8 @@ fn masked_conv2d_v3_counters_meet_the_targets() {
         (Pass::Data, "masked_conv2d_bwd_data_v3", MaskedConv2d::V3),
         (Pass::Forward, "masked_conv2d_fwd_v4", MaskedConv2d::V4),
         (Pass::Data, "masked_conv2d_bwd_data_v4", MaskedConv2d::V4),
+        (Pass::Forward, "masked_conv2d_fwd_v5", MaskedConv2d::V5),
+        (Pass::Data, "masked_conv2d_bwd_data_v5", MaskedConv2d::V5),
     ] {
         let variants = Variants {
             masked_conv2d: version,
@@ -289,7 +291,7 @@ fn masked_conv2d_v3_counters_meet_the_targets() {
             let p = launches
                 .iter()
                 .find(|k| k.kernel == "masked_conv2d_pack_transposed_v1")
-                .expect("bwd_data v3 and v4 pack their weights");
+                .expect("bwd_data v3, v4 and v5 pack their weights");
             assert_coalesced_and_conflict_free(p, "pack_transposed");
         }
     }
@@ -312,7 +314,12 @@ fn masked_conv2d_weight_grad_counters_at_layer_shape() {
         }
         println!("{weight}: {:.1} s", t0.elapsed().as_secs_f64());
     }
-    for version in [MaskedConv2d::V2, MaskedConv2d::V3, MaskedConv2d::V4] {
+    for version in [
+        MaskedConv2d::V2,
+        MaskedConv2d::V3,
+        MaskedConv2d::V4,
+        MaskedConv2d::V5,
+    ] {
         let variants = Variants {
             masked_conv2d: version,
             ..Variants::default()

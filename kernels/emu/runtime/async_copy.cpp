@@ -8,10 +8,14 @@
 
 namespace pixelrnn_emu {
 
-void cp_async_issue(void* dst, const void* value, unsigned bytes) {
-    rt::Fiber* f = rt::tl_worker->current;
+void cp_async_check(const void* dst, const void* src, unsigned bytes) {
     if (bytes != 4 && bytes != 8 && bytes != 16) trap("cp.async copies 4, 8 or 16 bytes");
     if ((uintptr_t)dst % bytes != 0) trap("cp.async: the shared destination is misaligned");
+    if ((uintptr_t)src % bytes != 0) trap("cp.async: the global source is misaligned");
+}
+
+void cp_async_issue(void* dst, const void* value, unsigned bytes) {
+    rt::Fiber* f = rt::tl_worker->current;
     rt::Fiber::PendingCopy c;
     c.dst = dst;
     memcpy(c.bytes, value, bytes);

@@ -29,7 +29,7 @@ use crate::tensor::Tensor;
 const OP: &str = "masked_conv2d";
 /// Positions and features per block of the v2 kernels (`MASKED_CONV2D_TILE_M/N`).
 const TILE: usize = 64;
-/// Positions and features per block of the v3 kernels (`MASKED_CONV2D_G3_M/N`).
+/// Positions and features per block of the v3, v4 and v5 kernels (`MASKED_CONV2D_G3_M/N`).
 const TILE_V3: usize = 128;
 /// Output features and (tap, input feature) columns per block of `bwd_weight_v2`
 /// (`WGRAD_M/N`, kernels/wgrad_gemm.cuh).
@@ -421,7 +421,8 @@ pub fn forward<E: Executor>(
     let cfg = tiled_or_direct(NAME, version, g.positions(), g.cout)?.with_flops(g.pass_flops(spec));
     if version >= 3 {
         // [taps * cin, cout], masked entries 0: the layout of incremental sampling's pack.
-        // v4 is v3's kernel held to two blocks per SM (kernels/masked_conv2d_packed.cu).
+        // v4 is v3's kernel held to two blocks per SM, v5 the same GEMM through cp.async
+        // (kernels/masked_conv2d_packed.cu).
         let packed = super::masked_conv2d_at::pack(be, w, spec)?;
         let mut args = vec![arg(x), arg(&packed), arg(b), arg(&y)];
         args.extend(geom_args(NAME, g)?);

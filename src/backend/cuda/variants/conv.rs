@@ -25,13 +25,19 @@ pub enum MaskedConv2d {
     /// every version side by side).
     #[default]
     V4,
+    /// V3's GEMM (the same bits) with both tiles staged by `cp.async` (kernels/cp_async.cuh)
+    /// in a 4-stage pipeline instead of through registers: three chunks of loads in flight
+    /// behind the FMAs where V4 has one, no staging registers, the packed tile in 16-byte
+    /// copies when the feature count is a multiple of 4; two blocks per SM like V4 (33 KB of
+    /// static shared memory each).
+    V5,
 }
 
 numbered_versions!(
     MaskedConv2d,
     "masked_conv2d",
     "the kernels `masked_conv2d_<pass>_v<N>`",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5]
 );
 
 /// `masked_conv2d`'s weight (and bias) gradient: the `bwd_weight` kernels of

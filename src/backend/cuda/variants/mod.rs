@@ -198,10 +198,10 @@ mod tests {
             MaskedConv2dPack::try_from(3),
             Err(Error::Config(_))
         ));
-        match MaskedConv2d::try_from(5) {
+        match MaskedConv2d::try_from(6) {
             Err(Error::Config(m)) => assert_eq!(
                 m,
-                "masked_conv2d has kernel versions 1 to 4, version 5 requested"
+                "masked_conv2d has kernel versions 1 to 5, version 6 requested"
             ),
             other => panic!("{other:?}"),
         }
