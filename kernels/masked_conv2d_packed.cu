@@ -1,7 +1,7 @@
 // masked_conv2d_packed.cu: the masked_conv2d kernels that run from weights packed once per
 // call (the index of every version: kernels/masked_conv2d.cu's header): fwd and bwd_data v3,
-// v4, v5 (the 128x128 implicit GEMM; v5 through cp.async), pack v1, v2 and pack_transposed v1 (their packings), fwd_at v1
-// (incremental sampling, from pack v1's layout). CPU twins: src/backend/cpu/masked_conv2d.rs
+// v4, v5 (the 128x128 implicit GEMM; v5 through cp.async), pack v1, v2 and pack_transposed
+// v1 (their packings), fwd_at v1 (incremental sampling, from pack v1's layout). CPU twins: src/backend/cpu/masked_conv2d.rs
 // and masked_conv2d_at.rs; host side: src/backend/cuda/masked_conv2d.rs and
 // masked_conv2d_at.rs.
 #include "cp_async.cuh"

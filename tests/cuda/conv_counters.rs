@@ -249,8 +249,9 @@ fn masked_conv2d_weight_grad_counters_meet_the_targets() {
 }
 
 /// fwd and bwd_data v3, v4 (v3's GEMM at two blocks per SM) and v5 (its cp.async pipeline,
-/// whose copies are counted where they are issued) against the same targets at the same layer (their K loops read float4 from shared memory too: 16 words per 64 FMAs), v2
-/// below them on FLOPs per word.
+/// whose copies are counted where they are issued) against the same targets at the same layer
+/// (their K loops read float4 from shared memory too: 16 words per 64 FMAs), v2 below them on
+/// FLOPs per word.
 #[test]
 fn masked_conv2d_v3_counters_meet_the_targets() {
     let (cin, cout) = (128, 128);
