@@ -1,9 +1,9 @@
 // masked_conv2d_packed.cu: the masked_conv2d kernels that run from weights packed once per
 // call (the index of every version: kernels/masked_conv2d.cu's header): fwd and bwd_data v3,
 // v4, v5 (the 128x128 implicit GEMM; v5 through cp.async), pack v1, v2 and pack_transposed
-// v1 (their packings), fwd_at v1 (incremental sampling, from pack v1's layout). CPU twins: src/backend/cpu/masked_conv2d.rs
-// and masked_conv2d_at.rs; host side: src/backend/cuda/masked_conv2d.rs and
-// masked_conv2d_at.rs.
+// v1 (their packings), fwd_at v1 (incremental sampling, from pack v1's layout). CPU twins:
+// src/backend/cpu/masked_conv2d.rs and masked_conv2d_at.rs; host side:
+// src/backend/cuda/masked_conv2d.rs and masked_conv2d_at.rs.
 #include "cp_async.cuh"
 #include "masked_conv2d.cuh"
 
@@ -45,6 +45,43 @@ PIXELRNN_DEVICE void masked_conv2d_cursor_advance(MaskedConv2dTapCursor& c, int 
     }
 }
 
+// What every 128x128 GEMM (v3, v4, v5) sets up before its first chunk: the block's tile
+// (positions m0.., features q0..), this thread's 8x8 outputs (tx, ty), and its gathered-tile
+// loader (k = kl at the positions pm + 32j, decoded once into map rows and columns; a row past
+// the last position gets a row index far outside the map, so that every tap misses it; the
+// tap cursor at kl, which may already pass a tap when src_c < 8).
+struct MaskedConv2dG3Block {
+    int tid, tx, ty, q0, k_total, kl, ml;
+    pixelrnn_index_t positions, m0, pm;
+    int yy[MASKED_CONV2D_G3_A_LOADS], xx[MASKED_CONV2D_G3_A_LOADS];
+    MaskedConv2dTapCursor cur;
+};
+
+PIXELRNN_DEVICE MaskedConv2dG3Block masked_conv2d_g3_block(int src_c, int n, int height,
+                                                          int width, int kw, int taps) {
+    MaskedConv2dG3Block g;
+    g.tid = threadIdx.x;
+    g.tx = g.tid % 16;
+    g.ty = g.tid / 16;
+    g.positions = (pixelrnn_index_t)n * height * width;
+    g.m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_G3_M;
+    g.q0 = blockIdx.y * MASKED_CONV2D_G3_N;
+    g.k_total = taps * src_c;
+    g.kl = g.tid % MASKED_CONV2D_G3_K;
+    g.ml = g.tid / MASKED_CONV2D_G3_K;
+    g.pm = g.m0 + g.ml;
+#pragma unroll
+    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
+        const pixelrnn_index_t m = g.pm + 32 * j;
+        const bool valid = m < g.positions;
+        g.xx[j] = valid ? (int)(m % width) : 0;
+        g.yy[j] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
+    }
+    g.cur = {g.kl, 0, 0};
+    masked_conv2d_cursor_advance(g.cur, 0, src_c, kw);
+    return g;
+}
+
 // One chunk of both tiles into registers. Gathered tile: this thread's k = k0 + kl (at `cur`)
 // at its 4 positions p = pm + 32j: src[(p + shift) * src_c + s], 0 outside the map, past the
 // last position (its row is far outside) or past K. A warp takes 8 consecutive k at 4
@@ -53,19 +90,18 @@ PIXELRNN_DEVICE void masked_conv2d_cursor_advance(MaskedConv2dTapCursor& c, int 
 PIXELRNN_DEVICE void masked_conv2d_g3_load(
     const float* __restrict__ src, const float* __restrict__ packed,
     float av[MASKED_CONV2D_G3_A_LOADS], float bv[MASKED_CONV2D_G3_B_LOADS],
-    const MaskedConv2dTapCursor& cur, int k0, int kl, int k_total,
-    int dir, const int yy[MASKED_CONV2D_G3_A_LOADS], const int xx[MASKED_CONV2D_G3_A_LOADS],
-    pixelrnn_index_t pm, int kb, int qf, bool q_ok,
-    int height, int width, int src_c, int out_c, int kh, int kw) {
-    const bool k_ok = k0 + kl < k_total;
+    const MaskedConv2dG3Block& g, const MaskedConv2dTapCursor& cur, int k0, int dir, int kb,
+    int qf, bool q_ok, int height, int width, int src_c, int out_c, int kh, int kw) {
+    const int k_total = g.k_total;
+    const bool k_ok = k0 + g.kl < k_total;
     const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
     const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
     // One 64-bit base per chunk; the 4 positions are 32 rows of src_c floats apart.
-    const float* a_base = src + (pm + shift) * src_c + cur.s;
+    const float* a_base = src + (g.pm + shift) * src_c + cur.s;
     const pixelrnn_index_t a_step = (pixelrnn_index_t)32 * src_c;
 #pragma unroll
     for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-        const int iy = yy[j] + sy, ix = xx[j] + sx;
+        const int iy = g.yy[j] + sy, ix = g.xx[j] + sx;
         const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
         av[j] = k_ok && inside ? a_base[j * a_step] : 0.0f;
     }
@@ -76,22 +112,6 @@ PIXELRNN_DEVICE void masked_conv2d_g3_load(
     for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
         const int k = kr + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j;
         bv[j] = k < k_total && q_ok ? b_base[j * b_step] : 0.0f;
-    }
-}
-
-// The first chunk-independent step of every 128x128 GEMM (v3, v4, v5): the loader's positions
-// pm + 32j decoded once into map rows and columns; a row past the last position gets a row
-// index far outside the map, so that every tap misses it.
-PIXELRNN_DEVICE void masked_conv2d_g3_decode(int yy[MASKED_CONV2D_G3_A_LOADS],
-                                             int xx[MASKED_CONV2D_G3_A_LOADS],
-                                             pixelrnn_index_t pm, pixelrnn_index_t positions,
-                                             int height, int width) {
-#pragma unroll
-    for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-        const pixelrnn_index_t m = pm + 32 * j;
-        const bool valid = m < positions;
-        xx[j] = valid ? (int)(m % width) : 0;
-        yy[j] = valid ? (int)((m / width) % height) : MASKED_CONV2D_FAR;
     }
 }
 
@@ -151,64 +171,51 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
                                          int taps) {
     PIXELRNN_SHARED(float, as, [2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_PITCH]);
     PIXELRNN_SHARED(float, bs, [2][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_N]);
-    const int tid = threadIdx.x;
-    const int tx = tid % 16, ty = tid / 16;
-    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
-    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_G3_M;
-    const int q0 = blockIdx.y * MASKED_CONV2D_G3_N;
-    const int k_total = taps * src_c;
-
-    // Gathered-tile loader: k = tid % 8, positions m0 + tid / 8 + 32j (decoded once).
-    const int kl = tid % MASKED_CONV2D_G3_K, ml = tid / MASKED_CONV2D_G3_K;
-    const pixelrnn_index_t pm = m0 + ml;
-    int yy[MASKED_CONV2D_G3_A_LOADS], xx[MASKED_CONV2D_G3_A_LOADS];
-    masked_conv2d_g3_decode(yy, xx, pm, positions, height, width);
-    MaskedConv2dTapCursor cur = {kl, 0, 0};
-    masked_conv2d_cursor_advance(cur, 0, src_c, kw);  // kl may already pass a tap (src_c < 8)
+    const MaskedConv2dG3Block g = masked_conv2d_g3_block(src_c, n, height, width, kw, taps);
+    MaskedConv2dTapCursor cur = g.cur;
     // Packed-tile loader: column q0 + tid % 128, rows tid / 128 + 2j.
-    const int qb = tid % MASKED_CONV2D_G3_N, kb = tid / MASKED_CONV2D_G3_N;
-    const int qf = q0 + qb;
+    const int qb = g.tid % MASKED_CONV2D_G3_N, kb = g.tid / MASKED_CONV2D_G3_N;
+    const int qf = g.q0 + qb;
     const bool q_ok = qf < out_c;
 
     float acc[8][8];
-    masked_conv2d_g3_start(acc, bias, q0, tx, out_c);
+    masked_conv2d_g3_start(acc, bias, g.q0, g.tx, out_c);
     float av[MASKED_CONV2D_G3_A_LOADS], bv[MASKED_CONV2D_G3_B_LOADS];
     int buf = 0;
-    if (k_total > 0) {
-        masked_conv2d_g3_load(src, packed, av, bv, cur, 0, kl, k_total, dir, yy, xx, pm, kb, qf,
-                              q_ok, height, width, src_c, out_c, kh, kw);
+    if (g.k_total > 0) {
+        masked_conv2d_g3_load(src, packed, av, bv, g, cur, 0, dir, kb, qf, q_ok, height, width,
+                              src_c, out_c, kh, kw);
 #pragma unroll
-        for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) as[0][kl][ml + 32 * j] = av[j];
+        for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) as[0][g.kl][g.ml + 32 * j] = av[j];
 #pragma unroll
         for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
             bs[0][kb + (PIXELRNN_BLOCK / MASKED_CONV2D_G3_N) * j][qb] = bv[j];
         }
     }
     __syncthreads();
-    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_G3_K) {
-        const bool more = k0 + MASKED_CONV2D_G3_K < k_total;
+    for (int k0 = 0; k0 < g.k_total; k0 += MASKED_CONV2D_G3_K) {
+        const bool more = k0 + MASKED_CONV2D_G3_K < g.k_total;
         if (more) {  // the next chunk's loads in flight during this chunk's FMAs
             masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
-            masked_conv2d_g3_load(src, packed, av, bv, cur, k0 + MASKED_CONV2D_G3_K, kl,
-                                  k_total, dir, yy, xx, pm, kb, qf, q_ok, height, width, src_c,
-                                  out_c, kh, kw);
+            masked_conv2d_g3_load(src, packed, av, bv, g, cur, k0 + MASKED_CONV2D_G3_K, dir, kb,
+                                  qf, q_ok, height, width, src_c, out_c, kh, kw);
         }
         if (LEAN) {
             // v4: one k at a time, so that fewer shared operands are in flight.
 #pragma unroll 1
             for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
-                masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], tx, ty);
+                masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], g.tx, g.ty);
             }
         } else {
 #pragma unroll
             for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
-                masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], tx, ty);
+                masked_conv2d_fma_8x8(acc, as[buf][k], bs[buf][k], g.tx, g.ty);
             }
         }
         if (more) {
 #pragma unroll
             for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-                as[buf ^ 1][kl][ml + 32 * j] = av[j];
+                as[buf ^ 1][g.kl][g.ml + 32 * j] = av[j];
             }
 #pragma unroll
             for (int j = 0; j < MASKED_CONV2D_G3_B_LOADS; ++j) {
@@ -219,7 +226,7 @@ PIXELRNN_DEVICE void masked_conv2d_gemm3(const float* __restrict__ src, int src_
         buf ^= 1;
     }
 
-    masked_conv2d_g3_store(acc, out, m0, q0, tx, ty, positions, out_c);
+    masked_conv2d_g3_store(acc, out, g.m0, g.q0, g.tx, g.ty, g.positions, out_c);
 }
 
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (ceil(n*H*W / 128), ceil(cout / 128)).
@@ -268,18 +275,17 @@ masked_conv2d_bwd_data_v4(const float* __restrict__ dy, const float* __restrict_
 PIXELRNN_DEVICE void masked_conv2d_g5_issue(
     const float* __restrict__ src, const float* __restrict__ packed,
     float (*as)[MASKED_CONV2D_G3_PITCH], float (*bs)[MASKED_CONV2D_G3_N],
-    const MaskedConv2dTapCursor& cur, int k0, int kl, int ml, int k_total, int dir,
-    const int yy[MASKED_CONV2D_G3_A_LOADS], const int xx[MASKED_CONV2D_G3_A_LOADS],
-    pixelrnn_index_t pm, int tid, int q0, int height, int width, int src_c, int out_c, int kh,
-    int kw) {
+    const MaskedConv2dG3Block& g, const MaskedConv2dTapCursor& cur, int k0, int dir, int height,
+    int width, int src_c, int out_c, int kh, int kw) {
+    const int k_total = g.k_total, kl = g.kl, ml = g.ml, tid = g.tid, q0 = g.q0;
     const bool k_ok = k0 + kl < k_total;
     const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
     const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
-    const float* a_base = src + (pm + shift) * src_c + cur.s;
+    const float* a_base = src + (g.pm + shift) * src_c + cur.s;
     const pixelrnn_index_t a_step = (pixelrnn_index_t)32 * src_c;
 #pragma unroll
     for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-        const int iy = yy[j] + sy, ix = xx[j] + sx;
+        const int iy = g.yy[j] + sy, ix = g.xx[j] + sx;
         const bool ok = k_ok && iy >= 0 && iy < height && ix >= 0 && ix < width;
         pixelrnn_cp_async_f32(&as[kl][ml + 32 * j], ok ? a_base + j * a_step : src, ok);
     }
@@ -317,41 +323,29 @@ PIXELRNN_DEVICE void masked_conv2d_gemm5(const float* __restrict__ src, int src_
     PIXELRNN_SHARED(float, as,
                     [MASKED_CONV2D_G5_STAGES][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_PITCH]);
     PIXELRNN_SHARED(float, bs, [MASKED_CONV2D_G5_STAGES][MASKED_CONV2D_G3_K][MASKED_CONV2D_G3_N]);
-    const int tid = threadIdx.x;
-    const int tx = tid % 16, ty = tid / 16;
-    const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
-    const pixelrnn_index_t m0 = (pixelrnn_index_t)blockIdx.x * MASKED_CONV2D_G3_M;
-    const int q0 = blockIdx.y * MASKED_CONV2D_G3_N;
-    const int k_total = taps * src_c;
-    const int kl = tid % MASKED_CONV2D_G3_K, ml = tid / MASKED_CONV2D_G3_K;
-    const pixelrnn_index_t pm = m0 + ml;
-    int yy[MASKED_CONV2D_G3_A_LOADS], xx[MASKED_CONV2D_G3_A_LOADS];
-    masked_conv2d_g3_decode(yy, xx, pm, positions, height, width);
-    // The cursor is at the next chunk to issue.
-    MaskedConv2dTapCursor cur = {kl, 0, 0};
-    masked_conv2d_cursor_advance(cur, 0, src_c, kw);
+    const MaskedConv2dG3Block g = masked_conv2d_g3_block(src_c, n, height, width, kw, taps);
+    MaskedConv2dTapCursor cur = g.cur;  // at the next chunk to issue
     float acc[8][8];
-    masked_conv2d_g3_start(acc, bias, q0, tx, out_c);
+    masked_conv2d_g3_start(acc, bias, g.q0, g.tx, out_c);
 
     int issued = 0;  // K index of the next chunk to issue
 #pragma unroll
     for (int s = 0; s < MASKED_CONV2D_G5_STAGES - 1; ++s) {
-        if (issued < k_total) {
-            masked_conv2d_g5_issue(src, packed, as[s], bs[s], cur, issued, kl, ml, k_total, dir,
-                                   yy, xx, pm, tid, q0, height, width, src_c, out_c, kh, kw);
+        if (issued < g.k_total) {
+            masked_conv2d_g5_issue(src, packed, as[s], bs[s], g, cur, issued, dir, height, width,
+                                   src_c, out_c, kh, kw);
             masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
             issued += MASKED_CONV2D_G3_K;
         }
         pixelrnn_cp_async_commit();
     }
     int read = 0, write = MASKED_CONV2D_G5_STAGES - 1;
-    for (int k0 = 0; k0 < k_total; k0 += MASKED_CONV2D_G3_K) {
+    for (int k0 = 0; k0 < g.k_total; k0 += MASKED_CONV2D_G3_K) {
         pixelrnn_cp_async_wait<MASKED_CONV2D_G5_STAGES - 2>();
         __syncthreads();
-        if (issued < k_total) {
-            masked_conv2d_g5_issue(src, packed, as[write], bs[write], cur, issued, kl, ml,
-                                   k_total, dir, yy, xx, pm, tid, q0, height, width, src_c,
-                                   out_c, kh, kw);
+        if (issued < g.k_total) {
+            masked_conv2d_g5_issue(src, packed, as[write], bs[write], g, cur, issued, dir, height,
+                                   width, src_c, out_c, kh, kw);
             masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
             issued += MASKED_CONV2D_G3_K;
         }
@@ -360,12 +354,12 @@ PIXELRNN_DEVICE void masked_conv2d_gemm5(const float* __restrict__ src, int src_
         // (ptxas, sm_90); rolled it takes 123, the input gradient 122, no spills.
 #pragma unroll 1
         for (int k = 0; k < MASKED_CONV2D_G3_K; ++k) {
-            masked_conv2d_fma_8x8(acc, as[read][k], bs[read][k], tx, ty);
+            masked_conv2d_fma_8x8(acc, as[read][k], bs[read][k], g.tx, g.ty);
         }
         read = read + 1 == MASKED_CONV2D_G5_STAGES ? 0 : read + 1;
         write = write + 1 == MASKED_CONV2D_G5_STAGES ? 0 : write + 1;
     }
-    masked_conv2d_g3_store(acc, out, m0, q0, tx, ty, positions, out_c);
+    masked_conv2d_g3_store(acc, out, g.m0, g.q0, g.tx, g.ty, g.positions, out_c);
 }
 
 // fwd v5 and bwd_data v5: masked_conv2d_gemm5 (v3's launch, operands and bits) at two resident
