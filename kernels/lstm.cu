@@ -23,6 +23,9 @@
 //       lstm_ss_bwd_weight_v3 in kernels/lstm_weight.cu, the same GEMM and partials' sum in
 //       masked_conv2d_bwd_weight_v2's pipeline (kernels/wgrad_gemm.cuh): 128 x 128 tiles of
 //       256 threads, double-buffered, no division in the K loop.
+//   v4 (fp32 weight gradient, selectable): lstm_ss_bwd_weight_v4 in kernels/lstm_weight.cu,
+//       v3's launch, partials and bits with the tiles staged by cp.async in 4 stages
+//       (wgrad_gemm_async, as masked_conv2d_bwd_weight_v3).
 //   tf32 v1 / bf16 v1 (the weight gradient at tf32 / bf16 with Variants::lstm_weight V1,
 //       for the fused and the unfused recurrence under every version):
 //       lstm_ss_bwd_weight_{tf32,bf16}_v1, v2's GEMM with

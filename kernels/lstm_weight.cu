@@ -1,4 +1,5 @@
-// lstm_weight.cu: lstm_ss_bwd_weight_v3, the recurrences' fp32 state-to-state weight gradient
+// lstm_weight.cu: lstm_ss_bwd_weight_v3 and v4 (v3 through cp.async: wgrad_gemm_async), the
+// recurrences' fp32 state-to-state weight gradient
 // (both scans) as the split-K implicit GEMM of kernels/wgrad_gemm.cuh, the one
 // masked_conv2d_bwd_weight_v2 runs: M = 4h gate rows, N = taps * h (tap, input unit) columns,
 // K = n*H*W positions, 128 x 128 block tiles of 256 threads (8x8 micro-tiles, 8 FLOPs per shared
@@ -20,12 +21,15 @@
 //   Row LSTM (diagonal = 0, taps = k): (-1, t - k/2), the previous row;
 //   Diagonal LSTM (diagonal = 1, taps = 2): t = 0 (-1, 0) above, t = 1 (0, -1) to the left
 // (the folded layout's unskewed coordinates, as lstm_ss_bwd_weight_v2).
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
-lstm_ss_bwd_weight_v3(const float* __restrict__ h, const float* __restrict__ d_is,
-                      float* __restrict__ partial, int n, int height, int width, int hidden,
-                      int taps, int diagonal, int chunk) {
-    PIXELRNN_SHARED(float, dys, [2][WGRAD_K][WGRAD_M]);
-    PIXELRNN_SHARED(float, xs, [2][WGRAD_K][WGRAD_N]);
+// ASYNC picks wgrad_gemm_async (v4: 4 cp.async stages) over wgrad_gemm (v3), the same bits.
+template <bool ASYNC>
+PIXELRNN_DEVICE void lstm_ss_bwd_weight_split(const float* __restrict__ h,
+                                              const float* __restrict__ d_is,
+                                              float* __restrict__ partial, int n, int height,
+                                              int width, int hidden, int taps, int diagonal,
+                                              int chunk) {
+    PIXELRNN_SHARED(float, dys, [ASYNC ? WGRAD_STAGES : 2][WGRAD_K][WGRAD_M]);
+    PIXELRNN_SHARED(float, xs, [ASYNC ? WGRAD_STAGES : 2][WGRAD_K][WGRAD_N]);
     const int g4 = 4 * hidden;
     const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
     const pixelrnn_index_t p_begin = (pixelrnn_index_t)blockIdx.x * chunk;
@@ -48,7 +52,29 @@ lstm_ss_bwd_weight_v3(const float* __restrict__ h, const float* __restrict__ d_i
 
     float acc[8][8];
     float unused_bias;  // no bias here: the GEMM's dy column sums go unused
-    wgrad_gemm(h, d_is, dys, xs, acc, unused_bias, l, p_begin, p_end, height, width, hidden,
-               g4);
+    if (ASYNC) {
+        wgrad_gemm_async(h, d_is, dys, xs, acc, false, unused_bias, l, p_begin, p_end, height,
+                         width, hidden, g4);
+    } else {
+        wgrad_gemm(h, d_is, dys, xs, acc, unused_bias, l, p_begin, p_end, height, width, hidden,
+                   g4);
+    }
     wgrad_store_tile(partial + ((pixelrnn_index_t)blockIdx.x * mpad + m0) * npad + c0, acc, npad);
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+lstm_ss_bwd_weight_v3(const float* __restrict__ h, const float* __restrict__ d_is,
+                      float* __restrict__ partial, int n, int height, int width, int hidden,
+                      int taps, int diagonal, int chunk) {
+    lstm_ss_bwd_weight_split<false>(h, d_is, partial, n, height, width, hidden, taps, diagonal,
+                                    chunk);
+}
+
+// v3's launch, partials and bits, its tiles staged by cp.async (wgrad_gemm_async).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+lstm_ss_bwd_weight_v4(const float* __restrict__ h, const float* __restrict__ d_is,
+                      float* __restrict__ partial, int n, int height, int width, int hidden,
+                      int taps, int diagonal, int chunk) {
+    lstm_ss_bwd_weight_split<true>(h, d_is, partial, n, height, width, hidden, taps, diagonal,
+                                   chunk);
 }

@@ -9,7 +9,7 @@
 //   masked_conv2d.cu         fwd v1, v2 and bwd_data v1, v2 (direct, and the 64x64 GEMM)
 //   masked_conv2d_packed.cu  fwd v3-v5, bwd_data v3-v5, pack v1, v2, pack_transposed v1, fwd_at
 //                            v1 (the kernels that run from weights packed once per call)
-//   masked_conv2d_weight.cu  bwd_weight v1, v2, bwd_weight_reduce v1, bwd_bias v1
+//   masked_conv2d_weight.cu  bwd_weight v1-v3, bwd_weight_reduce v1, bwd_bias v1
 //
 // Versions:
 //   fwd v1:        one thread per output element (position, feature), direct loops over the
@@ -49,7 +49,11 @@
 //                  double-buffered shared tile (coalesced rows of dy and of x gathered per
 //                  tap); K split over position chunks, one partial tile per chunk, the bias
 //                  gradient's partial column sums fused in. Then bwd_weight_reduce v1.
-//   bwd_weight_reduce v1: the second pass of bwd_weight v2: sums the partials of every
+//   bwd_weight v3: v2's launch, partials and bits with both tiles staged by cp.async in a
+//                  4-stage pipeline (kernels/wgrad_gemm.cuh, wgrad_gemm_async: three chunks
+//                  in flight behind the FMAs, no staging registers), 32 KB static shared,
+//                  two blocks per SM.
+//   bwd_weight_reduce v1: the second pass of bwd_weight v2 and v3: sums the partials of every
 //                  chunk in a fixed order (the same bits on every run and every schedule;
 //                  no atomics), applies the mask (exact 0s) and writes dw [cout, cin, kh, kw]
 //                  through a shared transpose (coalesced both ways), and db.

@@ -1,7 +1,7 @@
 // masked_conv2d_weight.cu: the masked_conv2d weight and bias gradients (the index of every
 // version: kernels/masked_conv2d.cu's header): bwd_weight v1 (one block per weight) with
-// bwd_bias v1, and bwd_weight v2 (implicit GEMM, split K) with its fixed-order second pass
-// bwd_weight_reduce v1. CPU twin: src/backend/cpu/masked_conv2d.rs; host side:
+// bwd_bias v1, and bwd_weight v2 and v3 (implicit GEMM, split K; v3 through cp.async) with
+// their fixed-order second pass bwd_weight_reduce v1. CPU twin: src/backend/cpu/masked_conv2d.rs; host side:
 // src/backend/cuda/masked_conv2d.rs; selection: MaskedConv2dWeight in
 // src/backend/cuda/variants/.
 #include "masked_conv2d.cuh"
@@ -43,9 +43,11 @@ masked_conv2d_bwd_weight_v1(const float* __restrict__ x, const float* __restrict
     if (threadIdx.x == 0) dw[e] = acc;
 }
 
-// bwd_weight v2 is the split-K GEMM of kernels/wgrad_gemm.cuh (128 x 128 tiles of 256 threads,
-// 8x8 micro-tiles, 8 positions per double-buffered chunk) with the live taps as its columns.
-// The bias sums meet in two halves (row0 = 0, 1): masked_conv2d_bwd_weight_v2's epilogue.
+// bwd_weight v2 and v3 are the split-K GEMM of kernels/wgrad_gemm.cuh (128 x 128 tiles of 256
+// threads, 8x8 micro-tiles, 8 positions per chunk) with the live taps as its columns: v2
+// through wgrad_gemm (double-buffered through registers), v3 through wgrad_gemm_async (4
+// cp.async stages), the same bits. The bias sums meet in two halves (row0 = 0, 1):
+// masked_conv2d_bwd_weight_split's epilogue.
 
 // Launch: blockDim.x = PIXELRNN_BLOCK (256), gridDim = (splits, ceil(max(taps*cin, 1) / 128),
 // ceil(cout / 128)). Block (s, bn, bm) reduces positions [s*chunk, min((s+1)*chunk, n*H*W))
@@ -58,13 +60,17 @@ masked_conv2d_bwd_weight_v1(const float* __restrict__ x, const float* __restrict
 // every schedule. masked_conv2d_bwd_weight_reduce_v1 finishes dw and db. The centre tap's
 // masked pairs are computed here like the others and zeroed by the reduction; the taps after
 // the centre are not columns at all.
-PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
-masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict__ dy,
-                            float* __restrict__ part, float* __restrict__ part_db, int n,
-                            int height, int width, int cin, int cout, int kh, int kw, int taps,
-                            pixelrnn_index_t chunk) {
-    PIXELRNN_SHARED(float, dys, [2][WGRAD_K][WGRAD_M]);
-    PIXELRNN_SHARED(float, xs, [2][WGRAD_K][WGRAD_N]);
+// ASYNC picks the pipeline (v3) over the register double buffer (v2).
+template <bool ASYNC>
+PIXELRNN_DEVICE void masked_conv2d_bwd_weight_split(const float* __restrict__ x,
+                                                    const float* __restrict__ dy,
+                                                    float* __restrict__ part,
+                                                    float* __restrict__ part_db, int n,
+                                                    int height, int width, int cin, int cout,
+                                                    int kh, int kw, int taps,
+                                                    pixelrnn_index_t chunk) {
+    PIXELRNN_SHARED(float, dys, [ASYNC ? WGRAD_STAGES : 2][WGRAD_K][WGRAD_M]);
+    PIXELRNN_SHARED(float, xs, [ASYNC ? WGRAD_STAGES : 2][WGRAD_K][WGRAD_N]);
     const int tid = threadIdx.x;
     const pixelrnn_index_t positions = (pixelrnn_index_t)n * height * width;
     const pixelrnn_index_t p_begin = (pixelrnn_index_t)blockIdx.x * chunk;
@@ -89,7 +95,12 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
     // The bias blocks' column sums of dy, from the values each thread loads itself (no shared
     // reads): rows row0, row0 + 2, .. of column tid % 128; the two halves meet after the loop.
     float bias_acc;
-    wgrad_gemm(x, dy, dys, xs, acc, bias_acc, l, p_begin, p_end, height, width, cin, cout);
+    if (ASYNC) {
+        wgrad_gemm_async(x, dy, dys, xs, acc, bias_block, bias_acc, l, p_begin, p_end, height,
+                         width, cin, cout);
+    } else {
+        wgrad_gemm(x, dy, dys, xs, acc, bias_acc, l, p_begin, p_end, height, width, cin, cout);
+    }
     wgrad_store_tile(part + ((pixelrnn_index_t)blockIdx.x * ld_m + o0) * ld_n + c0, acc, ld_n);
     if (bias_block) {  // uniform over the block: the barrier is safe
         // The K loop ended with a barrier: dys is free. Half 1 hands its sums to half 0,
@@ -101,6 +112,25 @@ masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict
             part_db[(pixelrnn_index_t)blockIdx.x * ld_m + o0 + col] = bias_acc + dys[0][0][col];
         }
     }
+}
+
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+masked_conv2d_bwd_weight_v2(const float* __restrict__ x, const float* __restrict__ dy,
+                            float* __restrict__ part, float* __restrict__ part_db, int n,
+                            int height, int width, int cin, int cout, int kh, int kw, int taps,
+                            pixelrnn_index_t chunk) {
+    masked_conv2d_bwd_weight_split<false>(x, dy, part, part_db, n, height, width, cin, cout, kh,
+                                          kw, taps, chunk);
+}
+
+// v2's launch, partials and bits, its tiles staged by cp.async (wgrad_gemm_async).
+PIXELRNN_KERNEL void __launch_bounds__(PIXELRNN_BLOCK, 2)
+masked_conv2d_bwd_weight_v3(const float* __restrict__ x, const float* __restrict__ dy,
+                            float* __restrict__ part, float* __restrict__ part_db, int n,
+                            int height, int width, int cin, int cout, int kh, int kw, int taps,
+                            pixelrnn_index_t chunk) {
+    masked_conv2d_bwd_weight_split<true>(x, dy, part, part_db, n, height, width, cin, cout, kh,
+                                         kw, taps, chunk);
 }
 
 

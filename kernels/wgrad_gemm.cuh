@@ -8,9 +8,14 @@
 //   gate pre-activations' gradient (cout = 4h), x the hidden state (cin = h).
 // Tiles: WGRAD_M x WGRAD_N per block of 256 threads, each thread an 8x8 micro-tile
 // (masked_conv2d.cuh's masked_conv2d_fma_8x8: 4 float4 shared reads, 16 words, for 64 FMAs,
-// 8 FLOPs per word); WGRAD_K positions per shared chunk, double-buffered with the next chunk's
-// global loads in flight during this chunk's FMAs; no division and no tap decode in the K loop.
+// 8 FLOPs per word); WGRAD_K positions per shared chunk, no division and no tap decode in the
+// K loop. Two pipelines over the same tiles, loader and FMA order (so the same bits):
+// - wgrad_gemm: double-buffered through registers, the next chunk's global loads in flight
+//   during this chunk's FMAs (masked_conv2d_bwd_weight_v2, lstm_ss_bwd_weight_v3);
+// - wgrad_gemm_async: WGRAD_STAGES stages filled by cp.async (kernels/cp_async.cuh), three
+//   chunks in flight and none in registers (masked_conv2d_bwd_weight_v3, lstm_ss_bwd_weight_v4).
 #pragma once
+#include "cp_async.cuh"
 #include "masked_conv2d.cuh"
 
 #define WGRAD_M 128
@@ -21,6 +26,9 @@
 #define WGRAD_ROW_STEP (PIXELRNN_BLOCK / WGRAD_N)
 static_assert(WGRAD_M == WGRAD_N, "one loader column serves both tiles");
 static_assert(WGRAD_ROW_STEP == 2, "two loader rows per column");
+// Stages of wgrad_gemm_async: WGRAD_STAGES - 1 chunks in flight while one is multiplied. 4
+// stages of both tiles are 32 KiB of shared memory: two blocks per SM still fit.
+#define WGRAD_STAGES 4
 
 // Moves a loader row (yy, xx) of one image forward by `step` positions in raster order (the
 // image index is not tracked: a tap that stays inside the map stays in the same image, so the
@@ -83,6 +91,16 @@ PIXELRNN_DEVICE void wgrad_load(const float* __restrict__ x, const float* __rest
     }
 }
 
+// Both pipelines' accumulators and bias sum start at 0.
+PIXELRNN_DEVICE void wgrad_clear(float acc[8][8], float& bias_acc) {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+    }
+    bias_acc = 0.0f;
+}
+
 // The K loop of one block over positions [p_begin, p_end) (the caller's split), into this
 // thread's 8x8 accumulators (rows 4ty.. and 64+4ty.., columns 4tx.. and 64+4tx.., tx = tid % 16,
 // ty = tid / 16; set to 0 first) and, in `bias_acc` (set to 0 first), the sum of the dy values
@@ -97,12 +115,7 @@ PIXELRNN_DEVICE void wgrad_gemm(const float* __restrict__ x, const float* __rest
     const int tid = threadIdx.x;
     const int tx = tid % 16, ty = tid / 16;
     const int col = tid % WGRAD_N;
-#pragma unroll
-    for (int r = 0; r < 8; ++r) {
-#pragma unroll
-        for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
-    }
-    bias_acc = 0.0f;
+    wgrad_clear(acc, bias_acc);
     float dv[WGRAD_LOADS], xv[WGRAD_LOADS];
     int buf = 0;
     if (p_begin < p_end) {
@@ -143,6 +156,91 @@ PIXELRNN_DEVICE void wgrad_gemm(const float* __restrict__ x, const float* __rest
         __syncthreads();
         buf ^= 1;
     }
+}
+
+// One chunk of both tiles issued as cp.async copies into one stage: wgrad_load's elements at
+// wgrad_load's places, each of its zeros a zero-fill that reads nothing (its source the
+// buffer's base, never an address past it).
+PIXELRNN_DEVICE void wgrad_issue(const float* __restrict__ x, const float* __restrict__ dy,
+                                 float (*dys)[WGRAD_M], float (*xs)[WGRAD_N],
+                                 pixelrnn_index_t pk, pixelrnn_index_t p_end,
+                                 const WgradLoader& l, int height, int width, int cin,
+                                 int cout) {
+    const int col = threadIdx.x % WGRAD_N;
+#pragma unroll
+    for (int j = 0; j < WGRAD_LOADS; ++j) {
+        const int r = l.row0 + WGRAD_ROW_STEP * j;
+        const pixelrnn_index_t p = pk + r;
+        const bool in = p < p_end;
+        const bool d_ok = in && l.m_ok;
+        pixelrnn_cp_async_f32(&dys[r][col], d_ok ? dy + p * cout + l.m : dy, d_ok);
+        const int iy = l.yy[j] + l.tap_dy, ix = l.xx[j] + l.tap_dx;
+        const bool x_ok = in && l.col_ok && iy >= 0 && iy < height && ix >= 0 && ix < width;
+        pixelrnn_cp_async_f32(&xs[r][col], x_ok ? x + (p + l.tap_shift) * cin + l.i : x, x_ok);
+    }
+}
+
+// wgrad_gemm's contract (the same accumulators, bias sums and bits; ends with a barrier) with
+// the tiles in WGRAD_STAGES stages (dys, xs: [WGRAD_STAGES][WGRAD_K][128]) filled by cp.async
+// in the multistage order of masked_conv2d_gemm5: issue chunks 0 .. STAGES - 2, then per chunk
+// c wait until this thread's copies of chunk c have landed, a barrier (everyone's have, and
+// everyone is done with chunk c - 1's stage), issue chunk c + STAGES - 1 into that stage, and
+// multiply chunk c. Every iteration commits a group, empty past the last chunk, so that the
+// wait's count holds. The bias sums, where `bias` (uniform over the block) asks for them, read
+// this thread's own landed dy copies back, in wgrad_gemm's order: 4 more shared words per
+// thread per chunk, so only the blocks that use them pay (bias_acc stays 0 elsewhere).
+PIXELRNN_DEVICE void wgrad_gemm_async(const float* __restrict__ x, const float* __restrict__ dy,
+                                      float (*dys)[WGRAD_K][WGRAD_M],
+                                      float (*xs)[WGRAD_K][WGRAD_N], float acc[8][8],
+                                      bool bias, float& bias_acc, WgradLoader& l,
+                                      pixelrnn_index_t p_begin, pixelrnn_index_t p_end,
+                                      int height, int width, int cin, int cout) {
+    const int tid = threadIdx.x;
+    const int tx = tid % 16, ty = tid / 16;
+    const int col = tid % WGRAD_N;
+    wgrad_clear(acc, bias_acc);
+    pixelrnn_index_t issued = p_begin;  // the next chunk to issue; l's rows are at it
+#pragma unroll
+    for (int s = 0; s < WGRAD_STAGES - 1; ++s) {
+        if (issued < p_end) {
+            wgrad_issue(x, dy, dys[s], xs[s], issued, p_end, l, height, width, cin, cout);
+#pragma unroll
+            for (int j = 0; j < WGRAD_LOADS; ++j) {
+                wgrad_advance(l.yy[j], l.xx[j], WGRAD_K, height, width);
+            }
+            issued += WGRAD_K;
+        }
+        pixelrnn_cp_async_commit();
+    }
+    int read = 0, write = WGRAD_STAGES - 1;
+    for (pixelrnn_index_t pk = p_begin; pk < p_end; pk += WGRAD_K) {
+        pixelrnn_cp_async_wait<WGRAD_STAGES - 2>();
+        __syncthreads();
+        if (issued < p_end) {
+            wgrad_issue(x, dy, dys[write], xs[write], issued, p_end, l, height, width, cin,
+                        cout);
+#pragma unroll
+            for (int j = 0; j < WGRAD_LOADS; ++j) {
+                wgrad_advance(l.yy[j], l.xx[j], WGRAD_K, height, width);
+            }
+            issued += WGRAD_K;
+        }
+        pixelrnn_cp_async_commit();
+        if (bias) {
+#pragma unroll
+            for (int j = 0; j < WGRAD_LOADS; ++j) {
+                bias_acc += dys[read][l.row0 + WGRAD_ROW_STEP * j][col];
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < WGRAD_K; ++k) {
+            masked_conv2d_fma_8x8(acc, dys[read][k], xs[read][k], tx, ty);
+        }
+        read = read + 1 == WGRAD_STAGES ? 0 : read + 1;
+        write = write + 1 == WGRAD_STAGES ? 0 : write + 1;
+    }
+    pixelrnn_cp_async_wait<0>();  // only empty groups are left; the contract says so anyway
+    __syncthreads();
 }
 
 // The raster coordinates of the loader's rows at the split's first position p_begin (the only

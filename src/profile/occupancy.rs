@@ -135,7 +135,9 @@ mod tests {
             "masked_conv2d_fwd_v5",
             "masked_conv2d_bwd_data_v5",
             "masked_conv2d_bwd_weight_v2",
+            "masked_conv2d_bwd_weight_v3",
             "lstm_ss_bwd_weight_v3",
+            "lstm_ss_bwd_weight_v4",
         ] {
             let Some((regs, shared)) = kernel_resources(kernel) else {
                 assert!(

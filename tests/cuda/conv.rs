@@ -155,10 +155,20 @@ fn split_cases() -> Vec<Case> {
         .collect()
 }
 
-/// dw and db of `c` by weight gradient v2 on `gpu`, as bits.
-fn weight_grad_bits<E: Executor>(gpu: &CudaBackend<E>, c: &Case, seed: u64) -> Vec<u32> {
+/// The split-K weight gradients: v2 and v3 (v2 through cp.async) share the launch, the
+/// partials and the summation order, so they must give the same bits.
+const SPLIT_WEIGHT_VERSIONS: [MaskedConv2dWeight; 2] =
+    [MaskedConv2dWeight::V2, MaskedConv2dWeight::V3];
+
+/// dw and db of `c` by weight gradient `version` on `gpu`, as bits.
+fn weight_grad_bits<E: Executor>(
+    gpu: &CudaBackend<E>,
+    c: &Case,
+    seed: u64,
+    version: MaskedConv2dWeight,
+) -> Vec<u32> {
     let _selected = gpu.select(Variants {
-        masked_conv2d_weight: MaskedConv2dWeight::V2,
+        masked_conv2d_weight: version,
         ..Variants::default()
     });
     let (_, x) = pair(gpu, &[c.n, c.h, c.w, c.cin], seed, 1.0);
@@ -175,18 +185,21 @@ fn weight_grad_bits<E: Executor>(gpu: &CudaBackend<E>, c: &Case, seed: u64) -> V
     bits
 }
 
-/// Weight gradient v2 gives the same bits when run twice (a fixed-order reduction, no
-/// atomics): on the device, run to run; the emulated test below adds schedules and workers.
+/// Weight gradients v2 and v3 give the same bits when run twice (a fixed-order reduction, no
+/// atomics), and the same bits as each other: on the device, run to run; the emulated test
+/// below adds schedules and workers.
 pub fn check_masked_conv2d_weight_deterministic<E: Executor>(gpu: &CudaBackend<E>) {
     for (k, c) in split_cases().iter().enumerate() {
         let seed = 500 + 10 * k as u64;
-        let first = weight_grad_bits(gpu, c, seed);
-        let again = weight_grad_bits(gpu, c, seed);
-        assert!(
-            first == again,
-            "{}: weight gradient v2 differs run to run",
-            c.what
-        );
+        let first = weight_grad_bits(gpu, c, seed, MaskedConv2dWeight::V2);
+        for version in SPLIT_WEIGHT_VERSIONS {
+            let again = weight_grad_bits(gpu, c, seed, version);
+            assert!(
+                first == again,
+                "{}: weight gradient {version} differs from v2's first run",
+                c.what
+            );
+        }
     }
 }
 
@@ -205,14 +218,17 @@ fn masked_conv2d_weight_grad_same_bits_on_every_schedule() {
             })
             .unwrap_or_else(|e| panic!("emulator: {e}"));
             let gpu = CudaBackend::with_options(exec, true);
-            let bits = weight_grad_bits(&gpu, c, seed);
-            match &first {
-                None => first = Some(bits),
-                Some(want) => assert!(
-                    *want == bits,
-                    "{}: weight gradient v2 differs under schedule {schedule}, {workers} workers",
-                    c.what
-                ),
+            for version in SPLIT_WEIGHT_VERSIONS {
+                let bits = weight_grad_bits(&gpu, c, seed, version);
+                match &first {
+                    None => first = Some(bits),
+                    Some(want) => assert!(
+                        *want == bits,
+                        "{}: weight gradient {version} differs under schedule {schedule}, \
+                         {workers} workers",
+                        c.what
+                    ),
+                }
             }
         }
     }
@@ -331,7 +347,7 @@ pub fn check_masked_conv2d_errors<E: Executor>(gpu: &CudaBackend<E>) {
     // Versions are typed: an unknown one is refused when it is named, before any launch.
     let err = MaskedConv2d::try_from(6);
     assert!(err.is_err(), "version 6 does not exist");
-    assert!(MaskedConv2dWeight::try_from(3).is_err(), "weight version 3");
+    assert!(MaskedConv2dWeight::try_from(4).is_err(), "weight version 4");
     let _v1 = gpu.select(Variants {
         masked_conv2d: MaskedConv2d::V1,
         masked_conv2d_weight: MaskedConv2dWeight::V1,

@@ -2,7 +2,7 @@
 //! position after the scan (why once: `cuda/lstm.rs`'s header): host side of
 //! `<scan>_ss_bwd_weight_v1` (kernels/row_lstm.cu, kernels/diag_lstm.cu),
 //! `lstm_ss_bwd_weight_v2` and `lstm_ss_bwd_weight_sum_v2` (kernels/lstm.cu),
-//! `lstm_ss_bwd_weight_v3` (kernels/lstm_weight.cu) and the
+//! `lstm_ss_bwd_weight_v3` and `_v4` (kernels/lstm_weight.cu) and the
 //! tensor-core `lstm_ss_bwd_weight_{tf32,bf16}_v2` (kernels/lstm_mma_weight.cu). CPU twin:
 //! `cpu/lstm.rs`'s weight gradient (and `cpu/lstm_precision.rs` at tf32 / bf16).
 
@@ -40,7 +40,7 @@ pub(super) fn weight_grad_split(positions: usize, tiles: usize) -> (usize, usize
 
 /// `d_w_ss` of either scan from `h` and `d_is` (every dpre final): v1 one thread per weight
 /// element (`<scan>_ss_bwd_weight_v1`), else the tiled GEMM over positions with its K split,
-/// at fp32 [`LstmWeightFp32`]'s (`lstm_ss_bwd_weight_v3`, the default, or `_v2`), and the
+/// at fp32 [`LstmWeightFp32`]'s (`lstm_ss_bwd_weight_v3`, the default, `_v2` or `_v4`), and the
 /// partials summed in split order (`lstm_ss_bwd_weight_sum_v2`); at tf32 / bf16 the same split
 /// on the tensor cores
 /// (`lstm_ss_bwd_weight_<p>_v2`, [`LstmWeight::V2`], the default) or v2's GEMM rounded
@@ -80,9 +80,13 @@ pub(super) fn weight_gradient<E: Executor>(
             (Precision::Fp32, _, LstmWeightFp32::V2) => {
                 ("lstm_ss_bwd_weight_v2".to_string(), 64, 64, 64, false)
             }
-            (Precision::Fp32, _, LstmWeightFp32::V3) => {
-                ("lstm_ss_bwd_weight_v3".to_string(), 128, 128, BLOCK, true)
-            }
+            (Precision::Fp32, _, v @ (LstmWeightFp32::V3 | LstmWeightFp32::V4)) => (
+                format!("lstm_ss_bwd_weight_v{}", v.number()),
+                128,
+                128,
+                BLOCK,
+                true,
+            ),
             (p, LstmWeight::V1, _) => (format!("lstm_ss_bwd_weight_{p}_v1"), 64, 64, 64, false),
             (p, LstmWeight::V2, _) => (format!("lstm_ss_bwd_weight_{p}_v2"), 128, 64, BLOCK, true),
         };

@@ -3,11 +3,14 @@
 //! launch).
 //!
 //! Versions ([`super::MaskedConv2d`]): v1 (direct, one thread per output or input
-//! element), v2 (implicit GEMM in 64x64 shared-memory tiles) and v3 (implicit GEMM in 128x128
+//! element), v2 (implicit GEMM in 64x64 shared-memory tiles), v3 (implicit GEMM in 128x128
 //! tiles from weights packed once per call: `pack_v<N>` ([`super::MaskedConv2dPack`]) for the
-//! forward, `pack_transposed_v1` for the input gradient) of the passes `fwd` and `bwd_data`. The weight gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block
-//! per weight element, with `bwd_bias_v1`) and v2 (implicit GEMM over position chunks into
-//! partial tiles, the bias fused in, then the fixed-order reduction `bwd_weight_reduce_v1`).
+//! forward, `pack_transposed_v1` for the input gradient), v4 (v3 at two blocks per SM) and v5
+//! (v4 with its tiles staged by cp.async) of the passes `fwd` and `bwd_data`. The weight
+//! gradient has its own ([`super::MaskedConv2dWeight`]): v1 (one block per weight element,
+//! with `bwd_bias_v1`), v2 (implicit GEMM over position chunks into partial tiles, the bias
+//! fused in, then the fixed-order reduction `bwd_weight_reduce_v1`) and v3 (v2 through
+//! cp.async: the same launch, partials and reduction).
 //! The kernels receive the spec as the number of live raster taps plus the mask kind and the
 //! channel-group parameters, and apply the centre tap's group rule themselves.
 //!
@@ -303,8 +306,9 @@ impl WeightSplit {
     }
 }
 
-/// `dw` and `db` by a split-K weight-gradient kernel and its reduction: `bwd_weight_v2` at
-/// fp32, `bwd_weight_{tf32,bf16}_v<N>` ([`super::MaskedConv2dMma`]) at the other precisions.
+/// `dw` and `db` by a split-K weight-gradient kernel and its reduction: `bwd_weight_v2` or
+/// `_v3` (`version`) at fp32, `bwd_weight_{tf32,bf16}_v<N>` ([`super::MaskedConv2dMma`]) at the
+/// other precisions.
 fn weight_grad_split<E: Executor>(
     be: &CudaBackend<E>,
     (x, dy): (&Tensor<CudaBackend<E>>, &Tensor<CudaBackend<E>>),
@@ -312,12 +316,14 @@ fn weight_grad_split<E: Executor>(
     g: ConvGeom,
     spec: &ConvSpec,
     precision: Precision,
+    version: MaskedConv2dWeight,
 ) -> Result<()> {
     const NAME: &str = "masked_conv2d_backward";
     let taps = spec.taps().len();
     let (kernel, split) = match mma_kernel(be, "bwd_weight", precision) {
+        // v2 and v3 share the launch, the split and the partials.
         None => (
-            "masked_conv2d_bwd_weight_v2".to_string(),
+            format!("masked_conv2d_bwd_weight_v{}", version.number()),
             WeightSplit::new(g.positions(), taps * g.cin, g.cin, g.cout),
         ),
         Some(name) => (
@@ -460,10 +466,11 @@ pub fn backward<E: Executor>(
     } else {
         MaskedConv2dWeight::V2
     };
-    if weight_version == MaskedConv2dWeight::V2 && g.cout > 0 {
+    let split = weight_version != MaskedConv2dWeight::V1;
+    if split && g.cout > 0 {
         // dw.numel() == 0 with cout > 0 means cin == 0: the GEMM has no columns, and the
         // reduction writes db alone.
-        weight_grad_split(be, (x, dy), (&dw, &db), g, spec, precision)?;
+        weight_grad_split(be, (x, dy), (&dw, &db), g, spec, precision, weight_version)?;
     } else if g.cout > 0 {
         be.launch(
             "masked_conv2d_bwd_bias_v1",

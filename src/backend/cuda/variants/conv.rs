@@ -53,13 +53,17 @@ pub enum MaskedConv2dWeight {
     /// default: the emulator's memory counters show it coalesced (docs/kernels.md).
     #[default]
     V2,
+    /// V2's launch, partials and bits with both tiles staged by cp.async in 4 stages
+    /// (kernels/wgrad_gemm.cuh, `wgrad_gemm_async`): three chunks of loads in flight behind
+    /// the FMAs, none in registers. Selectable; not the default until a device times it.
+    V3,
 }
 
 numbered_versions!(
     MaskedConv2dWeight,
     "masked_conv2d's weight gradient",
     "the kernel `masked_conv2d_bwd_weight_v<N>`",
-    [V1 = 1, V2 = 2]
+    [V1 = 1, V2 = 2, V3 = 3]
 );
 
 /// `masked_conv2d`'s tensor-core kernels (kernels/masked_conv2d_mma.cu,

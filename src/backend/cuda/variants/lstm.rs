@@ -65,13 +65,17 @@ pub enum LstmWeightFp32 {
     /// (docs/kernels.md); not yet timed on a GPU.
     #[default]
     V3,
+    /// V3's launch, partials and bits with its tiles staged by cp.async in 4 stages
+    /// (`wgrad_gemm_async`, as `masked_conv2d_bwd_weight_v3`). Selectable; not the default
+    /// until a device times it.
+    V4,
 }
 
 numbered_versions!(
     LstmWeightFp32,
     "the recurrences' fp32 weight gradient",
     "the kernels `lstm_ss_bwd_weight_v<N>`",
-    [V2 = 2, V3 = 3]
+    [V2 = 2, V3 = 3, V4 = 4]
 );
 
 /// The persistent recurrence's state-to-state product at tf32 / bf16 (folded layout; at fp32

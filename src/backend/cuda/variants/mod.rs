@@ -244,7 +244,7 @@ mod tests {
         match LstmWeightFp32::try_from(1) {
             Err(Error::Config(m)) => assert_eq!(
                 m,
-                "the recurrences' fp32 weight gradient has kernel versions 2 to 3, version 1 \
+                "the recurrences' fp32 weight gradient has kernel versions 2 to 4, version 1 \
                  requested"
             ),
             other => panic!("{other:?}"),
