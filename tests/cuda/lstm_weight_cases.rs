@@ -129,7 +129,7 @@ pub(crate) enum Tiling {
     /// 128 x 64 tiles of 256 threads, splits in gridDim.x: the tensor-core
     /// `lstm_ss_bwd_weight_{tf32,bf16}_v2`.
     Mma128x64,
-    /// 128 x 128 tiles of 256 threads, splits in gridDim.x: `lstm_ss_bwd_weight_v3`.
+    /// 128 x 128 tiles of 256 threads, splits in gridDim.x: `lstm_ss_bwd_weight_v3` and `_v4`.
     Simt128,
 }
 
