@@ -870,8 +870,10 @@ check() {
 # tensor-core groups), then each line of FOCUS_BENCH (pixelrnn bench arguments, one command per
 # line, each with --json $OUT/focus-<n>.json added; the most wanted first: the persistent steps
 # (the default v6), then the recurrences' persistent op rows at cifar-large (v2 against v5 and
-# v6: whether v6 stays the default), the convolution's, the recurrences' fused ones (v2 against
-# v3 stepwise at h = 128)), each under FOCUS_LIMIT
+# v6: whether v6 stays the default), the convolution's (every version, the weight gradient's
+# too), PixelCNN's cifar-large step under the defaults and under the cp.async versions
+# (--kernels: whether conv v5 and weight v3 become the defaults), the recurrences' fused ones
+# (v2 against v3 stepwise at h = 128; every fp32 weight gradient)), each under FOCUS_LIMIT
 # seconds (default 150), then, under ncu, one cifar-large persistent step of each of FOCUS_NCU_MODELS (default
 # row-lstm diag-bilstm; empty: none) with its time per kernel. Every line lands in
 # $OUT/focus.log as it is printed; at most 8 files come back (ncu-<model>.csv among them).
@@ -879,6 +881,8 @@ FOCUS_TESTS=${FOCUS_TESTS:-"lstm peak_mma"}
 FOCUS_BENCH=${FOCUS_BENCH:-"--part steps --config cifar,cifar-large --model row-lstm,diag-bilstm --recurrence persistent --step-iters 3
 --part ops --config cifar-large --op row_lstm,diag_lstm --recurrence persistent --precision fp32 --iters 10
 --part ops --config cifar-large --op masked_conv2d --precision fp32 --iters 10
+--part steps --config cifar-large --model pixelcnn --precision fp32 --step-iters 5
+--part steps --config cifar-large --model pixelcnn --precision fp32 --step-iters 5 --kernels masked_conv2d=5,masked_conv2d_weight=3
 --part ops --config cifar-large --op row_lstm,diag_lstm --recurrence fused --precision fp32 --iters 10"}
 FOCUS_LIMIT=${FOCUS_LIMIT:-150}
 FOCUS_NCU_MODELS=${FOCUS_NCU_MODELS:-"row-lstm diag-bilstm"}

@@ -225,6 +225,119 @@ fn bench_on_the_emulator_checks_a_few_ops() {
     assert!(out.stdout.contains("relu fwd"), "{}", out.stdout);
 }
 
+/// `--kernels` puts the named versions in force for the whole run: bench's training-step rows
+/// run them (checked against the CPU; the JSON and the table say which versions ran) and the
+/// profile's per-kernel rows name their kernels. A bad spec, or any spec on the CPU, is one
+/// clear line.
+#[test]
+fn kernels_flag_selects_versions_for_bench_and_profile() {
+    if !pixelrnn::kernels::KERNELS_COMPILED {
+        eprintln!("skipped: this build has no kernels");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let spec = "masked_conv2d=5,masked_conv2d_weight=3";
+    let out = pixelrnn(&[
+        "bench",
+        "--device",
+        "emulator",
+        "--part",
+        "steps",
+        "--config",
+        "tiny",
+        "--model",
+        "pixelcnn",
+        "--precision",
+        "fp32",
+        "--kernels",
+        spec,
+        "--step-iters",
+        "1",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "2",
+        "--json",
+        s(&json),
+    ])
+    .expect_ok();
+    let want = "masked_conv2d v5, masked_conv2d weight v3, ";
+    assert!(
+        out.stdout.contains(&format!("kernels: {want}")),
+        "{}",
+        out.stdout
+    );
+    let report = read_json(&json);
+    let kernels = report["kernels"].as_str().unwrap();
+    assert!(kernels.starts_with(want), "{kernels}");
+    let steps: Vec<&Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "step")
+        .collect();
+    assert_eq!(steps.len(), 1, "{report}");
+    assert_eq!(steps[0]["status"], "ok", "{}", steps[0]);
+
+    let out = pixelrnn(&[
+        "profile",
+        "--config",
+        "tiny",
+        "--model",
+        "pixelcnn",
+        "--kernels",
+        spec,
+        "--threads",
+        "2",
+    ])
+    .expect_ok();
+    for kernel in [
+        "masked_conv2d_fwd_v5",
+        "masked_conv2d_bwd_data_v5",
+        "masked_conv2d_bwd_weight_v3",
+    ] {
+        assert!(out.stdout.contains(kernel), "{kernel}:\n{}", out.stdout);
+    }
+    assert!(
+        !out.stdout.contains("masked_conv2d_fwd_v4"),
+        "{}",
+        out.stdout
+    );
+
+    let mut failures = Vec::new();
+    let bad = [
+        (
+            vec!["bench", "--device", "cpu", "--kernels", spec],
+            "CPU backend",
+        ),
+        (
+            vec![
+                "bench",
+                "--device",
+                "emulator",
+                "--kernels",
+                "masked_conv2d=9",
+            ],
+            "masked_conv2d has kernel versions 1 to 5, version 9 requested",
+        ),
+        (
+            vec!["profile", "--config", "tiny", "--kernels", "conv=1"],
+            "no kernel family 'conv'",
+        ),
+        (
+            vec!["profile", "--config", "tiny", "--kernels", "row_lstm"],
+            "expected family=N",
+        ),
+    ];
+    for (args, mention) in bad {
+        failures.extend(check_clean_error(&pixelrnn(&args), &["--kernels", mention]).err());
+    }
+    assert_none_failed(failures);
+}
+
 /// `info --kernels-md`: one table row per compiled kernel with its ptxas registers.
 #[test]
 fn info_kernels_md_lists_every_kernel() {

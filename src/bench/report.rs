@@ -157,6 +157,10 @@ pub struct Report {
     pub date: String,
     /// Warm-up calls per row.
     pub warmup: usize,
+    /// The CUDA kernel versions in force at the start, every family's (the defaults, or what
+    /// `pixelrnn bench --kernels` named); `None` on the CPU. The step rows run them; an op row
+    /// that sweeps a family runs each version of it on top of them.
+    pub kernels: Option<String>,
     /// Whether every row was run: false in the copies written while the bench runs
     /// (`pixelrnn bench --json` rewrites its file after every row), true in the final one.
     pub complete: bool,
@@ -237,6 +241,9 @@ pub fn table_header(r: &Report) -> String {
         r.date,
         r.timer
     ));
+    if let Some(k) = &r.kernels {
+        s.push_str(&format!("kernels: {k}\n"));
+    }
     let c = &r.ceilings;
     s.push_str(&format!(
         "ceilings: copy {} GB/s, fp32 {} GFLOP/s, tf32 {} GFLOP/s, bf16 {} GFLOP/s ({})\n",

@@ -78,6 +78,7 @@ pub fn run_streaming<B: BenchBackend>(
         unix_time,
         date: utc_date(unix_time),
         warmup: o.warmup,
+        kernels: be.variants().map(|v| v.to_string()),
         complete: false,
         ceilings,
         rows: Vec::new(),

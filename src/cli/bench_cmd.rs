@@ -10,6 +10,7 @@ use pixelrnn::backend::{Precision, Recurrence};
 use pixelrnn::bench::{self, BenchBackend, Options, Part};
 use pixelrnn::models::ModelKind;
 
+use super::kernels_arg::KernelSelection;
 use super::DeviceArg;
 
 /// `--recurrence` of the bench: one variant or all of them side by side.
@@ -94,6 +95,13 @@ pub struct BenchArgs {
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// CUDA kernel versions other than the defaults, for every row: comma-separated
+    /// family=N, e.g. masked_conv2d=5,masked_conv2d_weight=3 (the families are the fields of
+    /// `Variants`: masked_conv2d, masked_conv2d_weight, lstm_weight_fp32, row_lstm,
+    /// diag_lstm, ...; `pixelrnn info` lists the versions). The training-step rows run them;
+    /// each op row still sweeps every version of its own family.
+    #[arg(long, value_name = "FAMILY=N,...")]
+    kernels: Option<String>,
 }
 
 fn options(args: &BenchArgs, emulated: bool) -> anyhow::Result<Options> {
@@ -184,7 +192,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let selection = super::select(args.device, args.threads)?;
     let note = selection.auto_note.clone();
-    super::on_backend!(selection.backend, backend => run_with(&backend, &args, note.as_deref()))
+    super::on_backend!(selection.backend, backend => {
+        let _kernels = backend.select_kernels(args.kernels.as_deref())?;
+        run_with(&backend, &args, note.as_deref())
+    })
 }
 
 fn run_with<B: BenchBackend>(

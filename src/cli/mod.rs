@@ -8,6 +8,7 @@
 mod bench_cmd;
 mod eval_cmd;
 mod info_cmd;
+mod kernels_arg;
 mod likelihood_arg;
 mod plot_cmd;
 mod precision_arg;

@@ -12,6 +12,8 @@ use pixelrnn::bench;
 use pixelrnn::models::ModelKind;
 use pixelrnn::profile::{self, StepProfile, Target, H200};
 
+use super::kernels_arg::KernelSelection;
+
 /// `--recurrence` of the profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum RecurrenceArg {
@@ -72,6 +74,11 @@ pub struct ProfileArgs {
     /// CPU threads of the emulator [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// CUDA kernel versions other than the defaults, for every step: comma-separated
+    /// family=N, e.g. masked_conv2d=5,masked_conv2d_weight=3 (as `pixelrnn bench --kernels`;
+    /// `--layout` still decides the Diagonal BiLSTM's layout).
+    #[arg(long, value_name = "FAMILY=N,...")]
+    kernels: Option<String>,
 }
 
 fn targets(args: &ProfileArgs) -> anyhow::Result<Vec<Target>> {
@@ -145,6 +152,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
     };
     exec.set_block_sample(sample);
     let be = CudaBackend::new(exec);
+    let _kernels = be.select_kernels(args.kernels.as_deref())?;
 
     let mut done: Vec<StepProfile> = Vec::new();
     for (i, t) in targets.iter().enumerate() {

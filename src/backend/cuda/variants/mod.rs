@@ -57,6 +57,7 @@ macro_rules! numbered_versions {
 
 mod conv;
 mod lstm;
+mod spec;
 
 use std::fmt;
 
