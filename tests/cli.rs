@@ -248,6 +248,14 @@ fn info_mentions_kernels() {
     let out = pixelrnn(&["info"]).expect_ok();
     assert!(out.stdout.contains("kernels"), "{}", out.stdout);
     assert_no_panic(&out);
+    // With kernels compiled, the versions a run uses unless told otherwise.
+    if pixelrnn::kernels::KERNELS_COMPILED {
+        let want = format!(
+            "default kernel versions: {} (",
+            pixelrnn::backend::cuda::Variants::default()
+        );
+        assert!(out.stdout.contains(&want), "{}", out.stdout);
+    }
 }
 
 /// A run folder names its data so that eval and --resume work from any working directory.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use pixelrnn::backend::cuda::Variants;
 use pixelrnn::device;
 use pixelrnn::kernels::{self, KernelResources};
 
@@ -225,6 +226,10 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         } else {
             println!("register spills: {}", spilling.join(", "));
         }
+        println!(
+            "default kernel versions: {} (others: bench and profile --kernels family=N,...)",
+            Variants::default()
+        );
     }
     Ok(())
 }
