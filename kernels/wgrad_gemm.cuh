@@ -3,8 +3,9 @@
 //   dw[m, c] = sum over positions p of dy[p, m] * x[p + shift(t), i]   (c = t * cin + i)
 // where dy is [positions, cout] (rows m), x is [positions, cin], and column c reads x at the
 // position tap t points at (0 outside the map). It runs
-// - masked_conv2d_bwd_weight_v2 (kernels/masked_conv2d_weight.cu): t a live tap of the kernel;
-// - lstm_ss_bwd_weight_v3 (kernels/lstm_weight.cu): t a state-to-state tap of a scan, dy the
+// - masked_conv2d_bwd_weight_v2, v3 (kernels/masked_conv2d_weight.cu): t a live tap of the
+//   kernel;
+// - lstm_ss_bwd_weight_v3, v4 (kernels/lstm_weight.cu): t a state-to-state tap of a scan, dy the
 //   gate pre-activations' gradient (cout = 4h), x the hidden state (cin = h).
 // Tiles: WGRAD_M x WGRAD_N per block of 256 threads, each thread an 8x8 micro-tile
 // (masked_conv2d.cuh's masked_conv2d_fma_8x8: 4 float4 shared reads, 16 words, for 64 FMAs,
