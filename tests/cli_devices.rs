@@ -12,7 +12,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use common::cli::{
-    assert_clean_error, assert_no_panic, check_clean_error, pixelrnn, pixelrnn_in, s, TINY,
+    assert_clean_error, assert_no_panic, check_clean_error, has_kernels, pixelrnn, pixelrnn_in, s,
+    TINY,
 };
 use common::runs::{
     assert_close, assert_none_failed, read_json, read_metrics, train, trained_pixelcnn,
@@ -66,8 +67,7 @@ fn device_auto_names_its_choice() {
 /// PixelCNN trains 2 steps and evaluates, and the numbers match the CPU run of the same model.
 #[test]
 fn device_emulator_trains_a_tiny_model() {
-    if !pixelrnn::kernels::KERNELS_COMPILED {
-        eprintln!("skipped: this build has no kernels");
+    if !has_kernels() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -202,8 +202,7 @@ fn bench_bad_flags_are_clear_errors() {
 /// warns that its times mean nothing.
 #[test]
 fn bench_on_the_emulator_checks_a_few_ops() {
-    if !pixelrnn::kernels::KERNELS_COMPILED {
-        eprintln!("skipped: this build has no kernels");
+    if !has_kernels() {
         return;
     }
     let out = pixelrnn(&[
@@ -233,8 +232,7 @@ fn bench_on_the_emulator_checks_a_few_ops() {
 /// clear line.
 #[test]
 fn kernels_flag_selects_versions_for_bench_and_profile() {
-    if !pixelrnn::kernels::KERNELS_COMPILED {
-        eprintln!("skipped: this build has no kernels");
+    if !has_kernels() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -83,6 +83,15 @@ pub fn check_no_panic(out: &Out) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether this build has compiled kernels (the emulator and `--device cuda` need them); when
+/// it has none, says on stderr that the calling test is skipped.
+pub fn has_kernels() -> bool {
+    if !pixelrnn::kernels::KERNELS_COMPILED {
+        eprintln!("skipped: this build has no kernels");
+    }
+    pixelrnn::kernels::KERNELS_COMPILED
+}
+
 pub fn assert_no_panic(out: &Out) {
     if let Err(e) = check_no_panic(out) {
         panic!("{e}");
