@@ -11,26 +11,39 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// Every family a spec may name: the fields of [`Variants`].
-pub const FAMILIES: [&str; 12] = [
-    "masked_conv2d",
-    "masked_conv2d_weight",
-    "masked_conv2d_at",
-    "masked_conv2d_pack",
-    "masked_conv2d_mma",
-    "lstm_mma",
-    "diag_lstm_layout",
-    "row_lstm",
-    "diag_lstm",
-    "lstm_weight",
-    "lstm_weight_fp32",
-    "lstm_persistent_product",
-];
+/// Sets one family of a selection from its number (the enum's `TryFrom<u32>`).
+type Setter = fn(&mut Variants, u32) -> Result<()>;
+
+/// `(field name, setter)` for each `field: Enum` of [`Variants`].
+macro_rules! families {
+    ($($field:ident: $enum:ident),+ $(,)?) => {
+        [$((stringify!($field), (|v: &mut Variants, n: u32| -> Result<()> {
+            v.$field = $enum::try_from(n)?;
+            Ok(())
+        }) as Setter)),+]
+    };
+}
+
+/// Every family a spec may name, the fields of [`Variants`], with its setter.
+const FAMILIES: [(&str, Setter); 12] = families!(
+    masked_conv2d: MaskedConv2d,
+    masked_conv2d_weight: MaskedConv2dWeight,
+    masked_conv2d_at: MaskedConv2dAt,
+    masked_conv2d_pack: MaskedConv2dPack,
+    masked_conv2d_mma: MaskedConv2dMma,
+    lstm_mma: LstmMma,
+    diag_lstm_layout: DiagLstmLayout,
+    row_lstm: RowLstm,
+    diag_lstm: DiagLstm,
+    lstm_weight: LstmWeight,
+    lstm_weight_fp32: LstmWeightFp32,
+    lstm_persistent_product: LstmPersistentProduct,
+);
 
 impl Variants {
     /// `self` with the versions `spec` names (`masked_conv2d=5,masked_conv2d_weight=3`); the
     /// families it does not name keep `self`'s. Whitespace around the pairs is allowed; an
-    /// empty spec changes nothing. A pair without `=`, a family not in [`FAMILIES`], a family
+    /// empty spec changes nothing. A pair without `=`, a family that is not a field, a family
     /// named twice, a number that does not parse or a version that does not exist is a
     /// configuration error naming the pair.
     pub fn with_spec(self, spec: &str) -> Result<Variants> {
@@ -50,46 +63,18 @@ impl Variants {
                 .unwrap_or(number)
                 .parse()
                 .map_err(|_| bad(format!("'{number}' is not a version number")))?;
+            let Some((_, set)) = FAMILIES.iter().find(|(f, _)| *f == family) else {
+                let all: Vec<&str> = FAMILIES.iter().map(|(f, _)| *f).collect();
+                return Err(bad(format!(
+                    "no kernel family '{family}' (the families: {})",
+                    all.join(", ")
+                )));
+            };
             // The enum's own message (the versions there are), without its prefix.
-            let version = |e: Error| match e {
+            set(&mut v, n).map_err(|e| match e {
                 Error::Config(m) | Error::Unsupported(m) => bad(m),
                 e => bad(e.to_string()),
-            };
-            match family {
-                "masked_conv2d" => v.masked_conv2d = MaskedConv2d::try_from(n).map_err(version)?,
-                "masked_conv2d_weight" => {
-                    v.masked_conv2d_weight = MaskedConv2dWeight::try_from(n).map_err(version)?
-                }
-                "masked_conv2d_at" => {
-                    v.masked_conv2d_at = MaskedConv2dAt::try_from(n).map_err(version)?
-                }
-                "masked_conv2d_pack" => {
-                    v.masked_conv2d_pack = MaskedConv2dPack::try_from(n).map_err(version)?
-                }
-                "masked_conv2d_mma" => {
-                    v.masked_conv2d_mma = MaskedConv2dMma::try_from(n).map_err(version)?
-                }
-                "lstm_mma" => v.lstm_mma = LstmMma::try_from(n).map_err(version)?,
-                "diag_lstm_layout" => {
-                    v.diag_lstm_layout = DiagLstmLayout::try_from(n).map_err(version)?
-                }
-                "row_lstm" => v.row_lstm = RowLstm::try_from(n).map_err(version)?,
-                "diag_lstm" => v.diag_lstm = DiagLstm::try_from(n).map_err(version)?,
-                "lstm_weight" => v.lstm_weight = LstmWeight::try_from(n).map_err(version)?,
-                "lstm_weight_fp32" => {
-                    v.lstm_weight_fp32 = LstmWeightFp32::try_from(n).map_err(version)?
-                }
-                "lstm_persistent_product" => {
-                    v.lstm_persistent_product =
-                        LstmPersistentProduct::try_from(n).map_err(version)?
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "no kernel family '{family}' (the families: {})",
-                        FAMILIES.join(", ")
-                    )))
-                }
-            }
+            })?;
             named.push(family);
         }
         Ok(v)
@@ -124,7 +109,7 @@ mod tests {
         assert_eq!(v.lstm_persistent_product, LstmPersistentProduct::Simt);
         assert_eq!((v.row_lstm, v.diag_lstm), (RowLstm::V2, DiagLstm::V3));
         // Every family in FAMILIES parses with its first version.
-        for family in FAMILIES {
+        for (family, _) in FAMILIES {
             let n = if family == "lstm_weight_fp32" { 2 } else { 1 };
             assert!(base.with_spec(&format!("{family}={n}")).is_ok(), "{family}");
         }
