@@ -82,10 +82,42 @@ PIXELRNN_DEVICE MaskedConv2dG3Block masked_conv2d_g3_block(int src_c, int n, int
     return g;
 }
 
-// One chunk of both tiles into registers. Gathered tile: this thread's k = k0 + kl (at `cur`)
-// at its 4 positions p = pm + 32j: src[(p + shift) * src_c + s], 0 outside the map, past the
-// last position (its row is far outside) or past K. A warp takes 8 consecutive k at 4
-// positions: 4 runs of 8 consecutive words (one sector each when src_c is a multiple of 8).
+// The gathered tile's chunk at K index k0 for one loader thread (k = k0 + kl at `cur`), as
+// every 128x128 GEMM reads it: the tap's shift (dir * its offset, in rows and columns), one
+// 64-bit base for the thread's 4 positions p = pm + 32j (32 rows of src_c floats apart), and
+// whether k is inside K. Element j is src[(p + shift) * src_c + s] where
+// masked_conv2d_g3_inside says so, else 0 (outside the map, past the last position, whose row
+// is far outside, or past K).
+struct MaskedConv2dG3Gather {
+    const float* base;
+    pixelrnn_index_t step;
+    int sy, sx;
+    bool k_ok;
+};
+
+PIXELRNN_DEVICE MaskedConv2dG3Gather masked_conv2d_g3_gather(
+    const float* __restrict__ src, const MaskedConv2dG3Block& g, const MaskedConv2dTapCursor& cur,
+    int k0, int dir, int width, int src_c, int kh, int kw) {
+    MaskedConv2dG3Gather a;
+    a.k_ok = k0 + g.kl < g.k_total;
+    a.sy = dir * (cur.ky - kh / 2);
+    a.sx = dir * (cur.kx - kw / 2);
+    const pixelrnn_index_t shift = (pixelrnn_index_t)a.sy * width + a.sx;
+    a.base = src + (g.pm + shift) * src_c + cur.s;
+    a.step = (pixelrnn_index_t)32 * src_c;
+    return a;
+}
+
+PIXELRNN_DEVICE bool masked_conv2d_g3_inside(const MaskedConv2dG3Gather& a,
+                                             const MaskedConv2dG3Block& g, int j, int height,
+                                             int width) {
+    const int iy = g.yy[j] + a.sy, ix = g.xx[j] + a.sx;
+    return a.k_ok && iy >= 0 && iy < height && ix >= 0 && ix < width;
+}
+
+// One chunk of both tiles into registers. Gathered tile: masked_conv2d_g3_gather's elements;
+// a warp takes 8 consecutive k at 4 positions: 4 runs of 8 consecutive words (one sector each
+// when src_c is a multiple of 8).
 // Packed tile: rows k0 + kb + 2j at column q0 + qb (a warp: 32 consecutive words).
 PIXELRNN_DEVICE void masked_conv2d_g3_load(
     const float* __restrict__ src, const float* __restrict__ packed,
@@ -93,17 +125,11 @@ PIXELRNN_DEVICE void masked_conv2d_g3_load(
     const MaskedConv2dG3Block& g, const MaskedConv2dTapCursor& cur, int k0, int dir, int kb,
     int qf, bool q_ok, int height, int width, int src_c, int out_c, int kh, int kw) {
     const int k_total = g.k_total;
-    const bool k_ok = k0 + g.kl < k_total;
-    const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
-    const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
-    // One 64-bit base per chunk; the 4 positions are 32 rows of src_c floats apart.
-    const float* a_base = src + (g.pm + shift) * src_c + cur.s;
-    const pixelrnn_index_t a_step = (pixelrnn_index_t)32 * src_c;
+    const MaskedConv2dG3Gather a = masked_conv2d_g3_gather(src, g, cur, k0, dir, width, src_c, kh,
+                                                           kw);
 #pragma unroll
     for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-        const int iy = g.yy[j] + sy, ix = g.xx[j] + sx;
-        const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
-        av[j] = k_ok && inside ? a_base[j * a_step] : 0.0f;
+        av[j] = masked_conv2d_g3_inside(a, g, j, height, width) ? a.base[j * a.step] : 0.0f;
     }
     const int kr = k0 + kb;
     const float* b_base = packed + (pixelrnn_index_t)kr * out_c + qf;
@@ -277,17 +303,13 @@ PIXELRNN_DEVICE void masked_conv2d_g5_issue(
     float (*as)[MASKED_CONV2D_G3_PITCH], float (*bs)[MASKED_CONV2D_G3_N],
     const MaskedConv2dG3Block& g, const MaskedConv2dTapCursor& cur, int k0, int dir, int height,
     int width, int src_c, int out_c, int kh, int kw) {
-    const int k_total = g.k_total, kl = g.kl, ml = g.ml, tid = g.tid, q0 = g.q0;
-    const bool k_ok = k0 + kl < k_total;
-    const int sy = dir * (cur.ky - kh / 2), sx = dir * (cur.kx - kw / 2);
-    const pixelrnn_index_t shift = (pixelrnn_index_t)sy * width + sx;
-    const float* a_base = src + (g.pm + shift) * src_c + cur.s;
-    const pixelrnn_index_t a_step = (pixelrnn_index_t)32 * src_c;
+    const int k_total = g.k_total, tid = g.tid, q0 = g.q0;
+    const MaskedConv2dG3Gather a = masked_conv2d_g3_gather(src, g, cur, k0, dir, width, src_c, kh,
+                                                           kw);
 #pragma unroll
     for (int j = 0; j < MASKED_CONV2D_G3_A_LOADS; ++j) {
-        const int iy = g.yy[j] + sy, ix = g.xx[j] + sx;
-        const bool ok = k_ok && iy >= 0 && iy < height && ix >= 0 && ix < width;
-        pixelrnn_cp_async_f32(&as[kl][ml + 32 * j], ok ? a_base + j * a_step : src, ok);
+        const bool ok = masked_conv2d_g3_inside(a, g, j, height, width);
+        pixelrnn_cp_async_f32(&as[g.kl][g.ml + 32 * j], ok ? a.base + j * a.step : src, ok);
     }
     if (out_c % 4 == 0) {
         const int row = tid / 32, col = 4 * (tid % 32);
