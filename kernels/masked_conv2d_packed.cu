@@ -330,13 +330,29 @@ PIXELRNN_DEVICE void masked_conv2d_g5_issue(
     }
 }
 
+// One step of gemm5's issue side: the chunk at K index `issued`, when there is one, into stage
+// (as, bs), the cursor and `issued` moved past it, and its group committed (empty past the last
+// chunk, so that the waits' counts hold).
+PIXELRNN_DEVICE void masked_conv2d_g5_issue_next(
+    const float* __restrict__ src, const float* __restrict__ packed,
+    float (*as)[MASKED_CONV2D_G3_PITCH], float (*bs)[MASKED_CONV2D_G3_N],
+    const MaskedConv2dG3Block& g, MaskedConv2dTapCursor& cur, int& issued, int dir, int height,
+    int width, int src_c, int out_c, int kh, int kw) {
+    if (issued < g.k_total) {
+        masked_conv2d_g5_issue(src, packed, as, bs, g, cur, issued, dir, height, width, src_c,
+                               out_c, kh, kw);
+        masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
+        issued += MASKED_CONV2D_G3_K;
+    }
+    pixelrnn_cp_async_commit();
+}
+
 // The GEMM of masked_conv2d_gemm3 (the same operands, tile, micro-kernel and FMA order, so the
 // same bits) with the tiles staged by cp.async in a MASKED_CONV2D_G5_STAGES-deep pipeline
 // instead of through registers: no staging registers, and STAGES - 1 chunks of global loads in
 // flight behind the FMAs instead of one. Per chunk c: wait until this thread's copies of
 // chunk c have landed, a barrier (everyone's have; and everyone is done with chunk c - 1's
-// stage), issue chunk c + STAGES - 1 into that freed stage, then multiply chunk c. Every
-// iteration commits a group, empty past the last chunk, so that the wait's count holds.
+// stage), issue chunk c + STAGES - 1 into that freed stage, then multiply chunk c.
 PIXELRNN_DEVICE void masked_conv2d_gemm5(const float* __restrict__ src, int src_c, int dir,
                                          const float* __restrict__ packed,
                                          const float* __restrict__ bias, float* __restrict__ out,
@@ -353,25 +369,15 @@ PIXELRNN_DEVICE void masked_conv2d_gemm5(const float* __restrict__ src, int src_
     int issued = 0;  // K index of the next chunk to issue
 #pragma unroll
     for (int s = 0; s < MASKED_CONV2D_G5_STAGES - 1; ++s) {
-        if (issued < g.k_total) {
-            masked_conv2d_g5_issue(src, packed, as[s], bs[s], g, cur, issued, dir, height, width,
-                                   src_c, out_c, kh, kw);
-            masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
-            issued += MASKED_CONV2D_G3_K;
-        }
-        pixelrnn_cp_async_commit();
+        masked_conv2d_g5_issue_next(src, packed, as[s], bs[s], g, cur, issued, dir, height, width,
+                                    src_c, out_c, kh, kw);
     }
     int read = 0, write = MASKED_CONV2D_G5_STAGES - 1;
     for (int k0 = 0; k0 < g.k_total; k0 += MASKED_CONV2D_G3_K) {
         pixelrnn_cp_async_wait<MASKED_CONV2D_G5_STAGES - 2>();
         __syncthreads();
-        if (issued < g.k_total) {
-            masked_conv2d_g5_issue(src, packed, as[write], bs[write], g, cur, issued, dir, height,
-                                   width, src_c, out_c, kh, kw);
-            masked_conv2d_cursor_advance(cur, MASKED_CONV2D_G3_K, src_c, kw);
-            issued += MASKED_CONV2D_G3_K;
-        }
-        pixelrnn_cp_async_commit();
+        masked_conv2d_g5_issue_next(src, packed, as[write], bs[write], g, cur, issued, dir,
+                                    height, width, src_c, out_c, kh, kw);
         // Not unrolled, as v4: unrolled by 2 or more the forward spills at 128 registers
         // (ptxas, sm_90); rolled it takes 123, the input gradient 122, no spills.
 #pragma unroll 1

@@ -181,13 +181,30 @@ PIXELRNN_DEVICE void wgrad_issue(const float* __restrict__ x, const float* __res
     }
 }
 
+// One step of wgrad_gemm_async's issue side: the chunk at position `issued`, when there is one
+// before p_end, into stage (dys, xs), the loader's rows and `issued` moved past it, and its
+// group committed (empty past the last chunk, so that the waits' counts hold).
+PIXELRNN_DEVICE void wgrad_issue_next(const float* __restrict__ x, const float* __restrict__ dy,
+                                      float (*dys)[WGRAD_M], float (*xs)[WGRAD_N],
+                                      pixelrnn_index_t& issued, pixelrnn_index_t p_end,
+                                      WgradLoader& l, int height, int width, int cin, int cout) {
+    if (issued < p_end) {
+        wgrad_issue(x, dy, dys, xs, issued, p_end, l, height, width, cin, cout);
+#pragma unroll
+        for (int j = 0; j < WGRAD_LOADS; ++j) {
+            wgrad_advance(l.yy[j], l.xx[j], WGRAD_K, height, width);
+        }
+        issued += WGRAD_K;
+    }
+    pixelrnn_cp_async_commit();
+}
+
 // wgrad_gemm's contract (the same accumulators, bias sums and bits; ends with a barrier) with
 // the tiles in WGRAD_STAGES stages (dys, xs: [WGRAD_STAGES][WGRAD_K][128]) filled by cp.async
 // in the multistage order of masked_conv2d_gemm5: issue chunks 0 .. STAGES - 2, then per chunk
 // c wait until this thread's copies of chunk c have landed, a barrier (everyone's have, and
 // everyone is done with chunk c - 1's stage), issue chunk c + STAGES - 1 into that stage, and
-// multiply chunk c. Every iteration commits a group, empty past the last chunk, so that the
-// wait's count holds. The bias sums, where `bias` (uniform over the block) asks for them, read
+// multiply chunk c. The bias sums, where `bias` (uniform over the block) asks for them, read
 // this thread's own landed dy copies back, in wgrad_gemm's order: 4 more shared words per
 // thread per chunk, so only the blocks that use them pay (bias_acc stays 0 elsewhere).
 PIXELRNN_DEVICE void wgrad_gemm_async(const float* __restrict__ x, const float* __restrict__ dy,
@@ -203,30 +220,14 @@ PIXELRNN_DEVICE void wgrad_gemm_async(const float* __restrict__ x, const float* 
     pixelrnn_index_t issued = p_begin;  // the next chunk to issue; l's rows are at it
 #pragma unroll
     for (int s = 0; s < WGRAD_STAGES - 1; ++s) {
-        if (issued < p_end) {
-            wgrad_issue(x, dy, dys[s], xs[s], issued, p_end, l, height, width, cin, cout);
-#pragma unroll
-            for (int j = 0; j < WGRAD_LOADS; ++j) {
-                wgrad_advance(l.yy[j], l.xx[j], WGRAD_K, height, width);
-            }
-            issued += WGRAD_K;
-        }
-        pixelrnn_cp_async_commit();
+        wgrad_issue_next(x, dy, dys[s], xs[s], issued, p_end, l, height, width, cin, cout);
     }
     int read = 0, write = WGRAD_STAGES - 1;
     for (pixelrnn_index_t pk = p_begin; pk < p_end; pk += WGRAD_K) {
         pixelrnn_cp_async_wait<WGRAD_STAGES - 2>();
         __syncthreads();
-        if (issued < p_end) {
-            wgrad_issue(x, dy, dys[write], xs[write], issued, p_end, l, height, width, cin,
-                        cout);
-#pragma unroll
-            for (int j = 0; j < WGRAD_LOADS; ++j) {
-                wgrad_advance(l.yy[j], l.xx[j], WGRAD_K, height, width);
-            }
-            issued += WGRAD_K;
-        }
-        pixelrnn_cp_async_commit();
+        wgrad_issue_next(x, dy, dys[write], xs[write], issued, p_end, l, height, width, cin,
+                         cout);
         if (bias) {
 #pragma unroll
             for (int j = 0; j < WGRAD_LOADS; ++j) {
