@@ -22,6 +22,7 @@ use pixelrnn::backend::cuda::{
 use pixelrnn::models::ModelKind;
 use pixelrnn::profile::{
     self, BaselineEntry, GateFinding, StepProfile, Target, GATE_CONFIG, GATE_SAMPLE, H200,
+    H200_LATENCY,
 };
 
 fn baseline_path() -> PathBuf {
@@ -50,7 +51,7 @@ fn profiles() -> Vec<StepProfile> {
     .into_iter()
     .flat_map(Target::all_of)
     .map(|t| {
-        profile::profile_step(&be, &GATE_CONFIG, t, &H200)
+        profile::profile_step(&be, &GATE_CONFIG, t, &H200, &H200_LATENCY)
             .unwrap_or_else(|e| panic!("profiling {}: {e}", t.label()))
     })
     .collect()
@@ -136,12 +137,14 @@ fn the_gate_fails_a_kernel_that_stops_coalescing() {
         config: GATE_CONFIG.name.into(),
         shape: String::new(),
         roofline: H200,
-        kernels: profile::summarize(&launches, &H200, &profile::H200_SM),
+        latency: H200_LATENCY,
+        kernels: profile::summarize(&launches, &H200, &H200_LATENCY, &profile::H200_SM),
         launches: launches.len() as u64,
         host_syncs: 0,
         flops: 0,
         compulsory_bytes: 0,
         estimate_s: 0.0,
+        modelled_s: 0.0,
         nll_per_image: None,
         sample_blocks: None,
     };
@@ -187,7 +190,7 @@ fn profile_flops_match_the_step_count_and_syncs_are_few() {
             t.recurrence,
             None | Some(pixelrnn::backend::Recurrence::Fused)
         ));
-        let p = profile::profile_step(&be, &GATE_CONFIG, t, &H200).expect("profile");
+        let p = profile::profile_step(&be, &GATE_CONFIG, t, &H200, &H200_LATENCY).expect("profile");
         let (_, want) = pixelrnn::bench::step_flops(&GATE_CONFIG.model(kind), GATE_CONFIG.batch)
             .expect("step flops");
         assert_eq!(p.flops as f64, want, "{}", p.target);

@@ -514,3 +514,63 @@ fn an_async_copy_counts_its_global_read_and_shared_write_at_the_issue() {
         "{store:?}"
     );
 }
+
+/// Runs selftest_count_rounds_v1 in `mode` on 3 blocks of 64 threads, 8 values per thread;
+/// returns the global load sites of the launch.
+fn rounds(mode: i32) -> Vec<SiteCounters> {
+    let e = emu(true);
+    let (blocks, threads, n) = (3u32, 64u32, 8usize);
+    let total = (blocks * threads) as usize;
+    let x = upload(&e, &ramp(n * total));
+    let y = e.alloc(total).expect("alloc");
+    e.launch(
+        "selftest_count_rounds_v1",
+        &LaunchCfg::linear(blocks, threads),
+        &[
+            Arg::Buf(&x),
+            Arg::Buf(&y),
+            Arg::I32(n as i32),
+            Arg::I32(mode),
+        ],
+    )
+    .expect("launch");
+    let got = e.download(&y, total).expect("download");
+    for (i, v) in got.iter().enumerate() {
+        let want: f32 = (0..n).map(|k| (k * total + i) as f32).sum();
+        assert_eq!(*v, want, "y[{i}], mode {mode}");
+    }
+    let c = one_launch(e.take_counters(), "selftest_count_rounds_v1");
+    c.sites_of(MemSpace::Global, AccessOp::Load)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// A warp's load rounds: one site in a loop is a round per iteration (8 per thread: 6 warps x
+/// 8), four sites of an unrolled iteration share a round (6 x 2, charged to the iteration's
+/// first load), and a barrier does not merge the rounds before it (6 x 8 again); stores have
+/// none. The latency model of `pixelrnn profile` is built on this count.
+#[test]
+fn load_rounds_count_a_loop_per_iteration_and_an_unrolled_body_once() {
+    let rolled = rounds(0);
+    assert_eq!(rolled.len(), 1, "{rolled:#?}");
+    assert_eq!(rolled[0].requests, 6 * 8);
+    assert_eq!(rolled[0].rounds, 6 * 8);
+
+    let unrolled = rounds(1);
+    assert_eq!(unrolled.len(), 4, "{unrolled:#?}");
+    assert!(
+        unrolled.iter().all(|s| s.requests == 6 * 2),
+        "{unrolled:#?}"
+    );
+    assert_eq!(unrolled.iter().map(|s| s.rounds).sum::<u64>(), 6 * 2);
+    assert_eq!(unrolled.iter().filter(|s| s.rounds > 0).count(), 1);
+
+    let barriers = rounds(2);
+    assert_eq!(barriers.len(), 1, "{barriers:#?}");
+    assert_eq!(barriers[0].rounds, 6 * 8);
+
+    let (_, counters) = load(&emu(true), 2, 64, 1, 0);
+    let store = counters[0].sites_of(MemSpace::Global, AccessOp::Store);
+    assert!(store.iter().all(|s| s.rounds == 0), "{store:#?}");
+}

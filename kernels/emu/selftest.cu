@@ -221,6 +221,35 @@ selftest_count_load_v1(const float* __restrict__ x, float* __restrict__ y, int s
     y[i] = x[offset + i * stride];
 }
 
+// Load rounds (docs/emulator.md, "Load rounds"): each thread sums n values of x at a stride of
+// the grid's threads, in one of three shapes. Mode 0: one load site in a loop (n rounds).
+// Mode 1: the loop unrolled by hand into 4 sites per iteration, n / 4 iterations (n / 4
+// rounds: the 4 loads of an iteration are in flight together). Mode 2: mode 0 with a block
+// barrier after every 4 iterations (still n rounds: a barrier ends a round, it does not merge
+// the loads before it). n a multiple of 4.
+// Launch: any grid of blocks of `blockDim.x` threads, x of n x (all threads) floats.
+PIXELRNN_KERNEL void __launch_bounds__(1024)
+selftest_count_rounds_v1(const float* __restrict__ x, float* __restrict__ y, int n, int mode) {
+    const pixelrnn_index_t threads = (pixelrnn_index_t)gridDim.x * blockDim.x;
+    const pixelrnn_index_t i = (pixelrnn_index_t)blockIdx.x * blockDim.x + threadIdx.x;
+    float acc = 0.0f;
+    if (mode == 1) {
+        for (int k = 0; k < n; k += 4) {
+            const float a = x[(k + 0) * threads + i];
+            const float b = x[(k + 1) * threads + i];
+            const float c = x[(k + 2) * threads + i];
+            const float d = x[(k + 3) * threads + i];
+            acc += (a + b) + (c + d);
+        }
+    } else {
+        for (int k = 0; k < n; ++k) {
+            acc += x[k * threads + i];
+            if (mode == 2 && k % 4 == 3) __syncthreads();
+        }
+    }
+    y[i] = acc;
+}
+
 // y[i] = the sum of float4 number i of x: one 16-byte load per thread.
 // Launch: n threads in all, x of 4 n floats.
 PIXELRNN_KERNEL void __launch_bounds__(1024)

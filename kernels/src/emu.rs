@@ -103,6 +103,9 @@ pub struct EmuSite {
     pub wavefronts: u64,
     /// Shared memory: the conflict-free minimum, ceil(distinct words / 32), summed.
     pub ideal_wavefronts: u64,
+    /// Global loads and atomics: the load rounds charged to this site, summed over warps
+    /// (docs/emulator.md, "Load rounds").
+    pub rounds: u64,
 }
 
 /// The counters of one counted launch, owned by the runtime until

@@ -10,7 +10,7 @@ use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, EmuOptions, Emulator}
 use pixelrnn::backend::Recurrence;
 use pixelrnn::bench;
 use pixelrnn::models::ModelKind;
-use pixelrnn::profile::{self, StepProfile, Target, H200};
+use pixelrnn::profile::{self, StepProfile, Target, H200, H200_LATENCY};
 
 use super::kernels_arg::KernelSelection;
 
@@ -64,6 +64,10 @@ pub struct ProfileArgs {
     /// Launch overhead of the roofline estimate, microseconds per launch.
     #[arg(long, default_value_t = 3.0)]
     launch_us: f64,
+    /// Time per round of a warp's global loads in the latency model, nanoseconds [default:
+    /// the value fitted to the first device run, docs/kernels.md "The latency model"].
+    #[arg(long)]
+    load_ns: Option<f64>,
     /// Print Markdown tables (for docs/kernels.md) instead of fixed-width ones.
     #[arg(long)]
     markdown: bool,
@@ -126,6 +130,12 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
     if !(args.launch_us.is_finite() && args.launch_us >= 0.0) {
         bail!("--launch-us must be a non-negative number of microseconds");
     }
+    if args
+        .load_ns
+        .is_some_and(|ns| !(ns.is_finite() && ns >= 0.0))
+    {
+        bail!("--load-ns must be a non-negative number of nanoseconds");
+    }
     if args.threads == Some(0) {
         bail!("--threads must be positive");
     }
@@ -136,6 +146,9 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
     }
     let targets = targets(&args)?;
     let roofline = H200.with_launch_us(args.launch_us);
+    let latency = args
+        .load_ns
+        .map_or(H200_LATENCY, |ns| H200_LATENCY.with_load_ns(ns));
     let workers = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -166,7 +179,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             sample.map_or_else(String::new, |b| format!(", {b} blocks per launch"))
         );
         let started = Instant::now();
-        let p = profile::profile_step(&be, cfg, *t, &roofline)
+        let p = profile::profile_step(&be, cfg, *t, &roofline, &latency)
             .with_context(|| format!("profiling the {} step", t.label()))?;
         eprintln!(
             "  ({:.1} s on the emulator)",

@@ -1,6 +1,7 @@
 //! `pixelrnn profile` as a library: one training step of a model on the CUDA emulator with
 //! its memory counters on, gathered per kernel ([`KernelProfile`]) and estimated on a
-//! roofline ([`Roofline`], [`H200`] by default).
+//! roofline ([`Roofline`], [`H200`] by default) and by a latency model ([`LatencyModel`],
+//! [`H200_LATENCY`]).
 //!
 //! What is measured (by the emulator, exactly, for this build's kernels at these shapes): per
 //! kernel, the launches, global warp requests and the 32-byte sectors they touch, the bytes
@@ -11,20 +12,24 @@
 //! bound: per launch `max(compulsory bytes / bandwidth, FLOPs / fp32 rate) + launch overhead`.
 //! Uncoalesced access (more sectors per request than the data needs), L2 misses beyond the
 //! compulsory traffic, occupancy and latency are not in the bound; the efficiency columns say
-//! how far the first of them is from ideal. See docs/kernels.md for the tables and how to read
-//! them.
+//! how far the first of them is from ideal. The latency model ([`latency`]) adds the second
+//! pair: per launch the larger of the roofline's work and one warp's chain of waits (load
+//! rounds, shared requests, FMA instructions) times the waves, the modelled time. See
+//! docs/kernels.md for the tables and how to read them.
 //!
 //! The step is the training loop's own ([`Model::train_batch`], then the optimizer's update)
 //! on a deterministic batch of the config's size, so the host synchronisations counted are
 //! those of `pixelrnn train` (the loss's download, the gradient norm's reductions).
 
 mod baseline;
+mod latency;
 mod occupancy;
 mod roofline;
 mod summary;
 mod table;
 
 pub use baseline::{compare, parse_baseline, write_baseline, BaselineEntry, GateFinding};
+pub use latency::{LatencyModel, LaunchShape, WarpChain, H200_LATENCY};
 pub use occupancy::{kernel_resources, Occupancy, SmLimits, H200_SM};
 pub use roofline::{Bound, Roofline, H200};
 pub use summary::{summarize, KernelProfile, WorstSite, WORST_SITE_MIN_SHARE};
@@ -141,6 +146,8 @@ pub struct StepProfile {
     pub shape: String,
     /// The roofline of the estimates.
     pub roofline: Roofline,
+    /// The latency model of the modelled times.
+    pub latency: LatencyModel,
     /// Per kernel, slowest estimate first.
     pub kernels: Vec<KernelProfile>,
     /// Kernel launches in the step.
@@ -153,6 +160,9 @@ pub struct StepProfile {
     pub compulsory_bytes: u64,
     /// The roofline estimate of the step (sum of the kernels'), seconds.
     pub estimate_s: f64,
+    /// The modelled time of the step (sum of the kernels' [`KernelProfile::modelled_s`]),
+    /// seconds.
+    pub modelled_s: f64,
     /// The batch's NLL in nats per image (a sanity figure: the step ran on real numbers);
     /// `None` under block sampling, whose results are not computed.
     pub nll_per_image: Option<f64>,
@@ -190,7 +200,8 @@ impl StepProfile {
 }
 
 /// Profiles one training step of `target` at `cfg` on `be` (an emulator backend; its counters
-/// are turned on for the step and off again) and estimates it on `roofline`. The kernel
+/// are turned on for the step and off again) and estimates it on `roofline` and by `latency`.
+/// The kernel
 /// variants in force are `be`'s, with the target's layout selected for the step. Under the
 /// executor's block sampling ([`Emulator::set_block_sample`], for shapes too large to emulate
 /// whole) the counters are extrapolated from the sampled blocks and the step's numbers are
@@ -200,6 +211,7 @@ pub fn profile_step(
     cfg: &BenchConfig,
     target: Target,
     roofline: &Roofline,
+    latency: &LatencyModel,
 ) -> Result<StepProfile> {
     if target.kind == ModelKind::MultiScale {
         return Err(Error::Unsupported(
@@ -242,17 +254,19 @@ pub fn profile_step(
         None => e,
     })?;
 
-    let kernels = summarize(&launches, roofline, &H200_SM);
+    let kernels = summarize(&launches, roofline, latency, &H200_SM);
     Ok(StepProfile {
         target: target.label(),
         config: cfg.name.to_string(),
         shape: cfg.label(),
         roofline: *roofline,
+        latency: *latency,
         launches: launches.len() as u64,
         host_syncs,
         flops: launches.iter().map(|l| l.flops).sum(),
         compulsory_bytes: launches.iter().map(|l| l.compulsory_bytes()).sum(),
         estimate_s: kernels.iter().map(|k| k.estimate_s).sum(),
+        modelled_s: kernels.iter().map(|k| k.modelled_s).sum(),
         kernels,
         nll_per_image: sample.is_none().then(|| total / images.n as f64),
         sample_blocks: sample,

@@ -1,10 +1,11 @@
 //! The emulator's per-launch memory counters ([`LaunchCounters`]) gathered per kernel, with a
-//! roofline estimate of each kernel's time.
+//! roofline estimate of each kernel's time and the latency model's ([`super::latency`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::latency::{LatencyModel, LaunchShape, WarpChain};
 use super::occupancy::{kernel_resources, SmLimits};
 use super::roofline::{Bound, Roofline};
 use crate::backend::cuda::{AccessOp, LaunchCounters, MemSpace, SiteCounters};
@@ -73,6 +74,19 @@ pub struct KernelProfile {
     pub estimate_s: f64,
     /// What bounds most of the estimate.
     pub bound: Bound,
+    /// Load rounds of all launches, summed over warps ([`SiteCounters::rounds`]: the latency
+    /// model's count).
+    pub load_rounds: u64,
+    /// One warp's chain of work per launch, times the launch's waves, summed over launches
+    /// (what the latency model charges); `None` without ptxas resources (no occupancy, so no
+    /// waves).
+    pub chain: Option<WarpChain>,
+    /// The latency model's time of that chain ([`LatencyModel::time_s`]), seconds.
+    pub latency_s: Option<f64>,
+    /// Per launch the larger of the roofline's work and the latency model's time, plus the
+    /// launch overhead, summed: the estimate that sees latency (`estimate_s` where the
+    /// latency model has no resources).
+    pub modelled_s: f64,
 }
 
 impl KernelProfile {
@@ -107,6 +121,10 @@ struct Acc {
     flops: u64,
     compulsory: u64,
     estimate: f64,
+    rounds: u64,
+    chain: Option<WarpChain>,
+    latency: Option<f64>,
+    modelled: f64,
     /// The kernel's ptxas (registers, static shared bytes), looked up at its first launch.
     resources: Option<Option<(u32, u32)>>,
     /// Sum over launches of estimate x warps per SM, and of the estimates it covers.
@@ -132,17 +150,26 @@ fn merge(into: &mut BTreeMap<(u64, u8), SiteCounters>, s: &SiteCounters) {
             t.sectors += s.sectors;
             t.wavefronts += s.wavefronts;
             t.ideal_wavefronts += s.ideal_wavefronts;
+            t.rounds += s.rounds;
             t.max_conflict = t.max_conflict.max(s.max_conflict);
             t.access_bytes = t.access_bytes.max(s.access_bytes);
         }
     }
 }
 
-/// Gathers `launches` (one step's counted launches) per kernel, estimated on `roofline`, their
-/// occupancy on `sm`; kernels in descending order of their estimate.
+/// Load rounds of a launch, summed over its warps ([`SiteCounters::rounds`]; only global loads
+/// and atomics have any).
+fn load_rounds(l: &LaunchCounters) -> u64 {
+    l.sites.iter().map(|s| s.rounds).sum()
+}
+
+/// Gathers `launches` (one step's counted launches) per kernel, estimated on `roofline` and
+/// by `latency`, their occupancy on `sm`; kernels in descending order of their roofline
+/// estimate.
 pub fn summarize(
     launches: &[LaunchCounters],
     roofline: &Roofline,
+    latency: &LatencyModel,
     sm: &SmLimits,
 ) -> Vec<KernelProfile> {
     let mut accs: BTreeMap<&str, Acc> = BTreeMap::new();
@@ -153,18 +180,48 @@ pub fn summarize(
         a.compulsory += l.compulsory_bytes();
         let (t, bound) = roofline.launch_bound(l.compulsory_bytes(), l.flops);
         a.estimate += t;
+        let rounds = load_rounds(l);
+        a.rounds += rounds;
         *a.by_bound.entry(bound.name()).or_default() += t;
         let blocks = l.grid.iter().map(|&g| u64::from(g)).product();
         let threads = l.block.iter().product();
         let resources = *a
             .resources
             .get_or_insert_with(|| kernel_resources(&l.kernel));
-        if let Some(o) = resources.and_then(|(regs, static_shared)| {
+        let occupancy = resources.and_then(|(regs, static_shared)| {
             sm.occupancy(blocks, threads, regs, static_shared + l.shared_bytes)
-        }) {
+        });
+        if let Some(o) = occupancy {
             a.warps_weighted += t * o.warps_per_sm;
             a.warps_weight += t;
         }
+        let shared_requests: u64 = l
+            .sites
+            .iter()
+            .filter(|s| s.space == MemSpace::Shared)
+            .map(|s| s.requests)
+            .sum();
+        let chain = occupancy.map(|o| {
+            LaunchShape {
+                blocks,
+                warps_per_block: threads.div_ceil(32),
+                resident_blocks: o.resident_blocks,
+                sms: sm.sms,
+            }
+            .chain(rounds, shared_requests, l.flops)
+        });
+        let lat = chain.map(|c| latency.time_s(&c));
+        // A kernel's chain is known when it is known for every launch.
+        (a.chain, a.latency) = match (a.launches, a.chain.zip(a.latency), chain.zip(lat)) {
+            (1, _, Some((c, t))) => (Some(c), Some(t)),
+            (_, Some((mut sum, total)), Some((c, t))) => {
+                sum += c;
+                (Some(sum), Some(total + t))
+            }
+            _ => (None, None),
+        };
+        let work = t - roofline.launch_s;
+        a.modelled += work.max(lat.unwrap_or(0.0)) + roofline.launch_s;
         for s in &l.sites {
             match s.space {
                 MemSpace::Global => merge(&mut a.global, s),
@@ -246,5 +303,136 @@ fn kernel_profile(kernel: &str, a: Acc) -> KernelProfile {
         warps_per_sm: (a.warps_weight > 0.0).then(|| a.warps_weighted / a.warps_weight),
         estimate_s: a.estimate,
         bound,
+        load_rounds: a.rounds,
+        chain: a.chain,
+        latency_s: a.latency,
+        modelled_s: a.modelled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{H200, H200_LATENCY, H200_SM};
+
+    /// One launch of `kernel` on `grid` blocks of 256 threads, its one global load site with
+    /// `rounds` load rounds, `flops` FLOPs and 1 MB of compulsory reads.
+    fn launch(kernel: &str, grid: u32, rounds: u64, flops: u64) -> LaunchCounters {
+        LaunchCounters {
+            kernel: kernel.into(),
+            launch: 0,
+            grid: [grid, 1, 1],
+            block: [256, 1, 1],
+            shared_bytes: 0,
+            flops,
+            blocks: u64::from(grid),
+            blocks_run: u64::from(grid),
+            sectors_read: 31_250,
+            sectors_written: 0,
+            sites: vec![SiteCounters {
+                index: 0,
+                pc: 0,
+                module_offset: 0,
+                space: MemSpace::Global,
+                op: AccessOp::Load,
+                access_bytes: 4,
+                requests: 4 * rounds,
+                lane_accesses: 128 * rounds,
+                bytes: 512 * rounds,
+                unique_bytes: 512 * rounds,
+                sectors: 16 * rounds,
+                wavefronts: 0,
+                ideal_wavefronts: 0,
+                max_conflict: 0,
+                rounds,
+            }],
+        }
+    }
+
+    /// The modelled time of a launch is the larger of its roofline work and its latency,
+    /// plus the launch: by hand for a kernel with ptxas resources (two blocks of 256 threads
+    /// per SM, so 264 blocks are one wave), and the roofline alone for one without.
+    #[test]
+    fn the_modelled_time_is_the_larger_of_the_roofline_and_the_rounds() {
+        let kernel = "masked_conv2d_fwd_v4";
+        let Some((regs, shared)) = kernel_resources(kernel) else {
+            // No ptxas at build time: no occupancy, so no latency; the roofline stands.
+            let k = &summarize(
+                &[launch(kernel, 264, 1 << 20, 0)],
+                &H200,
+                &H200_LATENCY,
+                &H200_SM,
+            )[0];
+            assert_eq!(k.latency_s, None);
+            assert_eq!(k.modelled_s, k.estimate_s);
+            return;
+        };
+        assert_eq!(
+            H200_SM
+                .occupancy(264, 256, regs, shared)
+                .unwrap()
+                .resident_blocks,
+            2
+        );
+        let latency = LatencyModel {
+            shared_s: 0.0,
+            fma_s: 0.0,
+            ..H200_LATENCY.with_load_ns(1000.0)
+        };
+        // 264 blocks x 8 warps, 100 rounds each: 100 µs of latency (with the FMAs' and
+        // shared memory's times at 0); 1 MB is 0.23 µs and 67 MFLOP 1 µs of roofline work.
+        let rounds = 264 * 8 * 100;
+        let slow = &summarize(
+            &[launch(kernel, 264, rounds, 67_000_000)],
+            &H200,
+            &latency,
+            &H200_SM,
+        )[0];
+        let lat = slow.latency_s.unwrap();
+        assert!((lat - 100e-6).abs() < 1e-12, "{lat}");
+        assert!(
+            (slow.modelled_s - (100e-6 + H200.launch_s)).abs() < 1e-12,
+            "{slow:?}"
+        );
+        assert!(
+            (slow.estimate_s - (1e-6 + H200.launch_s)).abs() < 1e-12,
+            "{slow:?}"
+        );
+        assert_eq!(slow.load_rounds, rounds);
+        let chain = slow.chain.unwrap();
+        assert_eq!(chain.load_rounds, 100.0);
+        assert!((chain.fma_instructions - 67e6 / 64.0 / (264.0 * 8.0)).abs() < 1e-9);
+        // 6.7 GFLOP (100 µs at 67 TFLOP/s) against 1 µs of latency: the roofline.
+        let busy = &summarize(
+            &[launch(kernel, 264, 264 * 8, 6_700_000_000)],
+            &H200,
+            &latency,
+            &H200_SM,
+        )[0];
+        assert!((busy.latency_s.unwrap() - 1e-6).abs() < 1e-12);
+        assert_eq!(busy.modelled_s, busy.estimate_s);
+        // One block more is a second wave: twice the latency.
+        let waves = &summarize(
+            &[launch(kernel, 265, 265 * 8 * 100, 0)],
+            &H200,
+            &latency,
+            &H200_SM,
+        )[0];
+        assert!(
+            (waves.latency_s.unwrap() - 200e-6).abs() < 1e-12,
+            "{waves:?}"
+        );
+        // Two launches add up.
+        let two = &summarize(
+            &[
+                launch(kernel, 264, rounds, 0),
+                launch(kernel, 264, rounds, 0),
+            ],
+            &H200,
+            &latency,
+            &H200_SM,
+        )[0];
+        assert!((two.latency_s.unwrap() - 200e-6).abs() < 1e-12);
+        assert!((two.modelled_s - 2.0 * (100e-6 + H200.launch_s)).abs() < 1e-12);
     }
 }

@@ -13,7 +13,7 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 }
 
 /// The cells of one kernel's row.
-fn cells(k: &KernelProfile, step_s: f64) -> [String; 14] {
+fn cells(k: &KernelProfile, step_s: f64) -> [String; 16] {
     let global = k.global_requests > 0;
     [
         k.kernel.clone(),
@@ -52,10 +52,12 @@ fn cells(k: &KernelProfile, step_s: f64) -> [String; 14] {
             0.0
         }),
         k.bound.name().to_string(),
+        opt(k.latency_s, |t| format!("{:.1}", t * 1e6)),
+        format!("{:.1}", k.modelled_s * 1e6),
     ]
 }
 
-const HEADERS: [&str; 14] = [
+const HEADERS: [&str; 16] = [
     "kernel",
     "launches",
     "GFLOP",
@@ -70,10 +72,12 @@ const HEADERS: [&str; 14] = [
     "est. µs",
     "share",
     "bound",
+    "latency µs",
+    "model µs",
 ];
 
-/// The last column (`bound`), left-aligned like the first.
-const LAST: usize = HEADERS.len() - 1;
+/// The `bound` column, left-aligned like the first.
+const BOUND: usize = 13;
 
 /// The summary line of a step: launches, host synchronisations, floors and the estimate.
 pub fn summary_line(p: &StepProfile) -> String {
@@ -82,7 +86,9 @@ pub fn summary_line(p: &StepProfile) -> String {
         "{} launches, {} host syncs, {:.2} GFLOP, {:.1} MB compulsory, {:.2} GB of sectors \
          requested; {} warps per SM (of 64, estimate-weighted); estimate {:.0} µs \
          (each launch at its own bound plus its launch; step floors: FLOPs {:.0} µs, DRAM \
-         {:.0} µs, launches {:.0} µs)",
+         {:.0} µs, launches {:.0} µs); modelled {:.0} µs (each launch at the larger of its \
+         bound and one warp's chain: {:.0} ns per load round, {:.0} per shared request, {:.1} \
+         per FMA)",
         p.launches,
         p.host_syncs,
         p.flops as f64 / 1e9,
@@ -93,6 +99,10 @@ pub fn summary_line(p: &StepProfile) -> String {
         p.flop_floor_s() * 1e6,
         p.memory_floor_s() * 1e6,
         p.launch_floor_s() * 1e6,
+        p.modelled_s * 1e6,
+        p.latency.load_s * 1e9,
+        p.latency.shared_s * 1e9,
+        p.latency.fma_s * 1e9,
     )
 }
 
@@ -117,7 +127,7 @@ fn title(p: &StepProfile) -> String {
 /// The fixed-width table of a profiled step, kernels by descending estimate, then the
 /// summary line.
 pub fn table(p: &StepProfile) -> String {
-    let rows: Vec<[String; 14]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
+    let rows: Vec<[String; 16]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
     let mut w = HEADERS.map(|h| h.chars().count());
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -128,7 +138,7 @@ pub fn table(p: &StepProfile) -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             let pad = w[i] - c.chars().count();
-            if i == 0 || i == LAST {
+            if i == 0 || i == BOUND {
                 let _ = write!(s, "{c}{}", " ".repeat(pad));
             } else {
                 let _ = write!(s, "{}{c}", " ".repeat(pad));
@@ -156,7 +166,11 @@ pub fn markdown(p: &StepProfile) -> String {
         HEADERS
             .iter()
             .enumerate()
-            .map(|(i, _)| if i == 0 || i == LAST { "---|" } else { "---:|" })
+            .map(|(i, _)| if i == 0 || i == BOUND {
+                "---|"
+            } else {
+                "---:|"
+            })
             .collect::<String>()
     );
     for k in &p.kernels {

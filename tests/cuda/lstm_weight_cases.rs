@@ -6,7 +6,7 @@
 //! and dw.
 
 use pixelrnn::backend::cuda::{Arg, EmuOptions, Emulator, Executor, LaunchCfg};
-use pixelrnn::profile::{summarize, H200, H200_SM};
+use pixelrnn::profile::{summarize, H200, H200_LATENCY, H200_SM};
 
 /// One weight gradient: the scan (`k`: the Row LSTM's kernel width; `None`: Diagonal), images
 /// and map, hidden units, and the split's chunk of positions (a multiple of 16).
@@ -292,7 +292,7 @@ pub(crate) fn measure(
         .unwrap_or_else(|| panic!("no counters of {kernel}"))
         .grid;
     // The per-kernel figures of `pixelrnn profile` (src/profile/summary.rs), for this launch.
-    let k = &summarize(&all, &H200, &H200_SM)[0];
+    let k = &summarize(&all, &H200, &H200_LATENCY, &H200_SM)[0];
     let flops = 2 * c.positions() * 4 * c.hidden * c.taps() * c.hidden;
     GemmCounters {
         grid,

@@ -12,7 +12,10 @@
 //! counted unit ([`generated_counted_unit`], [`COUNTED_CXX_FLAGS`]), instrumented with
 //! `-fsanitize=thread` so that every memory access calls the memory counters of
 //! kernels/emu/runtime/counters.cpp; a launch with counters on runs the counted copy. The
-//! normal units are compiled exactly as before, so the counters cost nothing when off.
+//! normal units are compiled exactly as before, so the counters cost nothing when off. The
+//! counted units include copies of the kernel sources whose `#pragma unroll` GCC obeys
+//! ([`counted_source`]): the counters' load rounds depend on which loads are separate
+//! instructions, as they are in nvcc's unrolled code.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -82,6 +85,53 @@ pub const RUNTIME_SOURCES: &[&str] = &[
     "c_api.cpp",
 ];
 
+/// How far GCC unrolls a loop marked `#pragma unroll` in the counted copies: every
+/// constant-trip loop of the kernels (tile loops of at most 32) fully, as nvcc does.
+const COUNTED_UNROLL: u32 = 32;
+
+/// `source` with each `#pragma unroll [N]` (which GCC ignores) turned into GCC's `#pragma GCC
+/// unroll N` (bare: [`COUNTED_UNROLL`]); everything else, line numbers included, unchanged.
+pub fn counted_source(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 256);
+    for line in source.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let Some(rest) = trimmed.strip_prefix("#pragma unroll") else {
+            out.push_str(line);
+            continue;
+        };
+        let indent = &line[..line.len() - trimmed.len()];
+        let count = rest.trim();
+        let count = if count.is_empty() {
+            COUNTED_UNROLL.to_string()
+        } else {
+            count.to_string()
+        };
+        out.push_str(&format!("{indent}#pragma GCC unroll {count}"));
+        if line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Writes [`counted_source`] copies of the kernel sources of `kernels_dir` (its `.cu` and
+/// `.cuh` files; a copy's quoted includes find the other copies first) into `dir`.
+fn write_counted_sources(kernels_dir: &Path, dir: &Path) {
+    fs::create_dir_all(dir).expect("create the counted sources' directory");
+    let entries =
+        fs::read_dir(kernels_dir).unwrap_or_else(|e| panic!("read {}: {e}", kernels_dir.display()));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_source = path.extension().is_some_and(|x| x == "cu" || x == "cuh");
+        if !is_source {
+            continue;
+        }
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        write_if_changed(&dir.join(entry.file_name()), &counted_source(&text));
+    }
+}
+
 /// One generated unit and its object.
 struct Unit {
     /// The generated C++ (`$OUT_DIR/emu/emu_<name>.cpp`).
@@ -104,6 +154,8 @@ pub fn compile(kernels_dir: &Path, out_dir: &Path, modules: &[KernelFile]) {
     fs::create_dir_all(&build_dir).expect("create OUT_DIR/emu");
 
     let newest_header = newest_header(kernels_dir);
+    let counted_dir = build_dir.join("counted-src");
+    write_counted_sources(kernels_dir, &counted_dir);
     let mut units = Vec::new();
     for m in modules {
         for counted in [false, true] {
@@ -114,7 +166,13 @@ pub fn compile(kernels_dir: &Path, out_dir: &Path, modules: &[KernelFile]) {
             };
             let tu = build_dir.join(format!("{stem}.cpp"));
             let contents = if counted {
-                generated_counted_unit(m)
+                // Sources outside kernels/ itself (the emulator's self-tests) as they are.
+                let copy = m
+                    .path
+                    .file_name()
+                    .map(|f| counted_dir.join(f))
+                    .filter(|c| m.path.parent() == Some(kernels_dir) && c.exists());
+                generated_counted_unit(m, copy.as_deref().unwrap_or(&m.path))
             } else {
                 generated_unit(m)
             };
@@ -344,8 +402,9 @@ pub fn generated_unit(m: &KernelFile) -> String {
 /// every kernel renamed `pixelrnn_emu_counted_<name>` (a macro before the include, so that the
 /// extern "C" names of the two copies differ), and one extern "C" entry per kernel,
 /// `pixelrnn_emu_counted_entry_<name>`, that the normal unit's table entry points to. Compiled
-/// with [`COUNTED_CXX_FLAGS`] as well.
-pub fn generated_counted_unit(m: &KernelFile) -> String {
+/// with [`COUNTED_CXX_FLAGS`] as well, from `source` (the [`counted_source`] copy of
+/// `m.path`, or `m.path` itself).
+pub fn generated_counted_unit(m: &KernelFile, source: &Path) -> String {
     let ns = format!("pixelrnn_emu_counted_module_{}", m.name);
     let mut s = String::new();
     let _ = writeln!(
@@ -363,7 +422,7 @@ pub fn generated_counted_unit(m: &KernelFile) -> String {
     let _ = writeln!(
         s,
         "namespace {ns} {{\n#include {:?}\n}}  // namespace {ns}",
-        m.path.display().to_string()
+        source.display().to_string()
     );
     for k in &kernels {
         let _ = writeln!(s, "#undef {}", k.name);
@@ -426,12 +485,20 @@ mod tests {
     }
 
     #[test]
+    fn the_counted_copies_turn_pragma_unroll_into_gccs_and_keep_every_line() {
+        let src = "a\n    #pragma unroll\n  for (;;) {}\n#pragma unroll 4\n#pragma unroll 1\n// #pragma unroll\nend";
+        let want = "a\n    #pragma GCC unroll 32\n  for (;;) {}\n#pragma GCC unroll 4\n#pragma GCC unroll 1\n// #pragma unroll\nend";
+        assert_eq!(counted_source(src), want);
+        assert_eq!(counted_source(src).lines().count(), src.lines().count());
+    }
+
+    #[test]
     fn the_counted_unit_renames_the_kernels_and_defines_their_counted_entries() {
-        let unit = generated_counted_unit(&file());
+        let unit = generated_counted_unit(&file(), Path::new("/out/emu/counted-src/fill.cu"));
         assert!(unit.contains("-fsanitize=thread"), "{unit}");
         assert!(unit.contains("#define PIXELRNN_EMU_COUNTED 1\n"), "{unit}");
         assert!(
-            unit.contains("#define fill_fwd_v1 pixelrnn_emu_counted_fill_fwd_v1\nnamespace pixelrnn_emu_counted_module_fill {\n#include \"/repo/kernels/fill.cu\"\n}  // namespace pixelrnn_emu_counted_module_fill\n#undef fill_fwd_v1\n"),
+            unit.contains("#define fill_fwd_v1 pixelrnn_emu_counted_fill_fwd_v1\nnamespace pixelrnn_emu_counted_module_fill {\n#include \"/out/emu/counted-src/fill.cu\"\n}  // namespace pixelrnn_emu_counted_module_fill\n#undef fill_fwd_v1\n"),
             "{unit}"
         );
         assert!(unit.contains("extern \"C\" void pixelrnn_emu_counted_entry_fill_fwd_v1(void** args) { ::pixelrnn_emu::invoke(&pixelrnn_emu_counted_module_fill::pixelrnn_emu_counted_fill_fwd_v1, args); }"), "{unit}");

@@ -295,6 +295,7 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
             s.sectors = scaled(t.sectors, scale);
             s.wavefronts = scaled(t.wavefronts, scale);
             s.ideal_wavefronts = scaled(t.ideal_wavefronts, scale);
+            s.rounds = scaled(t.rounds, scale);
             c->sites.push_back(s);
         }
         std::sort(c->sites.begin(), c->sites.end(),

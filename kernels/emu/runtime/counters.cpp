@@ -14,6 +14,12 @@
 // 32-byte sectors and distinct bytes; shared: the bank-conflict degree, 32 banks of 4 bytes,
 // lanes on the same word a broadcast) and added to per-site totals of the worker; at the end
 // of the launch the workers' totals and their sets of sectors read and written are merged.
+// Load rounds (global loads and atomics): between two barriers, a thread's loads at different
+// sites can all be in flight together, while the n-th execution of one site (a rolled loop's
+// n-th iteration) is taken to wait for the (n-1)-th; so a thread's rounds in an interval are
+// the most executions of one load site in it, each new round charged to the site that opened
+// it, and a warp's rounds at a site are the most of its lanes'.
+//
 // The normal (uncounted) units contain no calls to any of this.
 
 #include <algorithm>
@@ -40,6 +46,9 @@ struct SiteBlock {
     std::vector<uint32_t> executions;
     // (warp << 32 | k) -> the lanes' accesses of request k of that warp.
     std::unordered_map<uint64_t, std::vector<LaneAccess>> requests;
+    // Global loads and atomics, per thread: the barrier interval of the last execution, the
+    // executions in it, and the load rounds charged to this site.
+    std::vector<uint32_t> interval, in_interval, charged;
 };
 
 }  // namespace
@@ -47,6 +56,9 @@ struct SiteBlock {
 // A worker's counting state for the launch it runs.
 struct WorkerCounters {
     int nthreads = 0;
+    // Per thread of the running block: barriers passed, and its load rounds in the current
+    // interval (the most executions of one load site since its last barrier).
+    std::vector<uint32_t> barriers, interval_rounds;
     std::unordered_map<uint64_t, SiteBlock> block;
     std::unordered_map<uint64_t, SiteTotals> totals;
     std::unordered_set<uint64_t> read_sectors, written_sectors;
@@ -96,6 +108,22 @@ void record(const void* addr, size_t size, int op, const void* pc) {
     }
     const int lane = w->current->linear;
     const uint32_t k = site.executions[(size_t)lane]++;
+    if (space == COUNT_GLOBAL && op != COUNT_STORE) {
+        if (site.interval.empty()) {
+            site.interval.assign((size_t)c->nthreads, UINT32_MAX);
+            site.in_interval.assign((size_t)c->nthreads, 0);
+            site.charged.assign((size_t)c->nthreads, 0);
+        }
+        const size_t t = (size_t)lane;
+        if (site.interval[t] != c->barriers[t]) {
+            site.interval[t] = c->barriers[t];
+            site.in_interval[t] = 0;
+        }
+        if (++site.in_interval[t] > c->interval_rounds[t]) {
+            c->interval_rounds[t] = site.in_interval[t];
+            ++site.charged[t];
+        }
+    }
     site.requests[((uint64_t)(lane / 32) << 32) | k].push_back(LaneAccess{a, (uint32_t)size});
 }
 
@@ -150,7 +178,17 @@ void counters_begin_worker(Worker* w, Launch* L) {
     if (!L->counters) return;
     WorkerCounters* c = new WorkerCounters;
     c->nthreads = (int)(L->block.x * L->block.y * L->block.z);
+    c->barriers.assign((size_t)c->nthreads, 0);
+    c->interval_rounds.assign((size_t)c->nthreads, 0);
     w->counting = c;
+}
+
+void counters_barrier(Worker* w) {
+    WorkerCounters* c = w->counting;
+    if (!c || !w->current) return;
+    const size_t t = (size_t)w->current->linear;
+    ++c->barriers[t];
+    c->interval_rounds[t] = 0;
 }
 
 void counters_end_block(Worker* w) {
@@ -162,8 +200,16 @@ void counters_end_block(Worker* w) {
         t.space = site.space;
         t.op = site.op;
         for (auto& [rk, lanes] : site.requests) evaluate(t, lanes);
+        for (size_t warp = 0; warp * 32 < site.charged.size(); ++warp) {
+            const auto first = site.charged.begin() + (ptrdiff_t)(warp * 32);
+            const auto last = site.charged.begin() +
+                              (ptrdiff_t)std::min(site.charged.size(), (warp + 1) * 32);
+            t.rounds += *std::max_element(first, last);
+        }
     }
     c->block.clear();
+    std::fill(c->barriers.begin(), c->barriers.end(), 0);
+    std::fill(c->interval_rounds.begin(), c->interval_rounds.end(), 0);
 }
 
 void counters_end_worker(Worker* w, Launch* L) {
@@ -186,6 +232,7 @@ void counters_end_worker(Worker* w, Launch* L) {
             s.sectors += t.sectors;
             s.wavefronts += t.wavefronts;
             s.ideal_wavefronts += t.ideal_wavefronts;
+            s.rounds += t.rounds;
             s.max_degree = std::max(s.max_degree, t.max_degree);
         }
         out->read_sectors.insert(c->read_sectors.begin(), c->read_sectors.end());

@@ -249,6 +249,7 @@ using namespace rt;
 void barrier() {
     Worker* w = tl_worker;
     Fiber* f = w->current;
+    if (w->counting) counters_barrier(w);
     f->state = AT_BARRIER;
     yield_to_scheduler(f);
 }

@@ -99,6 +99,7 @@ typedef struct PixelrnnEmuSite {
     unsigned long long sectors;
     unsigned long long wavefronts;
     unsigned long long ideal_wavefronts;
+    unsigned long long rounds;
 } PixelrnnEmuSite;
 
 }  // extern "C"
@@ -210,7 +211,7 @@ struct SiteTotals {
     uint32_t access_bytes = 0;
     uint32_t max_degree = 0;
     uint64_t requests = 0, lane_accesses = 0, bytes = 0, unique_bytes = 0, sectors = 0;
-    uint64_t wavefronts = 0, ideal_wavefronts = 0;
+    uint64_t wavefronts = 0, ideal_wavefronts = 0, rounds = 0;
 };
 // The counters of one launch, merged from its workers.
 struct LaunchCounters {
@@ -365,6 +366,8 @@ HelperPool& helper_pool();
 // adds a finished block's requests to its totals, merges its totals into L->counters.
 void counters_begin_worker(Worker* w, Launch* L);
 void counters_end_block(Worker* w);
+// The running thread of `w` reached a block or cluster barrier: its load rounds start anew.
+void counters_barrier(Worker* w);
 void counters_end_worker(Worker* w, Launch* L);
 // Runs blocks of `L` on a pooled worker until none is left or the launch failed (grid.cpp).
 void run_worker(Launch* L);

@@ -63,6 +63,10 @@ pub struct SiteCounters {
     pub ideal_wavefronts: u64,
     /// Shared memory: the largest conflict degree of one request.
     pub max_conflict: u32,
+    /// Global loads and atomics: the load rounds charged to this site, summed over warps
+    /// (between two barriers a warp's loads at different sites are in flight together, the
+    /// n-th execution of one site waits for the (n-1)-th; docs/emulator.md, "Load rounds").
+    pub rounds: u64,
 }
 
 impl SiteCounters {

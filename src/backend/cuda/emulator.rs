@@ -449,6 +449,7 @@ impl Emulator {
                 wavefronts: s.wavefronts,
                 ideal_wavefronts: s.ideal_wavefronts,
                 max_conflict: s.max_degree,
+                rounds: s.rounds,
             })
             .collect();
         LaunchCounters {
