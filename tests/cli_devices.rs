@@ -523,6 +523,18 @@ fn profile_reports_a_counted_step() {
     assert_eq!(steps.len(), 1);
     let st = &steps[0];
     assert_eq!(st["host_syncs"], 2);
+    // The latency model: per launch at least the roofline, so the step too; its times are
+    // recorded with it.
+    assert!(out.stdout.contains("modelled"), "{}", out.stdout);
+    let (modelled, estimate) = (
+        st["modelled_s"].as_f64().unwrap(),
+        st["estimate_s"].as_f64().unwrap(),
+    );
+    assert!(
+        modelled >= estimate * (1.0 - 1e-12),
+        "{modelled} {estimate}"
+    );
+    assert_eq!(st["latency"]["load_s"].as_f64(), Some(150e-9));
     let kernels = st["kernels"].as_array().unwrap();
     let launches: u64 = kernels
         .iter()
@@ -551,4 +563,5 @@ fn profile_reports_a_counted_step() {
         &pixelrnn(&["profile", "--launch-us", "-1"]),
         &["--launch-us"],
     );
+    assert_clean_error(&pixelrnn(&["profile", "--load-ns", "-5"]), &["--load-ns"]);
 }
