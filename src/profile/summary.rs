@@ -121,9 +121,8 @@ struct Acc {
     flops: u64,
     compulsory: u64,
     estimate: f64,
-    rounds: u64,
+    /// Sum over launches of one warp's chain x waves; `None` once a launch has none.
     chain: Option<WarpChain>,
-    latency: Option<f64>,
     modelled: f64,
     /// The kernel's ptxas (registers, static shared bytes), looked up at its first launch.
     resources: Option<Option<(u32, u32)>>,
@@ -180,8 +179,6 @@ pub fn summarize(
         a.compulsory += l.compulsory_bytes();
         let (t, bound) = roofline.launch_bound(l.compulsory_bytes(), l.flops);
         a.estimate += t;
-        let rounds = load_rounds(l);
-        a.rounds += rounds;
         *a.by_bound.entry(bound.name()).or_default() += t;
         let blocks = l.grid.iter().map(|&g| u64::from(g)).product();
         let threads = l.block.iter().product();
@@ -208,17 +205,17 @@ pub fn summarize(
                 resident_blocks: o.resident_blocks,
                 sms: sm.sms,
             }
-            .chain(rounds, shared_requests, l.flops)
+            .chain(load_rounds(l), shared_requests, l.flops)
         });
         let lat = chain.map(|c| latency.time_s(&c));
         // A kernel's chain is known when it is known for every launch.
-        (a.chain, a.latency) = match (a.launches, a.chain.zip(a.latency), chain.zip(lat)) {
-            (1, _, Some((c, t))) => (Some(c), Some(t)),
-            (_, Some((mut sum, total)), Some((c, t))) => {
+        a.chain = match (a.launches, a.chain, chain) {
+            (1, _, c) => c,
+            (_, Some(mut sum), Some(c)) => {
                 sum += c;
-                (Some(sum), Some(total + t))
+                Some(sum)
             }
-            _ => (None, None),
+            _ => None,
         };
         let work = t - roofline.launch_s;
         a.modelled += work.max(lat.unwrap_or(0.0)) + roofline.launch_s;
@@ -231,7 +228,7 @@ pub fn summarize(
     }
     let mut out: Vec<KernelProfile> = accs
         .into_iter()
-        .map(|(kernel, a)| kernel_profile(kernel, a))
+        .map(|(kernel, a)| kernel_profile(kernel, a, latency))
         .collect();
     out.sort_by(|x, y| {
         y.estimate_s
@@ -241,7 +238,7 @@ pub fn summarize(
     out
 }
 
-fn kernel_profile(kernel: &str, a: Acc) -> KernelProfile {
+fn kernel_profile(kernel: &str, a: Acc, latency: &LatencyModel) -> KernelProfile {
     let requests: u64 = a.global.values().map(|s| s.requests).sum();
     let sectors: u64 = a.global.values().map(|s| s.sectors).sum();
     let used: u64 = a.global.values().map(|s| s.unique_bytes).sum();
@@ -303,9 +300,11 @@ fn kernel_profile(kernel: &str, a: Acc) -> KernelProfile {
         warps_per_sm: (a.warps_weight > 0.0).then(|| a.warps_weighted / a.warps_weight),
         estimate_s: a.estimate,
         bound,
-        load_rounds: a.rounds,
+        // The global sites' rounds (shared sites have none), and the chain's time: the model
+        // is linear in the chain, so the sum's time is the sum of the launches' times.
+        load_rounds: a.global.values().map(|s| s.rounds).sum(),
         chain: a.chain,
-        latency_s: a.latency,
+        latency_s: a.chain.map(|c| latency.time_s(&c)),
         modelled_s: a.modelled,
     }
 }
