@@ -6,7 +6,7 @@
 
 use pixelrnn::backend::cuda::{
     AccessOp, Arg, CudaBackend, EmuOptions, Emulator, Executor, LaunchCfg, LaunchCounters,
-    MaskedConv2dWeight, MemSpace, SiteCounters, Variants, COUNTERS_ENV,
+    MaskedConv2dWeight, MemSpace, SiteCounters, SyncCounters, Variants, COUNTERS_ENV,
 };
 use pixelrnn::backend::{Backend, ConvSpec, Mask};
 use pixelrnn::tensor::Tensor;
@@ -573,4 +573,82 @@ fn load_rounds_count_a_loop_per_iteration_and_an_unrolled_body_once() {
     let (_, counters) = load(&emu(true), 2, 64, 1, 0);
     let store = counters[0].sites_of(MemSpace::Global, AccessOp::Store);
     assert!(store.iter().all(|s| s.rounds == 0), "{store:#?}");
+}
+
+/// What selftest_count_sync_v1 leaves in y: its exchanges simulated lane by lane (each
+/// shuffle reads the values from before it).
+fn count_sync_twin(blocks: usize, n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..96).map(|t| (t % 32) as f32).collect();
+    for _ in 0..n {
+        v = (0..96).map(|t| v[t ^ 1]).collect();
+        for x in &mut v[32..64] {
+            *x += 4.0; // the ballot of lanes 0-3
+        }
+        let before = v.clone();
+        for lane in 0..16 {
+            let src = if lane + 1 < 16 { lane + 1 } else { lane };
+            v[64 + lane] = before[64 + lane] + before[64 + src];
+        }
+    }
+    v.iter().copied().cycle().take(96 * blocks).collect()
+}
+
+/// Barriers and warp operations (docs/emulator.md, "Barriers and warp operations"):
+/// selftest_count_sync_v1's 3 barriers and 5 warp operations per block and iteration (a warp
+/// counts the most of its lanes, not their sum; __syncwarp is not counted), scaled back to the
+/// grid under block sampling; a cluster launch's cluster.sync() counts as a cluster barrier of
+/// every warp, and none without it.
+#[test]
+fn sync_counts_take_each_warps_most_and_leave_syncwarp_out() {
+    let e = emu(true);
+    let (blocks, n) = (6u32, 5i32);
+    let y = e.alloc(96 * blocks as usize).expect("alloc");
+    let run = |e: &Emulator| {
+        e.launch(
+            "selftest_count_sync_v1",
+            &LaunchCfg::linear(blocks, 96),
+            &[Arg::Buf(&y), Arg::I32(n)],
+        )
+        .expect("launch");
+        one_launch(e.take_counters(), "selftest_count_sync_v1").sync
+    };
+    let per_block = |k: u64| k * u64::from(blocks) * n as u64;
+    let want = SyncCounters {
+        barriers: per_block(3),
+        cluster_barriers: 0,
+        warp_ops: per_block(5),
+    };
+    assert_eq!(run(&e), want);
+    let got = e.download(&y, 96 * blocks as usize).expect("download");
+    assert_eq!(got, count_sync_twin(blocks as usize, n as usize));
+    e.set_block_sample(Some(2));
+    assert_eq!(run(&e), want);
+    e.set_block_sample(None);
+
+    let (clusters, size, threads, rounds) = (2u32, 4u32, 64u32, 3i32);
+    let blocks = clusters * size;
+    let len = (blocks * threads) as usize;
+    for sync in [true, false] {
+        let buf = upload(&e, &vec![0.0; 2 * len]);
+        let out = e.alloc(len).expect("alloc");
+        e.launch(
+            "selftest_cluster_exchange_v1",
+            &LaunchCfg::linear(blocks, threads).with_cluster(size),
+            &[
+                Arg::Buf(&buf),
+                Arg::Buf(&out),
+                Arg::I32(rounds),
+                Arg::I32(i32::from(sync)),
+            ],
+        )
+        .expect("launch");
+        let c = one_launch(e.take_counters(), "selftest_cluster_exchange_v1");
+        let warps = u64::from(blocks * threads / 32);
+        let want = SyncCounters {
+            barriers: 0,
+            cluster_barriers: if sync { warps * rounds as u64 } else { 0 },
+            warp_ops: 0,
+        };
+        assert_eq!(c.sync, want, "sync {sync}");
+    }
 }

@@ -250,6 +250,27 @@ selftest_count_rounds_v1(const float* __restrict__ x, float* __restrict__ y, int
     y[i] = acc;
 }
 
+// Barriers and warp operations (docs/emulator.md, "Barriers and warp operations"). Blocks of
+// 96 threads (3 warps), n iterations; in each, every warp does one __shfl_xor_sync, a
+// __syncwarp (not counted) and a block barrier; warp 1 also a __ballot_sync; lanes 0-15 of warp
+// 2 also a __shfl_down_sync among themselves (a warp counts the most of its lanes': 1). So
+// per block: 3 n barriers and (1 + 2 + 2) n = 5 n warp operations.
+// y[thread] = the thread's lane plus what its exchanges brought it (checked by the test).
+// Launch: any grid of 96-thread blocks, y of one float per thread.
+PIXELRNN_KERNEL void __launch_bounds__(96) selftest_count_sync_v1(float* __restrict__ y, int n) {
+    const int t = threadIdx.x;
+    const int lane = t % 32, warp = t / 32;
+    float v = (float)lane;
+    for (int k = 0; k < n; ++k) {
+        v = __shfl_xor_sync(0xffffffffu, v, 1);
+        __syncwarp();
+        if (warp == 1) v += (float)__popc(__ballot_sync(0xffffffffu, lane < 4));
+        if (warp == 2 && lane < 16) v += __shfl_down_sync(0x0000ffffu, v, 1, 16);
+        __syncthreads();
+    }
+    y[(pixelrnn_index_t)blockIdx.x * blockDim.x + t] = v;
+}
+
 // y[i] = the sum of float4 number i of x: one 16-byte load per thread.
 // Launch: n threads in all, x of 4 n floats.
 PIXELRNN_KERNEL void __launch_bounds__(1024)

@@ -160,6 +160,15 @@ extern "C" {
     pub fn pixelrnn_emu_counters_sectors(c: *const EmuCounters, read: *mut u64, written: *mut u64);
     /// The blocks that ran (and were counted) and the blocks of the grid.
     pub fn pixelrnn_emu_counters_blocks(c: *const EmuCounters, run: *mut u64, total: *mut u64);
+    /// Synchronisation per warp, summed over the grid's warps (scaled like the sites): block
+    /// barriers, cluster barriers, warp operations (docs/emulator.md, "Barriers and warp
+    /// operations").
+    pub fn pixelrnn_emu_counters_sync(
+        c: *const EmuCounters,
+        barriers: *mut u64,
+        cluster_barriers: *mut u64,
+        warp_ops: *mut u64,
+    );
     /// Frees the counters of a launch.
     pub fn pixelrnn_emu_counters_free(c: *mut EmuCounters);
 }

@@ -29,7 +29,7 @@ mod summary;
 mod table;
 
 pub use baseline::{compare, parse_baseline, write_baseline, BaselineEntry, GateFinding};
-pub use latency::{LatencyModel, LaunchShape, WarpChain, H200_LATENCY};
+pub use latency::{LatencyModel, LaunchShape, LaunchWork, WarpChain, H200_LATENCY};
 pub use occupancy::{kernel_resources, Occupancy, SmLimits, H200_SM};
 pub use roofline::{Bound, Roofline, H200};
 pub use summary::{summarize, KernelProfile, WorstSite, WORST_SITE_MIN_SHARE};

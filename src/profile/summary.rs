@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::latency::{LatencyModel, LaunchShape, WarpChain};
+use super::latency::{LatencyModel, LaunchShape, LaunchWork, WarpChain};
 use super::occupancy::{kernel_resources, SmLimits};
 use super::roofline::{Bound, Roofline};
-use crate::backend::cuda::{AccessOp, LaunchCounters, MemSpace, SiteCounters};
+use crate::backend::cuda::{AccessOp, LaunchCounters, MemSpace, SiteCounters, SyncCounters};
 
 /// The share of a kernel's global sector traffic below which a site is not a candidate for
 /// [`KernelProfile::worst_efficiency`]: a bias read once per block should not hide the site
@@ -77,6 +77,9 @@ pub struct KernelProfile {
     /// Load rounds of all launches, summed over warps ([`SiteCounters::rounds`]: the latency
     /// model's count).
     pub load_rounds: u64,
+    /// Barriers and warp operations of all launches, summed over warps (the latency model's
+    /// other counts).
+    pub sync: SyncCounters,
     /// One warp's chain of work per launch, times the launch's waves, summed over launches
     /// (what the latency model charges); `None` without ptxas resources (no occupancy, so no
     /// waves).
@@ -123,6 +126,7 @@ struct Acc {
     estimate: f64,
     /// Sum over launches of one warp's chain x waves; `None` once a launch has none.
     chain: Option<WarpChain>,
+    sync: SyncCounters,
     modelled: f64,
     /// The kernel's ptxas (registers, static shared bytes), looked up at its first launch.
     resources: Option<Option<(u32, u32)>>,
@@ -205,8 +209,16 @@ pub fn summarize(
                 resident_blocks: o.resident_blocks,
                 sms: sm.sms,
             }
-            .chain(load_rounds(l), shared_requests, l.flops)
+            .chain(&LaunchWork {
+                load_rounds: load_rounds(l),
+                shared_requests,
+                flops: l.flops,
+                sync: l.sync,
+            })
         });
+        a.sync.barriers += l.sync.barriers;
+        a.sync.cluster_barriers += l.sync.cluster_barriers;
+        a.sync.warp_ops += l.sync.warp_ops;
         let lat = chain.map(|c| latency.time_s(&c));
         // A kernel's chain is known when it is known for every launch.
         a.chain = match (a.launches, a.chain, chain) {
@@ -303,6 +315,7 @@ fn kernel_profile(kernel: &str, a: Acc, latency: &LatencyModel) -> KernelProfile
         // The global sites' rounds (shared sites have none), and the chain's time: the model
         // is linear in the chain, so the sum's time is the sum of the launches' times.
         load_rounds: a.global.values().map(|s| s.rounds).sum(),
+        sync: a.sync,
         chain: a.chain,
         latency_s: a.chain.map(|c| latency.time_s(&c)),
         modelled_s: a.modelled,
@@ -345,6 +358,7 @@ mod tests {
                 max_conflict: 0,
                 rounds,
             }],
+            sync: SyncCounters::default(),
         }
     }
 
@@ -376,6 +390,9 @@ mod tests {
         let latency = LatencyModel {
             shared_s: 0.0,
             fma_s: 0.0,
+            barrier_s: 0.0,
+            cluster_s: 0.0,
+            warp_op_s: 0.0,
             ..H200_LATENCY.with_load_ns(1000.0)
         };
         // 264 blocks x 8 warps, 100 rounds each: 100 µs of latency (with the FMAs' and
@@ -433,5 +450,43 @@ mod tests {
         )[0];
         assert!((two.latency_s.unwrap() - 200e-6).abs() < 1e-12);
         assert!((two.modelled_s - 2.0 * (100e-6 + H200.launch_s)).abs() < 1e-12);
+    }
+
+    /// A launch's barriers and warp operations reach its kernel's totals and, per warp and
+    /// wave, its chain: by hand, 264 blocks of 8 warps (one wave) with 10 barriers, 2 cluster
+    /// barriers and 50 warp operations per warp, at 1 µs, 10 µs and 0.1 µs each, are 35 µs a
+    /// launch, 70 for two.
+    #[test]
+    fn barriers_and_warp_operations_are_in_the_chain() {
+        let kernel = "masked_conv2d_fwd_v4";
+        if kernel_resources(kernel).is_none() {
+            return; // no ptxas at build time: no occupancy, so no chain (tested above)
+        }
+        let warps = 264 * 8;
+        let mut l = launch(kernel, 264, 0, 0);
+        l.sync = SyncCounters {
+            barriers: 10 * warps,
+            cluster_barriers: 2 * warps,
+            warp_ops: 50 * warps,
+        };
+        let latency = LatencyModel {
+            load_s: 0.0,
+            shared_s: 0.0,
+            fma_s: 0.0,
+            barrier_s: 1e-6,
+            cluster_s: 1e-5,
+            warp_op_s: 1e-7,
+            ..H200_LATENCY
+        };
+        let k = &summarize(&[l.clone(), l], &H200, &latency, &H200_SM)[0];
+        assert_eq!(k.sync.barriers, 2 * 10 * warps);
+        assert_eq!(k.sync.cluster_barriers, 2 * 2 * warps);
+        assert_eq!(k.sync.warp_ops, 2 * 50 * warps);
+        let chain = k.chain.unwrap();
+        assert_eq!(
+            (chain.barriers, chain.cluster_barriers, chain.warp_ops),
+            (20.0, 4.0, 100.0)
+        );
+        assert!((k.latency_s.unwrap() - 70e-6).abs() < 1e-12, "{k:?}");
     }
 }

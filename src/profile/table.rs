@@ -87,8 +87,8 @@ pub fn summary_line(p: &StepProfile) -> String {
          requested; {} warps per SM (of 64, estimate-weighted); estimate {:.0} µs \
          (each launch at its own bound plus its launch; step floors: FLOPs {:.0} µs, DRAM \
          {:.0} µs, launches {:.0} µs); modelled {:.0} µs (each launch at the larger of its \
-         bound and one warp's chain: {:.0} ns per load round, {:.0} per shared request, {:.1} \
-         per FMA)",
+         bound and one warp's chain: {:.0} ns per load round, {:.0} per shared request, {:.2} \
+         per FMA, {:.0} per barrier, {:.0} per cluster barrier, {:.0} per warp operation)",
         p.launches,
         p.host_syncs,
         p.flops as f64 / 1e9,
@@ -103,6 +103,9 @@ pub fn summary_line(p: &StepProfile) -> String {
         p.latency.load_s * 1e9,
         p.latency.shared_s * 1e9,
         p.latency.fma_s * 1e9,
+        p.latency.barrier_s * 1e9,
+        p.latency.cluster_s * 1e9,
+        p.latency.warp_op_s * 1e9,
     )
 }
 

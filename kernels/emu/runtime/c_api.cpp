@@ -18,6 +18,7 @@ struct PixelrnnEmuCounters {
     unsigned long long sectors_written = 0;
     unsigned long long blocks_run = 0;
     unsigned long long blocks_total = 0;
+    unsigned long long barriers = 0, cluster_barriers = 0, warp_ops = 0;
 };
 
 namespace {
@@ -276,6 +277,9 @@ int pixelrnn_emu_launch(const char* name, const unsigned grid[3], const unsigned
         const double scale = (double)L.nblocks / (double)L.blocks_run();
         c->sectors_read = scaled_sectors(counters.read_sectors, bufs, nbufs, scale);
         c->sectors_written = scaled_sectors(counters.written_sectors, bufs, nbufs, scale);
+        c->barriers = scaled(counters.sync.barriers, scale);
+        c->cluster_barriers = scaled(counters.sync.cluster_barriers, scale);
+        c->warp_ops = scaled(counters.sync.warp_ops, scale);
         for (const auto& [key, t] : counters.sites) {
             PixelrnnEmuSite s;
             memset(&s, 0, sizeof s);
@@ -323,6 +327,15 @@ void pixelrnn_emu_counters_blocks(const PixelrnnEmuCounters* c, unsigned long lo
                                   unsigned long long* total) {
     *run = c->blocks_run;
     *total = c->blocks_total;
+}
+// Synchronisation per warp, summed over the grid's warps: block barriers, cluster barriers,
+// warp operations (runtime/counters.cpp says what counts).
+void pixelrnn_emu_counters_sync(const PixelrnnEmuCounters* c, unsigned long long* barriers,
+                                unsigned long long* cluster_barriers,
+                                unsigned long long* warp_ops) {
+    *barriers = c->barriers;
+    *cluster_barriers = c->cluster_barriers;
+    *warp_ops = c->warp_ops;
 }
 void pixelrnn_emu_counters_free(PixelrnnEmuCounters* c) { delete c; }
 

@@ -19,6 +19,9 @@
 // n-th iteration) is taken to wait for the (n-1)-th; so a thread's rounds in an interval are
 // the most executions of one load site in it, each new round charged to the site that opened
 // it, and a warp's rounds at a site are the most of its lanes'.
+// Synchronisation (docs/emulator.md, "Barriers and warp operations"): per warp, the most block
+// barriers, cluster barriers and warp operations (shuffles, votes, reductions; not __syncwarp,
+// not mma) one of its lanes took part in, summed over the warps of the launch.
 //
 // The normal (uncounted) units contain no calls to any of this.
 
@@ -59,6 +62,10 @@ struct WorkerCounters {
     // Per thread of the running block: barriers passed, and its load rounds in the current
     // interval (the most executions of one load site since its last barrier).
     std::vector<uint32_t> barriers, interval_rounds;
+    // Per thread of the running block: the block barriers, cluster barriers and warp
+    // operations it took part in.
+    std::vector<uint32_t> block_barriers, cluster_barriers, warp_ops;
+    SyncTotals sync;
     std::unordered_map<uint64_t, SiteBlock> block;
     std::unordered_map<uint64_t, SiteTotals> totals;
     std::unordered_set<uint64_t> read_sectors, written_sectors;
@@ -180,16 +187,42 @@ void counters_begin_worker(Worker* w, Launch* L) {
     c->nthreads = (int)(L->block.x * L->block.y * L->block.z);
     c->barriers.assign((size_t)c->nthreads, 0);
     c->interval_rounds.assign((size_t)c->nthreads, 0);
+    c->block_barriers.assign((size_t)c->nthreads, 0);
+    c->cluster_barriers.assign((size_t)c->nthreads, 0);
+    c->warp_ops.assign((size_t)c->nthreads, 0);
     w->counting = c;
 }
 
-void counters_barrier(Worker* w) {
+void counters_barrier(Worker* w, bool cluster) {
     WorkerCounters* c = w->counting;
     if (!c || !w->current) return;
     const size_t t = (size_t)w->current->linear;
     ++c->barriers[t];
+    ++(cluster ? c->cluster_barriers : c->block_barriers)[t];
     c->interval_rounds[t] = 0;
 }
+
+void counters_warp_op(Worker* w) {
+    WorkerCounters* c = w->counting;
+    if (!c || !w->current) return;
+    ++c->warp_ops[(size_t)w->current->linear];
+}
+
+namespace {
+
+// The sum over the block's warps of the most of `per_thread` over each warp's lanes.
+uint64_t sum_of_warp_maxima(const std::vector<uint32_t>& per_thread) {
+    uint64_t total = 0;
+    for (size_t warp = 0; warp * 32 < per_thread.size(); ++warp) {
+        const auto first = per_thread.begin() + (ptrdiff_t)(warp * 32);
+        const auto last =
+            per_thread.begin() + (ptrdiff_t)std::min(per_thread.size(), (warp + 1) * 32);
+        total += *std::max_element(first, last);
+    }
+    return total;
+}
+
+}  // namespace
 
 void counters_end_block(Worker* w) {
     WorkerCounters* c = w->counting;
@@ -200,16 +233,16 @@ void counters_end_block(Worker* w) {
         t.space = site.space;
         t.op = site.op;
         for (auto& [rk, lanes] : site.requests) evaluate(t, lanes);
-        for (size_t warp = 0; warp * 32 < site.charged.size(); ++warp) {
-            const auto first = site.charged.begin() + (ptrdiff_t)(warp * 32);
-            const auto last = site.charged.begin() +
-                              (ptrdiff_t)std::min(site.charged.size(), (warp + 1) * 32);
-            t.rounds += *std::max_element(first, last);
-        }
+        t.rounds += sum_of_warp_maxima(site.charged);
     }
     c->block.clear();
-    std::fill(c->barriers.begin(), c->barriers.end(), 0);
-    std::fill(c->interval_rounds.begin(), c->interval_rounds.end(), 0);
+    c->sync.barriers += sum_of_warp_maxima(c->block_barriers);
+    c->sync.cluster_barriers += sum_of_warp_maxima(c->cluster_barriers);
+    c->sync.warp_ops += sum_of_warp_maxima(c->warp_ops);
+    for (auto* v : {&c->barriers, &c->interval_rounds, &c->block_barriers, &c->cluster_barriers,
+                    &c->warp_ops}) {
+        std::fill(v->begin(), v->end(), 0);
+    }
 }
 
 void counters_end_worker(Worker* w, Launch* L) {
@@ -235,6 +268,9 @@ void counters_end_worker(Worker* w, Launch* L) {
             s.rounds += t.rounds;
             s.max_degree = std::max(s.max_degree, t.max_degree);
         }
+        out->sync.barriers += c->sync.barriers;
+        out->sync.cluster_barriers += c->sync.cluster_barriers;
+        out->sync.warp_ops += c->sync.warp_ops;
         out->read_sectors.insert(c->read_sectors.begin(), c->read_sectors.end());
         out->written_sectors.insert(c->written_sectors.begin(), c->written_sectors.end());
     }

@@ -351,7 +351,7 @@ HelperPool& helper_pool() {
 void cluster_sync() {
     rt::Worker* w = rt::tl_worker;
     rt::Fiber* f = w->current;
-    if (w->counting) rt::counters_barrier(w);
+    if (w->counting) rt::counters_barrier(w, true);
     f->state = rt::AT_CLUSTER;
     rt::yield_to_scheduler(f);
 }

@@ -249,7 +249,7 @@ using namespace rt;
 void barrier() {
     Worker* w = tl_worker;
     Fiber* f = w->current;
-    if (w->counting) counters_barrier(w);
+    if (w->counting) counters_barrier(w, false);
     f->state = AT_BARRIER;
     yield_to_scheduler(f);
 }
@@ -257,6 +257,13 @@ void barrier() {
 uint64_t warp_op(int kind, unsigned mask, uint64_t value, int a, int b) {
     Worker* w = tl_worker;
     Fiber* f = w->current;
+    // Counted: the exchanges (shuffles, votes, reductions), each an instruction whose result a
+    // lane waits for. Not __syncwarp (a convergence point, nearly free when the warp is
+    // converged) nor mma (a tensor-core product, whose cost is its FLOPs).
+    if (w->counting && kind != WARP_SYNC && kind != WARP_MMA_TF32_M16N8K8 &&
+        kind != WARP_MMA_BF16_M16N8K16) {
+        counters_warp_op(w);
+    }
     f->op_kind = kind;
     f->op_mask = mask;
     f->op_in = value;

@@ -213,10 +213,16 @@ struct SiteTotals {
     uint64_t requests = 0, lane_accesses = 0, bytes = 0, unique_bytes = 0, sectors = 0;
     uint64_t wavefronts = 0, ideal_wavefronts = 0, rounds = 0;
 };
+// Synchronisation per warp, summed over warps: block barriers, cluster barriers and warp
+// operations (the most of each that one lane of the warp took part in).
+struct SyncTotals {
+    uint64_t barriers = 0, cluster_barriers = 0, warp_ops = 0;
+};
 // The counters of one launch, merged from its workers.
 struct LaunchCounters {
     std::mutex mu;
     std::unordered_map<uint64_t, SiteTotals> sites;
+    SyncTotals sync;
     std::unordered_set<uint64_t> read_sectors, written_sectors;
 };
 struct WorkerCounters;
@@ -366,8 +372,12 @@ HelperPool& helper_pool();
 // adds a finished block's requests to its totals, merges its totals into L->counters.
 void counters_begin_worker(Worker* w, Launch* L);
 void counters_end_block(Worker* w);
-// The running thread of `w` reached a block or cluster barrier: its load rounds start anew.
-void counters_barrier(Worker* w);
+// The running thread of `w` reached a block or (`cluster`) cluster barrier: its load rounds
+// start anew.
+void counters_barrier(Worker* w, bool cluster);
+// The running thread of `w` entered a warp operation that the counters count (intrinsics.cpp
+// says which).
+void counters_warp_op(Worker* w);
 void counters_end_worker(Worker* w, Launch* L);
 // Runs blocks of `L` on a pooled worker until none is left or the launch failed (grid.cpp).
 void run_worker(Launch* L);

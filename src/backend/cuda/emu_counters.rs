@@ -105,6 +105,20 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// What the warps of one launch waited on besides memory (docs/emulator.md, "Barriers and
+/// warp operations"): per warp, the most that one of its lanes took part in, summed over the
+/// grid's warps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncCounters {
+    /// Block barriers (`__syncthreads`).
+    pub barriers: u64,
+    /// Cluster barriers (`cluster.sync()`).
+    pub cluster_barriers: u64,
+    /// Warp operations whose result a lane waits for: shuffles, votes and reductions (not
+    /// `__syncwarp`, not the tensor cores' `mma`).
+    pub warp_ops: u64,
+}
+
 /// The memory counters of one launch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LaunchCounters {
@@ -134,6 +148,8 @@ pub struct LaunchCounters {
     pub sectors_written: u64,
     /// The access sites, ordered by address ([`SiteCounters::index`]).
     pub sites: Vec<SiteCounters>,
+    /// Barriers and warp operations.
+    pub sync: SyncCounters,
 }
 
 impl LaunchCounters {

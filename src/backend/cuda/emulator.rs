@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 // The C interface of kernels/emu/runtime/, linked by the kernels crate.
 use crate::kernels::emu as ffi;
 
-pub use super::emu_counters::{AccessOp, LaunchCounters, MemSpace, SiteCounters};
+pub use super::emu_counters::{AccessOp, LaunchCounters, MemSpace, SiteCounters, SyncCounters};
 
 /// Options of the emulator.
 #[derive(Clone, Copy, Debug)]
@@ -409,12 +409,19 @@ impl Emulator {
         let mut n = 0usize;
         let (mut read, mut written) = (0u64, 0u64);
         let (mut run, mut total) = (0u64, 0u64);
+        let mut sync = SyncCounters::default();
         // SAFETY: `c` came from a successful counted launch and is freed exactly once, here,
         // after its sites were copied.
         let raw: Vec<ffi::EmuSite> = unsafe {
             let p = ffi::pixelrnn_emu_counters_sites(c, &mut n);
             ffi::pixelrnn_emu_counters_sectors(c, &mut read, &mut written);
             ffi::pixelrnn_emu_counters_blocks(c, &mut run, &mut total);
+            ffi::pixelrnn_emu_counters_sync(
+                c,
+                &mut sync.barriers,
+                &mut sync.cluster_barriers,
+                &mut sync.warp_ops,
+            );
             let sites = if n == 0 || p.is_null() {
                 Vec::new()
             } else {
@@ -464,6 +471,7 @@ impl Emulator {
             sectors_read: read,
             sectors_written: written,
             sites,
+            sync,
         }
     }
 }

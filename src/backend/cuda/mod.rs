@@ -55,7 +55,8 @@ use std::thread::ThreadId;
 
 pub use device::Device;
 pub use emulator::{
-    AccessOp, EmuOptions, Emulator, LaunchCounters, MemSpace, SiteCounters, COUNTERS_ENV,
+    AccessOp, EmuOptions, Emulator, LaunchCounters, MemSpace, SiteCounters, SyncCounters,
+    COUNTERS_ENV,
 };
 pub use executor::{
     Arg, Executor, LaunchCfg, DEFAULT_SHARED_BYTES, MAX_CLUSTER_BLOCKS, MAX_SHARED_BYTES,
