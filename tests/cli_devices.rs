@@ -338,6 +338,127 @@ fn kernels_flag_selects_versions_for_bench_and_profile() {
     assert_none_failed(failures);
 }
 
+/// `--kernels` on train, eval and sample: the run's first lines name the versions in force,
+/// and versions of the same bits (the conv GEMM v5 and weight gradient v3 against the
+/// defaults v4 and v2, docs/kernels.md) train the same model to the same bits on the emulator.
+/// On the CPU, or with a bad spec, it is one clear line.
+#[test]
+fn kernels_flag_selects_versions_for_train_eval_and_sample() {
+    if !has_kernels() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_images(dir.path(), "grey.npy", 40, 8, 8, 1);
+    let spec = "masked_conv2d=5,masked_conv2d_weight=3";
+    let train_on = |name: &str, kernels: Option<&str>| {
+        let run = dir.path().join(name);
+        let mut args = vec!["train", "--data", s(&data)];
+        args.extend(&TINY[..10]);
+        args.extend(["--steps", "2", "--out", s(&run), "--device", "emulator"]);
+        args.extend(["--threads", "2"]);
+        if let Some(k) = kernels {
+            args.extend(["--kernels", k]);
+        }
+        (pixelrnn(&args).expect_ok(), run)
+    };
+    let (out, chosen) = train_on("chosen", Some(spec));
+    let want = format!("kernels (--kernels {spec}): masked_conv2d v5, masked_conv2d weight v3, ");
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    let (out, defaults) = train_on("defaults", None);
+    assert!(!out.stderr.contains("--kernels"), "{}", out.stderr);
+    let nll = |run: &std::path::Path| -> Vec<f64> {
+        read_metrics(run, 64)
+            .iter()
+            .map(|m| m["test_nll_nats"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(nll(&chosen), nll(&defaults));
+
+    let out = pixelrnn(&[
+        "eval",
+        "--checkpoint",
+        s(&chosen),
+        "--device",
+        "emulator",
+        "--threads",
+        "2",
+        "--kernels",
+        "masked_conv2d=3",
+    ])
+    .expect_ok();
+    assert!(
+        out.stderr
+            .contains("kernels (--kernels masked_conv2d=3): masked_conv2d v3, "),
+        "{}",
+        out.stderr
+    );
+    let png = dir.path().join("s.png");
+    let out = pixelrnn(&[
+        "sample",
+        "--checkpoint",
+        s(&chosen),
+        "--out",
+        s(&png),
+        "--n",
+        "1",
+        "--device",
+        "emulator",
+        "--threads",
+        "2",
+        "--kernels",
+        "masked_conv2d=3",
+    ])
+    .expect_ok();
+    assert!(out.stderr.contains("masked_conv2d v3, "), "{}", out.stderr);
+    assert!(png.is_file());
+
+    let mut failures = Vec::new();
+    let bad = [
+        (
+            vec![
+                "eval",
+                "--checkpoint",
+                s(&chosen),
+                "--device",
+                "cpu",
+                "--kernels",
+                spec,
+            ],
+            "CPU backend",
+        ),
+        (
+            vec![
+                "sample",
+                "--checkpoint",
+                s(&chosen),
+                "--out",
+                s(&png),
+                "--device",
+                "cpu",
+                "--kernels",
+                spec,
+            ],
+            "CPU backend",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--device",
+                "emulator",
+                "--kernels",
+                "masked_conv2d=9",
+            ],
+            "masked_conv2d has kernel versions 1 to 5, version 9 requested",
+        ),
+    ];
+    for (args, mention) in bad {
+        failures.extend(check_clean_error(&pixelrnn(&args), &["--kernels", mention]).err());
+    }
+    assert_none_failed(failures);
+}
+
 /// `info --kernels-md`: one table row per compiled kernel with its ptxas registers.
 #[test]
 fn info_kernels_md_lists_every_kernel() {

@@ -1,5 +1,6 @@
-//! `--kernels` of `bench` and `profile`: CUDA kernel versions other than the defaults, in force
-//! for the whole command. The text is parsed once, by `Variants::with_spec`.
+//! `--kernels` of `bench`, `profile`, `train`, `eval` and `sample`: CUDA kernel versions other
+//! than the defaults, in force for the whole command. The text is parsed once, by
+//! `Variants::with_spec`.
 
 use anyhow::bail;
 use pixelrnn::backend::cpu::CpuBackend;
@@ -17,6 +18,15 @@ pub trait KernelSelection {
     /// is dropped (`None`: nothing to do). A spec that does not parse, or any spec on a backend
     /// without kernel versions, is one clear error.
     fn select_kernels(&self, spec: Option<&str>) -> anyhow::Result<Option<Self::Guard<'_>>>;
+
+    /// The kernel versions in force, one line (`masked_conv2d v5, ...`).
+    fn kernel_versions(&self) -> String;
+}
+
+/// The line `train`, `eval` and `sample` print when `--kernels` is given (`None` without it):
+/// every version in force, so that a log says what ran.
+pub fn versions_note<B: KernelSelection>(backend: &B, spec: Option<&str>) -> Option<String> {
+    spec.map(|spec| format!("kernels (--kernels {spec}): {}", backend.kernel_versions()))
 }
 
 impl KernelSelection for CpuBackend {
@@ -30,6 +40,10 @@ impl KernelSelection for CpuBackend {
                  (use --device cuda, or --device emulator)"
             ),
         }
+    }
+
+    fn kernel_versions(&self) -> String {
+        "the CPU backend's (no CUDA kernels)".into()
     }
 }
 
@@ -48,5 +62,9 @@ impl<E: Executor> KernelSelection for CudaBackend<E> {
             e => anyhow::anyhow!("--kernels: {e}"),
         })?;
         Ok(Some(self.select(variants)))
+    }
+
+    fn kernel_versions(&self) -> String {
+        self.variants().to_string()
     }
 }

@@ -224,6 +224,14 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// Two optional notes for the start of a command, one per line.
+pub(crate) fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Fails early (before minutes of sampling) when `path` cannot be written: its folder must
 /// exist and it must not be a folder.
 pub(crate) fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ use pixelrnn::sample::{
 };
 use pixelrnn::train::TrainConfig;
 
+use super::kernels_arg::{versions_note, KernelSelection};
 use super::DeviceArg;
 
 /// Flags of `pixelrnn sample`.
@@ -67,13 +68,26 @@ pub struct SampleArgs {
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// CUDA kernel versions other than the defaults, for the whole command: comma-separated
+    /// family=N, e.g. masked_conv2d=5,masked_conv2d_weight=3 (as `pixelrnn bench --kernels`;
+    /// `pixelrnn info` lists the versions); a line at the start names every version in force.
+    #[arg(long, value_name = "FAMILY=N,...")]
+    kernels: Option<String>,
 }
 
 /// Runs `pixelrnn sample`.
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     let selection = super::select(args.device, args.threads)?;
-    let note = selection.auto_note.clone();
-    super::on_backend!(selection.backend, backend => run_with(backend, args, note.as_deref()))
+    super::on_backend!(selection.backend, backend => {
+        // Clones share their kernel selection: `keep` holds it for the whole command.
+        let keep = backend.clone();
+        let _kernels = keep.select_kernels(args.kernels.as_deref())?;
+        let note = super::join_notes(
+            selection.auto_note.clone(),
+            versions_note(&keep, args.kernels.as_deref()),
+        );
+        run_with(backend, args, note.as_deref())
+    })
 }
 
 /// `pixelrnn sample` on `backend`; `auto_note` is the `--device auto` line, printed once the

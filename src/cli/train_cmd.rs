@@ -15,6 +15,7 @@ use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
 use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig, MAX_STEPS};
 
+use super::kernels_arg::{versions_note, KernelSelection};
 use super::likelihood_arg::{likelihood_of, LikelihoodArg};
 use super::{BinarizeArg, DeviceArg};
 
@@ -144,6 +145,11 @@ pub struct TrainArgs {
     /// CPU threads [default: all cores].
     #[arg(long)]
     pub(super) threads: Option<usize>,
+    /// CUDA kernel versions other than the defaults, for the whole run: comma-separated
+    /// family=N, e.g. masked_conv2d=5,masked_conv2d_weight=3 (as `pixelrnn bench --kernels`;
+    /// `pixelrnn info` lists the versions); a line at the start names every version in force.
+    #[arg(long, value_name = "FAMILY=N,...")]
+    pub(super) kernels: Option<String>,
     /// Data-parallel ranks in this process: each step's batch is split into N shards whose
     /// gradients are summed (same result as 1 up to summation order; resumes with any N).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -303,9 +309,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         return run_as_rank(args, rank as usize, world as usize, &init);
     }
     let selection = super::select(args.device, args.threads)?;
-    let note = selection.auto_note.clone();
     let workers = args.workers as usize;
     super::on_backend!(selection.backend, backend => {
+        // Clones share their kernel selection: `keep` holds it for the whole run.
+        let keep = backend.clone();
+        let _kernels = keep.select_kernels(args.kernels.as_deref())?;
+        let note = super::join_notes(
+            selection.auto_note.clone(),
+            versions_note(&keep, args.kernels.as_deref()),
+        );
         run_with(backend, args, note.as_deref(), Ranks::Workers(workers))
     })
 }
@@ -331,8 +343,19 @@ fn run_on_gpus(args: TrainArgs, gpus: usize) -> anyhow::Result<()> {
             .into_iter()
             .map(|c| Box::new(c) as Box<dyn Collective<CudaBackend<Device>>>)
             .collect();
+    let keep = backends.clone();
+    let _kernels = keep
+        .iter()
+        .map(|b| b.select_kernels(args.kernels.as_deref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let note = versions_note(&keep[0], args.kernels.as_deref());
     let first = backends[0].clone();
-    run_with(first, args, None, Ranks::Devices(backends, group))
+    run_with(
+        first,
+        args,
+        note.as_deref(),
+        Ranks::Devices(backends, group),
+    )
 }
 
 /// `pixelrnn train --rank R --world-size W --init FILE`: one GPU of a multi-process group.
@@ -364,10 +387,13 @@ fn run_as_rank(
     )
     .with_context(|| format!("--rank {rank}"))?;
     let group: Vec<Box<dyn Collective<CudaBackend<Device>>>> = vec![Box::new(comm)];
+    let keep = backend.clone();
+    let _kernels = keep.select_kernels(args.kernels.as_deref())?;
+    let note = versions_note(&keep, args.kernels.as_deref());
     run_with(
         backend.clone(),
         args,
-        None,
+        note.as_deref(),
         Ranks::Devices(vec![backend], group),
     )
 }
