@@ -655,13 +655,22 @@ fn profile_reports_a_counted_step() {
         modelled >= estimate * (1.0 - 1e-12),
         "{modelled} {estimate}"
     );
-    assert_eq!(st["latency"]["load_s"].as_f64(), Some(150e-9));
+    assert_eq!(st["latency"]["load_s"].as_f64(), Some(165e-9));
+    assert_eq!(st["latency"]["barrier_s"].as_f64(), Some(1.14e-6));
     let kernels = st["kernels"].as_array().unwrap();
     let launches: u64 = kernels
         .iter()
         .map(|k| k["launches"].as_u64().unwrap())
         .sum();
     assert_eq!(launches, st["launches"].as_u64().unwrap());
+    // The GEMM waits at a barrier per chunk: counted, and in its chain.
+    let gemm = kernels
+        .iter()
+        .find(|k| k["kernel"] == "masked_conv2d_fwd_v4")
+        .unwrap();
+    assert!(gemm["sync"]["barriers"].as_u64().unwrap() > 0, "{gemm}");
+    assert_eq!(gemm["sync"]["warp_ops"].as_u64(), Some(0), "{gemm}");
+    assert!(gemm["chain"]["barriers"].as_f64().unwrap() > 0.0, "{gemm}");
     let cfg = pixelrnn::bench::config("tiny").unwrap();
     let (_, flops) =
         pixelrnn::bench::step_flops(&cfg.model(pixelrnn::models::ModelKind::PixelCnn), cfg.batch)

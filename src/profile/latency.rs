@@ -45,21 +45,25 @@ pub struct LatencyModel {
     pub warp_op_s: f64,
 }
 
-/// The H200 of the first device run (2026-12-04, binaries of 6a07691): the three times
-/// fitted, by least squares on the logarithms, to its fp32 training steps as the emulator
+/// The H200 of the first device run (2026-12-04, binaries of 6a07691): the six times
+/// fitted, by least squares on the logarithms, to its 18 fp32 training steps as the emulator
 /// profiles them under that commit's kernel versions (scripts/fit_latency_model.py;
-/// docs/kernels.md, "The latency model", where the fit, its data and its errors are). 150 ns
-/// is about 300 cycles at 1.98 GHz, near an L2 hit's round trip; 18 ns (36 cycles) near a
-/// shared load's; 1 ns (2 cycles) an FMA's issue rather than its 4-cycle latency (a tile's
-/// FMAs are independent).
+/// docs/kernels.md, "The latency model", where the fit, its data, its errors and its ranking of
+/// the persistent kernel versions are). 165 ns a load round is about 330 cycles at 1.98 GHz,
+/// near an L2 hit's round trip. The instructions (shared requests, FMAs, warp operations) sit
+/// at one issue cycle, the grid's floor: what they cost is the roofline's. 1.14 µs a block
+/// barrier and 6 µs a cluster barrier are far above what the instructions take on an idle SM:
+/// they stand for what a barrier interval adds in these kernels beyond its counted rounds and
+/// instructions (the chunk's exposed load latency and the drain and refill of a block that has
+/// no other block beside it), which is where the first run's time went.
 pub const H200_LATENCY: LatencyModel = LatencyModel {
     name: "H200, fitted to the first device run",
-    load_s: 150e-9,
-    shared_s: 18e-9,
-    fma_s: 1.0e-9,
-    barrier_s: 0.0,
-    cluster_s: 0.0,
-    warp_op_s: 0.0,
+    load_s: 165e-9,
+    shared_s: 1e-9,
+    fma_s: 0.5e-9,
+    barrier_s: 1.14e-6,
+    cluster_s: 6e-6,
+    warp_op_s: 0.5e-9,
 };
 
 /// One warp's chain of work in a launch, times the launch's waves: what the model charges.
