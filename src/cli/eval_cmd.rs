@@ -11,7 +11,7 @@ use pixelrnn::eval::evaluate;
 use pixelrnn::models::ModelKind;
 use pixelrnn::train::TrainConfig;
 
-use super::kernels_arg::{versions_note, KernelSelection};
+use super::kernels_arg::run_selected;
 use super::{BinarizeArg, DeviceArg};
 
 /// Which split to score.
@@ -95,15 +95,11 @@ fn write_nll_npy(path: &Path, shape: [usize; 4], values: &[f32]) -> anyhow::Resu
 /// Runs `pixelrnn eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let selection = super::select(args.device, args.threads)?;
+    let spec = args.kernels.clone();
     super::on_backend!(selection.backend, backend => {
-        // Clones share their kernel selection: `keep` holds it for the whole command.
-        let keep = backend.clone();
-        let _kernels = keep.select_kernels(args.kernels.as_deref())?;
-        let note = super::join_notes(
-            selection.auto_note.clone(),
-            versions_note(&keep, args.kernels.as_deref()),
-        );
-        run_with(backend, args, note.as_deref())
+        run_selected(backend, spec.as_deref(), selection.auto_note, |backend, note| {
+            run_with(backend, args, note.as_deref())
+        })
     })
 }
 

@@ -29,6 +29,25 @@ pub fn versions_note<B: KernelSelection>(backend: &B, spec: Option<&str>) -> Opt
     spec.map(|spec| format!("kernels (--kernels {spec}): {}", backend.kernel_versions()))
 }
 
+/// Runs a whole command (`train`, `eval`, `sample`) on `backend` under `spec`'s versions:
+/// `run` gets the backend and the command's start note (`auto_note`, the `--device auto` line,
+/// then [`versions_note`]'s). A clone of the backend holds the selection until `run` returns
+/// (clones share it).
+pub fn run_selected<B, T>(
+    backend: B,
+    spec: Option<&str>,
+    auto_note: Option<String>,
+    run: impl FnOnce(B, Option<String>) -> anyhow::Result<T>,
+) -> anyhow::Result<T>
+where
+    B: KernelSelection + Clone,
+{
+    let keep = backend.clone();
+    let _kernels = keep.select_kernels(spec)?;
+    let note = super::join_notes(auto_note, versions_note(&keep, spec));
+    run(backend, note)
+}
+
 impl KernelSelection for CpuBackend {
     type Guard<'a> = ();
 

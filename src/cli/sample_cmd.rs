@@ -13,7 +13,7 @@ use pixelrnn::sample::{
 };
 use pixelrnn::train::TrainConfig;
 
-use super::kernels_arg::{versions_note, KernelSelection};
+use super::kernels_arg::run_selected;
 use super::DeviceArg;
 
 /// Flags of `pixelrnn sample`.
@@ -78,15 +78,11 @@ pub struct SampleArgs {
 /// Runs `pixelrnn sample`.
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     let selection = super::select(args.device, args.threads)?;
+    let spec = args.kernels.clone();
     super::on_backend!(selection.backend, backend => {
-        // Clones share their kernel selection: `keep` holds it for the whole command.
-        let keep = backend.clone();
-        let _kernels = keep.select_kernels(args.kernels.as_deref())?;
-        let note = super::join_notes(
-            selection.auto_note.clone(),
-            versions_note(&keep, args.kernels.as_deref()),
-        );
-        run_with(backend, args, note.as_deref())
+        run_selected(backend, spec.as_deref(), selection.auto_note, |backend, note| {
+            run_with(backend, args, note.as_deref())
+        })
     })
 }
 

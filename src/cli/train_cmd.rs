@@ -15,7 +15,7 @@ use pixelrnn::models::{ModelConfig, ModelKind, MultiScaleConfig};
 use pixelrnn::optim::{OptimConfig, OptimizerKind, Schedule};
 use pixelrnn::train::{train_parallel, train_ranks, Event, TrainConfig, MAX_STEPS};
 
-use super::kernels_arg::{versions_note, KernelSelection};
+use super::kernels_arg::{run_selected, versions_note, KernelSelection};
 use super::likelihood_arg::{likelihood_of, LikelihoodArg};
 use super::{BinarizeArg, DeviceArg};
 
@@ -310,15 +310,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let selection = super::select(args.device, args.threads)?;
     let workers = args.workers as usize;
+    let spec = args.kernels.clone();
     super::on_backend!(selection.backend, backend => {
-        // Clones share their kernel selection: `keep` holds it for the whole run.
-        let keep = backend.clone();
-        let _kernels = keep.select_kernels(args.kernels.as_deref())?;
-        let note = super::join_notes(
-            selection.auto_note.clone(),
-            versions_note(&keep, args.kernels.as_deref()),
-        );
-        run_with(backend, args, note.as_deref(), Ranks::Workers(workers))
+        run_selected(backend, spec.as_deref(), selection.auto_note, |backend, note| {
+            run_with(backend, args, note.as_deref(), Ranks::Workers(workers))
+        })
     })
 }
 
