@@ -647,6 +647,7 @@ fn profile_reports_a_counted_step() {
     // The latency model: per launch at least the roofline, so the step too; its times are
     // recorded with it.
     assert!(out.stdout.contains("modelled"), "{}", out.stdout);
+    assert!(out.stdout.contains("bar/warp"), "{}", out.stdout);
     let (modelled, estimate) = (
         st["modelled_s"].as_f64().unwrap(),
         st["estimate_s"].as_f64().unwrap(),

@@ -12,8 +12,25 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
     x.map_or_else(|| "-".to_string(), f)
 }
 
+/// Columns of the table.
+const COLUMNS: usize = 17;
+
+/// One warp's barriers per launch in the latency model's chain: block barriers, and `+Nc` its
+/// cluster barriers where it has any (`-` without a chain).
+fn barriers_per_warp(k: &KernelProfile) -> String {
+    let Some(c) = k.chain else {
+        return "-".into();
+    };
+    let n = k.launches.max(1) as f64;
+    if c.cluster_barriers > 0.0 {
+        format!("{:.0}+{:.0}c", c.barriers / n, c.cluster_barriers / n)
+    } else {
+        format!("{:.0}", c.barriers / n)
+    }
+}
+
 /// The cells of one kernel's row.
-fn cells(k: &KernelProfile, step_s: f64) -> [String; 16] {
+fn cells(k: &KernelProfile, step_s: f64) -> [String; COLUMNS] {
     let global = k.global_requests > 0;
     [
         k.kernel.clone(),
@@ -52,12 +69,13 @@ fn cells(k: &KernelProfile, step_s: f64) -> [String; 16] {
             0.0
         }),
         k.bound.name().to_string(),
+        barriers_per_warp(k),
         opt(k.latency_s, |t| format!("{:.1}", t * 1e6)),
         format!("{:.1}", k.modelled_s * 1e6),
     ]
 }
 
-const HEADERS: [&str; 16] = [
+const HEADERS: [&str; COLUMNS] = [
     "kernel",
     "launches",
     "GFLOP",
@@ -72,6 +90,7 @@ const HEADERS: [&str; 16] = [
     "est. µs",
     "share",
     "bound",
+    "bar/warp",
     "latency µs",
     "model µs",
 ];
@@ -130,7 +149,7 @@ fn title(p: &StepProfile) -> String {
 /// The fixed-width table of a profiled step, kernels by descending estimate, then the
 /// summary line.
 pub fn table(p: &StepProfile) -> String {
-    let rows: Vec<[String; 16]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
+    let rows: Vec<[String; COLUMNS]> = p.kernels.iter().map(|k| cells(k, p.estimate_s)).collect();
     let mut w = HEADERS.map(|h| h.chars().count());
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
