@@ -24,10 +24,14 @@ starts; then leaves each config out in turn and predicts it from the others, and
 op rows rank under the fitted times.
 
 Usage: python3 scripts/fit_latency_model.py PROFILE.json [...] [--with-kernels]
-                                            [--predict PROFILE.json ...]
+                                            [--save FILE.json] [--predict PROFILE.json ...]
 
 The files after --predict (profiles of other kernel versions: today's defaults, say) are not
 fitted; their steps are modelled with the fitted times and printed next to their roofline.
+--save writes the fitted steps and the matched op rows, cut to what the model reads and with
+their measured times (`measured_ms`), to FILE.json: data/latency-profiles/first-device-run.json
+is that file, which this script also reads (the stored times take precedence) and
+tests/latency_fit.rs holds `H200_LATENCY` to.
 """
 
 import json
@@ -168,22 +172,62 @@ def kernel_points(steps):
         ls = step["roofline"]["launch_s"]
         for term, k in zip(kernel_terms(step), step["kernels"]):
             key = (step["config"], k["kernel"])
-            if key in MEASURED_KERNEL_MS and key not in seen:
+            stored = step.get("measured_kernel_ms", {}).get(k["kernel"])
+            measured = stored if stored is not None else MEASURED_KERNEL_MS.get(key)
+            if measured is not None and key not in seen:
                 n, work, counts = term
-                seen[key] = (key, MEASURED_KERNEL_MS[key], [(1, work, counts)], ls)
+                seen[key] = (key, measured, [(1, work, counts)], ls)
     return [seen[k] for k in MEASURED_KERNEL_MS if k in seen]
 
 
-def main(paths, predict, with_kernels):
+def slim(step, measured_ms=None, rows=None):
+    """`step` cut to what the model reads (and its measured times, for --save)."""
+    keep = ["kernel", "launches", "estimate_s", "chain", "warps_per_sm"]
+    out = {
+        "config": step["config"],
+        "target": step["target"],
+        "roofline": {"launch_s": step["roofline"]["launch_s"]},
+        "kernels": [{f: k[f] for f in keep} for k in step["kernels"]],
+    }
+    if measured_ms is not None:
+        out["measured_ms"] = measured_ms
+    if rows:
+        out["measured_kernel_ms"] = rows
+    return out
+
+
+def save(path, fitted, steps, all_steps, kernels):
+    """Writes the fitted steps (with their measured times) and the steps that hold a matched
+    op row (with those rows' times) to `path`."""
+    by_step = {}
+    for (cfg, kernel), m, _, _ in kernels:
+        for step in all_steps:
+            if step["config"] == cfg and any(k["kernel"] == kernel for k in step["kernels"]):
+                by_step.setdefault(id(step), (step, {}))[1][kernel] = m
+                break
+    rows_of = lambda st: by_step.get(id(st), (None, None))[1]
+    out = [slim(st, m, rows_of(st)) for st, (_, m, _, _) in zip(fitted, steps)]
+    out += [slim(st, rows=rows) for st, rows in by_step.values() if st not in fitted]
+    with open(path, "w") as fh:
+        json.dump({"source": "scripts/fit_latency_model.py --save", "steps": out}, fh, indent=1)
+        fh.write("\n")
+
+
+def main(paths, predict, with_kernels, save_to=None):
     all_steps = list(profiled_steps(paths))
     steps = []
+    fitted = []
     for step in all_steps:
         key = (step["config"], step["target"])
-        if key in MEASURED_MS and not step_uses_other_versions(step):
-            steps.append((key, MEASURED_MS[key], list(kernel_terms(step)), step["roofline"]["launch_s"]))
+        if "measured_ms" in step or (key in MEASURED_MS and not step_uses_other_versions(step)):
+            measured = step.get("measured_ms", MEASURED_MS.get(key))
+            steps.append((key, measured, list(kernel_terms(step)), step["roofline"]["launch_s"]))
+            fitted.append(step)
     if not steps:
         sys.exit("no profiled step matches a measured one (see MEASURED_MS)")
     kernels = kernel_points(all_steps)
+    if save_to:
+        save(save_to, fitted, steps, all_steps, kernels)
     points = steps + (kernels if with_kernels else [])
     e, p = fit(points)
     what = f"{len(steps)} steps" + (f" and {len(kernels)} op rows" if with_kernels else "")
@@ -280,7 +324,14 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     with_kernels = "--with-kernels" in args
     args = [a for a in args if a != "--with-kernels"]
+    save_to = None
+    if "--save" in args:
+        at = args.index("--save")
+        if at + 1 >= len(args):
+            sys.exit("--save needs a file")
+        save_to = args[at + 1]
+        del args[at : at + 2]
     cut = args.index("--predict") if "--predict" in args else len(args)
     if cut == 0:
         sys.exit(__doc__)
-    main(args[:cut], args[cut + 1 :], with_kernels)
+    main(args[:cut], args[cut + 1 :], with_kernels, save_to)

@@ -22,7 +22,7 @@
 //! fitted to the first device run's steps (docs/kernels.md,
 //! "The latency model", with the fit's errors): a model, not a measurement.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::cuda::SyncCounters;
 
@@ -66,8 +66,9 @@ pub const H200_LATENCY: LatencyModel = LatencyModel {
     warp_op_s: 0.5e-9,
 };
 
-/// One warp's chain of work in a launch, times the launch's waves: what the model charges.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// One warp's chain of work in a launch, times the launch's waves: what the model charges
+/// (read back from profile JSON by tests/latency_fit.rs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WarpChain {
     /// Global load rounds.
     pub load_rounds: f64,

@@ -1,0 +1,133 @@
+//! `H200_LATENCY` against the data it was fitted to: data/latency-profiles/first-device-run.json
+//! (written by `scripts/fit_latency_model.py --save`; docs/kernels.md, "The latency model") holds
+//! the emulator's per-kernel chains of the first device run's 18 fp32 steps with their measured
+//! times, and of the persistent steps whose kernels have measured op rows. The model's
+//! formula (src/profile/latency.rs) at the committed times must reproduce the documented fit
+//! (rms log error 0.081) and ranking (the measured fastest version of every op row, 40 of 42
+//! pairs in order): a change to the times or the formula that is not refitted fails here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pixelrnn::profile::{WarpChain, H200_LATENCY};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Profiles {
+    steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+struct Step {
+    config: String,
+    target: String,
+    roofline: Roofline,
+    kernels: Vec<Kernel>,
+    measured_ms: Option<f64>,
+    #[serde(default)]
+    measured_kernel_ms: HashMap<String, f64>,
+}
+
+#[derive(Deserialize)]
+struct Roofline {
+    launch_s: f64,
+}
+
+#[derive(Deserialize)]
+struct Kernel {
+    kernel: String,
+    launches: u64,
+    estimate_s: f64,
+    chain: Option<WarpChain>,
+}
+
+/// Milliseconds of `kernel`'s mean launch under the model: the larger of its roofline work and
+/// its chain's time, plus the launch (the chain is linear, so its mean is its sum over n).
+fn launch_ms(k: &Kernel, launch_s: f64) -> f64 {
+    let n = k.launches as f64;
+    let work = k.estimate_s / n - launch_s;
+    let latency = k.chain.map_or(0.0, |c| H200_LATENCY.time_s(&c) / n);
+    1e3 * (work.max(latency) + launch_s)
+}
+
+fn profiles() -> Profiles {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/latency-profiles/first-device-run.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read the profiles"))
+        .expect("parse the profiles")
+}
+
+#[test]
+fn the_committed_times_reproduce_the_documented_fit() {
+    let p = profiles();
+    let mut squares = Vec::new();
+    for s in p.steps.iter().filter(|s| s.measured_ms.is_some()) {
+        let model: f64 = s
+            .kernels
+            .iter()
+            .map(|k| k.launches as f64 * launch_ms(k, s.roofline.launch_s))
+            .sum();
+        let ratio = model / s.measured_ms.unwrap();
+        assert!(
+            (0.85..1.2).contains(&ratio),
+            "{} {}: model / measured {ratio:.3}",
+            s.config,
+            s.target
+        );
+        squares.push(ratio.ln().powi(2));
+    }
+    assert_eq!(squares.len(), 18);
+    let rms = (squares.iter().sum::<f64>() / squares.len() as f64).sqrt();
+    assert!((rms - 0.081).abs() < 0.0015, "rms log error {rms:.4}");
+}
+
+#[test]
+fn the_committed_times_rank_the_persistent_versions_as_documented() {
+    let p = profiles();
+    // (config, kernel without its version) -> [(version, measured ms, model ms)].
+    let mut groups: BTreeMap<(String, String), Vec<(String, f64, f64)>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for s in &p.steps {
+        for k in &s.kernels {
+            let Some(&measured) = s.measured_kernel_ms.get(&k.kernel) else {
+                continue;
+            };
+            if !seen.insert((s.config.clone(), k.kernel.clone())) {
+                continue;
+            }
+            let (base, version) = k.kernel.rsplit_once("_v").unwrap();
+            groups
+                .entry((s.config.clone(), base.to_string()))
+                .or_default()
+                .push((
+                    version.to_string(),
+                    measured,
+                    launch_ms(k, s.roofline.launch_s),
+                ));
+        }
+    }
+    assert_eq!(groups.len(), 5);
+    let (mut agree, mut pairs) = (0, 0);
+    for ((config, base), rows) in &groups {
+        let fastest = |by: fn(&(String, f64, f64)) -> f64| {
+            rows.iter()
+                .min_by(|a, b| by(a).total_cmp(&by(b)))
+                .unwrap()
+                .0
+                .clone()
+        };
+        assert_eq!(
+            fastest(|r| r.2),
+            fastest(|r| r.1),
+            "{config} {base}: the model's fastest is not the measured one: {rows:?}"
+        );
+        for (i, a) in rows.iter().enumerate() {
+            for b in &rows[i + 1..] {
+                pairs += 1;
+                agree += usize::from((a.1 < b.1) == (a.2 < b.2));
+            }
+        }
+    }
+    assert_eq!((agree, pairs), (40, 42));
+}
