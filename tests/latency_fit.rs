@@ -11,6 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use pixelrnn::profile::{WarpChain, H200_LATENCY};
 use serde::Deserialize;
 
+/// One version of an op row: its version, measured and modelled ms per launch.
+#[derive(Debug)]
+struct Version {
+    version: String,
+    measured: f64,
+    model: f64,
+}
+
 #[derive(Deserialize)]
 struct Profiles {
     steps: Vec<Step>,
@@ -85,8 +93,8 @@ fn the_committed_times_reproduce_the_documented_fit() {
 #[test]
 fn the_committed_times_rank_the_persistent_versions_as_documented() {
     let p = profiles();
-    // (config, kernel without its version) -> [(version, measured ms, model ms)].
-    let mut groups: BTreeMap<(String, String), Vec<(String, f64, f64)>> = BTreeMap::new();
+    // (config, kernel without its version) -> its versions.
+    let mut groups: BTreeMap<(String, String), Vec<Version>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     for s in &p.steps {
         for k in &s.kernels {
@@ -100,32 +108,32 @@ fn the_committed_times_rank_the_persistent_versions_as_documented() {
             groups
                 .entry((s.config.clone(), base.to_string()))
                 .or_default()
-                .push((
-                    version.to_string(),
+                .push(Version {
+                    version: version.to_string(),
                     measured,
-                    launch_ms(k, s.roofline.launch_s),
-                ));
+                    model: launch_ms(k, s.roofline.launch_s),
+                });
         }
     }
     assert_eq!(groups.len(), 5);
     let (mut agree, mut pairs) = (0, 0);
     for ((config, base), rows) in &groups {
-        let fastest = |by: fn(&(String, f64, f64)) -> f64| {
+        let fastest = |by: fn(&Version) -> f64| {
             rows.iter()
                 .min_by(|a, b| by(a).total_cmp(&by(b)))
                 .unwrap()
-                .0
+                .version
                 .clone()
         };
         assert_eq!(
-            fastest(|r| r.2),
-            fastest(|r| r.1),
+            fastest(|r| r.model),
+            fastest(|r| r.measured),
             "{config} {base}: the model's fastest is not the measured one: {rows:?}"
         );
         for (i, a) in rows.iter().enumerate() {
             for b in &rows[i + 1..] {
                 pairs += 1;
-                agree += usize::from((a.1 < b.1) == (a.2 < b.2));
+                agree += usize::from((a.measured < b.measured) == (a.model < b.model));
             }
         }
     }
