@@ -31,7 +31,9 @@ fitted; their steps are modelled with the fitted times and printed next to their
 --save writes the fitted steps and the matched op rows, cut to what the model reads and with
 their measured times (`measured_ms`), to FILE.json: data/latency-profiles/first-device-run.json
 is that file, which this script also reads (the stored times take precedence) and
-tests/latency_fit.rs holds `H200_LATENCY` to.
+tests/latency_fit.rs holds `H200_LATENCY` to. --save-predicted writes the --predict steps cut
+the same way (data/latency-profiles/predicted.json: today's defaults and conv v5, whose
+predictions docs/kernels.md lists and the test checks).
 """
 
 import json
@@ -213,7 +215,7 @@ def save(path, fitted, steps, all_steps, kernels):
         fh.write("\n")
 
 
-def main(paths, predict, with_kernels, save_to=None):
+def main(paths, predict, with_kernels, save_to=None, save_predicted=None):
     all_steps = list(profiled_steps(paths))
     steps = []
     fitted = []
@@ -262,6 +264,11 @@ def main(paths, predict, with_kernels, save_to=None):
             mod = modelled_ms(terms, ls, p)
             print(f"| {cfg} | `{kernel}` | {m:.3f} | {mod:.3f} | {mod / m:.2f} |")
         ranking(kernels, p)
+    if save_predicted:
+        with open(save_predicted, "w") as fh:
+            steps_out = [slim(st) for st in profiled_steps(predict)]
+            json.dump({"source": "scripts/fit_latency_model.py --save-predicted", "steps": steps_out}, fh, indent=1)
+            fh.write("\n")
     if predict:
         print("| config | step | top kernels (model ms) | roofline ms | model ms |")
         print("|---|---|---|---:|---:|")
@@ -324,14 +331,15 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     with_kernels = "--with-kernels" in args
     args = [a for a in args if a != "--with-kernels"]
-    save_to = None
-    if "--save" in args:
-        at = args.index("--save")
-        if at + 1 >= len(args):
-            sys.exit("--save needs a file")
-        save_to = args[at + 1]
-        del args[at : at + 2]
+    saves = {}
+    for flag in ("--save", "--save-predicted"):
+        if flag in args:
+            at = args.index(flag)
+            if at + 1 >= len(args):
+                sys.exit(f"{flag} needs a file")
+            saves[flag] = args[at + 1]
+            del args[at : at + 2]
     cut = args.index("--predict") if "--predict" in args else len(args)
     if cut == 0:
         sys.exit(__doc__)
-    main(args[:cut], args[cut + 1 :], with_kernels, save_to)
+    main(args[:cut], args[cut + 1 :], with_kernels, saves.get("--save"), saves.get("--save-predicted"))
