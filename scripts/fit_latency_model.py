@@ -111,7 +111,6 @@ STARTS = [
     (150, 18, 1.0, 40, 500, 15),
     (200, 30, 2.5, 300, 2500, 40),
 ]
-SMS = 132
 
 
 def kernel_terms(step):
@@ -184,7 +183,7 @@ def kernel_points(steps):
 
 def slim(step, measured_ms=None, rows=None):
     """`step` cut to what the model reads (and its measured times, for --save)."""
-    keep = ["kernel", "launches", "estimate_s", "chain", "warps_per_sm"]
+    keep = ["kernel", "launches", "estimate_s", "chain"]
     out = {
         "config": step["config"],
         "target": step["target"],
@@ -207,11 +206,18 @@ def save(path, fitted, steps, all_steps, kernels):
             if step["config"] == cfg and any(k["kernel"] == kernel for k in step["kernels"]):
                 by_step.setdefault(id(step), (step, {}))[1][kernel] = m
                 break
-    rows_of = lambda st: by_step.get(id(st), (None, None))[1]
-    out = [slim(st, m, rows_of(st)) for st, (_, m, _, _) in zip(fitted, steps)]
+    out = [
+        slim(st, m, by_step.get(id(st), (None, None))[1])
+        for st, (_, m, _, _) in zip(fitted, steps)
+    ]
     out += [slim(st, rows=rows) for st, rows in by_step.values() if st not in fitted]
+    write_steps(path, "--save", out)
+
+
+def write_steps(path, flag, steps):
+    """Writes `steps` (cut by `slim`) to `path`, as `flag` of this script does."""
     with open(path, "w") as fh:
-        json.dump({"source": "scripts/fit_latency_model.py --save", "steps": out}, fh, indent=1)
+        json.dump({"source": f"scripts/fit_latency_model.py {flag}", "steps": steps}, fh, indent=1)
         fh.write("\n")
 
 
@@ -265,10 +271,7 @@ def main(paths, predict, with_kernels, save_to=None, save_predicted=None):
             print(f"| {cfg} | `{kernel}` | {m:.3f} | {mod:.3f} | {mod / m:.2f} |")
         ranking(kernels, p)
     if save_predicted:
-        with open(save_predicted, "w") as fh:
-            steps_out = [slim(st) for st in profiled_steps(predict)]
-            json.dump({"source": "scripts/fit_latency_model.py --save-predicted", "steps": steps_out}, fh, indent=1)
-            fh.write("\n")
+        write_steps(save_predicted, "--save-predicted", [slim(st) for st in profiled_steps(predict)])
     if predict:
         print("| config | step | top kernels (model ms) | roofline ms | model ms |")
         print("|---|---|---|---:|---:|")

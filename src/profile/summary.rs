@@ -216,9 +216,7 @@ pub fn summarize(
                 sync: l.sync,
             })
         });
-        a.sync.barriers += l.sync.barriers;
-        a.sync.cluster_barriers += l.sync.cluster_barriers;
-        a.sync.warp_ops += l.sync.warp_ops;
+        a.sync += l.sync;
         let lat = chain.map(|c| latency.time_s(&c));
         // A kernel's chain is known when it is known for every launch.
         a.chain = match (a.launches, a.chain, chain) {

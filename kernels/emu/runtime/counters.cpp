@@ -268,9 +268,7 @@ void counters_end_worker(Worker* w, Launch* L) {
             s.rounds += t.rounds;
             s.max_degree = std::max(s.max_degree, t.max_degree);
         }
-        out->sync.barriers += c->sync.barriers;
-        out->sync.cluster_barriers += c->sync.cluster_barriers;
-        out->sync.warp_ops += c->sync.warp_ops;
+        out->sync += c->sync;
         out->read_sectors.insert(c->read_sectors.begin(), c->read_sectors.end());
         out->written_sectors.insert(c->written_sectors.begin(), c->written_sectors.end());
     }

@@ -217,6 +217,12 @@ struct SiteTotals {
 // operations (the most of each that one lane of the warp took part in).
 struct SyncTotals {
     uint64_t barriers = 0, cluster_barriers = 0, warp_ops = 0;
+    SyncTotals& operator+=(const SyncTotals& o) {
+        barriers += o.barriers;
+        cluster_barriers += o.cluster_barriers;
+        warp_ops += o.warp_ops;
+        return *this;
+    }
 };
 // The counters of one launch, merged from its workers.
 struct LaunchCounters {

@@ -119,6 +119,14 @@ pub struct SyncCounters {
     pub warp_ops: u64,
 }
 
+impl std::ops::AddAssign for SyncCounters {
+    fn add_assign(&mut self, o: Self) {
+        self.barriers += o.barriers;
+        self.cluster_barriers += o.cluster_barriers;
+        self.warp_ops += o.warp_ops;
+    }
+}
+
 /// The memory counters of one launch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LaunchCounters {
