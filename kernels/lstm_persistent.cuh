@@ -78,6 +78,33 @@
 #include "mma.cuh"
 #include "row_lstm_v2.cuh"
 
+// The elements per batch of v7's one-time weight stages (lstm_stage_batched).
+#define LSTM_V7_WEIGHT_BATCH 16
+
+// Stages `total` elements into the block's shared buffer `dst`: element e (the thread's
+// threadIdx.x + i blockDim.x) has the value `element(e, &at)` and place at (< 0: nothing to
+// store). BATCH = 1: one element at a time, a rolled loop whose every load waits for the one
+// before (one load round per element, docs/emulator.md "Load rounds"); BATCH > 1 (v7): BATCH
+// elements' loads before their stores, one round per batch.
+template <int BATCH, class Element>
+PIXELRNN_DEVICE void lstm_stage_batched(float* dst, int total, Element element) {
+    const int stride = (int)blockDim.x;
+    for (int e0 = threadIdx.x; e0 < total; e0 += BATCH * stride) {
+        float v[BATCH];
+        int at[BATCH];
+#pragma unroll
+        for (int i = 0; i < BATCH; ++i) {
+            const int e = e0 + i * stride;
+            at[i] = -1;
+            v[i] = e < total ? element(e, &at[i]) : 0.0f;
+        }
+#pragma unroll
+        for (int i = 0; i < BATCH; ++i) {
+            if (at[i] >= 0) dst[at[i]] = v[i];
+        }
+    }
+}
+
 // Floats of a unit's (forward) or an input unit's (backward) staged row.
 PIXELRNN_DEVICE int lstm_persistent_row(int hidden, int taps) { return 4 * hidden * taps + 1; }
 

@@ -93,21 +93,66 @@
 #define LSTM_PERSISTENT_BWD_V6_THREADS 256
 #define LSTM_PERSISTENT_BWD_V6_POS 16
 #define LSTM_PERSISTENT_BWD_V6_CHUNK 256
+// BATCH: 0 stages a chunk in a rolled loop (one load round per element a thread stages), else
+// BATCH elements' loads at a time before their stores (lstm_bwd7_stage). V7: the first
+// chunk's barrier of a tile whose staging tile is already free is not taken (lstm_bwd5_tap).
+// v7: v6's block with chunks of 512 features (a whole tap at h = 128: the 32 KiB tile, which
+// holds the exchange in its first half) staged 16 loads at a time.
+#define LSTM_PERSISTENT_BWD_V7_CHUNK 512
+#define LSTM_BWD7_BATCH 16
 struct lstm_bwd5_design {
     static constexpr int D = 2, WG = 1, THREADS = LSTM_PERSISTENT_BWD_V5_THREADS,
-                         CH = LSTM_PERSISTENT_BWD_V5_CHUNK, POS = LSTM_PERSISTENT_BWD_V5_POS;
+                         CH = LSTM_PERSISTENT_BWD_V5_CHUNK, POS = LSTM_PERSISTENT_BWD_V5_POS,
+                         BATCH = 0;
+    static constexpr bool V7 = false;
 };
 struct lstm_bwd6_design {
     static constexpr int D = 1, WG = LSTM_BWD6_GROUPS, THREADS = LSTM_PERSISTENT_BWD_V6_THREADS,
-                         CH = LSTM_PERSISTENT_BWD_V6_CHUNK, POS = LSTM_PERSISTENT_BWD_V6_POS;
+                         CH = LSTM_PERSISTENT_BWD_V6_CHUNK, POS = LSTM_PERSISTENT_BWD_V6_POS,
+                         BATCH = 0;
+    static constexpr bool V7 = false;
+};
+struct lstm_bwd7_design {
+    static constexpr int D = 1, WG = LSTM_BWD6_GROUPS, THREADS = LSTM_PERSISTENT_BWD_V6_THREADS,
+                         CH = LSTM_PERSISTENT_BWD_V7_CHUNK, POS = LSTM_PERSISTENT_BWD_V6_POS,
+                         BATCH = LSTM_BWD7_BATCH;
+    static constexpr bool V7 = true;
 };
 static_assert(LSTM_PERSISTENT_BWD_V6_POS * LSTM_PERSISTENT_BWD_V6_CHUNK ==
                   LSTM_BWD6_GROUPS * 8 * 2 * 32,
               "v6's exchange fills its staging tile exactly");
+static_assert(LSTM_PERSISTENT_BWD_V6_POS * LSTM_PERSISTENT_BWD_V7_CHUNK >=
+                  LSTM_BWD6_GROUPS * 8 * 2 * 32,
+              "v7's staging tile holds v6's exchange");
+static_assert(LSTM_PERSISTENT_BWD_V6_POS * LSTM_PERSISTENT_BWD_V7_CHUNK %
+                      (LSTM_PERSISTENT_BWD_V6_THREADS * LSTM_BWD7_BATCH) ==
+                  0,
+              "v7's stage is whole batches");
 
 // The column of the warp's position q in the staged row of chunk feature f.
 PIXELRNN_DEVICE int lstm_bwd5_col(int q, int f) {
     return ((q & 1) * 8 + (q >> 1)) ^ (4 * ((f >> 1) & 3));
+}
+
+// Element e of a chunk's stage (lstm_bwd5_stage, CH features per chunk): its place *at in ds
+// and its value, d_is at (`src_pos(q)`, f0 + f) rounded to P, 0 where the consumer is outside
+// the map or f >= n_f. Feature f = 8 (e/32 % (CH/8)) + e % 8; the warp-local position q =
+// par + 2 (4 hb + e/8 % 4) of position warp w, where e/(4 CH) = par + 2 hb + 4 w.
+template <int P, int CH, class SrcPos>
+PIXELRNN_DEVICE float lstm_bwd5_element(const float* d_is, SrcPos src_pos, int g4, int f0,
+                                        int n_f, int e, int* at) {
+    const int f_low = e & 7;
+    const int m_low = (e >> 3) & 3;
+    const int r = e >> 5;
+    const int f = (r % (CH / 8)) * 8 + f_low;
+    const int rest = r / (CH / 8);
+    const int par = rest & 1;
+    const int hb = (rest >> 1) & 1;
+    const int w = rest >> 2;
+    const int q = par + 2 * (4 * hb + m_low);
+    const pixelrnn_index_t pn = src_pos(LSTM_BWD5_WARP_POS * w + q);
+    *at = (w * CH + f) * LSTM_BWD5_WARP_POS + lstm_bwd5_col(q, f);
+    return (f < n_f && pn >= 0) ? pixelrnn_round_as<P>(d_is[pn * g4 + f0 + f]) : 0.0f;
 }
 
 // Stages features f0 .. f0 + n_f - 1 of one tap's source positions into ds (the block's 16 D
@@ -120,18 +165,30 @@ template <int P, int D, int THREADS, int CH, class SrcPos>
 PIXELRNN_DEVICE void lstm_bwd5_stage(const float* d_is, float* ds, SrcPos src_pos, int g4,
                                      int f0, int n_f) {
     for (int e = threadIdx.x; e < LSTM_BWD5_WARP_POS * D * CH; e += THREADS) {
-        const int f_low = e & 7;
-        const int m_low = (e >> 3) & 3;
-        const int r = e >> 5;
-        const int f = (r % (CH / 8)) * 8 + f_low;
-        const int rest = r / (CH / 8);
-        const int par = rest & 1;
-        const int hb = (rest >> 1) & 1;
-        const int w = rest >> 2;
-        const int q = par + 2 * (4 * hb + m_low);
-        const pixelrnn_index_t pn = src_pos(LSTM_BWD5_WARP_POS * w + q);
-        ds[(w * CH + f) * LSTM_BWD5_WARP_POS + lstm_bwd5_col(q, f)] =
-            (f < n_f && pn >= 0) ? pixelrnn_round_as<P>(d_is[pn * g4 + f0 + f]) : 0.0f;
+        int at;
+        const float v = lstm_bwd5_element<P, CH>(d_is, src_pos, g4, f0, n_f, e, &at);
+        ds[at] = v;
+    }
+}
+
+// v7's stage (as lstm_bwd5_stage, the design G): BATCH elements' loads into registers, then
+// their stores, so that a batch's loads are in flight together (one round, docs/emulator.md
+// "Load rounds"; v6's rolled loop waits for each before the next).
+template <int P, class G, class SrcPos>
+PIXELRNN_DEVICE void lstm_bwd7_stage(const float* d_is, float* ds, SrcPos src_pos, int g4,
+                                     int f0, int n_f) {
+    constexpr int PER = LSTM_BWD5_WARP_POS * G::D * G::CH / G::THREADS;
+#pragma unroll 1
+    for (int b = 0; b < PER; b += G::BATCH) {
+        float v[G::BATCH];
+        int at[G::BATCH];
+#pragma unroll
+        for (int i = 0; i < G::BATCH; ++i) {
+            v[i] = lstm_bwd5_element<P, G::CH>(d_is, src_pos, g4, f0, n_f,
+                                               (int)threadIdx.x + (b + i) * G::THREADS, &at[i]);
+        }
+#pragma unroll
+        for (int i = 0; i < G::BATCH; ++i) ds[at[i]] = v[i];
     }
 }
 
@@ -173,14 +230,21 @@ PIXELRNN_DEVICE void lstm_bwd5_chunk(const float* w_s, const float* ds, lstm_bwd
 // One tap's product over the 4h gate rows, CH at a time (the design G: lstm_bwd5_design):
 // each chunk staged between two block barriers (every thread calls this), then accumulated by
 // the warps with positions in the step (`busy`, warp-uniform).
+// `fresh`: ds has not been read since the last block or cluster barrier (v7's first tap of a
+// block's first tile in a step: the step's cluster barrier or the weight stage's barrier is
+// the last), so the first chunk's barrier before staging is not taken.
 template <int P, class G, class SrcPos>
 PIXELRNN_DEVICE void lstm_bwd5_tap(const float* w_s, float* ds, const float* d_is,
                                    SrcPos src_pos, lstm_bwd5_lane me, int taps, int t, int g4,
-                                   bool busy, float (*acc)[LSTM_BWD5_T]) {
+                                   bool busy, bool fresh, float (*acc)[LSTM_BWD5_T]) {
     for (int f0 = 0; f0 < g4; f0 += G::CH) {
         const int n_f = g4 - f0 < G::CH ? g4 - f0 : G::CH;
-        __syncthreads();  // the previous chunk's reads are done
-        lstm_bwd5_stage<P, G::D, G::THREADS, G::CH>(d_is, ds, src_pos, g4, f0, n_f);
+        if (f0 > 0 || !fresh) __syncthreads();  // the previous chunk's reads are done
+        if constexpr (G::BATCH > 0) {
+            lstm_bwd7_stage<P, G>(d_is, ds, src_pos, g4, f0, n_f);
+        } else {
+            lstm_bwd5_stage<P, G::D, G::THREADS, G::CH>(d_is, ds, src_pos, g4, f0, n_f);
+        }
         __syncthreads();  // the chunk is complete
         if (busy) lstm_bwd5_chunk<G::WG, G::CH>(w_s, ds, me, taps, t, f0, n_f, acc);
     }
@@ -331,7 +395,7 @@ PIXELRNN_DEVICE void row_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
     PIXELRNN_SHARED(float, ds, [G::POS * G::CH]);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread<G::D>();
-    lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, k, me.u0);
+    lstm_persistent_v4_stage_bwd<P, G::V7 ? LSTM_V7_WEIGHT_BATCH : 1>(w, w_s, hidden, k, me.u0);
     const int g4 = 4 * hidden;
     const int tiles = (width + G::POS - 1) / G::POS;
     for (int r = height - 1; r >= 0; --r) {
@@ -353,7 +417,8 @@ PIXELRNN_DEVICE void row_lstm_persistent_bwd_v5_body(const float* w, float* w_s,
                         const int jj = j0 + q + off;
                         return jj >= 0 && jj < width ? below + jj : -1;
                     };
-                    lstm_bwd5_tap<P, G>(w_s, ds, d_is, src, ln, k, t, g4, busy, acc);
+                    const bool fresh = G::V7 && t == 0 && pt == me.first_tile;
+                    lstm_bwd5_tap<P, G>(w_s, ds, d_is, src, ln, k, t, g4, busy, fresh, acc);
                 }
             };
             // The last row has no consumer: its product is 0.
@@ -377,7 +442,7 @@ PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v5_body(const float* w, float* w_s
     PIXELRNN_SHARED(float, ds, [G::POS * G::CH]);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_bwd5_lane ln = lstm_bwd5_lane_of_thread<G::D>();
-    lstm_persistent_v4_stage_bwd<P>(w, w_s, hidden, 2, me.u0);
+    lstm_persistent_v4_stage_bwd<P, G::V7 ? LSTM_V7_WEIGHT_BATCH : 1>(w, w_s, hidden, 2, me.u0);
     const int g4 = 4 * hidden;
     const pixelrnn_index_t img = (pixelrnn_index_t)me.b * height * stride;
     for (int s = height + width - 2; s >= 0; --s) {
@@ -406,7 +471,8 @@ PIXELRNN_DEVICE void diag_lstm_persistent_bwd_v5_body(const float* w, float* w_s
                         }
                         return img + diag_lstm_pos(rn, jn, stride, skew);
                     };
-                    lstm_bwd5_tap<P, G>(w_s, ds, d_is, src, ln, 2, t, g4, busy, acc);
+                    const bool fresh = G::V7 && t == 0 && pt == me.first_tile;
+                    lstm_bwd5_tap<P, G>(w_s, ds, d_is, src, ln, 2, t, g4, busy, fresh, acc);
                 }
             };
             lstm_bwd5_tile<G>(gates, c, dh, dc_carry, d_is, hidden, me.u0, ln, kw < count, true,

@@ -76,6 +76,11 @@
 // v6: two warp groups of v5's 128 threads over the same 16 x 32 block tile (the K range split
 // between them, the exchange through the staging tile: lstm_fwd6_exchange).
 #define LSTM_PERSISTENT_FWD_V6_THREADS 256
+// v7: v6's block, every tap's staging tile (16 x 128 floats each) and the exchange buffer
+// (2048 floats) in dynamic shared memory after the weight slice; the elements one thread
+// stages per tap.
+#define LSTM_FWD7_TILE (LSTM_PERSISTENT_FWD_V5_POS * LSTM_PERSISTENT_FWD_V5_CHUNK)
+#define LSTM_FWD7_PER_THREAD (LSTM_FWD7_TILE / LSTM_PERSISTENT_FWD_V6_THREADS)
 // Positions and units per thread (the partial tile); floats of one weight row.
 #define LSTM_FWD5_PT 8
 #define LSTM_FWD5_UT 2
@@ -92,25 +97,38 @@ PIXELRNN_DEVICE int lstm_fwd5_wcol(int uu, int x, int kk) {
 }
 
 // Stages the forward slice of units u0 .. u0 + 31 of `w` ([4h, h, taps]) in the v5 layout
-// (above), rounded to P, 0 for units past h. Element e: kk = 8 (e/32 % runs) + e % 8, gate
-// x = e/8 % 4, unit e/32/runs (runs = ceil(h taps / 8)).
-template <int P = PIXELRNN_ROUND_FP32>
+// (above), rounded to P, 0 for units past h, BATCH elements' loads at a time
+// (lstm_stage_batched: 1 in v5 and v6, LSTM_V7_WEIGHT_BATCH in v7). Element e: kk =
+// 8 (e/32 % runs) + e % 8, gate x = e/8 % 4, unit e/32/runs (runs = ceil(h taps / 8)).
+template <int P = PIXELRNN_ROUND_FP32, int BATCH = 1>
 PIXELRNN_DEVICE void lstm_fwd5_stage_weight(const float* w, float* w_s, int hidden, int taps,
                                             int u0) {
     const int ht = hidden * taps;
     const int runs = (ht + 7) / 8;
-    for (int e = threadIdx.x; e < LSTM_V2_UNITS * 32 * runs; e += blockDim.x) {
+    lstm_stage_batched<BATCH>(w_s, LSTM_V2_UNITS * 32 * runs, [&](int e, int* at) {
         const int kl = e & 7;
         const int x = (e >> 3) & 3;
         const int rest = e >> 5;
         const int uu = rest / runs;
         const int kk = (rest - uu * runs) * 8 + kl;
-        if (kk >= ht) continue;
+        if (kk >= ht) return 0.0f;
         const int u = u0 + uu;
-        w_s[kk * LSTM_FWD5_ROW + lstm_fwd5_wcol(uu, x, kk)] =
-            u < hidden ? pixelrnn_round_as<P>(w[(x * hidden + u) * ht + kk]) : 0.0f;
-    }
+        *at = kk * LSTM_FWD5_ROW + lstm_fwd5_wcol(uu, x, kk);
+        return u < hidden ? pixelrnn_round_as<P>(w[(x * hidden + u) * ht + kk]) : 0.0f;
+    });
     __syncthreads();  // the slice is complete before any step reads it
+}
+
+// Element e of a chunk's stage (lstm_fwd5_stage_h): its chunk feature *f = 8 (e/128) + e % 8
+// and position *q = 4 (e/32 % 4) + e/8 % 4 of the block's 16, and its value: h at
+// (`src_pos(q)`, f0 + f) rounded to P, 0 where the source is outside the map or f >= n_f.
+template <int P, class SrcPos>
+PIXELRNN_DEVICE float lstm_fwd5_element(const float* h, SrcPos src_pos, int hidden, int f0,
+                                        int n_f, int e, int* f, int* q) {
+    *f = ((e >> 7) << 3) + (e & 7);
+    *q = 4 * ((e >> 5) & 3) + ((e >> 3) & 3);
+    const pixelrnn_index_t pn = src_pos(*q);
+    return (*f < n_f && pn >= 0) ? pixelrnn_round_as<P>(h[pn * hidden + f0 + *f]) : 0.0f;
 }
 
 // Stages input units f0 .. f0 + n_f - 1 of one tap's source positions into hs (the block's 16
@@ -119,15 +137,32 @@ PIXELRNN_DEVICE void lstm_fwd5_stage_weight(const float* w, float* w_s, int hidd
 template <int P, int WG, class SrcPos>
 PIXELRNN_DEVICE void lstm_fwd5_stage_h(const float* h, float* hs, SrcPos src_pos, int hidden,
                                        int f0, int n_f) {
-    constexpr int POS = LSTM_PERSISTENT_FWD_V5_POS;
-    for (int e = threadIdx.x; e < POS * LSTM_PERSISTENT_FWD_V5_CHUNK;
+    for (int e = threadIdx.x; e < LSTM_PERSISTENT_FWD_V5_POS * LSTM_PERSISTENT_FWD_V5_CHUNK;
          e += LSTM_PERSISTENT_FWD_V5_THREADS * WG) {
-        const int f = ((e >> 7) << 3) + (e & 7);
-        const int q = 4 * ((e >> 5) & 3) + ((e >> 3) & 3);
-        const pixelrnn_index_t pn = src_pos(q);
-        hs[f * POS + lstm_fwd5_col(q, f)] =
-            (f < n_f && pn >= 0) ? pixelrnn_round_as<P>(h[pn * hidden + f0 + f]) : 0.0f;
+        int f, q;
+        const float v = lstm_fwd5_element<P>(h, src_pos, hidden, f0, n_f, e, &f, &q);
+        hs[f * LSTM_PERSISTENT_FWD_V5_POS + lstm_fwd5_col(q, f)] = v;
     }
+}
+
+// v7's stage of one tap (as lstm_fwd5_stage_h, on 256 threads): the thread's
+// LSTM_FWD7_PER_THREAD elements loaded into registers first, then stored, so that their loads
+// are in flight together (one round, docs/emulator.md "Load rounds") where v6's rolled loop
+// waits for each before the next.
+template <int P, class SrcPos>
+PIXELRNN_DEVICE void lstm_fwd7_stage_h(const float* h, float* hs, SrcPos src_pos, int hidden,
+                                       int f0, int n_f) {
+    float v[LSTM_FWD7_PER_THREAD];
+    int at[LSTM_FWD7_PER_THREAD];
+#pragma unroll
+    for (int i = 0; i < LSTM_FWD7_PER_THREAD; ++i) {
+        int f, q;
+        v[i] = lstm_fwd5_element<P>(h, src_pos, hidden, f0, n_f,
+                                    (int)threadIdx.x + i * LSTM_PERSISTENT_FWD_V6_THREADS, &f, &q);
+        at[i] = f * LSTM_PERSISTENT_FWD_V5_POS + lstm_fwd5_col(q, f);
+    }
+#pragma unroll
+    for (int i = 0; i < LSTM_FWD7_PER_THREAD; ++i) hs[at[i]] = v[i];
 }
 
 // The thread's place: its warp's first local position q0 (0 or 8), its first unit uh (0 or
@@ -192,6 +227,36 @@ PIXELRNN_DEVICE void lstm_fwd5_tap(const float* w_s, float* hs, const float* h, 
         lstm_fwd5_stage_h<P, WG>(h, hs, src_pos, hidden, f0, n_f);
         __syncthreads();  // the chunk is complete
         if (busy) lstm_fwd5_chunk<WG>(w_s, hs, me, taps, t, f0, n_f, acc);
+    }
+}
+
+// v7's product of every tap over the h input units, LSTM_PERSISTENT_FWD_V5_CHUNK at a time:
+// each chunk of all `taps` taps staged (tap t's sources `src(t, q)` into hs + t *
+// LSTM_FWD7_TILE, one load round per tap) between two block barriers, then accumulated tap by
+// tap by the warps with positions in the step (`busy`, warp-uniform). The first chunk's
+// barrier before staging is not taken: every earlier read of hs (the previous tile's or
+// step's product) is behind a block barrier already, the previous tile's exchange barrier
+// (its exchange buffer is v7's own: lstm_fwd6_exchange) or the step's cluster barrier. Every
+// thread calls this. Summation order: chunk by chunk, within a chunk tap by tap (v6: tap by
+// tap, within a tap chunk by chunk; the same at h <= 128, one chunk).
+template <int P, class Src>
+PIXELRNN_DEVICE void lstm_fwd7_product(const float* w_s, float* hs, const float* h, Src src,
+                                       lstm_fwd5_lane me, int hidden, int taps, bool busy,
+                                       float (*acc)[LSTM_FWD5_UT][4]) {
+    for (int f0 = 0; f0 < hidden; f0 += LSTM_PERSISTENT_FWD_V5_CHUNK) {
+        const int n_f = hidden - f0 < LSTM_PERSISTENT_FWD_V5_CHUNK
+                            ? hidden - f0
+                            : LSTM_PERSISTENT_FWD_V5_CHUNK;
+        if (f0 > 0) __syncthreads();  // the previous chunk's reads are done
+        for (int t = 0; t < taps; ++t) {
+            lstm_fwd7_stage_h<P>(
+                h, hs + t * LSTM_FWD7_TILE, [&](int q) { return src(t, q); }, hidden, f0, n_f);
+        }
+        __syncthreads();  // every tap's chunk is complete
+        if (!busy) continue;
+        for (int t = 0; t < taps; ++t) {
+            lstm_fwd5_chunk<2>(w_s, hs + t * LSTM_FWD7_TILE, me, taps, t, f0, n_f, acc);
+        }
     }
 }
 
@@ -285,13 +350,16 @@ PIXELRNN_DEVICE void lstm_fwd5_finish(float* h, float* c, float* gates, int hidd
 // per lane at xs[((g * 2 + i) * 128 + lane of the group) * 4]: consecutive lanes, consecutive
 // float4 (4 wavefronts per request, the minimum). pre[i][g] becomes group 0's partial plus group
 // 1's (commutative: the same bits in both groups' order). Every thread of the block calls this
-// (two block barriers); `busy` (warp-uniform, the same for a warp and its partner, which cover
-// the same octet) says whether its warp has partials.
+// (two block barriers; v7, whose xs is a buffer of its own (`OWN`), one: its writes need not
+// wait for the products' reads of the staging tile, and the previous tile's reads of xs are
+// behind this tile's staging barrier); `busy` (warp-uniform, the same for a warp and its
+// partner, which cover the same octet) says whether its warp has partials.
+template <bool OWN = false>
 PIXELRNN_DEVICE void lstm_fwd6_exchange(float* xs, lstm_fwd5_lane me, bool busy,
                                         float (*pre)[LSTM_FWD5_UT][4]) {
     const int tl = (int)threadIdx.x % LSTM_PERSISTENT_FWD_V5_THREADS;
     float4* x4 = reinterpret_cast<float4*>(xs);
-    __syncthreads();  // every product's reads of the staging tile (xs) are done
+    if (!OWN) __syncthreads();  // every product's reads of the staging tile (xs) are done
     if (busy) {
 #pragma unroll
         for (int i = 0; i < LSTM_FWD5_PF; ++i) {
@@ -324,7 +392,8 @@ PIXELRNN_DEVICE void lstm_fwd6_exchange(float* xs, lstm_fwd5_lane me, bool busy,
 // is called by every thread, as it stages), the reduction where the warp is busy, under v6
 // (WG = 2) the exchange between the warp groups through `xs` (every thread; not in a step
 // without a product, where each group's init holds is and the partials are 0), the cell.
-template <int WG, class Pos, class Prev, class Taps>
+// `OWN`: xs is an exchange buffer of its own (v7), not the staging tile.
+template <int WG, bool OWN = false, class Pos, class Prev, class Taps>
 PIXELRNN_DEVICE void lstm_fwd5_tile(const float* is, float* h, float* c, float* gates,
                                     int hidden, int u0, lstm_fwd5_lane me, bool busy,
                                     bool product, Pos pos, Prev prev, Taps taps_fn, float* xs) {
@@ -335,21 +404,60 @@ PIXELRNN_DEVICE void lstm_fwd5_tile(const float* is, float* h, float* c, float* 
     if (product) taps_fn(acc, busy);
     float pre[LSTM_FWD5_PF][LSTM_FWD5_UT][4];
     if (busy) lstm_fwd5_reduce(me, acc, pre);  // warp-uniform
-    if (exchanged) lstm_fwd6_exchange(xs, me, busy, pre);
+    if (exchanged) lstm_fwd6_exchange<OWN>(xs, me, busy, pre);
     if (!busy) return;  // no position of the warp's octet in the step (warp-uniform)
     lstm_fwd5_finish(h, c, gates, hidden, u0, me, WG == 1 ? 3 : 1 << me.wg, pos, prev, pre);
 }
 
-// The Row LSTM's persistent v5 (WG = 1) or v6 (WG = 2) forward at precision P: rows
-// top-down, h, c and the activated gates written as by row_lstm_persistent_fwd_v2.
-template <int P = PIXELRNN_ROUND_FP32, int WG = 1>
+// The staging tile and exchange buffer of a forward body: v5's and v6's static 16 x 128 tile
+// for both, or (v7, `V7`) every tap's tile and the exchange buffer in the dynamic shared
+// memory after the weight slice (w_s: 32 x 4h x taps floats; the host reserves them).
+template <bool V7>
+struct lstm_fwd5_buffers {
+    float* hs;
+    float* xs;
+};
+
+template <bool V7>
+PIXELRNN_DEVICE lstm_fwd5_buffers<V7> lstm_fwd5_buffers_of(float* w_s, int hidden, int taps) {
+    if constexpr (V7) {
+        float* hs = w_s + LSTM_V2_UNITS * 4 * hidden * taps;
+        return {hs, hs + taps * LSTM_FWD7_TILE};
+    } else {
+        (void)w_s, (void)hidden, (void)taps;
+        PIXELRNN_SHARED(float, tile, [LSTM_FWD7_TILE]);
+        return {tile, tile};
+    }
+}
+
+// The taps' product of one tile (every thread calls this): v7's (lstm_fwd7_product) or, tap by
+// tap, v5's and v6's (lstm_fwd5_tap). `src(t, q)`: the map position of local position q's
+// tap-t source, or -1.
+template <int P, int WG, bool V7, class Src>
+PIXELRNN_DEVICE void lstm_fwd5_taps(const float* w_s, lstm_fwd5_buffers<V7> buf, const float* h,
+                                    Src src, lstm_fwd5_lane me, int hidden, int taps, bool busy,
+                                    float (*acc)[LSTM_FWD5_UT][4]) {
+    if constexpr (V7) {
+        static_assert(WG == 2, "v7 is v6's block");
+        lstm_fwd7_product<P>(w_s, buf.hs, h, src, me, hidden, taps, busy, acc);
+    } else {
+        for (int t = 0; t < taps; ++t) {
+            lstm_fwd5_tap<P, WG>(
+                w_s, buf.hs, h, [&](int q) { return src(t, q); }, me, hidden, taps, t, busy, acc);
+        }
+    }
+}
+
+// The Row LSTM's persistent v5 (WG = 1), v6 (WG = 2) or v7 (WG = 2, V7) forward at precision
+// P: rows top-down, h, c and the activated gates written as by row_lstm_persistent_fwd_v2.
+template <int P = PIXELRNN_ROUND_FP32, int WG = 1, bool V7 = false>
 PIXELRNN_DEVICE void row_lstm_persistent_fwd_v5_body(const float* is, const float* w, float* w_s,
                                                      float* h, float* c, float* gates,
                                                      int height, int width, int hidden, int k) {
-    PIXELRNN_SHARED(float, hs, [LSTM_PERSISTENT_FWD_V5_POS * LSTM_PERSISTENT_FWD_V5_CHUNK]);
+    const lstm_fwd5_buffers<V7> buf = lstm_fwd5_buffers_of<V7>(w_s, hidden, k);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_fwd5_lane ln = lstm_fwd5_lane_of_thread();
-    lstm_fwd5_stage_weight<P>(w, w_s, hidden, k, me.u0);
+    lstm_fwd5_stage_weight<P, V7 ? LSTM_V7_WEIGHT_BATCH : 1>(w, w_s, hidden, k, me.u0);
     const int tiles = (width + LSTM_PERSISTENT_FWD_V5_POS - 1) / LSTM_PERSISTENT_FWD_V5_POS;
     for (int r = 0; r < height; ++r) {
         const pixelrnn_index_t row_p = ((pixelrnn_index_t)me.b * height + r) * width;
@@ -363,35 +471,32 @@ PIXELRNN_DEVICE void row_lstm_persistent_fwd_v5_body(const float* is, const floa
             };
             const auto taps = [&](float (*acc)[LSTM_FWD5_UT][4], bool busy) {
                 const pixelrnn_index_t above = row_p - width;
-                for (int t = 0; t < k; ++t) {
-                    const int shift = t - k / 2;
-                    const auto src = [&](int q) -> pixelrnn_index_t {
-                        const int jj = j0 + q + shift;
-                        return jj >= 0 && jj < width ? above + jj : -1;
-                    };
-                    lstm_fwd5_tap<P, WG>(w_s, hs, h, src, ln, hidden, k, t, busy, acc);
-                }
+                const auto src = [&](int t, int q) -> pixelrnn_index_t {
+                    const int jj = j0 + q + t - k / 2;
+                    return jj >= 0 && jj < width ? above + jj : -1;
+                };
+                lstm_fwd5_taps<P, WG, V7>(w_s, buf, h, src, ln, hidden, k, busy, acc);
             };
-            lstm_fwd5_tile<WG>(is, h, c, gates, hidden, me.u0, ln, j0 + ln.q0 < width, r > 0,
-                               pos, prev, taps, hs);
+            lstm_fwd5_tile<WG, V7>(is, h, c, gates, hidden, me.u0, ln, j0 + ln.q0 < width,
+                                   r > 0, pos, prev, taps, buf.xs);
         }
         // Row r of every unit (h and c, in global memory) is complete before row r+1 reads it.
         pixelrnn_cluster_sync();
     }
 }
 
-// The Diagonal LSTM's persistent v5 (WG = 1) or v6 (WG = 2) forward in either layout
-// (stride, skew as in diag_lstm.cuh) at precision P: anti-diagonals in order, as
+// The Diagonal LSTM's persistent v5 (WG = 1), v6 (WG = 2) or v7 (WG = 2, V7) forward in either
+// layout (stride, skew as in diag_lstm.cuh) at precision P: anti-diagonals in order, as
 // diag_lstm_persistent_fwd_v2_body.
-template <int P = PIXELRNN_ROUND_FP32, int WG = 1>
+template <int P = PIXELRNN_ROUND_FP32, int WG = 1, bool V7 = false>
 PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v5_body(const float* is, const float* w,
                                                       float* w_s, float* h, float* c,
                                                       float* gates, int height, int width,
                                                       int hidden, int stride, int skew) {
-    PIXELRNN_SHARED(float, hs, [LSTM_PERSISTENT_FWD_V5_POS * LSTM_PERSISTENT_FWD_V5_CHUNK]);
+    const lstm_fwd5_buffers<V7> buf = lstm_fwd5_buffers_of<V7>(w_s, hidden, 2);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_fwd5_lane ln = lstm_fwd5_lane_of_thread();
-    lstm_fwd5_stage_weight<P>(w, w_s, hidden, 2, me.u0);
+    lstm_fwd5_stage_weight<P, V7 ? LSTM_V7_WEIGHT_BATCH : 1>(w, w_s, hidden, 2, me.u0);
     const pixelrnn_index_t img = (pixelrnn_index_t)me.b * height * stride;
     for (int s = 0; s < height + width - 1; ++s) {
         const int count = diag_lstm_count(s, height, width);
@@ -407,23 +512,21 @@ PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v5_body(const float* is, const flo
                 return s - diag_lstm_row(s, k0 + q, width) > 0 ? (pixelrnn_index_t)hidden : 0;
             };
             const auto taps = [&](float (*acc)[LSTM_FWD5_UT][4], bool busy) {
-                for (int t = 0; t < 2; ++t) {
-                    // Position q's tap-t source (above for t = 0, left for t = 1), or none.
-                    const auto src = [&](int q) -> pixelrnn_index_t {
-                        if (k0 + q >= count) return -1;
-                        const int r = diag_lstm_row(s, k0 + q, width);
-                        int rn, jn;
-                        if (!diag_lstm_v2_neighbour(r, s - r, t, -1, height, width, &rn, &jn)) {
-                            return -1;
-                        }
-                        return img + diag_lstm_pos(rn, jn, stride, skew);
-                    };
-                    lstm_fwd5_tap<P, WG>(w_s, hs, h, src, ln, hidden, 2, t, busy, acc);
-                }
+                // Position q's tap-t source (above for t = 0, left for t = 1), or none.
+                const auto src = [&](int t, int q) -> pixelrnn_index_t {
+                    if (k0 + q >= count) return -1;
+                    const int r = diag_lstm_row(s, k0 + q, width);
+                    int rn, jn;
+                    if (!diag_lstm_v2_neighbour(r, s - r, t, -1, height, width, &rn, &jn)) {
+                        return -1;
+                    }
+                    return img + diag_lstm_pos(rn, jn, stride, skew);
+                };
+                lstm_fwd5_taps<P, WG, V7>(w_s, buf, h, src, ln, hidden, 2, busy, acc);
             };
             // Anti-diagonal 0 (pixel (0, 0)) has no neighbour to multiply.
-            lstm_fwd5_tile<WG>(is, h, c, gates, hidden, me.u0, ln, k0 + ln.q0 < count, s > 0,
-                               pos, prev, taps, hs);
+            lstm_fwd5_tile<WG, V7>(is, h, c, gates, hidden, me.u0, ln, k0 + ln.q0 < count, s > 0,
+                                   pos, prev, taps, buf.xs);
         }
         // Anti-diagonal s of every unit is complete before s+1 reads it.
         pixelrnn_cluster_sync();

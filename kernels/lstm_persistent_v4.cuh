@@ -59,21 +59,22 @@ PIXELRNN_DEVICE int lstm_v4_col(int x, int f) {
 
 // Stages the backward slice of input units v0 .. v0 + 31 of `w` ([4h, h, taps]) in the v4
 // layout (above), rounded to P: the global reads as lstm_persistent_stage_bwd's (runs of
-// 32 * taps floats per gate row, coalesced).
-template <int P = PIXELRNN_ROUND_FP32>
+// 32 * taps floats per gate row, coalesced), BATCH elements' loads at a time
+// (lstm_stage_batched: 1 in v4 to v6, LSTM_V7_WEIGHT_BATCH in v7).
+template <int P = PIXELRNN_ROUND_FP32, int BATCH = 1>
 PIXELRNN_DEVICE void lstm_persistent_v4_stage_bwd(const float* w, float* w_s, int hidden,
                                                   int taps, int v0) {
     const int ht = hidden * taps;
     const int run = LSTM_V2_UNITS * taps;
-    for (int e = threadIdx.x; e < 4 * hidden * run; e += blockDim.x) {
+    lstm_stage_batched<BATCH>(w_s, 4 * hidden * run, [&](int e, int* at) {
         const int o = e / run;
         const int rem = e - o * run;
         const int vv = rem / taps;
         const int t = rem - vv * taps;
         const int v = v0 + vv;
-        w_s[(o * taps + t) * LSTM_V4_WARP_POS + lstm_v4_col(vv, o)] =
-            v < hidden ? pixelrnn_round_as<P>(w[o * ht + v * taps + t]) : 0.0f;
-    }
+        *at = (o * taps + t) * LSTM_V4_WARP_POS + lstm_v4_col(vv, o);
+        return v < hidden ? pixelrnn_round_as<P>(w[o * ht + v * taps + t]) : 0.0f;
+    });
     __syncthreads();  // the slice is complete before any step reads it
 }
 

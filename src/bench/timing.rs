@@ -29,9 +29,9 @@ pub enum Sweep {
     /// Both [`DiagLstmLayout`]s.
     DiagLstmLayout,
     /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
-    /// to v6 (`v2+v3+v4+v5+v6`: their forward is v2's kernels) and a backward row v2 and v6
-    /// (`v2+v6`) but under the persistent recurrence, where v4's to v6's forward and backward
-    /// have rows of their own (`v2+v3`, `v4`, `v5`, `v6`).
+    /// to v7 (`v2+v3+v4+v5+v6+v7`: their forward is v2's kernels) and a backward row v2, v6
+    /// and v7 (`v2+v6+v7`) but under the persistent recurrence, where v4's to v7's forward and
+    /// backward have rows of their own (`v2+v3`, `v4`, `v5`, `v6`, `v7`).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -198,7 +198,7 @@ impl ExecTimer for Emulator {
 /// own, or a training step, which has no stem), by the backend's own mapping: the persistent
 /// kernels' ([`persistent_kernel_version`]: v3's forward is v2's) under the persistent
 /// recurrence, the stepwise kernels' ([`stepwise_kernel_version`]: v3's forward is v2's, v4's
-/// and v5's kernels are v3's, v6's v2's) under the others.
+/// and v5's kernels are v3's, v6's and v7's v2's) under the others.
 pub(crate) fn runs_kernels_of(
     kernel: Option<&str>,
     v: u32,
@@ -380,7 +380,8 @@ mod tests {
 
     /// Which versions fold into an earlier one's row: v3 into v2's in every forward row; in the
     /// rows of every recurrence but the persistent one v4 and v5 into v3's backward and v2's
-    /// forward, v6 into v2's both ways; nothing for a training step (no kernel stem) or for v2.
+    /// forward, v6 and v7 into v2's both ways; nothing for a training step (no kernel stem) or
+    /// for v2.
     #[test]
     fn versions_fold_where_they_run_earlier_kernels() {
         let (fwd, bwd) = (Some("row_lstm_step_fwd"), Some("row_lstm_step_bwd"));
@@ -399,16 +400,18 @@ mod tests {
                 assert_eq!(runs_kernels_of(k, 4, rec), unless_persistent(v3));
                 assert_eq!(runs_kernels_of(k, 5, rec), unless_persistent(v3));
                 assert_eq!(runs_kernels_of(k, 6, rec), unless_persistent(2));
+                assert_eq!(runs_kernels_of(k, 7, rec), unless_persistent(2));
             }
-            for v in 1..=6 {
+            for v in 1..=7 {
                 assert_eq!(runs_kernels_of(None, v, rec), None);
             }
         }
     }
 
-    /// The rows a fused backward sweep of v1 to v6 gets: v6 joins v2's row, not the last one.
+    /// The rows a fused backward sweep of v1 to v7 gets: v6 and v7 join v2's row, not the last
+    /// one.
     #[test]
-    fn v6_folds_into_v2s_row_not_the_last_one() {
+    fn v6_and_v7_fold_into_v2s_row_not_the_last_one() {
         let choice = |v: u32| Choice {
             version: format!("v{v}"),
             ..Choice::only()
@@ -416,17 +419,17 @@ mod tests {
         let rows = distinct_rows(
             Some("row_lstm_step_bwd"),
             Some(Recurrence::Fused),
-            (1..=6).map(|v| (v, choice(v))),
+            (1..=7).map(|v| (v, choice(v))),
         );
         let labels: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
-        assert_eq!(labels, ["v1", "v2+v6", "v3+v4+v5"]);
+        assert_eq!(labels, ["v1", "v2+v6+v7", "v3+v4+v5"]);
         let rows = distinct_rows(
             Some("row_lstm_step_fwd"),
             Some(Recurrence::Persistent),
-            (1..=6).map(|v| (v, choice(v))),
+            (1..=7).map(|v| (v, choice(v))),
         );
         let labels: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
-        assert_eq!(labels, ["v1", "v2+v3", "v4", "v5", "v6"]);
+        assert_eq!(labels, ["v1", "v2+v3", "v4", "v5", "v6", "v7"]);
         // A Diagonal sweep runs both layouts, one after the other: each folds into its own.
         let laid = |layout: DiagLstmLayout, v: u32| Choice {
             layout: Some(layout),
@@ -437,7 +440,7 @@ mod tests {
             Some(Recurrence::Fused),
             DiagLstmLayout::ALL
                 .into_iter()
-                .flat_map(|l| (1..=6).map(move |v| (v, laid(l, v)))),
+                .flat_map(|l| (1..=7).map(move |v| (v, laid(l, v)))),
         );
         let labels: Vec<(&str, Option<DiagLstmLayout>)> = rows
             .iter()
@@ -451,10 +454,10 @@ mod tests {
             labels,
             [
                 ("v1", f),
-                ("v2+v6", f),
+                ("v2+v6+v7", f),
                 ("v3+v4+v5", f),
                 ("v1", m),
-                ("v2+v6", m),
+                ("v2+v6+v7", m),
                 ("v3+v4+v5", m)
             ]
         );

@@ -2,7 +2,7 @@
 //! kernels/lstm_persistent.cuh): at the paper's h = 128 the v2 kernels run one thread-block
 //! cluster per image with the weight slices in opted-in shared memory, in at most 3 launches
 //! per layer and pass (issue 17's target), as the emulator's counters record them; under the
-//! default (v6) both are `<scan>_persistent_{fwd,bwd}_v6` (256 threads per block). Their
+//! default (v7) both are `<scan>_persistent_{fwd,bwd}_v7` (256 threads per block). Their
 //! numbers are checked against the CPU twin in tests/cuda/lstm.rs (h = 128 included) and
 //! tests/cuda/lstm_persistent_v3.rs.
 
@@ -58,16 +58,18 @@ fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
         .expect("backward");
         let bwd = launched(&gpu);
         // 4 unit tiles of 32, one position tile per step: clusters of 4 blocks, one per image;
-        // each block holds 32 units x (4h * taps + 1) floats.
+        // each block holds 32 units x (4h * taps + 1) floats, the forward (v7) also every
+        // tap's 16 x 128 float staging tile and its 2048-float exchange buffer.
         let shared = (32 * (4 * hd * taps + 1) * 4) as u32;
         assert!(shared > 48 * 1024, "{op}: the slice needs the opt-in");
+        let fwd_shared = shared + ((taps + 1) * 16 * 128 * 4) as u32;
         assert_eq!(
             fwd,
             [(
-                format!("{op}_persistent_fwd_v6"),
+                format!("{op}_persistent_fwd_v7"),
                 [4 * n as u32, 1, 1],
                 [256, 1, 1],
-                shared
+                fwd_shared
             )],
             "{op} forward"
         );
@@ -75,7 +77,7 @@ fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
         assert_eq!(
             names,
             [
-                format!("{op}_persistent_bwd_v6").as_str(),
+                format!("{op}_persistent_bwd_v7").as_str(),
                 "lstm_ss_bwd_weight_v3",
                 "lstm_ss_bwd_weight_sum_v2"
             ],
@@ -85,7 +87,7 @@ fn persistent_is_one_launch_forward_and_three_backward_at_h_128() {
         assert_eq!(
             bwd[0].2,
             [256, 1, 1],
-            "{op} backward block (v6: v2's tiles, 8 warps)"
+            "{op} backward block (v7: v2's tiles, 8 warps)"
         );
         assert_eq!(bwd[0].3, shared, "{op} backward shared memory");
     }

@@ -165,15 +165,15 @@ fn product(p: LstmPersistentProduct) -> Variants {
     }
 }
 
-/// The launches at tf32 / bf16: the forward and the backward are the tensor-core cluster
-/// kernels of the selected version (`MmaV1`: `_v1`, `MmaV2`: `_v2`), the rounded SIMT ones
-/// (v6 forward, v6 backward: the default V6) under `Simt`; the backward's weight gradient is
-/// `lstm_ss_bwd_weight_<p>_v2` under all three. Row LSTM k = 3 at larger h, under both
-/// tensor-core versions (the same shared memory): at h = 136, tf32, the tensor-core clusters
-/// do not fit (236.3 KiB forward, 237.5 KiB backward, against 227 KiB) and the SIMT v6 ones do
-/// (212.1 KiB, 220.1 KiB): SIMT runs; at h = 160, bf16, only the tensor-core ones fit
-/// (137.2 KiB / 137.5 KiB of packed pairs, the SIMT forward's 248.1 KiB does not): they run;
-/// at h = 160, tf32, none fits: both passes refuse before launching anything.
+/// The launches at tf32 / bf16: the forward and the backward are the tensor-core cluster kernels of
+/// the selected version (`MmaV1`: `_v1`, `MmaV2`: `_v2`), the rounded SIMT ones (v7 forward, v7
+/// backward: the default V7) under `Simt`; the backward's weight gradient is
+/// `lstm_ss_bwd_weight_<p>_v2` under all three. Row LSTM k = 3 at larger h, under both tensor-core
+/// versions (the same shared memory): at h = 136, tf32, the tensor-core clusters do not fit (236.3
+/// KiB forward, 237.5 KiB backward, against 227 KiB), nor do V7's SIMT ones (past h = 129), and the
+/// SIMT v6 ones do (212.1 KiB, 220.1 KiB): SIMT's v6 runs; at h = 160, bf16, only the tensor-core
+/// ones fit (137.2 KiB / 137.5 KiB of packed pairs, the SIMT forward's 248.1 KiB does not): they
+/// run; at h = 160, tf32, none fits: both passes refuse before launching anything.
 #[test]
 fn persistent_mma_launches_and_falls_back() {
     let gpu = counting_emulator();
@@ -191,8 +191,8 @@ fn persistent_mma_launches_and_falls_back() {
                 )
             };
             let simt = (
-                format!("{scan}_persistent_fwd_{precision}_v6"),
-                format!("{scan}_persistent_bwd_{precision}_v6"),
+                format!("{scan}_persistent_fwd_{precision}_v7"),
+                format!("{scan}_persistent_bwd_{precision}_v7"),
             );
             for (p, (fwd, bwd)) in [
                 (LstmPersistentProduct::MmaV1, mma(1)),

@@ -276,9 +276,9 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 assert!(err <= fwd_tol, "{}: rel err {err:.3e}", what(part));
             }
 
-            // The rounded v5 and v6 forward (V5, V6 under the SIMT product: other summation
+            // The rounded v5 to v7 forward (V5 to V7 under the SIMT product: other summation
             // orders than v2's, the same tolerance against the twin).
-            for v in [5, 6] {
+            for v in [5, 6, 7] {
                 let got_v = {
                     let _v = gpu.select(simt(version(k, v)));
                     forward(gpu, k, &is_g, &w_g, rec)
@@ -299,16 +299,16 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                 }
             }
 
-            // The backward from the twin's states, under the v2, v3, v4, v5 and v6 (the
-            // default) persistent backward of the SIMT product (v4 to v6: other summation
-            // orders, so only v2 and v3 must agree bit for bit).
+            // The backward from the twin's states, under the v2 to v7 (the default) persistent
+            // backward of the SIMT product (v4 to v7: other summation orders, so only v2 and
+            // v3 must agree bit for bit, and v6 and v7, which sum in the same order).
             let state = LstmState {
                 h: to_gpu(gpu, &want.h),
                 c: to_gpu(gpu, &want.c),
                 gates: to_gpu(gpu, &want.gates),
             };
             let mut by_version = Vec::new();
-            for v in [2, 3, 4, 5, 6] {
+            for v in [2, 3, 4, 5, 6, 7] {
                 let _v = gpu.select(simt(version(k, v)));
                 let (d_is, dw) = backward(gpu, k, &state, &w_g, &dh_g, rec);
                 let got = [download(gpu, &d_is, "d_is"), download(gpu, &dw, "d_w_ss")];
@@ -329,6 +329,11 @@ pub fn check_lstm_persistent_precision<E: Executor>(gpu: &CudaBackend<E>) {
                     .zip(&by_version[1][i])
                     .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "{}: v3 is not v2's bits", what(part));
+                let same = by_version[4][i]
+                    .iter()
+                    .zip(&by_version[5][i])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{}: v7 is not v6's bits", what(part));
             }
 
             // Persistent against fused (the tensor-core steps) at the same precision: both run

@@ -39,6 +39,7 @@ mod lstm_persistent_v4;
 mod lstm_persistent_v5_bwd;
 mod lstm_persistent_v5_fwd;
 mod lstm_persistent_v6;
+mod lstm_persistent_v7;
 mod lstm_precision;
 mod lstm_scan;
 mod lstm_unfused_precision;

@@ -4,7 +4,7 @@
 //! kernels/diag_lstm_skewed.cu for v1; kernels/lstm_persistent.cuh for v2,
 //! kernels/lstm_persistent_v3.cuh for the v3 backward, kernels/lstm_persistent_fwd_v4.cuh and
 //! lstm_persistent_v4.cuh for the v4 forward and backward, kernels/lstm_persistent_fwd_v5.cuh and
-//! lstm_persistent_bwd_v5.cuh for the v5 forward and backward). CPU twin: `cpu/lstm.rs`.
+//! lstm_persistent_bwd_v5.cuh for the v5 to v7 forward and backward). CPU twin: `cpu/lstm.rs`.
 //!
 //! The version follows the scan's selection ([`super::RowLstm`], [`super::DiagLstm`]):
 //! - v1: one block per image (one thread per (position, unit) of the widest step, at most
@@ -55,6 +55,15 @@
 //!   chain. Why: at h = 128 one block fits an SM (the weight slice fills its shared memory), so
 //!   the block's warps are the SM's; v5's 4 (forward) and 2 (backward) leave the SM
 //!   latency-bound (docs/kernels.md, "Persistent v6").
+//! - v7 (selected by `RowLstm::V7` / `DiagLstm::V7`, the default): v6's launches, tiles and
+//!   exchanges with fewer waits (entry points in `*_persistent_v7.cu`, the bodies' v7 paths):
+//!   each thread's staged elements loaded before any is stored, the forward's taps staged
+//!   between one pair of barriers into dynamic shared memory with the exchange in a buffer of
+//!   its own ([`persistent_fwd_v7_cfg`]), the backward's chunks of 512 gate rows in a 32 KiB
+//!   static tile ([`persistent_bwd_v7_cfg`]). Each fits up to h = 129 for the Row LSTM at
+//!   k = 3 (the Diagonal: 202 forward, 194 backward) and falls back to v6's chain past that.
+//!   Why: the latency model fitted to the first device run puts v6's time at cifar-large in
+//!   its barriers and load rounds (docs/kernels.md, "Persistent v7").
 //!
 //! Launches per layer and pass: v2 forward 1 (no pack: the kernel stages from the PyTorch
 //! layout), backward 1 plus the weight gradient (v2: 2); v1 the same.
@@ -94,14 +103,28 @@ const PERSISTENT_MAX_THREADS: usize = 1024;
 /// kernels/lstm_v2.cuh).
 const TILE_UNITS: usize = 32;
 
-/// The block tile of a persistent v2 or v3 kernel: its positions, threads and static shared
+/// The block tile of a persistent v2 to v7 kernel: its positions, threads and static shared
 /// memory (the staged step inputs, which count against the device's per-block limit with the
-/// dynamic part).
+/// dynamic part), and the dynamic shared memory it needs beyond the weight slice (v7's forward
+/// keeps its staging tiles and exchange buffer there): `per_tap` bytes per tap plus `extra`.
 struct TileShape {
     positions: usize,
     threads: u32,
     static_shared: usize,
+    dynamic: DynamicExtra,
 }
+
+/// Dynamic shared memory a tile needs after the weight slice ([`TileShape`]).
+struct DynamicExtra {
+    per_tap: usize,
+    extra: usize,
+}
+
+/// No dynamic shared memory beyond the weight slice (v2 to v6, v7's backward).
+const SLICE_ONLY: DynamicExtra = DynamicExtra {
+    per_tap: 0,
+    extra: 0,
+};
 
 /// v2: 16 positions x 32 units on 128 threads, a 16 x 128 float staging tile
 /// (`LSTM_V2_POS`, `LSTM_V2_THREADS`, kernels/lstm_v2.cuh).
@@ -109,6 +132,7 @@ const TILE_V2: TileShape = TileShape {
     positions: 16,
     threads: 128,
     static_shared: 16 * 128 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// v3 (backward only): 32 positions x 32 units on 64 threads, 4 x 4 per thread, a 32 x 129
@@ -118,6 +142,7 @@ const TILE_V3: TileShape = TileShape {
     positions: 32,
     threads: 64,
     static_shared: 32 * 129 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// v4 (backward only): 64 positions x 32 units on 64 threads (two warps of 32 positions),
@@ -129,6 +154,7 @@ const TILE_V4: TileShape = TileShape {
     positions: 64,
     threads: 64,
     static_shared: 64 * 64 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// The v4 forward: 32 positions x 32 units on 64 threads (two warps of 16 positions), 8
@@ -139,6 +165,7 @@ const TILE_FWD_V4: TileShape = TileShape {
     positions: 32,
     threads: 64,
     static_shared: 64 * 32 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// The v5 forward: v2's tile (16 positions x 32 units on 128 threads: four warps of 8
@@ -150,6 +177,7 @@ const TILE_FWD_V5: TileShape = TileShape {
     positions: 16,
     threads: 128,
     static_shared: 128 * 16 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// The v5 backward: v3's tile (32 positions x 32 units on 64 threads: two warps of 16
@@ -161,6 +189,7 @@ const TILE_BWD_V5: TileShape = TileShape {
     positions: 32,
     threads: 64,
     static_shared: 32 * 128 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// The v6 forward: v5's tile on two warp groups (256 threads), the same 128 x 16 float staging
@@ -170,6 +199,7 @@ const TILE_FWD_V6: TileShape = TileShape {
     positions: 16,
     threads: 256,
     static_shared: 128 * 16 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// The v6 backward: 16 positions x 32 units on 256 threads (eight warp groups of one warp of
@@ -181,6 +211,31 @@ const TILE_BWD_V6: TileShape = TileShape {
     positions: 16,
     threads: 256,
     static_shared: 16 * 256 * 4,
+    dynamic: SLICE_ONLY,
+};
+
+/// The v7 forward: v6's tile and threads, every tap's 16 x 128 float staging tile and the
+/// 2048-float exchange buffer in dynamic shared memory after the weight slice (`LSTM_FWD7_TILE`,
+/// kernels/lstm_persistent_fwd_v5.cuh), no static tile. Row LSTM k = 3 fits up to h = 129,
+/// the Diagonal up to h = 202; past that v6's kernel runs.
+const TILE_FWD_V7: TileShape = TileShape {
+    positions: 16,
+    threads: 256,
+    static_shared: 0,
+    dynamic: DynamicExtra {
+        per_tap: 16 * 128 * 4,
+        extra: 16 * 128 * 4,
+    },
+};
+
+/// The v7 backward: v6's tile and threads, a 16 x 512 float staging tile holding the exchange
+/// in its first half (`LSTM_PERSISTENT_BWD_V7_CHUNK`, kernels/lstm_persistent_bwd_v5.cuh). Row
+/// LSTM k = 3 fits up to h = 129, the Diagonal up to h = 194; past that v6's kernel runs.
+const TILE_BWD_V7: TileShape = TileShape {
+    positions: 16,
+    threads: 256,
+    static_shared: 16 * 512 * 4,
+    dynamic: SLICE_ONLY,
 };
 
 /// Launch configuration of a persistent v1 kernel for `n` images, and whether it stages the
@@ -253,10 +308,23 @@ pub(super) fn persistent_bwd_v6_cfg(n: usize, geo: &Geometry) -> Option<LaunchCf
     persistent_tiled_cfg(n, geo, &TILE_BWD_V6)
 }
 
+/// As [`persistent_fwd_v6_cfg`] for the persistent v7 forward: v6's launch with every tap's
+/// staging tile and the exchange buffer in dynamic shared memory.
+pub(super) fn persistent_fwd_v7_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_FWD_V7)
+}
+
+/// As [`persistent_bwd_v6_cfg`] for the persistent v7 backward: 32 KiB of static staging tile.
+pub(super) fn persistent_bwd_v7_cfg(n: usize, geo: &Geometry) -> Option<LaunchCfg> {
+    persistent_tiled_cfg(n, geo, &TILE_BWD_V7)
+}
+
 fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<LaunchCfg> {
     let unit_tiles = geo.hidden.div_ceil(TILE_UNITS);
     let max_cluster = MAX_CLUSTER_BLOCKS as usize;
-    let shared = TILE_UNITS * (4 * geo.hidden * geo.taps() + 1) * std::mem::size_of::<f32>();
+    let shared = TILE_UNITS * (4 * geo.hidden * geo.taps() + 1) * std::mem::size_of::<f32>()
+        + tile.dynamic.per_tap * geo.taps()
+        + tile.dynamic.extra;
     if unit_tiles > max_cluster || shared + tile.static_shared > MAX_SHARED_BYTES as usize {
         return None;
     }
@@ -276,14 +344,14 @@ fn persistent_tiled_cfg(n: usize, geo: &Geometry, tile: &TileShape) -> Option<La
 }
 
 /// The persistent kernel a call of `geo` for `n` images runs (`backward`: the backward
-/// scan): its version and, for v2 to v6, its cluster launch (`None`: v1). The version follows
-/// the scan's selection: the backward [`persistent_bwd_version`] (v6 runs
-/// `<scan>_persistent_bwd_v6`, v5 `_v5`, v4 `_v4`, v3 `_v3`), the forward
-/// [`persistent_fwd_version`] (v6 runs `<scan>_persistent_fwd_v6`, v5 `_v5`, v4 `_v4`, v3 is
-/// v2); at tf32 / bf16 at least v2 (no rounded v1; the rounded v4 to v6 kernels are their
-/// templates at the precision). A version whose shared memory does not fit falls back to the
-/// one below that exists (backward v6 to v5 to v4 to v3 to v2; forward v6 to v5 to v4 to v2;
-/// v2 to v1).
+/// scan): its version and, for v2 to v7, its cluster launch (`None`: v1). The version follows
+/// the scan's selection: the backward [`persistent_bwd_version`] (v7 runs
+/// `<scan>_persistent_bwd_v7`, v6 `_v6`, v5 `_v5`, v4 `_v4`, v3 `_v3`), the forward
+/// [`persistent_fwd_version`] (v7 runs `<scan>_persistent_fwd_v7`, v6 `_v6`, v5 `_v5`, v4
+/// `_v4`, v3 is v2); at tf32 / bf16 at least v2 (no rounded v1; the rounded v4 to v7 kernels
+/// are their templates at the precision). A version whose shared memory does not fit falls
+/// back to the one below that exists (backward v7 to v6 to v5 to v4 to v3 to v2; forward v7
+/// to v6 to v5 to v4 to v2; v2 to v1).
 fn choose<E: Executor>(
     be: &CudaBackend<E>,
     n: usize,
@@ -300,8 +368,9 @@ fn choose<E: Executor>(
     } else {
         selected.max(2)
     };
-    let (v6, v5, v4, v3) = if backward {
+    let (v7, v6, v5, v4, v3) = if backward {
         (
+            persistent_bwd_v7_cfg(n, geo),
             persistent_bwd_v6_cfg(n, geo),
             persistent_bwd_v5_cfg(n, geo),
             persistent_v4_cfg(n, geo),
@@ -309,6 +378,7 @@ fn choose<E: Executor>(
         )
     } else {
         (
+            persistent_fwd_v7_cfg(n, geo),
             persistent_fwd_v6_cfg(n, geo),
             persistent_fwd_v5_cfg(n, geo),
             persistent_fwd_v4_cfg(n, geo),
@@ -316,6 +386,7 @@ fn choose<E: Executor>(
         )
     };
     [
+        (7, v7),
         (6, v6),
         (5, v5),
         (4, v4),

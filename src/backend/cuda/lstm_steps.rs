@@ -47,29 +47,30 @@ pub(super) fn unfused_product<E: Executor>(
 /// (1 or 2; the mapping: [`stepwise_kernel_version`]): the version of the stepwise forward kernels
 /// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
 /// of the weight gradient and its pack, and of the persistent v1 / v2 kernels
-/// (`cuda/lstm_persistent.rs`; the persistent forward and backward have a v4 to v6 too:
+/// (`cuda/lstm_persistent.rs`; the persistent forward and backward have a v4 to v7 too:
 /// [`persistent_fwd_version`], [`persistent_bwd_version`]).
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     stepwise_kernel_version(selected_version(be, geo), false)
 }
 
 /// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3;
-/// [`stepwise_kernel_version`]: v4 and v5 run v3's, v6 v2's, the H200's fastest): `<scan>_step_bwd`,
-/// `<scan>_ss_bwd_data` and the materialised layout's `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
+/// [`stepwise_kernel_version`]: v4 and v5 run v3's, v6 and v7 v2's, the H200's fastest):
+/// `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
+/// `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
 pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     stepwise_kernel_version(selected_version(be, geo), true)
 }
 
 /// Version of the selected recurrence kernels of `geo`'s scan as the persistent forward takes
-/// it (1, 2, 4, 5 or 6: `<scan>_persistent_fwd_v<N>`, before `cuda/lstm_persistent.rs`'s
+/// it (1, 2, 4, 5, 6 or 7: `<scan>_persistent_fwd_v<N>`, before `cuda/lstm_persistent.rs`'s
 /// fallbacks; [`persistent_kernel_version`]: selection v3 is v2 here).
 pub(super) fn persistent_fwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     persistent_kernel_version(selected_version(be, geo), false)
 }
 
 /// Version of the selected recurrence kernels of `geo`'s scan as the persistent backward
-/// takes it (1 to 6: `<scan>_persistent_bwd_v<N>`, before `cuda/lstm_persistent.rs`'s
-/// fallbacks); with [`persistent_fwd_version`] the only users of the selection's v4 to v6.
+/// takes it (1 to 7: `<scan>_persistent_bwd_v<N>`, before `cuda/lstm_persistent.rs`'s
+/// fallbacks); with [`persistent_fwd_version`] the only users of the selection's v4 to v7.
 pub(super) fn persistent_bwd_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     persistent_kernel_version(selected_version(be, geo), true)
 }

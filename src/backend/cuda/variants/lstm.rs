@@ -213,16 +213,29 @@ pub enum RowLstm {
     /// counters: at h = 128 one block fits an SM (the weight slice fills its shared memory), and
     /// V2's persistent kernels run 4 warps per SM at 4.2 (forward) and 1.7 (backward) FLOPs per
     /// shared word, V6's 8 warps at 8 (docs/kernels.md, "Persistent v6"). Not yet timed on a
-    /// GPU: the prepared run (scripts/gpu-check.sh --focus) times V2 against V6 first.
-    #[default]
+    /// GPU: the prepared run (scripts/gpu-check.sh --focus) times V2 against V6 first. The
+    /// default until V7.
     V6,
+    /// V6 with fewer waits in the persistent recurrence (`row_lstm_persistent_{fwd,bwd}_v7`):
+    /// V6's blocks, tiles and exchanges, every element a thread stages loaded before any is
+    /// stored (a tap's chunk in one round of loads where V6 waits for each), the forward's
+    /// taps staged between one pair of barriers with the exchange in a buffer of its own (2
+    /// block barriers per row at h <= 128 where V6 takes 8), the backward's chunks of 512
+    /// gate rows (7 barriers per row at h = 128 where V6 takes 14). Another summation order
+    /// than V6's only in the forward past h = 128 (chunk by chunk, then tap by tap). Rounded
+    /// twins at tf32 / bf16; each falls back to V6's kernels where its shared memory does not
+    /// fit (Row LSTM k = 3 past h = 129). The stepwise kernels and the weight gradient are
+    /// V2's. The default, by the latency model fitted to the first device run (docs/kernels.md,
+    /// "Persistent v7"); not yet timed on a GPU.
+    #[default]
+    V7,
 }
 
 numbered_versions!(
     RowLstm,
     "row_lstm",
     "the kernels `row_lstm_<pass>_v<N>` (which pass runs which version: `cuda/lstm.rs`'s header)",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6, V7 = 7]
 );
 
 /// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
@@ -251,21 +264,26 @@ pub enum DiagLstm {
     V5,
     /// As [`RowLstm::V6`]: V2 but the persistent recurrence runs
     /// `diag_lstm{,_skewed}_persistent_fwd_v6` and `diag_lstm{,_skewed}_persistent_bwd_v6`
-    /// (rounded twins in the folded layout). The default, as [`RowLstm::V6`] (not yet timed).
-    #[default]
+    /// (rounded twins in the folded layout). The default until V7.
     V6,
+    /// As [`RowLstm::V7`]: V6 but the persistent recurrence runs
+    /// `diag_lstm{,_skewed}_persistent_fwd_v7` and `diag_lstm{,_skewed}_persistent_bwd_v7`
+    /// (rounded twins in the folded layout; V6's kernels past h = 202 forward, 194 backward).
+    /// The default, as [`RowLstm::V7`] (not yet timed).
+    #[default]
+    V7,
 }
 
 /// The version of the stepwise kernels (`<scan>_step_{fwd,bwd}_v<N>`, `<scan>_ss_{fwd,
 /// bwd_data}_v<N>`, the materialised layout's twins; forward also the weight gradient and its
 /// pack) that recurrence version `selection` ([`RowLstm`], [`DiagLstm`]: the same numbers)
 /// runs in the backward (`backward`) or forward pass: v3 is v2 but for the backward, v4 and v5
-/// are v3 and v6 is v2 here (they differ in the persistent kernels only), and the forward
-/// kernels exist at v1 and v2 only.
+/// are v3 and v6 and v7 are v2 here (they differ in the persistent kernels only), and the
+/// forward kernels exist at v1 and v2 only.
 pub fn stepwise_kernel_version(selection: u32, backward: bool) -> u32 {
     let bwd = match selection {
         4 | 5 => 3,
-        6 => 2,
+        6 | 7 => 2,
         v => v,
     };
     if backward {
@@ -290,7 +308,7 @@ numbered_versions!(
     DiagLstm,
     "diag_lstm",
     "the kernels `diag_lstm{,_skewed}_<pass>_v<N>` (as [`RowLstm`])",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6]
+    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6, V7 = 7]
 );
 
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.

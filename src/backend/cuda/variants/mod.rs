@@ -109,7 +109,7 @@ pub struct Variants {
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v4, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
-    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v6, diag_lstm v6,
+    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v7, diag_lstm v7,
     /// lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -263,8 +263,8 @@ mod tests {
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v4, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
-             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v6, \
-             diag_lstm v6, lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2"
+             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v7, \
+             diag_lstm v7, lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2"
         );
         for v in LstmPersistentProduct::ALL {
             assert_eq!(LstmPersistentProduct::try_from(v.number()).unwrap(), v);
@@ -335,23 +335,23 @@ mod tests {
             assert_eq!(crate::kernels::versions("lstm", pass), lw, "{pass}");
         }
         // The recurrences' step kernels: the backward's at v1 to v3 (v4 and v5 run v3's, v6
-        // v2's), the forward's at v1 and v2 (v3 to v6 run v2's forward); the persistent
-        // backward at v1 to v6 (v1's is `<scan>_persistent_bwd_v1`, in the scan's module), the
-        // rounded ones from v2; the persistent forward at v1, v2, v4, v5 and v6 (v3 runs
-        // v2's), the rounded ones at v2, v4, v5 and v6.
+        // and v7 v2's), the forward's at v1 and v2 (v3 to v7 run v2's forward); the persistent
+        // backward at v1 to v7 (v1's is `<scan>_persistent_bwd_v1`, in the scan's module), the
+        // rounded ones from v2; the persistent forward at v1, v2 and v4 to v7 (v3 runs v2's),
+        // the rounded ones at v2 and v4 to v7.
         for scan in ["row_lstm", "diag_lstm"] {
             let all = RowLstm::ALL.map(RowLstm::number).to_vec();
-            assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+            assert_eq!(all, [1, 2, 3, 4, 5, 6, 7]);
             assert_eq!(DiagLstm::ALL.map(DiagLstm::number).to_vec(), all);
             assert_eq!(
                 crate::kernels::versions(scan, "persistent_fwd"),
-                [1, 2, 4, 5, 6],
+                [1, 2, 4, 5, 6, 7],
                 "{scan}"
             );
             for p in ["tf32", "bf16"] {
                 assert_eq!(
                     crate::kernels::versions(scan, &format!("persistent_fwd_{p}")),
-                    [2, 4, 5, 6],
+                    [2, 4, 5, 6, 7],
                     "{scan} {p}"
                 );
             }
@@ -373,7 +373,7 @@ mod tests {
             for p in ["tf32", "bf16"] {
                 assert_eq!(
                     crate::kernels::versions(scan, &format!("persistent_bwd_{p}")),
-                    [2, 3, 4, 5, 6],
+                    [2, 3, 4, 5, 6, 7],
                     "{scan} {p}"
                 );
             }
@@ -418,11 +418,11 @@ mod tests {
         );
         assert_eq!(
             crate::kernels::versions("diag_lstm", "skewed_persistent_bwd"),
-            [1, 2, 3, 4, 5, 6]
+            [1, 2, 3, 4, 5, 6, 7]
         );
         assert_eq!(
             crate::kernels::versions("diag_lstm", "skewed_persistent_fwd"),
-            [1, 2, 4, 5, 6]
+            [1, 2, 4, 5, 6, 7]
         );
     }
 }
