@@ -869,8 +869,8 @@ check() {
 # tests whose names contain one of FOCUS_TESTS (space-separated; default: the LSTM and
 # tensor-core groups), then each line of FOCUS_BENCH (pixelrnn bench arguments, one command per
 # line, each with --json $OUT/focus-<n>.json added; the most wanted first: the persistent steps
-# (the default v6), then the recurrences' persistent op rows at cifar-large (v2 against v5 and
-# v6: whether v6 stays the default), the convolution's (every version, the weight gradient's
+# (the default v7), then the recurrences' persistent op rows at cifar-large (v2 against v5, v6
+# and v7: whether v7 stays the default), the convolution's (every version, the weight gradient's
 # too), PixelCNN's cifar-large step under the defaults and under the cp.async versions
 # (--kernels: whether conv v5 and weight v3 become the defaults), the recurrences' fused ones
 # (v2 against v3 stepwise at h = 128; every fp32 weight gradient)), each under FOCUS_LIMIT

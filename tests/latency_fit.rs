@@ -151,7 +151,7 @@ fn the_committed_times_rank_the_persistent_versions_as_documented() {
 /// The predictions docs/kernels.md lists for today's defaults ("What it says about today's
 /// defaults"), from data/latency-profiles/predicted.json: the steps as the emulator profiled
 /// them (binaries of 508ee29, the Diagonal BiLSTM's at cifar-large of 9216198: the same kernels
-/// and counters), modelled at the committed times.
+/// and counters; the persistent v7 steps of 0e16ce3), modelled at the committed times.
 #[test]
 fn the_committed_times_give_the_documented_predictions() {
     let p = read("predicted.json");
@@ -193,6 +193,31 @@ fn the_committed_times_give_the_documented_predictions() {
             "diag-bilstm persistent",
             "diag_lstm_persistent_bwd_v6",
             20.84,
+        ),
+        // The persistent v7 steps (binary of 0e16ce3, 2026-12-08).
+        (
+            "cifar-large",
+            "row-lstm persistent",
+            "row_lstm_persistent_bwd_v7",
+            21.95,
+        ),
+        (
+            "cifar-large",
+            "diag-bilstm persistent",
+            "diag_lstm_persistent_bwd_v7",
+            45.08,
+        ),
+        (
+            "mnist",
+            "row-lstm persistent",
+            "row_lstm_persistent_bwd_v7",
+            6.86,
+        ),
+        (
+            "mnist",
+            "diag-bilstm persistent",
+            "diag_lstm_persistent_bwd_v7",
+            17.43,
         ),
     ];
     for (config, target, kernel, ms) in want {

@@ -1,6 +1,7 @@
-//! What the persistent recurrence's version tests share (lstm_persistent_v3.rs,
-//! lstm_persistent_v4.rs, lstm_persistent_v5_fwd.rs, lstm_persistent_v5_bwd.rs): a case, its CPU reference, one version's forward or backward run
-//! checked against it, and the launch's counters. No tests here.
+//! What the persistent recurrence's version tests share (lstm_persistent_v3.rs to
+//! lstm_persistent_v7.rs): a case, its CPU reference, one version's forward or backward run
+//! checked against it, the kernel a version launches at a hidden size, and the launch's
+//! counters. No tests here.
 
 use pixelrnn::backend::cpu::CpuBackend;
 use pixelrnn::backend::cuda::{
@@ -84,6 +85,26 @@ fn persistent_launch_of(counters: Vec<LaunchCounters>, pass: &str) -> LaunchCoun
         .collect();
     assert_eq!(found.len(), 1, "one persistent {pass} launch");
     found.remove(0)
+}
+
+/// The persistent kernel version `v` of `scan` launches on one image of 2 x 2 at hidden size
+/// `hd` (folded layout), forward or (`backward`) backward: where a version stops fitting in
+/// shared memory, the name says which one the host fell back to.
+pub fn persistent_kernel_at(gpu: &Gpu, scan: Scan, hd: usize, backward: bool, v: u32) -> String {
+    let (_, is) = pair(gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
+    let (_, w) = pair(gpu, &scan.weight_shape(hd), 6, 0.05);
+    let (_, dh) = pair(gpu, &[1, 2, 2, hd], 7, 1.0);
+    let state = scan.forward(gpu, &is, &w, Recurrence::Fused);
+    let _v = gpu.select(select(scan, v, DiagLstmLayout::Folded));
+    gpu.executor().take_counters();
+    let launch = if backward {
+        scan.backward(gpu, &state, &w, &dh, Recurrence::Persistent);
+        persistent_launch(gpu.executor().take_counters())
+    } else {
+        scan.forward(gpu, &is, &w, Recurrence::Persistent);
+        persistent_fwd_launch(gpu.executor().take_counters())
+    };
+    launch.kernel
 }
 
 /// A case on the emulator: the input-to-state pre-activations, the CPU twin's states uploaded

@@ -16,14 +16,13 @@
 //! The runs: lstm_persistent_bwd.rs.
 
 use pixelrnn::backend::cuda::{AccessOp, CudaBackend, DiagLstmLayout, Emulator, MemSpace};
-use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, persistent_launch,
-    prepare, report, row_counters, select, shared_loads, Case,
+    check_cases_under_every_seed, counters, measure, persistent_kernel_at, prepare, report,
+    row_counters, shared_loads, Case,
 };
 use crate::lstm_scan::Scan;
-use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
+use crate::{counted_emulator, rel_err, FP32_REL_TOL};
 
 const CASES: [Case; 6] = [
     // One unit tile (h = 8), steps far shorter than the 64-position tile.
@@ -70,16 +69,10 @@ fn persistent_bwd_v4_matches_the_cpu_and_v3_and_is_deterministic() {
 #[test]
 fn persistent_bwd_v4_falls_back_where_its_shared_memory_does_not_fit() {
     let gpu = counted_emulator(1);
-    let (scan, hd) = (Scan::Row(3), 145);
-    let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
-    let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
-    let (_, dh) = pair(&gpu, &[1, 2, 2, hd], 7, 1.0);
-    let state = scan.forward(&gpu, &is, &w, Recurrence::Fused);
-    let _v = gpu.select(select(scan, 4, DiagLstmLayout::Folded));
-    gpu.executor().take_counters();
-    scan.backward(&gpu, &state, &w, &dh, Recurrence::Persistent);
-    let launch = persistent_launch(gpu.executor().take_counters());
-    assert_eq!(launch.kernel, "row_lstm_persistent_bwd_v2");
+    assert_eq!(
+        persistent_kernel_at(&gpu, Scan::Row(3), 145, true, 4),
+        "row_lstm_persistent_bwd_v2"
+    );
 }
 
 /// The counters of the Row LSTM (k = 3) persistent backward at h = 64, W = 32 (v3's
@@ -196,13 +189,8 @@ fn persistent_fwd_v4_runs_up_to_its_largest_h_then_falls_back_to_v1() {
         (Scan::Diagonal, 218, "diag_lstm_persistent_fwd_v4"),
         (Scan::Diagonal, 219, "diag_lstm_persistent_fwd_v1"),
     ] {
-        let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
-        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
-        let _v = gpu.select(select(scan, 4, DiagLstmLayout::Folded));
-        gpu.executor().take_counters();
-        scan.forward(&gpu, &is, &w, Recurrence::Persistent);
-        let launch = persistent_fwd_launch(gpu.executor().take_counters());
-        assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
+        let got = persistent_kernel_at(&gpu, scan, hd, false, 4);
+        assert_eq!(got, want, "{scan:?} h = {hd}");
     }
 }
 

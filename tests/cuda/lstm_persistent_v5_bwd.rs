@@ -13,14 +13,13 @@
 //! The runs: lstm_persistent_bwd.rs.
 
 use pixelrnn::backend::cuda::{AccessOp, CudaBackend, DiagLstmLayout, Emulator, MemSpace};
-use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, measure, persistent_launch, prepare, report,
-    row_counters, select, Case,
+    check_cases_under_every_seed, counters, measure, persistent_kernel_at, prepare, report,
+    row_counters, Case,
 };
 use crate::lstm_scan::Scan;
-use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
+use crate::{counted_emulator, rel_err, FP32_REL_TOL};
 
 const CASES: [Case; 8] = [
     // W = 5: the second warp (positions 16..31) idle; h = 3: 3 live units of 32 (unit groups
@@ -86,15 +85,8 @@ fn persistent_bwd_v5_runs_up_to_its_largest_h_then_falls_back_to_v2() {
         (Scan::Diagonal, 210, "diag_lstm_persistent_bwd_v5"),
         (Scan::Diagonal, 211, "diag_lstm_persistent_bwd_v2"),
     ] {
-        let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
-        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
-        let (_, dh) = pair(&gpu, &[1, 2, 2, hd], 7, 1.0);
-        let state = scan.forward(&gpu, &is, &w, Recurrence::Fused);
-        let _v = gpu.select(select(scan, 5, DiagLstmLayout::Folded));
-        gpu.executor().take_counters();
-        scan.backward(&gpu, &state, &w, &dh, Recurrence::Persistent);
-        let launch = persistent_launch(gpu.executor().take_counters());
-        assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
+        let got = persistent_kernel_at(&gpu, scan, hd, true, 5);
+        assert_eq!(got, want, "{scan:?} h = {hd}");
     }
 }
 

@@ -12,14 +12,12 @@
 //! The runs: lstm_persistent_bwd.rs.
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Emulator};
-use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, prepare, report,
-    select, Case,
+    check_cases_under_every_seed, counters, measure, persistent_kernel_at, prepare, report, Case,
 };
 use crate::lstm_scan::Scan;
-use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
+use crate::{counted_emulator, rel_err, FP32_REL_TOL};
 
 const CASES: [Case; 9] = [
     // k = 1; W = 5: the second warp (positions 8..15) idle; h = 3: 3 live units of 32.
@@ -81,13 +79,8 @@ fn persistent_fwd_v5_runs_up_to_its_largest_h_then_falls_back_to_v1() {
         (Scan::Diagonal, 218, "diag_lstm_persistent_fwd_v5"),
         (Scan::Diagonal, 219, "diag_lstm_persistent_fwd_v1"),
     ] {
-        let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
-        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
-        let _v = gpu.select(select(scan, 5, DiagLstmLayout::Folded));
-        gpu.executor().take_counters();
-        scan.forward(&gpu, &is, &w, Recurrence::Persistent);
-        let launch = persistent_fwd_launch(gpu.executor().take_counters());
-        assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
+        let got = persistent_kernel_at(&gpu, scan, hd, false, 5);
+        assert_eq!(got, want, "{scan:?} h = {hd}");
     }
 }
 

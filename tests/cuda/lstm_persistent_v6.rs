@@ -15,14 +15,12 @@
 use pixelrnn::backend::cuda::{
     AccessOp, CudaBackend, DiagLstmLayout, Emulator, LaunchCounters, MemSpace,
 };
-use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, persistent_launch,
-    prepare, report, select, Case,
+    check_cases_under_every_seed, counters, measure, persistent_kernel_at, prepare, report, Case,
 };
 use crate::lstm_scan::Scan;
-use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
+use crate::{counted_emulator, rel_err, FP32_REL_TOL};
 
 /// Threads per block of both v6 kernels.
 const V6_THREADS: u32 = 256;
@@ -154,20 +152,8 @@ fn persistent_v6_runs_up_to_v5s_largest_h_then_falls_back() {
         (Scan::Diagonal, 210, true, "diag_lstm_persistent_bwd_v6"),
         (Scan::Diagonal, 211, true, "diag_lstm_persistent_bwd_v2"),
     ] {
-        let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
-        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
-        let (_, dh) = pair(&gpu, &[1, 2, 2, hd], 7, 1.0);
-        let state = scan.forward(&gpu, &is, &w, Recurrence::Fused);
-        let _v = gpu.select(select(scan, 6, DiagLstmLayout::Folded));
-        gpu.executor().take_counters();
-        let launch = if backward {
-            scan.backward(&gpu, &state, &w, &dh, Recurrence::Persistent);
-            persistent_launch(gpu.executor().take_counters())
-        } else {
-            scan.forward(&gpu, &is, &w, Recurrence::Persistent);
-            persistent_fwd_launch(gpu.executor().take_counters())
-        };
-        assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
+        let got = persistent_kernel_at(&gpu, scan, hd, backward, 6);
+        assert_eq!(got, want, "{scan:?} h = {hd}");
     }
 }
 

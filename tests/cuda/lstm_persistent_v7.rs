@@ -16,14 +16,12 @@
 //! The runs: lstm_persistent_bwd.rs.
 
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstmLayout, Emulator, LaunchCounters};
-use pixelrnn::backend::Recurrence;
 
 use crate::lstm_persistent_bwd::{
-    check_cases_under_every_seed, counters, measure, persistent_fwd_launch, persistent_launch,
-    prepare, report, select, Case,
+    check_cases_under_every_seed, counters, measure, persistent_kernel_at, prepare, report, Case,
 };
 use crate::lstm_scan::Scan;
-use crate::{counted_emulator, pair, rel_err, FP32_REL_TOL};
+use crate::{counted_emulator, rel_err, FP32_REL_TOL};
 
 /// Threads per block of both v7 kernels (v6's).
 const V7_THREADS: u32 = 256;
@@ -138,20 +136,8 @@ fn persistent_v7_runs_up_to_its_largest_h_then_falls_back_to_v6() {
         (Scan::Diagonal, 194, true, "diag_lstm_persistent_bwd_v7"),
         (Scan::Diagonal, 195, true, "diag_lstm_persistent_bwd_v6"),
     ] {
-        let (_, is) = pair(&gpu, &[1, 2, 2, 4 * hd], 5, 1.0);
-        let (_, w) = pair(&gpu, &scan.weight_shape(hd), 6, 0.05);
-        let (_, dh) = pair(&gpu, &[1, 2, 2, hd], 7, 1.0);
-        let state = scan.forward(&gpu, &is, &w, Recurrence::Fused);
-        let _v = gpu.select(select(scan, 7, DiagLstmLayout::Folded));
-        gpu.executor().take_counters();
-        let launch = if backward {
-            scan.backward(&gpu, &state, &w, &dh, Recurrence::Persistent);
-            persistent_launch(gpu.executor().take_counters())
-        } else {
-            scan.forward(&gpu, &is, &w, Recurrence::Persistent);
-            persistent_fwd_launch(gpu.executor().take_counters())
-        };
-        assert_eq!(launch.kernel, want, "{scan:?} h = {hd}");
+        let got = persistent_kernel_at(&gpu, scan, hd, backward, 7);
+        assert_eq!(got, want, "{scan:?} h = {hd}");
     }
 }
 
