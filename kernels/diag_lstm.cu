@@ -53,6 +53,9 @@
 //       (lstm_persistent.cuh: one thread-block cluster per image over the same v2 bodies,
 //       each block's slice of the state weight in shared memory). The skewed gate and the
 //       one-position kernels: v1 only.
+//   v8: the v2 step kernels with the product's weight words read 8 features at a time
+//       (diag_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v8, kernels/diag_lstm_v8.cu: v2's
+//       launches, tiles and bits).
 //   v3: v2, except the backward through time: diag_lstm_step_bwd_v3, diag_lstm_ss_bwd_data_v3
 //       and the materialised layout's diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3 register-tile
 //       the transposed product 4 positions x 4 units per thread, blocks of 16 positions x 128

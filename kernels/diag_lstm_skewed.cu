@@ -12,6 +12,9 @@
 //       (diag_lstm_v2.cuh) over the skewed maps; the persistent v2 kernels of this layout,
 //       diag_lstm_skewed_persistent_{fwd,bwd}_v2, are in lstm_persistent.cuh. The skewed gate
 //       kernels: v1 only.
+//   v8: the v2 step kernels with the product's weight words read 8 features at a time
+//       (diag_lstm_skewed_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v8, kernels/diag_lstm_skewed_v8.cu: v2's
+//       launches, tiles and bits).
 //   v3: v2's kernels, except diag_lstm_skewed_{step_bwd,ss_bwd_data}_v3 (diag_lstm_v3.cuh):
 //       the backward product register-tiled 4 positions x 4 units per thread.
 //

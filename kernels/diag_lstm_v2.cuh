@@ -56,7 +56,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_stage(const float* src, float (*tile)[PITCH], 
 // tile's 16 positions x 32 units x 4 gates, the weight read through `wv` (lstm_v2.cuh); fused:
 // the cell in the epilogue; unfused: pre into the gates map. P, PW: as row_lstm_v2_fwd_body (the
 // staged h and each weight word rounded on load; diag_lstm_ss_fwd_{tf32,bf16}_v2).
-template <int P = PIXELRNN_ROUND_FP32, int PW = P>
+// WB: features per weight batch, as row_lstm_v2_fwd_body's.
+template <int P = PIXELRNN_ROUND_FP32, int PW = P, int WB = 1>
 PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                            float* gates, int height, int width, int hidden,
                                            int stride, int skew, int step, lstm_v2_tile tile,
@@ -96,20 +97,22 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
                 if (i < n_pos && (t == 0 ? r0 + i > 0 : step - r0 - i > 0)) taps_in |= 1u << i;
             }
             const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;
-            for (int f = 0; f < n_f; ++f) {
-                float wx[4];
+            const auto load = [&](int f, lstm_v2_w4* wf) {
 #pragma unroll
                 for (int x = 0; x < 4; ++x) {
-                    wx[x] = pixelrnn_round_as<PW>(w[f * wv.sf + x * wv.sx]);
+                    wf->x[x] = pixelrnn_round_as<PW>(w[f * wv.sf + x * wv.sx]);
                 }
+            };
+            const auto use = [&](int f, const lstm_v2_w4& wf) {
 #pragma unroll
                 for (int i = 0; i < LSTM_V2_PT; ++i) {
                     if (!((taps_in >> i) & 1u)) continue;
                     const float hv = hs[q0 + i][f];
 #pragma unroll
-                    for (int x = 0; x < 4; ++x) pre[i][x] += wx[x] * hv;
+                    for (int x = 0; x < 4; ++x) pre[i][x] += wf.x[x] * hv;
                 }
-            }
+            };
+            lstm_v2_features<WB, lstm_v2_w4>(n_f, load, use);
         }
     }
     if (!live) return;
@@ -135,8 +138,8 @@ PIXELRNN_DEVICE void diag_lstm_v2_fwd_body(const float* is, lstm_wview wv, float
 // twins and the persistent v2 backward: the recurrent dh of the tile's 16 positions x 32 units
 // of anti-diagonal `step`, w[:, :, 0]^T d_is(below) + w[:, :, 1]^T d_is(right), the weight read
 // through `wv` (backward view); fused: dh + that, then the cell backward; unfused: written to
-// dh_carry. P: the staged d_is rounded.
-template <int P = PIXELRNN_ROUND_FP32>
+// dh_carry. P: the staged d_is rounded. WB: as row_lstm_v2_fwd_body.
+template <int P = PIXELRNN_ROUND_FP32, int WB = 1>
 PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(lstm_wview wv, const float* gates, const float* c,
                                            const float* dh, float* dc_carry, float* d_is,
                                            float* dh_carry, int height, int width, int hidden,
@@ -170,14 +173,15 @@ PIXELRNN_DEVICE void diag_lstm_v2_bwd_body(lstm_wview wv, const float* gates, co
                 }
             }
             const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;
-            for (int f = 0; f < n_f; ++f) {
-                const float wf = w[f * wv.sf];
+            const auto load = [&](int f, float* wf) { *wf = w[f * wv.sf]; };
+            const auto use = [&](int f, float wf) {
 #pragma unroll
                 for (int i = 0; i < LSTM_V2_PT; ++i) {
                     if (!((taps_in >> i) & 1u)) continue;
                     acc[i] += wf * ds[q0 + i][f];
                 }
-            }
+            };
+            lstm_v2_features<WB, float>(n_f, load, use);
         }
     }
     if (!live) return;

@@ -70,3 +70,38 @@ PIXELRNN_DEVICE lstm_wview lstm_wview_packed_fwd(const float* wp, int hidden, in
 PIXELRNN_DEVICE lstm_wview lstm_wview_packed_bwd(const float* wp, int hidden, int u0) {
     return lstm_wview{wp + u0, 4 * hidden * hidden, hidden, 0, 1};
 }
+
+// Runs a product's feature loop f = 0 .. n_f - 1 in order: `load(f, &wf)` reads feature f's
+// weight words (a W), `use(f, wf)` accumulates with them. WB = 1 (v2): load then use, one
+// feature at a time, so each feature's loads wait for the previous feature's FMAs (one load
+// round per feature, docs/emulator.md "Load rounds"; the PTX agrees: NVVM unrolls the loop by
+// 4 but keeps each load behind the previous copy's FMAs). WB > 1 (v8): the words of WB features
+// loaded before any of them is used (one round per WB features), the last n_f % WB one at a
+// time. The same uses in the same order: the same bits for every WB.
+template <int WB, class W, class Load, class Use>
+PIXELRNN_DEVICE void lstm_v2_features(int n_f, Load load, Use use) {
+    int f = 0;
+    if constexpr (WB > 1) {
+        for (; f + WB <= n_f; f += WB) {
+            W wb[WB];
+#pragma unroll
+            for (int j = 0; j < WB; ++j) load(f + j, &wb[j]);
+#pragma unroll
+            for (int j = 0; j < WB; ++j) use(f + j, wb[j]);
+        }
+    }
+    for (; f < n_f; ++f) {
+        W wf;
+        load(f, &wf);
+        use(f, wf);
+    }
+}
+
+// The four gates' weight words of one feature (the forward bodies' W for lstm_v2_features).
+struct lstm_v2_w4 {
+    float x[4];
+};
+
+// Features per weight batch of the stepwise v8 kernels (lstm_v2_features).
+#define LSTM_V8_WEIGHT_BATCH 8
+

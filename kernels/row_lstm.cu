@@ -43,6 +43,9 @@
 //       thread-block cluster per image, each block's slice of the state weight in shared
 //       memory, the rows ordered by the cluster barrier). One-position kernels: v1 only
 //       (row_lstm_fwd_at_v1, _tf32_v1, _bf16_v1).
+//   v8: the v2 step kernels with the product's weight words read 8 features at a time
+//       (row_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v8, kernels/row_lstm_v8.cu: v2's
+//       launches, tiles and bits).
 //   v3: v2, except the backward through time: row_lstm_step_bwd_v3 (fused) and
 //       row_lstm_ss_bwd_data_v3 (unfused) register-tile the transposed product 4 positions x
 //       4 units per thread, blocks of 16 positions x 128 units (row_lstm_v3.cuh, lstm_v3.cuh):

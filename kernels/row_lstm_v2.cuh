@@ -41,7 +41,9 @@ PIXELRNN_DEVICE void row_lstm_v2_stage(const float* src, float (*tile)[PITCH],
 // on load (row_lstm_ss_fwd_{tf32,bf16}_v2: PW = P), `is` and the accumulation fp32. The
 // persistent kernels pass PW = fp32: their weight slice was rounded once as it was staged
 // into shared memory, so rounding it again in the inner loop would only cost conversions.
-template <int P = PIXELRNN_ROUND_FP32, int PW = P>
+// WB: features per weight batch (lstm_v2_features: 1 in v2, LSTM_V8_WEIGHT_BATCH in the
+// stepwise v8 kernels; the same bits).
+template <int P = PIXELRNN_ROUND_FP32, int PW = P, int WB = 1>
 PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float* h, float* c,
                                           float* gates, int height, int width, int hidden,
                                           int k, int row, lstm_v2_tile tile, bool fused) {
@@ -72,12 +74,13 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
                 __syncthreads();  // the chunk is complete
                 if (!live) continue;
                 const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;
-                for (int f = 0; f < count; ++f) {
-                    float wx[4];
+                const auto load = [&](int f, lstm_v2_w4* wf) {
 #pragma unroll
                     for (int x = 0; x < 4; ++x) {
-                        wx[x] = pixelrnn_round_as<PW>(w[f * wv.sf + x * wv.sx]);
+                        wf->x[x] = pixelrnn_round_as<PW>(w[f * wv.sf + x * wv.sx]);
                     }
+                };
+                const auto use = [&](int f, const lstm_v2_w4& wf) {
 #pragma unroll
                     for (int i = 0; i < LSTM_V2_PT; ++i) {
                         const int jj = j0 + q0 + i + shift;
@@ -85,9 +88,10 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
                         if (jj < 0 || jj >= width) continue;
                         const float hv = hs[q0 + i][f];
 #pragma unroll
-                        for (int x = 0; x < 4; ++x) pre[i][x] += wx[x] * hv;
+                        for (int x = 0; x < 4; ++x) pre[i][x] += wf.x[x] * hv;
                     }
-                }
+                };
+                lstm_v2_features<WB, lstm_v2_w4>(count, load, use);
             }
         }
     }
@@ -113,8 +117,8 @@ PIXELRNN_DEVICE void row_lstm_v2_fwd_body(const float* is, lstm_wview wv, float*
 // row_lstm_persistent_bwd_v2: the recurrent dh of the tile's 16 positions x 32 units of `row`,
 // conv1xk^T(d_is(row+1), w) with the weight read through `wv` (backward view); fused: plus dh,
 // then the cell backward (d_is of `row`, dc_carry of row-1 written); unfused: written to
-// dh_carry. P: the staged d_is rounded.
-template <int P = PIXELRNN_ROUND_FP32>
+// dh_carry. P: the staged d_is rounded. WB: as row_lstm_v2_fwd_body.
+template <int P = PIXELRNN_ROUND_FP32, int WB = 1>
 PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, const float* c,
                                           const float* dh, float* dc_carry, float* d_is,
                                           float* dh_carry, int height, int width, int hidden,
@@ -143,15 +147,16 @@ PIXELRNN_DEVICE void row_lstm_v2_bwd_body(lstm_wview wv, const float* gates, con
                 __syncthreads();  // the chunk is complete
                 if (!live) continue;
                 const float* w = wv.p + t * wv.st + f0 * wv.sf + tile.lane * wv.su;
-                for (int f = 0; f < count; ++f) {
-                    const float wf = w[f * wv.sf];
+                const auto load = [&](int f, float* wf) { *wf = w[f * wv.sf]; };
+                const auto use = [&](int f, float wf) {
 #pragma unroll
                     for (int i = 0; i < LSTM_V2_PT; ++i) {
                         const int jc = j0 + q0 + i + off;
                         if (jc < 0 || jc >= width) continue;
                         acc[i] += wf * ds[q0 + i][f];
                     }
-                }
+                };
+                lstm_v2_features<WB, float>(count, load, use);
             }
         }
     }

@@ -869,14 +869,15 @@ check() {
 # tests whose names contain one of FOCUS_TESTS (space-separated; default: the LSTM and
 # tensor-core groups), then each line of FOCUS_BENCH (pixelrnn bench arguments, one command per
 # line, each with --json $OUT/focus-<n>.json added; the most wanted first: the persistent steps
-# (the default v7), then the recurrences' persistent op rows at cifar-large (v2 against v5, v6
-# and v7: whether v7 stays the default), the convolution's (every version, the weight gradient's
-# too), PixelCNN's cifar-large step under the defaults and under the cp.async versions
-# (--kernels: whether conv v5 and weight v3 become the defaults), the recurrences' fused ones
-# (v2 against v3 stepwise at h = 128; every fp32 weight gradient)), each under FOCUS_LIMIT
-# seconds (default 150), then, under ncu, one cifar-large persistent step of each of FOCUS_NCU_MODELS (default
-# row-lstm diag-bilstm; empty: none) with its time per kernel. Every line lands in
-# $OUT/focus.log as it is printed; at most 8 files come back (ncu-<model>.csv among them).
+# (the default v8's, which are v7's), then the recurrences' persistent op rows at cifar-large
+# (v2 against v5, v6 and v7: whether v7 stays the default), the convolution's (every version,
+# the weight gradient's too), PixelCNN's cifar-large step under the defaults and under the
+# cp.async versions (--kernels: whether conv v5 and weight v3 become the defaults), the
+# recurrences' fused ones (v2 against v3 and v8 stepwise at h = 128: whether v8 stays the
+# default; every fp32 weight gradient)), each under FOCUS_LIMIT seconds (default 150), then,
+# under ncu, one cifar-large persistent step of each of FOCUS_NCU_MODELS (default row-lstm
+# diag-bilstm; empty: none) with its time per kernel. Every line lands in $OUT/focus.log as it
+# is printed; at most 8 files come back (ncu-<model>.csv among them).
 FOCUS_TESTS=${FOCUS_TESTS:-"lstm peak_mma"}
 FOCUS_BENCH=${FOCUS_BENCH:-"--part steps --config cifar,cifar-large --model row-lstm,diag-bilstm --recurrence persistent --step-iters 3
 --part ops --config cifar-large --op row_lstm,diag_lstm --recurrence persistent --precision fp32 --iters 10

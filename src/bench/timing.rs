@@ -30,8 +30,9 @@ pub enum Sweep {
     DiagLstmLayout,
     /// Every [`RowLstm`] version, one row per distinct kernel: a forward row stands for v2
     /// to v7 (`v2+v3+v4+v5+v6+v7`: their forward is v2's kernels) and a backward row v2, v6
-    /// and v7 (`v2+v6+v7`) but under the persistent recurrence, where v4's to v7's forward and
-    /// backward have rows of their own (`v2+v3`, `v4`, `v5`, `v6`, `v7`).
+    /// and v7 (`v2+v6+v7`), v8 a row of its own, but under the persistent recurrence, where
+    /// v4's to v7's forward and backward have rows of their own (`v2+v3`, `v4`, `v5`, `v6`,
+    /// `v7+v8`: v8's persistent kernels are v7's).
     RowLstm,
     /// Every [`DiagLstm`] version in both [`DiagLstmLayout`]s, as [`Sweep::RowLstm`].
     DiagLstm,
@@ -198,7 +199,7 @@ impl ExecTimer for Emulator {
 /// own, or a training step, which has no stem), by the backend's own mapping: the persistent
 /// kernels' ([`persistent_kernel_version`]: v3's forward is v2's) under the persistent
 /// recurrence, the stepwise kernels' ([`stepwise_kernel_version`]: v3's forward is v2's, v4's
-/// and v5's kernels are v3's, v6's and v7's v2's) under the others.
+/// and v5's kernels are v3's, v6's and v7's v2's; v8's its own) under the others.
 pub(crate) fn runs_kernels_of(
     kernel: Option<&str>,
     v: u32,
@@ -401,17 +402,20 @@ mod tests {
                 assert_eq!(runs_kernels_of(k, 5, rec), unless_persistent(v3));
                 assert_eq!(runs_kernels_of(k, 6, rec), unless_persistent(2));
                 assert_eq!(runs_kernels_of(k, 7, rec), unless_persistent(2));
+                // v8 has stepwise kernels of its own, and v7's persistent ones.
+                let v8 = if rec == persistent { Some(7) } else { None };
+                assert_eq!(runs_kernels_of(k, 8, rec), v8);
             }
-            for v in 1..=7 {
+            for v in 1..=8 {
                 assert_eq!(runs_kernels_of(None, v, rec), None);
             }
         }
     }
 
-    /// The rows a fused backward sweep of v1 to v7 gets: v6 and v7 join v2's row, not the last
-    /// one.
+    /// The rows a fused backward sweep of v1 to v8 gets: v6 and v7 join v2's row, not the last
+    /// one; v8 has a row of its own there and joins v7's under the persistent recurrence.
     #[test]
-    fn v6_and_v7_fold_into_v2s_row_not_the_last_one() {
+    fn later_versions_fold_into_the_rows_whose_kernels_they_run() {
         let choice = |v: u32| Choice {
             version: format!("v{v}"),
             ..Choice::only()
@@ -419,17 +423,17 @@ mod tests {
         let rows = distinct_rows(
             Some("row_lstm_step_bwd"),
             Some(Recurrence::Fused),
-            (1..=7).map(|v| (v, choice(v))),
+            (1..=8).map(|v| (v, choice(v))),
         );
         let labels: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
-        assert_eq!(labels, ["v1", "v2+v6+v7", "v3+v4+v5"]);
+        assert_eq!(labels, ["v1", "v2+v6+v7", "v3+v4+v5", "v8"]);
         let rows = distinct_rows(
             Some("row_lstm_step_fwd"),
             Some(Recurrence::Persistent),
-            (1..=7).map(|v| (v, choice(v))),
+            (1..=8).map(|v| (v, choice(v))),
         );
         let labels: Vec<&str> = rows.iter().map(|r| r.version.as_str()).collect();
-        assert_eq!(labels, ["v1", "v2+v3", "v4", "v5", "v6", "v7"]);
+        assert_eq!(labels, ["v1", "v2+v3", "v4", "v5", "v6", "v7+v8"]);
         // A Diagonal sweep runs both layouts, one after the other: each folds into its own.
         let laid = |layout: DiagLstmLayout, v: u32| Choice {
             layout: Some(layout),
@@ -440,7 +444,7 @@ mod tests {
             Some(Recurrence::Fused),
             DiagLstmLayout::ALL
                 .into_iter()
-                .flat_map(|l| (1..=7).map(move |v| (v, laid(l, v)))),
+                .flat_map(|l| (1..=8).map(move |v| (v, laid(l, v)))),
         );
         let labels: Vec<(&str, Option<DiagLstmLayout>)> = rows
             .iter()
@@ -456,9 +460,11 @@ mod tests {
                 ("v1", f),
                 ("v2+v6+v7", f),
                 ("v3+v4+v5", f),
+                ("v8", f),
                 ("v1", m),
                 ("v2+v6+v7", m),
-                ("v3+v4+v5", m)
+                ("v3+v4+v5", m),
+                ("v8", m)
             ]
         );
     }

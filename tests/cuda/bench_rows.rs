@@ -1,9 +1,10 @@
 //! `pixelrnn bench`'s recurrence rows: one row per distinct kernel. v3 of the recurrences is
 //! v2 but for the backward through time, v4 and v5 are v3 but for the persistent recurrence,
-//! v6 and v7 are v2 but for it, so under the fused recurrence the forward rows time v1 and
-//! `v2+v3+v4+v5+v6+v7` (under v2's selection) in each layout and the backward rows v1,
-//! `v2+v6+v7` and `v3+v4+v5`; under the persistent recurrence the forward rows v1, `v2+v3`, v4,
-//! v5, v6 and v7, the backward rows v1 to v7 (src/bench/timing.rs); every row validated.
+//! v6 and v7 are v2 but for it, v8 is v7 but for the stepwise kernels, so under the fused
+//! recurrence the forward rows time v1, `v2+v3+v4+v5+v6+v7` (under v2's selection) and v8 in
+//! each layout and the backward rows v1, `v2+v6+v7`, `v3+v4+v5` and v8; under the persistent
+//! recurrence the forward rows v1, `v2+v3`, v4, v5, v6 and `v7+v8`, the backward rows v1 to v6
+//! and `v7+v8` (src/bench/timing.rs); every row validated.
 use pixelrnn::backend::cuda::{CudaBackend, DiagLstm, DiagLstmLayout, RowLstm, Variants};
 use pixelrnn::backend::Recurrence;
 use pixelrnn::bench::{self, ExecTimer, Options, Part};
@@ -57,40 +58,40 @@ pub fn check_lstm_rows<E: ExecTimer>(gpu: &CudaBackend<E>) {
     let fused = "fused";
     assert_eq!(
         labels(&report, "row_lstm fwd", fused),
-        plain(&["v1", "v2+v3+v4+v5+v6+v7"])
+        plain(&["v1", "v2+v3+v4+v5+v6+v7", "v8"])
     );
     // Under the fused recurrence v4's and v5's backward is v3's kernels, v6's and v7's v2's (they
     // differ in the persistent recurrence only): one row each.
     assert_eq!(
         labels(&report, "row_lstm bwd", fused),
-        plain(&["v1", "v2+v6+v7", "v3+v4+v5"])
+        plain(&["v1", "v2+v6+v7", "v3+v4+v5", "v8"])
     );
     assert_eq!(
         labels(&report, "diag_lstm fwd", fused),
-        laid(&["v1", "v2+v3+v4+v5+v6+v7"])
+        laid(&["v1", "v2+v3+v4+v5+v6+v7", "v8"])
     );
     assert_eq!(
         labels(&report, "diag_lstm bwd", fused),
-        laid(&["v1", "v2+v6+v7", "v3+v4+v5"])
+        laid(&["v1", "v2+v6+v7", "v3+v4+v5", "v8"])
     );
     // Under the persistent recurrence v4 to v7 have a forward and a backward kernel of their
     // own.
     let persistent = "persistent";
     assert_eq!(
         labels(&report, "row_lstm fwd", persistent),
-        plain(&["v1", "v2+v3", "v4", "v5", "v6", "v7"])
+        plain(&["v1", "v2+v3", "v4", "v5", "v6", "v7+v8"])
     );
     assert_eq!(
         labels(&report, "row_lstm bwd", persistent),
-        plain(&["v1", "v2", "v3", "v4", "v5", "v6", "v7"])
+        plain(&["v1", "v2", "v3", "v4", "v5", "v6", "v7+v8"])
     );
     assert_eq!(
         labels(&report, "diag_lstm fwd", persistent),
-        laid(&["v1", "v2+v3", "v4", "v5", "v6", "v7"])
+        laid(&["v1", "v2+v3", "v4", "v5", "v6", "v7+v8"])
     );
     assert_eq!(
         labels(&report, "diag_lstm bwd", persistent),
-        laid(&["v1", "v2", "v3", "v4", "v5", "v6", "v7"])
+        laid(&["v1", "v2", "v3", "v4", "v5", "v6", "v7+v8"])
     );
     // The shared forward rows run under v2's selection.
     for r in report.rows.iter().filter(|r| {

@@ -42,6 +42,7 @@ mod lstm_persistent_v6;
 mod lstm_persistent_v7;
 mod lstm_precision;
 mod lstm_scan;
+mod lstm_step_v8;
 mod lstm_unfused_precision;
 mod lstm_versions;
 mod lstm_weight;

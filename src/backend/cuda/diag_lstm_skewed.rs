@@ -50,9 +50,9 @@ pub(super) fn skewed_forward<E: Executor>(
     let h_s = be.tensor_uninit(&hs)?;
     let c_s = be.tensor_uninit(&hs)?;
     let gates_s = be.tensor_uninit(&is_s.shape)?;
-    // The stepwise scans' kernel version; v2 reads the state weight packed once.
+    // The stepwise scans' kernel version; v2 and v8 read the state weight packed once.
     let version = scan_version(be, geo);
-    let packed = if version == 2 && rec != Recurrence::Persistent {
+    let packed = if version >= 2 && rec != Recurrence::Persistent {
         Some(pack_weight(be, w_ss, geo, false)?)
     } else {
         None

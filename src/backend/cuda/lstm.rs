@@ -37,9 +37,12 @@
 //! and the skewed twins: 4 positions x 4 units per thread, 16 x 128 per block, 8 FLOPs per
 //! shared word instead of 2; [`bwd_step_version`], which also selects the persistent v3
 //! backward, `cuda/lstm_persistent.rs`); its forward, weight gradient and persistent forward
-//! are v2's ([`scan_version`]). v4 and v5 are v3 here; v6 is v2 here (it differs in the
-//! persistent kernels only, `cuda/lstm_persistent.rs`). `lstm_gates_*` (the unfused gate pass)
-//! is v1 under every version.
+//! are v2's ([`scan_version`]). v4 and v5 are v3 here; v6 and v7 are v2 here (they differ in
+//! the persistent kernels only, `cuda/lstm_persistent.rs`). v8 runs stepwise kernels of its own
+//! both ways (`<scan>_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v8` and the skewed twins,
+//! kernels/*_v8.cu: v2's launches, tiles, packed weight and bits, the weight words read 8
+//! features at a time) and v7's persistent ones. `lstm_gates_*` (the unfused gate pass) is v1
+//! under every version.
 //!
 //! Precision: at tf32 / bf16 the fused recurrence with the skew folded runs the tensor-core
 //! step kernels (`<scan>_step_{fwd,bwd}_{tf32,bf16}_v1`, chosen by `cuda/lstm_mma.rs`,
@@ -195,8 +198,8 @@ fn stepwise_forward<E: Executor>(
     } else {
         None
     };
-    // v2 and the tensor-core step read the state weight packed once for the whole scan.
-    let packed = if version == 2 || mma.is_some() {
+    // v2, v8 and the tensor-core step read the state weight packed once for the whole scan.
+    let packed = if version >= 2 || mma.is_some() {
         Some(pack_weight(be, w_ss, geo, false)?)
     } else {
         None

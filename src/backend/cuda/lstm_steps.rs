@@ -44,17 +44,19 @@ pub(super) fn unfused_product<E: Executor>(
 }
 
 /// Version of the selected recurrence kernels of `geo`'s scan but the backward step kernels
-/// (1 or 2; the mapping: [`stepwise_kernel_version`]): the version of the stepwise forward kernels
-/// (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's `diag_lstm_skewed_*_fwd`),
-/// of the weight gradient and its pack, and of the persistent v1 / v2 kernels
+/// (1, 2 or 8; the mapping: [`stepwise_kernel_version`]): the version of the stepwise forward
+/// kernels (`<scan>_step_fwd`, `<scan>_ss_fwd`, the materialised layout's
+/// `diag_lstm_skewed_*_fwd`), of the weight gradient and its pack, and of the persistent v1 /
+/// v2 kernels
 /// (`cuda/lstm_persistent.rs`; the persistent forward and backward have a v4 to v7 too:
 /// [`persistent_fwd_version`], [`persistent_bwd_version`]).
 pub(super) fn scan_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
     stepwise_kernel_version(selected_version(be, geo), false)
 }
 
-/// Version of the selected backward step kernels of `geo`'s scan (1, 2 or 3;
-/// [`stepwise_kernel_version`]: v4 and v5 run v3's, v6 and v7 v2's, the H200's fastest):
+/// Version of the selected backward step kernels of `geo`'s scan (1, 2, 3 or 8;
+/// [`stepwise_kernel_version`]: v4 and v5 run v3's, v6 and v7 v2's, the H200's fastest; v8 its
+/// own):
 /// `<scan>_step_bwd`, `<scan>_ss_bwd_data` and the materialised layout's
 /// `diag_lstm_skewed_{step_bwd,ss_bwd_data}`.
 pub(super) fn bwd_step_version<E: Executor>(be: &CudaBackend<E>, geo: &Geometry) -> u32 {
@@ -116,8 +118,8 @@ const STEP_TILE_UNITS_V3: usize = 128;
 const STEP_TILE_THREADS: u32 = 128;
 
 /// Launch configuration of a step kernel: v1 grid-stride over `elements` threads' work; v2
-/// one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`; v3 (the
-/// backward step kernels) the same per 128 units.
+/// and v8 one block per (image, 16 positions of the step's `len`) x 32 units of `hidden`; v3
+/// (the backward step kernels) the same per 128 units.
 pub(super) fn step_cfg(
     version: u32,
     n: usize,
@@ -130,7 +132,8 @@ pub(super) fn step_cfg(
     }
     let op = "lstm step v2";
     let blocks = n * len.div_ceil(STEP_TILE_POSITIONS);
-    let units = if version >= 3 {
+    // v3's backward tiles are 128 units wide, v2's and v8's 32.
+    let units = if version == 3 {
         STEP_TILE_UNITS_V3
     } else {
         STEP_TILE_UNITS

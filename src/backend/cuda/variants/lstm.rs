@@ -225,17 +225,34 @@ pub enum RowLstm {
     /// than V6's only in the forward past h = 128 (chunk by chunk, then tap by tap). Rounded
     /// twins at tf32 / bf16; each falls back to V6's kernels where its shared memory does not
     /// fit (Row LSTM k = 3 past h = 129). The stepwise kernels and the weight gradient are
-    /// V2's. The default, by the latency model fitted to the first device run (docs/kernels.md,
-    /// "Persistent v7"); not yet timed on a GPU.
-    #[default]
+    /// V2's. Chosen by the latency model fitted to the first device run (docs/kernels.md,
+    /// "Persistent v7"); not yet timed on a GPU. The default until V8.
     V7,
+    /// V7 with the stepwise kernels of the fused and unfused recurrences at v8
+    /// (`row_lstm_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v8`, kernels/row_lstm_v8.cu): V2's
+    /// launches, tiles, packed weight and bits, with the product's weight words read 8 features
+    /// at a time before any is used (one load round per 8 features where V2 waits for each
+    /// feature's loads behind the previous feature's FMAs). The persistent kernels, the pack
+    /// and the weight gradient are V7's. The default, by the latency model fitted to the first
+    /// device run (docs/kernels.md, "Stepwise v8"); not yet timed on a GPU.
+    #[default]
+    V8,
 }
 
 numbered_versions!(
     RowLstm,
     "row_lstm",
     "the kernels `row_lstm_<pass>_v<N>` (which pass runs which version: `cuda/lstm.rs`'s header)",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6, V7 = 7]
+    [
+        V1 = 1,
+        V2 = 2,
+        V3 = 3,
+        V4 = 4,
+        V5 = 5,
+        V6 = 6,
+        V7 = 7,
+        V8 = 8
+    ]
 );
 
 /// The Diagonal LSTM's recurrence kernels (kernels/diag_lstm.cu, and the weight gradient GEMM
@@ -269,24 +286,28 @@ pub enum DiagLstm {
     /// As [`RowLstm::V7`]: V6 but the persistent recurrence runs
     /// `diag_lstm{,_skewed}_persistent_fwd_v7` and `diag_lstm{,_skewed}_persistent_bwd_v7`
     /// (rounded twins in the folded layout; V6's kernels past h = 202 forward, 194 backward).
-    /// The default, as [`RowLstm::V7`] (not yet timed).
-    #[default]
+    /// The default until V8.
     V7,
+    /// As [`RowLstm::V8`]: V7 but the stepwise kernels of both layouts are v8
+    /// (`diag_lstm{,_skewed}_{step_fwd,step_bwd,ss_fwd,ss_bwd_data}_v8`). The default, as
+    /// [`RowLstm::V8`] (not yet timed).
+    #[default]
+    V8,
 }
 
 /// The version of the stepwise kernels (`<scan>_step_{fwd,bwd}_v<N>`, `<scan>_ss_{fwd,
 /// bwd_data}_v<N>`, the materialised layout's twins; forward also the weight gradient and its
 /// pack) that recurrence version `selection` ([`RowLstm`], [`DiagLstm`]: the same numbers)
 /// runs in the backward (`backward`) or forward pass: v3 is v2 but for the backward, v4 and v5
-/// are v3 and v6 and v7 are v2 here (they differ in the persistent kernels only), and the
-/// forward kernels exist at v1 and v2 only.
+/// are v3 and v6 and v7 are v2 here (they differ in the persistent kernels only), the forward
+/// kernels exist at v1, v2 and v8, and v8 runs its own both ways.
 pub fn stepwise_kernel_version(selection: u32, backward: bool) -> u32 {
     let bwd = match selection {
         4 | 5 => 3,
         6 | 7 => 2,
         v => v,
     };
-    if backward {
+    if backward || bwd == 8 {
         bwd
     } else {
         bwd.min(2)
@@ -295,12 +316,13 @@ pub fn stepwise_kernel_version(selection: u32, backward: bool) -> u32 {
 
 /// The version of the persistent kernels (`<scan>_persistent_{fwd,bwd}_v<N>`) that recurrence
 /// version `selection` runs before `cuda/lstm_persistent.rs`'s shared-memory fallbacks: its own
-/// number, except v3's forward, which is v2's (v3 differs in the backward only).
+/// number, except v3's forward, which is v2's (v3 differs in the backward only), and v8's,
+/// which are v7's (v8 differs in the stepwise kernels only).
 pub fn persistent_kernel_version(selection: u32, backward: bool) -> u32 {
-    if selection == 3 && !backward {
-        2
-    } else {
-        selection
+    match selection {
+        3 if !backward => 2,
+        8 => 7,
+        v => v,
     }
 }
 
@@ -308,7 +330,16 @@ numbered_versions!(
     DiagLstm,
     "diag_lstm",
     "the kernels `diag_lstm{,_skewed}_<pass>_v<N>` (as [`RowLstm`])",
-    [V1 = 1, V2 = 2, V3 = 3, V4 = 4, V5 = 5, V6 = 6, V7 = 7]
+    [
+        V1 = 1,
+        V2 = 2,
+        V3 = 3,
+        V4 = 4,
+        V5 = 5,
+        V6 = 6,
+        V7 = 7,
+        V8 = 8
+    ]
 );
 
 /// The Diagonal LSTM's layout on CUDA (cuda/lstm.rs), with each of the three recurrences.

@@ -109,7 +109,7 @@ pub struct Variants {
 
 impl fmt::Display for Variants {
     /// `masked_conv2d v4, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack v2,
-    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v7, diag_lstm v7,
+    /// masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v8, diag_lstm v8,
     /// lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -263,8 +263,8 @@ mod tests {
         assert_eq!(
             Variants::default().to_string(),
             "masked_conv2d v4, masked_conv2d weight v2, masked_conv2d_at v1, masked_conv2d pack \
-             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v7, \
-             diag_lstm v7, lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2"
+             v2, masked_conv2d mma v1, lstm mma v2, diag_lstm layout folded, row_lstm v8, \
+             diag_lstm v8, lstm weight v2, lstm weight fp32 v3, lstm persistent product mma v2"
         );
         for v in LstmPersistentProduct::ALL {
             assert_eq!(LstmPersistentProduct::try_from(v.number()).unwrap(), v);
@@ -334,14 +334,14 @@ mod tests {
         for pass in ["ss_bwd_weight_tf32", "ss_bwd_weight_bf16"] {
             assert_eq!(crate::kernels::versions("lstm", pass), lw, "{pass}");
         }
-        // The recurrences' step kernels: the backward's at v1 to v3 (v4 and v5 run v3's, v6
-        // and v7 v2's), the forward's at v1 and v2 (v3 to v7 run v2's forward); the persistent
-        // backward at v1 to v7 (v1's is `<scan>_persistent_bwd_v1`, in the scan's module), the
-        // rounded ones from v2; the persistent forward at v1, v2 and v4 to v7 (v3 runs v2's),
-        // the rounded ones at v2 and v4 to v7.
+        // The recurrences' step kernels: the backward's at v1 to v3 and v8 (v4 and v5 run
+        // v3's, v6 and v7 v2's), the forward's at v1, v2 and v8 (v3 to v7 run v2's forward);
+        // the persistent backward at v1 to v7 (v1's is `<scan>_persistent_bwd_v1`, in the
+        // scan's module; v8 runs v7's), the rounded ones from v2; the persistent forward at v1,
+        // v2 and v4 to v7 (v3 runs v2's), the rounded ones at v2 and v4 to v7.
         for scan in ["row_lstm", "diag_lstm"] {
             let all = RowLstm::ALL.map(RowLstm::number).to_vec();
-            assert_eq!(all, [1, 2, 3, 4, 5, 6, 7]);
+            assert_eq!(all, [1, 2, 3, 4, 5, 6, 7, 8]);
             assert_eq!(DiagLstm::ALL.map(DiagLstm::number).to_vec(), all);
             assert_eq!(
                 crate::kernels::versions(scan, "persistent_fwd"),
@@ -357,17 +357,17 @@ mod tests {
             }
             assert_eq!(
                 crate::kernels::versions(scan, "step_bwd"),
-                [1, 2, 3],
+                [1, 2, 3, 8],
                 "{scan}"
             );
             assert_eq!(
                 crate::kernels::versions(scan, "ss_bwd_data"),
-                [1, 2, 3],
+                [1, 2, 3, 8],
                 "{scan}"
             );
             assert_eq!(
                 crate::kernels::versions(scan, "persistent_bwd"),
-                all,
+                all[..7],
                 "{scan}"
             );
             for p in ["tf32", "bf16"] {
@@ -377,8 +377,16 @@ mod tests {
                     "{scan} {p}"
                 );
             }
-            assert_eq!(crate::kernels::versions(scan, "step_fwd"), [1, 2], "{scan}");
-            assert_eq!(crate::kernels::versions(scan, "ss_fwd"), [1, 2], "{scan}");
+            assert_eq!(
+                crate::kernels::versions(scan, "step_fwd"),
+                [1, 2, 8],
+                "{scan}"
+            );
+            assert_eq!(
+                crate::kernels::versions(scan, "ss_fwd"),
+                [1, 2, 8],
+                "{scan}"
+            );
         }
         // The tensor-core step kernels: one version list per scan, pass and precision.
         let lstm_mma = LstmMma::ALL.map(LstmMma::number).to_vec();
@@ -414,7 +422,7 @@ mod tests {
         }
         assert_eq!(
             crate::kernels::versions("diag_lstm", "skewed_step_bwd"),
-            [1, 2, 3]
+            [1, 2, 3, 8]
         );
         assert_eq!(
             crate::kernels::versions("diag_lstm", "skewed_persistent_bwd"),
