@@ -151,7 +151,8 @@ fn the_committed_times_rank_the_persistent_versions_as_documented() {
 /// The predictions docs/kernels.md lists for today's defaults ("What it says about today's
 /// defaults"), from data/latency-profiles/predicted.json: the steps as the emulator profiled
 /// them (binaries of 508ee29, the Diagonal BiLSTM's at cifar-large of 9216198: the same kernels
-/// and counters; the persistent v7 steps of 0e16ce3), modelled at the committed times.
+/// and counters; the persistent v7 steps of 0e16ce3, the fused v8 steps of 06349ec), modelled
+/// at the committed times.
 #[test]
 fn the_committed_times_give_the_documented_predictions() {
     let p = read("predicted.json");
@@ -218,6 +219,19 @@ fn the_committed_times_give_the_documented_predictions() {
             "diag-bilstm persistent",
             "diag_lstm_persistent_bwd_v7",
             17.43,
+        ),
+        // The fused steps under the stepwise v8 kernels (binary of 06349ec, 2026-12-08).
+        (
+            "cifar-large",
+            "row-lstm fused",
+            "row_lstm_step_bwd_v8",
+            61.07,
+        ),
+        (
+            "cifar-large",
+            "diag-bilstm fused",
+            "diag_lstm_step_bwd_v8",
+            126.49,
         ),
     ];
     for (config, target, kernel, ms) in want {
