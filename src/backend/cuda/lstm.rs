@@ -20,7 +20,7 @@
 //! independent of the thread schedule.
 //!
 //! Kernel versions ([`super::RowLstm`], [`super::DiagLstm`] in [`super::Variants`], one per
-//! scan; v3 the default): v1 runs one thread per (position, unit) or per gate row, reading the
+//! scan; v8 the default): v1 runs one thread per (position, unit) or per gate row, reading the
 //! state weight in its PyTorch layout (a lane stride of `h * taps` floats), and one thread per
 //! weight element for `d_w_ss` (`<scan>_ss_bwd_weight_v1`). v2 packs the state weight once per
 //! call (`lstm_pack_ss_v2`: forward `[taps, h, 4, h]`, backward `[taps, 4h, h]`, consecutive
