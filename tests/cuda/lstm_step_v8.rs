@@ -122,22 +122,18 @@ fn totals(launches: &[LaunchCounters], pass: &str) -> (u64, u64, u64, u64) {
 fn stepwise_v8_moves_v2s_bytes_in_the_analysed_fewer_load_rounds() {
     let gpu = counted_emulator(1);
     for (pass, saved) in [("step_fwd", 2688), ("step_bwd", 10_752)] {
-        let (_, l2) = run(
-            &gpu,
-            Scan::Row(3),
-            [1, 2, 32, 64],
-            DiagLstmLayout::Folded,
-            Recurrence::Fused,
-            2,
-        );
-        let (_, l8) = run(
-            &gpu,
-            Scan::Row(3),
-            [1, 2, 32, 64],
-            DiagLstmLayout::Folded,
-            Recurrence::Fused,
-            8,
-        );
+        let [l2, l8] = [2, 8].map(|v| {
+            let row = [1, 2, 32, 64];
+            run(
+                &gpu,
+                Scan::Row(3),
+                row,
+                DiagLstmLayout::Folded,
+                Recurrence::Fused,
+                v,
+            )
+            .1
+        });
         let (r2, s2, b2, w2) = totals(&l2, pass);
         let (r8, s8, b8, w8) = totals(&l8, pass);
         eprintln!("row_lstm {pass} k=3 n=1 2x32 h=64: load rounds v2 {r2}, v8 {r8}");
@@ -148,8 +144,8 @@ fn stepwise_v8_moves_v2s_bytes_in_the_analysed_fewer_load_rounds() {
         (Scan::Diagonal, DiagLstmLayout::Folded),
         (Scan::Diagonal, DiagLstmLayout::Materialised),
     ] {
-        let (_, l2) = run(&gpu, scan, [1, 8, 8, 64], layout, Recurrence::Fused, 2);
-        let (_, l8) = run(&gpu, scan, [1, 8, 8, 64], layout, Recurrence::Fused, 8);
+        let [l2, l8] =
+            [2, 8].map(|v| run(&gpu, scan, [1, 8, 8, 64], layout, Recurrence::Fused, v).1);
         for pass in ["step_fwd", "step_bwd"] {
             let (r2, s2, b2, w2) = totals(&l2, pass);
             let (r8, s8, b8, w8) = totals(&l8, pass);
