@@ -145,24 +145,19 @@ PIXELRNN_DEVICE void lstm_fwd5_stage_h(const float* h, float* hs, SrcPos src_pos
     }
 }
 
-// v7's stage of one tap (as lstm_fwd5_stage_h, on 256 threads): the thread's
-// LSTM_FWD7_PER_THREAD elements loaded into registers first, then stored, so that their loads
-// are in flight together (one round, docs/emulator.md "Load rounds") where v6's rolled loop
-// waits for each before the next.
+// v7's stage of one tap (as lstm_fwd5_stage_h): the thread's LSTM_FWD7_PER_THREAD elements
+// (one batch of lstm_stage_batched on v6's 256 threads) loaded into registers first, then
+// stored, so that their loads are in flight together (one round, docs/emulator.md "Load
+// rounds") where v6's rolled loop waits for each before the next.
 template <int P, class SrcPos>
 PIXELRNN_DEVICE void lstm_fwd7_stage_h(const float* h, float* hs, SrcPos src_pos, int hidden,
                                        int f0, int n_f) {
-    float v[LSTM_FWD7_PER_THREAD];
-    int at[LSTM_FWD7_PER_THREAD];
-#pragma unroll
-    for (int i = 0; i < LSTM_FWD7_PER_THREAD; ++i) {
+    lstm_stage_batched<LSTM_FWD7_PER_THREAD>(hs, LSTM_FWD7_TILE, [&](int e, int* at) {
         int f, q;
-        v[i] = lstm_fwd5_element<P>(h, src_pos, hidden, f0, n_f,
-                                    (int)threadIdx.x + i * LSTM_PERSISTENT_FWD_V6_THREADS, &f, &q);
-        at[i] = f * LSTM_PERSISTENT_FWD_V5_POS + lstm_fwd5_col(q, f);
-    }
-#pragma unroll
-    for (int i = 0; i < LSTM_FWD7_PER_THREAD; ++i) hs[at[i]] = v[i];
+        const float v = lstm_fwd5_element<P>(h, src_pos, hidden, f0, n_f, e, &f, &q);
+        *at = f * LSTM_PERSISTENT_FWD_V5_POS + lstm_fwd5_col(q, f);
+        return v;
+    });
 }
 
 // The thread's place: its warp's first local position q0 (0 or 8), its first unit uh (0 or
@@ -412,14 +407,13 @@ PIXELRNN_DEVICE void lstm_fwd5_tile(const float* is, float* h, float* c, float* 
 // The staging tile and exchange buffer of a forward body: v5's and v6's static 16 x 128 tile
 // for both, or (v7, `V7`) every tap's tile and the exchange buffer in the dynamic shared
 // memory after the weight slice (w_s: 32 x 4h x taps floats; the host reserves them).
-template <bool V7>
 struct lstm_fwd5_buffers {
     float* hs;
     float* xs;
 };
 
 template <bool V7>
-PIXELRNN_DEVICE lstm_fwd5_buffers<V7> lstm_fwd5_buffers_of(float* w_s, int hidden, int taps) {
+PIXELRNN_DEVICE lstm_fwd5_buffers lstm_fwd5_buffers_of(float* w_s, int hidden, int taps) {
     if constexpr (V7) {
         float* hs = w_s + LSTM_V2_UNITS * 4 * hidden * taps;
         return {hs, hs + taps * LSTM_FWD7_TILE};
@@ -434,7 +428,7 @@ PIXELRNN_DEVICE lstm_fwd5_buffers<V7> lstm_fwd5_buffers_of(float* w_s, int hidde
 // tap, v5's and v6's (lstm_fwd5_tap). `src(t, q)`: the map position of local position q's
 // tap-t source, or -1.
 template <int P, int WG, bool V7, class Src>
-PIXELRNN_DEVICE void lstm_fwd5_taps(const float* w_s, lstm_fwd5_buffers<V7> buf, const float* h,
+PIXELRNN_DEVICE void lstm_fwd5_taps(const float* w_s, lstm_fwd5_buffers buf, const float* h,
                                     Src src, lstm_fwd5_lane me, int hidden, int taps, bool busy,
                                     float (*acc)[LSTM_FWD5_UT][4]) {
     if constexpr (V7) {
@@ -454,7 +448,7 @@ template <int P = PIXELRNN_ROUND_FP32, int WG = 1, bool V7 = false>
 PIXELRNN_DEVICE void row_lstm_persistent_fwd_v5_body(const float* is, const float* w, float* w_s,
                                                      float* h, float* c, float* gates,
                                                      int height, int width, int hidden, int k) {
-    const lstm_fwd5_buffers<V7> buf = lstm_fwd5_buffers_of<V7>(w_s, hidden, k);
+    const lstm_fwd5_buffers buf = lstm_fwd5_buffers_of<V7>(w_s, hidden, k);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_fwd5_lane ln = lstm_fwd5_lane_of_thread();
     lstm_fwd5_stage_weight<P, V7 ? LSTM_V7_WEIGHT_BATCH : 1>(w, w_s, hidden, k, me.u0);
@@ -493,7 +487,7 @@ PIXELRNN_DEVICE void diag_lstm_persistent_fwd_v5_body(const float* is, const flo
                                                       float* w_s, float* h, float* c,
                                                       float* gates, int height, int width,
                                                       int hidden, int stride, int skew) {
-    const lstm_fwd5_buffers<V7> buf = lstm_fwd5_buffers_of<V7>(w_s, hidden, 2);
+    const lstm_fwd5_buffers buf = lstm_fwd5_buffers_of<V7>(w_s, hidden, 2);
     const lstm_persistent_block me = lstm_persistent_place(hidden);
     const lstm_fwd5_lane ln = lstm_fwd5_lane_of_thread();
     lstm_fwd5_stage_weight<P, V7 ? LSTM_V7_WEIGHT_BATCH : 1>(w, w_s, hidden, 2, me.u0);
